@@ -1,0 +1,3 @@
+"""pinsched: schedules Pinterest pins reliably."""
+
+__version__ = "0.1.0"

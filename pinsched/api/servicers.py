@@ -1,0 +1,285 @@
+"""gRPC servicers: convert, call the service, convert back. No decisions here."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import grpc
+from google.protobuf import empty_pb2
+
+from pinsched import errors
+from pinsched.accounts import Account, Pacing
+from pinsched.api import convert as cv
+from pinsched.api import validation as va
+from pinsched.api.status import streaming, unary
+from pinsched.clock import Clock
+from pinsched.events import EventBus, WatchFilter, watch
+from pinsched.jobs import ScheduleSpec
+from pinsched.service import AccountAdmin, PinService, plan
+from pinsched.store import JobFilter, Store
+from pinsched.v1 import (
+    account_pb2,
+    account_pb2_grpc,
+    job_pb2,
+    scheduler_pb2,
+    scheduler_pb2_grpc,
+)
+
+MAX_BATCH = 1000
+ACCOUNT_PATHS = frozenset({"display_name", "access_token", "refresh_token",
+                           "access_token_expire_time", "pacing", "pacing.min_spacing",
+                           "pacing.max_per_hour", "pacing.max_per_day",
+                           "pacing.writes_per_minute", "paused"})
+
+Ctx = grpc.aio.ServicerContext[Any, Any]
+
+
+def _page_size(value: int, field: str = "page_size") -> int:
+    if value < 0 or value > 1000:
+        raise errors.InvalidArgument.one(field, f"must be between 1 and 1000, got {value}")
+    return value or 100
+
+
+def _token(kind: str, last: str, scope: str) -> str:
+    raw = f"{kind}:{hashlib.sha256(scope.encode()).hexdigest()[:12]}:{last}"
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def _untoken(token: str, kind: str, scope: str) -> str:
+    if not token:
+        return ""
+    try:
+        got_kind, digest, last = base64.urlsafe_b64decode(token.encode()).decode().split(":", 2)
+    except (ValueError, UnicodeDecodeError):
+        raise errors.InvalidArgument.one("page_token", "not a page token of this list") from None
+    if got_kind != kind or digest != hashlib.sha256(scope.encode()).hexdigest()[:12]:
+        raise errors.InvalidArgument.one(
+            "page_token", "the page token belongs to another list or other filters")
+    return last
+
+
+class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
+    def __init__(self, service: PinService, store: Store, bus: EventBus, clock: Clock, *,
+                 skew: timedelta, horizon: timedelta) -> None:
+        self.service, self.store, self.bus, self.clock = service, store, bus, clock
+        self.skew, self.horizon = skew, horizon
+
+    def _spec(self, req: Any, prefix: str = "") -> ScheduleSpec:
+        return va.schedule_spec_from_proto(
+            req, now=self.clock.now(), skew_tolerance=self.skew, horizon=self.horizon,
+            prefix=prefix)
+
+    @unary
+    async def SchedulePin(self, request: scheduler_pb2.SchedulePinRequest,
+                          context: Ctx) -> job_pb2.Job:
+        started = time.perf_counter()
+        (job,) = await self.service.schedule([self._spec(request)])
+        self.service.ack_latency_s.append(time.perf_counter() - started)
+        return cv.job_to_proto(job)
+
+    @unary
+    async def BatchSchedulePins(self, request: scheduler_pb2.BatchSchedulePinsRequest,
+                                context: Ctx) -> scheduler_pb2.BatchSchedulePinsResponse:
+        n = len(request.requests)
+        if not 1 <= n <= MAX_BATCH:
+            raise errors.InvalidArgument.one("requests", f"1 to {MAX_BATCH} requests, got {n}")
+        specs, violations = [], []
+        for i, req in enumerate(request.requests):
+            try:
+                specs.append(self._spec(req, prefix=f"requests[{i}]"))
+            except errors.InvalidArgument as exc:
+                violations.extend(exc.violations)
+        if violations:
+            raise errors.InvalidArgument(violations)
+        jobs = await self.service.schedule(specs)
+        return scheduler_pb2.BatchSchedulePinsResponse(jobs=[cv.job_to_proto(j) for j in jobs])
+
+    @unary
+    async def GetJob(self, request: scheduler_pb2.GetJobRequest, context: Ctx) -> job_pb2.Job:
+        if not request.job_id:
+            raise errors.InvalidArgument.one("job_id", "required")
+        return cv.job_to_proto(await self.service.get(request.job_id), with_history=True)
+
+    @unary
+    async def ListJobs(self, request: scheduler_pb2.ListJobsRequest,
+                       context: Ctx) -> scheduler_pb2.ListJobsResponse:
+        size = _page_size(request.page_size)
+        flt = JobFilter(
+            account_id=request.account_id,
+            states=frozenset(cv.state_from_proto(s, field=f"states[{i}]")
+                             for i, s in enumerate(request.states)),
+            board_id=request.board_id,
+            planned_after=(va.timestamp_from_proto(request.planned_after, field="planned_after")
+                           if request.HasField("planned_after") else None),
+            planned_before=(va.timestamp_from_proto(request.planned_before,
+                                                    field="planned_before")
+                            if request.HasField("planned_before") else None),
+        )
+        scope = repr(flt)
+        before = _untoken(request.page_token, "jobs", scope)
+        jobs = await self.service.list(flt, before_id=before, limit=size + 1)
+        more = len(jobs) > size
+        jobs = jobs[:size]
+        return scheduler_pb2.ListJobsResponse(
+            jobs=[cv.job_to_proto(j) for j in jobs],
+            next_page_token=_token("jobs", jobs[-1].id, scope) if more else "",
+        )
+
+    @unary
+    async def UpdateJob(self, request: scheduler_pb2.UpdateJobRequest,
+                        context: Ctx) -> job_pb2.Job:
+        return cv.job_to_proto(await self.service.update())
+
+    @unary
+    async def CancelJob(self, request: scheduler_pb2.CancelJobRequest,
+                        context: Ctx) -> job_pb2.Job:
+        if not request.job_id:
+            raise errors.InvalidArgument.one("job_id", "required")
+        if request.expected_version < 0:
+            raise errors.InvalidArgument.one("expected_version", "must not be negative")
+        job = await self.service.cancel(request.job_id, request.expected_version)
+        return cv.job_to_proto(job, with_history=True)
+
+    @unary
+    async def RetryJob(self, request: scheduler_pb2.RetryJobRequest,
+                       context: Ctx) -> job_pb2.Job:
+        if not request.job_id:
+            raise errors.InvalidArgument.one("job_id", "required")
+        return cv.job_to_proto(await self.service.retry(request.job_id), with_history=True)
+
+    @unary
+    async def PreviewSchedule(self, request: scheduler_pb2.PreviewScheduleRequest,
+                              context: Ctx) -> scheduler_pb2.PreviewScheduleResponse:
+        spec = self._spec(request)
+        await self.store.get_account(spec.account_id)
+        out = scheduler_pb2.PreviewScheduleResponse()
+        out.planned_at.FromDatetime(plan(spec))
+        out.scheduled_at.FromDatetime(spec.scheduled_at)
+        out.window_end.FromDatetime(spec.window_end)
+        return out
+
+    @streaming
+    async def WatchJobs(self, request: scheduler_pb2.WatchJobsRequest,
+                        context: Ctx) -> AsyncIterator[job_pb2.JobEvent]:
+        since = request.since_sequence if request.HasField("since_sequence") else None
+        if since is not None and since < 0:
+            raise errors.InvalidArgument.one("since_sequence", "must not be negative")
+        flt = WatchFilter(
+            account_id=request.account_id, job_ids=frozenset(request.job_ids),
+            to_states=frozenset(cv.state_from_proto(s, field=f"states[{i}]")
+                                for i, s in enumerate(request.states)),
+        )
+        async for event in watch(self.store, self.bus, flt, since):
+            yield cv.stored_event_to_proto(event)
+        if self.bus.closed.is_set():
+            raise errors.ShuttingDown()
+
+
+class AccountServicer(account_pb2_grpc.AccountServiceServicer):
+    def __init__(self, admin: AccountAdmin, store: Store, clock: Clock) -> None:
+        self.admin, self.store, self.clock = admin, store, clock
+
+    @unary
+    async def CreateAccount(self, request: account_pb2.CreateAccountRequest,
+                            context: Ctx) -> account_pb2.Account:
+        violations = []
+        v = va.account_id_violation(request.account_id, "account_id")
+        if v:
+            violations.append(v)
+        a = request.account
+        if not a.access_token:
+            violations.append(errors.FieldViolation("account.access_token", "required"))
+        if a.HasField("pacing"):
+            violations.extend(va.pacing_violations(a.pacing, "account.pacing"))
+        if violations:
+            raise errors.InvalidArgument(violations)
+        now = self.clock.now()
+        account = Account(
+            id=request.account_id, display_name=a.display_name, access_token=a.access_token,
+            refresh_token=a.refresh_token,
+            access_expires_at=(va.timestamp_from_proto(a.access_token_expire_time,
+                                                       field="account.access_token_expire_time")
+                               if a.HasField("access_token_expire_time") else None),
+            pacing=va.build_pacing(a.pacing) if a.HasField("pacing") else Pacing(),
+            paused=a.paused, created_at=now, updated_at=now,
+        )
+        return cv.account_to_proto(await self.admin.create(account))
+
+    @unary
+    async def GetAccount(self, request: account_pb2.GetAccountRequest,
+                         context: Ctx) -> account_pb2.Account:
+        if not request.account_id:
+            raise errors.InvalidArgument.one("account_id", "required")
+        return cv.account_to_proto(await self.store.get_account(request.account_id))
+
+    @unary
+    async def ListAccounts(self, request: account_pb2.ListAccountsRequest,
+                           context: Ctx) -> account_pb2.ListAccountsResponse:
+        size = _page_size(request.page_size)
+        after = _untoken(request.page_token, "accounts", "")
+        accounts = await self.store.list_accounts(after_id=after, limit=size + 1)
+        more = len(accounts) > size
+        accounts = accounts[:size]
+        return account_pb2.ListAccountsResponse(
+            accounts=[cv.account_to_proto(a) for a in accounts],
+            next_page_token=_token("accounts", accounts[-1].id, "") if more else "",
+        )
+
+    @unary
+    async def UpdateAccount(self, request: account_pb2.UpdateAccountRequest,
+                            context: Ctx) -> account_pb2.Account:
+        a = request.account
+        if not a.id:
+            raise errors.InvalidArgument.one("account.id", "required")
+        paths = list(request.update_mask.paths)
+        if not paths:
+            raise errors.InvalidArgument.one("update_mask", "name at least one field to change")
+        bad = [p for p in paths if p not in ACCOUNT_PATHS]
+        if bad:
+            raise errors.InvalidArgument([
+                errors.FieldViolation("update_mask", f"{p!r} cannot be updated; allowed: "
+                                      f"{', '.join(sorted(ACCOUNT_PATHS))}") for p in bad])
+        if any(p.startswith("pacing") for p in paths):
+            vs = va.pacing_violations(a.pacing, "account.pacing")
+            if vs:
+                raise errors.InvalidArgument(vs)
+        if "access_token" in paths and not a.access_token:
+            raise errors.InvalidArgument.one("account.access_token", "must not be empty")
+        old = await self.store.get_account(a.id)
+        changes: dict[str, Any] = {}
+        new_pacing = va.build_pacing(a.pacing)
+        for p in paths:
+            if p == "pacing":
+                changes["pacing"] = new_pacing
+            elif p.startswith("pacing."):
+                name = p.split(".", 1)[1]
+                base = changes.get("pacing", old.pacing)
+                changes["pacing"] = Pacing(**{**{f: getattr(base, f) for f in
+                                                 ("min_spacing", "max_per_hour", "max_per_day",
+                                                  "writes_per_minute")},
+                                              name: getattr(new_pacing, name)})
+            elif p == "access_token_expire_time":
+                changes["access_expires_at"] = (
+                    va.timestamp_from_proto(a.access_token_expire_time,
+                                            field="account.access_token_expire_time")
+                    if a.HasField("access_token_expire_time") else None)
+            else:
+                changes[p] = getattr(a, p)
+        if "access_token" in changes or "refresh_token" in changes:
+            changes["needs_reauth"] = False
+            changes["state_reason"] = ""
+        new = old.replace(**changes, version=old.version + 1, updated_at=self.clock.now())
+        return cv.account_to_proto(await self.admin.update(old, new))
+
+    @unary
+    async def DeleteAccount(self, request: account_pb2.DeleteAccountRequest,
+                            context: Ctx) -> empty_pb2.Empty:
+        if not request.account_id:
+            raise errors.InvalidArgument.one("account_id", "required")
+        await self.admin.delete(request.account_id, force=request.force)
+        return empty_pb2.Empty()

@@ -1,0 +1,393 @@
+"""Per-account publish loops: pace, submit, settle (DESIGN §6).
+
+One `AccountDispatcher` task per account takes its QUEUED jobs in order, waits for the account's
+pace (spacing, caps, write bucket, app-wide bucket), records SUBMITTED (committed *before* the
+request leaves), calls Pinterest once, and records the outcome:
+
+    Delivered       → DELIVERED (or CANCELLING + delete when a cancel was recorded in flight)
+    RateLimited     → RETRYING after the hint; the account slows down; the attempt is not counted
+    SpamBlocked     → RETRYING after a long cool-down of the whole account; not counted
+    AuthExpired     → one token refresh; ok: RETRYING now (not counted); refused: FAILED and the
+                      account NEEDS_REAUTH (its other jobs are held by the scheduler)
+    Rejected        → PERMANENTLY_FAILED with Pinterest's code and message
+    Unavailable     → RETRYING with backoff; PERMANENTLY_FAILED once attempts are exhausted
+    OutcomeUnknown  → reconcile first: found → DELIVERED with that pin; not found → as Unavailable;
+                      the board could not be read → stays SUBMITTED, reconciled again later
+
+A job found SUBMITTED at start-up (crash) is reconciled the same way. A CAS lost to a concurrent
+cancel/update is re-read and the outcome applied to the fresh row (outcomes are facts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import structlog
+
+from pinsched import pinterest as pt
+from pinsched import reconcile
+from pinsched.auth import AccountRegistry
+from pinsched.clock import Clock
+from pinsched.jobs import ErrorCategory, Job, JobError, JobState, transition
+from pinsched.retry import RetryPolicy, rate_limit_delay_s
+from pinsched.store import StaleJob, Store
+
+log = structlog.get_logger("pinsched.dispatcher")
+S = JobState
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DispatchSettings:
+    retry: RetryPolicy = RetryPolicy()
+    spam_cooldown_s: float = 6 * 3600.0
+    reconcile_retry_s: float = 30.0
+    reconcile_pages: int = 10
+
+
+class Dispatchers:
+    """The pool of per-account dispatchers."""
+
+    def __init__(
+        self, store: Store, clock: Clock, client: pt.PinterestClient, accounts: AccountRegistry,
+        *, settings: DispatchSettings, on_retry: Callable[[Job], None],
+        on_hold: Callable[[Job], None], rng: random.Random | None = None,
+    ) -> None:
+        self.store, self.clock, self.client, self.accounts = store, clock, client, accounts
+        self.settings = settings
+        self.on_retry = on_retry
+        self.on_hold = on_hold
+        self.rng = rng or random.Random()
+        self._by_account: dict[str, AccountDispatcher] = {}
+        self.stopping = asyncio.Event()
+        self.in_flight = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
+        self._timers: set[asyncio.Task[None]] = set()
+
+    def submit(self, job: Job) -> None:
+        if self.stopping.is_set():
+            return  # left in the store as it is; recovered at the next start
+        d = self._by_account.get(job.account_id)
+        if d is None:
+            d = self._by_account[job.account_id] = AccountDispatcher(self, job.account_id)
+        d.enqueue(job.id)
+
+    def later(self, delay_s: float, job: Job) -> None:
+        """Hand *job* back to its dispatcher after *delay_s* (re-reconcile, retry a delete)."""
+
+        async def fire() -> None:
+            await self.clock.sleep(delay_s)
+            self.submit(job)
+
+        task = asyncio.create_task(fire())
+        self._timers.add(task)
+        task.add_done_callback(self._timers.discard)
+
+    async def stop(self, grace_s: float) -> None:
+        """Stop taking work; let in-flight requests finish within *grace_s*; then cancel."""
+        self.stopping.set()
+        for t in list(self._timers):
+            t.cancel()
+        for d in self._by_account.values():
+            d.wake.set()
+        tasks = [d.task for d in self._by_account.values()]
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=grace_s)
+            for t in pending:
+                t.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+
+class AccountDispatcher:
+    def __init__(self, pool: Dispatchers, account_id: str) -> None:
+        self.pool = pool
+        self.account_id = account_id
+        self.queue: deque[str] = deque()
+        self.queued: set[str] = set()
+        self.wake = asyncio.Event()
+        self.task = asyncio.create_task(self._run(), name=f"dispatch-{account_id}")
+
+    def enqueue(self, job_id: str) -> None:
+        if job_id not in self.queued:
+            self.queued.add(job_id)
+            self.queue.append(job_id)
+            self.wake.set()
+
+    async def _run(self) -> None:
+        pool = self.pool
+        while not pool.stopping.is_set():
+            if not self.queue:
+                self.wake.clear()
+                await self.wake.wait()
+                continue
+            job_id = self.queue.popleft()
+            self.queued.discard(job_id)
+            try:
+                await self._handle(job_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("dispatch_failed", job_id=job_id, account_id=self.account_id)
+                if not pool.stopping.is_set():
+                    job = await pool.store.get_job(job_id)
+                    pool.later(pool.settings.reconcile_retry_s, job)
+
+    async def _handle(self, job_id: str) -> None:
+        job = await self.pool.store.get_job(job_id)
+        if job.state is S.QUEUED:
+            await self._publish(job)
+        elif job.state is S.SUBMITTED:
+            await self._reconcile_and_settle(job, None)
+        elif job.state is S.CANCELLING:
+            await self._delete(job)
+
+    async def _pace(self, job: Job) -> bool:
+        """Wait for the account's pace; False when stopping or the account can't publish."""
+        pool = self.pool
+        while not pool.stopping.is_set():
+            if not pool.accounts.can_publish(job.account_id):
+                return False
+            pacer = pool.accounts.pacer(job.account_id)
+            mono = pool.clock.monotonic()
+            wait = pacer.pin_delay(mono) or pacer.write_delay(mono)
+            if not wait:
+                wait = pool.accounts.app_bucket.try_take(mono)
+                if wait:
+                    pacer.bucket.tokens += 1.0  # give the account token back
+            if not wait:
+                return True
+            await _sleep_or_stop(pool.clock, wait, pool.stopping)
+        return False
+
+    async def _publish(self, job: Job) -> None:
+        pool = self.pool
+        account = await pool.accounts.get(job.account_id)
+        if not await self._pace(job):
+            if pool.stopping.is_set():
+                return  # still QUEUED: recovered at the next start
+            await self._hold(job)
+            return
+        job = await pool.store.get_job(job.id)  # it may have been cancelled while we waited
+        if job.state is not S.QUEUED:
+            return
+        account = await pool.accounts.get(job.account_id)
+        if pool.accounts.needs_refresh(account):
+            refreshed = await pool.accounts.refresh(account, reason="expires soon")
+            if isinstance(refreshed, pt.RefreshFailed) and refreshed.permanent:
+                await self._hold(job)
+                return
+            if not isinstance(refreshed, pt.RefreshFailed):
+                account = refreshed
+        now = pool.clock.now()
+        first = job.attempts == 0
+        try:
+            submitted, _ = await pool.store.commit(job, *transition(
+                job, S.SUBMITTED, now=now, reason=f"attempt {job.attempts + 1}",
+                attempts=job.attempts + 1, submitted_at=now,
+                late_by=(now - job.planned_at) if first else job.late_by,
+            ))
+        except StaleJob:
+            return  # cancelled or updated meanwhile; whoever changed it re-queues if needed
+        pool.accounts.pacer(job.account_id).record_pin(pool.clock.monotonic())
+        pool.in_flight += 1
+        pool.idle.clear()
+        try:
+            started = pool.clock.monotonic()
+            outcome = await pool.client.create_pin(account.access_token, job.pin)
+            log.info("pin_submitted", job_id=job.id, account_id=job.account_id,
+                     attempt=submitted.attempts, outcome=type(outcome).__name__,
+                     latency_ms=round((pool.clock.monotonic() - started) * 1000, 1),
+                     pinterest_rid=getattr(getattr(outcome, "error", None),
+                                           "pinterest_request_id", None))
+        finally:
+            pool.in_flight -= 1
+            if not pool.in_flight:
+                pool.idle.set()
+        await self._settle(submitted, outcome, account)
+
+    async def _hold(self, job: Job) -> None:
+        pool = self.pool
+        try:
+            held, _ = await pool.store.commit(job, *transition(
+                job, S.PENDING, now=pool.clock.now(), reason="held: account cannot publish "
+                f"({(await pool.accounts.get(job.account_id)).state.value})"))
+        except StaleJob:
+            return
+        pool.on_hold(held)
+
+    async def _settle(self, job: Job, outcome: pt.Outcome, account: Any) -> None:
+        pool = self.pool
+        mono = pool.clock.monotonic()
+        pacer = pool.accounts.pacer(job.account_id)
+        match outcome:
+            case pt.Delivered() if outcome.pin_id:
+                await self._delivered(job, outcome.pin_id, "published")
+            case pt.Delivered():
+                err = JobError(category=ErrorCategory.OUTCOME_UNKNOWN, retryable=True,
+                               message="Pinterest answered 2xx without a pin id")
+                await self._reconcile_and_settle(job, err)
+            case pt.RateLimited(error=err, retry_after_s=hint):
+                pacer.rate_limited(mono, hint)
+                delay = rate_limit_delay_s(hint, pacer.strikes, pool.rng)
+                await self._retry(job, err, delay, "rate limited (attempt not counted)",
+                                  count=False)
+            case pt.SpamBlocked(error=err):
+                pacer.spam_blocked(mono, pool.settings.spam_cooldown_s)
+                await self._retry(job, err, pool.settings.spam_cooldown_s,
+                                  "spam block: account cooling down (attempt not counted)",
+                                  count=False)
+            case pt.AuthExpired(error=err):
+                result = await pool.accounts.refresh(account, reason="401")
+                if not isinstance(result, pt.RefreshFailed):
+                    await self._retry(job, err, 0.0, "token refreshed (attempt not counted)",
+                                      count=False)
+                elif result.permanent:
+                    await self._finish(job, S.FAILED, "authorisation failed: re-authorise the "
+                                       "account with UpdateAccount", result.error)
+                else:
+                    await self._backoff(job, result.error)
+            case pt.Rejected(error=err):
+                await self._finish(job, S.PERMANENTLY_FAILED, f"rejected: {err.message}", err)
+            case pt.Unavailable(error=err):
+                await self._backoff(job, err)
+            case pt.OutcomeUnknown(error=err):
+                await self._reconcile_and_settle(job, err)
+
+    async def _reconcile_and_settle(self, job: Job, err: JobError | None) -> None:
+        pool = self.pool
+        account = await pool.accounts.get(job.account_id)
+        try:
+            found = await self._find_pin(job, account.access_token)
+        except pt.ReadFailed as exc:
+            log.warning("reconcile_failed", job_id=job.id, account_id=job.account_id,
+                        error=str(exc))
+            pool.later(pool.settings.reconcile_retry_s, job)  # still SUBMITTED
+            return
+        if found is not None:
+            await self._delivered(job, found, "reconciled: pin found on the board")
+            return
+        err = err or JobError(category=ErrorCategory.OUTCOME_UNKNOWN, retryable=True,
+                              message="interrupted while submitted")
+        await self._backoff(job, err, note="reconciled: no pin on the board; ")
+
+    async def _find_pin(self, job: Job, token: str) -> str | None:
+        pool = self.pool
+        since = job.submitted_at or job.updated_at
+        board = await pool.client.get_board(token, job.pin.board_id)
+        if board.pins_modified_at is not None and board.pins_modified_at < since - reconcile.SKEW:
+            return None
+        bookmark: str | None = None
+        for _ in range(pool.settings.reconcile_pages):
+            page = await pool.client.board_pins(token, job.pin.board_id, bookmark=bookmark)
+            owned = await pool.store.owned_pin_ids(str(p.get("id")) for p in page.items)
+            hit = reconcile.pick(job.pin, page.items, submitted_at=since, owned=owned)
+            if hit is not None:
+                return str(hit["id"])
+            if not page.bookmark or reconcile.page_is_older(page.items, since):
+                return None
+            bookmark = page.bookmark
+        return None
+
+    async def _delivered(self, job: Job, pin_id: str, reason: str) -> None:
+        now = self.pool.clock.now()
+
+        def apply(j: Job) -> tuple[Job, Any]:
+            to = S.CANCELLING if j.cancel_requested else S.DELIVERED
+            why = f"{reason}; cancel requested: deleting the pin" if j.cancel_requested else reason
+            return transition(j, to, now=now, reason=why, pinterest_pin_id=pin_id,
+                              delivered_at=now, last_error=None, next_attempt_at=None)
+
+        new = await self._commit(job, apply)
+        if new is not None:
+            log.info("pin_delivered", job_id=job.id, account_id=job.account_id, pin_id=pin_id,
+                     attempt=new.attempts, reason=reason)
+            if new.state is S.CANCELLING:
+                await self._delete(new)
+
+    async def _backoff(self, job: Job, err: JobError, note: str = "") -> None:
+        retry = self.pool.settings.retry
+        if retry.exhausted(job.attempts):
+            exhausted = JobError(
+                category=ErrorCategory.EXHAUSTED, message=f"{job.attempts} attempts failed; last: "
+                f"{err.message}", http_status=err.http_status, pinterest_code=err.pinterest_code,
+                pinterest_request_id=err.pinterest_request_id,
+            )
+            await self._finish(job, S.PERMANENTLY_FAILED, f"{note}attempts exhausted", exhausted)
+            return
+        delay = retry.backoff_s(job.attempts, self.pool.rng)
+        await self._retry(job, err, delay, f"{note}{err.message}", count=True)
+
+    async def _retry(self, job: Job, err: JobError, delay_s: float, reason: str, *,
+                     count: bool) -> None:
+        now = self.pool.clock.now()
+        at = now + timedelta(seconds=delay_s)
+
+        def apply(j: Job) -> tuple[Job, Any]:
+            if j.cancel_requested:
+                return transition(j, S.CANCELLED, now=now, reason="cancelled (never published)",
+                                  last_error=err)
+            return transition(j, S.RETRYING, now=now, reason=reason, last_error=err,
+                              next_attempt_at=at, attempts=j.attempts if count else j.attempts - 1)
+
+        new = await self._commit(job, apply)
+        if new is not None and new.state is S.RETRYING:
+            self.pool.on_retry(new)
+
+    async def _finish(self, job: Job, to: JobState, reason: str, err: JobError) -> None:
+        now = self.pool.clock.now()
+
+        def apply(j: Job) -> tuple[Job, Any]:
+            if j.cancel_requested:
+                return transition(j, S.CANCELLED, now=now, reason="cancelled (never published)",
+                                  last_error=err)
+            return transition(j, to, now=now, reason=reason, last_error=err, next_attempt_at=None)
+
+        await self._commit(job, apply)
+
+    async def _delete(self, job: Job) -> None:
+        pool = self.pool
+        account = await pool.accounts.get(job.account_id)
+        outcome = await pool.client.delete_pin(account.access_token, job.pinterest_pin_id)
+        now = pool.clock.now()
+        gone = isinstance(outcome, pt.Delivered) or (
+            isinstance(outcome, pt.Rejected) and outcome.error.http_status == 404)
+        if gone:
+            await self._commit(job, lambda j: transition(
+                j, S.CANCELLED, now=now, reason="pin deleted on Pinterest"))
+        elif isinstance(outcome, pt.Rejected):
+            err = outcome.error
+            await self._commit(job, lambda j: transition(
+                j, S.DELIVERED, now=now, last_error=err,
+                reason=f"delete refused, the pin is still live: {err.message}"))
+        else:
+            pool.later(pool.settings.retry.backoff_s(2, pool.rng) + 1.0, job)
+
+    async def _commit(self, job: Job, apply: Callable[[Job], tuple[Job, Any]]) -> Job | None:
+        """Apply *apply* to the job and commit; on a lost CAS re-read and re-apply."""
+        store = self.pool.store
+        for _ in range(10):
+            try:
+                new, _ = await store.commit(job, *apply(job))
+                return new
+            except StaleJob:
+                job = await store.get_job(job.id)
+                if job.state not in (S.SUBMITTED, S.CANCELLING):
+                    log.warning("outcome_dropped", job_id=job.id, state=job.state.value)
+                    return None
+        raise RuntimeError(f"job {job.id}: could not commit an outcome after 10 tries")
+
+
+async def _sleep_or_stop(clock: Clock, seconds: float, stop: asyncio.Event) -> None:
+    sleeper = asyncio.ensure_future(clock.sleep(seconds))
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        sleeper.cancel()
+        stopper.cancel()

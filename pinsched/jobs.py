@@ -1,0 +1,261 @@
+"""The job model and its one transition table. Pure: no I/O, no clock reads.
+
+A `Job` is a frozen value; it changes only through `transition` (a state change) or `touch` (a
+change that keeps the state), both of which bump `version` and stamp `updated_at`. Every other
+module asks this one whether a state change is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from pinsched.errors import IllegalTransition
+
+
+class JobState(enum.StrEnum):
+    """Where a job is in its life (DESIGN §3)."""
+
+    PENDING = "PENDING"
+    QUEUED = "QUEUED"
+    SUBMITTED = "SUBMITTED"
+    DELIVERED = "DELIVERED"
+    RETRYING = "RETRYING"
+    FAILED = "FAILED"
+    PERMANENTLY_FAILED = "PERMANENTLY_FAILED"
+    CANCELLING = "CANCELLING"
+    CANCELLED = "CANCELLED"
+
+
+S = JobState
+
+TRANSITIONS: Final[Mapping[JobState, frozenset[JobState]]] = {
+    S.PENDING: frozenset({S.QUEUED, S.CANCELLED}),
+    S.QUEUED: frozenset({S.SUBMITTED, S.CANCELLED, S.PENDING}),
+    S.SUBMITTED: frozenset(
+        {S.DELIVERED, S.RETRYING, S.PERMANENTLY_FAILED, S.FAILED, S.CANCELLING, S.CANCELLED}
+    ),
+    S.RETRYING: frozenset({S.QUEUED, S.CANCELLED, S.PENDING}),
+    S.DELIVERED: frozenset({S.CANCELLING}),
+    # A delete that Pinterest refuses for good leaves the pin live: back to DELIVERED, with the error.
+    S.CANCELLING: frozenset({S.CANCELLED, S.DELIVERED}),
+    S.FAILED: frozenset({S.CANCELLED, S.PENDING}),
+    S.PERMANENTLY_FAILED: frozenset({S.PENDING}),
+    S.CANCELLED: frozenset(),
+}  # a state mapped to the empty set is terminal
+
+#: States in which pinsched still has automatic work to do for the job.
+ACTIVE_STATES: Final = frozenset({S.PENDING, S.QUEUED, S.SUBMITTED, S.RETRYING, S.CANCELLING})
+#: States in which nothing more happens without the user.
+SETTLED_STATES: Final = frozenset(JobState) - ACTIVE_STATES
+#: States whose pin has never been sent (safe to change or drop without asking Pinterest).
+UNSENT_STATES: Final = frozenset({S.PENDING, S.QUEUED, S.RETRYING, S.FAILED})
+
+
+def can_transition(src: JobState, dst: JobState) -> bool:
+    """Whether the table allows *src* → *dst*."""
+    return dst in TRANSITIONS[src]
+
+
+class ErrorCategory(enum.StrEnum):
+    """Kinds of delivery failure; mirrors `JobError.Category` of the API."""
+
+    RATE_LIMITED = "RATE_LIMITED"
+    AUTH = "AUTH"
+    REJECTED = "REJECTED"
+    UNAVAILABLE = "UNAVAILABLE"
+    OUTCOME_UNKNOWN = "OUTCOME_UNKNOWN"
+    SPAM_BLOCKED = "SPAM_BLOCKED"
+    EXHAUSTED = "EXHAUSTED"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobError:
+    """Why an attempt failed."""
+
+    category: ErrorCategory
+    message: str
+    http_status: int = 0
+    pinterest_code: int = 0
+    retryable: bool = False
+    pinterest_request_id: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "category": self.category.value}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> JobError:
+        return cls(**{**data, "category": ErrorCategory(data["category"])})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImageUrl:
+    url: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImageBase64:
+    content_type: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CarouselItem:
+    url: str
+    title: str = ""
+    description: str = ""
+    link: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Carousel:
+    items: tuple[CarouselItem, ...]
+    index: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Video:
+    media_id: str
+    cover_image_url: str = ""
+    cover_image_key_frame_time: int | None = None
+
+
+MediaSource = ImageUrl | ImageBase64 | Carousel | Video
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PinSpec:
+    """The pin to create; validated before it becomes a job."""
+
+    board_id: str
+    media: MediaSource
+    board_section_id: str = ""
+    title: str = ""
+    description: str = ""
+    link: str = ""
+    alt_text: str = ""
+    dominant_color: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LocalTime:
+    """A wall-clock time as the client gave it, with its IANA zone or fixed UTC offset."""
+
+    year: int
+    month: int
+    day: int
+    hours: int = 0
+    minutes: int = 0
+    seconds: int = 0
+    nanos: int = 0
+    time_zone: str = ""
+    utc_offset_s: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Transition:
+    """One entry of a job's history (and one row of the event log)."""
+
+    from_state: JobState | None  # None for the creation of the job
+    to_state: JobState
+    time: datetime
+    reason: str
+    attempt: int = 0
+    error: JobError | None = None
+    sequence: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Job:
+    """A scheduled pin. Datetimes are aware UTC."""
+
+    id: str
+    account_id: str
+    pin: PinSpec
+    state: JobState
+    scheduled_at: datetime
+    planned_at: datetime
+    window: timedelta = timedelta(0)
+    local_time: LocalTime | None = None
+    request_id: str = ""
+    request_hash: str = ""
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    pinterest_pin_id: str = ""
+    last_error: JobError | None = None
+    version: int = 1
+    created_at: datetime
+    updated_at: datetime
+    submitted_at: datetime | None = None
+    delivered_at: datetime | None = None
+    late_by: timedelta | None = None
+    cancel_requested: bool = False
+    history: tuple[Transition, ...] = field(default=(), compare=False)
+
+    @property
+    def window_end(self) -> datetime:
+        return self.scheduled_at + self.window
+
+    @property
+    def due_at(self) -> datetime | None:
+        """When the scheduler must act on this job next, or None if it waits for nothing timed."""
+        if self.state is S.PENDING:
+            return self.planned_at
+        if self.state is S.RETRYING:
+            return self.next_attempt_at or self.planned_at
+        return None
+
+
+def transition(
+    job: Job, to: JobState, *, now: datetime, reason: str, **changes: Any
+) -> tuple[Job, Transition]:
+    """Return *job* moved to *to* (with *changes* applied) and the history entry recording it.
+
+    Raises `IllegalTransition` if the table forbids the move.
+    """
+    if not can_transition(job.state, to):
+        raise IllegalTransition(job.id, job.state.value, to.value)
+    return _change(job, to, now=now, reason=reason, changes=changes)
+
+
+def touch(job: Job, *, now: datetime, reason: str, **changes: Any) -> tuple[Job, Transition]:
+    """Return *job* changed in place of its state (an update, a re-plan) and its history entry."""
+    return _change(job, job.state, now=now, reason=reason, changes=changes)
+
+
+def _change(
+    job: Job, to: JobState, *, now: datetime, reason: str, changes: Mapping[str, Any]
+) -> tuple[Job, Transition]:
+    if "state" in changes or "version" in changes:
+        raise ValueError("state and version change only through transition()/touch()")
+    new = dataclasses.replace(job, state=to, version=job.version + 1, updated_at=now, **changes)
+    entry = Transition(
+        from_state=job.state,
+        to_state=to,
+        time=now,
+        reason=reason,
+        attempt=new.attempts,
+        error=changes.get("last_error") if to is not S.DELIVERED else None,
+    )
+    return new, entry
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScheduleSpec:
+    """A validated SchedulePin request, times resolved to UTC; what the store turns into a job."""
+
+    account_id: str
+    pin: PinSpec
+    scheduled_at: datetime
+    window: timedelta = timedelta(0)
+    local_time: LocalTime | None = None
+    request_id: str = ""
+    request_hash: str = ""
+
+    @property
+    def window_end(self) -> datetime:
+        return self.scheduled_at + self.window

@@ -1,0 +1,206 @@
+"""The operations behind the API, in domain terms: validated input in, jobs and accounts out.
+
+Every operation commits before it returns and then tells the scheduler; which state change is
+allowed is asked of `jobs.py`. The gRPC servicers in `api/` only convert.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from datetime import datetime
+
+from pinsched.accounts import Account
+from pinsched.auth import AccountRegistry
+from pinsched.clock import Clock
+from pinsched.dispatcher import Dispatchers
+from pinsched.errors import FailedPrecondition, Unimplemented, VersionMismatch
+from pinsched.jobs import (
+    ErrorCategory,
+    Job,
+    JobState,
+    ScheduleSpec,
+    Transition,
+    touch,
+    transition,
+)
+from pinsched.scheduler import Scheduler
+from pinsched.store import JobFilter, StaleJob, Store
+
+S = JobState
+_CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
+
+
+def new_job_id(now: datetime) -> str:
+    """A time-ordered id (ULID layout: 48-bit milliseconds + 80 random bits, base32)."""
+    value = (int(now.timestamp() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
+    chars = []
+    for _ in range(26):
+        chars.append(_CROCKFORD[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+def plan(spec: ScheduleSpec) -> datetime:
+    """The concrete publish time for *spec*: the start of its window (always inside it)."""
+    return spec.scheduled_at
+
+
+class PinService:
+    def __init__(
+        self, store: Store, clock: Clock, scheduler: Scheduler, dispatchers: Dispatchers,
+        accounts: AccountRegistry,
+    ) -> None:
+        self.store, self.clock, self.scheduler = store, clock, scheduler
+        self.dispatchers, self.accounts = dispatchers, accounts
+        self.ack_latency_s: list[float] = []
+
+    async def schedule(self, specs: Sequence[ScheduleSpec]) -> list[Job]:
+        """Persist *specs* as PENDING jobs atomically (idempotent on request_id)."""
+        now = self.clock.now()
+        jobs, entries = [], []
+        for spec in specs:
+            job = Job(
+                id=new_job_id(now), account_id=spec.account_id, pin=spec.pin, state=S.PENDING,
+                scheduled_at=spec.scheduled_at, planned_at=plan(spec), window=spec.window,
+                local_time=spec.local_time, request_id=spec.request_id,
+                request_hash=spec.request_hash, created_at=now, updated_at=now,
+            )
+            jobs.append(job)
+            entries.append(Transition(from_state=None, to_state=S.PENDING, time=now,
+                                      reason="scheduled"))
+        results = await self.store.create_jobs(jobs, entries)
+        for job, created in results:
+            if created:
+                self.scheduler.track(job)
+        return [job for job, _ in results]
+
+    async def get(self, job_id: str) -> Job:
+        return await self.store.get_job(job_id, with_history=True)
+
+    async def list(self, flt: JobFilter, *, before_id: str, limit: int) -> list[Job]:
+        return await self.store.list_jobs(flt, before_id=before_id, limit=limit)
+
+    async def cancel(self, job_id: str, expected_version: int = 0) -> Job:
+        """Cancel in any state where it means something (see the PinScheduler.CancelJob doc)."""
+        for _ in range(20):
+            job = await self.store.get_job(job_id)
+            if expected_version and job.version != expected_version:
+                raise VersionMismatch(job_id, expected_version, job.version)
+            now = self.clock.now()
+            if job.state in (S.CANCELLED, S.CANCELLING) or (
+                    job.state is S.SUBMITTED and job.cancel_requested):
+                return await self.get(job_id)
+            if job.state is S.PERMANENTLY_FAILED:
+                raise FailedPrecondition(
+                    f"job {job_id!r} is PERMANENTLY_FAILED: it was never published and will not "
+                    "be retried, so there is nothing to cancel")
+            if job.state is S.SUBMITTED:
+                change = touch(job, now=now, reason="cancel requested: carried out once the "
+                               "outcome of the submission is known", cancel_requested=True)
+            elif job.state is S.DELIVERED:
+                change = transition(job, S.CANCELLING, now=now,
+                                    reason="cancel requested: deleting the pin")
+            else:
+                change = transition(job, S.CANCELLED, now=now,
+                                    reason="cancelled before submission")
+            try:
+                new, _ = await self.store.commit(job, *change)
+            except StaleJob:
+                if expected_version:
+                    current = await self.store.get_job(job_id)
+                    raise VersionMismatch(job_id, expected_version, current.version) from None
+                continue
+            self.scheduler.untrack(job_id)
+            if new.state is S.CANCELLING:
+                self.dispatchers.submit(new)
+            return await self.get(job_id)
+        raise FailedPrecondition(f"job {job_id!r} keeps changing; try again")
+
+    async def retry(self, job_id: str) -> Job:
+        """Send a FAILED or PERMANENTLY_FAILED job round again with a fresh attempt budget."""
+        for _ in range(20):
+            job = await self.store.get_job(job_id)
+            if job.state not in (S.FAILED, S.PERMANENTLY_FAILED):
+                raise FailedPrecondition(
+                    f"job {job_id!r} is {job.state.value}; only FAILED or PERMANENTLY_FAILED "
+                    "jobs can be retried")
+            now = self.clock.now()
+            change = transition(job, S.PENDING, now=now, reason="retry requested",
+                                attempts=0, planned_at=max(now, job.planned_at),
+                                next_attempt_at=None)
+            try:
+                new, _ = await self.store.commit(job, *change)
+            except StaleJob:
+                continue
+            self.scheduler.track(new)
+            return await self.get(job_id)
+        raise FailedPrecondition(f"job {job_id!r} keeps changing; try again")
+
+    async def update(self) -> Job:
+        raise Unimplemented("UpdateJob is not available yet in this version of pinsched")
+
+    async def requeue_auth_failed(self, account_id: str) -> int:
+        """After new credentials: auth-FAILED jobs of the account go back to PENDING."""
+        count = 0
+        before = ""
+        while True:
+            page = await self.store.list_jobs(
+                JobFilter(account_id=account_id, states=frozenset({S.FAILED})),
+                before_id=before, limit=500)
+            if not page:
+                return count
+            before = page[-1].id
+            for job in page:
+                if job.last_error is None or job.last_error.category is not ErrorCategory.AUTH:
+                    continue
+                now = self.clock.now()
+                try:
+                    new, _ = await self.store.commit(job, *transition(
+                        job, S.PENDING, now=now, reason="account re-authorised",
+                        planned_at=max(now, job.planned_at), next_attempt_at=None))
+                except StaleJob:
+                    continue
+                self.scheduler.track(new)
+                count += 1
+
+
+class AccountAdmin:
+    def __init__(self, store: Store, clock: Clock, registry: AccountRegistry,
+                 scheduler: Scheduler, pins: PinService) -> None:
+        self.store, self.clock, self.registry = store, clock, registry
+        self.scheduler, self.pins = scheduler, pins
+
+    async def create(self, account: Account) -> Account:
+        created = await self.store.create_account(account)
+        self.registry.put(created)
+        return created
+
+    async def update(self, old: Account, new: Account) -> Account:
+        updated = await self.store.update_account(old, new)
+        self.registry.put(updated)
+        if updated.can_publish:
+            await self.scheduler.release(updated.id)
+            if old.needs_reauth or old.access_token != updated.access_token:
+                await self.pins.requeue_auth_failed(updated.id)
+        return updated
+
+    async def delete(self, account_id: str, *, force: bool) -> None:
+        if force:
+            before = ""
+            while page := await self.store.list_jobs(
+                JobFilter(account_id=account_id, states=frozenset(
+                    {S.PENDING, S.QUEUED, S.RETRYING, S.FAILED})), before_id=before, limit=500):
+                before = page[-1].id
+                for job in page:
+                    try:
+                        await self.pins.cancel(job.id)
+                    except FailedPrecondition:
+                        pass
+        await self.store.delete_account(account_id)
+        self.registry.forget(account_id)
+
+
+def monotonic_ms() -> float:
+    return time.perf_counter() * 1000

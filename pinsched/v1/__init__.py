@@ -1,0 +1,1 @@
+"""GENERATED from proto/pinsched/v1: never edit by hand."""

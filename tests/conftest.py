@@ -1,0 +1,105 @@
+"""Shared fixtures: a sandbox on loopback, a daemon in-process on a real SQLite file and a real
+gRPC channel, and a typed client talking to it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf import field_mask_pb2
+
+from pinsched.app import Daemon
+from pinsched.clock import Clock
+from pinsched.config import Config
+from pinsched.sandbox import Sandbox
+from pinsched.v1 import (
+    account_pb2,
+    account_pb2_grpc,
+    job_pb2,
+    scheduler_pb2,
+    scheduler_pb2_grpc,
+)
+
+ACCESS = "pina_test_access_0001"
+REFRESH = "pinr_test_refresh_0001"
+BOARD = "1001"
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[Sandbox]:
+    sb = Sandbox()
+    await sb.start()
+    sb.add_user("acme", access_token=ACCESS, refresh_token=REFRESH, board_ids=[BOARD, "1002"])
+    sb.set_client("client-1", "client-secret-1")
+    try:
+        yield sb
+    finally:
+        await sb.stop()
+
+
+class Api:
+    """Stubs on one real channel, plus helpers tests share."""
+
+    def __init__(self, channel: grpc.aio.Channel, daemon: Daemon) -> None:
+        self.channel = channel
+        self.daemon = daemon
+        self.jobs = scheduler_pb2_grpc.PinSchedulerStub(channel)
+        self.accounts = account_pb2_grpc.AccountServiceStub(channel)
+
+    async def create_account(self, account_id: str = "acme", **pacing: Any) -> account_pb2.Account:
+        acct = account_pb2.Account(display_name=account_id, access_token=ACCESS,
+                                   refresh_token=REFRESH)
+        if pacing:
+            acct.pacing.CopyFrom(account_pb2.Pacing(**pacing))
+        return await self.accounts.CreateAccount(
+            account_pb2.CreateAccountRequest(account_id=account_id, account=acct))
+
+    def pin_request(self, *, at: datetime, title: str = "Hello", account_id: str = "acme",
+                    board_id: str = BOARD, request_id: str = "", **pin: Any
+                    ) -> scheduler_pb2.SchedulePinRequest:
+        req = scheduler_pb2.SchedulePinRequest(
+            request_id=request_id or str(uuid.uuid4()), account_id=account_id,
+            pin=job_pb2.Pin(board_id=board_id, title=title,
+                            media_source=job_pb2.MediaSource(
+                                image_url=job_pb2.ImageUrl(url="https://example.com/a.jpg")),
+                            **pin))
+        req.scheduled_at.FromDatetime(at)
+        return req
+
+    async def update_account(self, account: account_pb2.Account, *paths: str
+                             ) -> account_pb2.Account:
+        return await self.accounts.UpdateAccount(account_pb2.UpdateAccountRequest(
+            account=account, update_mask=field_mask_pb2.FieldMask(paths=list(paths))))
+
+
+@pytest.fixture
+def make_daemon(tmp_path: Path, sandbox: Sandbox) -> Callable[..., Daemon]:
+    def make(clock: Clock | None = None, **overrides: Any) -> Daemon:
+        cfg = Config(listen="127.0.0.1:0", db_path=str(tmp_path / "pinsched.db"),
+                     pinterest_api_base=sandbox.base_url, pinterest_client_id="client-1",
+                     pinterest_client_secret="client-secret-1", log_level="warning",
+                     request_timeout_s=2.0, shutdown_grace_s=2.0, **overrides)
+        return Daemon(cfg, clock=clock)
+
+    return make
+
+
+@pytest.fixture
+async def api(make_daemon: Callable[..., Daemon]) -> AsyncIterator[Api]:
+    daemon = make_daemon()
+    await daemon.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{daemon.port}")
+    try:
+        yield Api(channel, daemon)
+    finally:
+        await channel.close()
+        await daemon.stop(grace_s=1.0)
+
+
+def soon(seconds: float = 0.0) -> datetime:
+    return datetime.now(UTC) + timedelta(seconds=seconds)
