@@ -20,7 +20,8 @@ from typing import Any
 
 import grpc
 import structlog
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import _async as health_aio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from pinsched import logs
@@ -28,7 +29,7 @@ from pinsched.api.servicers import AccountServicer, PinSchedulerServicer
 from pinsched.auth import AccountRegistry
 from pinsched.clock import Clock, SystemClock
 from pinsched.config import Config
-from pinsched.dispatcher import DispatchSettings, Dispatchers
+from pinsched.dispatcher import Dispatchers, DispatchSettings
 from pinsched.events import EventBus
 from pinsched.pinterest import PinterestClient
 from pinsched.retry import RetryPolicy
@@ -45,7 +46,7 @@ SERVICES = (
 )
 
 
-class _TokenAuth(grpc.aio.ServerInterceptor):
+class _TokenAuth(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """Requires `authorization: Bearer <token>` on every RPC but health and reflection."""
 
     OPEN = ("/grpc.health.v1.Health/", "/grpc.reflection.")
@@ -86,7 +87,7 @@ class Daemon:
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._server: grpc.aio.Server | None = None
-        self._health: health.aio.HealthServicer | None = None
+        self._health: health_aio.HealthServicer | None = None
         self.store: Store
         self.scheduler: Scheduler
         self.dispatchers: Dispatchers
@@ -130,7 +131,7 @@ class Daemon:
             horizon=timedelta(days=cfg.horizon_days)), server)
         account_pb2_grpc.add_AccountServiceServicer_to_server(
             AccountServicer(admin, self.store, self.clock), server)
-        self._health = health.aio.HealthServicer()
+        self._health = health_aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
             (*SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,

@@ -24,7 +24,7 @@ import asyncio
 import random
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -34,7 +34,7 @@ from pinsched import pinterest as pt
 from pinsched import reconcile
 from pinsched.auth import AccountRegistry
 from pinsched.clock import Clock
-from pinsched.jobs import ErrorCategory, Job, JobError, JobState, transition
+from pinsched.jobs import ErrorCategory, Job, JobError, JobState, touch, transition
 from pinsched.retry import RetryPolicy, rate_limit_delay_s
 from pinsched.store import StaleJob, Store
 
@@ -44,7 +44,7 @@ S = JobState
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DispatchSettings:
-    retry: RetryPolicy = RetryPolicy()
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
     spam_cooldown_s: float = 6 * 3600.0
     reconcile_retry_s: float = 30.0
     reconcile_pages: int = 10
@@ -146,6 +146,8 @@ class AccountDispatcher:
             await self._reconcile_and_settle(job, None)
         elif job.state is S.CANCELLING:
             await self._delete(job)
+        elif job.state is S.DELIVERED and job.remote_update and job.remote_update.pending:
+            await self._patch(job)
 
     async def _pace(self, job: Job) -> bool:
         """Wait for the account's pace; False when stopping or the account can't publish."""
@@ -368,6 +370,74 @@ class AccountDispatcher:
         else:
             pool.later(pool.settings.retry.backoff_s(2, pool.rng) + 1.0, job)
 
+    async def _patch(self, job: Job) -> None:
+        """Apply a delivered pin's pending change on Pinterest (PATCH is idempotent: retried)."""
+        pool = self.pool
+        remote = job.remote_update
+        assert remote is not None
+        if not await self._pace(job):
+            if not pool.stopping.is_set():
+                pool.later(pool.settings.reconcile_retry_s, job)
+            return
+        account = await pool.accounts.get(job.account_id)
+        body = {p.split(".", 1)[1]: getattr(job.pin, p.split(".", 1)[1]) or None
+                for p in remote.paths}
+        outcome = await pool.client.update_pin(account.access_token, job.pinterest_pin_id, body)
+        now = pool.clock.now()
+        attempts = remote.attempts + 1
+        if isinstance(outcome, pt.AuthExpired):
+            result = await pool.accounts.refresh(account, reason="401")
+            if not isinstance(result, pt.RefreshFailed):
+                self.enqueue(job.id)
+                return
+            outcome = pt.Rejected(result.error)
+        if isinstance(outcome, pt.Delivered | pt.Rejected) or (
+                attempts >= pool.settings.retry.max_attempts):
+            ok = isinstance(outcome, pt.Delivered)
+            err = None if ok else getattr(outcome, "error", None)
+
+            def apply(j: Job) -> tuple[Job, Any]:
+                current = j.remote_update
+                if current is None or current.revision != remote.revision:
+                    raise _Superseded
+                done = replace(current, state="APPLIED" if ok else "FAILED",
+                               attempts=attempts, error=err)
+                why = ("pin updated on Pinterest" if ok else
+                       f"update refused by Pinterest, the pin keeps its old values: "
+                       f"{err.message if err else 'unknown error'}")
+                return touch(j, now=now, reason=why, remote_update=done)
+
+            try:
+                await self._commit_remote(job, apply)
+            except _Superseded:
+                self.enqueue(job.id)  # a newer update arrived meanwhile: send it
+            return
+        delay = pool.settings.retry.backoff_s(attempts, pool.rng)
+        err = getattr(outcome, "error", None)
+
+        def bump(j: Job) -> tuple[Job, Any]:
+            current = j.remote_update or remote
+            return touch(j, now=now, reason=f"update of the pin will be retried: "
+                         f"{err.message if err else ''}",
+                         remote_update=replace(current, attempts=attempts, error=err))
+
+        new = await self._commit_remote(job, bump)
+        if new is not None:
+            pool.later(delay, new)
+
+    async def _commit_remote(self, job: Job, apply: Callable[[Job], tuple[Job, Any]]
+                             ) -> Job | None:
+        store = self.pool.store
+        for _ in range(10):
+            try:
+                new, _ = await store.commit(job, *apply(job))
+                return new
+            except StaleJob:
+                job = await store.get_job(job.id)
+                if job.state is not S.DELIVERED:
+                    return None  # cancelled meanwhile: the pin is being deleted
+        raise RuntimeError(f"job {job.id}: could not record a remote update")
+
     async def _commit(self, job: Job, apply: Callable[[Job], tuple[Job, Any]]) -> Job | None:
         """Apply *apply* to the job and commit; on a lost CAS re-read and re-apply."""
         store = self.pool.store
@@ -381,6 +451,10 @@ class AccountDispatcher:
                     log.warning("outcome_dropped", job_id=job.id, state=job.state.value)
                     return None
         raise RuntimeError(f"job {job.id}: could not commit an outcome after 10 tries")
+
+
+class _Superseded(Exception):
+    """A newer UpdateJob replaced the change that was just applied."""
 
 
 async def _sleep_or_stop(clock: Clock, seconds: float, stop: asyncio.Event) -> None:

@@ -41,7 +41,7 @@ TRANSITIONS: Final[Mapping[JobState, frozenset[JobState]]] = {
     ),
     S.RETRYING: frozenset({S.QUEUED, S.CANCELLED, S.PENDING}),
     S.DELIVERED: frozenset({S.CANCELLING}),
-    # A delete that Pinterest refuses for good leaves the pin live: back to DELIVERED, with the error.
+    # A delete Pinterest refuses for good leaves the pin live: back to DELIVERED, with the error.
     S.CANCELLING: frozenset({S.CANCELLED, S.DELIVERED}),
     S.FAILED: frozenset({S.CANCELLED, S.PENDING}),
     S.PERMANENTLY_FAILED: frozenset({S.PENDING}),
@@ -170,6 +170,36 @@ class Transition:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RemoteUpdate:
+    """A change of a delivered pin's mutable fields being applied on Pinterest (PATCH).
+
+    `revision` grows with every UpdateJob; the dispatcher marks the change APPLIED only when the
+    revision it sent is still the latest, so no update is lost.
+    """
+
+    paths: tuple[str, ...]
+    state: str = "PENDING"  # PENDING | APPLIED | FAILED
+    revision: int = 1
+    attempts: int = 0
+    error: JobError | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"paths": list(self.paths), "state": self.state, "revision": self.revision,
+                "attempts": self.attempts,
+                "error": self.error.to_dict() if self.error else None}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RemoteUpdate:
+        error = data.get("error")
+        return cls(paths=tuple(data["paths"]), state=data["state"], revision=data["revision"],
+                   attempts=data["attempts"], error=JobError.from_dict(error) if error else None)
+
+    @property
+    def pending(self) -> bool:
+        return self.state == "PENDING"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Job:
     """A scheduled pin. Datetimes are aware UTC."""
 
@@ -194,6 +224,7 @@ class Job:
     delivered_at: datetime | None = None
     late_by: timedelta | None = None
     cancel_requested: bool = False
+    remote_update: RemoteUpdate | None = None
     history: tuple[Transition, ...] = field(default=(), compare=False)
 
     @property

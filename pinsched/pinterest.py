@@ -20,7 +20,6 @@ the base URL is injected (production, Pinterest's sandbox and `pinsched sandbox`
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 from collections.abc import Mapping
@@ -85,7 +84,9 @@ class OutcomeUnknown:
     error: JobError
 
 
-Outcome = Delivered | RateLimited | SpamBlocked | AuthExpired | Rejected | Unavailable | OutcomeUnknown
+Outcome = (
+    Delivered | RateLimited | SpamBlocked | AuthExpired | Rejected | Unavailable | OutcomeUnknown
+)
 
 
 def classify(
@@ -265,7 +266,7 @@ class PinterestClient:
                 return classify(resp.status, body, headers, write=write, now=now)
         except aiohttp.ClientConnectorError as exc:  # never connected: nothing was sent
             return Unavailable(_net_error(ErrorCategory.UNAVAILABLE, f"cannot connect: {exc}"))
-        except (TimeoutError, asyncio.TimeoutError) as exc:
+        except TimeoutError as exc:
             cat = ErrorCategory.OUTCOME_UNKNOWN if write else ErrorCategory.UNAVAILABLE
             err = _net_error(cat, f"no answer within the timeout ({type(exc).__name__})")
             return OutcomeUnknown(err) if write else Unavailable(err)

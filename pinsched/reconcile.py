@@ -36,7 +36,7 @@ def pick(
     pin: PinSpec, candidates: Iterable[Mapping[str, Any]], *, submitted_at: datetime,
     owned: set[str],
 ) -> Mapping[str, Any] | None:
-    """The earliest matching, unowned pin created since *submitted_at* − SKEW, if any."""
+    """The earliest matching, unowned pin created since *submitted_at* - SKEW, if any."""
     since = submitted_at - SKEW
     found = []
     for c in candidates:

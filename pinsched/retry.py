@@ -19,7 +19,7 @@ class RetryPolicy:
 
     def backoff_s(self, attempt: int, rng: random.Random) -> float:
         """Delay before attempt *attempt* + 1, after *attempt* failures (attempt ≥ 1)."""
-        ceiling = min(self.max_delay_s, self.base_delay_s * (2 ** max(0, attempt - 1)))
+        ceiling = min(self.max_delay_s, self.base_delay_s * (2.0 ** max(0, attempt - 1)))
         return rng.uniform(0.0, ceiling)
 
     def exhausted(self, attempts: int) -> bool:
@@ -31,4 +31,4 @@ def rate_limit_delay_s(retry_after_s: float | None, strikes: int, rng: random.Ra
     that many jobs don't return at once), else exponential in the account's consecutive 429s."""
     if retry_after_s is not None and retry_after_s >= 0:
         return retry_after_s + rng.uniform(0.0, min(5.0, 0.1 * retry_after_s + 0.5))
-    return rng.uniform(0.5, 1.0) * min(900.0, 5.0 * (2 ** max(0, strikes - 1)))
+    return rng.uniform(0.5, 1.0) * min(900.0, 5.0 * (2.0 ** max(0, strikes - 1)))

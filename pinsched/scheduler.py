@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import structlog
 
@@ -108,7 +109,8 @@ class Scheduler:
             self._deadline_us = None
 
     async def _wait(self, stop: asyncio.Event, delay: float | None) -> None:
-        waiters = {asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())}
+        waiters: set[asyncio.Future[Any]] = {
+            asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())}
         if delay is not None:
             waiters.add(asyncio.ensure_future(self._clock.sleep(delay)))
         try:

@@ -6,8 +6,8 @@ allowed is asked of `jobs.py`. The gRPC servicers in `api/` only convert.
 
 from __future__ import annotations
 
+import contextlib
 import os
-import time
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -15,11 +15,14 @@ from pinsched.accounts import Account
 from pinsched.auth import AccountRegistry
 from pinsched.clock import Clock
 from pinsched.dispatcher import Dispatchers
-from pinsched.errors import FailedPrecondition, Unimplemented, VersionMismatch
+from pinsched.errors import FailedPrecondition, VersionMismatch
 from pinsched.jobs import (
+    UNSENT_STATES,
     ErrorCategory,
     Job,
     JobState,
+    PinSpec,
+    RemoteUpdate,
     ScheduleSpec,
     Transition,
     touch,
@@ -29,6 +32,9 @@ from pinsched.scheduler import Scheduler
 from pinsched.store import JobFilter, StaleJob, Store
 
 S = JobState
+#: Pin fields Pinterest lets us change after publishing (PinUpdate).
+REMOTE_PATHS = frozenset({"pin.title", "pin.description", "pin.link", "pin.alt_text",
+                          "pin.board_id", "pin.board_section_id"})
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 
 
@@ -138,8 +144,67 @@ class PinService:
             return await self.get(job_id)
         raise FailedPrecondition(f"job {job_id!r} keeps changing; try again")
 
-    async def update(self) -> Job:
-        raise Unimplemented("UpdateJob is not available yet in this version of pinsched")
+    async def update(
+        self, job_id: str, *, paths: Sequence[str], expected_version: int,
+        pin: PinSpec, timing: ScheduleSpec | None,
+    ) -> Job:
+        """Apply an UpdateJob (already validated) according to the job's state.
+
+        Unsent jobs change atomically and are re-planned (a QUEUED or RETRYING job whose time
+        moved goes back to PENDING); a delivered pin's mutable fields are PATCHed on Pinterest
+        by its dispatcher (`remote_update`); anything else is FAILED_PRECONDITION.
+        """
+        for _ in range(20):
+            job = await self.store.get_job(job_id)
+            if expected_version and job.version != expected_version:
+                raise VersionMismatch(job_id, expected_version, job.version)
+            now = self.clock.now()
+            reason = f"updated: {', '.join(paths)}"
+            if job.state in UNSENT_STATES:
+                changes: dict[str, object] = {"pin": pin}
+                if timing is not None:
+                    changes.update(scheduled_at=timing.scheduled_at, window=timing.window,
+                                   local_time=timing.local_time, planned_at=plan(timing))
+                moved = timing is not None and changes["planned_at"] != job.planned_at
+                if moved and job.state in (S.QUEUED, S.RETRYING):
+                    change = transition(job, S.PENDING, now=now, reason=f"{reason}; re-planned",
+                                        next_attempt_at=None, **changes)
+                else:
+                    change = touch(job, now=now, reason=reason, **changes)
+            elif job.state is S.SUBMITTED:
+                raise FailedPrecondition(
+                    f"job {job_id!r} is SUBMITTED: the outcome of its submission is being "
+                    "confirmed; update it again once it is DELIVERED or RETRYING")
+            elif job.state is S.DELIVERED:
+                fixed = [p for p in paths if p not in REMOTE_PATHS]
+                if fixed:
+                    raise FailedPrecondition(
+                        f"job {job_id!r} is DELIVERED: {', '.join(fixed)} cannot change on a "
+                        "published pin; cancel the job (which deletes the pin) and schedule a "
+                        "new one")
+                prior = job.remote_update
+                merged = tuple(sorted(set(paths) | (set(prior.paths) if prior and
+                                                    prior.pending else set())))
+                remote = RemoteUpdate(paths=merged,
+                                      revision=(prior.revision + 1) if prior else 1)
+                change = touch(job, now=now, reason=f"{reason}; applying on Pinterest",
+                               pin=pin, remote_update=remote)
+            else:
+                raise FailedPrecondition(
+                    f"job {job_id!r} is {job.state.value}; it can no longer be updated")
+            try:
+                new, _ = await self.store.commit(job, *change)
+            except StaleJob:
+                if expected_version:
+                    current = await self.store.get_job(job_id)
+                    raise VersionMismatch(job_id, expected_version, current.version) from None
+                continue
+            if new.state in (S.PENDING, S.RETRYING):
+                self.scheduler.track(new)
+            elif new.state is S.DELIVERED:
+                self.dispatchers.submit(new)
+            return await self.get(job_id)
+        raise FailedPrecondition(f"job {job_id!r} keeps changing; try again")
 
     async def requeue_auth_failed(self, account_id: str) -> int:
         """After new credentials: auth-FAILED jobs of the account go back to PENDING."""
@@ -194,13 +259,7 @@ class AccountAdmin:
                     {S.PENDING, S.QUEUED, S.RETRYING, S.FAILED})), before_id=before, limit=500):
                 before = page[-1].id
                 for job in page:
-                    try:
+                    with contextlib.suppress(FailedPrecondition):
                         await self.pins.cancel(job.id)
-                    except FailedPrecondition:
-                        pass
         await self.store.delete_account(account_id)
         self.registry.forget(account_id)
-
-
-def monotonic_ms() -> float:
-    return time.perf_counter() * 1000

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 import aiosqlite
 
@@ -41,7 +41,7 @@ from pinsched.jobs import (
     Job,
     JobError,
     JobState,
-    ScheduleSpec,
+    RemoteUpdate,
     Transition,
 )
 
@@ -107,12 +107,43 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     ) STRICT;
     CREATE INDEX events_job ON events(job_id, seq);
     """,
+    # 1 → 2: the webhook outbox (one row per event and endpoint, written with the event).
+    """
+    CREATE TABLE webhook_deliveries (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        endpoint TEXT NOT NULL,
+        event_seq INTEGER NOT NULL,
+        message_id TEXT NOT NULL,
+        order_key TEXT NOT NULL,
+        event_type TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'PENDING',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL,
+        last_status INTEGER,
+        last_error TEXT,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX webhook_pending ON webhook_deliveries(endpoint, next_attempt_at)
+        WHERE state = 'PENDING';
+    CREATE INDEX webhook_order ON webhook_deliveries(endpoint, order_key, id)
+        WHERE state = 'PENDING';
+    CREATE INDEX webhook_state ON webhook_deliveries(state, id);
+    """,
+    # 2 → 3: changes of delivered pins being applied on Pinterest (UpdateJob after delivery).
+    """
+    ALTER TABLE jobs ADD COLUMN remote_update TEXT;
+    ALTER TABLE jobs ADD COLUMN remote_pending INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX jobs_remote_pending ON jobs(id) WHERE remote_pending = 1;
+    """,
 )
 
 _JOB_COLUMNS: Final = (
     "id, account_id, state, board_id, pin, scheduled_at, window_us, planned_at, local_time, "
     "request_id, request_hash, attempts, next_attempt_at, pinterest_pin_id, last_error, version, "
-    "created_at, updated_at, submitted_at, delivered_at, late_by_us, cancel_requested"
+    "created_at, updated_at, submitted_at, delivered_at, late_by_us, cancel_requested, "
+    "remote_update, remote_pending"
 )
 _ACTIVE_SQL: Final = ", ".join(f"'{s.value}'" for s in sorted(ACTIVE_STATES))
 
@@ -137,6 +168,51 @@ class JobFilter:
     planned_before: datetime | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """A webhook delivery to enqueue with an event: the endpoint, ids and the JSON body."""
+
+    endpoint: str
+    message_id: str
+    order_key: str
+    event_type: str
+    payload: str
+
+
+#: Renders the webhook deliveries of one event; pure, runs inside the writing transaction.
+OutboxRenderer = Callable[[Event], Sequence[OutboxRow]]
+#: Renders the webhook deliveries of an account change (old, new), e.g. NEEDS_REAUTH.
+AccountOutboxRenderer = Callable[[Account, Account], Sequence[OutboxRow]]
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A row of the webhook outbox."""
+
+    id: int
+    endpoint: str
+    event_seq: int
+    message_id: str
+    order_key: str
+    event_type: str
+    payload: str
+    state: str  # PENDING | DELIVERED | DEAD
+    attempts: int
+    next_attempt_at: datetime
+    last_status: int | None
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class TokenCipher(Protocol):
+    """Encrypts account tokens at rest (see `pinsched.secrets`)."""
+
+    def encrypt(self, plaintext: str) -> str: ...
+
+    def decrypt(self, stored: str) -> str: ...
+
+
 class StaleJob(Exception):
     """A compare-and-set lost: the job changed since it was read. Re-read and decide again."""
 
@@ -153,6 +229,9 @@ class Store:
         self._writer = writer
         self._reader = reader
         self._on_events = on_events or (lambda _: None)
+        self._outbox: OutboxRenderer | None = None
+        self._account_outbox: AccountOutboxRenderer | None = None
+        self._cipher: TokenCipher | None = None
         self._queue: list[tuple[Callable[[sqlite3.Connection, list[Event]], Any],
                                 asyncio.Future[Any]]] = []
         self._wake = asyncio.Event()
@@ -179,6 +258,43 @@ class Store:
 
     def set_event_sink(self, on_events: Callable[[Sequence[Event]], None]) -> None:
         self._on_events = on_events
+
+    def set_outbox(self, renderer: OutboxRenderer | None,
+                   account_renderer: AccountOutboxRenderer | None = None) -> None:
+        """Enqueue webhook deliveries for every event (and account change), in the change's own
+        transaction."""
+        self._outbox = renderer
+        self._account_outbox = account_renderer
+
+    def set_cipher(self, cipher: TokenCipher | None) -> None:
+        """Encrypt account tokens at rest with *cipher* (values already stored in clear text or
+        under an older key are still read)."""
+        self._cipher = cipher
+
+    def _seal(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
+        if self._cipher is None:
+            return row
+        seal = self._cipher.encrypt
+        return (row[0], row[1], seal(row[2]) if row[2] else "", seal(row[3]) if row[3] else "",
+                *row[4:])
+
+    def _open(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
+        if self._cipher is None:
+            return row
+        unseal = self._cipher.decrypt
+        return (row[0], row[1], unseal(row[2]) if row[2] else "",
+                unseal(row[3]) if row[3] else "", *row[4:])
+
+    def _insert_outbox(self, db: sqlite3.Connection, seq: int, rows: Sequence[OutboxRow],
+                       when: datetime) -> None:
+        now = codec.to_us(when)
+        db.executemany(
+            "INSERT INTO webhook_deliveries (endpoint, event_seq, message_id, order_key, "
+            "event_type, payload, next_attempt_at, created_at, updated_at) "
+            "VALUES (?,?,?,?,?,?,?,?,?)",
+            [(r.endpoint, seq, r.message_id, r.order_key, r.event_type, r.payload, now, now, now)
+             for r in rows],
+        )
 
     async def close(self) -> None:
         """Commit what is queued, then close both connections."""
@@ -210,7 +326,9 @@ class Store:
             if self._queue:
                 self._wake.set()
             try:
-                results = await self._writer._execute(_run_batch, self._writer._conn, batch)
+                # One thread hop for the whole batch (aiosqlite's queue-a-callable primitive).
+                results = await self._writer._execute(  # type: ignore[no-untyped-call]
+                    _run_batch, self._writer._conn, batch)
             except Exception as exc:  # the transaction itself failed (disk full, I/O error)
                 for _, fut in batch:
                     if not fut.done():
@@ -238,7 +356,7 @@ class Store:
                     "INSERT INTO accounts (id, display_name, access_token, refresh_token, "
                     "access_expires_at, pacing, paused, needs_reauth, state_reason, version, "
                     "created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                    _account_row(account),
+                    self._seal(_account_row(account)),
                 )
             except sqlite3.IntegrityError:
                 raise AlreadyExists(f"account {account.id!r} already exists") from None
@@ -252,19 +370,19 @@ class Store:
         )
         if not rows:
             raise AccountNotFound(account_id)
-        return _account_from_row(tuple(next(iter(rows))))
+        return _account_from_row(self._open(tuple(next(iter(rows)))))
 
     async def list_accounts(self, *, after_id: str = "", limit: int = 100) -> list[Account]:
         rows = await self._reader.execute_fetchall(
             "SELECT * FROM accounts WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit)
         )
-        return [_account_from_row(tuple(r)) for r in rows]
+        return [_account_from_row(self._open(tuple(r))) for r in rows]
 
     async def update_account(self, old: Account, new: Account) -> Account:
         """Compare-and-set *old* → *new* (new.version must be old.version + 1)."""
 
         def op(db: sqlite3.Connection, _: list[Event]) -> Account:
-            row = _account_row(new)
+            row = self._seal(_account_row(new))
             cur = db.execute(
                 "UPDATE accounts SET display_name=?, access_token=?, refresh_token=?, "
                 "access_expires_at=?, pacing=?, paused=?, needs_reauth=?, state_reason=?, "
@@ -278,6 +396,10 @@ class Store:
                 if current is None:
                     raise AccountNotFound(old.id)
                 raise VersionMismatch(old.id, old.version, int(current[0]))
+            if self._account_outbox is not None:
+                rows = self._account_outbox(old, new)
+                if rows:
+                    self._insert_outbox(db, 0, rows, new.updated_at)
             return new
 
         return await self._write(op)
@@ -339,10 +461,10 @@ class Store:
                         out.append((existing, False))
                         continue
                 db.execute(
-                    f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES ({','.join('?' * 22)})",
+                    f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES ({','.join('?' * 24)})",
                     _job_row(job),
                 )
-                events.append(_append_event(db, job, entry))
+                events.append(self._append_event(db, job, entry))
                 out.append((job, True))
             return out
 
@@ -366,7 +488,7 @@ class Store:
             out = []
             for old, new, entry in changes:
                 _cas(db, old, new)
-                event = _append_event(db, new, entry)
+                event = self._append_event(db, new, entry)
                 events.append(event)
                 out.append((new, event.sequence))
             return out
@@ -384,7 +506,7 @@ class Store:
                 db.execute("SAVEPOINT one")
                 try:
                     _cas(db, old, new)
-                    event = _append_event(db, new, entry)
+                    event = self._append_event(db, new, entry)
                 except StaleJob:
                     db.execute("ROLLBACK TO one")
                     out.append(None)
@@ -395,6 +517,14 @@ class Store:
             return out
 
         return await self._write(op)
+
+    def _append_event(self, db: sqlite3.Connection, job: Job, entry: Transition) -> Event:
+        event = _append_event(db, job, entry)
+        if self._outbox is not None:
+            rows = self._outbox(event)
+            if rows:
+                self._insert_outbox(db, event.sequence, rows, entry.time)
+        return event
 
     # ---------------------------------------------------------------- jobs: reads
 
@@ -428,9 +558,11 @@ class Store:
                 out[job.id] = job
         return out
 
-    async def list_jobs(self, flt: JobFilter, *, before_id: str = "", limit: int = 100) -> list[Job]:
+    async def list_jobs(
+        self, flt: JobFilter, *, before_id: str = "", limit: int = 100
+    ) -> list[Job]:
         """Jobs matching *flt*, newest first (ids are time-ordered), with id < *before_id*."""
-        where, args = ["1=1"], []
+        where, args = ["1=1"], list[Any]()
         if flt.account_id:
             where.append("account_id = ?")
             args.append(flt.account_id)
@@ -458,7 +590,9 @@ class Store:
     async def active_jobs(self) -> list[Job]:
         """Every job with automatic work left (the scheduler rebuilds its heap from these)."""
         rows = await self._reader.execute_fetchall(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state IN ({_ACTIVE_SQL})"
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state IN ({_ACTIVE_SQL}) "
+            f"UNION ALL SELECT {_JOB_COLUMNS} FROM jobs WHERE remote_pending = 1 "
+            f"AND state NOT IN ({_ACTIVE_SQL})"
         )
         return [_job_from_row(tuple(r)) for r in rows]
 
@@ -494,7 +628,7 @@ class Store:
         to_states: Iterable[JobState] = (), limit: int = 1000,
     ) -> list[Event]:
         """Event-log rows with seq > *sequence*, oldest first, matching the filters."""
-        where, args = ["seq > ?"], [sequence]
+        where, args = ["seq > ?"], list[Any]([sequence])
         if account_id:
             where.append("account_id = ?")
             args.append(account_id)
@@ -513,6 +647,110 @@ class Store:
             Event(int(r[0]), str(r[7]), str(r[8]), _transition_from_row(tuple(r[:7])))
             for r in rows
         ]
+
+    # ---------------------------------------------------------------- webhook outbox
+
+    async def webhook_due(self, endpoint: str, now: datetime, limit: int = 100) -> list[Delivery]:
+        """Pending deliveries of *endpoint* that are due and first in line for their order key
+        (a job's deliveries go out one at a time, in order)."""
+        rows = await self._reader.execute_fetchall(
+            f"SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries d WHERE d.endpoint = ? "
+            "AND d.state = 'PENDING' AND d.next_attempt_at <= ? AND d.id = ("
+            "SELECT min(e.id) FROM webhook_deliveries e WHERE e.endpoint = d.endpoint "
+            "AND e.order_key = d.order_key AND e.state = 'PENDING') ORDER BY d.id LIMIT ?",
+            (endpoint, codec.to_us(now), limit),
+        )
+        return [_delivery_from_row(tuple(r)) for r in rows]
+
+    async def webhook_next_due(self, endpoint: str) -> datetime | None:
+        rows = list(await self._reader.execute_fetchall(
+            "SELECT min(next_attempt_at) FROM webhook_deliveries "
+            "WHERE endpoint = ? AND state = 'PENDING'", (endpoint,)))
+        return codec.opt_dt(rows[0][0])
+
+    async def webhook_record(
+        self, delivery_id: int, *, state: str, attempts: int, next_attempt_at: datetime,
+        status: int | None, error: str | None, now: datetime,
+    ) -> None:
+        """Record the result of one attempt."""
+
+        def op(db: sqlite3.Connection, _: list[Event]) -> None:
+            db.execute(
+                "UPDATE webhook_deliveries SET state=?, attempts=?, next_attempt_at=?, "
+                "last_status=?, last_error=?, updated_at=? WHERE id=?",
+                (state, attempts, codec.to_us(next_attempt_at), status, error,
+                 codec.to_us(now), delivery_id),
+            )
+
+        await self._write(op)
+
+    async def webhook_kill_endpoint(self, endpoint: str, reason: str, now: datetime) -> int:
+        """Mark every pending delivery of *endpoint* DEAD (the endpoint was disabled)."""
+
+        def op(db: sqlite3.Connection, _: list[Event]) -> int:
+            cur = db.execute(
+                "UPDATE webhook_deliveries SET state='DEAD', last_error=?, updated_at=? "
+                "WHERE endpoint=? AND state='PENDING'", (reason, codec.to_us(now), endpoint))
+            return int(cur.rowcount)
+
+        return await self._write(op)
+
+    async def webhook_redeliver(
+        self, *, now: datetime, endpoint: str = "", delivery_ids: Sequence[int] = (),
+    ) -> int:
+        """Send DEAD deliveries again (the given ids, or all of an endpoint, or all)."""
+
+        def op(db: sqlite3.Connection, _: list[Event]) -> int:
+            where, args = ["state = 'DEAD'"], list[Any]()
+            if endpoint:
+                where.append("endpoint = ?")
+                args.append(endpoint)
+            if delivery_ids:
+                where.append(f"id IN ({','.join('?' * len(delivery_ids))})")
+                args.extend(delivery_ids)
+            cur = db.execute(
+                "UPDATE webhook_deliveries SET state='PENDING', attempts=0, next_attempt_at=?, "
+                f"updated_at=? WHERE {' AND '.join(where)}",
+                (codec.to_us(now), codec.to_us(now), *args))
+            return int(cur.rowcount)
+
+        return await self._write(op)
+
+    async def webhook_list(
+        self, *, endpoint: str = "", state: str = "", after_id: int = 0, limit: int = 100,
+    ) -> list[Delivery]:
+        where, args = ["id > ?"], list[Any]([after_id])
+        if endpoint:
+            where.append("endpoint = ?")
+            args.append(endpoint)
+        if state:
+            where.append("state = ?")
+            args.append(state)
+        rows = await self._reader.execute_fetchall(
+            f"SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries WHERE {' AND '.join(where)} "
+            "ORDER BY id LIMIT ?", (*args, limit))
+        return [_delivery_from_row(tuple(r)) for r in rows]
+
+    async def webhook_depth(self) -> dict[tuple[str, str], int]:
+        """Count of deliveries by (endpoint, state)."""
+        rows = await self._reader.execute_fetchall(
+            "SELECT endpoint, state, count(*) FROM webhook_deliveries GROUP BY endpoint, state")
+        return {(str(r[0]), str(r[1])): int(r[2]) for r in rows}
+
+
+_DELIVERY_COLUMNS: Final = (
+    "id, endpoint, event_seq, message_id, order_key, event_type, payload, state, attempts, "
+    "next_attempt_at, last_status, last_error, created_at, updated_at"
+)
+
+
+def _delivery_from_row(r: tuple[Any, ...]) -> Delivery:
+    return Delivery(
+        id=int(r[0]), endpoint=r[1], event_seq=int(r[2]), message_id=r[3], order_key=r[4],
+        event_type=r[5], payload=r[6], state=r[7], attempts=int(r[8]),
+        next_attempt_at=codec.from_us(r[9]), last_status=r[10], last_error=r[11],
+        created_at=codec.from_us(r[12]), updated_at=codec.from_us(r[13]),
+    )
 
 
 # -------------------------------------------------------------------- in the writer thread
@@ -550,8 +788,8 @@ def _cas(db: sqlite3.Connection, old: Job, new: Job) -> None:
         "UPDATE jobs SET state=?, board_id=?, pin=?, scheduled_at=?, window_us=?, planned_at=?, "
         "local_time=?, attempts=?, next_attempt_at=?, pinterest_pin_id=?, last_error=?, "
         "version=?, updated_at=?, submitted_at=?, delivered_at=?, late_by_us=?, "
-        "cancel_requested=? WHERE id=? AND version=?",
-        (*row[2:9], *row[11:16], *row[17:22], new.id, old.version),
+        "cancel_requested=?, remote_update=?, remote_pending=? WHERE id=? AND version=?",
+        (*row[2:9], *row[11:16], *row[17:24], new.id, old.version),
     )
     if cur.rowcount == 0:
         raise StaleJob(old.id)
@@ -610,6 +848,8 @@ def _job_row(job: Job) -> tuple[Any, ...]:
         codec.to_us(job.created_at), codec.to_us(job.updated_at),
         codec.opt_us(job.submitted_at), codec.opt_us(job.delivered_at),
         None if job.late_by is None else codec.td_us(job.late_by), int(job.cancel_requested),
+        json.dumps(job.remote_update.to_dict()) if job.remote_update else None,
+        int(job.remote_update is not None and job.remote_update.pending),
     )
 
 
@@ -627,6 +867,7 @@ def _job_from_row(r: tuple[Any, ...]) -> Job:
         submitted_at=codec.opt_dt(r[18]), delivered_at=codec.opt_dt(r[19]),
         late_by=None if r[20] is None else timedelta(microseconds=r[20]),
         cancel_requested=bool(r[21]),
+        remote_update=RemoteUpdate.from_dict(json.loads(r[22])) if r[22] else None,
     )
 
 

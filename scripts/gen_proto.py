@@ -38,7 +38,8 @@ def generate(dest_root: Path) -> Path:
     if protoc.main(args) != 0:
         raise SystemExit("protoc failed")
     out = dest_root / "pinsched" / "v1"
-    (out / "__init__.py").write_text('"""GENERATED from proto/pinsched/v1: never edit by hand."""\n')
+    header = '"""GENERATED from proto/pinsched/v1: never edit by hand."""\n'
+    (out / "__init__.py").write_text(header)
     return out
 
 

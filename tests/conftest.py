@@ -30,12 +30,18 @@ REFRESH = "pinr_test_refresh_0001"
 BOARD = "1001"
 
 
-@pytest.fixture
-async def sandbox() -> AsyncIterator[Sandbox]:
-    sb = Sandbox()
+async def start_sandbox(clock: Clock | None = None) -> Sandbox:
+    """A sandbox on loopback with user `acme` owning boards 1001 and 1002."""
+    sb = Sandbox(now=clock.now if clock else None)
     await sb.start()
     sb.add_user("acme", access_token=ACCESS, refresh_token=REFRESH, board_ids=[BOARD, "1002"])
     sb.set_client("client-1", "client-secret-1")
+    return sb
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[Sandbox]:
+    sb = await start_sandbox()
     try:
         yield sb
     finally:
@@ -79,9 +85,11 @@ class Api:
 
 @pytest.fixture
 def make_daemon(tmp_path: Path, sandbox: Sandbox) -> Callable[..., Daemon]:
-    def make(clock: Clock | None = None, **overrides: Any) -> Daemon:
+    def make(clock: Clock | None = None, *, base_url: str | None = None,
+             **overrides: Any) -> Daemon:
         cfg = Config(listen="127.0.0.1:0", db_path=str(tmp_path / "pinsched.db"),
-                     pinterest_api_base=sandbox.base_url, pinterest_client_id="client-1",
+                     pinterest_api_base=base_url or sandbox.base_url,
+                     pinterest_client_id="client-1",
                      pinterest_client_secret="client-secret-1", log_level="warning",
                      request_timeout_s=2.0, shutdown_grace_s=2.0, **overrides)
         return Daemon(cfg, clock=clock)

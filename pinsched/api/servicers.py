@@ -31,6 +31,9 @@ from pinsched.v1 import (
 )
 
 MAX_BATCH = 1000
+JOB_PATHS = frozenset({"pin", "pin.title", "pin.description", "pin.link", "pin.alt_text",
+                       "pin.dominant_color", "pin.board_id", "pin.board_section_id",
+                       "pin.media_source", "scheduled_at", "local_time", "delivery_window"})
 ACCOUNT_PATHS = frozenset({"display_name", "access_token", "refresh_token",
                            "access_token_expire_time", "pacing", "pacing.min_spacing",
                            "pacing.max_per_hour", "pacing.max_per_day",
@@ -88,7 +91,8 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
         n = len(request.requests)
         if not 1 <= n <= MAX_BATCH:
             raise errors.InvalidArgument.one("requests", f"1 to {MAX_BATCH} requests, got {n}")
-        specs, violations = [], []
+        specs: list[ScheduleSpec] = []
+        violations: list[errors.FieldViolation] = []
         for i, req in enumerate(request.requests):
             try:
                 specs.append(self._spec(req, prefix=f"requests[{i}]"))
@@ -133,7 +137,58 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
     @unary
     async def UpdateJob(self, request: scheduler_pb2.UpdateJobRequest,
                         context: Ctx) -> job_pb2.Job:
-        return cv.job_to_proto(await self.service.update())
+        req = request.job
+        if not req.id:
+            raise errors.InvalidArgument.one("job.id", "required")
+        paths = list(dict.fromkeys(request.update_mask.paths))
+        if not paths:
+            raise errors.InvalidArgument.one("update_mask", "name at least one field to change")
+        bad = [p for p in paths if p not in JOB_PATHS]
+        if bad:
+            raise errors.InvalidArgument([errors.FieldViolation(
+                "update_mask", f"{p!r} cannot be updated; allowed: {', '.join(sorted(JOB_PATHS))}")
+                for p in bad])
+        if "scheduled_at" in paths and "local_time" in paths:
+            raise errors.InvalidArgument.one("update_mask",
+                                             "give scheduled_at or local_time, not both")
+        if request.expected_version < 0:
+            raise errors.InvalidArgument.one("expected_version", "must not be negative")
+        current = await self.store.get_job(req.id)
+        pin = cv.pin_to_proto(current.pin)
+        for p in paths:
+            if p == "pin":
+                pin.CopyFrom(req.pin)
+            elif p.startswith("pin."):
+                name = p.split(".", 1)[1]
+                if name == "media_source":
+                    pin.media_source.CopyFrom(req.pin.media_source)
+                else:
+                    setattr(pin, name, getattr(req.pin, name))
+        timing_spec = None
+        if {"scheduled_at", "local_time", "delivery_window"} & set(paths):
+            merged = scheduler_pb2.SchedulePinRequest(
+                account_id=current.account_id, pin=pin,
+                nonexistent_time_policy=request.nonexistent_time_policy,
+                ambiguous_time_policy=request.ambiguous_time_policy)
+            if "local_time" in paths:
+                merged.local_time.CopyFrom(req.local_time)
+            elif "scheduled_at" in paths:
+                merged.scheduled_at.CopyFrom(req.scheduled_at)
+            elif current.local_time is not None:
+                merged.local_time.CopyFrom(cv.local_time_to_proto(current.local_time))
+            else:
+                merged.scheduled_at.CopyFrom(cv.timestamp_to_proto(current.scheduled_at))
+            merged.delivery_window.CopyFrom(
+                req.delivery_window if "delivery_window" in paths
+                else cv.duration_to_proto(current.window))
+            timing_spec = self._spec(merged, prefix="job")
+            pin_spec = timing_spec.pin
+        else:
+            pin_spec = va.validate_pin(pin, path="job.pin")
+        job = await self.service.update(
+            req.id, paths=paths, expected_version=request.expected_version, pin=pin_spec,
+            timing=timing_spec)
+        return cv.job_to_proto(job, with_history=True)
 
     @unary
     async def CancelJob(self, request: scheduler_pb2.CancelJobRequest,

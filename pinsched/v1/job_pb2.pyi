@@ -340,6 +340,7 @@ class Job(_message.Message):
     LATE_BY_FIELD_NUMBER: _builtins.int
     CANCEL_REQUESTED_FIELD_NUMBER: _builtins.int
     DELIVERED_TIME_FIELD_NUMBER: _builtins.int
+    REMOTE_UPDATE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Output only. Server-assigned id."""
     account_id: _builtins.str
@@ -408,6 +409,10 @@ class Job(_message.Message):
     def delivered_time(self) -> _timestamp_pb2.Timestamp:
         """Output only. When the pin was published (state DELIVERED)."""
 
+    @_builtins.property
+    def remote_update(self) -> Global___RemoteUpdate:
+        """Output only. A change of the delivered pin being applied on Pinterest, and its outcome."""
+
     def __init__(
         self,
         *,
@@ -432,14 +437,80 @@ class Job(_message.Message):
         late_by: _duration_pb2.Duration | None = ...,
         cancel_requested: _builtins.bool = ...,
         delivered_time: _timestamp_pb2.Timestamp | None = ...,
+        remote_update: Global___RemoteUpdate | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "delivered_time", b"delivered_time", "delivery_window", b"delivery_window", "last_error", b"last_error", "late_by", b"late_by", "local_time", b"local_time", "next_attempt_at", b"next_attempt_at", "pin", b"pin", "planned_at", b"planned_at", "scheduled_at", b"scheduled_at", "update_time", b"update_time", "window_end", b"window_end"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "delivered_time", b"delivered_time", "delivery_window", b"delivery_window", "last_error", b"last_error", "late_by", b"late_by", "local_time", b"local_time", "next_attempt_at", b"next_attempt_at", "pin", b"pin", "planned_at", b"planned_at", "remote_update", b"remote_update", "scheduled_at", b"scheduled_at", "update_time", b"update_time", "window_end", b"window_end"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "attempts", b"attempts", "cancel_requested", b"cancel_requested", "create_time", b"create_time", "delivered_time", b"delivered_time", "delivery_window", b"delivery_window", "history", b"history", "id", b"id", "last_error", b"last_error", "late_by", b"late_by", "local_time", b"local_time", "next_attempt_at", b"next_attempt_at", "pin", b"pin", "pinterest_pin_id", b"pinterest_pin_id", "planned_at", b"planned_at", "request_id", b"request_id", "scheduled_at", b"scheduled_at", "state", b"state", "update_time", b"update_time", "version", b"version", "window_end", b"window_end"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "attempts", b"attempts", "cancel_requested", b"cancel_requested", "create_time", b"create_time", "delivered_time", b"delivered_time", "delivery_window", b"delivery_window", "history", b"history", "id", b"id", "last_error", b"last_error", "late_by", b"late_by", "local_time", b"local_time", "next_attempt_at", b"next_attempt_at", "pin", b"pin", "pinterest_pin_id", b"pinterest_pin_id", "planned_at", b"planned_at", "remote_update", b"remote_update", "request_id", b"request_id", "scheduled_at", b"scheduled_at", "state", b"state", "update_time", b"update_time", "version", b"version", "window_end", b"window_end"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Job: _TypeAlias = Job  # noqa: Y015
+
+@_typing.final
+class RemoteUpdate(_message.Message):
+    """An UpdateJob of a delivered pin: its mutable fields are PATCHed on Pinterest, with retries."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _State:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _StateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[RemoteUpdate._State.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        STATE_UNSPECIFIED: RemoteUpdate._State.ValueType  # 0
+        """Never used."""
+        STATE_PENDING: RemoteUpdate._State.ValueType  # 1
+        """Being applied (retried on transient errors)."""
+        STATE_APPLIED: RemoteUpdate._State.ValueType  # 2
+        """Pinterest has the new values."""
+        STATE_FAILED: RemoteUpdate._State.ValueType  # 3
+        """Pinterest refused the change for good; see `error`. The pin keeps its old values there."""
+
+    class State(_State, metaclass=_StateEnumTypeWrapper):
+        """Progress of the change."""
+
+    STATE_UNSPECIFIED: RemoteUpdate.State.ValueType  # 0
+    """Never used."""
+    STATE_PENDING: RemoteUpdate.State.ValueType  # 1
+    """Being applied (retried on transient errors)."""
+    STATE_APPLIED: RemoteUpdate.State.ValueType  # 2
+    """Pinterest has the new values."""
+    STATE_FAILED: RemoteUpdate.State.ValueType  # 3
+    """Pinterest refused the change for good; see `error`. The pin keeps its old values there."""
+
+    STATE_FIELD_NUMBER: _builtins.int
+    PATHS_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    state: Global___RemoteUpdate.State.ValueType
+    """Progress of the change."""
+    attempts: _builtins.int
+    """PATCH requests made for this change."""
+    @_builtins.property
+    def paths(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The fields changed (`pin.title`, ...), accumulated over updates not yet applied."""
+
+    @_builtins.property
+    def error(self) -> Global___JobError:
+        """The last error, if any."""
+
+    def __init__(
+        self,
+        *,
+        state: Global___RemoteUpdate.State.ValueType = ...,
+        paths: _abc.Iterable[_builtins.str] | None = ...,
+        attempts: _builtins.int = ...,
+        error: Global___JobError | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "error", b"error", "paths", b"paths", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoteUpdate: _TypeAlias = RemoteUpdate  # noqa: Y015
 
 @_typing.final
 class JobError(_message.Message):

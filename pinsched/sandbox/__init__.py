@@ -1,0 +1,21 @@
+"""pinsched.sandbox: a local, in-memory Pinterest API v5 stand-in for tests, benchmarks, demos.
+
+Modules: server (`Sandbox`: HTTP lifecycle, middleware), api (v5 handlers), admin (/_admin/),
+state (the in-memory world), validation (request bodies), render (JSON shapes), faults (fault
+rules), ratelimit (org_write window), errors (Pinterest error catalogue), cli (flags, `run`).
+"""
+
+from pinsched.sandbox.errors import ApiError
+from pinsched.sandbox.faults import FaultDecision, FaultKind, FaultRule
+from pinsched.sandbox.server import RequestRecord, Sandbox
+from pinsched.sandbox.state import SandboxState
+
+__all__ = [
+    "ApiError",
+    "FaultDecision",
+    "FaultKind",
+    "FaultRule",
+    "RequestRecord",
+    "Sandbox",
+    "SandboxState",
+]

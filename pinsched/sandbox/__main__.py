@@ -1,0 +1,5 @@
+"""``python -m pinsched.sandbox``: run the sandbox stand-alone."""
+
+from pinsched.sandbox.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,165 @@
+"""The sandbox's admin API under ``/_admin/``: not part of Pinterest, no auth, loopback only.
+
+    POST   /_admin/users           {username, access_token, refresh_token?, boards?: [id...],
+                                    access_expires_in_s?}                      -> 201 {username}
+    POST   /_admin/boards          {username, board_id, name?, sections?: [id...]} -> 201 Board
+    POST   /_admin/sections        {board_id, section_id, name?}                -> 201 section
+    POST   /_admin/clients         {client_id, client_secret}                   -> 204
+    POST   /_admin/tokens/expire   {access_token}                               -> 204 (404 unknown)
+    POST   /_admin/tokens/revoke   {refresh_token}                              -> 204 (404 unknown)
+    GET    /_admin/pins[?board_id=] -> 200 {items: [Pin + "owner"]} oldest first
+    GET    /_admin/faults          -> 200 {items: [FaultRule + "remaining"]}
+    POST   /_admin/faults          FaultRule as JSON (faults.py field names)    -> 201 rule
+    DELETE /_admin/faults          -> 204
+    GET    /_admin/requests        -> 200 {items: [RequestRecord]}
+    POST   /_admin/reset           -> 204 (everything forgotten)
+
+Bad input is a 400 ``{"error": ...}`` (raised here as ValueError and converted by server.py);
+unknown tokens are 404. Does not own any state: it calls the `Sandbox` methods.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from pinsched.sandbox.faults import FaultRule
+from pinsched.sandbox.render import pin_json
+
+if TYPE_CHECKING:
+    from pinsched.sandbox.server import Sandbox
+
+
+async def _body(request: web.Request) -> Mapping[str, Any]:
+    try:
+        data = await request.json()
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"body is not JSON: {exc}") from None
+    if not isinstance(data, Mapping):
+        raise ValueError("body must be a JSON object")
+    return data
+
+
+def _text(data: Mapping[str, Any], key: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{key!r} must be a non-empty string")
+    return value
+
+
+def _optional_text(data: Mapping[str, Any], key: str) -> str | None:
+    return None if data.get(key) is None else _text(data, key)
+
+
+def _ids(data: Mapping[str, Any], key: str) -> list[str]:
+    value = data.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{key!r} must be a list of strings")
+    return list(value)
+
+
+def admin_routes(sandbox: Sandbox) -> list[web.RouteDef]:
+    """Return the admin route table bound to *sandbox*."""
+
+    async def add_user(request: web.Request) -> web.Response:
+        data = await _body(request)
+        username = _text(data, "username")
+        access_token = _text(data, "access_token")
+        expires = data.get("access_expires_in_s", 30 * 86400)
+        if not isinstance(expires, int) or isinstance(expires, bool):
+            raise ValueError("'access_expires_in_s' must be an integer")
+        sandbox.add_user(
+            username,
+            access_token=access_token,
+            refresh_token=_optional_text(data, "refresh_token"),
+            board_ids=_ids(data, "boards"),
+            access_expires_in_s=expires,
+        )
+        return web.json_response({"username": username}, status=201)
+
+    async def add_board(request: web.Request) -> web.Response:
+        data = await _body(request)
+        username, board_id = _text(data, "username"), _text(data, "board_id")
+        sandbox.add_board(username, board_id, _optional_text(data, "name") or "")
+        for section_id in _ids(data, "sections"):
+            sandbox.add_section(board_id, section_id)
+        board = sandbox.state.boards[board_id]
+        return web.json_response(
+            {
+                "id": board.id,
+                "name": board.name,
+                "owner": board.owner,
+                "sections": board.section_ids,
+            },
+            status=201,
+        )
+
+    async def add_section(request: web.Request) -> web.Response:
+        data = await _body(request)
+        board_id, section_id = _text(data, "board_id"), _text(data, "section_id")
+        name = _optional_text(data, "name") or ""
+        section = sandbox.state.add_section(board_id, section_id, name)
+        return web.json_response(
+            {"id": section.id, "board_id": section.board_id, "name": section.name}, status=201
+        )
+
+    async def add_client(request: web.Request) -> web.Response:
+        data = await _body(request)
+        client_id, secret = _text(data, "client_id"), _text(data, "client_secret")
+        sandbox.set_client(client_id, secret)
+        return web.Response(status=204)
+
+    async def expire_token(request: web.Request) -> web.Response:
+        token = _text(await _body(request), "access_token")
+        sandbox.expire_access_token(token)
+        return web.Response(status=204)
+
+    async def revoke_token(request: web.Request) -> web.Response:
+        token = _text(await _body(request), "refresh_token")
+        sandbox.revoke_refresh_token(token)
+        return web.Response(status=204)
+
+    async def list_pins(request: web.Request) -> web.Response:
+        board_id = request.query.get("board_id")
+        items = [
+            {**pin_json(p), "owner": p.owner} for p in sandbox.state.pins_of(board_id=board_id)
+        ]
+        return web.json_response({"items": items})
+
+    async def list_faults(request: web.Request) -> web.Response:
+        items = [{**rule.to_json(), "remaining": left} for rule, left in sandbox.faults()]
+        return web.json_response({"items": items})
+
+    async def add_fault(request: web.Request) -> web.Response:
+        rule = FaultRule.from_json(await _body(request))
+        sandbox.add_fault(rule)
+        return web.json_response(rule.to_json(), status=201)
+
+    async def clear_faults(request: web.Request) -> web.Response:
+        sandbox.clear_faults()
+        return web.Response(status=204)
+
+    async def list_requests(request: web.Request) -> web.Response:
+        return web.json_response({"items": [r.to_json() for r in sandbox.requests]})
+
+    async def reset(request: web.Request) -> web.Response:
+        sandbox.reset()
+        return web.Response(status=204)
+
+    return [
+        web.post("/_admin/users", add_user),
+        web.post("/_admin/boards", add_board),
+        web.post("/_admin/sections", add_section),
+        web.post("/_admin/clients", add_client),
+        web.post("/_admin/tokens/expire", expire_token),
+        web.post("/_admin/tokens/revoke", revoke_token),
+        web.get("/_admin/pins", list_pins),
+        web.get("/_admin/faults", list_faults),
+        web.post("/_admin/faults", add_fault),
+        web.delete("/_admin/faults", clear_faults),
+        web.get("/_admin/requests", list_requests),
+        web.post("/_admin/reset", reset),
+    ]

@@ -1,0 +1,61 @@
+"""The scheduler on a fake clock: jobs go out when due, never before, in order."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import timedelta
+
+import grpc
+
+from pinsched.app import Daemon
+from pinsched.clock import FakeClock
+from pinsched.pinterest import parse_time
+from pinsched.v1 import job_pb2, scheduler_pb2
+from tests.conftest import Api, start_sandbox
+
+
+async def test_jobs_fire_when_due_on_a_fake_clock(make_daemon: Callable[..., Daemon]) -> None:
+    """Pins due over two days are sent at their due minute, in due order, and none early."""
+    clock = FakeClock()
+    sandbox = await start_sandbox(clock)  # stamps created_at with the same fake time
+    daemon = make_daemon(clock=clock, base_url=sandbox.base_url)
+    await daemon.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{daemon.port}")
+    api = Api(channel, daemon)
+    try:
+        await api.create_account()
+        start = clock.now()
+        offsets_h = [30, 1, 47, 5, 5.5, 12, 12]
+        due = {}
+        for i, h in enumerate(offsets_h):
+            job = await api.jobs.SchedulePin(api.pin_request(
+                at=start + timedelta(hours=h), title=f"{i}"))
+            due[job.id] = start + timedelta(hours=h)
+        watch = api.jobs.WatchJobs(scheduler_pb2.WatchJobsRequest(
+            states=[job_pb2.Job.STATE_DELIVERED], since_sequence=0))
+        delivered: list[str] = []
+        for step in range(1, 2 * 48 + 1):
+            await clock.advance(1800)
+            now = clock.now()
+            expected = sorted((d, j) for j, d in due.items() if d <= now)
+            while len(delivered) < len(expected):
+                event = await asyncio.wait_for(watch.read(), 10)
+                delivered.append(event.job_id)
+            assert delivered == [j for _, j in expected], f"step {step}"
+        watch.cancel()
+        owners = {}
+        for job_id in due:
+            got = await api.jobs.GetJob(scheduler_pb2.GetJobRequest(job_id=job_id))
+            owners[got.pinterest_pin_id] = job_id
+        for pin in sandbox.pins():
+            owner = owners[pin["id"]]
+            created = parse_time(pin["created_at"])
+            assert created is not None
+            assert due[owner].replace(microsecond=0) <= created < due[owner] + timedelta(
+                minutes=31)
+        assert len(sandbox.pins()) == len(offsets_h)
+    finally:
+        await channel.close()
+        await daemon.stop(grace_s=1.0)
+        await sandbox.stop()
