@@ -49,6 +49,8 @@ class FakeClock:
     """
 
     def __init__(self, start: datetime | None = None) -> None:
+        if start is not None and start.tzinfo is None:
+            raise ValueError("FakeClock needs an aware start time")
         self._start = start or datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
         self._offset = 0.0
         self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
@@ -80,6 +82,8 @@ class FakeClock:
 
     async def advance(self, seconds: float) -> None:
         """Move time forward by *seconds*, waking every sleeper whose deadline passes."""
+        if seconds < 0:
+            raise ValueError("a FakeClock never goes back")
         target = self._offset + seconds
         while self._sleepers and self._sleepers[0][0] <= target:
             deadline, _, fut = heapq.heappop(self._sleepers)

@@ -261,8 +261,8 @@ def touch(job: Job, *, now: datetime, reason: str, **changes: Any) -> tuple[Job,
 def _change(
     job: Job, to: JobState, *, now: datetime, reason: str, changes: Mapping[str, Any]
 ) -> tuple[Job, Transition]:
-    if "state" in changes or "version" in changes:
-        raise ValueError("state and version change only through transition()/touch()")
+    if {"state", "version", "updated_at"} & changes.keys():
+        raise ValueError("state, version and updated_at change only through transition()/touch()")
     new = dataclasses.replace(job, state=to, version=job.version + 1, updated_at=now, **changes)
     entry = Transition(
         from_state=job.state,

@@ -1,0 +1,1 @@
+"""The gRPC API layer: thin servicers, pure proto ↔ domain converters and input validation."""

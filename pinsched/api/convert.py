@@ -1,0 +1,462 @@
+"""Proto ↔ domain conversion for the API. Pure: no I/O, no clock reads.
+
+Owns the shape of the wire: jobs, pins, errors, transitions, events, accounts and pacing to proto;
+pins, local times, states, timestamps and durations from proto. Conversions *from* proto here
+check only what a conversion cannot do without (enum values, timestamp/duration ranges, pacing
+bounds); the request rules (lengths, URLs, ids, times) live in `pinsched.api.validation`, which
+calls `pin_from_proto` once a pin has passed them. Timestamps are always aware UTC. Tokens never
+leave the process: `account_to_proto` copies none.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Final, Protocol
+
+from google.protobuf import duration_pb2, timestamp_pb2
+from google.type import datetime_pb2  # type: ignore[import-untyped, unused-ignore]
+
+from pinsched.accounts import Account, AccountState, Pacing
+from pinsched.errors import FieldViolation, InvalidArgument
+from pinsched.jobs import (
+    Carousel,
+    CarouselItem,
+    ErrorCategory,
+    ImageBase64,
+    ImageUrl,
+    Job,
+    JobError,
+    JobState,
+    LocalTime,
+    MediaSource,
+    PinSpec,
+    RemoteUpdate,
+    Transition,
+    Video,
+)
+from pinsched.v1 import account_pb2, job_pb2
+
+# Protobuf's ranges: Timestamp 0001-01-01..9999-12-31; Duration ±10,000 years.
+TIMESTAMP_SECONDS_MIN: Final = -62_135_596_800
+TIMESTAMP_SECONDS_MAX: Final = 253_402_300_799
+DURATION_SECONDS_MAX: Final = 315_576_000_000
+MIN_SPACING_MAX: Final = timedelta(days=1)
+WRITES_PER_MINUTE_MAX: Final = 100_000
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+# --- timestamps and durations ------------------------------------------------------------------
+
+
+def timestamp_to_proto(at: datetime) -> timestamp_pb2.Timestamp:
+    """*at* (aware) as a Timestamp; a naive datetime is a programming error (`ValueError`)."""
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ValueError(f"naive datetime {at.isoformat()} cannot become a Timestamp")
+    ts = timestamp_pb2.Timestamp()
+    ts.FromDatetime(at.astimezone(UTC))
+    return ts
+
+
+def timestamp_problem(ts: timestamp_pb2.Timestamp) -> str | None:
+    """Why *ts* is not a valid Timestamp, or None."""
+    if not TIMESTAMP_SECONDS_MIN <= ts.seconds <= TIMESTAMP_SECONDS_MAX:
+        return "out of range: a timestamp is between 0001-01-01 and 9999-12-31 UTC"
+    if not 0 <= ts.nanos <= 999_999_999:
+        return "out of range: nanos must be 0 to 999999999"
+    return None
+
+
+def timestamp_from_proto(ts: timestamp_pb2.Timestamp, *, field: str) -> datetime:
+    """*ts* as an aware-UTC datetime (µs precision); `InvalidArgument` on *field* if invalid."""
+    problem = timestamp_problem(ts)
+    if problem is not None:
+        raise InvalidArgument.one(field, problem)
+    return ts.ToDatetime(tzinfo=UTC)
+
+
+def duration_to_proto(delta: timedelta) -> duration_pb2.Duration:
+    d = duration_pb2.Duration()
+    d.FromTimedelta(delta)
+    return d
+
+
+def duration_problem(d: duration_pb2.Duration) -> str | None:
+    """Why *d* is not a valid Duration (range, mixed signs), or None."""
+    if abs(d.seconds) > DURATION_SECONDS_MAX or abs(d.nanos) > 999_999_999:
+        return "out of range: a duration is at most ±10,000 years"
+    if d.seconds > 0 > d.nanos or d.seconds < 0 < d.nanos:
+        return "seconds and nanos must have the same sign"
+    return None
+
+
+def duration_from_proto(d: duration_pb2.Duration, *, field: str) -> timedelta:
+    """*d* as a timedelta (µs precision, towards zero); `InvalidArgument` on *field* if invalid."""
+    problem = duration_problem(d)
+    if problem is not None:
+        raise InvalidArgument.one(field, problem)
+    return timedelta(seconds=d.seconds, microseconds=int(d.nanos / 1000))
+
+
+# --- enums -------------------------------------------------------------------------------------
+
+
+def state_to_proto(state: JobState | None) -> job_pb2.Job.State.ValueType:
+    """`Job.State` of *state*; None (the `from_state` of a job's creation) is STATE_UNSPECIFIED."""
+    if state is None:
+        return job_pb2.Job.STATE_UNSPECIFIED
+    return job_pb2.Job.State.Value(f"STATE_{state.value}")
+
+
+def state_from_proto(value: int, field: str = "state") -> JobState:
+    """The `JobState` of a `Job.State`; `InvalidArgument` on *field* for UNSPECIFIED/unknown."""
+    try:
+        name = job_pb2.Job.State.Name(value)  # type: ignore[arg-type]
+    except ValueError:
+        name = ""
+    if not name.startswith("STATE_") or name == "STATE_UNSPECIFIED":
+        names = ", ".join(f"STATE_{s.value}" for s in JobState)
+        raise InvalidArgument.one(field, f"not a job state: {value}; one of {names}")
+    return JobState(name.removeprefix("STATE_"))
+
+
+def category_to_proto(category: ErrorCategory) -> job_pb2.JobError.Category.ValueType:
+    return job_pb2.JobError.Category.Value(f"CATEGORY_{category.value}")
+
+
+def account_state_to_proto(state: AccountState) -> account_pb2.Account.State.ValueType:
+    return account_pb2.Account.State.Value(f"STATE_{state.value}")
+
+
+# --- pins and local times ----------------------------------------------------------------------
+
+
+def pin_to_proto(pin: PinSpec) -> job_pb2.Pin:
+    msg = job_pb2.Pin(
+        board_id=pin.board_id,
+        board_section_id=pin.board_section_id,
+        title=pin.title,
+        description=pin.description,
+        link=pin.link,
+        alt_text=pin.alt_text,
+        dominant_color=pin.dominant_color,
+    )
+    source = msg.media_source
+    media = pin.media
+    # SetInParent marks the oneof variant even when every value in it is a default.
+    if isinstance(media, ImageUrl):
+        source.image_url.SetInParent()
+        source.image_url.url = media.url
+    elif isinstance(media, ImageBase64):
+        source.image_base64.SetInParent()
+        source.image_base64.content_type = media.content_type
+        source.image_base64.data = media.data
+    elif isinstance(media, Carousel):
+        source.multiple_image_urls.SetInParent()
+        source.multiple_image_urls.index = media.index
+        source.multiple_image_urls.items.extend(
+            job_pb2.CarouselItem(
+                url=item.url, title=item.title, description=item.description, link=item.link
+            )
+            for item in media.items
+        )
+    else:
+        source.video_id.SetInParent()
+        source.video_id.media_id = media.media_id
+        if media.cover_image_key_frame_time is not None:
+            source.video_id.cover_image_key_frame_time = media.cover_image_key_frame_time
+        else:
+            source.video_id.cover_image_url = media.cover_image_url
+    return msg
+
+
+def pin_from_proto(pin: job_pb2.Pin, *, field: str = "pin") -> PinSpec:
+    """The `PinSpec` of *pin*, as given: call it on a pin `validation.check_pin` accepted.
+
+    Only a missing media source (nothing to build) raises `InvalidArgument`.
+    """
+    source = pin.media_source
+    which = source.WhichOneof("source") if pin.HasField("media_source") else None
+    media: MediaSource
+    if which == "image_url":
+        media = ImageUrl(url=source.image_url.url)
+    elif which == "image_base64":
+        image = source.image_base64
+        media = ImageBase64(content_type=image.content_type, data=image.data)
+    elif which == "multiple_image_urls":
+        carousel = source.multiple_image_urls
+        media = Carousel(
+            items=tuple(
+                CarouselItem(url=i.url, title=i.title, description=i.description, link=i.link)
+                for i in carousel.items
+            ),
+            index=carousel.index,
+        )
+    elif which == "video_id":
+        video = source.video_id
+        cover = video.WhichOneof("cover")
+        media = Video(
+            media_id=video.media_id,
+            cover_image_url=video.cover_image_url if cover == "cover_image_url" else "",
+            cover_image_key_frame_time=(
+                video.cover_image_key_frame_time if cover == "cover_image_key_frame_time" else None
+            ),
+        )
+    else:
+        raise InvalidArgument.one(_join(field, "media_source"), "required")
+    return PinSpec(
+        board_id=pin.board_id,
+        media=media,
+        board_section_id=pin.board_section_id,
+        title=pin.title,
+        description=pin.description,
+        link=pin.link,
+        alt_text=pin.alt_text,
+        dominant_color=pin.dominant_color,
+    )
+
+
+def local_time_to_proto(lt: LocalTime) -> datetime_pb2.DateTime:
+    msg = datetime_pb2.DateTime(
+        year=lt.year,
+        month=lt.month,
+        day=lt.day,
+        hours=lt.hours,
+        minutes=lt.minutes,
+        seconds=lt.seconds,
+        nanos=lt.nanos,
+    )
+    if lt.utc_offset_s is not None:
+        msg.utc_offset.SetInParent()
+        msg.utc_offset.seconds = lt.utc_offset_s
+    else:
+        msg.time_zone.SetInParent()
+        msg.time_zone.id = lt.time_zone
+    return msg
+
+
+def local_time_from_proto(dt: datetime_pb2.DateTime) -> LocalTime:
+    """The `LocalTime` of *dt* as given (`timing.resolve_local_time` checks it).
+
+    A `utc_offset` keeps its whole seconds; with neither offset nor zone both stay unset.
+    """
+    fields = {
+        "year": dt.year, "month": dt.month, "day": dt.day, "hours": dt.hours,
+        "minutes": dt.minutes, "seconds": dt.seconds, "nanos": dt.nanos,
+    }  # fmt: skip
+    which = dt.WhichOneof("time_offset")
+    if which == "utc_offset":
+        return LocalTime(**fields, utc_offset_s=dt.utc_offset.seconds)
+    if which == "time_zone":
+        return LocalTime(**fields, time_zone=dt.time_zone.id)
+    return LocalTime(**fields)
+
+
+# --- jobs and events ---------------------------------------------------------------------------
+
+
+def error_to_proto(error: JobError) -> job_pb2.JobError:
+    return job_pb2.JobError(
+        category=category_to_proto(error.category),
+        http_status=error.http_status,
+        pinterest_code=error.pinterest_code,
+        message=error.message,
+        retryable=error.retryable,
+        pinterest_request_id=error.pinterest_request_id,
+    )
+
+
+def transition_to_proto(entry: Transition) -> job_pb2.Transition:
+    msg = job_pb2.Transition(
+        from_state=state_to_proto(entry.from_state),
+        to_state=state_to_proto(entry.to_state),
+        time=timestamp_to_proto(entry.time),
+        reason=entry.reason,
+        attempt=entry.attempt,
+        sequence=entry.sequence,
+    )
+    if entry.error is not None:
+        msg.error.CopyFrom(error_to_proto(entry.error))
+    return msg
+
+
+def remote_update_to_proto(update: RemoteUpdate) -> job_pb2.RemoteUpdate:
+    """The progress of a PATCH of a delivered pin; an unknown state string is UNSPECIFIED."""
+    try:
+        state = job_pb2.RemoteUpdate.State.Value(f"STATE_{update.state}")
+    except ValueError:
+        state = job_pb2.RemoteUpdate.STATE_UNSPECIFIED
+    msg = job_pb2.RemoteUpdate(state=state, paths=update.paths, attempts=update.attempts)
+    if update.error is not None:
+        msg.error.CopyFrom(error_to_proto(update.error))
+    return msg
+
+
+def job_to_proto(job: Job, *, with_history: bool = False) -> job_pb2.Job:
+    """*job* on the wire; `history` only when *with_history* (GetJob), as the API promises."""
+    msg = job_pb2.Job(
+        id=job.id,
+        account_id=job.account_id,
+        pin=pin_to_proto(job.pin),
+        state=state_to_proto(job.state),
+        scheduled_at=timestamp_to_proto(job.scheduled_at),
+        delivery_window=duration_to_proto(job.window),
+        window_end=timestamp_to_proto(job.window_end),
+        planned_at=timestamp_to_proto(job.planned_at),
+        attempts=job.attempts,
+        pinterest_pin_id=job.pinterest_pin_id,
+        version=job.version,
+        create_time=timestamp_to_proto(job.created_at),
+        update_time=timestamp_to_proto(job.updated_at),
+        request_id=job.request_id,
+        cancel_requested=job.cancel_requested,
+    )
+    if job.local_time is not None:
+        msg.local_time.CopyFrom(local_time_to_proto(job.local_time))
+    if job.next_attempt_at is not None:
+        msg.next_attempt_at.CopyFrom(timestamp_to_proto(job.next_attempt_at))
+    if job.last_error is not None:
+        msg.last_error.CopyFrom(error_to_proto(job.last_error))
+    if job.late_by is not None:
+        msg.late_by.CopyFrom(duration_to_proto(job.late_by))
+    if job.delivered_at is not None:
+        msg.delivered_time.CopyFrom(timestamp_to_proto(job.delivered_at))
+    if job.remote_update is not None:
+        msg.remote_update.CopyFrom(remote_update_to_proto(job.remote_update))
+    if with_history:
+        msg.history.extend(transition_to_proto(entry) for entry in job.history)
+    return msg
+
+
+def event_to_proto(
+    seq: int,
+    job_id: str,
+    account_id: str,
+    from_state: JobState | None,
+    to_state: JobState,
+    time: datetime,
+    reason: str,
+    job: Job | None,
+) -> job_pb2.JobEvent:
+    """One watch-stream event; *job* (the job right after it) goes without its history."""
+    msg = job_pb2.JobEvent(
+        sequence=seq,
+        job_id=job_id,
+        account_id=account_id,
+        from_state=state_to_proto(from_state),
+        to_state=state_to_proto(to_state),
+        time=timestamp_to_proto(time),
+        reason=reason,
+    )
+    if job is not None:
+        msg.job.CopyFrom(job_to_proto(job, with_history=False))
+    return msg
+
+
+class StoredEvent(Protocol):
+    """What `stored_event_to_proto` reads: an event-log row (the store's `Event`)."""
+
+    @property
+    def sequence(self) -> int: ...
+    @property
+    def job_id(self) -> str: ...
+    @property
+    def account_id(self) -> str: ...
+    @property
+    def transition(self) -> Transition: ...
+    @property
+    def job(self) -> Job | None: ...
+
+
+def stored_event_to_proto(event: StoredEvent) -> job_pb2.JobEvent:
+    """`event_to_proto` of an event-log row."""
+    t = event.transition
+    return event_to_proto(
+        event.sequence,
+        event.job_id,
+        event.account_id,
+        t.from_state,
+        t.to_state,
+        t.time,
+        t.reason,
+        event.job,
+    )
+
+
+# --- accounts ----------------------------------------------------------------------------------
+
+
+def pacing_to_proto(pacing: Pacing) -> account_pb2.Pacing:
+    return account_pb2.Pacing(
+        min_spacing=duration_to_proto(pacing.min_spacing),
+        max_per_hour=pacing.max_per_hour,
+        max_per_day=pacing.max_per_day,
+        writes_per_minute=pacing.writes_per_minute,
+    )
+
+
+def pacing_violations(pacing: account_pb2.Pacing, field_prefix: str) -> list[FieldViolation]:
+    """Every problem of a `Pacing` message at *field_prefix* (for example `account.pacing`)."""
+    out: list[FieldViolation] = []
+    spacing_path = _join(field_prefix, "min_spacing")
+    problem = duration_problem(pacing.min_spacing)
+    if problem is not None:
+        out.append(FieldViolation(spacing_path, problem))
+    else:
+        spacing = duration_from_proto(pacing.min_spacing, field=spacing_path)
+        if not timedelta(0) <= spacing <= MIN_SPACING_MAX:
+            out.append(FieldViolation(spacing_path, f"must be 0s to 1 day, got {spacing}"))
+    for name, value in (
+        ("max_per_hour", pacing.max_per_hour),
+        ("max_per_day", pacing.max_per_day),
+        ("writes_per_minute", pacing.writes_per_minute),
+    ):
+        if value < 0:
+            out.append(
+                FieldViolation(
+                    _join(field_prefix, name), f"must be 0 (no cap) or more, got {value}"
+                )
+            )
+    if pacing.writes_per_minute > WRITES_PER_MINUTE_MAX:
+        out.append(
+            FieldViolation(
+                _join(field_prefix, "writes_per_minute"),
+                f"at most {WRITES_PER_MINUTE_MAX}, got {pacing.writes_per_minute}",
+            )
+        )
+    return out
+
+
+def build_pacing(pacing: account_pb2.Pacing) -> Pacing:
+    """The `Pacing` of a message `pacing_violations` found nothing wrong with."""
+    return Pacing(
+        min_spacing=duration_from_proto(pacing.min_spacing, field="pacing.min_spacing"),
+        max_per_hour=pacing.max_per_hour,
+        max_per_day=pacing.max_per_day,
+        writes_per_minute=pacing.writes_per_minute,
+    )
+
+
+def pacing_from_proto(pacing: account_pb2.Pacing, field_prefix: str) -> Pacing:
+    """The `Pacing` of *pacing*; `InvalidArgument` naming every bad field under *field_prefix*."""
+    violations = pacing_violations(pacing, field_prefix)
+    if violations:
+        raise InvalidArgument(violations)
+    return build_pacing(pacing)
+
+
+def account_to_proto(account: Account) -> account_pb2.Account:
+    """*account* on the wire: never a token (only `has_refresh_token`), never the token expiry."""
+    return account_pb2.Account(
+        id=account.id,
+        display_name=account.display_name,
+        pacing=pacing_to_proto(account.pacing),
+        state=account_state_to_proto(account.state),
+        paused=account.paused,
+        has_refresh_token=bool(account.refresh_token),
+        state_reason=account.state_reason,
+        create_time=timestamp_to_proto(account.created_at),
+        update_time=timestamp_to_proto(account.updated_at),
+    )

@@ -1,0 +1,137 @@
+"""Tests of `pinsched.clock`: the fake clock wakes sleepers in order and only when due."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from pinsched.clock import FakeClock, SystemClock
+
+START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+
+async def wait_for_sleepers(clock: FakeClock, count: int) -> None:
+    """Let the loop run until *count* sleeps are pending (bounded: fails instead of hanging)."""
+    for _ in range(100):
+        if clock.sleepers == count:
+            return
+        await asyncio.sleep(0)
+    pytest.fail(f"expected {count} sleepers, have {clock.sleepers}")
+
+
+async def test_sleepers_wake_in_deadline_order_at_their_deadline() -> None:
+    """Sleepers started in any order wake earliest deadline first, each seeing its own deadline."""
+    clock = FakeClock(START)
+    woke: list[tuple[float, datetime]] = []
+
+    async def sleeper(seconds: float) -> None:
+        await clock.sleep(seconds)
+        woke.append((seconds, clock.now()))
+
+    tasks = [asyncio.create_task(sleeper(s)) for s in (3.0, 1.0, 2.0)]
+    await wait_for_sleepers(clock, 3)
+    await clock.advance(10)
+    await asyncio.gather(*tasks)
+    assert woke == [(s, START + timedelta(seconds=s)) for s in (1.0, 2.0, 3.0)]
+    assert clock.now() == START + timedelta(seconds=10)
+
+
+async def test_sleepers_wake_only_once_their_deadline_passes() -> None:
+    """Advancing short of a deadline wakes nobody; reaching it exactly wakes the sleeper."""
+    clock = FakeClock(START)
+    task = asyncio.create_task(clock.sleep(1.0))
+    await wait_for_sleepers(clock, 1)
+    await clock.advance(0.5)
+    assert not task.done()
+    assert clock.next_deadline() == pytest.approx(0.5)
+    await clock.advance(0.5)
+    assert task.done()
+    assert clock.sleepers == 0
+    assert clock.next_deadline() is None
+    await task
+
+
+async def test_woken_task_runs_before_later_deadlines() -> None:
+    """A task woken by `advance` runs (and can sleep again) before later deadlines fire."""
+    clock = FakeClock(START)
+    log: list[tuple[str, float]] = []
+
+    async def repeater() -> None:
+        for _ in range(3):
+            await clock.sleep(1.0)
+            log.append(("repeater", clock.monotonic()))
+
+    async def late() -> None:
+        await clock.sleep(2.5)
+        log.append(("late", clock.monotonic()))
+
+    tasks = [asyncio.create_task(repeater()), asyncio.create_task(late())]
+    await wait_for_sleepers(clock, 2)
+    await clock.advance(10)
+    await asyncio.gather(*tasks)
+    assert log == [("repeater", 1.0), ("repeater", 2.0), ("late", 2.5), ("repeater", 3.0)]
+
+
+async def test_zero_sleep_returns_without_advancing() -> None:
+    """sleep(0) and negative sleeps return at once, leaving no pending sleeper."""
+    clock = FakeClock(START)
+    await clock.sleep(0)
+    await clock.sleep(-1)
+    assert clock.sleepers == 0
+    assert clock.now() == START
+
+
+async def test_cancelled_sleeper_is_forgotten() -> None:
+    """A cancelled sleep is not counted and does not disturb later wake-ups."""
+    clock = FakeClock(START)
+    cancelled = asyncio.create_task(clock.sleep(1.0))
+    kept = asyncio.create_task(clock.sleep(2.0))
+    await wait_for_sleepers(clock, 2)
+    cancelled.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    assert clock.sleepers == 1
+    await clock.advance(2.0)
+    assert kept.done()
+    await kept
+
+
+async def test_set_moves_forward_never_back() -> None:
+    """`set` advances to a later instant and ignores an earlier one."""
+    clock = FakeClock(START)
+    await clock.set(START + timedelta(hours=1))
+    assert clock.now() == START + timedelta(hours=1)
+    await clock.set(START)
+    assert clock.now() == START + timedelta(hours=1)
+    assert clock.monotonic() == 3600.0
+
+
+async def test_fake_clock_drives_a_day_quickly() -> None:
+    """A loop sleeping a minute at a time runs a simulated day through one `advance`."""
+    clock = FakeClock(START)
+    ticks = 0
+
+    async def minutely() -> None:
+        nonlocal ticks
+        while ticks < 24 * 60:
+            await clock.sleep(60)
+            ticks += 1
+
+    task = asyncio.create_task(minutely())
+    await wait_for_sleepers(clock, 1)
+    await clock.advance(24 * 3600)
+    await task
+    assert ticks == 24 * 60
+    assert clock.now() == START + timedelta(days=1)
+
+
+async def test_system_clock_is_aware_utc() -> None:
+    """The real clock reports aware UTC and a non-decreasing monotonic time."""
+    clock = SystemClock()
+    now = clock.now()
+    assert now.tzinfo is UTC
+    first = clock.monotonic()
+    await clock.sleep(0)
+    assert clock.monotonic() >= first
