@@ -24,13 +24,14 @@ from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from pinsched import logs
+from pinsched import logs, secrets, security
 from pinsched.api.servicers import AccountServicer, PinSchedulerServicer
 from pinsched.auth import AccountRegistry
-from pinsched.clock import Clock, SystemClock
+from pinsched.clock import Activity, Clock, SystemClock
 from pinsched.config import Config
 from pinsched.dispatcher import Dispatchers, DispatchSettings
 from pinsched.events import EventBus
+from pinsched.metrics import Metrics
 from pinsched.pinterest import PinterestClient
 from pinsched.retry import RetryPolicy
 from pinsched.scheduler import Scheduler
@@ -84,6 +85,7 @@ class Daemon:
         self.clock: Clock = clock or SystemClock()
         self.port = 0
         self.bus = EventBus()
+        self.metrics = Metrics()
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._server: grpc.aio.Server | None = None
@@ -97,8 +99,14 @@ class Daemon:
 
     async def start(self) -> None:
         cfg = self.config
+        security.check_listen_policy(cfg)
         logs.register_secrets([cfg.api_token, cfg.pinterest_client_secret, cfg.secret_key])
-        self.store = await Store.open(cfg.db_path, on_events=self.bus.publish)
+        self.store = await Store.open(cfg.db_path, on_events=self.metrics.tap(self.bus.publish))
+        try:
+            await secrets.install(self.store, cfg.secret_key, now=self.clock.now)
+        except BaseException:
+            await self.store.close()
+            raise
         self.client = PinterestClient(cfg.pinterest_api_base, timeout_s=cfg.request_timeout_s)
         self.accounts = AccountRegistry(
             self.store, self.clock, self.client, client_id=cfg.pinterest_client_id,
@@ -109,20 +117,25 @@ class Daemon:
             max_attempts=cfg.max_attempts, base_delay_s=cfg.retry_base_delay_s,
             max_delay_s=cfg.retry_max_delay_s))
         holder: dict[str, Scheduler] = {}
+        self.activity = Activity()
         self.dispatchers = Dispatchers(
             self.store, self.clock, self.client, self.accounts, settings=settings,
+            activity=self.activity,
             on_retry=lambda job: holder["s"].track(job),
             on_hold=lambda job: holder["s"].hold(job))
         self.scheduler = holder["s"] = Scheduler(
             self.store, self.clock, dispatch=self.dispatchers.submit,
-            can_publish=self.accounts.can_publish)
+            can_publish=self.accounts.can_publish, activity=self.activity)
         self.service = PinService(self.store, self.clock, self.scheduler, self.dispatchers,
                                   self.accounts)
+        self.metrics.bind(store=self.store, scheduler=self.scheduler, bus=self.bus,
+                          accounts=self.accounts, dispatchers=self.dispatchers)
         admin = AccountAdmin(self.store, self.clock, self.accounts, self.scheduler, self.service)
         recovered = await self.scheduler.recover()
         self._tasks.append(asyncio.create_task(self.scheduler.run(self._stop), name="scheduler"))
 
-        interceptors = [_TokenAuth(cfg.api_token)] if cfg.api_token else []
+        interceptors: list[Any] = [self.metrics.interceptor()]
+        interceptors += [_TokenAuth(cfg.api_token)] if cfg.api_token else []
         server = grpc.aio.server(interceptors=interceptors, options=[
             ("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 64 * 1024 * 1024)])
         scheduler_pb2_grpc.add_PinSchedulerServicer_to_server(PinSchedulerServicer(
@@ -141,6 +154,8 @@ class Daemon:
         self._server = server
         for name in ("", *SERVICES):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        if cfg.metrics_listen:
+            await self.metrics.serve(cfg.metrics_listen)
         log.info("pinsched_ready", listen=cfg.listen, port=self.port, db=cfg.db_path,
                  recovered=recovered, pinterest_api_base=cfg.pinterest_api_base)
 
@@ -172,6 +187,7 @@ class Daemon:
         self._stop.set()
         if self._server is not None:
             await self._server.stop(grace)
+        await self.metrics.close()
         for task in self._tasks:
             try:
                 await asyncio.wait_for(task, timeout=grace)

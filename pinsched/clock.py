@@ -103,3 +103,24 @@ class FakeClock:
 async def _settle(rounds: int = 5) -> None:
     for _ in range(rounds):
         await asyncio.sleep(0)
+
+
+class Activity:
+    """Counts the shell's tasks that are working — not parked waiting for work or sleeping on
+    the clock. `idle` is set when none is: with a `FakeClock`, a test advances time, then waits
+    for `idle` to know the daemon has done everything that time made due."""
+
+    def __init__(self) -> None:
+        self.busy = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    def enter(self) -> None:
+        self.busy += 1
+        self.idle.clear()
+
+    def leave(self) -> None:
+        self.busy -= 1
+        if self.busy <= 0:
+            self.busy = 0
+            self.idle.set()

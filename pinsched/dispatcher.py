@@ -33,7 +33,7 @@ import structlog
 from pinsched import pinterest as pt
 from pinsched import reconcile
 from pinsched.auth import AccountRegistry
-from pinsched.clock import Clock
+from pinsched.clock import Activity, Clock
 from pinsched.jobs import ErrorCategory, Job, JobError, JobState, touch, transition
 from pinsched.retry import RetryPolicy, rate_limit_delay_s
 from pinsched.store import StaleJob, Store
@@ -57,6 +57,7 @@ class Dispatchers:
         self, store: Store, clock: Clock, client: pt.PinterestClient, accounts: AccountRegistry,
         *, settings: DispatchSettings, on_retry: Callable[[Job], None],
         on_hold: Callable[[Job], None], rng: random.Random | None = None,
+        activity: Activity | None = None,
     ) -> None:
         self.store, self.clock, self.client, self.accounts = store, clock, client, accounts
         self.settings = settings
@@ -65,6 +66,7 @@ class Dispatchers:
         self.rng = rng or random.Random()
         self._by_account: dict[str, AccountDispatcher] = {}
         self.stopping = asyncio.Event()
+        self.activity = activity or Activity()
         self.in_flight = 0
         self.idle = asyncio.Event()
         self.idle.set()
@@ -111,19 +113,36 @@ class AccountDispatcher:
         self.queue: deque[str] = deque()
         self.queued: set[str] = set()
         self.wake = asyncio.Event()
+        self.waiting = False  # parked on `wake` (counted idle by pool.activity)
+        pool.activity.enter()
         self.task = asyncio.create_task(self._run(), name=f"dispatch-{account_id}")
 
     def enqueue(self, job_id: str) -> None:
         if job_id not in self.queued:
             self.queued.add(job_id)
             self.queue.append(job_id)
+            if self.waiting:
+                self.waiting = False
+                self.pool.activity.enter()
             self.wake.set()
 
     async def _run(self) -> None:
         pool = self.pool
+        try:
+            await self._loop()
+        finally:
+            if not self.waiting:
+                pool.activity.leave()
+                self.waiting = True
+
+    async def _loop(self) -> None:
+        pool = self.pool
         while not pool.stopping.is_set():
             if not self.queue:
                 self.wake.clear()
+                if not self.waiting:
+                    self.waiting = True
+                    pool.activity.leave()
                 await self.wake.wait()
                 continue
             job_id = self.queue.popleft()
@@ -164,7 +183,11 @@ class AccountDispatcher:
                     pacer.bucket.tokens += 1.0  # give the account token back
             if not wait:
                 return True
-            await _sleep_or_stop(pool.clock, wait, pool.stopping)
+            pool.activity.leave()
+            try:
+                await _sleep_or_stop(pool.clock, wait, pool.stopping)
+            finally:
+                pool.activity.enter()
         return False
 
     async def _publish(self, job: Job) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 import structlog
 
 from pinsched import codec
-from pinsched.clock import Clock
+from pinsched.clock import Activity, Clock
 from pinsched.heap import DueHeap
 from pinsched.jobs import Job, JobState, transition
 from pinsched.store import Store
@@ -37,6 +37,7 @@ class Scheduler:
         *,
         dispatch: Callable[[Job], None],
         can_publish: Callable[[str], bool],
+        activity: Activity | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
@@ -46,6 +47,7 @@ class Scheduler:
         self.held: dict[str, set[str]] = {}
         self._wake = asyncio.Event()
         self._deadline_us: int | None = None
+        self.activity = activity or Activity()
         self.ready = asyncio.Event()
 
     async def recover(self) -> dict[str, int]:
@@ -90,6 +92,13 @@ class Scheduler:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Loop until *stop* is set."""
+        self.activity.enter()
+        try:
+            await self._loop(stop)
+        finally:
+            self.activity.leave()
+
+    async def _loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             now_us = codec.to_us(self._clock.now())
             due = self.heap.pop_due(now_us, limit=BATCH)
@@ -113,9 +122,11 @@ class Scheduler:
             asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())}
         if delay is not None:
             waiters.add(asyncio.ensure_future(self._clock.sleep(delay)))
+        self.activity.leave()
         try:
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            self.activity.enter()
             for w in waiters:
                 w.cancel()
             self._wake.clear()

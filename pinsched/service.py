@@ -6,11 +6,14 @@ allowed is asked of `jobs.py`. The gRPC servicers in `api/` only convert.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
+import random
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from pinsched import planning
 from pinsched.accounts import Account
 from pinsched.auth import AccountRegistry
 from pinsched.clock import Clock
@@ -49,38 +52,112 @@ def new_job_id(now: datetime) -> str:
 
 
 def plan(spec: ScheduleSpec) -> datetime:
-    """The concrete publish time for *spec*: the start of its window (always inside it)."""
-    return spec.scheduled_at
+    """The publish time of *spec* on its own: its instant, or the middle of its window (the
+    planner refines windowed jobs against the account's other plans)."""
+    return spec.scheduled_at + spec.window / 2
+
+
+GroupKey = tuple[str, datetime, timedelta]
 
 
 class PinService:
     def __init__(
         self, store: Store, clock: Clock, scheduler: Scheduler, dispatchers: Dispatchers,
-        accounts: AccountRegistry,
+        accounts: AccountRegistry, *, plan_seed: int = 0,
     ) -> None:
         self.store, self.clock, self.scheduler = store, clock, scheduler
         self.dispatchers, self.accounts = dispatchers, accounts
         self.ack_latency_s: list[float] = []
+        self.plan_seed = plan_seed
+        self._plan_lock = asyncio.Lock()
 
     async def schedule(self, specs: Sequence[ScheduleSpec]) -> list[Job]:
-        """Persist *specs* as PENDING jobs atomically (idempotent on request_id)."""
+        """Persist *specs* as PENDING jobs atomically (idempotent on request_id).
+
+        Exact-time jobs are planned at their instant. Jobs with a window are planned with the
+        account's other jobs sharing that window (which are re-planned in the same transaction)
+        and against everything else the account has planned.
+        """
+        if not any(spec.window for spec in specs):
+            return await self._create(specs, {}, [])
+        async with self._plan_lock:  # one planner at a time: plans read, then write, the store
+            for _ in range(10):
+                planned, replans, notes = await self._plan_windows(specs)
+                try:
+                    return await self._create(specs, planned, replans, notes)
+                except StaleJob:
+                    continue  # a job of the group was queued or changed meanwhile: plan again
+        raise FailedPrecondition("the delivery window keeps changing; try again")
+
+    async def preview(self, spec: ScheduleSpec) -> datetime:
+        """The planned time *spec* would get now (nothing persisted)."""
+        if not spec.window:
+            return spec.scheduled_at
+        async with self._plan_lock:
+            planned, _, _ = await self._plan_windows([spec])
+        return planned[0]
+
+    async def _create(
+        self, specs: Sequence[ScheduleSpec], planned: dict[int, datetime],
+        replans: Sequence[tuple[Job, Job, Transition]], notes: dict[int, str] | None = None,
+    ) -> list[Job]:
         now = self.clock.now()
         jobs, entries = [], []
-        for spec in specs:
+        for i, spec in enumerate(specs):
+            at = planned.get(i, spec.scheduled_at)
             job = Job(
                 id=new_job_id(now), account_id=spec.account_id, pin=spec.pin, state=S.PENDING,
-                scheduled_at=spec.scheduled_at, planned_at=plan(spec), window=spec.window,
+                scheduled_at=spec.scheduled_at, planned_at=at, window=spec.window,
                 local_time=spec.local_time, request_id=spec.request_id,
                 request_hash=spec.request_hash, created_at=now, updated_at=now,
             )
             jobs.append(job)
+            note = (notes or {}).get(i, "")
             entries.append(Transition(from_state=None, to_state=S.PENDING, time=now,
-                                      reason="scheduled"))
-        results = await self.store.create_jobs(jobs, entries)
+                                      reason=f"scheduled; {note}" if note else "scheduled"))
+        results = await self.store.create_jobs(jobs, entries, replans)
         for job, created in results:
             if created:
                 self.scheduler.track(job)
+        for _, new, _ in replans:
+            self.scheduler.track(new)
         return [job for job, _ in results]
+
+    async def _plan_windows(
+        self, specs: Sequence[ScheduleSpec]
+    ) -> tuple[dict[int, datetime], list[tuple[Job, Job, Transition]], dict[int, str]]:
+        groups: dict[GroupKey, list[int]] = {}
+        for i, spec in enumerate(specs):
+            if spec.window:
+                groups.setdefault((spec.account_id, spec.scheduled_at, spec.window), []).append(i)
+        planned: dict[int, datetime] = {}
+        notes: dict[int, str] = {}
+        replans: list[tuple[Job, Job, Transition]] = []
+        now = self.clock.now()
+        for (account_id, start, window), idxs in groups.items():
+            account = await self.accounts.get(account_id)
+            pacing = account.pacing
+            end = start + window
+            margin = max(pacing.min_spacing,
+                         timedelta(days=1) if pacing.max_per_day else
+                         timedelta(hours=1) if pacing.max_per_hour else timedelta(0))
+            nearby = await self.store.account_planned(account_id, start - margin, end + margin)
+            group = sorted((j for j in nearby if j.state is S.PENDING and
+                            j.scheduled_at == start and j.window == window), key=lambda j: j.id)
+            members = {j.id for j in group}
+            fixed = [j.planned_at for j in nearby if j.id not in members]
+            result = planning.spread(
+                len(group) + len(idxs), start, end, pacing=pacing, fixed=fixed,
+                rng=random.Random(planning.seed_for(account_id, start, end, self.plan_seed)))
+            times = list(result.times)
+            for job, at in zip(group, times, strict=False):
+                if at != job.planned_at:
+                    why = f"re-planned: {result.note}" if result.note else "re-planned"
+                    replans.append((job, *touch(job, now=now, reason=why, planned_at=at)))
+            for i, at in zip(idxs, times[len(group):], strict=True):
+                planned[i] = at
+                notes[i] = result.note
+        return planned, replans, notes
 
     async def get(self, job_id: str) -> Job:
         return await self.store.get_job(job_id, with_history=True)

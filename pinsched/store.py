@@ -137,6 +137,10 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     ALTER TABLE jobs ADD COLUMN remote_pending INTEGER NOT NULL DEFAULT 0;
     CREATE INDEX jobs_remote_pending ON jobs(id) WHERE remote_pending = 1;
     """,
+    # 3 → 4: window planning looks up an account's planned times.
+    """
+    CREATE INDEX jobs_account_planned ON jobs(account_id, planned_at);
+    """,
 )
 
 _JOB_COLUMNS: Final = (
@@ -427,17 +431,22 @@ class Store:
     # ---------------------------------------------------------------- jobs: writes
 
     async def create_jobs(
-        self, jobs: Sequence[Job], transitions: Sequence[Transition]
+        self, jobs: Sequence[Job], transitions: Sequence[Transition],
+        replans: Sequence[tuple[Job, Job, Transition]] = (),
     ) -> list[tuple[Job, bool]]:
-        """Insert *jobs* atomically (all or none); return each job with `created=True`, or the
-        existing job with `created=False` when its `request_id` was seen with the same content.
+        """Insert *jobs* atomically (all or none) with the *replans* of other jobs (CAS);
+        return each job with `created=True`, or the existing job with `created=False` when its
+        `request_id` was seen with the same content.
 
         Raises AlreadyExists (naming the item) when a `request_id` was used with other content,
-        AccountNotFound when an account does not exist.
+        AccountNotFound when an account does not exist, StaleJob when a re-planned job changed.
         """
 
         def op(db: sqlite3.Connection, events: list[Event]) -> list[tuple[Job, bool]]:
             out: list[tuple[Job, bool]] = []
+            for old, new, entry in replans:
+                _cas(db, old, new)
+                events.append(self._append_event(db, new, entry))
             accounts_seen: set[str] = set()
             for index, (job, entry) in enumerate(zip(jobs, transitions, strict=True)):
                 if job.account_id not in accounts_seen:
@@ -585,6 +594,17 @@ class Store:
             f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {' AND '.join(where)} "
             "ORDER BY id DESC LIMIT ?", (*args, limit),
         )
+        return [_job_from_row(tuple(r)) for r in rows]
+
+    async def account_planned(
+        self, account_id: str, lo: datetime, hi: datetime
+    ) -> list[Job]:
+        """The account's jobs planned in [*lo*, *hi*] that are or will be published (for window
+        planning: PENDING, QUEUED, SUBMITTED, RETRYING, DELIVERED)."""
+        rows = await self._reader.execute_fetchall(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE account_id = ? AND planned_at BETWEEN ? AND ? "
+            "AND state IN ('PENDING', 'QUEUED', 'SUBMITTED', 'RETRYING', 'DELIVERED') "
+            "ORDER BY planned_at", (account_id, codec.to_us(lo), codec.to_us(hi)))
         return [_job_from_row(tuple(r)) for r in rows]
 
     async def active_jobs(self) -> list[Job]:

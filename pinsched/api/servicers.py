@@ -20,7 +20,7 @@ from pinsched.api.status import streaming, unary
 from pinsched.clock import Clock
 from pinsched.events import EventBus, WatchFilter, watch
 from pinsched.jobs import ScheduleSpec
-from pinsched.service import AccountAdmin, PinService, plan
+from pinsched.service import AccountAdmin, PinService
 from pinsched.store import JobFilter, Store
 from pinsched.v1 import (
     account_pb2,
@@ -213,7 +213,7 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
         spec = self._spec(request)
         await self.store.get_account(spec.account_id)
         out = scheduler_pb2.PreviewScheduleResponse()
-        out.planned_at.FromDatetime(plan(spec))
+        out.planned_at.FromDatetime(await self.service.preview(spec))
         out.scheduled_at.FromDatetime(spec.scheduled_at)
         out.window_end.FromDatetime(spec.window_end)
         return out
