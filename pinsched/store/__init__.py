@@ -1,4 +1,4 @@
-"""SQLite persistence: the only module that speaks SQL. The store is the truth; heaps are indexes.
+"""SQLite persistence: the only package that speaks SQL. The store is the truth; heaps are indexes.
 
 * WAL journal, `synchronous=FULL`: a change is on disk before it is acknowledged or acted on.
 * Writes go through one writer task that **group-commits**: every write queued while the previous
@@ -16,18 +16,16 @@ It does not decide anything: which transition is legal is `jobs.py`'s business.
 from __future__ import annotations
 
 import asyncio
-import json
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Final, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import aiosqlite
 
 from pinsched import codec
-from pinsched.accounts import Account, Pacing
+from pinsched.accounts import Account
 from pinsched.errors import (
     AccountNotFound,
     AlreadyExists,
@@ -36,192 +34,39 @@ from pinsched.errors import (
     ShuttingDown,
     VersionMismatch,
 )
-from pinsched.jobs import (
-    ACTIVE_STATES,
-    Job,
-    JobError,
-    JobState,
-    RemoteUpdate,
-    Transition,
+from pinsched.jobs import Job, JobState, Transition
+from pinsched.store.outbox import OutboxMixin
+from pinsched.store.rows import (
+    _ACTIVE_SQL,
+    _JOB_COLUMNS,
+    AccountOutboxRenderer,
+    Delivery,
+    Event,
+    JobFilter,
+    OutboxRenderer,
+    OutboxRow,
+    StaleJob,
+    TokenCipher,
+    _account_from_row,
+    _account_row,
+    _append_event,
+    _cas,
+    _fields,
+    _job_from_row,
+    _job_row,
+    _transition_from_row,
 )
+from pinsched.store.schema import MIGRATIONS, migrate
+
+__all__ = [
+    "MIGRATIONS", "AccountOutboxRenderer", "Delivery", "Event", "JobFilter", "OutboxRenderer",
+    "OutboxRow", "StaleJob", "Store", "TokenCipher",
+]
 
 T = TypeVar("T")
 
-MIGRATIONS: Final[tuple[str, ...]] = (
-    # 0 → 1: the initial schema.
-    """
-    CREATE TABLE accounts (
-        id TEXT PRIMARY KEY,
-        display_name TEXT NOT NULL DEFAULT '',
-        access_token TEXT NOT NULL DEFAULT '',
-        refresh_token TEXT NOT NULL DEFAULT '',
-        access_expires_at INTEGER,
-        pacing TEXT NOT NULL,
-        paused INTEGER NOT NULL DEFAULT 0,
-        needs_reauth INTEGER NOT NULL DEFAULT 0,
-        state_reason TEXT NOT NULL DEFAULT '',
-        version INTEGER NOT NULL DEFAULT 1,
-        created_at INTEGER NOT NULL,
-        updated_at INTEGER NOT NULL
-    ) STRICT;
-    CREATE TABLE jobs (
-        id TEXT PRIMARY KEY,
-        account_id TEXT NOT NULL REFERENCES accounts(id),
-        state TEXT NOT NULL,
-        board_id TEXT NOT NULL,
-        pin TEXT NOT NULL,
-        scheduled_at INTEGER NOT NULL,
-        window_us INTEGER NOT NULL,
-        planned_at INTEGER NOT NULL,
-        local_time TEXT,
-        request_id TEXT,
-        request_hash TEXT NOT NULL DEFAULT '',
-        attempts INTEGER NOT NULL DEFAULT 0,
-        next_attempt_at INTEGER,
-        pinterest_pin_id TEXT,
-        last_error TEXT,
-        version INTEGER NOT NULL,
-        created_at INTEGER NOT NULL,
-        updated_at INTEGER NOT NULL,
-        submitted_at INTEGER,
-        delivered_at INTEGER,
-        late_by_us INTEGER,
-        cancel_requested INTEGER NOT NULL DEFAULT 0
-    ) STRICT;
-    CREATE UNIQUE INDEX jobs_request_id ON jobs(request_id) WHERE request_id IS NOT NULL;
-    -- A Pinterest pin belongs to at most one job: reconciliation can never claim it twice.
-    CREATE UNIQUE INDEX jobs_pin_id ON jobs(pinterest_pin_id) WHERE pinterest_pin_id IS NOT NULL;
-    CREATE INDEX jobs_active ON jobs(state)
-        WHERE state IN ('PENDING', 'QUEUED', 'SUBMITTED', 'RETRYING', 'CANCELLING');
-    CREATE INDEX jobs_account ON jobs(account_id, id);
-    CREATE TABLE events (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        job_id TEXT NOT NULL,
-        account_id TEXT NOT NULL,
-        from_state TEXT,
-        to_state TEXT NOT NULL,
-        time INTEGER NOT NULL,
-        reason TEXT NOT NULL,
-        attempt INTEGER NOT NULL,
-        error TEXT
-    ) STRICT;
-    CREATE INDEX events_job ON events(job_id, seq);
-    """,
-    # 1 → 2: the webhook outbox (one row per event and endpoint, written with the event).
-    """
-    CREATE TABLE webhook_deliveries (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        endpoint TEXT NOT NULL,
-        event_seq INTEGER NOT NULL,
-        message_id TEXT NOT NULL,
-        order_key TEXT NOT NULL,
-        event_type TEXT NOT NULL,
-        payload TEXT NOT NULL,
-        state TEXT NOT NULL DEFAULT 'PENDING',
-        attempts INTEGER NOT NULL DEFAULT 0,
-        next_attempt_at INTEGER NOT NULL,
-        last_status INTEGER,
-        last_error TEXT,
-        created_at INTEGER NOT NULL,
-        updated_at INTEGER NOT NULL
-    ) STRICT;
-    CREATE INDEX webhook_pending ON webhook_deliveries(endpoint, next_attempt_at)
-        WHERE state = 'PENDING';
-    CREATE INDEX webhook_order ON webhook_deliveries(endpoint, order_key, id)
-        WHERE state = 'PENDING';
-    CREATE INDEX webhook_state ON webhook_deliveries(state, id);
-    """,
-    # 2 → 3: changes of delivered pins being applied on Pinterest (UpdateJob after delivery).
-    """
-    ALTER TABLE jobs ADD COLUMN remote_update TEXT;
-    ALTER TABLE jobs ADD COLUMN remote_pending INTEGER NOT NULL DEFAULT 0;
-    CREATE INDEX jobs_remote_pending ON jobs(id) WHERE remote_pending = 1;
-    """,
-    # 3 → 4: window planning looks up an account's planned times.
-    """
-    CREATE INDEX jobs_account_planned ON jobs(account_id, planned_at);
-    """,
-)
 
-_JOB_COLUMNS: Final = (
-    "id, account_id, state, board_id, pin, scheduled_at, window_us, planned_at, local_time, "
-    "request_id, request_hash, attempts, next_attempt_at, pinterest_pin_id, last_error, version, "
-    "created_at, updated_at, submitted_at, delivered_at, late_by_us, cancel_requested, "
-    "remote_update, remote_pending"
-)
-_ACTIVE_SQL: Final = ", ".join(f"'{s.value}'" for s in sorted(ACTIVE_STATES))
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """A committed event-log row (plus, for live events, the job right after it)."""
-
-    sequence: int
-    job_id: str
-    account_id: str
-    transition: Transition
-    job: Job | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class JobFilter:
-    account_id: str = ""
-    states: frozenset[JobState] = frozenset()
-    board_id: str = ""
-    planned_after: datetime | None = None
-    planned_before: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxRow:
-    """A webhook delivery to enqueue with an event: the endpoint, ids and the JSON body."""
-
-    endpoint: str
-    message_id: str
-    order_key: str
-    event_type: str
-    payload: str
-
-
-#: Renders the webhook deliveries of one event; pure, runs inside the writing transaction.
-OutboxRenderer = Callable[[Event], Sequence[OutboxRow]]
-#: Renders the webhook deliveries of an account change (old, new), e.g. NEEDS_REAUTH.
-AccountOutboxRenderer = Callable[[Account, Account], Sequence[OutboxRow]]
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """A row of the webhook outbox."""
-
-    id: int
-    endpoint: str
-    event_seq: int
-    message_id: str
-    order_key: str
-    event_type: str
-    payload: str
-    state: str  # PENDING | DELIVERED | DEAD
-    attempts: int
-    next_attempt_at: datetime
-    last_status: int | None
-    last_error: str | None
-    created_at: datetime
-    updated_at: datetime
-
-
-class TokenCipher(Protocol):
-    """Encrypts account tokens at rest (see `pinsched.secrets`)."""
-
-    def encrypt(self, plaintext: str) -> str: ...
-
-    def decrypt(self, stored: str) -> str: ...
-
-
-class StaleJob(Exception):
-    """A compare-and-set lost: the job changed since it was read. Re-read and decide again."""
-
-
-class Store:
+class Store(OutboxMixin):
     """Async facade over one SQLite file."""
 
     def __init__(
@@ -254,7 +99,7 @@ class Store:
         await writer.execute("PRAGMA synchronous=FULL")
         await writer.execute("PRAGMA foreign_keys=ON")
         await writer.execute("PRAGMA busy_timeout=5000")
-        await _migrate(writer)
+        await migrate(writer)
         reader = await aiosqlite.connect(str(path), isolation_level=None)
         await reader.execute("PRAGMA busy_timeout=5000")
         await reader.execute("PRAGMA query_only=ON")
@@ -668,110 +513,6 @@ class Store:
             for r in rows
         ]
 
-    # ---------------------------------------------------------------- webhook outbox
-
-    async def webhook_due(self, endpoint: str, now: datetime, limit: int = 100) -> list[Delivery]:
-        """Pending deliveries of *endpoint* that are due and first in line for their order key
-        (a job's deliveries go out one at a time, in order)."""
-        rows = await self._reader.execute_fetchall(
-            f"SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries d WHERE d.endpoint = ? "
-            "AND d.state = 'PENDING' AND d.next_attempt_at <= ? AND d.id = ("
-            "SELECT min(e.id) FROM webhook_deliveries e WHERE e.endpoint = d.endpoint "
-            "AND e.order_key = d.order_key AND e.state = 'PENDING') ORDER BY d.id LIMIT ?",
-            (endpoint, codec.to_us(now), limit),
-        )
-        return [_delivery_from_row(tuple(r)) for r in rows]
-
-    async def webhook_next_due(self, endpoint: str) -> datetime | None:
-        rows = list(await self._reader.execute_fetchall(
-            "SELECT min(next_attempt_at) FROM webhook_deliveries "
-            "WHERE endpoint = ? AND state = 'PENDING'", (endpoint,)))
-        return codec.opt_dt(rows[0][0])
-
-    async def webhook_record(
-        self, delivery_id: int, *, state: str, attempts: int, next_attempt_at: datetime,
-        status: int | None, error: str | None, now: datetime,
-    ) -> None:
-        """Record the result of one attempt."""
-
-        def op(db: sqlite3.Connection, _: list[Event]) -> None:
-            db.execute(
-                "UPDATE webhook_deliveries SET state=?, attempts=?, next_attempt_at=?, "
-                "last_status=?, last_error=?, updated_at=? WHERE id=?",
-                (state, attempts, codec.to_us(next_attempt_at), status, error,
-                 codec.to_us(now), delivery_id),
-            )
-
-        await self._write(op)
-
-    async def webhook_kill_endpoint(self, endpoint: str, reason: str, now: datetime) -> int:
-        """Mark every pending delivery of *endpoint* DEAD (the endpoint was disabled)."""
-
-        def op(db: sqlite3.Connection, _: list[Event]) -> int:
-            cur = db.execute(
-                "UPDATE webhook_deliveries SET state='DEAD', last_error=?, updated_at=? "
-                "WHERE endpoint=? AND state='PENDING'", (reason, codec.to_us(now), endpoint))
-            return int(cur.rowcount)
-
-        return await self._write(op)
-
-    async def webhook_redeliver(
-        self, *, now: datetime, endpoint: str = "", delivery_ids: Sequence[int] = (),
-    ) -> int:
-        """Send DEAD deliveries again (the given ids, or all of an endpoint, or all)."""
-
-        def op(db: sqlite3.Connection, _: list[Event]) -> int:
-            where, args = ["state = 'DEAD'"], list[Any]()
-            if endpoint:
-                where.append("endpoint = ?")
-                args.append(endpoint)
-            if delivery_ids:
-                where.append(f"id IN ({','.join('?' * len(delivery_ids))})")
-                args.extend(delivery_ids)
-            cur = db.execute(
-                "UPDATE webhook_deliveries SET state='PENDING', attempts=0, next_attempt_at=?, "
-                f"updated_at=? WHERE {' AND '.join(where)}",
-                (codec.to_us(now), codec.to_us(now), *args))
-            return int(cur.rowcount)
-
-        return await self._write(op)
-
-    async def webhook_list(
-        self, *, endpoint: str = "", state: str = "", after_id: int = 0, limit: int = 100,
-    ) -> list[Delivery]:
-        where, args = ["id > ?"], list[Any]([after_id])
-        if endpoint:
-            where.append("endpoint = ?")
-            args.append(endpoint)
-        if state:
-            where.append("state = ?")
-            args.append(state)
-        rows = await self._reader.execute_fetchall(
-            f"SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries WHERE {' AND '.join(where)} "
-            "ORDER BY id LIMIT ?", (*args, limit))
-        return [_delivery_from_row(tuple(r)) for r in rows]
-
-    async def webhook_depth(self) -> dict[tuple[str, str], int]:
-        """Count of deliveries by (endpoint, state)."""
-        rows = await self._reader.execute_fetchall(
-            "SELECT endpoint, state, count(*) FROM webhook_deliveries GROUP BY endpoint, state")
-        return {(str(r[0]), str(r[1])): int(r[2]) for r in rows}
-
-
-_DELIVERY_COLUMNS: Final = (
-    "id, endpoint, event_seq, message_id, order_key, event_type, payload, state, attempts, "
-    "next_attempt_at, last_status, last_error, created_at, updated_at"
-)
-
-
-def _delivery_from_row(r: tuple[Any, ...]) -> Delivery:
-    return Delivery(
-        id=int(r[0]), endpoint=r[1], event_seq=int(r[2]), message_id=r[3], order_key=r[4],
-        event_type=r[5], payload=r[6], state=r[7], attempts=int(r[8]),
-        next_attempt_at=codec.from_us(r[9]), last_status=r[10], last_error=r[11],
-        created_at=codec.from_us(r[12]), updated_at=codec.from_us(r[13]),
-    )
-
 
 # -------------------------------------------------------------------- in the writer thread
 
@@ -802,115 +543,3 @@ def _run_batch(
     return results
 
 
-def _cas(db: sqlite3.Connection, old: Job, new: Job) -> None:
-    row = _job_row(new)
-    cur = db.execute(
-        "UPDATE jobs SET state=?, board_id=?, pin=?, scheduled_at=?, window_us=?, planned_at=?, "
-        "local_time=?, attempts=?, next_attempt_at=?, pinterest_pin_id=?, last_error=?, "
-        "version=?, updated_at=?, submitted_at=?, delivered_at=?, late_by_us=?, "
-        "cancel_requested=?, remote_update=?, remote_pending=? WHERE id=? AND version=?",
-        (*row[2:9], *row[11:16], *row[17:24], new.id, old.version),
-    )
-    if cur.rowcount == 0:
-        raise StaleJob(old.id)
-
-
-def _append_event(db: sqlite3.Connection, job: Job, entry: Transition) -> Event:
-    cur = db.execute(
-        "INSERT INTO events (job_id, account_id, from_state, to_state, time, reason, attempt, "
-        "error) VALUES (?,?,?,?,?,?,?,?)",
-        (
-            job.id, job.account_id,
-            entry.from_state.value if entry.from_state else None, entry.to_state.value,
-            codec.to_us(entry.time), entry.reason, entry.attempt,
-            json.dumps(entry.error.to_dict()) if entry.error else None,
-        ),
-    )
-    seq = int(cur.lastrowid or 0)
-    return Event(seq, job.id, job.account_id, _with_seq(entry, seq), job)
-
-
-def _with_seq(entry: Transition, seq: int) -> Transition:
-    return Transition(
-        from_state=entry.from_state, to_state=entry.to_state, time=entry.time,
-        reason=entry.reason, attempt=entry.attempt, error=entry.error, sequence=seq,
-    )
-
-
-async def _migrate(db: aiosqlite.Connection) -> None:
-    rows = list(await db.execute_fetchall("PRAGMA user_version"))
-    version = int(rows[0][0])
-    if version > len(MIGRATIONS):
-        raise RuntimeError(
-            f"database schema version {version} is newer than this pinsched "
-            f"({len(MIGRATIONS)}); upgrade pinsched"
-        )
-    for target in range(version, len(MIGRATIONS)):
-        await db.executescript(
-            f"BEGIN IMMEDIATE; {MIGRATIONS[target]}; PRAGMA user_version = {target + 1}; COMMIT;"
-        )
-
-
-# -------------------------------------------------------------------- row mapping
-
-
-def _fields(job: Job) -> dict[str, Any]:
-    return {name: getattr(job, name) for name in Job.__dataclass_fields__}
-
-
-def _job_row(job: Job) -> tuple[Any, ...]:
-    return (
-        job.id, job.account_id, job.state.value, job.pin.board_id, codec.pin_to_json(job.pin),
-        codec.to_us(job.scheduled_at), codec.td_us(job.window), codec.to_us(job.planned_at),
-        codec.local_time_to_json(job.local_time), job.request_id or None, job.request_hash,
-        job.attempts, codec.opt_us(job.next_attempt_at), job.pinterest_pin_id or None,
-        json.dumps(job.last_error.to_dict()) if job.last_error else None, job.version,
-        codec.to_us(job.created_at), codec.to_us(job.updated_at),
-        codec.opt_us(job.submitted_at), codec.opt_us(job.delivered_at),
-        None if job.late_by is None else codec.td_us(job.late_by), int(job.cancel_requested),
-        json.dumps(job.remote_update.to_dict()) if job.remote_update else None,
-        int(job.remote_update is not None and job.remote_update.pending),
-    )
-
-
-def _job_from_row(r: tuple[Any, ...]) -> Job:
-    from datetime import timedelta
-
-    return Job(
-        id=r[0], account_id=r[1], state=JobState(r[2]), pin=codec.pin_from_json(r[4]),
-        scheduled_at=codec.from_us(r[5]), window=timedelta(microseconds=r[6]),
-        planned_at=codec.from_us(r[7]), local_time=codec.local_time_from_json(r[8]),
-        request_id=r[9] or "", request_hash=r[10], attempts=r[11],
-        next_attempt_at=codec.opt_dt(r[12]), pinterest_pin_id=r[13] or "",
-        last_error=JobError.from_dict(json.loads(r[14])) if r[14] else None, version=r[15],
-        created_at=codec.from_us(r[16]), updated_at=codec.from_us(r[17]),
-        submitted_at=codec.opt_dt(r[18]), delivered_at=codec.opt_dt(r[19]),
-        late_by=None if r[20] is None else timedelta(microseconds=r[20]),
-        cancel_requested=bool(r[21]),
-        remote_update=RemoteUpdate.from_dict(json.loads(r[22])) if r[22] else None,
-    )
-
-
-def _transition_from_row(r: tuple[Any, ...]) -> Transition:
-    return Transition(
-        sequence=int(r[0]), from_state=JobState(r[1]) if r[1] else None,
-        to_state=JobState(r[2]), time=codec.from_us(r[3]), reason=r[4], attempt=int(r[5]),
-        error=JobError.from_dict(json.loads(r[6])) if r[6] else None,
-    )
-
-
-def _account_row(a: Account) -> tuple[Any, ...]:
-    return (
-        a.id, a.display_name, a.access_token, a.refresh_token, codec.opt_us(a.access_expires_at),
-        json.dumps(a.pacing.to_dict()), int(a.paused), int(a.needs_reauth), a.state_reason,
-        a.version, codec.to_us(a.created_at), codec.to_us(a.updated_at),
-    )
-
-
-def _account_from_row(r: tuple[Any, ...]) -> Account:
-    return Account(
-        id=r[0], display_name=r[1], access_token=r[2], refresh_token=r[3],
-        access_expires_at=codec.opt_dt(r[4]), pacing=Pacing.from_dict(json.loads(r[5])),
-        paused=bool(r[6]), needs_reauth=bool(r[7]), state_reason=r[8], version=int(r[9]),
-        created_at=codec.from_us(r[10]), updated_at=codec.from_us(r[11]),
-    )

@@ -1,0 +1,116 @@
+"""The webhook outbox of the store: due deliveries, attempts, dead letters, redelivery.
+
+Rows are written by `Store` inside each transition's own transaction (see `Store.set_outbox`);
+this mixin reads and updates them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+import aiosqlite
+
+from pinsched import codec
+from pinsched.store.rows import _DELIVERY_COLUMNS, Delivery, Event, _delivery_from_row
+
+T = TypeVar("T")
+
+
+class OutboxMixin:
+    """Webhook-outbox queries; mixed into `Store`."""
+
+    _reader: aiosqlite.Connection
+
+    async def _write(self, fn: Callable[[sqlite3.Connection, list[Event]], T]) -> T:
+        raise NotImplementedError
+
+    async def webhook_due(self, endpoint: str, now: datetime, limit: int = 100) -> list[Delivery]:
+        """Pending deliveries of *endpoint* that are due and first in line for their order key
+        (a job's deliveries go out one at a time, in order)."""
+        rows = await self._reader.execute_fetchall(
+            f"SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries d WHERE d.endpoint = ? "
+            "AND d.state = 'PENDING' AND d.next_attempt_at <= ? AND d.id = ("
+            "SELECT min(e.id) FROM webhook_deliveries e WHERE e.endpoint = d.endpoint "
+            "AND e.order_key = d.order_key AND e.state = 'PENDING') ORDER BY d.id LIMIT ?",
+            (endpoint, codec.to_us(now), limit),
+        )
+        return [_delivery_from_row(tuple(r)) for r in rows]
+
+    async def webhook_next_due(self, endpoint: str) -> datetime | None:
+        rows = list(await self._reader.execute_fetchall(
+            "SELECT min(next_attempt_at) FROM webhook_deliveries "
+            "WHERE endpoint = ? AND state = 'PENDING'", (endpoint,)))
+        return codec.opt_dt(rows[0][0])
+
+    async def webhook_record(
+        self, delivery_id: int, *, state: str, attempts: int, next_attempt_at: datetime,
+        status: int | None, error: str | None, now: datetime,
+    ) -> None:
+        """Record the result of one attempt."""
+
+        def op(db: sqlite3.Connection, _: list[Event]) -> None:
+            db.execute(
+                "UPDATE webhook_deliveries SET state=?, attempts=?, next_attempt_at=?, "
+                "last_status=?, last_error=?, updated_at=? WHERE id=?",
+                (state, attempts, codec.to_us(next_attempt_at), status, error,
+                 codec.to_us(now), delivery_id),
+            )
+
+        await self._write(op)
+
+    async def webhook_kill_endpoint(self, endpoint: str, reason: str, now: datetime) -> int:
+        """Mark every pending delivery of *endpoint* DEAD (the endpoint was disabled)."""
+
+        def op(db: sqlite3.Connection, _: list[Event]) -> int:
+            cur = db.execute(
+                "UPDATE webhook_deliveries SET state='DEAD', last_error=?, updated_at=? "
+                "WHERE endpoint=? AND state='PENDING'", (reason, codec.to_us(now), endpoint))
+            return int(cur.rowcount)
+
+        return await self._write(op)
+
+    async def webhook_redeliver(
+        self, *, now: datetime, endpoint: str = "", delivery_ids: Sequence[int] = (),
+    ) -> int:
+        """Send DEAD deliveries again (the given ids, or all of an endpoint, or all)."""
+
+        def op(db: sqlite3.Connection, _: list[Event]) -> int:
+            where, args = ["state = 'DEAD'"], list[Any]()
+            if endpoint:
+                where.append("endpoint = ?")
+                args.append(endpoint)
+            if delivery_ids:
+                where.append(f"id IN ({','.join('?' * len(delivery_ids))})")
+                args.extend(delivery_ids)
+            cur = db.execute(
+                "UPDATE webhook_deliveries SET state='PENDING', attempts=0, next_attempt_at=?, "
+                f"updated_at=? WHERE {' AND '.join(where)}",
+                (codec.to_us(now), codec.to_us(now), *args))
+            return int(cur.rowcount)
+
+        return await self._write(op)
+
+    async def webhook_list(
+        self, *, endpoint: str = "", state: str = "", after_id: int = 0, limit: int = 100,
+    ) -> list[Delivery]:
+        where, args = ["id > ?"], list[Any]([after_id])
+        if endpoint:
+            where.append("endpoint = ?")
+            args.append(endpoint)
+        if state:
+            where.append("state = ?")
+            args.append(state)
+        rows = await self._reader.execute_fetchall(
+            f"SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries WHERE {' AND '.join(where)} "
+            "ORDER BY id LIMIT ?", (*args, limit))
+        return [_delivery_from_row(tuple(r)) for r in rows]
+
+    async def webhook_depth(self) -> dict[tuple[str, str], int]:
+        """Count of deliveries by (endpoint, state)."""
+        rows = await self._reader.execute_fetchall(
+            "SELECT endpoint, state, count(*) FROM webhook_deliveries GROUP BY endpoint, state")
+        return {(str(r[0]), str(r[1])): int(r[2]) for r in rows}
+

@@ -1,0 +1,207 @@
+"""Row mapping for the store: the dataclasses its API speaks and the SQL rows behind them,
+plus the statements every transaction shares (CAS, event append). Used only by the store."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Final, Protocol
+
+from pinsched import codec
+from pinsched.accounts import Account, Pacing
+from pinsched.jobs import ACTIVE_STATES, Job, JobError, JobState, RemoteUpdate, Transition
+
+_JOB_COLUMNS: Final = (
+    "id, account_id, state, board_id, pin, scheduled_at, window_us, planned_at, local_time, "
+    "request_id, request_hash, attempts, next_attempt_at, pinterest_pin_id, last_error, version, "
+    "created_at, updated_at, submitted_at, delivered_at, late_by_us, cancel_requested, "
+    "remote_update, remote_pending"
+)
+_ACTIVE_SQL: Final = ", ".join(f"'{s.value}'" for s in sorted(ACTIVE_STATES))
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A committed event-log row (plus, for live events, the job right after it)."""
+
+    sequence: int
+    job_id: str
+    account_id: str
+    transition: Transition
+    job: Job | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobFilter:
+    account_id: str = ""
+    states: frozenset[JobState] = frozenset()
+    board_id: str = ""
+    planned_after: datetime | None = None
+    planned_before: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """A webhook delivery to enqueue with an event: the endpoint, ids and the JSON body."""
+
+    endpoint: str
+    message_id: str
+    order_key: str
+    event_type: str
+    payload: str
+
+
+#: Renders the webhook deliveries of one event; pure, runs inside the writing transaction.
+OutboxRenderer = Callable[[Event], Sequence[OutboxRow]]
+#: Renders the webhook deliveries of an account change (old, new), e.g. NEEDS_REAUTH.
+AccountOutboxRenderer = Callable[[Account, Account], Sequence[OutboxRow]]
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A row of the webhook outbox."""
+
+    id: int
+    endpoint: str
+    event_seq: int
+    message_id: str
+    order_key: str
+    event_type: str
+    payload: str
+    state: str  # PENDING | DELIVERED | DEAD
+    attempts: int
+    next_attempt_at: datetime
+    last_status: int | None
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class TokenCipher(Protocol):
+    """Encrypts account tokens at rest (see `pinsched.secrets`)."""
+
+    def encrypt(self, plaintext: str) -> str: ...
+
+    def decrypt(self, stored: str) -> str: ...
+
+
+class StaleJob(Exception):
+    """A compare-and-set lost: the job changed since it was read. Re-read and decide again."""
+
+
+_DELIVERY_COLUMNS: Final = (
+    "id, endpoint, event_seq, message_id, order_key, event_type, payload, state, attempts, "
+    "next_attempt_at, last_status, last_error, created_at, updated_at"
+)
+
+
+def _delivery_from_row(r: tuple[Any, ...]) -> Delivery:
+    return Delivery(
+        id=int(r[0]), endpoint=r[1], event_seq=int(r[2]), message_id=r[3], order_key=r[4],
+        event_type=r[5], payload=r[6], state=r[7], attempts=int(r[8]),
+        next_attempt_at=codec.from_us(r[9]), last_status=r[10], last_error=r[11],
+        created_at=codec.from_us(r[12]), updated_at=codec.from_us(r[13]),
+    )
+
+
+
+def _cas(db: sqlite3.Connection, old: Job, new: Job) -> None:
+    row = _job_row(new)
+    cur = db.execute(
+        "UPDATE jobs SET state=?, board_id=?, pin=?, scheduled_at=?, window_us=?, planned_at=?, "
+        "local_time=?, attempts=?, next_attempt_at=?, pinterest_pin_id=?, last_error=?, "
+        "version=?, updated_at=?, submitted_at=?, delivered_at=?, late_by_us=?, "
+        "cancel_requested=?, remote_update=?, remote_pending=? WHERE id=? AND version=?",
+        (*row[2:9], *row[11:16], *row[17:24], new.id, old.version),
+    )
+    if cur.rowcount == 0:
+        raise StaleJob(old.id)
+
+
+def _append_event(db: sqlite3.Connection, job: Job, entry: Transition) -> Event:
+    cur = db.execute(
+        "INSERT INTO events (job_id, account_id, from_state, to_state, time, reason, attempt, "
+        "error) VALUES (?,?,?,?,?,?,?,?)",
+        (
+            job.id, job.account_id,
+            entry.from_state.value if entry.from_state else None, entry.to_state.value,
+            codec.to_us(entry.time), entry.reason, entry.attempt,
+            json.dumps(entry.error.to_dict()) if entry.error else None,
+        ),
+    )
+    seq = int(cur.lastrowid or 0)
+    return Event(seq, job.id, job.account_id, _with_seq(entry, seq), job)
+
+
+def _with_seq(entry: Transition, seq: int) -> Transition:
+    return Transition(
+        from_state=entry.from_state, to_state=entry.to_state, time=entry.time,
+        reason=entry.reason, attempt=entry.attempt, error=entry.error, sequence=seq,
+    )
+
+
+
+# -------------------------------------------------------------------- row mapping
+
+
+def _fields(job: Job) -> dict[str, Any]:
+    return {name: getattr(job, name) for name in Job.__dataclass_fields__}
+
+
+def _job_row(job: Job) -> tuple[Any, ...]:
+    return (
+        job.id, job.account_id, job.state.value, job.pin.board_id, codec.pin_to_json(job.pin),
+        codec.to_us(job.scheduled_at), codec.td_us(job.window), codec.to_us(job.planned_at),
+        codec.local_time_to_json(job.local_time), job.request_id or None, job.request_hash,
+        job.attempts, codec.opt_us(job.next_attempt_at), job.pinterest_pin_id or None,
+        json.dumps(job.last_error.to_dict()) if job.last_error else None, job.version,
+        codec.to_us(job.created_at), codec.to_us(job.updated_at),
+        codec.opt_us(job.submitted_at), codec.opt_us(job.delivered_at),
+        None if job.late_by is None else codec.td_us(job.late_by), int(job.cancel_requested),
+        json.dumps(job.remote_update.to_dict()) if job.remote_update else None,
+        int(job.remote_update is not None and job.remote_update.pending),
+    )
+
+
+def _job_from_row(r: tuple[Any, ...]) -> Job:
+    return Job(
+        id=r[0], account_id=r[1], state=JobState(r[2]), pin=codec.pin_from_json(r[4]),
+        scheduled_at=codec.from_us(r[5]), window=timedelta(microseconds=r[6]),
+        planned_at=codec.from_us(r[7]), local_time=codec.local_time_from_json(r[8]),
+        request_id=r[9] or "", request_hash=r[10], attempts=r[11],
+        next_attempt_at=codec.opt_dt(r[12]), pinterest_pin_id=r[13] or "",
+        last_error=JobError.from_dict(json.loads(r[14])) if r[14] else None, version=r[15],
+        created_at=codec.from_us(r[16]), updated_at=codec.from_us(r[17]),
+        submitted_at=codec.opt_dt(r[18]), delivered_at=codec.opt_dt(r[19]),
+        late_by=None if r[20] is None else timedelta(microseconds=r[20]),
+        cancel_requested=bool(r[21]),
+        remote_update=RemoteUpdate.from_dict(json.loads(r[22])) if r[22] else None,
+    )
+
+
+def _transition_from_row(r: tuple[Any, ...]) -> Transition:
+    return Transition(
+        sequence=int(r[0]), from_state=JobState(r[1]) if r[1] else None,
+        to_state=JobState(r[2]), time=codec.from_us(r[3]), reason=r[4], attempt=int(r[5]),
+        error=JobError.from_dict(json.loads(r[6])) if r[6] else None,
+    )
+
+
+def _account_row(a: Account) -> tuple[Any, ...]:
+    return (
+        a.id, a.display_name, a.access_token, a.refresh_token, codec.opt_us(a.access_expires_at),
+        json.dumps(a.pacing.to_dict()), int(a.paused), int(a.needs_reauth), a.state_reason,
+        a.version, codec.to_us(a.created_at), codec.to_us(a.updated_at),
+    )
+
+
+def _account_from_row(r: tuple[Any, ...]) -> Account:
+    return Account(
+        id=r[0], display_name=r[1], access_token=r[2], refresh_token=r[3],
+        access_expires_at=codec.opt_dt(r[4]), pacing=Pacing.from_dict(json.loads(r[5])),
+        paused=bool(r[6]), needs_reauth=bool(r[7]), state_reason=r[8], version=int(r[9]),
+        created_at=codec.from_us(r[10]), updated_at=codec.from_us(r[11]),
+    )
