@@ -52,13 +52,15 @@ class Scheduler:
 
     async def recover(self) -> dict[str, int]:
         """Rebuild the heap from the store; hand in-flight jobs to their dispatchers."""
-        counts: dict[str, int] = {}
-        for job in await self._store.active_jobs():
+        index = await self._store.due_index()
+        push = self.heap.push
+        for job_id, due_us in index:
+            push(job_id, due_us)
+        counts: dict[str, int] = {"PENDING+RETRYING": len(index)}
+        for job in await self._store.in_flight_jobs():
             counts[job.state.value] = counts.get(job.state.value, 0) + 1
-            if job.state in (JobState.PENDING, JobState.RETRYING):
-                self.track(job)
-            else:
-                self._dispatch(job)
+            self._dispatch(job)
+        self._wake.set()
         self.ready.set()
         return counts
 

@@ -452,6 +452,23 @@ class Store(OutboxMixin):
             "ORDER BY planned_at", (account_id, codec.to_us(lo), codec.to_us(hi)))
         return [_job_from_row(tuple(r)) for r in rows]
 
+    async def due_index(self) -> list[tuple[str, int]]:
+        """`(job_id, due_us)` of every PENDING and RETRYING job: all the heap needs, read without
+        decoding the jobs (start-up with a million pending jobs stays fast)."""
+        rows = await self._reader.execute_fetchall(
+            "SELECT id, CASE WHEN state = 'RETRYING' THEN coalesce(next_attempt_at, planned_at) "
+            "ELSE planned_at END FROM jobs WHERE state IN ('PENDING', 'RETRYING')")
+        return [(r[0], r[1]) for r in rows]
+
+    async def in_flight_jobs(self) -> list[Job]:
+        """Jobs a dispatcher must pick up at start-up: QUEUED, SUBMITTED (to reconcile),
+        CANCELLING, and delivered pins with a pending remote update."""
+        rows = await self._reader.execute_fetchall(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state IN ('QUEUED', 'SUBMITTED', 'CANCELLING') "
+            f"UNION ALL SELECT {_JOB_COLUMNS} FROM jobs WHERE remote_pending = 1 "
+            f"AND state NOT IN ({_ACTIVE_SQL})")
+        return [_job_from_row(tuple(r)) for r in rows]
+
     async def active_jobs(self) -> list[Job]:
         """Every job with automatic work left (the scheduler rebuilds its heap from these)."""
         rows = await self._reader.execute_fetchall(
