@@ -183,16 +183,26 @@ class AccountDispatcher:
                     pacer.bucket.tokens += 1.0  # give the account token back
             if not wait:
                 return True
-            pool.activity.leave()
-            try:
-                await _sleep_or_stop(pool.clock, wait, pool.stopping)
-            finally:
-                pool.activity.enter()
+            await self._sleep(wait)
         return False
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep on the clock (idle for `Activity`), waking early when the pool stops."""
+        pool = self.pool
+        pool.activity.leave()
+        try:
+            await _sleep_or_stop(pool.clock, seconds, pool.stopping)
+        finally:
+            pool.activity.enter()
 
     async def _publish(self, job: Job) -> None:
         pool = self.pool
         account = await pool.accounts.get(job.account_id)
+        early = (job.planned_at - pool.clock.now()).total_seconds()
+        if early > 0:  # queued ahead of time by the scheduler: publish at the planned instant
+            await self._sleep(early)
+            if pool.stopping.is_set():
+                return  # still QUEUED: recovered at the next start
         if not await self._pace(job):
             if pool.stopping.is_set():
                 return  # still QUEUED: recovered at the next start

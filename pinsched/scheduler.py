@@ -27,6 +27,9 @@ from pinsched.store import Store
 log = structlog.get_logger("pinsched.scheduler")
 
 BATCH = 2000
+#: Jobs are moved to QUEUED this far ahead of their planned time, so that the QUEUED commit is
+#: off the critical path: the dispatcher then waits for the planned instant and sends.
+LEAD_US = 50_000
 
 
 class Scheduler:
@@ -103,7 +106,7 @@ class Scheduler:
     async def _loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             now_us = codec.to_us(self._clock.now())
-            due = self.heap.pop_due(now_us, limit=BATCH)
+            due = self.heap.pop_due(now_us + LEAD_US, limit=BATCH)
             if due:
                 try:
                     await self._queue_due(due)
@@ -115,7 +118,7 @@ class Scheduler:
                 continue
             nxt = self.heap.peek_due()
             self._deadline_us = nxt
-            delay = None if nxt is None else max(0.0, (nxt - now_us) / 1e6)
+            delay = None if nxt is None else max(0.0, (nxt - LEAD_US - now_us) / 1e6)
             await self._wait(stop, delay)
             self._deadline_us = None
 
@@ -140,7 +143,8 @@ class Scheduler:
         for job in jobs.values():
             if job.state not in (JobState.PENDING, JobState.RETRYING):
                 continue
-            if job.due_at is not None and job.due_at > now:  # re-planned later meanwhile
+            if job.due_at is not None and codec.to_us(job.due_at) > codec.to_us(now) + LEAD_US:
+                # re-planned later meanwhile
                 self.track(job)
                 continue
             if not self._can_publish(job.account_id):

@@ -81,7 +81,7 @@ def test_empty_environment_variable_counts_as_unset() -> None:
         ({"PINSCHED_LISTEN": "abc"}, "PINSCHED_LISTEN: expected host:port, got 'abc'"),
         ({"PINSCHED_LISTEN": "127.0.0.1:99999"}, "PINSCHED_LISTEN: expected host:port"),
         ({"PINSCHED_METRICS_LISTEN": ":9100"}, "PINSCHED_METRICS_LISTEN: expected host:port"),
-        ({"PINSCHED_LOG_FORMAT": "xml"}, "PINSCHED_LOG_FORMAT: expected json or console"),
+        ({"PINSCHED_LOG_FORMAT": "xml"}, "PINSCHED_LOG_FORMAT: expected one of console, json"),
         ({"PINSCHED_LOG_LEVEL": "loud"}, "PINSCHED_LOG_LEVEL: expected one of"),
         ({"PINSCHED_MAX_ATTEMPTS": "0"}, "PINSCHED_MAX_ATTEMPTS: expected an integer >= 1"),
         ({"PINSCHED_MAX_ATTEMPTS": "2.5"}, "PINSCHED_MAX_ATTEMPTS: expected an integer"),
@@ -102,7 +102,9 @@ def test_bad_environment_value_names_the_variable(env: dict[str, str], message: 
 
 def test_bad_flag_value_names_the_flag() -> None:
     """A malformed flag value raises ConfigError naming the flag."""
-    with pytest.raises(ConfigError, match=r"^--log-format: expected json or console, got 'yaml'"):
+    with pytest.raises(
+        ConfigError, match=r"^--log-format: expected one of console, json, got 'yaml'"
+    ):
         load_config(_flags("--log-format", "yaml"), {}, None)
 
 
@@ -113,11 +115,12 @@ def test_bad_file_value_names_the_file_and_key(tmp_path: Path) -> None:
         load_config(None, {}, path)
 
 
-def test_toml_booleans_are_not_numbers(tmp_path: Path) -> None:
-    """A TOML boolean is refused where a number is expected."""
-    path = _toml(tmp_path, "horizon_days = true\n")
+def test_toml_booleans_and_numbers_do_not_mix(tmp_path: Path) -> None:
+    """A TOML boolean is refused where a number is expected, and a number where a boolean is."""
     with pytest.raises(ConfigError, match="horizon_days: expected an integer"):
-        load_config(None, {}, path)
+        load_config(None, {}, _toml(tmp_path, "horizon_days = true\n"))
+    with pytest.raises(ConfigError, match="allow_insecure_listen: expected true or false"):
+        load_config(None, {}, _toml(tmp_path, "allow_insecure_listen = 1\n"))
 
 
 def test_unknown_toml_key_is_refused(tmp_path: Path) -> None:

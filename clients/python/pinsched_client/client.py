@@ -1,0 +1,359 @@
+"""`AsyncClient`: the typed asyncio client of the pinsched gRPC API (`pinsched.v1`).
+
+Owns the channel, the bearer-token metadata, per-call deadlines, the retry rules and watch
+resumption. Returns the proto messages unchanged and raises `grpc.aio.AioRpcError` unchanged
+(see `pinsched_client.errors.error_details`).
+
+Retries, with exponential backoff and jitter, on UNAVAILABLE and DEADLINE_EXCEEDED only where a
+repeat cannot do harm: reads, `PreviewSchedule`, and `SchedulePin` / `BatchSchedulePins`, which
+carry a `request_id` (filled with a uuid4 when empty) that the daemon is idempotent on.
+`watch()` reconnects on UNAVAILABLE from the last sequence it yielded: no gap, no duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from collections.abc import AsyncIterator, Iterable, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Final, Self, TypeAlias, TypeVar
+
+import grpc
+from google.protobuf import field_mask_pb2
+from google.protobuf.message import Message
+
+from pinsched.v1 import (
+    account_pb2,
+    account_pb2_grpc,
+    job_pb2,
+    scheduler_pb2,
+    scheduler_pb2_grpc,
+)
+
+from .builders import at
+
+__all__ = ["DEFAULT_TARGET", "AsyncClient"]
+
+DEFAULT_TARGET: Final = "127.0.0.1:50051"
+RETRYABLE_CODES: Final = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+MAX_MESSAGE_BYTES: Final = 64 * 1024 * 1024
+
+Req = TypeVar("Req", bound=Message)
+Resp = TypeVar("Resp", bound=Message)
+State: TypeAlias = job_pb2.Job.State.ValueType
+
+
+def backoff_s(attempt: int, *, base_s: float = 0.1, cap_s: float = 5.0) -> float:
+    """Delay before retry number *attempt* (1-based): exponential, capped, full jitter."""
+    return random.uniform(0.5, 1.0) * min(cap_s, base_s * 2.0 ** (attempt - 1))
+
+
+class AsyncClient:
+    """Async client of `PinScheduler` and `AccountService`; use `async with` or call `close()`.
+
+    The channel is created on first use, inside the running event loop.
+    """
+
+    def __init__(
+        self,
+        target: str = DEFAULT_TARGET,
+        *,
+        api_token: str | None = None,
+        tls_root_cert: bytes | None = None,
+        tls: bool = False,
+        tls_client_cert: bytes | None = None,
+        tls_client_key: bytes | None = None,
+        timeout_s: float = 10.0,
+        retries: int = 3,
+    ) -> None:
+        """Point at *target*; TLS is on when `tls` or any certificate is given."""
+        self.target = target
+        self.timeout_s = timeout_s
+        self.retries = retries
+        self._metadata: tuple[tuple[str, str], ...] = (
+            (("authorization", f"Bearer {api_token}"),) if api_token else ()
+        )
+        self._credentials: grpc.ChannelCredentials | None = None
+        if tls or tls_root_cert is not None or tls_client_cert is not None:
+            self._credentials = grpc.ssl_channel_credentials(
+                root_certificates=tls_root_cert,
+                private_key=tls_client_key,
+                certificate_chain=tls_client_cert,
+            )
+        self._channel: grpc.aio.Channel | None = None
+        self._jobs_stub: scheduler_pb2_grpc.PinSchedulerAsyncStub | None = None
+        self._accounts_stub: account_pb2_grpc.AccountServiceAsyncStub | None = None
+
+    async def __aenter__(self) -> Self:
+        self._connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the channel; calls in flight are cancelled. Safe to call twice."""
+        channel, self._channel = self._channel, None
+        self._jobs_stub = self._accounts_stub = None
+        if channel is not None:
+            await channel.close(None)
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def _connect(self) -> grpc.aio.Channel:
+        if self._channel is None:
+            options = [
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ]
+            if self._credentials is None:
+                self._channel = grpc.aio.insecure_channel(self.target, options=options)
+            else:
+                self._channel = grpc.aio.secure_channel(
+                    self.target, self._credentials, options=options
+                )
+            self._jobs_stub = scheduler_pb2_grpc.PinSchedulerStub(self._channel)
+            self._accounts_stub = account_pb2_grpc.AccountServiceStub(self._channel)
+        return self._channel
+
+    @property
+    def _jobs(self) -> scheduler_pb2_grpc.PinSchedulerAsyncStub:
+        self._connect()
+        assert self._jobs_stub is not None
+        return self._jobs_stub
+
+    @property
+    def _accounts(self) -> account_pb2_grpc.AccountServiceAsyncStub:
+        self._connect()
+        assert self._accounts_stub is not None
+        return self._accounts_stub
+
+    async def _call(
+        self,
+        method: grpc.aio.UnaryUnaryMultiCallable[Req, Resp],
+        request: Req,
+        *,
+        retry: bool,
+    ) -> Resp:
+        attempt = 0
+        while True:
+            try:
+                return await method(request, timeout=self.timeout_s, metadata=self._metadata)
+            except grpc.aio.AioRpcError as err:
+                attempt += 1
+                if not retry or attempt > self.retries or err.code() not in RETRYABLE_CODES:
+                    raise
+            await asyncio.sleep(backoff_s(attempt))
+
+    # -- PinScheduler --------------------------------------------------------------------------
+
+    async def schedule_pin(self, request: scheduler_pb2.SchedulePinRequest) -> job_pb2.Job:
+        """Schedule one pin; retried safely with the same `request_id` (a uuid4 when empty)."""
+        sent = scheduler_pb2.SchedulePinRequest()
+        sent.CopyFrom(request)
+        sent.request_id = sent.request_id or str(uuid.uuid4())
+        return await self._call(self._jobs.SchedulePin, sent, retry=True)
+
+    async def batch_schedule_pins(
+        self,
+        requests: Iterable[scheduler_pb2.SchedulePinRequest],
+    ) -> scheduler_pb2.BatchSchedulePinsResponse:
+        """Schedule up to 1,000 pins atomically; each empty `request_id` gets a uuid4 first."""
+        batch = scheduler_pb2.BatchSchedulePinsRequest(requests=requests)
+        for item in batch.requests:
+            item.request_id = item.request_id or str(uuid.uuid4())
+        return await self._call(self._jobs.BatchSchedulePins, batch, retry=True)
+
+    async def get_job(self, job_id: str) -> job_pb2.Job:
+        """Return one job with its full history."""
+        request = scheduler_pb2.GetJobRequest(job_id=job_id)
+        return await self._call(self._jobs.GetJob, request, retry=True)
+
+    async def list_jobs(
+        self,
+        *,
+        account_id: str = "",
+        states: Iterable[State] = (),
+        board_id: str = "",
+        planned_after: datetime | None = None,
+        planned_before: datetime | None = None,
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> scheduler_pb2.ListJobsResponse:
+        """Return one page of jobs, newest first; empty filters match everything."""
+        request = scheduler_pb2.ListJobsRequest(
+            account_id=account_id,
+            states=states,
+            board_id=board_id,
+            page_size=page_size,
+            page_token=page_token,
+        )
+        if planned_after is not None:
+            request.planned_after.CopyFrom(at(planned_after))
+        if planned_before is not None:
+            request.planned_before.CopyFrom(at(planned_before))
+        return await self._call(self._jobs.ListJobs, request, retry=True)
+
+    async def iter_jobs(
+        self,
+        *,
+        account_id: str = "",
+        states: Iterable[State] = (),
+        board_id: str = "",
+        planned_after: datetime | None = None,
+        planned_before: datetime | None = None,
+        page_size: int = 0,
+    ) -> AsyncIterator[job_pb2.Job]:
+        """Yield every matching job, fetching the pages one after another."""
+        wanted = list(states)
+        token = ""
+        while True:
+            page = await self.list_jobs(
+                account_id=account_id,
+                states=wanted,
+                board_id=board_id,
+                planned_after=planned_after,
+                planned_before=planned_before,
+                page_size=page_size,
+                page_token=token,
+            )
+            for job in page.jobs:
+                yield job
+            token = page.next_page_token
+            if not token:
+                return
+
+    async def update_job(
+        self,
+        job: job_pb2.Job,
+        paths: Sequence[str],
+        *,
+        expected_version: int = 0,
+        nonexistent: scheduler_pb2.NonexistentTimePolicy.ValueType = (
+            scheduler_pb2.NONEXISTENT_TIME_POLICY_UNSPECIFIED
+        ),
+        ambiguous: scheduler_pb2.AmbiguousTimePolicy.ValueType = (
+            scheduler_pb2.AMBIGUOUS_TIME_POLICY_UNSPECIFIED
+        ),
+    ) -> job_pb2.Job:
+        """Change the fields of *job* named by *paths* (`pin.title`, `scheduled_at`, ...)."""
+        request = scheduler_pb2.UpdateJobRequest(
+            job=job,
+            update_mask=field_mask_pb2.FieldMask(paths=paths),
+            expected_version=expected_version,
+            nonexistent_time_policy=nonexistent,
+            ambiguous_time_policy=ambiguous,
+        )
+        return await self._call(self._jobs.UpdateJob, request, retry=False)
+
+    async def cancel_job(self, job_id: str, expected_version: int = 0) -> job_pb2.Job:
+        """Cancel a job (deleting its pin if it was delivered); see the RPC's preconditions."""
+        request = scheduler_pb2.CancelJobRequest(job_id=job_id, expected_version=expected_version)
+        return await self._call(self._jobs.CancelJob, request, retry=False)
+
+    async def retry_job(self, job_id: str) -> job_pb2.Job:
+        """Send a FAILED or PERMANENTLY_FAILED job round again."""
+        request = scheduler_pb2.RetryJobRequest(job_id=job_id)
+        return await self._call(self._jobs.RetryJob, request, retry=False)
+
+    async def preview_schedule(
+        self,
+        request: scheduler_pb2.PreviewScheduleRequest | scheduler_pb2.SchedulePinRequest,
+    ) -> scheduler_pb2.PreviewScheduleResponse:
+        """Return the delivery time the daemon would assign now; persists nothing."""
+        if isinstance(request, scheduler_pb2.SchedulePinRequest):
+            # The two messages share their field numbers and types: the bytes are the same.
+            request = scheduler_pb2.PreviewScheduleRequest.FromString(request.SerializeToString())
+        return await self._call(self._jobs.PreviewSchedule, request, retry=True)
+
+    async def watch(
+        self,
+        account_id: str | None = None,
+        job_ids: Iterable[str] = (),
+        states: Iterable[State] = (),
+        since_sequence: int | None = None,
+        *,
+        resume: bool = True,
+    ) -> AsyncIterator[job_pb2.JobEvent]:
+        """Yield job events; with *resume*, reconnect on UNAVAILABLE after the last one seen.
+
+        `since_sequence=None` means live events only; 0 replays the whole log first. A stream
+        that drops before its first event, started live, resumes live (no sequence is known yet).
+        """
+        job_ids, states = list(job_ids), list(states)
+        last = since_sequence
+        failures = 0
+        while True:
+            request = scheduler_pb2.WatchJobsRequest(
+                account_id=account_id or "", job_ids=job_ids, states=states
+            )
+            if last is not None:
+                request.since_sequence = last
+            call = self._jobs.WatchJobs(request, metadata=self._metadata)
+            try:
+                async for event in call:
+                    if last is not None and event.sequence <= last:
+                        continue
+                    last, failures = event.sequence, 0
+                    yield event
+                return
+            except grpc.aio.AioRpcError as err:
+                if not resume or err.code() != grpc.StatusCode.UNAVAILABLE:
+                    raise
+                failures += 1
+            finally:
+                call.cancel()
+            await asyncio.sleep(backoff_s(failures))
+
+    # -- AccountService ------------------------------------------------------------------------
+
+    async def create_account(
+        self, account_id: str, account: account_pb2.Account
+    ) -> account_pb2.Account:
+        """Create an account; `account.access_token` is required."""
+        request = account_pb2.CreateAccountRequest(account_id=account_id, account=account)
+        return await self._call(self._accounts.CreateAccount, request, retry=False)
+
+    async def get_account(self, account_id: str) -> account_pb2.Account:
+        """Return one account (tokens are never returned)."""
+        request = account_pb2.GetAccountRequest(account_id=account_id)
+        return await self._call(self._accounts.GetAccount, request, retry=True)
+
+    async def list_accounts(
+        self, *, page_size: int = 0, page_token: str = ""
+    ) -> account_pb2.ListAccountsResponse:
+        """Return one page of accounts, ordered by id."""
+        request = account_pb2.ListAccountsRequest(page_size=page_size, page_token=page_token)
+        return await self._call(self._accounts.ListAccounts, request, retry=True)
+
+    async def iter_accounts(self, *, page_size: int = 0) -> AsyncIterator[account_pb2.Account]:
+        """Yield every account, fetching the pages one after another."""
+        token = ""
+        while True:
+            page = await self.list_accounts(page_size=page_size, page_token=token)
+            for account in page.accounts:
+                yield account
+            token = page.next_page_token
+            if not token:
+                return
+
+    async def update_account(
+        self, account: account_pb2.Account, paths: Sequence[str]
+    ) -> account_pb2.Account:
+        """Change the fields of *account* (with `id` set) named by *paths*."""
+        request = account_pb2.UpdateAccountRequest(
+            account=account, update_mask=field_mask_pb2.FieldMask(paths=paths)
+        )
+        return await self._call(self._accounts.UpdateAccount, request, retry=False)
+
+    async def delete_account(self, account_id: str, force: bool = False) -> None:
+        """Delete an account; *force* cancels its active jobs first."""
+        request = account_pb2.DeleteAccountRequest(account_id=account_id, force=force)
+        await self._call(self._accounts.DeleteAccount, request, retry=False)

@@ -1,0 +1,742 @@
+"""The `pinsched` command line: subcommands, flag→request building, output, exit codes.
+
+Owns the subcommands (`serve`, `config check`, `sandbox`, `demo`, `health`, and the gRPC verbs
+`schedule`, `preview`, `get`, `list`, `update`, `cancel`, `retry`, `watch`, `accounts ...`), the
+pure functions that turn flags into request messages (`build_schedule_request`, `build_job_update`,
+`build_account`), rendering (rich, or proto JSON with `--json`) and the event loop policy: uvloop
+is installed here and nowhere else. The daemon, the sandbox and the demo are imported lazily when
+their command runs; the gRPC verbs go through `pinsched_client.AsyncClient`.
+
+Exit codes: 0 OK; 2 bad local input (nothing was sent) or bad configuration; otherwise the
+numeric gRPC status of the failed call (INVALID_ARGUMENT → 3, NOT_FOUND → 5, ...), with the
+status message and every `google.rpc.BadRequest` field violation on stderr; 130 on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from datetime import UTC, timedelta
+from pathlib import Path
+from typing import Any, Final, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import grpc
+from google.protobuf.json_format import MessageToJson
+from google.protobuf.message import Message
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from pinsched.config import Config, ConfigError, add_serve_arguments, load_config
+from pinsched.v1 import account_pb2, job_pb2, scheduler_pb2
+from pinsched_client import (
+    DEFAULT_TARGET,
+    AsyncClient,
+    at,
+    duration,
+    error_details,
+    format_duration,
+    local_time,
+    parse_duration,
+    parse_instant,
+    parse_states,
+    parse_utc_offset,
+    parse_wall_time,
+    pin,
+    state_name,
+)
+from pinsched_client import format_timestamp as when
+
+T = TypeVar("T")
+Verb = Callable[[AsyncClient, argparse.Namespace, "Output"], Awaitable[None]]
+
+EXIT_USAGE: Final = 2
+EXIT_INTERRUPTED: Final = 130
+IMAGE_TYPES: Final = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"}
+NONEXISTENT: Final = {
+    "reject": scheduler_pb2.NONEXISTENT_TIME_POLICY_REJECT,
+    "shift-forward": scheduler_pb2.NONEXISTENT_TIME_POLICY_SHIFT_FORWARD,
+}
+AMBIGUOUS: Final = {
+    "reject": scheduler_pb2.AMBIGUOUS_TIME_POLICY_REJECT,
+    "earlier": scheduler_pb2.AMBIGUOUS_TIME_POLICY_EARLIER,
+    "later": scheduler_pb2.AMBIGUOUS_TIME_POLICY_LATER,
+}
+STATE_STYLES: Final = {
+    "QUEUED": "blue",
+    "SUBMITTED": "cyan",
+    "DELIVERED": "bold green",
+    "RETRYING": "yellow",
+    "FAILED": "bold red",
+    "PERMANENTLY_FAILED": "bold red",
+    "CANCELLING": "magenta",
+    "CANCELLED": "dim",
+}
+PIN_FLAGS: Final = {  # argparse dest → Pin field
+    "board": "board_id",
+    "board_section": "board_section_id",
+    "title": "title",
+    "description": "description",
+    "link": "link",
+    "alt_text": "alt_text",
+    "dominant_color": "dominant_color",
+}
+SANDBOX_HELP: Final = "a local Pinterest-v5-compatible server with fault injection"
+
+
+class UsageError(Exception):
+    """Bad local input, reported with exit code 2 before anything is sent."""
+
+
+# -- flags → requests (pure, apart from reading --image-file and '-' tokens from stdin) ----------
+
+
+def _arg_type(parse: Callable[[str], T]) -> Callable[[str], T]:
+    def convert(text: str) -> T:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
+
+
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise ValueError(f"expected a whole number >= 0, got {text!r}")
+    return int(text)
+
+
+def _policies(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "nonexistent_time_policy": NONEXISTENT.get(args.nonexistent or "", 0),
+        "ambiguous_time_policy": AMBIGUOUS.get(args.ambiguous or "", 0),
+    }
+
+
+def _apply_time(args: argparse.Namespace, target: Any) -> list[str]:
+    """Set the time fields the flags give on a request or a Job; return their paths."""
+    if args.local is None and (args.tz is not None or args.utc_offset is not None):
+        raise UsageError("--tz and --utc-offset go with --local")
+    paths = []
+    try:
+        if args.at is not None:
+            target.scheduled_at.CopyFrom(at(parse_instant(args.at)))
+            paths.append("scheduled_at")
+        elif args.local is not None:
+            wall = parse_wall_time(args.local)
+            if args.tz is not None:
+                ZoneInfo(args.tz)  # fail here rather than on the daemon
+                target.local_time.CopyFrom(local_time(wall, time_zone=args.tz))
+            elif args.utc_offset is not None:
+                offset = parse_utc_offset(args.utc_offset)
+                target.local_time.CopyFrom(local_time(wall, utc_offset=offset))
+            else:
+                raise UsageError("--local needs --tz ZONE or --utc-offset +HH:MM")
+            paths.append("local_time")
+    except ZoneInfoNotFoundError:
+        raise UsageError(f"--tz {args.tz!r}: unknown IANA time zone") from None
+    except ValueError as exc:
+        flag = "--at" if args.at is not None else "--local/--tz/--utc-offset"
+        raise UsageError(f"{flag}: {exc}") from None
+    if args.window is not None:
+        target.delivery_window.CopyFrom(duration(args.window))
+        paths.append("delivery_window")
+    return paths
+
+
+def _media(args: argparse.Namespace) -> dict[str, Any]:
+    if sum(bool(getattr(args, f)) for f in ("image_url", "image_file", "video_id")) > 1:
+        raise UsageError("give one media source: --image-url, --image-file or --video-id")
+    if args.image_url:
+        urls: list[str] = args.image_url
+        return {"image_url": urls[0]} if len(urls) == 1 else {"image_urls": urls}
+    if args.image_file:
+        path = Path(args.image_file)
+        content_type = IMAGE_TYPES.get(path.suffix.lower())
+        if content_type is None:
+            raise UsageError(f"--image-file {path}: expected a .jpg, .jpeg or .png file")
+        try:
+            return {"image_base64": path.read_bytes(), "content_type": content_type}
+        except OSError as exc:
+            raise UsageError(f"--image-file {path}: {exc.strerror or exc}") from None
+    if args.video_id:
+        if args.cover_image_url is None:
+            raise UsageError("--video-id needs --cover-image-url")
+        return {"video_id": args.video_id, "cover_image_url": args.cover_image_url}
+    return {}
+
+
+def build_schedule_request(args: argparse.Namespace) -> scheduler_pb2.SchedulePinRequest:
+    """Return the SchedulePinRequest that the `schedule` / `preview` flags describe."""
+    if not args.board:
+        raise UsageError("--board is required")
+    media = _media(args)
+    if not media:
+        raise UsageError("give the pin's media: --image-url URL or --image-file PATH")
+    if args.at is None and args.local is None:
+        raise UsageError("give the time: --at ISO8601-with-offset, or --local ... --tz ZONE")
+    fields: dict[str, Any] = {
+        f: getattr(args, d) or "" for d, f in PIN_FLAGS.items() if d != "board"
+    }
+    request = scheduler_pb2.SchedulePinRequest(
+        request_id=getattr(args, "request_id", None) or "",  # empty: the client fills a uuid4
+        account_id=args.account,
+        pin=pin(args.board, **fields, **media),
+        **_policies(args),
+    )
+    _apply_time(args, request)
+    return request
+
+
+def build_job_update(args: argparse.Namespace) -> tuple[job_pb2.Job, list[str]]:
+    """Return the Job and the update_mask paths of the `update` flags given (and only those)."""
+    job = job_pb2.Job(id=args.job_id)
+    paths = []
+    for dest, field in PIN_FLAGS.items():
+        if getattr(args, dest) is not None:
+            setattr(job.pin, field, getattr(args, dest))
+            paths.append(f"pin.{field}")
+    media = _media(args)
+    if media:
+        job.pin.media_source.CopyFrom(pin("0", **media).media_source)
+        paths.append("pin.media_source")
+    paths += _apply_time(args, job)
+    if not paths:
+        raise UsageError("nothing to update: give at least one field flag")
+    return job, paths
+
+
+def build_account(
+    args: argparse.Namespace, *, create: bool
+) -> tuple[account_pb2.Account, list[str]]:
+    """Return the Account and update_mask paths that `accounts create|update` flags describe."""
+    account = account_pb2.Account(id="" if create else args.account_id)
+    paths = []
+    for field in ("display_name", "access_token", "refresh_token"):
+        value = getattr(args, field)
+        if value is not None:
+            setattr(account, field, sys.stdin.readline().strip() if value == "-" else value)
+            paths.append(field)
+    for field in ("min_spacing", "max_per_hour", "max_per_day", "writes_per_minute"):
+        value = getattr(args, field)
+        if isinstance(value, timedelta):
+            account.pacing.min_spacing.CopyFrom(duration(value))
+        elif value is not None:
+            setattr(account.pacing, field, value)
+        paths += [f"pacing.{field}"] if value is not None else []
+    if create and account.HasField("pacing") and args.writes_per_minute is None:
+        account.pacing.writes_per_minute = 100  # the daemon's default; 0 would mean "no cap"
+    if not create and args.pause is not None:
+        account.paused = args.pause
+        paths.append("paused")
+    if not create and not paths:
+        raise UsageError("nothing to update: give at least one flag")
+    return account, paths
+
+
+# -- output --------------------------------------------------------------------------------------
+
+
+def styled_state(state: job_pb2.Job.State.ValueType) -> Text:
+    """The short state name, coloured; `NEW` for the unspecified state a job is created from."""
+    name = state_name(state) if state else "NEW"
+    return Text(name, style=STATE_STYLES.get(name, ""))
+
+
+def short_id(job_id: str) -> str:
+    """The distinctive tail of an id (ids that start with a time share their prefix)."""
+    return f"…{job_id[-8:]}" if len(job_id) > 9 else job_id
+
+
+def event_line(event: job_pb2.JobEvent, *, short_ids: bool = False) -> Text:
+    """One live-feed line: local time, sequence, job, account, FROM → TO, reason."""
+    clock = event.time.ToDatetime(tzinfo=UTC).astimezone().strftime("%H:%M:%S.%f")[:-3]
+    line = Text.assemble((clock, "dim"), "  ")
+    if not short_ids:
+        line.append(f"#{event.sequence}  ", style="dim")
+    line.append(f"job {short_id(event.job_id) if short_ids else event.job_id}  ")
+    if not short_ids:
+        line.append(f"{event.account_id}  ", style="dim")
+    line.append_text(styled_state(event.from_state)).append(" → ")
+    line.append_text(styled_state(event.to_state))
+    return line.append(f"  {event.reason}", style="italic") if event.reason else line
+
+
+def _error_text(err: job_pb2.JobError) -> str:
+    category = job_pb2.JobError.Category.Name(err.category).removeprefix("CATEGORY_")
+    return f"{category} http={err.http_status} code={err.pinterest_code} {err.message}"
+
+
+class Output:
+    """Where results go: proto JSON with `--json`, otherwise rich text; errors to stderr."""
+
+    def __init__(self, *, as_json: bool) -> None:
+        self.as_json = as_json
+        # Piped output is not cut to 80 columns: tables keep their width, lines do not wrap.
+        width = None if sys.stdout.isatty() else 400
+        self.console = Console(highlight=False, width=width, soft_wrap=width is not None)
+        self.errors = Console(stderr=True, highlight=False, soft_wrap=True)
+
+    def json(self, message: Message, *, indent: int | None = 2) -> None:
+        """Print *message* as proto JSON with the proto field names (one line without indent)."""
+        text = MessageToJson(message, preserving_proto_field_name=True, indent=indent)
+        print(text if indent is not None else text.replace("\n", ""), flush=True)
+
+    def job(self, job: job_pb2.Job, *, history: bool = False) -> None:
+        """Print a job as a key/value grid, then its history when asked."""
+        if self.as_json:
+            self.json(job)
+            return
+        rows: list[tuple[str, str | Text]] = [
+            ("job", Text(job.id, style="bold")),
+            ("state", styled_state(job.state)),
+            ("account", job.account_id),
+            ("board", job.pin.board_id),
+            ("title", job.pin.title),
+            ("scheduled at", when(job.scheduled_at)),
+            ("window end", when(job.window_end)),
+            ("planned at", when(job.planned_at)),
+            ("attempts", str(job.attempts)),
+            ("next attempt", when(job.next_attempt_at)),
+            ("pinterest pin", job.pinterest_pin_id or "-"),
+            ("late by", format_duration(job.late_by) if job.HasField("late_by") else "-"),
+            ("last error", _error_text(job.last_error) if job.HasField("last_error") else "-"),
+            ("version", str(job.version)),
+        ]
+        grid = Table.grid(padding=(0, 2))
+        for key, value in rows:
+            grid.add_row(Text(key, style="dim"), value)
+        self.console.print(grid)
+        if history and job.history:
+            table = Table("time", "seq", "change", "reason", box=None, header_style="dim")
+            for t in job.history:
+                change = styled_state(t.from_state).append(" → ")
+                change.append_text(styled_state(t.to_state))
+                table.add_row(when(t.time), str(t.sequence), change, t.reason)
+            self.console.print(table)
+
+    def jobs(self, jobs: Sequence[job_pb2.Job], next_page_token: str = "") -> None:
+        """Print jobs as a table (a ListJobsResponse in JSON)."""
+        if self.as_json:
+            self.json(scheduler_pb2.ListJobsResponse(jobs=jobs, next_page_token=next_page_token))
+            return
+        table = Table("id", "account", "state", "planned at", "tries", "pin", "title", box=None)
+        for j in jobs:
+            cells: list[str | Text] = [j.id, j.account_id, styled_state(j.state)]
+            cells += [when(j.planned_at)]
+            table.add_row(*cells, str(j.attempts), j.pinterest_pin_id or "-", j.pin.title)
+        self.console.print(table)
+        if next_page_token:
+            self.console.print(f"more: --page-token {next_page_token} (or --all)", style="dim")
+
+    def accounts(self, accounts: Sequence[account_pb2.Account], *, one: bool = False) -> None:
+        """Print accounts as a table (JSON: one Account, or a ListAccountsResponse)."""
+        if self.as_json:
+            self.json(accounts[0] if one else account_pb2.ListAccountsResponse(accounts=accounts))
+            return
+        headers = ["id", "state", "name", "min spacing", "per hour", "per day", "writes/min"]
+        table = Table(*headers, "refresh token", box=None)
+        for a in accounts:
+            p = a.pacing
+            state = account_pb2.Account.State.Name(a.state).removeprefix("STATE_")
+            caps = [str(n) for n in (p.max_per_hour, p.max_per_day, p.writes_per_minute)]
+            spacing = format_duration(p.min_spacing)
+            table.add_row(a.id, state, a.display_name, spacing, *caps, str(a.has_refresh_token))
+        self.console.print(table)
+
+
+# -- gRPC verbs ----------------------------------------------------------------------------------
+
+
+async def _schedule(client: AsyncClient, args: argparse.Namespace, out: Output) -> None:
+    out.job(await client.schedule_pin(build_schedule_request(args)))
+
+
+async def _preview(client: AsyncClient, args: argparse.Namespace, out: Output) -> None:
+    reply = await client.preview_schedule(build_schedule_request(args))
+    if out.as_json:
+        out.json(reply)
+        return
+    out.console.print(f"planned at {when(reply.planned_at)}", style="bold")
+    out.console.print(f"window     {when(reply.scheduled_at)} .. {when(reply.window_end)}")
+
+
+async def _get(client: AsyncClient, args: argparse.Namespace, out: Output) -> None:
+    out.job(await client.get_job(args.job_id), history=True)
+
+
+async def _list(client: AsyncClient, args: argparse.Namespace, out: Output) -> None:
+    filters: dict[str, Any] = {
+        "account_id": args.account or "",
+        "states": args.state,
+        "board_id": args.board or "",
+        "page_size": args.page_size,
+    }
+    if args.all:
+        out.jobs([job async for job in client.iter_jobs(**filters)])
+    else:
+        page = await client.list_jobs(**filters, page_token=args.page_token)
+        out.jobs(page.jobs, page.next_page_token)
+
+
+async def _update(client: AsyncClient, args: argparse.Namespace, out: Output) -> None:
+    job, paths = build_job_update(args)
+    policy = _policies(args)
+    updated = await client.update_job(
+        job,
+        paths,
+        expected_version=args.expected_version,
+        nonexistent=policy["nonexistent_time_policy"],
+        ambiguous=policy["ambiguous_time_policy"],
+    )
+    out.job(updated)
+
+
+async def _cancel(client: AsyncClient, args: argparse.Namespace, out: Output) -> None:
+    out.job(await client.cancel_job(args.job_id, args.expected_version))
+
+
+async def _retry(client: AsyncClient, args: argparse.Namespace, out: Output) -> None:
+    out.job(await client.retry_job(args.job_id))
+
+
+async def _watch(client: AsyncClient, args: argparse.Namespace, out: Output) -> None:
+    async for event in client.watch(args.account, args.job, args.state, args.since):
+        if out.as_json:
+            out.json(event, indent=None)
+        else:
+            out.console.print(event_line(event), soft_wrap=True)
+            out.console.file.flush()
+
+
+async def _accounts_create(client: AsyncClient, args: argparse.Namespace, out: Output) -> None:
+    account, _ = build_account(args, create=True)
+    out.accounts([await client.create_account(args.account_id, account)], one=True)
+
+
+async def _accounts_get(client: AsyncClient, args: argparse.Namespace, out: Output) -> None:
+    out.accounts([await client.get_account(args.account_id)], one=True)
+
+
+async def _accounts_list(client: AsyncClient, args: argparse.Namespace, out: Output) -> None:
+    out.accounts([a async for a in client.iter_accounts()])
+
+
+async def _accounts_update(client: AsyncClient, args: argparse.Namespace, out: Output) -> None:
+    account, paths = build_account(args, create=False)
+    out.accounts([await client.update_account(account, paths)], one=True)
+
+
+async def _accounts_delete(client: AsyncClient, args: argparse.Namespace, out: Output) -> None:
+    await client.delete_account(args.account_id, force=args.force)
+    if not out.as_json:
+        out.console.print(f"deleted account {args.account_id}")
+
+
+def _client_options(args: argparse.Namespace) -> dict[str, Any]:
+    """AsyncClient keyword arguments from the connection flags and the environment."""
+    options: dict[str, Any] = {
+        "api_token": args.api_token or os.environ.get("PINSCHED_API_TOKEN") or None,
+        "timeout_s": args.timeout,
+        "tls": args.tls,
+    }
+    files = {"tls_root_cert": args.tls_ca, "tls_client_cert": args.tls_client_cert}
+    files["tls_client_key"] = args.tls_client_key
+    if bool(args.tls_client_cert) != bool(args.tls_client_key):
+        raise UsageError("--tls-client-cert and --tls-client-key go together")
+    for key, path in files.items():
+        try:
+            options[key] = Path(path).read_bytes() if path else None
+        except OSError as exc:
+            raise UsageError(f"{path}: {exc.strerror or exc}") from None
+    return options
+
+
+async def _run_verb(verb: Verb, args: argparse.Namespace, options: dict[str, Any]) -> int:
+    out = Output(as_json=args.json)
+    target = args.target or os.environ.get("PINSCHED_TARGET") or DEFAULT_TARGET
+    async with AsyncClient(target, **options) as client:
+        try:
+            await verb(client, args, out)
+        except grpc.aio.AioRpcError as err:
+            details = error_details(err)
+            first, *rest = details.lines()
+            out.errors.print(first, style="bold red")
+            for line in rest:
+                out.errors.print(line)
+            return details.exit_code
+    return 0
+
+
+# -- daemon, sandbox, demo -----------------------------------------------------------------------
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run *coro* on a uvloop event loop (the stdlib loop where uvloop is unavailable)."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - Windows
+        return asyncio.run(coro)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coro)
+
+
+def _load(args: argparse.Namespace) -> Config:
+    return load_config(args, os.environ, args.config or os.environ.get("PINSCHED_CONFIG") or None)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    config = _load(args)
+    from pinsched.app import serve
+
+    _run(serve(config))
+    return 0
+
+
+def _config_check(args: argparse.Namespace) -> int:
+    print(json.dumps(_load(args).redacted(), indent=2))
+    return 0
+
+
+async def _until_signal(run: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    """Run *run(stop)*, with SIGINT/SIGTERM setting *stop*."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await run(stop)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.remove_signal_handler(sig)
+
+
+def _sandbox(extra: Sequence[str]) -> int:
+    from pinsched.sandbox import cli as sandbox_cli
+
+    parser = argparse.ArgumentParser(prog="pinsched sandbox", description=SANDBOX_HELP)
+    sandbox_cli.add_arguments(parser)
+    args = parser.parse_args(extra)
+    try:
+        _run(_until_signal(lambda stop: sandbox_cli.run(args, stop)))
+    except ValueError as exc:
+        parser.error(str(exc))
+    return 0
+
+
+def _health_target(args: argparse.Namespace) -> str:
+    """--target, else PINSCHED_TARGET, else the port of PINSCHED_LISTEN on loopback."""
+    target = args.target or os.environ.get("PINSCHED_TARGET")
+    if target:
+        return str(target)
+    listen = os.environ.get("PINSCHED_LISTEN", "").strip()
+    host, sep, port = listen.rpartition(":")
+    if sep and port.isdigit():
+        wildcard = host in ("", "0.0.0.0", "[::]", "::")
+        return f"127.0.0.1:{port}" if wildcard else listen
+    return DEFAULT_TARGET
+
+
+def _health(args: argparse.Namespace) -> int:
+    """`pinsched health`: 0 when the daemon answers SERVING, 1 otherwise (Docker HEALTHCHECK)."""
+    return _run(_check_health(_health_target(args), _client_options(args), args.service,
+                              args.timeout))
+
+
+async def _check_health(target: str, options: dict[str, Any], service: str,
+                        timeout_s: float) -> int:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    channel = grpc.aio.insecure_channel(target)
+    if options["tls"] or options["tls_root_cert"] or options["tls_client_cert"]:
+        channel = grpc.aio.secure_channel(target, grpc.ssl_channel_credentials(
+            root_certificates=options["tls_root_cert"], private_key=options["tls_client_key"],
+            certificate_chain=options["tls_client_cert"]))
+    async with channel:
+        try:
+            reply = await health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=service), timeout=timeout_s)
+        except grpc.aio.AioRpcError as err:
+            print(f"pinsched: unhealthy: {target}: {err.code().name}: {err.details()}",
+                  file=sys.stderr)
+            return 1
+    status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+    print(status)
+    return 0 if reply.status == health_pb2.HealthCheckResponse.SERVING else 1
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from pinsched.demo import run_demo
+
+    try:
+        _run(run_demo(pins=args.pins, keep_db=args.keep_db))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return 0
+
+
+# -- parser --------------------------------------------------------------------------------------
+
+
+def _connection_flags() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("connection")
+    g.add_argument("--target", help=f"daemon address [env PINSCHED_TARGET; {DEFAULT_TARGET}]")
+    g.add_argument("--api-token", help="bearer token [env PINSCHED_API_TOKEN]")
+    g.add_argument("--tls", action="store_true", help="use TLS with the system's CA roots")
+    g.add_argument("--tls-ca", metavar="FILE", help="use TLS, trusting this CA bundle")
+    g.add_argument("--tls-client-cert", metavar="FILE", help="client certificate (mutual TLS)")
+    g.add_argument("--tls-client-key", metavar="FILE", help="its private key")
+    g.add_argument("--timeout", type=float, default=10.0, help="seconds per call (%(default)s)")
+    g.add_argument("--json", action="store_true", help="print proto JSON")
+    return p
+
+
+def _pin_flags() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("pin")
+    g.add_argument("--board", help="board id (digits)")
+    for flag in ("--board-section", "--title", "--description", "--link", "--alt-text"):
+        g.add_argument(flag)
+    g.add_argument("--dominant-color", metavar="HEX")
+    g.add_argument("--image-url", action="append", metavar="URL", help="repeat for a carousel")
+    g.add_argument("--image-file", metavar="PATH", help="a .jpg or .png sent inline")
+    g.add_argument("--video-id", metavar="MEDIA_ID", help="a video uploaded to Pinterest")
+    g.add_argument("--cover-image-url", metavar="URL", help="cover of --video-id")
+    t = p.add_argument_group("time")
+    instant = t.add_mutually_exclusive_group()
+    instant.add_argument("--at", metavar="ISO8601", help="an instant with Z or an offset")
+    instant.add_argument("--local", metavar="YYYY-MM-DDTHH:MM", help="a wall-clock time")
+    zone = t.add_mutually_exclusive_group()
+    zone.add_argument("--tz", metavar="ZONE", help="IANA zone of --local: America/New_York")
+    zone.add_argument(
+        "--utc-offset", metavar="+HH:MM", help="fixed offset of --local (--utc-offset=-04:00)"
+    )
+    t.add_argument("--window", type=_arg_type(parse_duration), help="90s, 10m, 2h, 1d")
+    t.add_argument("--nonexistent", choices=list(NONEXISTENT), help="--local in a DST gap")
+    t.add_argument("--ambiguous", choices=list(AMBIGUOUS), help="--local in a DST overlap")
+    return p
+
+
+def _account_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
+    count = _arg_type(_count)
+    p.add_argument("--access-token", required=create, help="OAuth access token ('-': stdin)")
+    p.add_argument("--refresh-token", help="OAuth refresh token ('-': stdin)")
+    p.add_argument("--display-name")
+    p.add_argument("--min-spacing", type=_arg_type(parse_duration), help="like 10m")
+    p.add_argument("--max-per-hour", type=count, help="0 = no cap")
+    p.add_argument("--max-per-day", type=count, help="0 = no cap")
+    p.add_argument("--writes-per-minute", type=count, help="write budget (default 100)")
+    if not create:
+        paused = p.add_mutually_exclusive_group()
+        paused.add_argument("--pause", dest="pause", action="store_true", default=None)
+        paused.add_argument("--resume", dest="pause", action="store_false")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the `pinsched` parser; each command sets `handler`, `verb` or `sandbox`."""
+    parser = argparse.ArgumentParser(prog="pinsched", description="Schedules Pinterest pins.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    connection, pin_flags = _connection_flags(), _pin_flags()
+    states = _arg_type(lambda text: parse_states([text]))
+    count = _arg_type(_count)
+
+    def verb(name: str, fn: Verb, help: str, *parents: argparse.ArgumentParser) -> Any:
+        p = sub.add_parser(name, help=help, parents=[connection, *parents])
+        p.set_defaults(verb=fn)
+        return p
+
+    serve = sub.add_parser("serve", help="run the daemon")
+    config = sub.add_parser("config", help="configuration").add_subparsers(required=True)
+    check = config.add_parser("check", help="print the effective config (secrets masked)")
+    for p, handler in ((serve, _serve), (check, _config_check)):
+        add_serve_arguments(p)
+        p.add_argument("--config", metavar="FILE", help="TOML file [env PINSCHED_CONFIG]")
+        p.set_defaults(handler=handler)
+    sub.add_parser("sandbox", help=SANDBOX_HELP, add_help=False).set_defaults(sandbox=True)
+    demo = sub.add_parser("demo", help="daemon + sandbox + a few pins, with the live feed")
+    demo.add_argument("--pins", type=count, default=5, help="how many pins (%(default)s)")
+    demo.add_argument("--keep-db", metavar="PATH", help="keep the database at PATH")
+    demo.set_defaults(handler=_demo)
+    health = sub.add_parser("health", help="exit 0 when the daemon is SERVING (for healthchecks)",
+                            parents=[connection])
+    health.add_argument("--service", default="", help="a service name (default: the server)")
+    health.set_defaults(handler=_health)
+
+    for name, fn in (("schedule", _schedule), ("preview", _preview)):
+        p = verb(name, fn, f"{name} a pin", pin_flags)
+        p.add_argument("--account", required=True)
+        p.add_argument("--request-id", help="idempotency key (default: a new uuid4)")
+    verb("get", _get, "one job with its history").add_argument("job_id")
+    p = verb("list", _list, "list jobs, newest first")
+    p.add_argument("--account")
+    p.add_argument("--state", type=states, action="extend", default=[], help="delivered, ...")
+    p.add_argument("--board")
+    p.add_argument("--page-size", type=count, default=0)
+    p.add_argument("--page-token", default="")
+    p.add_argument("--all", action="store_true", help="every page")
+    p = verb("update", _update, "change a job's pin, time or window", pin_flags)
+    p.add_argument("job_id")
+    p.add_argument("--expected-version", type=count, default=0)
+    p = verb("cancel", _cancel, "cancel a job (deletes a delivered pin)")
+    p.add_argument("job_id")
+    p.add_argument("--expected-version", type=count, default=0)
+    verb("retry", _retry, "send a failed job round again").add_argument("job_id")
+    p = verb("watch", _watch, "follow job events (resumes after a reconnect)")
+    p.add_argument("--account")
+    p.add_argument("--job", action="append", default=[], metavar="JOB_ID")
+    p.add_argument("--state", type=states, action="extend", default=[])
+    p.add_argument("--since", type=count, metavar="SEQ", help="replay the events after SEQ")
+
+    accounts = sub.add_parser("accounts", help="manage Pinterest accounts")
+    actions = accounts.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name, fn, help in (
+        ("create", _accounts_create, "add an account"),
+        ("get", _accounts_get, "show an account"),
+        ("list", _accounts_list, "list accounts"),
+        ("update", _accounts_update, "change tokens, pacing; pause or resume"),
+        ("delete", _accounts_delete, "delete an account"),
+    ):
+        p = actions.add_parser(name, help=help, parents=[connection])
+        p.set_defaults(verb=fn)
+        if name != "list":
+            p.add_argument("account_id", metavar="ID")
+        if name in ("create", "update"):
+            _account_flags(p, create=name == "create")
+        if name == "delete":
+            p.add_argument("--force", action="store_true", help="cancel its active jobs first")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `pinsched` console script; returns the exit code."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "sandbox", False):
+        parser.error("unrecognized arguments: " + " ".join(extra))
+    try:
+        if getattr(args, "sandbox", False):
+            return _sandbox(extra)
+        if hasattr(args, "verb"):
+            return _run(_run_verb(args.verb, args, _client_options(args)))
+        handler: Callable[[argparse.Namespace], int] = args.handler
+        return handler(args)
+    except (UsageError, ConfigError) as exc:
+        print(f"pinsched: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

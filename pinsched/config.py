@@ -1,0 +1,448 @@
+"""Daemon configuration: the `Config` value and how it is loaded (DESIGN §8).
+
+Owns the field list, defaults, the environment variable and flag of each field, parsing and
+validation. Layers, lowest first: defaults < TOML file (`--config`, keys = field names,
+`[[webhooks]]` tables) < environment (`PINSCHED_*`) < flags. An empty environment variable counts
+as unset. A layer that sets `webhooks` replaces the lower layers' endpoints (the environment
+defines one endpoint with `PINSCHED_WEBHOOK_URL` + `PINSCHED_WEBHOOK_SECRET`).
+
+Every bad value raises `ConfigError` naming the source and key, for example
+`PINSCHED_LISTEN: expected host:port, got 'abc'` or `pinsched.toml: horizon_days: ...`.
+Secret values never appear in an error message nor in `Config.redacted()`.
+Does not open sockets or databases, and does not read the environment itself: callers pass it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import ipaddress
+import math
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "WebhookEndpoint",
+    "add_serve_arguments",
+    "load_config",
+]
+
+MASK: Final = "***"
+LOG_LEVELS: Final = frozenset({"debug", "info", "warning", "error", "critical"})
+LOG_FORMATS: Final = frozenset({"json", "console"})
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, malformed or inconsistent; the message names its source."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WebhookEndpoint:
+    """One webhook receiver: events are POSTed to `url`, signed with each of `secrets`."""
+
+    url: str
+    secrets: tuple[str, ...]
+    event_types: tuple[str, ...] = ()  # empty: every event type
+    account_ids: tuple[str, ...] = ()  # empty: every account
+    timeout_s: float = 10.0
+
+    def redacted(self) -> dict[str, Any]:
+        """Return the endpoint as plain data with the secrets masked."""
+        return {
+            "url": self.url,
+            "secrets": [MASK for _ in self.secrets],
+            "event_types": list(self.event_types),
+            "account_ids": list(self.account_ids),
+            "timeout_s": self.timeout_s,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    """The daemon's effective configuration; build it with `load_config` to get validation."""
+
+    listen: str = "127.0.0.1:50051"
+    db_path: str = "./pinsched.db"
+    pinterest_api_base: str = "https://api.pinterest.com/v5"
+    pinterest_client_id: str | None = None
+    pinterest_client_secret: str | None = None
+    api_token: str | None = None
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    tls_client_ca_file: str | None = None
+    webhooks: tuple[WebhookEndpoint, ...] = ()
+    metrics_listen: str | None = None
+    secret_key: str | None = None
+    log_level: str = "info"
+    log_format: str = "json"
+    clock_skew_tolerance_s: float = 60.0
+    horizon_days: int = 400
+    max_attempts: int = 8
+    retry_base_delay_s: float = 2.0
+    retry_max_delay_s: float = 3600.0
+    request_timeout_s: float = 30.0
+    shutdown_grace_s: float = 10.0
+    app_writes_per_minute: int = 0
+    allow_insecure_listen: bool = False
+
+    def redacted(self) -> dict[str, Any]:
+        """Return every field as JSON-ready data, secrets replaced by `"***"` (unset stays None)."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "webhooks":
+                out[f.name] = [w.redacted() for w in value]
+            elif f.name in SECRET_FIELDS and value is not None:
+                out[f.name] = MASK
+            else:
+                out[f.name] = value
+        return out
+
+
+SECRET_FIELDS: Final = frozenset({"pinterest_client_secret", "api_token", "secret_key"})
+
+# ---------------------------------------------------------------------------------------------
+# Value parsers: (raw value, where) -> typed value. `raw` is a str from the environment or flags,
+# or any TOML value. `where` names the source and key for the error message.
+
+Parser = Callable[[object, str], Any]
+
+
+def _fail(where: str, expected: str, raw: object, *, secret: bool = False) -> ConfigError:
+    shown = "a value that is not shown (secret)" if secret else repr(raw)
+    return ConfigError(f"{where}: expected {expected}, got {shown}")
+
+
+def _string(raw: object, where: str) -> str:
+    if not isinstance(raw, str) or not raw.strip():
+        raise _fail(where, "a non-empty string", raw)
+    return raw.strip()
+
+
+def _secret(raw: object, where: str) -> str:
+    if not isinstance(raw, str) or not raw.strip():
+        raise _fail(where, "a non-empty string", raw, secret=True)
+    return raw.strip()
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _host_port(raw: object, where: str) -> str:
+    text = raw.strip() if isinstance(raw, str) else ""
+    host, sep, port = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host_ok = _is_ip(host[1:-1])
+    else:
+        host_ok = bool(host) and all(c.isalnum() or c in ".-_" for c in host)
+    if not (sep and host_ok and port.isdigit() and int(port) <= 65535):
+        raise _fail(where, "host:port", raw)
+    return text
+
+
+def _http_url(raw: object, where: str) -> str:
+    text = raw.strip() if isinstance(raw, str) else ""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise _fail(where, "an http(s) URL", raw)
+    return text.rstrip("/")
+
+
+def _choice(options: frozenset[str]) -> Parser:
+    def parse(raw: object, where: str) -> str:
+        text = raw.strip().lower() if isinstance(raw, str) else ""
+        if text not in options:
+            raise _fail(where, "one of " + ", ".join(sorted(options)), raw)
+        return text
+
+    return parse
+
+
+def _number(raw: object, where: str, *, integer: bool) -> int | float:
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return raw
+    if isinstance(raw, float) and not integer:
+        return raw
+    if isinstance(raw, str):
+        try:
+            return int(raw.strip()) if integer else float(raw.strip())
+        except ValueError:
+            pass
+    raise _fail(where, "an integer" if integer else "a number", raw)
+
+
+def _float_at_least(minimum: float, *, strict: bool = False) -> Parser:
+    def parse(raw: object, where: str) -> float:
+        value = float(_number(raw, where, integer=False))
+        if not math.isfinite(value):
+            raise _fail(where, "a finite number", raw)
+        if value < minimum or (strict and value == minimum):
+            raise _fail(where, f"a number {'>' if strict else '>='} {minimum:g}", raw)
+        return value
+
+    return parse
+
+
+def _int_at_least(minimum: int) -> Parser:
+    def parse(raw: object, where: str) -> int:
+        value = int(_number(raw, where, integer=True))
+        if value < minimum:
+            raise _fail(where, f"an integer >= {minimum}", raw)
+        return value
+
+    return parse
+
+
+def _bool(raw: object, where: str) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = raw.strip().lower() if isinstance(raw, str) else ""
+    if text not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        raise _fail(where, "true or false", raw)
+    return text in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True, slots=True)
+class _Field:
+    parse: Parser
+    flag: str | None = None  # command-line flag; its argparse dest is the field name
+    help: str = ""
+    env: str = ""  # environment variable; default PINSCHED_<FIELD NAME>
+
+
+_FIELDS: Final[Mapping[str, _Field]] = {
+    "listen": _Field(_host_port, "--listen", "gRPC address, host:port"),
+    "db_path": _Field(_string, "--db", "SQLite database file", env="PINSCHED_DB"),
+    "pinterest_api_base": _Field(_http_url, "--pinterest-api-base", "Pinterest API base URL"),
+    "pinterest_client_id": _Field(_string),
+    "pinterest_client_secret": _Field(_secret),
+    "api_token": _Field(_secret),
+    "tls_cert_file": _Field(_string, "--tls-cert", "TLS certificate (PEM)"),
+    "tls_key_file": _Field(_string, "--tls-key", "TLS private key (PEM)"),
+    "tls_client_ca_file": _Field(_string, "--tls-client-ca", "CA of client certificates (mTLS)"),
+    "metrics_listen": _Field(_host_port, "--metrics-listen", "Prometheus /metrics, host:port"),
+    "secret_key": _Field(_secret),
+    "log_level": _Field(_choice(LOG_LEVELS), "--log-level", "debug, info, warning, error"),
+    "log_format": _Field(_choice(LOG_FORMATS), "--log-format", "json or console"),
+    "clock_skew_tolerance_s": _Field(_float_at_least(0)),
+    "horizon_days": _Field(_int_at_least(1)),
+    "max_attempts": _Field(_int_at_least(1)),
+    "retry_base_delay_s": _Field(_float_at_least(0, strict=True)),
+    "retry_max_delay_s": _Field(_float_at_least(0, strict=True)),
+    "request_timeout_s": _Field(_float_at_least(0, strict=True)),
+    "shutdown_grace_s": _Field(_float_at_least(0)),
+    "app_writes_per_minute": _Field(_int_at_least(0)),
+    "allow_insecure_listen": _Field(
+        _bool, "--allow-insecure-listen", "allow a non-loopback --listen without token or mTLS"
+    ),
+}
+
+
+def _env_name(name: str) -> str:
+    return _FIELDS[name].env or f"PINSCHED_{name.upper()}"
+
+
+WEBHOOK_ENV: Final = {
+    "url": "PINSCHED_WEBHOOK_URL",
+    "secrets": "PINSCHED_WEBHOOK_SECRET",  # comma-separated during a secret rotation
+    "event_types": "PINSCHED_WEBHOOK_EVENT_TYPES",
+    "account_ids": "PINSCHED_WEBHOOK_ACCOUNT_IDS",
+    "timeout_s": "PINSCHED_WEBHOOK_TIMEOUT_S",
+}
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the flags of `pinsched serve`; each defaults to None ("not given")."""
+    for name, spec in _FIELDS.items():
+        if spec.flag is not None:
+            action = "store_true" if spec.parse is _bool else "store"
+            text = f"{spec.help} [env {_env_name(name)}]"
+            parser.add_argument(spec.flag, dest=name, action=action, default=None, help=text)
+
+
+def load_config(
+    args: argparse.Namespace | None, env: Mapping[str, str], config_path: str | None
+) -> Config:
+    """Merge defaults < TOML file < *env* < *args* into a validated `Config`."""
+    values: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    if config_path is not None:
+        _apply_file(config_path, values, origins)
+    for name, spec in _FIELDS.items():
+        text = env.get(_env_name(name), "")
+        if text.strip():
+            values[name] = spec.parse(text, _env_name(name))
+            origins[name] = _env_name(name)
+    webhook = _env_webhook(env)
+    if webhook is not None:
+        values["webhooks"] = (webhook,)
+        origins["webhooks"] = WEBHOOK_ENV["url"]
+    if args is not None:
+        for name, spec in _FIELDS.items():
+            given = getattr(args, name, None)
+            if spec.flag is not None and given is not None:
+                values[name] = spec.parse(given, spec.flag)
+                origins[name] = spec.flag
+    config = Config(**values)
+    _check_consistency(config, origins)
+    return config
+
+
+def _apply_file(path: str, values: dict[str, Any], origins: dict[str, str]) -> None:
+    try:
+        with Path(path).open("rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc.strerror or exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+    for key, raw in data.items():
+        where = f"{path}: {key}"
+        if key == "webhooks":
+            if not isinstance(raw, list) or not all(isinstance(t, dict) for t in raw):
+                raise ConfigError(f"{where}: expected [[webhooks]] tables")
+            values[key] = tuple(
+                _webhook_from_table(table, f"{path}: webhooks[{i}]") for i, table in enumerate(raw)
+            )
+        elif key in _FIELDS:
+            values[key] = _FIELDS[key].parse(raw, where)
+        else:
+            known = ", ".join(sorted([*_FIELDS, "webhooks"]))
+            raise ConfigError(f"{where}: unknown key (known keys: {known})")
+        origins[key] = where
+
+
+_WEBHOOK_KEYS: Final = frozenset(
+    {"url", "secret", "secrets", "event_types", "account_ids", "timeout_s"}
+)
+
+
+def _webhook_from_table(table: Mapping[str, object], where: str) -> WebhookEndpoint:
+    for key in table:
+        if key not in _WEBHOOK_KEYS:
+            known = ", ".join(sorted(_WEBHOOK_KEYS))
+            raise ConfigError(f"{where}.{key}: unknown key (known keys: {known})")
+    if "secret" in table and "secrets" in table:
+        raise ConfigError(f"{where}: give `secret` or `secrets`, not both")
+    if "secret" in table:
+        secrets: tuple[str, ...] = (_secret(table["secret"], f"{where}.secret"),)
+    else:
+        secrets = _string_list(table.get("secrets"), f"{where}.secrets", secret=True)
+    return _webhook(
+        url=table.get("url"),
+        secrets=secrets,
+        event_types=_string_list(table.get("event_types", []), f"{where}.event_types"),
+        account_ids=_string_list(table.get("account_ids", []), f"{where}.account_ids"),
+        timeout_s=table.get("timeout_s", 10.0),
+        where={k: f"{where}.{k}" for k in ("url", "secrets", "timeout_s")},
+    )
+
+
+def _env_webhook(env: Mapping[str, str]) -> WebhookEndpoint | None:
+    raw = {k: env.get(var, "").strip() for k, var in WEBHOOK_ENV.items()}
+    if not raw["url"] and not raw["secrets"]:
+        others = [WEBHOOK_ENV[k] for k in ("event_types", "account_ids", "timeout_s") if raw[k]]
+        if others:
+            raise ConfigError(f"{others[0]}: set only together with {WEBHOOK_ENV['url']}")
+        return None
+    return _webhook(
+        url=raw["url"] or None,
+        secrets=_split(raw["secrets"]),
+        event_types=_split(raw["event_types"]),
+        account_ids=_split(raw["account_ids"]),
+        timeout_s=raw["timeout_s"] or 10.0,
+        where=WEBHOOK_ENV,
+    )
+
+
+def _webhook(
+    *,
+    url: object,
+    secrets: tuple[str, ...],
+    event_types: tuple[str, ...],
+    account_ids: tuple[str, ...],
+    timeout_s: object,
+    where: Mapping[str, str],
+) -> WebhookEndpoint:
+    if url is None:
+        raise ConfigError(f"{where['url']}: required for a webhook endpoint")
+    checked_url = _http_url(url, where["url"])
+    host = urlsplit(checked_url).hostname or ""
+    if _is_ip(host) and ipaddress.ip_address(host).is_link_local:
+        raise ConfigError(f"{where['url']}: link-local / metadata addresses are refused")
+    if not secrets:
+        raise ConfigError(f"{where['secrets']}: a webhook endpoint needs a signing secret")
+    return WebhookEndpoint(
+        url=checked_url,
+        secrets=secrets,
+        event_types=event_types,
+        account_ids=account_ids,
+        timeout_s=_float_at_least(0, strict=True)(timeout_s, where["timeout_s"]),
+    )
+
+
+def _split(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _string_list(raw: object, where: str, *, secret: bool = False) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(s, str) and s.strip() for s in raw):
+        if secret:
+            raise ConfigError(f"{where}: expected a list of non-empty strings")
+        raise _fail(where, "a list of non-empty strings", raw)
+    return tuple(s.strip() for s in raw)
+
+
+def _is_loopback(host_port: str) -> bool:
+    host = host_port.rpartition(":")[0].strip("[]")
+    if host == "localhost":
+        return True
+    return _is_ip(host) and ipaddress.ip_address(host).is_loopback
+
+
+def _check_consistency(config: Config, origins: Mapping[str, str]) -> None:
+    def src(name: str) -> str:
+        return origins.get(name) or " / ".join(filter(None, (_FIELDS[name].flag, _env_name(name))))
+
+    if (config.tls_cert_file is None) != (config.tls_key_file is None):
+        given = "tls_cert_file" if config.tls_cert_file is not None else "tls_key_file"
+        missing = "tls_key_file" if given == "tls_cert_file" else "tls_cert_file"
+        raise ConfigError(f"{src(given)}: {given} needs {missing} too ({src(missing)})")
+    if config.tls_client_ca_file is not None and config.tls_cert_file is None:
+        raise ConfigError(
+            f"{src('tls_client_ca_file')}: mutual TLS needs tls_cert_file and tls_key_file"
+        )
+    for name in ("tls_cert_file", "tls_key_file", "tls_client_ca_file"):
+        path = getattr(config, name)
+        if path is not None and not Path(path).is_file():
+            raise ConfigError(f"{src(name)}: no such file: {path!r}")
+    if (config.pinterest_client_id is None) != (config.pinterest_client_secret is None):
+        given = "pinterest_client_id" if config.pinterest_client_id else "pinterest_client_secret"
+        raise ConfigError(
+            f"{src(given)}: set PINSCHED_PINTEREST_CLIENT_ID and "
+            "PINSCHED_PINTEREST_CLIENT_SECRET together"
+        )
+    if config.retry_max_delay_s < config.retry_base_delay_s:
+        raise ConfigError(
+            f"{src('retry_max_delay_s')}: retry_max_delay_s ({config.retry_max_delay_s:g}) is "
+            f"below retry_base_delay_s ({config.retry_base_delay_s:g})"
+        )
+    secured = config.api_token is not None or config.tls_client_ca_file is not None
+    if not (_is_loopback(config.listen) or secured or config.allow_insecure_listen):
+        raise ConfigError(
+            f"{src('listen')}: {config.listen} is not a loopback address; set PINSCHED_API_TOKEN "
+            "or mutual TLS (tls_client_ca_file), or pass --allow-insecure-listen"
+        )
