@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import filecmp
+import os
 import shutil
 import sys
 import tempfile
@@ -35,6 +36,10 @@ def generate(dest_root: Path) -> Path:
         f"--mypy_grpc_out={dest_root}",
         *sources,
     ]
+    # protoc finds the mypy-protobuf plugins on PATH: make the running venv's bin/ visible.
+    bindir = str(Path(sys.executable).parent)
+    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
     if protoc.main(args) != 0:
         raise SystemExit("protoc failed")
     out = dest_root / "pinsched" / "v1"
