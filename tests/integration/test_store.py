@@ -1,0 +1,135 @@
+"""The SQLite store on a real file: group commit, compare-and-set, event log, migrations."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from pinsched.accounts import Account
+from pinsched.errors import AccountNotFound, AlreadyExists
+from pinsched.jobs import ImageUrl, Job, JobState, PinSpec, Transition, touch, transition
+from pinsched.store import MIGRATIONS, Event, StaleJob, Store
+
+NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def make_job(i: int, *, request_id: str = "", account: str = "acme") -> tuple[Job, Transition]:
+    job = Job(id=f"job{i:06d}", account_id=account, state=JobState.PENDING,
+              pin=PinSpec(board_id="1", media=ImageUrl(url="https://x/a.jpg"), title=f"t{i}"),
+              scheduled_at=NOW, planned_at=NOW + timedelta(seconds=i), request_id=request_id,
+              request_hash=f"h{i}", created_at=NOW, updated_at=NOW)
+    return job, Transition(from_state=None, to_state=JobState.PENDING, time=NOW,
+                           reason="scheduled")
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> Store:
+    s = await Store.open(tmp_path / "s.db")
+    await s.create_account(Account(id="acme", access_token="tok", created_at=NOW,
+                                   updated_at=NOW))
+    yield s  # type: ignore[misc]
+    await s.close()
+
+
+async def test_concurrent_writes_share_transactions(store: Store) -> None:
+    """500 concurrent inserts commit in far fewer transactions than writes (group commit)."""
+    before = store.batches
+    await asyncio.gather(*(store.create_jobs(*map(list, zip(make_job(i), strict=True)))
+                           for i in range(500)))
+    assert store.writes >= 500
+    assert store.batches - before < 100
+    assert len(await store.active_jobs()) == 500
+
+
+async def test_one_failing_write_does_not_undo_its_batch_neighbours(store: Store) -> None:
+    """A write that fails (unknown account) fails alone; the writes sharing its transaction
+    commit."""
+    good = [store.create_jobs([make_job(i)[0]], [make_job(i)[1]]) for i in range(20)]
+    bad = store.create_jobs([make_job(99, account="ghost")[0]], [make_job(99)[1]])
+    results = await asyncio.gather(*good, bad, return_exceptions=True)
+    assert isinstance(results[-1], AccountNotFound)
+    assert len(await store.active_jobs()) == 20
+
+
+async def test_compare_and_set_refuses_a_stale_version(store: Store) -> None:
+    """A transition from an old version raises StaleJob and leaves the row and the log as
+    they were."""
+    job, entry = make_job(1)
+    await store.create_jobs([job], [entry])
+    queued, seq = await store.commit(job, *transition(job, JobState.QUEUED, now=NOW,
+                                                      reason="due"))
+    with pytest.raises(StaleJob):
+        await store.commit(job, *touch(job, now=NOW, reason="late update", attempts=5))
+    stored = await store.get_job(job.id, with_history=True)
+    assert stored.state is JobState.QUEUED
+    assert stored.version == 2
+    assert [t.sequence for t in stored.history] == [seq - 1, seq]
+    assert await store.last_sequence() == seq
+
+
+async def test_request_id_is_unique_and_content_checked(store: Store) -> None:
+    """The same request_id returns the stored job for equal content and is refused otherwise."""
+    job, entry = make_job(1, request_id="r1")
+    [(first, created)] = await store.create_jobs([job], [entry])
+    assert created
+    retry = Job(**{**{f: getattr(job, f) for f in Job.__dataclass_fields__}, "id": "job-retry"})
+    [(again, created)] = await store.create_jobs([retry], [entry])
+    assert not created
+    assert again.id == first.id
+    other = Job(**{**{f: getattr(job, f) for f in Job.__dataclass_fields__}, "id": "job-other",
+                   "request_hash": "different"})
+    with pytest.raises(AlreadyExists, match="different content"):
+        await store.create_jobs([other], [entry])
+    assert [j.id for j in await store.active_jobs()] == [first.id]
+
+
+async def test_events_are_handed_over_in_sequence_order_after_commit(tmp_path: Path) -> None:
+    """Committed events reach the sink once, in sequence order, and equal the durable log."""
+    seen: list[Event] = []
+    store = await Store.open(tmp_path / "e.db", on_events=seen.extend)
+    await store.create_account(Account(id="acme", access_token="t", created_at=NOW,
+                                       updated_at=NOW))
+    await asyncio.gather(*(store.create_jobs([make_job(i)[0]], [make_job(i)[1]])
+                           for i in range(50)))
+    logged = await store.events_after(0, limit=1000)
+    assert [e.sequence for e in seen] == [e.sequence for e in logged]
+    assert [e.sequence for e in seen] == sorted(e.sequence for e in seen)
+    await store.close()
+
+
+async def test_reopening_keeps_everything_and_schema_is_current(tmp_path: Path) -> None:
+    """A reopened database has every job and the newest schema version."""
+    store = await Store.open(tmp_path / "r.db")
+    await store.create_account(Account(id="acme", access_token="t", created_at=NOW,
+                                       updated_at=NOW))
+    await store.create_jobs(*map(list, zip(*[make_job(i) for i in range(10)], strict=True)))
+    await store.close()
+    reopened = await Store.open(tmp_path / "r.db")
+    assert len(await reopened.due_index()) == 10
+    await reopened.close()
+    with sqlite3.connect(tmp_path / "r.db") as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    """A database written by a newer pinsched is refused rather than misread."""
+    with sqlite3.connect(tmp_path / "n.db") as db:
+        db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    with pytest.raises(RuntimeError, match="newer"):
+        await Store.open(tmp_path / "n.db")
+
+
+async def test_a_pin_id_belongs_to_one_job_only(store: Store) -> None:
+    """Two jobs can never hold the same Pinterest pin id (reconciliation cannot double-claim)."""
+    jobs = [make_job(i) for i in range(2)]
+    await store.create_jobs([j for j, _ in jobs], [e for _, e in jobs])
+    a, b = jobs[0][0], jobs[1][0]
+    await store.commit(a, *touch(a, now=NOW, reason="x", pinterest_pin_id="555"))
+    with pytest.raises(sqlite3.IntegrityError):
+        await store.commit(b, *touch(b, now=NOW, reason="x", pinterest_pin_id="555"))
+    assert await store.pin_owner("555") == a.id
