@@ -60,7 +60,7 @@ async def test_compare_and_set_refuses_a_stale_version(store: Store) -> None:
     they were."""
     job, entry = make_job(1)
     await store.create_jobs([job], [entry])
-    queued, seq = await store.commit(job, *transition(job, JobState.QUEUED, now=NOW,
+    _, seq = await store.commit(job, *transition(job, JobState.QUEUED, now=NOW,
                                                       reason="due"))
     with pytest.raises(StaleJob):
         await store.commit(job, *touch(job, now=NOW, reason="late update", attempts=5))
