@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import os
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from pinsched import planning
@@ -165,29 +165,20 @@ class PinService:
     async def list(self, flt: JobFilter, *, before_id: str, limit: int) -> list[Job]:
         return await self.store.list_jobs(flt, before_id=before_id, limit=limit)
 
-    async def cancel(self, job_id: str, expected_version: int = 0) -> Job:
-        """Cancel in any state where it means something (see the PinScheduler.CancelJob doc)."""
+    async def _change(
+        self, job_id: str, expected_version: int,
+        decide: Callable[[Job, datetime], tuple[Job, Transition] | None],
+    ) -> Job:
+        """Read the job, let *decide* compute its change (or None: leave it as it is; or raise),
+        and commit it with compare-and-set, re-reading on a lost race. With *expected_version*
+        a lost race is ABORTED instead. Then tell the scheduler and dispatchers."""
         for _ in range(20):
             job = await self.store.get_job(job_id)
             if expected_version and job.version != expected_version:
                 raise VersionMismatch(job_id, expected_version, job.version)
-            now = self.clock.now()
-            if job.state in (S.CANCELLED, S.CANCELLING) or (
-                    job.state is S.SUBMITTED and job.cancel_requested):
+            change = decide(job, self.clock.now())
+            if change is None:
                 return await self.get(job_id)
-            if job.state is S.PERMANENTLY_FAILED:
-                raise FailedPrecondition(
-                    f"job {job_id!r} is PERMANENTLY_FAILED: it was never published and will not "
-                    "be retried, so there is nothing to cancel")
-            if job.state is S.SUBMITTED:
-                change = touch(job, now=now, reason="cancel requested: carried out once the "
-                               "outcome of the submission is known", cancel_requested=True)
-            elif job.state is S.DELIVERED:
-                change = transition(job, S.CANCELLING, now=now,
-                                    reason="cancel requested: deleting the pin")
-            else:
-                change = transition(job, S.CANCELLED, now=now,
-                                    reason="cancelled before submission")
             try:
                 new, _ = await self.store.commit(job, *change)
             except StaleJob:
@@ -195,31 +186,49 @@ class PinService:
                     current = await self.store.get_job(job_id)
                     raise VersionMismatch(job_id, expected_version, current.version) from None
                 continue
-            self.scheduler.untrack(job_id)
-            if new.state is S.CANCELLING:
+            if new.state in (S.PENDING, S.RETRYING):
+                self.scheduler.track(new)
+            else:
+                self.scheduler.untrack(job_id)
+            if new.state is S.CANCELLING or (new.state is S.DELIVERED and new.remote_update
+                                             and new.remote_update.pending):
                 self.dispatchers.submit(new)
             return await self.get(job_id)
         raise FailedPrecondition(f"job {job_id!r} keeps changing; try again")
 
+    async def cancel(self, job_id: str, expected_version: int = 0) -> Job:
+        """Cancel in any state where it means something (see the PinScheduler.CancelJob doc)."""
+
+        def decide(job: Job, now: datetime) -> tuple[Job, Transition] | None:
+            if job.state in (S.CANCELLED, S.CANCELLING) or (
+                    job.state is S.SUBMITTED and job.cancel_requested):
+                return None  # cancelling twice is harmless
+            if job.state is S.PERMANENTLY_FAILED:
+                raise FailedPrecondition(
+                    f"job {job_id!r} is PERMANENTLY_FAILED: it was never published and will not "
+                    "be retried, so there is nothing to cancel")
+            if job.state is S.SUBMITTED:
+                return touch(job, now=now, reason="cancel requested: carried out once the "
+                             "outcome of the submission is known", cancel_requested=True)
+            if job.state is S.DELIVERED:
+                return transition(job, S.CANCELLING, now=now,
+                                  reason="cancel requested: deleting the pin")
+            return transition(job, S.CANCELLED, now=now, reason="cancelled before submission")
+
+        return await self._change(job_id, expected_version, decide)
+
     async def retry(self, job_id: str) -> Job:
         """Send a FAILED or PERMANENTLY_FAILED job round again with a fresh attempt budget."""
-        for _ in range(20):
-            job = await self.store.get_job(job_id)
+
+        def decide(job: Job, now: datetime) -> tuple[Job, Transition]:
             if job.state not in (S.FAILED, S.PERMANENTLY_FAILED):
                 raise FailedPrecondition(
                     f"job {job_id!r} is {job.state.value}; only FAILED or PERMANENTLY_FAILED "
                     "jobs can be retried")
-            now = self.clock.now()
-            change = transition(job, S.PENDING, now=now, reason="retry requested",
-                                attempts=0, planned_at=max(now, job.planned_at),
-                                next_attempt_at=None)
-            try:
-                new, _ = await self.store.commit(job, *change)
-            except StaleJob:
-                continue
-            self.scheduler.track(new)
-            return await self.get(job_id)
-        raise FailedPrecondition(f"job {job_id!r} keeps changing; try again")
+            return transition(job, S.PENDING, now=now, reason="retry requested", attempts=0,
+                              planned_at=max(now, job.planned_at), next_attempt_at=None)
+
+        return await self._change(job_id, 0, decide)
 
     async def update(
         self, job_id: str, *, paths: Sequence[str], expected_version: int,
@@ -231,12 +240,9 @@ class PinService:
         moved goes back to PENDING); a delivered pin's mutable fields are PATCHed on Pinterest
         by its dispatcher (`remote_update`); anything else is FAILED_PRECONDITION.
         """
-        for _ in range(20):
-            job = await self.store.get_job(job_id)
-            if expected_version and job.version != expected_version:
-                raise VersionMismatch(job_id, expected_version, job.version)
-            now = self.clock.now()
-            reason = f"updated: {', '.join(paths)}"
+        reason = f"updated: {', '.join(paths)}"
+
+        def decide(job: Job, now: datetime) -> tuple[Job, Transition]:
             if job.state in UNSENT_STATES:
                 changes: dict[str, object] = {"pin": pin}
                 if timing is not None:
@@ -244,15 +250,14 @@ class PinService:
                                    local_time=timing.local_time, planned_at=plan(timing))
                 moved = timing is not None and changes["planned_at"] != job.planned_at
                 if moved and job.state in (S.QUEUED, S.RETRYING):
-                    change = transition(job, S.PENDING, now=now, reason=f"{reason}; re-planned",
-                                        next_attempt_at=None, **changes)
-                else:
-                    change = touch(job, now=now, reason=reason, **changes)
-            elif job.state is S.SUBMITTED:
+                    return transition(job, S.PENDING, now=now, reason=f"{reason}; re-planned",
+                                      next_attempt_at=None, **changes)
+                return touch(job, now=now, reason=reason, **changes)
+            if job.state is S.SUBMITTED:
                 raise FailedPrecondition(
                     f"job {job_id!r} is SUBMITTED: the outcome of its submission is being "
                     "confirmed; update it again once it is DELIVERED or RETRYING")
-            elif job.state is S.DELIVERED:
+            if job.state is S.DELIVERED:
                 fixed = [p for p in paths if p not in REMOTE_PATHS]
                 if fixed:
                     raise FailedPrecondition(
@@ -264,24 +269,12 @@ class PinService:
                                                     prior.pending else set())))
                 remote = RemoteUpdate(paths=merged,
                                       revision=(prior.revision + 1) if prior else 1)
-                change = touch(job, now=now, reason=f"{reason}; applying on Pinterest",
-                               pin=pin, remote_update=remote)
-            else:
-                raise FailedPrecondition(
-                    f"job {job_id!r} is {job.state.value}; it can no longer be updated")
-            try:
-                new, _ = await self.store.commit(job, *change)
-            except StaleJob:
-                if expected_version:
-                    current = await self.store.get_job(job_id)
-                    raise VersionMismatch(job_id, expected_version, current.version) from None
-                continue
-            if new.state in (S.PENDING, S.RETRYING):
-                self.scheduler.track(new)
-            elif new.state is S.DELIVERED:
-                self.dispatchers.submit(new)
-            return await self.get(job_id)
-        raise FailedPrecondition(f"job {job_id!r} keeps changing; try again")
+                return touch(job, now=now, reason=f"{reason}; applying on Pinterest",
+                             pin=pin, remote_update=remote)
+            raise FailedPrecondition(
+                f"job {job_id!r} is {job.state.value}; it can no longer be updated")
+
+        return await self._change(job_id, expected_version, decide)
 
     async def requeue_auth_failed(self, account_id: str) -> int:
         """After new credentials: auth-FAILED jobs of the account go back to PENDING."""
