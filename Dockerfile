@@ -17,9 +17,13 @@ VOLUME ["/var/lib/pinsched"]
 ENV PINSCHED_DB=/var/lib/pinsched/pinsched.db \
     PINSCHED_LISTEN=0.0.0.0:50051 \
     PYTHONUNBUFFERED=1
-EXPOSE 50051
+# Listening on all interfaces: pinsched refuses to start unless callers are authenticated.
+# Run with -e PINSCHED_API_TOKEN=... (clients send "authorization: Bearer ...") or mutual TLS
+# (PINSCHED_TLS_CERT_FILE/_KEY_FILE/_CLIENT_CA_FILE); only on a private pod/compose network,
+# -e PINSCHED_ALLOW_INSECURE_LISTEN=1 instead. Metrics: -e PINSCHED_METRICS_LISTEN=0.0.0.0:9464
+EXPOSE 50051 9464
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
-    CMD ["pinsched", "health"]
+    CMD ["pinsched", "health", "--timeout", "3"]
 ENTRYPOINT ["pinsched"]
 CMD ["serve"]

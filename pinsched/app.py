@@ -1,11 +1,13 @@
 """Composition root and lifecycle: builds the parts, starts them in order, stops them in reverse.
 
-Start: store → accounts → Pinterest client → dispatchers → scheduler (heap rebuilt from the
+Start: webhook endpoints checked → store → accounts → Pinterest client → webhook sender (outbox
+renderers installed, one worker per endpoint) → dispatchers → scheduler (heap rebuilt from the
 store) → gRPC server (API, health, reflection). Stop (SIGTERM/SIGINT set an event, nothing else):
 health NOT_SERVING → gRPC server stops accepting, in-flight RPCs get the grace period → watch
 streams end → scheduler stops → dispatchers let in-flight Pinterest requests finish within the
-grace period (anything unfinished stays SUBMITTED and is reconciled at the next start) → Pinterest
-client → store (queued writes committed). SIGKILL loses nothing either: every change was
+grace period (anything unfinished stays SUBMITTED and is reconciled at the next start) → webhook
+POSTs in flight get the grace period (unsent deliveries stay in the outbox) → Pinterest client →
+store (queued writes committed). SIGKILL loses nothing either: every change was
 committed before it was acted on.
 """
 
@@ -14,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -26,6 +28,7 @@ from grpc_reflection.v1alpha import reflection
 
 from pinsched import logs, secrets, security
 from pinsched.api.servicers import AccountServicer, PinSchedulerServicer
+from pinsched.api.webhook_servicer import WebhookServicer
 from pinsched.auth import AccountRegistry
 from pinsched.clock import Activity, Clock, SystemClock
 from pinsched.config import Config
@@ -36,14 +39,23 @@ from pinsched.pinterest import PinterestClient
 from pinsched.retry import RetryPolicy
 from pinsched.scheduler import Scheduler
 from pinsched.service import AccountAdmin, PinService
-from pinsched.store import Store
-from pinsched.v1 import account_pb2, account_pb2_grpc, scheduler_pb2, scheduler_pb2_grpc
+from pinsched.store import Event, Store
+from pinsched.v1 import (
+    account_pb2,
+    account_pb2_grpc,
+    scheduler_pb2,
+    scheduler_pb2_grpc,
+    webhook_pb2,
+    webhook_pb2_grpc,
+)
+from pinsched.webhooks import WebhookSender, prepare_endpoints
 
 log = structlog.get_logger("pinsched.app")
 
 SERVICES = (
     scheduler_pb2.DESCRIPTOR.services_by_name["PinScheduler"].full_name,
     account_pb2.DESCRIPTOR.services_by_name["AccountService"].full_name,
+    webhook_pb2.DESCRIPTOR.services_by_name["WebhookService"].full_name,
 )
 
 
@@ -96,17 +108,25 @@ class Daemon:
         self.accounts: AccountRegistry
         self.service: PinService
         self.client: PinterestClient
+        self.webhooks: WebhookSender | None = None
 
     async def start(self) -> None:
+        """Start every part; if any step fails, stop what was started and re-raise (a failed
+        start never leaves threads or sockets behind)."""
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop(grace_s=0.0)
+            raise
+
+    async def _start(self) -> None:
         cfg = self.config
         security.check_listen_policy(cfg)
         logs.register_secrets([cfg.api_token, cfg.pinterest_client_secret, cfg.secret_key])
-        self.store = await Store.open(cfg.db_path, on_events=self.metrics.tap(self.bus.publish))
-        try:
-            await secrets.install(self.store, cfg.secret_key, now=self.clock.now)
-        except BaseException:
-            await self.store.close()
-            raise
+        logs.register_secrets(s for w in cfg.webhooks for s in w.secrets)
+        endpoints = await prepare_endpoints(cfg.webhooks)  # refuses blocked URLs (ConfigError)
+        self.store = await Store.open(cfg.db_path, on_events=self.metrics.tap(self._publish))
+        await secrets.install(self.store, cfg.secret_key, now=self.clock.now)
         self.client = PinterestClient(cfg.pinterest_api_base, timeout_s=cfg.request_timeout_s)
         self.accounts = AccountRegistry(
             self.store, self.clock, self.client, client_id=cfg.pinterest_client_id,
@@ -118,6 +138,10 @@ class Daemon:
             max_delay_s=cfg.retry_max_delay_s))
         holder: dict[str, Scheduler] = {}
         self.activity = Activity()
+        self.webhooks = WebhookSender(self.store, self.clock, endpoints, activity=self.activity,
+                                      on_attempt=self.metrics.webhook_attempt)
+        self.store.set_outbox(self.webhooks.render_event, self.webhooks.render_account)
+        await self.webhooks.start()
         self.dispatchers = Dispatchers(
             self.store, self.clock, self.client, self.accounts, settings=settings,
             activity=self.activity,
@@ -144,6 +168,8 @@ class Daemon:
             horizon=timedelta(days=cfg.horizon_days)), server)
         account_pb2_grpc.add_AccountServiceServicer_to_server(
             AccountServicer(admin, self.store, self.clock), server)
+        webhook_pb2_grpc.add_WebhookServiceServicer_to_server(
+            WebhookServicer(self.webhooks, self.store), server)
         self._health = health_aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
@@ -177,6 +203,12 @@ class Daemon:
             raise OSError(f"cannot listen on {cfg.listen}")
         return port
 
+    def _publish(self, events: Sequence[Event]) -> None:
+        """Committed events: to the watchers, and a wake-up for the webhook sender."""
+        self.bus.publish(events)
+        if self.webhooks is not None:
+            self.webhooks.notify(events)
+
     async def stop(self, grace_s: float | None = None) -> None:
         """Drain and stop (reverse start-up order), each step bounded by the grace period."""
         grace = self.config.shutdown_grace_s if grace_s is None else grace_s
@@ -193,9 +225,15 @@ class Daemon:
                 await asyncio.wait_for(task, timeout=grace)
             except (TimeoutError, asyncio.CancelledError):
                 task.cancel()
-        await self.dispatchers.stop(grace)
-        await self.client.close()
-        await self.store.close()
+        # Parts that a failed start never reached are absent: stop only what exists.
+        if (dispatchers := getattr(self, "dispatchers", None)) is not None:
+            await dispatchers.stop(grace)
+        if self.webhooks is not None:
+            await self.webhooks.stop(grace)
+        if (client := getattr(self, "client", None)) is not None:
+            await client.close()
+        if (store := getattr(self, "store", None)) is not None:
+            await store.close()
         log.info("pinsched_stopped")
 
 
