@@ -1,7 +1,8 @@
 """The `pinsched` command line: subcommands, flag→request building, output, exit codes.
 
 Owns the subcommands (`serve`, `config check`, `sandbox`, `demo`, `health`, and the gRPC verbs
-`schedule`, `preview`, `get`, `list`, `update`, `cancel`, `retry`, `watch`, `accounts ...`), the
+`schedule`, `preview`, `get`, `list`, `update`, `cancel`, `retry`, `watch`, `accounts ...`,
+`webhooks list|redeliver`), the
 pure functions that turn flags into request messages (`build_schedule_request`, `build_job_update`,
 `build_account`), rendering (rich, or proto JSON with `--json`) and the event loop policy: uvloop
 is installed here and nowhere else. The daemon, the sandbox and the demo are imported lazily when
@@ -35,7 +36,7 @@ from rich.table import Table
 from rich.text import Text
 
 from pinsched.config import Config, ConfigError, add_serve_arguments, load_config
-from pinsched.v1 import account_pb2, job_pb2, scheduler_pb2
+from pinsched.v1 import account_pb2, job_pb2, scheduler_pb2, webhook_pb2, webhook_pb2_grpc
 from pinsched_client import (
     DEFAULT_TARGET,
     AsyncClient,
@@ -88,6 +89,12 @@ PIN_FLAGS: Final = {  # argparse dest → Pin field
     "alt_text": "alt_text",
     "dominant_color": "dominant_color",
 }
+WEBHOOK_STATES: Final = {
+    "pending": webhook_pb2.WebhookDelivery.STATE_PENDING,
+    "delivered": webhook_pb2.WebhookDelivery.STATE_DELIVERED,
+    "dead": webhook_pb2.WebhookDelivery.STATE_DEAD,
+}
+WEBHOOK_STATE_STYLES: Final = {"DELIVERED": "green", "PENDING": "yellow", "DEAD": "bold red"}
 SANDBOX_HELP: Final = "a local Pinterest-v5-compatible server with fault injection"
 
 
@@ -353,6 +360,28 @@ class Output:
         self.console.print(table)
 
 
+    def deliveries(self, deliveries: Sequence[webhook_pb2.WebhookDelivery],
+                   next_page_token: str = "") -> None:
+        """Print webhook deliveries as a table (a ListWebhookDeliveriesResponse in JSON)."""
+        if self.as_json:
+            self.json(webhook_pb2.ListWebhookDeliveriesResponse(
+                deliveries=deliveries, next_page_token=next_page_token))
+            return
+        table = Table("id", "endpoint", "event", "message id", "state", "tries", "status",
+                      "next attempt / last error", box=None)
+        for d in deliveries:
+            state = webhook_pb2.WebhookDelivery.State.Name(d.state).removeprefix("STATE_")
+            detail = when(d.next_attempt_time) if d.HasField("next_attempt_time") else ""
+            if d.last_error:
+                detail = f"{detail}  {d.last_error}".strip()
+            table.add_row(str(d.id), d.endpoint, d.event_type, d.message_id,
+                          Text(state, style=WEBHOOK_STATE_STYLES.get(state, "")), str(d.attempts),
+                          str(d.last_status or "-"), detail)
+        self.console.print(table)
+        if next_page_token:
+            self.console.print(f"more: --page-token {next_page_token} (or --all)", style="dim")
+
+
 # -- gRPC verbs ----------------------------------------------------------------------------------
 
 
@@ -439,6 +468,42 @@ async def _accounts_delete(client: AsyncClient, args: argparse.Namespace, out: O
     await client.delete_account(args.account_id, force=args.force)
     if not out.as_json:
         out.console.print(f"deleted account {args.account_id}")
+
+
+def _webhook_stub(client: AsyncClient) -> tuple[Any, dict[str, Any]]:
+    """A WebhookService stub on *client*'s channel, and the per-call options (AsyncClient has no
+    webhook methods yet)."""
+    stub = webhook_pb2_grpc.WebhookServiceStub(client._connect())
+    return stub, {"timeout": client.timeout_s, "metadata": client._metadata}
+
+
+async def _webhooks_list(client: AsyncClient, args: argparse.Namespace, out: Output) -> None:
+    stub, options = _webhook_stub(client)
+    request = webhook_pb2.ListWebhookDeliveriesRequest(
+        endpoint=args.endpoint or "",
+        state=WEBHOOK_STATES.get(args.state or "", webhook_pb2.WebhookDelivery.STATE_UNSPECIFIED),
+        page_size=args.page_size, page_token=args.page_token, include_payload=args.payload)
+    found: list[webhook_pb2.WebhookDelivery] = []
+    while True:
+        page = await stub.ListWebhookDeliveries(request, **options)
+        found.extend(page.deliveries)
+        if not (args.all and page.next_page_token):
+            break
+        request.page_token = page.next_page_token
+    out.deliveries(found, "" if args.all else page.next_page_token)
+
+
+async def _webhooks_redeliver(client: AsyncClient, args: argparse.Namespace, out: Output
+                              ) -> None:
+    if bool(args.ids) == bool(args.endpoint):
+        raise UsageError("give delivery ids or --endpoint (not both)")
+    stub, options = _webhook_stub(client)
+    reply = await stub.RedeliverWebhooks(webhook_pb2.RedeliverWebhooksRequest(
+        delivery_ids=args.ids, endpoint=args.endpoint or ""), **options)
+    if out.as_json:
+        out.json(reply)
+    else:
+        out.console.print(f"redelivering {reply.redelivered_count} webhook deliveries")
 
 
 def _client_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -715,6 +780,22 @@ def build_parser() -> argparse.ArgumentParser:
             _account_flags(p, create=name == "create")
         if name == "delete":
             p.add_argument("--force", action="store_true", help="cancel its active jobs first")
+
+    webhooks = sub.add_parser("webhooks", help="inspect and re-send webhook deliveries")
+    actions = webhooks.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = actions.add_parser("list", help="list deliveries, oldest first", parents=[connection])
+    p.set_defaults(verb=_webhooks_list)
+    p.add_argument("--endpoint", metavar="URL", help="one endpoint (its configured URL)")
+    p.add_argument("--state", choices=list(WEBHOOK_STATES))
+    p.add_argument("--page-size", type=count, default=0)
+    p.add_argument("--page-token", default="")
+    p.add_argument("--all", action="store_true", help="every page")
+    p.add_argument("--payload", action="store_true", help="include the JSON bodies (--json)")
+    p = actions.add_parser("redeliver", help="send dead deliveries again (same webhook-id)",
+                           parents=[connection])
+    p.set_defaults(verb=_webhooks_redeliver)
+    p.add_argument("ids", nargs="*", type=count, metavar="ID", help="delivery ids")
+    p.add_argument("--endpoint", metavar="URL", help="every dead delivery of this endpoint")
     return parser
 
 

@@ -1,0 +1,100 @@
+"""gRPC `pinsched.v1.WebhookService`: list the webhook outbox, re-send dead deliveries.
+
+Thin: validates and converts here, decides in `pinsched.webhooks.WebhookSender.redeliver`, reads
+with `Store.webhook_list`. Errors map through `pinsched.api.status`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import Any, Final
+
+import grpc
+
+from pinsched import errors
+from pinsched.api import convert as cv
+from pinsched.api.status import unary
+from pinsched.store import Delivery, Store
+from pinsched.v1 import webhook_pb2, webhook_pb2_grpc
+from pinsched.webhooks import WebhookSender
+
+Ctx = grpc.aio.ServicerContext[Any, Any]
+D = webhook_pb2.WebhookDelivery
+STATES: Final = {D.STATE_PENDING: "PENDING", D.STATE_DELIVERED: "DELIVERED", D.STATE_DEAD: "DEAD"}
+STATE_VALUES: Final = {name: value for value, name in STATES.items()}
+MAX_PAGE: Final = 1000
+
+
+def delivery_to_proto(d: Delivery, *, include_payload: bool = False) -> webhook_pb2.WebhookDelivery:
+    """One outbox row on the wire."""
+    msg = webhook_pb2.WebhookDelivery(
+        id=d.id, endpoint=d.endpoint, message_id=d.message_id, event_type=d.event_type,
+        event_sequence=d.event_seq, order_key=d.order_key,
+        state=STATE_VALUES.get(d.state, D.STATE_UNSPECIFIED), attempts=d.attempts,
+        last_status=d.last_status or 0, last_error=d.last_error or "",
+        create_time=cv.timestamp_to_proto(d.created_at),
+        update_time=cv.timestamp_to_proto(d.updated_at),
+        payload=d.payload if include_payload else "",
+    )
+    if d.state == "PENDING":
+        msg.next_attempt_time.CopyFrom(cv.timestamp_to_proto(d.next_attempt_at))
+    return msg
+
+
+def page_token(last_id: int, scope: str) -> str:
+    raw = f"wh:{hashlib.sha256(scope.encode()).hexdigest()[:12]}:{last_id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def after_id(token: str, scope: str) -> int:
+    """The last id of the previous page; InvalidArgument if *token* is not one of this list."""
+    if not token:
+        return 0
+    try:
+        kind, digest, last = base64.urlsafe_b64decode(token.encode()).decode().split(":", 2)
+        last_id = int(last)
+    except (ValueError, UnicodeDecodeError):
+        raise errors.InvalidArgument.one("page_token", "not a page token of this list") from None
+    if kind != "wh" or digest != hashlib.sha256(scope.encode()).hexdigest()[:12]:
+        raise errors.InvalidArgument.one(
+            "page_token", "the page token belongs to another list or other filters")
+    return last_id
+
+
+class WebhookServicer(webhook_pb2_grpc.WebhookServiceServicer):
+    def __init__(self, sender: WebhookSender, store: Store) -> None:
+        self.sender, self.store = sender, store
+
+    @unary
+    async def ListWebhookDeliveries(
+        self, request: webhook_pb2.ListWebhookDeliveriesRequest, context: Ctx,
+    ) -> webhook_pb2.ListWebhookDeliveriesResponse:
+        violations = []
+        if not 0 <= request.page_size <= MAX_PAGE:
+            violations.append(errors.FieldViolation(
+                "page_size", f"must be between 1 and {MAX_PAGE}, got {request.page_size}"))
+        if request.state != D.STATE_UNSPECIFIED and request.state not in STATES:
+            violations.append(errors.FieldViolation(
+                "state", f"not a delivery state: {request.state}"))
+        if violations:
+            raise errors.InvalidArgument(violations)
+        size = request.page_size or 100
+        state = STATES.get(request.state, "")
+        scope = f"{request.endpoint}\n{state}"
+        rows = await self.store.webhook_list(
+            endpoint=request.endpoint, state=state, after_id=after_id(request.page_token, scope),
+            limit=size + 1)
+        page, more = rows[:size], len(rows) > size
+        return webhook_pb2.ListWebhookDeliveriesResponse(
+            deliveries=[delivery_to_proto(d, include_payload=request.include_payload)
+                        for d in page],
+            next_page_token=page_token(page[-1].id, scope) if more else "")
+
+    @unary
+    async def RedeliverWebhooks(
+        self, request: webhook_pb2.RedeliverWebhooksRequest, context: Ctx,
+    ) -> webhook_pb2.RedeliverWebhooksResponse:
+        count = await self.sender.redeliver(delivery_ids=list(request.delivery_ids),
+                                            endpoint=request.endpoint)
+        return webhook_pb2.RedeliverWebhooksResponse(redelivered_count=count)

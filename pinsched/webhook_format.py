@@ -1,0 +1,271 @@
+"""Webhook messages: endpoints, event types, the JSON body and its Standard Webhooks signature.
+Pure: no I/O, no clock reads (timestamps are parameters).
+
+Owns the outbox renderers handed to `Store.set_outbox`: they run inside the writer transaction
+of each job change (or account change) and return one `OutboxRow` per endpoint that wants the
+event, so the delivery is committed atomically with the event. The body is rendered once per
+event and is the same for every endpoint and every attempt:
+
+    {"type": "job.delivered", "id": "msg_42_01JH...", "timestamp": "<event time, ISO UTC>",
+     "data": {"sequence": 42, "job_id", "account_id", "from_state", "to_state", "time", "reason",
+              "job": <the Job in proto JSON with proto field names>}}
+
+Signing (https://www.standardwebhooks.com): headers `webhook-id` (the message id),
+`webhook-timestamp` (unix seconds of the attempt) and `webhook-signature`, one
+`v1,<base64 HMAC-SHA256(key, "<id>.<timestamp>.<body>")>` per configured secret, separated by
+spaces (two during a rotation). A secret is written `whsec_<base64 of the key>`.
+
+It does not send anything or decide retries (`pinsched.webhooks`, `pinsched.webhook_policy`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+from google.protobuf.json_format import MessageToDict
+
+from pinsched import codec
+from pinsched.accounts import Account
+from pinsched.api import convert as cv
+from pinsched.config import ConfigError, WebhookEndpoint
+from pinsched.jobs import JobState, Transition
+from pinsched.store import Event, OutboxRow
+from pinsched.v1 import job_pb2
+from pinsched.webhook_policy import host_problem
+
+SECRET_PREFIX: Final = "whsec_"
+MIN_KEY_BYTES: Final = 16
+USER_AGENT: Final = "pinsched-webhooks/1"
+
+#: The event type of a transition into each state (`job.scheduled` also names the creation).
+STATE_EVENT_TYPES: Final[Mapping[JobState, str]] = {
+    JobState.PENDING: "job.scheduled",
+    JobState.QUEUED: "job.queued",
+    JobState.SUBMITTED: "job.submitted",
+    JobState.DELIVERED: "job.delivered",
+    JobState.RETRYING: "job.retrying",
+    JobState.FAILED: "job.failed",
+    JobState.PERMANENTLY_FAILED: "job.permanently_failed",
+    JobState.CANCELLING: "job.cancelling",
+    JobState.CANCELLED: "job.cancelled",
+}
+JOB_UPDATED: Final = "job.updated"
+ACCOUNT_NEEDS_REAUTH: Final = "account.needs_reauth"
+EVENT_TYPES: Final = frozenset({*STATE_EVENT_TYPES.values(), JOB_UPDATED, ACCOUNT_NEEDS_REAUTH})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Endpoint:
+    """A configured webhook receiver, ready to sign for. `name` keys its outbox rows."""
+
+    name: str
+    url: str
+    keys: tuple[bytes, ...] = field(repr=False)
+    event_types: tuple[str, ...] = ()  # exact types, `job.*` / `account.*`, or `*`; empty: all
+    account_ids: frozenset[str] = frozenset()  # empty: every account
+    timeout_s: float = 10.0
+
+    @property
+    def label(self) -> str:
+        """The URL for logs and errors: without userinfo, query or fragment (credentials)."""
+        return redacted_url(self.url)
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or ""
+
+    @property
+    def port(self) -> int:
+        parts = urlsplit(self.url)
+        return parts.port or (443 if parts.scheme == "https" else 80)
+
+    def wants(self, event_type: str, account_id: str) -> bool:
+        """Whether this endpoint subscribes to *event_type* events of *account_id*."""
+        if self.account_ids and account_id not in self.account_ids:
+            return False
+        return not self.event_types or any(type_matches(p, event_type) for p in self.event_types)
+
+
+def redacted_url(url: str) -> str:
+    """*url* without userinfo, query or fragment, which may carry credentials."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return f"{parts.scheme}://{host}{parts.path}"
+
+
+def type_matches(pattern: str, event_type: str) -> bool:
+    """`*` matches everything, `job.*` every job event, anything else itself."""
+    if pattern == "*":
+        return True
+    if pattern.endswith(".*"):
+        return event_type.startswith(pattern[:-1])
+    return pattern == event_type
+
+
+def pattern_problem(pattern: str) -> str | None:
+    """Why *pattern* cannot be an event-type filter, or None."""
+    if pattern == "*" or pattern in EVENT_TYPES:
+        return None
+    if pattern.endswith(".*") and any(t.startswith(pattern[:-1]) for t in EVENT_TYPES):
+        return None
+    return f"unknown event type {pattern!r} (known: {', '.join(sorted(EVENT_TYPES))}, job.*)"
+
+
+def decode_secret(secret: str) -> bytes:
+    """The HMAC key of a `whsec_<base64>` secret; ValueError (never quoting it) if malformed."""
+    if not secret.startswith(SECRET_PREFIX):
+        raise ValueError(f"a secret must be written {SECRET_PREFIX}<base64>")
+    text = secret[len(SECRET_PREFIX):]
+    try:
+        key = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(f"the part after {SECRET_PREFIX} is not base64") from None
+    if len(key) < MIN_KEY_BYTES:
+        raise ValueError(f"the key is {len(key)} bytes; use at least {MIN_KEY_BYTES} random bytes")
+    return key
+
+
+def endpoint_from_config(config: WebhookEndpoint) -> Endpoint:
+    """Check *config* (secrets, event types, host name) into an `Endpoint`; `ConfigError` names
+    the URL and the problem, never a secret."""
+    where = f"webhook {redacted_url(config.url)}"
+    problem = host_problem(urlsplit(config.url).hostname or "")
+    if problem is not None:
+        raise ConfigError(f"{where}: refused: {problem} (link-local and metadata addresses are "
+                          "never allowed; loopback and private addresses are)")
+    if not config.secrets:
+        raise ConfigError(f"{where}: needs at least one signing secret")
+    keys = []
+    for i, secret in enumerate(config.secrets):
+        try:
+            keys.append(decode_secret(secret))
+        except ValueError as exc:
+            raise ConfigError(f"{where}: secrets[{i}]: {exc}") from None
+    for pattern in config.event_types:
+        if (why := pattern_problem(pattern)) is not None:
+            raise ConfigError(f"{where}: event_types: {why}")
+    return Endpoint(name=config.url, url=config.url, keys=tuple(keys),
+                    event_types=tuple(config.event_types),
+                    account_ids=frozenset(config.account_ids), timeout_s=config.timeout_s)
+
+
+# --- signing -----------------------------------------------------------------------------------
+
+
+def sign(key: bytes, message_id: str, timestamp: int, body: str) -> str:
+    """One `v1,<base64 HMAC-SHA256>` signature of *body* for *message_id* at *timestamp*."""
+    digest = hmac.new(key, f"{message_id}.{timestamp}.{body}".encode(), hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+def signed_headers(keys: Iterable[bytes], message_id: str, timestamp: int, body: str
+                   ) -> dict[str, str]:
+    """The HTTP headers of one attempt: ids, timestamp, a signature per key, content type."""
+    return {
+        "webhook-id": message_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": " ".join(sign(k, message_id, timestamp, body) for k in keys),
+        "content-type": "application/json",
+        "user-agent": USER_AGENT,
+    }
+
+
+# --- bodies ------------------------------------------------------------------------------------
+
+
+def iso_utc(at: datetime) -> str:
+    """*at* (aware) as RFC 3339 in UTC with a `Z`, formatted like proto JSON timestamps."""
+    return cv.timestamp_to_proto(at).ToJsonString()
+
+
+def event_type(transition: Transition) -> str:
+    """The webhook event type of a job transition."""
+    if transition.from_state is not None and transition.from_state is transition.to_state:
+        return JOB_UPDATED
+    return STATE_EVENT_TYPES[transition.to_state]
+
+
+def _body(kind: str, message_id: str, at: datetime, data: Mapping[str, Any]) -> str:
+    envelope = {"type": kind, "id": message_id, "timestamp": iso_utc(at), "data": data}
+    return json.dumps(envelope, separators=(",", ":"), sort_keys=False)
+
+
+def _proto_json(message: Any) -> dict[str, Any]:
+    out: dict[str, Any] = MessageToDict(message, preserving_proto_field_name=True,
+                                        always_print_fields_with_no_presence=True)
+    return out
+
+
+def job_event_message(event: Event) -> tuple[str, str, str]:
+    """(message id, event type, body) of a job event. The id is unique across databases (it
+    carries the job's random id), the same for every endpoint and every attempt."""
+    t = event.transition
+    kind = event_type(t)
+    message_id = f"msg_{event.sequence}_{event.job_id.lower()}"
+    job: dict[str, Any] | None = None
+    if event.job is not None:
+        proto = cv.job_to_proto(event.job)
+        # Inline image bytes stay out of webhooks (they can be megabytes); GetJob has them.
+        if proto.pin.media_source.HasField("image_base64"):
+            proto.pin.media_source.image_base64.ClearField("data")
+        job = _proto_json(proto)
+        job.pop("history", None)  # always empty here; GetJob has it
+    data = {
+        "sequence": event.sequence,
+        "job_id": event.job_id,
+        "account_id": event.account_id,
+        "from_state": job_pb2.Job.State.Name(cv.state_to_proto(t.from_state)),
+        "to_state": job_pb2.Job.State.Name(cv.state_to_proto(t.to_state)),
+        "time": iso_utc(t.time),
+        "reason": t.reason,
+        "job": job,
+    }
+    return message_id, kind, _body(kind, message_id, t.time, data)
+
+
+def account_event_message(new: Account) -> tuple[str, str, str]:
+    """(message id, event type, body) of an account that now needs re-authorisation."""
+    message_id = f"msg_acct_{new.id}_{new.version}_{codec.to_us(new.updated_at)}"
+    data = {"account_id": new.id, "account": _proto_json(cv.account_to_proto(new))}
+    return message_id, ACCOUNT_NEEDS_REAUTH, _body(ACCOUNT_NEEDS_REAUTH, message_id,
+                                                   new.updated_at, data)
+
+
+class OutboxRenderers:
+    """The renderers `Store.set_outbox` takes, for a fixed list of endpoints."""
+
+    def __init__(self, endpoints: Sequence[Endpoint]) -> None:
+        self.endpoints = tuple(endpoints)
+
+    def render_event(self, event: Event) -> list[OutboxRow]:
+        """One row per endpoint that wants *event* (an `OutboxRenderer`)."""
+        kind = event_type(event.transition)
+        wanted = [e for e in self.endpoints if e.wants(kind, event.account_id)]
+        if not wanted:
+            return []
+        message_id, kind, body = job_event_message(event)
+        return [OutboxRow(e.name, message_id, event.job_id, kind, body) for e in wanted]
+
+    def render_account(self, old: Account, new: Account) -> list[OutboxRow]:
+        """An `account.needs_reauth` row per interested endpoint when *new* just started needing
+        re-authorisation (an `AccountOutboxRenderer`)."""
+        if old.needs_reauth or not new.needs_reauth:
+            return []
+        wanted = [e for e in self.endpoints if e.wants(ACCOUNT_NEEDS_REAUTH, new.id)]
+        if not wanted:
+            return []
+        message_id, kind, body = account_event_message(new)
+        return [OutboxRow(e.name, message_id, f"account:{new.id}", kind, body) for e in wanted]

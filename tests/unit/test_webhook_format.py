@@ -1,0 +1,224 @@
+"""Webhook bodies, event types, secrets, Standard Webhooks signatures and outbox rows (pure)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from standardwebhooks import Webhook, WebhookVerificationError
+
+from pinsched.accounts import Account
+from pinsched.config import ConfigError, WebhookEndpoint
+from pinsched.jobs import ImageBase64, Job, JobState, PinSpec, Transition
+from pinsched.store import Event
+from pinsched.webhook_format import (
+    ACCOUNT_NEEDS_REAUTH,
+    Endpoint,
+    OutboxRenderers,
+    decode_secret,
+    endpoint_from_config,
+    event_type,
+    pattern_problem,
+    redacted_url,
+    sign,
+    signed_headers,
+)
+
+S = JobState
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+SECRET_A = "whsec_" + base64.b64encode(b"A" * 24).decode()
+SECRET_B = "whsec_" + base64.b64encode(b"B" * 32).decode()
+
+
+def job(state: JobState = S.DELIVERED, **changes: object) -> Job:
+    fields: dict[str, object] = {
+        "id": "01JH0000000000000000000000", "account_id": "acme", "state": state,
+        "pin": PinSpec(board_id="1001", title="t",
+                       media=ImageBase64(content_type="image/png", data=b"\x89PNG" * 100)),
+        "scheduled_at": T0, "planned_at": T0, "created_at": T0, "updated_at": T0,
+    }
+    return Job(**{**fields, **changes})  # type: ignore[arg-type]
+
+
+def event(from_state: JobState | None, to_state: JobState, seq: int = 7,
+          account_id: str = "acme") -> Event:
+    t = Transition(from_state=from_state, to_state=to_state, time=T0 + timedelta(seconds=1.5),
+                   reason="because", sequence=seq)
+    return Event(seq, "01JH0000000000000000000000", account_id, t,
+                 job(to_state, account_id=account_id))
+
+
+def endpoint(url: str = "https://hooks.example/a", **kw: object) -> Endpoint:
+    return Endpoint(name=url, url=url, keys=(b"k" * 16,), **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("src", "dst", "kind"), [
+    (None, S.PENDING, "job.scheduled"), (S.FAILED, S.PENDING, "job.scheduled"),
+    (S.PENDING, S.QUEUED, "job.queued"), (S.QUEUED, S.SUBMITTED, "job.submitted"),
+    (S.SUBMITTED, S.DELIVERED, "job.delivered"), (S.SUBMITTED, S.RETRYING, "job.retrying"),
+    (S.SUBMITTED, S.FAILED, "job.failed"),
+    (S.SUBMITTED, S.PERMANENTLY_FAILED, "job.permanently_failed"),
+    (S.DELIVERED, S.CANCELLING, "job.cancelling"), (S.CANCELLING, S.CANCELLED, "job.cancelled"),
+    (S.PENDING, S.PENDING, "job.updated"), (S.DELIVERED, S.DELIVERED, "job.updated"),
+])
+def test_event_types_follow_the_transition(src: JobState | None, dst: JobState,
+                                           kind: str) -> None:
+    """Creation and any move into PENDING are job.scheduled, same-state changes job.updated,
+    every other transition is named after its target state."""
+    assert event_type(Transition(from_state=src, to_state=dst, time=T0, reason="")) == kind
+
+
+def test_body_carries_the_event_and_the_job_in_proto_json() -> None:
+    """The body has type, id, ISO timestamp and the event data with the job in proto JSON, and
+    leaves inline image bytes out."""
+    (row,) = OutboxRenderers([endpoint()]).render_event(event(S.SUBMITTED, S.DELIVERED))
+    body = json.loads(row.payload)
+    assert set(body) == {"type", "id", "timestamp", "data"}
+    assert (body["type"], body["id"], body["timestamp"]) == (
+        "job.delivered", "msg_7_01jh0000000000000000000000", "2026-01-05T09:00:01.500Z")
+    data = body["data"]
+    assert {k: v for k, v in data.items() if k != "job"} == {
+        "sequence": 7, "job_id": "01JH0000000000000000000000", "account_id": "acme",
+        "from_state": "STATE_SUBMITTED", "to_state": "STATE_DELIVERED",
+        "time": "2026-01-05T09:00:01.500Z", "reason": "because"}
+    assert data["job"]["id"] == "01JH0000000000000000000000"
+    assert data["job"]["state"] == "STATE_DELIVERED"
+    assert data["job"]["pin"]["board_id"] == "1001"
+    assert data["job"]["pin"]["media_source"]["image_base64"] == {
+        "content_type": "image/png", "data": ""}
+    assert (row.endpoint, row.message_id, row.order_key, row.event_type) == (
+        "https://hooks.example/a", body["id"], "01JH0000000000000000000000", "job.delivered")
+
+
+def test_creation_has_an_unspecified_from_state() -> None:
+    """The creation event says STATE_UNSPECIFIED as from_state (like the watch stream)."""
+    (row,) = OutboxRenderers([endpoint()]).render_event(event(None, S.PENDING))
+    assert json.loads(row.payload)["data"]["from_state"] == "STATE_UNSPECIFIED"
+
+
+def test_filters_pick_endpoints_by_type_and_account() -> None:
+    """Each endpoint gets only the event types and accounts it asked for; same body for all."""
+    everything = endpoint("https://a.example/")
+    delivered = endpoint("https://b.example/", event_types=("job.delivered",))
+    failures = endpoint("https://c.example/", event_types=("job.failed", "account.*"))
+    other = endpoint("https://d.example/", account_ids=frozenset({"other"}))
+    wildcard = endpoint("https://e.example/", event_types=("job.*",))
+    renderers = OutboxRenderers([everything, delivered, failures, other, wildcard])
+    rows = renderers.render_event(event(S.SUBMITTED, S.DELIVERED))
+    assert [r.endpoint for r in rows] == ["https://a.example/", "https://b.example/",
+                                          "https://e.example/"]
+    assert len({r.payload for r in rows}) == 1
+    assert [r.endpoint for r in renderers.render_event(
+        event(S.SUBMITTED, S.DELIVERED, account_id="other"))] == [
+        "https://a.example/", "https://b.example/", "https://d.example/", "https://e.example/"]
+
+
+def test_account_event_only_when_reauth_starts() -> None:
+    """account.needs_reauth is rendered once, when needs_reauth goes false → true."""
+    ok = Account(id="acme", created_at=T0, updated_at=T0, access_token="secret-token")
+    bad = ok.replace(needs_reauth=True, state_reason="refused", version=2,
+                     updated_at=T0 + timedelta(minutes=1))
+    renderers = OutboxRenderers([endpoint(), endpoint("https://b.example/",
+                                                      event_types=("job.*",))])
+    (row,) = renderers.render_account(ok, bad)
+    assert not renderers.render_account(bad, bad.replace(version=3))
+    assert not renderers.render_account(bad, ok)
+    body = json.loads(row.payload)
+    assert (row.order_key, row.event_type, body["type"]) == (
+        "account:acme", ACCOUNT_NEEDS_REAUTH, ACCOUNT_NEEDS_REAUTH)
+    assert body["data"]["account"]["state"] == "STATE_NEEDS_REAUTH"
+    assert "secret-token" not in row.payload
+
+
+def test_signature_matches_the_standardwebhooks_reference() -> None:
+    """Our v1 signature equals the one the standardwebhooks package computes."""
+    body = '{"type":"job.delivered"}'
+    ts = 1_767_603_600
+    ours = sign(decode_secret(SECRET_A), "msg_1", ts, body)
+    theirs = Webhook(SECRET_A).sign("msg_1", datetime.fromtimestamp(ts, UTC), body)
+    assert ours == theirs
+
+
+def test_rotation_signs_with_every_secret_and_each_verifies() -> None:
+    """Two secrets give two space-separated signatures; a receiver with either one verifies."""
+    body = '{"a":1}'
+    now = int(datetime.now(UTC).timestamp())
+    headers = signed_headers([decode_secret(SECRET_A), decode_secret(SECRET_B)], "msg_9", now,
+                             body)
+    assert headers["webhook-id"] == "msg_9"
+    assert headers["webhook-timestamp"] == str(now)
+    assert [s[:3] for s in headers["webhook-signature"].split(" ")] == ["v1,", "v1,"]
+    for secret in (SECRET_A, SECRET_B):
+        assert Webhook(secret).verify(body, headers) == {"a": 1}
+    other = "whsec_" + base64.b64encode(b"C" * 24).decode()
+    with pytest.raises(WebhookVerificationError):
+        Webhook(other).verify(body, headers)
+
+
+@given(st.binary(min_size=16, max_size=64), st.text(max_size=200))
+def test_any_key_and_body_verify(key: bytes, text: str) -> None:
+    """Whatever the key and the (JSON) body, the standardwebhooks verifier accepts our headers."""
+    body = json.dumps({"t": text})
+    secret = "whsec_" + base64.b64encode(key).decode()
+    now = int(datetime.now(UTC).timestamp())
+    headers = signed_headers([decode_secret(secret)], "msg_x", now, body)
+    assert Webhook(secret).verify(body, headers) == {"t": text}
+
+
+@pytest.mark.parametrize(("secret", "why"), [
+    ("c2VjcmV0c2VjcmV0c2VjcmV0", "whsec_"), ("whsec_not base64!", "not base64"),
+    ("whsec_" + base64.b64encode(b"short").decode(), "at least 16"),
+])
+def test_malformed_secrets_are_refused_without_quoting_them(secret: str, why: str) -> None:
+    """A secret without whsec_, not base64 or too short is refused; the error never shows it."""
+    with pytest.raises(ConfigError) as err:
+        endpoint_from_config(WebhookEndpoint(url="https://h.example/x", secrets=("whsec_" + (
+            base64.b64encode(b"x" * 16).decode()), secret)))
+    assert why in str(err.value)
+    assert "secrets[1]" in str(err.value)
+    assert secret not in str(err.value)
+
+
+def test_unpadded_secrets_are_accepted() -> None:
+    """A whsec_ secret whose base64 lost its padding still decodes (like the reference)."""
+    assert decode_secret(SECRET_A.rstrip("=")) == b"A" * 24
+
+
+def test_config_becomes_an_endpoint_keyed_by_its_url() -> None:
+    """A good config becomes an Endpoint named by its URL whose repr shows no key."""
+    ep = endpoint_from_config(WebhookEndpoint(
+        url="https://user:pw@h.example:8443/hook?token=abc", secrets=(SECRET_A, SECRET_B),
+        event_types=("job.delivered",), account_ids=("acme",), timeout_s=3))
+    assert ep.name == ep.url == "https://user:pw@h.example:8443/hook?token=abc"
+    assert ep.keys == (b"A" * 24, b"B" * 32)
+    assert ep.timeout_s == 3
+    assert (ep.host, ep.port, ep.label) == ("h.example", 8443, "https://h.example:8443/hook")
+    assert "AAAA" not in repr(ep)
+    assert "QUFB" not in repr(ep)
+
+
+@pytest.mark.parametrize("url", ["http://169.254.169.254/latest/meta-data",
+                                 "http://metadata.google.internal/computeMetadata/v1/",
+                                 "http://[fe80::1]:8080/hook"])
+def test_blocked_hosts_are_refused_naming_the_url(url: str) -> None:
+    """A link-local or metadata host is refused at configuration, the error naming the URL."""
+    with pytest.raises(ConfigError) as err:
+        endpoint_from_config(WebhookEndpoint(url=url, secrets=(SECRET_A,)))
+    assert redacted_url(url) in str(err.value)
+    assert "refused" in str(err.value)
+
+
+def test_unknown_event_types_are_refused() -> None:
+    """A typo in event_types is a configuration error listing the known types."""
+    assert pattern_problem("job.delivered") is None
+    assert pattern_problem("*") is None
+    assert pattern_problem("job.*") is None
+    assert pattern_problem("account.*") is None
+    with pytest.raises(ConfigError, match=r"job\.deliverd"):
+        endpoint_from_config(WebhookEndpoint(url="https://h.example/", secrets=(SECRET_A,),
+                                             event_types=("job.deliverd",)))
+    assert pattern_problem("pin.*") is not None
