@@ -1,27 +1,41 @@
 """Per-account publish loops: pace, submit, settle (DESIGN §6).
 
-One `AccountDispatcher` task per account takes its QUEUED jobs in order, waits for the account's
-pace (spacing, caps, write bucket, app-wide bucket), records SUBMITTED (committed *before* the
-request leaves), calls Pinterest once, and records the outcome:
+One `AccountDispatcher` task per account takes its jobs in order, waits for the account's pace
+(spacing, caps, write bucket, app-wide bucket), records SUBMITTED (committed *before* the request
+leaves), calls Pinterest once, and records the outcome (`pinterest.classify`):
 
     Delivered       → DELIVERED (or CANCELLING + delete when a cancel was recorded in flight)
-    RateLimited     → RETRYING after the hint; the account slows down; the attempt is not counted
+    RateLimited     → RETRYING after the hint (else exponential in the account's 429 streak); the
+                      account is held back as long and its write rate halves; not counted
     SpamBlocked     → RETRYING after a long cool-down of the whole account; not counted
-    AuthExpired     → one token refresh; ok: RETRYING now (not counted); refused: FAILED and the
-                      account NEEDS_REAUTH (its other jobs are held by the scheduler)
+    AuthExpired     → one token refresh; granted: RETRYING at once; refused: FAILED and the
+                      account NEEDS_REAUTH (its other jobs are held, not attempted, not failed);
+                      refused again right after a refresh: the same. Never counted
     Rejected        → PERMANENTLY_FAILED with Pinterest's code and message
     Unavailable     → RETRYING with backoff; PERMANENTLY_FAILED once attempts are exhausted
-    OutcomeUnknown  → reconcile first: found → DELIVERED with that pin; not found → as Unavailable;
-                      the board could not be read → stays SUBMITTED, reconciled again later
+    OutcomeUnknown  → reconcile before anything is retried (below)
 
-A job found SUBMITTED at start-up (crash) is reconciled the same way. A CAS lost to a concurrent
-cancel/update is re-read and the outcome applied to the fresh row (outcomes are facts).
+Reconciling (also for a job found SUBMITTED at start-up, i.e. a crash): look for the pin on its
+board (`reconcile.py`). Found → DELIVERED with that pin id (the store's unique index keeps two
+jobs from claiming one pin). Not found → as Unavailable; but when no answer came at all (timeout,
+lost connection, crash) only once the request can no longer be in flight (`settle_s` after
+submission, the request timeout): until then the job stays SUBMITTED and is looked for again.
+Board unreadable → stays SUBMITTED, looked for again with backoff (after RECONCILE_MAX_FAILURES
+looks in a row: FAILED, for the user to check); board not found (404) → no pin on it. The
+listing could not prove absence → FAILED too (needs the user; RetryJob sends it again).
+
+Stopping: no new request leaves once `stop()` is called; in-flight ones get the grace period,
+then their task is cancelled and the job stays SUBMITTED, reconciled at the next start. A CAS
+lost to a concurrent cancel/update is re-read and the outcome applied to the fresh row (outcomes
+are facts).
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import random
+import sqlite3
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -32,6 +46,7 @@ import structlog
 
 from pinsched import pinterest as pt
 from pinsched import reconcile
+from pinsched.accounts import Account
 from pinsched.auth import AccountRegistry
 from pinsched.clock import Activity, Clock
 from pinsched.jobs import ErrorCategory, Job, JobError, JobState, touch, transition
@@ -41,13 +56,25 @@ from pinsched.store import StaleJob, Store
 log = structlog.get_logger("pinsched.dispatcher")
 S = JobState
 
+#: Upper bound of the wait between two looks for a pin whose board could not be read.
+RECONCILE_MAX_DELAY_S = 300.0
+#: Failed looks in a row (about an hour of backoff) before a SUBMITTED job is handed to the user.
+RECONCILE_MAX_FAILURES = 30
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DispatchSettings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     spam_cooldown_s: float = 6 * 3600.0
-    reconcile_retry_s: float = 30.0
+    #: How long a lost request may still reach Pinterest; None = the client's request timeout.
+    settle_s: float | None = None
     reconcile_pages: int = 10
+    reconcile_page_size: int = 100
+
+
+class _Search(enum.Enum):
+    ABSENT = "absent"
+    INCONCLUSIVE = "inconclusive"
 
 
 class Dispatchers:
@@ -71,6 +98,13 @@ class Dispatchers:
         self.idle = asyncio.Event()
         self.idle.set()
         self._timers: set[asyncio.Task[None]] = set()
+        self.read_failures: dict[str, int] = {}  # job id → failed looks in a row
+        self.unknown_errors: dict[str, JobError] = {}  # job id → why its pin is looked for
+
+    @property
+    def settle_s(self) -> float:
+        s = self.settings.settle_s
+        return self.client.timeout_s if s is None else s
 
     def submit(self, job: Job) -> None:
         if self.stopping.is_set():
@@ -81,7 +115,10 @@ class Dispatchers:
         d.enqueue(job.id)
 
     def later(self, delay_s: float, job: Job) -> None:
-        """Hand *job* back to its dispatcher after *delay_s* (re-reconcile, retry a delete)."""
+        """Hand *job* back to its dispatcher after *delay_s* (look for a pin again, retry a
+        delete); forgotten at stop (the store still has the job)."""
+        if self.stopping.is_set():
+            return
 
         async def fire() -> None:
             await self.clock.sleep(delay_s)
@@ -90,6 +127,17 @@ class Dispatchers:
         task = asyncio.create_task(fire())
         self._timers.add(task)
         task.add_done_callback(self._timers.discard)
+
+    def forget(self, job_id: str) -> None:
+        """Drop what is remembered about a job whose submission is settled."""
+        self.read_failures.pop(job_id, None)
+        self.unknown_errors.pop(job_id, None)
+
+    def read_retry_s(self, job_id: str) -> float:
+        """Backoff before looking again for *job_id*'s pin after a failed read."""
+        n = self.read_failures[job_id] = self.read_failures.get(job_id, 0) + 1
+        retry = self.settings.retry
+        return min(RECONCILE_MAX_DELAY_S, retry.base_delay_s + retry.backoff_s(n, self.rng))
 
     async def stop(self, grace_s: float) -> None:
         """Stop taking work; let in-flight requests finish within *grace_s*; then cancel."""
@@ -104,6 +152,8 @@ class Dispatchers:
             for t in pending:
                 t.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+            for t in pending:
+                log.warning("dispatch_cancelled_at_stop", task=t.get_name(), grace_s=grace_s)
 
 
 class AccountDispatcher:
@@ -155,14 +205,14 @@ class AccountDispatcher:
                 log.exception("dispatch_failed", job_id=job_id, account_id=self.account_id)
                 if not pool.stopping.is_set():
                     job = await pool.store.get_job(job_id)
-                    pool.later(pool.settings.reconcile_retry_s, job)
+                    pool.later(pool.read_retry_s(job_id), job)
 
     async def _handle(self, job_id: str) -> None:
         job = await self.pool.store.get_job(job_id)
         if job.state is S.QUEUED:
             await self._publish(job)
         elif job.state is S.SUBMITTED:
-            await self._reconcile_and_settle(job, None)
+            await self._reconcile_and_settle(job, self.pool.unknown_errors.pop(job.id, None))
         elif job.state is S.CANCELLING:
             await self._delete(job)
         elif job.state is S.DELIVERED and job.remote_update and job.remote_update.pending:
@@ -197,30 +247,33 @@ class AccountDispatcher:
 
     async def _publish(self, job: Job) -> None:
         pool = self.pool
-        account = await pool.accounts.get(job.account_id)
         early = (job.planned_at - pool.clock.now()).total_seconds()
         if early > 0:  # queued ahead of time by the scheduler: publish at the planned instant
             await self._sleep(early)
             if pool.stopping.is_set():
                 return  # still QUEUED: recovered at the next start
         if not await self._pace(job):
-            if pool.stopping.is_set():
-                return  # still QUEUED: recovered at the next start
-            await self._hold(job)
-            return
+            if not pool.stopping.is_set():
+                await self._hold(job)
+            return  # stopping: still QUEUED, recovered at the next start
         job = await pool.store.get_job(job.id)  # it may have been cancelled while we waited
         if job.state is not S.QUEUED:
             return
         account = await pool.accounts.get(job.account_id)
         if pool.accounts.needs_refresh(account):
-            refreshed = await pool.accounts.refresh(account, reason="expires soon")
-            if isinstance(refreshed, pt.RefreshFailed) and refreshed.permanent:
+            refreshed = await pool.accounts.refresh(account, reason="expires soon",
+                                                    proactive=True)
+            if isinstance(refreshed, Account):
+                account = refreshed
+            elif not pool.accounts.can_publish(job.account_id):
                 await self._hold(job)
                 return
-            if not isinstance(refreshed, pt.RefreshFailed):
-                account = refreshed
+        if pool.stopping.is_set():
+            return  # no new request leaves after stop(); still QUEUED
         now = pool.clock.now()
-        first = job.attempts == 0
+        # Dispatch lateness is measured on the first send of a round (not on a retry, nor on
+        # the send after a 429, which does not count as an attempt).
+        first = job.late_by is None or (job.attempts == 0 and job.next_attempt_at is None)
         try:
             submitted, _ = await pool.store.commit(job, *transition(
                 job, S.SUBMITTED, now=now, reason=f"attempt {job.attempts + 1}",
@@ -229,7 +282,10 @@ class AccountDispatcher:
             ))
         except StaleJob:
             return  # cancelled or updated meanwhile; whoever changed it re-queues if needed
-        pool.accounts.pacer(job.account_id).record_pin(pool.clock.monotonic())
+        pacer = pool.accounts.pacer(job.account_id)
+        strikes = pacer.strikes
+        pacer.record_pin(pool.clock.monotonic())
+        pacer.strikes = strikes  # the 429 streak ends with a success, not with a send
         pool.in_flight += 1
         pool.idle.clear()
         try:
@@ -247,46 +303,46 @@ class AccountDispatcher:
         await self._settle(submitted, outcome, account)
 
     async def _hold(self, job: Job) -> None:
+        """Send a QUEUED job of an account that cannot publish back to PENDING (held)."""
         pool = self.pool
+        state = (await pool.accounts.get(job.account_id)).state.value
         try:
             held, _ = await pool.store.commit(job, *transition(
-                job, S.PENDING, now=pool.clock.now(), reason="held: account cannot publish "
-                f"({(await pool.accounts.get(job.account_id)).state.value})"))
+                job, S.PENDING, now=pool.clock.now(),
+                reason=f"held: account cannot publish ({state})"))
         except StaleJob:
             return
-        pool.on_hold(held)
+        if pool.accounts.can_publish(job.account_id):
+            pool.on_retry(held)  # released meanwhile: due again at once
+        else:
+            pool.on_hold(held)
 
-    async def _settle(self, job: Job, outcome: pt.Outcome, account: Any) -> None:
+    async def _settle(self, job: Job, outcome: pt.Outcome, account: Account) -> None:
         pool = self.pool
         mono = pool.clock.monotonic()
         pacer = pool.accounts.pacer(job.account_id)
         match outcome:
             case pt.Delivered() if outcome.pin_id:
+                pacer.strikes = 0
                 await self._delivered(job, outcome.pin_id, "published")
             case pt.Delivered():
                 err = JobError(category=ErrorCategory.OUTCOME_UNKNOWN, retryable=True,
                                message="Pinterest answered 2xx without a pin id")
                 await self._reconcile_and_settle(job, err)
             case pt.RateLimited(error=err, retry_after_s=hint):
-                pacer.rate_limited(mono, hint)
-                delay = rate_limit_delay_s(hint, pacer.strikes, pool.rng)
-                await self._retry(job, err, delay, "rate limited (attempt not counted)",
-                                  count=False)
+                delay = rate_limit_delay_s(hint, pacer.strikes + 1, pool.rng,
+                                           policy=pool.settings.retry)
+                pacer.rate_limited(mono, hint if hint is not None else delay)
+                why = (f"rate limited: retry after {hint:g} s as told" if hint is not None
+                       else f"rate limited ({pacer.strikes} in a row): backing off")
+                await self._retry(job, err, delay, f"{why} (attempt not counted)", count=False)
             case pt.SpamBlocked(error=err):
-                pacer.spam_blocked(mono, pool.settings.spam_cooldown_s)
-                await self._retry(job, err, pool.settings.spam_cooldown_s,
-                                  "spam block: account cooling down (attempt not counted)",
-                                  count=False)
+                cooldown = pool.settings.spam_cooldown_s
+                pacer.spam_blocked(mono, cooldown)
+                await self._retry(job, err, cooldown, f"spam block: account cooling down for "
+                                  f"{cooldown:g} s (attempt not counted)", count=False)
             case pt.AuthExpired(error=err):
-                result = await pool.accounts.refresh(account, reason="401")
-                if not isinstance(result, pt.RefreshFailed):
-                    await self._retry(job, err, 0.0, "token refreshed (attempt not counted)",
-                                      count=False)
-                elif result.permanent:
-                    await self._finish(job, S.FAILED, "authorisation failed: re-authorise the "
-                                       "account with UpdateAccount", result.error)
-                else:
-                    await self._backoff(job, result.error)
+                await self._auth_expired(job, err, account)
             case pt.Rejected(error=err):
                 await self._finish(job, S.PERMANENTLY_FAILED, f"rejected: {err.message}", err)
             case pt.Unavailable(error=err):
@@ -294,43 +350,122 @@ class AccountDispatcher:
             case pt.OutcomeUnknown(error=err):
                 await self._reconcile_and_settle(job, err)
 
+    async def _auth_expired(self, job: Job, err: JobError, account: Account) -> None:
+        """401: refresh once and retry (not counted); refused, or refused again with a token
+        refreshed for this very job: FAILED, and the account NEEDS_REAUTH."""
+        pool = self.pool
+        previous = job.last_error
+        if (previous is not None and previous.category is ErrorCategory.AUTH
+                and previous.http_status == 401 and previous.retryable):
+            reason = f"a freshly refreshed access token was refused too: {err.message}"
+            await pool.accounts.mark_needs_reauth(job.account_id, reason)
+            failed = replace(err, message=reason, retryable=False)
+            await self._finish(job, S.FAILED, "authorisation failed: re-authorise the account "
+                               "with UpdateAccount (attempt not counted)", failed, count=False)
+            return
+        result = await pool.accounts.refresh(account, reason="401")
+        if isinstance(result, Account):
+            await self._retry(job, err, 0.0, "access token refreshed (attempt not counted)",
+                              count=False)
+        elif result.permanent:
+            await self._finish(job, S.FAILED, "authorisation failed: re-authorise the account "
+                               "with UpdateAccount (attempt not counted)", result.error,
+                               count=False)
+        else:
+            await self._backoff(job, result.error, note="token refresh failed: ")
+
     async def _reconcile_and_settle(self, job: Job, err: JobError | None) -> None:
+        """Settle a job whose request may have reached Pinterest (see the module docstring)."""
         pool = self.pool
         account = await pool.accounts.get(job.account_id)
+        err = err or JobError(category=ErrorCategory.OUTCOME_UNKNOWN, retryable=True,
+                              message="interrupted while submitted (the daemon stopped)")
         try:
             found = await self._find_pin(job, account.access_token)
         except pt.ReadFailed as exc:
-            log.warning("reconcile_failed", job_id=job.id, account_id=job.account_id,
-                        error=str(exc))
-            pool.later(pool.settings.reconcile_retry_s, job)  # still SUBMITTED
+            await self._read_failed(job, err, account, exc)
             return
-        if found is not None:
-            await self._delivered(job, found, "reconciled: pin found on the board")
+        pool.read_failures.pop(job.id, None)
+        if isinstance(found, str):
+            await self._delivered(job, found, "reconciled: the pin was found on the board")
             return
-        err = err or JobError(category=ErrorCategory.OUTCOME_UNKNOWN, retryable=True,
-                              message="interrupted while submitted")
+        if found is _Search.INCONCLUSIVE:
+            unsure = replace(err, message=f"{err.message}; the board listing could not prove "
+                             "that no pin was created: check the board, then RetryJob",
+                             retryable=False)
+            await self._finish(job, S.FAILED, "outcome unknown: needs a look", unsure)
+            return
+        submitted_at = job.submitted_at or job.updated_at
+        wait = (submitted_at - pool.clock.now()).total_seconds() + pool.settle_s
+        if wait > 0 and not err.http_status:
+            # No answer came, so the request may still be on its way: look again once it
+            # cannot be. (An answer, even a 5xx, means Pinterest is done with it.)
+            pool.unknown_errors[job.id] = err
+            noted = await self._commit(job, lambda j: touch(
+                j, now=pool.clock.now(), last_error=err,
+                reason=f"outcome unknown ({err.message}): looking for the pin before any "
+                "retry"))
+            if noted is not None and noted.state is S.SUBMITTED:
+                pool.later(wait, noted)
+            return
         await self._backoff(job, err, note="reconciled: no pin on the board; ")
 
-    async def _find_pin(self, job: Job, token: str) -> str | None:
+    async def _read_failed(self, job: Job, err: JobError, account: Account,
+                           exc: pt.ReadFailed) -> None:
+        """The board could not be read: the job stays SUBMITTED and is looked for again, with
+        backoff; after RECONCILE_MAX_FAILURES looks in a row it is FAILED for the user (never
+        retried blindly: the pin may exist)."""
+        pool = self.pool
+        log.warning("reconcile_failed", job_id=job.id, account_id=job.account_id,
+                    error=str(exc))
+        if pool.read_failures.get(job.id, 0) >= RECONCILE_MAX_FAILURES:
+            pool.read_failures.pop(job.id, None)
+            pool.unknown_errors.pop(job.id, None)
+            unsure = replace(err, message=f"{err.message}; the board could not be read to look "
+                             f"for the pin ({exc}): check the board, then RetryJob",
+                             retryable=False)
+            await self._finish(job, S.FAILED, "outcome unknown: needs a look", unsure)
+            return
+        pool.unknown_errors[job.id] = err
+        if isinstance(exc.outcome, pt.AuthExpired) and job.id not in pool.read_failures:
+            pool.read_failures[job.id] = 1  # one refresh per run of failed reads
+            result = await pool.accounts.refresh(account, reason="401 on a read")
+            if isinstance(result, Account):
+                self.enqueue(job.id)
+                return
+        pool.later(pool.read_retry_s(job.id), job)
+
+    async def _find_pin(self, job: Job, token: str) -> str | _Search:
+        """The id of *job*'s pin on its board, ABSENT, or INCONCLUSIVE (raises ReadFailed)."""
         pool = self.pool
         since = job.submitted_at or job.updated_at
-        board = await pool.client.get_board(token, job.pin.board_id)
-        if board.pins_modified_at is not None and board.pins_modified_at < since - reconcile.SKEW:
-            return None
+        try:
+            board = await pool.client.get_board(token, job.pin.board_id)
+        except pt.ReadFailed as exc:
+            gone = exc.outcome
+            if isinstance(gone, pt.Rejected) and gone.error.http_status == 404:
+                return _Search.ABSENT  # no such board (for this user): no pin on it either
+            raise
+        if reconcile.board_untouched(board, since):
+            return _Search.ABSENT
         bookmark: str | None = None
         for _ in range(pool.settings.reconcile_pages):
-            page = await pool.client.board_pins(token, job.pin.board_id, bookmark=bookmark)
-            owned = await pool.store.owned_pin_ids(str(p.get("id")) for p in page.items)
+            page = await pool.client.board_pins(token, job.pin.board_id, bookmark=bookmark,
+                                                page_size=pool.settings.reconcile_page_size)
+            ids = [str(p.get("id")) for p in page.items]
+            owned = await pool.store.owned_pin_ids(ids)
             hit = reconcile.pick(job.pin, page.items, submitted_at=since, owned=owned)
             if hit is not None:
                 return str(hit["id"])
-            if not page.bookmark or reconcile.page_is_older(page.items, since):
-                return None
+            if not page.bookmark or reconcile.search_exhausted(page.items, since):
+                return _Search.ABSENT
             bookmark = page.bookmark
-        return None
+        return _Search.INCONCLUSIVE
 
     async def _delivered(self, job: Job, pin_id: str, reason: str) -> None:
-        now = self.pool.clock.now()
+        pool = self.pool
+        now = pool.clock.now()
+        pool.forget(job.id)
 
         def apply(j: Job) -> tuple[Job, Any]:
             to = S.CANCELLING if j.cancel_requested else S.DELIVERED
@@ -338,7 +473,13 @@ class AccountDispatcher:
             return transition(j, to, now=now, reason=why, pinterest_pin_id=pin_id,
                               delivered_at=now, last_error=None, next_attempt_at=None)
 
-        new = await self._commit(job, apply)
+        try:
+            new = await self._commit(job, apply)
+        except sqlite3.IntegrityError:
+            # Another job claimed this pin first (unique pin id): look again, excluding it.
+            log.warning("pin_already_claimed", job_id=job.id, pin_id=pin_id)
+            pool.later(pool.read_retry_s(job.id), job)
+            return
         if new is not None:
             log.info("pin_delivered", job_id=job.id, account_id=job.account_id, pin_id=pin_id,
                      attempt=new.attempts, reason=reason)
@@ -368,27 +509,37 @@ class AccountDispatcher:
                 return transition(j, S.CANCELLED, now=now, reason="cancelled (never published)",
                                   last_error=err)
             return transition(j, S.RETRYING, now=now, reason=reason, last_error=err,
-                              next_attempt_at=at, attempts=j.attempts if count else j.attempts - 1)
+                              next_attempt_at=at,
+                              attempts=j.attempts if count else max(0, j.attempts - 1))
 
+        self.pool.forget(job.id)
         new = await self._commit(job, apply)
         if new is not None and new.state is S.RETRYING:
             self.pool.on_retry(new)
 
-    async def _finish(self, job: Job, to: JobState, reason: str, err: JobError) -> None:
+    async def _finish(self, job: Job, to: JobState, reason: str, err: JobError, *,
+                      count: bool = True) -> None:
         now = self.pool.clock.now()
 
         def apply(j: Job) -> tuple[Job, Any]:
             if j.cancel_requested:
                 return transition(j, S.CANCELLED, now=now, reason="cancelled (never published)",
                                   last_error=err)
-            return transition(j, to, now=now, reason=reason, last_error=err, next_attempt_at=None)
+            return transition(j, to, now=now, reason=reason, last_error=err, next_attempt_at=None,
+                              attempts=j.attempts if count else max(0, j.attempts - 1))
 
+        self.pool.forget(job.id)
         await self._commit(job, apply)
 
     async def _delete(self, job: Job) -> None:
         pool = self.pool
         account = await pool.accounts.get(job.account_id)
         outcome = await pool.client.delete_pin(account.access_token, job.pinterest_pin_id)
+        if isinstance(outcome, pt.AuthExpired):
+            refreshed = await pool.accounts.refresh(account, reason="401")
+            if isinstance(refreshed, Account):
+                self.enqueue(job.id)
+                return
         now = pool.clock.now()
         gone = isinstance(outcome, pt.Delivered) or (
             isinstance(outcome, pt.Rejected) and outcome.error.http_status == 404)
@@ -410,7 +561,7 @@ class AccountDispatcher:
         assert remote is not None
         if not await self._pace(job):
             if not pool.stopping.is_set():
-                pool.later(pool.settings.reconcile_retry_s, job)
+                pool.later(pool.read_retry_s(job.id), job)
             return
         account = await pool.accounts.get(job.account_id)
         body = {p.split(".", 1)[1]: getattr(job.pin, p.split(".", 1)[1]) or None

@@ -160,7 +160,8 @@ class Metrics:
                 self.job_failures.labels(account, category, t.to_state.value).inc()
             job = event.job
             if (src is S.QUEUED and t.to_state is S.SUBMITTED and job is not None
-                    and job.attempts == 1 and job.late_by is not None):
+                    and job.attempts == 1 and job.next_attempt_at is None
+                    and job.late_by is not None):
                 self.lateness.observe(max(0.0, job.late_by.total_seconds()))
 
     def webhook_attempt(self, endpoint: str, ok: bool) -> None:

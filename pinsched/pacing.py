@@ -100,7 +100,6 @@ class AccountPacer:
     def record_pin(self, now: float) -> None:
         self.last_pin = now
         self.recent.append(now)
-        self.strikes = 0
 
     def rate_limited(self, now: float, retry_after_s: float | None) -> None:
         """A 429: halve the write rate (down to 1/16) and hold writes for the hinted time."""

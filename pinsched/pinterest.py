@@ -1,33 +1,43 @@
 """Pinterest API v5 client: turns HTTP into domain outcomes, in one place.
 
-Outcomes of a write (`create_pin`, `delete_pin`, `update_pin`):
+Outcomes of a write (`create_pin`, `delete_pin`, `update_pin`), decided by `classify` (pure):
 
     Outcome
-    ├── Delivered        2xx; carries the pin
-    ├── RateLimited      429 (code 8): retry after `retry_after_s` (Retry-After / X-RateLimit-Reset)
-    ├── SpamBlocked      code 9 or a "spam" message, any status: a long cool-down for the account
-    ├── AuthExpired      401 (codes 2, 1104): refresh the token once
-    ├── Rejected         400/403/404/… with Pinterest's code: permanent (1 invalid URL, 29, 40,
-    │                    50, 233, 235, 2031 …)
-    ├── Unavailable      certainly not applied, worth retrying: connection refused, 408, transient
-    │                    codes (2787, "could not fetch the image", "Unable to reach the URL")
-    └── OutcomeUnknown   the request may have been applied: timeout or connection lost after
-                         sending, 5xx on a write
+    ├── Delivered        2xx; carries the pin (an empty mapping for 204)
+    ├── RateLimited      429, or code 8 (also "too many writes to one object"): retry after
+    │                    `retry_after_s` (Retry-After, else X-RateLimit-Reset; None if neither)
+    ├── SpamBlocked      code 9, or a 429 whose message mentions spam: cool the account down
+    ├── AuthExpired      401; code 1104 on any 4xx; code 2 "Authentication failed" on 400/403:
+    │                    refresh the token once
+    ├── Unavailable      certainly not applied, worth retrying: cannot connect, 408, a transient
+    │                    code or message (2787, "could not fetch the image", "Unable to reach the
+    │                    URL", "try again later") on a non-5xx answer, any failed read
+    ├── OutcomeUnknown   the write may have been applied: no answer within the timeout, the
+    │                    connection lost after sending, any 5xx (or other unexpected status)
+    └── Rejected         every other 4xx, permanent: 1 invalid URL / parameters, 2 (not auth),
+                         3, 7, 29 not permitted / Trial app in production, 30, 40 board not
+                         found, 50 pin not found, 233 image too small, 235 image broken, 2031
+                         section not found, …
 
-Every failure keeps `x-pinterest-rid` for support tickets. One long-lived `aiohttp.ClientSession`;
-the base URL is injected (production, Pinterest's sandbox and `pinsched sandbox` are just URLs).
+Every failure keeps `x-pinterest-rid` (in `JobError.pinterest_request_id` and the
+`pinterest_error` log line) for support tickets. One long-lived `aiohttp.ClientSession`; the base
+URL is injected (production, Pinterest's sandbox and `pinsched sandbox` are just URLs). Reads
+(`get_board`, `board_pins`) raise `ReadFailed`; the token grant answers `TokenGrant` or
+`RefreshFailed`. Nothing here retries: the dispatcher decides.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from email.utils import parsedate_to_datetime
+from typing import Any, Final
 
 import aiohttp
+import structlog
 
 from pinsched.jobs import (
     Carousel,
@@ -39,9 +49,21 @@ from pinsched.jobs import (
     Video,
 )
 
-TRANSIENT_CODES = frozenset({2787})
-TRANSIENT_MESSAGES = ("could not fetch the image", "unable to reach the url", "try again later")
-AUTH_CODES = frozenset({2, 1104})
+log = structlog.get_logger("pinsched.pinterest")
+
+#: Pinterest codes that mean "try again later" whatever the HTTP status.
+TRANSIENT_CODES: Final = frozenset({2787})
+#: Messages Pinterest sends for failures that go away by themselves (lower case).
+TRANSIENT_MESSAGES: Final = (
+    "could not fetch the image", "unable to reach the url", "try again later",
+)
+RATE_LIMIT_CODE: Final = 8
+SPAM_CODE: Final = 9
+#: Codes that mean the access token is not (or no longer) valid.
+TOKEN_INVALID_CODES: Final = frozenset({1104})
+AUTH_FAILED_CODE: Final = 2
+#: An epoch timestamp is larger than this; a smaller X-RateLimit-Reset is seconds from now.
+_EPOCH_THRESHOLD: Final = 1e9
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +72,7 @@ class Delivered:
 
     @property
     def pin_id(self) -> str:
-        return str(self.pin.get("id", ""))
+        return str(self.pin.get("id") or "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,75 +109,85 @@ class OutcomeUnknown:
 Outcome = (
     Delivered | RateLimited | SpamBlocked | AuthExpired | Rejected | Unavailable | OutcomeUnknown
 )
+Failure = RateLimited | SpamBlocked | AuthExpired | Rejected | Unavailable | OutcomeUnknown
 
 
 def classify(
     status: int, body: Any, headers: Mapping[str, str], *, write: bool, now: datetime
 ) -> Outcome:
-    """Map an HTTP answer to an outcome (pure)."""
-    rid = headers.get("x-pinterest-rid", "")
+    """Map an HTTP answer to an outcome (pure). *headers* have lower-case names; *write* says
+    whether the request could have changed something (a 5xx on a write is `OutcomeUnknown`)."""
     if 200 <= status < 300:
         return Delivered(body if isinstance(body, Mapping) else {})
-    code, message = _error_fields(body)
+    code, message, detail = _error_fields(body)
     text = message or f"HTTP {status}"
+    if detail and detail != message:
+        text = f"{text} ({detail})"
+    lowered = text.lower()
 
     def err(category: ErrorCategory, retryable: bool) -> JobError:
         return JobError(
             category=category, message=text, http_status=status, pinterest_code=code,
-            retryable=retryable, pinterest_request_id=rid,
+            retryable=retryable, pinterest_request_id=headers.get("x-pinterest-rid", ""),
         )
 
-    if code == 9 or "spam" in text.lower():
+    if code == SPAM_CODE or (status == 429 and "spam" in lowered):
         return SpamBlocked(err(ErrorCategory.SPAM_BLOCKED, True))
-    if status == 429:
-        return RateLimited(err(ErrorCategory.RATE_LIMITED, True), _retry_after(headers, now))
-    if status == 401 or (code in AUTH_CODES and status in (400, 403)):
+    if status == 429 or code == RATE_LIMIT_CODE:
+        return RateLimited(err(ErrorCategory.RATE_LIMITED, True), retry_after_s(headers, now))
+    if (status == 401 or (400 <= status < 500 and code in TOKEN_INVALID_CODES)
+            or (status in (400, 403) and code == AUTH_FAILED_CODE
+                and "authentication" in lowered)):
         return AuthExpired(err(ErrorCategory.AUTH, True))
-    if code in TRANSIENT_CODES or any(m in text.lower() for m in TRANSIENT_MESSAGES):
-        if status >= 500 and write:
+    unknown = write and not 400 <= status < 500
+    if code in TRANSIENT_CODES or any(m in lowered for m in TRANSIENT_MESSAGES):
+        if unknown:
             return OutcomeUnknown(err(ErrorCategory.OUTCOME_UNKNOWN, True))
         return Unavailable(err(ErrorCategory.UNAVAILABLE, True))
     if status == 408:
         return Unavailable(err(ErrorCategory.UNAVAILABLE, True))
-    if status >= 500:
-        if write:
-            return OutcomeUnknown(err(ErrorCategory.OUTCOME_UNKNOWN, True))
-        return Unavailable(err(ErrorCategory.UNAVAILABLE, True))
-    return Rejected(err(ErrorCategory.REJECTED, False))
+    if 400 <= status < 500:
+        return Rejected(err(ErrorCategory.REJECTED, False))
+    if unknown:  # 5xx, or a status we do not expect (1xx/3xx): the write may have happened
+        return OutcomeUnknown(err(ErrorCategory.OUTCOME_UNKNOWN, True))
+    return Unavailable(err(ErrorCategory.UNAVAILABLE, True))
 
 
-def _error_fields(body: Any) -> tuple[int, str]:
+def _error_fields(body: Any) -> tuple[int, str, str]:
+    """`(code, message, message_detail)` of a `Pinterest.Lib.Error` body (0/"" when absent)."""
     if not isinstance(body, Mapping):
-        return 0, ""
+        return 0, "", ""
     raw = body.get("code", 0)
     try:
         code = int(raw)
     except (TypeError, ValueError):
         code = 0
-    message = body.get("message_detail") or body.get("message") or ""
-    return code, str(message)
+    message = str(body.get("message") or "")
+    detail = str(body.get("message_detail") or "")
+    return code, message or detail, detail
 
 
-def _retry_after(headers: Mapping[str, str], now: datetime) -> float | None:
-    value = headers.get("retry-after")
+def retry_after_s(headers: Mapping[str, str], now: datetime) -> float | None:
+    """Seconds to wait from `Retry-After` (seconds or an HTTP date), else `X-RateLimit-Reset`
+    (seconds from now, or an epoch timestamp); None when neither is usable. Pure."""
+    value = headers.get("retry-after", "").strip()
     if value:
         try:
             return max(0.0, float(value))
         except ValueError:
-            from email.utils import parsedate_to_datetime
-
             try:
                 return max(0.0, (parsedate_to_datetime(value) - now).total_seconds())
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, IndexError):
                 pass
-    reset = headers.get("x-ratelimit-reset")
+    reset = headers.get("x-ratelimit-reset", "").strip()
     if reset:
         try:
             seconds = float(reset)
         except ValueError:
             return None
-        # Either seconds until reset or an epoch timestamp.
-        return max(0.0, seconds - now.timestamp()) if seconds > 1e9 else max(0.0, seconds)
+        if seconds > _EPOCH_THRESHOLD:
+            return max(0.0, seconds - now.timestamp())
+        return max(0.0, seconds)
     return None
 
 
@@ -188,6 +220,10 @@ def pin_body(pin: PinSpec) -> dict[str, Any]:
                 media["cover_image_key_frame_time"] = kft
     body["media_source"] = media
     return body
+
+
+#: Access-token lifetime assumed when a grant does not say (Pinterest: 30 days).
+DEFAULT_ACCESS_TTL_S: Final = 30 * 86400
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,14 +262,22 @@ class ReadFailed(Exception):
 
 
 class PinterestClient:
-    """Calls Pinterest API v5 at *base_url* with one long-lived session."""
+    """Calls Pinterest API v5 at *base_url* with one long-lived session.
+
+    `timeout_s` bounds a whole request; a write with no answer by then is `OutcomeUnknown`, and
+    the dispatcher treats the same interval as the time a lost request may still be in flight.
+    *now* is only used to read HTTP-date `Retry-After` headers.
+    """
 
     def __init__(self, base_url: str, *, timeout_s: float = 30.0,
-                 session: aiohttp.ClientSession | None = None) -> None:
+                 session: aiohttp.ClientSession | None = None,
+                 now: Callable[[], datetime] | None = None) -> None:
         self.base_url = base_url.rstrip("/")
+        self.timeout_s = timeout_s
         self._timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=min(10.0, timeout_s))
         self._session = session
         self._own_session = session is None
+        self._now = now or _utc_now
 
     async def _sess(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -254,46 +298,58 @@ class PinterestClient:
         params: Mapping[str, str] | None = None, write: bool,
     ) -> Outcome:
         session = await self._sess()
-        now = datetime.now(UTC)
+        outcome: Outcome
         try:
             async with session.request(
                 method, f"{self.base_url}{path}", json=json_body, params=params,
-                headers={"authorization": f"Bearer {token}"},
+                headers={"authorization": f"Bearer {token}"}, allow_redirects=not write,
             ) as resp:
-                raw = await resp.read()
-                body = _parse(raw)
+                body = _parse(await resp.read())
                 headers = {k.lower(): v for k, v in resp.headers.items()}
-                return classify(resp.status, body, headers, write=write, now=now)
-        except aiohttp.ClientConnectorError as exc:  # never connected: nothing was sent
-            return Unavailable(_net_error(ErrorCategory.UNAVAILABLE, f"cannot connect: {exc}"))
+                outcome = classify(resp.status, body, headers, write=write, now=self._now())
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+            # Never connected, so nothing was sent: certainly not applied.
+            outcome = Unavailable(_net_error(ErrorCategory.UNAVAILABLE, f"cannot connect: {exc}"))
         except TimeoutError as exc:
-            cat = ErrorCategory.OUTCOME_UNKNOWN if write else ErrorCategory.UNAVAILABLE
-            err = _net_error(cat, f"no answer within the timeout ({type(exc).__name__})")
-            return OutcomeUnknown(err) if write else Unavailable(err)
+            outcome = _lost(write, f"no answer within {self.timeout_s:g} s "
+                                   f"({type(exc).__name__})")
         except aiohttp.ClientError as exc:  # lost after sending (disconnect, reset, bad answer)
-            cat = ErrorCategory.OUTCOME_UNKNOWN if write else ErrorCategory.UNAVAILABLE
-            err = _net_error(cat, f"connection lost: {type(exc).__name__}: {exc}")
-            return OutcomeUnknown(err) if write else Unavailable(err)
+            outcome = _lost(write, f"connection lost: {type(exc).__name__}: {exc}")
+        if not isinstance(outcome, Delivered):
+            e = outcome.error
+            log.warning("pinterest_error", method=method, path=path, outcome=type(outcome).__name__,
+                        http_status=e.http_status, pinterest_code=e.pinterest_code,
+                        message=e.message, pinterest_rid=e.pinterest_request_id)
+        return outcome
 
     async def create_pin(self, token: str, pin: PinSpec) -> Outcome:
+        """`POST /pins`."""
         return await self._request("POST", "/pins", token, json_body=pin_body(pin), write=True)
 
     async def delete_pin(self, token: str, pin_id: str) -> Outcome:
+        """`DELETE /pins/{id}` (a 404 means the pin is already gone)."""
         return await self._request("DELETE", f"/pins/{pin_id}", token, write=True)
 
     async def update_pin(self, token: str, pin_id: str, changes: Mapping[str, Any]) -> Outcome:
+        """`PATCH /pins/{id}` with the `PinUpdate` fields in *changes*."""
         return await self._request("PATCH", f"/pins/{pin_id}", token, json_body=dict(changes),
                                    write=True)
 
     async def get_board(self, token: str, board_id: str) -> BoardState:
+        """`GET /boards/{id}`: its pin count and when its pins last changed."""
         out = await self._request("GET", f"/boards/{board_id}", token, write=False)
         if not isinstance(out, Delivered):
             raise ReadFailed(out)
         modified = out.pin.get("board_pins_modified_at")
-        return BoardState(int(out.pin.get("pin_count") or 0), parse_time(modified))
+        try:
+            count = int(out.pin.get("pin_count") or 0)
+        except (TypeError, ValueError):
+            count = 0
+        return BoardState(count, parse_time(modified))
 
     async def board_pins(self, token: str, board_id: str, *, bookmark: str | None = None,
                          page_size: int = 100) -> PinPage:
+        """One page of `GET /boards/{id}/pins` (sections included)."""
         params = {"page_size": str(page_size)}
         if bookmark:
             params["bookmark"] = bookmark
@@ -302,12 +358,18 @@ class PinterestClient:
         if not isinstance(out, Delivered):
             raise ReadFailed(out)
         items = out.pin.get("items") or []
-        return PinPage([dict(i) for i in items if isinstance(i, Mapping)], out.pin.get("bookmark"))
+        next_page = out.pin.get("bookmark")
+        return PinPage([dict(i) for i in items if isinstance(i, Mapping)],
+                       str(next_page) if next_page else None)
 
     async def refresh_token(
         self, client_id: str, client_secret: str, refresh_token: str
     ) -> TokenGrant | RefreshFailed:
-        """The refresh-token grant (`POST {base}/oauth/token`, Basic client auth)."""
+        """The refresh-token grant (`POST {base}/oauth/token`, Basic client auth).
+
+        A refusal (4xx but 408/429) is permanent: the user must authorise again. A 5xx, 408,
+        429 or network failure is transient.
+        """
         session = await self._sess()
         basic = base64.b64encode(f"{client_id}:{client_secret}".encode()).decode()
         try:
@@ -320,21 +382,30 @@ class PinterestClient:
                 body = _parse(await resp.read())
                 rid = resp.headers.get("x-pinterest-rid", "")
                 if resp.status == 200 and isinstance(body, Mapping) and body.get("access_token"):
+                    try:
+                        expires_in = int(body.get("expires_in") or DEFAULT_ACCESS_TTL_S)
+                    except (TypeError, ValueError):
+                        expires_in = DEFAULT_ACCESS_TTL_S
                     return TokenGrant(
                         access_token=str(body["access_token"]),
                         refresh_token=str(body.get("refresh_token") or refresh_token),
-                        expires_in_s=int(body.get("expires_in") or 30 * 86400),
+                        expires_in_s=expires_in,
                     )
-                code, message = _error_fields(body)
+                code, message, _ = _error_fields(body)
+                permanent = 400 <= resp.status < 500 and resp.status not in (408, 429)
                 err = JobError(
-                    category=ErrorCategory.AUTH,
+                    category=ErrorCategory.AUTH if permanent else ErrorCategory.UNAVAILABLE,
                     message=f"token refresh refused: {message or f'HTTP {resp.status}'}",
                     http_status=resp.status, pinterest_code=code, pinterest_request_id=rid,
+                    retryable=not permanent,
                 )
-                return RefreshFailed(err, permanent=resp.status < 500 and resp.status != 429)
+                log.warning("token_refresh_refused", http_status=resp.status,
+                            pinterest_code=code, message=message, pinterest_rid=rid)
+                return RefreshFailed(err, permanent=permanent)
         except (aiohttp.ClientError, TimeoutError) as exc:
             return RefreshFailed(_net_error(ErrorCategory.UNAVAILABLE,
-                                            f"token refresh failed: {exc!r}"), permanent=False)
+                                            f"token refresh failed: {type(exc).__name__}: {exc}"),
+                                 permanent=False)
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -359,3 +430,14 @@ def _parse(raw: bytes) -> Any:
 
 def _net_error(category: ErrorCategory, message: str) -> JobError:
     return JobError(category=category, message=message, retryable=True)
+
+
+def _lost(write: bool, message: str) -> OutcomeUnknown | Unavailable:
+    """No (usable) answer after the request was sent: unknown for a write, transient for a read."""
+    if write:
+        return OutcomeUnknown(_net_error(ErrorCategory.OUTCOME_UNKNOWN, message))
+    return Unavailable(_net_error(ErrorCategory.UNAVAILABLE, message))
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)

@@ -56,9 +56,7 @@ class Scheduler:
     async def recover(self) -> dict[str, int]:
         """Rebuild the heap from the store; hand in-flight jobs to their dispatchers."""
         index = await self._store.due_index()
-        push = self.heap.push
-        for job_id, due_us in index:
-            push(job_id, due_us)
+        self.heap.load(index)
         counts: dict[str, int] = {"PENDING+RETRYING": len(index)}
         for job in await self._store.in_flight_jobs():
             counts[job.state.value] = counts.get(job.state.value, 0) + 1

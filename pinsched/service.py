@@ -67,7 +67,6 @@ class PinService:
     ) -> None:
         self.store, self.clock, self.scheduler = store, clock, scheduler
         self.dispatchers, self.accounts = dispatchers, accounts
-        self.ack_latency_s: list[float] = []
         self.plan_seed = plan_seed
         self._plan_lock = asyncio.Lock()
 

@@ -16,6 +16,7 @@ from typing import Final, Protocol
 from google.protobuf import duration_pb2, timestamp_pb2
 from google.type import datetime_pb2  # type: ignore[import-untyped, unused-ignore]
 
+from pinsched import codec
 from pinsched.accounts import Account, AccountState, Pacing
 from pinsched.errors import FieldViolation, InvalidArgument
 from pinsched.jobs import (
@@ -55,9 +56,10 @@ def timestamp_to_proto(at: datetime) -> timestamp_pb2.Timestamp:
     """*at* (aware) as a Timestamp; a naive datetime is a programming error (`ValueError`)."""
     if at.tzinfo is None or at.utcoffset() is None:
         raise ValueError(f"naive datetime {at.isoformat()} cannot become a Timestamp")
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(at.astimezone(UTC))
-    return ts
+    # Integer arithmetic: Timestamp.FromDatetime is pure Python and ~3x slower (hot path of
+    # every Job and JobEvent on the wire).
+    us = codec.to_us(at)
+    return timestamp_pb2.Timestamp(seconds=us // 1_000_000, nanos=us % 1_000_000 * 1000)
 
 
 def timestamp_problem(ts: timestamp_pb2.Timestamp) -> str | None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -21,7 +20,7 @@ from pinsched.clock import Clock
 from pinsched.events import EventBus, WatchFilter, watch
 from pinsched.jobs import ScheduleSpec
 from pinsched.service import AccountAdmin, PinService
-from pinsched.store import JobFilter, Store
+from pinsched.store import Event, JobFilter, Store
 from pinsched.v1 import (
     account_pb2,
     account_pb2_grpc,
@@ -31,6 +30,7 @@ from pinsched.v1 import (
 )
 
 MAX_BATCH = 1000
+EVENT_CACHE = 4096  # recent events' wire form, shared by watchers
 JOB_PATHS = frozenset({"pin", "pin.title", "pin.description", "pin.link", "pin.alt_text",
                        "pin.dominant_color", "pin.board_id", "pin.board_section_id",
                        "pin.media_source", "scheduled_at", "local_time", "delivery_window"})
@@ -71,6 +71,7 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
                  skew: timedelta, horizon: timedelta) -> None:
         self.service, self.store, self.bus, self.clock = service, store, bus, clock
         self.skew, self.horizon = skew, horizon
+        self._event_cache: dict[tuple[int, int], job_pb2.JobEvent] = {}
 
     def _spec(self, req: Any, prefix: str = "") -> ScheduleSpec:
         return va.schedule_spec_from_proto(
@@ -80,9 +81,7 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
     @unary
     async def SchedulePin(self, request: scheduler_pb2.SchedulePinRequest,
                           context: Ctx) -> job_pb2.Job:
-        started = time.perf_counter()
         (job,) = await self.service.schedule([self._spec(request)])
-        self.service.ack_latency_s.append(time.perf_counter() - started)
         return cv.job_to_proto(job)
 
     @unary
@@ -218,6 +217,20 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
         out.window_end.FromDatetime(spec.window_end)
         return out
 
+    def _event_proto(self, event: Event) -> job_pb2.JobEvent:
+        """The wire form of *event*, built once and shared by every watcher (fan-out)."""
+        # The job's version tells a live event (job as of the event) from a replayed one (job
+        # as it is now): same version, same content.
+        key = (event.sequence, event.job.version if event.job is not None else -1)
+        msg = self._event_cache.get(key)
+        if msg is None:
+            msg = cv.stored_event_to_proto(event)
+            self._event_cache[key] = msg
+            if len(self._event_cache) > EVENT_CACHE:
+                for old in list(self._event_cache)[: EVENT_CACHE // 4]:
+                    del self._event_cache[old]
+        return msg
+
     @streaming
     async def WatchJobs(self, request: scheduler_pb2.WatchJobsRequest,
                         context: Ctx) -> AsyncIterator[job_pb2.JobEvent]:
@@ -230,7 +243,7 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
                                 for i, s in enumerate(request.states)),
         )
         async for event in watch(self.store, self.bus, flt, since):
-            yield cv.stored_event_to_proto(event)
+            yield self._event_proto(event)
         if self.bus.closed.is_set():
             raise errors.ShuttingDown()
 

@@ -22,13 +22,24 @@ def test_empty_heap() -> None:
     assert heap.pop_due(10**18) == []
 
 
-def test_pop_due_orders_by_due_then_fifo() -> None:
-    """Due jobs come out earliest first, and jobs due at the same time in push order."""
+def test_load_builds_the_same_heap_as_pushes() -> None:
+    """Bulk loading at start-up orders jobs exactly as pushing them one by one does."""
+    items = [(f"j{i:03d}", (i * 7919) % 50) for i in range(200)]
+    loaded, pushed = DueHeap(), DueHeap()
+    loaded.load(items)
+    for job_id, due in items:
+        pushed.push(job_id, due)
+    assert loaded.pop_due(10**9) == pushed.pop_due(10**9)
+
+
+def test_pop_due_orders_by_due_then_id() -> None:
+    """Due jobs come out earliest first, and jobs due at the same time in id order (job ids are
+    time-ordered, so that is creation order)."""
     heap = DueHeap()
     for job_id, due in [("c", 5), ("a", 3), ("b", 5), ("d", 3), ("e", 9)]:
         heap.push(job_id, due)
     assert heap.peek_due() == 3
-    assert heap.pop_due(5) == ["a", "d", "c", "b"]
+    assert heap.pop_due(5) == ["a", "d", "b", "c"]
     assert heap.pop_due(8) == []
     assert heap.peek_due() == 9
     assert len(heap) == 1
@@ -77,7 +88,7 @@ class HeapMachine(RuleBasedStateMachine):
         self.order = itertools.count()
 
     def expected(self) -> list[tuple[int, int, str]]:
-        return sorted((due, seq, job_id) for job_id, (due, seq) in self.model.items())
+        return sorted((due, 0, job_id) for job_id, (due, _) in self.model.items())
 
     @rule(job_id=IDS, due=DUES)
     def push(self, job_id: str, due: int) -> None:

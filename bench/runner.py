@@ -1,0 +1,122 @@
+"""`python -m bench`: run the scenarios, print the table, write the JSON and `latest.md`.
+
+    python -m bench                 full run (< 10 min on 2 cores)
+    python -m bench --quick         CI smoke run (< 60 s): every scenario, small sizes
+    python -m bench --only burst,watch [--profile]
+
+`--profile` attaches py-spy (`record --nonblocking`, collapsed stacks) to every daemon the
+scenarios start and prints the hottest pinsched functions of each; timings taken while profiling
+are flagged in the results and are not for comparison.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import tempfile
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from bench import alternative, burst, lateness, procs, report, soakrun, throughput, watch
+from bench.context import Ctx, Sizes
+from bench.report import Row
+
+Scenario = Callable[[Ctx], Awaitable[None]]
+SCENARIOS: dict[str, Scenario] = {
+    "alternative": alternative.run,  # first: its add rate is the throughput rows' reference
+    "throughput": throughput.run,
+    "burst": burst.run,
+    "watch": watch.run,
+    "lateness": lateness.run,  # pending 10k/100k/1M: lateness, memory, recovery
+    "soak": soakrun.run,
+}
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    sizes = Sizes.quick() if args.quick else Sizes()
+    workdir = Path(tempfile.mkdtemp(prefix="pinsched-bench-", dir=args.workdir))
+    ctx = Ctx(quick=args.quick, sizes=sizes, workdir=workdir)
+    only = [s.strip() for s in args.only.split(",")] if args.only else list(SCENARIOS)
+    if not sizes.soak and "soak" in only and not args.only:
+        only.remove("soak")
+    if "throughput" in only and "alternative" not in only:
+        only.insert(0, "alternative")
+    unknown = set(only) - set(SCENARIOS)
+    if unknown:
+        raise SystemExit(f"unknown scenario(s): {', '.join(sorted(unknown))}; "
+                         f"choose from {', '.join(SCENARIOS)}")
+    if args.profile:
+        os.environ["BENCH_PROFILE_DIR"] = str(workdir / "profiles")
+        (workdir / "profiles").mkdir()
+    print(f"pinsched bench ({'quick' if args.quick else 'full'}): {', '.join(only)}; "
+          f"work dir {workdir}", flush=True)
+    sandbox, ctx.sandbox_url = await procs.start_sandbox(workdir)
+    ctx.shared["sandbox"] = sandbox
+    timings: dict[str, float] = {}
+    load: dict[str, dict[str, float]] = {}
+    ok = True
+    try:
+        for name in only:
+            t0 = time.monotonic()
+            meter = procs.LoadMeter()
+            print(f"  {name} …", flush=True)
+            try:
+                await SCENARIOS[name](ctx)
+            except Exception as exc:
+                ok = False
+                traceback.print_exc()
+                ctx.add(Row(name, f"{name}: ERROR", None, "", passed=False,
+                            notes=f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"))
+            timings[name] = time.monotonic() - t0
+            load[name] = meter.read()
+            print(f"  {name} done in {timings[name]:.1f} s (other processes used "
+                  f"{load[name]['others_cores']:.2f} of {load[name]['cores']} cores)", flush=True)
+    finally:
+        await sandbox.stop()
+        await procs.stop_all()
+    meta = {
+        "mode": "quick" if args.quick else "full", "scenarios": only, "profiled": args.profile,
+        "machine": report.machine_info(), "seconds": time.monotonic() - started,
+        "scenario_seconds": timings, "sizes": vars(sizes), "notes": ctx.notes,
+        "machine_load": load,
+    }
+    busy = {k: v["others_cores"] for k, v in load.items() if v["others_cores"] >= 0.2}
+    if busy:
+        meta["notes"] = [*meta["notes"], "Machine not idle: processes outside this benchmark used "
+                         + ", ".join(f"{v:.2f} cores during {k}" for k, v in busy.items())
+                         + " (figures are noisier than on an idle machine)."]
+    if args.profile:
+        from bench import flame
+
+        ctx.details["profiles"] = flame.summarize_dir(workdir / "profiles")
+        meta["notes"] = [*ctx.notes, "PROFILED RUN: py-spy was attached; timings are perturbed."]
+    json_path, md_path = report.write(ctx.rows, meta, ctx.details)
+    print()
+    print("\n".join(report.table_lines(ctx.rows, markdown=False)))
+    print()
+    print(f"{report.summary_line(ctx.rows)} {meta['seconds']:.0f} s. "
+          f"Results: {json_path} and {md_path}")
+    if args.profile:
+        print(f"Profiles (collapsed stacks): {workdir / 'profiles'}")
+    if args.keep or args.profile or not ok:
+        print(f"Work dir kept: {workdir}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0 if ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="CI smoke run, under a minute")
+    p.add_argument("--only", default="", help=f"comma-separated subset of: {', '.join(SCENARIOS)}")
+    p.add_argument("--profile", action="store_true", help="attach py-spy to the daemons")
+    p.add_argument("--keep", action="store_true", help="keep the work dir (DBs, logs)")
+    p.add_argument("--workdir", default=None, help="parent of the work dir (default: system tmp)")
+    args = p.parse_args(argv)
+    return asyncio.run(main_async(args))
