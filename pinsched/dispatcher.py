@@ -49,6 +49,7 @@ from pinsched import reconcile
 from pinsched.accounts import Account
 from pinsched.auth import AccountRegistry
 from pinsched.clock import Activity, Clock
+from pinsched.errors import JobNotFound
 from pinsched.jobs import ErrorCategory, Job, JobError, JobState, touch, transition
 from pinsched.retry import RetryPolicy, rate_limit_delay_s
 from pinsched.store import StaleJob, Store
@@ -204,7 +205,10 @@ class AccountDispatcher:
             except Exception:
                 log.exception("dispatch_failed", job_id=job_id, account_id=self.account_id)
                 if not pool.stopping.is_set():
-                    job = await pool.store.get_job(job_id)
+                    try:
+                        job = await pool.store.get_job(job_id)
+                    except JobNotFound:
+                        continue  # deleted with its account
                     pool.later(pool.read_retry_s(job_id), job)
 
     async def _handle(self, job_id: str) -> None:
@@ -281,7 +285,12 @@ class AccountDispatcher:
                 late_by=(now - job.planned_at) if first else job.late_by,
             ))
         except StaleJob:
-            return  # cancelled or updated meanwhile; whoever changed it re-queues if needed
+            # Changed since it was read: if it is still QUEUED (updated in place), take it
+            # again with its new content; otherwise whoever changed it owns it now.
+            fresh = await pool.store.get_job(job.id)
+            if fresh.state is S.QUEUED:
+                self.enqueue(job.id)
+            return
         pacer = pool.accounts.pacer(job.account_id)
         strikes = pacer.strikes
         pacer.record_pin(pool.clock.monotonic())

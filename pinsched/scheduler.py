@@ -135,10 +135,14 @@ class Scheduler:
             self._wake.clear()
 
     async def _queue_due(self, job_ids: Iterable[str]) -> None:
-        jobs = await self._store.get_jobs(job_ids)
+        order = list(job_ids)  # due order (the heap's): dispatched in that order
+        jobs = await self._store.get_jobs(order)
         now = self._clock.now()
         changes = []
-        for job in jobs.values():
+        for job_id in order:
+            job = jobs.get(job_id)
+            if job is None:
+                continue
             if job.state not in (JobState.PENDING, JobState.RETRYING):
                 continue
             if job.due_at is not None and codec.to_us(job.due_at) > codec.to_us(now) + LEAD_US:

@@ -18,7 +18,7 @@ from pinsched.api import validation as va
 from pinsched.api.status import streaming, unary
 from pinsched.clock import Clock
 from pinsched.events import EventBus, WatchFilter, watch
-from pinsched.jobs import ScheduleSpec
+from pinsched.jobs import Job, ScheduleSpec
 from pinsched.service import AccountAdmin, PinService
 from pinsched.store import Event, JobFilter, Store
 from pinsched.v1 import (
@@ -152,7 +152,23 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
                                              "give scheduled_at or local_time, not both")
         if request.expected_version < 0:
             raise errors.InvalidArgument.one("expected_version", "must not be negative")
-        current = await self.store.get_job(req.id)
+        # The mask is merged into the job as read, so the update is applied only to that very
+        # version: when another change lands in between, read again and merge again (a given
+        # expected_version is the client's own check and is reported instead).
+        for _ in range(20):
+            current = await self.store.get_job(req.id)
+            try:
+                job = await self._update_once(request, paths, current)
+            except errors.VersionMismatch:
+                if request.expected_version:
+                    raise
+                continue
+            return cv.job_to_proto(job, with_history=True)
+        raise errors.FailedPrecondition(f"job {req.id!r} keeps changing; try again")
+
+    async def _update_once(self, request: scheduler_pb2.UpdateJobRequest, paths: list[str],
+                           current: Job) -> Job:
+        req = request.job
         pin = cv.pin_to_proto(current.pin)
         for p in paths:
             if p == "pin":
@@ -184,10 +200,10 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
             pin_spec = timing_spec.pin
         else:
             pin_spec = va.validate_pin(pin, path="job.pin")
-        job = await self.service.update(
-            req.id, paths=paths, expected_version=request.expected_version, pin=pin_spec,
-            timing=timing_spec)
-        return cv.job_to_proto(job, with_history=True)
+        return await self.service.update(
+            req.id, paths=paths, expected_version=request.expected_version or current.version,
+            pin=pin_spec, timing=timing_spec)
+
 
     @unary
     async def CancelJob(self, request: scheduler_pb2.CancelJobRequest,
