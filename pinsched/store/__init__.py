@@ -95,14 +95,22 @@ class Store(OutboxMixin):
     ) -> Store:
         """Open (creating and migrating if needed) the database at *path*."""
         writer = await aiosqlite.connect(str(path), isolation_level=None)
-        await writer.execute("PRAGMA journal_mode=WAL")
-        await writer.execute("PRAGMA synchronous=FULL")
-        await writer.execute("PRAGMA foreign_keys=ON")
-        await writer.execute("PRAGMA busy_timeout=5000")
-        await migrate(writer)
-        reader = await aiosqlite.connect(str(path), isolation_level=None)
-        await reader.execute("PRAGMA busy_timeout=5000")
-        await reader.execute("PRAGMA query_only=ON")
+        reader: aiosqlite.Connection | None = None
+        try:
+            await writer.execute("PRAGMA journal_mode=WAL")
+            await writer.execute("PRAGMA synchronous=FULL")
+            await writer.execute("PRAGMA foreign_keys=ON")
+            await writer.execute("PRAGMA busy_timeout=5000")
+            await migrate(writer)
+            reader = await aiosqlite.connect(str(path), isolation_level=None)
+            await reader.execute("PRAGMA busy_timeout=5000")
+            await reader.execute("PRAGMA query_only=ON")
+        except BaseException:
+            # A connection left open keeps its thread, and the process, alive.
+            if reader is not None:
+                await reader.close()
+            await writer.close()
+            raise
         return cls(writer, reader, on_events)
 
     def set_event_sink(self, on_events: Callable[[Sequence[Event]], None]) -> None:
