@@ -315,11 +315,18 @@ class AccountDispatcher:
         """Send a QUEUED job of an account that cannot publish back to PENDING (held)."""
         pool = self.pool
         state = (await pool.accounts.get(job.account_id)).state.value
-        try:
-            held, _ = await pool.store.commit(job, *transition(
-                job, S.PENDING, now=pool.clock.now(),
-                reason=f"held: account cannot publish ({state})"))
-        except StaleJob:
+        for _ in range(10):
+            try:
+                held, _ = await pool.store.commit(job, *transition(
+                    job, S.PENDING, now=pool.clock.now(),
+                    reason=f"held: account cannot publish ({state})"))
+                break
+            except StaleJob:
+                # Updated in place meanwhile: hold the fresh row; anything else is not ours.
+                job = await pool.store.get_job(job.id)
+                if job.state is not S.QUEUED:
+                    return
+        else:
             return
         if pool.accounts.can_publish(job.account_id):
             pool.on_retry(held)  # released meanwhile: due again at once

@@ -557,6 +557,23 @@ async def test_pause_leaves_a_failed_job_failed(world: World) -> None:
     assert w.titles() == []
 
 
+async def test_queued_job_updated_then_paused_is_held_and_sent_after_resume(world: World
+                                                                            ) -> None:
+    """A QUEUED job whose title changes while it waits for its pace, and whose account is then
+    paused, goes back to PENDING (held) when its turn comes and is sent after resume with the
+    new title."""
+    w = world
+    job = await reach_queued(w)
+    await op_pin(w, job)
+    await w.pause(True)
+    await w.clock.advance(3600)
+    await w.until(job.id, lambda e: e.from_state == J.STATE_QUEUED
+                  and e.to_state == J.STATE_PENDING, timeout_s=3)
+    await w.pause(False)
+    await w.reach(job.id, J.STATE_DELIVERED)
+    assert w.titles() == ["first", "changed"]
+
+
 async def test_jobs_held_by_a_pause_go_out_in_planned_order(world: World) -> None:
     """Jobs held while their account was paused are delivered after resume in the order of
     their planned times, not the order they were created in."""
