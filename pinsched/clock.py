@@ -84,6 +84,10 @@ class FakeClock:
         """Move time forward by *seconds*, waking every sleeper whose deadline passes."""
         if seconds < 0:
             raise ValueError("a FakeClock never goes back")
+        # A task that computed a delay from now() and handed `sleep(delay)` to a new task
+        # registers its deadline only when that task first runs: let it, or the sleep would be
+        # counted from after this advance and overshoot by all of it.
+        await _settle()
         target = self._offset + seconds
         while self._sleepers and self._sleepers[0][0] <= target:
             deadline, _, fut = heapq.heappop(self._sleepers)

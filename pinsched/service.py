@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import random
 from collections.abc import Callable, Sequence
@@ -192,8 +193,14 @@ class PinService:
             if new.state is S.CANCELLING or (new.state is S.DELIVERED and new.remote_update
                                              and new.remote_update.pending):
                 self.dispatchers.submit(new)
-            return await self.get(job_id)
+            return await self._answer(new)
         raise FailedPrecondition(f"job {job_id!r} keeps changing; try again")
+
+    async def _answer(self, new: Job) -> Job:
+        """*new*, the version this call committed, with its history: changes the scheduler or a
+        dispatcher made a moment later (QUEUED → SUBMITTED) are not this call's answer."""
+        stored = await self.store.get_job(new.id, with_history=True)
+        return dataclasses.replace(new, history=stored.history[: new.version])
 
     async def cancel(self, job_id: str, expected_version: int = 0) -> Job:
         """Cancel in any state where it means something (see the PinScheduler.CancelJob doc)."""
