@@ -17,7 +17,7 @@ import asyncio
 import gc
 import hmac
 import signal
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -40,7 +40,7 @@ from pinsched.pinterest import PinterestClient
 from pinsched.retry import RetryPolicy
 from pinsched.scheduler import Scheduler
 from pinsched.service import AccountAdmin, PinService
-from pinsched.store import Event, Store
+from pinsched.store import Store
 from pinsched.v1 import (
     account_pb2,
     account_pb2_grpc,
@@ -126,7 +126,7 @@ class Daemon:
         logs.register_secrets([cfg.api_token, cfg.pinterest_client_secret, cfg.secret_key])
         logs.register_secrets(s for w in cfg.webhooks for s in w.secrets)
         endpoints = await prepare_endpoints(cfg.webhooks)  # refuses blocked URLs (ConfigError)
-        self.store = await Store.open(cfg.db_path, on_events=self.metrics.tap(self._publish))
+        self.store = await Store.open(cfg.db_path, on_events=self.metrics.tap(self.bus.publish))
         await secrets.install(self.store, cfg.secret_key, now=self.clock.now)
         self.client = PinterestClient(cfg.pinterest_api_base, timeout_s=cfg.request_timeout_s,
                                       now=self.clock.now)
@@ -142,7 +142,8 @@ class Daemon:
         self.activity = Activity()
         self.webhooks = WebhookSender(self.store, self.clock, endpoints, activity=self.activity,
                                       on_attempt=self.metrics.webhook_attempt)
-        self.store.set_outbox(self.webhooks.render_event, self.webhooks.render_account)
+        self.store.set_outbox(self.webhooks.render_event, self.webhooks.render_account,
+                              on_written=self.webhooks.wake)
         await self.webhooks.start()
         self.dispatchers = Dispatchers(
             self.store, self.clock, self.client, self.accounts, settings=settings,
@@ -209,12 +210,6 @@ class Daemon:
         if port == 0:
             raise OSError(f"cannot listen on {cfg.listen}")
         return port
-
-    def _publish(self, events: Sequence[Event]) -> None:
-        """Committed events: to the watchers, and a wake-up for the webhook sender."""
-        self.bus.publish(events)
-        if self.webhooks is not None:
-            self.webhooks.notify(events)
 
     async def stop(self, grace_s: float | None = None) -> None:
         """Drain and stop (reverse start-up order), each step bounded by the grace period."""

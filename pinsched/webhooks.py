@@ -6,9 +6,9 @@ deliveries `Store.webhook_due` returns (the head of each job's queue, so a job's
 at a time, in order), at most `concurrency` at once, each POST with the endpoint's timeout, no
 redirects, and a resolver that refuses link-local / metadata addresses at connection time too (DNS
 rebinding). It records each attempt (`webhook_record`) and sleeps on the injected `Clock` until a
-wake-up (new rows: `notify`; a finished request; a redelivery), the next retry it knows of, or
-`POLL_S` (the outbox is the truth; wake-ups are only hints, so rows from a restart or an account
-change are picked up within a poll).
+wake-up (new rows: `wake`, which the store calls after a commit that enqueued deliveries; a
+finished request; a redelivery), the next retry it knows of, or `POLL_S` (the outbox is the
+truth; wake-ups are only hints, so rows left by a restart are picked up within a poll).
 
 At-least-once: a delivery is marked only after the receiver answered, so a crash or a stop with
 requests in flight sends them again after the restart, with the same `webhook-id`.
@@ -72,9 +72,7 @@ class WebhookSender:
         self._getaddrinfo = getaddrinfo
         self._workers = {e.name: _Worker(self, e) for e in endpoints}
         self._tasks: list[asyncio.Task[None]] = []
-        self._barriers: set[asyncio.Task[None]] = set()
         self._stop = asyncio.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
         self.session: aiohttp.ClientSession | None = None
 
     @property
@@ -104,34 +102,11 @@ class WebhookSender:
         return self.renderers.render_event(event)
 
     def render_account(self, old: Account, new: Account) -> list[OutboxRow]:
-        rows = self.renderers.render_account(old, new)
-        if rows and self._loop is not None:  # account changes do not reach `notify`
-            self._loop.call_soon_threadsafe(self._wake_after_commit)
-        return rows
+        return self.renderers.render_account(old, new)
 
-    def _wake_after_commit(self) -> None:
-        """Wake the workers once the transaction being written now has committed: a no-op write
-        queued behind it completes only then (the store's one writer commits in order)."""
-        self.activity.enter()
-        task = asyncio.create_task(self._barrier_then_wake())
-        self._barriers.add(task)
-        task.add_done_callback(self._barriers.discard)
-
-    async def _barrier_then_wake(self) -> None:
-        try:
-            await self.store.webhook_redeliver(now=self.clock.now(), delivery_ids=[0])
-        except errors.ShuttingDown:
-            pass
-        except Exception:  # the poll picks the rows up anyway
-            log.exception("webhook_wake_failed")
-        finally:
-            self._wake_all()
-            self.activity.leave()
-
-    def notify(self, events: Sequence[Event]) -> None:
-        """Committed events may have added deliveries: look at the outbox now."""
-        if events:
-            self._wake_all()
+    def wake(self) -> None:
+        """New deliveries were committed (the store calls this after such a commit)."""
+        self._wake_all()
 
     def _wake_all(self) -> None:
         for worker in self._workers.values():
@@ -140,7 +115,6 @@ class WebhookSender:
     # -- lifecycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
         connector = aiohttp.TCPConnector(resolver=SafeResolver(self._getaddrinfo))
         self.session = aiohttp.ClientSession(connector=connector)
         for worker in self._workers.values():
@@ -155,7 +129,7 @@ class WebhookSender:
         PENDING and are sent again after the restart); close the HTTP session."""
         self._stop.set()
         self._wake_all()
-        await asyncio.gather(*self._tasks, *self._barriers, return_exceptions=True)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         inflight = [t for w in self._workers.values() for t in w.inflight.values()]
         if inflight:
             _, late = await asyncio.wait(inflight, timeout=grace_s)

@@ -80,6 +80,8 @@ class Store(OutboxMixin):
         self._on_events = on_events or (lambda _: None)
         self._outbox: OutboxRenderer | None = None
         self._account_outbox: AccountOutboxRenderer | None = None
+        self._on_outbox: Callable[[], None] = lambda: None
+        self._outbox_written = False  # set in the writer thread, read after the batch commits
         self._cipher: TokenCipher | None = None
         self._queue: list[tuple[Callable[[sqlite3.Connection, list[Event]], Any],
                                 asyncio.Future[Any]]] = []
@@ -117,11 +119,13 @@ class Store(OutboxMixin):
         self._on_events = on_events
 
     def set_outbox(self, renderer: OutboxRenderer | None,
-                   account_renderer: AccountOutboxRenderer | None = None) -> None:
+                   account_renderer: AccountOutboxRenderer | None = None,
+                   on_written: Callable[[], None] | None = None) -> None:
         """Enqueue webhook deliveries for every event (and account change), in the change's own
-        transaction."""
+        transaction; *on_written* is called after each commit that enqueued any."""
         self._outbox = renderer
         self._account_outbox = account_renderer
+        self._on_outbox = on_written or (lambda: None)
 
     def set_cipher(self, cipher: TokenCipher | None) -> None:
         """Encrypt account tokens at rest with *cipher* (values already stored in clear text or
@@ -145,6 +149,7 @@ class Store(OutboxMixin):
     def _insert_outbox(self, db: sqlite3.Connection, seq: int, rows: Sequence[OutboxRow],
                        when: datetime) -> None:
         now = codec.to_us(when)
+        self._outbox_written = True
         db.executemany(
             "INSERT INTO webhook_deliveries (endpoint, event_seq, message_id, order_key, "
             "event_type, payload, next_attempt_at, created_at, updated_at) "
@@ -203,6 +208,9 @@ class Store(OutboxMixin):
                     fut.set_exception(value)
             if committed:
                 self._on_events(committed)
+            if self._outbox_written:
+                self._outbox_written = False
+                self._on_outbox()
 
     # ---------------------------------------------------------------- accounts
 
