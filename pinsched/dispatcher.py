@@ -608,7 +608,7 @@ class AccountDispatcher:
                 return touch(j, now=now, reason=why, remote_update=done)
 
             try:
-                await self._commit_remote(job, apply)
+                await self._commit(job, apply, _REMOTE)
             except _Superseded:
                 self.enqueue(job.id)  # a newer update arrived meanwhile: send it
             return
@@ -621,12 +621,16 @@ class AccountDispatcher:
                          f"{err.message if err else ''}",
                          remote_update=replace(current, attempts=attempts, error=err))
 
-        new = await self._commit_remote(job, bump)
+        new = await self._commit(job, bump, _REMOTE)
         if new is not None:
             pool.later(delay, new)
 
-    async def _commit_remote(self, job: Job, apply: Callable[[Job], tuple[Job, Any]]
-                             ) -> Job | None:
+    async def _commit(
+        self, job: Job, apply: Callable[[Job], tuple[Job, Any]],
+        expect: frozenset[JobState] = frozenset({S.SUBMITTED, S.CANCELLING}),
+    ) -> Job | None:
+        """Apply *apply* to the job and commit; on a lost CAS re-read and re-apply while the job
+        is still in one of the *expect* states (outcomes are facts), else drop it (None)."""
         store = self.pool.store
         for _ in range(10):
             try:
@@ -634,23 +638,14 @@ class AccountDispatcher:
                 return new
             except StaleJob:
                 job = await store.get_job(job.id)
-                if job.state is not S.DELIVERED:
-                    return None  # cancelled meanwhile: the pin is being deleted
-        raise RuntimeError(f"job {job.id}: could not record a remote update")
-
-    async def _commit(self, job: Job, apply: Callable[[Job], tuple[Job, Any]]) -> Job | None:
-        """Apply *apply* to the job and commit; on a lost CAS re-read and re-apply."""
-        store = self.pool.store
-        for _ in range(10):
-            try:
-                new, _ = await store.commit(job, *apply(job))
-                return new
-            except StaleJob:
-                job = await store.get_job(job.id)
-                if job.state not in (S.SUBMITTED, S.CANCELLING):
-                    log.warning("outcome_dropped", job_id=job.id, state=job.state.value)
+                if job.state not in expect:
+                    log.info("change_dropped", job_id=job.id, state=job.state.value)
                     return None
-        raise RuntimeError(f"job {job.id}: could not commit an outcome after 10 tries")
+        raise RuntimeError(f"job {job.id}: could not commit a change after 10 tries")
+
+
+#: A remote update is recorded only while the pin is live (a cancel makes it moot).
+_REMOTE: frozenset[JobState] = frozenset({S.DELIVERED})
 
 
 class _Superseded(Exception):

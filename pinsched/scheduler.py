@@ -51,7 +51,6 @@ class Scheduler:
         self._wake = asyncio.Event()
         self._deadline_us: int | None = None
         self.activity = activity or Activity()
-        self.ready = asyncio.Event()
 
     async def recover(self) -> dict[str, int]:
         """Rebuild the heap from the store; hand in-flight jobs to their dispatchers."""
@@ -62,7 +61,6 @@ class Scheduler:
             counts[job.state.value] = counts.get(job.state.value, 0) + 1
             self._dispatch(job)
         self._wake.set()
-        self.ready.set()
         return counts
 
     def track(self, job: Job) -> None:

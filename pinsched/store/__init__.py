@@ -485,27 +485,11 @@ class Store(OutboxMixin):
             f"AND state NOT IN ({_ACTIVE_SQL})")
         return [_job_from_row(tuple(r)) for r in rows]
 
-    async def active_jobs(self) -> list[Job]:
-        """Every job with automatic work left (the scheduler rebuilds its heap from these)."""
-        rows = await self._reader.execute_fetchall(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state IN ({_ACTIVE_SQL}) "
-            f"UNION ALL SELECT {_JOB_COLUMNS} FROM jobs WHERE remote_pending = 1 "
-            f"AND state NOT IN ({_ACTIVE_SQL})"
-        )
-        return [_job_from_row(tuple(r)) for r in rows]
-
     async def count_by_state(self) -> dict[JobState, int]:
         rows = await self._reader.execute_fetchall(
             "SELECT state, count(*) FROM jobs GROUP BY state"
         )
         return {JobState(r[0]): int(r[1]) for r in rows}
-
-    async def pin_owner(self, pinterest_pin_id: str) -> str | None:
-        """The job that owns a Pinterest pin, if any."""
-        rows = list(await self._reader.execute_fetchall(
-            "SELECT id FROM jobs WHERE pinterest_pin_id = ?", (pinterest_pin_id,)
-        ))
-        return str(rows[0][0]) if rows else None
 
     async def owned_pin_ids(self, pin_ids: Iterable[str]) -> set[str]:
         ids = list(pin_ids)

@@ -42,7 +42,7 @@ async def test_concurrent_writes_share_transactions(store: Store) -> None:
                            for i in range(500)))
     assert store.writes >= 500
     assert store.batches - before < 100
-    assert len(await store.active_jobs()) == 500
+    assert len(await store.due_index()) == 500
 
 
 async def test_one_failing_write_does_not_undo_its_batch_neighbours(store: Store) -> None:
@@ -52,7 +52,7 @@ async def test_one_failing_write_does_not_undo_its_batch_neighbours(store: Store
     bad = store.create_jobs([make_job(99, account="ghost")[0]], [make_job(99)[1]])
     results = await asyncio.gather(*good, bad, return_exceptions=True)
     assert isinstance(results[-1], AccountNotFound)
-    assert len(await store.active_jobs()) == 20
+    assert len(await store.due_index()) == 20
 
 
 async def test_compare_and_set_refuses_a_stale_version(store: Store) -> None:
@@ -84,7 +84,7 @@ async def test_request_id_is_unique_and_content_checked(store: Store) -> None:
                    "request_hash": "different"})
     with pytest.raises(AlreadyExists, match="different content"):
         await store.create_jobs([other], [entry])
-    assert [j.id for j in await store.active_jobs()] == [first.id]
+    assert [job_id for job_id, _ in await store.due_index()] == [first.id]
 
 
 async def test_events_are_handed_over_in_sequence_order_after_commit(tmp_path: Path) -> None:
@@ -132,4 +132,5 @@ async def test_a_pin_id_belongs_to_one_job_only(store: Store) -> None:
     await store.commit(a, *touch(a, now=NOW, reason="x", pinterest_pin_id="555"))
     with pytest.raises(sqlite3.IntegrityError):
         await store.commit(b, *touch(b, now=NOW, reason="x", pinterest_pin_id="555"))
-    assert await store.pin_owner("555") == a.id
+    assert (await store.get_job(a.id)).pinterest_pin_id == "555"
+    assert not (await store.get_job(b.id)).pinterest_pin_id
