@@ -4,16 +4,18 @@ Pinterest."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 import grpc
 import pytest
 from google.rpc import error_details_pb2, status_pb2
 
+from pinsched.app import Daemon
+from pinsched.clock import FakeClock
 from pinsched.sandbox import Sandbox
 from pinsched.v1 import account_pb2, job_pb2, scheduler_pb2
-from tests.conftest import ACCESS, REFRESH, Api, soon
+from tests.conftest import ACCESS, REFRESH, Api, soon, start_sandbox
 
 J = job_pb2.Job
 
@@ -274,15 +276,35 @@ async def test_accounts_crud_never_returns_tokens(api: Api) -> None:
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-async def test_paused_account_holds_jobs_until_resumed(api: Api, sandbox: Sandbox) -> None:
-    """Jobs of a paused account are held (not attempted, not failed) and go out on resume."""
-    await api.create_account()
-    await api.update_account(account_pb2.Account(id="acme", paused=True), "paused")
-    job = await api.jobs.SchedulePin(api.pin_request(at=soon()))
-    await api.jobs.SchedulePin(api.pin_request(at=soon(0.2), account_id="acme", title="x"))
-    assert not sandbox.pins()
-    await api.update_account(account_pb2.Account(id="acme", paused=False), "paused")
-    await wait_states(api, [job.id], {J.STATE_DELIVERED})
+async def test_paused_account_holds_jobs_until_resumed(
+    make_daemon: Callable[..., Daemon]
+) -> None:
+    """Jobs of a paused account that fall due are held (not attempted, not failed) and go out
+    on resume."""
+    clock = FakeClock()
+    sandbox = await start_sandbox(clock)
+    daemon = make_daemon(clock=clock, base_url=sandbox.base_url)
+    await daemon.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{daemon.port}")
+    api = Api(channel, daemon)
+    try:
+        await api.create_account()
+        await api.update_account(account_pb2.Account(id="acme", paused=True), "paused")
+        job = await api.jobs.SchedulePin(api.pin_request(at=clock.now() + timedelta(minutes=1)))
+        await clock.advance(120)
+        await asyncio.wait_for(daemon.activity.idle.wait(), 5)
+        assert job.id in daemon.scheduler.held.get("acme", set())
+        assert not sandbox.pins()
+        got = await api.jobs.GetJob(scheduler_pb2.GetJobRequest(job_id=job.id))
+        assert got.state == J.STATE_PENDING
+        await api.update_account(account_pb2.Account(id="acme", paused=False), "paused")
+        await clock.advance(1)
+        await wait_states(api, [job.id], {J.STATE_DELIVERED})
+        assert len(sandbox.pins()) == 1
+    finally:
+        await channel.close()
+        await daemon.stop(grace_s=1.0)
+        await sandbox.stop()
 
 
 async def test_preview_persists_nothing(api: Api) -> None:
