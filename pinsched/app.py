@@ -214,7 +214,11 @@ class Daemon:
     async def stop(self, grace_s: float | None = None) -> None:
         """Drain and stop (reverse start-up order), each step bounded by the grace period."""
         grace = self.config.shutdown_grace_s if grace_s is None else grace_s
-        log.info("pinsched_stopping", grace_s=grace)
+        # A start that failed before the store opened has nothing to drain: stay quiet, so the
+        # caller's one-line error is all the operator sees.
+        opened = getattr(self, "store", None) is not None
+        if opened:
+            log.info("pinsched_stopping", grace_s=grace)
         if self._health is not None:
             await self._health.enter_graceful_shutdown()
         self.bus.close()
@@ -236,7 +240,8 @@ class Daemon:
             await client.close()
         if (store := getattr(self, "store", None)) is not None:
             await store.close()
-        log.info("pinsched_stopped")
+        if opened:
+            log.info("pinsched_stopped")
 
 
 async def serve(config: Config) -> None:

@@ -8,7 +8,8 @@ pure functions that turn flags into request messages (`build_schedule_request`, 
 is installed here and nowhere else. The daemon, the sandbox and the demo are imported lazily when
 their command runs; the gRPC verbs go through `pinsched_client.AsyncClient`.
 
-Exit codes: 0 OK; 2 bad local input (nothing was sent) or bad configuration; otherwise the
+Exit codes: 0 OK; 2 bad local input (nothing was sent), bad configuration, or a database `serve`
+cannot use (in use by another daemon, newer schema, corrupted, read-only); otherwise the
 numeric gRPC status of the failed call (INVALID_ARGUMENT → 3, NOT_FOUND → 5, ...), with the
 status message and every `google.rpc.BadRequest` field violation on stderr; 130 on Ctrl-C.
 """
@@ -561,8 +562,13 @@ def _load(args: argparse.Namespace) -> Config:
 def _serve(args: argparse.Namespace) -> int:
     config = _load(args)
     from pinsched.app import serve
+    from pinsched.store import StoreOpenError
 
-    _run(serve(config))
+    try:
+        _run(serve(config))
+    except StoreOpenError as exc:  # locked, newer schema, corrupted, read-only, no directory
+        print(f"pinsched: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     return 0
 
 

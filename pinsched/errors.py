@@ -11,7 +11,8 @@
     │   └── IllegalTransition  the transition table forbids a move
     ├── VersionMismatch        expected_version is stale                   → ABORTED
     ├── Unimplemented          not built yet                               → UNIMPLEMENTED
-    └── ShuttingDown                                                       → UNAVAILABLE
+    ├── ShuttingDown                                                       → UNAVAILABLE
+    └── StorageUnavailable     disk full, read-only, I/O error; nothing written → UNAVAILABLE
 
 Pinterest's errors never cross the API as exceptions: they become job state and `last_error`.
 """
@@ -103,3 +104,10 @@ class ShuttingDown(PinschedError):
 
     def __init__(self) -> None:
         super().__init__("pinsched is shutting down; retry against the restarted daemon")
+
+
+class StorageUnavailable(PinschedError):
+    """The database could not be written or read (disk full, read-only, I/O error). The change
+    was not written; retry once the storage is fixed."""
+
+    reason = "STORAGE_UNAVAILABLE"

@@ -28,6 +28,7 @@ CODES: Final[tuple[tuple[type[errors.PinschedError], grpc.StatusCode], ...]] = (
     (errors.FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.Unimplemented, grpc.StatusCode.UNIMPLEMENTED),
     (errors.ShuttingDown, grpc.StatusCode.UNAVAILABLE),
+    (errors.StorageUnavailable, grpc.StatusCode.UNAVAILABLE),
 )
 
 

@@ -9,6 +9,10 @@
   transaction. After the commit, the committed events are handed to `on_events` in sequence order.
 * Reads use a second connection (WAL readers never block the writer).
 * Schema versions live in `PRAGMA user_version`; `MIGRATIONS[i]` upgrades from version i.
+* One process per file: `Store.open` takes an exclusive lock beside the database and refuses a
+  database it cannot use (newer schema, not SQLite, missing directory) before writing anything
+  (`pinsched.store.opening`). A storage failure at run time (disk full, read-only, I/O error)
+  becomes `StorageUnavailable`; the transaction it hit is rolled back whole.
 
 It does not decide anything: which transition is legal is `jobs.py`'s business.
 """
@@ -32,9 +36,18 @@ from pinsched.errors import (
     FailedPrecondition,
     JobNotFound,
     ShuttingDown,
+    StorageUnavailable,
     VersionMismatch,
 )
 from pinsched.jobs import Job, JobState, Transition
+from pinsched.store.opening import (
+    DatabaseLock,
+    GuardedReader,
+    StoreOpenError,
+    check_directory,
+    inspect,
+    storage_problem,
+)
 from pinsched.store.outbox import OutboxMixin
 from pinsched.store.rows import (
     _ACTIVE_SQL,
@@ -60,7 +73,7 @@ from pinsched.store.schema import MIGRATIONS, migrate
 
 __all__ = [
     "MIGRATIONS", "AccountOutboxRenderer", "Delivery", "Event", "JobFilter", "OutboxRenderer",
-    "OutboxRow", "StaleJob", "Store", "TokenCipher",
+    "OutboxRow", "StaleJob", "Store", "StoreOpenError", "TokenCipher",
 ]
 
 T = TypeVar("T")
@@ -74,9 +87,11 @@ class Store(OutboxMixin):
         writer: aiosqlite.Connection,
         reader: aiosqlite.Connection,
         on_events: Callable[[Sequence[Event]], None] | None,
+        lock: DatabaseLock | None = None,
     ) -> None:
         self._writer = writer
-        self._reader = reader
+        self._reader = GuardedReader(reader)
+        self._lock = lock
         self._on_events = on_events or (lambda _: None)
         self._outbox: OutboxRenderer | None = None
         self._account_outbox: AccountOutboxRenderer | None = None
@@ -95,10 +110,17 @@ class Store(OutboxMixin):
     async def open(
         cls, path: str | Path, *, on_events: Callable[[Sequence[Event]], None] | None = None
     ) -> Store:
-        """Open (creating and migrating if needed) the database at *path*."""
-        writer = await aiosqlite.connect(str(path), isolation_level=None)
+        """Open (creating and migrating if needed) the database at *path*, locked for this
+        process. Raises StoreOpenError (one line naming the file) when it cannot be used."""
+        db_path = Path(path)
+        check_directory(db_path)
+        lock = DatabaseLock(db_path)
+        lock.acquire()
+        writer: aiosqlite.Connection | None = None
         reader: aiosqlite.Connection | None = None
         try:
+            inspect(db_path, len(MIGRATIONS))  # read-only: refuse before WAL or migrations
+            writer = await aiosqlite.connect(str(path), isolation_level=None)
             await writer.execute("PRAGMA journal_mode=WAL")
             await writer.execute("PRAGMA synchronous=FULL")
             await writer.execute("PRAGMA foreign_keys=ON")
@@ -107,13 +129,18 @@ class Store(OutboxMixin):
             reader = await aiosqlite.connect(str(path), isolation_level=None)
             await reader.execute("PRAGMA busy_timeout=5000")
             await reader.execute("PRAGMA query_only=ON")
-        except BaseException:
+        except BaseException as exc:
             # A connection left open keeps its thread, and the process, alive.
             if reader is not None:
                 await reader.close()
-            await writer.close()
+            if writer is not None:
+                await writer.close()
+            lock.release()
+            problem = storage_problem(exc)
+            if problem is not None:
+                raise StoreOpenError(f"database {db_path}: {problem}") from None
             raise
-        return cls(writer, reader, on_events)
+        return cls(writer, reader, on_events, lock)
 
     def set_event_sink(self, on_events: Callable[[Sequence[Event]], None]) -> None:
         self._on_events = on_events
@@ -163,8 +190,12 @@ class Store(OutboxMixin):
         self._closing = True
         self._wake.set()
         await self._task
-        await self._reader.close()
-        await self._writer.close()
+        try:
+            await self._reader.close()
+            await self._writer.close()
+        finally:
+            if self._lock is not None:
+                self._lock.release()
 
     # ---------------------------------------------------------------- group commit
 
@@ -174,7 +205,13 @@ class Store(OutboxMixin):
         fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.append((fn, fut))
         self._wake.set()
-        return await fut
+        try:
+            return await fut
+        except sqlite3.Error as exc:
+            problem = storage_problem(exc)
+            if problem is None:
+                raise
+            raise StorageUnavailable(f"{problem}; nothing of this change was written") from exc
 
     async def _write_loop(self) -> None:
         while True:
@@ -547,6 +584,8 @@ def _run_batch(
             try:
                 value = fn(db, events)
             except Exception as exc:
+                if not db.in_transaction:
+                    raise  # SQLite rolled the whole transaction back (disk full, I/O error)
                 db.execute("ROLLBACK TO op")
                 results.append((False, exc, []))
             else:

@@ -11,9 +11,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-import aiosqlite
-
 from pinsched import codec
+from pinsched.store.opening import GuardedReader
 from pinsched.store.rows import _DELIVERY_COLUMNS, Delivery, Event, _delivery_from_row
 
 T = TypeVar("T")
@@ -22,7 +21,7 @@ T = TypeVar("T")
 class OutboxMixin:
     """Webhook-outbox queries; mixed into `Store`."""
 
-    _reader: aiosqlite.Connection
+    _reader: GuardedReader
 
     async def _write(self, fn: Callable[[sqlite3.Connection, list[Event]], T]) -> T:
         raise NotImplementedError

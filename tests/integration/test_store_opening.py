@@ -1,0 +1,201 @@
+"""Opening the database: one daemon per SQLite file, start-up refusals that touch nothing, and
+storage failures at run time answered UNAVAILABLE with nothing half-written."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import sqlite3
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import grpc
+import pytest
+
+from pinsched.accounts import Account
+from pinsched.app import Daemon
+from pinsched.errors import AccountNotFound, StorageUnavailable
+from pinsched.store import MIGRATIONS, JobFilter, Store, StoreOpenError
+from tests.conftest import Api
+from tests.e2e.procs import ROOT, start_daemon, start_sandbox
+
+NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+async def serve_exit(db: Path, timeout_s: float = 60.0) -> tuple[int, list[str]]:
+    """Run `pinsched serve --db db` to its end; its exit code and stderr lines."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "pinsched", "serve", "--listen", "127.0.0.1:0", "--db", str(db),
+        "--pinterest-api-base", "http://127.0.0.1:9", cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        _, err = await asyncio.wait_for(proc.communicate(), timeout_s)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise
+    assert proc.returncode is not None
+    return proc.returncode, err.decode().splitlines()
+
+
+async def test_a_second_store_on_the_same_file_is_refused_naming_the_holder(
+        tmp_path: Path) -> None:
+    """While one store holds a database, opening it again fails with the file and the holder's
+    pid; once closed, it opens again."""
+    db = tmp_path / "one.db"
+    first = await Store.open(db)
+    try:
+        with pytest.raises(StoreOpenError) as caught:
+            await Store.open(db)
+        message = str(caught.value)
+        assert str(db) in message
+        assert f"pid {os.getpid()}" in message
+    finally:
+        await first.close()
+    again = await Store.open(db)
+    await again.close()
+
+
+async def test_a_second_daemon_on_the_same_database_exits_2_naming_file_and_pid(
+        tmp_path: Path) -> None:
+    """`pinsched serve` on a database another daemon serves exits 2 with one line naming the
+    file and the running daemon's pid; the running daemon keeps serving."""
+    sandbox, base = await start_sandbox()
+    db = tmp_path / "shared.db"
+    first, _ = await start_daemon(db, base)
+    try:
+        code, lines = await serve_exit(db)
+        assert code == 2
+        assert len(lines) == 1, lines
+        assert str(db) in lines[0]
+        assert f"pid {first.proc.pid}" in lines[0]
+        assert first.proc.returncode is None
+    finally:
+        assert await first.terminate() == 0
+        await sandbox.terminate()
+
+
+async def test_a_newer_schema_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    """A database of a newer schema makes `serve` exit 2 with one line, and the file is
+    byte-for-byte unchanged (not switched to WAL, not migrated)."""
+    db = tmp_path / "newer.db"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE future (x INTEGER)")
+    conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 5}")
+    conn.commit()
+    conn.close()
+    before = digest(db)
+    code, lines = await serve_exit(db)
+    assert code == 2
+    assert len(lines) == 1, lines
+    assert "newer" in lines[0]
+    assert str(db) in lines[0]
+    assert digest(db) == before
+    assert not await asyncio.to_thread(Path(f"{db}-wal").exists)
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    conn.close()
+
+
+async def test_a_corrupted_file_is_refused_untouched(tmp_path: Path) -> None:
+    """A file that is not a SQLite database makes `serve` exit 2 with one line; the file is
+    unchanged."""
+    db = tmp_path / "garbage.db"
+    db.write_bytes(b"this is not a database\n" * 200)
+    before = digest(db)
+    code, lines = await serve_exit(db)
+    assert code == 2
+    assert len(lines) == 1, lines
+    assert "not a SQLite database" in lines[0]
+    assert digest(db) == before
+
+
+async def test_a_missing_directory_is_refused_without_creating_it(tmp_path: Path) -> None:
+    """A database in a directory that does not exist makes `serve` exit 2 naming the
+    directory; nothing is created."""
+    db = tmp_path / "nowhere" / "x.db"
+    code, lines = await serve_exit(db)
+    assert code == 2
+    assert len(lines) == 1, lines
+    assert "does not exist" in lines[0]
+    assert str(db.parent) in lines[0]
+    assert not db.parent.exists()
+
+
+def _read_only_dir() -> Path | None:
+    """A directory on a read-only mount of this machine, if there is one."""
+    with open("/proc/mounts") as fh:
+        for line in fh:
+            parts = line.split()
+            if len(parts) > 3 and "ro" in parts[3].split(",") and Path(parts[1]).is_dir():
+                return Path(parts[1])
+    return None
+
+
+async def test_a_read_only_mount_is_refused() -> None:
+    """A database on a read-only mount is refused at start-up with one clear line."""
+    where = _read_only_dir()
+    if where is None:
+        pytest.skip("no read-only mount on this machine")
+    with pytest.raises(StoreOpenError, match=r"read-only|not writable"):
+        await Store.open(where / "pinsched-test.db")
+
+
+async def test_disk_full_fails_the_write_whole_and_the_store_recovers(tmp_path: Path) -> None:
+    """When the disk is full a write raises StorageUnavailable naming the cause, writes nothing,
+    and the store works again once space is back."""
+    store = await Store.open(tmp_path / "full.db")
+    try:
+        writer = store._writer
+        pages = next(iter(await writer.execute_fetchall("PRAGMA page_count")))[0]
+        await writer.execute(f"PRAGMA max_page_count = {pages}")
+        big = Account(id="big", display_name="x" * 200_000, access_token="t", created_at=NOW,
+                      updated_at=NOW)
+        with pytest.raises(StorageUnavailable, match="full"):
+            await store.create_account(big)
+        assert await store.list_accounts() == []
+        await writer.execute("PRAGMA max_page_count = 1073741823")
+        await store.create_account(big)
+        assert [a.id for a in await store.list_accounts()] == ["big"]
+    finally:
+        await store.close()
+
+
+async def test_storage_failures_are_unavailable_over_grpc(api: Api) -> None:
+    """SchedulePin on a read-only database answers UNAVAILABLE (not INTERNAL) with a clear
+    message, stores nothing, and succeeds once the database is writable again."""
+    await api.create_account()
+    writer = api.daemon.store._writer
+    await writer.execute("PRAGMA query_only = ON")
+    request = api.pin_request(at=datetime.now(UTC) + timedelta(hours=1))
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await api.jobs.SchedulePin(request)
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "read-only" in (caught.value.details() or "")
+    assert await api.daemon.store.list_jobs(JobFilter()) == []
+    await writer.execute("PRAGMA query_only = OFF")
+    job = await api.jobs.SchedulePin(request)
+    assert job.id
+
+
+async def test_a_daemon_start_refused_by_the_lock_leaves_the_holder_running(
+        make_daemon: Callable[..., Daemon]) -> None:
+    """An in-process daemon on a database another daemon holds fails to start with
+    StoreOpenError and leaves no thread behind; the first one is unaffected."""
+    first = make_daemon()
+    await first.start()
+    try:
+        second = make_daemon()
+        with pytest.raises(StoreOpenError, match="in use by another pinsched"):
+            await second.start()
+        with pytest.raises(AccountNotFound):  # the first store still answers
+            await first.store.get_account("nobody")
+    finally:
+        await first.stop(grace_s=0.5)
