@@ -2,12 +2,13 @@
 
 Start: webhook endpoints checked → store → accounts → Pinterest client → webhook sender (outbox
 renderers installed, one worker per endpoint) → dispatchers → scheduler (heap rebuilt from the
-store) → gRPC server (API, health, reflection). Stop (SIGTERM/SIGINT set an event, nothing else):
+store) → retention (prunes settled jobs in small batches on the clock) → gRPC server (API,
+health, reflection). Stop (SIGTERM/SIGINT set an event, nothing else):
 health NOT_SERVING → gRPC server stops accepting, in-flight RPCs get the grace period → watch
-streams end → scheduler stops → dispatchers let in-flight Pinterest requests finish within the
-grace period (anything unfinished stays SUBMITTED and is reconciled at the next start) → webhook
-POSTs in flight get the grace period (unsent deliveries stay in the outbox) → Pinterest client →
-store (queued writes committed). SIGKILL loses nothing either: every change was
+streams end → scheduler and retention stop → dispatchers let in-flight Pinterest requests finish
+within the grace period (anything unfinished stays SUBMITTED and is reconciled at the next
+start) → webhook POSTs in flight get the grace period (unsent deliveries stay in the outbox) →
+Pinterest client → store (queued writes committed). SIGKILL loses nothing either: every change was
 committed before it was acted on.
 """
 
@@ -37,6 +38,7 @@ from pinsched.dispatcher import Dispatchers, DispatchSettings
 from pinsched.events import EventBus
 from pinsched.metrics import Metrics
 from pinsched.pinterest import PinterestClient
+from pinsched.retention import Retention
 from pinsched.retry import RetryPolicy
 from pinsched.scheduler import Scheduler
 from pinsched.service import AccountAdmin, PinService
@@ -110,6 +112,7 @@ class Daemon:
         self.service: PinService
         self.client: PinterestClient
         self.webhooks: WebhookSender | None = None
+        self.retention: Retention
 
     async def start(self) -> None:
         """Start every part; if any step fails, stop what was started and re-raise (a failed
@@ -160,6 +163,9 @@ class Daemon:
         admin = AccountAdmin(self.store, self.clock, self.accounts, self.scheduler, self.service)
         recovered = await self.scheduler.recover()
         self._tasks.append(asyncio.create_task(self.scheduler.run(self._stop), name="scheduler"))
+        self.retention = Retention(self.store, self.clock, days=cfg.retention_days,
+                                   activity=self.activity)
+        self._tasks.append(asyncio.create_task(self.retention.run(self._stop), name="retention"))
 
         interceptors: list[Any] = [self.metrics.interceptor()]
         interceptors += [_TokenAuth(cfg.api_token)] if cfg.api_token else []

@@ -90,6 +90,7 @@ class Config:
     shutdown_grace_s: float = 10.0
     app_writes_per_minute: int = 0
     allow_insecure_listen: bool = False
+    retention_days: int = 30
 
     def redacted(self) -> dict[str, Any]:
         """Return every field as JSON-ready data, secrets replaced by `"***"` (unset stays None)."""
@@ -245,6 +246,10 @@ _FIELDS: Final[Mapping[str, _Field]] = {
     "app_writes_per_minute": _Field(_int_at_least(0)),
     "allow_insecure_listen": _Field(
         _bool, "--allow-insecure-listen", "allow a non-loopback --listen without token or mTLS"
+    ),
+    "retention_days": _Field(
+        _int_at_least(0), "--retention-days",
+        "days settled jobs, their events and finished webhooks are kept (0: forever)"
     ),
 }
 

@@ -49,6 +49,7 @@ from pinsched.store.opening import (
     storage_problem,
 )
 from pinsched.store.outbox import OutboxMixin
+from pinsched.store.retention import Pruned, RetentionMixin
 from pinsched.store.rows import (
     _ACTIVE_SQL,
     _JOB_COLUMNS,
@@ -73,13 +74,13 @@ from pinsched.store.schema import MIGRATIONS, migrate
 
 __all__ = [
     "MIGRATIONS", "AccountOutboxRenderer", "Delivery", "Event", "JobFilter", "OutboxRenderer",
-    "OutboxRow", "StaleJob", "Store", "StoreOpenError", "TokenCipher",
+    "OutboxRow", "Pruned", "StaleJob", "Store", "StoreOpenError", "TokenCipher",
 ]
 
 T = TypeVar("T")
 
 
-class Store(OutboxMixin):
+class Store(OutboxMixin, RetentionMixin):
     """Async facade over one SQLite file."""
 
     def __init__(
@@ -307,7 +308,8 @@ class Store(OutboxMixin):
         return await self._write(op)
 
     async def delete_account(self, account_id: str) -> None:
-        """Delete an account with no active jobs (its settled jobs and their events go too)."""
+        """Delete an account with no active jobs (its settled jobs and their events go too, so
+        an account created later with the same id sees none of them)."""
 
         def op(db: sqlite3.Connection, _: list[Event]) -> None:
             if db.execute("SELECT 1 FROM accounts WHERE id=?", (account_id,)).fetchone() is None:
@@ -321,6 +323,8 @@ class Store(OutboxMixin):
                     f"account {account_id!r} has {active} active jobs; cancel them or delete "
                     "with force"
                 )
+            db.execute("DELETE FROM events WHERE job_id IN (SELECT id FROM jobs WHERE "
+                       "account_id=?)", (account_id,))
             db.execute("DELETE FROM jobs WHERE account_id=?", (account_id,))
             db.execute("DELETE FROM accounts WHERE id=?", (account_id,))
 
@@ -523,9 +527,8 @@ class Store(OutboxMixin):
         return [_job_from_row(tuple(r)) for r in rows]
 
     async def count_by_state(self) -> dict[JobState, int]:
-        rows = await self._reader.execute_fetchall(
-            "SELECT state, count(*) FROM jobs GROUP BY state"
-        )
+        """Jobs by state, from the counts the writing transactions keep (no table scan)."""
+        rows = await self._reader.execute_fetchall("SELECT state, n FROM job_counts WHERE n > 0")
         return {JobState(r[0]): int(r[1]) for r in rows}
 
     async def owned_pin_ids(self, pin_ids: Iterable[str]) -> set[str]:
@@ -539,7 +542,10 @@ class Store(OutboxMixin):
         return {str(r[0]) for r in rows}
 
     async def last_sequence(self) -> int:
-        rows = list(await self._reader.execute_fetchall("SELECT max(seq) FROM events"))
+        """The highest sequence ever given (pruned events included: it never goes back)."""
+        rows = list(await self._reader.execute_fetchall(
+            "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0), "
+            "coalesce((SELECT max(seq) FROM events), 0))"))
         return int(rows[0][0] or 0)
 
     async def events_after(

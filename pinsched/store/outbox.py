@@ -108,8 +108,9 @@ class OutboxMixin:
         return [_delivery_from_row(tuple(r)) for r in rows]
 
     async def webhook_depth(self) -> dict[tuple[str, str], int]:
-        """Count of deliveries by (endpoint, state)."""
+        """Count of deliveries by (endpoint, state), from the counts the writing transactions
+        keep (no table scan)."""
         rows = await self._reader.execute_fetchall(
-            "SELECT endpoint, state, count(*) FROM webhook_deliveries GROUP BY endpoint, state")
+            "SELECT endpoint, state, n FROM webhook_counts WHERE n > 0")
         return {(str(r[0]), str(r[1])): int(r[2]) for r in rows}
 

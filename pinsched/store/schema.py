@@ -100,6 +100,56 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     """
     CREATE INDEX jobs_account_planned ON jobs(account_id, planned_at);
     """,
+    # 4 → 5: retention and scrape-time counts. Settled jobs and finished webhook deliveries are
+    # found by age (pruning); jobs by state and deliveries by (endpoint, state) are counted by
+    # triggers in the writing transaction, so a metrics scrape never counts whole tables.
+    # Events of jobs deleted with their account before DeleteAccount removed them go now.
+    """
+    CREATE INDEX jobs_settled ON jobs(updated_at)
+        WHERE state IN ('CANCELLED', 'DELIVERED', 'PERMANENTLY_FAILED');
+    CREATE INDEX webhook_done ON webhook_deliveries(updated_at)
+        WHERE state IN ('DEAD', 'DELIVERED');
+    DELETE FROM events WHERE job_id NOT IN (SELECT id FROM jobs);
+    CREATE TABLE job_counts (
+        state TEXT PRIMARY KEY,
+        n INTEGER NOT NULL
+    ) STRICT, WITHOUT ROWID;
+    INSERT INTO job_counts (state, n) SELECT state, count(*) FROM jobs GROUP BY state;
+    CREATE TRIGGER job_counts_insert AFTER INSERT ON jobs BEGIN
+        INSERT INTO job_counts (state, n) VALUES (new.state, 1)
+            ON CONFLICT (state) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER job_counts_delete AFTER DELETE ON jobs BEGIN
+        UPDATE job_counts SET n = n - 1 WHERE state = old.state;
+    END;
+    CREATE TRIGGER job_counts_update AFTER UPDATE OF state ON jobs
+        WHEN old.state IS NOT new.state BEGIN
+        UPDATE job_counts SET n = n - 1 WHERE state = old.state;
+        INSERT INTO job_counts (state, n) VALUES (new.state, 1)
+            ON CONFLICT (state) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TABLE webhook_counts (
+        endpoint TEXT NOT NULL,
+        state TEXT NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (endpoint, state)
+    ) STRICT, WITHOUT ROWID;
+    INSERT INTO webhook_counts (endpoint, state, n)
+        SELECT endpoint, state, count(*) FROM webhook_deliveries GROUP BY endpoint, state;
+    CREATE TRIGGER webhook_counts_insert AFTER INSERT ON webhook_deliveries BEGIN
+        INSERT INTO webhook_counts (endpoint, state, n) VALUES (new.endpoint, new.state, 1)
+            ON CONFLICT (endpoint, state) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER webhook_counts_delete AFTER DELETE ON webhook_deliveries BEGIN
+        UPDATE webhook_counts SET n = n - 1 WHERE endpoint = old.endpoint AND state = old.state;
+    END;
+    CREATE TRIGGER webhook_counts_update AFTER UPDATE OF state ON webhook_deliveries
+        WHEN old.state IS NOT new.state BEGIN
+        UPDATE webhook_counts SET n = n - 1 WHERE endpoint = old.endpoint AND state = old.state;
+        INSERT INTO webhook_counts (endpoint, state, n) VALUES (new.endpoint, new.state, 1)
+            ON CONFLICT (endpoint, state) DO UPDATE SET n = n + 1;
+    END;
+    """,
 )
 
 

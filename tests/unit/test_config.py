@@ -291,3 +291,37 @@ def test_secret_values_never_appear_in_errors(tmp_path: Path) -> None:
 def test_config_error_is_a_value_error() -> None:
     """ConfigError subclasses ValueError so generic callers can catch it."""
     assert issubclass(ConfigError, ValueError)
+
+
+def test_retention_days_from_every_layer(tmp_path: Path) -> None:
+    """`retention_days` defaults to 30, comes from TOML, PINSCHED_RETENTION_DAYS or
+    --retention-days, 0 keeps everything, and `config check` (redacted) shows it."""
+    assert Config().retention_days == 30
+    assert load_config(None, {}, _toml(tmp_path, "retention_days = 7\n")).retention_days == 7
+    assert load_config(None, {"PINSCHED_RETENTION_DAYS": "0"}, None).retention_days == 0
+    cfg = load_config(_flags("--retention-days", "90"), {"PINSCHED_RETENTION_DAYS": "5"}, None)
+    assert cfg.retention_days == 90
+    assert json.loads(json.dumps(cfg.redacted()))["retention_days"] == 90
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ({"env": "-1"}, r"^PINSCHED_RETENTION_DAYS: expected an integer >= 0, got '-1'"),
+        ({"env": "1.5"}, r"^PINSCHED_RETENTION_DAYS: expected an integer, got '1.5'"),
+        ({"env": "month"}, r"^PINSCHED_RETENTION_DAYS: expected an integer, got 'month'"),
+        ({"flag": "-3"}, r"^--retention-days: expected an integer >= 0, got '-3'"),
+        ({"flag": "ten"}, r"^--retention-days: expected an integer, got 'ten'"),
+        ({"toml": "retention_days = -2"}, r"pinsched\.toml: retention_days: expected an integer"),
+        ({"toml": "retention_days = 2.5"}, r"pinsched\.toml: retention_days: expected an integer"),
+        ({"toml": "retention_days = true"}, r"pinsched\.toml: retention_days: expected an"),
+    ],
+)
+def test_bad_retention_days_names_its_source(tmp_path: Path, source: dict[str, str],
+                                             message: str) -> None:
+    """A negative or non-integer retention is refused with ConfigError naming its source."""
+    env = {"PINSCHED_RETENTION_DAYS": source["env"]} if "env" in source else {}
+    args = _flags("--retention-days", source["flag"]) if "flag" in source else None
+    path = _toml(tmp_path, source["toml"] + "\n") if "toml" in source else None
+    with pytest.raises(ConfigError, match=message):
+        load_config(args, env, path)

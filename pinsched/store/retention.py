@@ -1,0 +1,69 @@
+"""Retention in the store: pruning settled jobs, their events and finished webhook deliveries,
+in small batches, on the writer's group-commit path.
+
+A job is pruned once it has been DELIVERED, PERMANENTLY_FAILED or CANCELLED for longer than the
+retention (by `updated_at`) and has no remote update pending; its events go in the same
+transaction. A webhook delivery is pruned once it has been DELIVERED or DEAD for that long.
+Each call deletes at most `limit` jobs and `limit` deliveries, so it is one small operation among
+the writes of its batch and never holds the writer for long. FAILED jobs wait for the user and
+are kept. Deciding *when* to prune is `pinsched.retention`'s business.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TypeVar
+
+from pinsched import codec
+from pinsched.store.rows import Event
+
+T = TypeVar("T")
+
+# Written exactly as the partial indexes `jobs_settled` and `webhook_done` say, so SQLite uses them.
+_SETTLED_SQL = "state IN ('CANCELLED', 'DELIVERED', 'PERMANENTLY_FAILED')"
+_DONE_SQL = "state IN ('DEAD', 'DELIVERED')"
+
+
+@dataclass(frozen=True, slots=True)
+class Pruned:
+    """What one pruning batch deleted."""
+
+    jobs: int = 0
+    events: int = 0
+    deliveries: int = 0
+
+    def __add__(self, other: Pruned) -> Pruned:
+        return Pruned(self.jobs + other.jobs, self.events + other.events,
+                      self.deliveries + other.deliveries)
+
+
+class RetentionMixin:
+    """Pruning queries; mixed into `Store`."""
+
+    async def _write(self, fn: Callable[[sqlite3.Connection, list[Event]], T]) -> T:
+        raise NotImplementedError
+
+    async def prune(self, before: datetime, *, limit: int = 200) -> Pruned:
+        """Delete up to *limit* settled jobs (with their events) and up to *limit* finished
+        webhook deliveries last changed before *before*."""
+        cutoff = codec.to_us(before)
+
+        def op(db: sqlite3.Connection, _: list[Event]) -> Pruned:
+            ids = [r[0] for r in db.execute(
+                f"SELECT id FROM jobs WHERE {_SETTLED_SQL} AND updated_at < ? "
+                "AND remote_pending = 0 ORDER BY updated_at LIMIT ?", (cutoff, limit))]
+            events = 0
+            if ids:
+                marks = ",".join("?" * len(ids))
+                events = db.execute(f"DELETE FROM events WHERE job_id IN ({marks})", ids).rowcount
+                db.execute(f"DELETE FROM jobs WHERE id IN ({marks})", ids)
+            deliveries = db.execute(
+                "DELETE FROM webhook_deliveries WHERE id IN (SELECT id FROM webhook_deliveries "
+                f"WHERE {_DONE_SQL} AND updated_at < ? ORDER BY updated_at LIMIT ?)",
+                (cutoff, limit)).rowcount
+            return Pruned(len(ids), int(events), int(deliveries))
+
+        return await self._write(op)
