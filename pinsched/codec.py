@@ -50,8 +50,9 @@ def media_to_dict(media: MediaSource) -> dict[str, Any]:
     match media:
         case ImageUrl(url=url):
             return {"image_url": {"url": url}}
-        case ImageBase64(content_type=ct, data=data):
-            return {"image_base64": {"content_type": ct, "data": base64.b64encode(data).decode()}}
+        case ImageBase64(content_type=ct, sha256=digest, size=size):
+            # The bytes live in the store's media table, once per content hash.
+            return {"image_base64": {"content_type": ct, "sha256": digest, "size": size}}
         case Carousel(items=items, index=index):
             return {
                 "multiple_image_urls": {
@@ -74,7 +75,11 @@ def media_from_dict(data: dict[str, Any]) -> MediaSource:
     if kind == "image_url":
         return ImageUrl(url=body["url"])
     if kind == "image_base64":
-        return ImageBase64(content_type=body["content_type"], data=base64.b64decode(body["data"]))
+        if "data" in body:  # written before images were stored apart: bytes inline
+            return ImageBase64(content_type=body["content_type"],
+                               data=base64.b64decode(body["data"]))
+        return ImageBase64(content_type=body["content_type"], sha256=body["sha256"],
+                           size=int(body["size"]))
     if kind == "multiple_image_urls":
         return Carousel(items=tuple(CarouselItem(**i) for i in body["items"]), index=body["index"])
     if kind == "video_id":

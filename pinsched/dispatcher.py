@@ -274,6 +274,7 @@ class AccountDispatcher:
                 return
         if pool.stopping.is_set():
             return  # no new request leaves after stop(); still QUEUED
+        pin = await pool.store.load_pin(job.pin)  # inline image bytes, read only to send
         now = pool.clock.now()
         # Dispatch lateness is measured on the first send of a round (not on a retry, nor on
         # the send after a 429, which does not count as an attempt).
@@ -299,7 +300,7 @@ class AccountDispatcher:
         pool.idle.clear()
         try:
             started = pool.clock.monotonic()
-            outcome = await pool.client.create_pin(account.access_token, job.pin)
+            outcome = await pool.client.create_pin(account.access_token, pin)
             log.info("pin_submitted", job_id=job.id, account_id=job.account_id,
                      attempt=submitted.attempts, outcome=type(outcome).__name__,
                      latency_ms=round((pool.clock.monotonic() - started) * 1000, 1),

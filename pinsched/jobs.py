@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -99,8 +100,30 @@ class ImageUrl:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ImageBase64:
+    """An inline image. Given its bytes, it names itself by `sha256` and `size`; read back from
+    the store it is that reference alone (`data` empty) until the bytes are asked for. Two
+    images are equal when their references are, with or without the bytes."""
+
     content_type: str
-    data: bytes
+    data: bytes = field(default=b"", compare=False, repr=False)
+    sha256: str = ""
+    size: int = 0
+
+    def __post_init__(self) -> None:
+        if self.data and not self.sha256:
+            object.__setattr__(self, "sha256", hashlib.sha256(self.data).hexdigest())
+            object.__setattr__(self, "size", len(self.data))
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the bytes are here (not only the reference)."""
+        return bool(self.data) or not self.size
+
+    def reference(self) -> ImageBase64:
+        """This image without its bytes."""
+        if not self.data:
+            return self
+        return ImageBase64(content_type=self.content_type, sha256=self.sha256, size=self.size)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -139,6 +162,13 @@ class PinSpec:
     link: str = ""
     alt_text: str = ""
     dominant_color: str = ""
+
+
+def pin_reference(pin: PinSpec) -> PinSpec:
+    """*pin* with an inline image reduced to its reference (the bytes stay in the store)."""
+    if isinstance(pin.media, ImageBase64) and pin.media.data:
+        return dataclasses.replace(pin, media=pin.media.reference())
+    return pin
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -290,3 +320,9 @@ class ScheduleSpec:
     @property
     def window_end(self) -> datetime:
         return self.scheduled_at + self.window
+
+
+def job_reference(job: Job) -> Job:
+    """*job* without inline image bytes (what events, caches and lists carry)."""
+    pin = pin_reference(job.pin)
+    return job if pin is job.pin else dataclasses.replace(job, pin=pin)

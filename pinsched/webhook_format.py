@@ -8,7 +8,8 @@ event and is the same for every endpoint and every attempt:
 
     {"type": "job.delivered", "id": "msg_42_01JH...", "timestamp": "<event time, ISO UTC>",
      "data": {"sequence": 42, "job_id", "account_id", "from_state", "to_state", "time", "reason",
-              "job": <the Job in proto JSON with proto field names>}}
+              "job": <the Job in proto JSON with proto field names; an inline image as its
+                      reference: content_type, sha256, size_bytes>}}
 
 Signing (https://www.standardwebhooks.com): headers `webhook-id` (the message id),
 `webhook-timestamp` (unix seconds of the attempt) and `webhook-signature`, one
@@ -217,11 +218,12 @@ def job_event_message(event: Event) -> tuple[str, str, str]:
     message_id = f"msg_{event.sequence}_{event.job_id.lower()}"
     job: dict[str, Any] | None = None
     if event.job is not None:
-        proto = cv.job_to_proto(event.job)
-        # Inline image bytes stay out of webhooks (they can be megabytes); GetJob has them.
-        if proto.pin.media_source.HasField("image_base64"):
-            proto.pin.media_source.image_base64.ClearField("data")
-        job = _proto_json(proto)
+        # Inline image bytes stay out of webhooks (they can be megabytes): the image is named by
+        # its sha256, size_bytes and content_type; GetJob with view JOB_VIEW_FULL has the bytes.
+        job = _proto_json(cv.job_to_proto(event.job))
+        image = job["pin"].get("media_source", {}).get("image_base64")
+        if image is not None:
+            image.pop("data", None)
         job.pop("history", None)  # always empty here; GetJob has it
     data = {
         "sequence": event.sequence,

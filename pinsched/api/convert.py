@@ -135,7 +135,9 @@ def account_state_to_proto(state: AccountState) -> account_pb2.Account.State.Val
 # --- pins and local times ----------------------------------------------------------------------
 
 
-def pin_to_proto(pin: PinSpec) -> job_pb2.Pin:
+def pin_to_proto(pin: PinSpec, *, with_media: bool = False) -> job_pb2.Pin:
+    """*pin* on the wire: an inline image as its reference (`sha256`, `size_bytes`), and its
+    bytes too only *with_media* (and only if they were loaded)."""
     msg = job_pb2.Pin(
         board_id=pin.board_id,
         board_section_id=pin.board_section_id,
@@ -154,7 +156,10 @@ def pin_to_proto(pin: PinSpec) -> job_pb2.Pin:
     elif isinstance(media, ImageBase64):
         source.image_base64.SetInParent()
         source.image_base64.content_type = media.content_type
-        source.image_base64.data = media.data
+        source.image_base64.sha256 = media.sha256
+        source.image_base64.size_bytes = media.size
+        if with_media:
+            source.image_base64.data = media.data
     elif isinstance(media, Carousel):
         source.multiple_image_urls.SetInParent()
         source.multiple_image_urls.index = media.index
@@ -296,12 +301,14 @@ def remote_update_to_proto(update: RemoteUpdate) -> job_pb2.RemoteUpdate:
     return msg
 
 
-def job_to_proto(job: Job, *, with_history: bool = False) -> job_pb2.Job:
-    """*job* on the wire; `history` only when *with_history* (GetJob), as the API promises."""
+def job_to_proto(job: Job, *, with_history: bool = False,
+                 with_media: bool = False) -> job_pb2.Job:
+    """*job* on the wire; `history` only when *with_history* (GetJob), as the API promises;
+    inline image bytes only *with_media* (GetJob's full view)."""
     msg = job_pb2.Job(
         id=job.id,
         account_id=job.account_id,
-        pin=pin_to_proto(job.pin),
+        pin=pin_to_proto(job.pin, with_media=with_media),
         state=state_to_proto(job.state),
         scheduled_at=timestamp_to_proto(job.scheduled_at),
         delivery_window=duration_to_proto(job.window),

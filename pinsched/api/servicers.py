@@ -18,7 +18,7 @@ from pinsched.api import validation as va
 from pinsched.api.status import streaming, unary
 from pinsched.clock import Clock
 from pinsched.events import EventBus, WatchFilter, watch
-from pinsched.jobs import Job, ScheduleSpec
+from pinsched.jobs import ImageBase64, Job, PinSpec, ScheduleSpec
 from pinsched.service import AccountAdmin, PinService
 from pinsched.store import Event, JobFilter, Store
 from pinsched.v1 import (
@@ -30,6 +30,8 @@ from pinsched.v1 import (
 )
 
 MAX_BATCH = 1000
+VIEWS = frozenset({scheduler_pb2.JOB_VIEW_UNSPECIFIED, scheduler_pb2.JOB_VIEW_BASIC,
+                   scheduler_pb2.JOB_VIEW_FULL})
 EVENT_CACHE = 4096  # recent events' wire form, shared by watchers
 JOB_PATHS = frozenset({"pin", "pin.title", "pin.description", "pin.link", "pin.alt_text",
                        "pin.dominant_color", "pin.board_id", "pin.board_section_id",
@@ -64,6 +66,17 @@ def _untoken(token: str, kind: str, scope: str) -> str:
         raise errors.InvalidArgument.one(
             "page_token", "the page token belongs to another list or other filters")
     return last
+
+
+def _keep_current_image(pin: job_pb2.Pin, current: PinSpec) -> None:
+    """A pin given back as the API shows it (inline image named by `sha256`, no bytes) keeps
+    the job's current image. Only the job's own image can be named so, never another one."""
+    source = pin.media_source
+    if not (pin.HasField("media_source") and source.HasField("image_base64")):
+        return
+    image, media = source.image_base64, current.media
+    if not image.data and isinstance(media, ImageBase64) and image.sha256 == media.sha256:
+        image.data = media.data
 
 
 class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
@@ -106,7 +119,14 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
     async def GetJob(self, request: scheduler_pb2.GetJobRequest, context: Ctx) -> job_pb2.Job:
         if not request.job_id:
             raise errors.InvalidArgument.one("job_id", "required")
-        return cv.job_to_proto(await self.service.get(request.job_id), with_history=True)
+        if request.view not in VIEWS:
+            raise errors.InvalidArgument.one(
+                "view", f"unknown view {request.view}; use JOB_VIEW_BASIC or JOB_VIEW_FULL")
+        job = await self.service.get(request.job_id)
+        full = request.view == scheduler_pb2.JOB_VIEW_FULL
+        if full:
+            job = await self.store.load_job(job)
+        return cv.job_to_proto(job, with_history=True, with_media=full)
 
     @unary
     async def ListJobs(self, request: scheduler_pb2.ListJobsRequest,
@@ -169,7 +189,8 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
     async def _update_once(self, request: scheduler_pb2.UpdateJobRequest, paths: list[str],
                            current: Job) -> Job:
         req = request.job
-        pin = cv.pin_to_proto(current.pin)
+        current_pin = await self.store.load_pin(current.pin)
+        pin = cv.pin_to_proto(current_pin, with_media=True)
         for p in paths:
             if p == "pin":
                 pin.CopyFrom(req.pin)
@@ -179,6 +200,7 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
                     pin.media_source.CopyFrom(req.pin.media_source)
                 else:
                     setattr(pin, name, getattr(req.pin, name))
+        _keep_current_image(pin, current_pin)
         timing_spec = None
         if {"scheduled_at", "local_time", "delivery_window"} & set(paths):
             merged = scheduler_pb2.SchedulePinRequest(

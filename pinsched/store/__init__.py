@@ -39,7 +39,8 @@ from pinsched.errors import (
     StorageUnavailable,
     VersionMismatch,
 )
-from pinsched.jobs import Job, JobState, Transition
+from pinsched.jobs import Job, JobState, Transition, job_reference
+from pinsched.store.media import MediaMixin
 from pinsched.store.opening import (
     DatabaseLock,
     GuardedReader,
@@ -68,6 +69,7 @@ from pinsched.store.rows import (
     _fields,
     _job_from_row,
     _job_row,
+    _store_media,
     _transition_from_row,
 )
 from pinsched.store.schema import MIGRATIONS, migrate
@@ -80,7 +82,7 @@ __all__ = [
 T = TypeVar("T")
 
 
-class Store(OutboxMixin, RetentionMixin):
+class Store(OutboxMixin, RetentionMixin, MediaMixin):
     """Async facade over one SQLite file."""
 
     def __init__(
@@ -371,12 +373,13 @@ class Store(OutboxMixin, RetentionMixin):
                             )
                         out.append((existing, False))
                         continue
+                _store_media(db, job.pin)
                 db.execute(
                     f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES ({','.join('?' * 24)})",
                     _job_row(job),
                 )
                 events.append(self._append_event(db, job, entry))
-                out.append((job, True))
+                out.append((job_reference(job), True))
             return out
 
         return await self._write(op)
@@ -401,7 +404,7 @@ class Store(OutboxMixin, RetentionMixin):
                 _cas(db, old, new)
                 event = self._append_event(db, new, entry)
                 events.append(event)
-                out.append((new, event.sequence))
+                out.append((job_reference(new), event.sequence))
             return out
 
         return await self._write(op)
@@ -423,7 +426,7 @@ class Store(OutboxMixin, RetentionMixin):
                     out.append(None)
                 else:
                     events.append(event)
-                    out.append((new, event.sequence))
+                    out.append((job_reference(new), event.sequence))
                 db.execute("RELEASE one")
             return out
 

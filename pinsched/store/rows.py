@@ -12,7 +12,17 @@ from typing import Any, Final, Protocol
 
 from pinsched import codec
 from pinsched.accounts import Account, Pacing
-from pinsched.jobs import ACTIVE_STATES, Job, JobError, JobState, RemoteUpdate, Transition
+from pinsched.jobs import (
+    ACTIVE_STATES,
+    ImageBase64,
+    Job,
+    JobError,
+    JobState,
+    PinSpec,
+    RemoteUpdate,
+    Transition,
+    job_reference,
+)
 
 _JOB_COLUMNS: Final = (
     "id, account_id, state, board_id, pin, scheduled_at, window_us, planned_at, local_time, "
@@ -108,7 +118,16 @@ def _delivery_from_row(r: tuple[Any, ...]) -> Delivery:
 
 
 
+def _store_media(db: sqlite3.Connection, pin: PinSpec) -> None:
+    """Keep an inline image's bytes in the media table (once per content hash)."""
+    media = pin.media
+    if isinstance(media, ImageBase64) and media.data:
+        db.execute("INSERT OR IGNORE INTO media (sha256, size, data) VALUES (?,?,?)",
+                   (media.sha256, media.size, media.data))
+
+
 def _cas(db: sqlite3.Connection, old: Job, new: Job) -> None:
+    _store_media(db, new.pin)
     row = _job_row(new)
     cur = db.execute(
         "UPDATE jobs SET state=?, board_id=?, pin=?, scheduled_at=?, window_us=?, planned_at=?, "
@@ -133,7 +152,7 @@ def _append_event(db: sqlite3.Connection, job: Job, entry: Transition) -> Event:
         ),
     )
     seq = int(cur.lastrowid or 0)
-    return Event(seq, job.id, job.account_id, _with_seq(entry, seq), job)
+    return Event(seq, job.id, job.account_id, _with_seq(entry, seq), job_reference(job))
 
 
 def _with_seq(entry: Transition, seq: int) -> Transition:

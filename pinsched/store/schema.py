@@ -150,6 +150,29 @@ MIGRATIONS: Final[tuple[str, ...]] = (
             ON CONFLICT (endpoint, state) DO UPDATE SET n = n + 1;
     END;
     """,
+    # 5 → 6: inline images stored once, by content hash, apart from the jobs that use them. The
+    # job's pin JSON names its image (`sha256`); the generated column indexes that name, and
+    # the triggers drop an image when the last job using it is deleted or changes its image.
+    """
+    CREATE TABLE media (
+        sha256 TEXT PRIMARY KEY,
+        size INTEGER NOT NULL,
+        data BLOB NOT NULL
+    ) STRICT;
+    ALTER TABLE jobs ADD COLUMN media_sha256 TEXT
+        GENERATED ALWAYS AS (json_extract(pin, '$.media.image_base64.sha256')) VIRTUAL;
+    CREATE INDEX jobs_media ON jobs(media_sha256) WHERE media_sha256 IS NOT NULL;
+    CREATE TRIGGER media_release_delete AFTER DELETE ON jobs
+        WHEN old.media_sha256 IS NOT NULL BEGIN
+        DELETE FROM media WHERE sha256 = old.media_sha256
+            AND NOT EXISTS (SELECT 1 FROM jobs WHERE media_sha256 = old.media_sha256);
+    END;
+    CREATE TRIGGER media_release_update AFTER UPDATE OF pin ON jobs
+        WHEN old.media_sha256 IS NOT NULL AND old.media_sha256 IS NOT new.media_sha256 BEGIN
+        DELETE FROM media WHERE sha256 = old.media_sha256
+            AND NOT EXISTS (SELECT 1 FROM jobs WHERE media_sha256 = old.media_sha256);
+    END;
+    """,
 )
 
 

@@ -144,25 +144,38 @@ Global___ImageUrl: _TypeAlias = ImageUrl  # noqa: Y015
 
 @_typing.final
 class ImageBase64(_message.Message):
-    """An image sent inline."""
+    """An image sent inline. pinsched stores its bytes once (by content hash) and answers with a
+    reference: `data` is returned only by GetJob with `view: JOB_VIEW_FULL`; every other answer,
+    event and webhook carries `sha256`, `size_bytes` and `content_type` instead.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     CONTENT_TYPE_FIELD_NUMBER: _builtins.int
     DATA_FIELD_NUMBER: _builtins.int
+    SHA256_FIELD_NUMBER: _builtins.int
+    SIZE_BYTES_FIELD_NUMBER: _builtins.int
     content_type: _builtins.str
     """Required. `image/jpeg` or `image/png`."""
     data: _builtins.bytes
-    """Required. The image bytes (base64 in JSON)."""
+    """Required on input. The image bytes (base64 in JSON). In UpdateJob it may be left empty when
+    `sha256` names the job's current image (the image is kept).
+    """
+    sha256: _builtins.str
+    """Output only (or, in UpdateJob, the current image kept). Lowercase hex SHA-256 of the bytes."""
+    size_bytes: _builtins.int
+    """Output only. Size of the image in bytes."""
     def __init__(
         self,
         *,
         content_type: _builtins.str = ...,
         data: _builtins.bytes = ...,
+        sha256: _builtins.str = ...,
+        size_bytes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["content_type", b"content_type", "data", b"data"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content_type", b"content_type", "data", b"data", "sha256", b"sha256", "size_bytes", b"size_bytes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -76,6 +76,34 @@ AMBIGUOUS_TIME_POLICY_LATER: AmbiguousTimePolicy.ValueType  # 3
 """The second occurrence."""
 Global___AmbiguousTimePolicy: _TypeAlias = AmbiguousTimePolicy  # noqa: Y015
 
+class _JobView:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _JobViewEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_JobView.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    JOB_VIEW_UNSPECIFIED: _JobView.ValueType  # 0
+    """The default: JOB_VIEW_BASIC."""
+    JOB_VIEW_BASIC: _JobView.ValueType  # 1
+    """Everything but inline image bytes: an inline image is named by its `sha256` and
+    `size_bytes`.
+    """
+    JOB_VIEW_FULL: _JobView.ValueType  # 2
+    """Everything, inline image bytes included (`pin.media_source.image_base64.data`)."""
+
+class JobView(_JobView, metaclass=_JobViewEnumTypeWrapper):
+    """How much of a job GetJob returns (AIP-157)."""
+
+JOB_VIEW_UNSPECIFIED: JobView.ValueType  # 0
+"""The default: JOB_VIEW_BASIC."""
+JOB_VIEW_BASIC: JobView.ValueType  # 1
+"""Everything but inline image bytes: an inline image is named by its `sha256` and
+`size_bytes`.
+"""
+JOB_VIEW_FULL: JobView.ValueType  # 2
+"""Everything, inline image bytes included (`pin.media_source.image_base64.data`)."""
+Global___JobView: _TypeAlias = JobView  # noqa: Y015
+
 @_typing.final
 class SchedulePinRequest(_message.Message):
     """Request of SchedulePin."""
@@ -193,16 +221,20 @@ class GetJobRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     JOB_ID_FIELD_NUMBER: _builtins.int
+    VIEW_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     """Required. The job id."""
+    view: Global___JobView.ValueType
+    """How much of the job to return; unspecified is JOB_VIEW_BASIC."""
     def __init__(
         self,
         *,
         job_id: _builtins.str = ...,
+        view: Global___JobView.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id", "view", b"view"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

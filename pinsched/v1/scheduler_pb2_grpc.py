@@ -121,7 +121,8 @@ class PinSchedulerServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetJob(self, request, context):
-        """Returns one job with its full transition history. Errors: NOT_FOUND.
+        """Returns one job with its full transition history; inline image bytes only with
+        `view: JOB_VIEW_FULL`. Errors: NOT_FOUND; INVALID_ARGUMENT for an unknown view.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

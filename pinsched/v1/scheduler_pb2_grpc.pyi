@@ -54,7 +54,9 @@ class PinSchedulerStub:
     `requests[3].pin.title`. Errors: as SchedulePin; INVALID_ARGUMENT for more than 1,000 items.
     """
     GetJob: _grpc.UnaryUnaryMultiCallable[_scheduler_pb2.GetJobRequest, _job_pb2.Job]
-    """Returns one job with its full transition history. Errors: NOT_FOUND."""
+    """Returns one job with its full transition history; inline image bytes only with
+    `view: JOB_VIEW_FULL`. Errors: NOT_FOUND; INVALID_ARGUMENT for an unknown view.
+    """
     ListJobs: _grpc.UnaryUnaryMultiCallable[_scheduler_pb2.ListJobsRequest, _scheduler_pb2.ListJobsResponse]
     """Lists jobs, newest first, filtered by account, states, board and time range.
     Errors: INVALID_ARGUMENT (bad page size, page token or range).
@@ -113,7 +115,9 @@ class PinSchedulerAsyncStub(PinSchedulerStub):
     `requests[3].pin.title`. Errors: as SchedulePin; INVALID_ARGUMENT for more than 1,000 items.
     """
     GetJob: _aio.UnaryUnaryMultiCallable[_scheduler_pb2.GetJobRequest, _job_pb2.Job]  # type: ignore[assignment]
-    """Returns one job with its full transition history. Errors: NOT_FOUND."""
+    """Returns one job with its full transition history; inline image bytes only with
+    `view: JOB_VIEW_FULL`. Errors: NOT_FOUND; INVALID_ARGUMENT for an unknown view.
+    """
     ListJobs: _aio.UnaryUnaryMultiCallable[_scheduler_pb2.ListJobsRequest, _scheduler_pb2.ListJobsResponse]  # type: ignore[assignment]
     """Lists jobs, newest first, filtered by account, states, board and time range.
     Errors: INVALID_ARGUMENT (bad page size, page token or range).
@@ -187,7 +191,9 @@ class PinSchedulerServicer(metaclass=_abc_1.ABCMeta):
         request: _scheduler_pb2.GetJobRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_job_pb2.Job, _abc.Awaitable[_job_pb2.Job]]:
-        """Returns one job with its full transition history. Errors: NOT_FOUND."""
+        """Returns one job with its full transition history; inline image bytes only with
+        `view: JOB_VIEW_FULL`. Errors: NOT_FOUND; INVALID_ARGUMENT for an unknown view.
+        """
 
     @_abc_1.abstractmethod
     def ListJobs(

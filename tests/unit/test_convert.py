@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -314,11 +315,25 @@ MEDIA = st.one_of(
     )
 )
 def test_pin_round_trips(pin: PinSpec) -> None:
-    """Any pin, whatever its media variant, comes back from the wire unchanged."""
-    msg = cv.pin_to_proto(pin)
+    """Any pin, whatever its media variant, comes back from the wire unchanged (inline image
+    bytes included when they are sent)."""
+    msg = cv.pin_to_proto(pin, with_media=True)
     assert cv.pin_from_proto(msg) == pin
     again = job_pb2.Pin.FromString(msg.SerializeToString())
     assert cv.pin_from_proto(again) == pin
+
+
+def test_inline_image_goes_out_as_a_reference_unless_asked() -> None:
+    """An inline image is sent as its sha256, size and content type; the bytes only with
+    `with_media`."""
+    data = b"\x89PNG" + bytes(range(256)) * 4
+    pin = PinSpec(board_id="1", media=ImageBase64(content_type="image/png", data=data))
+    image = cv.pin_to_proto(pin).media_source.image_base64
+    assert image.data == b""
+    assert image.sha256 == hashlib.sha256(data).hexdigest()
+    assert image.size_bytes == len(data)
+    assert image.content_type == "image/png"
+    assert cv.pin_to_proto(pin, with_media=True).media_source.image_base64.data == data
 
 
 def test_video_key_frame_zero_is_kept() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -89,7 +90,8 @@ def test_body_carries_the_event_and_the_job_in_proto_json() -> None:
     assert data["job"]["state"] == "STATE_DELIVERED"
     assert data["job"]["pin"]["board_id"] == "1001"
     assert data["job"]["pin"]["media_source"]["image_base64"] == {
-        "content_type": "image/png", "data": ""}
+        "content_type": "image/png", "sha256": hashlib.sha256(b"\x89PNG" * 100).hexdigest(),
+        "size_bytes": "400"}
     assert (row.endpoint, row.message_id, row.order_key, row.event_type) == (
         "https://hooks.example/a", body["id"], "01JH0000000000000000000000", "job.delivered")
 

@@ -171,9 +171,12 @@ class AsyncClient:
             item.request_id = item.request_id or str(uuid.uuid4())
         return await self._call(self._jobs.BatchSchedulePins, batch, retry=True)
 
-    async def get_job(self, job_id: str) -> job_pb2.Job:
-        """Return one job with its full history."""
-        request = scheduler_pb2.GetJobRequest(job_id=job_id)
+    async def get_job(self, job_id: str, *, full: bool = False) -> job_pb2.Job:
+        """Return one job with its full history; an inline image's bytes only when *full*
+        (otherwise it is named by `sha256` and `size_bytes`)."""
+        request = scheduler_pb2.GetJobRequest(
+            job_id=job_id,
+            view=scheduler_pb2.JOB_VIEW_FULL if full else scheduler_pb2.JOB_VIEW_BASIC)
         return await self._call(self._jobs.GetJob, request, retry=True)
 
     async def list_jobs(

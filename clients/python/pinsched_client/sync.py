@@ -86,9 +86,9 @@ class Client:
         """See `AsyncClient.batch_schedule_pins`."""
         return self._run(self._aio.batch_schedule_pins(list(requests)))
 
-    def get_job(self, job_id: str) -> job_pb2.Job:
+    def get_job(self, job_id: str, *, full: bool = False) -> job_pb2.Job:
         """See `AsyncClient.get_job`."""
-        return self._run(self._aio.get_job(job_id))
+        return self._run(self._aio.get_job(job_id, full=full))
 
     def list_jobs(self, **filters: Any) -> scheduler_pb2.ListJobsResponse:
         """See `AsyncClient.list_jobs`."""
