@@ -184,7 +184,7 @@ def report(result: Result) -> str:
     for s in result.samples[::step] + result.samples[-1:]:
         lines.append(f"{s.hour:>5} {s.jobs:>7} {s.active:>6} {s.events:>7} "
                      f"{s.file_bytes // 1024:>9} {s.used_bytes // 1024:>9}")
-    lines.append(f"bytes per job held {result.bytes_per_job:.0f}; file size end/middle "
+    lines.append(f"bytes per job held {result.bytes_per_job:.0f}; file size end/steady "
                  f"{result.flatness:.3f}; slowest prune batch {result.prune_batch_ms_max:.1f} ms")
     return "\n".join(lines)
 

@@ -47,7 +47,7 @@ class Retention:
             got = await self.store.prune(cutoff, limit=self.batch)
             self.batches += 1
             done += got
-            if got.jobs < self.batch and got.deliveries < self.batch:
+            if not got.more:
                 break
             await asyncio.sleep(0)  # let other tasks queue their writes before the next batch
         self.total += done

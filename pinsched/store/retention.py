@@ -4,9 +4,11 @@ in small batches, on the writer's group-commit path.
 A job is pruned once it has been DELIVERED, PERMANENTLY_FAILED or CANCELLED for longer than the
 retention (by `updated_at`) and has no remote update pending; its events go in the same
 transaction. A webhook delivery is pruned once it has been DELIVERED or DEAD for that long.
-Each call deletes at most `limit` jobs and `limit` deliveries, so it is one small operation among
-the writes of its batch and never holds the writer for long. FAILED jobs wait for the user and
-are kept. Deciding *when* to prune is `pinsched.retention`'s business.
+Each call deletes at most `limit` jobs (fewer when their inline images add up to more than
+`MEDIA_BYTES`) and `limit` deliveries, so it is one small operation among the writes of its
+batch and never holds the writer for long; `Pruned.more` says whether another call has work.
+FAILED jobs wait for the user and are kept. Deciding *when* to prune is
+`pinsched.retention`'s business.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ T = TypeVar("T")
 # Written exactly as the partial indexes `jobs_settled` and `webhook_done` say, so SQLite uses them.
 _SETTLED_SQL = "state IN ('CANCELLED', 'DELIVERED', 'PERMANENTLY_FAILED')"
 _DONE_SQL = "state IN ('DEAD', 'DELIVERED')"
+MEDIA_BYTES = 4 * 1024 * 1024  # inline image bytes one call may free (the images go with jobs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,10 +37,11 @@ class Pruned:
     jobs: int = 0
     events: int = 0
     deliveries: int = 0
+    more: bool = False  # the batch was full: call again
 
     def __add__(self, other: Pruned) -> Pruned:
         return Pruned(self.jobs + other.jobs, self.events + other.events,
-                      self.deliveries + other.deliveries)
+                      self.deliveries + other.deliveries, other.more)
 
 
 class RetentionMixin:
@@ -52,9 +56,16 @@ class RetentionMixin:
         cutoff = codec.to_us(before)
 
         def op(db: sqlite3.Connection, _: list[Event]) -> Pruned:
-            ids = [r[0] for r in db.execute(
-                f"SELECT id FROM jobs WHERE {_SETTLED_SQL} AND updated_at < ? "
-                "AND remote_pending = 0 ORDER BY updated_at LIMIT ?", (cutoff, limit))]
+            found = db.execute(
+                f"SELECT id, coalesce(json_extract(pin, '$.media.image_base64.size'), 0) "
+                f"FROM jobs WHERE {_SETTLED_SQL} AND updated_at < ? AND remote_pending = 0 "
+                "ORDER BY updated_at LIMIT ?", (cutoff, limit)).fetchall()
+            ids, freed = [], 0
+            for job_id, size in found:
+                if ids and freed + size > MEDIA_BYTES:
+                    break
+                ids.append(job_id)
+                freed += size
             events = 0
             if ids:
                 marks = ",".join("?" * len(ids))
@@ -64,6 +75,7 @@ class RetentionMixin:
                 "DELETE FROM webhook_deliveries WHERE id IN (SELECT id FROM webhook_deliveries "
                 f"WHERE {_DONE_SQL} AND updated_at < ? ORDER BY updated_at LIMIT ?)",
                 (cutoff, limit)).rowcount
-            return Pruned(len(ids), int(events), int(deliveries))
+            more = len(found) == limit or len(ids) < len(found) or deliveries == limit
+            return Pruned(len(ids), int(events), int(deliveries), more)
 
         return await self._write(op)

@@ -209,3 +209,80 @@ async def test_database_size_stays_flat_while_jobs_come_and_go(tmp_path: Path) -
     assert result.samples[-1].jobs <= 25 * per_hour
     assert result.pruned["jobs"] >= (hours - 26) * per_hour
     assert result.flatness <= 1.05, [s.file_bytes for s in result.samples]
+
+
+async def test_an_older_database_is_upgraded_with_counts_and_its_inline_images(
+        tmp_path: Path) -> None:
+    """A database of schema 4 (images inline in the job row, events of deleted jobs left
+    behind) opens with correct state counts, without the orphaned events, and its inline
+    image moves to the media table at the job's next change."""
+    import base64
+    import json
+
+    from pinsched.jobs import ImageBase64
+    from pinsched.store import MIGRATIONS
+    from pinsched.store.rows import _JOB_COLUMNS, _job_row
+
+    db = tmp_path / "old.db"
+    conn = sqlite3.connect(db, isolation_level=None)
+    for version, script in enumerate(MIGRATIONS[:4]):
+        conn.executescript(f"BEGIN; {script}; PRAGMA user_version = {version + 1}; COMMIT;")
+    conn.execute("INSERT INTO accounts (id, pacing, created_at, updated_at) VALUES "
+                 "('acme', '{}', 0, 0)")
+    job, _ = make_job(1)
+    row = list(_job_row(job))
+    pin = json.loads(row[4])
+    pin["media"] = {"image_base64": {"content_type": "image/png",
+                                     "data": base64.b64encode(b"legacy-bytes").decode()}}
+    row[4] = json.dumps(pin)
+    conn.execute(f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES ({','.join('?' * 24)})", row)
+    for job_id in (job.id, "deleted-long-ago"):
+        conn.execute("INSERT INTO events (job_id, account_id, to_state, time, reason, attempt) "
+                     "VALUES (?, 'acme', 'PENDING', 0, 'scheduled', 0)", (job_id,))
+    conn.close()
+    store = await Store.open(db)
+    try:
+        assert await store.count_by_state() == {JobState.PENDING: 1}
+        assert [e.job_id for e in await store.events_after(0)] == [job.id]
+        legacy = await store.get_job(job.id)
+        assert isinstance(legacy.pin.media, ImageBase64)
+        assert legacy.pin.media.data == b"legacy-bytes"
+        queued, entry = transition(legacy, JobState.QUEUED, now=NOW, reason="due")
+        await store.commit(legacy, queued, entry)
+        moved = await store.get_job(job.id)
+        assert isinstance(moved.pin.media, ImageBase64)
+        assert moved.pin.media.data == b""
+        assert (await store.load_pin(moved.pin)).media == legacy.pin.media
+        assert await store.media_bytes(moved.pin.media.sha256) == b"legacy-bytes"
+        assert await store.count_by_state() == {JobState.QUEUED: 1}
+    finally:
+        await store.close()
+
+
+async def test_a_pruning_batch_frees_a_bounded_amount_of_image_bytes(tmp_path: Path) -> None:
+    """Settled jobs with large distinct inline images are pruned a few at a time (at most
+    4 MiB of image bytes per batch, at least one job), and the round goes on until all went."""
+    import dataclasses
+
+    from pinsched.jobs import ImageBase64, PinSpec
+
+    store = await Store.open(tmp_path / "img.db")
+    try:
+        await store.create_account(Account(id="acme", access_token="t", created_at=NOW,
+                                           updated_at=NOW))
+        for i in range(10):
+            job, entry = make_job(i)
+            image = ImageBase64(content_type="image/png", data=bytes([i]) * (1024 * 1024))
+            job = dataclasses.replace(job, pin=PinSpec(board_id="1", media=image))
+            [(created, _)] = await store.create_jobs([job], [entry])
+            await store.commit(created, *transition(created, JobState.CANCELLED, now=NOW,
+                                                    reason="cancelled"))
+        first = await store.prune(NOW + timedelta(days=1), limit=200)
+        assert (first.jobs, first.more) == (4, True)
+        retention = Retention(store, FakeClock(NOW + timedelta(days=31)), days=30)
+        rest = await retention.prune_once()
+        assert rest.jobs == 6
+        assert retention.batches == 2
+        assert await store.count_by_state() == {}
+    finally:
+        await store.close()

@@ -199,3 +199,36 @@ async def test_a_daemon_start_refused_by_the_lock_leaves_the_holder_running(
             await first.store.get_account("nobody")
     finally:
         await first.stop(grace_s=0.5)
+
+
+async def test_a_disk_filling_up_under_group_commit_leaves_nothing_half_written(
+        tmp_path: Path) -> None:
+    """Concurrent job inserts while the disk fills up: each one either commits whole (job and
+    its event) or fails with StorageUnavailable, and every committed job has its event."""
+    from pinsched.jobs import JobState
+    from tests.integration.test_store import make_job
+
+    db = tmp_path / "filling.db"
+    store = await Store.open(db)
+    try:
+        await store.create_account(Account(id="acme", access_token="t", created_at=NOW,
+                                           updated_at=NOW))
+        pages = next(iter(await store._writer.execute_fetchall("PRAGMA page_count")))[0]
+        await store._writer.execute(f"PRAGMA max_page_count = {pages + 6}")
+        results: list[object] = []
+        for wave in range(40):  # waves of ten concurrent writes: group commits of several
+            jobs = [make_job(wave * 10 + i) for i in range(10)]
+            results += await asyncio.gather(
+                *(store.create_jobs([j], [e]) for j, e in jobs), return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        assert failed, "the disk never filled up"
+        assert all(isinstance(r, StorageUnavailable) for r in failed), failed[:3]
+        acked = {r[0][0].id for r in results if isinstance(r, list)}
+        assert acked
+        await store._writer.execute("PRAGMA max_page_count = 1073741823")
+        stored = await store.list_jobs(JobFilter(), limit=1000)
+        assert {j.id for j in stored} == acked
+        assert {e.job_id for e in await store.events_after(0, limit=1000)} == acked
+        assert await store.count_by_state() == {JobState.PENDING: len(acked)}
+    finally:
+        await store.close()
