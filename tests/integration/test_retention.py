@@ -261,7 +261,7 @@ async def test_an_older_database_is_upgraded_with_counts_and_its_inline_images(
 
 async def test_a_pruning_batch_frees_a_bounded_amount_of_image_bytes(tmp_path: Path) -> None:
     """Settled jobs with large distinct inline images are pruned a few at a time (at most
-    4 MiB of image bytes per batch, at least one job), and the round goes on until all went."""
+    2 MiB of image bytes per batch, at least one job), and the round goes on until all went."""
     import dataclasses
 
     from pinsched.jobs import ImageBase64, PinSpec
@@ -278,11 +278,11 @@ async def test_a_pruning_batch_frees_a_bounded_amount_of_image_bytes(tmp_path: P
             await store.commit(created, *transition(created, JobState.CANCELLED, now=NOW,
                                                     reason="cancelled"))
         first = await store.prune(NOW + timedelta(days=1), limit=200)
-        assert (first.jobs, first.more) == (4, True)
+        assert (first.jobs, first.more) == (2, True)
         retention = Retention(store, FakeClock(NOW + timedelta(days=31)), days=30)
         rest = await retention.prune_once()
-        assert rest.jobs == 6
-        assert retention.batches == 2
+        assert rest.jobs == 8
+        assert retention.batches == 4
         assert await store.count_by_state() == {}
     finally:
         await store.close()
