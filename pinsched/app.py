@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import hmac
 import signal
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -28,6 +26,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from pinsched import logs, secrets, security
+from pinsched.api.guard import Guard
 from pinsched.api.servicers import AccountServicer, PinSchedulerServicer
 from pinsched.api.webhook_servicer import WebhookServicer
 from pinsched.auth import AccountRegistry
@@ -35,6 +34,8 @@ from pinsched.clock import Activity, Clock, SystemClock
 from pinsched.config import Config
 from pinsched.dispatcher import Dispatchers, DispatchSettings
 from pinsched.events import EventBus
+from pinsched.limits import DEFAULT as DEFAULT_LIMITS
+from pinsched.limits import ServerLimits
 from pinsched.metrics import Metrics
 from pinsched.pinterest import PinterestClient
 from pinsched.retry import RetryPolicy
@@ -60,41 +61,13 @@ SERVICES = (
 )
 
 
-class _TokenAuth(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
-    """Requires `authorization: Bearer <token>` on every RPC but health and reflection."""
-
-    OPEN = ("/grpc.health.v1.Health/", "/grpc.reflection.")
-
-    def __init__(self, token: str) -> None:
-        self._expected = f"Bearer {token}".encode()
-
-    async def intercept_service(
-        self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
-        details: grpc.HandlerCallDetails,
-    ) -> Any:
-        method = details.method or ""
-        if method.startswith(self.OPEN):
-            return await continuation(details)
-        got = dict(details.invocation_metadata or ()).get("authorization", "")
-        got_b = got.encode() if isinstance(got, str) else bytes(got)
-        if hmac.compare_digest(got_b, self._expected):
-            return await continuation(details)
-
-        async def deny(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED,
-                                "missing or wrong API token: send 'authorization: Bearer <token>'")
-
-        handler = await continuation(details)
-        if handler is not None and handler.response_streaming:
-            return grpc.unary_stream_rpc_method_handler(deny)
-        return grpc.unary_unary_rpc_method_handler(deny)
-
-
 class Daemon:
     """The whole pinsched process, startable and stoppable in-process (tests, demo)."""
 
-    def __init__(self, config: Config, *, clock: Clock | None = None) -> None:
+    def __init__(self, config: Config, *, clock: Clock | None = None,
+                 limits: ServerLimits = DEFAULT_LIMITS) -> None:
         self.config = config
+        self.limits = limits
         self.clock: Clock = clock or SystemClock()
         self.port = 0
         self.bus = EventBus()
@@ -161,14 +134,17 @@ class Daemon:
         recovered = await self.scheduler.recover()
         self._tasks.append(asyncio.create_task(self.scheduler.run(self._stop), name="scheduler"))
 
-        interceptors: list[Any] = [self.metrics.interceptor()]
-        interceptors += [_TokenAuth(cfg.api_token)] if cfg.api_token else []
-        server = grpc.aio.server(interceptors=interceptors, options=[
-            ("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 64 * 1024 * 1024)])
+        # The guard (token, then request parsing) runs before metrics and every handler.
+        interceptors: list[Any] = [Guard(cfg.api_token, on_denied=self.metrics.denied),
+                                   self.metrics.interceptor()]
+        server = grpc.aio.server(
+            interceptors=interceptors, maximum_concurrent_rpcs=self.limits.max_concurrent_rpcs,
+            options=[("grpc.so_reuseport", 0), *self.limits.grpc_options()])
         scheduler_pb2_grpc.add_PinSchedulerServicer_to_server(PinSchedulerServicer(
             self.service, self.store, self.bus, self.clock,
             skew=timedelta(seconds=cfg.clock_skew_tolerance_s),
-            horizon=timedelta(days=cfg.horizon_days)), server)
+            horizon=timedelta(days=cfg.horizon_days),
+            max_watchers=self.limits.max_watch_streams), server)
         account_pb2_grpc.add_AccountServiceServicer_to_server(
             AccountServicer(admin, self.store, self.clock), server)
         webhook_pb2_grpc.add_WebhookServiceServicer_to_server(

@@ -9,7 +9,7 @@ it does not count. `allow_insecure_listen` (`--allow-insecure-listen`,
 `PINSCHED_ALLOW_INSECURE_LISTEN=1`) overrides the policy for a private network (a pod's own
 network namespace, a compose network that publishes no port).
 
-The bearer-token check itself is `app._TokenAuth` (a constant-time compare); TLS credentials are
+The bearer-token check itself is `api.guard.Guard` (a constant-time compare); TLS credentials are
 loaded by `app.Daemon._bind`. This module does not bind sockets and does not read the environment.
 """
 
