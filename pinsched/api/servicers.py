@@ -74,6 +74,7 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
         self.service, self.store, self.bus, self.clock = service, store, bus, clock
         self.skew, self.horizon = skew, horizon
         self.max_watchers = max_watchers
+        self.watching = 0
         self._event_cache: dict[tuple[int, int], job_pb2.JobEvent] = {}
 
     def _spec(self, req: Any, prefix: str = "") -> ScheduleSpec:
@@ -260,17 +261,22 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
             raise errors.InvalidArgument.one(
                 "job_ids", f"at most {limits.MAX_WATCH_JOB_IDS} job ids, got "
                 f"{len(request.job_ids)}: watch by account_id, or open several streams")
-        if self.bus.watchers >= self.max_watchers:
+        if self.watching >= self.max_watchers:
             raise errors.ResourceExhausted(
-                f"{self.bus.watchers} WatchJobs streams are open, the most this daemon serves;"
+                f"{self.watching} WatchJobs streams are open, the most this daemon serves;"
                 " close one or retry later")
         flt = WatchFilter(
             account_id=request.account_id, job_ids=frozenset(request.job_ids),
             to_states=frozenset(cv.state_from_proto(s, field=f"states[{i}]")
                                 for i, s in enumerate(request.states)),
         )
-        async for event in watch(self.store, self.bus, flt, since):
-            yield self._event_proto(event)
+        self.watching += 1  # before any await: concurrent arrivals cannot overshoot the cap
+        try:
+            await context.send_initial_metadata(())  # tells the client the stream is open
+            async for event in watch(self.store, self.bus, flt, since):
+                yield self._event_proto(event)
+        finally:
+            self.watching -= 1
         if self.bus.closed.is_set():
             raise errors.ShuttingDown()
 
