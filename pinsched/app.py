@@ -36,6 +36,7 @@ from pinsched.dispatcher import Dispatchers, DispatchSettings
 from pinsched.events import EventBus
 from pinsched.limits import DEFAULT as DEFAULT_LIMITS
 from pinsched.limits import ServerLimits
+from pinsched.masking import url_secrets
 from pinsched.metrics import Metrics
 from pinsched.pinterest import PinterestClient
 from pinsched.retry import RetryPolicy
@@ -98,6 +99,10 @@ class Daemon:
         security.check_listen_policy(cfg)
         logs.register_secrets([cfg.api_token, cfg.pinterest_client_secret, cfg.secret_key])
         logs.register_secrets(s for w in cfg.webhooks for s in w.secrets)
+        # URL credentials: long enough to be tokens (a query value like `1` is not one).
+        logs.register_secrets(s for w in cfg.webhooks for s in url_secrets(w.url) if len(s) >= 8)
+        for warning in security.warnings(cfg):
+            log.warning("insecure_config", warning=warning)
         endpoints = await prepare_endpoints(cfg.webhooks)  # refuses blocked URLs (ConfigError)
         self.store = await Store.open(cfg.db_path, on_events=self.metrics.tap(self.bus.publish))
         await secrets.install(self.store, cfg.secret_key, now=self.clock.now)

@@ -567,7 +567,12 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _config_check(args: argparse.Namespace) -> int:
-    print(json.dumps(_load(args).redacted(), indent=2))
+    from pinsched import security
+
+    config = _load(args)
+    print(json.dumps(config.redacted(), indent=2))
+    for warning in security.warnings(config):
+        print(f"pinsched: warning: {warning}", file=sys.stderr)
     return 0
 
 

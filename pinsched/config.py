@@ -25,6 +25,9 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+from pinsched.masking import mask_url
+from pinsched.webhook_policy import host_problem
+
 __all__ = [
     "Config",
     "ConfigError",
@@ -55,7 +58,7 @@ class WebhookEndpoint:
     def redacted(self) -> dict[str, Any]:
         """Return the endpoint as plain data with the secrets masked."""
         return {
-            "url": self.url,
+            "url": mask_url(self.url),
             "secrets": [MASK for _ in self.secrets],
             "event_types": list(self.event_types),
             "account_ids": list(self.account_ids),
@@ -155,7 +158,7 @@ def _http_url(raw: object, where: str) -> str:
     text = raw.strip() if isinstance(raw, str) else ""
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise _fail(where, "an http(s) URL", raw)
+        raise _fail(where, "an http(s) URL", mask_url(raw) if isinstance(raw, str) else raw)
     return text.rstrip("/")
 
 
@@ -378,9 +381,8 @@ def _webhook(
     if url is None:
         raise ConfigError(f"{where['url']}: required for a webhook endpoint")
     checked_url = _http_url(url, where["url"])
-    host = urlsplit(checked_url).hostname or ""
-    if _is_ip(host) and ipaddress.ip_address(host).is_link_local:
-        raise ConfigError(f"{where['url']}: link-local / metadata addresses are refused")
+    if (problem := host_problem(urlsplit(checked_url).hostname or "")) is not None:
+        raise ConfigError(f"{where['url']}: link-local / metadata addresses are refused: {problem}")
     if not secrets:
         raise ConfigError(f"{where['secrets']}: a webhook endpoint needs a signing secret")
     return WebhookEndpoint(
