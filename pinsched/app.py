@@ -77,6 +77,8 @@ class Daemon:
         self._tasks: list[asyncio.Task[None]] = []
         self._server: grpc.aio.Server | None = None
         self._health: health_aio.HealthServicer | None = None
+        self._health_server: grpc.aio.Server | None = None
+        self.health_port = 0
         self.store: Store
         self.scheduler: Scheduler
         self.dispatchers: Dispatchers
@@ -164,6 +166,8 @@ class Daemon:
         self._server = server
         for name in ("", *SERVICES):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        if cfg.health_listen:
+            await self._serve_health(cfg.health_listen)
         if cfg.metrics_listen:
             await self.metrics.serve(cfg.metrics_listen)
         # Everything built so far (heap, caches, modules) lives as long as the process: keep it
@@ -173,6 +177,18 @@ class Daemon:
         gc.set_threshold(50_000, 50, 50)
         log.info("pinsched_ready", listen=cfg.listen, port=self.port, db=cfg.db_path,
                  recovered=recovered, pinterest_api_base=cfg.pinterest_api_base)
+
+    async def _serve_health(self, listen: str) -> None:
+        """The health service alone, in plain text on *listen*: a probe (Docker HEALTHCHECK)
+        needs neither the TLS certificates nor a client certificate of the API port."""
+        server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        assert self._health is not None
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        self.health_port = server.add_insecure_port(listen)
+        if self.health_port == 0:
+            raise OSError(f"cannot listen on {listen} (health)")
+        await server.start()
+        self._health_server = server
 
     def _bind(self, server: grpc.aio.Server) -> int:
         cfg = self.config
@@ -202,6 +218,8 @@ class Daemon:
         self._stop.set()
         if self._server is not None:
             await self._server.stop(grace)
+        if self._health_server is not None:
+            await self._health_server.stop(0)
         await self.metrics.close()
         for task in self._tasks:
             try:

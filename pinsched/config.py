@@ -28,13 +28,7 @@ from urllib.parse import urlsplit
 from pinsched.masking import mask_url
 from pinsched.webhook_policy import host_problem
 
-__all__ = [
-    "Config",
-    "ConfigError",
-    "WebhookEndpoint",
-    "add_serve_arguments",
-    "load_config",
-]
+__all__ = ["Config", "ConfigError", "WebhookEndpoint", "add_serve_arguments", "load_config"]
 
 MASK: Final = "***"
 LOG_LEVELS: Final = frozenset({"debug", "info", "warning", "error", "critical"})
@@ -81,6 +75,7 @@ class Config:
     tls_client_ca_file: str | None = None
     webhooks: tuple[WebhookEndpoint, ...] = ()
     metrics_listen: str | None = None
+    health_listen: str | None = None  # plain-text health checks only (Docker HEALTHCHECK)
     secret_key: str | None = None
     log_level: str = "info"
     log_format: str = "json"
@@ -235,6 +230,7 @@ _FIELDS: Final[Mapping[str, _Field]] = {
     "tls_key_file": _Field(_string, "--tls-key", "TLS private key (PEM)"),
     "tls_client_ca_file": _Field(_string, "--tls-client-ca", "CA of client certificates (mTLS)"),
     "metrics_listen": _Field(_host_port, "--metrics-listen", "Prometheus /metrics, host:port"),
+    "health_listen": _Field(_host_port, "--health-listen", "plain-text gRPC health, host:port"),
     "secret_key": _Field(_secret),
     "log_level": _Field(_choice(LOG_LEVELS), "--log-level", "debug, info, warning, error"),
     "log_format": _Field(_choice(LOG_FORMATS), "--log-format", "json or console"),
