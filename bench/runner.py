@@ -21,7 +21,17 @@ import traceback
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from bench import alternative, burst, lateness, procs, report, soakrun, throughput, watch
+from bench import (
+    alternative,
+    burst,
+    lateness,
+    procs,
+    report,
+    shutdown,
+    soakrun,
+    throughput,
+    watch,
+)
 from bench.context import Ctx, Sizes
 from bench.report import Row
 
@@ -33,6 +43,7 @@ SCENARIOS: dict[str, Scenario] = {
     "watch": watch.run,
     "lateness": lateness.run,  # pending 10k/100k/1M: lateness, memory, recovery
     "soak": soakrun.run,
+    "shutdown": shutdown.run,  # SIGTERM → exit under load (terminationGracePeriodSeconds)
 }
 
 

@@ -4,9 +4,9 @@ Start: webhook endpoints checked → store → accounts → Pinterest client →
 renderers installed, one worker per endpoint) → dispatchers → scheduler (heap rebuilt from the
 store) → gRPC server (API, health, reflection). Stop (SIGTERM/SIGINT set an event, nothing else):
 health NOT_SERVING → gRPC server stops accepting, in-flight RPCs get the grace period → watch
-streams end → scheduler stops → dispatchers let in-flight Pinterest requests finish within the
-grace period (anything unfinished stays SUBMITTED and is reconciled at the next start) → webhook
-POSTs in flight get the grace period (unsent deliveries stay in the outbox) → Pinterest client →
+streams end → scheduler stops → dispatchers let in-flight Pinterest requests finish within what
+is left of the grace period (one deadline for every step; anything unfinished stays SUBMITTED and is reconciled at the next start) → webhook
+POSTs in flight get what is left of it (unsent deliveries stay in the outbox) → Pinterest client →
 store (queued writes committed). SIGKILL loses nothing either: every change was
 committed before it was acted on.
 """
@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import signal
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -209,33 +210,41 @@ class Daemon:
         return port
 
     async def stop(self, grace_s: float | None = None) -> None:
-        """Drain and stop (reverse start-up order), each step bounded by the grace period."""
+        """Drain and stop (reverse start-up order) within the grace period *in all*: every step
+        gets what is left of one deadline, so SIGTERM → exit is bounded by the grace period plus
+        closing the client and the store (docs/operations.md, "Shutdown")."""
         grace = self.config.shutdown_grace_s if grace_s is None else grace_s
+        started = time.monotonic()
+        deadline = started + grace
+
+        def left() -> float:
+            return max(0.0, deadline - time.monotonic())
+
         log.info("pinsched_stopping", grace_s=grace)
         if self._health is not None:
             await self._health.enter_graceful_shutdown()
         self.bus.close()
         self._stop.set()
         if self._server is not None:
-            await self._server.stop(grace)
+            await self._server.stop(left())
         if self._health_server is not None:
             await self._health_server.stop(0)
         await self.metrics.close()
         for task in self._tasks:
             try:
-                await asyncio.wait_for(task, timeout=grace)
+                await asyncio.wait_for(task, timeout=left())
             except (TimeoutError, asyncio.CancelledError):
                 task.cancel()
         # Parts that a failed start never reached are absent: stop only what exists.
         if (dispatchers := getattr(self, "dispatchers", None)) is not None:
-            await dispatchers.stop(grace)
+            await dispatchers.stop(left())
         if self.webhooks is not None:
-            await self.webhooks.stop(grace)
+            await self.webhooks.stop(left())
         if (client := getattr(self, "client", None)) is not None:
             await client.close()
         if (store := getattr(self, "store", None)) is not None:
             await store.close()
-        log.info("pinsched_stopped")
+        log.info("pinsched_stopped", took_s=round(time.monotonic() - started, 3))
 
 
 async def serve(config: Config) -> None:
