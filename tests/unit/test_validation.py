@@ -571,4 +571,3 @@ def test_input_request_is_not_modified() -> None:
     before = copy.deepcopy(req)
     va.schedule_spec_from_proto(req, **LIMITS)
     assert req == before
-
