@@ -2,13 +2,14 @@
 
 Start: webhook endpoints checked → store → accounts → Pinterest client → webhook sender (outbox
 renderers installed, one worker per endpoint) → dispatchers → scheduler (heap rebuilt from the
-store) → gRPC server (API, health, reflection). Stop (SIGTERM/SIGINT set an event, nothing else):
-health NOT_SERVING → gRPC server stops accepting, in-flight RPCs get the grace period → watch
-streams end → scheduler stops → dispatchers let in-flight Pinterest requests finish within what
-is left of the grace period (one deadline for every step; anything unfinished stays SUBMITTED and is reconciled at the next start) → webhook
-POSTs in flight get what is left of it (unsent deliveries stay in the outbox) → Pinterest client →
-store (queued writes committed). SIGKILL loses nothing either: every change was
-committed before it was acted on.
+store) → gRPC server (guard: token then parsing; API, health, reflection) → health-only port.
+Stop (SIGTERM/SIGINT set an event, nothing else), one deadline for every step: health
+NOT_SERVING → gRPC server stops accepting, in-flight RPCs get the grace period → watch streams
+end → scheduler stops → dispatchers let in-flight Pinterest requests finish within what is left
+of it (anything unfinished stays SUBMITTED and is reconciled at the next start) → webhook POSTs
+in flight get the rest (unsent deliveries stay in the outbox) → Pinterest client → store (queued
+writes committed). SIGKILL loses nothing either: every change was committed before it was acted
+on.
 """
 
 from __future__ import annotations
