@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install demo serve sandbox test lint proto proto-check ruff mypy buf hadolint pytest bench clean
+.PHONY: install demo serve sandbox test lint proto proto-check ruff mypy buf hadolint pytest bench clean lock
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,14 @@ hadolint: install
 
 pytest: install
 	$(BIN)/pytest -q
+
+# The Docker image's dependency locks, with sha256 hashes, from PyPI (needs network access).
+# pip-compile keeps the pins already in the files; `make lock LOCK_FLAGS=--upgrade` moves them.
+LOCK := PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS= $(BIN)/pip-compile --quiet --generate-hashes \
+	--strip-extras --no-emit-index-url --index-url https://pypi.org/simple $(LOCK_FLAGS)
+lock: install            ## regenerate requirements.lock and build.lock (Docker image)
+	$(LOCK) --output-file requirements.lock pyproject.toml
+	$(LOCK) --allow-unsafe --output-file build.lock build.in
 
 bench: install
 	$(BIN)/python -m bench

@@ -28,6 +28,7 @@ from bench import (
     procs,
     report,
     retention,
+    shutdown,
     soakrun,
     throughput,
     watch,
@@ -44,6 +45,7 @@ SCENARIOS: dict[str, Scenario] = {
     "lateness": lateness.run,  # pending 10k/100k/1M: lateness, memory, recovery
     "soak": soakrun.run,
     "retention": retention.scenario,  # FakeClock hours: database size under retention
+    "shutdown": shutdown.run,  # SIGTERM → exit under load (terminationGracePeriodSeconds)
 }
 
 

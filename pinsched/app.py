@@ -2,23 +2,22 @@
 
 Start: webhook endpoints checked → store → accounts → Pinterest client → webhook sender (outbox
 renderers installed, one worker per endpoint) → dispatchers → scheduler (heap rebuilt from the
-store) → retention (prunes settled jobs in small batches on the clock) → gRPC server (API,
-health, reflection). Stop (SIGTERM/SIGINT set an event, nothing else):
-health NOT_SERVING → gRPC server stops accepting, in-flight RPCs get the grace period → watch
-streams end → scheduler and retention stop → dispatchers let in-flight Pinterest requests finish
-within the grace period (anything unfinished stays SUBMITTED and is reconciled at the next
-start) → webhook POSTs in flight get the grace period (unsent deliveries stay in the outbox) →
-Pinterest client → store (queued writes committed). SIGKILL loses nothing either: every change was
-committed before it was acted on.
+store) → retention (prunes settled jobs in small batches on the clock) → gRPC server (guard: token
+then parsing; API, health, reflection) → health-only port. Stop (SIGTERM/SIGINT set an event,
+nothing else), one deadline for every step: health NOT_SERVING → gRPC server stops accepting,
+in-flight RPCs get the grace period → watch streams end → scheduler and retention stop →
+dispatchers let in-flight Pinterest requests finish within what is left of it (anything unfinished
+stays SUBMITTED and is reconciled at the next start) → webhook POSTs in flight get the rest (unsent
+deliveries stay in the outbox) → Pinterest client → store (queued writes committed). SIGKILL loses
+nothing either: every change was committed before it was acted on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
-import hmac
 import signal
-from collections.abc import Awaitable, Callable
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -29,6 +28,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from pinsched import logs, secrets, security
+from pinsched.api.guard import Guard
 from pinsched.api.servicers import AccountServicer, PinSchedulerServicer
 from pinsched.api.webhook_servicer import WebhookServicer
 from pinsched.auth import AccountRegistry
@@ -36,6 +36,9 @@ from pinsched.clock import Activity, Clock, SystemClock
 from pinsched.config import Config
 from pinsched.dispatcher import Dispatchers, DispatchSettings
 from pinsched.events import EventBus
+from pinsched.limits import DEFAULT as DEFAULT_LIMITS
+from pinsched.limits import ServerLimits
+from pinsched.masking import url_secrets
 from pinsched.metrics import Metrics
 from pinsched.pinterest import PinterestClient
 from pinsched.retention import Retention
@@ -62,41 +65,13 @@ SERVICES = (
 )
 
 
-class _TokenAuth(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
-    """Requires `authorization: Bearer <token>` on every RPC but health and reflection."""
-
-    OPEN = ("/grpc.health.v1.Health/", "/grpc.reflection.")
-
-    def __init__(self, token: str) -> None:
-        self._expected = f"Bearer {token}".encode()
-
-    async def intercept_service(
-        self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
-        details: grpc.HandlerCallDetails,
-    ) -> Any:
-        method = details.method or ""
-        if method.startswith(self.OPEN):
-            return await continuation(details)
-        got = dict(details.invocation_metadata or ()).get("authorization", "")
-        got_b = got.encode() if isinstance(got, str) else bytes(got)
-        if hmac.compare_digest(got_b, self._expected):
-            return await continuation(details)
-
-        async def deny(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED,
-                                "missing or wrong API token: send 'authorization: Bearer <token>'")
-
-        handler = await continuation(details)
-        if handler is not None and handler.response_streaming:
-            return grpc.unary_stream_rpc_method_handler(deny)
-        return grpc.unary_unary_rpc_method_handler(deny)
-
-
 class Daemon:
     """The whole pinsched process, startable and stoppable in-process (tests, demo)."""
 
-    def __init__(self, config: Config, *, clock: Clock | None = None) -> None:
+    def __init__(self, config: Config, *, clock: Clock | None = None,
+                 limits: ServerLimits = DEFAULT_LIMITS) -> None:
         self.config = config
+        self.limits = limits
         self.clock: Clock = clock or SystemClock()
         self.port = 0
         self.bus = EventBus()
@@ -105,6 +80,8 @@ class Daemon:
         self._tasks: list[asyncio.Task[None]] = []
         self._server: grpc.aio.Server | None = None
         self._health: health_aio.HealthServicer | None = None
+        self._health_server: grpc.aio.Server | None = None
+        self.health_port = 0
         self.store: Store
         self.scheduler: Scheduler
         self.dispatchers: Dispatchers
@@ -128,6 +105,10 @@ class Daemon:
         security.check_listen_policy(cfg)
         logs.register_secrets([cfg.api_token, cfg.pinterest_client_secret, cfg.secret_key])
         logs.register_secrets(s for w in cfg.webhooks for s in w.secrets)
+        # URL credentials: long enough to be tokens (a query value like `1` is not one).
+        logs.register_secrets(s for w in cfg.webhooks for s in url_secrets(w.url) if len(s) >= 8)
+        for warning in security.warnings(cfg):
+            log.warning("insecure_config", warning=warning)
         endpoints = await prepare_endpoints(cfg.webhooks)  # refuses blocked URLs (ConfigError)
         self.store = await Store.open(cfg.db_path, on_events=self.metrics.tap(self.bus.publish))
         await secrets.install(self.store, cfg.secret_key, now=self.clock.now)
@@ -167,14 +148,17 @@ class Daemon:
                                    activity=self.activity)
         self._tasks.append(asyncio.create_task(self.retention.run(self._stop), name="retention"))
 
-        interceptors: list[Any] = [self.metrics.interceptor()]
-        interceptors += [_TokenAuth(cfg.api_token)] if cfg.api_token else []
-        server = grpc.aio.server(interceptors=interceptors, options=[
-            ("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 64 * 1024 * 1024)])
+        # The guard (token, then request parsing) runs before metrics and every handler.
+        interceptors: list[Any] = [Guard(cfg.api_token, on_denied=self.metrics.denied),
+                                   self.metrics.interceptor()]
+        server = grpc.aio.server(
+            interceptors=interceptors, maximum_concurrent_rpcs=self.limits.max_concurrent_rpcs,
+            options=[("grpc.so_reuseport", 0), *self.limits.grpc_options()])
         scheduler_pb2_grpc.add_PinSchedulerServicer_to_server(PinSchedulerServicer(
             self.service, self.store, self.bus, self.clock,
             skew=timedelta(seconds=cfg.clock_skew_tolerance_s),
-            horizon=timedelta(days=cfg.horizon_days)), server)
+            horizon=timedelta(days=cfg.horizon_days),
+            max_watchers=self.limits.max_watch_streams), server)
         account_pb2_grpc.add_AccountServiceServicer_to_server(
             AccountServicer(admin, self.store, self.clock), server)
         webhook_pb2_grpc.add_WebhookServiceServicer_to_server(
@@ -189,6 +173,8 @@ class Daemon:
         self._server = server
         for name in ("", *SERVICES):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        if cfg.health_listen:
+            await self._serve_health(cfg.health_listen)
         if cfg.metrics_listen:
             await self.metrics.serve(cfg.metrics_listen)
         # Everything built so far (heap, caches, modules) lives as long as the process: keep it
@@ -198,6 +184,18 @@ class Daemon:
         gc.set_threshold(50_000, 50, 50)
         log.info("pinsched_ready", listen=cfg.listen, port=self.port, db=cfg.db_path,
                  recovered=recovered, pinterest_api_base=cfg.pinterest_api_base)
+
+    async def _serve_health(self, listen: str) -> None:
+        """The health service alone, in plain text on *listen*: a probe (Docker HEALTHCHECK)
+        needs neither the TLS certificates nor a client certificate of the API port."""
+        server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        assert self._health is not None
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        self.health_port = server.add_insecure_port(listen)
+        if self.health_port == 0:
+            raise OSError(f"cannot listen on {listen} (health)")
+        await server.start()
+        self._health_server = server
 
     def _bind(self, server: grpc.aio.Server) -> int:
         cfg = self.config
@@ -218,11 +216,19 @@ class Daemon:
         return port
 
     async def stop(self, grace_s: float | None = None) -> None:
-        """Drain and stop (reverse start-up order), each step bounded by the grace period."""
+        """Drain and stop (reverse start-up order) within the grace period *in all*: every step
+        gets what is left of one deadline, so SIGTERM → exit is bounded by the grace period plus
+        closing the client and the store (docs/operations.md, "Shutdown")."""
         grace = self.config.shutdown_grace_s if grace_s is None else grace_s
         # A start that failed before the store opened has nothing to drain: stay quiet, so the
         # caller's one-line error is all the operator sees.
         opened = getattr(self, "store", None) is not None
+        started = time.monotonic()
+        deadline = started + grace
+
+        def left() -> float:
+            return max(0.0, deadline - time.monotonic())
+
         if opened:
             log.info("pinsched_stopping", grace_s=grace)
         if self._health is not None:
@@ -230,24 +236,26 @@ class Daemon:
         self.bus.close()
         self._stop.set()
         if self._server is not None:
-            await self._server.stop(grace)
+            await self._server.stop(left())
+        if self._health_server is not None:
+            await self._health_server.stop(0)
         await self.metrics.close()
         for task in self._tasks:
             try:
-                await asyncio.wait_for(task, timeout=grace)
+                await asyncio.wait_for(task, timeout=left())
             except (TimeoutError, asyncio.CancelledError):
                 task.cancel()
         # Parts that a failed start never reached are absent: stop only what exists.
         if (dispatchers := getattr(self, "dispatchers", None)) is not None:
-            await dispatchers.stop(grace)
+            await dispatchers.stop(left())
         if self.webhooks is not None:
-            await self.webhooks.stop(grace)
+            await self.webhooks.stop(left())
         if (client := getattr(self, "client", None)) is not None:
             await client.close()
         if (store := getattr(self, "store", None)) is not None:
             await store.close()
         if opened:
-            log.info("pinsched_stopped")
+            log.info("pinsched_stopped", took_s=round(time.monotonic() - started, 3))
 
 
 async def serve(config: Config) -> None:

@@ -573,7 +573,12 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _config_check(args: argparse.Namespace) -> int:
-    print(json.dumps(_load(args).redacted(), indent=2))
+    from pinsched import security
+
+    config = _load(args)
+    print(json.dumps(config.redacted(), indent=2))
+    for warning in security.warnings(config):
+        print(f"pinsched: warning: {warning}", file=sys.stderr)
     return 0
 
 
@@ -606,11 +611,15 @@ def _sandbox(extra: Sequence[str]) -> int:
 
 
 def _health_target(args: argparse.Namespace) -> str:
-    """--target, else PINSCHED_TARGET, else the port of PINSCHED_LISTEN on loopback."""
-    target = args.target or os.environ.get("PINSCHED_TARGET")
-    if target:
+    """--target, else PINSCHED_HEALTH_LISTEN (the plain-text health port, works whatever TLS
+    the API port uses), else PINSCHED_TARGET, else the port of PINSCHED_LISTEN on loopback."""
+    if args.target:
+        return str(args.target)
+    health = os.environ.get("PINSCHED_HEALTH_LISTEN", "").strip()
+    target = health or os.environ.get("PINSCHED_TARGET")
+    if target and not health:
         return str(target)
-    listen = os.environ.get("PINSCHED_LISTEN", "").strip()
+    listen = health or os.environ.get("PINSCHED_LISTEN", "").strip()
     host, sep, port = listen.rpartition(":")
     if sep and port.isdigit():
         wildcard = host in ("", "0.0.0.0", "[::]", "::")

@@ -25,13 +25,10 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-__all__ = [
-    "Config",
-    "ConfigError",
-    "WebhookEndpoint",
-    "add_serve_arguments",
-    "load_config",
-]
+from pinsched.masking import mask_url
+from pinsched.webhook_policy import host_problem
+
+__all__ = ["Config", "ConfigError", "WebhookEndpoint", "add_serve_arguments", "load_config"]
 
 MASK: Final = "***"
 LOG_LEVELS: Final = frozenset({"debug", "info", "warning", "error", "critical"})
@@ -55,7 +52,7 @@ class WebhookEndpoint:
     def redacted(self) -> dict[str, Any]:
         """Return the endpoint as plain data with the secrets masked."""
         return {
-            "url": self.url,
+            "url": mask_url(self.url),
             "secrets": [MASK for _ in self.secrets],
             "event_types": list(self.event_types),
             "account_ids": list(self.account_ids),
@@ -78,6 +75,7 @@ class Config:
     tls_client_ca_file: str | None = None
     webhooks: tuple[WebhookEndpoint, ...] = ()
     metrics_listen: str | None = None
+    health_listen: str | None = None  # plain-text health checks only (Docker HEALTHCHECK)
     secret_key: str | None = None
     log_level: str = "info"
     log_format: str = "json"
@@ -156,7 +154,7 @@ def _http_url(raw: object, where: str) -> str:
     text = raw.strip() if isinstance(raw, str) else ""
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise _fail(where, "an http(s) URL", raw)
+        raise _fail(where, "an http(s) URL", mask_url(raw) if isinstance(raw, str) else raw)
     return text.rstrip("/")
 
 
@@ -233,6 +231,7 @@ _FIELDS: Final[Mapping[str, _Field]] = {
     "tls_key_file": _Field(_string, "--tls-key", "TLS private key (PEM)"),
     "tls_client_ca_file": _Field(_string, "--tls-client-ca", "CA of client certificates (mTLS)"),
     "metrics_listen": _Field(_host_port, "--metrics-listen", "Prometheus /metrics, host:port"),
+    "health_listen": _Field(_host_port, "--health-listen", "plain-text gRPC health, host:port"),
     "secret_key": _Field(_secret),
     "log_level": _Field(_choice(LOG_LEVELS), "--log-level", "debug, info, warning, error"),
     "log_format": _Field(_choice(LOG_FORMATS), "--log-format", "json or console"),
@@ -383,9 +382,8 @@ def _webhook(
     if url is None:
         raise ConfigError(f"{where['url']}: required for a webhook endpoint")
     checked_url = _http_url(url, where["url"])
-    host = urlsplit(checked_url).hostname or ""
-    if _is_ip(host) and ipaddress.ip_address(host).is_link_local:
-        raise ConfigError(f"{where['url']}: link-local / metadata addresses are refused")
+    if (problem := host_problem(urlsplit(checked_url).hostname or "")) is not None:
+        raise ConfigError(f"{where['url']}: link-local / metadata addresses are refused: {problem}")
     if not secrets:
         raise ConfigError(f"{where['secrets']}: a webhook endpoint needs a signing secret")
     return WebhookEndpoint(

@@ -11,6 +11,7 @@
     │   └── IllegalTransition  the transition table forbids a move
     ├── VersionMismatch        expected_version is stale                   → ABORTED
     ├── Unimplemented          not built yet                               → UNIMPLEMENTED
+    ├── ResourceExhausted      a server-wide cap is reached; retry later   → RESOURCE_EXHAUSTED
     ├── ShuttingDown                                                       → UNAVAILABLE
     └── StorageUnavailable     disk full, read-only, I/O error; nothing written → UNAVAILABLE
 
@@ -40,9 +41,26 @@ class FieldViolation:
 class InvalidArgument(PinschedError):
     reason = "INVALID_ARGUMENT"
 
+    #: Violations spelled out in the message (the status details list more, see `reported`).
+    MESSAGE_VIOLATIONS = 5
+
     def __init__(self, violations: Sequence[FieldViolation]) -> None:
         self.violations = tuple(violations)
-        super().__init__("; ".join(f"{v.field}: {v.description}" for v in self.violations))
+        shown = self.violations[: self.MESSAGE_VIOLATIONS]
+        message = "; ".join(f"{v.field}: {v.description}" for v in shown)
+        if len(self.violations) > len(shown):
+            message += f"; and {len(self.violations) - len(shown)} more (see the details)"
+        super().__init__(message)
+
+    def reported(self, limit: int) -> tuple[FieldViolation, ...]:
+        """The first *limit* violations, plus one entry saying how many more there are: what
+        fits in a response's trailing metadata however many fields are wrong."""
+        if len(self.violations) <= limit:
+            return self.violations
+        more = len(self.violations) - limit
+        return (*self.violations[:limit], FieldViolation(
+            self.violations[limit].field,
+            f"and {more} more violations from here on, not listed (fix these, send it again)"))
 
     @classmethod
     def one(cls, field: str, description: str) -> InvalidArgument:
@@ -97,6 +115,10 @@ class VersionMismatch(PinschedError):
 
 class Unimplemented(PinschedError):
     reason = "UNIMPLEMENTED"
+
+
+class ResourceExhausted(PinschedError):
+    reason = "RESOURCE_EXHAUSTED"
 
 
 class ShuttingDown(PinschedError):

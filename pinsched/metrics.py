@@ -14,8 +14,9 @@ that was not committed:
 Gauges are read when Prometheus scrapes: job counts by state (`Store.count_by_state`, cached for
 `refresh_interval_s`), webhook outbox depth (`Store.webhook_depth`), due-heap size, held jobs,
 watchers, Pinterest requests in flight, token refreshes. RPC latency and status codes come from a
-grpc.aio server interceptor (`Metrics.interceptor`). Webhook senders report each attempt with
-`Metrics.webhook_attempt(endpoint, ok)`.
+grpc.aio server interceptor (`Metrics.interceptor`), labelled from the set of methods the daemon
+serves (anything else is `unknown`); it runs after the token check, which only counts refusals
+(`denied`). Webhook senders report each attempt with `Metrics.webhook_attempt(endpoint, ok)`.
 
 Each `Metrics` has its own `CollectorRegistry` (several daemons can live in one test process).
 Served in-process by aiohttp on `Config.metrics_listen` (`GET /metrics`). Nothing here changes a
@@ -38,6 +39,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 
+from pinsched.api.guard import method_labels
 from pinsched.jobs import JobState
 from pinsched.store import Event, Store
 
@@ -100,6 +102,9 @@ class Metrics:
             ["service", "method"], buckets=RPC_BUCKETS, registry=r)
         self.rpc_requests = Counter("pinsched_rpc_requests", "gRPC calls by final status code.",
                                     ["service", "method", "code"], registry=r)
+        self.unauthenticated = Counter(
+            "pinsched_rpc_unauthenticated", "gRPC calls refused for a missing or wrong API token.",
+            registry=r)
         self.webhook_attempts = Counter("pinsched_webhook_attempts",
                                         "Webhook POSTs, by endpoint and outcome.",
                                         ["endpoint", "outcome"], registry=r)
@@ -163,6 +168,10 @@ class Metrics:
                     and job.attempts == 1 and job.next_attempt_at is None
                     and job.late_by is not None):
                 self.lateness.observe(max(0.0, job.late_by.total_seconds()))
+
+    def denied(self) -> None:
+        """Count one call refused by the token check (no labels: callers cannot mint series)."""
+        self.unauthenticated.inc()
 
     def webhook_attempt(self, endpoint: str, ok: bool) -> None:
         """Record one webhook POST to *endpoint* (a URL; credentials are stripped)."""
@@ -302,7 +311,7 @@ class _RpcMetrics(_Interceptor):
         handler = await continuation(details)
         if handler is None:
             return None
-        _, service, method = [*(details.method or "").split("/"), "", "", ""][:3]
+        service, method = method_labels(details.method or "")
         requests, duration = self._m.rpc_requests, self._m.rpc_duration
 
         def unary(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:

@@ -30,10 +30,10 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, Final
 
 import aiohttp
@@ -48,6 +48,7 @@ from pinsched.jobs import (
     PinSpec,
     Video,
 )
+from pinsched.ratehints import retry_after_s as retry_after_s
 
 log = structlog.get_logger("pinsched.pinterest")
 
@@ -62,8 +63,6 @@ SPAM_CODE: Final = 9
 #: Codes that mean the access token is not (or no longer) valid.
 TOKEN_INVALID_CODES: Final = frozenset({1104})
 AUTH_FAILED_CODE: Final = 2
-#: An epoch timestamp is larger than this; a smaller X-RateLimit-Reset is seconds from now.
-_EPOCH_THRESHOLD: Final = 1e9
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,30 +164,6 @@ def _error_fields(body: Any) -> tuple[int, str, str]:
     message = str(body.get("message") or "")
     detail = str(body.get("message_detail") or "")
     return code, message or detail, detail
-
-
-def retry_after_s(headers: Mapping[str, str], now: datetime) -> float | None:
-    """Seconds to wait from `Retry-After` (seconds or an HTTP date), else `X-RateLimit-Reset`
-    (seconds from now, or an epoch timestamp); None when neither is usable. Pure."""
-    value = headers.get("retry-after", "").strip()
-    if value:
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            try:
-                return max(0.0, (parsedate_to_datetime(value) - now).total_seconds())
-            except (TypeError, ValueError, IndexError):
-                pass
-    reset = headers.get("x-ratelimit-reset", "").strip()
-    if reset:
-        try:
-            seconds = float(reset)
-        except ValueError:
-            return None
-        if seconds > _EPOCH_THRESHOLD:
-            return max(0.0, seconds - now.timestamp())
-        return max(0.0, seconds)
-    return None
 
 
 def pin_body(pin: PinSpec) -> dict[str, Any]:
@@ -299,6 +274,9 @@ class PinterestClient:
     ) -> Outcome:
         session = await self._sess()
         outcome: Outcome
+        if not _HEADER_SAFE.fullmatch(token):  # unsendable: refresh or NEEDS_REAUTH, not stuck
+            return AuthExpired(_net_error(ErrorCategory.AUTH, "the stored access token has spaces"
+                                          " or control characters; replace it (UpdateAccount)"))
         try:
             async with session.request(
                 method, f"{self.base_url}{path}", json=json_body, params=params,
@@ -426,6 +404,9 @@ def _parse(raw: bytes) -> Any:
         return json.loads(raw)
     except ValueError:
         return {"message": raw[:200].decode(errors="replace")}
+
+
+_HEADER_SAFE: Final = re.compile(r"[\x21-\x7e]+")
 
 
 def _net_error(category: ErrorCategory, message: str) -> JobError:

@@ -9,7 +9,11 @@ it does not count. `allow_insecure_listen` (`--allow-insecure-listen`,
 `PINSCHED_ALLOW_INSECURE_LISTEN=1`) overrides the policy for a private network (a pod's own
 network namespace, a compose network that publishes no port).
 
-The bearer-token check itself is `app._TokenAuth` (a constant-time compare); TLS credentials are
+`warnings` lists what is allowed but unsafe (logged at start by `Daemon.start`, printed by
+`pinsched config check`): a token sent in clear text over a non-loopback address, an open API on
+a non-loopback address, a short API token, Pinterest tokens stored unencrypted.
+
+The bearer-token check itself is `api.guard.Guard` (a constant-time compare); TLS credentials are
 loaded by `app.Daemon._bind`. This module does not bind sockets and does not read the environment.
 """
 
@@ -20,10 +24,15 @@ import ipaddress
 from pinsched.config import Config, ConfigError
 
 __all__ = [
+    "MIN_API_TOKEN",
     "InsecureListen",
     "check_listen_policy",
     "is_loopback",
+    "warnings",
 ]
+
+#: An API token shorter than this is warned about (it can be guessed or brute-forced).
+MIN_API_TOKEN = 16
 
 
 class InsecureListen(ConfigError):
@@ -59,3 +68,29 @@ def check_listen_policy(config: Config) -> None:
         "private network only, PINSCHED_ALLOW_INSECURE_LISTEN=1 / --allow-insecure-listen"
     )
 
+
+
+def warnings(config: Config) -> list[str]:
+    """What *config* allows but should not (one sentence each, saying what to do)."""
+    out: list[str] = []
+    remote = not is_loopback(config.listen)
+    if remote and config.tls_cert_file is None:
+        if config.api_token:
+            out.append(
+                f"listening on {config.listen} without TLS: the API token and the Pinterest tokens "
+                "sent with CreateAccount/UpdateAccount cross the network in clear text; set "
+                "PINSCHED_TLS_CERT_FILE and PINSCHED_TLS_KEY_FILE, or keep the port on a private "
+                "network (docs/operations.md, \"TLS\")")
+        else:
+            out.append(
+                f"listening on {config.listen} without TLS nor an API token: anyone who reaches "
+                "the port can call every RPC; only acceptable on a private network")
+    if config.api_token and len(config.api_token) < MIN_API_TOKEN:
+        out.append(f"the API token has {len(config.api_token)} characters: use at least 32 "
+                   "random characters (e.g. `openssl rand -hex 32`)")
+    if not config.secret_key:
+        out.append(
+            f"Pinterest tokens are stored unencrypted in {config.db_path}: set "
+            "PINSCHED_SECRET_KEY (a Fernet key or a random passphrase of 16+ characters) to "
+            "encrypt them at rest")
+    return out

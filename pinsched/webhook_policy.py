@@ -45,6 +45,7 @@ METADATA_HOSTS: Final = frozenset({
     "instance-data.ec2.internal", "metadata.azure.internal",
 })
 _NAT64: Final = ipaddress.ip_network("64:ff9b::/96")
+_IPV4_COMPATIBLE: Final = ipaddress.ip_network("::/96")
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -127,6 +128,8 @@ def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
         return ip.sixtofour
     if ip in _NAT64:
         return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if ip in _IPV4_COMPATIBLE and int(ip) > 1:  # ::a.b.c.d (deprecated), not :: nor ::1
+        return ipaddress.IPv4Address(int(ip))
     return None
 
 

@@ -34,6 +34,7 @@ import structlog
 from pinsched import errors
 from pinsched.accounts import Account
 from pinsched.clock import Activity, Clock
+from pinsched.masking import mask_url, scrub
 from pinsched.store import Delivery, Event, OutboxRow, Store
 from pinsched.webhook_endpoints import (
     BlockedAddress,
@@ -150,6 +151,7 @@ class WebhookSender:
         if len(delivery_ids) > MAX_REDELIVER_IDS:
             raise errors.InvalidArgument.one(
                 "delivery_ids", f"at most {MAX_REDELIVER_IDS} ids, got {len(delivery_ids)}")
+        endpoint = self.endpoint_name(endpoint)
         if endpoint:
             self._usable(endpoint, field="endpoint")
             count = await self.store.webhook_redeliver(now=self.clock.now(), endpoint=endpoint)
@@ -171,18 +173,26 @@ class WebhookSender:
                  endpoints=sorted(self._workers[n].endpoint.label for n in touched))
         return count
 
+    def endpoint_name(self, given: str) -> str:
+        """The outbox name of the endpoint *given* as its URL or as its masked URL (the form
+        ListWebhookDeliveries shows); *given* itself when no endpoint matches."""
+        for name in self._workers:
+            if given == mask_url(name):
+                return name
+        return given
+
     def _usable(self, name: str, *, field: str | None) -> None:
         worker = self._workers.get(name)
         if worker is None:
-            message = f"{name!r} is not a configured webhook endpoint"
+            message = f"{mask_url(name)!r} is not a configured webhook endpoint"
             if field is not None:
-                known = ", ".join(sorted(self._workers)) or "none"
+                known = ", ".join(sorted(mask_url(n) for n in self._workers)) or "none"
                 raise errors.InvalidArgument.one(field, f"{message} (configured: {known})")
             raise errors.FailedPrecondition(message + " (any more); its deliveries cannot be sent")
         if worker.disabled:
             raise errors.FailedPrecondition(
-                f"webhook endpoint {name} answered 410 Gone and is disabled until the daemon "
-                "restarts; fix the receiver, restart, then redeliver")
+                f"webhook endpoint {mask_url(name)} answered 410 Gone and is disabled until the "
+                "daemon restarts; fix the receiver, restart, then redeliver")
 
     async def _get(self, delivery_id: int, *, field: str) -> Delivery:
         if delivery_id <= 0:
@@ -313,6 +323,7 @@ class _Worker:
         except (aiohttp.ClientError, OSError) as exc:
             error = f"{type(exc).__name__}: {exc}"
         latency_ms = round((time.perf_counter() - started) * 1000, 1)
+        error = scrub(error, ep.url) if error else error
         await self._record(d, attempt, status, error, latency_ms)
 
     async def _record(self, d: Delivery, attempt: int, status: int | None, error: str | None,

@@ -93,8 +93,9 @@ def make_daemon(tmp_path: Path, sandbox: Sandbox) -> Callable[..., Daemon]:
             "pinterest_client_id": "client-1", "pinterest_client_secret": "client-secret-1",
             "log_level": "warning", "request_timeout_s": 2.0, "shutdown_grace_s": 2.0,
         }
+        extra = {"limits": overrides.pop("limits")} if "limits" in overrides else {}
         cfg = Config(**{**settings, **overrides})
-        return Daemon(cfg, clock=clock)
+        return Daemon(cfg, clock=clock, **extra)
 
     return make
 

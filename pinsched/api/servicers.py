@@ -11,10 +11,11 @@ from typing import Any
 import grpc
 from google.protobuf import empty_pb2
 
-from pinsched import errors
+from pinsched import errors, limits
 from pinsched.accounts import Account, Pacing
 from pinsched.api import convert as cv
 from pinsched.api import validation as va
+from pinsched.api.account_rules import account_text_violations
 from pinsched.api.status import streaming, unary
 from pinsched.clock import Clock
 from pinsched.events import EventBus, WatchFilter, watch
@@ -29,7 +30,7 @@ from pinsched.v1 import (
     scheduler_pb2_grpc,
 )
 
-MAX_BATCH = 1000
+MAX_BATCH = limits.MAX_BATCH
 VIEWS = frozenset({scheduler_pb2.JOB_VIEW_UNSPECIFIED, scheduler_pb2.JOB_VIEW_BASIC,
                    scheduler_pb2.JOB_VIEW_FULL})
 EVENT_CACHE = 4096  # recent events' wire form, shared by watchers
@@ -81,9 +82,12 @@ def _keep_current_image(pin: job_pb2.Pin, current: PinSpec) -> None:
 
 class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
     def __init__(self, service: PinService, store: Store, bus: EventBus, clock: Clock, *,
-                 skew: timedelta, horizon: timedelta) -> None:
+                 skew: timedelta, horizon: timedelta,
+                 max_watchers: int = limits.MAX_WATCH_STREAMS) -> None:
         self.service, self.store, self.bus, self.clock = service, store, bus, clock
         self.skew, self.horizon = skew, horizon
+        self.max_watchers = max_watchers
+        self.watching = 0
         self._event_cache: dict[tuple[int, int], job_pb2.JobEvent] = {}
 
     def _spec(self, req: Any, prefix: str = "") -> ScheduleSpec:
@@ -275,13 +279,26 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
         since = request.since_sequence if request.HasField("since_sequence") else None
         if since is not None and since < 0:
             raise errors.InvalidArgument.one("since_sequence", "must not be negative")
+        if len(request.job_ids) > limits.MAX_WATCH_JOB_IDS:
+            raise errors.InvalidArgument.one(
+                "job_ids", f"at most {limits.MAX_WATCH_JOB_IDS} job ids, got "
+                f"{len(request.job_ids)}: watch by account_id, or open several streams")
+        if self.watching >= self.max_watchers:
+            raise errors.ResourceExhausted(
+                f"{self.watching} WatchJobs streams are open, the most this daemon serves;"
+                " close one or retry later")
         flt = WatchFilter(
             account_id=request.account_id, job_ids=frozenset(request.job_ids),
             to_states=frozenset(cv.state_from_proto(s, field=f"states[{i}]")
                                 for i, s in enumerate(request.states)),
         )
-        async for event in watch(self.store, self.bus, flt, since):
-            yield self._event_proto(event)
+        self.watching += 1  # before any await: concurrent arrivals cannot overshoot the cap
+        try:
+            await context.send_initial_metadata(())  # tells the client the stream is open
+            async for event in watch(self.store, self.bus, flt, since):
+                yield self._event_proto(event)
+        finally:
+            self.watching -= 1
         if self.bus.closed.is_set():
             raise errors.ShuttingDown()
 
@@ -300,6 +317,8 @@ class AccountServicer(account_pb2_grpc.AccountServiceServicer):
         a = request.account
         if not a.access_token:
             violations.append(errors.FieldViolation("account.access_token", "required"))
+        violations.extend(account_text_violations(
+            a, ("display_name", "access_token", "refresh_token"), "account"))
         if a.HasField("pacing"):
             violations.extend(va.pacing_violations(a.pacing, "account.pacing"))
         if violations:
@@ -356,6 +375,9 @@ class AccountServicer(account_pb2_grpc.AccountServiceServicer):
                 raise errors.InvalidArgument(vs)
         if "access_token" in paths and not a.access_token:
             raise errors.InvalidArgument.one("account.access_token", "must not be empty")
+        text = account_text_violations(a, paths, "account")
+        if text:
+            raise errors.InvalidArgument(text)
         old = await self.store.get_account(a.id)
         changes: dict[str, Any] = {}
         new_pacing = va.build_pacing(a.pacing)

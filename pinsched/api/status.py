@@ -1,6 +1,7 @@
 """Error → gRPC status: one table, rich details (AIP-193).
 
-`INVALID_ARGUMENT` carries a `google.rpc.BadRequest` naming every bad field; every error carries a
+`INVALID_ARGUMENT` carries a `google.rpc.BadRequest` naming the bad fields (the first
+`MAX_REPORTED_VIOLATIONS`, then how many more: trailing metadata is small); every error carries a
 `google.rpc.ErrorInfo` with its stable `reason`. Nothing a client sent ever becomes `UNKNOWN` or
 `INTERNAL`: those mean a bug in pinsched, and are logged as such.
 """
@@ -17,6 +18,7 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from pinsched import errors
+from pinsched.limits import MAX_REPORTED_VIOLATIONS
 
 log = structlog.get_logger("pinsched.api")
 
@@ -29,6 +31,7 @@ CODES: Final[tuple[tuple[type[errors.PinschedError], grpc.StatusCode], ...]] = (
     (errors.Unimplemented, grpc.StatusCode.UNIMPLEMENTED),
     (errors.ShuttingDown, grpc.StatusCode.UNAVAILABLE),
     (errors.StorageUnavailable, grpc.StatusCode.UNAVAILABLE),
+    (errors.ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
 )
 
 
@@ -47,7 +50,7 @@ def rich_status(exc: errors.PinschedError) -> tuple[grpc.StatusCode, str, tuple[
     if isinstance(exc, errors.InvalidArgument):
         bad = error_details_pb2.BadRequest(field_violations=[
             error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
-            for v in exc.violations
+            for v in exc.reported(MAX_REPORTED_VIOLATIONS)
         ])
         details.append(bad)
     details.append(error_details_pb2.ErrorInfo(reason=exc.reason, domain="pinsched.dev"))

@@ -28,6 +28,8 @@ from pinsched.api.convert import pin_from_proto as pin_from_proto
 from pinsched.api.convert import timestamp_from_proto as timestamp_from_proto
 from pinsched.errors import FieldViolation, InvalidArgument
 from pinsched.jobs import LocalTime, PinSpec, ScheduleSpec
+from pinsched.limits import IMAGE_MAX_BYTES as IMAGE_MAX_BYTES
+from pinsched.limits import UTC_OFFSET_MAX_S
 from pinsched.v1 import job_pb2, scheduler_pb2
 
 # Limits of Pinterest's PinCreate (spec 5.23.0), counted in characters (Python `len`).
@@ -39,7 +41,6 @@ URL_MAX: Final = 2048
 #: Pinterest ids are `^\d+$` with no length in the spec; they are 64-bit integers (≤ 19 digits).
 ID_MAX_DIGITS: Final = 19
 IMAGE_CONTENT_TYPES: Final = ("image/jpeg", "image/png")
-IMAGE_MAX_BYTES: Final = 10 * 1024 * 1024
 CAROUSEL_MIN_ITEMS: Final = 2
 CAROUSEL_MAX_ITEMS: Final = 5
 REQUEST_ID_MAX: Final = 128
@@ -303,6 +304,10 @@ def local_time_from_proto(
         return None
     if which == "utc_offset" and dt.utc_offset.nanos:
         out.add(join_path(path, "utc_offset"), "must be a whole number of seconds")
+        return None
+    if which == "utc_offset" and abs(dt.utc_offset.seconds) > UTC_OFFSET_MAX_S:
+        out.add(join_path(path, "utc_offset"),
+                f"must be within ±18h (±{UTC_OFFSET_MAX_S} s), got {dt.utc_offset.seconds} s")
         return None
     return convert.local_time_from_proto(dt)
 

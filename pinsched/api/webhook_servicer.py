@@ -1,7 +1,9 @@
 """gRPC `pinsched.v1.WebhookService`: list the webhook outbox, re-send dead deliveries.
 
-Thin: validates and converts here, decides in `pinsched.webhooks.WebhookSender.redeliver`, reads
-with `Store.webhook_list`. Errors map through `pinsched.api.status`.
+Endpoints are shown masked (`pinsched.masking.mask_url`: no password, no query token) and may
+be named either way in a filter. Thin: validates and converts here, decides in
+`pinsched.webhooks.WebhookSender.redeliver`, reads with `Store.webhook_list`. Errors map
+through `pinsched.api.status`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import grpc
 from pinsched import errors
 from pinsched.api import convert as cv
 from pinsched.api.status import unary
+from pinsched.masking import mask_url, scrub
 from pinsched.store import Delivery, Store
 from pinsched.v1 import webhook_pb2, webhook_pb2_grpc
 from pinsched.webhooks import WebhookSender
@@ -29,10 +32,11 @@ MAX_PAGE: Final = 1000
 def delivery_to_proto(d: Delivery, *, include_payload: bool = False) -> webhook_pb2.WebhookDelivery:
     """One outbox row on the wire."""
     msg = webhook_pb2.WebhookDelivery(
-        id=d.id, endpoint=d.endpoint, message_id=d.message_id, event_type=d.event_type,
+        id=d.id, endpoint=mask_url(d.endpoint), message_id=d.message_id,
+        event_type=d.event_type,
         event_sequence=d.event_seq, order_key=d.order_key,
         state=STATE_VALUES.get(d.state, D.STATE_UNSPECIFIED), attempts=d.attempts,
-        last_status=d.last_status or 0, last_error=d.last_error or "",
+        last_status=d.last_status or 0, last_error=scrub(d.last_error or "", d.endpoint),
         create_time=cv.timestamp_to_proto(d.created_at),
         update_time=cv.timestamp_to_proto(d.updated_at),
         payload=d.payload if include_payload else "",
@@ -81,9 +85,10 @@ class WebhookServicer(webhook_pb2_grpc.WebhookServiceServicer):
             raise errors.InvalidArgument(violations)
         size = request.page_size or 100
         state = STATES.get(request.state, "")
-        scope = f"{request.endpoint}\n{state}"
+        endpoint = self.sender.endpoint_name(request.endpoint)  # its URL, or the masked URL
+        scope = f"{endpoint}\n{state}"
         rows = await self.store.webhook_list(
-            endpoint=request.endpoint, state=state, after_id=after_id(request.page_token, scope),
+            endpoint=endpoint, state=state, after_id=after_id(request.page_token, scope),
             limit=size + 1)
         page, more = rows[:size], len(rows) > size
         return webhook_pb2.ListWebhookDeliveriesResponse(

@@ -5,6 +5,7 @@ and secret it handled."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import os
@@ -29,6 +30,9 @@ CLIENT_SECRET = "client-secret-1"  # registered in the sandbox by tests.conftest
 SECRET_KEY = Fernet.generate_key().decode()
 OLD_KEY = Fernet.generate_key().decode()  # a rotation in progress: new key first
 AUTH = (("authorization", f"Bearer {API_TOKEN}"),)
+HOOK_PASSWORD, HOOK_TOKEN = "hook-password-5511", "hook-query-token-7733"
+#: Nothing listens on port 9: every POST fails, and the failures are logged.
+HOOK_URL = f"http://hookuser:{HOOK_PASSWORD}@127.0.0.1:9/hook?token={HOOK_TOKEN}"
 DELIVERED = job_pb2.Job.STATE_DELIVERED
 
 
@@ -67,6 +71,8 @@ async def served(sandbox: Sandbox, tmp_path: Path) -> AsyncIterator[Served]:
         "PINSCHED_PINTEREST_CLIENT_ID": "client-1", "PINSCHED_PINTEREST_CLIENT_SECRET":
         CLIENT_SECRET, "PINSCHED_LOG_LEVEL": "debug", "PINSCHED_LOG_FORMAT": "json",
         "PINSCHED_SHUTDOWN_GRACE_S": "2", "PINSCHED_RETRY_BASE_DELAY_S": "0.05",
+        "PINSCHED_WEBHOOK_URL": HOOK_URL,
+        "PINSCHED_WEBHOOK_SECRET": "whsec_" + base64.b64encode(b"log-test-webhook-key-01").decode(),
     })
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "pinsched.cli", "serve", "--listen", "127.0.0.1:0",
@@ -121,9 +127,10 @@ def pin(title: str) -> scheduler_pb2.SchedulePinRequest:
 
 
 async def test_no_token_or_secret_reaches_the_logs(served: Served, sandbox: Sandbox) -> None:
-    """Account creation, deliveries, refused calls, a 401 → token refresh, a metrics scrape and
-    a SIGTERM drain leave no access/refresh token (original or rotated), API token, presented
-    wrong token, client secret or encryption key in the daemon's output."""
+    """Account creation, deliveries, refused calls, a 401 → token refresh, failing webhook
+    POSTs, a metrics scrape and a SIGTERM drain leave no access/refresh token (original or
+    rotated), API token, presented wrong token, client secret, encryption key nor credential of
+    the webhook URL in the daemon's output."""
     async with grpc.aio.insecure_channel(f"127.0.0.1:{served.port}") as channel:
         accounts = account_pb2_grpc.AccountServiceStub(channel)
         jobs: scheduler_pb2_grpc.PinSchedulerAsyncStub = (
@@ -155,11 +162,12 @@ async def test_no_token_or_secret_reaches_the_logs(served: Served, sandbox: Sand
     assert output.count('"pin_delivered"') == 3, output
     assert '"token_refreshed"' in output
     assert '"pinsched_stopped"' in output
+    assert "127.0.0.1:9/hook" in output  # the webhook URL was logged, without its credentials
     assert len(sandbox.pins()) == 3
     rotated = set(sandbox.state.access_tokens) | set(sandbox.state.refresh_tokens)
     assert rotated - {ACCESS, REFRESH}, "the sandbox issued no new tokens"
     secrets = {ACCESS, REFRESH, API_TOKEN, WRONG_TOKEN, CLIENT_SECRET, SECRET_KEY, OLD_KEY,
-               *rotated}
+               HOOK_PASSWORD, HOOK_TOKEN, *rotated}
     for secret in secrets:
         assert secret not in output, f"a secret ({secret[:5]}…) was logged"
         assert secret not in metrics_text
