@@ -1,8 +1,15 @@
-"""Retry delays. Pure: the caller passes the attempt number and a random source.
+"""Retry delays and the retry budget. Pure: the caller passes the time, the attempt number and a
+random source.
 
+* The budget is time, not a count: a transient failure is retried until the job's deadline
+  (`retry_deadline`: `retry_for` after `planned_at` when the request set it; else the end of its
+  delivery window; else `RetryPolicy.retry_for_s`, 24 h, after `planned_at`). Pinterest's
+  "could not fetch the image" clears after tens of minutes, so a handful of attempts within
+  minutes would turn it into a permanent failure. `max_attempts` (0 = none) is an optional cap.
 * `RetryPolicy.backoff_s` — exponential backoff with full jitter (AWS architecture blog,
   "Exponential Backoff And Jitter"): delay = uniform(0, min(max_delay, base · 2^(attempt-1))),
-  for failures that count against the attempt budget (`max_attempts`).
+  capped at an hour by default; `RetryPolicy.next_attempt_at` never goes past the deadline, so
+  the last attempt is made at it.
 * `rate_limit_delay_s` — the wait after a 429, which does not count against the budget: the
   server's hint (Retry-After / X-RateLimit-Reset) plus a little jitter so that an account's jobs
   do not all come back at once; without a hint, exponential in the account's consecutive 429s
@@ -13,6 +20,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Final
 
 #: Cap on the hint-less 429 backoff and on the jitter added to a hint.
@@ -22,9 +30,10 @@ HINT_JITTER_MAX_S: Final = 5.0
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RetryPolicy:
-    max_attempts: int = 8
+    max_attempts: int = 0  # 0: no cap on the count, only the deadline
     base_delay_s: float = 2.0
     max_delay_s: float = 3600.0
+    retry_for_s: float = 86400.0  # default budget after planned_at (no window, no retry_for)
 
     def ceiling_s(self, attempt: int) -> float:
         """The largest delay `backoff_s(attempt)` can return."""
@@ -36,8 +45,35 @@ class RetryPolicy:
         return rng.uniform(0.0, self.ceiling_s(attempt))
 
     def exhausted(self, attempts: int) -> bool:
-        """Whether *attempts* counted attempts use up the budget."""
-        return attempts >= self.max_attempts
+        """Whether *attempts* counted attempts use up the optional count cap."""
+        return 0 < self.max_attempts <= attempts
+
+    def next_attempt_at(self, attempts: int, *, now: datetime, deadline: datetime,
+                        rng: random.Random) -> datetime | None:
+        """When to try again after *attempts* counted failures, or None when the budget is
+        spent (the deadline has passed, or the count cap is reached). Never after *deadline*."""
+        if now >= deadline or self.exhausted(attempts):
+            return None
+        return min(now + timedelta(seconds=self.backoff_s(max(1, attempts), rng)), deadline)
+
+    def deadline(self, *, planned_at: datetime, window_end: datetime,
+                 retry_for: timedelta | None) -> datetime:
+        """`retry_deadline` with this policy's default budget."""
+        return retry_deadline(planned_at=planned_at, window_end=window_end, retry_for=retry_for,
+                              default=timedelta(seconds=self.retry_for_s))
+
+
+def retry_deadline(*, planned_at: datetime, window_end: datetime, retry_for: timedelta | None,
+                   default: timedelta = timedelta(hours=24)) -> datetime:
+    """Until when a job's transient failures are retried: *retry_for* after *planned_at* when
+    the request set it; else the end of its delivery window while that is still ahead of
+    *planned_at* (a job sent again by RetryJob after its window gets *default*); else *default*
+    after *planned_at*."""
+    if retry_for is not None:
+        return planned_at + retry_for
+    if window_end > planned_at:
+        return window_end
+    return planned_at + default
 
 
 def rate_limit_delay_s(

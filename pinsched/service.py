@@ -110,6 +110,7 @@ class PinService:
                 scheduled_at=spec.scheduled_at, planned_at=at, window=spec.window,
                 local_time=spec.local_time, request_id=spec.request_id,
                 request_hash=spec.request_hash, created_at=now, updated_at=now,
+                retry_for=spec.retry_for,
             )
             jobs.append(job)
             note = (notes or {}).get(i, "")

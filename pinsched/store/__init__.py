@@ -331,7 +331,7 @@ class Store(OutboxMixin):
                         out.append((existing, False))
                         continue
                 db.execute(
-                    f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES ({','.join('?' * 24)})",
+                    f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES ({','.join('?' * 25)})",
                     _job_row(job),
                 )
                 events.append(self._append_event(db, job, entry))

@@ -100,6 +100,10 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     """
     CREATE INDEX jobs_account_planned ON jobs(account_id, planned_at);
     """,
+    # 4 → 5: how long a job's transient failures are retried (NULL: the default budget).
+    """
+    ALTER TABLE jobs ADD COLUMN retry_for_us INTEGER;
+    """,
 )
 
 
