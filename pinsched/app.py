@@ -137,7 +137,7 @@ class Daemon:
         await self.accounts.load_all()
         settings = DispatchSettings(retry=RetryPolicy(
             max_attempts=cfg.max_attempts, base_delay_s=cfg.retry_base_delay_s,
-            max_delay_s=cfg.retry_max_delay_s, retry_for_s=cfg.retry_for_s),
+            max_delay_s=cfg.retry_max_delay_s),
             read_lag_s=cfg.pinterest_read_lag_s)
         holder: dict[str, Scheduler] = {}
         self.activity = Activity()

@@ -86,7 +86,6 @@ class Config:
     max_attempts: int = 0
     retry_base_delay_s: float = 2.0
     retry_max_delay_s: float = 3600.0
-    retry_for_s: float = 86400.0
     request_timeout_s: float = 30.0
     pinterest_read_lag_s: float = 5.0
     shutdown_grace_s: float = 10.0
@@ -242,7 +241,6 @@ _FIELDS: Final[Mapping[str, _Field]] = {
     "max_attempts": _Field(_int_at_least(0)),
     "retry_base_delay_s": _Field(_float_at_least(0, strict=True)),
     "retry_max_delay_s": _Field(_float_at_least(0, strict=True)),
-    "retry_for_s": _Field(_float_at_least(0, strict=True)),
     "request_timeout_s": _Field(_float_at_least(0, strict=True)),
     "pinterest_read_lag_s": _Field(_float_at_least(0)),
     "shutdown_grace_s": _Field(_float_at_least(0)),

@@ -58,7 +58,7 @@ from pinsched.auth import AccountRegistry
 from pinsched.clock import Activity, Clock
 from pinsched.errors import JobNotFound
 from pinsched.jobs import ErrorCategory, Job, JobError, JobState, touch, transition
-from pinsched.retry import RetryPolicy, rate_limit_delay_s
+from pinsched.retry import RetryPolicy, rate_limit_delay_s, retry_deadline
 from pinsched.store import StaleJob, Store
 
 log = structlog.get_logger("pinsched.dispatcher")
@@ -533,7 +533,7 @@ class AccountDispatcher:
         pool = self.pool
         retry = pool.settings.retry
         now = pool.clock.now()
-        deadline = retry.deadline(planned_at=job.planned_at, window_end=job.window_end,
+        deadline = retry_deadline(planned_at=job.planned_at, window_end=job.window_end,
                                   retry_for=job.retry_for)
         at = retry.next_attempt_at(job.attempts, now=now, deadline=deadline, rng=pool.rng)
         if at is None:

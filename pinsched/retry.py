@@ -3,7 +3,7 @@ random source.
 
 * The budget is time, not a count: a transient failure is retried until the job's deadline
   (`retry_deadline`: `retry_for` after `planned_at` when the request set it; else the end of its
-  delivery window; else `RetryPolicy.retry_for_s`, 24 h, after `planned_at`). Pinterest's
+  delivery window; else `DEFAULT_RETRY_FOR`, 24 h, after `planned_at`). Pinterest's
   "could not fetch the image" clears after tens of minutes, so a handful of attempts within
   minutes would turn it into a permanent failure. `max_attempts` (0 = none) is an optional cap.
 * `RetryPolicy.backoff_s` — exponential backoff with full jitter (AWS architecture blog,
@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
+#: The retry budget of a job without `retry_for` and without a delivery window still ahead.
+DEFAULT_RETRY_FOR: Final = timedelta(hours=24)
 #: Cap on the hint-less 429 backoff and on the jitter added to a hint.
 RATE_LIMIT_MAX_S: Final = 900.0
 HINT_JITTER_MAX_S: Final = 5.0
@@ -33,7 +35,6 @@ class RetryPolicy:
     max_attempts: int = 0  # 0: no cap on the count, only the deadline
     base_delay_s: float = 2.0
     max_delay_s: float = 3600.0
-    retry_for_s: float = 86400.0  # default budget after planned_at (no window, no retry_for)
 
     def ceiling_s(self, attempt: int) -> float:
         """The largest delay `backoff_s(attempt)` can return."""
@@ -56,15 +57,9 @@ class RetryPolicy:
             return None
         return min(now + timedelta(seconds=self.backoff_s(max(1, attempts), rng)), deadline)
 
-    def deadline(self, *, planned_at: datetime, window_end: datetime,
-                 retry_for: timedelta | None) -> datetime:
-        """`retry_deadline` with this policy's default budget."""
-        return retry_deadline(planned_at=planned_at, window_end=window_end, retry_for=retry_for,
-                              default=timedelta(seconds=self.retry_for_s))
-
 
 def retry_deadline(*, planned_at: datetime, window_end: datetime, retry_for: timedelta | None,
-                   default: timedelta = timedelta(hours=24)) -> datetime:
+                   default: timedelta = DEFAULT_RETRY_FOR) -> datetime:
     """Until when a job's transient failures are retried: *retry_for* after *planned_at* when
     the request set it; else the end of its delivery window while that is still ahead of
     *planned_at* (a job sent again by RetryJob after its window gets *default*); else *default*

@@ -373,6 +373,26 @@ def window_from_proto(
         return None
 
 
+#: The longest retry budget a request may ask for.
+MAX_RETRY_FOR: Final = timedelta(days=30)
+
+
+def retry_for_from_proto(out: Violations, path: str, d: duration_pb2.Duration
+                         ) -> timedelta | None:
+    """The retry budget *d*, checked to be 0 < retry_for ≤ `MAX_RETRY_FOR`."""
+    value = _duration(out, path, d)
+    if value is None:
+        return None
+    if value <= timedelta(0):
+        out.add(path, "must be more than zero (leave it unset for the default: the end of the "
+                "delivery window, or 24 hours)")
+        return None
+    if value > MAX_RETRY_FOR:
+        out.add(path, f"must be at most {MAX_RETRY_FOR.days} days")
+        return None
+    return value
+
+
 # --- requests ----------------------------------------------------------------------------------
 
 
@@ -425,6 +445,9 @@ def schedule_spec_from_proto(
         window = window_from_proto(
             out, join_path(prefix, "delivery_window"), req.delivery_window, max_window=max_window
         )
+    retry_for: timedelta | None = None
+    if req.HasField("retry_for"):
+        retry_for = retry_for_from_proto(out, join_path(prefix, "retry_for"), req.retry_for)
     out.raise_if_any()
     assert scheduled_at is not None
     assert window is not None
@@ -436,4 +459,5 @@ def schedule_spec_from_proto(
         local_time=local,
         request_id=req.request_id,
         request_hash=request_hash(req),
+        retry_for=retry_for,
     )

@@ -51,7 +51,6 @@ def test_precedence_file_then_env_then_flags(tmp_path: Path) -> None:
     assert cfg.log_level == "debug"  # file
     assert cfg.horizon_days == 30  # file
     assert cfg.max_attempts == 0  # default: no count cap, the retry budget is time
-    assert cfg.retry_for_s == 86400.0  # default
     assert cfg.pinterest_read_lag_s == 5.0  # default
 
 
@@ -60,7 +59,6 @@ def test_environment_values_are_typed() -> None:
     env = {
         "PINSCHED_MAX_ATTEMPTS": "3",
         "PINSCHED_RETRY_BASE_DELAY_S": "0.5",
-        "PINSCHED_RETRY_FOR_S": "7200",
         "PINSCHED_PINTEREST_READ_LAG_S": "0",
         "PINSCHED_ALLOW_INSECURE_LISTEN": "yes",
         "PINSCHED_LOG_FORMAT": "Console",
@@ -69,7 +67,6 @@ def test_environment_values_are_typed() -> None:
     cfg = load_config(None, env, None)
     assert cfg.max_attempts == 3
     assert cfg.retry_base_delay_s == 0.5
-    assert cfg.retry_for_s == 7200.0
     assert cfg.pinterest_read_lag_s == 0.0
     assert cfg.allow_insecure_listen is True
     assert cfg.log_format == "console"
@@ -90,8 +87,6 @@ def test_empty_environment_variable_counts_as_unset() -> None:
         ({"PINSCHED_LOG_FORMAT": "xml"}, "PINSCHED_LOG_FORMAT: expected one of console, json"),
         ({"PINSCHED_LOG_LEVEL": "loud"}, "PINSCHED_LOG_LEVEL: expected one of"),
         ({"PINSCHED_MAX_ATTEMPTS": "-1"}, "PINSCHED_MAX_ATTEMPTS: expected an integer >= 0"),
-        ({"PINSCHED_RETRY_FOR_S": "0"}, "PINSCHED_RETRY_FOR_S: expected a number > 0"),
-        ({"PINSCHED_RETRY_FOR_S": "a day"}, "PINSCHED_RETRY_FOR_S: expected a"),
         ({"PINSCHED_PINTEREST_READ_LAG_S": "-1"}, "PINSCHED_PINTEREST_READ_LAG_S: expected a"),
         ({"PINSCHED_MAX_ATTEMPTS": "2.5"}, "PINSCHED_MAX_ATTEMPTS: expected an integer"),
         ({"PINSCHED_HORIZON_DAYS": "-1"}, "PINSCHED_HORIZON_DAYS: expected an integer >= 1"),
