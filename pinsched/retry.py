@@ -8,8 +8,9 @@ random source.
   minutes would turn it into a permanent failure. `max_attempts` (0 = none) is an optional cap.
 * `RetryPolicy.backoff_s` — exponential backoff with full jitter (AWS architecture blog,
   "Exponential Backoff And Jitter"): delay = uniform(0, min(max_delay, base · 2^(attempt-1))),
-  capped at an hour by default; `RetryPolicy.next_attempt_at` never goes past the deadline, so
-  the last attempt is made at it.
+  capped at an hour by default; `RetryPolicy.next_attempt_at` never goes past the deadline: a
+  backoff that would is cut to the deadline (one last attempt there), unless the deadline is
+  less than `base_delay_s` away.
 * `rate_limit_delay_s` — the wait after a 429, which does not count against the budget: the
   server's hint (Retry-After / X-RateLimit-Reset) plus a little jitter so that an account's jobs
   do not all come back at once; without a hint, exponential in the account's consecutive 429s
@@ -55,7 +56,11 @@ class RetryPolicy:
         spent (the deadline has passed, or the count cap is reached). Never after *deadline*."""
         if now >= deadline or self.exhausted(attempts):
             return None
-        return min(now + timedelta(seconds=self.backoff_s(max(1, attempts), rng)), deadline)
+        at = now + timedelta(seconds=self.backoff_s(max(1, attempts), rng))
+        if at <= deadline:
+            return at
+        # One last attempt at the deadline, unless it is too close to be a real backoff.
+        return deadline if deadline - now >= timedelta(seconds=self.base_delay_s) else None
 
 
 def retry_deadline(*, planned_at: datetime, window_end: datetime, retry_for: timedelta | None,

@@ -279,7 +279,8 @@ async def test_5xx_2787_is_reconciled_then_retried_and_delivered_once(
     assert retry.error.category == E.CATEGORY_OUTCOME_UNKNOWN
     assert retry.reason.startswith("reconciled: no pin on the board")
     waited = [h for h in got.history if h.from_state == h.to_state == J.STATE_SUBMITTED]
-    assert waited and waited[0].reason.startswith("outcome unknown (Sorry! Something went")
+    assert waited
+    assert waited[0].reason.startswith("outcome unknown (Sorry! Something went")
     looked = [r for r in sandbox.requests if r.method == "GET"]
     assert [r.path for r in looked[:2]] == ["/v5/boards/1001/pins"] * 2
     submitted = next(h for h in got.history if h.to_state == J.STATE_SUBMITTED)
