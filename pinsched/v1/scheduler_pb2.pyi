@@ -323,7 +323,8 @@ class UpdateJobRequest(_message.Message):
     def update_mask(self) -> _field_mask_pb2.FieldMask:
         """Required. Paths among `pin.title`, `pin.description`, `pin.link`, `pin.alt_text`,
         `pin.dominant_color`, `pin.board_id`, `pin.board_section_id`, `pin.media_source`,
-        `scheduled_at`, `local_time`, `delivery_window`.
+        `scheduled_at`, `local_time`, `delivery_window`, `retry_for` (unset in `job`: back to the
+        default budget; like the time, it cannot change once the pin is published).
         """
 
     def __init__(

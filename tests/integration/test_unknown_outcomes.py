@@ -346,3 +346,37 @@ async def test_a_429_on_a_patch_waits_as_told_and_is_not_counted(w: World) -> No
     assert len(times) == 3
     assert all((b - a).total_seconds() >= 60 for a, b in itertools.pairwise(times))
     assert w.sandbox.pins()[0]["title"] == "changed"
+
+
+async def _update_retry_for(w: World, job_id: str, value: timedelta | None) -> job_pb2.Job:
+    update = job_pb2.Job(id=job_id)
+    if value is not None:
+        update.retry_for.FromTimedelta(value)
+    return await w.api.jobs.UpdateJob(scheduler_pb2.UpdateJobRequest(
+        job=update, update_mask=field_mask_pb2.FieldMask(paths=["retry_for"])))
+
+
+async def test_update_job_changes_the_retry_budget_until_the_pin_is_published(w: World) -> None:
+    """UpdateJob with `retry_for` in the mask moves a retrying job's deadline (an unset value
+    goes back to the 24 h default); a bad value is INVALID_ARGUMENT naming `job.retry_for`;
+    once the pin is published it is FAILED_PRECONDITION."""
+    w.sandbox.add_fault(UNFETCHABLE)
+    job = await w.schedule()
+    await w.reach(job.id, J.STATE_RETRYING)
+    planned = ts(job.planned_at)
+    short = await _update_retry_for(w, job.id, timedelta(hours=1))
+    assert (short.state, ts(short.retry_until)) == (J.STATE_RETRYING,
+                                                   planned + timedelta(hours=1))
+    assert short.history[-1].reason == "updated: retry_for"
+    default = await _update_retry_for(w, job.id, None)
+    assert not default.HasField("retry_for")
+    assert ts(default.retry_until) == planned + timedelta(hours=24)
+    with pytest.raises(grpc.aio.AioRpcError) as bad:
+        await _update_retry_for(w, job.id, timedelta(days=31))
+    assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "job.retry_for" in (bad.value.details() or "")
+    w.sandbox.clear_faults()
+    await w.reach(job.id, J.STATE_DELIVERED)
+    with pytest.raises(grpc.aio.AioRpcError) as late:
+        await _update_retry_for(w, job.id, timedelta(hours=2))
+    assert late.value.code() == grpc.StatusCode.FAILED_PRECONDITION
