@@ -59,7 +59,7 @@ from pinsched.clock import Activity, Clock
 from pinsched.errors import JobNotFound
 from pinsched.jobs import ErrorCategory, Job, JobError, JobState, touch, transition
 from pinsched.retry import RetryPolicy, rate_limit_delay_s, retry_deadline
-from pinsched.store import StaleJob, Store
+from pinsched.store import JobFilter, StaleJob, Store
 
 log = structlog.get_logger("pinsched.dispatcher")
 S = JobState
@@ -484,6 +484,7 @@ class AccountDispatcher:
         INCONCLUSIVE (raises ReadFailed). The board's `board_pins_modified_at` is not used."""
         pool = self.pool
         since = job.submitted_at or job.updated_at
+        rank = await self._twin_rank(job)
         found: list[reconcile.Candidate] = []
         bookmark: str | None = None
         for _ in range(pool.settings.reconcile_pages):
@@ -499,9 +500,19 @@ class AccountDispatcher:
             owned = await pool.store.owned_pin_ids(ids)
             found += reconcile.candidates(job.pin, page.items, submitted_at=since, owned=owned)
             if not page.bookmark or reconcile.search_exhausted(page.items, since):
-                return reconcile.choose(job.pin, found) or _Search.ABSENT
+                return reconcile.choose(job.pin, found, rank=rank) or _Search.ABSENT
             bookmark = page.bookmark
-        return reconcile.choose(job.pin, found) or _Search.INCONCLUSIVE
+        return reconcile.choose(job.pin, found, rank=rank) or _Search.INCONCLUSIVE
+
+    async def _twin_rank(self, job: Job) -> int:
+        """How many SUBMITTED jobs of the account with the same content were submitted before
+        *job* (each of them takes an earlier candidate pin; see `reconcile.choose`)."""
+        twins = await self.pool.store.list_jobs(JobFilter(
+            account_id=job.account_id, states=frozenset({S.SUBMITTED}),
+            board_id=job.pin.board_id), limit=1000)
+        key = (job.submitted_at or job.updated_at, job.id)
+        return sum(1 for t in twins if t.id != job.id and reconcile.same_content(t.pin, job.pin)
+                   and (t.submitted_at or t.updated_at, t.id) < key)
 
     async def _delivered(self, job: Job, pin_id: str, reason: str) -> None:
         pool = self.pool

@@ -13,9 +13,13 @@ are undocumented and reads may lag writes.
    alt text once both sides are normalized (`norm_text`, `norm_link`: Pinterest trims text and
    may rewrite a link's scheme/host case or trailing slash).
 2. `choose` decides: a job with text claims the earliest candidate (then the lowest id), so jobs
-   with identical content claim distinct pins in creation order. A job whose text fields are all
-   empty (`bare`) has only media and section to go on: it claims a lone candidate, and with
-   several it claims none (`Ambiguous`), and the caller looks again, then asks the user.
+   with identical content claim distinct pins in creation order. Twins whose outcomes are all
+   still unknown (`same_content`, all SUBMITTED) are ranked by submission: the k-th submitted
+   takes the k-th candidate, or none yet (a later twin never takes the pin of an earlier one
+   whose own look is still to come, which would leave that one to miss a pin landing late). A
+   job whose text fields are all empty (`bare`) has only media and section to go on: it claims
+   a lone candidate, and with several it claims none (`Ambiguous`), and the caller looks again,
+   then asks the user.
 3. `search_exhausted`: the listing order is not documented; paging stops only when a page is
    newest-first and reaches past the horizon (later pages are older still).
 
@@ -168,14 +172,25 @@ def candidates(
     return out
 
 
-def choose(pin: PinSpec, found: Sequence[Candidate]) -> str | Ambiguous | None:
-    """The pin id to claim among *found* (all pages), `Ambiguous`, or None (no candidate)."""
+def same_content(a: PinSpec, b: PinSpec) -> bool:
+    """Whether no listing could tell a pin of *a* from one of *b* (twins)."""
+    return (a.board_id == b.board_id and a.board_section_id == b.board_section_id
+            and media_kind(a) == media_kind(b)
+            and all(norm_text(getattr(a, f)) == norm_text(getattr(b, f))
+                    for f in ("title", "description", "alt_text"))
+            and norm_link(a.link) == norm_link(b.link))
+
+
+def choose(pin: PinSpec, found: Sequence[Candidate], *, rank: int = 0
+           ) -> str | Ambiguous | None:
+    """The pin id to claim among *found* (all pages), `Ambiguous`, or None (no candidate for
+    this job yet). *rank*: how many twins with an unknown outcome were submitted before it."""
     unique = sorted({c.pin_id: c for c in found}.values(), key=lambda c: c.key)
     if not unique:
         return None
     if bare(pin) and len(unique) > 1:
         return Ambiguous(tuple(c.pin_id for c in unique))
-    return unique[0].pin_id
+    return unique[rank].pin_id if rank < len(unique) else None
 
 
 def pick(

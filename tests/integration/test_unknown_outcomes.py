@@ -380,3 +380,27 @@ async def test_update_job_changes_the_retry_budget_until_the_pin_is_published(w:
     with pytest.raises(grpc.aio.AioRpcError) as late:
         await _update_retry_for(w, job.id, timedelta(hours=2))
     assert late.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+async def test_a_later_twin_never_takes_the_pin_of_an_earlier_one_still_unsettled(
+    w: World,
+) -> None:
+    """Two identical jobs 10 s apart, both answered 503 while their pins land later (5 s and
+    25 s after each, inside the 30 s request timeout): the second, looking at once, sees the
+    first one's pin but does not take it while the first is still being settled; each ends with
+    a pin and no third pin is made (taking it would have left the first to look at 30 s, before
+    the second's pin lands at 35 s, find nothing, and post again)."""
+    w.sandbox.add_fault(FaultRule(kind="late_create", land_after_min_s=5, land_after_max_s=5,
+                                  times=1))
+    first = await w.schedule(title="twin")
+    await w.drive(first.id, lambda j: len(j.history) >= 4, limit_s=60)  # its first look done
+    await w.clock.advance(10)
+    w.sandbox.add_fault(FaultRule(kind="late_create", land_after_min_s=25, land_after_max_s=25,
+                                  times=1))
+    second = await w.schedule(title="twin")
+    one = await w.reach(first.id, J.STATE_DELIVERED, limit_s=120)
+    two = await w.reach(second.id, J.STATE_DELIVERED, limit_s=120)
+    pins = {p["id"] for p in w.sandbox.pins()}
+    assert len(pins) == 2
+    assert {one.pinterest_pin_id, two.pinterest_pin_id} == pins
+    assert len(w.posts()) == 2

@@ -124,6 +124,30 @@ def test_the_earliest_wins_across_pages() -> None:
     assert reconcile.choose(PIN, page1 + page2) == "6"
 
 
+def test_twins_take_candidates_in_submission_order() -> None:
+    """With *rank* twins submitted earlier and still unsettled, a job takes the candidate at
+    that rank, or none when there are not that many yet."""
+    found = [reconcile.Candidate("7", SUBMITTED + timedelta(seconds=2)),
+             reconcile.Candidate("6", SUBMITTED + timedelta(seconds=1))]
+    assert reconcile.choose(PIN, found, rank=0) == "6"
+    assert reconcile.choose(PIN, found, rank=1) == "7"
+    assert reconcile.choose(PIN, found[:1], rank=1) is None
+
+
+def test_same_content_is_what_a_listing_cannot_tell_apart() -> None:
+    """Twins: same board, section, media type and normalized text; any visible difference (or
+    another media type) makes them distinct, while the image URL does not count."""
+    twin = PinSpec(board_id="1001", media=ImageUrl(url="https://x.test/other.jpg"),
+                   title=" T ", description="D", link="HTTPS://X.TEST/p/", alt_text="A")
+    assert reconcile.same_content(PIN, twin)
+    for change in ({"title": "U"}, {"board_section_id": "5"}, {"link": "https://x.test/q"},
+                   {"media": Video(media_id="1")}):
+        other = PinSpec(**{**{f: getattr(PIN, f) for f in ("board_id", "media", "title",
+                                                           "description", "link", "alt_text")},
+                           **change})
+        assert not reconcile.same_content(PIN, other), change
+
+
 def test_a_bare_job_claims_a_lone_candidate_and_never_guesses_among_several() -> None:
     """A job without title, description, link or alt text matches on board, section and media:
     a lone candidate is claimed; two are `Ambiguous` (none claimed); another section or media
