@@ -81,7 +81,8 @@ class Scale:
 
 
 SCALES: dict[str, Scale] = {
-    "ci": Scale(pins=200, accounts=10, kills=3, settle_timeout_s=40.0),
+    # More late creates than the other scales: the ci test requires at least one to fire.
+    "ci": Scale(pins=200, accounts=10, kills=3, settle_timeout_s=40.0, rate_late_create=0.15),
     "soak": Scale(pins=2000, accounts=40, kills=8, spread_s=4.0, settle_timeout_s=120.0),
     "long": Scale(pins=10_000, accounts=100, kills=15, spread_s=8.0, settle_timeout_s=300.0),
 }
