@@ -63,6 +63,20 @@ class RetryPolicy:
         return deadline if deadline - now >= timedelta(seconds=self.base_delay_s) else None
 
 
+#: The longest retry budget a request may ask for.
+MAX_RETRY_FOR: Final = timedelta(days=30)
+
+
+def retry_for_problem(value: timedelta) -> str | None:
+    """Why *value* cannot be a request's `retry_for` (0 < retry_for ≤ 30 days), or None."""
+    if value <= timedelta(0):
+        return ("must be more than zero (leave it unset for the default: the end of the "
+                "delivery window, or 24 hours)")
+    if value > MAX_RETRY_FOR:
+        return f"must be at most {MAX_RETRY_FOR.days} days"
+    return None
+
+
 def retry_deadline(*, planned_at: datetime, window_end: datetime, retry_for: timedelta | None,
                    default: timedelta = DEFAULT_RETRY_FOR) -> datetime:
     """Until when a job's transient failures are retried: *retry_for* after *planned_at* when

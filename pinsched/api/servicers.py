@@ -204,8 +204,7 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
         retry_for = current.retry_for
         if "retry_for" in paths:  # unset in the job: back to the default budget
             out = va.Violations()
-            retry_for = (va.retry_for_from_proto(out, "job.retry_for", req.retry_for)
-                         if req.HasField("retry_for") else None)
+            retry_for = va.retry_for_from_proto(out, "job.retry_for", req)
             out.raise_if_any()
         return await self.service.update(
             req.id, paths=paths, expected_version=request.expected_version or current.version,
