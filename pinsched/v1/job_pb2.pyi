@@ -503,7 +503,9 @@ class RemoteUpdate(_message.Message):
     state: Global___RemoteUpdate.State.ValueType
     """Progress of the change."""
     attempts: _builtins.int
-    """PATCH requests made for this change."""
+    """PATCH attempts made for this change (a 429 answer is not counted). After an hour of
+    failures the change is given up (`STATE_FAILED`, the pin keeps its old values).
+    """
     @_builtins.property
     def paths(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """The fields changed (`pin.title`, ...), accumulated over updates not yet applied."""
