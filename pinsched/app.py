@@ -121,7 +121,8 @@ class Daemon:
         await self.accounts.load_all()
         settings = DispatchSettings(retry=RetryPolicy(
             max_attempts=cfg.max_attempts, base_delay_s=cfg.retry_base_delay_s,
-            max_delay_s=cfg.retry_max_delay_s))
+            max_delay_s=cfg.retry_max_delay_s),
+            read_lag_s=cfg.pinterest_read_lag_s)
         holder: dict[str, Scheduler] = {}
         self.activity = Activity()
         self.webhooks = WebhookSender(self.store, self.clock, endpoints, activity=self.activity,

@@ -201,6 +201,8 @@ def build_schedule_request(args: argparse.Namespace) -> scheduler_pb2.SchedulePi
         **_policies(args),
     )
     _apply_time(args, request)
+    if getattr(args, "retry_for", None) is not None:
+        request.retry_for.CopyFrom(duration(args.retry_for))
     return request
 
 
@@ -314,6 +316,7 @@ class Output:
             ("planned at", when(job.planned_at)),
             ("attempts", str(job.attempts)),
             ("next attempt", when(job.next_attempt_at)),
+            ("retry until", when(job.retry_until)),
             ("pinterest pin", job.pinterest_pin_id or "-"),
             ("late by", format_duration(job.late_by) if job.HasField("late_by") else "-"),
             ("last error", _error_text(job.last_error) if job.HasField("last_error") else "-"),
@@ -757,6 +760,9 @@ def build_parser() -> argparse.ArgumentParser:
         p = verb(name, fn, f"{name} a pin", pin_flags)
         p.add_argument("--account", required=True)
         p.add_argument("--request-id", help="idempotency key (default: a new uuid4)")
+        p.add_argument("--retry-for", type=_arg_type(parse_duration), metavar="DURATION",
+                       help="retry transient failures this long after the planned time "
+                       "(default: the window's end, else 1d)")
     verb("get", _get, "one job with its history").add_argument("job_id")
     p = verb("list", _list, "list jobs, newest first")
     p.add_argument("--account")

@@ -81,10 +81,11 @@ class Config:
     log_format: str = "json"
     clock_skew_tolerance_s: float = 60.0
     horizon_days: int = 400
-    max_attempts: int = 8
+    max_attempts: int = 0
     retry_base_delay_s: float = 2.0
     retry_max_delay_s: float = 3600.0
     request_timeout_s: float = 30.0
+    pinterest_read_lag_s: float = 5.0
     shutdown_grace_s: float = 10.0
     app_writes_per_minute: int = 0
     allow_insecure_listen: bool = False
@@ -237,10 +238,11 @@ _FIELDS: Final[Mapping[str, _Field]] = {
     "log_format": _Field(_choice(LOG_FORMATS), "--log-format", "json or console"),
     "clock_skew_tolerance_s": _Field(_float_at_least(0)),
     "horizon_days": _Field(_int_at_least(1)),
-    "max_attempts": _Field(_int_at_least(1)),
+    "max_attempts": _Field(_int_at_least(0)),
     "retry_base_delay_s": _Field(_float_at_least(0, strict=True)),
     "retry_max_delay_s": _Field(_float_at_least(0, strict=True)),
     "request_timeout_s": _Field(_float_at_least(0, strict=True)),
+    "pinterest_read_lag_s": _Field(_float_at_least(0)),
     "shutdown_grace_s": _Field(_float_at_least(0)),
     "app_writes_per_minute": _Field(_int_at_least(0)),
     "allow_insecure_listen": _Field(

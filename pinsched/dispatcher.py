@@ -12,17 +12,24 @@ leaves), calls Pinterest once, and records the outcome (`pinterest.classify`):
                       account NEEDS_REAUTH (its other jobs are held, not attempted, not failed);
                       refused again right after a refresh: the same. Never counted
     Rejected        → PERMANENTLY_FAILED with Pinterest's code and message
-    Unavailable     → RETRYING with backoff; PERMANENTLY_FAILED once attempts are exhausted
-    OutcomeUnknown  → reconcile before anything is retried (below)
+    Unavailable     → RETRYING with backoff until the job's retry deadline (`retry.py`: by
+                      time, not count), then PERMANENTLY_FAILED (EXHAUSTED)
+    OutcomeUnknown  → reconcile before anything is retried (below); every 5xx on a create is one
 
-Reconciling (also for a job found SUBMITTED at start-up, i.e. a crash): look for the pin on its
-board (`reconcile.py`). Found → DELIVERED with that pin id (the store's unique index keeps two
-jobs from claiming one pin). Not found → as Unavailable; but when no answer came at all (timeout,
-lost connection, crash) only once the request can no longer be in flight (`settle_s` after
-submission, the request timeout): until then the job stays SUBMITTED and is looked for again.
-Board unreadable → stays SUBMITTED, looked for again with backoff (after RECONCILE_MAX_FAILURES
-looks in a row: FAILED, for the user to check); board not found (404) → no pin on it. The
-listing could not prove absence → FAILED too (needs the user; RetryJob sends it again).
+Reconciling (also for a job found SUBMITTED at start-up, i.e. a crash): list the board's recent
+pins (`reconcile.py`). Found → DELIVERED with that pin id (the store's unique index keeps two
+jobs from claiming one pin). "No pin" is concluded only from a listing that started once the
+request can no longer land or be hidden by read lag (`settle_s` after submission: the request
+timeout plus `read_lag_s`); before that the job stays SUBMITTED and is looked for again at that
+instant; then it is as Unavailable. Several pins that could be a bare job's → none is claimed,
+the ambiguity is recorded in the history and looked at again at that instant; still ambiguous
+then → FAILED for the user. Board unreadable → stays SUBMITTED, looked for again with backoff
+(after RECONCILE_MAX_FAILURES looks in a row: FAILED, for the user to check); board not found
+(404) → no pin on it. The listing could not prove absence → FAILED too (RetryJob sends it again).
+
+Deletes (cancel of a published pin) and PATCHes go through the account's write bucket and
+`remote.decide`: backoff with jitter, Retry-After honoured, one token refresh per operation, and
+after `remote_retry_for_s` of failures they give up with the pin still live.
 
 Stopping: no new request leaves once `stop()` is called; in-flight ones get the grace period,
 then their task is cancelled and the job stays SUBMITTED, reconciled at the next start. A CAS
@@ -39,20 +46,20 @@ import sqlite3
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
 
 from pinsched import pinterest as pt
-from pinsched import reconcile
+from pinsched import reconcile, remote
 from pinsched.accounts import Account
 from pinsched.auth import AccountRegistry
 from pinsched.clock import Activity, Clock
 from pinsched.errors import JobNotFound
 from pinsched.jobs import ErrorCategory, Job, JobError, JobState, touch, transition
-from pinsched.retry import RetryPolicy, rate_limit_delay_s
-from pinsched.store import StaleJob, Store
+from pinsched.retry import RetryPolicy, rate_limit_delay_s, retry_deadline
+from pinsched.store import JobFilter, StaleJob, Store
 
 log = structlog.get_logger("pinsched.dispatcher")
 S = JobState
@@ -71,6 +78,11 @@ class DispatchSettings:
     settle_s: float | None = None
     reconcile_pages: int = 10
     reconcile_page_size: int = 100
+    #: How long Pinterest's reads may lag its writes: added to the request timeout before
+    #: "no pin" may be concluded.
+    read_lag_s: float = 5.0
+    #: How long a delete or PATCH of a published pin is retried before giving up.
+    remote_retry_for_s: float = remote.GIVE_UP_AFTER_S
 
 
 class _Search(enum.Enum):
@@ -101,11 +113,14 @@ class Dispatchers:
         self._timers: set[asyncio.Task[None]] = set()
         self.read_failures: dict[str, int] = {}  # job id → failed looks in a row
         self.unknown_errors: dict[str, JobError] = {}  # job id → why its pin is looked for
+        self.remote_refreshed: set[str] = set()  # jobs whose delete/PATCH refreshed the token
+        self.remote_failures: dict[str, int] = {}  # job id → failed deletes in a row
 
     @property
     def settle_s(self) -> float:
+        """How long after a submission "no pin" may be concluded (timeout + read lag)."""
         s = self.settings.settle_s
-        return self.client.timeout_s if s is None else s
+        return self.client.timeout_s + self.settings.read_lag_s if s is None else s
 
     def submit(self, job: Job) -> None:
         if self.stopping.is_set():
@@ -397,6 +412,8 @@ class AccountDispatcher:
         account = await pool.accounts.get(job.account_id)
         err = err or JobError(category=ErrorCategory.OUTCOME_UNKNOWN, retryable=True,
                               message="interrupted while submitted (the daemon stopped)")
+        settle_at = (job.submitted_at or job.updated_at) + timedelta(seconds=pool.settle_s)
+        read_started = pool.clock.now()
         try:
             found = await self._find_pin(job, account.access_token)
         except pt.ReadFailed as exc:
@@ -412,20 +429,31 @@ class AccountDispatcher:
                              retryable=False)
             await self._finish(job, S.FAILED, "outcome unknown: needs a look", unsure)
             return
-        submitted_at = job.submitted_at or job.updated_at
-        wait = (submitted_at - pool.clock.now()).total_seconds() + pool.settle_s
-        if wait > 0 and not err.http_status:
-            # No answer came, so the request may still be on its way: look again once it
-            # cannot be. (An answer, even a 5xx, means Pinterest is done with it.)
-            pool.unknown_errors[job.id] = err
-            noted = await self._commit(job, lambda j: touch(
-                j, now=pool.clock.now(), last_error=err,
-                reason=f"outcome unknown ({err.message}): looking for the pin before any "
-                "retry"))
-            if noted is not None and noted.state is S.SUBMITTED:
-                pool.later(wait, noted)
+        late_enough = read_started >= settle_at
+        if isinstance(found, reconcile.Ambiguous):
+            ids = ", ".join(found.pin_ids)
+            if late_enough:
+                unsure = replace(err, retryable=False, message=f"{err.message}; pins {ids} "
+                                 "could each be this job's (no title, description, link or alt "
+                                 "text to tell them apart): check the board, then RetryJob or "
+                                 "CancelJob")
+                await self._finish(job, S.FAILED, "outcome unknown: ambiguous, needs a look",
+                                   unsure)
+                return
+            note = (f"ambiguous: pins {ids} could each be this job's; none claimed, looking "
+                    "again once the request can no longer land")
+        elif late_enough:
+            await self._backoff(job, err, note="reconciled: no pin on the board; ")
             return
-        await self._backoff(job, err, note="reconciled: no pin on the board; ")
+        else:
+            note = f"outcome unknown ({err.message}): looking for the pin before any retry"
+        # The request may still land (or be hidden by read lag): look again once it cannot.
+        pool.unknown_errors[job.id] = err
+        noted = await self._commit(job, lambda j: touch(j, now=pool.clock.now(), last_error=err,
+                                                        reason=note))
+        if noted is not None and noted.state is S.SUBMITTED:
+            wait = (settle_at - pool.clock.now()).total_seconds()
+            pool.later(max(wait, 0.001), noted)
 
     async def _read_failed(self, job: Job, err: JobError, account: Account,
                            exc: pt.ReadFailed) -> None:
@@ -452,32 +480,40 @@ class AccountDispatcher:
                 return
         pool.later(pool.read_retry_s(job.id), job)
 
-    async def _find_pin(self, job: Job, token: str) -> str | _Search:
-        """The id of *job*'s pin on its board, ABSENT, or INCONCLUSIVE (raises ReadFailed)."""
+    async def _find_pin(self, job: Job, token: str) -> str | reconcile.Ambiguous | _Search:
+        """The id of *job*'s pin among its board's recent pins, `Ambiguous`, ABSENT, or
+        INCONCLUSIVE (raises ReadFailed). The board's `board_pins_modified_at` is not used."""
         pool = self.pool
         since = job.submitted_at or job.updated_at
-        try:
-            board = await pool.client.get_board(token, job.pin.board_id)
-        except pt.ReadFailed as exc:
-            gone = exc.outcome
-            if isinstance(gone, pt.Rejected) and gone.error.http_status == 404:
-                return _Search.ABSENT  # no such board (for this user): no pin on it either
-            raise
-        if reconcile.board_untouched(board, since):
-            return _Search.ABSENT
+        rank = await self._twin_rank(job)
+        found: list[reconcile.Candidate] = []
         bookmark: str | None = None
         for _ in range(pool.settings.reconcile_pages):
-            page = await pool.client.board_pins(token, job.pin.board_id, bookmark=bookmark,
-                                                page_size=pool.settings.reconcile_page_size)
+            try:
+                page = await pool.client.board_pins(token, job.pin.board_id, bookmark=bookmark,
+                                                    page_size=pool.settings.reconcile_page_size)
+            except pt.ReadFailed as exc:
+                gone = exc.outcome
+                if isinstance(gone, pt.Rejected) and gone.error.http_status == 404:
+                    return _Search.ABSENT  # no such board (for this user): no pin on it either
+                raise
             ids = [str(p.get("id")) for p in page.items]
             owned = await pool.store.owned_pin_ids(ids)
-            hit = reconcile.pick(job.pin, page.items, submitted_at=since, owned=owned)
-            if hit is not None:
-                return str(hit["id"])
+            found += reconcile.candidates(job.pin, page.items, submitted_at=since, owned=owned)
             if not page.bookmark or reconcile.search_exhausted(page.items, since):
-                return _Search.ABSENT
+                return reconcile.choose(job.pin, found, rank=rank) or _Search.ABSENT
             bookmark = page.bookmark
-        return _Search.INCONCLUSIVE
+        return reconcile.choose(job.pin, found, rank=rank) or _Search.INCONCLUSIVE
+
+    async def _twin_rank(self, job: Job) -> int:
+        """How many SUBMITTED jobs of the account with the same content were submitted before
+        *job* (each of them takes an earlier candidate pin; see `reconcile.choose`)."""
+        twins = await self.pool.store.list_jobs(JobFilter(
+            account_id=job.account_id, states=frozenset({S.SUBMITTED}),
+            board_id=job.pin.board_id), limit=1000)
+        key = (job.submitted_at or job.updated_at, job.id)
+        return sum(1 for t in twins if t.id != job.id and reconcile.same_content(t.pin, job.pin)
+                   and (t.submitted_at or t.updated_at, t.id) < key)
 
     async def _delivered(self, job: Job, pin_id: str, reason: str) -> None:
         pool = self.pool
@@ -504,17 +540,27 @@ class AccountDispatcher:
                 await self._delete(new)
 
     async def _backoff(self, job: Job, err: JobError, note: str = "") -> None:
-        retry = self.pool.settings.retry
-        if retry.exhausted(job.attempts):
+        """Retry a transient failure with backoff until the job's retry deadline (by time, not
+        by count); past it, PERMANENTLY_FAILED (EXHAUSTED) with the last error."""
+        pool = self.pool
+        retry = pool.settings.retry
+        now = pool.clock.now()
+        deadline = retry_deadline(planned_at=job.planned_at, window_end=job.window_end,
+                                  retry_for=job.retry_for)
+        at = retry.next_attempt_at(job.attempts, now=now, deadline=deadline, rng=pool.rng)
+        if at is None:
+            why = (f"{job.attempts} attempts failed" if retry.exhausted(job.attempts) else
+                   f"{job.attempts} attempts failed by {deadline:%Y-%m-%dT%H:%M:%SZ}, the end "
+                   "of its retry budget")
             exhausted = JobError(
-                category=ErrorCategory.EXHAUSTED, message=f"{job.attempts} attempts failed; last: "
-                f"{err.message}", http_status=err.http_status, pinterest_code=err.pinterest_code,
+                category=ErrorCategory.EXHAUSTED, message=f"{why}; last: {err.message}",
+                http_status=err.http_status, pinterest_code=err.pinterest_code,
                 pinterest_request_id=err.pinterest_request_id,
             )
-            await self._finish(job, S.PERMANENTLY_FAILED, f"{note}attempts exhausted", exhausted)
+            await self._finish(job, S.PERMANENTLY_FAILED, f"{note}retry budget spent", exhausted)
             return
-        delay = retry.backoff_s(job.attempts, self.pool.rng)
-        await self._retry(job, err, delay, f"{note}{err.message}", count=True)
+        await self._retry(job, err, (at - now).total_seconds(), f"{note}{err.message}",
+                          count=True)
 
     async def _retry(self, job: Job, err: JobError, delay_s: float, reason: str, *,
                      count: bool) -> None:
@@ -548,63 +594,133 @@ class AccountDispatcher:
         self.pool.forget(job.id)
         await self._commit(job, apply)
 
-    async def _delete(self, job: Job) -> None:
+    async def _pace_write(self, job: Job, *, hold: bool) -> bool:
+        """Wait for a write token of the account (and the app) and any 429 hold, not for pin
+        spacing or caps; False when stopping, or (with *hold*) the account can't publish."""
         pool = self.pool
+        while not pool.stopping.is_set():
+            if hold and not pool.accounts.can_publish(job.account_id):
+                return False
+            pacer = pool.accounts.pacer(job.account_id)
+            mono = pool.clock.monotonic()
+            wait = max(0.0, pacer.blocked_until - mono) or pacer.write_delay(mono)
+            if not wait:
+                wait = pool.accounts.app_bucket.try_take(mono)
+                if wait:
+                    pacer.bucket.tokens += 1.0  # give the account token back
+            if not wait:
+                return True
+            await self._sleep(wait)
+        return False
+
+    async def _remote(self, job: Job, outcome: pt.Outcome, account: Account, *, delete: bool,
+                      failing_since: datetime | None, attempts: int) -> remote.RemoteDecision:
+        """Decide after a delete/PATCH answer; slow the account down on a 429 and refresh the
+        token when told (REFRESH becomes RETRY at once, or GIVE_UP/RETRY when refused)."""
+        pool = self.pool
+        pacer = pool.accounts.pacer(job.account_id)
+        decision = remote.decide(
+            outcome, delete=delete, now=pool.clock.now(), failing_since=failing_since,
+            attempts=attempts, refreshed=job.id in pool.remote_refreshed,
+            strikes=pacer.strikes, policy=pool.settings.retry, rng=pool.rng,
+            give_up_after_s=pool.settings.remote_retry_for_s)
+        if decision.rate_limited:
+            pacer.rate_limited(pool.clock.monotonic(),
+                               decision.hint_s if decision.hint_s is not None
+                               else decision.delay_s)
+        if decision.action is remote.Action.REFRESH:
+            pool.remote_refreshed.add(job.id)
+            result = await pool.accounts.refresh(account, reason="401")
+            if isinstance(result, Account):
+                return remote.RemoteDecision(action=remote.Action.RETRY, counted=False)
+            if result.permanent:
+                return remote.RemoteDecision(action=remote.Action.GIVE_UP, error=result.error)
+            return remote.decide(pt.Unavailable(result.error), delete=delete,
+                                 now=pool.clock.now(), failing_since=failing_since,
+                                 attempts=attempts, refreshed=True, strikes=0,
+                                 policy=pool.settings.retry, rng=pool.rng,
+                                 give_up_after_s=pool.settings.remote_retry_for_s)
+        if decision.action is not remote.Action.RETRY:
+            pool.remote_refreshed.discard(job.id)
+        return decision
+
+    async def _delete(self, job: Job) -> None:
+        """Delete a cancelled job's pin (`remote.decide`); giving up leaves it DELIVERED."""
+        pool = self.pool
+        if not await self._pace_write(job, hold=False):
+            return  # stopping: still CANCELLING, carried on at the next start
         account = await pool.accounts.get(job.account_id)
         outcome = await pool.client.delete_pin(account.access_token, job.pinterest_pin_id)
-        if isinstance(outcome, pt.AuthExpired):
-            refreshed = await pool.accounts.refresh(account, reason="401")
-            if isinstance(refreshed, Account):
-                self.enqueue(job.id)
-                return
+        attempts = pool.remote_failures.get(job.id, 0) + 1
+        since = None
+        if not isinstance(outcome, pt.Delivered | pt.Rejected):
+            since = await self._cancelling_since(job)
+        decision = await self._remote(job, outcome, account, delete=True, failing_since=since,
+                                      attempts=attempts)
         now = pool.clock.now()
-        gone = isinstance(outcome, pt.Delivered) or (
-            isinstance(outcome, pt.Rejected) and outcome.error.http_status == 404)
-        if gone:
+        if decision.action is remote.Action.RETRY:
+            if decision.counted:
+                pool.remote_failures[job.id] = attempts
+            if decision.error is None:
+                self.enqueue(job.id)  # token refreshed: send it again
+            else:
+                pool.later(decision.delay_s, job)
+            return
+        pool.remote_failures.pop(job.id, None)
+        if decision.action is remote.Action.DONE:
             await self._commit(job, lambda j: transition(
                 j, S.CANCELLED, now=now, reason="pin deleted on Pinterest"))
-        elif isinstance(outcome, pt.Rejected):
-            err = outcome.error
-            await self._commit(job, lambda j: transition(
-                j, S.DELIVERED, now=now, last_error=err,
-                reason=f"delete refused, the pin is still live: {err.message}"))
-        else:
-            pool.later(pool.settings.retry.backoff_s(2, pool.rng) + 1.0, job)
+            return
+        err = decision.error
+        assert err is not None
+        verb = "refused" if decision.action is remote.Action.REFUSED else "given up"
+        await self._commit(job, lambda j: transition(
+            j, S.DELIVERED, now=now, last_error=err,
+            reason=f"delete {verb}, the pin is still live: {err.message}"))
+
+    async def _cancelling_since(self, job: Job) -> datetime:
+        """When the job's current cancel began (its last move into CANCELLING)."""
+        full = await self.pool.store.get_job(job.id, with_history=True)
+        moves = [h.time for h in full.history
+                 if h.to_state is S.CANCELLING and h.from_state is not S.CANCELLING]
+        return moves[-1] if moves else job.updated_at
 
     async def _patch(self, job: Job) -> None:
-        """Apply a delivered pin's pending change on Pinterest (PATCH is idempotent: retried)."""
+        """Apply a delivered pin's pending change on Pinterest (PATCH is idempotent: retried,
+        through the write bucket, until `remote_retry_for_s` after its first failure)."""
         pool = self.pool
-        remote = job.remote_update
-        assert remote is not None
-        if not await self._pace(job):
+        remote_update = job.remote_update
+        assert remote_update is not None
+        if not await self._pace_write(job, hold=True):
             if not pool.stopping.is_set():
                 pool.later(pool.read_retry_s(job.id), job)
             return
         account = await pool.accounts.get(job.account_id)
         body = {p.split(".", 1)[1]: getattr(job.pin, p.split(".", 1)[1]) or None
-                for p in remote.paths}
+                for p in remote_update.paths}
         outcome = await pool.client.update_pin(account.access_token, job.pinterest_pin_id, body)
+        attempts = remote_update.attempts + 1
+        decision = await self._remote(job, outcome, account, delete=False,
+                                      failing_since=remote_update.failing_since,
+                                      attempts=attempts)
         now = pool.clock.now()
-        attempts = remote.attempts + 1
-        if isinstance(outcome, pt.AuthExpired):
-            result = await pool.accounts.refresh(account, reason="401")
-            if not isinstance(result, pt.RefreshFailed):
-                self.enqueue(job.id)
-                return
-            outcome = pt.Rejected(result.error)
-        if isinstance(outcome, pt.Delivered | pt.Rejected) or (
-                attempts >= pool.settings.retry.max_attempts):
-            ok = isinstance(outcome, pt.Delivered)
-            err = None if ok else getattr(outcome, "error", None)
+        if decision.action is remote.Action.RETRY and decision.error is None:
+            self.enqueue(job.id)  # token refreshed: send it again (not counted)
+            return
+        err = decision.error
+        if decision.action is not remote.Action.RETRY:
+            ok = decision.action is remote.Action.DONE
 
             def apply(j: Job) -> tuple[Job, Any]:
                 current = j.remote_update
-                if current is None or current.revision != remote.revision:
+                if current is None or current.revision != remote_update.revision:
                     raise _Superseded
                 done = replace(current, state="APPLIED" if ok else "FAILED",
                                attempts=attempts, error=err)
+                verb = ("refused by Pinterest" if decision.action is remote.Action.REFUSED
+                        else "given up")
                 why = ("pin updated on Pinterest" if ok else
-                       f"update refused by Pinterest, the pin keeps its old values: "
+                       f"update {verb}, the pin keeps its old values: "
                        f"{err.message if err else 'unknown error'}")
                 return touch(j, now=now, reason=why, remote_update=done)
 
@@ -613,18 +729,18 @@ class AccountDispatcher:
             except _Superseded:
                 self.enqueue(job.id)  # a newer update arrived meanwhile: send it
             return
-        delay = pool.settings.retry.backoff_s(attempts, pool.rng)
-        err = getattr(outcome, "error", None)
+        counted = attempts if decision.counted else remote_update.attempts
 
         def bump(j: Job) -> tuple[Job, Any]:
-            current = j.remote_update or remote
+            current = j.remote_update or remote_update
             return touch(j, now=now, reason=f"update of the pin will be retried: "
                          f"{err.message if err else ''}",
-                         remote_update=replace(current, attempts=attempts, error=err))
+                         remote_update=replace(current, attempts=counted, error=err,
+                                               failing_since=current.failing_since or now))
 
         new = await self._commit(job, bump, _REMOTE)
         if new is not None:
-            pool.later(delay, new)
+            pool.later(decision.delay_s, new)
 
     async def _commit(
         self, job: Job, apply: Callable[[Job], tuple[Job, Any]],

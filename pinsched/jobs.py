@@ -212,17 +212,22 @@ class RemoteUpdate:
     revision: int = 1
     attempts: int = 0
     error: JobError | None = None
+    #: When the first PATCH of this change failed: retries give up a bounded time after it.
+    failing_since: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"paths": list(self.paths), "state": self.state, "revision": self.revision,
                 "attempts": self.attempts,
-                "error": self.error.to_dict() if self.error else None}
+                "error": self.error.to_dict() if self.error else None,
+                "failing_since": self.failing_since.isoformat() if self.failing_since else None}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RemoteUpdate:
         error = data.get("error")
+        since = data.get("failing_since")
         return cls(paths=tuple(data["paths"]), state=data["state"], revision=data["revision"],
-                   attempts=data["attempts"], error=JobError.from_dict(error) if error else None)
+                   attempts=data["attempts"], error=JobError.from_dict(error) if error else None,
+                   failing_since=datetime.fromisoformat(since) if since else None)
 
     @property
     def pending(self) -> bool:
@@ -255,6 +260,9 @@ class Job:
     late_by: timedelta | None = None
     cancel_requested: bool = False
     remote_update: RemoteUpdate | None = None
+    #: How long transient failures are retried after `planned_at`; None: the default (the end
+    #: of the delivery window, else 24 h; see `retry.retry_deadline`).
+    retry_for: timedelta | None = None
     history: tuple[Transition, ...] = field(default=(), compare=False)
 
     @property
@@ -316,6 +324,7 @@ class ScheduleSpec:
     local_time: LocalTime | None = None
     request_id: str = ""
     request_hash: str = ""
+    retry_for: timedelta | None = None
 
     @property
     def window_end(self) -> datetime:

@@ -1,8 +1,16 @@
-"""Retry delays. Pure: the caller passes the attempt number and a random source.
+"""Retry delays and the retry budget. Pure: the caller passes the time, the attempt number and a
+random source.
 
+* The budget is time, not a count: a transient failure is retried until the job's deadline
+  (`retry_deadline`: `retry_for` after `planned_at` when the request set it; else the end of its
+  delivery window; else `DEFAULT_RETRY_FOR`, 24 h, after `planned_at`). Pinterest's
+  "could not fetch the image" clears after tens of minutes, so a handful of attempts within
+  minutes would turn it into a permanent failure. `max_attempts` (0 = none) is an optional cap.
 * `RetryPolicy.backoff_s` — exponential backoff with full jitter (AWS architecture blog,
   "Exponential Backoff And Jitter"): delay = uniform(0, min(max_delay, base · 2^(attempt-1))),
-  for failures that count against the attempt budget (`max_attempts`).
+  capped at an hour by default; `RetryPolicy.next_attempt_at` never goes past the deadline: a
+  backoff that would is cut to the deadline (one last attempt there), unless the deadline is
+  less than `base_delay_s` away.
 * `rate_limit_delay_s` — the wait after a 429, which does not count against the budget: the
   server's hint (Retry-After / X-RateLimit-Reset) plus a little jitter so that an account's jobs
   do not all come back at once; without a hint, exponential in the account's consecutive 429s
@@ -13,8 +21,11 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Final
 
+#: The retry budget of a job without `retry_for` and without a delivery window still ahead.
+DEFAULT_RETRY_FOR: Final = timedelta(hours=24)
 #: Cap on the hint-less 429 backoff and on the jitter added to a hint.
 RATE_LIMIT_MAX_S: Final = 900.0
 HINT_JITTER_MAX_S: Final = 5.0
@@ -22,7 +33,7 @@ HINT_JITTER_MAX_S: Final = 5.0
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RetryPolicy:
-    max_attempts: int = 8
+    max_attempts: int = 0  # 0: no cap on the count, only the deadline
     base_delay_s: float = 2.0
     max_delay_s: float = 3600.0
 
@@ -36,8 +47,47 @@ class RetryPolicy:
         return rng.uniform(0.0, self.ceiling_s(attempt))
 
     def exhausted(self, attempts: int) -> bool:
-        """Whether *attempts* counted attempts use up the budget."""
-        return attempts >= self.max_attempts
+        """Whether *attempts* counted attempts use up the optional count cap."""
+        return 0 < self.max_attempts <= attempts
+
+    def next_attempt_at(self, attempts: int, *, now: datetime, deadline: datetime,
+                        rng: random.Random) -> datetime | None:
+        """When to try again after *attempts* counted failures, or None when the budget is
+        spent (the deadline has passed, or the count cap is reached). Never after *deadline*."""
+        if now >= deadline or self.exhausted(attempts):
+            return None
+        at = now + timedelta(seconds=self.backoff_s(max(1, attempts), rng))
+        if at <= deadline:
+            return at
+        # One last attempt at the deadline, unless it is too close to be a real backoff.
+        return deadline if deadline - now >= timedelta(seconds=self.base_delay_s) else None
+
+
+#: The longest retry budget a request may ask for.
+MAX_RETRY_FOR: Final = timedelta(days=30)
+
+
+def retry_for_problem(value: timedelta) -> str | None:
+    """Why *value* cannot be a request's `retry_for` (0 < retry_for ≤ 30 days), or None."""
+    if value <= timedelta(0):
+        return ("must be more than zero (leave it unset for the default: the end of the "
+                "delivery window, or 24 hours)")
+    if value > MAX_RETRY_FOR:
+        return f"must be at most {MAX_RETRY_FOR.days} days"
+    return None
+
+
+def retry_deadline(*, planned_at: datetime, window_end: datetime, retry_for: timedelta | None,
+                   default: timedelta = DEFAULT_RETRY_FOR) -> datetime:
+    """Until when a job's transient failures are retried: *retry_for* after *planned_at* when
+    the request set it; else the end of its delivery window while that is still ahead of
+    *planned_at* (a job sent again by RetryJob after its window gets *default*); else *default*
+    after *planned_at*."""
+    if retry_for is not None:
+        return planned_at + retry_for
+    if window_end > planned_at:
+        return window_end
+    return planned_at + default
 
 
 def rate_limit_delay_s(

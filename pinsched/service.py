@@ -110,6 +110,7 @@ class PinService:
                 scheduled_at=spec.scheduled_at, planned_at=at, window=spec.window,
                 local_time=spec.local_time, request_id=spec.request_id,
                 request_hash=spec.request_hash, created_at=now, updated_at=now,
+                retry_for=spec.retry_for,
             )
             jobs.append(job)
             note = (notes or {}).get(i, "")
@@ -238,7 +239,7 @@ class PinService:
 
     async def update(
         self, job_id: str, *, paths: Sequence[str], expected_version: int,
-        pin: PinSpec, timing: ScheduleSpec | None,
+        pin: PinSpec, timing: ScheduleSpec | None, retry_for: timedelta | None = None,
     ) -> Job:
         """Apply an UpdateJob (already validated) according to the job's state.
 
@@ -251,6 +252,8 @@ class PinService:
         def decide(job: Job, now: datetime) -> tuple[Job, Transition]:
             if job.state in UNSENT_STATES:
                 changes: dict[str, object] = {"pin": pin}
+                if "retry_for" in paths:
+                    changes["retry_for"] = retry_for
                 if timing is not None:
                     changes.update(scheduled_at=timing.scheduled_at, window=timing.window,
                                    local_time=timing.local_time, planned_at=plan(timing))

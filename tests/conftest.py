@@ -92,6 +92,7 @@ def make_daemon(tmp_path: Path, sandbox: Sandbox) -> Callable[..., Daemon]:
             "pinterest_api_base": base_url or sandbox.base_url,
             "pinterest_client_id": "client-1", "pinterest_client_secret": "client-secret-1",
             "log_level": "warning", "request_timeout_s": 2.0, "shutdown_grace_s": 2.0,
+            "pinterest_read_lag_s": 0.0,  # the in-process sandbox's reads do not lag
         }
         extra = {"limits": overrides.pop("limits")} if "limits" in overrides else {}
         cfg = Config(**{**settings, **overrides})

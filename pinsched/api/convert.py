@@ -35,6 +35,7 @@ from pinsched.jobs import (
     Transition,
     Video,
 )
+from pinsched.retry import retry_deadline
 from pinsched.v1 import account_pb2, job_pb2
 
 # Protobuf's ranges: Timestamp 0001-01-01..9999-12-31; Duration ±10,000 years.
@@ -334,6 +335,10 @@ def job_to_proto(job: Job, *, with_history: bool = False,
         msg.delivered_time.CopyFrom(timestamp_to_proto(job.delivered_at))
     if job.remote_update is not None:
         msg.remote_update.CopyFrom(remote_update_to_proto(job.remote_update))
+    if job.retry_for is not None:
+        msg.retry_for.CopyFrom(duration_to_proto(job.retry_for))
+    msg.retry_until.CopyFrom(timestamp_to_proto(retry_deadline(
+        planned_at=job.planned_at, window_end=job.window_end, retry_for=job.retry_for)))
     if with_history:
         msg.history.extend(transition_to_proto(entry) for entry in job.history)
     return msg

@@ -36,7 +36,8 @@ VIEWS = frozenset({scheduler_pb2.JOB_VIEW_UNSPECIFIED, scheduler_pb2.JOB_VIEW_BA
 EVENT_CACHE = 4096  # recent events' wire form, shared by watchers
 JOB_PATHS = frozenset({"pin", "pin.title", "pin.description", "pin.link", "pin.alt_text",
                        "pin.dominant_color", "pin.board_id", "pin.board_section_id",
-                       "pin.media_source", "scheduled_at", "local_time", "delivery_window"})
+                       "pin.media_source", "scheduled_at", "local_time", "delivery_window",
+                       "retry_for"})
 ACCOUNT_PATHS = frozenset({"display_name", "access_token", "refresh_token",
                            "access_token_expire_time", "pacing", "pacing.min_spacing",
                            "pacing.max_per_hour", "pacing.max_per_day",
@@ -226,9 +227,14 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
             pin_spec = timing_spec.pin
         else:
             pin_spec = va.validate_pin(pin, path="job.pin")
+        retry_for = current.retry_for
+        if "retry_for" in paths:  # unset in the job: back to the default budget
+            out = va.Violations()
+            retry_for = va.retry_for_from_proto(out, "job.retry_for", req)
+            out.raise_if_any()
         return await self.service.update(
             req.id, paths=paths, expected_version=request.expected_version or current.version,
-            pin=pin_spec, timing=timing_spec)
+            pin=pin_spec, timing=timing_spec, retry_for=retry_for)
 
 
     @unary

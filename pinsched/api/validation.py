@@ -13,13 +13,13 @@ import hashlib
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 from google.protobuf import duration_pb2, timestamp_pb2
 from google.type import datetime_pb2  # type: ignore[import-untyped, unused-ignore]
 
-from pinsched import timing
+from pinsched import retry, timing
 from pinsched.api import convert
 from pinsched.api.convert import build_pacing as build_pacing
 from pinsched.api.convert import duration_from_proto as duration_from_proto
@@ -378,6 +378,15 @@ def window_from_proto(
         return None
 
 
+def retry_for_from_proto(out: Violations, path: str, msg: Any) -> timedelta | None:
+    """`retry_for` of *msg* (a request or a Job): None when unset, or after adding why not."""
+    value = _duration(out, path, msg.retry_for) if msg.HasField("retry_for") else None
+    if value is not None and (problem := retry.retry_for_problem(value)):
+        out.add(path, problem)
+        return None
+    return value
+
+
 # --- requests ----------------------------------------------------------------------------------
 
 
@@ -430,6 +439,7 @@ def schedule_spec_from_proto(
         window = window_from_proto(
             out, join_path(prefix, "delivery_window"), req.delivery_window, max_window=max_window
         )
+    retry_for = retry_for_from_proto(out, join_path(prefix, "retry_for"), req)
     out.raise_if_any()
     assert scheduled_at is not None
     assert window is not None
@@ -441,4 +451,5 @@ def schedule_spec_from_proto(
         local_time=local,
         request_id=req.request_id,
         request_hash=request_hash(req),
+        retry_for=retry_for,
     )

@@ -12,6 +12,8 @@
     POST   /_admin/faults          FaultRule as JSON (faults.py field names)    -> 201 rule
     DELETE /_admin/faults          -> 204
     GET    /_admin/requests        -> 200 {items: [RequestRecord]}
+    GET    /_admin/settings        -> 200 {read_lag_s}
+    POST   /_admin/settings        {read_lag_s: seconds >= 0}                   -> 200 settings
     POST   /_admin/reset           -> 204 (everything forgotten)
 
 Bad input is a 400 ``{"error": ...}`` (raised here as ValueError and converted by server.py);
@@ -145,6 +147,20 @@ def admin_routes(sandbox: Sandbox) -> list[web.RouteDef]:
     async def list_requests(request: web.Request) -> web.Response:
         return web.json_response({"items": [r.to_json() for r in sandbox.requests]})
 
+    async def get_settings(request: web.Request) -> web.Response:
+        return web.json_response({"read_lag_s": sandbox.read_lag_s})
+
+    async def set_settings(request: web.Request) -> web.Response:
+        data = await _body(request)
+        unknown = set(data) - {"read_lag_s"}
+        if unknown:
+            raise ValueError(f"unknown settings: {sorted(unknown)}")
+        lag = data.get("read_lag_s")
+        if isinstance(lag, bool) or not isinstance(lag, int | float):
+            raise ValueError("'read_lag_s' must be a number of seconds")
+        sandbox.set_read_lag(float(lag))
+        return web.json_response({"read_lag_s": sandbox.read_lag_s})
+
     async def reset(request: web.Request) -> web.Response:
         sandbox.reset()
         return web.Response(status=204)
@@ -161,5 +177,7 @@ def admin_routes(sandbox: Sandbox) -> list[web.RouteDef]:
         web.post("/_admin/faults", add_fault),
         web.delete("/_admin/faults", clear_faults),
         web.get("/_admin/requests", list_requests),
+        web.get("/_admin/settings", get_settings),
+        web.post("/_admin/settings", set_settings),
         web.post("/_admin/reset", reset),
     ]

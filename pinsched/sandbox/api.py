@@ -30,6 +30,8 @@ from pinsched.sandbox.render import (
 from pinsched.sandbox.state import SandboxState
 
 USERNAME = web.RequestKey("sandbox_username", str)
+#: Set by the `late_create` fault: the pin created by this request lands this many seconds later.
+LAND_AFTER_S = web.RequestKey("sandbox_land_after_s", float)
 OAUTH_PATH = "/v5/oauth/token"
 
 
@@ -76,7 +78,7 @@ class PinterestApi:
         ]
 
     def _board(self, board: Board) -> dict[str, Any]:
-        covers = [cover_key(p) for p in self._state.newest_pins(board.id)[:4]]
+        covers = [cover_key(p) for p in self._state.newest_pins(board.id, self._now())[:4]]
         return board_json(board, cover_keys=covers)
 
     # ------------------------------------------------------------------------------ oauth
@@ -112,13 +114,15 @@ class PinterestApi:
     async def create_pin(self, request: web.Request) -> web.Response:
         """POST /v5/pins."""
         body = validation.parse_pin_create(await _json_body(request))
-        pin = self._state.create_pin(request[USERNAME], body, self._now())
+        land_after = request.get(LAND_AFTER_S, 0.0)
+        pin = self._state.create_pin(request[USERNAME], body, self._now(), land_after)
         return web.json_response(pin_json(pin), status=201)
 
     async def get_pin(self, request: web.Request) -> web.Response:
         """GET /v5/pins/{pin_id}."""
         pin_id = validation.check_id(request.match_info["pin_id"], "pin_id")
-        return web.json_response(pin_json(self._state.get_pin(request[USERNAME], pin_id)))
+        pin = self._state.get_pin(request[USERNAME], pin_id, now=self._now())
+        return web.json_response(pin_json(pin))
 
     async def update_pin(self, request: web.Request) -> web.Response:
         """PATCH /v5/pins/{pin_id}."""
@@ -159,7 +163,7 @@ class PinterestApi:
         board_id = validation.check_id(request.match_info["board_id"], "board_id")
         size = validation.parse_page_size(request.query.get("page_size"))
         pins, bookmark = self._state.board_pins_page(
-            request[USERNAME], board_id, size, request.query.get("bookmark")
+            request[USERNAME], board_id, size, request.query.get("bookmark"), self._now()
         )
         return web.json_response({"items": [pin_json(p) for p in pins], "bookmark": bookmark})
 

@@ -46,6 +46,16 @@ def _probability(raw: str) -> float:
     return value
 
 
+def _seconds(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {raw!r}") from None
+    if not 0.0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"seconds must be a finite number >= 0, got {raw!r}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the sandbox flags to *parser*."""
     parser.add_argument(
@@ -105,12 +115,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.0,
         help="probability that a /v5 request gets a 429 code 8 with Retry-After: 1",
     )
+    parser.add_argument(
+        "--fault-rate-late-create",
+        type=_probability,
+        default=0.0,
+        help="probability that POST /v5/pins gets a 503 code 2787 while the pin still lands "
+        "1-20 s later",
+    )
+    parser.add_argument(
+        "--read-lag-s",
+        type=_seconds,
+        default=0.0,
+        help="reads see a pin this many seconds after it lands (default 0)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed for fault draws and tokens")
 
 
 def build_sandbox(args: argparse.Namespace) -> Sandbox:
     """Return a `Sandbox` seeded and faulted as *args* say (not started)."""
-    sandbox = Sandbox(write_limit_per_minute=args.write_limit_per_minute, seed=args.seed)
+    sandbox = Sandbox(
+        write_limit_per_minute=args.write_limit_per_minute,
+        seed=args.seed,
+        read_lag_s=args.read_lag_s,
+    )
     for username, access_token, refresh_token in args.seed_user:
         sandbox.add_user(username, access_token=access_token, refresh_token=refresh_token)
     for username, board_id in args.seed_board:
@@ -123,6 +150,8 @@ def build_sandbox(args: argparse.Namespace) -> Sandbox:
         )
     if args.fault_rate_lost > 0:
         sandbox.add_fault(FaultRule(kind="lost_response", probability=args.fault_rate_lost))
+    if args.fault_rate_late_create > 0:
+        sandbox.add_fault(FaultRule(kind="late_create", probability=args.fault_rate_late_create))
     if args.fault_rate_5xx > 0:
         sandbox.add_fault(
             FaultRule(

@@ -16,10 +16,14 @@ times (no `times` = until cleared). Kinds:
                          nothing: mode "drop" aborts the connection at once, mode "hang" holds it
                          open for `hold_s` (or until the sandbox stops) and then aborts
     status_after_create  handle normally (pin created), then answer `status` (default 500)
+    late_create          answer `status` (default 503, code 2787) at once, yet the pin (if the
+                         request is valid) lands `land_after_min_s`..`land_after_max_s` later
+                         (default 1..20 s, drawn from the seeded RNG): what a proxy's 5xx in
+                         front of a Pinterest that carries on looks like
 
-Only `lost_response` and `status_after_create` let the request reach the handler; the others
-answer before it, so they never create a pin. When several rules match, every latency rule
-applies and the first other rule that fires wins; later ones are not consumed.
+Only `lost_response`, `status_after_create` and `late_create` let the request reach the
+handler; the others answer before it, so they never create a pin. When several rules match,
+every latency rule applies and the first other rule that fires wins; later ones are not consumed.
 """
 
 from __future__ import annotations
@@ -33,11 +37,12 @@ from pinsched.sandbox import errors
 from pinsched.sandbox.errors import ApiError
 
 FaultKind = Literal[
-    "status", "rate_limit", "auth", "spam", "latency", "lost_response", "status_after_create"
+    "status", "rate_limit", "auth", "spam", "latency", "lost_response", "status_after_create",
+    "late_create",
 ]
 LostMode = Literal["hang", "drop"]
 KINDS: Final = frozenset(get_args(FaultKind))
-AFTER_HANDLER: Final = frozenset({"lost_response", "status_after_create"})
+AFTER_HANDLER: Final = frozenset({"lost_response", "status_after_create", "late_create"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,6 +62,8 @@ class FaultRule:
     latency_ms: int = 0
     mode: LostMode = "drop"
     hold_s: float = 30.0
+    land_after_min_s: float = 1.0
+    land_after_max_s: float = 20.0
 
     def __post_init__(self) -> None:
         self._check_types()
@@ -74,6 +81,8 @@ class FaultRule:
             raise ValueError("latency_ms and hold_s must be >= 0")
         if self.kind == "latency" and self.latency_ms == 0:
             raise ValueError("a latency fault needs latency_ms > 0")
+        if not 0 <= self.land_after_min_s <= self.land_after_max_s:
+            raise ValueError("land_after_min_s and land_after_max_s must be >= 0, min <= max")
 
     def _check_types(self) -> None:
         # The admin API builds rules from JSON, so the annotations are not a guarantee.
@@ -95,6 +104,8 @@ class FaultRule:
             "retry_after_s": self.retry_after_s is None or is_number(self.retry_after_s),
             "latency_ms": is_int(self.latency_ms),
             "hold_s": is_number(self.hold_s),
+            "land_after_min_s": is_number(self.land_after_min_s),
+            "land_after_max_s": is_number(self.land_after_max_s),
         }
         wrong = sorted(name for name, ok in checks.items() if not ok)
         if wrong:
@@ -121,7 +132,7 @@ class FaultRule:
         elif self.kind == "spam":
             err = ApiError(self.status or 429, 9, errors.SPAM_MESSAGE)
         else:
-            err = errors.for_status(self.status or 500)
+            err = errors.for_status(self.status or (503 if self.kind == "late_create" else 500))
         if self.code is not None:
             err.code = self.code
         if self.message is not None:
@@ -153,6 +164,7 @@ class FaultDecision:
 
     latency_ms: int = 0
     rule: FaultRule | None = None
+    land_after_s: float = 0.0  # late_create: when the pin lands, after the request arrived
 
     @property
     def before_handler(self) -> FaultRule | None:
@@ -222,4 +234,7 @@ class FaultBook:
                 chosen = rule
             if active.remaining == 0:
                 self._active.remove(active)
-        return FaultDecision(latency_ms=latency, rule=chosen)
+        land = 0.0
+        if chosen is not None and chosen.kind == "late_create":
+            land = self._rng.uniform(chosen.land_after_min_s, chosen.land_after_max_s)
+        return FaultDecision(latency_ms=latency, rule=chosen, land_after_s=land)

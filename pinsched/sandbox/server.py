@@ -6,6 +6,9 @@ latency, an answering fault or the 401, the ``org_write`` rate limit (POST/PATCH
 ``/v5/pins``), the handler, an after-handler fault, the request log. The admin API (admin.py)
 is mounted under ``/_admin/`` for loopback callers only. The state itself lives in state.py.
 
+A `late_create` fault runs the handler with the pin landing later (``LAND_AFTER_S``) and then
+answers its 5xx; `read_lag_s` makes reads lag writes (state.py).
+
 Every response carries ``x-pinterest-rid``. When ``write_limit_per_minute > 0``, pin writes also
 carry ``x-ratelimit-limit``, ``x-ratelimit-remaining`` and ``x-ratelimit-reset``; a denied one is
 a 429 code 8 with ``Retry-After``.
@@ -27,7 +30,7 @@ from aiohttp import web
 
 from pinsched.sandbox import errors
 from pinsched.sandbox.admin import admin_routes
-from pinsched.sandbox.api import OAUTH_PATH, USERNAME, PinterestApi
+from pinsched.sandbox.api import LAND_AFTER_S, OAUTH_PATH, USERNAME, PinterestApi
 from pinsched.sandbox.errors import ApiError
 from pinsched.sandbox.faults import FaultBook, FaultRule
 from pinsched.sandbox.ratelimit import RateDecision, SlidingWindow
@@ -94,9 +97,12 @@ class Sandbox:
         now: Callable[[], datetime] | None = None,
         write_limit_per_minute: int = 0,
         seed: int = 0,
+        read_lag_s: float = 0.0,
     ) -> None:
+        if read_lag_s < 0:
+            raise ValueError("read_lag_s must be >= 0")
         self._now = now or _real_now
-        self.state = SandboxState(seed=seed + 1)
+        self.state = SandboxState(seed=seed + 1, read_lag_s=read_lag_s)
         self.requests: list[RequestRecord] = []
         self.base_url = ""
         self._faults = FaultBook(seed)
@@ -179,6 +185,17 @@ class Sandbox:
         """Make a refresh token unusable (KeyError if unknown)."""
         self.state.revoke_refresh_token(token)
 
+    @property
+    def read_lag_s(self) -> float:
+        """How long after a pin lands reads see it."""
+        return self.state.read_lag_s
+
+    def set_read_lag(self, seconds: float) -> None:
+        """Make reads lag writes by *seconds* from now on (ValueError if negative)."""
+        if seconds < 0:
+            raise ValueError("read_lag_s must be >= 0")
+        self.state.read_lag_s = seconds
+
     def add_fault(self, rule: FaultRule) -> None:
         """Activate a fault rule (see faults.py)."""
         self._faults.add(rule)
@@ -245,6 +262,8 @@ class Sandbox:
         if before is not None:
             response = _error_response(before.error())
         else:
+            if decision.land_after_s:
+                request[LAND_AFTER_S] = decision.land_after_s
             response = await self._dispatch(request, handler, username, arrived)
         after = decision.after_handler
         fault = decision.rule.kind if decision.rule is not None else None

@@ -13,6 +13,12 @@ Token rules (documented behaviour of this sandbox):
 Paging: board pins are listed newest first (highest id first) with a keyset bookmark, so
 concurrent creates never shift a page; boards and sections page by offset. Bookmarks are opaque
 URL-safe base64 strings.
+
+Eventual consistency (documented behaviour of this sandbox): a pin may land later than its create
+request (`land_after_s`, the `late_create` fault): its `created_at` is the landing time. Reads
+(`GET /pins/{id}`, board pin listings) see a pin only `read_lag_s` after it landed; writes
+(PATCH, DELETE) and the admin API see every pin at once. Text fields are stored trimmed and links
+with a lower-case scheme and host (`rewrite.py`), as Pinterest may do.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from typing import Any, Final, TypeVar
 from pinsched.sandbox import errors
 from pinsched.sandbox.errors import ApiError
 from pinsched.sandbox.render import Board, Pin, Section, digest
+from pinsched.sandbox.rewrite import stored_link, stored_text
 from pinsched.sandbox.validation import (
     BoardCreateInput,
     MediaInput,
@@ -105,8 +112,9 @@ def check_media(media: MediaInput) -> None:
 class SandboxState:
     """Everything the sandbox knows. Not thread-safe; used from one event loop."""
 
-    def __init__(self, *, seed: int = 0) -> None:
+    def __init__(self, *, seed: int = 0, read_lag_s: float = 0.0) -> None:
         self._seed = seed
+        self.read_lag_s = read_lag_s
         self.reset()
 
     def reset(self) -> None:
@@ -277,17 +285,25 @@ class SandboxState:
         sections = [self.sections[s] for s in board.section_ids]
         return _offset_page(sections, page_size, bookmark, "sections", board_id)
 
-    def newest_pins(self, board_id: str) -> list[Pin]:
-        """Return the pins on *board_id* (sections included), newest first."""
-        on_board = [p for p in self.pins.values() if p.board_id == board_id]
+    def visible(self, pin: Pin, now: datetime) -> bool:
+        """Whether reads at *now* see *pin* (landed at least `read_lag_s` ago)."""
+        return now >= pin.created_at + timedelta(seconds=self.read_lag_s)
+
+    def newest_pins(self, board_id: str, now: datetime | None = None) -> list[Pin]:
+        """Return the pins on *board_id* (sections included), newest first; with *now*, only
+        those reads see at that time."""
+        on_board = [p for p in self.pins.values() if p.board_id == board_id
+                    and (now is None or self.visible(p, now))]
         return sorted(on_board, key=lambda p: int(p.id), reverse=True)
 
     def board_pins_page(
-        self, username: str, board_id: str, page_size: int, bookmark: str | None
+        self, username: str, board_id: str, page_size: int, bookmark: str | None,
+        now: datetime | None = None,
     ) -> tuple[list[Pin], str | None]:
-        """Return one page of a board's pins, newest first, keyset-paged by pin id."""
+        """Return one page of a board's pins, newest first, keyset-paged by pin id (with
+        *now*: as reads see them then)."""
         self.owned_board(username, board_id)
-        pins = self.newest_pins(board_id)
+        pins = self.newest_pins(board_id, now)
         if bookmark:
             before = int(decode_bookmark(bookmark, "pins", board_id))
             pins = [p for p in pins if int(p.id) < before]
@@ -302,8 +318,11 @@ class SandboxState:
         board.pin_count += delta
         board.pins_modified_at = now
 
-    def create_pin(self, username: str, body: PinCreateInput, now: datetime) -> Pin:
-        """Create a pin (board, then section, then media checks, like the real API)."""
+    def create_pin(
+        self, username: str, body: PinCreateInput, now: datetime, land_after_s: float = 0.0
+    ) -> Pin:
+        """Create a pin (board, then section, then media checks, like the real API); it lands
+        (`created_at`) *land_after_s* after *now*."""
         board = self.owned_board(username, body.board_id)
         self._check_section(board, body.board_section_id)
         check_media(body.media)
@@ -314,16 +333,16 @@ class SandboxState:
             owner=username,
             board_id=board.id,
             board_section_id=body.board_section_id,
-            created_at=now,
+            created_at=now + timedelta(seconds=land_after_s),
             media_kind=body.media.kind,
             is_standard=body.media.is_standard,
             sources=body.media.sources,
             slides=body.media.slides,
             cover_image_url=body.media.cover_image_url,
-            title=body.title,
-            description=body.description,
-            link=body.link,
-            alt_text=body.alt_text,
+            title=stored_text(body.title),
+            description=stored_text(body.description),
+            link=stored_link(body.link),
+            alt_text=stored_text(body.alt_text),
             dominant_color=body.dominant_color or f"#{digest(pin_id, 'color')[:6].upper()}",
             parent_pin_id=body.parent_pin_id,
         )
@@ -331,10 +350,13 @@ class SandboxState:
         self._touch(board.id, +1, now)
         return pin
 
-    def get_pin(self, username: str, pin_id: str, *, update: bool = False) -> Pin:
-        """Return *pin_id*: 404 code 50 if missing, 403 code 29 if another user's."""
+    def get_pin(
+        self, username: str, pin_id: str, *, update: bool = False, now: datetime | None = None
+    ) -> Pin:
+        """Return *pin_id*: 404 code 50 if missing (or, for a read at *now*, not visible yet),
+        403 code 29 if another user's."""
         pin = self.pins.get(pin_id)
-        if pin is None:
+        if pin is None or (now is not None and not self.visible(pin, now)):
             raise errors.pin_not_found()
         if pin.owner != username:
             raise errors.pin_forbidden(update=update)

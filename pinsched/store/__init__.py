@@ -375,7 +375,7 @@ class Store(OutboxMixin, RetentionMixin, MediaMixin):
                         continue
                 _store_media(db, job.pin)
                 db.execute(
-                    f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES ({','.join('?' * 24)})",
+                    f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES ({','.join('?' * 25)})",
                     _job_row(job),
                 )
                 events.append(self._append_event(db, job, entry))

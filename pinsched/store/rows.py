@@ -28,7 +28,7 @@ _JOB_COLUMNS: Final = (
     "id, account_id, state, board_id, pin, scheduled_at, window_us, planned_at, local_time, "
     "request_id, request_hash, attempts, next_attempt_at, pinterest_pin_id, last_error, version, "
     "created_at, updated_at, submitted_at, delivered_at, late_by_us, cancel_requested, "
-    "remote_update, remote_pending"
+    "remote_update, remote_pending, retry_for_us"
 )
 _ACTIVE_SQL: Final = ", ".join(f"'{s.value}'" for s in sorted(ACTIVE_STATES))
 
@@ -133,8 +133,9 @@ def _cas(db: sqlite3.Connection, old: Job, new: Job) -> None:
         "UPDATE jobs SET state=?, board_id=?, pin=?, scheduled_at=?, window_us=?, planned_at=?, "
         "local_time=?, attempts=?, next_attempt_at=?, pinterest_pin_id=?, last_error=?, "
         "version=?, updated_at=?, submitted_at=?, delivered_at=?, late_by_us=?, "
-        "cancel_requested=?, remote_update=?, remote_pending=? WHERE id=? AND version=?",
-        (*row[2:9], *row[11:16], *row[17:24], new.id, old.version),
+        "cancel_requested=?, remote_update=?, remote_pending=?, retry_for_us=? "
+        "WHERE id=? AND version=?",
+        (*row[2:9], *row[11:16], *row[17:25], new.id, old.version),
     )
     if cur.rowcount == 0:
         raise StaleJob(old.id)
@@ -182,6 +183,7 @@ def _job_row(job: Job) -> tuple[Any, ...]:
         None if job.late_by is None else codec.td_us(job.late_by), int(job.cancel_requested),
         json.dumps(job.remote_update.to_dict()) if job.remote_update else None,
         int(job.remote_update is not None and job.remote_update.pending),
+        None if job.retry_for is None else codec.td_us(job.retry_for),
     )
 
 
@@ -198,6 +200,7 @@ def _job_from_row(r: tuple[Any, ...]) -> Job:
         late_by=None if r[20] is None else timedelta(microseconds=r[20]),
         cancel_requested=bool(r[21]),
         remote_update=RemoteUpdate.from_dict(json.loads(r[22])) if r[22] else None,
+        retry_for=None if r[24] is None else timedelta(microseconds=r[24]),
     )
 
 

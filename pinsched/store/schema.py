@@ -173,6 +173,10 @@ MIGRATIONS: Final[tuple[str, ...]] = (
             AND NOT EXISTS (SELECT 1 FROM jobs WHERE media_sha256 = old.media_sha256);
     END;
     """,
+    # 6 → 7: how long a job's transient failures are retried (NULL: the default budget).
+    """
+    ALTER TABLE jobs ADD COLUMN retry_for_us INTEGER;
+    """,
 )
 
 

@@ -354,6 +354,8 @@ class Job(_message.Message):
     CANCEL_REQUESTED_FIELD_NUMBER: _builtins.int
     DELIVERED_TIME_FIELD_NUMBER: _builtins.int
     REMOTE_UPDATE_FIELD_NUMBER: _builtins.int
+    RETRY_FOR_FIELD_NUMBER: _builtins.int
+    RETRY_UNTIL_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Output only. Server-assigned id."""
     account_id: _builtins.str
@@ -426,6 +428,18 @@ class Job(_message.Message):
     def remote_update(self) -> Global___RemoteUpdate:
         """Output only. A change of the delivered pin being applied on Pinterest, and its outcome."""
 
+    @_builtins.property
+    def retry_for(self) -> _duration_pb2.Duration:
+        """The retry budget the job was scheduled with (`SchedulePinRequest.retry_for`); unset means
+        the default (the end of the delivery window, or 24 hours after `planned_at`).
+        """
+
+    @_builtins.property
+    def retry_until(self) -> _timestamp_pb2.Timestamp:
+        """Output only. Until when transient failures are retried: `planned_at + retry_for`, else the
+        end of the delivery window, else `planned_at` + the daemon's default (24 hours).
+        """
+
     def __init__(
         self,
         *,
@@ -451,10 +465,12 @@ class Job(_message.Message):
         cancel_requested: _builtins.bool = ...,
         delivered_time: _timestamp_pb2.Timestamp | None = ...,
         remote_update: Global___RemoteUpdate | None = ...,
+        retry_for: _duration_pb2.Duration | None = ...,
+        retry_until: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "delivered_time", b"delivered_time", "delivery_window", b"delivery_window", "last_error", b"last_error", "late_by", b"late_by", "local_time", b"local_time", "next_attempt_at", b"next_attempt_at", "pin", b"pin", "planned_at", b"planned_at", "remote_update", b"remote_update", "scheduled_at", b"scheduled_at", "update_time", b"update_time", "window_end", b"window_end"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "delivered_time", b"delivered_time", "delivery_window", b"delivery_window", "last_error", b"last_error", "late_by", b"late_by", "local_time", b"local_time", "next_attempt_at", b"next_attempt_at", "pin", b"pin", "planned_at", b"planned_at", "remote_update", b"remote_update", "retry_for", b"retry_for", "retry_until", b"retry_until", "scheduled_at", b"scheduled_at", "update_time", b"update_time", "window_end", b"window_end"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "attempts", b"attempts", "cancel_requested", b"cancel_requested", "create_time", b"create_time", "delivered_time", b"delivered_time", "delivery_window", b"delivery_window", "history", b"history", "id", b"id", "last_error", b"last_error", "late_by", b"late_by", "local_time", b"local_time", "next_attempt_at", b"next_attempt_at", "pin", b"pin", "pinterest_pin_id", b"pinterest_pin_id", "planned_at", b"planned_at", "remote_update", b"remote_update", "request_id", b"request_id", "scheduled_at", b"scheduled_at", "state", b"state", "update_time", b"update_time", "version", b"version", "window_end", b"window_end"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "attempts", b"attempts", "cancel_requested", b"cancel_requested", "create_time", b"create_time", "delivered_time", b"delivered_time", "delivery_window", b"delivery_window", "history", b"history", "id", b"id", "last_error", b"last_error", "late_by", b"late_by", "local_time", b"local_time", "next_attempt_at", b"next_attempt_at", "pin", b"pin", "pinterest_pin_id", b"pinterest_pin_id", "planned_at", b"planned_at", "remote_update", b"remote_update", "request_id", b"request_id", "retry_for", b"retry_for", "retry_until", b"retry_until", "scheduled_at", b"scheduled_at", "state", b"state", "update_time", b"update_time", "version", b"version", "window_end", b"window_end"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -500,7 +516,9 @@ class RemoteUpdate(_message.Message):
     state: Global___RemoteUpdate.State.ValueType
     """Progress of the change."""
     attempts: _builtins.int
-    """PATCH requests made for this change."""
+    """PATCH attempts made for this change (a 429 answer is not counted). After an hour of
+    failures the change is given up (`STATE_FAILED`, the pin keeps its old values).
+    """
     @_builtins.property
     def paths(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """The fields changed (`pin.title`, ...), accumulated over updates not yet applied."""

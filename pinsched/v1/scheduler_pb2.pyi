@@ -118,6 +118,7 @@ class SchedulePinRequest(_message.Message):
     DELIVERY_WINDOW_FIELD_NUMBER: _builtins.int
     NONEXISTENT_TIME_POLICY_FIELD_NUMBER: _builtins.int
     AMBIGUOUS_TIME_POLICY_FIELD_NUMBER: _builtins.int
+    RETRY_FOR_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Idempotency key (AIP-155), at most 128 characters. The same id with the same content returns
     the same job; with different content, ALREADY_EXISTS. Recommended: a UUID per pin.
@@ -144,6 +145,14 @@ class SchedulePinRequest(_message.Message):
     def delivery_window(self) -> _duration_pb2.Duration:
         """The pin may be published anywhere in [time, time + window]; zero means at that time."""
 
+    @_builtins.property
+    def retry_for(self) -> _duration_pb2.Duration:
+        """How long transient failures (5xx, "could not fetch the image", network errors) are retried,
+        counted from the job's `planned_at`; then the job is PERMANENTLY_FAILED (EXHAUSTED). Unset:
+        until the end of the delivery window, or 24 hours when there is none. When set: more than
+        zero and at most 30 days.
+        """
+
     def __init__(
         self,
         *,
@@ -155,10 +164,11 @@ class SchedulePinRequest(_message.Message):
         delivery_window: _duration_pb2.Duration | None = ...,
         nonexistent_time_policy: Global___NonexistentTimePolicy.ValueType = ...,
         ambiguous_time_policy: Global___AmbiguousTimePolicy.ValueType = ...,
+        retry_for: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["delivery_window", b"delivery_window", "local_time", b"local_time", "pin", b"pin", "scheduled_at", b"scheduled_at", "time", b"time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["delivery_window", b"delivery_window", "local_time", b"local_time", "pin", b"pin", "retry_for", b"retry_for", "scheduled_at", b"scheduled_at", "time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "ambiguous_time_policy", b"ambiguous_time_policy", "delivery_window", b"delivery_window", "local_time", b"local_time", "nonexistent_time_policy", b"nonexistent_time_policy", "pin", b"pin", "request_id", b"request_id", "scheduled_at", b"scheduled_at", "time", b"time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "ambiguous_time_policy", b"ambiguous_time_policy", "delivery_window", b"delivery_window", "local_time", b"local_time", "nonexistent_time_policy", b"nonexistent_time_policy", "pin", b"pin", "request_id", b"request_id", "retry_for", b"retry_for", "scheduled_at", b"scheduled_at", "time", b"time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_time: _TypeAlias = _typing.Literal["scheduled_at", "local_time"]  # noqa: Y015
     _WhichOneofArgType_time: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
@@ -345,7 +355,8 @@ class UpdateJobRequest(_message.Message):
     def update_mask(self) -> _field_mask_pb2.FieldMask:
         """Required. Paths among `pin.title`, `pin.description`, `pin.link`, `pin.alt_text`,
         `pin.dominant_color`, `pin.board_id`, `pin.board_section_id`, `pin.media_source`,
-        `scheduled_at`, `local_time`, `delivery_window`.
+        `scheduled_at`, `local_time`, `delivery_window`, `retry_for` (unset in `job`: back to the
+        default budget; like the time, it cannot change once the pin is published).
         """
 
     def __init__(
@@ -427,6 +438,7 @@ class PreviewScheduleRequest(_message.Message):
     DELIVERY_WINDOW_FIELD_NUMBER: _builtins.int
     NONEXISTENT_TIME_POLICY_FIELD_NUMBER: _builtins.int
     AMBIGUOUS_TIME_POLICY_FIELD_NUMBER: _builtins.int
+    RETRY_FOR_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Ignored."""
     account_id: _builtins.str
@@ -451,6 +463,10 @@ class PreviewScheduleRequest(_message.Message):
     def delivery_window(self) -> _duration_pb2.Duration:
         """The delivery window."""
 
+    @_builtins.property
+    def retry_for(self) -> _duration_pb2.Duration:
+        """The retry budget (validated as SchedulePin would)."""
+
     def __init__(
         self,
         *,
@@ -462,10 +478,11 @@ class PreviewScheduleRequest(_message.Message):
         delivery_window: _duration_pb2.Duration | None = ...,
         nonexistent_time_policy: Global___NonexistentTimePolicy.ValueType = ...,
         ambiguous_time_policy: Global___AmbiguousTimePolicy.ValueType = ...,
+        retry_for: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["delivery_window", b"delivery_window", "local_time", b"local_time", "pin", b"pin", "scheduled_at", b"scheduled_at", "time", b"time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["delivery_window", b"delivery_window", "local_time", b"local_time", "pin", b"pin", "retry_for", b"retry_for", "scheduled_at", b"scheduled_at", "time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "ambiguous_time_policy", b"ambiguous_time_policy", "delivery_window", b"delivery_window", "local_time", b"local_time", "nonexistent_time_policy", b"nonexistent_time_policy", "pin", b"pin", "request_id", b"request_id", "scheduled_at", b"scheduled_at", "time", b"time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "ambiguous_time_policy", b"ambiguous_time_policy", "delivery_window", b"delivery_window", "local_time", b"local_time", "nonexistent_time_policy", b"nonexistent_time_policy", "pin", b"pin", "request_id", b"request_id", "retry_for", b"retry_for", "scheduled_at", b"scheduled_at", "time", b"time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_time: _TypeAlias = _typing.Literal["scheduled_at", "local_time"]  # noqa: Y015
     _WhichOneofArgType_time: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015

@@ -18,9 +18,10 @@ from bench.soak import SCALES, report, run
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 async def test_kill_9_under_faults_loses_nothing_and_duplicates_nothing(tmp_path: Path) -> None:
-    """Every acknowledged job ends DELIVERED or PERMANENTLY_FAILED, the sandbox holds exactly
-    one pin per DELIVERED job (its pinterest_pin_id, with its content) and none for the others,
-    and only the pins meant to be refused failed."""
+    """Under 5xx, 429, lost answers, creates that land after their 5xx answer and reads that lag
+    writes, with kill -9s: every acknowledged job ends DELIVERED or PERMANENTLY_FAILED, the
+    sandbox holds exactly one pin per DELIVERED job (its pinterest_pin_id, with its content)
+    and none for the others, and only the pins meant to be refused failed."""
     name = os.environ.get("PINSCHED_SOAK_SCALE", "ci")
     scale = SCALES[name]
     result = await run(scale, tmp_path, seed=int(os.environ.get("PINSCHED_SOAK_SEED", "1")),
@@ -34,3 +35,4 @@ async def test_kill_9_under_faults_loses_nothing_and_duplicates_nothing(tmp_path
     assert result.unexpected_permanent_failures == 0
     assert result.expected_rejections == result.permanently_failed > 0
     assert result.reconciled_deliveries > 0, "no lost answer was reconciled: faults not applied"
+    assert result.late_creates > 0, "no create landed after its 5xx: fault not applied"

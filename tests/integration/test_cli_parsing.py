@@ -67,6 +67,23 @@ def test_bad_window_flag_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--window" in capsys.readouterr().err
 
 
+def test_bad_retry_for_flag_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    """A malformed --retry-for is a usage error (exit 2) that names the flag."""
+    with pytest.raises(SystemExit) as caught:
+        main([*BASE, "--at", "2026-12-01T14:00Z", "--retry-for", "a day"])
+    assert caught.value.code == 2
+    assert "--retry-for" in capsys.readouterr().err
+
+
+def test_retry_for_flag_sets_the_request_field() -> None:
+    """`--retry-for 6h` becomes `retry_for` on the request; without it the field is unset."""
+    request = build_schedule_request(_args(*BASE, "--at", "2026-12-01T15:00Z",
+                                           "--retry-for", "6h"))
+    assert request.retry_for.ToTimedelta() == timedelta(hours=6)
+    bare = build_schedule_request(_args(*BASE, "--at", "2026-12-01T15:00Z"))
+    assert not bare.HasField("retry_for")
+
+
 def test_naive_at_exits_2_before_sending(capsys: pytest.CaptureFixture[str]) -> None:
     """`--at` without an offset exits 2 with a clear message, without calling the daemon."""
     code = main([*BASE, "--at", "2026-03-08T02:30", "--target", UNUSED_TARGET])

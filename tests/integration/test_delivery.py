@@ -30,7 +30,8 @@ J = job_pb2.Job
 E = job_pb2.JobError
 #: Fast retries and a short request timeout: every test here runs in well under a second or two.
 FAST: dict[str, Any] = {"retry_base_delay_s": 0.01, "retry_max_delay_s": 0.05,
-                        "request_timeout_s": 0.5, "max_attempts": 3}
+                        "request_timeout_s": 0.5, "max_attempts": 3,
+                        "pinterest_read_lag_s": 0.0}
 TERMINAL = {J.STATE_DELIVERED, J.STATE_PERMANENTLY_FAILED, J.STATE_FAILED, J.STATE_CANCELLED}
 
 
@@ -264,8 +265,10 @@ async def test_retry_job_sends_a_permanently_failed_job_again(fast: Api, sandbox
 async def test_5xx_2787_is_reconciled_then_retried_and_delivered_once(
     fast: Api, sandbox: Sandbox,
 ) -> None:
-    """A 503 code 2787 on the create: the board is searched (no pin), the job goes RETRYING
-    with backoff, and the next attempt delivers exactly one pin."""
+    """A 503 code 2787 on the create is an unknown outcome, like a timeout: the board is listed
+    at once (no pin), the job stays SUBMITTED, and only a listing that started once the request
+    timeout had passed since the submission, finding nothing, sends it RETRYING; the next
+    attempt delivers exactly one pin."""
     sandbox.add_fault(FaultRule(kind="status", status=503, times=1))
     job = await schedule(fast)
     got = await reach(fast, job.id, J.STATE_DELIVERED)
@@ -275,8 +278,14 @@ async def test_5xx_2787_is_reconciled_then_retried_and_delivered_once(
     assert (retry.error.http_status, retry.error.pinterest_code) == (503, 2787)
     assert retry.error.category == E.CATEGORY_OUTCOME_UNKNOWN
     assert retry.reason.startswith("reconciled: no pin on the board")
-    looked = [r.path for r in sandbox.requests if r.method == "GET"]
-    assert looked[:2] == ["/v5/boards/1001", "/v5/boards/1001/pins"]
+    waited = [h for h in got.history if h.from_state == h.to_state == J.STATE_SUBMITTED]
+    assert waited
+    assert waited[0].reason.startswith("outcome unknown (Sorry! Something went")
+    looked = [r for r in sandbox.requests if r.method == "GET"]
+    assert [r.path for r in looked[:2]] == ["/v5/boards/1001/pins"] * 2
+    submitted = next(h for h in got.history if h.to_state == J.STATE_SUBMITTED)
+    assert looked[1].time >= (submitted.time.ToDatetime(tzinfo=UTC)
+                              + timedelta(seconds=FAST["request_timeout_s"]))
     assert got.pinterest_pin_id == only_pin(sandbox)["id"]
 
 
@@ -356,7 +365,7 @@ async def test_unreadable_board_keeps_the_job_submitted_until_it_can_be_read(
     got = await reach(fast, job.id, J.STATE_DELIVERED)
     assert {J.State.Name(h.to_state) for h in got.history} == {
         "STATE_PENDING", "STATE_QUEUED", "STATE_SUBMITTED", "STATE_DELIVERED"}
-    reads = [r.status for r in sandbox.requests if r.path == "/v5/boards/1001"]
+    reads = [r.status for r in sandbox.requests if r.path == "/v5/boards/1001/pins"]
     assert reads == [503, 503, 429, 200]
     assert len(posts(sandbox)) == 1
     assert got.pinterest_pin_id == only_pin(sandbox)["id"]
@@ -375,7 +384,7 @@ async def test_a_board_that_stays_unreadable_hands_the_job_to_the_user(
     assert (got.last_error.category, got.last_error.retryable) == (
         E.CATEGORY_OUTCOME_UNKNOWN, False)
     assert got.last_error.message.endswith("check the board, then RetryJob")
-    reads = [r for r in sandbox.requests if r.path == "/v5/boards/1001"]
+    reads = [r for r in sandbox.requests if r.path == "/v5/boards/1001/pins"]
     assert len(reads) == 31
     assert len(posts(sandbox)) == 1
     assert len(sandbox.pins()) == 1

@@ -50,7 +50,8 @@ def test_precedence_file_then_env_then_flags(tmp_path: Path) -> None:
     assert cfg.db_path == "/env.db"  # environment
     assert cfg.log_level == "debug"  # file
     assert cfg.horizon_days == 30  # file
-    assert cfg.max_attempts == 8  # default
+    assert cfg.max_attempts == 0  # default: no count cap, the retry budget is time
+    assert cfg.pinterest_read_lag_s == 5.0  # default
 
 
 def test_environment_values_are_typed() -> None:
@@ -58,6 +59,7 @@ def test_environment_values_are_typed() -> None:
     env = {
         "PINSCHED_MAX_ATTEMPTS": "3",
         "PINSCHED_RETRY_BASE_DELAY_S": "0.5",
+        "PINSCHED_PINTEREST_READ_LAG_S": "0",
         "PINSCHED_ALLOW_INSECURE_LISTEN": "yes",
         "PINSCHED_LOG_FORMAT": "Console",
         "PINSCHED_METRICS_LISTEN": "127.0.0.1:9100",
@@ -65,6 +67,7 @@ def test_environment_values_are_typed() -> None:
     cfg = load_config(None, env, None)
     assert cfg.max_attempts == 3
     assert cfg.retry_base_delay_s == 0.5
+    assert cfg.pinterest_read_lag_s == 0.0
     assert cfg.allow_insecure_listen is True
     assert cfg.log_format == "console"
     assert cfg.metrics_listen == "127.0.0.1:9100"
@@ -83,7 +86,8 @@ def test_empty_environment_variable_counts_as_unset() -> None:
         ({"PINSCHED_METRICS_LISTEN": ":9100"}, "PINSCHED_METRICS_LISTEN: expected host:port"),
         ({"PINSCHED_LOG_FORMAT": "xml"}, "PINSCHED_LOG_FORMAT: expected one of console, json"),
         ({"PINSCHED_LOG_LEVEL": "loud"}, "PINSCHED_LOG_LEVEL: expected one of"),
-        ({"PINSCHED_MAX_ATTEMPTS": "0"}, "PINSCHED_MAX_ATTEMPTS: expected an integer >= 1"),
+        ({"PINSCHED_MAX_ATTEMPTS": "-1"}, "PINSCHED_MAX_ATTEMPTS: expected an integer >= 0"),
+        ({"PINSCHED_PINTEREST_READ_LAG_S": "-1"}, "PINSCHED_PINTEREST_READ_LAG_S: expected a"),
         ({"PINSCHED_MAX_ATTEMPTS": "2.5"}, "PINSCHED_MAX_ATTEMPTS: expected an integer"),
         ({"PINSCHED_HORIZON_DAYS": "-1"}, "PINSCHED_HORIZON_DAYS: expected an integer >= 1"),
         ({"PINSCHED_REQUEST_TIMEOUT_S": "0"}, "PINSCHED_REQUEST_TIMEOUT_S: expected a number > 0"),

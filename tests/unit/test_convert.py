@@ -88,6 +88,7 @@ def full_job() -> Job:
         late_by=timedelta(milliseconds=12),
         cancel_requested=True,
         remote_update=RemoteUpdate(paths=("pin.title", "pin.link"), attempts=2, error=ERROR),
+        retry_for=timedelta(hours=6),
         history=history,
     )
 

@@ -1,13 +1,23 @@
-"""Retry delays (`retry.py`): full-jitter exponential backoff and the 429 wait."""
+"""Retry delays (`retry.py`): full-jitter exponential backoff, the time budget, the 429 wait."""
 
 from __future__ import annotations
 
 import random
+from datetime import UTC, datetime, timedelta
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pinsched.retry import HINT_JITTER_MAX_S, RATE_LIMIT_MAX_S, RetryPolicy, rate_limit_delay_s
+from pinsched.retry import (
+    DEFAULT_RETRY_FOR,
+    HINT_JITTER_MAX_S,
+    RATE_LIMIT_MAX_S,
+    RetryPolicy,
+    rate_limit_delay_s,
+    retry_deadline,
+)
+
+PLANNED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 POLICY = RetryPolicy(max_attempts=5, base_delay_s=2.0, max_delay_s=60.0)
 
@@ -35,10 +45,50 @@ def test_backoff_uses_the_whole_range() -> None:
 
 
 def test_attempt_budget() -> None:
-    """max_attempts counted attempts exhaust the budget; fewer do not."""
+    """max_attempts counted attempts exhaust the optional cap; fewer do not; 0 means no cap."""
     assert not POLICY.exhausted(4)
     assert POLICY.exhausted(5)
     assert POLICY.exhausted(6)
+    assert not RetryPolicy().exhausted(10_000)
+
+
+def test_retry_deadline_by_request_window_or_default() -> None:
+    """`retry_for` counts from planned_at; without it a window still ahead bounds the retries;
+    otherwise 24 h after planned_at (also for a job sent again after its window ended)."""
+    end = PLANNED + timedelta(hours=2)
+    assert retry_deadline(planned_at=PLANNED, window_end=end,
+                          retry_for=timedelta(hours=6)) == PLANNED + timedelta(hours=6)
+    assert retry_deadline(planned_at=PLANNED, window_end=end, retry_for=None) == end
+    assert retry_deadline(planned_at=PLANNED, window_end=PLANNED,
+                          retry_for=None) == PLANNED + DEFAULT_RETRY_FOR
+    late = end + timedelta(days=1)
+    assert retry_deadline(planned_at=late, window_end=end,
+                          retry_for=None) == late + DEFAULT_RETRY_FOR
+
+
+def test_transient_failures_are_retried_for_the_whole_budget_not_eight_tries() -> None:
+    """With the default policy (no count cap, backoff capped at an hour) a failure that lasts
+    a day is retried across the day: many more than eight attempts, never a delay above an
+    hour, never past the deadline, and the last attempt lands at the deadline."""
+    policy = RetryPolicy()
+    rng = random.Random(3)
+    deadline = PLANNED + DEFAULT_RETRY_FOR
+    now, attempts, times = PLANNED, 1, []
+    while (at := policy.next_attempt_at(attempts, now=now, deadline=deadline, rng=rng)):
+        assert now < at <= deadline
+        assert (at - now) <= timedelta(hours=1)
+        times.append(at)
+        now, attempts = at, attempts + 1
+    assert attempts > 8
+    assert times[-1] == deadline
+    assert policy.next_attempt_at(attempts, now=deadline, deadline=deadline, rng=rng) is None
+
+
+def test_a_count_cap_still_applies_when_set() -> None:
+    """max_attempts > 0 ends the retries at that count even before the deadline."""
+    far = PLANNED + timedelta(days=1)
+    assert POLICY.next_attempt_at(5, now=PLANNED, deadline=far, rng=random.Random(1)) is None
+    assert POLICY.next_attempt_at(4, now=PLANNED, deadline=far, rng=random.Random(1))
 
 
 @given(hint=st.floats(min_value=0, max_value=86_400), seed=st.integers(0, 2**32))

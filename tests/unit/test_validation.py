@@ -333,6 +333,9 @@ CASES: list[tuple[str, Callable[[Body], object], str]] = [
     ),
     ("window negative", lambda d: d.update(delivery_window="-1s"), "delivery_window"),
     ("window too long", lambda d: d.update(delivery_window=f"{32 * 86400}s"), "delivery_window"),
+    ("retry_for zero", lambda d: d.update(retry_for="0s"), "retry_for"),
+    ("retry_for negative", lambda d: d.update(retry_for="-60s"), "retry_for"),
+    ("retry_for too long", lambda d: d.update(retry_for=f"{31 * 86400}s"), "retry_for"),
 ]
 
 
@@ -395,6 +398,22 @@ def test_mixed_sign_window_is_refused() -> None:
     req = request(body())
     req.delivery_window.seconds, req.delivery_window.nanos = 5, -1
     assert list(violations(req)) == ["delivery_window"]
+
+
+def test_retry_for_is_kept_and_its_limits_are_explained() -> None:
+    """A valid retry_for reaches the spec; zero and too long are refused with messages that
+    say what to do, and a mixed-sign Duration is refused on retry_for."""
+    spec = va.schedule_spec_from_proto(request(edit(lambda d: d.update(retry_for="7200s"))),
+                                       now=NOW, skew_tolerance=timedelta(seconds=60),
+                                       horizon=timedelta(days=400))
+    assert spec.retry_for == timedelta(hours=2)
+    assert "leave it unset for the default" in violations(
+        edit(lambda d: d.update(retry_for="0s")))["retry_for"]
+    assert violations(edit(lambda d: d.update(retry_for=f"{31 * 86400}s"))) == {
+        "retry_for": "must be at most 30 days"}
+    req = request(body())
+    req.retry_for.seconds, req.retry_for.nanos = 5, -1
+    assert list(violations(req)) == ["retry_for"]
 
 
 def test_unknown_policy_value_is_refused() -> None:

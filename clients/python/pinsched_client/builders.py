@@ -128,6 +128,7 @@ def schedule_request(
     scheduled_at: datetime | None = None,
     local: datetime_pb2.DateTime | None = None,
     window: timedelta | None = None,
+    retry_for: timedelta | None = None,
     request_id: str | None = None,
     nonexistent: scheduler_pb2.NonexistentTimePolicy.ValueType = (
         scheduler_pb2.NONEXISTENT_TIME_POLICY_UNSPECIFIED
@@ -153,4 +154,6 @@ def schedule_request(
         out.local_time.CopyFrom(local)
     if window is not None:
         out.delivery_window.CopyFrom(duration(window))
+    if retry_for is not None:
+        out.retry_for.CopyFrom(duration(retry_for))
     return out
