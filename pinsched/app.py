@@ -35,6 +35,7 @@ from pinsched.clock import Activity, Clock, SystemClock
 from pinsched.config import Config
 from pinsched.dispatcher import Dispatchers, DispatchSettings
 from pinsched.events import EventBus
+from pinsched.keeper import TokenKeeper
 from pinsched.metrics import Metrics
 from pinsched.pinterest import PinterestClient
 from pinsched.retry import RetryPolicy
@@ -49,10 +50,13 @@ from pinsched.v1 import (
     webhook_pb2,
     webhook_pb2_grpc,
 )
+from pinsched.webhook_format import APP_CREDENTIALS_REFUSED
 from pinsched.webhooks import WebhookSender, prepare_endpoints
 
 log = structlog.get_logger("pinsched.app")
 
+#: Health service that is NOT_SERVING while Pinterest refuses the app's client credentials.
+PINTEREST_HEALTH = "pinsched.pinterest"
 SERVICES = (
     scheduler_pb2.DESCRIPTOR.services_by_name["PinScheduler"].full_name,
     account_pb2.DESCRIPTOR.services_by_name["AccountService"].full_name,
@@ -110,6 +114,8 @@ class Daemon:
         self.service: PinService
         self.client: PinterestClient
         self.webhooks: WebhookSender | None = None
+        self.keeper: TokenKeeper
+        self._notes: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         """Start every part; if any step fails, stop what was started and re-raise (a failed
@@ -157,9 +163,17 @@ class Daemon:
                                   self.accounts)
         self.metrics.bind(store=self.store, scheduler=self.scheduler, bus=self.bus,
                           accounts=self.accounts, dispatchers=self.dispatchers)
-        admin = AccountAdmin(self.store, self.clock, self.accounts, self.scheduler, self.service)
+        self.keeper = TokenKeeper(self.accounts, self.clock, self.client, activity=self.activity,
+                                  per_second=cfg.token_refreshes_per_second,
+                                  retry_s=cfg.token_retry_s, verify_timeout_s=cfg.verify_timeout_s)
+        self.accounts.on_change = lambda account: self.keeper.wake()
+        self.accounts.on_app_refused = self._app_refused
+        admin = AccountAdmin(self.store, self.clock, self.accounts, self.scheduler, self.service,
+                             client=self.client, verify_timeout_s=cfg.verify_timeout_s)
         recovered = await self.scheduler.recover()
         self._tasks.append(asyncio.create_task(self.scheduler.run(self._stop), name="scheduler"))
+        if cfg.token_keeper:
+            self._tasks.append(asyncio.create_task(self.keeper.run(self._stop), name="keeper"))
 
         interceptors: list[Any] = [self.metrics.interceptor()]
         interceptors += [_TokenAuth(cfg.api_token)] if cfg.api_token else []
@@ -183,6 +197,9 @@ class Daemon:
         self._server = server
         for name in ("", *SERVICES):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        await self._health.set(PINTEREST_HEALTH, health_pb2.HealthCheckResponse.NOT_SERVING
+                               if self.accounts.app_refused else
+                               health_pb2.HealthCheckResponse.SERVING)
         if cfg.metrics_listen:
             await self.metrics.serve(cfg.metrics_listen)
         # Everything built so far (heap, caches, modules) lives as long as the process: keep it
@@ -192,6 +209,27 @@ class Daemon:
         gc.set_threshold(50_000, 50, 50)
         log.info("pinsched_ready", listen=cfg.listen, port=self.port, db=cfg.db_path,
                  recovered=recovered, pinterest_api_base=cfg.pinterest_api_base)
+
+    def _app_refused(self, reason: str) -> None:
+        """Pinterest refused (*reason*) or accepted again ("") the app's client credentials:
+        health, an `app.credentials_refused` webhook, and the accounts' held jobs."""
+        task = asyncio.create_task(self._on_app_refused(reason), name="app-credentials")
+        self._notes.add(task)
+        task.add_done_callback(self._notes.discard)
+
+    async def _on_app_refused(self, reason: str) -> None:
+        if self._health is not None and not self._stop.is_set():
+            await self._health.set(PINTEREST_HEALTH, health_pb2.HealthCheckResponse.NOT_SERVING
+                                   if reason else health_pb2.HealthCheckResponse.SERVING)
+        if reason:
+            if self.webhooks is not None:
+                now = self.clock.now()
+                await self.store.enqueue_notice(self.webhooks.render_notice(
+                    APP_CREDENTIALS_REFUSED, now, {"reason": reason, "held_accounts": len(
+                        self.accounts.accounts())}), now)
+            return
+        for account in self.accounts.accounts():
+            await self.scheduler.release(account.id)
 
     def _bind(self, server: grpc.aio.Server) -> int:
         cfg = self.config

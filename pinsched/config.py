@@ -90,6 +90,10 @@ class Config:
     shutdown_grace_s: float = 10.0
     app_writes_per_minute: int = 0
     allow_insecure_listen: bool = False
+    verify_timeout_s: float = 5.0
+    token_keeper: bool = True
+    token_refreshes_per_second: float = 5.0
+    token_retry_s: float = 300.0
 
     def redacted(self) -> dict[str, Any]:
         """Return every field as JSON-ready data, secrets replaced by `"***"` (unset stays None)."""
@@ -246,6 +250,10 @@ _FIELDS: Final[Mapping[str, _Field]] = {
     "allow_insecure_listen": _Field(
         _bool, "--allow-insecure-listen", "allow a non-loopback --listen without token or mTLS"
     ),
+    "verify_timeout_s": _Field(_float_at_least(0, strict=True)),
+    "token_keeper": _Field(_bool),
+    "token_refreshes_per_second": _Field(_float_at_least(0, strict=True)),
+    "token_retry_s": _Field(_float_at_least(0, strict=True)),
 }
 
 

@@ -19,6 +19,13 @@ Outcomes of a write (`create_pin`, `delete_pin`, `update_pin`), decided by `clas
                          found, 50 pin not found, 233 image too small, 235 image broken, 2031
                          section not found, …
 
+Per-account routing (`routes`): an account may use its own API base (a Trial app pointing some
+accounts at Pinterest's API sandbox) and an `ad_account_id` (business access), sent as the query
+parameter on every call here (all of them accept it). The route is looked up by the bearer token
+the caller passes, so callers need no account plumbing. When an answer carries
+`x-ratelimit-remaining` (Pinterest declares no headers, so usually it does not), `on_quota` hears
+`(account id, remaining, seconds to reset)` so the pacer can slow down before a 429.
+
 Every failure keeps `x-pinterest-rid` (in `JobError.pinterest_request_id` and the
 `pinterest_error` log line) for support tickets. One long-lived `aiohttp.ClientSession`; the base
 URL is injected (production, Pinterest's sandbox and `pinsched sandbox` are just URLs). Reads
@@ -48,6 +55,7 @@ from pinsched.jobs import (
     PinSpec,
     Video,
 )
+from pinsched.oauth import Routes, quota_headers, refresh_lifetime_s
 
 log = structlog.get_logger("pinsched.pinterest")
 
@@ -231,14 +239,19 @@ class TokenGrant:
     access_token: str
     refresh_token: str
     expires_in_s: int
+    #: The new refresh token's lifetime in seconds (None when the answer did not say).
+    refresh_expires_in_s: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class RefreshFailed:
-    """The refresh-token grant was refused (`permanent`) or could not be tried (transient)."""
+    """The refresh-token grant was refused (`permanent`) or could not be tried (transient).
+    `client_refused`: Pinterest refused the app's own client credentials (HTTP 401 at the token
+    endpoint), which is no fault of the account."""
 
     error: JobError
     permanent: bool
+    client_refused: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,6 +291,8 @@ class PinterestClient:
         self._session = session
         self._own_session = session is None
         self._now = now or _utc_now
+        self.routes = Routes()
+        self.on_quota: Callable[[str, float, float], None] | None = None
 
     async def _sess(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -295,23 +310,30 @@ class PinterestClient:
 
     async def _request(
         self, method: str, path: str, token: str, *, json_body: Any = None,
-        params: Mapping[str, str] | None = None, write: bool,
+        params: Mapping[str, str] | None = None, write: bool, timeout_s: float | None = None,
     ) -> Outcome:
         session = await self._sess()
         outcome: Outcome
+        url, params, account_id = self.routes.target(self.base_url, token, path, params)
+        timeout = (aiohttp.ClientTimeout(total=timeout_s, sock_connect=timeout_s)
+                   if timeout_s is not None else self._timeout)
         try:
             async with session.request(
-                method, f"{self.base_url}{path}", json=json_body, params=params,
+                method, url, json=json_body, params=params, timeout=timeout,
                 headers={"authorization": f"Bearer {token}"}, allow_redirects=not write,
             ) as resp:
                 body = _parse(await resp.read())
                 headers = {k.lower(): v for k, v in resp.headers.items()}
-                outcome = classify(resp.status, body, headers, write=write, now=self._now())
+                now = self._now()
+                outcome = classify(resp.status, body, headers, write=write, now=now)
+                quota = quota_headers(headers, now)
+                if quota is not None and account_id and self.on_quota is not None:
+                    self.on_quota(account_id, *quota)
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             # Never connected, so nothing was sent: certainly not applied.
             outcome = Unavailable(_net_error(ErrorCategory.UNAVAILABLE, f"cannot connect: {exc}"))
         except TimeoutError as exc:
-            outcome = _lost(write, f"no answer within {self.timeout_s:g} s "
+            outcome = _lost(write, f"no answer within {timeout_s or self.timeout_s:g} s "
                                    f"({type(exc).__name__})")
         except aiohttp.ClientError as exc:  # lost after sending (disconnect, reset, bad answer)
             outcome = _lost(write, f"connection lost: {type(exc).__name__}: {exc}")
@@ -362,19 +384,28 @@ class PinterestClient:
         return PinPage([dict(i) for i in items if isinstance(i, Mapping)],
                        str(next_page) if next_page else None)
 
+    async def user_account(self, token: str, *, timeout_s: float | None = None) -> Outcome:
+        """`GET /user_account`: who the token belongs to (`username`, `account_type`)."""
+        return await self._request("GET", "/user_account", token, write=False,
+                                   timeout_s=timeout_s)
+
     async def refresh_token(
-        self, client_id: str, client_secret: str, refresh_token: str
+        self, client_id: str, client_secret: str, refresh_token: str, *, base: str = "",
+        timeout_s: float | None = None,
     ) -> TokenGrant | RefreshFailed:
         """The refresh-token grant (`POST {base}/oauth/token`, Basic client auth).
 
-        A refusal (4xx but 408/429) is permanent: the user must authorise again. A 5xx, 408,
-        429 or network failure is transient.
+        A refusal (4xx but 408/429) is permanent: the user must authorise again — unless it is
+        a 401, which refuses the app's client credentials (`client_refused`). A 5xx, 408, 429 or
+        network failure is transient.
         """
         session = await self._sess()
         basic = base64.b64encode(f"{client_id}:{client_secret}".encode()).decode()
+        timeout = (aiohttp.ClientTimeout(total=timeout_s, sock_connect=timeout_s)
+                   if timeout_s is not None else self._timeout)
         try:
             async with session.post(
-                f"{self.base_url}/oauth/token",
+                f"{base.rstrip('/') if base else self.base_url}/oauth/token", timeout=timeout,
                 data={"grant_type": "refresh_token", "refresh_token": refresh_token,
                       "continuous_refresh": "true"},
                 headers={"authorization": f"Basic {basic}"},
@@ -390,6 +421,7 @@ class PinterestClient:
                         access_token=str(body["access_token"]),
                         refresh_token=str(body.get("refresh_token") or refresh_token),
                         expires_in_s=expires_in,
+                        refresh_expires_in_s=refresh_lifetime_s(body, self._now()),
                     )
                 code, message, _ = _error_fields(body)
                 permanent = 400 <= resp.status < 500 and resp.status not in (408, 429)
@@ -401,7 +433,7 @@ class PinterestClient:
                 )
                 log.warning("token_refresh_refused", http_status=resp.status,
                             pinterest_code=code, message=message, pinterest_rid=rid)
-                return RefreshFailed(err, permanent=permanent)
+                return RefreshFailed(err, permanent=permanent, client_refused=resp.status == 401)
         except (aiohttp.ClientError, TimeoutError) as exc:
             return RefreshFailed(_net_error(ErrorCategory.UNAVAILABLE,
                                             f"token refresh failed: {type(exc).__name__}: {exc}"),

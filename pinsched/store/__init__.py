@@ -36,9 +36,11 @@ from pinsched.errors import (
 )
 from pinsched.jobs import Job, JobState, Transition
 from pinsched.store.outbox import OutboxMixin
+from pinsched.store.pacers import PacerStateMixin
 from pinsched.store.rows import (
     _ACTIVE_SQL,
     _JOB_COLUMNS,
+    ACCOUNT_EXTRA_COLUMNS,
     AccountOutboxRenderer,
     Delivery,
     Event,
@@ -58,6 +60,8 @@ from pinsched.store.rows import (
 )
 from pinsched.store.schema import MIGRATIONS, migrate
 
+_EXTRA_SET = ", ".join(f"{c}=?" for c in ACCOUNT_EXTRA_COLUMNS)
+
 __all__ = [
     "MIGRATIONS", "AccountOutboxRenderer", "Delivery", "Event", "JobFilter", "OutboxRenderer",
     "OutboxRow", "StaleJob", "Store", "TokenCipher",
@@ -66,7 +70,7 @@ __all__ = [
 T = TypeVar("T")
 
 
-class Store(OutboxMixin):
+class Store(OutboxMixin, PacerStateMixin):
     """Async facade over one SQLite file."""
 
     def __init__(
@@ -220,7 +224,8 @@ class Store(OutboxMixin):
                 db.execute(
                     "INSERT INTO accounts (id, display_name, access_token, refresh_token, "
                     "access_expires_at, pacing, paused, needs_reauth, state_reason, version, "
-                    "created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    f"created_at, updated_at, {', '.join(ACCOUNT_EXTRA_COLUMNS)}) "
+                    f"VALUES ({','.join('?' * (12 + len(ACCOUNT_EXTRA_COLUMNS)))})",
                     self._seal(_account_row(account)),
                 )
             except sqlite3.IntegrityError:
@@ -251,8 +256,8 @@ class Store(OutboxMixin):
             cur = db.execute(
                 "UPDATE accounts SET display_name=?, access_token=?, refresh_token=?, "
                 "access_expires_at=?, pacing=?, paused=?, needs_reauth=?, state_reason=?, "
-                "version=?, updated_at=? WHERE id=? AND version=?",
-                (*row[1:10], row[11], new.id, old.version),
+                f"version=?, updated_at=?, {_EXTRA_SET} WHERE id=? AND version=?",
+                (*row[1:10], row[11], *row[12:], new.id, old.version),
             )
             if cur.rowcount == 0:
                 current = db.execute(
