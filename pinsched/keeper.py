@@ -185,16 +185,15 @@ class TokenKeeper:
             if isinstance(result, pt.RefreshFailed):
                 self._back_off(account.id)
         elif action is tokens.Action.WARN:
-            lapse = tokens.lapses_at(account)
+            lapse = tokens.lapses_at(account, refreshable=False)
             log.warning("account_reauth_soon", account_id=account.id,
                         lapses_at=lapse.isoformat() if lapse else None)
             await reg.record(account.id, reauth_warned_at=self.clock.now())
         elif action is tokens.Action.LAPSED:
-            lapse = tokens.lapses_at(account)
+            lapse = tokens.lapses_at(account, refreshable=False)
             await reg.mark_needs_reauth(account.id, (
-                f"the {'refresh' if account.refresh_token else 'access'} token lapsed"
-                f"{f' at {lapse.isoformat()}' if lapse else ''} and could not be refreshed: "
-                "authorise the account again (UpdateAccount)"))
+                f"the access token lapsed{f' at {lapse.isoformat()}' if lapse else ''} and "
+                "could not be refreshed: authorise the account again (UpdateAccount)"))
 
     def _back_off(self, account_id: str) -> None:
         self._not_before[account_id] = self.clock.monotonic() + self.retry_s

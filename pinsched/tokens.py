@@ -14,7 +14,10 @@ account and when:
                 be refreshed: announce `account.reauth_soon` once
     LAPSED      that token has lapsed and cannot be refreshed: the account needs re-authorisation
 
-What "keeps the account alive" is the refresh token when there is one, else the access token.
+An account that can be refreshed lives as long as its refresh token; one that cannot (no refresh
+token, no client credentials, or Pinterest refused the refresh) lives as long as its access token.
+An access token's expiry that nobody told us is taken as 30 days from when it was given (an
+upper bound: it cannot have been issued later), so its end can be announced too.
 
 Also here: which Pinterest error codes refuse a whole account rather than one pin
 (`account_refusal`).
@@ -75,11 +78,9 @@ def refresh_at(account: Account) -> datetime | None:
     return min(candidates) if candidates else None
 
 
-def lapses_at(account: Account) -> datetime | None:
+def lapses_at(account: Account, *, refreshable: bool) -> datetime | None:
     """When the token that keeps *account* alive lapses (None: unknown)."""
-    if account.refresh_token:
-        return account.refresh_expires_at
-    return account.access_expires_at
+    return account.refresh_expires_at if refreshable else account.access_expires_at
 
 
 def next_action(account: Account, now: datetime, *, can_refresh: bool,
@@ -97,7 +98,7 @@ def next_action(account: Account, now: datetime, *, can_refresh: bool,
         at = refresh_at(account)
         if at is not None:
             return Plan(Action.REFRESH, at)
-    lapse = lapses_at(account)
+    lapse = lapses_at(account, refreshable=refreshable)
     if lapse is None:
         return Plan(Action.NONE, None)
     if now >= lapse:

@@ -43,6 +43,9 @@ ACCOUNT_PATHS = frozenset({"display_name", "access_token", "refresh_token",
                            "api_base"})
 
 Ctx = grpc.aio.ServicerContext[Any, Any]
+#: A given access token without an expiry lapses within this (Pinterest's lifetime): an upper
+#: bound until a token response tells (`tokens.py`).
+ASSUMED_ACCESS_LIFETIME = timedelta(days=30)
 
 
 def _page_size(value: int, field: str = "page_size") -> int:
@@ -292,7 +295,8 @@ class AccountServicer(account_pb2_grpc.AccountServiceServicer):
             refresh_token=a.refresh_token,
             access_expires_at=(va.timestamp_from_proto(a.access_token_expire_time,
                                                        field="account.access_token_expire_time")
-                               if a.HasField("access_token_expire_time") else None),
+                               if a.HasField("access_token_expire_time")
+                               else now + ASSUMED_ACCESS_LIFETIME),
             pacing=va.build_pacing(a.pacing) if a.HasField("pacing") else Pacing(),
             paused=a.paused, created_at=now, updated_at=now,
             ad_account_id=a.ad_account_id, api_base=a.api_base,
@@ -364,6 +368,8 @@ class AccountServicer(account_pb2_grpc.AccountServiceServicer):
                         if a.HasField("access_token_expire_time") else None)
                 else:
                     changes[p] = getattr(a, p)
+            if "access_token" in changes and "access_token_expire_time" not in paths:
+                changes["access_expires_at"] = self.clock.now() + ASSUMED_ACCESS_LIFETIME
             if "access_token" in changes or "refresh_token" in changes:
                 changes.update(needs_reauth=False, state_reason="", hold_reason="",
                                access_ttl_s=0, refresh_ttl_s=0, refresh_expires_at=None,
