@@ -49,6 +49,7 @@ class RequestRecord:
     time: datetime  # arrival, from the sandbox clock
     request_id: str
     fault: str | None = None
+    query: str = ""  # the raw query string (e.g. ad_account_id=…)
 
     def to_json(self) -> dict[str, Any]:
         """Return the record as the admin API shows it."""
@@ -60,6 +61,7 @@ class RequestRecord:
             "time": self.time.isoformat(),
             "request_id": self.request_id,
             "fault": self.fault,
+            "query": self.query,
         }
 
 
@@ -349,6 +351,7 @@ class Sandbox:
                 time=arrived,
                 request_id=rid,
                 fault=fault,
+                query=request.query_string,
             )
         )
 
