@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from pinsched.app import Daemon
-
 from pinsched.sandbox import FaultRule, RequestRecord, Sandbox
 from pinsched.v1 import account_pb2, job_pb2, scheduler_pb2
 from tests.conftest import ACCESS, REFRESH, Api, soon

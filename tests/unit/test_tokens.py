@@ -37,7 +37,8 @@ def test_refresh_is_due_when_half_of_the_access_lifetime_is_left() -> None:
 def test_refresh_is_due_on_the_shorter_half_life_of_either_token() -> None:
     """A refresh token with less life left than the access token decides the refresh."""
     plan = tokens.next_action(account(refresh_expires_at=T0 + 10 * DAY), T0, can_refresh=True)
-    assert plan.at is not None and plan.at <= T0 + 10 * DAY - 30 * DAY
+    assert plan.at is not None
+    assert plan.at <= T0 + 10 * DAY - 30 * DAY
 
 
 def test_jitter_spreads_accounts_but_is_fixed_per_account() -> None:
@@ -142,7 +143,8 @@ def test_pacer_snapshot_survives_a_restart_on_another_monotonic_clock() -> None:
     after = AccountPacer(Pacing(writes_per_minute=60))
     after.restore(snap, mono=5.0, wall=1_000_010.0)  # 10 s later, monotonic clock reset
     assert after.pin_delay(5.0) == pytest.approx(3590.0)
-    assert after.slowdown == 0.5 and after.strikes == 1
+    assert after.slowdown == 0.5
+    assert after.strikes == 1
     assert after.write_delay(5.0) > 0  # no burst
     assert list(after.recent) == [pytest.approx(-15.0)]
     broken = AccountPacer(Pacing())
