@@ -310,3 +310,28 @@ async def test_pacer_cool_down_survives_a_restart(make_fast: Callable[..., Daemo
         assert blocked - 60 < left <= blocked
     finally:
         await close_api(again)
+
+
+async def test_rate_limit_headers_slow_the_account_before_a_429(
+        make_fast: Callable[..., Daemon]) -> None:
+    """With a sandbox that allows 4 writes a minute and says so in `x-ratelimit-remaining` /
+    `x-ratelimit-reset`, six pins due at once are all delivered without a single 429: the
+    pacer spreads the remaining writes over the time to the reset."""
+    clock = FakeClock()
+    sandbox = Sandbox(now=clock.now, write_limit_per_minute=4)
+    await sandbox.start()
+    sandbox.add_user("acme", access_token=ACCESS, refresh_token=REFRESH, board_ids=["1001"])
+    sandbox.set_client("client-1", "client-secret-1")
+    api = await open_api(make_fast(clock, base_url=sandbox.base_url, token_keeper=False))
+    try:
+        await api.create_account("acme", writes_per_minute=6000)
+        jobs = [await schedule(api, title=f"p{i}", at=clock.now()) for i in range(6)]
+        for _ in range(240):
+            await clock.advance(1.0)
+            await asyncio.wait_for(api.daemon.activity.idle.wait(), 10)
+        got = [await get(api, j.id) for j in jobs]
+        assert {g.state for g in got} == {J.STATE_DELIVERED}
+        assert [r.status for r in posts(sandbox)] == [201] * 6
+    finally:
+        await close_api(api)
+        await sandbox.stop()
