@@ -72,7 +72,8 @@ class AccountRegistry:
         )
         self.refreshes = 0
         self._pending: dict[str, Account] = {}  # account id → row the store has not taken yet
-        self._spent: set[bytes] = set()  # digests of refresh tokens Pinterest answered for
+        #: Digests of refresh tokens Pinterest answered for whose successor is not stored yet.
+        self._spent: dict[str, set[bytes]] = {}
         self.refused: set[str] = set()  # accounts whose last refresh was refused for good
         #: Why Pinterest refuses the app's client credentials ("" = it does not).
         self.app_refused = ""
@@ -110,10 +111,11 @@ class AccountRegistry:
         refresh token that a pending (unstored) grant replaced gets the grant's tokens."""
         pending = self._pending.get(account.id)
         if pending is not None:
-            if _digest(account.refresh_token) in self._spent:
+            if self._is_spent(account):
                 account = account.replace(**_token_fields(pending))
             else:  # stored at last, or the user gave new credentials: they win
                 del self._pending[account.id]
+                self._spent.pop(account.id, None)
         old = self._cache.get(account.id)
         if old is not None and old.access_token != account.access_token:
             self._client.routes.set(old.access_token, None)
@@ -139,6 +141,9 @@ class AccountRegistry:
         self._pending.pop(account_id, None)
         self.refused.discard(account_id)
 
+    def _is_spent(self, account: Account) -> bool:
+        return _digest(account.refresh_token) in self._spent.get(account.id, ())
+
     def accounts(self) -> list[Account]:
         """Every known account (cached rows)."""
         return list(self._cache.values())
@@ -163,7 +168,7 @@ class AccountRegistry:
                     current = await self._store.get_account(account_id)
                 except Exception:  # gone, or the store cannot read: try later
                     continue
-                if _digest(current.refresh_token) not in self._spent:
+                if not self._is_spent(current):
                     self.put(current)  # stored meanwhile, or new credentials: they win
                     continue
                 await self._write_grant(current, pending, "re-persist")
@@ -214,7 +219,7 @@ class AccountRegistry:
                     category=ErrorCategory.AUTH,
                     message=f"access token refused ({reason}) and no {missing} to refresh it",
                 ), permanent=True)
-            elif _digest(current.refresh_token) in self._spent:
+            elif self._is_spent(current):
                 # Pinterest already answered for this refresh token: sending it again could
                 # only be refused. Its successor is pending; wait for it, never re-send.
                 return RefreshFailed(JobError(
@@ -228,7 +233,8 @@ class AccountRegistry:
                 )
                 self.refreshes += 1
                 if isinstance(result, TokenGrant):
-                    self._spent.add(_digest(current.refresh_token))
+                    self._spent.setdefault(current.id, set()).add(
+                        _digest(current.refresh_token))
                     return await self._store_grant(current, result, reason)
                 failure = result
                 if result.client_refused:
@@ -323,12 +329,16 @@ class AccountRegistry:
         )
         self.refused.discard(current.id)
         self.app_accepted()
-        return await self._write_grant(current, fresh, reason)
+        return await self._write_grant(current, fresh, reason, fresh_grant=True)
 
-    async def _write_grant(self, current: Account, grant: Account, reason: str) -> Account:
-        """Write *grant*'s token fields onto *current* (compare-and-set). When the store fails,
-        the grant stays pending in memory and is used; `persist_pending` retries."""
+    async def _write_grant(self, current: Account, grant: Account, reason: str, *,
+                           fresh_grant: bool = False) -> Account:
+        """Write *grant*'s token fields onto *current* (compare-and-set); a *fresh_grant* also
+        ends NEEDS_REAUTH (a re-persist keeps a mark made since). When the store fails, the
+        grant stays pending in memory and is used; `persist_pending` retries."""
         tokens = _token_fields(grant)
+        if fresh_grant:
+            tokens.update(needs_reauth=False, state_reason=grant.state_reason)
         for _ in range(_CAS_TRIES):
             now = self._clock.now()
             updated = current.replace(**tokens, version=current.version + 1, updated_at=now)
@@ -339,9 +349,10 @@ class AccountRegistry:
                 # flight: the grant still holds (the old refresh token is spent), so re-apply it
                 # on top — unless the user supplied new tokens meanwhile, which win.
                 fresh = await self._store.get_account(current.id)
-                if _digest(fresh.refresh_token) not in self._spent and (
+                if not self._is_spent(fresh) and (
                         fresh.access_token != current.access_token):
                     self._pending.pop(current.id, None)
+                    self._spent.pop(current.id, None)
                     self.put(fresh)
                     return self._cache[fresh.id]
                 current = fresh
@@ -354,6 +365,7 @@ class AccountRegistry:
                           note="the new tokens are kept in memory and stored again")
                 return self._cache[current.id]
             self._pending.pop(current.id, None)
+            self._spent.pop(current.id, None)
             self.put(updated)
             self._proactive_after.pop(current.id, None)
             log.info("token_refreshed", account_id=current.id, reason=reason,
@@ -386,7 +398,7 @@ class AccountRegistry:
 
 _TOKEN_FIELDS: Final = (
     "access_token", "refresh_token", "access_expires_at", "access_ttl_s", "refresh_expires_at",
-    "refresh_ttl_s", "reauth_warned_at", "needs_reauth", "state_reason",
+    "refresh_ttl_s", "reauth_warned_at",
 )
 
 

@@ -104,6 +104,7 @@ async def test_a_401_after_an_unstored_refresh_is_a_bounded_failure(
     assert [r.status for r in posts(sandbox)] == [401, 401]
     assert [r.status for r in token_posts(sandbox)] == [200]
     assert await state_of(api) == A.STATE_NEEDS_REAUTH
+    assert not api.daemon.accounts.can_publish("acme")  # the in-memory tokens keep the mark
 
 
 class Run:
