@@ -265,6 +265,9 @@ class Daemon:
                 await asyncio.wait_for(task, timeout=grace)
             except (TimeoutError, asyncio.CancelledError):
                 task.cancel()
+        for note in list(self._notes):  # app-credential notices still being written
+            note.cancel()
+        await asyncio.gather(*self._notes, return_exceptions=True)
         # Parts that a failed start never reached are absent: stop only what exists.
         if (dispatchers := getattr(self, "dispatchers", None)) is not None:
             await dispatchers.stop(grace)
