@@ -25,6 +25,7 @@ import asyncio
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Final
 
 import structlog
@@ -108,6 +109,8 @@ class TokenKeeper:
         self._probe_after = 0.0  # monotonic: next probe of refused client credentials
         self._wake = asyncio.Event()
         self.passes = 0
+        #: account id → (the row, refreshable, refused) the plan was made for, and the plan.
+        self._plans: dict[str, tuple[tuple[Account, bool, bool], tokens.Plan]] = {}
 
     def wake(self) -> None:
         """Look again now (an account was created or changed)."""
@@ -149,15 +152,20 @@ class TokenKeeper:
         soonest = MAX_IDLE_S
         if await reg.persist_pending():
             soonest = PERSIST_RETRY_S
-        for account in reg.accounts():
-            now, mono = self.clock.now(), self.clock.monotonic()
+        now, mono = self.clock.now(), self.clock.monotonic()
+        accounts = reg.accounts()
+        if len(self._plans) > len(accounts):  # forget deleted accounts
+            live = {a.id for a in accounts}
+            self._plans = {k: v for k, v in self._plans.items() if k in live}
+        for i, account in enumerate(accounts):
+            if i and not i % 1000:
+                await asyncio.sleep(0)  # a long pass never holds the loop
+                now, mono = self.clock.now(), self.clock.monotonic()
             not_before = self._not_before.get(account.id, -math.inf)
             if mono < not_before:
                 soonest = min(soonest, not_before - mono)
                 continue
-            plan = tokens.next_action(
-                account, now, can_refresh=bool(account.refresh_token) and
-                reg.has_client_credentials, refresh_refused=account.id in reg.refused)
+            plan = self._plan(account, now)
             if plan.at is None:
                 continue
             wait = (plan.at - now).total_seconds()
@@ -174,7 +182,22 @@ class TokenKeeper:
                 return min(soonest, pace)  # the rest waits for the next pass
             await self._act(account, plan.action)
             soonest = 0.0  # look again at once: what comes next for this account
+            now, mono = self.clock.now(), self.clock.monotonic()
         return max(0.0, soonest)
+
+    def _plan(self, account: Account, now: datetime) -> tokens.Plan:
+        """`tokens.next_action`, remembered while the row and its refresh prospects stay the
+        same (rows are immutable: a change is a new object). A remembered plan stays right as
+        time passes: its instant is fixed, or "now" when it was made, which is still due."""
+        reg = self.registry
+        key = (account, bool(account.refresh_token) and reg.has_client_credentials,
+               account.id in reg.refused)
+        cached = self._plans.get(account.id)
+        if cached is not None and cached[0][0] is account and cached[0][1:] == key[1:]:
+            return cached[1]
+        plan = tokens.next_action(account, now, can_refresh=key[1], refresh_refused=key[2])
+        self._plans[account.id] = (key, plan)
+        return plan
 
     async def _act(self, account: Account, action: tokens.Action) -> None:
         reg = self.registry
