@@ -7,6 +7,7 @@ moments: the sandbox expires tokens on that clock exactly as it would on a real 
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 
@@ -333,6 +334,31 @@ async def test_rate_limit_headers_slow_the_account_before_a_429(
         got = [await get(api, j.id) for j in jobs]
         assert {g.state for g in got} == {J.STATE_DELIVERED}
         assert [r.status for r in posts(sandbox)] == [201] * 6
+    finally:
+        await close_api(api)
+        await sandbox.stop()
+
+
+async def test_the_keeper_paces_its_calls(make_fast: Callable[..., Daemon]) -> None:
+    """Five accounts created at once are verified and refreshed one per second (the keeper's
+    `token_refreshes_per_second`), not in the same instant."""
+    clock = FakeClock()
+    sandbox = await start_sandbox(clock)
+    api = await open_api(make_fast(clock, base_url=sandbox.base_url,
+                                   token_refreshes_per_second=1.0))
+    try:
+        for i in range(5):
+            sandbox.add_user(f"u{i}", access_token=f"pina_{i}", refresh_token=f"pinr_{i}")
+            await api.accounts.CreateAccount(account_pb2.CreateAccountRequest(
+                account_id=f"a{i}", account=A(access_token=f"pina_{i}",
+                                              refresh_token=f"pinr_{i}")))
+        for _ in range(40):
+            await clock.advance(0.25)
+            await asyncio.wait_for(api.daemon.activity.idle.wait(), 10)
+        grants = token_posts(sandbox)
+        assert [r.status for r in grants] == [200] * 5
+        gaps = [(b.time - a.time).total_seconds() for a, b in itertools.pairwise(grants)]
+        assert min(gaps) >= 0.75
     finally:
         await close_api(api)
         await sandbox.stop()
