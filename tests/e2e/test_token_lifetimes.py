@@ -2,7 +2,7 @@
 real time, an account nobody touches, a pin due after both tokens would have lapsed.
 
 At `PINSCHED_SOAK_SCALE=full` it is the issue's run (access 30 s, refresh 90 s, pin after 150 s);
-the default `ci` size keeps the ratios at a fifth of the time (6 s, 18 s, pin after 30 s).
+the default `ci` size keeps the ratios at a tenth of the time (3 s, 9 s, pin after 15 s).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from tests.e2e.procs import sandbox_pins, start_daemon, start_sandbox
 J = job_pb2.Job
 A = account_pb2.Account
 #: (access token lifetime, refresh token lifetime, pin due after), seconds.
-SIZES = {"ci": (6, 18, 30), "full": (30, 90, 150)}
+SIZES = {"ci": (3, 9, 15), "full": (30, 90, 150)}
 
 
 async def token_grants(base_url: str) -> list[int]:

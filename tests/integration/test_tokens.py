@@ -238,12 +238,12 @@ async def test_refused_client_credentials_hold_every_account_once(
         assert {await state_of(api, "acme"), await state_of(api, "beta")} == {A.STATE_ACTIVE}
         assert not api.daemon.accounts.can_publish("beta")
         health = health_pb2_grpc.HealthStub(api.channel)
-        for _ in range(50):
-            answer = await health.Check(health_pb2.HealthCheckRequest(
-                service="pinsched.pinterest"))
-            if answer.status == health_pb2.HealthCheckResponse.NOT_SERVING:
-                break
-            await asyncio.sleep(0.02)
+        watch = health.Watch(health_pb2.HealthCheckRequest(service="pinsched.pinterest"))
+        async with asyncio.timeout(5):
+            async for answer in watch:
+                if answer.status == health_pb2.HealthCheckResponse.NOT_SERVING:
+                    break
+        watch.cancel()
         assert answer.status == health_pb2.HealthCheckResponse.NOT_SERVING
     finally:
         await close_api(api)
@@ -262,10 +262,7 @@ async def test_code_29_holds_the_account_and_a_new_api_base_releases_it(
     try:
         await api.create_account()
         job = await schedule(api)
-        for _ in range(100):
-            if await state_of(api) == A.STATE_HELD:
-                break
-            await asyncio.sleep(0.02)
+        await reach(api, job.id, J.STATE_RETRYING)  # the account was held just before
         account = await api.accounts.GetAccount(account_pb2.GetAccountRequest(account_id="acme"))
         assert account.state == A.STATE_HELD
         assert "Apps with Trial access" in account.state_reason
