@@ -231,7 +231,8 @@ async def test_refused_client_credentials_hold_every_account_once(
         assert held.history[-1].reason == (
             "held: Pinterest refuses the app's client credentials (attempt not counted)")
         assert held.attempts == 0
-        await asyncio.sleep(0.2)  # the retry is due at once, but held by the scheduler
+        # The retry is due at once; once the daemon is idle the scheduler has held it.
+        await asyncio.wait_for(api.daemon.activity.idle.wait(), 5)
         assert (await get(api, job.id)).state == J.STATE_RETRYING
         assert [r.status for r in posts(sandbox)] == [401]
         assert [r.status for r in token_posts(sandbox)] == [401]
