@@ -1,4 +1,5 @@
-"""Small pure pieces of talking to Pinterest on behalf of one account: where its calls go
+"""Small pure pieces of talking to Pinterest on behalf of one account: the token grant's
+outcomes (`TokenGrant`, `RefreshFailed`, re-exported by `pinterest`), where its calls go
 (`Route`: its own API base, its business-access `ad_account_id`), what a token response says
 about the refresh token's lifetime, and what rate-limit headers say about the remaining quota.
 """
@@ -9,6 +10,29 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
+
+from pinsched.jobs import JobError
+
+
+@dataclass(frozen=True, slots=True)
+class TokenGrant:
+    access_token: str
+    refresh_token: str
+    expires_in_s: int
+    #: The new refresh token's lifetime in seconds (None when the answer did not say).
+    refresh_expires_in_s: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshFailed:
+    """The refresh-token grant was refused (`permanent`) or could not be tried (transient).
+    `client_refused`: Pinterest refused the app's own client credentials (HTTP 401 at the token
+    endpoint), which is no fault of the account."""
+
+    error: JobError
+    permanent: bool
+    client_refused: bool = False
+
 
 #: An epoch timestamp is larger than this; a smaller X-RateLimit-Reset is seconds from now.
 _EPOCH_THRESHOLD: Final = 1e9

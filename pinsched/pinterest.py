@@ -19,12 +19,8 @@ Outcomes of a write (`create_pin`, `delete_pin`, `update_pin`), decided by `clas
                          found, 50 pin not found, 233 image too small, 235 image broken, 2031
                          section not found, …
 
-Per-account routing (`routes`): an account may use its own API base (a Trial app pointing some
-accounts at Pinterest's API sandbox) and an `ad_account_id` (business access), sent as the query
-parameter on every call here (all of them accept it). The route is looked up by the bearer token
-the caller passes, so callers need no account plumbing. When an answer carries
-`x-ratelimit-remaining` (Pinterest declares no headers, so usually it does not), `on_quota` hears
-`(account id, remaining, seconds to reset)` so the pacer can slow down before a 429.
+Per-account API base and `ad_account_id` follow the bearer token (`routes`, see `oauth.py`);
+rate-limit headers, when an answer has them, go to `on_quota` (account id, remaining, reset s).
 
 Every failure keeps `x-pinterest-rid` (in `JobError.pinterest_request_id` and the
 `pinterest_error` log line) for support tickets. One long-lived `aiohttp.ClientSession`; the base
@@ -55,7 +51,9 @@ from pinsched.jobs import (
     PinSpec,
     Video,
 )
+from pinsched.oauth import RefreshFailed as RefreshFailed  # re-exported: callers use pt.*
 from pinsched.oauth import Routes, quota_headers, refresh_lifetime_s
+from pinsched.oauth import TokenGrant as TokenGrant
 
 log = structlog.get_logger("pinsched.pinterest")
 
@@ -235,26 +233,6 @@ DEFAULT_ACCESS_TTL_S: Final = 30 * 86400
 
 
 @dataclass(frozen=True, slots=True)
-class TokenGrant:
-    access_token: str
-    refresh_token: str
-    expires_in_s: int
-    #: The new refresh token's lifetime in seconds (None when the answer did not say).
-    refresh_expires_in_s: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RefreshFailed:
-    """The refresh-token grant was refused (`permanent`) or could not be tried (transient).
-    `client_refused`: Pinterest refused the app's own client credentials (HTTP 401 at the token
-    endpoint), which is no fault of the account."""
-
-    error: JobError
-    permanent: bool
-    client_refused: bool = False
-
-
-@dataclass(frozen=True, slots=True)
 class BoardState:
     pin_count: int
     pins_modified_at: datetime | None
@@ -315,8 +293,7 @@ class PinterestClient:
         session = await self._sess()
         outcome: Outcome
         url, params, account_id = self.routes.target(self.base_url, token, path, params)
-        timeout = (aiohttp.ClientTimeout(total=timeout_s, sock_connect=timeout_s)
-                   if timeout_s is not None else self._timeout)
+        timeout = self._timeout if timeout_s is None else aiohttp.ClientTimeout(total=timeout_s)
         try:
             async with session.request(
                 method, url, json=json_body, params=params, timeout=timeout,
@@ -391,7 +368,6 @@ class PinterestClient:
 
     async def refresh_token(
         self, client_id: str, client_secret: str, refresh_token: str, *, base: str = "",
-        timeout_s: float | None = None,
     ) -> TokenGrant | RefreshFailed:
         """The refresh-token grant (`POST {base}/oauth/token`, Basic client auth).
 
@@ -401,11 +377,9 @@ class PinterestClient:
         """
         session = await self._sess()
         basic = base64.b64encode(f"{client_id}:{client_secret}".encode()).decode()
-        timeout = (aiohttp.ClientTimeout(total=timeout_s, sock_connect=timeout_s)
-                   if timeout_s is not None else self._timeout)
         try:
             async with session.post(
-                f"{base.rstrip('/') if base else self.base_url}/oauth/token", timeout=timeout,
+                f"{base.rstrip('/') if base else self.base_url}/oauth/token",
                 data={"grant_type": "refresh_token", "refresh_token": refresh_token,
                       "continuous_refresh": "true"},
                 headers={"authorization": f"Basic {basic}"},
