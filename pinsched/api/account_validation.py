@@ -35,6 +35,8 @@ def api_base_problem(value: str) -> str | None:
     if problem is not None:
         return problem
     parts = urlsplit(value)
+    if parts.username is not None or parts.password is not None:
+        return "must not carry credentials (it is shown by GetAccount and in webhooks)"
     if parts.query or parts.fragment:
         return "must not have a query or fragment (for example https://api-sandbox.pinterest.com/v5)"
     host_issue = host_problem(parts.hostname or "")

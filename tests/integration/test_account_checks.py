@@ -111,6 +111,7 @@ BAD_FIELDS = [
     ("api_base", "https://169.254.169.254/v5", "refused: "),
     ("api_base", "https://api.example.com/v5?x=1", "must not have a query or fragment"),
     ("api_base", "https://", "must name a host"),
+    ("api_base", "https://user:pw@api.example.com/v5", "must not carry credentials"),
 ]
 
 
