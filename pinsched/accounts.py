@@ -17,6 +17,7 @@ class AccountState(enum.StrEnum):
     ACTIVE = "ACTIVE"
     PAUSED = "PAUSED"
     NEEDS_REAUTH = "NEEDS_REAUTH"
+    HELD = "HELD"
 
 
 DEFAULT_WRITES_PER_MINUTE = 100
@@ -65,18 +66,38 @@ class Account:
     created_at: datetime
     updated_at: datetime
     version: int = 1
+    #: When the refresh token lapses (from the last token response), if known.
+    refresh_expires_at: datetime | None = None
+    #: The lifetimes Pinterest gave the current tokens (seconds; 0 = not known yet).
+    access_ttl_s: int = 0
+    refresh_ttl_s: int = 0
+    #: What Pinterest said about the account at the last verification.
+    username: str = ""
+    account_type: str = ""
+    verified_at: datetime | None = None
+    #: Business access: the ad account acting on the boards (Pinterest's `ad_account_id`).
+    ad_account_id: str = ""
+    #: Per-account Pinterest API base (e.g. Pinterest's API sandbox); "" = the daemon's.
+    api_base: str = ""
+    #: Why Pinterest refuses the whole account (e.g. code 29): publishing is held until cleared.
+    hold_reason: str = ""
+    #: When `account.reauth_soon` was announced for the current refresh token.
+    reauth_warned_at: datetime | None = None
 
     @property
     def state(self) -> AccountState:
         if self.needs_reauth:
             return AccountState.NEEDS_REAUTH
+        if self.hold_reason:
+            return AccountState.HELD
         if self.paused:
             return AccountState.PAUSED
         return AccountState.ACTIVE
 
     @property
     def can_publish(self) -> bool:
-        return not self.paused and not self.needs_reauth and bool(self.access_token)
+        return (not self.paused and not self.needs_reauth and not self.hold_reason
+                and bool(self.access_token))
 
     def replace(self, **changes: Any) -> Account:
         return dataclasses.replace(self, **changes)

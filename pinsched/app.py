@@ -36,6 +36,7 @@ from pinsched.clock import Activity, Clock, SystemClock
 from pinsched.config import Config
 from pinsched.dispatcher import Dispatchers, DispatchSettings
 from pinsched.events import EventBus
+from pinsched.keeper import TokenKeeper
 from pinsched.limits import DEFAULT as DEFAULT_LIMITS
 from pinsched.limits import ServerLimits
 from pinsched.masking import url_secrets
@@ -54,10 +55,13 @@ from pinsched.v1 import (
     webhook_pb2,
     webhook_pb2_grpc,
 )
+from pinsched.webhook_format import APP_CREDENTIALS_REFUSED
 from pinsched.webhooks import WebhookSender, prepare_endpoints
 
 log = structlog.get_logger("pinsched.app")
 
+#: Health service that is NOT_SERVING while Pinterest refuses the app's client credentials.
+PINTEREST_HEALTH = "pinsched.pinterest"
 SERVICES = (
     scheduler_pb2.DESCRIPTOR.services_by_name["PinScheduler"].full_name,
     account_pb2.DESCRIPTOR.services_by_name["AccountService"].full_name,
@@ -90,6 +94,8 @@ class Daemon:
         self.client: PinterestClient
         self.webhooks: WebhookSender | None = None
         self.retention: Retention
+        self.keeper: TokenKeeper
+        self._notes: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         """Start every part; if any step fails, stop what was started and re-raise (a failed
@@ -142,12 +148,20 @@ class Daemon:
                                   self.accounts)
         self.metrics.bind(store=self.store, scheduler=self.scheduler, bus=self.bus,
                           accounts=self.accounts, dispatchers=self.dispatchers)
-        admin = AccountAdmin(self.store, self.clock, self.accounts, self.scheduler, self.service)
+        self.keeper = TokenKeeper(self.accounts, self.clock, self.client, activity=self.activity,
+                                  per_second=cfg.token_refreshes_per_second,
+                                  retry_s=cfg.token_retry_s, verify_timeout_s=cfg.verify_timeout_s)
+        self.accounts.on_change = lambda account: self.keeper.wake()
+        self.accounts.on_app_refused = self._app_refused
+        admin = AccountAdmin(self.store, self.clock, self.accounts, self.scheduler, self.service,
+                             client=self.client, verify_timeout_s=cfg.verify_timeout_s)
         recovered = await self.scheduler.recover()
         self._tasks.append(asyncio.create_task(self.scheduler.run(self._stop), name="scheduler"))
         self.retention = Retention(self.store, self.clock, days=cfg.retention_days,
                                    activity=self.activity)
         self._tasks.append(asyncio.create_task(self.retention.run(self._stop), name="retention"))
+        if cfg.token_keeper:
+            self._tasks.append(asyncio.create_task(self.keeper.run(self._stop), name="keeper"))
 
         # The guard (token, then request parsing) runs before metrics and every handler.
         interceptors: list[Any] = [Guard(cfg.api_token, on_denied=self.metrics.denied),
@@ -176,6 +190,9 @@ class Daemon:
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         if cfg.health_listen:
             await self._serve_health(cfg.health_listen)
+        await self._health.set(PINTEREST_HEALTH, health_pb2.HealthCheckResponse.NOT_SERVING
+                               if self.accounts.app_refused else
+                               health_pb2.HealthCheckResponse.SERVING)
         if cfg.metrics_listen:
             await self.metrics.serve(cfg.metrics_listen)
         # Everything built so far (heap, caches, modules) lives as long as the process: keep it
@@ -197,6 +214,26 @@ class Daemon:
             raise OSError(f"cannot listen on {listen} (health)")
         await server.start()
         self._health_server = server
+    def _app_refused(self, reason: str) -> None:
+        """Pinterest refused (*reason*) or accepted again ("") the app's client credentials:
+        health, an `app.credentials_refused` webhook, and the accounts' held jobs."""
+        task = asyncio.create_task(self._on_app_refused(reason), name="app-credentials")
+        self._notes.add(task)
+        task.add_done_callback(self._notes.discard)
+
+    async def _on_app_refused(self, reason: str) -> None:
+        if self._health is not None and not self._stop.is_set():
+            await self._health.set(PINTEREST_HEALTH, health_pb2.HealthCheckResponse.NOT_SERVING
+                                   if reason else health_pb2.HealthCheckResponse.SERVING)
+        if reason:
+            if self.webhooks is not None:
+                now = self.clock.now()
+                await self.store.enqueue_notice(self.webhooks.render_notice(
+                    APP_CREDENTIALS_REFUSED, now, {"reason": reason, "held_accounts": len(
+                        self.accounts.accounts())}), now)
+            return
+        for account in self.accounts.accounts():
+            await self.scheduler.release(account.id)
 
     def _bind(self, server: grpc.aio.Server) -> int:
         cfg = self.config
@@ -246,6 +283,9 @@ class Daemon:
                 await asyncio.wait_for(task, timeout=left())
             except (TimeoutError, asyncio.CancelledError):
                 task.cancel()
+        for note in list(self._notes):  # app-credential notices still being written
+            note.cancel()
+        await asyncio.gather(*self._notes, return_exceptions=True)
         # Parts that a failed start never reached are absent: stop only what exists.
         if (dispatchers := getattr(self, "dispatchers", None)) is not None:
             await dispatchers.stop(left())

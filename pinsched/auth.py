@@ -9,7 +9,16 @@ Owns the refresh-token grant and the NEEDS_REAUTH transition:
 * a refused grant (the refresh token is revoked, expired, or the app's credentials are wrong)
   marks the account NEEDS_REAUTH — except for a proactive refresh while the access token still
   works, which only backs off (`PROACTIVE_RETRY_S`) and lets the token be used until it fails;
-* `mark_needs_reauth` for a token that is refused even right after a successful refresh.
+* `mark_needs_reauth` for a token that is refused even right after a successful refresh;
+* a rotated refresh token is never lost: when the store refuses the new pair (disk full, I/O
+  error), it is kept in memory (`pending`), used for every call, and re-persisted
+  (`persist_pending`, by the keeper) until the store takes it; a refresh token Pinterest has
+  already answered for is never sent again;
+* holds: `hold` puts an account on hold when Pinterest refuses the whole account (code 29…);
+  a refusal of the app's own client credentials at the token endpoint holds every account
+  (`app_refused`) without marking any of them NEEDS_REAUTH;
+* the per-account route (API base, `ad_account_id`) of each access token, and pacer state that
+  survives a restart (`save_pacer`, restored by `load_all`).
 
 It does not touch jobs: the dispatcher decides what a failed refresh means for them, and the
 scheduler holds the jobs of an account that cannot publish.
@@ -18,6 +27,8 @@ scheduler holds the jobs of an account that cannot publish.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Final
 
@@ -25,8 +36,9 @@ import structlog
 
 from pinsched.accounts import Account
 from pinsched.clock import Clock
-from pinsched.errors import VersionMismatch
+from pinsched.errors import AccountNotFound, VersionMismatch
 from pinsched.jobs import ErrorCategory, JobError
+from pinsched.oauth import Route
 from pinsched.pacing import AccountPacer, TokenBucket
 from pinsched.pinterest import PinterestClient, RefreshFailed, TokenGrant
 from pinsched.store import Store
@@ -59,6 +71,20 @@ class AccountRegistry:
             else TokenBucket(rate=0.0, capacity=0.0)
         )
         self.refreshes = 0
+        self._pending: dict[str, Account] = {}  # account id → row the store has not taken yet
+        #: Digests of refresh tokens Pinterest answered for whose successor is not stored yet.
+        self._spent: dict[str, set[bytes]] = {}
+        self.refused: set[str] = set()  # accounts whose last refresh was refused for good
+        #: Why Pinterest refuses the app's client credentials ("" = it does not).
+        self.app_refused = ""
+        self.on_app_refused: Callable[[str], None] = lambda reason: None
+        self.on_change: Callable[[Account], None] = lambda account: None
+        client.on_quota = self._on_quota
+
+    def _on_quota(self, account_id: str, remaining: float, reset_s: float) -> None:
+        pacer = self._pacers.get(account_id)
+        if pacer is not None:
+            pacer.quota_hint(self._clock.monotonic(), remaining, reset_s)
 
     async def load_all(self) -> None:
         after = ""
@@ -66,27 +92,94 @@ class AccountRegistry:
             for account in batch:
                 self.put(account)
             after = batch[-1].id
+        now, mono = self._clock.now(), self._clock.monotonic()
+        for account_id, snapshot in (await self._store.pacer_states()).items():
+            if (pacer := self._pacers.get(account_id)) is not None:
+                pacer.restore(snapshot, mono=mono, wall=now.timestamp())
+
+    async def save_pacer(self, account_id: str) -> None:
+        """Store the account's pacer (after a 429 or a spam block: a restart must not burst)."""
+        pacer = self._pacers.get(account_id)
+        if pacer is not None:
+            now = self._clock.now()
+            await self._store.save_pacer(
+                account_id, pacer.snapshot(mono=self._clock.monotonic(), wall=now.timestamp()),
+                now)
 
     def put(self, account: Account) -> None:
-        """Record the current row of *account* (after any write)."""
+        """Record the current row of *account* (after any write). A row still carrying a
+        refresh token that a pending (unstored) grant replaced gets the grant's tokens."""
+        pending = self._pending.get(account.id)
+        if pending is not None:
+            if self._is_spent(account):
+                account = account.replace(**_token_fields(pending))
+            else:  # stored at last, or the user gave new credentials: they win
+                del self._pending[account.id]
+                self._spent.pop(account.id, None)
+        old = self._cache.get(account.id)
+        if old is not None and old.access_token != account.access_token:
+            self._client.routes.set(old.access_token, None)
+        if account.access_token:
+            self._client.routes.set(account.access_token, Route(
+                account.id, account.api_base, account.ad_account_id))
         self._cache[account.id] = account
         pacer = self._pacers.get(account.id)
         if pacer is None:
             self._pacers[account.id] = AccountPacer(account.pacing)
         elif pacer.policy != account.pacing:
             pacer.set_policy(account.pacing)
+        if old is not None and old.refresh_token != account.refresh_token:
+            self.refused.discard(account.id)  # new credentials: worth trying again
+        self.on_change(account)
 
     def forget(self, account_id: str) -> None:
-        self._cache.pop(account_id, None)
+        old = self._cache.pop(account_id, None)
+        if old is not None:
+            self._client.routes.set(old.access_token, None)
         self._pacers.pop(account_id, None)
         self._proactive_after.pop(account_id, None)
+        self._pending.pop(account_id, None)
+        self.refused.discard(account_id)
+
+    def _is_spent(self, account: Account) -> bool:
+        return _digest(account.refresh_token) in self._spent.get(account.id, ())
+
+    def accounts(self) -> list[Account]:
+        """Every known account (cached rows)."""
+        return list(self._cache.values())
+
+    @property
+    def has_client_credentials(self) -> bool:
+        return bool(self._client_id and self._client_secret)
+
+    @property
+    def pending(self) -> frozenset[str]:
+        """Accounts whose newest tokens the store has not taken yet."""
+        return frozenset(self._pending)
+
+    async def persist_pending(self) -> int:
+        """Try again to store every pending grant; the number still pending afterwards."""
+        for account_id in list(self._pending):
+            async with self._lock(account_id):
+                pending = self._pending.get(account_id)
+                if pending is None:
+                    continue
+                try:
+                    current = await self._store.get_account(account_id)
+                except Exception:  # gone, or the store cannot read: try later
+                    continue
+                if not self._is_spent(current):
+                    self.put(current)  # stored meanwhile, or new credentials: they win
+                    continue
+                await self._write_grant(current, pending, "re-persist")
+        return len(self._pending)
 
     def cached(self, account_id: str) -> Account | None:
         return self._cache.get(account_id)
 
     def can_publish(self, account_id: str) -> bool:
         account = self._cache.get(account_id)
-        return account is not None and account.can_publish
+        return account is not None and account.can_publish and not self.app_refused
 
     async def get(self, account_id: str) -> Account:
         account = self._cache.get(account_id)
@@ -116,8 +209,8 @@ class AccountRegistry:
         read). A permanent refusal marks the account NEEDS_REAUTH, unless *proactive* and the
         access token has not expired yet."""
         async with self._lock(stale.id):
-            current = await self._store.get_account(stale.id)
-            self.put(current)
+            self.put(await self._store.get_account(stale.id))
+            current = self._cache[stale.id]  # with a pending grant's tokens, if any
             if current.access_token != stale.access_token and current.can_publish:
                 return current  # refreshed (or replaced by the user) meanwhile
             if not current.refresh_token or not self._client_id or not self._client_secret:
@@ -126,14 +219,29 @@ class AccountRegistry:
                     category=ErrorCategory.AUTH,
                     message=f"access token refused ({reason}) and no {missing} to refresh it",
                 ), permanent=True)
+            elif self._is_spent(current):
+                # Pinterest already answered for this refresh token: sending it again could
+                # only be refused. Its successor is pending; wait for it, never re-send.
+                return RefreshFailed(JobError(
+                    category=ErrorCategory.AUTH, retryable=True,
+                    message="the refresh token was already spent; its successor is not stored "
+                    "yet"), permanent=False)
             else:
                 result = await self._client.refresh_token(
-                    self._client_id, self._client_secret, current.refresh_token
+                    self._client_id, self._client_secret, current.refresh_token,
+                    base=current.api_base,
                 )
                 self.refreshes += 1
                 if isinstance(result, TokenGrant):
+                    self._spent.setdefault(current.id, set()).add(
+                        _digest(current.refresh_token))
                     return await self._store_grant(current, result, reason)
                 failure = result
+                if result.client_refused:
+                    self._app_refused(result.error.message)
+                    return failure
+                if result.permanent:
+                    self.refused.add(current.id)
             still_valid = (current.access_expires_at is not None
                            and current.access_expires_at > self._clock.now())
             if proactive and still_valid:
@@ -151,16 +259,89 @@ class AccountRegistry:
             current = await self._store.get_account(account_id)
             return await self._mark(current, reason)
 
+    def _app_refused(self, message: str) -> None:
+        if not self.app_refused:
+            self.app_refused = message or "client credentials refused"
+            log.error("app_credentials_refused", error=self.app_refused,
+                      hint="check PINSCHED_PINTEREST_CLIENT_ID / _SECRET; every account is held")
+            self.on_app_refused(self.app_refused)
+
+    def app_accepted(self) -> None:
+        """Pinterest took the app's client credentials again: accounts may publish."""
+        if self.app_refused:
+            self.app_refused = ""
+            log.info("app_credentials_accepted")
+            self.on_app_refused("")
+
+    async def hold(self, account_id: str, reason: str) -> Account:
+        """Put the account on hold: Pinterest refuses it as a whole (its jobs wait, unfailed,
+        until UpdateAccount changes its credentials, API base or ad account)."""
+        async with self._lock(account_id):
+            for _ in range(_CAS_TRIES):
+                current = await self._store.get_account(account_id)
+                if current.hold_reason:
+                    self.put(current)
+                    return current
+                now = self._clock.now()
+                held = current.replace(hold_reason=reason, state_reason=reason,
+                                       version=current.version + 1, updated_at=now)
+                try:
+                    await self._store.update_account(current, held)
+                except VersionMismatch:
+                    continue
+                self.put(held)
+                log.warning("account_held", account_id=account_id, reason=reason)
+                return held
+        raise RuntimeError(f"account {account_id}: could not put it on hold")
+
+    async def record(self, account_id: str, **changes: object) -> Account | None:
+        """Apply *changes* (what Pinterest said, a warning sent) to the stored row; None when
+        the account is gone."""
+        async with self._lock(account_id):
+            for _ in range(_CAS_TRIES):
+                try:
+                    current = await self._store.get_account(account_id)
+                except AccountNotFound:  # deleted meanwhile
+                    return None
+                new = current.replace(**changes, version=current.version + 1,
+                                      updated_at=self._clock.now())
+                try:
+                    await self._store.update_account(current, new)
+                except VersionMismatch:
+                    continue
+                self.put(new)
+                return self._cache[account_id]
+        return None
+
     async def _store_grant(self, current: Account, grant: TokenGrant, reason: str) -> Account:
         """Store the new access token, its expiry and the rotated refresh token atomically."""
+        now = self._clock.now()
+        fresh = current.replace(
+            access_token=grant.access_token, refresh_token=grant.refresh_token,
+            access_expires_at=now + timedelta(seconds=grant.expires_in_s),
+            access_ttl_s=grant.expires_in_s,
+            refresh_expires_at=(now + timedelta(seconds=grant.refresh_expires_in_s)
+                                if grant.refresh_expires_in_s is not None
+                                else current.refresh_expires_at),
+            refresh_ttl_s=grant.refresh_expires_in_s or current.refresh_ttl_s,
+            reauth_warned_at=None, needs_reauth=False,
+            state_reason=current.hold_reason,  # "" unless the account is held for another cause
+        )
+        self.refused.discard(current.id)
+        self.app_accepted()
+        return await self._write_grant(current, fresh, reason, fresh_grant=True)
+
+    async def _write_grant(self, current: Account, grant: Account, reason: str, *,
+                           fresh_grant: bool = False) -> Account:
+        """Write *grant*'s token fields onto *current* (compare-and-set); a *fresh_grant* also
+        ends NEEDS_REAUTH (a re-persist keeps a mark made since). When the store fails, the
+        grant stays pending in memory and is used; `persist_pending` retries."""
+        tokens = _token_fields(grant)
+        if fresh_grant:
+            tokens.update(needs_reauth=False, state_reason=grant.state_reason)
         for _ in range(_CAS_TRIES):
             now = self._clock.now()
-            updated = current.replace(
-                access_token=grant.access_token, refresh_token=grant.refresh_token,
-                access_expires_at=now + timedelta(seconds=grant.expires_in_s),
-                needs_reauth=False, state_reason="", version=current.version + 1,
-                updated_at=now,
-            )
+            updated = current.replace(**tokens, version=current.version + 1, updated_at=now)
             try:
                 await self._store.update_account(current, updated)
             except VersionMismatch:
@@ -168,15 +349,27 @@ class AccountRegistry:
                 # flight: the grant still holds (the old refresh token is spent), so re-apply it
                 # on top — unless the user supplied new tokens meanwhile, which win.
                 fresh = await self._store.get_account(current.id)
-                if fresh.access_token != current.access_token:
+                if not self._is_spent(fresh) and (
+                        fresh.access_token != current.access_token):
+                    self._pending.pop(current.id, None)
+                    self._spent.pop(current.id, None)
                     self.put(fresh)
-                    return fresh
+                    return self._cache[fresh.id]
                 current = fresh
                 continue
+            except Exception as exc:  # disk full, I/O error: never lose the pair
+                self._pending[current.id] = updated
+                self.put(current)  # cached with the pending tokens
+                log.error("token_store_failed", account_id=current.id, reason=reason,
+                          error=f"{type(exc).__name__}: {exc}",
+                          note="the new tokens are kept in memory and stored again")
+                return self._cache[current.id]
+            self._pending.pop(current.id, None)
+            self._spent.pop(current.id, None)
             self.put(updated)
             self._proactive_after.pop(current.id, None)
             log.info("token_refreshed", account_id=current.id, reason=reason,
-                     expires_in_s=grant.expires_in_s)
+                     expires_in_s=grant.access_ttl_s)
             return updated
         raise RuntimeError(f"account {current.id}: could not store a refreshed token")
 
@@ -201,3 +394,17 @@ class AccountRegistry:
             log.warning("account_needs_reauth", account_id=current.id, error=reason)
             return marked
         raise RuntimeError(f"account {current.id}: could not mark it NEEDS_REAUTH")
+
+
+_TOKEN_FIELDS: Final = (
+    "access_token", "refresh_token", "access_expires_at", "access_ttl_s", "refresh_expires_at",
+    "refresh_ttl_s", "reauth_warned_at",
+)
+
+
+def _token_fields(account: Account) -> dict[str, object]:
+    return {name: getattr(account, name) for name in _TOKEN_FIELDS}
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()

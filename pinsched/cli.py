@@ -235,6 +235,11 @@ def build_account(
         if value is not None:
             setattr(account, field, sys.stdin.readline().strip() if value == "-" else value)
             paths.append(field)
+    for field in ("ad_account_id", "api_base"):  # checked by the daemon ("" clears)
+        value = getattr(args, field)
+        if value is not None:
+            setattr(account, field, value)
+            paths.append(field)
     for field in ("min_spacing", "max_per_hour", "max_per_day", "writes_per_minute"):
         value = getattr(args, field)
         if isinstance(value, timedelta):
@@ -362,6 +367,24 @@ class Output:
             spacing = format_duration(p.min_spacing)
             table.add_row(a.id, state, a.display_name, spacing, *caps, str(a.has_refresh_token))
         self.console.print(table)
+        if one and accounts:
+            self._account_details(accounts[0])
+
+    def _account_details(self, a: account_pb2.Account) -> None:
+        """What Pinterest said about one account, its routing and why it is in its state."""
+        def ts(t: Any, present: bool) -> str:
+            return when(t) if present else "unknown"
+
+        for label, value in (
+            ("pinterest user", f"{a.username or '?'} ({a.account_type or '?'})"),
+            ("last verified", ts(a.last_verified_time, a.HasField("last_verified_time"))),
+            ("access token expires", ts(a.access_token_expiry, a.HasField("access_token_expiry"))),
+            ("refresh token expires",
+             ts(a.refresh_token_expiry, a.HasField("refresh_token_expiry"))),
+            ("ad account", a.ad_account_id or "-"), ("api base", a.api_base or "(daemon's)"),
+            ("reason", a.state_reason or "-"),
+        ):
+            self.console.print(f"{label}: {value}", style="dim", highlight=False)
 
 
     def deliveries(self, deliveries: Sequence[webhook_pb2.WebhookDelivery],
@@ -716,6 +739,9 @@ def _account_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
     p.add_argument("--access-token", required=create, help="OAuth access token ('-': stdin)")
     p.add_argument("--refresh-token", help="OAuth refresh token ('-': stdin)")
     p.add_argument("--display-name")
+    p.add_argument("--ad-account-id", help="business access: act as this ad account's member")
+    p.add_argument("--api-base", help="this account's Pinterest API base (e.g. Pinterest's "
+                   "API sandbox); '' = the daemon's")
     p.add_argument("--min-spacing", type=_arg_type(parse_duration), help="like 10m")
     p.add_argument("--max-per-hour", type=count, help="0 = no cap")
     p.add_argument("--max-per-day", type=count, help="0 = no cap")

@@ -90,6 +90,10 @@ class Config:
     app_writes_per_minute: int = 0
     allow_insecure_listen: bool = False
     retention_days: int = 30
+    verify_timeout_s: float = 5.0
+    token_keeper: bool = True
+    token_refreshes_per_second: float = 5.0
+    token_retry_s: float = 300.0
 
     def redacted(self) -> dict[str, Any]:
         """Return every field as JSON-ready data, secrets replaced by `"***"` (unset stays None)."""
@@ -252,6 +256,10 @@ _FIELDS: Final[Mapping[str, _Field]] = {
         _int_at_least(0), "--retention-days",
         "days settled jobs, their events and finished webhooks are kept (0: forever)"
     ),
+    "verify_timeout_s": _Field(_float_at_least(0, strict=True)),
+    "token_keeper": _Field(_bool),
+    "token_refreshes_per_second": _Field(_float_at_least(0, strict=True)),
+    "token_retry_s": _Field(_float_at_least(0, strict=True)),
 }
 
 

@@ -52,7 +52,7 @@ from typing import Any
 import structlog
 
 from pinsched import pinterest as pt
-from pinsched import reconcile, remote
+from pinsched import reconcile, remote, tokens
 from pinsched.accounts import Account
 from pinsched.auth import AccountRegistry
 from pinsched.clock import Activity, Clock
@@ -330,7 +330,8 @@ class AccountDispatcher:
     async def _hold(self, job: Job) -> None:
         """Send a QUEUED job of an account that cannot publish back to PENDING (held)."""
         pool = self.pool
-        state = (await pool.accounts.get(job.account_id)).state.value
+        state = ("app credentials refused" if pool.accounts.app_refused
+                 else (await pool.accounts.get(job.account_id)).state.value)
         for _ in range(10):
             try:
                 held, _ = await pool.store.commit(job, *transition(
@@ -375,12 +376,19 @@ class AccountDispatcher:
                                   f"{cooldown:g} s (attempt not counted)", count=False)
             case pt.AuthExpired(error=err):
                 await self._auth_expired(job, err, account)
+            case pt.Rejected(error=err) if tokens.account_refusal(err):
+                await pool.accounts.hold(job.account_id, f"Pinterest refuses the account: "
+                                         f"{err.message} (code {err.pinterest_code})")
+                await self._retry(job, err, 0.0, "held: Pinterest refuses the whole account "
+                                  "(attempt not counted)", count=False)
             case pt.Rejected(error=err):
                 await self._finish(job, S.PERMANENTLY_FAILED, f"rejected: {err.message}", err)
             case pt.Unavailable(error=err):
                 await self._backoff(job, err)
             case pt.OutcomeUnknown(error=err):
                 await self._reconcile_and_settle(job, err)
+        if isinstance(outcome, pt.RateLimited | pt.SpamBlocked):
+            await pool.accounts.save_pacer(job.account_id)  # a restart must not burst
 
     async def _auth_expired(self, job: Job, err: JobError, account: Account) -> None:
         """401: refresh once and retry (not counted); refused, or refused again with a token
@@ -399,6 +407,9 @@ class AccountDispatcher:
         if isinstance(result, Account):
             await self._retry(job, err, 0.0, "access token refreshed (attempt not counted)",
                               count=False)
+        elif result.client_refused:  # the app's fault, not the account's: held, not failed
+            await self._retry(job, result.error, 0.0, "held: Pinterest refuses the app's client "
+                              "credentials (attempt not counted)", count=False)
         elif result.permanent:
             await self._finish(job, S.FAILED, "authorisation failed: re-authorise the account "
                                "with UpdateAccount (attempt not counted)", result.error,

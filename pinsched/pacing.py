@@ -5,16 +5,22 @@
   Never grants more than `capacity + rate·Δt` over any interval Δt.
 * `AccountPacer` — an account's write bucket (Pinterest's `org_write` quota is shared by creates,
   updates and deletes), minimum spacing between pins, sliding-hour and sliding-day caps, the
-  slow-down after a 429 (halving the rate, recovering gradually) and the cool-down after a spam
-  block.
+  slow-down after a 429 (halving the rate, recovering gradually), the cool-down after a spam
+  block, and the spacing that `x-ratelimit-remaining` / `x-ratelimit-reset` ask for
+  (`quota_hint`: the remaining requests spread over the time to the reset, none when 0 remain).
+  `snapshot`/`restore` carry that state across a restart in wall-clock seconds.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any, Final
 
 from pinsched.accounts import Pacing
+
+#: Below this many remaining requests, `quota_hint` spreads them over the time to the reset.
+LOW_QUOTA: Final = 10
 
 
 @dataclass(slots=True)
@@ -62,6 +68,9 @@ class AccountPacer:
     slowed_at: float = 0.0
     blocked_until: float = 0.0
     strikes: int = 0  # consecutive 429s
+    quota_gap: float = 0.0  # seconds between writes asked for by the rate-limit headers
+    quota_until: float = 0.0  # … until the quota resets
+    last_write: float | None = None
 
     def __post_init__(self) -> None:
         self.bucket = self._make_bucket()
@@ -95,7 +104,64 @@ class AccountPacer:
     def write_delay(self, now: float) -> float:
         """Take a write token: 0 when taken, else seconds to wait (429 slow-down applied)."""
         self._recover(now)
-        return self.bucket.try_take(now)
+        if self.quota_gap and now < self.quota_until and self.last_write is not None:
+            wait = self.last_write + self.quota_gap - now
+            if wait > 0:
+                return wait
+        wait = self.bucket.try_take(now)
+        if not wait:
+            self.last_write = now
+        return wait
+
+    def quota_hint(self, now: float, remaining: float, reset_s: float) -> None:
+        """Pinterest said *remaining* requests are left until *reset_s* from now: none left
+        holds writes until the reset; a few left are spread over that time."""
+        if remaining < 1:
+            self.blocked_until = max(self.blocked_until, now + reset_s)
+            self.quota_gap = 0.0
+        elif remaining < LOW_QUOTA:
+            self.quota_gap = reset_s / remaining
+            self.quota_until = now + reset_s
+        else:
+            self.quota_gap = 0.0
+
+    def snapshot(self, *, mono: float, wall: float) -> dict[str, Any]:
+        """The state worth keeping across a restart, with times as wall-clock seconds."""
+
+        def w(t: float) -> float:
+            return t - mono + wall
+
+        return {
+            "blocked_until": w(self.blocked_until) if self.blocked_until > mono else 0.0,
+            "slowdown": self.slowdown, "slowed_at": w(self.slowed_at), "strikes": self.strikes,
+            "last_pin": w(self.last_pin) if self.last_pin is not None else None,
+            "recent": [w(t) for t in self.recent],
+            "quota_gap": self.quota_gap, "quota_until": w(self.quota_until),
+        }
+
+    def restore(self, data: dict[str, Any], *, mono: float, wall: float) -> None:
+        """Take back a `snapshot` (times converted to this process's monotonic clock); a 429
+        slow-down also starts with an empty bucket, so the restart sends nothing at once."""
+
+        def m(t: Any) -> float:
+            return float(t) - wall + mono
+
+        try:
+            if float(data.get("blocked_until") or 0) > wall:
+                self.blocked_until = max(self.blocked_until, m(data["blocked_until"]))
+            self.slowdown = min(1.0, max(1 / 16, float(data.get("slowdown", 1.0))))
+            self.slowed_at = m(data.get("slowed_at", wall))
+            self.strikes = int(data.get("strikes", 0))
+            if data.get("last_pin") is not None:
+                self.last_pin = m(data["last_pin"])
+            self.recent = deque(sorted(m(t) for t in data.get("recent", [])
+                                       if float(t) > wall - 86_400))
+            self.quota_gap = float(data.get("quota_gap", 0.0))
+            self.quota_until = m(data.get("quota_until", wall))
+        except (TypeError, ValueError):
+            return  # an unreadable snapshot: start afresh rather than refuse to start
+        if self.slowdown < 1:
+            self.bucket.tokens = 0.0
 
     def record_pin(self, now: float) -> None:
         self.last_pin = now

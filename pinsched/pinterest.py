@@ -19,6 +19,9 @@ Outcomes of a write (`create_pin`, `delete_pin`, `update_pin`), decided by `clas
                          found, 50 pin not found, 233 image too small, 235 image broken, 2031
                          section not found, …
 
+Per-account API base and `ad_account_id` follow the bearer token (`routes`, see `oauth.py`);
+rate-limit headers, when an answer has them, go to `on_quota` (account id, remaining, reset s).
+
 Every failure keeps `x-pinterest-rid` (in `JobError.pinterest_request_id` and the
 `pinterest_error` log line) for support tickets. One long-lived `aiohttp.ClientSession`; the base
 URL is injected (production, Pinterest's sandbox and `pinsched sandbox` are just URLs). Reads
@@ -48,6 +51,9 @@ from pinsched.jobs import (
     PinSpec,
     Video,
 )
+from pinsched.oauth import RefreshFailed as RefreshFailed  # re-exported: callers use pt.*
+from pinsched.oauth import Routes, quota_headers, refresh_lifetime_s
+from pinsched.oauth import TokenGrant as TokenGrant
 from pinsched.ratehints import retry_after_s as retry_after_s
 
 log = structlog.get_logger("pinsched.pinterest")
@@ -202,21 +208,6 @@ DEFAULT_ACCESS_TTL_S: Final = 30 * 86400
 
 
 @dataclass(frozen=True, slots=True)
-class TokenGrant:
-    access_token: str
-    refresh_token: str
-    expires_in_s: int
-
-
-@dataclass(frozen=True, slots=True)
-class RefreshFailed:
-    """The refresh-token grant was refused (`permanent`) or could not be tried (transient)."""
-
-    error: JobError
-    permanent: bool
-
-
-@dataclass(frozen=True, slots=True)
 class BoardState:
     pin_count: int
     pins_modified_at: datetime | None
@@ -253,6 +244,8 @@ class PinterestClient:
         self._session = session
         self._own_session = session is None
         self._now = now or _utc_now
+        self.routes = Routes()
+        self.on_quota: Callable[[str, float, float], None] | None = None
 
     async def _sess(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -270,26 +263,32 @@ class PinterestClient:
 
     async def _request(
         self, method: str, path: str, token: str, *, json_body: Any = None,
-        params: Mapping[str, str] | None = None, write: bool,
+        params: Mapping[str, str] | None = None, write: bool, timeout_s: float | None = None,
     ) -> Outcome:
         session = await self._sess()
         outcome: Outcome
         if not _HEADER_SAFE.fullmatch(token):  # unsendable: refresh or NEEDS_REAUTH, not stuck
             return AuthExpired(_net_error(ErrorCategory.AUTH, "the stored access token has spaces"
                                           " or control characters; replace it (UpdateAccount)"))
+        url, params, account_id = self.routes.target(self.base_url, token, path, params)
+        timeout = self._timeout if timeout_s is None else aiohttp.ClientTimeout(total=timeout_s)
         try:
             async with session.request(
-                method, f"{self.base_url}{path}", json=json_body, params=params,
+                method, url, json=json_body, params=params, timeout=timeout,
                 headers={"authorization": f"Bearer {token}"}, allow_redirects=not write,
             ) as resp:
                 body = _parse(await resp.read())
                 headers = {k.lower(): v for k, v in resp.headers.items()}
-                outcome = classify(resp.status, body, headers, write=write, now=self._now())
+                now = self._now()
+                outcome = classify(resp.status, body, headers, write=write, now=now)
+                quota = quota_headers(headers, now)
+                if quota is not None and account_id and self.on_quota is not None:
+                    self.on_quota(account_id, *quota)
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             # Never connected, so nothing was sent: certainly not applied.
             outcome = Unavailable(_net_error(ErrorCategory.UNAVAILABLE, f"cannot connect: {exc}"))
         except TimeoutError as exc:
-            outcome = _lost(write, f"no answer within {self.timeout_s:g} s "
+            outcome = _lost(write, f"no answer within {timeout_s or self.timeout_s:g} s "
                                    f"({type(exc).__name__})")
         except aiohttp.ClientError as exc:  # lost after sending (disconnect, reset, bad answer)
             outcome = _lost(write, f"connection lost: {type(exc).__name__}: {exc}")
@@ -340,19 +339,25 @@ class PinterestClient:
         return PinPage([dict(i) for i in items if isinstance(i, Mapping)],
                        str(next_page) if next_page else None)
 
+    async def user_account(self, token: str, *, timeout_s: float | None = None) -> Outcome:
+        """`GET /user_account`: who the token belongs to (`username`, `account_type`)."""
+        return await self._request("GET", "/user_account", token, write=False,
+                                   timeout_s=timeout_s)
+
     async def refresh_token(
-        self, client_id: str, client_secret: str, refresh_token: str
+        self, client_id: str, client_secret: str, refresh_token: str, *, base: str = "",
     ) -> TokenGrant | RefreshFailed:
         """The refresh-token grant (`POST {base}/oauth/token`, Basic client auth).
 
-        A refusal (4xx but 408/429) is permanent: the user must authorise again. A 5xx, 408,
-        429 or network failure is transient.
+        A refusal (4xx but 408/429) is permanent: the user must authorise again — unless it is
+        a 401, which refuses the app's client credentials (`client_refused`). A 5xx, 408, 429 or
+        network failure is transient.
         """
         session = await self._sess()
         basic = base64.b64encode(f"{client_id}:{client_secret}".encode()).decode()
         try:
             async with session.post(
-                f"{self.base_url}/oauth/token",
+                f"{base.rstrip('/') if base else self.base_url}/oauth/token",
                 data={"grant_type": "refresh_token", "refresh_token": refresh_token,
                       "continuous_refresh": "true"},
                 headers={"authorization": f"Basic {basic}"},
@@ -368,6 +373,7 @@ class PinterestClient:
                         access_token=str(body["access_token"]),
                         refresh_token=str(body.get("refresh_token") or refresh_token),
                         expires_in_s=expires_in,
+                        refresh_expires_in_s=refresh_lifetime_s(body, self._now()),
                     )
                 code, message, _ = _error_fields(body)
                 permanent = 400 <= resp.status < 500 and resp.status not in (408, 429)
@@ -379,7 +385,7 @@ class PinterestClient:
                 )
                 log.warning("token_refresh_refused", http_status=resp.status,
                             pinterest_code=code, message=message, pinterest_rid=rid)
-                return RefreshFailed(err, permanent=permanent)
+                return RefreshFailed(err, permanent=permanent, client_refused=resp.status == 401)
         except (aiohttp.ClientError, TimeoutError) as exc:
             return RefreshFailed(_net_error(ErrorCategory.UNAVAILABLE,
                                             f"token refresh failed: {type(exc).__name__}: {exc}"),

@@ -19,7 +19,13 @@ from pinsched.accounts import Account
 from pinsched.auth import AccountRegistry
 from pinsched.clock import Clock
 from pinsched.dispatcher import Dispatchers
-from pinsched.errors import FailedPrecondition, VersionMismatch
+from pinsched.errors import (
+    AccountNotFound,
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    VersionMismatch,
+)
 from pinsched.jobs import (
     UNSENT_STATES,
     ErrorCategory,
@@ -32,6 +38,8 @@ from pinsched.jobs import (
     touch,
     transition,
 )
+from pinsched.keeper import NOT_VERIFIED, Unreachable, Verified, verify_account
+from pinsched.pinterest import PinterestClient
 from pinsched.scheduler import Scheduler
 from pinsched.store import JobFilter, StaleJob, Store
 
@@ -312,16 +320,54 @@ class PinService:
 
 class AccountAdmin:
     def __init__(self, store: Store, clock: Clock, registry: AccountRegistry,
-                 scheduler: Scheduler, pins: PinService) -> None:
+                 scheduler: Scheduler, pins: PinService, *,
+                 client: PinterestClient | None = None, verify_timeout_s: float = 5.0) -> None:
         self.store, self.clock, self.registry = store, clock, registry
         self.scheduler, self.pins = scheduler, pins
+        self.client, self.verify_timeout_s = client, verify_timeout_s
+
+    async def _verified(self, account: Account) -> Account:
+        """*account* with what Pinterest says about its access token (see CreateAccount):
+        refused and not renewable → InvalidArgument naming Pinterest's answer; unreachable →
+        accepted, `state_reason` says it is verified in the background."""
+        if self.client is None:
+            return account
+        answer = await verify_account(self.client, account, timeout_s=self.verify_timeout_s)
+        if isinstance(answer, Verified):
+            return account.replace(username=answer.username, account_type=answer.account_type,
+                                   verified_at=self.clock.now())
+        if isinstance(answer, Unreachable):
+            return account.replace(state_reason=(
+                f"{NOT_VERIFIED}: Pinterest could not be reached ({answer.message}); verifying "
+                "in the background"))
+        renewable = answer.auth and bool(account.refresh_token) and (
+            self.registry.has_client_credentials)
+        if renewable:
+            return account.replace(state_reason=(
+                f"{NOT_VERIFIED}: Pinterest refused the access token ({answer.message}); "
+                "refreshing it in the background"))
+        self.client.routes.set(account.access_token, None)
+        raise InvalidArgument.one("account.access_token",
+                                  f"Pinterest refused the access token: {answer.message}")
 
     async def create(self, account: Account) -> Account:
+        if await self._exists(account.id):
+            raise AlreadyExists(f"account {account.id!r} already exists")
+        account = await self._verified(account)
         created = await self.store.create_account(account)
         self.registry.put(created)
         return created
 
+    async def _exists(self, account_id: str) -> bool:
+        try:
+            await self.store.get_account(account_id)
+        except AccountNotFound:
+            return False
+        return True
+
     async def update(self, old: Account, new: Account) -> Account:
+        if new.access_token != old.access_token:
+            new = await self._verified(new)
         updated = await self.store.update_account(old, new)
         self.registry.put(updated)
         if updated.can_publish:

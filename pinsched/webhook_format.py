@@ -61,7 +61,11 @@ STATE_EVENT_TYPES: Final[Mapping[JobState, str]] = {
 }
 JOB_UPDATED: Final = "job.updated"
 ACCOUNT_NEEDS_REAUTH: Final = "account.needs_reauth"
-EVENT_TYPES: Final = frozenset({*STATE_EVENT_TYPES.values(), JOB_UPDATED, ACCOUNT_NEEDS_REAUTH})
+ACCOUNT_REAUTH_SOON: Final = "account.reauth_soon"
+ACCOUNT_HELD: Final = "account.held"
+APP_CREDENTIALS_REFUSED: Final = "app.credentials_refused"
+EVENT_TYPES: Final = frozenset({*STATE_EVENT_TYPES.values(), JOB_UPDATED, ACCOUNT_NEEDS_REAUTH,
+                                ACCOUNT_REAUTH_SOON, ACCOUNT_HELD, APP_CREDENTIALS_REFUSED})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,8 +94,9 @@ class Endpoint:
         return parts.port or (443 if parts.scheme == "https" else 80)
 
     def wants(self, event_type: str, account_id: str) -> bool:
-        """Whether this endpoint subscribes to *event_type* events of *account_id*."""
-        if self.account_ids and account_id not in self.account_ids:
+        """Whether this endpoint subscribes to *event_type* events of *account_id* (an app-wide
+        event, with no account, goes to every endpoint that subscribes to its type)."""
+        if self.account_ids and account_id and account_id not in self.account_ids:
             return False
         return not self.event_types or any(type_matches(p, event_type) for p in self.event_types)
 
@@ -238,12 +243,32 @@ def job_event_message(event: Event) -> tuple[str, str, str]:
     return message_id, kind, _body(kind, message_id, t.time, data)
 
 
-def account_event_message(new: Account) -> tuple[str, str, str]:
-    """(message id, event type, body) of an account that now needs re-authorisation."""
-    message_id = f"msg_acct_{new.id}_{new.version}_{codec.to_us(new.updated_at)}"
+def account_event_message(new: Account, kind: str = ACCOUNT_NEEDS_REAUTH
+                          ) -> tuple[str, str, str]:
+    """(message id, event type, body) of an account event (*kind*: needs re-authorisation,
+    will need it soon, held)."""
+    suffix = "" if kind == ACCOUNT_NEEDS_REAUTH else f"_{kind.rsplit('.', 1)[1]}"
+    message_id = f"msg_acct_{new.id}_{new.version}_{codec.to_us(new.updated_at)}{suffix}"
     data = {"account_id": new.id, "account": _proto_json(cv.account_to_proto(new))}
-    return message_id, ACCOUNT_NEEDS_REAUTH, _body(ACCOUNT_NEEDS_REAUTH, message_id,
-                                                   new.updated_at, data)
+    return message_id, kind, _body(kind, message_id, new.updated_at, data)
+
+
+def account_events(old: Account, new: Account) -> list[str]:
+    """The account event types the change *old* → *new* starts."""
+    kinds = []
+    if new.needs_reauth and not old.needs_reauth:
+        kinds.append(ACCOUNT_NEEDS_REAUTH)
+    if new.reauth_warned_at is not None and old.reauth_warned_at is None:
+        kinds.append(ACCOUNT_REAUTH_SOON)
+    if new.hold_reason and not old.hold_reason:
+        kinds.append(ACCOUNT_HELD)
+    return kinds
+
+
+def notice_message(kind: str, at: datetime, data: Mapping[str, Any]) -> tuple[str, str]:
+    """(message id, body) of an app-wide event (no job, no account)."""
+    message_id = f"msg_app_{kind.rsplit('.', 1)[1]}_{codec.to_us(at)}"
+    return message_id, _body(kind, message_id, at, data)
 
 
 class OutboxRenderers:
@@ -262,12 +287,22 @@ class OutboxRenderers:
         return [OutboxRow(e.name, message_id, event.job_id, kind, body) for e in wanted]
 
     def render_account(self, old: Account, new: Account) -> list[OutboxRow]:
-        """An `account.needs_reauth` row per interested endpoint when *new* just started needing
-        re-authorisation (an `AccountOutboxRenderer`)."""
-        if old.needs_reauth or not new.needs_reauth:
-            return []
-        wanted = [e for e in self.endpoints if e.wants(ACCOUNT_NEEDS_REAUTH, new.id)]
+        """A row per interested endpoint for each account event the change starts
+        (`account.needs_reauth`, `account.reauth_soon`, `account.held`; an
+        `AccountOutboxRenderer`)."""
+        rows: list[OutboxRow] = []
+        for kind in account_events(old, new):
+            wanted = [e for e in self.endpoints if e.wants(kind, new.id)]
+            if wanted:
+                message_id, kind, body = account_event_message(new, kind)
+                rows += [OutboxRow(e.name, message_id, f"account:{new.id}", kind, body)
+                         for e in wanted]
+        return rows
+
+    def render_notice(self, kind: str, at: datetime, data: Mapping[str, Any]) -> list[OutboxRow]:
+        """A row per endpoint that subscribes to the app-wide event *kind*."""
+        wanted = [e for e in self.endpoints if e.wants(kind, "")]
         if not wanted:
             return []
-        message_id, kind, body = account_event_message(new)
-        return [OutboxRow(e.name, message_id, f"account:{new.id}", kind, body) for e in wanted]
+        message_id, body = notice_message(kind, at, data)
+        return [OutboxRow(e.name, message_id, "app", kind, body) for e in wanted]

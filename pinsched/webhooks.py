@@ -23,9 +23,9 @@ from __future__ import annotations
 import asyncio
 import heapq
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -104,6 +104,9 @@ class WebhookSender:
 
     def render_account(self, old: Account, new: Account) -> list[OutboxRow]:
         return self.renderers.render_account(old, new)
+
+    def render_notice(self, kind: str, at: datetime, data: Mapping[str, Any]) -> list[OutboxRow]:
+        return self.renderers.render_notice(kind, at, data)
 
     def wake(self) -> None:
         """New deliveries were committed (the store calls this after such a commit)."""

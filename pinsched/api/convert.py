@@ -462,8 +462,8 @@ def pacing_from_proto(pacing: account_pb2.Pacing, field_prefix: str) -> Pacing:
 
 
 def account_to_proto(account: Account) -> account_pb2.Account:
-    """*account* on the wire: never a token (only `has_refresh_token`), never the token expiry."""
-    return account_pb2.Account(
+    """*account* on the wire: never a token (only `has_refresh_token` and the expiries)."""
+    out = account_pb2.Account(
         id=account.id,
         display_name=account.display_name,
         pacing=pacing_to_proto(account.pacing),
@@ -473,4 +473,15 @@ def account_to_proto(account: Account) -> account_pb2.Account:
         state_reason=account.state_reason,
         create_time=timestamp_to_proto(account.created_at),
         update_time=timestamp_to_proto(account.updated_at),
+        ad_account_id=account.ad_account_id,
+        api_base=account.api_base,
+        username=account.username,
+        account_type=account.account_type,
     )
+    if account.access_expires_at is not None:
+        out.access_token_expiry.CopyFrom(timestamp_to_proto(account.access_expires_at))
+    if account.refresh_expires_at is not None:
+        out.refresh_token_expiry.CopyFrom(timestamp_to_proto(account.refresh_expires_at))
+    if account.verified_at is not None:
+        out.last_verified_time.CopyFrom(timestamp_to_proto(account.verified_at))
+    return out

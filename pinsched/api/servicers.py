@@ -16,8 +16,10 @@ from pinsched.accounts import Account, Pacing
 from pinsched.api import convert as cv
 from pinsched.api import validation as va
 from pinsched.api.account_rules import account_text_violations
+from pinsched.api.account_validation import routing_violations
 from pinsched.api.status import streaming, unary
 from pinsched.clock import Clock
+from pinsched.errors import VersionMismatch
 from pinsched.events import EventBus, WatchFilter, watch
 from pinsched.jobs import ImageBase64, Job, PinSpec, ScheduleSpec
 from pinsched.service import AccountAdmin, PinService
@@ -41,9 +43,13 @@ JOB_PATHS = frozenset({"pin", "pin.title", "pin.description", "pin.link", "pin.a
 ACCOUNT_PATHS = frozenset({"display_name", "access_token", "refresh_token",
                            "access_token_expire_time", "pacing", "pacing.min_spacing",
                            "pacing.max_per_hour", "pacing.max_per_day",
-                           "pacing.writes_per_minute", "paused"})
+                           "pacing.writes_per_minute", "paused", "ad_account_id",
+                           "api_base"})
 
 Ctx = grpc.aio.ServicerContext[Any, Any]
+#: A given access token without an expiry lapses within this (Pinterest's lifetime): an upper
+#: bound until a token response tells (`tokens.py`).
+ASSUMED_ACCESS_LIFETIME = timedelta(days=30)
 
 
 def _page_size(value: int, field: str = "page_size") -> int:
@@ -327,6 +333,7 @@ class AccountServicer(account_pb2_grpc.AccountServiceServicer):
             a, ("display_name", "access_token", "refresh_token"), "account"))
         if a.HasField("pacing"):
             violations.extend(va.pacing_violations(a.pacing, "account.pacing"))
+        violations.extend(routing_violations(a))
         if violations:
             raise errors.InvalidArgument(violations)
         now = self.clock.now()
@@ -335,9 +342,11 @@ class AccountServicer(account_pb2_grpc.AccountServiceServicer):
             refresh_token=a.refresh_token,
             access_expires_at=(va.timestamp_from_proto(a.access_token_expire_time,
                                                        field="account.access_token_expire_time")
-                               if a.HasField("access_token_expire_time") else None),
+                               if a.HasField("access_token_expire_time")
+                               else now + ASSUMED_ACCESS_LIFETIME),
             pacing=va.build_pacing(a.pacing) if a.HasField("pacing") else Pacing(),
             paused=a.paused, created_at=now, updated_at=now,
+            ad_account_id=a.ad_account_id, api_base=a.api_base,
         )
         return cv.account_to_proto(await self.admin.create(account))
 
@@ -381,34 +390,47 @@ class AccountServicer(account_pb2_grpc.AccountServiceServicer):
                 raise errors.InvalidArgument(vs)
         if "access_token" in paths and not a.access_token:
             raise errors.InvalidArgument.one("account.access_token", "must not be empty")
-        text = account_text_violations(a, paths, "account")
-        if text:
+        if text := account_text_violations(a, paths, "account"):
             raise errors.InvalidArgument(text)
-        old = await self.store.get_account(a.id)
-        changes: dict[str, Any] = {}
-        new_pacing = va.build_pacing(a.pacing)
-        for p in paths:
-            if p == "pacing":
-                changes["pacing"] = new_pacing
-            elif p.startswith("pacing."):
-                name = p.split(".", 1)[1]
-                base = changes.get("pacing", old.pacing)
-                changes["pacing"] = Pacing(**{**{f: getattr(base, f) for f in
-                                                 ("min_spacing", "max_per_hour", "max_per_day",
-                                                  "writes_per_minute")},
-                                              name: getattr(new_pacing, name)})
-            elif p == "access_token_expire_time":
-                changes["access_expires_at"] = (
-                    va.timestamp_from_proto(a.access_token_expire_time,
-                                            field="account.access_token_expire_time")
-                    if a.HasField("access_token_expire_time") else None)
-            else:
-                changes[p] = getattr(a, p)
-        if "access_token" in changes or "refresh_token" in changes:
-            changes["needs_reauth"] = False
-            changes["state_reason"] = ""
-        new = old.replace(**changes, version=old.version + 1, updated_at=self.clock.now())
-        return cv.account_to_proto(await self.admin.update(old, new))
+        if vs := routing_violations(a, paths=frozenset(paths)):
+            raise errors.InvalidArgument(vs)
+        # No version is asked for: a lost race against the daemon's own writes (a token
+        # refresh, a verification) is re-read and applied again.
+        for _ in range(10):
+            old = await self.store.get_account(a.id)
+            changes: dict[str, Any] = {}
+            new_pacing = va.build_pacing(a.pacing)
+            for p in paths:
+                if p == "pacing":
+                    changes["pacing"] = new_pacing
+                elif p.startswith("pacing."):
+                    name = p.split(".", 1)[1]
+                    base = changes.get("pacing", old.pacing)
+                    changes["pacing"] = Pacing(**{**{f: getattr(base, f) for f in
+                                                     ("min_spacing", "max_per_hour", "max_per_day",
+                                                      "writes_per_minute")},
+                                                  name: getattr(new_pacing, name)})
+                elif p == "access_token_expire_time":
+                    changes["access_expires_at"] = (
+                        va.timestamp_from_proto(a.access_token_expire_time,
+                                                field="account.access_token_expire_time")
+                        if a.HasField("access_token_expire_time") else None)
+                else:
+                    changes[p] = getattr(a, p)
+            if "access_token" in changes and "access_token_expire_time" not in paths:
+                changes["access_expires_at"] = self.clock.now() + ASSUMED_ACCESS_LIFETIME
+            if "access_token" in changes or "refresh_token" in changes:
+                changes.update(needs_reauth=False, state_reason="", hold_reason="",
+                               access_ttl_s=0, refresh_ttl_s=0, refresh_expires_at=None,
+                               reauth_warned_at=None, verified_at=None)
+            elif ("api_base" in changes or "ad_account_id" in changes) and old.hold_reason:
+                changes.update(hold_reason="", state_reason="")
+            new = old.replace(**changes, version=old.version + 1, updated_at=self.clock.now())
+            try:
+                return cv.account_to_proto(await self.admin.update(old, new))
+            except VersionMismatch:
+                continue
+        raise errors.FailedPrecondition(f"account {a.id!r} keeps changing; try again")
 
     @unary
     async def DeleteAccount(self, request: account_pb2.DeleteAccountRequest,

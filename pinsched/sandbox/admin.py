@@ -15,6 +15,7 @@
     GET    /_admin/settings        -> 200 {read_lag_s}
     POST   /_admin/settings        {read_lag_s: seconds >= 0}                   -> 200 settings
     POST   /_admin/reset           -> 204 (everything forgotten)
+    POST   /_admin/settings        {access_token_ttl_s?, refresh_token_ttl_s?, trial_app?} -> 204
 
 Bad input is a 400 ``{"error": ...}`` (raised here as ValueError and converted by server.py);
 unknown tokens are 404. Does not own any state: it calls the `Sandbox` methods.
@@ -54,6 +55,15 @@ def _text(data: Mapping[str, Any], key: str) -> str:
 
 def _optional_text(data: Mapping[str, Any], key: str) -> str | None:
     return None if data.get(key) is None else _text(data, key)
+
+
+def _seconds(data: Mapping[str, Any], key: str) -> int | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{key!r} must be a whole number of seconds, at least 1")
+    return value
 
 
 def _ids(data: Mapping[str, Any], key: str) -> list[str]:
@@ -165,6 +175,18 @@ def admin_routes(sandbox: Sandbox) -> list[web.RouteDef]:
         sandbox.reset()
         return web.Response(status=204)
 
+    async def settings(request: web.Request) -> web.Response:
+        data = await _body(request)
+        unknown = set(data) - {"access_token_ttl_s", "refresh_token_ttl_s", "trial_app"}
+        if unknown:
+            raise ValueError(f"unknown settings: {sorted(unknown)}")
+        trial = data.get("trial_app")
+        if trial is not None and not isinstance(trial, bool):
+            raise ValueError("'trial_app' must be true or false")
+        sandbox.configure(access_ttl_s=_seconds(data, "access_token_ttl_s"),
+                          refresh_ttl_s=_seconds(data, "refresh_token_ttl_s"), trial_app=trial)
+        return web.Response(status=204)
+
     return [
         web.post("/_admin/users", add_user),
         web.post("/_admin/boards", add_board),
@@ -180,4 +202,5 @@ def admin_routes(sandbox: Sandbox) -> list[web.RouteDef]:
         web.get("/_admin/settings", get_settings),
         web.post("/_admin/settings", set_settings),
         web.post("/_admin/reset", reset),
+        web.post("/_admin/settings", settings),
     ]

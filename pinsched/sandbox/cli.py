@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from pinsched.sandbox.faults import FaultRule
 from pinsched.sandbox.server import Sandbox
+from pinsched.sandbox.state import ACCESS_TOKEN_TTL_S, REFRESH_TOKEN_TTL_S
 
 ANY = "*"  # FaultRule.method matching every method
 V5 = "/v5/"  # FaultRule.path_prefix matching every API route
@@ -34,6 +35,16 @@ def _board_spec(raw: str) -> tuple[str, str]:
     if not sep or not username or not board_id.isdigit():
         raise argparse.ArgumentTypeError(f"expected USERNAME:BOARD_ID (digits), got {raw!r}")
     return username, board_id
+
+
+def _positive_int(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {raw!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def _probability(raw: str) -> float:
@@ -129,15 +140,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="reads see a pin this many seconds after it lands (default 0)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed for fault draws and tokens")
+    parser.add_argument(
+        "--access-token-ttl", type=_positive_int, default=ACCESS_TOKEN_TTL_S, metavar="SECONDS",
+        help="lifetime of the access tokens it issues (default 30 days)",
+    )
+    parser.add_argument(
+        "--refresh-token-ttl", type=_positive_int, default=REFRESH_TOKEN_TTL_S,
+        metavar="SECONDS", help="lifetime of the refresh tokens it issues (default 60 days)",
+    )
+    parser.add_argument(
+        "--trial-app", action="store_true",
+        help="answer pin writes 403 code 29, like production does for a Trial app",
+    )
 
 
 def build_sandbox(args: argparse.Namespace) -> Sandbox:
     """Return a `Sandbox` seeded and faulted as *args* say (not started)."""
-    sandbox = Sandbox(
-        write_limit_per_minute=args.write_limit_per_minute,
-        seed=args.seed,
-        read_lag_s=args.read_lag_s,
-    )
+    sandbox = Sandbox(write_limit_per_minute=args.write_limit_per_minute, seed=args.seed,
+                      read_lag_s=args.read_lag_s, access_ttl_s=args.access_token_ttl,
+                      refresh_ttl_s=args.refresh_token_ttl, trial_app=args.trial_app)
     for username, access_token, refresh_token in args.seed_user:
         sandbox.add_user(username, access_token=access_token, refresh_token=refresh_token)
     for username, board_id in args.seed_board:

@@ -126,6 +126,17 @@ def invalid_refresh_token() -> ApiError:
     return ApiError(400, 1, "Invalid refresh token.")
 
 
+TRIAL_APP_MESSAGE = (
+    "Apps with Trial access may not create Pins in production https://api.pinterest.com - use "
+    "API Sandbox https://api-sandbox.pinterest.com instead."
+)
+
+
+def trial_app() -> ApiError:
+    """Return the 403 code 29 a Trial app gets for pin writes in production."""
+    return ApiError(403, 29, TRIAL_APP_MESSAGE)
+
+
 def rate_limited(headers: Mapping[str, str] | None = None) -> ApiError:
     """Return the 429 code 8 rate-limit error."""
     return ApiError(429, 8, RATE_LIMIT_MESSAGE, headers=headers)

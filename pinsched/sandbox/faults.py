@@ -7,7 +7,9 @@ times (no `times` = until cleared). Kinds:
 
     status               answer `status` (default 500) with a Pinterest error body (5xx: code
                          2787 "Sorry! Something went wrong on our end."); nothing is created
-    rate_limit           429 code 8; ``Retry-After``/``x-ratelimit-reset`` only if retry_after_s
+    rate_limit           429 code 8; ``Retry-After``, ``x-ratelimit-reset`` and
+                         ``x-ratelimit-remaining: 0`` only if retry_after_s (Pinterest declares
+                         no headers, so by default there are none)
     auth                 401 code 2 "Authentication failed."
     spam                 code 9 spam block; HTTP 429 by default (Pinterest's api-quickstart treats
                          spam as a 429 whose message mentions spam); set `status` to change it
@@ -125,8 +127,8 @@ class FaultRule:
             err = errors.rate_limited()
             if self.retry_after_s is not None:
                 seconds = str(max(0, round(self.retry_after_s)))
-                err.headers.update({"Retry-After": seconds, "x-ratelimit-reset": seconds})
-            err.headers["x-ratelimit-remaining"] = "0"
+                err.headers.update({"Retry-After": seconds, "x-ratelimit-reset": seconds,
+                                    "x-ratelimit-remaining": "0"})
         elif self.kind == "auth":
             err = errors.auth_failed()
         elif self.kind == "spam":

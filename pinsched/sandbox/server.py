@@ -35,7 +35,7 @@ from pinsched.sandbox.errors import ApiError
 from pinsched.sandbox.faults import FaultBook, FaultRule
 from pinsched.sandbox.ratelimit import RateDecision, SlidingWindow
 from pinsched.sandbox.render import pin_json
-from pinsched.sandbox.state import ACCESS_TOKEN_TTL_S, SandboxState
+from pinsched.sandbox.state import ACCESS_TOKEN_TTL_S, REFRESH_TOKEN_TTL_S, SandboxState
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -52,6 +52,7 @@ class RequestRecord:
     time: datetime  # arrival, from the sandbox clock
     request_id: str
     fault: str | None = None
+    query: str = ""  # the raw query string (e.g. ad_account_id=…)
 
     def to_json(self) -> dict[str, Any]:
         """Return the record as the admin API shows it."""
@@ -63,6 +64,7 @@ class RequestRecord:
             "time": self.time.isoformat(),
             "request_id": self.request_id,
             "fault": self.fault,
+            "query": self.query,
         }
 
 
@@ -98,11 +100,16 @@ class Sandbox:
         write_limit_per_minute: int = 0,
         seed: int = 0,
         read_lag_s: float = 0.0,
+        access_ttl_s: int = ACCESS_TOKEN_TTL_S,
+        refresh_ttl_s: int = REFRESH_TOKEN_TTL_S,
+        trial_app: bool = False,
     ) -> None:
         if read_lag_s < 0:
             raise ValueError("read_lag_s must be >= 0")
         self._now = now or _real_now
         self.state = SandboxState(seed=seed + 1, read_lag_s=read_lag_s)
+        self.configure(access_ttl_s=access_ttl_s, refresh_ttl_s=refresh_ttl_s,
+                       trial_app=trial_app)
         self.requests: list[RequestRecord] = []
         self.base_url = ""
         self._faults = FaultBook(seed)
@@ -144,6 +151,19 @@ class Sandbox:
 
     # ------------------------------------------------------------------------ seeding
 
+    def configure(self, *, access_ttl_s: int | None = None, refresh_ttl_s: int | None = None,
+                  trial_app: bool | None = None) -> None:
+        """Change the token lifetimes (for tokens issued from now on) or the app's access tier
+        (`trial_app`: pin writes answer 403 code 29, as Pinterest's production does for a Trial
+        app)."""
+        for name, value in (("access_ttl_s", access_ttl_s), ("refresh_ttl_s", refresh_ttl_s)):
+            if value is not None:
+                if value < 1:
+                    raise ValueError(f"{name} must be at least 1 second, got {value}")
+                setattr(self.state, name, int(value))
+        if trial_app is not None:
+            self.state.trial_app = trial_app
+
     def add_user(
         self,
         username: str,
@@ -151,7 +171,7 @@ class Sandbox:
         access_token: str,
         refresh_token: str | None = None,
         board_ids: Sequence[str] = (),
-        access_expires_in_s: int = ACCESS_TOKEN_TTL_S,
+        access_expires_in_s: int | None = None,
     ) -> None:
         """Add a user with a bearer token, an optional refresh token and some boards."""
         now = self._now()
@@ -290,6 +310,10 @@ class Sandbox:
             request[USERNAME] = username
         elif request.path != OAUTH_PATH:
             return _error_response(errors.auth_failed())
+        is_pin_write = request.method in ("POST", "PATCH", "DELETE") and (
+            request.path.startswith("/v5/pins"))
+        if is_pin_write and self.state.trial_app:
+            return _error_response(errors.trial_app())
         limit: RateDecision | None = None
         if (
             self._limiter is not None
@@ -346,6 +370,7 @@ class Sandbox:
                 time=arrived,
                 request_id=rid,
                 fault=fault,
+                query=request.query_string,
             )
         )
 

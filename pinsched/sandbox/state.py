@@ -8,7 +8,10 @@ Token rules (documented behaviour of this sandbox):
   ``expires_at = now``;
 - a refresh rotates: the response carries a NEW refresh token and the old one stops working at
   once; access tokens issued earlier stay valid until their own expiry;
-- refresh tokens last 60 days from issue ("continuous refresh").
+- refresh tokens last 60 days from issue ("continuous refresh");
+- both lifetimes are settings (`access_ttl_s`, `refresh_ttl_s`; short ones for tests) and every
+  token response says them (`expires_in`, `refresh_token_expires_in`, `…_expires_at`);
+- `trial_app`: the app has Trial access, so pin writes answer 403 code 29 (use the API sandbox).
 
 Paging: board pins are listed newest first (highest id first) with a keyset bookmark, so
 concurrent creates never shift a page; boards and sections page by offset. Bookmarks are opaque
@@ -115,6 +118,9 @@ class SandboxState:
     def __init__(self, *, seed: int = 0, read_lag_s: float = 0.0) -> None:
         self._seed = seed
         self.read_lag_s = read_lag_s
+        self.access_ttl_s = ACCESS_TOKEN_TTL_S
+        self.refresh_ttl_s = REFRESH_TOKEN_TTL_S
+        self.trial_app = False
         self.reset()
 
     def reset(self) -> None:
@@ -139,11 +145,12 @@ class SandboxState:
         access_token: str,
         now: datetime,
         refresh_token: str | None = None,
-        access_expires_in_s: int = ACCESS_TOKEN_TTL_S,
+        access_expires_in_s: int | None = None,
     ) -> None:
         """Add (or extend) a user with a bearer token and optionally a refresh token."""
         self.users.add(username)
-        expires_at = now + timedelta(seconds=access_expires_in_s)
+        ttl = self.access_ttl_s if access_expires_in_s is None else access_expires_in_s
+        expires_at = now + timedelta(seconds=ttl)
         self.access_tokens[access_token] = AccessToken(
             token=access_token, username=username, expires_at=expires_at
         )
@@ -151,7 +158,7 @@ class SandboxState:
             self.refresh_tokens[refresh_token] = RefreshToken(
                 token=refresh_token,
                 username=username,
-                expires_at=now + timedelta(seconds=REFRESH_TOKEN_TTL_S),
+                expires_at=now + timedelta(seconds=self.refresh_ttl_s),
             )
 
     def add_board(self, username: str, board_id: str, name: str, *, now: datetime) -> Board:
@@ -228,22 +235,22 @@ class SandboxState:
         new = RefreshToken(
             token=self._token("pinr_"),
             username=old.username,
-            expires_at=now + timedelta(seconds=REFRESH_TOKEN_TTL_S),
+            expires_at=now + timedelta(seconds=self.refresh_ttl_s),
             scope=old.scope,
         )
         self.refresh_tokens[new.token] = new
         self.access_tokens[access] = AccessToken(
             token=access,
             username=old.username,
-            expires_at=now + timedelta(seconds=ACCESS_TOKEN_TTL_S),
+            expires_at=now + timedelta(seconds=self.access_ttl_s),
         )
         return {
             "access_token": access,
             "refresh_token": new.token,
             "response_type": "refresh_token",
             "token_type": "bearer",
-            "expires_in": ACCESS_TOKEN_TTL_S,
-            "refresh_token_expires_in": REFRESH_TOKEN_TTL_S,
+            "expires_in": self.access_ttl_s,
+            "refresh_token_expires_in": self.refresh_ttl_s,
             "refresh_token_expires_at": int(new.expires_at.timestamp()),
             "scope": new.scope,
         }

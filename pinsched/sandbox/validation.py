@@ -25,6 +25,13 @@ from urllib.parse import urlsplit
 from pinsched.sandbox.errors import invalid, invalid_url
 
 DIGITS: Final = r"^\d+$"
+
+
+def _full(pattern: str, value: str) -> bool:
+    r"""Whether all of *value* matches *pattern* as JSON Schema means it: `$` is the very end
+    (Python's `$` also matches before a final newline, so "123\n" would pass) and `\d` is
+    0-9 only."""
+    return re.fullmatch(pattern.removeprefix("^").removesuffix("$"), value, re.ASCII) is not None
 BASE64: Final = r"^[a-zA-Z0-9+/=]+$"
 CONTENT_TYPES: Final = ("image/jpeg", "image/png")
 SOURCE_TYPES: Final = (
@@ -136,7 +143,7 @@ def _string(
         raise invalid(f"{value!r} is not of type 'string'", field)
     if max_len is not None and len(value) > max_len:
         raise invalid(f"{value!r} is too long (constraint: maxLength={max_len})", field)
-    if pattern is not None and re.search(pattern, value) is None:
+    if pattern is not None and not _full(pattern, value):
         raise invalid(f"{value!r} does not match '{pattern}'", field)
     if enum is not None and value not in enum:
         raise invalid(f"{value!r} is not one of {list(enum)!r}", field)
@@ -172,7 +179,7 @@ def check_url(value: str | None) -> None:
 
 def check_id(value: str, field: str) -> str:
     """Validate a numeric id from a path or query parameter."""
-    if re.search(DIGITS, value) is None:
+    if not _full(DIGITS, value):
         raise invalid(f"{value!r} does not match '{DIGITS}'", field)
     return value
 

@@ -50,10 +50,12 @@ from pinsched.store.opening import (
     storage_problem,
 )
 from pinsched.store.outbox import OutboxMixin
+from pinsched.store.pacers import PacerStateMixin
 from pinsched.store.retention import Pruned, RetentionMixin
 from pinsched.store.rows import (
     _ACTIVE_SQL,
     _JOB_COLUMNS,
+    ACCOUNT_EXTRA_COLUMNS,
     AccountOutboxRenderer,
     Delivery,
     Event,
@@ -74,6 +76,8 @@ from pinsched.store.rows import (
 )
 from pinsched.store.schema import MIGRATIONS, migrate
 
+_EXTRA_SET = ", ".join(f"{c}=?" for c in ACCOUNT_EXTRA_COLUMNS)
+
 __all__ = [
     "MIGRATIONS", "AccountOutboxRenderer", "Delivery", "Event", "JobFilter", "OutboxRenderer",
     "OutboxRow", "Pruned", "StaleJob", "Store", "StoreOpenError", "TokenCipher",
@@ -82,7 +86,7 @@ __all__ = [
 T = TypeVar("T")
 
 
-class Store(OutboxMixin, RetentionMixin, MediaMixin):
+class Store(OutboxMixin, RetentionMixin, MediaMixin, PacerStateMixin):
     """Async facade over one SQLite file."""
 
     def __init__(
@@ -260,7 +264,8 @@ class Store(OutboxMixin, RetentionMixin, MediaMixin):
                 db.execute(
                     "INSERT INTO accounts (id, display_name, access_token, refresh_token, "
                     "access_expires_at, pacing, paused, needs_reauth, state_reason, version, "
-                    "created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    f"created_at, updated_at, {', '.join(ACCOUNT_EXTRA_COLUMNS)}) "
+                    f"VALUES ({','.join('?' * (12 + len(ACCOUNT_EXTRA_COLUMNS)))})",
                     self._seal(_account_row(account)),
                 )
             except sqlite3.IntegrityError:
@@ -291,8 +296,8 @@ class Store(OutboxMixin, RetentionMixin, MediaMixin):
             cur = db.execute(
                 "UPDATE accounts SET display_name=?, access_token=?, refresh_token=?, "
                 "access_expires_at=?, pacing=?, paused=?, needs_reauth=?, state_reason=?, "
-                "version=?, updated_at=? WHERE id=? AND version=?",
-                (*row[1:10], row[11], new.id, old.version),
+                f"version=?, updated_at=?, {_EXTRA_SET} WHERE id=? AND version=?",
+                (*row[1:10], row[11], *row[12:], new.id, old.version),
             )
             if cur.rowcount == 0:
                 current = db.execute(

@@ -217,7 +217,17 @@ def _account_row(a: Account) -> tuple[Any, ...]:
         a.id, a.display_name, a.access_token, a.refresh_token, codec.opt_us(a.access_expires_at),
         json.dumps(a.pacing.to_dict()), int(a.paused), int(a.needs_reauth), a.state_reason,
         a.version, codec.to_us(a.created_at), codec.to_us(a.updated_at),
+        codec.opt_us(a.refresh_expires_at), a.access_ttl_s, a.refresh_ttl_s, a.username,
+        a.account_type, codec.opt_us(a.verified_at), a.ad_account_id, a.api_base, a.hold_reason,
+        codec.opt_us(a.reauth_warned_at),
     )
+
+
+#: The account columns after the first twelve, in `_account_row` order.
+ACCOUNT_EXTRA_COLUMNS = (
+    "refresh_expires_at", "access_ttl_s", "refresh_ttl_s", "username", "account_type",
+    "verified_at", "ad_account_id", "api_base", "hold_reason", "reauth_warned_at",
+)
 
 
 def _account_from_row(r: tuple[Any, ...]) -> Account:
@@ -226,4 +236,8 @@ def _account_from_row(r: tuple[Any, ...]) -> Account:
         access_expires_at=codec.opt_dt(r[4]), pacing=Pacing.from_dict(json.loads(r[5])),
         paused=bool(r[6]), needs_reauth=bool(r[7]), state_reason=r[8], version=int(r[9]),
         created_at=codec.from_us(r[10]), updated_at=codec.from_us(r[11]),
+        refresh_expires_at=codec.opt_dt(r[12]), access_ttl_s=int(r[13]),
+        refresh_ttl_s=int(r[14]), username=r[15], account_type=r[16],
+        verified_at=codec.opt_dt(r[17]), ad_account_id=r[18], api_base=r[19],
+        hold_reason=r[20], reauth_warned_at=codec.opt_dt(r[21]),
     )

@@ -177,6 +177,25 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     """
     ALTER TABLE jobs ADD COLUMN retry_for_us INTEGER;
     """,
+    # 7 → 8: token lifetimes, what Pinterest said about the account, business access, a
+    # per-account API base, account holds, and pacer state that survives a restart.
+    """
+    ALTER TABLE accounts ADD COLUMN refresh_expires_at INTEGER;
+    ALTER TABLE accounts ADD COLUMN access_ttl_s INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE accounts ADD COLUMN refresh_ttl_s INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE accounts ADD COLUMN username TEXT NOT NULL DEFAULT '';
+    ALTER TABLE accounts ADD COLUMN account_type TEXT NOT NULL DEFAULT '';
+    ALTER TABLE accounts ADD COLUMN verified_at INTEGER;
+    ALTER TABLE accounts ADD COLUMN ad_account_id TEXT NOT NULL DEFAULT '';
+    ALTER TABLE accounts ADD COLUMN api_base TEXT NOT NULL DEFAULT '';
+    ALTER TABLE accounts ADD COLUMN hold_reason TEXT NOT NULL DEFAULT '';
+    ALTER TABLE accounts ADD COLUMN reauth_warned_at INTEGER;
+    CREATE TABLE pacer_state (
+        account_id TEXT PRIMARY KEY REFERENCES accounts(id) ON DELETE CASCADE,
+        state TEXT NOT NULL,
+        updated_at INTEGER NOT NULL
+    ) STRICT;
+    """,
 )
 
 

@@ -44,6 +44,11 @@ class Account(_message.Message):
         """The authorisation failed and could not be refreshed: jobs are held until new credentials
         arrive with UpdateAccount.
         """
+        STATE_HELD: Account._State.ValueType  # 4
+        """Pinterest refuses the whole account (for example code 29, a Trial app outside the API
+        sandbox): jobs are held, not failed, until UpdateAccount changes the credentials,
+        `api_base` or `ad_account_id`. `state_reason` has Pinterest's answer.
+        """
 
     class State(_State, metaclass=_StateEnumTypeWrapper):
         """The state of an account."""
@@ -58,6 +63,11 @@ class Account(_message.Message):
     """The authorisation failed and could not be refreshed: jobs are held until new credentials
     arrive with UpdateAccount.
     """
+    STATE_HELD: Account.State.ValueType  # 4
+    """Pinterest refuses the whole account (for example code 29, a Trial app outside the API
+    sandbox): jobs are held, not failed, until UpdateAccount changes the credentials,
+    `api_base` or `ad_account_id`. `state_reason` has Pinterest's answer.
+    """
 
     ID_FIELD_NUMBER: _builtins.int
     DISPLAY_NAME_FIELD_NUMBER: _builtins.int
@@ -71,6 +81,13 @@ class Account(_message.Message):
     STATE_REASON_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    AD_ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    API_BASE_FIELD_NUMBER: _builtins.int
+    USERNAME_FIELD_NUMBER: _builtins.int
+    ACCOUNT_TYPE_FIELD_NUMBER: _builtins.int
+    ACCESS_TOKEN_EXPIRY_FIELD_NUMBER: _builtins.int
+    REFRESH_TOKEN_EXPIRY_FIELD_NUMBER: _builtins.int
+    LAST_VERIFIED_TIME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Output only (set from CreateAccountRequest.account_id)."""
     display_name: _builtins.str
@@ -87,6 +104,21 @@ class Account(_message.Message):
     """Output only. Whether a refresh token is stored."""
     state_reason: _builtins.str
     """Output only. Why the account is in its state (for NEEDS_REAUTH, the last auth error)."""
+    ad_account_id: _builtins.str
+    """Business access: the ad account whose membership lets this token act on a business
+    account's boards; sent as Pinterest's `ad_account_id` query parameter on every call that
+    accepts it. Digits only, at most 18; empty = none.
+    """
+    api_base: _builtins.str
+    """The Pinterest API base for this account (for example Pinterest's API sandbox,
+    `https://api-sandbox.pinterest.com/v5`, for a Trial app); empty = the daemon's
+    `pinterest_api_base`. An absolute http(s) URL; link-local and cloud-metadata hosts are
+    refused.
+    """
+    username: _builtins.str
+    """Output only. The username Pinterest gave for the token at the last verification."""
+    account_type: _builtins.str
+    """Output only. `BUSINESS` or `PINNER`, as Pinterest said at the last verification."""
     @_builtins.property
     def access_token_expire_time(self) -> _timestamp_pb2.Timestamp:
         """Input only. When the access token expires (refreshed ahead of it when a refresh token is set)."""
@@ -103,6 +135,24 @@ class Account(_message.Message):
     def update_time(self) -> _timestamp_pb2.Timestamp:
         """Output only."""
 
+    @_builtins.property
+    def access_token_expiry(self) -> _timestamp_pb2.Timestamp:
+        """Output only. When the access token expires (from Pinterest's last token response, or as
+        given); unset when unknown.
+        """
+
+    @_builtins.property
+    def refresh_token_expiry(self) -> _timestamp_pb2.Timestamp:
+        """Output only. When the refresh token lapses (from Pinterest's last token response); unset
+        when unknown.
+        """
+
+    @_builtins.property
+    def last_verified_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. When Pinterest last accepted the access token (`GET /v5/user_account`); unset
+        until then.
+        """
+
     def __init__(
         self,
         *,
@@ -118,10 +168,17 @@ class Account(_message.Message):
         state_reason: _builtins.str = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
+        ad_account_id: _builtins.str = ...,
+        api_base: _builtins.str = ...,
+        username: _builtins.str = ...,
+        account_type: _builtins.str = ...,
+        access_token_expiry: _timestamp_pb2.Timestamp | None = ...,
+        refresh_token_expiry: _timestamp_pb2.Timestamp | None = ...,
+        last_verified_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["access_token_expire_time", b"access_token_expire_time", "create_time", b"create_time", "pacing", b"pacing", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["access_token_expire_time", b"access_token_expire_time", "access_token_expiry", b"access_token_expiry", "create_time", b"create_time", "last_verified_time", b"last_verified_time", "pacing", b"pacing", "refresh_token_expiry", b"refresh_token_expiry", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_token", b"access_token", "access_token_expire_time", b"access_token_expire_time", "create_time", b"create_time", "display_name", b"display_name", "has_refresh_token", b"has_refresh_token", "id", b"id", "pacing", b"pacing", "paused", b"paused", "refresh_token", b"refresh_token", "state", b"state", "state_reason", b"state_reason", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_token", b"access_token", "access_token_expire_time", b"access_token_expire_time", "access_token_expiry", b"access_token_expiry", "account_type", b"account_type", "ad_account_id", b"ad_account_id", "api_base", b"api_base", "create_time", b"create_time", "display_name", b"display_name", "has_refresh_token", b"has_refresh_token", "id", b"id", "last_verified_time", b"last_verified_time", "pacing", b"pacing", "paused", b"paused", "refresh_token", b"refresh_token", "refresh_token_expiry", b"refresh_token_expiry", "state", b"state", "state_reason", b"state_reason", "update_time", b"update_time", "username", b"username"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

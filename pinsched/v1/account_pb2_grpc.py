@@ -78,8 +78,13 @@ class AccountServiceServicer:
     """
 
     def CreateAccount(self, request, context):
-        """Creates an account. Errors: ALREADY_EXISTS when `account_id` is taken; INVALID_ARGUMENT for a
-        bad id (1-63 characters of `a-z0-9-_`), a missing access token or bad pacing values.
+        """Creates an account. The access token is checked with Pinterest (`GET /v5/user_account`)
+        within the daemon's `verify_timeout_s`: a refused token is INVALID_ARGUMENT naming
+        Pinterest's answer (unless a refresh token and client credentials can still renew it);
+        Pinterest unreachable creates the account and verifies it in the background (`state_reason`
+        says so). Errors: ALREADY_EXISTS when `account_id` is taken; INVALID_ARGUMENT for a bad id
+        (1-63 characters of `a-z0-9-_`), a missing access token, bad pacing values, a bad
+        `ad_account_id` or `api_base`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -101,8 +106,10 @@ class AccountServiceServicer:
 
     def UpdateAccount(self, request, context):
         """Updates the fields named in `update_mask`: `display_name`, `access_token`, `refresh_token`,
-        `access_token_expire_time`, `pacing` (or `pacing.<field>`), `paused`. New credentials clear
-        NEEDS_REAUTH and release held jobs. Errors: NOT_FOUND; INVALID_ARGUMENT for unknown paths.
+        `access_token_expire_time`, `pacing` (or `pacing.<field>`), `paused`, `ad_account_id`,
+        `api_base`. A new access token is checked like in CreateAccount. New credentials clear
+        NEEDS_REAUTH and HELD and release held jobs; so does a new `api_base` or `ad_account_id`
+        (HELD only). Errors: NOT_FOUND; INVALID_ARGUMENT for unknown paths or bad values.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -41,8 +41,13 @@ class AccountServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> AccountServiceAsyncStub: ...
     CreateAccount: _grpc.UnaryUnaryMultiCallable[_account_pb2.CreateAccountRequest, _account_pb2.Account]
-    """Creates an account. Errors: ALREADY_EXISTS when `account_id` is taken; INVALID_ARGUMENT for a
-    bad id (1-63 characters of `a-z0-9-_`), a missing access token or bad pacing values.
+    """Creates an account. The access token is checked with Pinterest (`GET /v5/user_account`)
+    within the daemon's `verify_timeout_s`: a refused token is INVALID_ARGUMENT naming
+    Pinterest's answer (unless a refresh token and client credentials can still renew it);
+    Pinterest unreachable creates the account and verifies it in the background (`state_reason`
+    says so). Errors: ALREADY_EXISTS when `account_id` is taken; INVALID_ARGUMENT for a bad id
+    (1-63 characters of `a-z0-9-_`), a missing access token, bad pacing values, a bad
+    `ad_account_id` or `api_base`.
     """
     GetAccount: _grpc.UnaryUnaryMultiCallable[_account_pb2.GetAccountRequest, _account_pb2.Account]
     """Returns one account (without tokens). Errors: NOT_FOUND."""
@@ -50,8 +55,10 @@ class AccountServiceStub:
     """Lists accounts ordered by id. Errors: INVALID_ARGUMENT (bad page size or token)."""
     UpdateAccount: _grpc.UnaryUnaryMultiCallable[_account_pb2.UpdateAccountRequest, _account_pb2.Account]
     """Updates the fields named in `update_mask`: `display_name`, `access_token`, `refresh_token`,
-    `access_token_expire_time`, `pacing` (or `pacing.<field>`), `paused`. New credentials clear
-    NEEDS_REAUTH and release held jobs. Errors: NOT_FOUND; INVALID_ARGUMENT for unknown paths.
+    `access_token_expire_time`, `pacing` (or `pacing.<field>`), `paused`, `ad_account_id`,
+    `api_base`. A new access token is checked like in CreateAccount. New credentials clear
+    NEEDS_REAUTH and HELD and release held jobs; so does a new `api_base` or `ad_account_id`
+    (HELD only). Errors: NOT_FOUND; INVALID_ARGUMENT for unknown paths or bad values.
     """
     DeleteAccount: _grpc.UnaryUnaryMultiCallable[_account_pb2.DeleteAccountRequest, _empty_pb2.Empty]
     """Deletes an account. Preconditions: no active jobs, unless `force` (which cancels them first).
@@ -70,8 +77,13 @@ class AccountServiceAsyncStub(AccountServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     CreateAccount: _aio.UnaryUnaryMultiCallable[_account_pb2.CreateAccountRequest, _account_pb2.Account]  # type: ignore[assignment]
-    """Creates an account. Errors: ALREADY_EXISTS when `account_id` is taken; INVALID_ARGUMENT for a
-    bad id (1-63 characters of `a-z0-9-_`), a missing access token or bad pacing values.
+    """Creates an account. The access token is checked with Pinterest (`GET /v5/user_account`)
+    within the daemon's `verify_timeout_s`: a refused token is INVALID_ARGUMENT naming
+    Pinterest's answer (unless a refresh token and client credentials can still renew it);
+    Pinterest unreachable creates the account and verifies it in the background (`state_reason`
+    says so). Errors: ALREADY_EXISTS when `account_id` is taken; INVALID_ARGUMENT for a bad id
+    (1-63 characters of `a-z0-9-_`), a missing access token, bad pacing values, a bad
+    `ad_account_id` or `api_base`.
     """
     GetAccount: _aio.UnaryUnaryMultiCallable[_account_pb2.GetAccountRequest, _account_pb2.Account]  # type: ignore[assignment]
     """Returns one account (without tokens). Errors: NOT_FOUND."""
@@ -79,8 +91,10 @@ class AccountServiceAsyncStub(AccountServiceStub):
     """Lists accounts ordered by id. Errors: INVALID_ARGUMENT (bad page size or token)."""
     UpdateAccount: _aio.UnaryUnaryMultiCallable[_account_pb2.UpdateAccountRequest, _account_pb2.Account]  # type: ignore[assignment]
     """Updates the fields named in `update_mask`: `display_name`, `access_token`, `refresh_token`,
-    `access_token_expire_time`, `pacing` (or `pacing.<field>`), `paused`. New credentials clear
-    NEEDS_REAUTH and release held jobs. Errors: NOT_FOUND; INVALID_ARGUMENT for unknown paths.
+    `access_token_expire_time`, `pacing` (or `pacing.<field>`), `paused`, `ad_account_id`,
+    `api_base`. A new access token is checked like in CreateAccount. New credentials clear
+    NEEDS_REAUTH and HELD and release held jobs; so does a new `api_base` or `ad_account_id`
+    (HELD only). Errors: NOT_FOUND; INVALID_ARGUMENT for unknown paths or bad values.
     """
     DeleteAccount: _aio.UnaryUnaryMultiCallable[_account_pb2.DeleteAccountRequest, _empty_pb2.Empty]  # type: ignore[assignment]
     """Deletes an account. Preconditions: no active jobs, unless `force` (which cancels them first).
@@ -102,8 +116,13 @@ class AccountServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _account_pb2.CreateAccountRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_account_pb2.Account, _abc.Awaitable[_account_pb2.Account]]:
-        """Creates an account. Errors: ALREADY_EXISTS when `account_id` is taken; INVALID_ARGUMENT for a
-        bad id (1-63 characters of `a-z0-9-_`), a missing access token or bad pacing values.
+        """Creates an account. The access token is checked with Pinterest (`GET /v5/user_account`)
+        within the daemon's `verify_timeout_s`: a refused token is INVALID_ARGUMENT naming
+        Pinterest's answer (unless a refresh token and client credentials can still renew it);
+        Pinterest unreachable creates the account and verifies it in the background (`state_reason`
+        says so). Errors: ALREADY_EXISTS when `account_id` is taken; INVALID_ARGUMENT for a bad id
+        (1-63 characters of `a-z0-9-_`), a missing access token, bad pacing values, a bad
+        `ad_account_id` or `api_base`.
         """
 
     @_abc_1.abstractmethod
@@ -129,8 +148,10 @@ class AccountServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_account_pb2.Account, _abc.Awaitable[_account_pb2.Account]]:
         """Updates the fields named in `update_mask`: `display_name`, `access_token`, `refresh_token`,
-        `access_token_expire_time`, `pacing` (or `pacing.<field>`), `paused`. New credentials clear
-        NEEDS_REAUTH and release held jobs. Errors: NOT_FOUND; INVALID_ARGUMENT for unknown paths.
+        `access_token_expire_time`, `pacing` (or `pacing.<field>`), `paused`, `ad_account_id`,
+        `api_base`. A new access token is checked like in CreateAccount. New credentials clear
+        NEEDS_REAUTH and HELD and release held jobs; so does a new `api_base` or `ad_account_id`
+        (HELD only). Errors: NOT_FOUND; INVALID_ARGUMENT for unknown paths or bad values.
         """
 
     @_abc_1.abstractmethod

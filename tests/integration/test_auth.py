@@ -4,23 +4,40 @@ UpdateAccount releasing them — against the sandbox's real token endpoint."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
+from pinsched.app import Daemon
 from pinsched.sandbox import FaultRule, RequestRecord, Sandbox
 from pinsched.v1 import account_pb2, job_pb2, scheduler_pb2
 from tests.conftest import ACCESS, REFRESH, Api, soon
 from tests.integration.test_delivery import (
-    fast,
+    close_api,
     get,
     make_fast,
     moves,
+    open_api,
     posts,
     reach,
     schedule,
     until,
 )
 
-__all__ = ["fast", "make_fast"]  # fixtures used here
+__all__ = ["make_fast"]  # fixtures used here
+
+
+@pytest.fixture
+async def fast(make_fast: Callable[..., Daemon]) -> AsyncIterator[Api]:
+    """Like test_delivery's `fast`, without the token keeper: these tests are about the refreshes
+    that publishing itself asks for (the keeper has its own tests in test_tokens.py)."""
+    api = await open_api(make_fast(token_keeper=False))
+    try:
+        await api.create_account()
+        yield api
+    finally:
+        await close_api(api)
 
 J = job_pb2.Job
 E = job_pb2.JobError

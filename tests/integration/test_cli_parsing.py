@@ -230,6 +230,18 @@ def test_account_flags() -> None:
     assert resumed == ["paused"]
 
 
+def test_account_routing_flags() -> None:
+    """`--ad-account-id` and `--api-base` fill their fields and update_mask paths; an empty value
+    is sent, to clear the field."""
+    created, _ = build_account(_args("accounts", "create", "acme", "--access-token", "pina_x",
+                                     "--ad-account-id", "123", "--api-base", "http://h/v5"),
+                               create=True)
+    assert (created.ad_account_id, created.api_base) == ("123", "http://h/v5")
+    cleared, paths = build_account(_args("accounts", "update", "acme", "--api-base", ""),
+                                   create=False)
+    assert (cleared.api_base, paths) == ("", ["api_base"])
+
+
 def test_state_names() -> None:
     """States are accepted in short, dashed, upper-case or full form; unknown names exit 2."""
     assert parse_state("delivered") == job_pb2.Job.STATE_DELIVERED

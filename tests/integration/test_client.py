@@ -146,6 +146,26 @@ async def test_cli_prints_field_violations(target: str, capsys: pytest.CaptureFi
     assert "  pin.title:" in err
 
 
+async def test_cli_bad_account_routing_is_refused_naming_the_field(
+    target: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`accounts create --ad-account-id 12a --api-base ftp://…` exits 3 naming both fields;
+    `accounts get` then shows the account's Pinterest details."""
+    argv = ["accounts", "create", "acme", "--access-token", ACCESS, "--ad-account-id", "12a",
+            "--api-base", "ftp://example.com/v5", "--target", target]
+    assert await asyncio.to_thread(main, argv) == 3
+    err = capsys.readouterr().err
+    assert "  account.ad_account_id:" in err
+    assert "  account.api_base:" in err
+    argv = ["accounts", "create", "acme", "--access-token", ACCESS, "--target", target]
+    assert await asyncio.to_thread(main, argv) == 0
+    capsys.readouterr()
+    assert await asyncio.to_thread(main, ["accounts", "get", "acme", "--target", target]) == 0
+    out = capsys.readouterr().out
+    assert "access token expires:" in out
+    assert "api base: (daemon's)" in out
+
+
 async def test_cli_schedule_json_round_trip(
     target: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

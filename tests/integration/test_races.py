@@ -505,7 +505,7 @@ async def test_update_between_dispatch_read_and_submit_is_not_lost(
     """A title update committed after the dispatcher re-read a QUEUED job but before it recorded
     SUBMITTED (here: while a proactive token refresh hangs) does not strand the job: it is still
     published, with the new title."""
-    daemon = make_daemon()
+    daemon = make_daemon(token_keeper=False)  # the refresh that hangs is the dispatcher's own
     await daemon.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{daemon.port}")
     api = Api(channel, daemon)

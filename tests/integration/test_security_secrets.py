@@ -82,7 +82,7 @@ async def test_tokens_never_reach_the_database_file(
 async def test_clear_text_rows_are_encrypted_at_start(
         make_daemon: Callable[..., Daemon], sandbox: Sandbox) -> None:
     """Tokens stored before encryption was turned on are read, then re-encrypted at start."""
-    plain = make_daemon()
+    plain = make_daemon(token_keeper=False)  # the stored tokens stay the seeded ones
     await plain.start()
     api = await connected(plain)
     await api.create_account()
@@ -91,7 +91,7 @@ async def test_clear_text_rows_are_encrypted_at_start(
     db = Path(plain.config.db_path)
     assert stored_tokens(db) == [(ACCESS, REFRESH)]
 
-    daemon = make_daemon(secret_key=KEY_A)
+    daemon = make_daemon(secret_key=KEY_A, token_keeper=False)
     await daemon.start()
     api = await connected(daemon)
     try:

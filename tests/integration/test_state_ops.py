@@ -188,7 +188,8 @@ async def world(make_daemon: Callable[..., Daemon]) -> AsyncIterator[World]:
     clock = PromptClock()
     sandbox = await start_sandbox(clock)
     sandbox.add_user("other", access_token="pina_other", board_ids=["2001"])
-    daemon = make_daemon(clock=clock, base_url=sandbox.base_url,
+    # No token keeper: auth failures are made by revoking the seeded refresh token.
+    daemon = make_daemon(clock=clock, base_url=sandbox.base_url, token_keeper=False,
                          retry_base_delay_s=RETRY_S, retry_max_delay_s=RETRY_S)
     await daemon.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{daemon.port}")

@@ -96,6 +96,10 @@ def test_empty_environment_variable_counts_as_unset() -> None:
         ({"PINSCHED_ALLOW_INSECURE_LISTEN": "maybe"}, "PINSCHED_ALLOW_INSECURE_LISTEN: expected"),
         ({"PINSCHED_PINTEREST_API_BASE": "api.pinterest.com"}, "PINSCHED_PINTEREST_API_BASE"),
         ({"PINSCHED_CLOCK_SKEW_TOLERANCE_S": "soon"}, "PINSCHED_CLOCK_SKEW_TOLERANCE_S"),
+        ({"PINSCHED_VERIFY_TIMEOUT_S": "0"}, "PINSCHED_VERIFY_TIMEOUT_S: expected a number > 0"),
+        ({"PINSCHED_TOKEN_KEEPER": "sometimes"}, "PINSCHED_TOKEN_KEEPER: expected true or false"),
+        ({"PINSCHED_TOKEN_REFRESHES_PER_SECOND": "-1"}, "PINSCHED_TOKEN_REFRESHES_PER_SECOND"),
+        ({"PINSCHED_TOKEN_RETRY_S": "x"}, "PINSCHED_TOKEN_RETRY_S: expected"),
     ],
 )
 def test_bad_environment_value_names_the_variable(env: dict[str, str], message: str) -> None:

@@ -17,7 +17,10 @@ from pinsched.config import ConfigError, WebhookEndpoint
 from pinsched.jobs import ImageBase64, Job, JobState, PinSpec, Transition
 from pinsched.store import Event
 from pinsched.webhook_format import (
+    ACCOUNT_HELD,
     ACCOUNT_NEEDS_REAUTH,
+    ACCOUNT_REAUTH_SOON,
+    APP_CREDENTIALS_REFUSED,
     Endpoint,
     OutboxRenderers,
     decode_secret,
@@ -134,6 +137,31 @@ def test_account_event_only_when_reauth_starts() -> None:
         "account:acme", ACCOUNT_NEEDS_REAUTH, ACCOUNT_NEEDS_REAUTH)
     assert body["data"]["account"]["state"] == "STATE_NEEDS_REAUTH"
     assert "secret-token" not in row.payload
+
+
+def test_reauth_soon_held_and_app_notices() -> None:
+    """`account.reauth_soon` and `account.held` are rendered once each, when the warning is
+    recorded or the hold starts; an app-wide notice goes to every endpoint subscribed to its
+    type, whatever its account filter, and never carries a token."""
+    ok = Account(id="acme", created_at=T0, updated_at=T0, access_token="secret-token")
+    warned = ok.replace(reauth_warned_at=T0, version=2)
+    held = warned.replace(hold_reason="Apps with Trial access may not create Pins", version=3)
+    renderers = OutboxRenderers([endpoint("https://a.example/"),
+                                 endpoint("https://b.example/", event_types=("account.held",)),
+                                 endpoint("https://c.example/", event_types=("app.*",),
+                                          account_ids=frozenset({"other"}))])
+    (soon,) = renderers.render_account(ok, warned)
+    assert soon.event_type == ACCOUNT_REAUTH_SOON
+    assert not renderers.render_account(warned, warned.replace(version=3))
+    rows = renderers.render_account(warned, held)
+    assert [(r.endpoint, r.event_type) for r in rows] == [
+        ("https://a.example/", ACCOUNT_HELD), ("https://b.example/", ACCOUNT_HELD)]
+    assert json.loads(rows[0].payload)["data"]["account"]["state"] == "STATE_HELD"
+    assert soon.message_id != rows[0].message_id
+    notice = renderers.render_notice(APP_CREDENTIALS_REFUSED, T0, {"reason": "refused"})
+    assert [r.endpoint for r in notice] == ["https://a.example/", "https://c.example/"]
+    assert json.loads(notice[0].payload)["data"] == {"reason": "refused"}
+    assert all("secret-token" not in r.payload for r in [soon, *rows, *notice])
 
 
 def test_signature_matches_the_standardwebhooks_reference() -> None:
