@@ -2,7 +2,8 @@
 
 Run `python scripts/gen_proto.py`; `--check` regenerates into a temporary folder and fails when the
 committed code differs (CI runs it). `google/type/datetime.proto` is compiled against but not
-generated: its Python module comes from `googleapis-common-protos`.
+generated: its Python module comes from `googleapis-common-protos`; so do those of the vendored
+`google/api/annotations.proto` and `google/api/http.proto` (the HTTP routes, `google.api.http`).
 """
 
 from __future__ import annotations
