@@ -201,7 +201,8 @@ async def start_daemon(workdir: Path, db: Path, api_base: str, *extra: str,
                        timeout_s: float = 120.0, name: str = "daemon") -> tuple[Proc, int]:
     """`pinsched serve` on a free port. `proc.info` gets `ready_s` (exec → the `pinsched_ready`
     log line, by the line's own timestamp) and `recovered`."""
-    proc = spawn(["pinsched", "serve", "--listen", "127.0.0.1:0", "--db", str(db),
+    proc = spawn(["pinsched", "serve", "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
+                  "--db", str(db),
                   "--pinterest-api-base", api_base, *extra], name, workdir)
     _maybe_profile(proc, workdir)
     line = await _started(proc, '"pinsched_ready"', timeout_s)

@@ -9,13 +9,16 @@ grace period (anything unfinished stays SUBMITTED and is reconciled at the next 
 POSTs in flight get the grace period (unsent deliveries stay in the outbox) → Pinterest client →
 store (queued writes committed). SIGKILL loses nothing either: every change was
 committed before it was acted on.
+
+The HTTP/JSON door (`pinsched.http`, `http_listen`) starts right after the gRPC server over the
+same servicer objects and stops right after it; parts that serve HTTP too add their routes to it
+through `Daemon.http_extensions`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
-import hmac
 import signal
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -23,6 +26,7 @@ from typing import Any
 
 import grpc
 import structlog
+from aiohttp import web
 from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
@@ -35,6 +39,8 @@ from pinsched.clock import Activity, Clock, SystemClock
 from pinsched.config import Config
 from pinsched.dispatcher import Dispatchers, DispatchSettings
 from pinsched.events import EventBus
+from pinsched.http.openapi import openapi_document
+from pinsched.http.server import HttpDoor, ssl_context
 from pinsched.metrics import Metrics
 from pinsched.pinterest import PinterestClient
 from pinsched.retry import RetryPolicy
@@ -66,7 +72,7 @@ class _TokenAuth(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     OPEN = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
     def __init__(self, token: str) -> None:
-        self._expected = f"Bearer {token}".encode()
+        self._token = token
 
     async def intercept_service(
         self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
@@ -76,8 +82,7 @@ class _TokenAuth(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         if method.startswith(self.OPEN):
             return await continuation(details)
         got = dict(details.invocation_metadata or ()).get("authorization", "")
-        got_b = got.encode() if isinstance(got, str) else bytes(got)
-        if hmac.compare_digest(got_b, self._expected):
+        if security.bearer_matches(got, self._token):
             return await continuation(details)
 
         async def deny(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
@@ -102,6 +107,10 @@ class Daemon:
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._server: grpc.aio.Server | None = None
+        self.http: HttpDoor | None = None
+        self.http_port = 0
+        #: Called with the HTTP door's aiohttp app before it starts: add routes or sub-apps.
+        self.http_extensions: list[Callable[[web.Application], None]] = []
         self._health: health_aio.HealthServicer | None = None
         self.store: Store
         self.scheduler: Scheduler
@@ -165,14 +174,16 @@ class Daemon:
         interceptors += [_TokenAuth(cfg.api_token)] if cfg.api_token else []
         server = grpc.aio.server(interceptors=interceptors, options=[
             ("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 64 * 1024 * 1024)])
-        scheduler_pb2_grpc.add_PinSchedulerServicer_to_server(PinSchedulerServicer(
-            self.service, self.store, self.bus, self.clock,
-            skew=timedelta(seconds=cfg.clock_skew_tolerance_s),
-            horizon=timedelta(days=cfg.horizon_days)), server)
-        account_pb2_grpc.add_AccountServiceServicer_to_server(
-            AccountServicer(admin, self.store, self.clock), server)
-        webhook_pb2_grpc.add_WebhookServiceServicer_to_server(
-            WebhookServicer(self.webhooks, self.store), server)
+        servicers: dict[str, Any] = dict(zip(SERVICES, (
+            PinSchedulerServicer(
+                self.service, self.store, self.bus, self.clock,
+                skew=timedelta(seconds=cfg.clock_skew_tolerance_s),
+                horizon=timedelta(days=cfg.horizon_days)),
+            AccountServicer(admin, self.store, self.clock),
+            WebhookServicer(self.webhooks, self.store)), strict=True))
+        scheduler_pb2_grpc.add_PinSchedulerServicer_to_server(servicers[SERVICES[0]], server)
+        account_pb2_grpc.add_AccountServiceServicer_to_server(servicers[SERVICES[1]], server)
+        webhook_pb2_grpc.add_WebhookServiceServicer_to_server(servicers[SERVICES[2]], server)
         self._health = health_aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
@@ -181,6 +192,12 @@ class Daemon:
         self.port = self._bind(server)
         await server.start()
         self._server = server
+        if cfg.http_listen is not None:
+            self.http = HttpDoor(servicers, api_token=cfg.api_token, ready=self._readiness,
+                                 openapi=openapi_document)
+            for extend in self.http_extensions:
+                extend(self.http.app)
+            self.http_port = await self.http.start(cfg.http_listen, ssl_context(cfg))
         for name in ("", *SERVICES):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         if cfg.metrics_listen:
@@ -190,8 +207,19 @@ class Daemon:
         gc.collect()
         gc.freeze()
         gc.set_threshold(50_000, 50, 50)
-        log.info("pinsched_ready", listen=cfg.listen, port=self.port, db=cfg.db_path,
+        log.info("pinsched_ready", listen=cfg.listen, port=self.port, http_port=self.http_port,
+                 db=cfg.db_path,
                  recovered=recovered, pinterest_api_base=cfg.pinterest_api_base)
+
+    def _readiness(self) -> tuple[bool, str]:
+        """(ready, why not): the store takes writes and the scheduler runs."""
+        if self._stop.is_set():
+            return False, "shutting down"
+        if not self.store.is_open:
+            return False, "the store is closed"
+        if not any(t.get_name() == "scheduler" and not t.done() for t in self._tasks):
+            return False, "the scheduler is not running"
+        return True, ""
 
     def _bind(self, server: grpc.aio.Server) -> int:
         cfg = self.config
@@ -221,6 +249,8 @@ class Daemon:
         self._stop.set()
         if self._server is not None:
             await self._server.stop(grace)
+        if self.http is not None:
+            await self.http.stop()
         await self.metrics.close()
         for task in self._tasks:
             try:

@@ -250,18 +250,25 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
     @streaming
     async def WatchJobs(self, request: scheduler_pb2.WatchJobsRequest,
                         context: Ctx) -> AsyncIterator[job_pb2.JobEvent]:
-        since = request.since_sequence if request.HasField("since_sequence") else None
-        if since is not None and since < 0:
-            raise errors.InvalidArgument.one("since_sequence", "must not be negative")
-        flt = WatchFilter(
-            account_id=request.account_id, job_ids=frozenset(request.job_ids),
-            to_states=frozenset(cv.state_from_proto(s, field=f"states[{i}]")
-                                for i, s in enumerate(request.states)),
-        )
+        flt, since = watch_args(request)
         async for event in watch(self.store, self.bus, flt, since):
             yield self._event_proto(event)
         if self.bus.closed.is_set():
             raise errors.ShuttingDown()
+
+
+def watch_args(request: scheduler_pb2.WatchJobsRequest) -> tuple[WatchFilter, int | None]:
+    """The filter and resume point of a WatchJobs request (`InvalidArgument` when bad); the HTTP
+    door checks them before it commits to a `text/event-stream` answer."""
+    since = request.since_sequence if request.HasField("since_sequence") else None
+    if since is not None and since < 0:
+        raise errors.InvalidArgument.one("since_sequence", "must not be negative")
+    flt = WatchFilter(
+        account_id=request.account_id, job_ids=frozenset(request.job_ids),
+        to_states=frozenset(cv.state_from_proto(s, field=f"states[{i}]")
+                            for i, s in enumerate(request.states)),
+    )
+    return flt, since
 
 
 class AccountServicer(account_pb2_grpc.AccountServiceServicer):
