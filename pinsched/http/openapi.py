@@ -199,14 +199,21 @@ class _Builder:
             params.append(param)
         return params
 
+    @staticmethod
+    def _field_name(message: Descriptor, path: str) -> str:
+        *parents, last = path.split(".")
+        for part in parents:
+            message = message.fields_by_name[part].message_type
+        return f"{message.full_name}.{last}"
+
     def operation(self, route: Route) -> dict[str, Any]:
         method = route.method
         doc = self.docs.get(method.full_name, "")
         params: list[Any] = [
-            {"name": p, "in": "path", "required": True,
+            {"name": _path_name(p), "in": "path", "required": True,
              "schema": {"type": "string", "pattern": "^[^/:]+$"},
-             **({"description": self.docs[f"{method.input_type.full_name}.{p}"]}
-                if f"{method.input_type.full_name}.{p}" in self.docs else {})}
+             "description": f"`{p}`. {self.docs.get(self._field_name(method.input_type, p), '')}"
+                            .strip()}
             for p in route.path_fields]
         op: dict[str, Any] = {
             "operationId": route.operation_id,
@@ -244,6 +251,12 @@ class _Builder:
         return op
 
 
+def _path_name(field_path: str) -> str:
+    """An OpenAPI path parameter name for a field path (`job.id` → `job_id`): tools treat the
+    template as `str.format` names, which cannot hold dots. The URL is the same."""
+    return field_path.replace(".", "_")
+
+
 def _plain(summary: str, schema: dict[str, Any], ok: str = "200") -> dict[str, Any]:
     return {"get": {
         "operationId": f"Http_{summary.split()[0]}", "summary": summary, "security": [],
@@ -263,7 +276,10 @@ def build(fds: descriptor_pb2.FileDescriptorSet) -> dict[str, Any]:
     builder = _Builder(comments(fds))
     paths: dict[str, Any] = {}
     for route in load_routes(files):
-        paths.setdefault(route.template, {})[route.verb.lower()] = builder.operation(route)
+        template = route.template
+        for p in route.path_fields:
+            template = template.replace(f"{{{p}}}", f"{{{_path_name(p)}}}")
+        paths.setdefault(template, {})[route.verb.lower()] = builder.operation(route)
     status = {"type": "object", "required": ["status"], "properties": {
         "status": {"type": "string"}, "reason": {"type": "string"}}}
     paths["/healthz"] = _plain("Liveness: the process answers.", status)
