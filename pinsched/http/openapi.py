@@ -203,7 +203,9 @@ class _Builder:
     def _field_name(message: Descriptor, path: str) -> str:
         *parents, last = path.split(".")
         for part in parents:
-            message = message.fields_by_name[part].message_type
+            nested = message.fields_by_name[part].message_type
+            assert nested is not None, f"{path}: {part} is not a message field"
+            message = nested
         return f"{message.full_name}.{last}"
 
     def operation(self, route: Route) -> dict[str, Any]:
