@@ -209,7 +209,8 @@ async def start_daemon(workdir: Path, db: Path, api_base: str, *extra: str,
     seen = time.time()
     data = json.loads(line[line.index("{"):])
     ready_at = _iso_ts(data.get("timestamp")) or seen
-    proc.info.update(ready_s=ready_at - proc.started_at, recovered=data.get("recovered"))
+    proc.info.update(ready_s=ready_at - proc.started_at, recovered=data.get("recovered"),
+                     http_port=data.get("http_port"))
     return proc, int(data["port"])
 
 
@@ -217,6 +218,13 @@ async def start_echo(workdir: Path) -> tuple[Proc, int]:
     """The bare grpc.aio echo server (bench.echo) on a free port."""
     proc = spawn(["bench.echo", "--port", "0"], "echo", workdir)
     line = await _started(proc, "echo listening on ", 60)
+    return proc, int(line.rsplit(" ", 1)[1])
+
+
+async def start_http_echo(workdir: Path) -> tuple[Proc, int]:
+    """The bare aiohttp JSON echo server (bench.http_echo) on a free port."""
+    proc = spawn(["bench.http_echo", "--port", "0"], "http-echo", workdir)
+    line = await _started(proc, "http echo listening on ", 60)
     return proc, int(line.rsplit(" ", 1)[1])
 
 

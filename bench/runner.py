@@ -21,7 +21,17 @@ import traceback
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from bench import alternative, burst, lateness, procs, report, soakrun, throughput, watch
+from bench import (
+    alternative,
+    burst,
+    http_door,
+    lateness,
+    procs,
+    report,
+    soakrun,
+    throughput,
+    watch,
+)
 from bench.context import Ctx, Sizes
 from bench.report import Row
 
@@ -31,6 +41,7 @@ SCENARIOS: dict[str, Scenario] = {
     "throughput": throughput.run,
     "burst": burst.run,
     "watch": watch.run,
+    "http": http_door.run,  # SchedulePin over HTTP vs aiohttp echo vs gRPC; SSE watchers
     "lateness": lateness.run,  # pending 10k/100k/1M: lateness, memory, recovery
     "soak": soakrun.run,
 }

@@ -27,6 +27,7 @@ from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 
 from pinsched import errors
+from pinsched.http import fastjson
 from pinsched.v1 import account_pb2, scheduler_pb2, webhook_pb2
 
 __all__ = ["FILES", "Route", "build_request", "load_routes", "match"]
@@ -227,7 +228,7 @@ def build_request(route: Route, path_vars: Mapping[str, str], query: Mapping[str
         _set_path(data, descriptor, path, value)
     message = message_class(descriptor)()
     try:
-        json_format.ParseDict(data, message, ignore_unknown_fields=False)
+        fastjson.parse(data, message)
     except json_format.ParseError as exc:
         text = str(exc)
         raise errors.InvalidArgument.one(_parse_error_field(text), _describe(text)) from None

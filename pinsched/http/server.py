@@ -24,12 +24,11 @@ from typing import Any, Final, cast
 import grpc
 import structlog
 from aiohttp import web
-from google.protobuf.json_format import MessageToDict
 
 from pinsched import errors, security
 from pinsched.config import Config
+from pinsched.http import fastjson, sse
 from pinsched.http import routes as rt
-from pinsched.http import sse
 from pinsched.http.errors import (
     Aborted,
     Refused,
@@ -65,9 +64,7 @@ def ssl_context(config: Config) -> ssl.SSLContext | None:
 
 def to_json(message: Any) -> dict[str, Any]:
     """The proto3 JSON of a response: proto field names, every field (like webhook bodies)."""
-    out: dict[str, Any] = MessageToDict(message, preserving_proto_field_name=True,
-                                        always_print_fields_with_no_presence=True)
-    return out
+    return fastjson.to_json(message)
 
 
 def _json(data: Any, status: int = 200) -> web.Response:

@@ -18,11 +18,11 @@ import json
 from typing import Any, Final
 
 from aiohttp import web
-from google.protobuf.json_format import MessageToDict
 
 from pinsched import errors
 from pinsched.api import convert as cv
 from pinsched.api.servicers import watch_args
+from pinsched.http import fastjson
 from pinsched.http.errors import Aborted, ServicerContext, error_body
 from pinsched.jobs import Transition
 from pinsched.v1 import job_pb2, scheduler_pb2
@@ -57,9 +57,7 @@ class EventFormatter:
                       if event.from_state else None)
         kind = event_type(Transition(from_state=from_state, to_state=to_state,
                                      time=event.time.ToDatetime(), reason=""))
-        data = json.dumps(MessageToDict(event, preserving_proto_field_name=True,
-                                        always_print_fields_with_no_presence=True),
-                          separators=(",", ":"))
+        data = json.dumps(fastjson.to_json(event), separators=(",", ":"))
         return f"id: {event.sequence}\nevent: {kind}\ndata: {data}\n\n".encode()
 
 
