@@ -13,7 +13,6 @@ ends.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from typing import Any, Final
 
@@ -82,34 +81,38 @@ async def watch(request: web.Request, servicer: Any, message: scheduler_pb2.Watc
         "X-Accel-Buffering": "no"})
     await response.prepare(request)
     events = servicer.WatchJobs(message, ServicerContext())
-    pending: asyncio.Future[Any] | None = None
+    loop = asyncio.get_running_loop()
+    handler = asyncio.current_task()
+    last_write = [loop.time()]
+
+    async def heartbeat() -> None:
+        while True:
+            await asyncio.sleep(max(0.0, last_write[0] + heartbeat_s - loop.time()))
+            if loop.time() - last_write[0] < heartbeat_s:
+                continue
+            last_write[0] = loop.time()
+            try:
+                await response.write(b": heartbeat\n\n")
+            except ConnectionError:  # the reader went away while the stream was idle
+                if handler is not None:
+                    handler.cancel()
+                return
+
+    beat = asyncio.create_task(heartbeat(), name="sse-heartbeat")
     try:
         await response.write(b": watching\n\n")
-        while True:
-            if pending is None:
-                pending = asyncio.ensure_future(anext(events))
-            done, _ = await asyncio.wait({pending}, timeout=heartbeat_s)
-            if not done:
-                await response.write(b": heartbeat\n\n")
-                continue
-            finished, pending = pending, None
-            try:
-                event = finished.result()
-            except StopAsyncIteration:
-                break
-            except Aborted as exc:
-                _, body = error_body(exc.code, exc.message, exc.trailers)
-                await response.write(f"event: error\ndata: {json.dumps(body)}\n\n".encode())
-                break
-            await response.write(formatter(event))
-    except ConnectionError:
-        return response  # the reader went away: nothing more to send
-    finally:
-        if pending is not None:
-            pending.cancel()
-            with contextlib.suppress(BaseException):
-                await pending
-        await events.aclose()
-    with contextlib.suppress(ConnectionError):
+        try:
+            async for event in events:
+                last_write[0] = loop.time()
+                await response.write(formatter(event))
+        except Aborted as exc:
+            _, body = error_body(exc.code, exc.message, exc.trailers)
+            await response.write(f"event: error\ndata: {json.dumps(body)}\n\n".encode())
+        beat.cancel()
         await response.write_eof()
+    except ConnectionError:
+        pass  # the reader went away: nothing more to send
+    finally:
+        beat.cancel()
+        await events.aclose()
     return response
