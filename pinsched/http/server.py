@@ -26,7 +26,7 @@ import structlog
 from aiohttp import web
 
 from pinsched import errors, security
-from pinsched.config import Config
+from pinsched.config import Config, ConfigError
 from pinsched.http import fastjson, sse
 from pinsched.http import routes as rt
 from pinsched.http.errors import (
@@ -150,7 +150,13 @@ class HttpDoor:
         await self._runner.setup()
         site = web.TCPSite(self._runner, host.strip("[]"), int(port), ssl_context=ssl_ctx,
                            reuse_port=False)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            raise ConfigError(
+                f"http_listen: cannot listen on {listen}: {exc.strerror or exc}; choose another "
+                "address with --http-listen / PINSCHED_HTTP_LISTEN, or turn it off with `off`"
+            ) from None
         self.port = int(self._runner.addresses[0][1])
         return self.port
 

@@ -8,6 +8,7 @@ import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -434,3 +435,20 @@ async def test_extensions_mount_extra_routes(make_daemon: Callable[..., Daemon])
             assert body == {"hello": "mcp"}
     finally:
         await daemon.stop(grace_s=1.0)
+
+
+async def test_http_port_in_use_is_a_clear_config_error(
+        make_daemon: Callable[..., Daemon]) -> None:
+    """When the HTTP address is taken, start fails with a ConfigError naming http_listen and
+    leaves nothing running."""
+    from pinsched.config import ConfigError
+
+    first = make_daemon()
+    await first.start()
+    try:
+        second = make_daemon(db_path=str(Path(first.config.db_path).with_name("other.db")),
+                             http_listen=f"127.0.0.1:{first.http_port}")
+        with pytest.raises(ConfigError, match=r"http_listen: cannot listen on 127\.0\.0\.1:"):
+            await second.start()
+    finally:
+        await first.stop(grace_s=1.0)
