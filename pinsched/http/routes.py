@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from google.api import annotations_pb2, http_pb2
-from google.protobuf import json_format
+from google.protobuf import descriptor_pool, json_format
 from google.protobuf.descriptor import (
     Descriptor,
     FieldDescriptor,
@@ -192,6 +192,13 @@ def _parse_error_field(text: str) -> str:
 
 
 def _describe(text: str) -> str:
+    unknown = re.search(r'Message type "([^"]+)" has no field named', text)
+    if unknown:
+        try:
+            known = descriptor_pool.Default().FindMessageTypeByName(unknown.group(1))
+        except KeyError:
+            return "unknown field"
+        return f"unknown field; {known.name} has {', '.join(f.name for f in known.fields)}"
     first = text.split("\n", 1)[0]
     first = re.sub(r"^(Failed to parse \w+ field: )+", "", first)
     return first.rstrip(".") or "invalid value"

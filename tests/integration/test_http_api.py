@@ -357,7 +357,6 @@ async def test_health_ready_and_openapi(http: Http) -> None:
     assert status == 200
     assert body["status"] == "READY"
     status, doc, _ = await http.call("GET", "/openapi.json")
-    from pathlib import Path
     committed = json.loads((Path(__file__).parents[2] / "docs" / "openapi.json").read_text())
     assert status == 200
     assert doc == committed
