@@ -16,12 +16,14 @@ WORKDIR /var/lib/pinsched
 VOLUME ["/var/lib/pinsched"]
 ENV PINSCHED_DB=/var/lib/pinsched/pinsched.db \
     PINSCHED_LISTEN=0.0.0.0:50051 \
+    PINSCHED_HTTP_LISTEN=0.0.0.0:8080 \
     PYTHONUNBUFFERED=1
-# Listening on all interfaces: pinsched refuses to start unless callers are authenticated.
+# Listening on all interfaces (gRPC 50051, HTTP/JSON 8080): pinsched refuses to start unless
+# callers are authenticated.
 # Run with -e PINSCHED_API_TOKEN=... (clients send "authorization: Bearer ...") or mutual TLS
 # (PINSCHED_TLS_CERT_FILE/_KEY_FILE/_CLIENT_CA_FILE); only on a private pod/compose network,
 # -e PINSCHED_ALLOW_INSECURE_LISTEN=1 instead. Metrics: -e PINSCHED_METRICS_LISTEN=0.0.0.0:9464
-EXPOSE 50051 9464
+EXPOSE 50051 8080 9464
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
     CMD ["pinsched", "health", "--timeout", "3"]
