@@ -13,8 +13,11 @@ FieldMask, wrappers, null, a value of an unexpected JSON type, a field named twi
 from __future__ import annotations
 
 import base64
+import calendar
 import functools
+import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from google.protobuf import json_format
@@ -33,6 +36,32 @@ _RANGES: Final = {**dict.fromkeys(_INT64, (-(2**63), 2**63 - 1)),
                   **dict.fromkeys(_INT32, (-(2**31), 2**31 - 1)),
                   **dict.fromkeys(_UINT32, (0, 2**32 - 1))}
 _STRING_WKT: Final = frozenset({"google.protobuf.Timestamp", "google.protobuf.Duration"})
+
+
+_RFC3339: Final = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:Z|([+-])(\d{2}):(\d{2}))")
+
+
+def _timestamp(target: Any, text: str) -> None:
+    """Timestamp.FromJsonString for the common RFC 3339 form, without strptime."""
+    m = _RFC3339.fullmatch(text)
+    if m is None:
+        target.FromJsonString(text)
+        return
+    y, mo, d, h, mi, s, frac, sign, oh, om = m.groups()
+    try:
+        moment = datetime(int(y), int(mo), int(d), int(h), int(mi), int(s), tzinfo=UTC)
+    except ValueError:
+        target.FromJsonString(text)  # its own rules (and message) for odd values
+        return
+    seconds = calendar.timegm(moment.utctimetuple())
+    if sign:
+        seconds -= (1 if sign == "+" else -1) * (int(oh) * 3600 + int(om) * 60)
+    if not -62135596800 <= seconds <= 253402300799:  # Timestamp's range: its own error
+        target.FromJsonString(text)
+        return
+    target.seconds = seconds
+    target.nanos = int(frac.ljust(9, "0")) if frac else 0
 
 
 class _Slow(Exception):
@@ -143,6 +172,7 @@ def _setter(field: FieldDescriptor) -> Setter:
     oneof = field.containing_oneof.name if field.containing_oneof is not None else None
     if field.message_type is not None:
         wkt = field.message_type.full_name in _STRING_WKT
+        is_timestamp = field.message_type.full_name == "google.protobuf.Timestamp"
         nested = field.message_type
 
         def fill(target: Message, v: Any) -> None:
@@ -150,7 +180,10 @@ def _setter(field: FieldDescriptor) -> Setter:
                 if type(v) is not str:
                     raise _Slow
                 try:
-                    target.FromJsonString(v)  # type: ignore[attr-defined]
+                    if is_timestamp:
+                        _timestamp(target, v)
+                    else:
+                        target.FromJsonString(v)  # type: ignore[attr-defined]
                 except ValueError:
                     raise _Slow from None
             else:

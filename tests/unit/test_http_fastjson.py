@@ -119,3 +119,20 @@ KEYS = st.sampled_from(["account_id", "accountId", "pin", "scheduled_at", "local
 def test_random_requests_match_parse_dict(data: dict[str, Any]) -> None:
     """For random JSON shapes, the fast parser's result or error is ParseDict's."""
     _same(data)
+
+
+TIMESTAMPS = st.builds(
+    lambda y, mo, d, h, mi, s, frac, zone: f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}"
+                                           f"{frac}{zone}",
+    st.integers(0, 9999), st.integers(0, 13), st.integers(0, 32), st.integers(0, 24),
+    st.integers(0, 60), st.integers(0, 61),
+    st.sampled_from(["", ".5", ".123", ".123456", ".123456789", ".1234567890"]),
+    st.sampled_from(["Z", "z", "+02:00", "-05:30", "+14:00", "-23:59", "+24:00", ""]))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(TIMESTAMPS, st.text(max_size=30)))
+def test_timestamps_match_parse_dict(text: str) -> None:
+    """RFC 3339 instants (edge dates, offsets, fractions, out-of-range years) parse or fail as
+    ParseDict's Timestamp does."""
+    _same({"planned_after": text}, scheduler_pb2.ListJobsRequest)
