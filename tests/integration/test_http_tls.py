@@ -13,7 +13,7 @@ from pinsched.app import Daemon
 from tests.integration.test_security_tls import Pki, pki  # noqa: F401  (the fixture)
 
 
-def _client_ctx(pki: Pki, *, cert: bool, rogue: bool = False) -> ssl.SSLContext:
+def _client_ctx(pki: Pki, *, cert: bool, rogue: bool = False) -> ssl.SSLContext:  # noqa: F811
     ctx = ssl.create_default_context(cafile=str(pki.ca))
     if cert:
         pair = (pki.rogue_cert, pki.rogue_key) if rogue else (pki.client_cert, pki.client_key)
