@@ -69,18 +69,22 @@ async def _throughput(ctx: Ctx, daemon: procs.Proc, port: int, http_port: int,
         await echo.stop()
 
 
-async def _watch(ctx: Ctx, port: int, http_port: int, details: dict[str, Any]) -> None:
+async def _watch(ctx: Ctx, daemon: procs.Proc, port: int, http_port: int,
+                 details: dict[str, Any]) -> None:
     n, rate = (QUICK_WATCHERS, QUICK_RATE) if ctx.quick else (WATCHERS, RATE)
     watchers = procs.spawn(["bench.sse_watchers", "--url", f"http://127.0.0.1:{http_port}",
                             "--n", str(n), "--max-s", str(ctx.sizes.watch_s + 120)],
                            "sse-watchers", ctx.workdir)
     try:
         await watchers.wait_line("watchers ready", timeout_s=60)
+        cpu0, wcpu0 = daemon.cpu_seconds(), watchers.cpu_seconds()
         produced = await procs.run_child(
             ["bench.watchers", "produce", "--target", f"127.0.0.1:{port}", "--rate", str(rate),
              "--duration", str(ctx.sizes.watch_s)], "producer", ctx.workdir)
+        wcpu = 0.0
         while not await watchers.wait_exit(0.5):
-            pass
+            wcpu = watchers.cpu_seconds() - wcpu0
+        cpu = daemon.cpu_seconds() - cpu0
     except BaseException:
         await watchers.stop()
         raise
@@ -88,7 +92,8 @@ async def _watch(ctx: Ctx, port: int, http_port: int, details: dict[str, Any]) -
     if watchers.popen.returncode != 0 or not seen:
         raise RuntimeError(f"SSE watchers failed:\n{watchers.tail()}")
     w = json.loads(seen[-1])
-    details["sse_watch"] = {"producer": produced, "watchers": w}
+    details["sse_watch"] = {"producer": produced, "watchers": w, "daemon_cpu_s": cpu,
+                            "watchers_cpu_s": wcpu}
     made, lag = produced["created"], w["lag_ms"]
     kept_up = w["min_per_watcher"] >= made
     ctx.add(Row(
@@ -96,7 +101,9 @@ async def _watch(ctx: Ctx, port: int, http_port: int, details: dict[str, Any]) -
         lag["p99"], "ms", target=f"all events, p99 < {LAG_P99_MS:g} ms",
         passed=kept_up and lag["p99"] < LAG_P99_MS,
         notes=(f"slowest watcher got {w['min_per_watcher']:,}/{made:,} events; lag p50 "
-               f"{lag['p50']:.0f}, max {lag['max']:.0f} ms")))
+               f"{lag['p50']:.0f}, max {lag['max']:.0f} ms; CPU s daemon {cpu:.1f} "
+               f"({cpu / max(1, w['events_total']) * 1e6:.0f} µs/event delivered), watcher "
+               f"client {wcpu:.1f}")))
 
 
 async def run(ctx: Ctx) -> None:
@@ -109,7 +116,7 @@ async def run(ctx: Ctx) -> None:
             await client.create_account("bench", account_pb2.Account(
                 access_token=procs.SANDBOX_TOKEN, pacing=FREE))
         await _throughput(ctx, daemon, port, http_port, details)
-        await _watch(ctx, port, http_port, details)
+        await _watch(ctx, daemon, port, http_port, details)
     finally:
         await daemon.stop()
     ctx.details["http"] = details

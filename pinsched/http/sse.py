@@ -13,7 +13,9 @@ ends.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from typing import Any, Final
 
 from aiohttp import web
@@ -80,39 +82,80 @@ async def watch(request: web.Request, servicer: Any, message: scheduler_pb2.Watc
         "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
         "X-Accel-Buffering": "no"})
     await response.prepare(request)
-    events = servicer.WatchJobs(message, ServicerContext())
-    loop = asyncio.get_running_loop()
-    handler = asyncio.current_task()
-    last_write = [loop.time()]
-
-    async def heartbeat() -> None:
-        while True:
-            await asyncio.sleep(max(0.0, last_write[0] + heartbeat_s - loop.time()))
-            if loop.time() - last_write[0] < heartbeat_s:
-                continue
-            last_write[0] = loop.time()
-            try:
-                await response.write(b": heartbeat\n\n")
-            except ConnectionError:  # the reader went away while the stream was idle
-                if handler is not None:
-                    handler.cancel()
-                return
-
-    beat = asyncio.create_task(heartbeat(), name="sse-heartbeat")
+    stream = _Stream(servicer.WatchJobs(message, ServicerContext()), formatter, heartbeat_s)
     try:
-        await response.write(b": watching\n\n")
-        try:
-            async for event in events:
-                last_write[0] = loop.time()
-                await response.write(formatter(event))
-        except Aborted as exc:
-            _, body = error_body(exc.code, exc.message, exc.trailers)
-            await response.write(f"event: error\ndata: {json.dumps(body)}\n\n".encode())
-        beat.cancel()
+        await stream.run(response)
         await response.write_eof()
     except ConnectionError:
         pass  # the reader went away: nothing more to send
-    finally:
-        beat.cancel()
-        await events.aclose()
     return response
+
+
+class _Stream:
+    """One open event stream: a pump task turns the watch generator's events into frames; the
+    handler writes whatever is ready in one write (the events of one commit reach the socket
+    together, not one system call each) and waits for the socket when it is full, while the
+    pump stops taking events once `MAX_PENDING` frames wait (the watch buffer then overflows and
+    catches up from the log, as for a slow gRPC watcher)."""
+
+    MAX_PENDING = 1024
+
+    def __init__(self, events: AsyncIterator[job_pb2.JobEvent], formatter: EventFormatter,
+                 heartbeat_s: float) -> None:
+        self.events, self.formatter, self.heartbeat_s = events, formatter, heartbeat_s
+        self.frames: list[bytes] = [b": watching\n\n"]
+        self.ready = asyncio.Event()
+        self.ready.set()
+        self.room = asyncio.Event()
+        self.room.set()
+        self.done = False
+        self.last_write = 0.0
+
+    def _push(self, frame: bytes) -> None:
+        self.frames.append(frame)
+        self.ready.set()
+
+    async def _pump(self) -> None:
+        try:
+            async for event in self.events:
+                self._push(self.formatter(event))
+                if len(self.frames) >= self.MAX_PENDING:
+                    self.room.clear()
+                    await self.room.wait()
+        except Aborted as exc:
+            _, body = error_body(exc.code, exc.message, exc.trailers)
+            self._push(f"event: error\ndata: {json.dumps(body)}\n\n".encode())
+        finally:
+            self.done = True
+            self.ready.set()
+
+    async def _heartbeat(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(max(0.0, self.last_write + self.heartbeat_s - loop.time()))
+            if loop.time() - self.last_write >= self.heartbeat_s and not self.frames:
+                self._push(b": heartbeat\n\n")
+
+    async def run(self, response: web.StreamResponse) -> None:
+        loop = asyncio.get_running_loop()
+        self.last_write = loop.time()
+        pump = asyncio.create_task(self._pump(), name="sse-pump")
+        beat = asyncio.create_task(self._heartbeat(), name="sse-heartbeat")
+        try:
+            while True:
+                await self.ready.wait()
+                self.ready.clear()
+                if self.frames:
+                    chunk = b"".join(self.frames)
+                    self.frames.clear()
+                    self.room.set()
+                    self.last_write = loop.time()
+                    await response.write(chunk)
+                if self.done and not self.frames:
+                    return
+        finally:
+            beat.cancel()
+            pump.cancel()
+            with contextlib.suppress(BaseException):
+                await pump
+            await self.events.aclose()  # type: ignore[attr-defined]
