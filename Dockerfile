@@ -31,9 +31,10 @@ VOLUME ["/var/lib/pinsched"]
 ENV PINSCHED_DB=/var/lib/pinsched/pinsched.db \
     PINSCHED_LISTEN=0.0.0.0:50051 \
     PINSCHED_HEALTH_LISTEN=127.0.0.1:50052 \
+    PINSCHED_HTTP_LISTEN=0.0.0.0:8080 \
     PINSCHED_SHUTDOWN_GRACE_S=8 \
     PYTHONUNBUFFERED=1
-# Listening on all interfaces: pinsched refuses to start unless callers are authenticated.
+# Listening on all interfaces (gRPC 50051, HTTP/JSON 8080): pinsched refuses to start unless callers are authenticated.
 # Give it TLS: -e PINSCHED_API_TOKEN=... (clients send "authorization: Bearer ...") together with
 # PINSCHED_TLS_CERT_FILE/_KEY_FILE mounted read-only (a token without TLS crosses the network in
 # clear text: pinsched warns at start), or mutual TLS (add PINSCHED_TLS_CLIENT_CA_FILE).
@@ -44,7 +45,7 @@ ENV PINSCHED_DB=/var/lib/pinsched/pinsched.db \
 # Shutdown: SIGTERM → exit takes at most the grace period plus ~0.5 s (measured under load with
 # Pinterest holding every request: `python -m bench --only shutdown`), so 8 s fits `docker stop`'s
 # default 10 s; give Kubernetes terminationGracePeriodSeconds >= PINSCHED_SHUTDOWN_GRACE_S + 5.
-EXPOSE 50051 9464
+EXPOSE 50051 8080 9464
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
     CMD ["pinsched", "health", "--timeout", "3"]

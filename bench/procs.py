@@ -201,14 +201,16 @@ async def start_daemon(workdir: Path, db: Path, api_base: str, *extra: str,
                        timeout_s: float = 120.0, name: str = "daemon") -> tuple[Proc, int]:
     """`pinsched serve` on a free port. `proc.info` gets `ready_s` (exec → the `pinsched_ready`
     log line, by the line's own timestamp) and `recovered`."""
-    proc = spawn(["pinsched", "serve", "--listen", "127.0.0.1:0", "--db", str(db),
+    proc = spawn(["pinsched", "serve", "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
+                  "--db", str(db),
                   "--pinterest-api-base", api_base, *extra], name, workdir)
     _maybe_profile(proc, workdir)
     line = await _started(proc, '"pinsched_ready"', timeout_s)
     seen = time.time()
     data = json.loads(line[line.index("{"):])
     ready_at = _iso_ts(data.get("timestamp")) or seen
-    proc.info.update(ready_s=ready_at - proc.started_at, recovered=data.get("recovered"))
+    proc.info.update(ready_s=ready_at - proc.started_at, recovered=data.get("recovered"),
+                     http_port=data.get("http_port"))
     return proc, int(data["port"])
 
 
@@ -216,6 +218,13 @@ async def start_echo(workdir: Path) -> tuple[Proc, int]:
     """The bare grpc.aio echo server (bench.echo) on a free port."""
     proc = spawn(["bench.echo", "--port", "0"], "echo", workdir)
     line = await _started(proc, "echo listening on ", 60)
+    return proc, int(line.rsplit(" ", 1)[1])
+
+
+async def start_http_echo(workdir: Path) -> tuple[Proc, int]:
+    """The bare aiohttp JSON echo server (bench.http_echo) on a free port."""
+    proc = spawn(["bench.http_echo", "--port", "0"], "http-echo", workdir)
+    line = await _started(proc, "http echo listening on ", 60)
     return proc, int(line.rsplit(" ", 1)[1])
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from bench import (
     alternative,
     burst,
+    http_door,
     lateness,
     procs,
     report,
@@ -42,6 +43,7 @@ SCENARIOS: dict[str, Scenario] = {
     "throughput": throughput.run,
     "burst": burst.run,
     "watch": watch.run,
+    "http": http_door.run,  # SchedulePin over HTTP vs aiohttp echo vs gRPC; SSE watchers
     "lateness": lateness.run,  # pending 10k/100k/1M: lateness, memory, recovery
     "soak": soakrun.run,
     "retention": retention.scenario,  # FakeClock hours: database size under retention

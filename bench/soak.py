@@ -202,7 +202,7 @@ async def start_daemon(db: Path, base_url: str) -> tuple[Child, int, dict[str, i
     """`pinsched serve` on *db* with fast retries and a 1 s request timeout; returns it, its
     port and what it recovered at start-up (jobs by state)."""
     child = await spawn(
-        ["pinsched", "serve", "--listen", "127.0.0.1:0", "--db", str(db),
+        ["pinsched", "serve", "--listen", "127.0.0.1:0", "--http-listen", "off", "--db", str(db),
          "--pinterest-api-base", base_url], "daemon",
         env={"PINSCHED_PINTEREST_CLIENT_ID": CLIENT_ID,
              "PINSCHED_PINTEREST_CLIENT_SECRET": CLIENT_SECRET,

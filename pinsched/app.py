@@ -3,13 +3,17 @@
 Start: webhook endpoints checked → store → accounts → Pinterest client → webhook sender (outbox
 renderers installed, one worker per endpoint) → dispatchers → scheduler (heap rebuilt from the
 store) → retention (prunes settled jobs in small batches on the clock) → gRPC server (guard: token
-then parsing; API, health, reflection) → health-only port. Stop (SIGTERM/SIGINT set an event,
-nothing else), one deadline for every step: health NOT_SERVING → gRPC server stops accepting,
-in-flight RPCs get the grace period → watch streams end → scheduler and retention stop →
-dispatchers let in-flight Pinterest requests finish within what is left of it (anything unfinished
-stays SUBMITTED and is reconciled at the next start) → webhook POSTs in flight get the rest (unsent
-deliveries stay in the outbox) → Pinterest client → store (queued writes committed). SIGKILL loses
-nothing either: every change was committed before it was acted on.
+then parsing; API, health, reflection) → HTTP/JSON door → health-only port. Stop (SIGTERM/SIGINT
+set an event, nothing else), one deadline for every step: health NOT_SERVING → gRPC server and
+HTTP door stop accepting, in-flight RPCs get the grace period → watch streams end → scheduler and
+retention stop → dispatchers let in-flight Pinterest requests finish within what is left of it
+(anything unfinished stays SUBMITTED and is reconciled at the next start) → webhook POSTs in
+flight get the rest (unsent deliveries stay in the outbox) → Pinterest client → store (queued
+writes committed). SIGKILL loses nothing either: every change was committed before it was acted
+on.
+
+The HTTP/JSON door (`pinsched.http`, `http_listen`) serves the same servicer objects as the gRPC
+server; parts that serve HTTP too add their routes to it through `Daemon.http_extensions`.
 """
 
 from __future__ import annotations
@@ -18,11 +22,13 @@ import asyncio
 import gc
 import signal
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import grpc
 import structlog
+from aiohttp import web
 from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
@@ -36,6 +42,8 @@ from pinsched.clock import Activity, Clock, SystemClock
 from pinsched.config import Config
 from pinsched.dispatcher import Dispatchers, DispatchSettings
 from pinsched.events import EventBus
+from pinsched.http.openapi import openapi_document
+from pinsched.http.server import HttpDoor, ssl_context
 from pinsched.keeper import TokenKeeper
 from pinsched.limits import DEFAULT as DEFAULT_LIMITS
 from pinsched.limits import ServerLimits
@@ -83,6 +91,10 @@ class Daemon:
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._server: grpc.aio.Server | None = None
+        self.http: HttpDoor | None = None
+        self.http_port = 0
+        #: Called with the HTTP door's aiohttp app before it starts: add routes or sub-apps.
+        self.http_extensions: list[Callable[[web.Application], None]] = []
         self._health: health_aio.HealthServicer | None = None
         self._health_server: grpc.aio.Server | None = None
         self.health_port = 0
@@ -169,15 +181,17 @@ class Daemon:
         server = grpc.aio.server(
             interceptors=interceptors, maximum_concurrent_rpcs=self.limits.max_concurrent_rpcs,
             options=[("grpc.so_reuseport", 0), *self.limits.grpc_options()])
-        scheduler_pb2_grpc.add_PinSchedulerServicer_to_server(PinSchedulerServicer(
-            self.service, self.store, self.bus, self.clock,
-            skew=timedelta(seconds=cfg.clock_skew_tolerance_s),
-            horizon=timedelta(days=cfg.horizon_days),
-            max_watchers=self.limits.max_watch_streams), server)
-        account_pb2_grpc.add_AccountServiceServicer_to_server(
-            AccountServicer(admin, self.store, self.clock), server)
-        webhook_pb2_grpc.add_WebhookServiceServicer_to_server(
-            WebhookServicer(self.webhooks, self.store), server)
+        servicers: dict[str, Any] = dict(zip(SERVICES, (
+            PinSchedulerServicer(
+                self.service, self.store, self.bus, self.clock,
+                skew=timedelta(seconds=cfg.clock_skew_tolerance_s),
+                horizon=timedelta(days=cfg.horizon_days),
+                max_watchers=self.limits.max_watch_streams),
+            AccountServicer(admin, self.store, self.clock),
+            WebhookServicer(self.webhooks, self.store)), strict=True))
+        scheduler_pb2_grpc.add_PinSchedulerServicer_to_server(servicers[SERVICES[0]], server)
+        account_pb2_grpc.add_AccountServiceServicer_to_server(servicers[SERVICES[1]], server)
+        webhook_pb2_grpc.add_WebhookServiceServicer_to_server(servicers[SERVICES[2]], server)
         self._health = health_aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
@@ -186,6 +200,13 @@ class Daemon:
         self.port = self._bind(server)
         await server.start()
         self._server = server
+        if cfg.http_listen is not None:
+            self.http = HttpDoor(servicers, api_token=cfg.api_token, ready=self._readiness,
+                                 openapi=openapi_document,
+                                 max_body_bytes=self.limits.http_max_body_bytes)
+            for extend in self.http_extensions:
+                extend(self.http.app)
+            self.http_port = await self.http.start(cfg.http_listen, ssl_context(cfg))
         for name in ("", *SERVICES):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         if cfg.health_listen:
@@ -200,7 +221,8 @@ class Daemon:
         gc.collect()
         gc.freeze()
         gc.set_threshold(50_000, 50, 50)
-        log.info("pinsched_ready", listen=cfg.listen, port=self.port, db=cfg.db_path,
+        log.info("pinsched_ready", listen=cfg.listen, port=self.port, http_port=self.http_port,
+                 db=cfg.db_path,
                  recovered=recovered, pinterest_api_base=cfg.pinterest_api_base)
 
     async def _serve_health(self, listen: str) -> None:
@@ -214,6 +236,7 @@ class Daemon:
             raise OSError(f"cannot listen on {listen} (health)")
         await server.start()
         self._health_server = server
+
     def _app_refused(self, reason: str) -> None:
         """Pinterest refused (*reason*) or accepted again ("") the app's client credentials:
         health, an `app.credentials_refused` webhook, and the accounts' held jobs."""
@@ -234,6 +257,16 @@ class Daemon:
             return
         for account in self.accounts.accounts():
             await self.scheduler.release(account.id)
+
+    def _readiness(self) -> tuple[bool, str]:
+        """(ready, why not): the store takes writes and the scheduler runs."""
+        if self._stop.is_set():
+            return False, "shutting down"
+        if not self.store.is_open:
+            return False, "the store is closed"
+        if not any(t.get_name() == "scheduler" and not t.done() for t in self._tasks):
+            return False, "the scheduler is not running"
+        return True, ""
 
     def _bind(self, server: grpc.aio.Server) -> int:
         cfg = self.config
@@ -277,6 +310,8 @@ class Daemon:
             await self._server.stop(left())
         if self._health_server is not None:
             await self._health_server.stop(0)
+        if self.http is not None:
+            await self.http.stop()
         await self.metrics.close()
         for task in self._tasks:
             try:

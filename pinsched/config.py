@@ -65,6 +65,7 @@ class Config:
     """The daemon's effective configuration; build it with `load_config` to get validation."""
 
     listen: str = "127.0.0.1:50051"
+    http_listen: str | None = "127.0.0.1:8080"  # None: the HTTP/JSON API is off
     db_path: str = "./pinsched.db"
     pinterest_api_base: str = "https://api.pinterest.com/v5"
     pinterest_client_id: str | None = None
@@ -155,6 +156,15 @@ def _host_port(raw: object, where: str) -> str:
     return text
 
 
+def _host_port_or_off(raw: object, where: str) -> str | None:
+    if isinstance(raw, str) and raw.strip().lower() == "off":
+        return None
+    try:
+        return _host_port(raw, where)
+    except ConfigError:
+        raise _fail(where, "host:port or off", raw) from None
+
+
 def _http_url(raw: object, where: str) -> str:
     text = raw.strip() if isinstance(raw, str) else ""
     parts = urlsplit(text)
@@ -227,6 +237,8 @@ class _Field:
 
 _FIELDS: Final[Mapping[str, _Field]] = {
     "listen": _Field(_host_port, "--listen", "gRPC address, host:port"),
+    "http_listen": _Field(_host_port_or_off, "--http-listen",
+                          "HTTP/JSON API address, host:port, or off"),
     "db_path": _Field(_string, "--db", "SQLite database file", env="PINSCHED_DB"),
     "pinterest_api_base": _Field(_http_url, "--pinterest-api-base", "Pinterest API base URL"),
     "pinterest_client_id": _Field(_string),
@@ -454,8 +466,11 @@ def _check_consistency(config: Config, origins: Mapping[str, str]) -> None:
             f"below retry_base_delay_s ({config.retry_base_delay_s:g})"
         )
     secured = config.api_token is not None or config.tls_client_ca_file is not None
-    if not (_is_loopback(config.listen) or secured or config.allow_insecure_listen):
+    for name in ("listen", "http_listen"):
+        address = getattr(config, name)
+        if address is None or _is_loopback(address) or secured or config.allow_insecure_listen:
+            continue
         raise ConfigError(
-            f"{src('listen')}: {config.listen} is not a loopback address; set PINSCHED_API_TOKEN "
+            f"{src(name)}: {address} is not a loopback address; set PINSCHED_API_TOKEN "
             "or mutual TLS (tls_client_ca_file), or pass --allow-insecure-listen"
         )

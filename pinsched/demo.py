@@ -66,6 +66,7 @@ async def run_demo(*, pins: int = 5, keep_db: str | None = None) -> None:
             sandbox.set_client("demo-client", "demo-secret")
             config = Config(
                 listen="127.0.0.1:0",
+                http_listen="127.0.0.1:0",
                 db_path=db_path,
                 pinterest_api_base=base,
                 pinterest_client_id="demo-client",

@@ -1,9 +1,10 @@
 """Who may reach the API: the listen-address policy.
 
 The policy (checked by `Daemon.start` before anything binds, and by `config.load_config` for the
-command line): a gRPC address that is not loopback (`0.0.0.0`, `::`, a LAN address, any host
-name but `localhost`) needs a way to tell callers apart: an API token (`PINSCHED_API_TOKEN`,
-clients send `authorization: Bearer <token>`) or mutual TLS (`PINSCHED_TLS_CLIENT_CA_FILE`).
+command line): a gRPC or HTTP address (`listen`, `http_listen`) that is not loopback (`0.0.0.0`,
+`::`, a LAN address, any host name but `localhost`) needs a way to tell callers apart: an API
+token (`PINSCHED_API_TOKEN`, clients send `authorization: Bearer <token>`) or mutual TLS
+(`PINSCHED_TLS_CLIENT_CA_FILE`).
 Server-only TLS encrypts the traffic but still lets anyone who reaches the port call every RPC, so
 it does not count. `allow_insecure_listen` (`--allow-insecure-listen`,
 `PINSCHED_ALLOW_INSECURE_LISTEN=1`) overrides the policy for a private network (a pod's own
@@ -13,12 +14,15 @@ network namespace, a compose network that publishes no port).
 `pinsched config check`): a token sent in clear text over a non-loopback address, an open API on
 a non-loopback address, a short API token, Pinterest tokens stored unencrypted.
 
-The bearer-token check itself is `api.guard.Guard` (a constant-time compare); TLS credentials are
-loaded by `app.Daemon._bind`. This module does not bind sockets and does not read the environment.
+The bearer-token check itself is `bearer_matches` (a constant-time compare, scheme in any case),
+called by the gRPC door's `api.guard.Guard` and by the HTTP door's middleware; TLS credentials
+are loaded by `app.Daemon._bind` (gRPC) and `http.server.ssl_context` (HTTP, the same files).
+This module does not bind sockets and does not read the environment.
 """
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 
 from pinsched.config import Config, ConfigError
@@ -26,6 +30,7 @@ from pinsched.config import Config, ConfigError
 __all__ = [
     "MIN_API_TOKEN",
     "InsecureListen",
+    "bearer_matches",
     "check_listen_policy",
     "is_loopback",
     "warnings",
@@ -56,12 +61,28 @@ def is_loopback(listen: str) -> bool:
 
 
 def check_listen_policy(config: Config) -> None:
-    """Raise `InsecureListen` when *config* would expose an unauthenticated API."""
+    """Raise `InsecureListen` when *config* would expose an unauthenticated API (gRPC or HTTP)."""
     authenticated = bool(config.api_token) or bool(config.tls_client_ca_file)
-    if is_loopback(config.listen) or authenticated or config.allow_insecure_listen:
+    if authenticated or config.allow_insecure_listen:
         return
-    raise InsecureListen(
-        f"refusing to listen on {config.listen}: it is not a loopback address and no caller "
+    for address in (config.listen, config.http_listen):
+        if address is not None and not is_loopback(address):
+            raise _refusal(address)
+
+
+def bearer_matches(header: str | bytes, token: str) -> bool:
+    """Whether an `authorization` header value is `Bearer <token>` (scheme in any case,
+    constant-time compare): the one check both doors use."""
+    raw = header.encode("latin-1", "replace") if isinstance(header, str) else bytes(header)
+    scheme, sep, got = raw.strip().partition(b" ")
+    if not sep or scheme.lower() != b"bearer":
+        return False
+    return hmac.compare_digest(got.strip(), token.encode())
+
+
+def _refusal(address: str) -> InsecureListen:
+    return InsecureListen(
+        f"refusing to listen on {address}: it is not a loopback address and no caller "
         "authentication is configured. Set PINSCHED_API_TOKEN (clients then send "
         "'authorization: Bearer <token>') or mutual TLS (PINSCHED_TLS_CLIENT_CA_FILE / "
         "--tls-client-ca with PINSCHED_TLS_CERT_FILE and PINSCHED_TLS_KEY_FILE), or, on a "

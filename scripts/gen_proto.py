@@ -1,8 +1,12 @@
 """Regenerate the Python code of `proto/pinsched/v1` into `pinsched/v1/` (never edit it by hand).
 
 Run `python scripts/gen_proto.py`; `--check` regenerates into a temporary folder and fails when the
-committed code differs (CI runs it). `google/type/datetime.proto` is compiled against but not
-generated: its Python module comes from `googleapis-common-protos`.
+committed code differs (CI runs it). It also writes the HTTP door's OpenAPI document
+(`pinsched.http.openapi`, from the `google.api.http` annotations and the proto comments) to
+`docs/openapi.json` and `pinsched/http/openapi.json`, checked the same way.
+`google/type/datetime.proto` is compiled against but not generated: its Python module comes
+from `googleapis-common-protos`; so do those of the vendored `google/api/annotations.proto` and
+`google/api/http.proto` (the HTTP routes, `google.api.http`).
 """
 
 from __future__ import annotations
@@ -15,11 +19,13 @@ import sys
 import tempfile
 from pathlib import Path
 
+from google.protobuf import descriptor_pb2
 from grpc_tools import protoc
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTO = ROOT / "proto"
 OUT = ROOT / "pinsched" / "v1"
+OPENAPI = (ROOT / "docs" / "openapi.json", ROOT / "pinsched" / "http" / "openapi.json")
 
 
 def generate(dest_root: Path) -> Path:
@@ -48,13 +54,36 @@ def generate(dest_root: Path) -> Path:
     return out
 
 
+def openapi_text(tmp: Path) -> str:
+    """The OpenAPI document, built from a descriptor set with the proto comments."""
+    sys.path.insert(0, str(ROOT))
+    from pinsched.http import openapi
+
+    sources = sorted(str(p.relative_to(PROTO)) for p in (PROTO / "pinsched" / "v1").glob("*.proto"))
+    include = Path(protoc.__file__).parent / "_proto"
+    out = tmp / "descriptors.pb"
+    args = ["protoc", f"-I{PROTO}", f"-I{include}", f"--descriptor_set_out={out}",
+            "--include_source_info", "--include_imports", *sources]
+    if protoc.main(args) != 0:
+        raise SystemExit("protoc failed (descriptor set)")
+    fds = descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes())
+    return openapi.render(openapi.build(fds))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--check", action="store_true", help="fail if pinsched/v1 is stale")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         fresh = generate(Path(tmp))
+        spec = openapi_text(Path(tmp))
         if args.check:
+            stale = [str(p.relative_to(ROOT)) for p in OPENAPI
+                     if not p.exists() or p.read_text() != spec]
+            if stale:
+                print(f"{', '.join(stale)} stale; run `python scripts/gen_proto.py`",
+                      file=sys.stderr)
+                return 1
             names = sorted(p.name for p in fresh.iterdir() if p.is_file())
             current = sorted(p.name for p in OUT.iterdir() if p.is_file()) if OUT.exists() else []
             _, mismatch, errors = filecmp.cmpfiles(fresh, OUT, names, shallow=False)
@@ -67,6 +96,8 @@ def main() -> int:
         if OUT.exists():
             shutil.rmtree(OUT)
         shutil.copytree(fresh, OUT)
+        for path in OPENAPI:
+            path.write_text(spec)
     print(f"generated {OUT.relative_to(ROOT)}")
     return 0
 

@@ -88,7 +88,8 @@ def make_daemon(tmp_path: Path, sandbox: Sandbox) -> Callable[..., Daemon]:
     def make(clock: Clock | None = None, *, base_url: str | None = None,
              **overrides: Any) -> Daemon:
         settings: dict[str, Any] = {
-            "listen": "127.0.0.1:0", "db_path": str(tmp_path / "pinsched.db"),
+            "listen": "127.0.0.1:0", "http_listen": "127.0.0.1:0",
+            "db_path": str(tmp_path / "pinsched.db"),
             "pinterest_api_base": base_url or sandbox.base_url,
             "pinterest_client_id": "client-1", "pinterest_client_secret": "client-secret-1",
             "log_level": "warning", "request_timeout_s": 2.0, "shutdown_grace_s": 2.0,

@@ -285,25 +285,19 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
                     del self._event_cache[old]
         return msg
 
-    @streaming
-    async def WatchJobs(self, request: scheduler_pb2.WatchJobsRequest,
-                        context: Ctx) -> AsyncIterator[job_pb2.JobEvent]:
-        since = request.since_sequence if request.HasField("since_sequence") else None
-        if since is not None and since < 0:
-            raise errors.InvalidArgument.one("since_sequence", "must not be negative")
-        if len(request.job_ids) > limits.MAX_WATCH_JOB_IDS:
-            raise errors.InvalidArgument.one(
-                "job_ids", f"at most {limits.MAX_WATCH_JOB_IDS} job ids, got "
-                f"{len(request.job_ids)}: watch by account_id, or open several streams")
+    def check_watch_room(self) -> None:
+        """`ResourceExhausted` when every watch stream (gRPC and HTTP event streams share the
+        cap) is taken."""
         if self.watching >= self.max_watchers:
             raise errors.ResourceExhausted(
                 f"{self.watching} WatchJobs streams are open, the most this daemon serves;"
                 " close one or retry later")
-        flt = WatchFilter(
-            account_id=request.account_id, job_ids=frozenset(request.job_ids),
-            to_states=frozenset(cv.state_from_proto(s, field=f"states[{i}]")
-                                for i, s in enumerate(request.states)),
-        )
+
+    @streaming
+    async def WatchJobs(self, request: scheduler_pb2.WatchJobsRequest,
+                        context: Ctx) -> AsyncIterator[job_pb2.JobEvent]:
+        flt, since = watch_args(request)
+        self.check_watch_room()
         self.watching += 1  # before any await: concurrent arrivals cannot overshoot the cap
         try:
             await context.send_initial_metadata(())  # tells the client the stream is open
@@ -313,6 +307,24 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
             self.watching -= 1
         if self.bus.closed.is_set():
             raise errors.ShuttingDown()
+
+
+def watch_args(request: scheduler_pb2.WatchJobsRequest) -> tuple[WatchFilter, int | None]:
+    """The filter and resume point of a WatchJobs request (`InvalidArgument` when bad); the HTTP
+    door checks them before it commits to a `text/event-stream` answer."""
+    since = request.since_sequence if request.HasField("since_sequence") else None
+    if since is not None and since < 0:
+        raise errors.InvalidArgument.one("since_sequence", "must not be negative")
+    if len(request.job_ids) > limits.MAX_WATCH_JOB_IDS:
+        raise errors.InvalidArgument.one(
+            "job_ids", f"at most {limits.MAX_WATCH_JOB_IDS} job ids, got "
+            f"{len(request.job_ids)}: watch by account_id, or open several streams")
+    flt = WatchFilter(
+        account_id=request.account_id, job_ids=frozenset(request.job_ids),
+        to_states=frozenset(cv.state_from_proto(s, field=f"states[{i}]")
+                            for i, s in enumerate(request.states)),
+    )
+    return flt, since
 
 
 class AccountServicer(account_pb2_grpc.AccountServiceServicer):

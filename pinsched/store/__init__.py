@@ -192,6 +192,11 @@ class Store(OutboxMixin, RetentionMixin, MediaMixin, PacerStateMixin):
              for r in rows],
         )
 
+    @property
+    def is_open(self) -> bool:
+        """Whether the store takes writes (not closing, its writer running)."""
+        return not self._closing and not self._task.done()
+
     async def close(self) -> None:
         """Commit what is queued, then close both connections."""
         self._closing = True

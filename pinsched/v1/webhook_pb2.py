@@ -22,28 +22,33 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19pinsched/v1/webhook.proto\x12\x0bpinsched.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf2\x03\n\x0fWebhookDelivery\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x10\n\x08\x65ndpoint\x18\x02 \x01(\t\x12\x12\n\nmessage_id\x18\x03 \x01(\t\x12\x12\n\nevent_type\x18\x04 \x01(\t\x12\x16\n\x0e\x65vent_sequence\x18\x05 \x01(\x03\x12\x11\n\torder_key\x18\x06 \x01(\t\x12\x31\n\x05state\x18\x07 \x01(\x0e\x32\".pinsched.v1.WebhookDelivery.State\x12\x10\n\x08\x61ttempts\x18\x08 \x01(\x05\x12\x13\n\x0blast_status\x18\t \x01(\x05\x12\x12\n\nlast_error\x18\n \x01(\t\x12\x35\n\x11next_attempt_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07payload\x18\x0e \x01(\t\"V\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x11\n\rSTATE_PENDING\x10\x01\x12\x13\n\x0fSTATE_DELIVERED\x10\x02\x12\x0e\n\nSTATE_DEAD\x10\x03\"\xa3\x01\n\x1cListWebhookDeliveriesRequest\x12\x10\n\x08\x65ndpoint\x18\x01 \x01(\t\x12\x31\n\x05state\x18\x02 \x01(\x0e\x32\".pinsched.v1.WebhookDelivery.State\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\x12\x17\n\x0finclude_payload\x18\x05 \x01(\x08\"j\n\x1dListWebhookDeliveriesResponse\x12\x30\n\ndeliveries\x18\x01 \x03(\x0b\x32\x1c.pinsched.v1.WebhookDelivery\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"B\n\x18RedeliverWebhooksRequest\x12\x14\n\x0c\x64\x65livery_ids\x18\x01 \x03(\x03\x12\x10\n\x08\x65ndpoint\x18\x02 \x01(\t\"6\n\x19RedeliverWebhooksResponse\x12\x19\n\x11redelivered_count\x18\x01 \x01(\x05\x32\xe4\x01\n\x0eWebhookService\x12n\n\x15ListWebhookDeliveries\x12).pinsched.v1.ListWebhookDeliveriesRequest\x1a*.pinsched.v1.ListWebhookDeliveriesResponse\x12\x62\n\x11RedeliverWebhooks\x12%.pinsched.v1.RedeliverWebhooksRequest\x1a&.pinsched.v1.RedeliverWebhooksResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19pinsched/v1/webhook.proto\x12\x0bpinsched.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf2\x03\n\x0fWebhookDelivery\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x10\n\x08\x65ndpoint\x18\x02 \x01(\t\x12\x12\n\nmessage_id\x18\x03 \x01(\t\x12\x12\n\nevent_type\x18\x04 \x01(\t\x12\x16\n\x0e\x65vent_sequence\x18\x05 \x01(\x03\x12\x11\n\torder_key\x18\x06 \x01(\t\x12\x31\n\x05state\x18\x07 \x01(\x0e\x32\".pinsched.v1.WebhookDelivery.State\x12\x10\n\x08\x61ttempts\x18\x08 \x01(\x05\x12\x13\n\x0blast_status\x18\t \x01(\x05\x12\x12\n\nlast_error\x18\n \x01(\t\x12\x35\n\x11next_attempt_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07payload\x18\x0e \x01(\t\"V\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x11\n\rSTATE_PENDING\x10\x01\x12\x13\n\x0fSTATE_DELIVERED\x10\x02\x12\x0e\n\nSTATE_DEAD\x10\x03\"\xa3\x01\n\x1cListWebhookDeliveriesRequest\x12\x10\n\x08\x65ndpoint\x18\x01 \x01(\t\x12\x31\n\x05state\x18\x02 \x01(\x0e\x32\".pinsched.v1.WebhookDelivery.State\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\x12\x17\n\x0finclude_payload\x18\x05 \x01(\x08\"j\n\x1dListWebhookDeliveriesResponse\x12\x30\n\ndeliveries\x18\x01 \x03(\x0b\x32\x1c.pinsched.v1.WebhookDelivery\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"B\n\x18RedeliverWebhooksRequest\x12\x14\n\x0c\x64\x65livery_ids\x18\x01 \x03(\x03\x12\x10\n\x08\x65ndpoint\x18\x02 \x01(\t\"6\n\x19RedeliverWebhooksResponse\x12\x19\n\x11redelivered_count\x18\x01 \x01(\x05\x32\xb5\x02\n\x0eWebhookService\x12\x8f\x01\n\x15ListWebhookDeliveries\x12).pinsched.v1.ListWebhookDeliveriesRequest\x1a*.pinsched.v1.ListWebhookDeliveriesResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/webhooks/deliveries\x12\x90\x01\n\x11RedeliverWebhooks\x12%.pinsched.v1.RedeliverWebhooksRequest\x1a&.pinsched.v1.RedeliverWebhooksResponse\",\x82\xd3\xe4\x93\x02&\"!/v1/webhooks/deliveries:redeliver:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'pinsched.v1.webhook_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_WEBHOOKDELIVERY']._serialized_start=76
-  _globals['_WEBHOOKDELIVERY']._serialized_end=574
-  _globals['_WEBHOOKDELIVERY_STATE']._serialized_start=488
-  _globals['_WEBHOOKDELIVERY_STATE']._serialized_end=574
-  _globals['_LISTWEBHOOKDELIVERIESREQUEST']._serialized_start=577
-  _globals['_LISTWEBHOOKDELIVERIESREQUEST']._serialized_end=740
-  _globals['_LISTWEBHOOKDELIVERIESRESPONSE']._serialized_start=742
-  _globals['_LISTWEBHOOKDELIVERIESRESPONSE']._serialized_end=848
-  _globals['_REDELIVERWEBHOOKSREQUEST']._serialized_start=850
-  _globals['_REDELIVERWEBHOOKSREQUEST']._serialized_end=916
-  _globals['_REDELIVERWEBHOOKSRESPONSE']._serialized_start=918
-  _globals['_REDELIVERWEBHOOKSRESPONSE']._serialized_end=972
-  _globals['_WEBHOOKSERVICE']._serialized_start=975
-  _globals['_WEBHOOKSERVICE']._serialized_end=1203
+  _globals['_WEBHOOKSERVICE'].methods_by_name['ListWebhookDeliveries']._loaded_options = None
+  _globals['_WEBHOOKSERVICE'].methods_by_name['ListWebhookDeliveries']._serialized_options = b'\202\323\344\223\002\031\022\027/v1/webhooks/deliveries'
+  _globals['_WEBHOOKSERVICE'].methods_by_name['RedeliverWebhooks']._loaded_options = None
+  _globals['_WEBHOOKSERVICE'].methods_by_name['RedeliverWebhooks']._serialized_options = b'\202\323\344\223\002&\"!/v1/webhooks/deliveries:redeliver:\001*'
+  _globals['_WEBHOOKDELIVERY']._serialized_start=106
+  _globals['_WEBHOOKDELIVERY']._serialized_end=604
+  _globals['_WEBHOOKDELIVERY_STATE']._serialized_start=518
+  _globals['_WEBHOOKDELIVERY_STATE']._serialized_end=604
+  _globals['_LISTWEBHOOKDELIVERIESREQUEST']._serialized_start=607
+  _globals['_LISTWEBHOOKDELIVERIESREQUEST']._serialized_end=770
+  _globals['_LISTWEBHOOKDELIVERIESRESPONSE']._serialized_start=772
+  _globals['_LISTWEBHOOKDELIVERIESRESPONSE']._serialized_end=878
+  _globals['_REDELIVERWEBHOOKSREQUEST']._serialized_start=880
+  _globals['_REDELIVERWEBHOOKSREQUEST']._serialized_end=946
+  _globals['_REDELIVERWEBHOOKSRESPONSE']._serialized_start=948
+  _globals['_REDELIVERWEBHOOKSRESPONSE']._serialized_end=1002
+  _globals['_WEBHOOKSERVICE']._serialized_start=1005
+  _globals['_WEBHOOKSERVICE']._serialized_end=1314
 # @@protoc_insertion_point(module_scope)

@@ -82,7 +82,8 @@ async def start_sandbox(*extra: str) -> tuple[Proc, str]:
 async def start_daemon(db: Path, api_base: str, *extra: str,
                        env: dict[str, str] | None = None) -> tuple[Proc, int]:
     """`pinsched serve` on a free port; returns the process and its gRPC port."""
-    proc = await spawn(["pinsched", "serve", "--listen", "127.0.0.1:0", "--db", str(db),
+    proc = await spawn(["pinsched", "serve", "--listen", "127.0.0.1:0",
+                        "--http-listen", "127.0.0.1:0", "--db", str(db),
                         "--pinterest-api-base", api_base, *extra], "daemon",
                        env={"PINSCHED_PINTEREST_CLIENT_ID": "e2e-client",
                             "PINSCHED_PINTEREST_CLIENT_SECRET": "e2e-secret", **(env or {})})

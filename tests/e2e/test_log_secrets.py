@@ -76,6 +76,7 @@ async def served(sandbox: Sandbox, tmp_path: Path) -> AsyncIterator[Served]:
     })
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "pinsched.cli", "serve", "--listen", "127.0.0.1:0",
+        "--http-listen", "127.0.0.1:0",
         "--db", str(tmp_path / "pinsched.db"), "--pinterest-api-base", sandbox.base_url,
         "--metrics-listen", "127.0.0.1:0", env=env, cwd=Path(__file__).parents[2],
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
