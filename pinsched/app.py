@@ -125,10 +125,11 @@ class Daemon:
         logs.register_secrets(s for w in cfg.webhooks for s in w.secrets)
         # URL credentials: long enough to be tokens (a query value like `1` is not one).
         logs.register_secrets(s for w in cfg.webhooks for s in url_secrets(w.url) if len(s) >= 8)
-        for warning in security.warnings(cfg):
-            log.warning("insecure_config", warning=warning)
         endpoints = await prepare_endpoints(cfg.webhooks)  # refuses blocked URLs (ConfigError)
         self.store = await Store.open(cfg.db_path, on_events=self.metrics.tap(self.bus.publish))
+        # After the store opened: a start refused at the database prints its one line only.
+        for warning in security.warnings(cfg):
+            log.warning("insecure_config", warning=warning)
         await secrets.install(self.store, cfg.secret_key, now=self.clock.now)
         self.client = PinterestClient(cfg.pinterest_api_base, timeout_s=cfg.request_timeout_s,
                                       now=self.clock.now)
