@@ -27,7 +27,7 @@ from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from pinsched import logs, secrets, security
+from pinsched import logs, secrets
 from pinsched.api.servicers import AccountServicer, PinSchedulerServicer
 from pinsched.api.webhook_servicer import WebhookServicer
 from pinsched.auth import AccountRegistry
@@ -37,6 +37,7 @@ from pinsched.dispatcher import Dispatchers, DispatchSettings
 from pinsched.events import EventBus
 from pinsched.metrics import Metrics
 from pinsched.pinterest import PinterestClient
+from pinsched.preflight import ListenError, preflight
 from pinsched.retry import RetryPolicy
 from pinsched.scheduler import Scheduler
 from pinsched.service import AccountAdmin, PinService
@@ -49,7 +50,7 @@ from pinsched.v1 import (
     webhook_pb2,
     webhook_pb2_grpc,
 )
-from pinsched.webhooks import WebhookSender, prepare_endpoints
+from pinsched.webhooks import WebhookSender
 
 log = structlog.get_logger("pinsched.app")
 
@@ -122,10 +123,9 @@ class Daemon:
 
     async def _start(self) -> None:
         cfg = self.config
-        security.check_listen_policy(cfg)
         logs.register_secrets([cfg.api_token, cfg.pinterest_client_secret, cfg.secret_key])
         logs.register_secrets(s for w in cfg.webhooks for s in w.secrets)
-        endpoints = await prepare_endpoints(cfg.webhooks)  # refuses blocked URLs (ConfigError)
+        endpoints = await preflight(cfg)  # what `config check` checks too (ConfigError)
         self.store = await Store.open(cfg.db_path, on_events=self.metrics.tap(self.bus.publish))
         await secrets.install(self.store, cfg.secret_key, now=self.clock.now)
         self.client = PinterestClient(cfg.pinterest_api_base, timeout_s=cfg.request_timeout_s,
@@ -184,7 +184,11 @@ class Daemon:
         for name in ("", *SERVICES):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         if cfg.metrics_listen:
-            await self.metrics.serve(cfg.metrics_listen)
+            try:
+                await self.metrics.serve(cfg.metrics_listen)
+            except OSError as exc:
+                raise ListenError(f"metrics_listen {cfg.metrics_listen}: cannot listen: "
+                                  f"{exc.strerror or exc}") from None
         # Everything built so far (heap, caches, modules) lives as long as the process: keep it
         # out of the collector's generations, and collect young objects less often.
         gc.collect()
@@ -195,6 +199,7 @@ class Daemon:
 
     def _bind(self, server: grpc.aio.Server) -> int:
         cfg = self.config
+        creds = None
         if cfg.tls_cert_file and cfg.tls_key_file:
             with open(cfg.tls_key_file, "rb") as k, open(cfg.tls_cert_file, "rb") as c:
                 pair = [(k.read(), c.read())]
@@ -204,11 +209,16 @@ class Daemon:
                     ca = f.read()
             creds = grpc.ssl_server_credentials(pair, root_certificates=ca,
                                                 require_client_auth=ca is not None)
-            port = server.add_secure_port(cfg.listen, creds)
-        else:
-            port = server.add_insecure_port(cfg.listen)
+        try:
+            if creds is not None:
+                port = server.add_secure_port(cfg.listen, creds)
+            else:
+                port = server.add_insecure_port(cfg.listen)
+        except RuntimeError:  # grpc: "Failed to bind to address ..."
+            port = 0
         if port == 0:
-            raise OSError(f"cannot listen on {cfg.listen}")
+            raise ListenError(f"listen {cfg.listen}: cannot listen: the address is in use or not "
+                              "an address of this host (--listen / PINSCHED_LISTEN)")
         return port
 
     async def stop(self, grace_s: float | None = None) -> None:

@@ -35,15 +35,18 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from pinsched import cli_errors
+from pinsched.cli_args import hoist_connection_flags, version_text
 from pinsched.config import Config, ConfigError, add_serve_arguments, load_config
 from pinsched.v1 import account_pb2, job_pb2, scheduler_pb2, webhook_pb2, webhook_pb2_grpc
 from pinsched_client import (
     DEFAULT_TARGET,
     AsyncClient,
     at,
+    check_api_token,
     duration,
-    error_details,
     format_duration,
+    is_terminal,
     local_time,
     parse_duration,
     parse_instant,
@@ -438,12 +441,22 @@ async def _retry(client: AsyncClient, args: argparse.Namespace, out: Output) -> 
 
 
 async def _watch(client: AsyncClient, args: argparse.Namespace, out: Output) -> None:
-    async for event in client.watch(args.account, args.job, args.state, args.since):
+    # The stream reconnects on its own after a daemon restart, but a daemon that is not there
+    # at all is reported, not waited for.
+    await asyncio.wait_for(client._connect().channel_ready(), args.timeout)
+    pending: dict[str, bool] = dict.fromkeys(args.job, False)  # job id → terminal yet?
+    seen = 0
+    since = 0 if args.since is None and args.until_terminal else args.since  # see ended jobs
+    async for event in client.watch(args.account, args.job, args.state, since):
         if out.as_json:
             out.json(event, indent=None)
         else:
             out.console.print(event_line(event), soft_wrap=True)
             out.console.file.flush()
+        seen += 1
+        pending[event.job_id] = is_terminal(event.to_state)
+        if (args.count and seen >= args.count) or (args.until_terminal and all(pending.values())):
+            return
 
 
 async def _accounts_create(client: AsyncClient, args: argparse.Namespace, out: Output) -> None:
@@ -508,20 +521,28 @@ async def _webhooks_redeliver(client: AsyncClient, args: argparse.Namespace, out
 
 def _client_options(args: argparse.Namespace) -> dict[str, Any]:
     """AsyncClient keyword arguments from the connection flags and the environment."""
+    token, source = args.api_token, "--api-token"
+    if not token:
+        token, source = os.environ.get("PINSCHED_API_TOKEN") or None, "PINSCHED_API_TOKEN"
+    try:
+        check_api_token(token or "", name=source)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     options: dict[str, Any] = {
-        "api_token": args.api_token or os.environ.get("PINSCHED_API_TOKEN") or None,
+        "api_token": token,
         "timeout_s": args.timeout,
         "tls": args.tls,
     }
-    files = {"tls_root_cert": args.tls_ca, "tls_client_cert": args.tls_client_cert}
-    files["tls_client_key"] = args.tls_client_key
+    files = {"tls_root_cert": ("--tls-ca", args.tls_ca),
+             "tls_client_cert": ("--tls-client-cert", args.tls_client_cert),
+             "tls_client_key": ("--tls-client-key", args.tls_client_key)}
     if bool(args.tls_client_cert) != bool(args.tls_client_key):
         raise UsageError("--tls-client-cert and --tls-client-key go together")
-    for key, path in files.items():
+    for key, (flag, path) in files.items():
         try:
             options[key] = Path(path).read_bytes() if path else None
         except OSError as exc:
-            raise UsageError(f"{path}: {exc.strerror or exc}") from None
+            raise UsageError(f"{flag} {path}: {exc.strerror or exc}") from None
     return options
 
 
@@ -532,12 +553,10 @@ async def _run_verb(verb: Verb, args: argparse.Namespace, options: dict[str, Any
         try:
             await verb(client, args, out)
         except grpc.aio.AioRpcError as err:
-            details = error_details(err)
-            first, *rest = details.lines()
-            out.errors.print(first, style="bold red")
-            for line in rest:
-                out.errors.print(line)
-            return details.exit_code
+            return cli_errors.print_rpc_error(out.errors, err, target)
+        except TimeoutError:  # `watch` found no daemon within --timeout
+            out.errors.print(cli_errors.unreachable_line(target), style="bold red")
+            return cli_errors.EXIT_UNAVAILABLE
     return 0
 
 
@@ -567,7 +586,12 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _config_check(args: argparse.Namespace) -> int:
-    print(json.dumps(_load(args).redacted(), indent=2))
+    """Validate exactly what `serve` validates before it opens anything (`preflight`)."""
+    from pinsched.preflight import preflight
+
+    config = _load(args)
+    _run(preflight(config))
+    print(json.dumps(config.redacted(), indent=2))
     return 0
 
 
@@ -710,7 +734,11 @@ def _account_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the `pinsched` parser; each command sets `handler`, `verb` or `sandbox`."""
-    parser = argparse.ArgumentParser(prog="pinsched", description="Schedules Pinterest pins.")
+    parser = argparse.ArgumentParser(
+        prog="pinsched", description="Schedules Pinterest pins.",
+        epilog="Connection flags (--target, --api-token, --tls, --tls-ca, --timeout, --json) "
+        "go before or after the command.")
+    parser.add_argument("--version", action="version", version=version_text())
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     connection, pin_flags = _connection_flags(), _pin_flags()
     states = _arg_type(lambda text: parse_states([text]))
@@ -762,6 +790,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--job", action="append", default=[], metavar="JOB_ID")
     p.add_argument("--state", type=states, action="extend", default=[])
     p.add_argument("--since", type=count, metavar="SEQ", help="replay the events after SEQ")
+    p.add_argument("--count", type=count, default=0, metavar="N", help="stop after N events")
+    p.add_argument("--until-terminal", action="store_true",
+                   help="stop once every job seen (or each --job) is DELIVERED, FAILED, "
+                   "PERMANENTLY_FAILED or CANCELLED")
 
     accounts = sub.add_parser("accounts", help="manage Pinterest accounts")
     actions = accounts.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -802,6 +834,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `pinsched` console script; returns the exit code."""
     parser = build_parser()
+    argv = hoist_connection_flags(sys.argv[1:] if argv is None else argv)
     args, extra = parser.parse_known_args(argv)
     if extra and not getattr(args, "sandbox", False):
         parser.error("unrecognized arguments: " + " ".join(extra))
@@ -816,7 +849,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"pinsched: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
+        return cli_errors.interrupted()
+    except BrokenPipeError:
+        return cli_errors.broken_pipe()
 
 
 if __name__ == "__main__":

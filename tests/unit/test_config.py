@@ -186,14 +186,14 @@ def test_webhook_from_environment() -> None:
     """PINSCHED_WEBHOOK_URL and PINSCHED_WEBHOOK_SECRET define one endpoint."""
     env = {
         "PINSCHED_WEBHOOK_URL": "https://hooks.example.com/pinsched",
-        "PINSCHED_WEBHOOK_SECRET": "whsec_new, whsec_old",
+        "PINSCHED_WEBHOOK_SECRET": "whsec_bmV3LXNpZ25pbmcta2V5LTAxMjM=, whsec_b2xkLXNpZ25pbmcta2V5LTAxMjM=",
         "PINSCHED_WEBHOOK_EVENT_TYPES": "job.delivered",
     }
     cfg = load_config(None, env, None)
     assert cfg.webhooks == (
         WebhookEndpoint(
             url="https://hooks.example.com/pinsched",
-            secrets=("whsec_new", "whsec_old"),
+            secrets=("whsec_bmV3LXNpZ25pbmcta2V5LTAxMjM=", "whsec_b2xkLXNpZ25pbmcta2V5LTAxMjM="),
             event_types=("job.delivered",),
         ),
     )
@@ -212,11 +212,11 @@ def test_webhooks_from_toml_tables(tmp_path: Path) -> None:
         """
 [[webhooks]]
 url = "https://a.example.com/hook"
-secret = "whsec_a"
+secret = "whsec_YS1zaWduaW5nLWtleS0wMTIz"
 
 [[webhooks]]
 url = "https://b.example.com/hook"
-secrets = ["whsec_b1", "whsec_b2"]
+secrets = ["whsec_YjEtc2lnbmluZy1rZXktMDEyMw==", "whsec_YjItc2lnbmluZy1rZXktMDEyMw=="]
 account_ids = ["acme"]
 event_types = ["job.failed"]
 timeout_s = 3
@@ -227,16 +227,16 @@ timeout_s = 3
         "https://a.example.com/hook",
         "https://b.example.com/hook",
     ]
-    assert cfg.webhooks[0].secrets == ("whsec_a",)
-    assert cfg.webhooks[1].secrets == ("whsec_b1", "whsec_b2")
+    assert cfg.webhooks[0].secrets == ("whsec_YS1zaWduaW5nLWtleS0wMTIz",)
+    assert cfg.webhooks[1].secrets == ("whsec_YjEtc2lnbmluZy1rZXktMDEyMw==", "whsec_YjItc2lnbmluZy1rZXktMDEyMw==")
     assert cfg.webhooks[1].account_ids == ("acme",)
     assert cfg.webhooks[1].timeout_s == 3.0
 
 
 def test_environment_webhook_replaces_file_webhooks(tmp_path: Path) -> None:
     """A webhook from the environment replaces the file's endpoints, like any higher layer."""
-    path = _toml(tmp_path, '[[webhooks]]\nurl = "https://a.example.com/"\nsecret = "s"\n')
-    env = {"PINSCHED_WEBHOOK_URL": "https://env.example.com/", "PINSCHED_WEBHOOK_SECRET": "e"}
+    path = _toml(tmp_path, '[[webhooks]]\nurl = "https://a.example.com/"\nsecret = "whsec_cy1zaWduaW5nLWtleS0wMTIz"\n')
+    env = {"PINSCHED_WEBHOOK_URL": "https://env.example.com/", "PINSCHED_WEBHOOK_SECRET": "whsec_ZW52LXNpZ25pbmcta2V5LTAxMjM="}
     assert [w.url for w in load_config(None, env, path).webhooks] == ["https://env.example.com"]
 
 
@@ -244,13 +244,13 @@ def test_environment_webhook_replaces_file_webhooks(tmp_path: Path) -> None:
     ("table", "message"),
     [
         (
-            'url = "https://a.example.com/"\nsecret = "s"\nretries = 3',
+            'url = "https://a.example.com/"\nsecret = "whsec_cy1zaWduaW5nLWtleS0wMTIz"\nretries = 3',
             r"webhooks\[0\]\.retries: unk",
         ),
-        ('secret = "s"', r"webhooks\[0\]\.url: required"),
+        ('secret = "whsec_cy1zaWduaW5nLWtleS0wMTIz"', r"webhooks\[0\]\.url: required"),
         ('url = "https://a.example.com/"', r"webhooks\[0\]\.secrets: a webhook endpoint needs"),
-        ('url = "http://169.254.169.254/"\nsecret = "s"', r"webhooks\[0\]\.url: link-local"),
-        ('url = "https://a.example.com/"\nsecret = "s"\ntimeout_s = 0', r"webhooks\[0\]\.timeo"),
+        ('url = "http://169.254.169.254/"\nsecret = "whsec_cy1zaWduaW5nLWtleS0wMTIz"', r"webhooks\[0\]\.url: link-local"),
+        ('url = "https://a.example.com/"\nsecret = "whsec_cy1zaWduaW5nLWtleS0wMTIz"\ntimeout_s = 0', r"webhooks\[0\]\.timeo"),
     ],
 )
 def test_bad_webhook_table_names_the_key(tmp_path: Path, table: str, message: str) -> None:
@@ -267,11 +267,11 @@ def test_redacted_masks_secrets() -> None:
         "PINSCHED_PINTEREST_CLIENT_ID": "app",
         "PINSCHED_PINTEREST_CLIENT_SECRET": "sec-789",
         "PINSCHED_WEBHOOK_URL": "https://h.example.com/",
-        "PINSCHED_WEBHOOK_SECRET": "whsec_abc",
+        "PINSCHED_WEBHOOK_SECRET": "whsec_YWJjLXNpZ25pbmcta2V5LTAxMjM=",
     }
     shown = load_config(None, env, None).redacted()
     text = json.dumps(shown)
-    for secret in ("tok-123", "key-456", "sec-789", "whsec_abc"):
+    for secret in ("tok-123", "key-456", "sec-789", "whsec_YWJjLXNpZ25pbmcta2V5LTAxMjM="):
         assert secret not in text
     assert shown["api_token"] == "***"
     assert shown["pinterest_client_id"] == "app"
