@@ -13,6 +13,7 @@ import contextlib
 import signal
 from collections.abc import Sequence
 
+from pinsched.sandbox import seed_demo
 from pinsched.sandbox.faults import FaultRule
 from pinsched.sandbox.server import Sandbox
 
@@ -71,6 +72,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="create a board owned by a seeded user (repeatable)",
     )
     parser.add_argument(
+        "--seed-demo",
+        action="store_true",
+        help=f"seed user {seed_demo.USER} with the boards and tokens the README's examples use, "
+        "and print how to point `pinsched serve` at this sandbox",
+    )
+    parser.add_argument(
         "--client-id", default="sandbox-client", help="OAuth client id (default %(default)s)"
     )
     parser.add_argument(
@@ -111,6 +118,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def build_sandbox(args: argparse.Namespace) -> Sandbox:
     """Return a `Sandbox` seeded and faulted as *args* say (not started)."""
     sandbox = Sandbox(write_limit_per_minute=args.write_limit_per_minute, seed=args.seed)
+    if args.seed_demo:
+        seed_demo.seed_demo(sandbox)
     for username, access_token, refresh_token in args.seed_user:
         sandbox.add_user(username, access_token=access_token, refresh_token=refresh_token)
     for username, board_id in args.seed_board:
@@ -152,6 +161,8 @@ async def run(args: argparse.Namespace, stop: asyncio.Event) -> None:
     url = await sandbox.start(args.host, args.port)
     try:
         print(f"sandbox listening on {url}", flush=True)
+        if args.seed_demo:
+            print(seed_demo.next_steps(url, args.client_id, args.client_secret), flush=True)
         await stop.wait()
     finally:
         await sandbox.stop()

@@ -10,6 +10,16 @@ import pytest
 
 from pinsched.config import Config, ConfigError, WebhookEndpoint, add_serve_arguments, load_config
 
+# Webhook secrets the sender accepts (whsec_ + base64 of at least 16 bytes), as serve requires.
+WH_NEW = "whsec_bmV3LXNpZ25pbmcta2V5LTAxMjM="
+WH_OLD = "whsec_b2xkLXNpZ25pbmcta2V5LTAxMjM="
+WH_ABC = "whsec_YWJjLXNpZ25pbmcta2V5LTAxMjM="
+WH_B1 = "whsec_YjEtc2lnbmluZy1rZXktMDEyMw=="
+WH_B2 = "whsec_YjItc2lnbmluZy1rZXktMDEyMw=="
+WH_A = "whsec_YS1zaWduaW5nLWtleS0wMTIz"
+WH_S = "whsec_cy1zaWduaW5nLWtleS0wMTIz"
+WH_E = "whsec_ZW52LXNpZ25pbmcta2V5LTAxMjM="
+
 
 def _flags(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
@@ -186,14 +196,14 @@ def test_webhook_from_environment() -> None:
     """PINSCHED_WEBHOOK_URL and PINSCHED_WEBHOOK_SECRET define one endpoint."""
     env = {
         "PINSCHED_WEBHOOK_URL": "https://hooks.example.com/pinsched",
-        "PINSCHED_WEBHOOK_SECRET": "whsec_bmV3LXNpZ25pbmcta2V5LTAxMjM=, whsec_b2xkLXNpZ25pbmcta2V5LTAxMjM=",
+        "PINSCHED_WEBHOOK_SECRET": f"{WH_NEW}, {WH_OLD}",
         "PINSCHED_WEBHOOK_EVENT_TYPES": "job.delivered",
     }
     cfg = load_config(None, env, None)
     assert cfg.webhooks == (
         WebhookEndpoint(
             url="https://hooks.example.com/pinsched",
-            secrets=("whsec_bmV3LXNpZ25pbmcta2V5LTAxMjM=", "whsec_b2xkLXNpZ25pbmcta2V5LTAxMjM="),
+            secrets=(WH_NEW, WH_OLD),
             event_types=("job.delivered",),
         ),
     )
@@ -209,14 +219,14 @@ def test_webhooks_from_toml_tables(tmp_path: Path) -> None:
     """`[[webhooks]]` tables define several endpoints with filters and timeouts."""
     path = _toml(
         tmp_path,
-        """
+        f"""
 [[webhooks]]
 url = "https://a.example.com/hook"
-secret = "whsec_YS1zaWduaW5nLWtleS0wMTIz"
+secret = "{WH_A}"
 
 [[webhooks]]
 url = "https://b.example.com/hook"
-secrets = ["whsec_YjEtc2lnbmluZy1rZXktMDEyMw==", "whsec_YjItc2lnbmluZy1rZXktMDEyMw=="]
+secrets = ["{WH_B1}", "{WH_B2}"]
 account_ids = ["acme"]
 event_types = ["job.failed"]
 timeout_s = 3
@@ -227,16 +237,16 @@ timeout_s = 3
         "https://a.example.com/hook",
         "https://b.example.com/hook",
     ]
-    assert cfg.webhooks[0].secrets == ("whsec_YS1zaWduaW5nLWtleS0wMTIz",)
-    assert cfg.webhooks[1].secrets == ("whsec_YjEtc2lnbmluZy1rZXktMDEyMw==", "whsec_YjItc2lnbmluZy1rZXktMDEyMw==")
+    assert cfg.webhooks[0].secrets == (WH_A,)
+    assert cfg.webhooks[1].secrets == (WH_B1, WH_B2)
     assert cfg.webhooks[1].account_ids == ("acme",)
     assert cfg.webhooks[1].timeout_s == 3.0
 
 
 def test_environment_webhook_replaces_file_webhooks(tmp_path: Path) -> None:
     """A webhook from the environment replaces the file's endpoints, like any higher layer."""
-    path = _toml(tmp_path, '[[webhooks]]\nurl = "https://a.example.com/"\nsecret = "whsec_cy1zaWduaW5nLWtleS0wMTIz"\n')
-    env = {"PINSCHED_WEBHOOK_URL": "https://env.example.com/", "PINSCHED_WEBHOOK_SECRET": "whsec_ZW52LXNpZ25pbmcta2V5LTAxMjM="}
+    path = _toml(tmp_path, f'[[webhooks]]\nurl = "https://a.example.com/"\nsecret = "{WH_S}"\n')
+    env = {"PINSCHED_WEBHOOK_URL": "https://env.example.com/", "PINSCHED_WEBHOOK_SECRET": WH_E}
     assert [w.url for w in load_config(None, env, path).webhooks] == ["https://env.example.com"]
 
 
@@ -244,13 +254,14 @@ def test_environment_webhook_replaces_file_webhooks(tmp_path: Path) -> None:
     ("table", "message"),
     [
         (
-            'url = "https://a.example.com/"\nsecret = "whsec_cy1zaWduaW5nLWtleS0wMTIz"\nretries = 3',
+            f'url = "https://a.example.com/"\nsecret = "{WH_S}"\nretries = 3',
             r"webhooks\[0\]\.retries: unk",
         ),
-        ('secret = "whsec_cy1zaWduaW5nLWtleS0wMTIz"', r"webhooks\[0\]\.url: required"),
+        (f'secret = "{WH_S}"', r"webhooks\[0\]\.url: required"),
         ('url = "https://a.example.com/"', r"webhooks\[0\]\.secrets: a webhook endpoint needs"),
-        ('url = "http://169.254.169.254/"\nsecret = "whsec_cy1zaWduaW5nLWtleS0wMTIz"', r"webhooks\[0\]\.url: link-local"),
-        ('url = "https://a.example.com/"\nsecret = "whsec_cy1zaWduaW5nLWtleS0wMTIz"\ntimeout_s = 0', r"webhooks\[0\]\.timeo"),
+        (f'url = "http://169.254.169.254/"\nsecret = "{WH_S}"', r"webhooks\[0\]\.url: link-local"),
+        (f'url = "https://a.example.com/"\nsecret = "{WH_S}"\ntimeout_s = 0',
+         r"webhooks\[0\]\.timeo"),
     ],
 )
 def test_bad_webhook_table_names_the_key(tmp_path: Path, table: str, message: str) -> None:
@@ -267,11 +278,11 @@ def test_redacted_masks_secrets() -> None:
         "PINSCHED_PINTEREST_CLIENT_ID": "app",
         "PINSCHED_PINTEREST_CLIENT_SECRET": "sec-789",
         "PINSCHED_WEBHOOK_URL": "https://h.example.com/",
-        "PINSCHED_WEBHOOK_SECRET": "whsec_YWJjLXNpZ25pbmcta2V5LTAxMjM=",
+        "PINSCHED_WEBHOOK_SECRET": WH_ABC,
     }
     shown = load_config(None, env, None).redacted()
     text = json.dumps(shown)
-    for secret in ("tok-123", "key-456", "sec-789", "whsec_YWJjLXNpZ25pbmcta2V5LTAxMjM="):
+    for secret in ("tok-123", "key-456", "sec-789", WH_ABC):
         assert secret not in text
     assert shown["api_token"] == "***"
     assert shown["pinterest_client_id"] == "app"
