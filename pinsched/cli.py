@@ -292,7 +292,8 @@ class Output:
         self.as_json = as_json
         # Piped output is not cut to 80 columns: tables keep their width, lines do not wrap.
         width = None if sys.stdout.isatty() else 400
-        self.console = Console(highlight=False, width=width, soft_wrap=width is not None)
+        self.console = cli_errors.StdoutConsole(highlight=False, width=width,
+                                                soft_wrap=width is not None)
         self.errors = Console(stderr=True, highlight=False, soft_wrap=True)
 
     def json(self, message: Message, *, indent: int | None = 2) -> None:

@@ -117,6 +117,13 @@ def print_rpc_error(console: Console, err: grpc.aio.AioRpcError, target: str) ->
     return details.exit_code
 
 
+class StdoutConsole(Console):
+    """A rich Console whose closed pipe reaches `main` as BrokenPipeError (rich would exit 1)."""
+
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError
+
+
 def broken_pipe() -> int:
     """The reader of stdout went away (`| head`): stop quietly, as a SIGPIPE would."""
     try:

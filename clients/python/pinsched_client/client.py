@@ -63,7 +63,7 @@ def check_api_token(token: str, *, name: str = "api_token") -> str:
             what = "a non-ASCII character" if ord(char) > 127 else "a control character"
             raise ValueError(
                 f"{name}: {what} at position {index + 1}; an API token is printable ASCII "
-                "(is it still a placeholder such as '…'?)"
+                "(is it still a placeholder?)"
             )
     if token != token.strip():
         raise ValueError(f"{name}: leading or trailing spaces; remove them")
