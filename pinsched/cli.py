@@ -10,7 +10,9 @@ their command runs; the gRPC verbs go through `pinsched_client.AsyncClient`.
 
 Exit codes: 0 OK; 2 bad local input (nothing was sent) or bad configuration; otherwise the
 numeric gRPC status of the failed call (INVALID_ARGUMENT → 3, NOT_FOUND → 5, ...), with the
-status message and every `google.rpc.BadRequest` field violation on stderr; 130 on Ctrl-C.
+status message and every `google.rpc.BadRequest` field violation on stderr, once, in the CLI's
+words; 14 no daemon at the target; 130 on Ctrl-C; 141 stdout closed (`cli_errors` owns these).
+Connection flags before the command are moved after it (`cli_args`).
 """
 
 from __future__ import annotations
