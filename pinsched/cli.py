@@ -235,7 +235,14 @@ def build_account(
     for field in ("display_name", "access_token", "refresh_token"):
         value = getattr(args, field)
         if value is not None:
-            setattr(account, field, sys.stdin.readline().strip() if value == "-" else value)
+            value = sys.stdin.readline().strip() if value == "-" else value
+            if field != "display_name":  # Pinterest tokens travel in a header too
+                try:
+                    check_api_token(value, name="--" + field.replace("_", "-"))
+                except ValueError as exc:
+                    raise UsageError(str(exc).replace("an API token", "a Pinterest token")
+                                     ) from None
+            setattr(account, field, value)
             paths.append(field)
     for field in ("min_spacing", "max_per_hour", "max_per_day", "writes_per_minute"):
         value = getattr(args, field)
@@ -279,7 +286,8 @@ def event_line(event: job_pb2.JobEvent, *, short_ids: bool = False) -> Text:
         line.append(f"{event.account_id}  ", style="dim")
     line.append_text(styled_state(event.from_state)).append(" → ")
     line.append_text(styled_state(event.to_state))
-    return line.append(f"  {event.reason}", style="italic") if event.reason else line
+    reason = cli_errors.cli_words(event.reason)
+    return line.append(f"  {reason}", style="italic") if reason else line
 
 
 def _error_text(err: job_pb2.JobError) -> str:

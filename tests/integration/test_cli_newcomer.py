@@ -21,6 +21,7 @@ import pytest
 from pinsched.app import Daemon
 from pinsched.cli import main
 from pinsched.cli_args import hoist_connection_flags
+from pinsched.cli_errors import cli_words
 from pinsched_client import AsyncClient, check_api_token
 from tests.conftest import ACCESS, BOARD
 from tests.e2e.procs import ROOT
@@ -282,3 +283,28 @@ async def test_ctrl_c_ends_watch_with_one_line_and_130(target: str) -> None:
             proc.wait()
     assert proc.returncode == 130
     assert err == "pinsched: interrupted\n"
+
+
+async def test_a_placeholder_pinterest_token_is_refused_locally(
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`accounts create --access-token "pina_…"` (the README's placeholder) exits 2, sends
+    nothing, and says which flag."""
+    code = await _cli("accounts", "create", "acme", "--access-token", "pina_…",
+                      "--target", "127.0.0.1:1")
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("pinsched: error: --access-token: a non-ASCII character at position 6;"
+                          " a Pinterest token is printable ASCII")
+
+
+def test_the_daemons_reasons_and_hints_read_in_cli_words() -> None:
+    """Reasons and hints that name RPCs or fields come out with the CLI's verbs and flags."""
+    assert cli_words("authorisation failed: re-authorise the account with UpdateAccount") == (
+        "authorisation failed: re-authorise the account with `pinsched accounts update`")
+    assert cli_words("check the board, then RetryJob") == (
+        "check the board, then `pinsched retry JOB_ID`")
+    assert cli_words("pin.title: at most 100 characters") == "--title: at most 100 characters"
+    assert cli_words("pin.media_source.image_url.url: not a URL") == (
+        "--image-url/--image-file/--video-id: not a URL")
+    assert cli_words("published") == "published"
