@@ -57,11 +57,11 @@ async def play(client: AsyncClient, sandbox: Sandbox, console: Console, account:
             for line in error_lines(error_details(err)):
                 console.print(f"  {line}", style="yellow", highlight=False)
 
-    console.print("\n[bold]three pins sharing a 6-second window[/] are spread across it:")
+    console.print("\n[bold]three pins sharing a 4-second window[/] are spread across it:")
     for n in range(3):
         request = schedule_request(account, card(f"Window pin #{n + 1}", 91 + n),
-                                   scheduled_at=now + timedelta(seconds=3),
-                                   window=timedelta(seconds=6))
+                                   scheduled_at=now + timedelta(seconds=2),
+                                   window=timedelta(seconds=4))
         job = await client.schedule_pin(request)
         ours.add(job.id)
     for job_id in sorted(ours):

@@ -15,6 +15,12 @@ other shell block is a script run with `set -e -o pipefail`. `python` blocks run
 interpreter. Expected output matches when it equals the actual output with all whitespace runs
 (line breaks included) made one space; `…` stands for any text. The blocks of one document run
 in order, in one working directory, with the environment the test gives (PINSCHED_TARGET ...).
+
+Examples keep the default addresses a reader uses (`127.0.0.1:50051`, the sandbox's
+`http://127.0.0.1:8080/v5`); the test passes `addresses`, a map from each default address to the
+live one on a free port, and the text of a block is rewritten with it before it runs. A new door
+(an HTTP API, say) adds its default address and its live one there, and its `curl` examples run
+as written.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 MARKER = re.compile(r"^\s*<!--\s*doctest(?::\s*(?P<opts>.*?))?\s*-->\s*$")
@@ -137,9 +143,12 @@ def _report(what: str, proc: subprocess.CompletedProcess[str], expected: str | N
     return text + (f"--- expected\n{expected}" if expected is not None else "")
 
 
-def run_block(block: Block, cwd: Path, env: Mapping[str, str], timeout_s: float = 60.0
-              ) -> Outcome:
-    """Run *block* in *cwd* with *env* and say whether it behaved as documented."""
+def run_block(block: Block, cwd: Path, env: Mapping[str, str], timeout_s: float = 60.0,
+              addresses: Mapping[str, str] | None = None) -> Outcome:
+    """Run *block* in *cwd* with *env*, its default *addresses* replaced by the live ones, and
+    say whether it behaved as documented."""
+    for default, live in (addresses or {}).items():
+        block = replace(block, text=block.text.replace(default, live))
     if (tool := block.options.get("requires")) and shutil.which(tool, path=env.get("PATH")) is None:
         return Outcome(skipped=f"{block.where}: needs {tool}")
     if "file" in block.options:

@@ -77,3 +77,14 @@ def test_drifted_or_failing_examples_are_reported(tmp_path: Path) -> None:
     problem = run_block(blocks[3], tmp_path, env).problem
     assert "$ echo one" in problem
     assert "--- expected\ntwo" in problem
+
+
+def test_default_addresses_are_replaced_by_live_ones(tmp_path: Path) -> None:
+    """A block that names a default address runs against the live address the test gives."""
+    path = tmp_path / "doc.md"
+    path.write_text("<!-- doctest -->\n```sh\n$ echo 127.0.0.1:50051\n127.0.0.1:6\n```\n")
+    (block,) = collect(path)
+    env = dict(os.environ)
+    live = {"127.0.0.1:50051": "127.0.0.1:6"}
+    assert run_block(block, tmp_path, env, addresses=live).problem == ""
+    assert run_block(block, tmp_path, env).problem != ""

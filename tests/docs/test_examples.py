@@ -15,16 +15,19 @@ import sys
 import tempfile
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from pinsched_client import DEFAULT_TARGET
 from tests.docs.examples import collect, run_block
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")),
              ROOT / "clients" / "README.md", *sorted((ROOT / "clients").glob("*/README.md"))]
 START_TIMEOUT_S = 30.0
+SANDBOX_DEFAULT = "http://127.0.0.1:8080/v5"  # `pinsched sandbox` without --port
 
 
 class Service:
@@ -81,9 +84,18 @@ def exports(lines: list[str]) -> dict[str, str]:
     return found
 
 
+@dataclass(frozen=True)
+class Live:
+    """What the examples run with: their environment, and each default address (what a reader
+    types) mapped to the live one on a free port (see tests/docs/examples.py)."""
+
+    env: dict[str, str]
+    addresses: dict[str, str]
+
+
 @pytest.fixture(scope="module")
-def docs_env() -> Iterator[dict[str, str]]:
-    """Sandbox + daemon started as the README says; the environment the examples run with."""
+def live() -> Iterator[Live]:
+    """Sandbox + daemon started as the README says; what the examples run with."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("PINSCHED_")}
     venv_bin = str(Path(sys.executable).parent)
     base["PATH"] = f"{venv_bin}{os.pathsep}{base.get('PATH', '')}"
@@ -100,7 +112,10 @@ def docs_env() -> Iterator[dict[str, str]]:
             daemon = Service([*python, "serve", "--db", str(work / "pinsched.db")],
                              {**base, **settings, "PINSCHED_LISTEN": "127.0.0.1:0"}, work)
             ready = json.loads(daemon.lines[daemon.wait_for('"pinsched_ready"')])
-            yield {**base, "PINSCHED_TARGET": f"127.0.0.1:{ready['port']}"}
+            target = f"127.0.0.1:{ready['port']}"
+            yield Live(env={**base, "PINSCHED_TARGET": target},
+                       addresses={DEFAULT_TARGET: target,
+                                  SANDBOX_DEFAULT: settings["PINSCHED_PINTEREST_API_BASE"]})
         finally:
             if daemon is not None:
                 daemon.stop()
@@ -108,15 +123,14 @@ def docs_env() -> Iterator[dict[str, str]]:
 
 
 @pytest.mark.parametrize("document", DOCUMENTS, ids=lambda p: str(p.relative_to(ROOT)))
-def test_documented_examples_run_as_written(document: Path, docs_env: dict[str, str],
-                                            tmp_path: Path) -> None:
+def test_documented_examples_run_as_written(document: Path, live: Live, tmp_path: Path) -> None:
     """Every marked example of the document runs and prints what the document shows."""
     blocks = collect(document)
     venv = Path(sys.executable).parents[1]
     (tmp_path / ".venv").symlink_to(venv, target_is_directory=True)  # `.venv/bin/pinsched`
     skipped = []
     for block in blocks:
-        outcome = run_block(block, tmp_path, docs_env)
+        outcome = run_block(block, tmp_path, live.env, addresses=live.addresses)
         assert not outcome.problem, outcome.problem
         skipped += [outcome.skipped] if outcome.skipped else []
     if not blocks or len(skipped) == len(blocks):
