@@ -75,6 +75,7 @@ AMBIGUOUS: Final = {
     "earlier": scheduler_pb2.AMBIGUOUS_TIME_POLICY_EARLIER,
     "later": scheduler_pb2.AMBIGUOUS_TIME_POLICY_LATER,
 }
+FAILED_STATES: Final = frozenset({job_pb2.Job.STATE_FAILED, job_pb2.Job.STATE_PERMANENTLY_FAILED})
 STATE_STYLES: Final = {
     "QUEUED": "blue",
     "SUBMITTED": "cyan",
@@ -456,6 +457,7 @@ async def _watch(client: AsyncClient, args: argparse.Namespace, out: Output) -> 
     # at all is reported, not waited for.
     await asyncio.wait_for(client._connect().channel_ready(), args.timeout)
     pending: dict[str, bool] = dict.fromkeys(args.job, False)  # job id → terminal yet?
+    failed: dict[str, str] = {}  # job id → the failed state it ended in
     seen = 0
     since = 0 if args.since is None and args.until_terminal else args.since  # see ended jobs
     async for event in client.watch(args.account, args.job, args.state, since):
@@ -466,7 +468,14 @@ async def _watch(client: AsyncClient, args: argparse.Namespace, out: Output) -> 
             out.console.file.flush()
         seen += 1
         pending[event.job_id] = is_terminal(event.to_state)
-        if (args.count and seen >= args.count) or (args.until_terminal and all(pending.values())):
+        failed.pop(event.job_id, None)
+        if event.to_state in FAILED_STATES:
+            failed[event.job_id] = state_name(event.to_state)
+        if args.count and seen >= args.count:
+            return
+        if args.until_terminal and all(pending.values()):
+            if failed:
+                raise cli_errors.JobsFailed(failed)
             return
 
 
@@ -565,6 +574,9 @@ async def _run_verb(verb: Verb, args: argparse.Namespace, options: dict[str, Any
             await verb(client, args, out)
         except grpc.aio.AioRpcError as err:
             return cli_errors.print_rpc_error(out.errors, err, target)
+        except cli_errors.JobsFailed as exc:  # `watch --until-terminal`
+            out.errors.print(str(exc), style="bold red")
+            return cli_errors.EXIT_JOBS_FAILED
         except TimeoutError:  # `watch` found no daemon within --timeout
             out.errors.print(cli_errors.unreachable_line(target), style="bold red")
             return cli_errors.EXIT_UNAVAILABLE
@@ -804,7 +816,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=count, default=0, metavar="N", help="stop after N events")
     p.add_argument("--until-terminal", action="store_true",
                    help="stop once every job seen (or each --job) is DELIVERED, FAILED, "
-                   "PERMANENTLY_FAILED or CANCELLED")
+                   "PERMANENTLY_FAILED or CANCELLED; exit 1 if one of them failed")
 
     accounts = sub.add_parser("accounts", help="manage Pinterest accounts")
     actions = accounts.add_subparsers(dest="action", required=True, metavar="ACTION")

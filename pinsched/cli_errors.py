@@ -6,10 +6,11 @@ Owns the translation of the daemon's hints from API names to the CLI's flags and
 failures that are not a gRPC status: a daemon that cannot be reached, a pipe closed by the
 reader (`pinsched list | head`), Ctrl-C.
 
-Exit codes: 0 OK; 2 bad local input or configuration (including an address `serve` cannot listen
-on); the numeric gRPC status of a failed call (3 INVALID_ARGUMENT, 5 NOT_FOUND, 14 UNAVAILABLE:
-the daemon cannot be reached, ...); 130 Ctrl-C; 141 output pipe closed (128 + SIGPIPE, what a
-shell reports for a tool that SIGPIPE ended).
+Exit codes: 0 OK; 1 `watch --until-terminal` saw a job end FAILED or PERMANENTLY_FAILED; 2 bad
+local input or configuration (including an address `serve` cannot listen on); the numeric gRPC
+status of a failed call (3 INVALID_ARGUMENT, 5 NOT_FOUND, 14 UNAVAILABLE: the daemon cannot be
+reached, ...); 130 Ctrl-C; 141 output pipe closed (128 + SIGPIPE, what a shell reports for a
+tool that SIGPIPE ended).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from rich.console import Console
 
 from pinsched_client import ErrorDetails, error_details
 
+EXIT_JOBS_FAILED: Final = 1
 EXIT_USAGE: Final = 2
 EXIT_UNAVAILABLE: Final = 14  # grpc.StatusCode.UNAVAILABLE
 EXIT_INTERRUPTED: Final = 130
@@ -96,6 +98,16 @@ def error_lines(details: ErrorDetails) -> list[str]:
     out += [f"  {cli_words(v)}" for v in violations]
     out += [f"  {p}" for p in details.precondition_violations]
     return out
+
+
+class JobsFailed(Exception):
+    """`watch --until-terminal` ended with jobs in FAILED or PERMANENTLY_FAILED."""
+
+    def __init__(self, failed: dict[str, str]) -> None:
+        listed = ", ".join(f"{job_id} {state}" for job_id, state in sorted(failed.items()))
+        noun = "job" if len(failed) == 1 else "jobs"
+        super().__init__(f"pinsched: {len(failed)} {noun} did not publish: {listed} "
+                         "(see `pinsched get JOB_ID`)")
 
 
 def unreachable_line(target: str) -> str:
