@@ -643,6 +643,9 @@ def _sandbox(extra: Sequence[str]) -> int:
         _run(_until_signal(lambda stop: sandbox_cli.run(args, stop)))
     except ValueError as exc:
         parser.error(str(exc))
+    except OSError as exc:  # the port is taken
+        raise UsageError(f"sandbox: cannot listen on {args.host}:{args.port}: "
+                         f"{exc.strerror or exc} (choose another --port)") from None
     return 0
 
 

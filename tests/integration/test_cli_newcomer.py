@@ -247,6 +247,19 @@ def test_a_port_in_use_is_one_line_and_exit_2(tmp_path: Path) -> None:
         "address of this host (--listen / PINSCHED_LISTEN)")
 
 
+def test_a_sandbox_port_in_use_is_one_line_and_exit_2() -> None:
+    """`pinsched sandbox` (`make sandbox`) on a taken port ends with one line, no traceback."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = _pinsched("sandbox", "--seed-demo", "--port", str(port), stderr=subprocess.PIPE)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert err.startswith(f"pinsched: error: sandbox: cannot listen on 127.0.0.1:{port}: ")
+    assert err.count("\n") == 1
+
+
 async def test_a_closed_pipe_ends_quietly_with_141(target: str) -> None:
     """Output to a reader that went away (`| head`) exits 141 without a traceback."""
     read_end, write_end = os.pipe()
