@@ -34,6 +34,6 @@ def next_steps(base_url: str, client_id: str, client_secret: str) -> str:
         f"  export PINSCHED_PINTEREST_API_BASE={base_url}",
         f"  export PINSCHED_PINTEREST_CLIENT_ID={client_id}",
         f"  export PINSCHED_PINTEREST_CLIENT_SECRET={client_secret}",
-        "  .venv/bin/pinsched serve --db ./pinsched.db --log-format console",
+        "  .venv/bin/pinsched serve --db ./pinsched-sandbox.db --log-format console",
         'then your commands, in a third terminal: README.md, "Try it locally", step 3',
     ])
