@@ -610,12 +610,11 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _config_check(args: argparse.Namespace) -> int:
     """Validate exactly what `serve` validates before it opens anything (`preflight`)."""
-    from pinsched import logs
     from pinsched.preflight import preflight
 
     config = _load(args)
-    logs.configure("warning", "console")  # on stderr: stdout is the JSON
-    _run(preflight(config))
+    with contextlib.redirect_stdout(sys.stderr):  # its warnings: stdout is the JSON
+        _run(preflight(config))
     print(json.dumps(config.redacted(), indent=2))
     return 0
 
