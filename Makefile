@@ -20,7 +20,7 @@ serve: install
 	$(BIN)/pinsched serve
 
 sandbox: install
-	$(BIN)/pinsched sandbox --seed-user demo:pina_demo:pinr_demo --seed-board demo:1001
+	$(BIN)/pinsched sandbox --seed-demo
 
 test: install lint pytest  ## everything CI runs
 

@@ -49,7 +49,8 @@ async def measure(workdir: Path, grace_s: float, hanging: bool) -> dict[str, Any
     if hanging:
         await _hold_pins(url)
     db = workdir / f"shutdown-{grace_s:g}-{int(hanging)}.db"
-    daemon = procs.spawn(["pinsched", "serve", "--listen", "127.0.0.1:0", "--db", str(db),
+    daemon = procs.spawn(["pinsched", "serve", "--listen", "127.0.0.1:0", "--http-listen", "off",
+                          "--db", str(db),
                           "--pinterest-api-base", url], "daemon-shutdown", workdir,
                          env={"PINSCHED_SHUTDOWN_GRACE_S": str(grace_s)})
     line = await procs._started(daemon, '"pinsched_ready"', 60)

@@ -50,6 +50,7 @@ from pinsched.limits import ServerLimits
 from pinsched.masking import url_secrets
 from pinsched.metrics import Metrics
 from pinsched.pinterest import PinterestClient
+from pinsched.preflight import ListenError, preflight
 from pinsched.retention import Retention
 from pinsched.retry import RetryPolicy
 from pinsched.scheduler import Scheduler
@@ -64,7 +65,7 @@ from pinsched.v1 import (
     webhook_pb2_grpc,
 )
 from pinsched.webhook_format import APP_CREDENTIALS_REFUSED
-from pinsched.webhooks import WebhookSender, prepare_endpoints
+from pinsched.webhooks import WebhookSender
 
 log = structlog.get_logger("pinsched.app")
 
@@ -120,12 +121,11 @@ class Daemon:
 
     async def _start(self) -> None:
         cfg = self.config
-        security.check_listen_policy(cfg)
         logs.register_secrets([cfg.api_token, cfg.pinterest_client_secret, cfg.secret_key])
         logs.register_secrets(s for w in cfg.webhooks for s in w.secrets)
         # URL credentials: long enough to be tokens (a query value like `1` is not one).
         logs.register_secrets(s for w in cfg.webhooks for s in url_secrets(w.url) if len(s) >= 8)
-        endpoints = await prepare_endpoints(cfg.webhooks)  # refuses blocked URLs (ConfigError)
+        endpoints = await preflight(cfg)  # what `config check` checks too (ConfigError)
         self.store = await Store.open(cfg.db_path, on_events=self.metrics.tap(self.bus.publish))
         # After the store opened: a start refused at the database prints its one line only.
         for warning in security.warnings(cfg):
@@ -216,7 +216,11 @@ class Daemon:
                                if self.accounts.app_refused else
                                health_pb2.HealthCheckResponse.SERVING)
         if cfg.metrics_listen:
-            await self.metrics.serve(cfg.metrics_listen)
+            try:
+                await self.metrics.serve(cfg.metrics_listen)
+            except OSError as exc:
+                raise ListenError(f"metrics_listen {cfg.metrics_listen}: cannot listen: "
+                                  f"{exc.strerror or exc}") from None
         # Everything built so far (heap, caches, modules) lives as long as the process: keep it
         # out of the collector's generations, and collect young objects less often.
         gc.collect()
@@ -271,6 +275,7 @@ class Daemon:
 
     def _bind(self, server: grpc.aio.Server) -> int:
         cfg = self.config
+        creds = None
         if cfg.tls_cert_file and cfg.tls_key_file:
             with open(cfg.tls_key_file, "rb") as k, open(cfg.tls_cert_file, "rb") as c:
                 pair = [(k.read(), c.read())]
@@ -280,11 +285,16 @@ class Daemon:
                     ca = f.read()
             creds = grpc.ssl_server_credentials(pair, root_certificates=ca,
                                                 require_client_auth=ca is not None)
-            port = server.add_secure_port(cfg.listen, creds)
-        else:
-            port = server.add_insecure_port(cfg.listen)
+        try:
+            if creds is not None:
+                port = server.add_secure_port(cfg.listen, creds)
+            else:
+                port = server.add_insecure_port(cfg.listen)
+        except RuntimeError:  # grpc: "Failed to bind to address ..."
+            port = 0
         if port == 0:
-            raise OSError(f"cannot listen on {cfg.listen}")
+            raise ListenError(f"listen {cfg.listen}: cannot listen: the address is in use or not "
+                              "an address of this host (--listen / PINSCHED_LISTEN)")
         return port
 
     async def stop(self, grace_s: float | None = None) -> None:

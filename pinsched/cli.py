@@ -11,7 +11,9 @@ their command runs; the gRPC verbs go through `pinsched_client.AsyncClient`.
 Exit codes: 0 OK; 2 bad local input (nothing was sent), bad configuration, or a database `serve`
 cannot use (in use by another daemon, newer schema, corrupted, read-only); otherwise the
 numeric gRPC status of the failed call (INVALID_ARGUMENT → 3, NOT_FOUND → 5, ...), with the
-status message and every `google.rpc.BadRequest` field violation on stderr; 130 on Ctrl-C.
+status message and every `google.rpc.BadRequest` field violation on stderr, once, in the CLI's
+words; 14 no daemon at the target; 130 on Ctrl-C; 141 stdout closed (`cli_errors` owns these).
+Connection flags before the command are moved after it (`cli_args`).
 """
 
 from __future__ import annotations
@@ -36,15 +38,18 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from pinsched import cli_errors
+from pinsched.cli_args import hoist_connection_flags, version_text
 from pinsched.config import Config, ConfigError, add_serve_arguments, load_config
 from pinsched.v1 import account_pb2, job_pb2, scheduler_pb2, webhook_pb2, webhook_pb2_grpc
 from pinsched_client import (
     DEFAULT_TARGET,
     AsyncClient,
     at,
+    check_api_token,
     duration,
-    error_details,
     format_duration,
+    is_terminal,
     local_time,
     parse_duration,
     parse_instant,
@@ -71,6 +76,7 @@ AMBIGUOUS: Final = {
     "earlier": scheduler_pb2.AMBIGUOUS_TIME_POLICY_EARLIER,
     "later": scheduler_pb2.AMBIGUOUS_TIME_POLICY_LATER,
 }
+FAILED_STATES: Final = frozenset({job_pb2.Job.STATE_FAILED, job_pb2.Job.STATE_PERMANENTLY_FAILED})
 STATE_STYLES: Final = {
     "QUEUED": "blue",
     "SUBMITTED": "cyan",
@@ -233,7 +239,14 @@ def build_account(
     for field in ("display_name", "access_token", "refresh_token"):
         value = getattr(args, field)
         if value is not None:
-            setattr(account, field, sys.stdin.readline().strip() if value == "-" else value)
+            value = sys.stdin.readline().strip() if value == "-" else value
+            if field != "display_name":  # Pinterest tokens travel in a header too
+                try:
+                    check_api_token(value, name="--" + field.replace("_", "-"))
+                except ValueError as exc:
+                    raise UsageError(str(exc).replace("an API token", "a Pinterest token")
+                                     ) from None
+            setattr(account, field, value)
             paths.append(field)
     for field in ("ad_account_id", "api_base"):  # checked by the daemon ("" clears)
         value = getattr(args, field)
@@ -282,7 +295,8 @@ def event_line(event: job_pb2.JobEvent, *, short_ids: bool = False) -> Text:
         line.append(f"{event.account_id}  ", style="dim")
     line.append_text(styled_state(event.from_state)).append(" → ")
     line.append_text(styled_state(event.to_state))
-    return line.append(f"  {event.reason}", style="italic") if event.reason else line
+    reason = cli_errors.cli_words(event.reason)
+    return line.append(f"  {reason}", style="italic") if reason else line
 
 
 def _error_text(err: job_pb2.JobError) -> str:
@@ -297,7 +311,8 @@ class Output:
         self.as_json = as_json
         # Piped output is not cut to 80 columns: tables keep their width, lines do not wrap.
         width = None if sys.stdout.isatty() else 400
-        self.console = Console(highlight=False, width=width, soft_wrap=width is not None)
+        self.console = cli_errors.StdoutConsole(highlight=False, width=width,
+                                                soft_wrap=width is not None)
         self.errors = Console(stderr=True, highlight=False, soft_wrap=True)
 
     def json(self, message: Message, *, indent: int | None = 2) -> None:
@@ -465,12 +480,30 @@ async def _retry(client: AsyncClient, args: argparse.Namespace, out: Output) -> 
 
 
 async def _watch(client: AsyncClient, args: argparse.Namespace, out: Output) -> None:
-    async for event in client.watch(args.account, args.job, args.state, args.since):
+    # The stream reconnects on its own after a daemon restart, but a daemon that is not there
+    # at all is reported, not waited for.
+    await asyncio.wait_for(client._connect().channel_ready(), args.timeout)
+    pending: dict[str, bool] = dict.fromkeys(args.job, False)  # job id → terminal yet?
+    failed: dict[str, str] = {}  # job id → the failed state it ended in
+    seen = 0
+    since = 0 if args.since is None and args.until_terminal else args.since  # see ended jobs
+    async for event in client.watch(args.account, args.job, args.state, since):
         if out.as_json:
             out.json(event, indent=None)
         else:
             out.console.print(event_line(event), soft_wrap=True)
             out.console.file.flush()
+        seen += 1
+        pending[event.job_id] = is_terminal(event.to_state)
+        failed.pop(event.job_id, None)
+        if event.to_state in FAILED_STATES:
+            failed[event.job_id] = state_name(event.to_state)
+        if args.count and seen >= args.count:
+            return
+        if args.until_terminal and all(pending.values()):
+            if failed:
+                raise cli_errors.JobsFailed(failed)
+            return
 
 
 async def _accounts_create(client: AsyncClient, args: argparse.Namespace, out: Output) -> None:
@@ -535,20 +568,28 @@ async def _webhooks_redeliver(client: AsyncClient, args: argparse.Namespace, out
 
 def _client_options(args: argparse.Namespace) -> dict[str, Any]:
     """AsyncClient keyword arguments from the connection flags and the environment."""
+    token, source = args.api_token, "--api-token"
+    if not token:
+        token, source = os.environ.get("PINSCHED_API_TOKEN") or None, "PINSCHED_API_TOKEN"
+    try:
+        check_api_token(token or "", name=source)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     options: dict[str, Any] = {
-        "api_token": args.api_token or os.environ.get("PINSCHED_API_TOKEN") or None,
+        "api_token": token,
         "timeout_s": args.timeout,
         "tls": args.tls,
     }
-    files = {"tls_root_cert": args.tls_ca, "tls_client_cert": args.tls_client_cert}
-    files["tls_client_key"] = args.tls_client_key
+    files = {"tls_root_cert": ("--tls-ca", args.tls_ca),
+             "tls_client_cert": ("--tls-client-cert", args.tls_client_cert),
+             "tls_client_key": ("--tls-client-key", args.tls_client_key)}
     if bool(args.tls_client_cert) != bool(args.tls_client_key):
         raise UsageError("--tls-client-cert and --tls-client-key go together")
-    for key, path in files.items():
+    for key, (flag, path) in files.items():
         try:
             options[key] = Path(path).read_bytes() if path else None
         except OSError as exc:
-            raise UsageError(f"{path}: {exc.strerror or exc}") from None
+            raise UsageError(f"{flag} {path}: {exc.strerror or exc}") from None
     return options
 
 
@@ -559,12 +600,13 @@ async def _run_verb(verb: Verb, args: argparse.Namespace, options: dict[str, Any
         try:
             await verb(client, args, out)
         except grpc.aio.AioRpcError as err:
-            details = error_details(err)
-            first, *rest = details.lines()
-            out.errors.print(first, style="bold red")
-            for line in rest:
-                out.errors.print(line)
-            return details.exit_code
+            return cli_errors.print_rpc_error(out.errors, err, target)
+        except cli_errors.JobsFailed as exc:  # `watch --until-terminal`
+            out.errors.print(str(exc), style="bold red")
+            return cli_errors.EXIT_JOBS_FAILED
+        except TimeoutError:  # `watch` found no daemon within --timeout
+            out.errors.print(cli_errors.unreachable_line(target), style="bold red")
+            return cli_errors.EXIT_UNAVAILABLE
     return 0
 
 
@@ -599,9 +641,14 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _config_check(args: argparse.Namespace) -> int:
+    """Validate exactly what `serve` validates before it opens anything (`preflight`), then
+    print the effective configuration (secrets redacted) and what is allowed but unsafe."""
     from pinsched import security
+    from pinsched.preflight import preflight
 
     config = _load(args)
+    with contextlib.redirect_stdout(sys.stderr):  # its warnings: stdout is the JSON
+        _run(preflight(config))
     print(json.dumps(config.redacted(), indent=2))
     for warning in security.warnings(config):
         print(f"pinsched: warning: {warning}", file=sys.stderr)
@@ -633,6 +680,9 @@ def _sandbox(extra: Sequence[str]) -> int:
         _run(_until_signal(lambda stop: sandbox_cli.run(args, stop)))
     except ValueError as exc:
         parser.error(str(exc))
+    except OSError as exc:  # the port is taken
+        raise UsageError(f"sandbox: cannot listen on {args.host}:{args.port}: "
+                         f"{exc.strerror or exc} (choose another --port)") from None
     return 0
 
 
@@ -754,7 +804,11 @@ def _account_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the `pinsched` parser; each command sets `handler`, `verb` or `sandbox`."""
-    parser = argparse.ArgumentParser(prog="pinsched", description="Schedules Pinterest pins.")
+    parser = argparse.ArgumentParser(
+        prog="pinsched", description="Schedules Pinterest pins.",
+        epilog="Connection flags (--target, --api-token, --tls, --tls-ca, --timeout, --json) "
+        "go before or after the command.")
+    parser.add_argument("--version", action="version", version=version_text())
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     connection, pin_flags = _connection_flags(), _pin_flags()
     states = _arg_type(lambda text: parse_states([text]))
@@ -809,6 +863,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--job", action="append", default=[], metavar="JOB_ID")
     p.add_argument("--state", type=states, action="extend", default=[])
     p.add_argument("--since", type=count, metavar="SEQ", help="replay the events after SEQ")
+    p.add_argument("--count", type=count, default=0, metavar="N", help="stop after N events")
+    p.add_argument("--until-terminal", action="store_true",
+                   help="stop once every job seen (or each --job) is DELIVERED, FAILED, "
+                   "PERMANENTLY_FAILED or CANCELLED; exit 1 if one of them failed")
 
     accounts = sub.add_parser("accounts", help="manage Pinterest accounts")
     actions = accounts.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -849,6 +907,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `pinsched` console script; returns the exit code."""
     parser = build_parser()
+    argv = hoist_connection_flags(sys.argv[1:] if argv is None else argv)
     args, extra = parser.parse_known_args(argv)
     if extra and not getattr(args, "sandbox", False):
         parser.error("unrecognized arguments: " + " ".join(extra))
@@ -863,7 +922,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"pinsched: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
+        return cli_errors.interrupted()
+    except BrokenPipeError:
+        return cli_errors.broken_pipe()
 
 
 if __name__ == "__main__":

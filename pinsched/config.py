@@ -371,7 +371,7 @@ def _webhook_from_table(table: Mapping[str, object], where: str) -> WebhookEndpo
         event_types=_string_list(table.get("event_types", []), f"{where}.event_types"),
         account_ids=_string_list(table.get("account_ids", []), f"{where}.account_ids"),
         timeout_s=table.get("timeout_s", 10.0),
-        where={k: f"{where}.{k}" for k in ("url", "secrets", "timeout_s")},
+        where={k: f"{where}.{k}" for k in ("url", "secrets", "event_types", "timeout_s")},
     )
 
 
@@ -408,6 +408,7 @@ def _webhook(
         raise ConfigError(f"{where['url']}: link-local / metadata addresses are refused: {problem}")
     if not secrets:
         raise ConfigError(f"{where['secrets']}: a webhook endpoint needs a signing secret")
+    _check_webhook_rules(secrets, event_types, where)
     return WebhookEndpoint(
         url=checked_url,
         secrets=secrets,
@@ -415,6 +416,22 @@ def _webhook(
         account_ids=account_ids,
         timeout_s=_float_at_least(0, strict=True)(timeout_s, where["timeout_s"]),
     )
+
+
+def _check_webhook_rules(
+    secrets: tuple[str, ...], event_types: tuple[str, ...], where: Mapping[str, str]
+) -> None:
+    """The sender's own rules for secrets and event types, reported under their key."""
+    from pinsched.webhook_format import decode_secret, pattern_problem  # imports this module
+
+    for n, secret in enumerate(secrets, start=1):
+        try:
+            decode_secret(secret)
+        except ValueError as exc:
+            raise ConfigError(f"{where['secrets']}: secret #{n}: {exc}") from None
+    for pattern in event_types:
+        if (why := pattern_problem(pattern)) is not None:
+            raise ConfigError(f"{where['event_types']}: {why}")
 
 
 def _split(text: str) -> tuple[str, ...]:

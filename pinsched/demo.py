@@ -1,9 +1,10 @@
 """`pinsched demo`: the sandbox, the daemon and a few pins in one process, with the live feed.
 
-Owns the demo script only: start the local Pinterest sandbox and a daemon on free loopback
-ports, create an account, watch events from sequence 0, schedule a few pins seconds ahead, print
-each event as it happens, then a summary once every job is terminal; stop everything in reverse
-order. It talks to the daemon through the public client, like any application would.
+Owns the demo script: start the local Pinterest sandbox and a daemon on free loopback
+ports, create an account, watch events from sequence 0, schedule a few pins seconds ahead, play
+the scenes of `demo_paths` (DST refusal, window spread, 429, cancel), print each event as it
+happens, then a summary once every job is terminal; stop everything in reverse order. It talks
+to the daemon through the public client, like any application would.
 """
 
 from __future__ import annotations
@@ -13,17 +14,20 @@ import contextlib
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import grpc
 from rich.console import Console
 from rich.table import Table
 
-from pinsched import logs
+from pinsched import demo_paths, logs
 from pinsched.cli import event_line, short_id, styled_state
 from pinsched.config import Config
 from pinsched.v1 import account_pb2, job_pb2
 from pinsched_client import AsyncClient, format_duration, pin, schedule_request
+
+if TYPE_CHECKING:
+    from pinsched.sandbox import Sandbox
 
 ACCOUNT: Final = "demo"
 BOARD: Final = "1001"
@@ -81,15 +85,16 @@ async def run_demo(*, pins: int = 5, keep_db: str | None = None) -> None:
                     f"sandbox  {base}\ndaemon   {target}\ndatabase {db_path}", style="dim"
                 )
                 async with AsyncClient(target) as client:
-                    await _scenario(client, console, pins)
+                    await _scenario(client, console, pins, sandbox)
             finally:
                 await daemon.stop()
         finally:
             await sandbox.stop()
 
 
-async def _scenario(client: AsyncClient, console: Console, pins: int) -> None:
-    """Create the account, schedule the pins, follow them to the end and summarise."""
+async def _scenario(client: AsyncClient, console: Console, pins: int, sandbox: Sandbox) -> None:
+    """Create the account, schedule the pins, play the other scenes (`demo_paths`), follow every
+    job to its end and summarise."""
     account = account_pb2.Account(
         display_name="Demo", access_token="pina_demo", refresh_token="pinr_demo"
     )
@@ -129,6 +134,7 @@ async def _scenario(client: AsyncClient, console: Console, pins: int) -> None:
                 scheduled_at=now + timedelta(seconds=1 + n),
             )
             ours.add((await client.schedule_pin(request)).id)
+        ours |= await demo_paths.play(client, sandbox, console, ACCOUNT, BOARD)
         async with asyncio.timeout(TIMEOUT_S):
             while not all(states.get(job_id) in END_STATES for job_id in ours):
                 changed.clear()

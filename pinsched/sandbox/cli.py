@@ -13,6 +13,7 @@ import contextlib
 import signal
 from collections.abc import Sequence
 
+from pinsched.sandbox import seed_demo
 from pinsched.sandbox.faults import FaultRule
 from pinsched.sandbox.server import Sandbox
 from pinsched.sandbox.state import ACCESS_TOKEN_TTL_S, REFRESH_TOKEN_TTL_S
@@ -73,7 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--host", default="127.0.0.1", help="interface to bind (default %(default)s)"
     )
     parser.add_argument(
-        "--port", type=int, default=8080, help="port, 0 = any (default %(default)s)"
+        "--port", type=int, default=8081, help="port, 0 = any (default %(default)s)"
     )
     parser.add_argument(
         "--seed-user",
@@ -90,6 +91,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="USERNAME:BOARD_ID",
         help="create a board owned by a seeded user (repeatable)",
+    )
+    parser.add_argument(
+        "--seed-demo",
+        action="store_true",
+        help=f"seed user {seed_demo.USER} with the boards and tokens the README's examples use, "
+        "and print how to point `pinsched serve` at this sandbox",
     )
     parser.add_argument(
         "--client-id", default="sandbox-client", help="OAuth client id (default %(default)s)"
@@ -159,6 +166,8 @@ def build_sandbox(args: argparse.Namespace) -> Sandbox:
     sandbox = Sandbox(write_limit_per_minute=args.write_limit_per_minute, seed=args.seed,
                       read_lag_s=args.read_lag_s, access_ttl_s=args.access_token_ttl,
                       refresh_ttl_s=args.refresh_token_ttl, trial_app=args.trial_app)
+    if args.seed_demo:
+        seed_demo.seed_demo(sandbox)
     for username, access_token, refresh_token in args.seed_user:
         sandbox.add_user(username, access_token=access_token, refresh_token=refresh_token)
     for username, board_id in args.seed_board:
@@ -202,6 +211,8 @@ async def run(args: argparse.Namespace, stop: asyncio.Event) -> None:
     url = await sandbox.start(args.host, args.port)
     try:
         print(f"sandbox listening on {url}", flush=True)
+        if args.seed_demo:
+            print(seed_demo.next_steps(url, args.client_id, args.client_secret), flush=True)
         await stop.wait()
     finally:
         await sandbox.stop()

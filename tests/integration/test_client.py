@@ -132,7 +132,7 @@ async def test_cli_exit_code_is_the_grpc_status(
 
 
 async def test_cli_prints_field_violations(target: str, capsys: pytest.CaptureFixture[str]) -> None:
-    """INVALID_ARGUMENT exits 3 and lists every field violation on stderr."""
+    """INVALID_ARGUMENT exits 3 and lists every field violation once, named by its flag."""
     argv = ["accounts", "create", "acme", "--access-token", ACCESS, "--target", target]
     assert await asyncio.to_thread(main, argv) == 0
     at = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
@@ -142,8 +142,10 @@ async def test_cli_prints_field_violations(target: str, capsys: pytest.CaptureFi
     assert await asyncio.to_thread(main, argv) == 3
     err = capsys.readouterr().err
     assert "INVALID_ARGUMENT" in err
-    assert "  pin.board_id:" in err
-    assert "  pin.title:" in err
+    assert err.startswith("INVALID_ARGUMENT: 2 invalid fields\n")
+    assert "\n  --board: must be a Pinterest id" in err
+    assert "\n  --title: at most 100 characters" in err
+    assert err.count("at most 100 characters") == 1
 
 
 async def test_cli_bad_account_routing_is_refused_naming_the_field(

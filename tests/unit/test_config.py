@@ -10,6 +10,16 @@ import pytest
 
 from pinsched.config import Config, ConfigError, WebhookEndpoint, add_serve_arguments, load_config
 
+# Webhook secrets the sender accepts (whsec_ + base64 of at least 16 bytes), as serve requires.
+WH_NEW = "whsec_bmV3LXNpZ25pbmcta2V5LTAxMjM="
+WH_OLD = "whsec_b2xkLXNpZ25pbmcta2V5LTAxMjM="
+WH_ABC = "whsec_YWJjLXNpZ25pbmcta2V5LTAxMjM="
+WH_B1 = "whsec_YjEtc2lnbmluZy1rZXktMDEyMw=="
+WH_B2 = "whsec_YjItc2lnbmluZy1rZXktMDEyMw=="
+WH_A = "whsec_YS1zaWduaW5nLWtleS0wMTIz"
+WH_S = "whsec_cy1zaWduaW5nLWtleS0wMTIz"
+WH_E = "whsec_ZW52LXNpZ25pbmcta2V5LTAxMjM="
+
 
 def _flags(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
@@ -194,14 +204,14 @@ def test_webhook_from_environment() -> None:
     """PINSCHED_WEBHOOK_URL and PINSCHED_WEBHOOK_SECRET define one endpoint."""
     env = {
         "PINSCHED_WEBHOOK_URL": "https://hooks.example.com/pinsched",
-        "PINSCHED_WEBHOOK_SECRET": "whsec_new, whsec_old",
+        "PINSCHED_WEBHOOK_SECRET": f"{WH_NEW}, {WH_OLD}",
         "PINSCHED_WEBHOOK_EVENT_TYPES": "job.delivered",
     }
     cfg = load_config(None, env, None)
     assert cfg.webhooks == (
         WebhookEndpoint(
             url="https://hooks.example.com/pinsched",
-            secrets=("whsec_new", "whsec_old"),
+            secrets=(WH_NEW, WH_OLD),
             event_types=("job.delivered",),
         ),
     )
@@ -217,14 +227,14 @@ def test_webhooks_from_toml_tables(tmp_path: Path) -> None:
     """`[[webhooks]]` tables define several endpoints with filters and timeouts."""
     path = _toml(
         tmp_path,
-        """
+        f"""
 [[webhooks]]
 url = "https://a.example.com/hook"
-secret = "whsec_a"
+secret = "{WH_A}"
 
 [[webhooks]]
 url = "https://b.example.com/hook"
-secrets = ["whsec_b1", "whsec_b2"]
+secrets = ["{WH_B1}", "{WH_B2}"]
 account_ids = ["acme"]
 event_types = ["job.failed"]
 timeout_s = 3
@@ -235,16 +245,16 @@ timeout_s = 3
         "https://a.example.com/hook",
         "https://b.example.com/hook",
     ]
-    assert cfg.webhooks[0].secrets == ("whsec_a",)
-    assert cfg.webhooks[1].secrets == ("whsec_b1", "whsec_b2")
+    assert cfg.webhooks[0].secrets == (WH_A,)
+    assert cfg.webhooks[1].secrets == (WH_B1, WH_B2)
     assert cfg.webhooks[1].account_ids == ("acme",)
     assert cfg.webhooks[1].timeout_s == 3.0
 
 
 def test_environment_webhook_replaces_file_webhooks(tmp_path: Path) -> None:
     """A webhook from the environment replaces the file's endpoints, like any higher layer."""
-    path = _toml(tmp_path, '[[webhooks]]\nurl = "https://a.example.com/"\nsecret = "s"\n')
-    env = {"PINSCHED_WEBHOOK_URL": "https://env.example.com/", "PINSCHED_WEBHOOK_SECRET": "e"}
+    path = _toml(tmp_path, f'[[webhooks]]\nurl = "https://a.example.com/"\nsecret = "{WH_S}"\n')
+    env = {"PINSCHED_WEBHOOK_URL": "https://env.example.com/", "PINSCHED_WEBHOOK_SECRET": WH_E}
     assert [w.url for w in load_config(None, env, path).webhooks] == ["https://env.example.com"]
 
 
@@ -252,13 +262,14 @@ def test_environment_webhook_replaces_file_webhooks(tmp_path: Path) -> None:
     ("table", "message"),
     [
         (
-            'url = "https://a.example.com/"\nsecret = "s"\nretries = 3',
+            f'url = "https://a.example.com/"\nsecret = "{WH_S}"\nretries = 3',
             r"webhooks\[0\]\.retries: unk",
         ),
-        ('secret = "s"', r"webhooks\[0\]\.url: required"),
+        (f'secret = "{WH_S}"', r"webhooks\[0\]\.url: required"),
         ('url = "https://a.example.com/"', r"webhooks\[0\]\.secrets: a webhook endpoint needs"),
-        ('url = "http://169.254.169.254/"\nsecret = "s"', r"webhooks\[0\]\.url: link-local"),
-        ('url = "https://a.example.com/"\nsecret = "s"\ntimeout_s = 0', r"webhooks\[0\]\.timeo"),
+        (f'url = "http://169.254.169.254/"\nsecret = "{WH_S}"', r"webhooks\[0\]\.url: link-local"),
+        (f'url = "https://a.example.com/"\nsecret = "{WH_S}"\ntimeout_s = 0',
+         r"webhooks\[0\]\.timeo"),
     ],
 )
 def test_bad_webhook_table_names_the_key(tmp_path: Path, table: str, message: str) -> None:
@@ -275,11 +286,11 @@ def test_redacted_masks_secrets() -> None:
         "PINSCHED_PINTEREST_CLIENT_ID": "app",
         "PINSCHED_PINTEREST_CLIENT_SECRET": "sec-789",
         "PINSCHED_WEBHOOK_URL": "https://h.example.com/",
-        "PINSCHED_WEBHOOK_SECRET": "whsec_abc",
+        "PINSCHED_WEBHOOK_SECRET": WH_ABC,
     }
     shown = load_config(None, env, None).redacted()
     text = json.dumps(shown)
-    for secret in ("tok-123", "key-456", "sec-789", "whsec_abc"):
+    for secret in ("tok-123", "key-456", "sec-789", WH_ABC):
         assert secret not in text
     assert shown["api_token"] == "***"
     assert shown["pinterest_client_id"] == "app"

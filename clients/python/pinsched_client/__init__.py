@@ -6,25 +6,28 @@ facade), request builders (`pin`, `at`, `local_time`, `schedule_request`, ...), 
 modules are re-exported for convenience::
 
     from datetime import UTC, datetime, timedelta
-    from pinsched_client import AsyncClient, pin, schedule_request
+    from pinsched_client import AsyncClient, is_terminal, pin, schedule_request, state_name
 
-    async with AsyncClient("127.0.0.1:50051", api_token="...") as client:
+    async with AsyncClient() as client:  # PINSCHED_TARGET, PINSCHED_API_TOKEN
         job = await client.schedule_pin(schedule_request(
             "acme", pin("123456789", title="Hello", image_url="https://example.com/a.jpg"),
-            scheduled_at=datetime(2026, 12, 1, 14, tzinfo=UTC), window=timedelta(hours=2)))
+            scheduled_at=datetime.now(UTC) + timedelta(hours=1), window=timedelta(hours=2)))
         async for event in client.watch(job_ids=[job.id], since_sequence=0):
-            print(event.sequence, event.to_state)
+            print(event.sequence, state_name(event.to_state))
+            if is_terminal(event.to_state):
+                break
 """
 
 from pinsched.v1 import account_pb2, job_pb2, scheduler_pb2
 
 from .builders import at, duration, local_time, pin, schedule_request
-from .client import DEFAULT_TARGET, AsyncClient
+from .client import DEFAULT_TARGET, AsyncClient, check_api_token
 from .errors import ErrorDetails, FieldViolation, error_details
 from .sync import Client
 from .text import (
     format_duration,
     format_timestamp,
+    is_terminal,
     parse_duration,
     parse_instant,
     parse_state,
@@ -42,10 +45,12 @@ __all__ = [
     "FieldViolation",
     "account_pb2",
     "at",
+    "check_api_token",
     "duration",
     "error_details",
     "format_duration",
     "format_timestamp",
+    "is_terminal",
     "job_pb2",
     "local_time",
     "parse_duration",

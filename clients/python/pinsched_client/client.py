@@ -8,11 +8,16 @@ Retries, with exponential backoff and jitter, on UNAVAILABLE and DEADLINE_EXCEED
 repeat cannot do harm: reads, `PreviewSchedule`, and `SchedulePin` / `BatchSchedulePins`, which
 carry a `request_id` (filled with a uuid4 when empty) that the daemon is idempotent on.
 `watch()` reconnects on UNAVAILABLE from the last sequence it yielded: no gap, no duplicate.
+
+Like the `pinsched` command line, the target and the API token default to `PINSCHED_TARGET` and
+`PINSCHED_API_TOKEN`; a token that cannot be sent as an HTTP/2 header value (a non-ASCII
+placeholder such as `"…"`, a line break) is refused at construction with a `ValueError` naming it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -34,15 +39,35 @@ from pinsched.v1 import (
 
 from .builders import at
 
-__all__ = ["DEFAULT_TARGET", "AsyncClient"]
+__all__ = ["DEFAULT_TARGET", "AsyncClient", "check_api_token"]
 
 DEFAULT_TARGET: Final = "127.0.0.1:50051"
+TARGET_ENV: Final = "PINSCHED_TARGET"
+TOKEN_ENV: Final = "PINSCHED_API_TOKEN"
 RETRYABLE_CODES: Final = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 MAX_MESSAGE_BYTES: Final = 64 * 1024 * 1024
 
 Req = TypeVar("Req", bound=Message)
 Resp = TypeVar("Resp", bound=Message)
 State: TypeAlias = job_pb2.Job.State.ValueType
+
+
+def check_api_token(token: str, *, name: str = "api_token") -> str:
+    """Return *token* if it can travel as `authorization: Bearer <token>`, else `ValueError`.
+
+    A header value is visible ASCII (and spaces); anything else would fail inside gRPC with an
+    opaque "Illegal header value". The message names *name* and never shows the token.
+    """
+    for index, char in enumerate(token):
+        if not (char == " " or "!" <= char <= "~"):
+            what = "a non-ASCII character" if ord(char) > 127 else "a control character"
+            raise ValueError(
+                f"{name}: {what} at position {index + 1}; an API token is printable ASCII "
+                "(is it still a placeholder?)"
+            )
+    if token != token.strip():
+        raise ValueError(f"{name}: leading or trailing spaces; remove them")
+    return token
 
 
 def backoff_s(attempt: int, *, base_s: float = 0.1, cap_s: float = 5.0) -> float:
@@ -58,7 +83,7 @@ class AsyncClient:
 
     def __init__(
         self,
-        target: str = DEFAULT_TARGET,
+        target: str | None = None,
         *,
         api_token: str | None = None,
         tls_root_cert: bytes | None = None,
@@ -68,8 +93,18 @@ class AsyncClient:
         timeout_s: float = 10.0,
         retries: int = 3,
     ) -> None:
-        """Point at *target*; TLS is on when `tls` or any certificate is given."""
-        self.target = target
+        """Point at *target* (default `PINSCHED_TARGET`, else 127.0.0.1:50051) with *api_token*
+        (default `PINSCHED_API_TOKEN`); TLS is on when `tls` or any certificate is given.
+
+        Raises `ValueError` for a token that cannot be sent as a header value.
+        """
+        self.target = target or os.environ.get(TARGET_ENV) or DEFAULT_TARGET
+        if api_token is None:
+            api_token = os.environ.get(TOKEN_ENV) or None
+            if api_token is not None:
+                check_api_token(api_token, name=TOKEN_ENV)
+        elif api_token:
+            check_api_token(api_token)
         self.timeout_s = timeout_s
         self.retries = retries
         self._metadata: tuple[tuple[str, str], ...] = (

@@ -46,9 +46,12 @@ class ErrorDetails:
         return value
 
     def lines(self) -> list[str]:
-        """Human-readable lines: the status and message first, then one line per violation."""
+        """Human-readable lines: the status and message first, then one line per violation that
+        the message does not already say."""
         out = [f"{self.code.name}: {self.message}" if self.message else self.code.name]
-        out += [f"  {v.field}: {v.description}" for v in self.field_violations]
+        # A violation the message already states word for word is not repeated.
+        out += [f"  {v.field}: {v.description}" for v in self.field_violations
+                if f"{v.field}: {v.description}" not in self.message]
         out += [f"  {p}" for p in self.precondition_violations]
         return out
 

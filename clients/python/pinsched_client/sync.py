@@ -15,7 +15,7 @@ from typing import Any, Self, TypeVar
 
 from pinsched.v1 import account_pb2, job_pb2, scheduler_pb2
 
-from .client import DEFAULT_TARGET, AsyncClient, State
+from .client import AsyncClient, State
 
 __all__ = ["Client"]
 
@@ -25,7 +25,7 @@ T = TypeVar("T")
 class Client:
     """Blocking client with the same methods and arguments as `AsyncClient`."""
 
-    def __init__(self, target: str = DEFAULT_TARGET, **options: Any) -> None:
+    def __init__(self, target: str | None = None, **options: Any) -> None:
         """Take the same arguments as `AsyncClient` and start the private loop."""
         self._aio = AsyncClient(target, **options)
         self._loop = asyncio.new_event_loop()

@@ -112,6 +112,20 @@ def state_name(state: job_pb2.Job.State.ValueType) -> str:
     return job_pb2.Job.State.Name(state).removeprefix("STATE_")
 
 
+TERMINAL_STATES: Final = frozenset({
+    job_pb2.Job.STATE_DELIVERED,
+    job_pb2.Job.STATE_FAILED,  # waits for the user (new credentials, RetryJob)
+    job_pb2.Job.STATE_PERMANENTLY_FAILED,
+    job_pb2.Job.STATE_CANCELLED,
+})
+
+
+def is_terminal(state: job_pb2.Job.State.ValueType) -> bool:
+    """Whether a job in *state* stays there unless someone calls the API: DELIVERED, FAILED
+    (waiting for the user), PERMANENTLY_FAILED or CANCELLED."""
+    return state in TERMINAL_STATES
+
+
 def parse_state(text: str) -> job_pb2.Job.State.ValueType:
     """Parse `delivered`, `DELIVERED`, `permanently-failed` or `STATE_DELIVERED`."""
     name = text.strip().upper().replace("-", "_")
