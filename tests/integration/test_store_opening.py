@@ -32,8 +32,8 @@ def digest(path: Path) -> str:
 async def serve_exit(db: Path, timeout_s: float = 60.0) -> tuple[int, list[str]]:
     """Run `pinsched serve --db db` to its end; its exit code and stderr lines."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "pinsched", "serve", "--listen", "127.0.0.1:0", "--http-listen", "off",
-        "--db", str(db),
+        sys.executable, "-m", "pinsched", "serve", "--listen", "127.0.0.1:0",
+        "--http-listen", "off", "--db", str(db),
         "--pinterest-api-base", "http://127.0.0.1:9", cwd=ROOT,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     try:
