@@ -3,6 +3,10 @@
 Run `python scripts/gen_proto.py`; `--check` regenerates into a temporary folder and fails when the
 committed code differs (CI runs it). `google/type/datetime.proto` is compiled against but not
 generated: its Python module comes from `googleapis-common-protos`.
+
+Besides the code, `pinsched/v1/descriptor_set.binpb` is a `FileDescriptorSet` of the same files
+(with their imports) that keeps the source info: the proto comments, which the generated Python
+code drops. The MCP server reads its tool descriptions and schema descriptions from it.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from grpc_tools import protoc
 ROOT = Path(__file__).resolve().parent.parent
 PROTO = ROOT / "proto"
 OUT = ROOT / "pinsched" / "v1"
+DESCRIPTOR_SET = "descriptor_set.binpb"
 
 
 def generate(dest_root: Path) -> Path:
@@ -34,12 +39,16 @@ def generate(dest_root: Path) -> Path:
         f"--grpc_python_out={dest_root}",
         f"--mypy_out={dest_root}",
         f"--mypy_grpc_out={dest_root}",
+        f"--descriptor_set_out={dest_root / 'pinsched' / 'v1' / DESCRIPTOR_SET}",
+        "--include_source_info",
+        "--include_imports",
         *sources,
     ]
     # protoc finds the mypy-protobuf plugins on PATH: make the running venv's bin/ visible.
     bindir = str(Path(sys.executable).parent)
     if bindir not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+    (dest_root / "pinsched" / "v1").mkdir(parents=True, exist_ok=True)
     if protoc.main(args) != 0:
         raise SystemExit("protoc failed")
     out = dest_root / "pinsched" / "v1"
