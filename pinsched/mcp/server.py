@@ -5,10 +5,8 @@ schemas are ours, derived from the protos). Its lifespan opens one `AsyncClient`
 closes it at the end; every handler goes through that client, so the server sees exactly what the
 API lets any client see (no tokens: the API never returns them).
 
-Transports:
-- `serve_stdio(server)`: newline-delimited JSON-RPC on stdin/stdout (`pinsched mcp`).
-- `streamable_http_app(server)`: an ASGI app (Starlette) serving the streamable HTTP transport at
-  `/mcp`, to mount on the daemon's HTTP door behind its API token (see docs/mcp.md).
+Transports: `serve_stdio(server)` here, newline-delimited JSON-RPC on stdin/stdout (`pinsched
+mcp`); `http.McpHttp(server)`, the streamable HTTP transport as an aiohttp handler for `/mcp`.
 
 Resources: `pinsched://jobs/{id}` (a job with its history) and `pinsched://accounts/{id}`; the
 accounts are also listed. Prompt `plan_week`: plan a week of pins for an account with the
@@ -21,7 +19,7 @@ import json
 import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any, Final
+from typing import Final
 
 import grpc
 import mcp_types as types
@@ -29,7 +27,6 @@ from mcp.server import Server
 from mcp.server.context import ServerRequestContext
 from mcp.server.stdio import stdio_server
 from mcp.shared.exceptions import MCPError
-from starlette.applications import Starlette
 
 from pinsched import __version__
 from pinsched_client import AsyncClient, error_details
@@ -38,7 +35,7 @@ from .calls import call_tool, error_result, input_schema, output_schema, to_json
 from .protodoc import comment
 from .tools import TOOLS, ToolSpec, scrub
 
-__all__ = ["build_server", "serve_stdio", "streamable_http_app"]
+__all__ = ["build_server", "serve_stdio"]
 
 Ctx = ServerRequestContext[AsyncClient]
 BY_NAME: Final = {spec.name: spec for spec in TOOLS}
@@ -210,12 +207,3 @@ async def serve_stdio(server: Server[AsyncClient]) -> None:
     """Serve *server* on stdin/stdout until the client closes stdin."""
     async with stdio_server() as (read_stream, write_stream):
         await server.run(read_stream, write_stream, server.create_initialization_options())
-
-
-def streamable_http_app(server: Server[AsyncClient], **options: Any) -> Starlette:
-    """*server* as an ASGI app with the streamable HTTP transport at `/mcp` (stateless, JSON
-    responses). It does no authentication of its own: mount it behind the door's token check.
-    *options* go to `Server.streamable_http_app` (e.g. `host`, `transport_security`)."""
-    settings: dict[str, Any] = {"stateless_http": True, "json_response": True, **options}
-    return server.streamable_http_app(streamable_http_path="/mcp", **settings)
-

@@ -1,0 +1,62 @@
+"""The MCP streamable HTTP transport (`pinsched.mcp.http.McpHttp`) mounted at `/mcp` on an aiohttp
+application on loopback, driven by the MCP SDK's own streamable HTTP client against a real daemon.
+(The daemon's HTTP door will mount it the same way, behind its token check.)"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from aiohttp import web
+from mcp.client.session import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+
+from pinsched.app import Daemon
+from pinsched.mcp.http import McpHttp
+from pinsched.mcp.server import build_server
+from pinsched_client import AsyncClient, account_pb2
+from tests.conftest import ACCESS, BOARD
+
+
+async def test_streamable_http_at_mcp_schedules_a_pin(make_daemon: Callable[..., Daemon]) -> None:
+    """Over streamable HTTP at /mcp an agent lists the tools, schedules a pin, gets the same job
+    on a retry, and gets a structured tool error for a bad board id."""
+    daemon = make_daemon()
+    await daemon.start()
+    target = f"127.0.0.1:{daemon.port}"
+    mcp = McpHttp(build_server(lambda: AsyncClient(target)))
+    app = web.Application()
+    app.cleanup_ctx.append(mcp.cleanup_ctx)
+    app.router.add_route("*", "/mcp", mcp.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with AsyncClient(target) as client:
+            await client.create_account("acme", account_pb2.Account(access_token=ACCESS))
+        async with streamable_http_client(f"http://127.0.0.1:{port}/mcp") as (read, write), \
+                ClientSession(read, write) as session:
+            await session.initialize()
+            names = {t.name for t in (await session.list_tools()).tools}
+            assert {"schedule_pin", "get_job", "cancel_job"} <= names
+            tomorrow = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+            args = {"account_id": "acme", "scheduled_at": tomorrow, "pin": {
+                "board_id": BOARD, "title": "Over HTTP",
+                "media_source": {"image_url": {"url": "https://example.com/a.jpg"}}}}
+            first = await session.call_tool("schedule_pin", args)
+            again = await session.call_tool("schedule_pin", args)
+            assert not first.is_error, first.content
+            assert isinstance(first.structured_content, dict)
+            assert isinstance(again.structured_content, dict)
+            assert again.structured_content["id"] == first.structured_content["id"]
+            bad = await session.call_tool("schedule_pin", {**args, "pin": {
+                **args["pin"], "board_id": "not-a-number"}})
+            assert bad.is_error
+            assert isinstance(bad.structured_content, dict)
+            fields = [v["field"] for v in bad.structured_content["error"]["field_violations"]]
+            assert "pin.board_id" in fields
+    finally:
+        await runner.cleanup()
+        await daemon.stop(grace_s=1.0)
