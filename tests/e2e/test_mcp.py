@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -308,4 +309,14 @@ async def test_without_the_api_token_calls_fail_as_tool_errors(
     async with mcp_session(daemon.port, tmp_path / "mcp.err", token=None) as s:
         found = error(await s.call_tool("list_jobs", {}))
         assert found["code"] == "UNAUTHENTICATED"
+        assert len((await s.list_tools()).tools) == len(TOOLS)
+
+
+async def test_an_unreachable_daemon_is_a_tool_error(tmp_path: Path) -> None:
+    """With no daemon at the target, a call is an UNAVAILABLE tool error and the server stays up."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again below: nothing listens there
+    async with mcp_session(port, tmp_path / "mcp.err") as s:
+        assert error(await s.call_tool("get_job", {"job_id": "x"}))["code"] == "UNAVAILABLE"
         assert len((await s.list_tools()).tools) == len(TOOLS)
