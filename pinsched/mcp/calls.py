@@ -32,7 +32,7 @@ from jsonschema.exceptions import ValidationError
 
 from pinsched_client import AsyncClient, ErrorDetails, FieldViolation, error_details
 
-from .schema import message_schema
+from .schema import message_schema, structure_only
 from .tools import ToolSpec, scrub
 
 __all__ = ["call_tool", "error_result", "input_schema", "output_schema", "to_json"]
@@ -48,8 +48,9 @@ def input_schema(spec: ToolSpec) -> dict[str, Any]:
 
 @cache
 def output_schema(spec: ToolSpec) -> dict[str, Any]:
-    """The tool's output schema: its response message's proto JSON."""
-    return message_schema(cast(Descriptor, spec.response.DESCRIPTOR), "output")
+    """The tool's output schema: the shape of its response message's proto JSON (the fields are
+    described once, in the input schemas and the `pinsched://` resources' message comments)."""
+    return structure_only(message_schema(cast(Descriptor, spec.response.DESCRIPTOR), "output"))
 
 
 @cache

@@ -24,7 +24,7 @@ from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescript
 
 from .protodoc import comment
 
-__all__ = ["SECRET_FIELDS", "Direction", "message_schema"]
+__all__ = ["SECRET_FIELDS", "Direction", "message_schema", "structure_only"]
 
 Direction = Literal["input", "output"]
 
@@ -136,4 +136,26 @@ def message_schema(message: Descriptor, direction: Direction = "input", *,
         schema["additionalProperties"] = False
         if required:
             schema["required"] = required
-    return _describe(schema, "\n\n".join([comment(message.full_name), *notes]).strip())
+    # Messages of other packages (google.type.DateTime) are described by the field that uses
+    # them, in pinsched's terms; their own general-purpose comments would only add noise.
+    own = comment(message.full_name) if message.full_name.startswith("pinsched.") else ""
+    return _describe(schema, "\n\n".join([own, *notes]).strip())
+
+
+def structure_only(schema: dict[str, Any]) -> dict[str, Any]:
+    """*schema* without the descriptions below its top level: the shape of a result, compact
+    enough to list with every tool (a described Job is ~19 kB, its bare shape a fraction)."""
+
+    def bare(node: dict[str, Any]) -> dict[str, Any]:
+        out = {k: v for k, v in node.items() if k != "description"}
+        if "properties" in out:
+            out["properties"] = {name: bare(p) for name, p in out["properties"].items()}
+        for key in ("items", "additionalProperties"):
+            if isinstance(out.get(key), dict):
+                out[key] = bare(out[key])
+        return out
+
+    top = bare(schema)
+    if "description" in schema:
+        top["description"] = schema["description"]
+    return top

@@ -17,7 +17,7 @@ from pinsched import cli
 from pinsched.mcp.calls import field_path, input_schema, output_schema, shape_violations
 from pinsched.mcp.protodoc import comment, comments
 from pinsched.mcp.schema import message_schema
-from pinsched.mcp.tools import TOOLS, derived_request_id
+from pinsched.mcp.tools import TOOLS, derived_request_id, scrub
 from pinsched.v1 import account_pb2, job_pb2, scheduler_pb2
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,6 +33,15 @@ def described(schema: Any, path: str = "") -> list[str]:
             missing.append(where)
         missing += described(prop.get("items", prop), where)
     return missing
+
+
+def property_schemas(schema: Any) -> list[Any]:
+    """The schemas of all properties (and array items) anywhere below *schema*."""
+    found = []
+    for prop in schema.get("properties", {}).values():
+        found.append(prop)
+        found += property_schemas(prop.get("items", prop))
+    return found
 
 
 def test_comments_come_from_the_proto_files() -> None:
@@ -55,10 +64,12 @@ def test_comments_come_from_the_proto_files() -> None:
 
 @pytest.mark.parametrize("spec", TOOLS, ids=lambda s: s.name)
 def test_every_tool_field_is_described_and_the_schemas_are_valid(spec: Any) -> None:
-    """Each tool's input and output schema is valid JSON Schema, every property described."""
-    for schema in (input_schema(spec), output_schema(spec)):
-        Draft202012Validator.check_schema(schema)
-        assert described(schema) == []
+    """Each tool's input and output schema is valid JSON Schema; every input property is
+    described, the output schema is the bare shape (kept small for an agent's context)."""
+    Draft202012Validator.check_schema(input_schema(spec))
+    Draft202012Validator.check_schema(output_schema(spec))
+    assert described(input_schema(spec)) == []
+    assert [p for p in property_schemas(output_schema(spec)) if "description" in p] == []
 
 
 def test_proto_json_mapping_of_the_well_known_types() -> None:
@@ -158,3 +169,17 @@ def test_mcp_verb_refuses_bad_connection_flags(capsys: pytest.CaptureFixture[str
     """A client certificate without its key is a usage error, before any server starts."""
     assert cli.main(["mcp", "--tls-client-cert", "cert.pem"]) == cli.EXIT_USAGE
     assert "--tls-client-key" in capsys.readouterr().err
+
+
+def test_scrub_clears_tokens_from_account_results() -> None:
+    """Account results pass through `scrub`, which clears any token field (defence in depth:
+    the API never sets them)."""
+    leaked = account_pb2.ListAccountsResponse(accounts=[
+        account_pb2.Account(id="a", access_token="pina_x", refresh_token="pinr_x")])
+    scrub(leaked)
+    assert leaked.accounts[0].access_token == ""
+    assert leaked.accounts[0].refresh_token == ""
+    one = scrub(account_pb2.Account(id="b", access_token="pina_y"))
+    assert isinstance(one, account_pb2.Account)
+    assert one.access_token == ""
+    assert one.id == "b"
