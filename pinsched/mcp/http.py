@@ -4,11 +4,13 @@ The SDK serves streamable HTTP through ASGI; the daemon's HTTP door is aiohttp. 
 the SDK's `StreamableHTTPSessionManager` (stateless, JSON responses: every POST is answered in
 full, no session to keep) and bridges each aiohttp request to it. Wiring, in the door's setup:
 
-    mcp = McpHttp(build_server(lambda: AsyncClient(grpc_target, api_token=token)))
+    mcp = McpHttp(build_server(lambda: AsyncClient(grpc_target, api_token=token)),
+                  api_token=token)
     app.cleanup_ctx.append(mcp.cleanup_ctx)           # starts and stops the manager
-    app.router.add_route("*", "/mcp", mcp.handle)     # behind the door's bearer-token check
+    app.router.add_route("*", "/mcp", mcp.handle)
 
-It does no authentication of its own: the door checks the token before `handle` runs. The
+With `api_token`, a request without `Authorization: Bearer <token>` is answered 401 before the
+transport sees it (the door may check the same token first; checking twice is harmless). The
 manager runs in a task of its own, so its task group is entered and left by the same task.
 """
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 from collections.abc import AsyncIterator, MutableMapping
 from typing import Any
 
@@ -33,8 +36,9 @@ Message = MutableMapping[str, Any]
 class McpHttp:
     """The streamable HTTP transport of one MCP server, for an aiohttp application."""
 
-    def __init__(self, server: Server[AsyncClient]) -> None:
+    def __init__(self, server: Server[AsyncClient], *, api_token: str | None = None) -> None:
         self.manager = StreamableHTTPSessionManager(app=server, stateless=True, json_response=True)
+        self._expected = f"Bearer {api_token}".encode() if api_token else None
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
 
@@ -61,6 +65,10 @@ class McpHttp:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Serve one HTTP request of the MCP transport (POST, GET or DELETE on `/mcp`)."""
+        if self._expected is not None and not hmac.compare_digest(
+                request.headers.get("Authorization", "").encode(), self._expected):
+            raise web.HTTPUnauthorized(text="missing or wrong API token",
+                                       headers={"WWW-Authenticate": "Bearer"})
         body = await request.read()
         sent_body = False
         response: web.StreamResponse | None = None

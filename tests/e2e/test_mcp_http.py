@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+import aiohttp
+import httpx2
 from aiohttp import web
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
@@ -17,14 +19,17 @@ from pinsched.mcp.server import build_server
 from pinsched_client import AsyncClient, account_pb2
 from tests.conftest import ACCESS, BOARD
 
+TOKEN = "http-door-token"
+
 
 async def test_streamable_http_at_mcp_schedules_a_pin(make_daemon: Callable[..., Daemon]) -> None:
-    """Over streamable HTTP at /mcp an agent lists the tools, schedules a pin, gets the same job
-    on a retry, and gets a structured tool error for a bad board id."""
-    daemon = make_daemon()
+    """Over streamable HTTP at /mcp, behind the API token, an agent lists the tools, schedules a
+    pin, gets the same job on a retry and a structured tool error for a bad board id; a request
+    without the token is refused with 401."""
+    daemon = make_daemon(api_token=TOKEN)
     await daemon.start()
     target = f"127.0.0.1:{daemon.port}"
-    mcp = McpHttp(build_server(lambda: AsyncClient(target)))
+    mcp = McpHttp(build_server(lambda: AsyncClient(target, api_token=TOKEN)), api_token=TOKEN)
     app = web.Application()
     app.cleanup_ctx.append(mcp.cleanup_ctx)
     app.router.add_route("*", "/mcp", mcp.handle)
@@ -34,9 +39,16 @@ async def test_streamable_http_at_mcp_schedules_a_pin(make_daemon: Callable[...,
     await site.start()
     port = runner.addresses[0][1]
     try:
-        async with AsyncClient(target) as client:
+        async with AsyncClient(target, api_token=TOKEN) as client:
             await client.create_account("acme", account_pb2.Account(access_token=ACCESS))
-        async with streamable_http_client(f"http://127.0.0.1:{port}/mcp") as (read, write), \
+        url = f"http://127.0.0.1:{port}/mcp"
+        async with aiohttp.ClientSession() as http:
+            for headers in ({}, {"Authorization": "Bearer wrong"}):
+                async with http.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "ping"},
+                                     headers=headers) as reply:
+                    assert reply.status == 401
+        bearer = httpx2.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
+        async with bearer, streamable_http_client(url, http_client=bearer) as (read, write), \
                 ClientSession(read, write) as session:
             await session.initialize()
             names = {t.name for t in (await session.list_tools()).tools}
