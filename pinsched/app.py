@@ -20,7 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import importlib.util
+import shutil
 import signal
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -96,6 +99,7 @@ class Daemon:
         self.http_port = 0
         #: Called with the HTTP door's aiohttp app before it starts: add routes or sub-apps.
         self.http_extensions: list[Callable[[web.Application], None]] = []
+        self._private_dir: str | None = None  # the MCP transport's unix socket lives here
         self._health: health_aio.HealthServicer | None = None
         self._health_server: grpc.aio.Server | None = None
         self.health_port = 0
@@ -199,6 +203,8 @@ class Daemon:
             (*SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
              reflection.SERVICE_NAME), server)
         self.port = self._bind(server)
+        if cfg.http_listen is not None:
+            self._mount_mcp(server)
         await server.start()
         self._server = server
         if cfg.http_listen is not None:
@@ -263,6 +269,31 @@ class Daemon:
         for account in self.accounts.accounts():
             await self.scheduler.release(account.id)
 
+    def _mount_mcp(self, server: grpc.aio.Server) -> None:
+        """Serve the MCP streamable HTTP transport at `/mcp` on the HTTP door when the MCP SDK is
+        installed (`pinsched[mcp]`). Its tools call this daemon like `pinsched mcp` does, through
+        the typed client, over a unix socket in a private (0700) directory: whatever TLS the API
+        port uses, and behind the same API token as every other call."""
+        if importlib.util.find_spec("mcp") is None:
+            log.info("mcp_not_served", reason="the MCP SDK is not installed (pinsched[mcp])")
+            return
+        from pinsched.mcp.http import McpHttp
+        from pinsched.mcp.server import build_server
+        from pinsched_client import AsyncClient
+
+        self._private_dir = tempfile.mkdtemp(prefix="pinsched-")
+        target = f"unix:{self._private_dir}/grpc.sock"
+        if server.add_insecure_port(target) == 0:
+            raise OSError(f"cannot listen on {target} (the MCP transport's own channel)")
+        token = self.config.api_token
+        mcp = McpHttp(build_server(lambda: AsyncClient(target, api_token=token)), api_token=token)
+
+        def mount(app: web.Application) -> None:
+            app.cleanup_ctx.append(mcp.cleanup_ctx)
+            app.router.add_route("*", "/mcp", mcp.handle)
+
+        self.http_extensions.append(mount)
+
     def _readiness(self) -> tuple[bool, str]:
         """(ready, why not): the store takes writes and the scheduler runs."""
         if self._stop.is_set():
@@ -323,6 +354,8 @@ class Daemon:
             await self._health_server.stop(0)
         if self.http is not None:
             await self.http.stop()
+        if self._private_dir is not None:
+            shutil.rmtree(self._private_dir, ignore_errors=True)
         await self.metrics.close()
         for task in self._tasks:
             try:

@@ -1,7 +1,7 @@
 """The `pinsched` command line: subcommands, flag→request building, output, exit codes.
 
-Owns the subcommands (`serve`, `config check`, `sandbox`, `demo`, `health`, and the gRPC verbs
-`schedule`, `preview`, `get`, `list`, `update`, `cancel`, `retry`, `watch`, `accounts ...`,
+Owns the subcommands (`serve`, `config check`, `sandbox`, `demo`, `health`, `mcp`, and the gRPC
+verbs `schedule`, `preview`, `get`, `list`, `update`, `cancel`, `retry`, `watch`, `accounts ...`,
 `webhooks list|redeliver`), the
 pure functions that turn flags into request messages (`build_schedule_request`, `build_job_update`,
 `build_account`), rendering (rich, or proto JSON with `--json`) and the event loop policy: uvloop
@@ -731,6 +731,19 @@ async def _check_health(target: str, options: dict[str, Any], service: str,
     return 0 if reply.status == health_pb2.HealthCheckResponse.SERVING else 1
 
 
+def _mcp(args: argparse.Namespace) -> int:
+    """`pinsched mcp`: the MCP server on stdin/stdout, talking to the daemon like the verbs do."""
+    options = _client_options(args)
+    target = args.target or os.environ.get("PINSCHED_TARGET") or DEFAULT_TARGET
+    try:
+        from pinsched.mcp.server import build_server, serve_stdio
+    except ImportError as exc:
+        raise UsageError(f"pinsched mcp needs the MCP SDK ({exc}): "
+                         "pip install 'pinsched[mcp]'") from None
+    _run(serve_stdio(build_server(lambda: AsyncClient(target, **options))))
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from pinsched.demo import run_demo
 
@@ -835,6 +848,8 @@ def build_parser() -> argparse.ArgumentParser:
                             parents=[connection])
     health.add_argument("--service", default="", help="a service name (default: the server)")
     health.set_defaults(handler=_health)
+    mcp = sub.add_parser("mcp", help="MCP server on stdio, for AI agents", parents=[connection])
+    mcp.set_defaults(handler=_mcp)
 
     for name, fn in (("schedule", _schedule), ("preview", _preview)):
         p = verb(name, fn, f"{name} a pin", pin_flags)

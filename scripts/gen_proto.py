@@ -7,6 +7,10 @@ committed code differs (CI runs it). It also writes the HTTP door's OpenAPI docu
 `google/type/datetime.proto` is compiled against but not generated: its Python module comes
 from `googleapis-common-protos`; so do those of the vendored `google/api/annotations.proto` and
 `google/api/http.proto` (the HTTP routes, `google.api.http`).
+
+Besides the code, `pinsched/v1/descriptor_set.binpb` is a `FileDescriptorSet` of the same files
+(with their imports) that keeps the source info: the proto comments, which the generated Python
+code drops. The MCP server reads its tool descriptions and schema descriptions from it.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PROTO = ROOT / "proto"
 OUT = ROOT / "pinsched" / "v1"
 OPENAPI = (ROOT / "docs" / "openapi.json", ROOT / "pinsched" / "http" / "openapi.json")
+DESCRIPTOR_SET = "descriptor_set.binpb"
 
 
 def generate(dest_root: Path) -> Path:
@@ -40,12 +45,16 @@ def generate(dest_root: Path) -> Path:
         f"--grpc_python_out={dest_root}",
         f"--mypy_out={dest_root}",
         f"--mypy_grpc_out={dest_root}",
+        f"--descriptor_set_out={dest_root / 'pinsched' / 'v1' / DESCRIPTOR_SET}",
+        "--include_source_info",
+        "--include_imports",
         *sources,
     ]
     # protoc finds the mypy-protobuf plugins on PATH: make the running venv's bin/ visible.
     bindir = str(Path(sys.executable).parent)
     if bindir not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+    (dest_root / "pinsched" / "v1").mkdir(parents=True, exist_ok=True)
     if protoc.main(args) != 0:
         raise SystemExit("protoc failed")
     out = dest_root / "pinsched" / "v1"
@@ -54,19 +63,12 @@ def generate(dest_root: Path) -> Path:
     return out
 
 
-def openapi_text(tmp: Path) -> str:
-    """The OpenAPI document, built from a descriptor set with the proto comments."""
+def openapi_text(generated: Path) -> str:
+    """The OpenAPI document, built from the generated descriptor set (it keeps the comments)."""
     sys.path.insert(0, str(ROOT))
     from pinsched.http import openapi
 
-    sources = sorted(str(p.relative_to(PROTO)) for p in (PROTO / "pinsched" / "v1").glob("*.proto"))
-    include = Path(protoc.__file__).parent / "_proto"
-    out = tmp / "descriptors.pb"
-    args = ["protoc", f"-I{PROTO}", f"-I{include}", f"--descriptor_set_out={out}",
-            "--include_source_info", "--include_imports", *sources]
-    if protoc.main(args) != 0:
-        raise SystemExit("protoc failed (descriptor set)")
-    fds = descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes())
+    fds = descriptor_pb2.FileDescriptorSet.FromString((generated / DESCRIPTOR_SET).read_bytes())
     return openapi.render(openapi.build(fds))
 
 
@@ -76,7 +78,7 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         fresh = generate(Path(tmp))
-        spec = openapi_text(Path(tmp))
+        spec = openapi_text(fresh)
         if args.check:
             stale = [str(p.relative_to(ROOT)) for p in OPENAPI
                      if not p.exists() or p.read_text() != spec]

@@ -1,0 +1,9 @@
+"""pinsched's Model Context Protocol server, so AI agents can schedule, inspect and fix pins.
+
+`pinsched mcp` serves it over stdio; `http.McpHttp` is the streamable HTTP transport as an aiohttp
+handler, to mount at `/mcp` on the daemon's HTTP door. Modules: `protodoc` (proto comments from
+the packaged descriptor set), `schema` (JSON Schemas from proto descriptors), `tools` (the tool
+table: RPC, messages, safety hints), `calls` (one tool call, errors as tool errors), `server` (the
+SDK server, resources, prompt, stdio) and `http` (streamable HTTP for aiohttp). They need the
+`mcp` package (`pip install 'pinsched[mcp]'`); this `__init__` imports nothing.
+"""
