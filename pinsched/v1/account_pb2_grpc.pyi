@@ -50,8 +50,13 @@ class AccountServiceStub:
     """Lists accounts ordered by id. Errors: INVALID_ARGUMENT (bad page size or token)."""
     UpdateAccount: _grpc.UnaryUnaryMultiCallable[_account_pb2.UpdateAccountRequest, _account_pb2.Account]
     """Updates the fields named in `update_mask`: `display_name`, `access_token`, `refresh_token`,
-    `access_token_expire_time`, `pacing` (or `pacing.<field>`), `paused`. New credentials clear
-    NEEDS_REAUTH and release held jobs. Errors: NOT_FOUND; INVALID_ARGUMENT for unknown paths.
+    `access_token_expire_time`, `pacing` (or `pacing.<field>`), `paused`, `posting_schedule`.
+    New credentials clear NEEDS_REAUTH and release held jobs. A new `posting_schedule` re-plans
+    the account's PENDING slotted jobs into it, in their order, in the same transaction (each
+    move is a job event; QUEUED or later jobs never move); an empty one removes the schedule and
+    leaves slotted jobs where they are. Errors: NOT_FOUND; INVALID_ARGUMENT for unknown paths or
+    a bad schedule; FAILED_PRECONDITION when a pending slotted job finds no slot in the new
+    schedule within the horizon.
     """
     DeleteAccount: _grpc.UnaryUnaryMultiCallable[_account_pb2.DeleteAccountRequest, _empty_pb2.Empty]
     """Deletes an account. Preconditions: no active jobs, unless `force` (which cancels them first).
@@ -79,8 +84,13 @@ class AccountServiceAsyncStub(AccountServiceStub):
     """Lists accounts ordered by id. Errors: INVALID_ARGUMENT (bad page size or token)."""
     UpdateAccount: _aio.UnaryUnaryMultiCallable[_account_pb2.UpdateAccountRequest, _account_pb2.Account]  # type: ignore[assignment]
     """Updates the fields named in `update_mask`: `display_name`, `access_token`, `refresh_token`,
-    `access_token_expire_time`, `pacing` (or `pacing.<field>`), `paused`. New credentials clear
-    NEEDS_REAUTH and release held jobs. Errors: NOT_FOUND; INVALID_ARGUMENT for unknown paths.
+    `access_token_expire_time`, `pacing` (or `pacing.<field>`), `paused`, `posting_schedule`.
+    New credentials clear NEEDS_REAUTH and release held jobs. A new `posting_schedule` re-plans
+    the account's PENDING slotted jobs into it, in their order, in the same transaction (each
+    move is a job event; QUEUED or later jobs never move); an empty one removes the schedule and
+    leaves slotted jobs where they are. Errors: NOT_FOUND; INVALID_ARGUMENT for unknown paths or
+    a bad schedule; FAILED_PRECONDITION when a pending slotted job finds no slot in the new
+    schedule within the horizon.
     """
     DeleteAccount: _aio.UnaryUnaryMultiCallable[_account_pb2.DeleteAccountRequest, _empty_pb2.Empty]  # type: ignore[assignment]
     """Deletes an account. Preconditions: no active jobs, unless `force` (which cancels them first).
@@ -129,8 +139,13 @@ class AccountServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_account_pb2.Account, _abc.Awaitable[_account_pb2.Account]]:
         """Updates the fields named in `update_mask`: `display_name`, `access_token`, `refresh_token`,
-        `access_token_expire_time`, `pacing` (or `pacing.<field>`), `paused`. New credentials clear
-        NEEDS_REAUTH and release held jobs. Errors: NOT_FOUND; INVALID_ARGUMENT for unknown paths.
+        `access_token_expire_time`, `pacing` (or `pacing.<field>`), `paused`, `posting_schedule`.
+        New credentials clear NEEDS_REAUTH and release held jobs. A new `posting_schedule` re-plans
+        the account's PENDING slotted jobs into it, in their order, in the same transaction (each
+        move is a job event; QUEUED or later jobs never move); an empty one removes the schedule and
+        leaves slotted jobs where they are. Errors: NOT_FOUND; INVALID_ARGUMENT for unknown paths or
+        a bad schedule; FAILED_PRECONDITION when a pending slotted job finds no slot in the new
+        schedule within the horizon.
         """
 
     @_abc_1.abstractmethod

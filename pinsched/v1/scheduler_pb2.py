@@ -29,41 +29,49 @@ from google.type import datetime_pb2 as google_dot_type_dot_datetime__pb2
 from pinsched.v1 import job_pb2 as pinsched_dot_v1_dot_job__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bpinsched/v1/scheduler.proto\x12\x0bpinsched.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1agoogle/type/datetime.proto\x1a\x15pinsched/v1/job.proto\"\xfe\x02\n\x12SchedulePinRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x1d\n\x03pin\x18\x03 \x01(\x0b\x32\x10.pinsched.v1.Pin\x12\x32\n\x0cscheduled_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x12+\n\nlocal_time\x18\x05 \x01(\x0b\x32\x15.google.type.DateTimeH\x00\x12\x32\n\x0f\x64\x65livery_window\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x43\n\x17nonexistent_time_policy\x18\x07 \x01(\x0e\x32\".pinsched.v1.NonexistentTimePolicy\x12?\n\x15\x61mbiguous_time_policy\x18\x08 \x01(\x0e\x32 .pinsched.v1.AmbiguousTimePolicyB\x06\n\x04time\"M\n\x18\x42\x61tchSchedulePinsRequest\x12\x31\n\x08requests\x18\x01 \x03(\x0b\x32\x1f.pinsched.v1.SchedulePinRequest\";\n\x19\x42\x61tchSchedulePinsResponse\x12\x1e\n\x04jobs\x18\x01 \x03(\x0b\x32\x10.pinsched.v1.Job\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\xed\x01\n\x0fListJobsRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12&\n\x06states\x18\x02 \x03(\x0e\x32\x16.pinsched.v1.Job.State\x12\x10\n\x08\x62oard_id\x18\x03 \x01(\t\x12\x31\n\rplanned_after\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0eplanned_before\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x06 \x01(\x05\x12\x12\n\npage_token\x18\x07 \x01(\t\"K\n\x10ListJobsResponse\x12\x1e\n\x04jobs\x18\x01 \x03(\x0b\x32\x10.pinsched.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x82\x02\n\x10UpdateJobRequest\x12\x1d\n\x03job\x18\x01 \x01(\x0b\x32\x10.pinsched.v1.Job\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x18\n\x10\x65xpected_version\x18\x03 \x01(\x03\x12\x43\n\x17nonexistent_time_policy\x18\x04 \x01(\x0e\x32\".pinsched.v1.NonexistentTimePolicy\x12?\n\x15\x61mbiguous_time_policy\x18\x05 \x01(\x0e\x32 .pinsched.v1.AmbiguousTimePolicy\"<\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x18\n\x10\x65xpected_version\x18\x02 \x01(\x03\"!\n\x0fRetryJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\x82\x03\n\x16PreviewScheduleRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x1d\n\x03pin\x18\x03 \x01(\x0b\x32\x10.pinsched.v1.Pin\x12\x32\n\x0cscheduled_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x12+\n\nlocal_time\x18\x05 \x01(\x0b\x32\x15.google.type.DateTimeH\x00\x12\x32\n\x0f\x64\x65livery_window\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x43\n\x17nonexistent_time_policy\x18\x07 \x01(\x0e\x32\".pinsched.v1.NonexistentTimePolicy\x12?\n\x15\x61mbiguous_time_policy\x18\x08 \x01(\x0e\x32 .pinsched.v1.AmbiguousTimePolicyB\x06\n\x04time\"\xab\x01\n\x17PreviewScheduleResponse\x12.\n\nplanned_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0cscheduled_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nwindow_end\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8f\x01\n\x10WatchJobsRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0f\n\x07job_ids\x18\x02 \x03(\t\x12&\n\x06states\x18\x03 \x03(\x0e\x32\x16.pinsched.v1.Job.State\x12\x1b\n\x0esince_sequence\x18\x04 \x01(\x03H\x00\x88\x01\x01\x42\x11\n\x0f_since_sequence*\x8f\x01\n\x15NonexistentTimePolicy\x12\'\n#NONEXISTENT_TIME_POLICY_UNSPECIFIED\x10\x00\x12\"\n\x1eNONEXISTENT_TIME_POLICY_REJECT\x10\x01\x12)\n%NONEXISTENT_TIME_POLICY_SHIFT_FORWARD\x10\x02*\xa2\x01\n\x13\x41mbiguousTimePolicy\x12%\n!AMBIGUOUS_TIME_POLICY_UNSPECIFIED\x10\x00\x12 \n\x1c\x41MBIGUOUS_TIME_POLICY_REJECT\x10\x01\x12!\n\x1d\x41MBIGUOUS_TIME_POLICY_EARLIER\x10\x02\x12\x1f\n\x1b\x41MBIGUOUS_TIME_POLICY_LATER\x10\x03\x32\x90\x05\n\x0cPinScheduler\x12@\n\x0bSchedulePin\x12\x1f.pinsched.v1.SchedulePinRequest\x1a\x10.pinsched.v1.Job\x12\x62\n\x11\x42\x61tchSchedulePins\x12%.pinsched.v1.BatchSchedulePinsRequest\x1a&.pinsched.v1.BatchSchedulePinsResponse\x12\x36\n\x06GetJob\x12\x1a.pinsched.v1.GetJobRequest\x1a\x10.pinsched.v1.Job\x12G\n\x08ListJobs\x12\x1c.pinsched.v1.ListJobsRequest\x1a\x1d.pinsched.v1.ListJobsResponse\x12<\n\tUpdateJob\x12\x1d.pinsched.v1.UpdateJobRequest\x1a\x10.pinsched.v1.Job\x12<\n\tCancelJob\x12\x1d.pinsched.v1.CancelJobRequest\x1a\x10.pinsched.v1.Job\x12:\n\x08RetryJob\x12\x1c.pinsched.v1.RetryJobRequest\x1a\x10.pinsched.v1.Job\x12\\\n\x0fPreviewSchedule\x12#.pinsched.v1.PreviewScheduleRequest\x1a$.pinsched.v1.PreviewScheduleResponse\x12\x43\n\tWatchJobs\x12\x1d.pinsched.v1.WatchJobsRequest\x1a\x15.pinsched.v1.JobEvent0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bpinsched/v1/scheduler.proto\x12\x0bpinsched.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1agoogle/type/datetime.proto\x1a\x15pinsched/v1/job.proto\"\xfb\x03\n\x12SchedulePinRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x1d\n\x03pin\x18\x03 \x01(\x0b\x32\x10.pinsched.v1.Pin\x12\x32\n\x0cscheduled_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x12+\n\nlocal_time\x18\x05 \x01(\x0b\x32\x15.google.type.DateTimeH\x00\x12\x33\n\x0enext_free_slot\x18( \x01(\x0b\x32\x19.pinsched.v1.NextFreeSlotH\x00\x12\x32\n\x0f\x64\x65livery_window\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x43\n\x17nonexistent_time_policy\x18\x07 \x01(\x0e\x32\".pinsched.v1.NonexistentTimePolicy\x12?\n\x15\x61mbiguous_time_policy\x18\x08 \x01(\x0e\x32 .pinsched.v1.AmbiguousTimePolicy\x12\x13\n\x0b\x61lso_boards\x18) \x03(\t\x12\x31\n\x0e\x62oard_interval\x18* \x01(\x0b\x32\x19.google.protobuf.DurationB\x06\n\x04time\">\n\x0cNextFreeSlot\x12.\n\nnot_before\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"M\n\x18\x42\x61tchSchedulePinsRequest\x12\x31\n\x08requests\x18\x01 \x03(\x0b\x32\x1f.pinsched.v1.SchedulePinRequest\"L\n\x19\x42\x61tchSchedulePinsResponse\x12\x1e\n\x04jobs\x18\x01 \x03(\x0b\x32\x10.pinsched.v1.Job\x12\x0f\n\x07\x63reated\x18( \x03(\x08\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\xff\x01\n\x0fListJobsRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12&\n\x06states\x18\x02 \x03(\x0e\x32\x16.pinsched.v1.Job.State\x12\x10\n\x08\x62oard_id\x18\x03 \x01(\t\x12\x31\n\rplanned_after\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0eplanned_before\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x06 \x01(\x05\x12\x12\n\npage_token\x18\x07 \x01(\t\x12\x10\n\x08group_id\x18( \x01(\t\"K\n\x10ListJobsResponse\x12\x1e\n\x04jobs\x18\x01 \x03(\x0b\x32\x10.pinsched.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xb5\x02\n\x10UpdateJobRequest\x12\x1d\n\x03job\x18\x01 \x01(\x0b\x32\x10.pinsched.v1.Job\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x18\n\x10\x65xpected_version\x18\x03 \x01(\x03\x12\x43\n\x17nonexistent_time_policy\x18\x04 \x01(\x0e\x32\".pinsched.v1.NonexistentTimePolicy\x12?\n\x15\x61mbiguous_time_policy\x18\x05 \x01(\x0e\x32 .pinsched.v1.AmbiguousTimePolicy\x12\x31\n\x0enext_free_slot\x18( \x01(\x0b\x32\x19.pinsched.v1.NextFreeSlot\"<\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x18\n\x10\x65xpected_version\x18\x02 \x01(\x03\"!\n\x0fRetryJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\xff\x03\n\x16PreviewScheduleRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x1d\n\x03pin\x18\x03 \x01(\x0b\x32\x10.pinsched.v1.Pin\x12\x32\n\x0cscheduled_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x12+\n\nlocal_time\x18\x05 \x01(\x0b\x32\x15.google.type.DateTimeH\x00\x12\x33\n\x0enext_free_slot\x18( \x01(\x0b\x32\x19.pinsched.v1.NextFreeSlotH\x00\x12\x32\n\x0f\x64\x65livery_window\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x43\n\x17nonexistent_time_policy\x18\x07 \x01(\x0e\x32\".pinsched.v1.NonexistentTimePolicy\x12?\n\x15\x61mbiguous_time_policy\x18\x08 \x01(\x0e\x32 .pinsched.v1.AmbiguousTimePolicy\x12\x13\n\x0b\x61lso_boards\x18) \x03(\t\x12\x31\n\x0e\x62oard_interval\x18* \x01(\x0b\x32\x19.google.protobuf.DurationB\x06\n\x04time\"\xcf\x01\n\x17PreviewScheduleResponse\x12.\n\nplanned_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0cscheduled_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nwindow_end\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\"\n\x04slot\x18( \x01(\x0b\x32\x14.pinsched.v1.JobSlot\"\x8f\x01\n\x10WatchJobsRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0f\n\x07job_ids\x18\x02 \x03(\t\x12&\n\x06states\x18\x03 \x03(\x0e\x32\x16.pinsched.v1.Job.State\x12\x1b\n\x0esince_sequence\x18\x04 \x01(\x03H\x00\x88\x01\x01\x42\x11\n\x0f_since_sequence\"i\n\x14ListFreeSlotsRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12.\n\nnot_before\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x63ount\x18\x03 \x01(\x05\"=\n\x15ListFreeSlotsResponse\x12$\n\x05slots\x18\x01 \x03(\x0b\x32\x15.pinsched.v1.FreeSlot\"m\n\x08\x46reeSlot\x12\"\n\x04slot\x18\x01 \x01(\x0b\x32\x14.pinsched.v1.JobSlot\x12.\n\nplanned_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05taken\x18\x03 \x01(\x05*\x8f\x01\n\x15NonexistentTimePolicy\x12\'\n#NONEXISTENT_TIME_POLICY_UNSPECIFIED\x10\x00\x12\"\n\x1eNONEXISTENT_TIME_POLICY_REJECT\x10\x01\x12)\n%NONEXISTENT_TIME_POLICY_SHIFT_FORWARD\x10\x02*\xa2\x01\n\x13\x41mbiguousTimePolicy\x12%\n!AMBIGUOUS_TIME_POLICY_UNSPECIFIED\x10\x00\x12 \n\x1c\x41MBIGUOUS_TIME_POLICY_REJECT\x10\x01\x12!\n\x1d\x41MBIGUOUS_TIME_POLICY_EARLIER\x10\x02\x12\x1f\n\x1b\x41MBIGUOUS_TIME_POLICY_LATER\x10\x03\x32\xe8\x05\n\x0cPinScheduler\x12@\n\x0bSchedulePin\x12\x1f.pinsched.v1.SchedulePinRequest\x1a\x10.pinsched.v1.Job\x12\x62\n\x11\x42\x61tchSchedulePins\x12%.pinsched.v1.BatchSchedulePinsRequest\x1a&.pinsched.v1.BatchSchedulePinsResponse\x12\x36\n\x06GetJob\x12\x1a.pinsched.v1.GetJobRequest\x1a\x10.pinsched.v1.Job\x12G\n\x08ListJobs\x12\x1c.pinsched.v1.ListJobsRequest\x1a\x1d.pinsched.v1.ListJobsResponse\x12<\n\tUpdateJob\x12\x1d.pinsched.v1.UpdateJobRequest\x1a\x10.pinsched.v1.Job\x12<\n\tCancelJob\x12\x1d.pinsched.v1.CancelJobRequest\x1a\x10.pinsched.v1.Job\x12:\n\x08RetryJob\x12\x1c.pinsched.v1.RetryJobRequest\x1a\x10.pinsched.v1.Job\x12\\\n\x0fPreviewSchedule\x12#.pinsched.v1.PreviewScheduleRequest\x1a$.pinsched.v1.PreviewScheduleResponse\x12\x43\n\tWatchJobs\x12\x1d.pinsched.v1.WatchJobsRequest\x1a\x15.pinsched.v1.JobEvent0\x01\x12V\n\rListFreeSlots\x12!.pinsched.v1.ListFreeSlotsRequest\x1a\".pinsched.v1.ListFreeSlotsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'pinsched.v1.scheduler_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_NONEXISTENTTIMEPOLICY']._serialized_start=2137
-  _globals['_NONEXISTENTTIMEPOLICY']._serialized_end=2280
-  _globals['_AMBIGUOUSTIMEPOLICY']._serialized_start=2283
-  _globals['_AMBIGUOUSTIMEPOLICY']._serialized_end=2445
+  _globals['_NONEXISTENTTIMEPOLICY']._serialized_start=2854
+  _globals['_NONEXISTENTTIMEPOLICY']._serialized_end=2997
+  _globals['_AMBIGUOUSTIMEPOLICY']._serialized_start=3000
+  _globals['_AMBIGUOUSTIMEPOLICY']._serialized_end=3162
   _globals['_SCHEDULEPINREQUEST']._serialized_start=195
-  _globals['_SCHEDULEPINREQUEST']._serialized_end=577
-  _globals['_BATCHSCHEDULEPINSREQUEST']._serialized_start=579
-  _globals['_BATCHSCHEDULEPINSREQUEST']._serialized_end=656
-  _globals['_BATCHSCHEDULEPINSRESPONSE']._serialized_start=658
-  _globals['_BATCHSCHEDULEPINSRESPONSE']._serialized_end=717
-  _globals['_GETJOBREQUEST']._serialized_start=719
-  _globals['_GETJOBREQUEST']._serialized_end=750
-  _globals['_LISTJOBSREQUEST']._serialized_start=753
-  _globals['_LISTJOBSREQUEST']._serialized_end=990
-  _globals['_LISTJOBSRESPONSE']._serialized_start=992
-  _globals['_LISTJOBSRESPONSE']._serialized_end=1067
-  _globals['_UPDATEJOBREQUEST']._serialized_start=1070
-  _globals['_UPDATEJOBREQUEST']._serialized_end=1328
-  _globals['_CANCELJOBREQUEST']._serialized_start=1330
-  _globals['_CANCELJOBREQUEST']._serialized_end=1390
-  _globals['_RETRYJOBREQUEST']._serialized_start=1392
-  _globals['_RETRYJOBREQUEST']._serialized_end=1425
-  _globals['_PREVIEWSCHEDULEREQUEST']._serialized_start=1428
-  _globals['_PREVIEWSCHEDULEREQUEST']._serialized_end=1814
-  _globals['_PREVIEWSCHEDULERESPONSE']._serialized_start=1817
-  _globals['_PREVIEWSCHEDULERESPONSE']._serialized_end=1988
-  _globals['_WATCHJOBSREQUEST']._serialized_start=1991
-  _globals['_WATCHJOBSREQUEST']._serialized_end=2134
-  _globals['_PINSCHEDULER']._serialized_start=2448
-  _globals['_PINSCHEDULER']._serialized_end=3104
+  _globals['_SCHEDULEPINREQUEST']._serialized_end=702
+  _globals['_NEXTFREESLOT']._serialized_start=704
+  _globals['_NEXTFREESLOT']._serialized_end=766
+  _globals['_BATCHSCHEDULEPINSREQUEST']._serialized_start=768
+  _globals['_BATCHSCHEDULEPINSREQUEST']._serialized_end=845
+  _globals['_BATCHSCHEDULEPINSRESPONSE']._serialized_start=847
+  _globals['_BATCHSCHEDULEPINSRESPONSE']._serialized_end=923
+  _globals['_GETJOBREQUEST']._serialized_start=925
+  _globals['_GETJOBREQUEST']._serialized_end=956
+  _globals['_LISTJOBSREQUEST']._serialized_start=959
+  _globals['_LISTJOBSREQUEST']._serialized_end=1214
+  _globals['_LISTJOBSRESPONSE']._serialized_start=1216
+  _globals['_LISTJOBSRESPONSE']._serialized_end=1291
+  _globals['_UPDATEJOBREQUEST']._serialized_start=1294
+  _globals['_UPDATEJOBREQUEST']._serialized_end=1603
+  _globals['_CANCELJOBREQUEST']._serialized_start=1605
+  _globals['_CANCELJOBREQUEST']._serialized_end=1665
+  _globals['_RETRYJOBREQUEST']._serialized_start=1667
+  _globals['_RETRYJOBREQUEST']._serialized_end=1700
+  _globals['_PREVIEWSCHEDULEREQUEST']._serialized_start=1703
+  _globals['_PREVIEWSCHEDULEREQUEST']._serialized_end=2214
+  _globals['_PREVIEWSCHEDULERESPONSE']._serialized_start=2217
+  _globals['_PREVIEWSCHEDULERESPONSE']._serialized_end=2424
+  _globals['_WATCHJOBSREQUEST']._serialized_start=2427
+  _globals['_WATCHJOBSREQUEST']._serialized_end=2570
+  _globals['_LISTFREESLOTSREQUEST']._serialized_start=2572
+  _globals['_LISTFREESLOTSREQUEST']._serialized_end=2677
+  _globals['_LISTFREESLOTSRESPONSE']._serialized_start=2679
+  _globals['_LISTFREESLOTSRESPONSE']._serialized_end=2740
+  _globals['_FREESLOT']._serialized_start=2742
+  _globals['_FREESLOT']._serialized_end=2851
+  _globals['_PINSCHEDULER']._serialized_start=3165
+  _globals['_PINSCHEDULER']._serialized_end=3909
 # @@protoc_insertion_point(module_scope)
