@@ -1,8 +1,8 @@
 """Regenerate the Python code of `proto/pinsched/v1` into `pinsched/v1/` (never edit it by hand).
 
 Run `python scripts/gen_proto.py`; `--check` regenerates into a temporary folder and fails when the
-committed code differs (CI runs it). `google/type/*.proto` (datetime, dayofweek, timeofday) are compiled against but not
-generated: its Python module comes from `googleapis-common-protos`.
+committed code differs (CI runs it). `google/type/*.proto` (datetime, dayofweek, timeofday) are
+compiled against but not generated: their Python modules come from `googleapis-common-protos`.
 """
 
 from __future__ import annotations
