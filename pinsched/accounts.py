@@ -10,7 +10,10 @@ import dataclasses
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pinsched.slots import PostingSchedule
 
 
 class AccountState(enum.StrEnum):
@@ -65,6 +68,7 @@ class Account:
     created_at: datetime
     updated_at: datetime
     version: int = 1
+    posting_schedule: PostingSchedule | None = None  # issue 16: where next_free_slot pins go
 
     @property
     def state(self) -> AccountState:
