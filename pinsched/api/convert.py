@@ -35,6 +35,7 @@ from pinsched.jobs import (
     Transition,
     Video,
 )
+from pinsched.slots import PostingSchedule
 from pinsched.v1 import account_pb2, job_pb2
 
 # Protobuf's ranges: Timestamp 0001-01-01..9999-12-31; Duration ±10,000 years.
@@ -327,8 +328,31 @@ def job_to_proto(job: Job, *, with_history: bool = False) -> job_pb2.Job:
         msg.delivered_time.CopyFrom(timestamp_to_proto(job.delivered_at))
     if job.remote_update is not None:
         msg.remote_update.CopyFrom(remote_update_to_proto(job.remote_update))
+    if job.slot is not None:
+        msg.slot.CopyFrom(slot_to_proto(job.slot.local, job.slot.time_zone, job.slot.at))
+    msg.group_id = job.group_id
     if with_history:
         msg.history.extend(transition_to_proto(entry) for entry in job.history)
+    return msg
+
+
+def slot_to_proto(local: datetime, time_zone: str, at: datetime) -> job_pb2.JobSlot:
+    """A posting slot (issue 16): its listed wall-clock time, zone and instant."""
+    return job_pb2.JobSlot(
+        local_time=datetime_pb2.DateTime(year=local.year, month=local.month, day=local.day,
+                                         hours=local.hour, minutes=local.minute,
+                                         seconds=local.second),
+        time_zone=time_zone, start_time=timestamp_to_proto(at))
+
+
+def posting_schedule_to_proto(schedule: PostingSchedule) -> account_pb2.PostingSchedule:
+    """An account's posting schedule (issue 16) on the wire."""
+    msg = account_pb2.PostingSchedule(max_per_slot=schedule.max_per_slot)
+    msg.time_zone.id = schedule.time_zone
+    for rule in schedule.rules:
+        item = msg.slots.add(days=sorted(rule.days))
+        item.time.hours, item.time.minutes = rule.time.hour, rule.time.minute
+        item.time.seconds = rule.time.second
     return msg
 
 
@@ -451,7 +475,7 @@ def pacing_from_proto(pacing: account_pb2.Pacing, field_prefix: str) -> Pacing:
 
 def account_to_proto(account: Account) -> account_pb2.Account:
     """*account* on the wire: never a token (only `has_refresh_token`), never the token expiry."""
-    return account_pb2.Account(
+    msg = account_pb2.Account(
         id=account.id,
         display_name=account.display_name,
         pacing=pacing_to_proto(account.pacing),
@@ -462,3 +486,6 @@ def account_to_proto(account: Account) -> account_pb2.Account:
         create_time=timestamp_to_proto(account.created_at),
         update_time=timestamp_to_proto(account.updated_at),
     )
+    if account.posting_schedule is not None:
+        msg.posting_schedule.CopyFrom(posting_schedule_to_proto(account.posting_schedule))
+    return msg

@@ -12,14 +12,24 @@ from typing import Any, Final, Protocol
 
 from pinsched import codec
 from pinsched.accounts import Account, Pacing
-from pinsched.jobs import ACTIVE_STATES, Job, JobError, JobState, RemoteUpdate, Transition
+from pinsched.jobs import (
+    ACTIVE_STATES,
+    Job,
+    JobError,
+    JobState,
+    RemoteUpdate,
+    SlotRef,
+    Transition,
+)
+from pinsched.slots import PostingSchedule
 
 _JOB_COLUMNS: Final = (
     "id, account_id, state, board_id, pin, scheduled_at, window_us, planned_at, local_time, "
     "request_id, request_hash, attempts, next_attempt_at, pinterest_pin_id, last_error, version, "
     "created_at, updated_at, submitted_at, delivered_at, late_by_us, cancel_requested, "
-    "remote_update, remote_pending"
+    "remote_update, remote_pending, slot, slot_at, group_id"
 )
+_JOB_COLUMN_COUNT: Final = _JOB_COLUMNS.count(",") + 1
 _ACTIVE_SQL: Final = ", ".join(f"'{s.value}'" for s in sorted(ACTIVE_STATES))
 
 
@@ -41,6 +51,7 @@ class JobFilter:
     board_id: str = ""
     planned_after: datetime | None = None
     planned_before: datetime | None = None
+    group_id: str = ""  # issue 16: the jobs of one also_boards request
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,8 +125,9 @@ def _cas(db: sqlite3.Connection, old: Job, new: Job) -> None:
         "UPDATE jobs SET state=?, board_id=?, pin=?, scheduled_at=?, window_us=?, planned_at=?, "
         "local_time=?, attempts=?, next_attempt_at=?, pinterest_pin_id=?, last_error=?, "
         "version=?, updated_at=?, submitted_at=?, delivered_at=?, late_by_us=?, "
-        "cancel_requested=?, remote_update=?, remote_pending=? WHERE id=? AND version=?",
-        (*row[2:9], *row[11:16], *row[17:24], new.id, old.version),
+        "cancel_requested=?, remote_update=?, remote_pending=?, slot=?, slot_at=? "
+        "WHERE id=? AND version=?",
+        (*row[2:9], *row[11:16], *row[17:26], new.id, old.version),
     )
     if cur.rowcount == 0:
         raise StaleJob(old.id)
@@ -163,6 +175,8 @@ def _job_row(job: Job) -> tuple[Any, ...]:
         None if job.late_by is None else codec.td_us(job.late_by), int(job.cancel_requested),
         json.dumps(job.remote_update.to_dict()) if job.remote_update else None,
         int(job.remote_update is not None and job.remote_update.pending),
+        json.dumps(job.slot.to_dict()) if job.slot else None,
+        codec.to_us(job.slot.at) if job.slot else None, job.group_id or None,
     )
 
 
@@ -179,6 +193,7 @@ def _job_from_row(r: tuple[Any, ...]) -> Job:
         late_by=None if r[20] is None else timedelta(microseconds=r[20]),
         cancel_requested=bool(r[21]),
         remote_update=RemoteUpdate.from_dict(json.loads(r[22])) if r[22] else None,
+        slot=SlotRef.from_dict(json.loads(r[24])) if r[24] else None, group_id=r[26] or "",
     )
 
 
@@ -199,9 +214,16 @@ def _account_row(a: Account) -> tuple[Any, ...]:
 
 
 def _account_from_row(r: tuple[Any, ...]) -> Account:
+    """An account from `SELECT *, posting_schedule FROM accounts` (the schedule comes last)."""
     return Account(
+        posting_schedule=schedule_from_json(r[-1]),
         id=r[0], display_name=r[1], access_token=r[2], refresh_token=r[3],
         access_expires_at=codec.opt_dt(r[4]), pacing=Pacing.from_dict(json.loads(r[5])),
         paused=bool(r[6]), needs_reauth=bool(r[7]), state_reason=r[8], version=int(r[9]),
         created_at=codec.from_us(r[10]), updated_at=codec.from_us(r[11]),
     )
+
+
+def schedule_from_json(text: str | None) -> PostingSchedule | None:
+    """An account's posting schedule from its column (issue 16)."""
+    return None if not text else PostingSchedule.from_dict(json.loads(text))
