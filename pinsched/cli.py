@@ -56,7 +56,7 @@ from pinsched_client import (
 from pinsched_client import format_timestamp as when
 
 T = TypeVar("T")
-Verb = Callable[[AsyncClient, argparse.Namespace, "Output"], Awaitable[None]]
+Verb = Callable[[AsyncClient, argparse.Namespace, "Output"], Awaitable[int | None]]
 
 EXIT_USAGE: Final = 2
 EXIT_INTERRUPTED: Final = 130
@@ -446,6 +446,20 @@ async def _watch(client: AsyncClient, args: argparse.Namespace, out: Output) -> 
             out.console.file.flush()
 
 
+async def _import(client: AsyncClient, args: argparse.Namespace, out: Output) -> int:
+    from pinsched import importer  # issue 16
+
+    try:
+        return await importer.command(
+            client, Path(args.file), as_json=args.json, fmt=args.format,
+            progress=sys.stderr.isatty(), write=lambda line: print(line, flush=False),
+            note=lambda line: print(line, file=sys.stderr))
+    except OSError as exc:
+        raise UsageError(f"{args.file}: {exc.strerror or exc}") from None
+    except ValueError as exc:  # a CSV header with unknown columns: nothing was sent
+        raise UsageError(str(exc)) from None
+
+
 async def _accounts_create(client: AsyncClient, args: argparse.Namespace, out: Output) -> None:
     account, _ = build_account(args, create=True)
     out.accounts([await client.create_account(args.account_id, account)], one=True)
@@ -530,7 +544,7 @@ async def _run_verb(verb: Verb, args: argparse.Namespace, options: dict[str, Any
     target = args.target or os.environ.get("PINSCHED_TARGET") or DEFAULT_TARGET
     async with AsyncClient(target, **options) as client:
         try:
-            await verb(client, args, out)
+            code = await verb(client, args, out)
         except grpc.aio.AioRpcError as err:
             details = error_details(err)
             first, *rest = details.lines()
@@ -538,7 +552,7 @@ async def _run_verb(verb: Verb, args: argparse.Namespace, options: dict[str, Any
             for line in rest:
                 out.errors.print(line)
             return details.exit_code
-    return 0
+    return code or 0
 
 
 # -- daemon, sandbox, demo -----------------------------------------------------------------------
@@ -762,6 +776,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--job", action="append", default=[], metavar="JOB_ID")
     p.add_argument("--state", type=states, action="extend", default=[])
     p.add_argument("--since", type=count, metavar="SEQ", help="replay the events after SEQ")
+
+    p = verb("import", _import, "schedule the pins of a CSV or JSON Lines file, a result per row")
+    p.add_argument("file", metavar="FILE", help="CSV with a header, or JSON Lines (.jsonl)")
+    p.add_argument("--format", choices=["csv", "jsonl"], default="",
+                   help="default: from the file name (.csv, else JSON Lines)")
 
     accounts = sub.add_parser("accounts", help="manage Pinterest accounts")
     actions = accounts.add_subparsers(dest="action", required=True, metavar="ACTION")

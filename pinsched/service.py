@@ -162,7 +162,8 @@ class PinService:
                 note = f"board {member.position + 1} of a group{'; ' + note if note else ''}"
             entries.append(Transition(from_state=None, to_state=S.PENDING, time=now,
                                       reason=f"scheduled; {note}" if note else "scheduled"))
-        results = await self.store.create_jobs(jobs, entries, replans, slot_asks=asks)
+        results = await self.store.create_jobs(jobs, entries, replans, slot_asks=asks,
+                                               request_index=[m.request for m in members])
         for job, created in results:
             if created:
                 self.scheduler.track(job)

@@ -324,6 +324,7 @@ class Store(OutboxMixin, SlotsMixin):
         self, jobs: Sequence[Job], transitions: Sequence[Transition],
         replans: Sequence[tuple[Job, Job, Transition]] = (),
         slot_asks: Mapping[int, SlotAsk] | None = None,
+        request_index: Sequence[int] | None = None,
     ) -> list[tuple[Job, bool]]:
         """Insert *jobs* atomically (all or none) with the *replans* of other jobs (CAS);
         return each job with `created=True`, or the existing job with `created=False` when its
@@ -332,6 +333,7 @@ class Store(OutboxMixin, SlotsMixin):
         The jobs at the indexes of *slot_asks* are placed in their account's next free posting
         slot inside this transaction (a job with an interval after the job before it: board
         groups). FailedPrecondition when an account has no schedule or no free slot.
+        *request_index* maps each job to the request it came from (errors name `requests[i]`).
 
         Raises AlreadyExists (naming the item) when a `request_id` was used with other content,
         AccountNotFound when an account does not exist, StaleJob when a re-planned job changed.
@@ -358,7 +360,9 @@ class Store(OutboxMixin, SlotsMixin):
                     if row is not None:
                         existing = _job_from_row(row)
                         if existing.request_hash != job.request_hash:
-                            where = f"requests[{index}]." if len(jobs) > 1 else ""
+                            item = request_index[index] if request_index else index
+                            many = (request_index[-1] if request_index else len(jobs) - 1) > 0
+                            where = f"requests[{item}]." if many else ""
                             raise AlreadyExists(
                                 f"{where}request_id {job.request_id!r} was already used for job "
                                 f"{existing.id} with different content"

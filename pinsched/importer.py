@@ -1,0 +1,335 @@
+"""`pinsched import FILE`: bulk import of pins from CSV or JSON Lines, a result per row (issue 16).
+
+Unlike BatchSchedulePins the import is not atomic: every row ends `created`, `existing` (its
+`request_id` was already used with the same content) or `failed: <field>: <reason>`, and a bad
+row never fails its neighbours. A row without `request_id` gets one derived from its content
+(`import-<sha256>`), so running the same file twice creates nothing the second time.
+
+It streams: rows are read lazily, sent as BatchSchedulePins chunks (a few in flight), and their
+results printed in row order as chunks complete, so memory stays flat whatever the file size.
+When a chunk is refused, the rows its error names (`requests[3].pin.title`) fail and the rest is
+sent again; an error that names no row (an unknown account, no posting schedule) splits the
+chunk in halves until the row at fault is alone.
+
+Columns (CSV header, or JSON keys): see `COLUMNS`. Exactly one time per row: `scheduled_at`
+(ISO 8601 with Z or an offset), `local_time` + `time_zone`, or `next_free_slot` (`true`/`now`,
+or an ISO instant: not before then). `video_url` belongs to media staging, which does not exist
+yet: such rows fail with `video_url: not supported yet`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import dataclasses
+import hashlib
+import json
+import re
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, TextIO
+
+import grpc
+
+from pinsched.v1 import job_pb2, scheduler_pb2
+from pinsched_client import (
+    AsyncClient,
+    error_details,
+    local_time,
+    parse_duration,
+    parse_instant,
+    parse_wall_time,
+)
+from pinsched_client import format_timestamp as when
+
+COLUMNS: Final = ("account", "board", "title", "description", "link", "alt_text", "image_url",
+                  "video_url", "scheduled_at", "local_time", "time_zone", "next_free_slot",
+                  "delivery_window", "also_boards", "board_interval", "request_id")
+CHUNK: Final = 500
+IN_FLIGHT: Final = 4
+_ITEM: Final = re.compile(r"requests\[(\d+)\]\.?")
+_TRUE: Final = frozenset({"true", "yes", "1", "now"})
+_FALSE: Final = frozenset({"", "false", "no", "0"})
+
+
+class RowError(ValueError):
+    """A row that cannot become a request: `field: reason`."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field, self.reason = field, reason
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """What became of one row."""
+
+    row: int  # 1 = the first record (after the CSV header; the first JSON line)
+    status: str  # created | existing | failed
+    job_id: str = ""
+    planned_at: str = ""
+    error: str = ""  # "field: reason" when failed
+
+    def to_json(self) -> str:
+        return json.dumps({k: v for k, v in dataclasses.asdict(self).items() if v != ""},
+                          separators=(",", ":"))
+
+    def line(self) -> str:
+        what = f"failed: {self.error}" if self.status == "failed" else self.status
+        return f"{self.row:>7}  {self.job_id or '-':<26}  {self.planned_at or '-':<20}  {what}"
+
+
+class Source:
+    """The records of a CSV or JSON Lines file, read lazily; `bytes_read` follows progress."""
+
+    def __init__(self, path: Path, fmt: str = "") -> None:
+        self.path = path
+        self.format = fmt or ("csv" if path.suffix.lower() in (".csv", ".tsv") else "jsonl")
+        self.size = path.stat().st_size
+        self.bytes_read = 0
+
+    def _lines(self, f: TextIO) -> Iterator[str]:
+        for line in f:
+            self.bytes_read += len(line.encode())
+            yield line
+
+    def records(self) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
+        """(row number, fields) for every record; a record that cannot be read is a RowError.
+        Raises ValueError for a CSV header naming unknown columns (nothing is sent then)."""
+        with self.path.open(newline="", encoding="utf-8-sig") as f:
+            if self.format == "csv":
+                reader = csv.DictReader(self._lines(f))
+                unknown = [c for c in reader.fieldnames or () if c not in COLUMNS]
+                if unknown or not reader.fieldnames:
+                    raise ValueError(f"{self.path}: unknown columns {unknown}; the columns are "
+                                     f"{', '.join(COLUMNS)}")
+                for n, rec in enumerate(reader, 1):
+                    if None in rec:
+                        yield n, RowError("row", "more values than columns")
+                    else:
+                        yield n, {k: v for k, v in rec.items() if v not in (None, "")}
+                return
+            n = 0
+            for line in self._lines(f):
+                if not line.strip():
+                    continue
+                n += 1
+                try:
+                    data = json.loads(line)
+                except ValueError as e:
+                    yield n, RowError("row", f"not a JSON object: {e}")
+                    continue
+                if not isinstance(data, dict):
+                    yield n, RowError("row", "not a JSON object")
+                    continue
+                unknown = sorted(k for k in data if k not in COLUMNS)
+                yield n, RowError(unknown[0], "unknown column") if unknown else data
+
+
+def _text(fields: dict[str, Any], key: str) -> str:
+    value = fields.get(key, "")
+    if value is None:
+        return ""
+    if not isinstance(value, str | int):
+        raise RowError(key, f"expected text, got {type(value).__name__}")
+    return str(value)
+
+
+def build_request(fields: dict[str, Any]) -> scheduler_pb2.SchedulePinRequest:
+    """The SchedulePin request of one row (checked only as far as needed to build it: the
+    daemon checks the rest and names the field); RowError when it cannot be built."""
+    if _text(fields, "video_url"):
+        raise RowError("video_url", "not supported yet (videos need media staging); use "
+                       "image_url")
+    for key in ("account", "board", "image_url"):
+        if not _text(fields, key):
+            raise RowError(key, "required")
+    pin = job_pb2.Pin(board_id=_text(fields, "board"), title=_text(fields, "title"),
+                      description=_text(fields, "description"), link=_text(fields, "link"),
+                      alt_text=_text(fields, "alt_text"))
+    pin.media_source.image_url.url = _text(fields, "image_url")
+    req = scheduler_pb2.SchedulePinRequest(account_id=_text(fields, "account"), pin=pin,
+                                           request_id=_text(fields, "request_id"))
+    _set_time(req, fields)
+    for key in ("delivery_window", "board_interval"):
+        value = fields.get(key)
+        if value not in (None, ""):
+            try:
+                span = (parse_duration(f"{value}s") if isinstance(value, int | float)
+                        else parse_duration(str(value)))
+            except ValueError as e:
+                raise RowError(key, str(e)) from None
+            getattr(req, key).FromTimedelta(span)
+    boards = fields.get("also_boards", "")
+    if isinstance(boards, str):
+        boards = [b for b in re.split(r"[\s,;|]+", boards) if b]
+    if not isinstance(boards, list) or not all(isinstance(b, str | int) for b in boards):
+        raise RowError("also_boards", "a list of board ids")
+    req.also_boards.extend(str(b) for b in boards)
+    if not req.request_id:
+        req.request_id = derived_request_id(req)
+    return req
+
+
+def _set_time(req: scheduler_pb2.SchedulePinRequest, fields: dict[str, Any]) -> None:
+    slot = fields.get("next_free_slot", "")
+    slot_text = str(slot).strip().lower() if not isinstance(slot, bool) else str(slot).lower()
+    given = [k for k in ("scheduled_at", "local_time") if _text(fields, k)]
+    if slot_text not in _FALSE:
+        given.append("next_free_slot")
+    if len(given) != 1:
+        raise RowError("scheduled_at", "give exactly one of scheduled_at, local_time (with "
+                       f"time_zone) or next_free_slot; got {', '.join(given) or 'none'}")
+    try:
+        if given[0] == "scheduled_at":
+            req.scheduled_at.FromDatetime(parse_instant(_text(fields, "scheduled_at")))
+        elif given[0] == "local_time":
+            zone = _text(fields, "time_zone")
+            if not zone:
+                raise RowError("time_zone", "required with local_time, e.g. Europe/Paris")
+            req.local_time.CopyFrom(local_time(parse_wall_time(_text(fields, "local_time")),
+                                               time_zone=zone))
+        else:
+            req.next_free_slot.SetInParent()
+            if slot_text not in _TRUE:
+                req.next_free_slot.not_before.FromDatetime(parse_instant(str(slot)))
+    except RowError:
+        raise
+    except ValueError as e:
+        raise RowError(given[0], str(e)) from None
+
+
+def derived_request_id(req: scheduler_pb2.SchedulePinRequest) -> str:
+    """`import-` + a hash of the request without its id: the same row, the same id."""
+    body = scheduler_pb2.SchedulePinRequest()
+    body.CopyFrom(req)
+    body.request_id = ""
+    return "import-" + hashlib.sha256(body.SerializeToString(deterministic=True)).hexdigest()[:40]
+
+
+def _failure(err: grpc.aio.AioRpcError, req: scheduler_pb2.SchedulePinRequest) -> str:
+    """`field: reason` for a call that failed without naming a field."""
+    d = error_details(err)
+    if d.code == grpc.StatusCode.NOT_FOUND:
+        return f"account: {d.message}"
+    if d.code == grpc.StatusCode.FAILED_PRECONDITION and req.HasField("next_free_slot"):
+        return f"next_free_slot: {d.message}"
+    if d.code == grpc.StatusCode.ALREADY_EXISTS:
+        return f"request_id: {_ITEM.sub('', d.message)}"
+    return f"{d.code.name.lower()}: {d.message}"
+
+
+Item = tuple[int, scheduler_pb2.SchedulePinRequest]
+
+
+async def send_chunk(client: AsyncClient, items: list[Item]) -> dict[int, Result]:
+    """Schedule *items*; a result for each, whatever the others do."""
+    out: dict[int, Result] = {}
+    todo = deque([items])
+    while todo:
+        part = todo.popleft()
+        if not part:
+            continue
+        try:
+            resp = await client.batch_schedule_pins([r for _, r in part])
+        except grpc.aio.AioRpcError as err:
+            named = _named_rows(err, part, out)
+            if named:
+                todo.appendleft([it for i, it in enumerate(part) if i not in named])
+            elif len(part) == 1:
+                n, req = part[0]
+                out[n] = Result(n, "failed", error=_failure(err, req))
+            else:
+                half = len(part) // 2
+                todo.extendleft([part[half:], part[:half]])
+            continue
+        for (n, _), job, created in zip(part, resp.jobs, resp.created, strict=True):
+            out[n] = Result(n, "created" if created else "existing", job.id, when(job.planned_at))
+    return out
+
+
+def _named_rows(err: grpc.aio.AioRpcError, part: list[Item], out: dict[int, Result]) -> set[int]:
+    """Mark the rows *err* names (`requests[i].…`) failed; their indexes in *part*."""
+    d = error_details(err)
+    named: dict[int, list[str]] = {}
+    for v in d.field_violations:
+        m = _ITEM.match(v.field)
+        if m and int(m.group(1)) < len(part):
+            named.setdefault(int(m.group(1)), []).append(f"{v.field[m.end():]}: {v.description}")
+    m = _ITEM.search(d.message) if not named else None
+    if m and int(m.group(1)) < len(part) and d.code == grpc.StatusCode.ALREADY_EXISTS:
+        named[int(m.group(1))] = [f"request_id: {_ITEM.sub('', d.message)}"]
+    for i, problems in named.items():
+        n = part[i][0]
+        out[n] = Result(n, "failed", error="; ".join(problems))
+    return set(named)
+
+
+async def run(client: AsyncClient, records: Iterable[tuple[int, dict[str, Any] | RowError]],
+              emit: Callable[[Result], None], *, chunk: int = CHUNK,
+              in_flight: int = IN_FLIGHT) -> None:
+    """Import *records*, calling *emit* with each row's result, in row order."""
+    pending: deque[tuple[list[Result | int], Awaitable[dict[int, Result]]]] = deque()
+
+    async def drain(limit: int) -> None:
+        while len(pending) > limit:
+            order, task = pending.popleft()
+            got = await task
+            for r in order:
+                emit(r if isinstance(r, Result) else got[r])
+
+    order: list[Result | int] = []
+    items: list[Item] = []
+    for n, fields in records:
+        if isinstance(fields, RowError):
+            order.append(Result(n, "failed", error=str(fields)))
+        else:
+            try:
+                items.append((n, build_request(fields)))
+                order.append(n)
+            except RowError as e:
+                order.append(Result(n, "failed", error=str(e)))
+        if len(order) >= chunk:
+            pending.append((order, asyncio.ensure_future(send_chunk(client, items))))
+            order, items = [], []
+            await drain(in_flight - 1)
+    if order:
+        pending.append((order, asyncio.ensure_future(send_chunk(client, items))))
+    await drain(0)
+
+
+async def command(client: AsyncClient, path: Path, *, as_json: bool, fmt: str = "",
+                  progress: bool = False, write: Callable[[str], None] = print,
+                  note: Callable[[str], None] = print) -> int:
+    """`pinsched import`: print each row's result (a table, or JSON Lines with *as_json*) and a
+    summary; 0 when every row was created or already existed, 1 otherwise."""
+    import time
+
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TransferSpeedColumn
+
+    source = Source(path, fmt)
+    counts = {"created": 0, "existing": 0, "failed": 0}
+    started = time.monotonic()
+    if not as_json:
+        write(f"{'row':>7}  {'job':<26}  {'planned_at':<20}  result")
+    bar = Progress(TextColumn("importing"), BarColumn(), TextColumn("{task.fields[rows]} rows"),
+                   TransferSpeedColumn(), console=Console(stderr=True), transient=True,
+                   disable=not progress)
+    task = bar.add_task("import", total=source.size, rows=0)
+
+    def emit(result: Result) -> None:
+        counts[result.status] += 1
+        write(result.to_json() if as_json else result.line())
+        if progress:
+            bar.update(task, completed=source.bytes_read, rows=sum(counts.values()))
+
+    with bar:
+        await run(client, source.records(), emit)
+    total = sum(counts.values())
+    elapsed = time.monotonic() - started
+    note(f"{total} rows: {counts['created']} created, {counts['existing']} existing, "
+         f"{counts['failed']} failed in {elapsed:.1f}s ({total / max(elapsed, 1e-9):.0f} rows/s)")
+    return 0 if counts["failed"] == 0 else 1
