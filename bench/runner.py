@@ -21,7 +21,17 @@ import traceback
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from bench import alternative, burst, lateness, procs, report, soakrun, throughput, watch
+from bench import (
+    alternative,
+    burst,
+    importrun,
+    lateness,
+    procs,
+    report,
+    soakrun,
+    throughput,
+    watch,
+)
 from bench.context import Ctx, Sizes
 from bench.report import Row
 
@@ -32,6 +42,7 @@ SCENARIOS: dict[str, Scenario] = {
     "burst": burst.run,
     "watch": watch.run,
     "lateness": lateness.run,  # pending 10k/100k/1M: lateness, memory, recovery
+    "import": importrun.run,  # issue 16: pinsched import rows/s and its memory
     "soak": soakrun.run,
 }
 
