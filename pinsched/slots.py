@@ -196,6 +196,7 @@ def free_slots(
 
 _PART: Final = re.compile(r"\s*([A-Za-z]{3}(?:\s*-\s*[A-Za-z]{3})?(?:\s*,\s*[A-Za-z]{3}"
                           r"(?:\s*-\s*[A-Za-z]{3})?)*)\s+([0-9:,\s]+)\s*")
+_TIME: Final = re.compile(r"(\d{1,2})(?::(\d{2}))?(?::(\d{2}))?")
 
 
 def parse(text: str, time_zone: str, max_per_slot: int = 1) -> PostingSchedule:
@@ -208,8 +209,11 @@ def parse(text: str, time_zone: str, max_per_slot: int = 1) -> PostingSchedule:
             raise ValueError(f"{part!r}: expected days and times such as 'Mon-Fri 09:00,18:00'")
         days = _parse_days(m.group(1))
         for item in filter(None, (t.strip() for t in m.group(2).split(","))):
+            hms = _TIME.fullmatch(item)
             try:
-                at = time.fromisoformat(item if len(item) > 2 else f"{item}:00")
+                if hms is None:
+                    raise ValueError
+                at = time(*(int(g) for g in hms.groups(default="0")))
             except ValueError:
                 raise ValueError(f"{item!r} is not a time such as 09:00") from None
             rules.append(SlotRule(days, at))

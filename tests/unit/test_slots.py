@@ -103,6 +103,7 @@ def test_no_free_slot_within_the_horizon_is_none() -> None:
 def test_parse_and_describe_round_trip() -> None:
     """The CLI's text form reads day ranges and lists, and describes itself the same way."""
     s = parse("Mon-Fri 09:00,12:30,18:00; Sat,Sun 10", "Europe/Paris", max_per_slot=2)
+    assert parse("mon 9:05", "UTC").rules == (SlotRule(frozenset({1}), time(9, 5)),)
     assert len(s.rules) == 4
     assert s.describe() == "Mon-Fri 09:00,12:30,18:00; Sat,Sun 10:00 Europe/Paris (max 2 per slot)"
     assert PostingSchedule.from_dict(s.to_dict()) == s
