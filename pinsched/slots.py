@@ -213,7 +213,8 @@ def parse(text: str, time_zone: str, max_per_slot: int = 1) -> PostingSchedule:
             try:
                 if hms is None:
                     raise ValueError
-                at = time(*(int(g) for g in hms.groups(default="0")))
+                h, m_, sec = (int(g) for g in hms.groups(default="0"))
+                at = time(h, m_, sec)
             except ValueError:
                 raise ValueError(f"{item!r} is not a time such as 09:00") from None
             rules.append(SlotRule(days, at))
