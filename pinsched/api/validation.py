@@ -418,17 +418,10 @@ def schedule_spec_from_proto(
             out, prefix, req, now=now, skew_tolerance=skew_tolerance, horizon=horizon)
     else:
         scheduled_at, local = resolve_time(
-            out,
-            which=which,
-            scheduled_at=req.scheduled_at,
-            local_time=req.local_time,
+            out, which=which, scheduled_at=req.scheduled_at, local_time=req.local_time,
             nonexistent_policy=req.nonexistent_time_policy,
-            ambiguous_policy=req.ambiguous_time_policy,
-            prefix=prefix,
-            now=now,
-            skew_tolerance=skew_tolerance,
-            horizon=horizon,
-        )
+            ambiguous_policy=req.ambiguous_time_policy, prefix=prefix, now=now,
+            skew_tolerance=skew_tolerance, horizon=horizon)
     also_boards, board_interval = api_slots.group_from_proto(out, prefix, req)
     window: timedelta | None = timedelta(0)
     if req.HasField("delivery_window"):

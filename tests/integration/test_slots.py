@@ -321,3 +321,23 @@ async def test_bad_slot_and_group_requests_name_the_field(api: Api) -> None:
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     listed = await api.jobs.ListJobs(scheduler_pb2.ListJobsRequest(account_id="acme"))
     assert [j.id for j in listed.jobs] == [job.id]
+
+
+async def test_concurrent_single_and_batch_schedules_never_share_a_slot(fapi: Api) -> None:
+    """Sixty single SchedulePin calls racing three 20-pin batches (one slot each) give 120
+    distinct consecutive slots; ListFreeSlots then starts right after them."""
+    await slotted_account(fapi, schedule("Australia/Lord_Howe", [(h, 0) for h in range(8, 20)],
+                                         days=list(range(1, 8))))
+    singles = [fapi.jobs.SchedulePin(slotted(fapi, f"s{i}")) for i in range(60)]
+    batches = [fapi.jobs.BatchSchedulePins(scheduler_pb2.BatchSchedulePinsRequest(
+        requests=[slotted(fapi, f"b{b}-{i}") for i in range(20)])) for b in range(3)]
+    got = await asyncio.gather(*singles, *batches)
+    batch_type = scheduler_pb2.BatchSchedulePinsResponse
+    jobs = [j for r in got for j in (r.jobs if isinstance(r, batch_type) else [r])]
+    slot_times = sorted(j.slot.start_time.ToDatetime(tzinfo=UTC) for j in jobs)
+    assert len(set(slot_times)) == 120
+    free = await fapi.jobs.ListFreeSlots(scheduler_pb2.ListFreeSlotsRequest(account_id="acme",
+                                                                          count=1))
+    first_free = free.slots[0].slot.start_time.ToDatetime(tzinfo=UTC)
+    assert first_free > slot_times[-1]
+    assert (first_free - slot_times[-1]) <= timedelta(hours=13)  # the next slot, overnight at most
