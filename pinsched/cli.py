@@ -352,6 +352,10 @@ class Output:
             ("last error", _error_text(job.last_error) if job.HasField("last_error") else "-"),
             ("version", str(job.version)),
         ]
+        if job.HasField("slot"):  # issue 16
+            rows.insert(8, ("slot", _slot_text(job.slot)))
+        if job.group_id:
+            rows.insert(9 if job.HasField("slot") else 8, ("board group", job.group_id))
         grid = Table.grid(padding=(0, 2))
         for key, value in rows:
             grid.add_row(Text(key, style="dim"), value)

@@ -42,7 +42,6 @@ from pinsched_client import (
     parse_instant,
     parse_wall_time,
 )
-from pinsched_client import format_timestamp as when
 
 COLUMNS: Final = ("account", "board", "title", "description", "link", "alt_text", "image_url",
                   "video_url", "scheduled_at", "local_time", "time_zone", "next_free_slot",
@@ -78,7 +77,7 @@ class Result:
 
     def line(self) -> str:
         what = f"failed: {self.error}" if self.status == "failed" else self.status
-        return f"{self.row:>7}  {self.job_id or '-':<26}  {self.planned_at or '-':<20}  {what}"
+        return f"{self.row:>7}  {self.job_id or '-':<26}  {self.planned_at or '-':<24}  {what}"
 
 
 class Source:
@@ -246,7 +245,8 @@ async def send_chunk(client: AsyncClient, items: list[Item]) -> dict[int, Result
                 todo.extendleft([part[half:], part[:half]])
             continue
         for (n, _), job, created in zip(part, resp.jobs, resp.created, strict=True):
-            out[n] = Result(n, "created" if created else "existing", job.id, when(job.planned_at))
+            out[n] = Result(n, "created" if created else "existing", job.id,
+                            job.planned_at.ToJsonString())
     return out
 
 
@@ -314,7 +314,7 @@ async def command(client: AsyncClient, path: Path, *, as_json: bool, fmt: str = 
     counts = {"created": 0, "existing": 0, "failed": 0}
     started = time.monotonic()
     if not as_json:
-        write(f"{'row':>7}  {'job':<26}  {'planned_at':<20}  result")
+        write(f"{'row':>7}  {'job':<26}  {'planned_at':<24}  result")
     bar = Progress(TextColumn("importing"), BarColumn(), TextColumn("{task.fields[rows]} rows"),
                    TransferSpeedColumn(), console=Console(stderr=True), transient=True,
                    disable=not progress)
