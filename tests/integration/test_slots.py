@@ -341,3 +341,34 @@ async def test_concurrent_single_and_batch_schedules_never_share_a_slot(fapi: Ap
     first_free = free.slots[0].slot.start_time.ToDatetime(tzinfo=UTC)
     assert first_free > slot_times[-1]
     assert (first_free - slot_times[-1]) <= timedelta(hours=13)  # the next slot, overnight at most
+
+
+async def test_only_unsent_jobs_move_to_a_slot(fapi: Api, fake: tuple[FakeClock, Sandbox]) -> None:
+    """UpdateJob next_free_slot is FAILED_PRECONDITION for a DELIVERED or CANCELLED job (naming
+    the state) and changes nothing; a PENDING job moves, one event."""
+    clock, _ = fake
+    await slotted_account(fapi, schedule("UTC", [(12, 0)], days=list(range(1, 8))))
+    sent = await fapi.jobs.SchedulePin(fapi.pin_request(at=clock.now() + timedelta(minutes=1)))
+    gone = await fapi.jobs.SchedulePin(fapi.pin_request(at=clock.now() + timedelta(hours=5)))
+    await fapi.jobs.CancelJob(scheduler_pb2.CancelJobRequest(job_id=gone.id))
+    watch = fapi.jobs.WatchJobs(scheduler_pb2.WatchJobsRequest(
+        job_ids=[sent.id], states=[J.STATE_DELIVERED], since_sequence=0))
+    await clock.advance(120)
+    await asyncio.wait_for(watch.read(), 10)
+    watch.cancel()
+    mask = field_mask_pb2.FieldMask(paths=["next_free_slot"])
+    for job_id, state in ((sent.id, "DELIVERED"), (gone.id, "CANCELLED")):
+        before = await fapi.jobs.GetJob(scheduler_pb2.GetJobRequest(job_id=job_id))
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await fapi.jobs.UpdateJob(scheduler_pb2.UpdateJobRequest(
+                job=job_pb2.Job(id=job_id), update_mask=mask))
+        assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert state in (err.value.details() or "")
+        after = await fapi.jobs.GetJob(scheduler_pb2.GetJobRequest(job_id=job_id))
+        assert after.version == before.version
+    pending = await fapi.jobs.SchedulePin(fapi.pin_request(at=clock.now() + timedelta(hours=1)))
+    moved = await fapi.jobs.UpdateJob(scheduler_pb2.UpdateJobRequest(
+        job=job_pb2.Job(id=pending.id), update_mask=mask))
+    assert moved.state == J.STATE_PENDING
+    assert moved.version == 2
+    assert at(moved) == datetime(2026, 1, 5, 12, tzinfo=UTC)
