@@ -76,6 +76,9 @@ class Book:
         self.taken: list[datetime] = []
         self.lo: datetime | None = None
         self.hi: datetime | None = None
+        # Within one transaction places only fill up, so the first free slot for a given
+        # not_before never moves back: remember it (a batch of slotted jobs is then linear).
+        self._cursor: dict[datetime, datetime] = {}
         if self.schedule is not None:
             cap = max(1, self.schedule.max_per_slot)
             self.margin = timedelta(days=1) + self.pacing.min_spacing * cap
@@ -126,13 +129,14 @@ class Book:
         """*job* moved into the first free slot at or after *not_before* (not yet counted)."""
         if self.schedule is None:
             raise no_schedule(self.account_id)
-        start = not_before
+        start = self._cursor.get(not_before, not_before)
         while start < horizon_end:
             end = min(start + _CHUNK, horizon_end)
             self._load(not_before, end)
             found = slots.find_free(self.schedule, pacing=self.pacing, not_before=start,
                                     until=end, occupancy=self.occupancy, taken=self.taken)
             if found is not None:
+                self._cursor[not_before] = found.slot.at
                 ref = SlotRef(at=found.slot.at, local=found.slot.local,
                               time_zone=found.slot.time_zone, not_before=not_before,
                               interval=interval)
