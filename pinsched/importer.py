@@ -25,15 +25,18 @@ import dataclasses
 import hashlib
 import json
 import re
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, TextIO
 
 import grpc
+from google.protobuf import timestamp_pb2
 
-from pinsched.v1 import job_pb2, scheduler_pb2
+from pinsched.v1 import scheduler_pb2
 from pinsched_client import (
     AsyncClient,
     error_details,
@@ -51,6 +54,7 @@ IN_FLIGHT: Final = 4
 _ITEM: Final = re.compile(r"requests\[(\d+)\]\.?")
 _TRUE: Final = frozenset({"true", "yes", "1", "now"})
 _FALSE: Final = frozenset({"", "false", "no", "0"})
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class RowError(ValueError):
@@ -127,44 +131,51 @@ class Source:
                 yield n, RowError(unknown[0], "unknown column") if unknown else data
 
 
-def _text(fields: dict[str, Any], key: str) -> str:
-    value = fields.get(key, "")
-    if value is None:
-        return ""
-    if not isinstance(value, str | int):
-        raise RowError(key, f"expected text, got {type(value).__name__}")
-    return str(value)
+def _texts(fields: dict[str, Any]) -> dict[str, str]:
+    """The row's text values (JSON numbers become text; lists stay for also_boards)."""
+    out: dict[str, str] = {}
+    for key, value in fields.items():
+        if isinstance(value, str):
+            out[key] = value
+        elif isinstance(value, bool) and key == "next_free_slot":
+            out[key] = "true" if value else ""
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            out[key] = f"{value}s" if key in ("delivery_window", "board_interval") else str(value)
+        elif not (key == "also_boards" and isinstance(value, list)) and value is not None:
+            raise RowError(key, f"expected text, got {type(value).__name__}")
+    return out
 
 
 def build_request(fields: dict[str, Any]) -> scheduler_pb2.SchedulePinRequest:
     """The SchedulePin request of one row (checked only as far as needed to build it: the
     daemon checks the rest and names the field); RowError when it cannot be built."""
-    if _text(fields, "video_url"):
+    text = _texts(fields)
+    get = text.get
+    if get("video_url"):
         raise RowError("video_url", "not supported yet (videos need media staging); use "
                        "image_url")
     for key in ("account", "board", "image_url"):
-        if not _text(fields, key):
+        if not get(key):
             raise RowError(key, "required")
-    pin = job_pb2.Pin(board_id=_text(fields, "board"), title=_text(fields, "title"),
-                      description=_text(fields, "description"), link=_text(fields, "link"),
-                      alt_text=_text(fields, "alt_text"))
-    pin.media_source.image_url.url = _text(fields, "image_url")
-    req = scheduler_pb2.SchedulePinRequest(account_id=_text(fields, "account"), pin=pin,
-                                           request_id=_text(fields, "request_id"))
-    _set_time(req, fields)
+    req = scheduler_pb2.SchedulePinRequest(account_id=text["account"],
+                                           request_id=get("request_id", ""))
+    pin = req.pin
+    pin.board_id = text["board"]
+    for key in ("title", "description", "link", "alt_text"):
+        if key in text:
+            setattr(pin, key, text[key])
+    pin.media_source.image_url.url = text["image_url"]
+    _set_time(req, text)
     for key in ("delivery_window", "board_interval"):
-        value = fields.get(key)
-        if value not in (None, ""):
+        if get(key):
             try:
-                span = (parse_duration(f"{value}s") if isinstance(value, int | float)
-                        else parse_duration(str(value)))
+                getattr(req, key).FromTimedelta(parse_duration(text[key]))
             except ValueError as e:
                 raise RowError(key, str(e)) from None
-            getattr(req, key).FromTimedelta(span)
-    boards = fields.get("also_boards", "")
+    boards = fields.get("also_boards") or []
     if isinstance(boards, str):
         boards = [b for b in re.split(r"[\s,;|]+", boards) if b]
-    if not isinstance(boards, list) or not all(isinstance(b, str | int) for b in boards):
+    if not all(isinstance(b, str | int) and not isinstance(b, bool) for b in boards):
         raise RowError("also_boards", "a list of board ids")
     req.also_boards.extend(str(b) for b in boards)
     if not req.request_id:
@@ -172,28 +183,34 @@ def build_request(fields: dict[str, Any]) -> scheduler_pb2.SchedulePinRequest:
     return req
 
 
-def _set_time(req: scheduler_pb2.SchedulePinRequest, fields: dict[str, Any]) -> None:
-    slot = fields.get("next_free_slot", "")
-    slot_text = str(slot).strip().lower() if not isinstance(slot, bool) else str(slot).lower()
-    given = [k for k in ("scheduled_at", "local_time") if _text(fields, k)]
-    if slot_text not in _FALSE:
+def _timestamp(ts: timestamp_pb2.Timestamp, at: datetime) -> None:
+    """Set *ts* to the aware *at* (integer arithmetic: FromDatetime is slow pure Python)."""
+    delta = at - _EPOCH
+    ts.seconds = delta.days * 86400 + delta.seconds
+    ts.nanos = delta.microseconds * 1000
+
+
+def _set_time(req: scheduler_pb2.SchedulePinRequest, text: dict[str, str]) -> None:
+    slot = text.get("next_free_slot", "").strip()
+    given = [k for k in ("scheduled_at", "local_time") if text.get(k)]
+    if slot.lower() not in _FALSE:
         given.append("next_free_slot")
     if len(given) != 1:
         raise RowError("scheduled_at", "give exactly one of scheduled_at, local_time (with "
                        f"time_zone) or next_free_slot; got {', '.join(given) or 'none'}")
     try:
         if given[0] == "scheduled_at":
-            req.scheduled_at.FromDatetime(parse_instant(_text(fields, "scheduled_at")))
+            _timestamp(req.scheduled_at, parse_instant(text["scheduled_at"]))
         elif given[0] == "local_time":
-            zone = _text(fields, "time_zone")
+            zone = text.get("time_zone")
             if not zone:
                 raise RowError("time_zone", "required with local_time, e.g. Europe/Paris")
-            req.local_time.CopyFrom(local_time(parse_wall_time(_text(fields, "local_time")),
+            req.local_time.CopyFrom(local_time(parse_wall_time(text["local_time"]),
                                                time_zone=zone))
         else:
             req.next_free_slot.SetInParent()
-            if slot_text not in _TRUE:
-                req.next_free_slot.not_before.FromDatetime(parse_instant(str(slot)))
+            if slot.lower() not in _TRUE:
+                _timestamp(req.next_free_slot.not_before, parse_instant(slot))
     except RowError:
         raise
     except ValueError as e:
@@ -223,6 +240,11 @@ def _failure(err: grpc.aio.AioRpcError, req: scheduler_pb2.SchedulePinRequest) -
 Item = tuple[int, scheduler_pb2.SchedulePinRequest]
 
 
+def _rfc3339(ts: timestamp_pb2.Timestamp) -> str:
+    frac = f".{ts.nanos // 1000:06d}" if ts.nanos else ""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts.seconds)) + frac + "Z"
+
+
 async def send_chunk(client: AsyncClient, items: list[Item]) -> dict[int, Result]:
     """Schedule *items*; a result for each, whatever the others do."""
     out: dict[int, Result] = {}
@@ -246,7 +268,7 @@ async def send_chunk(client: AsyncClient, items: list[Item]) -> dict[int, Result
             continue
         for (n, _), job, created in zip(part, resp.jobs, resp.created, strict=True):
             out[n] = Result(n, "created" if created else "existing", job.id,
-                            job.planned_at.ToJsonString())
+                            _rfc3339(job.planned_at))
     return out
 
 
@@ -305,8 +327,6 @@ async def command(client: AsyncClient, path: Path, *, as_json: bool, fmt: str = 
                   note: Callable[[str], None] = print) -> int:
     """`pinsched import`: print each row's result (a table, or JSON Lines with *as_json*) and a
     summary; 0 when every row was created or already existed, 1 otherwise."""
-    import time
-
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TransferSpeedColumn
 
