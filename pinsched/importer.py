@@ -8,8 +8,9 @@ row never fails its neighbours. A row without `request_id` gets one derived from
 It streams: rows are read lazily, sent as BatchSchedulePins chunks (a few in flight), and their
 results printed in row order as chunks complete, so memory stays flat whatever the file size.
 When a chunk is refused, the rows its error names (`requests[3].pin.title`) fail and the rest is
-sent again; an error that names no row (an unknown account, no posting schedule) splits the
-chunk in halves until the row at fault is alone.
+sent again; an error that names no row splits the chunk in halves until the row at fault is
+alone. Each account is looked up once first, so the rows of an unknown account (or of one
+without a posting schedule, for `next_free_slot` rows) fail without sending them.
 
 Columns (CSV header, or JSON keys): see `COLUMNS`. Exactly one time per row: `scheduled_at`
 (ISO 8601 with Z or an offset), `local_time` + `time_zone`, or `next_free_slot` (`true`/`now`,
@@ -302,6 +303,22 @@ async def run(client: AsyncClient, records: Iterable[tuple[int, dict[str, Any] |
             for r in order:
                 emit(r if isinstance(r, Result) else got[r])
 
+    accounts: dict[str, str] = {}  # account id → why its rows fail ("" = fine)
+
+    async def account_problem(req: scheduler_pb2.SchedulePinRequest) -> str:
+        """Checked once per account, so that its rows fail alone instead of splitting chunks."""
+        if req.account_id not in accounts:
+            try:
+                acct = await client.get_account(req.account_id)
+                accounts[req.account_id] = "" if acct.HasField("posting_schedule") else (
+                    f"next_free_slot: account {req.account_id!r} has no posting schedule: set "
+                    "one with `pinsched accounts update --posting-schedule`")
+            except grpc.aio.AioRpcError as err:
+                accounts[req.account_id] = (f"account: {error_details(err).message}"
+                                            if err.code() == grpc.StatusCode.NOT_FOUND else "")
+        problem = accounts[req.account_id]
+        return problem if problem.startswith("account") or req.HasField("next_free_slot") else ""
+
     order: list[Result | int] = []
     items: list[Item] = []
     for n, fields in records:
@@ -309,10 +326,16 @@ async def run(client: AsyncClient, records: Iterable[tuple[int, dict[str, Any] |
             order.append(Result(n, "failed", error=str(fields)))
         else:
             try:
-                items.append((n, build_request(fields)))
-                order.append(n)
+                req = build_request(fields)
             except RowError as e:
                 order.append(Result(n, "failed", error=str(e)))
+            else:
+                problem = await account_problem(req)
+                if problem:
+                    order.append(Result(n, "failed", error=problem))
+                else:
+                    items.append((n, req))
+                    order.append(n)
         if len(order) >= chunk:
             pending.append((order, asyncio.ensure_future(send_chunk(client, items))))
             order, items = [], []

@@ -12,7 +12,9 @@ from pathlib import Path
 
 from google.type import dayofweek_pb2  # type: ignore[import-untyped, unused-ignore]
 
+from pinsched.importer import build_request, send_chunk
 from pinsched.v1 import account_pb2, scheduler_pb2
+from pinsched_client import AsyncClient
 from tests.conftest import ACCESS, Api
 
 COLUMNS = ["account", "board", "title", "image_url", "video_url", "scheduled_at", "local_time",
@@ -125,3 +127,18 @@ async def test_import_refuses_unknown_columns_before_sending(api: Api, tmp_path:
     assert "missing.csv" in err
     listed = await api.jobs.ListJobs(scheduler_pb2.ListJobsRequest(account_id="acme"))
     assert not listed.jobs
+
+
+async def test_a_chunk_error_naming_no_row_is_split_until_the_row_is_alone(api: Api) -> None:
+    """send_chunk: rows of an unknown account (an error that names no row) fail alone by
+    bisection; every other row of the chunk is created."""
+    await slotted_account(api)
+    at = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    items = [(n, build_request(row(title=f"r{n}", scheduled_at=at,
+                                   account="ghost" if n in (3, 6) else "acme")))
+             for n in range(1, 9)]
+    async with AsyncClient(f"127.0.0.1:{api.daemon.port}") as client:
+        got = await send_chunk(client, items)
+    assert {n: r.status for n, r in got.items()} == {
+        n: "failed" if n in (3, 6) else "created" for n in range(1, 9)}
+    assert got[3].error.startswith("account: ")
