@@ -372,3 +372,42 @@ async def test_only_unsent_jobs_move_to_a_slot(fapi: Api, fake: tuple[FakeClock,
     assert moved.state == J.STATE_PENDING
     assert moved.version == 2
     assert at(moved) == datetime(2026, 1, 5, 12, tzinfo=UTC)
+
+
+async def test_slots_and_groups_survive_a_restart(make_daemon: Callable[..., Daemon],
+                                                 fake: tuple[FakeClock, Sandbox]) -> None:
+    """After a restart on the same database a job keeps its slot and group, the slot stays
+    taken, and the account keeps its posting schedule."""
+    clock, sandbox = fake
+    ids: list[str] = []
+    for run in range(2):
+        daemon = make_daemon(clock=clock, base_url=sandbox.base_url)
+        await daemon.start()
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{daemon.port}")
+        api = Api(channel, daemon)
+        try:
+            if run == 0:
+                await slotted_account(api, schedule("Europe/London", [(9, 0)],
+                                                    days=list(range(1, 8))))
+                req = slotted(api, "kept")
+                req.also_boards.append("1002")
+                req.board_interval.FromTimedelta(timedelta(days=2))
+                first = await api.jobs.SchedulePin(req)
+                group = await api.jobs.ListJobs(scheduler_pb2.ListJobsRequest(
+                    group_id=first.group_id))
+                ids = [j.id for j in sorted(group.jobs, key=at)]
+                continue
+            jobs = [await api.jobs.GetJob(scheduler_pb2.GetJobRequest(job_id=i)) for i in ids]
+            assert [at(j) for j in jobs] == [datetime(2026, 1, 5, 9, tzinfo=UTC),  # now
+                                             datetime(2026, 1, 7, 9, tzinfo=UTC)]
+            assert {j.group_id for j in jobs} == {ids[0]}
+            assert all(j.slot.time_zone == "Europe/London" for j in jobs)
+            acct = await api.accounts.GetAccount(account_pb2.GetAccountRequest(account_id="acme"))
+            assert acct.posting_schedule.time_zone.id == "Europe/London"
+            free = await api.jobs.ListFreeSlots(scheduler_pb2.ListFreeSlotsRequest(
+                account_id="acme", count=2))
+            assert [s.planned_at.ToDatetime(tzinfo=UTC) for s in free.slots] == [
+                datetime(2026, 1, 6, 9, tzinfo=UTC), datetime(2026, 1, 8, 9, tzinfo=UTC)]
+        finally:
+            await channel.close(None)
+            await daemon.stop(grace_s=1.0)
