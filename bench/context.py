@@ -36,13 +36,14 @@ class Sizes:
     aps_add_jobs: int = 5000
     aps_pending: tuple[int, ...] = (10_000, 100_000, 1_000_000)
     soak: bool = True
+    import_rows: tuple[int, ...] = (20_000, 100_000)
 
     @classmethod
     def quick(cls) -> Sizes:
         return cls(concurrency=(1, 64), batches=((100, 4),), throughput_s=1.0,
                    pending=(10_000,), stream_jobs=300, stream_s=1.5, burst_jobs=1000,
                    burst_accounts=200, watchers=10, watch_rates=(500,), watch_s=2.0,
-                   aps_add_jobs=1000, aps_pending=(10_000,), soak=False)
+                   aps_add_jobs=1000, aps_pending=(10_000,), soak=False, import_rows=(10_000,))
 
 
 @dataclass

@@ -25,6 +25,7 @@ from bench import (
     alternative,
     burst,
     http_door,
+    importrun,
     lateness,
     procs,
     report,
@@ -45,6 +46,7 @@ SCENARIOS: dict[str, Scenario] = {
     "watch": watch.run,
     "http": http_door.run,  # SchedulePin over HTTP vs aiohttp echo vs gRPC; SSE watchers
     "lateness": lateness.run,  # pending 10k/100k/1M: lateness, memory, recovery
+    "import": importrun.run,  # pinsched import: rows/s and its memory
     "soak": soakrun.run,
     "retention": retention.scenario,  # FakeClock hours: database size under retention
     "shutdown": shutdown.run,  # SIGTERM → exit under load (terminationGracePeriodSeconds)

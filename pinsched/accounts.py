@@ -10,7 +10,10 @@ import dataclasses
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pinsched.slots import PostingSchedule
 
 
 class AccountState(enum.StrEnum):
@@ -83,6 +86,8 @@ class Account:
     hold_reason: str = ""
     #: When `account.reauth_soon` was announced for the current refresh token.
     reauth_warned_at: datetime | None = None
+    #: The weekly posting slots `next_free_slot` fills (`pinsched.slots`).
+    posting_schedule: PostingSchedule | None = None
 
     @property
     def state(self) -> AccountState:

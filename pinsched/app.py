@@ -162,7 +162,7 @@ class Daemon:
             self.store, self.clock, dispatch=self.dispatchers.submit,
             can_publish=self.accounts.can_publish, activity=self.activity)
         self.service = PinService(self.store, self.clock, self.scheduler, self.dispatchers,
-                                  self.accounts)
+                                  self.accounts, horizon=timedelta(days=cfg.horizon_days))
         self.metrics.bind(store=self.store, scheduler=self.scheduler, bus=self.bus,
                           accounts=self.accounts, dispatchers=self.dispatchers)
         self.keeper = TokenKeeper(self.accounts, self.clock, self.client, activity=self.activity,

@@ -2,7 +2,7 @@
 
 Owns the subcommands (`serve`, `config check`, `sandbox`, `demo`, `health`, `mcp`, and the gRPC
 verbs `schedule`, `preview`, `get`, `list`, `update`, `cancel`, `retry`, `watch`, `accounts ...`,
-`webhooks list|redeliver`), the
+`webhooks list|redeliver`, `slots`, `import` (in `pinsched.importer`)), the
 pure functions that turn flags into request messages (`build_schedule_request`, `build_job_update`,
 `build_account`), rendering (rich, or proto JSON with `--json`) and the event loop policy: uvloop
 is installed here and nowhere else. The daemon, the sandbox and the demo are imported lazily when
@@ -38,7 +38,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from pinsched import cli_errors
+from pinsched import cli_errors, slots
+from pinsched.api.convert import posting_schedule_to_proto
 from pinsched.cli_args import hoist_connection_flags, version_text
 from pinsched.config import Config, ConfigError, add_serve_arguments, load_config
 from pinsched.v1 import account_pb2, job_pb2, scheduler_pb2, webhook_pb2, webhook_pb2_grpc
@@ -62,7 +63,7 @@ from pinsched_client import (
 from pinsched_client import format_timestamp as when
 
 T = TypeVar("T")
-Verb = Callable[[AsyncClient, argparse.Namespace, "Output"], Awaitable[None]]
+Verb = Callable[[AsyncClient, argparse.Namespace, "Output"], Awaitable[int | None]]
 
 EXIT_USAGE: Final = 2
 EXIT_INTERRUPTED: Final = 130
@@ -195,8 +196,9 @@ def build_schedule_request(args: argparse.Namespace) -> scheduler_pb2.SchedulePi
     media = _media(args)
     if not media:
         raise UsageError("give the pin's media: --image-url URL or --image-file PATH")
-    if args.at is None and args.local is None:
-        raise UsageError("give the time: --at ISO8601-with-offset, or --local ... --tz ZONE")
+    if args.at is None and args.local is None and args.next_free_slot is None:
+        raise UsageError("give the time: --at ISO8601-with-offset, --local ... --tz ZONE, or "
+                         "--next-free-slot")
     fields: dict[str, Any] = {
         f: getattr(args, d) or "" for d, f in PIN_FLAGS.items() if d != "board"
     }
@@ -209,7 +211,22 @@ def build_schedule_request(args: argparse.Namespace) -> scheduler_pb2.SchedulePi
     _apply_time(args, request)
     if getattr(args, "retry_for", None) is not None:
         request.retry_for.CopyFrom(duration(args.retry_for))
+    if args.next_free_slot is not None:
+        request.next_free_slot.CopyFrom(_next_free_slot(args.next_free_slot))
+    request.also_boards.extend(args.also_board)
+    if args.board_interval is not None:
+        request.board_interval.CopyFrom(duration(args.board_interval))
     return request
+
+
+def _next_free_slot(text: str) -> scheduler_pb2.NextFreeSlot:
+    msg = scheduler_pb2.NextFreeSlot()
+    if text != "now":
+        try:
+            msg.not_before.CopyFrom(at(parse_instant(text)))
+        except ValueError as exc:
+            raise UsageError(f"--next-free-slot: {exc}") from None
+    return msg
 
 
 def build_job_update(args: argparse.Namespace) -> tuple[job_pb2.Job, list[str]]:
@@ -225,6 +242,10 @@ def build_job_update(args: argparse.Namespace) -> tuple[job_pb2.Job, list[str]]:
         job.pin.media_source.CopyFrom(pin("0", **media).media_source)
         paths.append("pin.media_source")
     paths += _apply_time(args, job)
+    if args.next_free_slot is not None:
+        paths.append("next_free_slot")
+    if args.also_board or args.board_interval is not None:
+        raise UsageError("--also-board and --board-interval are for schedule, not update")
     if not paths:
         raise UsageError("nothing to update: give at least one field flag")
     return job, paths
@@ -265,6 +286,18 @@ def build_account(
     if not create and args.pause is not None:
         account.paused = args.pause
         paths.append("paused")
+    if args.posting_schedule is not None:
+        account.posting_schedule.SetInParent()
+        if args.posting_schedule.strip():
+            try:
+                parsed = slots.parse(args.posting_schedule, args.schedule_tz or "UTC",
+                                     args.max_per_slot or 1)
+            except ValueError as exc:
+                raise UsageError(f"--posting-schedule: {exc}") from None
+            account.posting_schedule.CopyFrom(posting_schedule_to_proto(parsed))
+        paths.append("posting_schedule")
+    elif args.schedule_tz is not None or args.max_per_slot is not None:
+        raise UsageError("--schedule-tz and --max-per-slot go with --posting-schedule")
     if not create and not paths:
         raise UsageError("nothing to update: give at least one flag")
     return account, paths
@@ -342,6 +375,10 @@ class Output:
             ("last error", _error_text(job.last_error) if job.HasField("last_error") else "-"),
             ("version", str(job.version)),
         ]
+        if job.HasField("slot"):
+            rows.insert(8, ("slot", _slot_text(job.slot)))
+        if job.group_id:
+            rows.insert(9 if job.HasField("slot") else 8, ("board group", job.group_id))
         grid = Table.grid(padding=(0, 2))
         for key, value in rows:
             grid.add_row(Text(key, style="dim"), value)
@@ -437,7 +474,29 @@ async def _preview(client: AsyncClient, args: argparse.Namespace, out: Output) -
         out.json(reply)
         return
     out.console.print(f"planned at {when(reply.planned_at)}", style="bold")
+    if reply.HasField("slot"):
+        out.console.print(f"slot       {_slot_text(reply.slot)}")
+        return
     out.console.print(f"window     {when(reply.scheduled_at)} .. {when(reply.window_end)}")
+
+
+def _slot_text(slot: job_pb2.JobSlot) -> str:
+    t = slot.local_time
+    return (f"{t.year:04d}-{t.month:02d}-{t.day:02d} {t.hours:02d}:{t.minutes:02d} "
+            f"{slot.time_zone}")
+
+
+async def _slots(client: AsyncClient, args: argparse.Namespace, out: Output) -> None:
+    not_before = _next_free_slot(args.not_before).not_before if args.not_before else None
+    reply = await client.list_free_slots(args.account_id, not_before=not_before,
+                                         count=args.count)
+    if out.as_json:
+        out.json(reply)
+        return
+    table = Table("slot (local)", "planned at (UTC)", "pins already in it", box=None)
+    for s in reply.slots:
+        table.add_row(_slot_text(s.slot), when(s.planned_at), str(s.taken))
+    out.console.print(table)
 
 
 async def _get(client: AsyncClient, args: argparse.Namespace, out: Output) -> None:
@@ -467,6 +526,8 @@ async def _update(client: AsyncClient, args: argparse.Namespace, out: Output) ->
         expected_version=args.expected_version,
         nonexistent=policy["nonexistent_time_policy"],
         ambiguous=policy["ambiguous_time_policy"],
+        next_free_slot=(_next_free_slot(args.next_free_slot)
+                        if args.next_free_slot is not None else None),
     )
     out.job(updated)
 
@@ -504,6 +565,20 @@ async def _watch(client: AsyncClient, args: argparse.Namespace, out: Output) -> 
             if failed:
                 raise cli_errors.JobsFailed(failed)
             return
+
+
+async def _import(client: AsyncClient, args: argparse.Namespace, out: Output) -> int:
+    from pinsched import importer
+
+    try:
+        return await importer.command(
+            client, Path(args.file), as_json=args.json, fmt=args.format,
+            progress=sys.stderr.isatty(), write=lambda line: print(line, flush=False),
+            note=lambda line: print(line, file=sys.stderr))
+    except OSError as exc:
+        raise UsageError(f"{args.file}: {exc.strerror or exc}") from None
+    except ValueError as exc:  # a CSV header with unknown columns: nothing was sent
+        raise UsageError(str(exc)) from None
 
 
 async def _accounts_create(client: AsyncClient, args: argparse.Namespace, out: Output) -> None:
@@ -598,7 +673,7 @@ async def _run_verb(verb: Verb, args: argparse.Namespace, options: dict[str, Any
     target = args.target or os.environ.get("PINSCHED_TARGET") or DEFAULT_TARGET
     async with AsyncClient(target, **options) as client:
         try:
-            await verb(client, args, out)
+            code = await verb(client, args, out)
         except grpc.aio.AioRpcError as err:
             return cli_errors.print_rpc_error(out.errors, err, target)
         except cli_errors.JobsFailed as exc:  # `watch --until-terminal`
@@ -607,7 +682,7 @@ async def _run_verb(verb: Verb, args: argparse.Namespace, options: dict[str, Any
         except TimeoutError:  # `watch` found no daemon within --timeout
             out.errors.print(cli_errors.unreachable_line(target), style="bold red")
             return cli_errors.EXIT_UNAVAILABLE
-    return 0
+    return code or 0
 
 
 # -- daemon, sandbox, demo -----------------------------------------------------------------------
@@ -786,6 +861,8 @@ def _pin_flags() -> argparse.ArgumentParser:
     instant = t.add_mutually_exclusive_group()
     instant.add_argument("--at", metavar="ISO8601", help="an instant with Z or an offset")
     instant.add_argument("--local", metavar="YYYY-MM-DDTHH:MM", help="a wall-clock time")
+    instant.add_argument("--next-free-slot", nargs="?", const="now", metavar="NOT_BEFORE",
+                         help="the account's next free posting slot (at or after NOT_BEFORE)")
     zone = t.add_mutually_exclusive_group()
     zone.add_argument("--tz", metavar="ZONE", help="IANA zone of --local: America/New_York")
     zone.add_argument(
@@ -794,6 +871,9 @@ def _pin_flags() -> argparse.ArgumentParser:
     t.add_argument("--window", type=_arg_type(parse_duration), help="90s, 10m, 2h, 1d")
     t.add_argument("--nonexistent", choices=list(NONEXISTENT), help="--local in a DST gap")
     t.add_argument("--ambiguous", choices=list(AMBIGUOUS), help="--local in a DST overlap")
+    t.add_argument("--also-board", action="append", default=[], metavar="BOARD",
+                   help="the same pin on more boards, spaced by --board-interval (repeat)")
+    t.add_argument("--board-interval", type=_arg_type(parse_duration), help="like 7d")
     return p
 
 
@@ -809,6 +889,10 @@ def _account_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
     p.add_argument("--max-per-hour", type=count, help="0 = no cap")
     p.add_argument("--max-per-day", type=count, help="0 = no cap")
     p.add_argument("--writes-per-minute", type=count, help="write budget (default 100)")
+    p.add_argument("--posting-schedule", metavar="SLOTS",
+                   help="weekly slots: 'Mon-Fri 09:00,12:30; Sat 10:00' ('' removes them)")
+    p.add_argument("--schedule-tz", metavar="ZONE", help="IANA zone of the slots (default UTC)")
+    p.add_argument("--max-per-slot", type=count, help="pins per slot (default 1)")
     if not create:
         paused = p.add_mutually_exclusive_group()
         paused.add_argument("--pause", dest="pause", action="store_true", default=None)
@@ -882,6 +966,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until-terminal", action="store_true",
                    help="stop once every job seen (or each --job) is DELIVERED, FAILED, "
                    "PERMANENTLY_FAILED or CANCELLED; exit 1 if one of them failed")
+
+    p = verb("slots", _slots, "the account's next free posting slots")
+    p.add_argument("account_id", metavar="ACCOUNT")
+    p.add_argument("--not-before", metavar="ISO8601", help="default: now")
+    p.add_argument("--count", type=count, default=0, help="1-100 (default 10)")
+    p = verb("import", _import, "schedule the pins of a CSV or JSON Lines file, a result per row")
+    p.add_argument("file", metavar="FILE", help="CSV with a header, or JSON Lines (.jsonl)")
+    p.add_argument("--format", choices=["csv", "jsonl"], default="",
+                   help="default: from the file name (.csv, else JSON Lines)")
 
     accounts = sub.add_parser("accounts", help="manage Pinterest accounts")
     actions = accounts.add_subparsers(dest="action", required=True, metavar="ACTION")

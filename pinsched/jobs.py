@@ -235,6 +235,29 @@ class RemoteUpdate:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SlotRef:
+    """The posting-schedule slot a job occupies (see `pinsched.slots`)."""
+
+    at: datetime  # the slot's instant (UTC); planned_at is this or later (spacing in the slot)
+    local: datetime  # naive wall-clock time of the slot as the schedule lists it
+    time_zone: str
+    not_before: datetime  # what the job asked for: a re-plan never moves it earlier
+    interval: timedelta = timedelta(0)  # board group: kept after the previous job of the group
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"at": self.at.isoformat(), "local": self.local.isoformat(),
+                "time_zone": self.time_zone, "not_before": self.not_before.isoformat(),
+                "interval_s": self.interval.total_seconds()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SlotRef:
+        return cls(at=datetime.fromisoformat(data["at"]),
+                   local=datetime.fromisoformat(data["local"]), time_zone=data["time_zone"],
+                   not_before=datetime.fromisoformat(data["not_before"]),
+                   interval=timedelta(seconds=data["interval_s"]))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Job:
     """A scheduled pin. Datetimes are aware UTC."""
 
@@ -263,6 +286,8 @@ class Job:
     #: How long transient failures are retried after `planned_at`; None: the default (the end
     #: of the delivery window, else 24 h; see `retry.retry_deadline`).
     retry_for: timedelta | None = None
+    slot: SlotRef | None = None  # placed by next_free_slot
+    group_id: str = ""  # jobs of one request with also_boards share it
     history: tuple[Transition, ...] = field(default=(), compare=False)
 
     @property
@@ -325,6 +350,12 @@ class ScheduleSpec:
     request_id: str = ""
     request_hash: str = ""
     retry_for: timedelta | None = None
+    #: Set: place the job in the first free posting slot at or after this instant
+    #: (`scheduled_at` then holds the same instant until the store picks the slot).
+    next_free_slot: datetime | None = None
+    #: More boards: one job each, `board_interval` apart, linked by a group id.
+    also_boards: tuple[str, ...] = ()
+    board_interval: timedelta = timedelta(0)
 
     @property
     def window_end(self) -> datetime:

@@ -14,7 +14,7 @@ import random
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
-from pinsched import planning
+from pinsched import boards, planning, slots, timing
 from pinsched.accounts import Account
 from pinsched.auth import AccountRegistry
 from pinsched.clock import Clock
@@ -41,7 +41,7 @@ from pinsched.jobs import (
 from pinsched.keeper import NOT_VERIFIED, Unreachable, Verified, verify_account
 from pinsched.pinterest import PinterestClient
 from pinsched.scheduler import Scheduler
-from pinsched.store import JobFilter, StaleJob, Store
+from pinsched.store import JobFilter, SlotAsk, StaleJob, Store
 
 S = JobState
 #: Pin fields Pinterest lets us change after publishing (PinUpdate).
@@ -73,64 +73,111 @@ class PinService:
     def __init__(
         self, store: Store, clock: Clock, scheduler: Scheduler, dispatchers: Dispatchers,
         accounts: AccountRegistry, *, plan_seed: int = 0,
+        horizon: timedelta = timing.DEFAULT_HORIZON,
     ) -> None:
         self.store, self.clock, self.scheduler = store, clock, scheduler
         self.dispatchers, self.accounts = dispatchers, accounts
         self.plan_seed = plan_seed
+        self.horizon = horizon  # how far ahead a free posting slot is looked for
         self._plan_lock = asyncio.Lock()
 
     async def schedule(self, specs: Sequence[ScheduleSpec]) -> list[Job]:
-        """Persist *specs* as PENDING jobs atomically (idempotent on request_id).
+        """Persist *specs* as PENDING jobs atomically (idempotent on request_id); the first job
+        of each request (see `schedule_results`)."""
+        return [job for job, _ in await self.schedule_results(specs)]
+
+    async def schedule_results(self, requests: Sequence[ScheduleSpec]) -> list[tuple[Job, bool]]:
+        """Persist *requests* as PENDING jobs atomically (idempotent on request_id); for each
+        request its first job and whether this call created it.
 
         Exact-time jobs are planned at their instant. Jobs with a window are planned with the
         account's other jobs sharing that window (which are re-planned in the same transaction)
-        and against everything else the account has planned.
+        and against everything else the account has planned. `next_free_slot` jobs get their
+        slot inside the inserting transaction. A request with `also_boards` is one job per board
+        (`pinsched.boards`).
         """
+        members = boards.expand(requests)
+        specs = [m.spec for m in members]
         if not any(spec.window for spec in specs):
-            return await self._create(specs, {}, [])
-        async with self._plan_lock:  # one planner at a time: plans read, then write, the store
-            for _ in range(10):
-                planned, replans, notes = await self._plan_windows(specs)
-                try:
-                    return await self._create(specs, planned, replans, notes)
-                except StaleJob:
-                    continue  # a job of the group was queued or changed meanwhile: plan again
-        raise FailedPrecondition("the delivery window keeps changing; try again")
+            results = await self._create(members, {}, [])
+        else:
+            async with self._plan_lock:  # one planner at a time: plans read, then write
+                for _ in range(10):
+                    planned, replans, notes = await self._plan_windows(specs)
+                    try:
+                        results = await self._create(members, planned, replans, notes)
+                        break
+                    except StaleJob:
+                        continue  # a job of the group was queued or changed meanwhile
+                else:
+                    raise FailedPrecondition("the delivery window keeps changing; try again")
+        return [r for m, r in zip(members, results, strict=True) if m.position == 0]
 
     async def preview(self, spec: ScheduleSpec) -> datetime:
         """The planned time *spec* would get now (nothing persisted)."""
+        if spec.next_free_slot is not None:
+            return (await self.preview_slot(spec)).planned_at
         if not spec.window:
             return spec.scheduled_at
         async with self._plan_lock:
             planned, _, _ = await self._plan_windows([spec])
         return planned[0]
 
+    async def preview_slot(self, spec: ScheduleSpec) -> slots.Placement:
+        """The slot a `next_free_slot` *spec* would get now (nothing persisted)."""
+        assert spec.next_free_slot is not None
+        found = await self.free_slots(spec.account_id, spec.next_free_slot, 1)
+        if not found:
+            raise FailedPrecondition(
+                f"account {spec.account_id!r} has no free posting slot before the horizon "
+                f"({format(self.clock.now() + self.horizon, '%Y-%m-%d')})")
+        return found[0]
+
+    async def free_slots(self, account_id: str, not_before: datetime,
+                         count: int) -> list[slots.Placement]:
+        """ListFreeSlots: the next *count* places `next_free_slot` would fill."""
+        return await self.store.free_slots(
+            account_id, not_before=not_before, horizon_end=self.clock.now() + self.horizon,
+            count=count)
+
     async def _create(
-        self, specs: Sequence[ScheduleSpec], planned: dict[int, datetime],
+        self, members: Sequence[boards.Member], planned: dict[int, datetime],
         replans: Sequence[tuple[Job, Job, Transition]], notes: dict[int, str] | None = None,
-    ) -> list[Job]:
+    ) -> list[tuple[Job, bool]]:
         now = self.clock.now()
         jobs, entries = [], []
-        for i, spec in enumerate(specs):
+        asks: dict[int, SlotAsk] = {}
+        group_id = ""
+        for i, member in enumerate(members):
+            spec = member.spec
             at = planned.get(i, spec.scheduled_at)
+            job_id = new_job_id(now)
+            if member.position == 0:
+                group_id = job_id if member.grouped else ""
             job = Job(
-                id=new_job_id(now), account_id=spec.account_id, pin=spec.pin, state=S.PENDING,
+                id=job_id, account_id=spec.account_id, pin=spec.pin, state=S.PENDING,
                 scheduled_at=spec.scheduled_at, planned_at=at, window=spec.window,
                 local_time=spec.local_time, request_id=spec.request_id,
                 request_hash=spec.request_hash, created_at=now, updated_at=now,
-                retry_for=spec.retry_for,
+                retry_for=spec.retry_for, group_id=group_id,
             )
+            if spec.next_free_slot is not None:
+                asks[i] = SlotAsk(not_before=spec.next_free_slot,
+                                  horizon_end=now + self.horizon, interval=member.interval)
             jobs.append(job)
             note = (notes or {}).get(i, "")
+            if member.grouped:
+                note = f"board {member.position + 1} of a group{'; ' + note if note else ''}"
             entries.append(Transition(from_state=None, to_state=S.PENDING, time=now,
                                       reason=f"scheduled; {note}" if note else "scheduled"))
-        results = await self.store.create_jobs(jobs, entries, replans)
+        results = await self.store.create_jobs(jobs, entries, replans, slot_asks=asks,
+                                               request_index=[m.request for m in members])
         for job, created in results:
             if created:
                 self.scheduler.track(job)
         for _, new, _ in replans:
             self.scheduler.track(new)
-        return [job for job, _ in results]
+        return results
 
     async def _plan_windows(
         self, specs: Sequence[ScheduleSpec]
@@ -264,7 +311,8 @@ class PinService:
                     changes["retry_for"] = retry_for
                 if timing is not None:
                     changes.update(scheduled_at=timing.scheduled_at, window=timing.window,
-                                   local_time=timing.local_time, planned_at=plan(timing))
+                                   local_time=timing.local_time, planned_at=plan(timing),
+                                   slot=None)
                 moved = timing is not None and changes["planned_at"] != job.planned_at
                 if moved and job.state in (S.QUEUED, S.RETRYING):
                     return transition(job, S.PENDING, now=now, reason=f"{reason}; re-planned",
@@ -292,6 +340,16 @@ class PinService:
                 f"job {job_id!r} is {job.state.value}; it can no longer be updated")
 
         return await self._change(job_id, expected_version, decide)
+
+    async def reslot(self, job_id: str, *, expected_version: int, not_before: datetime) -> Job:
+        """UpdateJob to `next_free_slot`: the job takes the next free slot, decided in the
+        transaction that moves it."""
+        new = await self.store.reslot_job(
+            job_id, expected_version=expected_version, not_before=not_before,
+            horizon_end=self.clock.now() + self.horizon, now=self.clock.now())
+        if new.state in (S.PENDING, S.RETRYING):
+            self.scheduler.track(new)
+        return await self._answer(new)
 
     async def requeue_auth_failed(self, account_id: str) -> int:
         """After new credentials: auth-FAILED jobs of the account go back to PENDING."""
@@ -366,9 +424,16 @@ class AccountAdmin:
         return True
 
     async def update(self, old: Account, new: Account) -> Account:
+        """Store the change (a new access token is verified with Pinterest first); a new
+        posting schedule re-plans the account's PENDING slotted jobs in the same transaction."""
         if new.access_token != old.access_token:
             new = await self._verified(new)
-        updated = await self.store.update_account(old, new)
+        moved: list[Job] = []
+        now = self.clock.now()
+        updated = await self.store.update_account(
+            old, new, replan=(now, now + self.pins.horizon), moved=moved)
+        for job in moved:
+            self.scheduler.track(job)
         self.registry.put(updated)
         if updated.can_publish:
             await self.scheduler.release(updated.id)

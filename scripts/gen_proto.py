@@ -4,9 +4,9 @@ Run `python scripts/gen_proto.py`; `--check` regenerates into a temporary folder
 committed code differs (CI runs it). It also writes the HTTP door's OpenAPI document
 (`pinsched.http.openapi`, from the `google.api.http` annotations and the proto comments) to
 `docs/openapi.json` and `pinsched/http/openapi.json`, checked the same way.
-`google/type/datetime.proto` is compiled against but not generated: its Python module comes
-from `googleapis-common-protos`; so do those of the vendored `google/api/annotations.proto` and
-`google/api/http.proto` (the HTTP routes, `google.api.http`).
+`google/type/*.proto` (datetime, dayofweek, timeofday) are compiled against but not generated:
+their Python modules come from `googleapis-common-protos`; so do those of the vendored
+`google/api/annotations.proto` and `google/api/http.proto` (the HTTP routes, `google.api.http`).
 
 Besides the code, `pinsched/v1/descriptor_set.binpb` is a `FileDescriptorSet` of the same files
 (with their imports) that keeps the source info: the proto comments, which the generated Python

@@ -36,6 +36,7 @@ from pinsched.jobs import (
     Video,
 )
 from pinsched.retry import retry_deadline
+from pinsched.slots import PostingSchedule
 from pinsched.v1 import account_pb2, job_pb2
 
 # Protobuf's ranges: Timestamp 0001-01-01..9999-12-31; Duration ±10,000 years.
@@ -339,8 +340,31 @@ def job_to_proto(job: Job, *, with_history: bool = False,
         msg.retry_for.CopyFrom(duration_to_proto(job.retry_for))
     msg.retry_until.CopyFrom(timestamp_to_proto(retry_deadline(
         planned_at=job.planned_at, window_end=job.window_end, retry_for=job.retry_for)))
+    if job.slot is not None:
+        msg.slot.CopyFrom(slot_to_proto(job.slot.local, job.slot.time_zone, job.slot.at))
+    msg.group_id = job.group_id
     if with_history:
         msg.history.extend(transition_to_proto(entry) for entry in job.history)
+    return msg
+
+
+def slot_to_proto(local: datetime, time_zone: str, at: datetime) -> job_pb2.JobSlot:
+    """A posting slot: its listed wall-clock time, zone and instant."""
+    return job_pb2.JobSlot(
+        local_time=datetime_pb2.DateTime(year=local.year, month=local.month, day=local.day,
+                                         hours=local.hour, minutes=local.minute,
+                                         seconds=local.second),
+        time_zone=time_zone, start_time=timestamp_to_proto(at))
+
+
+def posting_schedule_to_proto(schedule: PostingSchedule) -> account_pb2.PostingSchedule:
+    """An account's posting schedule on the wire."""
+    msg = account_pb2.PostingSchedule(max_per_slot=schedule.max_per_slot)
+    msg.time_zone.id = schedule.time_zone
+    for rule in schedule.rules:
+        item = msg.slots.add(days=sorted(rule.days))
+        item.time.hours, item.time.minutes = rule.time.hour, rule.time.minute
+        item.time.seconds = rule.time.second
     return msg
 
 
@@ -484,4 +508,6 @@ def account_to_proto(account: Account) -> account_pb2.Account:
         out.refresh_token_expiry.CopyFrom(timestamp_to_proto(account.refresh_expires_at))
     if account.verified_at is not None:
         out.last_verified_time.CopyFrom(timestamp_to_proto(account.verified_at))
+    if account.posting_schedule is not None:
+        out.posting_schedule.CopyFrom(posting_schedule_to_proto(account.posting_schedule))
     return out

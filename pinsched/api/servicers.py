@@ -14,6 +14,7 @@ from google.protobuf import empty_pb2
 from pinsched import errors, limits
 from pinsched.accounts import Account, Pacing
 from pinsched.api import convert as cv
+from pinsched.api import slots as api_slots
 from pinsched.api import validation as va
 from pinsched.api.account_rules import account_text_violations
 from pinsched.api.account_validation import routing_violations
@@ -39,12 +40,12 @@ EVENT_CACHE = 4096  # recent events' wire form, shared by watchers
 JOB_PATHS = frozenset({"pin", "pin.title", "pin.description", "pin.link", "pin.alt_text",
                        "pin.dominant_color", "pin.board_id", "pin.board_section_id",
                        "pin.media_source", "scheduled_at", "local_time", "delivery_window",
-                       "retry_for"})
+                       "retry_for", "next_free_slot"})
 ACCOUNT_PATHS = frozenset({"display_name", "access_token", "refresh_token",
                            "access_token_expire_time", "pacing", "pacing.min_spacing",
                            "pacing.max_per_hour", "pacing.max_per_day",
                            "pacing.writes_per_minute", "paused", "ad_account_id",
-                           "api_base"})
+                           "api_base", "posting_schedule"})
 
 Ctx = grpc.aio.ServicerContext[Any, Any]
 #: A given access token without an expiry lapses within this (Pinterest's lifetime): an upper
@@ -123,8 +124,9 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
                 violations.extend(exc.violations)
         if violations:
             raise errors.InvalidArgument(violations)
-        jobs = await self.service.schedule(specs)
-        return scheduler_pb2.BatchSchedulePinsResponse(jobs=[cv.job_to_proto(j) for j in jobs])
+        results = await self.service.schedule_results(specs)
+        return scheduler_pb2.BatchSchedulePinsResponse(
+            jobs=[cv.job_to_proto(j) for j, _ in results], created=[c for _, c in results])
 
     @unary
     async def GetJob(self, request: scheduler_pb2.GetJobRequest, context: Ctx) -> job_pb2.Job:
@@ -153,6 +155,7 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
             planned_before=(va.timestamp_from_proto(request.planned_before,
                                                     field="planned_before")
                             if request.HasField("planned_before") else None),
+            group_id=request.group_id,
         )
         scope = repr(flt)
         before = _untoken(request.page_token, "jobs", scope)
@@ -183,6 +186,16 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
                                              "give scheduled_at or local_time, not both")
         if request.expected_version < 0:
             raise errors.InvalidArgument.one("expected_version", "must not be negative")
+        if "next_free_slot" in paths:  # the store picks the slot as it moves the job
+            if len(paths) > 1:
+                raise errors.InvalidArgument.one(
+                    "update_mask", "next_free_slot moves the job alone: update other fields "
+                    "in another call")
+            not_before = api_slots.update_not_before(request, now=self.clock.now(),
+                                                     skew=self.skew, horizon=self.horizon)
+            job = await self.service.reslot(req.id, expected_version=request.expected_version,
+                                            not_before=not_before)
+            return cv.job_to_proto(job, with_history=True)
         # The mask is merged into the job as read, so the update is applied only to that very
         # version: when another change lands in between, read again and merge again (a given
         # expected_version is the client's own check and is reported instead).
@@ -266,10 +279,29 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
         spec = self._spec(request)
         await self.store.get_account(spec.account_id)
         out = scheduler_pb2.PreviewScheduleResponse()
+        if spec.next_free_slot is not None:
+            place = await self.service.preview_slot(spec)
+            out.slot.CopyFrom(cv.slot_to_proto(place.slot.local, place.slot.time_zone,
+                                               place.slot.at))
+            out.planned_at.FromDatetime(place.planned_at)
+            out.scheduled_at.FromDatetime(place.slot.at)
+            out.window_end.FromDatetime(place.slot.at)
+            return out
         out.planned_at.FromDatetime(await self.service.preview(spec))
         out.scheduled_at.FromDatetime(spec.scheduled_at)
         out.window_end.FromDatetime(spec.window_end)
         return out
+
+    @unary
+    async def ListFreeSlots(self, request: scheduler_pb2.ListFreeSlotsRequest,
+                            context: Ctx) -> scheduler_pb2.ListFreeSlotsResponse:
+        account_id, not_before, count = api_slots.free_slots_request(
+            request, now=self.clock.now(), skew=self.skew, horizon=self.horizon)
+        await self.store.get_account(account_id)
+        places = await self.service.free_slots(account_id, not_before, count)
+        return scheduler_pb2.ListFreeSlotsResponse(slots=[scheduler_pb2.FreeSlot(
+            slot=cv.slot_to_proto(p.slot.local, p.slot.time_zone, p.slot.at),
+            planned_at=cv.timestamp_to_proto(p.planned_at), taken=p.taken) for p in places])
 
     def _event_proto(self, event: Event) -> job_pb2.JobEvent:
         """The wire form of *event*, built once and shared by every watcher (fan-out)."""
@@ -346,6 +378,11 @@ class AccountServicer(account_pb2_grpc.AccountServiceServicer):
         if a.HasField("pacing"):
             violations.extend(va.pacing_violations(a.pacing, "account.pacing"))
         violations.extend(routing_violations(a))
+        try:
+            schedule = api_slots.posting_schedule_from_proto(a.posting_schedule,
+                                                             "account.posting_schedule")
+        except errors.InvalidArgument as exc:
+            violations.extend(exc.violations)
         if violations:
             raise errors.InvalidArgument(violations)
         now = self.clock.now()
@@ -357,7 +394,7 @@ class AccountServicer(account_pb2_grpc.AccountServiceServicer):
                                if a.HasField("access_token_expire_time")
                                else now + ASSUMED_ACCESS_LIFETIME),
             pacing=va.build_pacing(a.pacing) if a.HasField("pacing") else Pacing(),
-            paused=a.paused, created_at=now, updated_at=now,
+            paused=a.paused, created_at=now, updated_at=now, posting_schedule=schedule,
             ad_account_id=a.ad_account_id, api_base=a.api_base,
         )
         return cv.account_to_proto(await self.admin.create(account))
@@ -422,6 +459,9 @@ class AccountServicer(account_pb2_grpc.AccountServiceServicer):
                                                      ("min_spacing", "max_per_hour", "max_per_day",
                                                       "writes_per_minute")},
                                                   name: getattr(new_pacing, name)})
+                elif p == "posting_schedule":
+                    changes[p] = api_slots.posting_schedule_from_proto(
+                        a.posting_schedule, "account.posting_schedule")
                 elif p == "access_token_expire_time":
                     changes["access_expires_at"] = (
                         va.timestamp_from_proto(a.access_token_expire_time,

@@ -21,6 +21,7 @@ from google.type import datetime_pb2  # type: ignore[import-untyped, unused-igno
 
 from pinsched import retry, timing
 from pinsched.api import convert
+from pinsched.api import slots as api_slots
 from pinsched.api.convert import build_pacing as build_pacing
 from pinsched.api.convert import duration_from_proto as duration_from_proto
 from pinsched.api.convert import pacing_violations as pacing_violations
@@ -331,7 +332,8 @@ def resolve_time(
     to *out* under *prefix* and give None.
     """
     if which is None:
-        out.add(join_path(prefix, "scheduled_at"), "a time is required: scheduled_at or local_time")
+        out.add(join_path(prefix, "scheduled_at"),
+                "a time is required: scheduled_at, local_time or next_free_slot")
         return None, None
     path = join_path(prefix, which)
     local: LocalTime | None = None
@@ -422,18 +424,19 @@ def schedule_spec_from_proto(
         check_pin(out, join_path(prefix, "pin"), req.pin)
     else:
         out.add(join_path(prefix, "pin"), "required: the pin to publish")
-    scheduled_at, local = resolve_time(
-        out,
-        which=req.WhichOneof("time"),
-        scheduled_at=req.scheduled_at,
-        local_time=req.local_time,
-        nonexistent_policy=req.nonexistent_time_policy,
-        ambiguous_policy=req.ambiguous_time_policy,
-        prefix=prefix,
-        now=now,
-        skew_tolerance=skew_tolerance,
-        horizon=horizon,
-    )
+    which = req.WhichOneof("time")
+    next_free: datetime | None = None
+    local: LocalTime | None = None
+    if which == "next_free_slot":  # the store picks the slot
+        next_free = scheduled_at = api_slots.next_free_slot_instant(
+            out, prefix, req, now=now, skew_tolerance=skew_tolerance, horizon=horizon)
+    else:
+        scheduled_at, local = resolve_time(
+            out, which=which, scheduled_at=req.scheduled_at, local_time=req.local_time,
+            nonexistent_policy=req.nonexistent_time_policy,
+            ambiguous_policy=req.ambiguous_time_policy, prefix=prefix, now=now,
+            skew_tolerance=skew_tolerance, horizon=horizon)
+    also_boards, board_interval = api_slots.group_from_proto(out, prefix, req)
     window: timedelta | None = timedelta(0)
     if req.HasField("delivery_window"):
         window = window_from_proto(
@@ -452,4 +455,7 @@ def schedule_spec_from_proto(
         request_id=req.request_id,
         request_hash=request_hash(req),
         retry_for=retry_for,
+        next_free_slot=next_free,
+        also_boards=also_boards,
+        board_interval=board_interval,
     )

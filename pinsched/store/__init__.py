@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -54,6 +54,7 @@ from pinsched.store.pacers import PacerStateMixin
 from pinsched.store.retention import Pruned, RetentionMixin
 from pinsched.store.rows import (
     _ACTIVE_SQL,
+    _JOB_COLUMN_COUNT,
     _JOB_COLUMNS,
     ACCOUNT_EXTRA_COLUMNS,
     AccountOutboxRenderer,
@@ -75,18 +76,26 @@ from pinsched.store.rows import (
     _transition_from_row,
 )
 from pinsched.store.schema import MIGRATIONS, migrate
+from pinsched.store.slots import (
+    SlotAsk,
+    SlotsMixin,
+    count_new,
+    place_new,
+    replan_account,
+    schedule_json,
+)
 
 _EXTRA_SET = ", ".join(f"{c}=?" for c in ACCOUNT_EXTRA_COLUMNS)
 
 __all__ = [
     "MIGRATIONS", "AccountOutboxRenderer", "Delivery", "Event", "JobFilter", "OutboxRenderer",
-    "OutboxRow", "Pruned", "StaleJob", "Store", "StoreOpenError", "TokenCipher",
+    "OutboxRow", "Pruned", "SlotAsk", "StaleJob", "Store", "StoreOpenError", "TokenCipher",
 ]
 
 T = TypeVar("T")
 
 
-class Store(OutboxMixin, RetentionMixin, MediaMixin, PacerStateMixin):
+class Store(OutboxMixin, RetentionMixin, MediaMixin, PacerStateMixin, SlotsMixin):
     """Async facade over one SQLite file."""
 
     def __init__(
@@ -275,13 +284,16 @@ class Store(OutboxMixin, RetentionMixin, MediaMixin, PacerStateMixin):
                 )
             except sqlite3.IntegrityError:
                 raise AlreadyExists(f"account {account.id!r} already exists") from None
+            if account.posting_schedule is not None:
+                db.execute("UPDATE accounts SET posting_schedule=? WHERE id=?",
+                           (schedule_json(account), account.id))
             return account
 
         return await self._write(op)
 
     async def get_account(self, account_id: str) -> Account:
         rows = await self._reader.execute_fetchall(
-            "SELECT * FROM accounts WHERE id = ?", (account_id,)
+            "SELECT *, posting_schedule FROM accounts WHERE id = ?", (account_id,)
         )
         if not rows:
             raise AccountNotFound(account_id)
@@ -289,14 +301,23 @@ class Store(OutboxMixin, RetentionMixin, MediaMixin, PacerStateMixin):
 
     async def list_accounts(self, *, after_id: str = "", limit: int = 100) -> list[Account]:
         rows = await self._reader.execute_fetchall(
-            "SELECT * FROM accounts WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit)
+            "SELECT *, posting_schedule FROM accounts WHERE id > ? ORDER BY id LIMIT ?",
+            (after_id, limit),
         )
         return [_account_from_row(self._open(tuple(r))) for r in rows]
 
-    async def update_account(self, old: Account, new: Account) -> Account:
-        """Compare-and-set *old* → *new* (new.version must be old.version + 1)."""
+    async def update_account(
+        self, old: Account, new: Account, *, replan: tuple[datetime, datetime] | None = None,
+        moved: list[Job] | None = None,
+    ) -> Account:
+        """Compare-and-set *old* → *new* (new.version must be old.version + 1).
 
-        def op(db: sqlite3.Connection, _: list[Event]) -> Account:
+        With *replan* `(now, horizon_end)` and a changed posting schedule, the account's PENDING
+        slotted jobs are re-planned into the new one in the same transaction (appended to
+        *moved*).
+        """
+
+        def op(db: sqlite3.Connection, events: list[Event]) -> Account:
             row = self._seal(_account_row(new))
             cur = db.execute(
                 "UPDATE accounts SET display_name=?, access_token=?, refresh_token=?, "
@@ -311,6 +332,14 @@ class Store(OutboxMixin, RetentionMixin, MediaMixin, PacerStateMixin):
                 if current is None:
                     raise AccountNotFound(old.id)
                 raise VersionMismatch(old.id, old.version, int(current[0]))
+            db.execute("UPDATE accounts SET posting_schedule=? WHERE id=?",
+                       (schedule_json(new), new.id))
+            if replan is not None and new.posting_schedule != old.posting_schedule:
+                changes = replan_account(db, new, now=replan[0], horizon_end=replan[1])
+                for _, job, entry in changes:
+                    events.append(self._append_event(db, job, entry))
+                if moved is not None:
+                    moved.extend(job for _, job, _ in changes)
             if self._account_outbox is not None:
                 rows = self._account_outbox(old, new)
                 if rows:
@@ -347,10 +376,17 @@ class Store(OutboxMixin, RetentionMixin, MediaMixin, PacerStateMixin):
     async def create_jobs(
         self, jobs: Sequence[Job], transitions: Sequence[Transition],
         replans: Sequence[tuple[Job, Job, Transition]] = (),
+        slot_asks: Mapping[int, SlotAsk] | None = None,
+        request_index: Sequence[int] | None = None,
     ) -> list[tuple[Job, bool]]:
         """Insert *jobs* atomically (all or none) with the *replans* of other jobs (CAS);
         return each job with `created=True`, or the existing job with `created=False` when its
         `request_id` was seen with the same content.
+
+        The jobs at the indexes of *slot_asks* are placed in their account's next free posting
+        slot inside this transaction (a job with an interval after the job before it: board
+        groups). FailedPrecondition when an account has no schedule or no free slot.
+        *request_index* maps each job to the request it came from (errors name `requests[i]`).
 
         Raises AlreadyExists (naming the item) when a `request_id` was used with other content,
         AccountNotFound when an account does not exist, StaleJob when a re-planned job changed.
@@ -362,6 +398,7 @@ class Store(OutboxMixin, RetentionMixin, MediaMixin, PacerStateMixin):
                 _cas(db, old, new)
                 events.append(self._append_event(db, new, entry))
             accounts_seen: set[str] = set()
+            books: dict[str, Any] = {}
             for index, (job, entry) in enumerate(zip(jobs, transitions, strict=True)):
                 if job.account_id not in accounts_seen:
                     if db.execute(
@@ -376,18 +413,25 @@ class Store(OutboxMixin, RetentionMixin, MediaMixin, PacerStateMixin):
                     if row is not None:
                         existing = _job_from_row(row)
                         if existing.request_hash != job.request_hash:
-                            where = f"requests[{index}]." if len(jobs) > 1 else ""
+                            item = request_index[index] if request_index else index
+                            many = (request_index[-1] if request_index else len(jobs) - 1) > 0
+                            where = f"requests[{item}]." if many else ""
                             raise AlreadyExists(
                                 f"{where}request_id {job.request_id!r} was already used for job "
                                 f"{existing.id} with different content"
                             )
                         out.append((existing, False))
                         continue
+                ask = slot_asks.get(index) if slot_asks else None
+                if ask is not None:
+                    job, entry = place_new(db, books, job, entry, ask,
+                                           out[-1][0] if out and ask.interval else None)
                 _store_media(db, job.pin)
                 db.execute(
-                    f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES ({','.join('?' * 25)})",
-                    _job_row(job),
+                    f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES "
+                    f"({','.join('?' * _JOB_COLUMN_COUNT)})", _job_row(job),
                 )
+                count_new(books, job)
                 events.append(self._append_event(db, job, entry))
                 out.append((job_reference(job), True))
             return out
@@ -502,6 +546,9 @@ class Store(OutboxMixin, RetentionMixin, MediaMixin, PacerStateMixin):
         if flt.planned_before is not None:
             where.append("planned_at < ?")
             args.append(codec.to_us(flt.planned_before))
+        if flt.group_id:
+            where.append("group_id = ?")
+            args.append(flt.group_id)
         if before_id:
             where.append("id < ?")
             args.append(before_id)

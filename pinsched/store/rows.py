@@ -20,16 +20,19 @@ from pinsched.jobs import (
     JobState,
     PinSpec,
     RemoteUpdate,
+    SlotRef,
     Transition,
     job_reference,
 )
+from pinsched.slots import PostingSchedule
 
 _JOB_COLUMNS: Final = (
     "id, account_id, state, board_id, pin, scheduled_at, window_us, planned_at, local_time, "
     "request_id, request_hash, attempts, next_attempt_at, pinterest_pin_id, last_error, version, "
     "created_at, updated_at, submitted_at, delivered_at, late_by_us, cancel_requested, "
-    "remote_update, remote_pending, retry_for_us"
+    "remote_update, remote_pending, retry_for_us, slot, slot_at, group_id"
 )
+_JOB_COLUMN_COUNT: Final = _JOB_COLUMNS.count(",") + 1
 _ACTIVE_SQL: Final = ", ".join(f"'{s.value}'" for s in sorted(ACTIVE_STATES))
 
 
@@ -51,6 +54,7 @@ class JobFilter:
     board_id: str = ""
     planned_after: datetime | None = None
     planned_before: datetime | None = None
+    group_id: str = ""  # the jobs of one also_boards request
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,9 +137,9 @@ def _cas(db: sqlite3.Connection, old: Job, new: Job) -> None:
         "UPDATE jobs SET state=?, board_id=?, pin=?, scheduled_at=?, window_us=?, planned_at=?, "
         "local_time=?, attempts=?, next_attempt_at=?, pinterest_pin_id=?, last_error=?, "
         "version=?, updated_at=?, submitted_at=?, delivered_at=?, late_by_us=?, "
-        "cancel_requested=?, remote_update=?, remote_pending=?, retry_for_us=? "
+        "cancel_requested=?, remote_update=?, remote_pending=?, retry_for_us=?, slot=?, slot_at=? "
         "WHERE id=? AND version=?",
-        (*row[2:9], *row[11:16], *row[17:25], new.id, old.version),
+        (*row[2:9], *row[11:16], *row[17:27], new.id, old.version),
     )
     if cur.rowcount == 0:
         raise StaleJob(old.id)
@@ -184,6 +188,8 @@ def _job_row(job: Job) -> tuple[Any, ...]:
         json.dumps(job.remote_update.to_dict()) if job.remote_update else None,
         int(job.remote_update is not None and job.remote_update.pending),
         None if job.retry_for is None else codec.td_us(job.retry_for),
+        json.dumps(job.slot.to_dict()) if job.slot else None,
+        codec.to_us(job.slot.at) if job.slot else None, job.group_id or None,
     )
 
 
@@ -201,6 +207,7 @@ def _job_from_row(r: tuple[Any, ...]) -> Job:
         cancel_requested=bool(r[21]),
         remote_update=RemoteUpdate.from_dict(json.loads(r[22])) if r[22] else None,
         retry_for=None if r[24] is None else timedelta(microseconds=r[24]),
+        slot=SlotRef.from_dict(json.loads(r[25])) if r[25] else None, group_id=r[27] or "",
     )
 
 
@@ -231,7 +238,9 @@ ACCOUNT_EXTRA_COLUMNS = (
 
 
 def _account_from_row(r: tuple[Any, ...]) -> Account:
+    """An account from `SELECT *, posting_schedule FROM accounts` (the schedule comes last)."""
     return Account(
+        posting_schedule=schedule_from_json(r[-1]),
         id=r[0], display_name=r[1], access_token=r[2], refresh_token=r[3],
         access_expires_at=codec.opt_dt(r[4]), pacing=Pacing.from_dict(json.loads(r[5])),
         paused=bool(r[6]), needs_reauth=bool(r[7]), state_reason=r[8], version=int(r[9]),
@@ -241,3 +250,8 @@ def _account_from_row(r: tuple[Any, ...]) -> Account:
         verified_at=codec.opt_dt(r[17]), ad_account_id=r[18], api_base=r[19],
         hold_reason=r[20], reauth_warned_at=codec.opt_dt(r[21]),
     )
+
+
+def schedule_from_json(text: str | None) -> PostingSchedule | None:
+    """An account's posting schedule from its column."""
+    return None if not text else PostingSchedule.from_dict(json.loads(text))

@@ -196,6 +196,15 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         updated_at INTEGER NOT NULL
     ) STRICT;
     """,
+    # 8 → 9: posting schedules, the slot a job occupies, board groups.
+    """
+    ALTER TABLE accounts ADD COLUMN posting_schedule TEXT;
+    ALTER TABLE jobs ADD COLUMN slot TEXT;
+    ALTER TABLE jobs ADD COLUMN slot_at INTEGER;
+    ALTER TABLE jobs ADD COLUMN group_id TEXT;
+    CREATE INDEX jobs_account_slot ON jobs(account_id, slot_at) WHERE slot_at IS NOT NULL;
+    CREATE INDEX jobs_group ON jobs(group_id, id) WHERE group_id IS NOT NULL;
+    """,
 )
 
 

@@ -27,9 +27,11 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from google.type import dayofweek_pb2 as google_dot_type_dot_dayofweek__pb2
+from google.type import timeofday_pb2 as google_dot_type_dot_timeofday__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19pinsched/v1/account.proto\x12\x0bpinsched.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf1\x05\n\x07\x41\x63\x63ount\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x03 \x01(\t\x12\x15\n\rrefresh_token\x18\x04 \x01(\t\x12<\n\x18\x61\x63\x63\x65ss_token_expire_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12#\n\x06pacing\x18\x06 \x01(\x0b\x32\x13.pinsched.v1.Pacing\x12)\n\x05state\x18\x07 \x01(\x0e\x32\x1a.pinsched.v1.Account.State\x12\x0e\n\x06paused\x18\x08 \x01(\x08\x12\x19\n\x11has_refresh_token\x18\t \x01(\x08\x12\x14\n\x0cstate_reason\x18\n \x01(\t\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rad_account_id\x18\r \x01(\t\x12\x10\n\x08\x61pi_base\x18\x0e \x01(\t\x12\x10\n\x08username\x18\x0f \x01(\t\x12\x14\n\x0c\x61\x63\x63ount_type\x18\x10 \x01(\t\x12\x37\n\x13\x61\x63\x63\x65ss_token_expiry\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x38\n\x14refresh_token_expiry\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x36\n\x12last_verified_time\x18\x13 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"j\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x10\n\x0cSTATE_ACTIVE\x10\x01\x12\x10\n\x0cSTATE_PAUSED\x10\x02\x12\x16\n\x12STATE_NEEDS_REAUTH\x10\x03\x12\x0e\n\nSTATE_HELD\x10\x04\"~\n\x06Pacing\x12.\n\x0bmin_spacing\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x14\n\x0cmax_per_hour\x18\x02 \x01(\x05\x12\x13\n\x0bmax_per_day\x18\x03 \x01(\x05\x12\x19\n\x11writes_per_minute\x18\x04 \x01(\x05\"Q\n\x14\x43reateAccountRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12%\n\x07\x61\x63\x63ount\x18\x02 \x01(\x0b\x32\x14.pinsched.v1.Account\"\'\n\x11GetAccountRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\"<\n\x13ListAccountsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"W\n\x14ListAccountsResponse\x12&\n\x08\x61\x63\x63ounts\x18\x01 \x03(\x0b\x32\x14.pinsched.v1.Account\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"n\n\x14UpdateAccountRequest\x12%\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x14.pinsched.v1.Account\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"9\n\x14\x44\x65leteAccountRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\r\n\x05\x66orce\x18\x02 \x01(\x08\x32\xaa\x04\n\x0e\x41\x63\x63ountService\x12\x61\n\rCreateAccount\x12!.pinsched.v1.CreateAccountRequest\x1a\x14.pinsched.v1.Account\"\x17\x82\xd3\xe4\x93\x02\x11\"\x0c/v1/accounts:\x01*\x12\x65\n\nGetAccount\x12\x1e.pinsched.v1.GetAccountRequest\x1a\x14.pinsched.v1.Account\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/accounts/{account_id}\x12i\n\x0cListAccounts\x12 .pinsched.v1.ListAccountsRequest\x1a!.pinsched.v1.ListAccountsResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\x0c/v1/accounts\x12t\n\rUpdateAccount\x12!.pinsched.v1.UpdateAccountRequest\x1a\x14.pinsched.v1.Account\"*\x82\xd3\xe4\x93\x02$2\x19/v1/accounts/{account.id}:\x07\x61\x63\x63ount\x12m\n\rDeleteAccount\x12!.pinsched.v1.DeleteAccountRequest\x1a\x16.google.protobuf.Empty\"!\x82\xd3\xe4\x93\x02\x1b*\x19/v1/accounts/{account_id}b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19pinsched/v1/account.proto\x12\x0bpinsched.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bgoogle/type/dayofweek.proto\x1a\x1bgoogle/type/timeofday.proto\"\xa9\x06\n\x07\x41\x63\x63ount\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x03 \x01(\t\x12\x15\n\rrefresh_token\x18\x04 \x01(\t\x12<\n\x18\x61\x63\x63\x65ss_token_expire_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12#\n\x06pacing\x18\x06 \x01(\x0b\x32\x13.pinsched.v1.Pacing\x12)\n\x05state\x18\x07 \x01(\x0e\x32\x1a.pinsched.v1.Account.State\x12\x0e\n\x06paused\x18\x08 \x01(\x08\x12\x19\n\x11has_refresh_token\x18\t \x01(\x08\x12\x14\n\x0cstate_reason\x18\n \x01(\t\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rad_account_id\x18\r \x01(\t\x12\x10\n\x08\x61pi_base\x18\x0e \x01(\t\x12\x10\n\x08username\x18\x0f \x01(\t\x12\x14\n\x0c\x61\x63\x63ount_type\x18\x10 \x01(\t\x12\x37\n\x13\x61\x63\x63\x65ss_token_expiry\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x38\n\x14refresh_token_expiry\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x36\n\x12last_verified_time\x18\x13 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x36\n\x10posting_schedule\x18( \x01(\x0b\x32\x1c.pinsched.v1.PostingSchedule\"j\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x10\n\x0cSTATE_ACTIVE\x10\x01\x12\x10\n\x0cSTATE_PAUSED\x10\x02\x12\x16\n\x12STATE_NEEDS_REAUTH\x10\x03\x12\x0e\n\nSTATE_HELD\x10\x04\"\x81\x01\n\x0fPostingSchedule\x12/\n\ttime_zone\x18\x01 \x01(\x0b\x32\x1c.pinsched.v1.PostingTimeZone\x12\'\n\x05slots\x18\x02 \x03(\x0b\x32\x18.pinsched.v1.PostingSlot\x12\x14\n\x0cmax_per_slot\x18\x03 \x01(\x05\"\x1d\n\x0fPostingTimeZone\x12\n\n\x02id\x18\x01 \x01(\t\"Y\n\x0bPostingSlot\x12$\n\x04\x64\x61ys\x18\x01 \x03(\x0e\x32\x16.google.type.DayOfWeek\x12$\n\x04time\x18\x02 \x01(\x0b\x32\x16.google.type.TimeOfDay\"~\n\x06Pacing\x12.\n\x0bmin_spacing\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x14\n\x0cmax_per_hour\x18\x02 \x01(\x05\x12\x13\n\x0bmax_per_day\x18\x03 \x01(\x05\x12\x19\n\x11writes_per_minute\x18\x04 \x01(\x05\"Q\n\x14\x43reateAccountRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12%\n\x07\x61\x63\x63ount\x18\x02 \x01(\x0b\x32\x14.pinsched.v1.Account\"\'\n\x11GetAccountRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\"<\n\x13ListAccountsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"W\n\x14ListAccountsResponse\x12&\n\x08\x61\x63\x63ounts\x18\x01 \x03(\x0b\x32\x14.pinsched.v1.Account\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"n\n\x14UpdateAccountRequest\x12%\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x14.pinsched.v1.Account\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"9\n\x14\x44\x65leteAccountRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\r\n\x05\x66orce\x18\x02 \x01(\x08\x32\xaa\x04\n\x0e\x41\x63\x63ountService\x12\x61\n\rCreateAccount\x12!.pinsched.v1.CreateAccountRequest\x1a\x14.pinsched.v1.Account\"\x17\x82\xd3\xe4\x93\x02\x11\"\x0c/v1/accounts:\x01*\x12\x65\n\nGetAccount\x12\x1e.pinsched.v1.GetAccountRequest\x1a\x14.pinsched.v1.Account\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/accounts/{account_id}\x12i\n\x0cListAccounts\x12 .pinsched.v1.ListAccountsRequest\x1a!.pinsched.v1.ListAccountsResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\x0c/v1/accounts\x12t\n\rUpdateAccount\x12!.pinsched.v1.UpdateAccountRequest\x1a\x14.pinsched.v1.Account\"*\x82\xd3\xe4\x93\x02$2\x19/v1/accounts/{account.id}:\x07\x61\x63\x63ount\x12m\n\rDeleteAccount\x12!.pinsched.v1.DeleteAccountRequest\x1a\x16.google.protobuf.Empty\"!\x82\xd3\xe4\x93\x02\x1b*\x19/v1/accounts/{account_id}b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -46,24 +48,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ACCOUNTSERVICE'].methods_by_name['UpdateAccount']._serialized_options = b'\202\323\344\223\002$2\031/v1/accounts/{account.id}:\007account'
   _globals['_ACCOUNTSERVICE'].methods_by_name['DeleteAccount']._loaded_options = None
   _globals['_ACCOUNTSERVICE'].methods_by_name['DeleteAccount']._serialized_options = b'\202\323\344\223\002\033*\031/v1/accounts/{account_id}'
-  _globals['_ACCOUNT']._serialized_start=201
-  _globals['_ACCOUNT']._serialized_end=954
-  _globals['_ACCOUNT_STATE']._serialized_start=848
-  _globals['_ACCOUNT_STATE']._serialized_end=954
-  _globals['_PACING']._serialized_start=956
-  _globals['_PACING']._serialized_end=1082
-  _globals['_CREATEACCOUNTREQUEST']._serialized_start=1084
-  _globals['_CREATEACCOUNTREQUEST']._serialized_end=1165
-  _globals['_GETACCOUNTREQUEST']._serialized_start=1167
-  _globals['_GETACCOUNTREQUEST']._serialized_end=1206
-  _globals['_LISTACCOUNTSREQUEST']._serialized_start=1208
-  _globals['_LISTACCOUNTSREQUEST']._serialized_end=1268
-  _globals['_LISTACCOUNTSRESPONSE']._serialized_start=1270
-  _globals['_LISTACCOUNTSRESPONSE']._serialized_end=1357
-  _globals['_UPDATEACCOUNTREQUEST']._serialized_start=1359
-  _globals['_UPDATEACCOUNTREQUEST']._serialized_end=1469
-  _globals['_DELETEACCOUNTREQUEST']._serialized_start=1471
-  _globals['_DELETEACCOUNTREQUEST']._serialized_end=1528
-  _globals['_ACCOUNTSERVICE']._serialized_start=1531
-  _globals['_ACCOUNTSERVICE']._serialized_end=2085
+  _globals['_ACCOUNT']._serialized_start=259
+  _globals['_ACCOUNT']._serialized_end=1068
+  _globals['_ACCOUNT_STATE']._serialized_start=962
+  _globals['_ACCOUNT_STATE']._serialized_end=1068
+  _globals['_POSTINGSCHEDULE']._serialized_start=1071
+  _globals['_POSTINGSCHEDULE']._serialized_end=1200
+  _globals['_POSTINGTIMEZONE']._serialized_start=1202
+  _globals['_POSTINGTIMEZONE']._serialized_end=1231
+  _globals['_POSTINGSLOT']._serialized_start=1233
+  _globals['_POSTINGSLOT']._serialized_end=1322
+  _globals['_PACING']._serialized_start=1324
+  _globals['_PACING']._serialized_end=1450
+  _globals['_CREATEACCOUNTREQUEST']._serialized_start=1452
+  _globals['_CREATEACCOUNTREQUEST']._serialized_end=1533
+  _globals['_GETACCOUNTREQUEST']._serialized_start=1535
+  _globals['_GETACCOUNTREQUEST']._serialized_end=1574
+  _globals['_LISTACCOUNTSREQUEST']._serialized_start=1576
+  _globals['_LISTACCOUNTSREQUEST']._serialized_end=1636
+  _globals['_LISTACCOUNTSRESPONSE']._serialized_start=1638
+  _globals['_LISTACCOUNTSRESPONSE']._serialized_end=1725
+  _globals['_UPDATEACCOUNTREQUEST']._serialized_start=1727
+  _globals['_UPDATEACCOUNTREQUEST']._serialized_end=1837
+  _globals['_DELETEACCOUNTREQUEST']._serialized_start=1839
+  _globals['_DELETEACCOUNTREQUEST']._serialized_end=1896
+  _globals['_ACCOUNTSERVICE']._serialized_start=1899
+  _globals['_ACCOUNTSERVICE']._serialized_end=2453
 # @@protoc_insertion_point(module_scope)

@@ -11,6 +11,8 @@ from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.type import dayofweek_pb2 as _dayofweek_pb2
+from google.type import timeofday_pb2 as _timeofday_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -88,6 +90,7 @@ class Account(_message.Message):
     ACCESS_TOKEN_EXPIRY_FIELD_NUMBER: _builtins.int
     REFRESH_TOKEN_EXPIRY_FIELD_NUMBER: _builtins.int
     LAST_VERIFIED_TIME_FIELD_NUMBER: _builtins.int
+    POSTING_SCHEDULE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Output only (set from CreateAccountRequest.account_id)."""
     display_name: _builtins.str
@@ -153,6 +156,14 @@ class Account(_message.Message):
         until then.
         """
 
+    @_builtins.property
+    def posting_schedule(self) -> Global___PostingSchedule:
+        """---- Posting schedule; field numbers 40+ are reserved for this feature. ----
+
+        The account's weekly posting slots: where `SchedulePinRequest.next_free_slot` puts a pin.
+        Unset: the account has no slots (next_free_slot is then FAILED_PRECONDITION).
+        """
+
     def __init__(
         self,
         *,
@@ -175,14 +186,108 @@ class Account(_message.Message):
         access_token_expiry: _timestamp_pb2.Timestamp | None = ...,
         refresh_token_expiry: _timestamp_pb2.Timestamp | None = ...,
         last_verified_time: _timestamp_pb2.Timestamp | None = ...,
+        posting_schedule: Global___PostingSchedule | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["access_token_expire_time", b"access_token_expire_time", "access_token_expiry", b"access_token_expiry", "create_time", b"create_time", "last_verified_time", b"last_verified_time", "pacing", b"pacing", "refresh_token_expiry", b"refresh_token_expiry", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["access_token_expire_time", b"access_token_expire_time", "access_token_expiry", b"access_token_expiry", "create_time", b"create_time", "last_verified_time", b"last_verified_time", "pacing", b"pacing", "posting_schedule", b"posting_schedule", "refresh_token_expiry", b"refresh_token_expiry", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_token", b"access_token", "access_token_expire_time", b"access_token_expire_time", "access_token_expiry", b"access_token_expiry", "account_type", b"account_type", "ad_account_id", b"ad_account_id", "api_base", b"api_base", "create_time", b"create_time", "display_name", b"display_name", "has_refresh_token", b"has_refresh_token", "id", b"id", "last_verified_time", b"last_verified_time", "pacing", b"pacing", "paused", b"paused", "refresh_token", b"refresh_token", "refresh_token_expiry", b"refresh_token_expiry", "state", b"state", "state_reason", b"state_reason", "update_time", b"update_time", "username", b"username"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_token", b"access_token", "access_token_expire_time", b"access_token_expire_time", "access_token_expiry", b"access_token_expiry", "account_type", b"account_type", "ad_account_id", b"ad_account_id", "api_base", b"api_base", "create_time", b"create_time", "display_name", b"display_name", "has_refresh_token", b"has_refresh_token", "id", b"id", "last_verified_time", b"last_verified_time", "pacing", b"pacing", "paused", b"paused", "posting_schedule", b"posting_schedule", "refresh_token", b"refresh_token", "refresh_token_expiry", b"refresh_token_expiry", "state", b"state", "state_reason", b"state_reason", "update_time", b"update_time", "username", b"username"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Account: _TypeAlias = Account  # noqa: Y015
+
+@_typing.final
+class PostingSchedule(_message.Message):
+    """A weekly posting schedule: local times in one IANA zone, on some days of the week.
+
+    A slot whose local time does not exist on a day (the clocks jump over it) moves forward by the
+    length of the jump (02:30 in a 02:00-03:00 gap is 03:30); one that exists twice (the clocks fall
+    back) is the first of the two instants. Two slots that land on the same instant are one slot.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
+    SLOTS_FIELD_NUMBER: _builtins.int
+    MAX_PER_SLOT_FIELD_NUMBER: _builtins.int
+    max_per_slot: _builtins.int
+    """Pins per slot, 1 to 100; 0 means 1. Pins sharing a slot are spaced by the account's
+    `pacing.min_spacing`, starting at the slot time.
+    """
+    @_builtins.property
+    def time_zone(self) -> Global___PostingTimeZone:
+        """Required. The zone the slot times are read in."""
+
+    @_builtins.property
+    def slots(self) -> _containers.RepeatedCompositeFieldContainer[Global___PostingSlot]:
+        """Required. 1 to 100 slot rules."""
+
+    def __init__(
+        self,
+        *,
+        time_zone: Global___PostingTimeZone | None = ...,
+        slots: _abc.Iterable[Global___PostingSlot] | None = ...,
+        max_per_slot: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["time_zone", b"time_zone"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_per_slot", b"max_per_slot", "slots", b"slots", "time_zone", b"time_zone"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PostingSchedule: _TypeAlias = PostingSchedule  # noqa: Y015
+
+@_typing.final
+class PostingTimeZone(_message.Message):
+    """The zone of a posting schedule."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Required. IANA time zone id such as `Europe/Paris`."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PostingTimeZone: _TypeAlias = PostingTimeZone  # noqa: Y015
+
+@_typing.final
+class PostingSlot(_message.Message):
+    """One rule of a posting schedule: a local time on some days of the week."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DAYS_FIELD_NUMBER: _builtins.int
+    TIME_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def days(self) -> _containers.RepeatedScalarFieldContainer[_dayofweek_pb2.DayOfWeek.ValueType]:
+        """Required. The days (no DAY_OF_WEEK_UNSPECIFIED, no repeats)."""
+
+    @_builtins.property
+    def time(self) -> _timeofday_pb2.TimeOfDay:
+        """Required. The local time (hours 0-23, minutes 0-59, seconds 0-59, no nanos)."""
+
+    def __init__(
+        self,
+        *,
+        days: _abc.Iterable[_dayofweek_pb2.DayOfWeek.ValueType] | None = ...,
+        time: _timeofday_pb2.TimeOfDay | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["days", b"days", "time", b"time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PostingSlot: _TypeAlias = PostingSlot  # noqa: Y015
 
 @_typing.final
 class Pacing(_message.Message):

@@ -107,9 +107,13 @@ class AccountServiceServicer:
     def UpdateAccount(self, request, context):
         """Updates the fields named in `update_mask`: `display_name`, `access_token`, `refresh_token`,
         `access_token_expire_time`, `pacing` (or `pacing.<field>`), `paused`, `ad_account_id`,
-        `api_base`. A new access token is checked like in CreateAccount. New credentials clear
-        NEEDS_REAUTH and HELD and release held jobs; so does a new `api_base` or `ad_account_id`
-        (HELD only). Errors: NOT_FOUND; INVALID_ARGUMENT for unknown paths or bad values.
+        `api_base`, `posting_schedule`. A new access token is checked like in CreateAccount. New
+        credentials clear NEEDS_REAUTH and HELD and release held jobs; so does a new `api_base` or
+        `ad_account_id` (HELD only). A new `posting_schedule` re-plans the account's PENDING slotted
+        jobs into it, in their order, in the same transaction (each move is a job event; QUEUED or
+        later jobs never move); an empty one removes the schedule and leaves slotted jobs where they
+        are. Errors: NOT_FOUND; INVALID_ARGUMENT for unknown paths or bad values; FAILED_PRECONDITION
+        when a pending slotted job finds no slot in the new schedule within the horizon.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -356,6 +356,8 @@ class Job(_message.Message):
     REMOTE_UPDATE_FIELD_NUMBER: _builtins.int
     RETRY_FOR_FIELD_NUMBER: _builtins.int
     RETRY_UNTIL_FIELD_NUMBER: _builtins.int
+    SLOT_FIELD_NUMBER: _builtins.int
+    GROUP_ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Output only. Server-assigned id."""
     account_id: _builtins.str
@@ -372,6 +374,10 @@ class Job(_message.Message):
     """Output only. The `request_id` the job was created with."""
     cancel_requested: _builtins.bool
     """Output only. A cancel was requested while the outcome of a submission is unknown."""
+    group_id: _builtins.str
+    """Output only. Shared by the jobs of one request with `also_boards` (the first job's id);
+    empty for a single-board request. Filter with `ListJobsRequest.group_id`.
+    """
     @_builtins.property
     def pin(self) -> Global___Pin:
         """The pin to publish."""
@@ -440,6 +446,14 @@ class Job(_message.Message):
         end of the delivery window, else `planned_at` + the daemon's default (24 hours).
         """
 
+    @_builtins.property
+    def slot(self) -> Global___JobSlot:
+        """---- Posting slots and board groups; field numbers 40+ are this feature's. ----
+
+        Output only. Set when the job was placed in a slot of the account's posting schedule
+        (`next_free_slot`); cleared when its time is set otherwise.
+        """
+
     def __init__(
         self,
         *,
@@ -467,14 +481,52 @@ class Job(_message.Message):
         remote_update: Global___RemoteUpdate | None = ...,
         retry_for: _duration_pb2.Duration | None = ...,
         retry_until: _timestamp_pb2.Timestamp | None = ...,
+        slot: Global___JobSlot | None = ...,
+        group_id: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "delivered_time", b"delivered_time", "delivery_window", b"delivery_window", "last_error", b"last_error", "late_by", b"late_by", "local_time", b"local_time", "next_attempt_at", b"next_attempt_at", "pin", b"pin", "planned_at", b"planned_at", "remote_update", b"remote_update", "retry_for", b"retry_for", "retry_until", b"retry_until", "scheduled_at", b"scheduled_at", "update_time", b"update_time", "window_end", b"window_end"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "delivered_time", b"delivered_time", "delivery_window", b"delivery_window", "last_error", b"last_error", "late_by", b"late_by", "local_time", b"local_time", "next_attempt_at", b"next_attempt_at", "pin", b"pin", "planned_at", b"planned_at", "remote_update", b"remote_update", "retry_for", b"retry_for", "retry_until", b"retry_until", "scheduled_at", b"scheduled_at", "slot", b"slot", "update_time", b"update_time", "window_end", b"window_end"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "attempts", b"attempts", "cancel_requested", b"cancel_requested", "create_time", b"create_time", "delivered_time", b"delivered_time", "delivery_window", b"delivery_window", "history", b"history", "id", b"id", "last_error", b"last_error", "late_by", b"late_by", "local_time", b"local_time", "next_attempt_at", b"next_attempt_at", "pin", b"pin", "pinterest_pin_id", b"pinterest_pin_id", "planned_at", b"planned_at", "remote_update", b"remote_update", "request_id", b"request_id", "retry_for", b"retry_for", "retry_until", b"retry_until", "scheduled_at", b"scheduled_at", "state", b"state", "update_time", b"update_time", "version", b"version", "window_end", b"window_end"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "attempts", b"attempts", "cancel_requested", b"cancel_requested", "create_time", b"create_time", "delivered_time", b"delivered_time", "delivery_window", b"delivery_window", "group_id", b"group_id", "history", b"history", "id", b"id", "last_error", b"last_error", "late_by", b"late_by", "local_time", b"local_time", "next_attempt_at", b"next_attempt_at", "pin", b"pin", "pinterest_pin_id", b"pinterest_pin_id", "planned_at", b"planned_at", "remote_update", b"remote_update", "request_id", b"request_id", "retry_for", b"retry_for", "retry_until", b"retry_until", "scheduled_at", b"scheduled_at", "slot", b"slot", "state", b"state", "update_time", b"update_time", "version", b"version", "window_end", b"window_end"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Job: _TypeAlias = Job  # noqa: Y015
+
+@_typing.final
+class JobSlot(_message.Message):
+    """The posting-schedule slot a job occupies."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOCAL_TIME_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
+    START_TIME_FIELD_NUMBER: _builtins.int
+    time_zone: _builtins.str
+    """The IANA zone of the schedule, such as `Europe/Paris`."""
+    @_builtins.property
+    def local_time(self) -> _datetime_pb2.DateTime:
+        """The slot's wall-clock time as listed in the schedule (no offset or zone set here)."""
+
+    @_builtins.property
+    def start_time(self) -> _timestamp_pb2.Timestamp:
+        """The slot's instant. `planned_at` is this, or later by the account's minimum spacing for the
+        second and later pins of a slot.
+        """
+
+    def __init__(
+        self,
+        *,
+        local_time: _datetime_pb2.DateTime | None = ...,
+        time_zone: _builtins.str = ...,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["local_time", b"local_time", "start_time", b"start_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["local_time", b"local_time", "start_time", b"start_time", "time_zone", b"time_zone"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___JobSlot: _TypeAlias = JobSlot  # noqa: Y015
 
 @_typing.final
 class RemoteUpdate(_message.Message):

@@ -30,7 +30,7 @@ from google.type import datetime_pb2 as google_dot_type_dot_datetime__pb2
 from pinsched.v1 import job_pb2 as pinsched_dot_v1_dot_job__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bpinsched/v1/scheduler.proto\x12\x0bpinsched.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1agoogle/type/datetime.proto\x1a\x15pinsched/v1/job.proto\"\xac\x03\n\x12SchedulePinRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x1d\n\x03pin\x18\x03 \x01(\x0b\x32\x10.pinsched.v1.Pin\x12\x32\n\x0cscheduled_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x12+\n\nlocal_time\x18\x05 \x01(\x0b\x32\x15.google.type.DateTimeH\x00\x12\x32\n\x0f\x64\x65livery_window\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x43\n\x17nonexistent_time_policy\x18\x07 \x01(\x0e\x32\".pinsched.v1.NonexistentTimePolicy\x12?\n\x15\x61mbiguous_time_policy\x18\x08 \x01(\x0e\x32 .pinsched.v1.AmbiguousTimePolicy\x12,\n\tretry_for\x18\t \x01(\x0b\x32\x19.google.protobuf.DurationB\x06\n\x04time\"M\n\x18\x42\x61tchSchedulePinsRequest\x12\x31\n\x08requests\x18\x01 \x03(\x0b\x32\x1f.pinsched.v1.SchedulePinRequest\";\n\x19\x42\x61tchSchedulePinsResponse\x12\x1e\n\x04jobs\x18\x01 \x03(\x0b\x32\x10.pinsched.v1.Job\"C\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\"\n\x04view\x18\x02 \x01(\x0e\x32\x14.pinsched.v1.JobView\"\xed\x01\n\x0fListJobsRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12&\n\x06states\x18\x02 \x03(\x0e\x32\x16.pinsched.v1.Job.State\x12\x10\n\x08\x62oard_id\x18\x03 \x01(\t\x12\x31\n\rplanned_after\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0eplanned_before\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x06 \x01(\x05\x12\x12\n\npage_token\x18\x07 \x01(\t\"K\n\x10ListJobsResponse\x12\x1e\n\x04jobs\x18\x01 \x03(\x0b\x32\x10.pinsched.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x82\x02\n\x10UpdateJobRequest\x12\x1d\n\x03job\x18\x01 \x01(\x0b\x32\x10.pinsched.v1.Job\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x18\n\x10\x65xpected_version\x18\x03 \x01(\x03\x12\x43\n\x17nonexistent_time_policy\x18\x04 \x01(\x0e\x32\".pinsched.v1.NonexistentTimePolicy\x12?\n\x15\x61mbiguous_time_policy\x18\x05 \x01(\x0e\x32 .pinsched.v1.AmbiguousTimePolicy\"<\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x18\n\x10\x65xpected_version\x18\x02 \x01(\x03\"!\n\x0fRetryJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\xb0\x03\n\x16PreviewScheduleRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x1d\n\x03pin\x18\x03 \x01(\x0b\x32\x10.pinsched.v1.Pin\x12\x32\n\x0cscheduled_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x12+\n\nlocal_time\x18\x05 \x01(\x0b\x32\x15.google.type.DateTimeH\x00\x12\x32\n\x0f\x64\x65livery_window\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x43\n\x17nonexistent_time_policy\x18\x07 \x01(\x0e\x32\".pinsched.v1.NonexistentTimePolicy\x12?\n\x15\x61mbiguous_time_policy\x18\x08 \x01(\x0e\x32 .pinsched.v1.AmbiguousTimePolicy\x12,\n\tretry_for\x18\t \x01(\x0b\x32\x19.google.protobuf.DurationB\x06\n\x04time\"\xab\x01\n\x17PreviewScheduleResponse\x12.\n\nplanned_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0cscheduled_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nwindow_end\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8f\x01\n\x10WatchJobsRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0f\n\x07job_ids\x18\x02 \x03(\t\x12&\n\x06states\x18\x03 \x03(\x0e\x32\x16.pinsched.v1.Job.State\x12\x1b\n\x0esince_sequence\x18\x04 \x01(\x03H\x00\x88\x01\x01\x42\x11\n\x0f_since_sequence*\x8f\x01\n\x15NonexistentTimePolicy\x12\'\n#NONEXISTENT_TIME_POLICY_UNSPECIFIED\x10\x00\x12\"\n\x1eNONEXISTENT_TIME_POLICY_REJECT\x10\x01\x12)\n%NONEXISTENT_TIME_POLICY_SHIFT_FORWARD\x10\x02*\xa2\x01\n\x13\x41mbiguousTimePolicy\x12%\n!AMBIGUOUS_TIME_POLICY_UNSPECIFIED\x10\x00\x12 \n\x1c\x41MBIGUOUS_TIME_POLICY_REJECT\x10\x01\x12!\n\x1d\x41MBIGUOUS_TIME_POLICY_EARLIER\x10\x02\x12\x1f\n\x1b\x41MBIGUOUS_TIME_POLICY_LATER\x10\x03*J\n\x07JobView\x12\x18\n\x14JOB_VIEW_UNSPECIFIED\x10\x00\x12\x12\n\x0eJOB_VIEW_BASIC\x10\x01\x12\x11\n\rJOB_VIEW_FULL\x10\x02\x32\x94\x07\n\x0cPinScheduler\x12U\n\x0bSchedulePin\x12\x1f.pinsched.v1.SchedulePinRequest\x1a\x10.pinsched.v1.Job\"\x13\x82\xd3\xe4\x93\x02\r\"\x08/v1/jobs:\x01*\x12\x85\x01\n\x11\x42\x61tchSchedulePins\x12%.pinsched.v1.BatchSchedulePinsRequest\x1a&.pinsched.v1.BatchSchedulePinsResponse\"!\x82\xd3\xe4\x93\x02\x1b\"\x16/v1/jobs:batchSchedule:\x01*\x12Q\n\x06GetJob\x12\x1a.pinsched.v1.GetJobRequest\x1a\x10.pinsched.v1.Job\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/jobs/{job_id}\x12Y\n\x08ListJobs\x12\x1c.pinsched.v1.ListJobsRequest\x1a\x1d.pinsched.v1.ListJobsResponse\"\x10\x82\xd3\xe4\x93\x02\n\x12\x08/v1/jobs\x12\\\n\tUpdateJob\x12\x1d.pinsched.v1.UpdateJobRequest\x1a\x10.pinsched.v1.Job\"\x1e\x82\xd3\xe4\x93\x02\x18\x32\x11/v1/jobs/{job.id}:\x03job\x12\x61\n\tCancelJob\x12\x1d.pinsched.v1.CancelJobRequest\x1a\x10.pinsched.v1.Job\"#\x82\xd3\xe4\x93\x02\x1d\"\x18/v1/jobs/{job_id}:cancel:\x01*\x12^\n\x08RetryJob\x12\x1c.pinsched.v1.RetryJobRequest\x1a\x10.pinsched.v1.Job\"\"\x82\xd3\xe4\x93\x02\x1c\"\x17/v1/jobs/{job_id}:retry:\x01*\x12y\n\x0fPreviewSchedule\x12#.pinsched.v1.PreviewScheduleRequest\x1a$.pinsched.v1.PreviewScheduleResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\"\x10/v1/jobs:preview:\x01*\x12[\n\tWatchJobs\x12\x1d.pinsched.v1.WatchJobsRequest\x1a\x15.pinsched.v1.JobEvent\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/v1/jobs:watch0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bpinsched/v1/scheduler.proto\x12\x0bpinsched.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1agoogle/type/datetime.proto\x1a\x15pinsched/v1/job.proto\"\xa9\x04\n\x12SchedulePinRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x1d\n\x03pin\x18\x03 \x01(\x0b\x32\x10.pinsched.v1.Pin\x12\x32\n\x0cscheduled_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x12+\n\nlocal_time\x18\x05 \x01(\x0b\x32\x15.google.type.DateTimeH\x00\x12\x33\n\x0enext_free_slot\x18( \x01(\x0b\x32\x19.pinsched.v1.NextFreeSlotH\x00\x12\x32\n\x0f\x64\x65livery_window\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x43\n\x17nonexistent_time_policy\x18\x07 \x01(\x0e\x32\".pinsched.v1.NonexistentTimePolicy\x12?\n\x15\x61mbiguous_time_policy\x18\x08 \x01(\x0e\x32 .pinsched.v1.AmbiguousTimePolicy\x12,\n\tretry_for\x18\t \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x13\n\x0b\x61lso_boards\x18) \x03(\t\x12\x31\n\x0e\x62oard_interval\x18* \x01(\x0b\x32\x19.google.protobuf.DurationB\x06\n\x04time\">\n\x0cNextFreeSlot\x12.\n\nnot_before\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"M\n\x18\x42\x61tchSchedulePinsRequest\x12\x31\n\x08requests\x18\x01 \x03(\x0b\x32\x1f.pinsched.v1.SchedulePinRequest\"L\n\x19\x42\x61tchSchedulePinsResponse\x12\x1e\n\x04jobs\x18\x01 \x03(\x0b\x32\x10.pinsched.v1.Job\x12\x0f\n\x07\x63reated\x18( \x03(\x08\"C\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\"\n\x04view\x18\x02 \x01(\x0e\x32\x14.pinsched.v1.JobView\"\xff\x01\n\x0fListJobsRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12&\n\x06states\x18\x02 \x03(\x0e\x32\x16.pinsched.v1.Job.State\x12\x10\n\x08\x62oard_id\x18\x03 \x01(\t\x12\x31\n\rplanned_after\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0eplanned_before\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x06 \x01(\x05\x12\x12\n\npage_token\x18\x07 \x01(\t\x12\x10\n\x08group_id\x18( \x01(\t\"K\n\x10ListJobsResponse\x12\x1e\n\x04jobs\x18\x01 \x03(\x0b\x32\x10.pinsched.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xb5\x02\n\x10UpdateJobRequest\x12\x1d\n\x03job\x18\x01 \x01(\x0b\x32\x10.pinsched.v1.Job\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x18\n\x10\x65xpected_version\x18\x03 \x01(\x03\x12\x43\n\x17nonexistent_time_policy\x18\x04 \x01(\x0e\x32\".pinsched.v1.NonexistentTimePolicy\x12?\n\x15\x61mbiguous_time_policy\x18\x05 \x01(\x0e\x32 .pinsched.v1.AmbiguousTimePolicy\x12\x31\n\x0enext_free_slot\x18( \x01(\x0b\x32\x19.pinsched.v1.NextFreeSlot\"<\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x18\n\x10\x65xpected_version\x18\x02 \x01(\x03\"!\n\x0fRetryJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\xad\x04\n\x16PreviewScheduleRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x1d\n\x03pin\x18\x03 \x01(\x0b\x32\x10.pinsched.v1.Pin\x12\x32\n\x0cscheduled_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x12+\n\nlocal_time\x18\x05 \x01(\x0b\x32\x15.google.type.DateTimeH\x00\x12\x33\n\x0enext_free_slot\x18( \x01(\x0b\x32\x19.pinsched.v1.NextFreeSlotH\x00\x12\x32\n\x0f\x64\x65livery_window\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x43\n\x17nonexistent_time_policy\x18\x07 \x01(\x0e\x32\".pinsched.v1.NonexistentTimePolicy\x12?\n\x15\x61mbiguous_time_policy\x18\x08 \x01(\x0e\x32 .pinsched.v1.AmbiguousTimePolicy\x12,\n\tretry_for\x18\t \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x13\n\x0b\x61lso_boards\x18) \x03(\t\x12\x31\n\x0e\x62oard_interval\x18* \x01(\x0b\x32\x19.google.protobuf.DurationB\x06\n\x04time\"\xcf\x01\n\x17PreviewScheduleResponse\x12.\n\nplanned_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0cscheduled_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nwindow_end\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\"\n\x04slot\x18( \x01(\x0b\x32\x14.pinsched.v1.JobSlot\"\x8f\x01\n\x10WatchJobsRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0f\n\x07job_ids\x18\x02 \x03(\t\x12&\n\x06states\x18\x03 \x03(\x0e\x32\x16.pinsched.v1.Job.State\x12\x1b\n\x0esince_sequence\x18\x04 \x01(\x03H\x00\x88\x01\x01\x42\x11\n\x0f_since_sequence\"i\n\x14ListFreeSlotsRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12.\n\nnot_before\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x63ount\x18\x03 \x01(\x05\"=\n\x15ListFreeSlotsResponse\x12$\n\x05slots\x18\x01 \x03(\x0b\x32\x15.pinsched.v1.FreeSlot\"m\n\x08\x46reeSlot\x12\"\n\x04slot\x18\x01 \x01(\x0b\x32\x14.pinsched.v1.JobSlot\x12.\n\nplanned_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05taken\x18\x03 \x01(\x05*\x8f\x01\n\x15NonexistentTimePolicy\x12\'\n#NONEXISTENT_TIME_POLICY_UNSPECIFIED\x10\x00\x12\"\n\x1eNONEXISTENT_TIME_POLICY_REJECT\x10\x01\x12)\n%NONEXISTENT_TIME_POLICY_SHIFT_FORWARD\x10\x02*\xa2\x01\n\x13\x41mbiguousTimePolicy\x12%\n!AMBIGUOUS_TIME_POLICY_UNSPECIFIED\x10\x00\x12 \n\x1c\x41MBIGUOUS_TIME_POLICY_REJECT\x10\x01\x12!\n\x1d\x41MBIGUOUS_TIME_POLICY_EARLIER\x10\x02\x12\x1f\n\x1b\x41MBIGUOUS_TIME_POLICY_LATER\x10\x03*J\n\x07JobView\x12\x18\n\x14JOB_VIEW_UNSPECIFIED\x10\x00\x12\x12\n\x0eJOB_VIEW_BASIC\x10\x01\x12\x11\n\rJOB_VIEW_FULL\x10\x02\x32\x9a\x08\n\x0cPinScheduler\x12U\n\x0bSchedulePin\x12\x1f.pinsched.v1.SchedulePinRequest\x1a\x10.pinsched.v1.Job\"\x13\x82\xd3\xe4\x93\x02\r\"\x08/v1/jobs:\x01*\x12\x85\x01\n\x11\x42\x61tchSchedulePins\x12%.pinsched.v1.BatchSchedulePinsRequest\x1a&.pinsched.v1.BatchSchedulePinsResponse\"!\x82\xd3\xe4\x93\x02\x1b\"\x16/v1/jobs:batchSchedule:\x01*\x12Q\n\x06GetJob\x12\x1a.pinsched.v1.GetJobRequest\x1a\x10.pinsched.v1.Job\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/jobs/{job_id}\x12Y\n\x08ListJobs\x12\x1c.pinsched.v1.ListJobsRequest\x1a\x1d.pinsched.v1.ListJobsResponse\"\x10\x82\xd3\xe4\x93\x02\n\x12\x08/v1/jobs\x12\\\n\tUpdateJob\x12\x1d.pinsched.v1.UpdateJobRequest\x1a\x10.pinsched.v1.Job\"\x1e\x82\xd3\xe4\x93\x02\x18\x32\x11/v1/jobs/{job.id}:\x03job\x12\x61\n\tCancelJob\x12\x1d.pinsched.v1.CancelJobRequest\x1a\x10.pinsched.v1.Job\"#\x82\xd3\xe4\x93\x02\x1d\"\x18/v1/jobs/{job_id}:cancel:\x01*\x12^\n\x08RetryJob\x12\x1c.pinsched.v1.RetryJobRequest\x1a\x10.pinsched.v1.Job\"\"\x82\xd3\xe4\x93\x02\x1c\"\x17/v1/jobs/{job_id}:retry:\x01*\x12y\n\x0fPreviewSchedule\x12#.pinsched.v1.PreviewScheduleRequest\x1a$.pinsched.v1.PreviewScheduleResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\"\x10/v1/jobs:preview:\x01*\x12[\n\tWatchJobs\x12\x1d.pinsched.v1.WatchJobsRequest\x1a\x15.pinsched.v1.JobEvent\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/v1/jobs:watch0\x01\x12\x83\x01\n\rListFreeSlots\x12!.pinsched.v1.ListFreeSlotsRequest\x1a\".pinsched.v1.ListFreeSlotsResponse\"+\x82\xd3\xe4\x93\x02%\x12#/v1/accounts/{account_id}/freeSlotsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -55,36 +55,46 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PINSCHEDULER'].methods_by_name['PreviewSchedule']._serialized_options = b'\202\323\344\223\002\025\"\020/v1/jobs:preview:\001*'
   _globals['_PINSCHEDULER'].methods_by_name['WatchJobs']._loaded_options = None
   _globals['_PINSCHEDULER'].methods_by_name['WatchJobs']._serialized_options = b'\202\323\344\223\002\020\022\016/v1/jobs:watch'
-  _globals['_NONEXISTENTTIMEPOLICY']._serialized_start=2295
-  _globals['_NONEXISTENTTIMEPOLICY']._serialized_end=2438
-  _globals['_AMBIGUOUSTIMEPOLICY']._serialized_start=2441
-  _globals['_AMBIGUOUSTIMEPOLICY']._serialized_end=2603
-  _globals['_JOBVIEW']._serialized_start=2605
-  _globals['_JOBVIEW']._serialized_end=2679
+  _globals['_PINSCHEDULER'].methods_by_name['ListFreeSlots']._loaded_options = None
+  _globals['_PINSCHEDULER'].methods_by_name['ListFreeSlots']._serialized_options = b'\202\323\344\223\002%\022#/v1/accounts/{account_id}/freeSlots'
+  _globals['_NONEXISTENTTIMEPOLICY']._serialized_start=3012
+  _globals['_NONEXISTENTTIMEPOLICY']._serialized_end=3155
+  _globals['_AMBIGUOUSTIMEPOLICY']._serialized_start=3158
+  _globals['_AMBIGUOUSTIMEPOLICY']._serialized_end=3320
+  _globals['_JOBVIEW']._serialized_start=3322
+  _globals['_JOBVIEW']._serialized_end=3396
   _globals['_SCHEDULEPINREQUEST']._serialized_start=225
-  _globals['_SCHEDULEPINREQUEST']._serialized_end=653
-  _globals['_BATCHSCHEDULEPINSREQUEST']._serialized_start=655
-  _globals['_BATCHSCHEDULEPINSREQUEST']._serialized_end=732
-  _globals['_BATCHSCHEDULEPINSRESPONSE']._serialized_start=734
-  _globals['_BATCHSCHEDULEPINSRESPONSE']._serialized_end=793
-  _globals['_GETJOBREQUEST']._serialized_start=795
-  _globals['_GETJOBREQUEST']._serialized_end=862
-  _globals['_LISTJOBSREQUEST']._serialized_start=865
-  _globals['_LISTJOBSREQUEST']._serialized_end=1102
-  _globals['_LISTJOBSRESPONSE']._serialized_start=1104
-  _globals['_LISTJOBSRESPONSE']._serialized_end=1179
-  _globals['_UPDATEJOBREQUEST']._serialized_start=1182
-  _globals['_UPDATEJOBREQUEST']._serialized_end=1440
-  _globals['_CANCELJOBREQUEST']._serialized_start=1442
-  _globals['_CANCELJOBREQUEST']._serialized_end=1502
-  _globals['_RETRYJOBREQUEST']._serialized_start=1504
-  _globals['_RETRYJOBREQUEST']._serialized_end=1537
-  _globals['_PREVIEWSCHEDULEREQUEST']._serialized_start=1540
-  _globals['_PREVIEWSCHEDULEREQUEST']._serialized_end=1972
-  _globals['_PREVIEWSCHEDULERESPONSE']._serialized_start=1975
-  _globals['_PREVIEWSCHEDULERESPONSE']._serialized_end=2146
-  _globals['_WATCHJOBSREQUEST']._serialized_start=2149
-  _globals['_WATCHJOBSREQUEST']._serialized_end=2292
-  _globals['_PINSCHEDULER']._serialized_start=2682
-  _globals['_PINSCHEDULER']._serialized_end=3598
+  _globals['_SCHEDULEPINREQUEST']._serialized_end=778
+  _globals['_NEXTFREESLOT']._serialized_start=780
+  _globals['_NEXTFREESLOT']._serialized_end=842
+  _globals['_BATCHSCHEDULEPINSREQUEST']._serialized_start=844
+  _globals['_BATCHSCHEDULEPINSREQUEST']._serialized_end=921
+  _globals['_BATCHSCHEDULEPINSRESPONSE']._serialized_start=923
+  _globals['_BATCHSCHEDULEPINSRESPONSE']._serialized_end=999
+  _globals['_GETJOBREQUEST']._serialized_start=1001
+  _globals['_GETJOBREQUEST']._serialized_end=1068
+  _globals['_LISTJOBSREQUEST']._serialized_start=1071
+  _globals['_LISTJOBSREQUEST']._serialized_end=1326
+  _globals['_LISTJOBSRESPONSE']._serialized_start=1328
+  _globals['_LISTJOBSRESPONSE']._serialized_end=1403
+  _globals['_UPDATEJOBREQUEST']._serialized_start=1406
+  _globals['_UPDATEJOBREQUEST']._serialized_end=1715
+  _globals['_CANCELJOBREQUEST']._serialized_start=1717
+  _globals['_CANCELJOBREQUEST']._serialized_end=1777
+  _globals['_RETRYJOBREQUEST']._serialized_start=1779
+  _globals['_RETRYJOBREQUEST']._serialized_end=1812
+  _globals['_PREVIEWSCHEDULEREQUEST']._serialized_start=1815
+  _globals['_PREVIEWSCHEDULEREQUEST']._serialized_end=2372
+  _globals['_PREVIEWSCHEDULERESPONSE']._serialized_start=2375
+  _globals['_PREVIEWSCHEDULERESPONSE']._serialized_end=2582
+  _globals['_WATCHJOBSREQUEST']._serialized_start=2585
+  _globals['_WATCHJOBSREQUEST']._serialized_end=2728
+  _globals['_LISTFREESLOTSREQUEST']._serialized_start=2730
+  _globals['_LISTFREESLOTSREQUEST']._serialized_end=2835
+  _globals['_LISTFREESLOTSRESPONSE']._serialized_start=2837
+  _globals['_LISTFREESLOTSRESPONSE']._serialized_end=2898
+  _globals['_FREESLOT']._serialized_start=2900
+  _globals['_FREESLOT']._serialized_end=3009
+  _globals['_PINSCHEDULER']._serialized_start=3399
+  _globals['_PINSCHEDULER']._serialized_end=4449
 # @@protoc_insertion_point(module_scope)

@@ -115,10 +115,13 @@ class SchedulePinRequest(_message.Message):
     PIN_FIELD_NUMBER: _builtins.int
     SCHEDULED_AT_FIELD_NUMBER: _builtins.int
     LOCAL_TIME_FIELD_NUMBER: _builtins.int
+    NEXT_FREE_SLOT_FIELD_NUMBER: _builtins.int
     DELIVERY_WINDOW_FIELD_NUMBER: _builtins.int
     NONEXISTENT_TIME_POLICY_FIELD_NUMBER: _builtins.int
     AMBIGUOUS_TIME_POLICY_FIELD_NUMBER: _builtins.int
     RETRY_FOR_FIELD_NUMBER: _builtins.int
+    ALSO_BOARDS_FIELD_NUMBER: _builtins.int
+    BOARD_INTERVAL_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Idempotency key (AIP-155), at most 128 characters. The same id with the same content returns
     the same job; with different content, ALREADY_EXISTS. Recommended: a UUID per pin.
@@ -142,6 +145,13 @@ class SchedulePinRequest(_message.Message):
         """A wall-clock time with an IANA `time_zone` or a `utc_offset` (one is required)."""
 
     @_builtins.property
+    def next_free_slot(self) -> Global___NextFreeSlot:
+        """The first slot of the account's posting schedule at or after `not_before` that has room
+        and honours the account's pacing. FAILED_PRECONDITION when the account has no
+        posting schedule. Cannot be combined with `delivery_window`.
+        """
+
+    @_builtins.property
     def delivery_window(self) -> _duration_pb2.Duration:
         """The pin may be published anywhere in [time, time + window]; zero means at that time."""
 
@@ -153,6 +163,20 @@ class SchedulePinRequest(_message.Message):
         zero and at most 30 days.
         """
 
+    @_builtins.property
+    def also_boards(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """---- Board groups; field numbers 40+ are this feature's. ----
+
+        Up to 9 more boards (digits only, distinct, not `pin.board_id`): one job per board, linked
+        by `Job.group_id`. The first job is at the requested time; each next one `board_interval`
+        later (for `next_free_slot`, the next free slot at or after that). `request_id` covers the
+        group; the response is the first job.
+        """
+
+    @_builtins.property
+    def board_interval(self) -> _duration_pb2.Duration:
+        """Required with `also_boards`: at least 1 hour (7 days is what Tailwind recommends)."""
+
     def __init__(
         self,
         *,
@@ -161,20 +185,47 @@ class SchedulePinRequest(_message.Message):
         pin: _job_pb2.Pin | None = ...,
         scheduled_at: _timestamp_pb2.Timestamp | None = ...,
         local_time: _datetime_pb2.DateTime | None = ...,
+        next_free_slot: Global___NextFreeSlot | None = ...,
         delivery_window: _duration_pb2.Duration | None = ...,
         nonexistent_time_policy: Global___NonexistentTimePolicy.ValueType = ...,
         ambiguous_time_policy: Global___AmbiguousTimePolicy.ValueType = ...,
         retry_for: _duration_pb2.Duration | None = ...,
+        also_boards: _abc.Iterable[_builtins.str] | None = ...,
+        board_interval: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["delivery_window", b"delivery_window", "local_time", b"local_time", "pin", b"pin", "retry_for", b"retry_for", "scheduled_at", b"scheduled_at", "time", b"time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["board_interval", b"board_interval", "delivery_window", b"delivery_window", "local_time", b"local_time", "next_free_slot", b"next_free_slot", "pin", b"pin", "retry_for", b"retry_for", "scheduled_at", b"scheduled_at", "time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "ambiguous_time_policy", b"ambiguous_time_policy", "delivery_window", b"delivery_window", "local_time", b"local_time", "nonexistent_time_policy", b"nonexistent_time_policy", "pin", b"pin", "request_id", b"request_id", "retry_for", b"retry_for", "scheduled_at", b"scheduled_at", "time", b"time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "also_boards", b"also_boards", "ambiguous_time_policy", b"ambiguous_time_policy", "board_interval", b"board_interval", "delivery_window", b"delivery_window", "local_time", b"local_time", "next_free_slot", b"next_free_slot", "nonexistent_time_policy", b"nonexistent_time_policy", "pin", b"pin", "request_id", b"request_id", "retry_for", b"retry_for", "scheduled_at", b"scheduled_at", "time", b"time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_time: _TypeAlias = _typing.Literal["scheduled_at", "local_time"]  # noqa: Y015
+    _WhichOneofReturnType_time: _TypeAlias = _typing.Literal["scheduled_at", "local_time", "next_free_slot"]  # noqa: Y015
     _WhichOneofArgType_time: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_time) -> _WhichOneofReturnType_time | None: ...
 
 Global___SchedulePinRequest: _TypeAlias = SchedulePinRequest  # noqa: Y015
+
+@_typing.final
+class NextFreeSlot(_message.Message):
+    """Schedule into the next free slot of the account's posting schedule."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NOT_BEFORE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def not_before(self) -> _timestamp_pb2.Timestamp:
+        """The slot is at or after this instant; unset means now."""
+
+    def __init__(
+        self,
+        *,
+        not_before: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["not_before", b"not_before"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["not_before", b"not_before"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NextFreeSlot: _TypeAlias = NextFreeSlot  # noqa: Y015
 
 @_typing.final
 class BatchSchedulePinsRequest(_message.Message):
@@ -207,18 +258,28 @@ class BatchSchedulePinsResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     JOBS_FIELD_NUMBER: _builtins.int
+    CREATED_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def jobs(self) -> _containers.RepeatedCompositeFieldContainer[_job_pb2.Job]:
-        """The jobs, in the order of the requests."""
+        """The jobs, in the order of the requests (for a request with `also_boards`, its first job)."""
+
+    @_builtins.property
+    def created(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bool]:
+        """---- Issue 16 (bulk import): field numbers 40+ are this feature's. ----
+
+        One per request: true when this call created the job, false when its `request_id` had
+        already been used with the same content (the existing job is returned).
+        """
 
     def __init__(
         self,
         *,
         jobs: _abc.Iterable[_job_pb2.Job] | None = ...,
+        created: _abc.Iterable[_builtins.bool] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["jobs", b"jobs"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "jobs", b"jobs"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -263,6 +324,7 @@ class ListJobsRequest(_message.Message):
     PLANNED_BEFORE_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    GROUP_ID_FIELD_NUMBER: _builtins.int
     account_id: _builtins.str
     """Only jobs of this account."""
     board_id: _builtins.str
@@ -271,6 +333,11 @@ class ListJobsRequest(_message.Message):
     """1 to 1,000; default 100."""
     page_token: _builtins.str
     """From a previous response's `next_page_token`, with the same filters."""
+    group_id: _builtins.str
+    """---- Issue 16: field numbers 40+ are this feature's. ----
+
+    Only jobs of this board group (`Job.group_id`).
+    """
     @_builtins.property
     def states(self) -> _containers.RepeatedScalarFieldContainer[_job_pb2.Job.State.ValueType]:
         """Only jobs in one of these states."""
@@ -293,10 +360,11 @@ class ListJobsRequest(_message.Message):
         planned_before: _timestamp_pb2.Timestamp | None = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        group_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["planned_after", b"planned_after", "planned_before", b"planned_before"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "board_id", b"board_id", "page_size", b"page_size", "page_token", b"page_token", "planned_after", b"planned_after", "planned_before", b"planned_before", "states", b"states"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "board_id", b"board_id", "group_id", b"group_id", "page_size", b"page_size", "page_token", b"page_token", "planned_after", b"planned_after", "planned_before", b"planned_before", "states", b"states"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -341,6 +409,7 @@ class UpdateJobRequest(_message.Message):
     EXPECTED_VERSION_FIELD_NUMBER: _builtins.int
     NONEXISTENT_TIME_POLICY_FIELD_NUMBER: _builtins.int
     AMBIGUOUS_TIME_POLICY_FIELD_NUMBER: _builtins.int
+    NEXT_FREE_SLOT_FIELD_NUMBER: _builtins.int
     expected_version: _builtins.int
     """When non-zero, the update applies only if the job's version equals it (else ABORTED)."""
     nonexistent_time_policy: Global___NonexistentTimePolicy.ValueType
@@ -359,6 +428,14 @@ class UpdateJobRequest(_message.Message):
         default budget; like the time, it cannot change once the pin is published).
         """
 
+    @_builtins.property
+    def next_free_slot(self) -> Global___NextFreeSlot:
+        """---- Issue 16: field numbers 40+ are this feature's. ----
+
+        With the update_mask path `next_free_slot`: move the job (PENDING, QUEUED, RETRYING or
+        FAILED) into the next free slot of its account's posting schedule at or after `not_before`.
+        """
+
     def __init__(
         self,
         *,
@@ -367,10 +444,11 @@ class UpdateJobRequest(_message.Message):
         expected_version: _builtins.int = ...,
         nonexistent_time_policy: Global___NonexistentTimePolicy.ValueType = ...,
         ambiguous_time_policy: Global___AmbiguousTimePolicy.ValueType = ...,
+        next_free_slot: Global___NextFreeSlot | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["job", b"job", "update_mask", b"update_mask"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["job", b"job", "next_free_slot", b"next_free_slot", "update_mask", b"update_mask"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ambiguous_time_policy", b"ambiguous_time_policy", "expected_version", b"expected_version", "job", b"job", "nonexistent_time_policy", b"nonexistent_time_policy", "update_mask", b"update_mask"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ambiguous_time_policy", b"ambiguous_time_policy", "expected_version", b"expected_version", "job", b"job", "next_free_slot", b"next_free_slot", "nonexistent_time_policy", b"nonexistent_time_policy", "update_mask", b"update_mask"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -435,10 +513,13 @@ class PreviewScheduleRequest(_message.Message):
     PIN_FIELD_NUMBER: _builtins.int
     SCHEDULED_AT_FIELD_NUMBER: _builtins.int
     LOCAL_TIME_FIELD_NUMBER: _builtins.int
+    NEXT_FREE_SLOT_FIELD_NUMBER: _builtins.int
     DELIVERY_WINDOW_FIELD_NUMBER: _builtins.int
     NONEXISTENT_TIME_POLICY_FIELD_NUMBER: _builtins.int
     AMBIGUOUS_TIME_POLICY_FIELD_NUMBER: _builtins.int
     RETRY_FOR_FIELD_NUMBER: _builtins.int
+    ALSO_BOARDS_FIELD_NUMBER: _builtins.int
+    BOARD_INTERVAL_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Ignored."""
     account_id: _builtins.str
@@ -460,12 +541,27 @@ class PreviewScheduleRequest(_message.Message):
         """A wall-clock time with a zone or offset."""
 
     @_builtins.property
+    def next_free_slot(self) -> Global___NextFreeSlot:
+        """The next free slot of the account's posting schedule."""
+
+    @_builtins.property
     def delivery_window(self) -> _duration_pb2.Duration:
         """The delivery window."""
 
     @_builtins.property
     def retry_for(self) -> _duration_pb2.Duration:
         """The retry budget (validated as SchedulePin would)."""
+
+    @_builtins.property
+    def also_boards(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """---- Board groups; as in SchedulePinRequest (the preview is of the first job). ----
+
+        More boards.
+        """
+
+    @_builtins.property
+    def board_interval(self) -> _duration_pb2.Duration:
+        """The interval between the boards' jobs."""
 
     def __init__(
         self,
@@ -475,16 +571,19 @@ class PreviewScheduleRequest(_message.Message):
         pin: _job_pb2.Pin | None = ...,
         scheduled_at: _timestamp_pb2.Timestamp | None = ...,
         local_time: _datetime_pb2.DateTime | None = ...,
+        next_free_slot: Global___NextFreeSlot | None = ...,
         delivery_window: _duration_pb2.Duration | None = ...,
         nonexistent_time_policy: Global___NonexistentTimePolicy.ValueType = ...,
         ambiguous_time_policy: Global___AmbiguousTimePolicy.ValueType = ...,
         retry_for: _duration_pb2.Duration | None = ...,
+        also_boards: _abc.Iterable[_builtins.str] | None = ...,
+        board_interval: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["delivery_window", b"delivery_window", "local_time", b"local_time", "pin", b"pin", "retry_for", b"retry_for", "scheduled_at", b"scheduled_at", "time", b"time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["board_interval", b"board_interval", "delivery_window", b"delivery_window", "local_time", b"local_time", "next_free_slot", b"next_free_slot", "pin", b"pin", "retry_for", b"retry_for", "scheduled_at", b"scheduled_at", "time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "ambiguous_time_policy", b"ambiguous_time_policy", "delivery_window", b"delivery_window", "local_time", b"local_time", "nonexistent_time_policy", b"nonexistent_time_policy", "pin", b"pin", "request_id", b"request_id", "retry_for", b"retry_for", "scheduled_at", b"scheduled_at", "time", b"time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "also_boards", b"also_boards", "ambiguous_time_policy", b"ambiguous_time_policy", "board_interval", b"board_interval", "delivery_window", b"delivery_window", "local_time", b"local_time", "next_free_slot", b"next_free_slot", "nonexistent_time_policy", b"nonexistent_time_policy", "pin", b"pin", "request_id", b"request_id", "retry_for", b"retry_for", "scheduled_at", b"scheduled_at", "time", b"time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_time: _TypeAlias = _typing.Literal["scheduled_at", "local_time"]  # noqa: Y015
+    _WhichOneofReturnType_time: _TypeAlias = _typing.Literal["scheduled_at", "local_time", "next_free_slot"]  # noqa: Y015
     _WhichOneofArgType_time: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_time) -> _WhichOneofReturnType_time | None: ...
 
@@ -499,6 +598,7 @@ class PreviewScheduleResponse(_message.Message):
     PLANNED_AT_FIELD_NUMBER: _builtins.int
     SCHEDULED_AT_FIELD_NUMBER: _builtins.int
     WINDOW_END_FIELD_NUMBER: _builtins.int
+    SLOT_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def planned_at(self) -> _timestamp_pb2.Timestamp:
         """The concrete time the pin would be published at."""
@@ -511,16 +611,24 @@ class PreviewScheduleResponse(_message.Message):
     def window_end(self) -> _timestamp_pb2.Timestamp:
         """The end of the delivery window."""
 
+    @_builtins.property
+    def slot(self) -> _job_pb2.JobSlot:
+        """---- Issue 16: field numbers 40+ are this feature's. ----
+
+        For `next_free_slot`: the slot the pin would take (its local time and zone).
+        """
+
     def __init__(
         self,
         *,
         planned_at: _timestamp_pb2.Timestamp | None = ...,
         scheduled_at: _timestamp_pb2.Timestamp | None = ...,
         window_end: _timestamp_pb2.Timestamp | None = ...,
+        slot: _job_pb2.JobSlot | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["planned_at", b"planned_at", "scheduled_at", b"scheduled_at", "window_end", b"window_end"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["planned_at", b"planned_at", "scheduled_at", b"scheduled_at", "slot", b"slot", "window_end", b"window_end"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["planned_at", b"planned_at", "scheduled_at", b"scheduled_at", "window_end", b"window_end"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["planned_at", b"planned_at", "scheduled_at", b"scheduled_at", "slot", b"slot", "window_end", b"window_end"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -567,3 +675,98 @@ class WatchJobsRequest(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__since_sequence) -> _WhichOneofReturnType__since_sequence | None: ...
 
 Global___WatchJobsRequest: _TypeAlias = WatchJobsRequest  # noqa: Y015
+
+@_typing.final
+class ListFreeSlotsRequest(_message.Message):
+    """---- Posting slots. ----
+
+    Request of ListFreeSlots.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    NOT_BEFORE_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    account_id: _builtins.str
+    """Required. The account."""
+    count: _builtins.int
+    """How many slots, 1 to 100; 0 means 10."""
+    @_builtins.property
+    def not_before(self) -> _timestamp_pb2.Timestamp:
+        """The first slot is at or after this instant; unset means now."""
+
+    def __init__(
+        self,
+        *,
+        account_id: _builtins.str = ...,
+        not_before: _timestamp_pb2.Timestamp | None = ...,
+        count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["not_before", b"not_before"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "count", b"count", "not_before", b"not_before"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListFreeSlotsRequest: _TypeAlias = ListFreeSlotsRequest  # noqa: Y015
+
+@_typing.final
+class ListFreeSlotsResponse(_message.Message):
+    """Response of ListFreeSlots."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SLOTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def slots(self) -> _containers.RepeatedCompositeFieldContainer[Global___FreeSlot]:
+        """The free slots, earliest first (fewer than `count` when the horizon ends first)."""
+
+    def __init__(
+        self,
+        *,
+        slots: _abc.Iterable[Global___FreeSlot] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["slots", b"slots"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListFreeSlotsResponse: _TypeAlias = ListFreeSlotsResponse  # noqa: Y015
+
+@_typing.final
+class FreeSlot(_message.Message):
+    """A slot a pin scheduled with `next_free_slot` could take."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SLOT_FIELD_NUMBER: _builtins.int
+    PLANNED_AT_FIELD_NUMBER: _builtins.int
+    TAKEN_FIELD_NUMBER: _builtins.int
+    taken: _builtins.int
+    """Pins the slot already holds."""
+    @_builtins.property
+    def slot(self) -> _job_pb2.JobSlot:
+        """The slot: its local time, zone and instant."""
+
+    @_builtins.property
+    def planned_at(self) -> _timestamp_pb2.Timestamp:
+        """When the pin would be published: the slot's instant, or later by the account's minimum
+        spacing when the slot already holds pins.
+        """
+
+    def __init__(
+        self,
+        *,
+        slot: _job_pb2.JobSlot | None = ...,
+        planned_at: _timestamp_pb2.Timestamp | None = ...,
+        taken: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["planned_at", b"planned_at", "slot", b"slot"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["planned_at", b"planned_at", "slot", b"slot", "taken", b"taken"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FreeSlot: _TypeAlias = FreeSlot  # noqa: Y015

@@ -88,6 +88,11 @@ class PinSchedulerStub:
                 request_serializer=pinsched_dot_v1_dot_scheduler__pb2.WatchJobsRequest.SerializeToString,
                 response_deserializer=pinsched_dot_v1_dot_job__pb2.JobEvent.FromString,
                 _registered_method=True)
+        self.ListFreeSlots = channel.unary_unary(
+                '/pinsched.v1.PinScheduler/ListFreeSlots',
+                request_serializer=pinsched_dot_v1_dot_scheduler__pb2.ListFreeSlotsRequest.SerializeToString,
+                response_deserializer=pinsched_dot_v1_dot_scheduler__pb2.ListFreeSlotsResponse.FromString,
+                _registered_method=True)
 
 
 class PinSchedulerServicer:
@@ -184,6 +189,17 @@ class PinSchedulerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListFreeSlots(self, request, context):
+        """Lists the account's next free posting slots at or after `not_before` (default now), as
+        `next_free_slot` would fill them one after the other: slots with room (`max_per_slot`) where
+        a pin honours the account's pacing. Persists nothing.
+        Errors: INVALID_ARGUMENT (bad account id, count outside 0..100, bad not_before); NOT_FOUND
+        (account); FAILED_PRECONDITION when the account has no posting schedule.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PinSchedulerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -231,6 +247,11 @@ def add_PinSchedulerServicer_to_server(servicer, server):
                     servicer.WatchJobs,
                     request_deserializer=pinsched_dot_v1_dot_scheduler__pb2.WatchJobsRequest.FromString,
                     response_serializer=pinsched_dot_v1_dot_job__pb2.JobEvent.SerializeToString,
+            ),
+            'ListFreeSlots': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListFreeSlots,
+                    request_deserializer=pinsched_dot_v1_dot_scheduler__pb2.ListFreeSlotsRequest.FromString,
+                    response_serializer=pinsched_dot_v1_dot_scheduler__pb2.ListFreeSlotsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -484,6 +505,33 @@ class PinScheduler:
             '/pinsched.v1.PinScheduler/WatchJobs',
             pinsched_dot_v1_dot_scheduler__pb2.WatchJobsRequest.SerializeToString,
             pinsched_dot_v1_dot_job__pb2.JobEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListFreeSlots(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pinsched.v1.PinScheduler/ListFreeSlots',
+            pinsched_dot_v1_dot_scheduler__pb2.ListFreeSlotsRequest.SerializeToString,
+            pinsched_dot_v1_dot_scheduler__pb2.ListFreeSlotsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -89,6 +89,13 @@ class PinSchedulerStub:
     the stream ends with UNAVAILABLE when the daemon shuts down (reconnect with the last
     sequence seen).
     """
+    ListFreeSlots: _grpc.UnaryUnaryMultiCallable[_scheduler_pb2.ListFreeSlotsRequest, _scheduler_pb2.ListFreeSlotsResponse]
+    """Lists the account's next free posting slots at or after `not_before` (default now), as
+    `next_free_slot` would fill them one after the other: slots with room (`max_per_slot`) where
+    a pin honours the account's pacing. Persists nothing.
+    Errors: INVALID_ARGUMENT (bad account id, count outside 0..100, bad not_before); NOT_FOUND
+    (account); FAILED_PRECONDITION when the account has no posting schedule.
+    """
 
 @_typing.type_check_only
 class PinSchedulerAsyncStub(PinSchedulerStub):
@@ -149,6 +156,13 @@ class PinSchedulerAsyncStub(PinSchedulerStub):
     no duplicate. Without it, only live events. Errors: INVALID_ARGUMENT (negative sequence);
     the stream ends with UNAVAILABLE when the daemon shuts down (reconnect with the last
     sequence seen).
+    """
+    ListFreeSlots: _aio.UnaryUnaryMultiCallable[_scheduler_pb2.ListFreeSlotsRequest, _scheduler_pb2.ListFreeSlotsResponse]  # type: ignore[assignment]
+    """Lists the account's next free posting slots at or after `not_before` (default now), as
+    `next_free_slot` would fill them one after the other: slots with room (`max_per_slot`) where
+    a pin honours the account's pacing. Persists nothing.
+    Errors: INVALID_ARGUMENT (bad account id, count outside 0..100, bad not_before); NOT_FOUND
+    (account); FAILED_PRECONDITION when the account has no posting schedule.
     """
 
 class PinSchedulerServicer(metaclass=_abc_1.ABCMeta):
@@ -261,6 +275,19 @@ class PinSchedulerServicer(metaclass=_abc_1.ABCMeta):
         no duplicate. Without it, only live events. Errors: INVALID_ARGUMENT (negative sequence);
         the stream ends with UNAVAILABLE when the daemon shuts down (reconnect with the last
         sequence seen).
+        """
+
+    @_abc_1.abstractmethod
+    def ListFreeSlots(
+        self,
+        request: _scheduler_pb2.ListFreeSlotsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_scheduler_pb2.ListFreeSlotsResponse, _abc.Awaitable[_scheduler_pb2.ListFreeSlotsResponse]]:
+        """Lists the account's next free posting slots at or after `not_before` (default now), as
+        `next_free_slot` would fill them one after the other: slots with room (`max_per_slot`) where
+        a pin honours the account's pacing. Persists nothing.
+        Errors: INVALID_ARGUMENT (bad account id, count outside 0..100, bad not_before); NOT_FOUND
+        (account); FAILED_PRECONDITION when the account has no posting schedule.
         """
 
 def add_PinSchedulerServicer_to_server(servicer: PinSchedulerServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

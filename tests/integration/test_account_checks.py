@@ -1,4 +1,4 @@
-"""Credentials are checked when given (issue 12 item 3) and the new Account fields are validated:
+"""Credentials are checked when given and the new Account fields are validated:
 CreateAccount/UpdateAccount against the sandbox (or no Pinterest at all) over a real gRPC
 channel, on a real SQLite file."""
 

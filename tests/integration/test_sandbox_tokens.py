@@ -1,5 +1,5 @@
-"""The sandbox learns Pinterest's token lifetimes, a Trial app's refusal and strict ids (issue 12
-item 10): over real HTTP on loopback, through the v5 API, the admin API and the command line."""
+"""The sandbox learns Pinterest's token lifetimes, a Trial app's refusal and strict ids: over
+real HTTP on loopback, through the v5 API, the admin API and the command line."""
 
 from __future__ import annotations
 

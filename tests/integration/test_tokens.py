@@ -1,5 +1,5 @@
-"""Tokens that never lapse (issue 12 item 2) and a rotated refresh token that is never lost
-(issue 11 item 2), against the sandbox's real token endpoint, on a real SQLite file.
+"""Tokens that never lapse and a rotated refresh token that is never lost,
+against the sandbox's real token endpoint, on a real SQLite file.
 
 The long runs use one FakeClock for the daemon and the sandbox, so days of token lifetime pass in
 moments: the sandbox expires tokens on that clock exactly as it would on a real one."""

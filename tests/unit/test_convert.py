@@ -26,6 +26,7 @@ from pinsched.jobs import (
     LocalTime,
     PinSpec,
     RemoteUpdate,
+    SlotRef,
     Transition,
     Video,
 )
@@ -89,6 +90,9 @@ def full_job() -> Job:
         cancel_requested=True,
         remote_update=RemoteUpdate(paths=("pin.title", "pin.link"), attempts=2, error=ERROR),
         retry_for=timedelta(hours=6),
+        slot=SlotRef(at=T0, local=datetime(2026, 3, 1, 7), time_zone="America/New_York",  # noqa: DTZ001
+                     not_before=T0 - timedelta(hours=1)),
+        group_id="job-1",
         history=history,
     )
 
@@ -137,6 +141,11 @@ def test_job_round_trips_field_by_field() -> None:
         attempts=2,
         error=cv.error_to_proto(ERROR),
     )
+    assert (msg.slot.local_time.day, msg.slot.local_time.hours) == (1, 7)
+    assert not msg.slot.local_time.HasField("time_zone")
+    assert msg.slot.time_zone == "America/New_York"
+    assert cv.timestamp_from_proto(msg.slot.start_time, field="") == T0
+    assert msg.group_id == "job-1"
 
 
 @pytest.mark.parametrize(

@@ -347,9 +347,10 @@ def test_each_rule_names_its_field(name: str, change: Callable[[Body], object], 
 
 
 def test_missing_time_message() -> None:
-    """With neither time the violation is on scheduled_at with the contract's message."""
+    """With no time the violation is on scheduled_at, naming the three ways to say when."""
     found = violations(edit(lambda d: d.pop("scheduled_at")))
-    assert found == {"scheduled_at": "a time is required: scheduled_at or local_time"}
+    assert found == {
+        "scheduled_at": "a time is required: scheduled_at, local_time or next_free_slot"}
 
 
 def test_missing_offset_message() -> None:

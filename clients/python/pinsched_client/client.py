@@ -26,7 +26,7 @@ from types import TracebackType
 from typing import Final, Self, TypeAlias, TypeVar
 
 import grpc
-from google.protobuf import field_mask_pb2
+from google.protobuf import field_mask_pb2, timestamp_pb2
 from google.protobuf.message import Message
 
 from pinsched.v1 import (
@@ -280,16 +280,28 @@ class AsyncClient:
         ambiguous: scheduler_pb2.AmbiguousTimePolicy.ValueType = (
             scheduler_pb2.AMBIGUOUS_TIME_POLICY_UNSPECIFIED
         ),
+        next_free_slot: scheduler_pb2.NextFreeSlot | None = None,
     ) -> job_pb2.Job:
-        """Change the fields of *job* named by *paths* (`pin.title`, `scheduled_at`, ...)."""
+        """Change the fields of *job* named by *paths* (`pin.title`, `scheduled_at`, ...); the
+        path `next_free_slot` (alone) moves it into the next free posting slot."""
         request = scheduler_pb2.UpdateJobRequest(
             job=job,
             update_mask=field_mask_pb2.FieldMask(paths=paths),
             expected_version=expected_version,
             nonexistent_time_policy=nonexistent,
             ambiguous_time_policy=ambiguous,
+            next_free_slot=next_free_slot,
         )
         return await self._call(self._jobs.UpdateJob, request, retry=False)
+
+    async def list_free_slots(
+        self, account_id: str, *, not_before: timestamp_pb2.Timestamp | None = None,
+        count: int = 0,
+    ) -> scheduler_pb2.ListFreeSlotsResponse:
+        """The account's next free posting slots (at or after *not_before*, default now)."""
+        request = scheduler_pb2.ListFreeSlotsRequest(account_id=account_id, not_before=not_before,
+                                                     count=count)
+        return await self._call(self._jobs.ListFreeSlots, request, retry=True)
 
     async def cancel_job(self, job_id: str, expected_version: int = 0) -> job_pb2.Job:
         """Cancel a job (deleting its pin if it was delivered); see the RPC's preconditions."""
