@@ -7,7 +7,7 @@ base64, 64-bit integers numbers on input and strings or numbers on output. Messa
 (no `$ref`), which MCP clients handle best.
 
 Rules read from the comments, the proto files' own conventions:
-- a field whose comment starts with `Required` is listed in `required` (input schemas);
+- a field whose comment starts with `Required.` is listed in `required` (input schemas);
 - `Output only` fields are left out of input schemas (unless kept by name: `Job.id` for updates),
   `Input only` fields out of output schemas;
 - secret fields (`Account.access_token`, `Account.refresh_token`) are left out of every schema.
@@ -123,7 +123,7 @@ def message_schema(message: Descriptor, direction: Direction = "input", *,
         if not _wanted(field, text, direction, keep):
             continue
         properties[field.name] = _describe(_field_schema(field, direction, keep, _depth), text)
-        if direction == "input" and (text.startswith("Required") or field.full_name in keep):
+        if direction == "input" and (text.startswith("Required.") or field.full_name in keep):
             required.append(field.name)
     notes = []
     for oneof in message.oneofs:

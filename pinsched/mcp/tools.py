@@ -8,7 +8,7 @@ a token: the API never returns one, and `scrub` clears the token fields of every
 
 `schedule_pin` / `schedule_pins` always send a `request_id`: the agent's, or one derived from the
 request's content (`derived_request_id`), so a retried tool call returns the same job instead of
-creating a second one. Not here yet: `explain_job` and `list_free_slots` (their RPCs do not exist).
+creating a second one. Not here yet: `explain_job` (its RPC does not exist).
 """
 
 from __future__ import annotations
@@ -131,6 +131,13 @@ async def _retry_job(client: AsyncClient, req: scheduler_pb2.RetryJobRequest) ->
     return await client.retry_job(req.job_id)
 
 
+async def _list_free_slots(client: AsyncClient, req: scheduler_pb2.ListFreeSlotsRequest
+                           ) -> Message:
+    return await client.list_free_slots(
+        req.account_id, not_before=req.not_before if req.HasField("not_before") else None,
+        count=req.count)
+
+
 async def _list_accounts(client: AsyncClient, req: account_pb2.ListAccountsRequest) -> Message:
     return await client.list_accounts(page_size=req.page_size, page_token=req.page_token)
 
@@ -165,6 +172,9 @@ TOOLS: Final[tuple[ToolSpec, ...]] = (
              destructive=True, idempotent=True, open_world=True),
     ToolSpec("retry_job", "Retry a failed job", _S.RetryJobRequest, job_pb2.Job, _retry_job,
              (f"{JOBS}.RetryJob",), idempotent=True, open_world=True),
+    ToolSpec("list_free_slots", "List free posting slots", _S.ListFreeSlotsRequest,
+             _S.ListFreeSlotsResponse, _list_free_slots, (f"{JOBS}.ListFreeSlots",),
+             "Schedule into them with schedule_pin's `next_free_slot`.", read_only=True),
     ToolSpec("list_accounts", "List accounts", account_pb2.ListAccountsRequest,
              account_pb2.ListAccountsResponse, _list_accounts, (f"{ACCOUNTS}.ListAccounts",),
              "Tokens are never returned.", read_only=True),

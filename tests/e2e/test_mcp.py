@@ -15,6 +15,7 @@ from typing import Any
 
 import mcp_types as types
 import pytest
+from google.type import timeofday_pb2
 from jsonschema import Draft202012Validator
 from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
@@ -27,7 +28,8 @@ from tests.conftest import ACCESS, BOARD, REFRESH
 from tests.e2e.procs import ROOT
 
 TOKEN = "mcp-test-api-token"
-READ_ONLY = {"preview_schedule", "list_jobs", "get_job", "list_accounts", "get_account"}
+READ_ONLY = {"preview_schedule", "list_jobs", "get_job", "list_accounts", "get_account",
+             "list_free_slots"}
 TOOLS = READ_ONLY | {"schedule_pin", "schedule_pins", "update_job", "cancel_job", "retry_job",
                      "pause_account", "resume_account"}
 
@@ -266,6 +268,33 @@ async def check_update_job_and_preview(session: ClientSession) -> None:
     assert int(updated["version"]) > int(job["version"])
 
 
+async def check_free_slots_then_next_free_slot(session: ClientSession, daemon: Daemon) -> None:
+    """list_free_slots is FAILED_PRECONDITION without a posting schedule; with one it lists the
+    slots in order, and schedule_pin with `next_free_slot` takes the first of them."""
+    found = error(await session.call_tool("list_free_slots", {"account_id": "acme"}))
+    assert found["code"] == "FAILED_PRECONDITION"
+    found = error(await session.call_tool("list_free_slots", {"account_id": "acme",
+                                                              "count": 1000}))
+    assert found["code"] == "INVALID_ARGUMENT"
+    assert "count" in [v["field"] for v in found["field_violations"]]
+    schedule = account_pb2.PostingSchedule(
+        time_zone=account_pb2.PostingTimeZone(id="Europe/Paris"), slots=[account_pb2.PostingSlot(
+            days=list(range(1, 8)), time=timeofday_pb2.TimeOfDay(hours=9))])
+    async with AsyncClient(f"127.0.0.1:{daemon.port}", api_token=TOKEN) as client:
+        await client.update_account(account_pb2.Account(id="acme", posting_schedule=schedule),
+                                    ["posting_schedule"])
+    slots = ok(await session.call_tool("list_free_slots", {"account_id": "acme", "count": 3}))
+    starts = [s["slot"]["start_time"] for s in slots["slots"]]
+    assert len(starts) == 3
+    assert starts == sorted(starts)
+    assert all(s["slot"]["time_zone"] == "Europe/Paris" for s in slots["slots"])
+    args = pin_args("Into a slot")
+    del args["scheduled_at"]
+    job = ok(await session.call_tool("schedule_pin", {**args, "next_free_slot": {}}))
+    assert job["slot"]["start_time"] == starts[0]
+    assert job["planned_at"] == starts[0]
+
+
 async def check_resources_and_prompt(session: ClientSession) -> None:
     """Jobs and accounts read as pinsched:// resources; the plan_week prompt names the tools."""
     templates = (await session.list_resource_templates()).resource_templates
@@ -317,6 +346,7 @@ async def test_an_agent_schedules_inspects_and_fixes_pins(
         await check_a_retried_schedule_pin_returns_the_same_job(session)
         await check_update_job_and_preview(session)
         await check_accounts_never_show_tokens_and_pause_and_resume(session)
+        await check_free_slots_then_next_free_slot(session, daemon)
 
 
 async def test_errors_are_structured_tool_errors(daemon: Daemon, tmp_path: Path) -> None:

@@ -51,7 +51,8 @@ def test_comments_come_from_the_proto_files() -> None:
     assert comment("pinsched.v1.Pin.board_id") == \
         "Required. The board the pin is created on; digits only (`^\\d+$`)."
     assert comment("pinsched.v1.PinScheduler.GetJob") == \
-        "Returns one job with its full transition history. Errors: NOT_FOUND."
+        "Returns one job with its full transition history; inline image bytes only with `view: " \
+        "JOB_VIEW_FULL`. Errors: NOT_FOUND; INVALID_ARGUMENT for an unknown view."
     assert comment("pinsched.v1.Job.State.STATE_DELIVERED") == \
         "Published; `pinterest_pin_id` is set."
     assert comment("google.type.DateTime.time_zone").startswith("Time zone.")
