@@ -116,7 +116,7 @@ async def run(workdir: Path, *, hours: int = 96, per_hour: int = 200, retention_
     await sandbox.start()
     sandbox.add_user("acme", access_token=ACCESS, refresh_token=REFRESH, board_ids=[BOARD])
     db = workdir / "retention.db"
-    daemon = Daemon(Config(listen="127.0.0.1:0", db_path=str(db),
+    daemon = Daemon(Config(listen="127.0.0.1:0", http_listen=None, db_path=str(db),
                            pinterest_api_base=sandbox.base_url, log_level="warning",
                            retention_days=retention_days), clock=clock)
     await daemon.start()

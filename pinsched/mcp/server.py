@@ -56,7 +56,7 @@ Plan a week of Pinterest pins for the pinsched account `{account_id}`, starting 
 2. Call list_jobs with account_id `{account_id}` and states STATE_PENDING, STATE_QUEUED and
    STATE_RETRYING to see what is already planned that week; do not stack pins on those times.
    If the account has a posting schedule, call list_free_slots with account_id `{account_id}`
-   (count 7 × {per_day}): those are the times to fill, with `next_free_slot` in step 5.
+   (count: 7 times {per_day}): those are the times to fill, with `next_free_slot` in step 5.
 3. Propose {per_day} pin(s) a day for 7 days, at times the audience is active (time zone
    {time_zone}): for each, a board_id, a title (at most 100 characters), a description (at most
    800), a link, alt_text and an image URL; use local_time with time_zone {{"id": "{time_zone}"}}

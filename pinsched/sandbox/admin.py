@@ -12,10 +12,12 @@
     POST   /_admin/faults          FaultRule as JSON (faults.py field names)    -> 201 rule
     DELETE /_admin/faults          -> 204
     GET    /_admin/requests        -> 200 {items: [RequestRecord]}
-    GET    /_admin/settings        -> 200 {read_lag_s}
-    POST   /_admin/settings        {read_lag_s: seconds >= 0}                   -> 200 settings
+    GET    /_admin/settings        -> 200 {read_lag_s, access_token_ttl_s, refresh_token_ttl_s,
+                                           trial_app}
+    POST   /_admin/settings        {read_lag_s?: seconds >= 0, access_token_ttl_s?: seconds >= 1,
+                                    refresh_token_ttl_s?: seconds >= 1, trial_app?: bool}
+                                   -> 200 settings (all checked before any is applied)
     POST   /_admin/reset           -> 204 (everything forgotten)
-    POST   /_admin/settings        {access_token_ttl_s?, refresh_token_ttl_s?, trial_app?} -> 204
 
 Bad input is a 400 ``{"error": ...}`` (raised here as ValueError and converted by server.py);
 unknown tokens are 404. Does not own any state: it calls the `Sandbox` methods.
@@ -157,34 +159,37 @@ def admin_routes(sandbox: Sandbox) -> list[web.RouteDef]:
     async def list_requests(request: web.Request) -> web.Response:
         return web.json_response({"items": [r.to_json() for r in sandbox.requests]})
 
+    def current_settings() -> web.Response:
+        return web.json_response({
+            "read_lag_s": sandbox.read_lag_s, "access_token_ttl_s": sandbox.state.access_ttl_s,
+            "refresh_token_ttl_s": sandbox.state.refresh_ttl_s,
+            "trial_app": sandbox.state.trial_app})
+
     async def get_settings(request: web.Request) -> web.Response:
-        return web.json_response({"read_lag_s": sandbox.read_lag_s})
+        return current_settings()
 
     async def set_settings(request: web.Request) -> web.Response:
         data = await _body(request)
-        unknown = set(data) - {"read_lag_s"}
+        unknown = set(data) - {"read_lag_s", "access_token_ttl_s", "refresh_token_ttl_s",
+                               "trial_app"}
         if unknown:
             raise ValueError(f"unknown settings: {sorted(unknown)}")
         lag = data.get("read_lag_s")
-        if isinstance(lag, bool) or not isinstance(lag, int | float):
-            raise ValueError("'read_lag_s' must be a number of seconds")
-        sandbox.set_read_lag(float(lag))
-        return web.json_response({"read_lag_s": sandbox.read_lag_s})
-
-    async def reset(request: web.Request) -> web.Response:
-        sandbox.reset()
-        return web.Response(status=204)
-
-    async def settings(request: web.Request) -> web.Response:
-        data = await _body(request)
-        unknown = set(data) - {"access_token_ttl_s", "refresh_token_ttl_s", "trial_app"}
-        if unknown:
-            raise ValueError(f"unknown settings: {sorted(unknown)}")
+        if lag is not None and (isinstance(lag, bool) or not isinstance(lag, int | float)
+                                or lag < 0):
+            raise ValueError("'read_lag_s' must be a number of seconds, at least 0")
         trial = data.get("trial_app")
         if trial is not None and not isinstance(trial, bool):
             raise ValueError("'trial_app' must be true or false")
-        sandbox.configure(access_ttl_s=_seconds(data, "access_token_ttl_s"),
-                          refresh_ttl_s=_seconds(data, "refresh_token_ttl_s"), trial_app=trial)
+        access, refresh = _seconds(data, "access_token_ttl_s"), _seconds(data,
+                                                                         "refresh_token_ttl_s")
+        if lag is not None:
+            sandbox.set_read_lag(float(lag))
+        sandbox.configure(access_ttl_s=access, refresh_ttl_s=refresh, trial_app=trial)
+        return current_settings()
+
+    async def reset(request: web.Request) -> web.Response:
+        sandbox.reset()
         return web.Response(status=204)
 
     return [
@@ -202,5 +207,4 @@ def admin_routes(sandbox: Sandbox) -> list[web.RouteDef]:
         web.get("/_admin/settings", get_settings),
         web.post("/_admin/settings", set_settings),
         web.post("/_admin/reset", reset),
-        web.post("/_admin/settings", settings),
     ]

@@ -327,12 +327,13 @@ def test_the_daemons_reasons_and_hints_read_in_cli_words() -> None:
 async def test_watch_until_terminal_fails_when_a_job_did_not_publish(
     target: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A job refused for its credentials (FAILED) makes `watch --until-terminal` exit 1 and say
-    which job, so a script (or the README's example) cannot mistake it for success."""
-    assert await _cli("accounts", "create", "acme", "--access-token", "pina_wrong",
+    """A job Pinterest refuses (a board the account does not have: PERMANENTLY_FAILED) makes
+    `watch --until-terminal` exit 1 and say which job, so a script (or the README's example)
+    cannot mistake it for success."""
+    assert await _cli("accounts", "create", "acme", "--access-token", ACCESS,
                       "--target", target) == 0
     at = datetime.now(UTC).isoformat()
-    assert await _cli("schedule", "--account", "acme", "--board", BOARD, "--title", "t",
+    assert await _cli("schedule", "--account", "acme", "--board", "999999", "--title", "t",
                       "--image-url", "https://x.test/a.jpg", "--at", at, "--target", target) == 0
     capsys.readouterr()
     code = await asyncio.wait_for(_cli("watch", "--account", "acme", "--until-terminal",

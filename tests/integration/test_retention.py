@@ -235,7 +235,8 @@ async def test_an_older_database_is_upgraded_with_counts_and_its_inline_images(
     pin["media"] = {"image_base64": {"content_type": "image/png",
                                      "data": base64.b64encode(b"legacy-bytes").decode()}}
     row[4] = json.dumps(pin)
-    conn.execute(f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES ({','.join('?' * 24)})", row)
+    schema4 = ", ".join(_JOB_COLUMNS.split(", ")[:24])  # later migrations add the rest
+    conn.execute(f"INSERT INTO jobs ({schema4}) VALUES ({','.join('?' * 24)})", row[:24])
     for job_id in (job.id, "deleted-long-ago"):
         conn.execute("INSERT INTO events (job_id, account_id, to_state, time, reason, attempt) "
                      "VALUES (?, 'acme', 'PENDING', 0, 'scheduled', 0)", (job_id,))

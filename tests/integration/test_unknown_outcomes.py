@@ -35,7 +35,9 @@ RU = job_pb2.RemoteUpdate
 SETTINGS: dict[str, Any] = {"request_timeout_s": 30.0, "retry_base_delay_s": 2.0,
                             "retry_max_delay_s": 600.0, "max_attempts": 0,
                             "pinterest_read_lag_s": 0.0, "shutdown_grace_s": 1.0,
-                            "log_level": "warning"}
+                            "log_level": "warning",
+                            # Refreshes here are the dispatcher's own, counted by the tests.
+                            "token_keeper": False}
 UNFETCHABLE = FaultRule(kind="status", status=400, code=1,
                         message="Sorry we could not fetch the image.")
 
@@ -99,7 +101,7 @@ async def w(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Wor
     clock = FakeClock()
     sandbox = await start_sandbox(clock)
     overrides = dict(getattr(request, "param", {}))
-    daemon = Daemon(Config(listen="127.0.0.1:0", db_path=str(tmp_path / "pinsched.db"),
+    daemon = Daemon(Config(listen="127.0.0.1:0", http_listen=None, db_path=str(tmp_path / "pinsched.db"),
                            pinterest_api_base=sandbox.base_url, pinterest_client_id="client-1",
                            pinterest_client_secret="client-secret-1",
                            **{**SETTINGS, **overrides}), clock=clock)
@@ -321,13 +323,14 @@ async def test_a_delete_refused_after_a_token_refresh_never_loops(w: World) -> N
     """Every DELETE answers 401: the token is refreshed once, the DELETE sent once more, and
     then the cancel gives up (DELIVERED, AUTH error) instead of refreshing forever."""
     job = await _delivered(w)
+    grants = len(w.requests("POST", "/v5/oauth/token"))  # the token keeper's verification
     w.sandbox.add_fault(FaultRule(kind="auth", method="DELETE"))
     await _cancel(w, job.id)
     got = await w.reach(job.id, J.STATE_DELIVERED, limit_s=600)
     assert got.last_error.category == E.CATEGORY_AUTH
     assert "a freshly refreshed access token was refused too" in got.last_error.message
     assert len(w.requests("DELETE")) == 2
-    assert len(w.requests("POST", "/v5/oauth/token")) == 1
+    assert len(w.requests("POST", "/v5/oauth/token")) == grants + 1
 
 
 async def test_a_429_on_a_patch_waits_as_told_and_is_not_counted(w: World) -> None:
