@@ -65,6 +65,15 @@ class DueHeap:
             out.append(job_id)
         return out
 
+    def trim(self, keep: int) -> tuple[int, str]:
+        """Keep only the *keep* earliest entries (ties: by id); the `(due, job_id)` key of the
+        last one kept, or of the earliest possible key when *keep* is 0. O(n log n)."""
+        live = sorted((due, job_id) for job_id, due in self._entries.items())
+        kept = live[:keep]
+        self._entries = {job_id: due for due, job_id in kept}
+        self._heap = kept  # a sorted list is a heap
+        return kept[-1] if kept else (-(2**62), "")
+
     def _drop_stale(self) -> None:
         heap, entries = self._heap, self._entries
         while heap and entries.get(heap[0][1]) != heap[0][0]:

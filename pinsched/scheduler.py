@@ -5,9 +5,17 @@ event), moves due jobs PENDING/RETRYING → QUEUED in one group-committed batch 
 their account's dispatcher. Jobs of an account that cannot publish (paused, needs re-auth) are
 held — left PENDING, not attempted — until `release(account_id)`.
 
-At start-up the heap is rebuilt from the store (the store is the truth): PENDING and RETRYING
-jobs go back on the heap; QUEUED, SUBMITTED and CANCELLING jobs go straight to their dispatcher
-(which reconciles SUBMITTED ones before anything is retried).
+The heap is a window, not the whole backlog: it holds the jobs due up to its *edge*, a
+`(due_us, job_id)` key at most `window_s` ahead (and at most about `window_max` jobs). Every
+PENDING or RETRYING job whose key is at or before the edge is on the heap (or held); the ones
+after it are only in the store, whose partial index on due time (`Store.due_window`) brings them
+in, in due order, as time moves the edge forward. A job tracked while its key is past the edge is
+left to that index; one tracked while a read of the index is under way is kept if the read's
+range covers it, and the read does not overwrite it (it may have read the job's previous time).
+
+At start-up the heap is filled from the store's window (the store is the truth): QUEUED,
+SUBMITTED and CANCELLING jobs go straight to their dispatcher (which reconciles SUBMITTED ones
+before anything is retried).
 """
 
 from __future__ import annotations
@@ -30,6 +38,13 @@ BATCH = 2000
 #: Jobs are moved to QUEUED this far ahead of their planned time, so that the QUEUED commit is
 #: off the critical path: the dispatcher then waits for the planned instant and sends.
 LEAD_US = 50_000
+#: How far ahead the heap holds jobs, and about how many at most (a burst larger than that is
+#: read from the store a slice at a time as the heap drains).
+WINDOW_S = 600.0
+WINDOW_MAX = 20_000
+#: The key after every job id (ids are base32, ASCII): an edge at `(t, LAST_ID)` covers all of t.
+LAST_ID = "\U0010ffff"
+_FIRST_KEY = (-(2**62), "")
 
 
 class Scheduler:
@@ -41,6 +56,8 @@ class Scheduler:
         dispatch: Callable[[Job], None],
         can_publish: Callable[[str], bool],
         activity: Activity | None = None,
+        window_s: float = WINDOW_S,
+        window_max: int = WINDOW_MAX,
     ) -> None:
         self._store = store
         self._clock = clock
@@ -51,12 +68,18 @@ class Scheduler:
         self._wake = asyncio.Event()
         self._deadline_us: int | None = None
         self.activity = activity or Activity()
+        self._window_us = int(window_s * 1e6)
+        self._max = window_max
+        #: Every tracked job with a key `(due_us, id)` at or before the edge is on the heap.
+        self.edge: tuple[int, str] = _FIRST_KEY
+        self._filling: int | None = None  # the end of the index range being read, if one is
+        self._touched: set[str] = set()  # jobs tracked or untracked during that read
 
     async def recover(self) -> dict[str, int]:
-        """Rebuild the heap from the store; hand in-flight jobs to their dispatchers."""
-        index = await self._store.due_index()
-        self.heap.load(index)
-        counts: dict[str, int] = {"PENDING+RETRYING": len(index)}
+        """Fill the heap with the store's window; hand in-flight jobs to their dispatchers."""
+        self.edge = _FIRST_KEY
+        read = await self._fill(codec.to_us(self._clock.now()))
+        counts: dict[str, int] = {"PENDING+RETRYING in window": read}
         for job in await self._store.in_flight_jobs():
             counts[job.state.value] = counts.get(job.state.value, 0) + 1
             self._dispatch(job)
@@ -64,18 +87,27 @@ class Scheduler:
         return counts
 
     def track(self, job: Job) -> None:
-        """(Re)index *job* by its due time; wakes the loop if it is due earlier than planned."""
+        """(Re)index *job* by its due time if that falls in the window (a later one is left to
+        the store's index); wakes the loop if it is due earlier than planned."""
         due = job.due_at
+        if self._filling is not None:
+            self._touched.add(job.id)
         if due is None:
             self.heap.discard(job.id)
             return
         due_us = codec.to_us(due)
+        if (due_us, job.id) > self.edge and (self._filling is None or due_us > self._filling):
+            self.heap.discard(job.id)  # past the edge: the index brings it in when its time nears
+            return
         self.heap.push(job.id, due_us)
-        if self._deadline_us is None or due_us < self._deadline_us:
+        if (self._deadline_us is None or due_us < self._deadline_us
+                or len(self.heap) > 2 * self._max):
             self._wake.set()
 
     def untrack(self, job_id: str) -> None:
         self.heap.discard(job_id)
+        if self._filling is not None:
+            self._touched.add(job_id)
         for ids in self.held.values():
             ids.discard(job_id)
 
@@ -102,6 +134,15 @@ class Scheduler:
     async def _loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             now_us = codec.to_us(self._clock.now())
+            if len(self.heap) > 2 * self._max:
+                self.edge = min(self.edge, self.heap.trim(self._max))
+            if self._needs_fill(now_us):
+                try:
+                    await self._fill(now_us)
+                except Exception:
+                    log.exception("due_window_read_failed")
+                    await self._wait(stop, 1.0)
+                continue  # time moved while reading: look at the clock again
             due = self.heap.pop_due(now_us + LEAD_US, limit=BATCH)
             if due:
                 try:
@@ -113,10 +154,39 @@ class Scheduler:
                     await self._wait(stop, 1.0)
                 continue
             nxt = self.heap.peek_due()
-            self._deadline_us = nxt
-            delay = None if nxt is None else max(0.0, (nxt - LEAD_US - now_us) / 1e6)
+            refill = self.edge[0] - (self._window_us // 2 if len(self.heap) < self._max else 0)
+            self._deadline_us = refill if nxt is None else min(nxt, refill)
+            delay = max(0.0, (self._deadline_us - LEAD_US - now_us) / 1e6)
             await self._wait(stop, delay)
             self._deadline_us = None
+
+    def _needs_fill(self, now_us: int) -> bool:
+        """Whether to read the next slice of the index: the edge is less than half a window
+        ahead, and the heap has room (or nothing on it is due yet)."""
+        if self.edge[0] - self._window_us // 2 > now_us + LEAD_US:
+            return False
+        if len(self.heap) < self._max:
+            return True
+        # Full: read more only if the edge is due and nothing on the heap is (jobs due after the
+        # edge would wait otherwise); else the heap drains first.
+        nxt = self.heap.peek_due()
+        return self.edge[0] <= now_us + LEAD_US and (nxt is None or nxt > now_us + LEAD_US)
+
+    async def _fill(self, now_us: int) -> int:
+        """Read the jobs after the edge and due within the window (at most about the room left
+        on the heap) onto the heap, and move the edge past them. Returns how many were read."""
+        target = now_us + self._window_us
+        limit = max(self._max // 4, 1, self._max - len(self.heap))
+        self._filling, self._touched = target, set()
+        try:
+            rows = await self._store.due_window(self.edge, target, limit)
+        finally:
+            touched, self._filling, self._touched = self._touched, None, set()
+        for job_id, due_us in rows:
+            if job_id not in touched:  # a job tracked meanwhile keeps its newer time
+                self.heap.push(job_id, due_us)
+        self.edge = (rows[-1][1], rows[-1][0]) if len(rows) == limit else (target, LAST_ID)
+        return len(rows)
 
     async def _wait(self, stop: asyncio.Event, delay: float | None) -> None:
         waiters: set[asyncio.Future[Any]] = {

@@ -570,11 +570,23 @@ class Store(OutboxMixin, RetentionMixin, MediaMixin, PacerStateMixin, SlotsMixin
         return [_job_from_row(tuple(r)) for r in rows]
 
     async def due_index(self) -> list[tuple[str, int]]:
-        """`(job_id, due_us)` of every PENDING and RETRYING job: all the heap needs, read without
-        decoding the jobs (start-up with a million pending jobs stays fast)."""
+        """`(job_id, due_us)` of every PENDING and RETRYING job, in due order (diagnostics and
+        tests: the scheduler reads only its window, `due_window`)."""
         rows = await self._reader.execute_fetchall(
-            "SELECT id, CASE WHEN state = 'RETRYING' THEN coalesce(next_attempt_at, planned_at) "
-            "ELSE planned_at END FROM jobs WHERE state IN ('PENDING', 'RETRYING')")
+            "SELECT id, due_us FROM jobs WHERE state IN ('PENDING', 'RETRYING') "
+            "ORDER BY due_us, id")
+        return [(r[0], r[1]) for r in rows]
+
+    async def due_window(
+        self, after: tuple[int, str], until_us: int, limit: int
+    ) -> list[tuple[str, int]]:
+        """`(job_id, due_us)` of the PENDING and RETRYING jobs due after the *after* key
+        `(due_us, job_id)` and at or before *until_us*, in `(due_us, id)` order, at most *limit*:
+        one range of the partial index `jobs_due`, without decoding the jobs."""
+        rows = await self._reader.execute_fetchall(
+            "SELECT id, due_us FROM jobs WHERE state IN ('PENDING', 'RETRYING') "
+            "AND (due_us, id) > (?, ?) AND due_us <= ? ORDER BY due_us, id LIMIT ?",
+            (after[0], after[1], until_us, limit))
         return [(r[0], r[1]) for r in rows]
 
     async def in_flight_jobs(self) -> list[Job]:

@@ -205,6 +205,15 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     CREATE INDEX jobs_account_slot ON jobs(account_id, slot_at) WHERE slot_at IS NOT NULL;
     CREATE INDEX jobs_group ON jobs(group_id, id) WHERE group_id IS NOT NULL;
     """,
+    # 9 → 10: the windowed due-heap. `due_us` is when a PENDING or RETRYING job is next due (a
+    # retry's next attempt, else its planned time); the partial index on (due_us, id) lets the
+    # scheduler read only the jobs due within its window, in due order, as time advances.
+    """
+    ALTER TABLE jobs ADD COLUMN due_us INTEGER GENERATED ALWAYS AS (
+        CASE WHEN state = 'RETRYING' THEN coalesce(next_attempt_at, planned_at)
+        ELSE planned_at END) VIRTUAL;
+    CREATE INDEX jobs_due ON jobs(due_us, id) WHERE state IN ('PENDING', 'RETRYING');
+    """,
 )
 
 

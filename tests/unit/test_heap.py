@@ -134,3 +134,18 @@ class HeapMachine(RuleBasedStateMachine):
 
 TestHeapMachine = HeapMachine.TestCase
 TestHeapMachine.settings = settings(max_examples=150, stateful_step_count=60, database=None)
+
+
+def test_trim_keeps_the_earliest_entries_and_names_the_last_kept() -> None:
+    """`trim` keeps the earliest entries (ties by id), forgets the rest and returns the key of
+    the last one kept: the new edge of the window."""
+    heap = DueHeap()
+    for i, due in enumerate([50, 10, 30, 30, 20, 40]):
+        heap.push(f"j{i}", due)
+    heap.push("j1", 35)  # a re-push leaves a stale entry behind
+    assert heap.trim(3) == (30, "j3")
+    assert len(heap) == 3
+    assert "j3" in heap
+    assert "j1" not in heap
+    assert heap.pop_due(100) == ["j4", "j2", "j3"]
+    assert heap.trim(0) == (-(2**62), "")
