@@ -340,12 +340,13 @@ async def follow_until_settled(jobs: scheduler_pb2_grpc.PinSchedulerAsyncStub, i
     call = jobs.WatchJobs(scheduler_pb2.WatchJobsRequest(since_sequence=0))
     try:
         async with asyncio.timeout(timeout_s):
-            async for event in call:
-                events.setdefault(event.job_id, []).append(event)
-                if event.to_state in SETTLED:
-                    unsettled.discard(event.job_id)
-                elif event.job_id in ids:
-                    unsettled.add(event.job_id)
+            async for message in call:
+                for event in message.events:
+                    events.setdefault(event.job_id, []).append(event)
+                    if event.to_state in SETTLED:
+                        unsettled.discard(event.job_id)
+                    elif event.job_id in ids:
+                        unsettled.add(event.job_id)
                 if not unsettled:
                     return events
     except TimeoutError:

@@ -46,10 +46,11 @@ async def watch(args: argparse.Namespace) -> dict[str, Any]:
         calls.append(call)
         append = lags.append
         try:
-            async for ev in call:
+            async for message in call:  # a batch: everything pending when it was sent
                 now = time.time()
-                append(now - ev.time.seconds - ev.time.nanos / 1e9)
-                counts[i] += 1
+                for ev in message.events:
+                    append(now - ev.time.seconds - ev.time.nanos / 1e9)
+                counts[i] += len(message.events)
                 last_rx[0] = now
                 if not first_rx[0]:
                     first_rx[0] = now

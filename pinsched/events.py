@@ -3,7 +3,8 @@
 The store hands every committed batch to `EventBus.publish` (in sequence order). Each watcher has
 a bounded buffer; a watcher that falls behind is never waited for: its buffer is dropped and it
 catches up from the durable log, so a slow watcher cannot slow the scheduler and still sees every
-event exactly once.
+event exactly once. `watch_batches` hands a watcher everything pending at once (up to a bound):
+one event per batch while it keeps up, bigger batches when it falls behind.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from pinsched.jobs import JobState
 from pinsched.store import Event, Store
 
 DEFAULT_BUFFER = 10_000
+#: The most events in one batch of `watch_batches` (one WatchJobs message).
+MAX_BATCH = 256
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -92,22 +95,33 @@ class EventBus:
 async def watch(
     store: Store, bus: EventBus, flt: WatchFilter, since_sequence: int | None
 ) -> AsyncIterator[Event]:
-    """Yield matching events: those after *since_sequence* from the log first (if given), then
-    live ones; no gap, no duplicate. Ends when the bus closes."""
+    """Yield matching events one by one (see `watch_batches`)."""
+    async for batch in watch_batches(store, bus, flt, since_sequence):
+        for event in batch:
+            yield event
+
+
+async def watch_batches(
+    store: Store, bus: EventBus, flt: WatchFilter, since_sequence: int | None,
+    *, max_batch: int = MAX_BATCH,
+) -> AsyncIterator[list[Event]]:
+    """Yield matching events in batches of everything pending (at most *max_batch*): those after
+    *since_sequence* from the log first (if given), then live ones; no gap, no duplicate. Ends
+    when the bus closes."""
     sub = bus.subscribe(flt)
     try:
         last = since_sequence if since_sequence is not None else await store.last_sequence()
         if since_sequence is not None:
-            async for event in _replay(store, flt, last):
-                last = event.sequence
-                yield event
+            async for batch in _replay(store, flt, last, max_batch):
+                last = batch[-1].sequence
+                yield batch
         while not bus.closed.is_set():
             if sub.overflowed:
                 sub.overflowed = False
                 sub.buffer.clear()
-                async for event in _replay(store, flt, last):
-                    last = event.sequence
-                    yield event
+                async for batch in _replay(store, flt, last, max_batch):
+                    last = batch[-1].sequence
+                    yield batch
                 continue
             if not sub.buffer:
                 sub.ready.clear()
@@ -119,24 +133,30 @@ async def watch(
                     closed.cancel()
                     ready.cancel()
                 continue
-            event = sub.buffer.popleft()
-            if event.sequence > last:
-                last = event.sequence
-                yield event
+            buffer, out = sub.buffer, list[Event]()
+            while buffer and len(out) < max_batch:
+                event = buffer.popleft()
+                if event.sequence > last:
+                    last = event.sequence
+                    out.append(event)
+            if out:
+                yield out
     finally:
         bus.unsubscribe(sub)
 
 
-async def _replay(store: Store, flt: WatchFilter, after: int) -> AsyncIterator[Event]:
+async def _replay(store: Store, flt: WatchFilter, after: int,
+                  max_batch: int) -> AsyncIterator[list[Event]]:
     while True:
-        batch = await store.events_after(
+        page = await store.events_after(
             after, account_id=flt.account_id, job_ids=sorted(flt.job_ids),
             to_states=flt.to_states, limit=500,
         )
-        if not batch:
+        if not page:
             return
-        jobs = await store.get_jobs({e.job_id for e in batch})
-        for event in batch:
-            yield Event(event.sequence, event.job_id, event.account_id, event.transition,
-                        jobs.get(event.job_id))
-        after = batch[-1].sequence
+        jobs = await store.get_jobs({e.job_id for e in page})
+        events = [Event(event.sequence, event.job_id, event.account_id, event.transition,
+                        jobs.get(event.job_id)) for event in page]
+        for start in range(0, len(events), max_batch):
+            yield events[start:start + max_batch]
+        after = page[-1].sequence

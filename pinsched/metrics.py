@@ -215,7 +215,8 @@ class Metrics:
         yield outbox
         sched = self._scheduler
         if sched is not None:
-            yield GaugeMetricFamily("pinsched_due_heap_size", "Jobs in the due-heap's window (due within the next minutes).",
+            yield GaugeMetricFamily("pinsched_due_heap_size",
+                                    "Jobs in the due-heap's window (due within minutes).",
                                     value=len(sched.heap))
             yield GaugeMetricFamily("pinsched_held_jobs",
                                     "Jobs held because their account cannot publish.",

@@ -4,6 +4,7 @@ gRPC channel, and a typed client talking to it."""
 from __future__ import annotations
 
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -48,13 +49,53 @@ async def sandbox() -> AsyncIterator[Sandbox]:
         await sb.stop()
 
 
+class Events:
+    """A WatchJobs call read event by event: `read()` and `async for` unpack the batches its
+    messages carry; everything else is the call's own."""
+
+    def __init__(self, call: Any) -> None:
+        self.call = call
+        self.pending: deque[job_pb2.JobEvent] = deque()
+        self.messages = 0
+
+    async def read(self) -> Any:
+        while not self.pending:
+            message = await self.call.read()
+            if message is grpc.aio.EOF:
+                return message
+            self.messages += 1
+            self.pending.extend(message.events)
+        return self.pending.popleft()
+
+    def __aiter__(self) -> AsyncIterator[job_pb2.JobEvent]:
+        return self._events()
+
+    async def _events(self) -> AsyncIterator[job_pb2.JobEvent]:
+        while True:
+            event = await self.read()
+            if event is grpc.aio.EOF:
+                return
+            yield event
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.call, name)
+
+
+def jobs_stub(channel: grpc.aio.Channel) -> Any:
+    """A PinScheduler stub whose WatchJobs calls are read event by event (`Events`)."""
+    stub = scheduler_pb2_grpc.PinSchedulerStub(channel)
+    raw = stub.WatchJobs
+    stub.WatchJobs = lambda *args, **kwargs: Events(raw(*args, **kwargs))  # type: ignore[method-assign]
+    return stub
+
+
 class Api:
     """Stubs on one real channel, plus helpers tests share."""
 
     def __init__(self, channel: grpc.aio.Channel, daemon: Daemon) -> None:
         self.channel = channel
         self.daemon = daemon
-        self.jobs = scheduler_pb2_grpc.PinSchedulerStub(channel)
+        self.jobs = jobs_stub(channel)
         self.accounts = account_pb2_grpc.AccountServiceStub(channel)
 
     async def create_account(self, account_id: str = "acme", **pacing: Any) -> account_pb2.Account:

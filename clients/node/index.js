@@ -199,17 +199,21 @@ async function main() {
       call.cancel();
       resolve(result);
     };
-    call.on('data', (event) => {
-      print({
-        event: 'job_event',
-        sequence: event.sequence,
-        job_id: event.job_id,
-        from_state: event.from_state,
-        to_state: event.to_state,
-        reason: event.reason,
-      });
-      if (TERMINAL.has(event.to_state)) {
-        finish({ state: event.to_state, job: event.job });
+    // Each message is a batch: one event while we keep up, everything pending when behind.
+    call.on('data', (message) => {
+      for (const event of message.events) {
+        if (done) return;
+        print({
+          event: 'job_event',
+          sequence: event.sequence,
+          job_id: event.job_id,
+          from_state: event.from_state,
+          to_state: event.to_state,
+          reason: event.reason,
+        });
+        if (TERMINAL.has(event.to_state)) {
+          finish({ state: event.to_state, job: event.job });
+        }
       }
     });
     call.on('error', (err) => {

@@ -21,7 +21,7 @@ from pinsched.api.account_validation import routing_violations
 from pinsched.api.status import streaming, unary
 from pinsched.clock import Clock
 from pinsched.errors import VersionMismatch
-from pinsched.events import EventBus, WatchFilter, watch
+from pinsched.events import EventBus, WatchFilter, watch_batches
 from pinsched.jobs import ImageBase64, Job, PinSpec, ScheduleSpec
 from pinsched.service import AccountAdmin, PinService
 from pinsched.store import Event, JobFilter, Store
@@ -327,14 +327,17 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
 
     @streaming
     async def WatchJobs(self, request: scheduler_pb2.WatchJobsRequest,
-                        context: Ctx) -> AsyncIterator[job_pb2.JobEvent]:
+                        context: Ctx) -> AsyncIterator[scheduler_pb2.WatchJobsResponse]:
         flt, since = watch_args(request)
         self.check_watch_room()
         self.watching += 1  # before any await: concurrent arrivals cannot overshoot the cap
         try:
             await context.send_initial_metadata(())  # tells the client the stream is open
-            async for event in watch(self.store, self.bus, flt, since):
-                yield self._event_proto(event)
+            # Each message carries what is pending once the previous one is written: one event
+            # while the watcher keeps up, more (up to events.MAX_BATCH) when it is behind.
+            async for batch in watch_batches(self.store, self.bus, flt, since):
+                yield scheduler_pb2.WatchJobsResponse(
+                    events=[self._event_proto(event) for event in batch])
         finally:
             self.watching -= 1
         if self.bus.closed.is_set():

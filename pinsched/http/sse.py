@@ -1,13 +1,13 @@
 """`GET /v1/jobs:watch`: WatchJobs as Server-Sent Events.
 
 The stream is the gRPC servicer's own `WatchJobs` generator (bounded per-watcher buffer, replay
-from the durable log after `since_sequence`, no gap and no duplicate), written as one SSE message
-per `JobEvent`: `id: <sequence>`, `event: <webhook type>` (`job.delivered`, …), `data: <the JobEvent
-JSON on one line>`. `Last-Event-ID` (sent by a reconnecting `EventSource`) resumes exactly like
-`since_sequence`. A comment line every `heartbeat_s` keeps proxies from closing an idle stream;
-the writer awaits the socket, so a slow reader only fills its own buffer, then catches up from
-the log. When the daemon stops, an `event: error` message carries the JSON error, then the stream
-ends.
+from the durable log after `since_sequence`, no gap and no duplicate); its batched messages are
+written as one SSE message per `JobEvent`: `id: <sequence>`, `event: <webhook type>`
+(`job.delivered`, …), `data: <the JobEvent JSON on one line>`. `Last-Event-ID` (sent by a
+reconnecting `EventSource`) resumes exactly like `since_sequence`. A comment line every
+`heartbeat_s` keeps proxies from closing an idle stream; the writer awaits the socket, so a slow
+reader only fills its own buffer, then catches up from the log. When the daemon stops, an
+`event: error` message carries the JSON error, then the stream ends.
 """
 
 from __future__ import annotations
@@ -101,7 +101,8 @@ class _Stream:
 
     MAX_PENDING = 1024
 
-    def __init__(self, events: AsyncIterator[job_pb2.JobEvent], formatter: EventFormatter,
+    def __init__(self, events: AsyncIterator[scheduler_pb2.WatchJobsResponse],
+                 formatter: EventFormatter,
                  heartbeat_s: float) -> None:
         self.events, self.formatter, self.heartbeat_s = events, formatter, heartbeat_s
         self.frames: list[bytes] = [b": watching\n\n"]
@@ -118,8 +119,10 @@ class _Stream:
 
     async def _pump(self) -> None:
         try:
-            async for event in self.events:
-                self._push(self.formatter(event))
+            async for message in self.events:
+                for event in message.events:  # one SSE message per event, as before
+                    self.frames.append(self.formatter(event))
+                self.ready.set()
                 if len(self.frames) >= self.MAX_PENDING:
                     self.room.clear()
                     await self.room.wait()

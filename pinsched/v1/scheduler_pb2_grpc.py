@@ -86,7 +86,7 @@ class PinSchedulerStub:
         self.WatchJobs = channel.unary_stream(
                 '/pinsched.v1.PinScheduler/WatchJobs',
                 request_serializer=pinsched_dot_v1_dot_scheduler__pb2.WatchJobsRequest.SerializeToString,
-                response_deserializer=pinsched_dot_v1_dot_job__pb2.JobEvent.FromString,
+                response_deserializer=pinsched_dot_v1_dot_scheduler__pb2.WatchJobsResponse.FromString,
                 _registered_method=True)
         self.ListFreeSlots = channel.unary_unary(
                 '/pinsched.v1.PinScheduler/ListFreeSlots',
@@ -179,11 +179,12 @@ class PinSchedulerServicer:
         raise NotImplementedError('Method not implemented!')
 
     def WatchJobs(self, request, context):
-        """Streams job events matching the filters. With `since_sequence` set, first replays every
-        matching event after that sequence from the durable log, then continues live, with no gap and
-        no duplicate. Without it, only live events. Errors: INVALID_ARGUMENT (negative sequence);
-        the stream ends with UNAVAILABLE when the daemon shuts down (reconnect with the last
-        sequence seen).
+        """Streams job events matching the filters, in batches: a watcher that keeps up gets one event
+        per message; one that is behind gets everything pending in one message, up to 256 events.
+        With `since_sequence` set, first replays every matching event after that sequence from the
+        durable log, then continues live, with no gap and no duplicate. Without it, only live events.
+        Errors: INVALID_ARGUMENT (negative sequence); the stream ends with UNAVAILABLE when the daemon
+        shuts down (reconnect with the last sequence seen).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -246,7 +247,7 @@ def add_PinSchedulerServicer_to_server(servicer, server):
             'WatchJobs': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchJobs,
                     request_deserializer=pinsched_dot_v1_dot_scheduler__pb2.WatchJobsRequest.FromString,
-                    response_serializer=pinsched_dot_v1_dot_job__pb2.JobEvent.SerializeToString,
+                    response_serializer=pinsched_dot_v1_dot_scheduler__pb2.WatchJobsResponse.SerializeToString,
             ),
             'ListFreeSlots': grpc.unary_unary_rpc_method_handler(
                     servicer.ListFreeSlots,
@@ -504,7 +505,7 @@ class PinScheduler:
             target,
             '/pinsched.v1.PinScheduler/WatchJobs',
             pinsched_dot_v1_dot_scheduler__pb2.WatchJobsRequest.SerializeToString,
-            pinsched_dot_v1_dot_job__pb2.JobEvent.FromString,
+            pinsched_dot_v1_dot_scheduler__pb2.WatchJobsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -82,12 +82,13 @@ class PinSchedulerStub:
     """Dry run of SchedulePin: the delivery time pinsched would assign now; persists nothing.
     Errors: as SchedulePin.
     """
-    WatchJobs: _grpc.UnaryStreamMultiCallable[_scheduler_pb2.WatchJobsRequest, _job_pb2.JobEvent]
-    """Streams job events matching the filters. With `since_sequence` set, first replays every
-    matching event after that sequence from the durable log, then continues live, with no gap and
-    no duplicate. Without it, only live events. Errors: INVALID_ARGUMENT (negative sequence);
-    the stream ends with UNAVAILABLE when the daemon shuts down (reconnect with the last
-    sequence seen).
+    WatchJobs: _grpc.UnaryStreamMultiCallable[_scheduler_pb2.WatchJobsRequest, _scheduler_pb2.WatchJobsResponse]
+    """Streams job events matching the filters, in batches: a watcher that keeps up gets one event
+    per message; one that is behind gets everything pending in one message, up to 256 events.
+    With `since_sequence` set, first replays every matching event after that sequence from the
+    durable log, then continues live, with no gap and no duplicate. Without it, only live events.
+    Errors: INVALID_ARGUMENT (negative sequence); the stream ends with UNAVAILABLE when the daemon
+    shuts down (reconnect with the last sequence seen).
     """
     ListFreeSlots: _grpc.UnaryUnaryMultiCallable[_scheduler_pb2.ListFreeSlotsRequest, _scheduler_pb2.ListFreeSlotsResponse]
     """Lists the account's next free posting slots at or after `not_before` (default now), as
@@ -150,12 +151,13 @@ class PinSchedulerAsyncStub(PinSchedulerStub):
     """Dry run of SchedulePin: the delivery time pinsched would assign now; persists nothing.
     Errors: as SchedulePin.
     """
-    WatchJobs: _aio.UnaryStreamMultiCallable[_scheduler_pb2.WatchJobsRequest, _job_pb2.JobEvent]  # type: ignore[assignment]
-    """Streams job events matching the filters. With `since_sequence` set, first replays every
-    matching event after that sequence from the durable log, then continues live, with no gap and
-    no duplicate. Without it, only live events. Errors: INVALID_ARGUMENT (negative sequence);
-    the stream ends with UNAVAILABLE when the daemon shuts down (reconnect with the last
-    sequence seen).
+    WatchJobs: _aio.UnaryStreamMultiCallable[_scheduler_pb2.WatchJobsRequest, _scheduler_pb2.WatchJobsResponse]  # type: ignore[assignment]
+    """Streams job events matching the filters, in batches: a watcher that keeps up gets one event
+    per message; one that is behind gets everything pending in one message, up to 256 events.
+    With `since_sequence` set, first replays every matching event after that sequence from the
+    durable log, then continues live, with no gap and no duplicate. Without it, only live events.
+    Errors: INVALID_ARGUMENT (negative sequence); the stream ends with UNAVAILABLE when the daemon
+    shuts down (reconnect with the last sequence seen).
     """
     ListFreeSlots: _aio.UnaryUnaryMultiCallable[_scheduler_pb2.ListFreeSlotsRequest, _scheduler_pb2.ListFreeSlotsResponse]  # type: ignore[assignment]
     """Lists the account's next free posting slots at or after `not_before` (default now), as
@@ -269,12 +271,13 @@ class PinSchedulerServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _scheduler_pb2.WatchJobsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_abc.Iterator[_job_pb2.JobEvent], _abc.AsyncIterator[_job_pb2.JobEvent]]:
-        """Streams job events matching the filters. With `since_sequence` set, first replays every
-        matching event after that sequence from the durable log, then continues live, with no gap and
-        no duplicate. Without it, only live events. Errors: INVALID_ARGUMENT (negative sequence);
-        the stream ends with UNAVAILABLE when the daemon shuts down (reconnect with the last
-        sequence seen).
+    ) -> _typing.Union[_abc.Iterator[_scheduler_pb2.WatchJobsResponse], _abc.AsyncIterator[_scheduler_pb2.WatchJobsResponse]]:
+        """Streams job events matching the filters, in batches: a watcher that keeps up gets one event
+        per message; one that is behind gets everything pending in one message, up to 256 events.
+        With `since_sequence` set, first replays every matching event after that sequence from the
+        durable log, then continues live, with no gap and no duplicate. Without it, only live events.
+        Errors: INVALID_ARGUMENT (negative sequence); the stream ends with UNAVAILABLE when the daemon
+        shuts down (reconnect with the last sequence seen).
         """
 
     @_abc_1.abstractmethod

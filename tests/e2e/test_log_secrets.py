@@ -22,7 +22,7 @@ from cryptography.fernet import Fernet
 
 from pinsched.sandbox import Sandbox
 from pinsched.v1 import account_pb2, account_pb2_grpc, job_pb2, scheduler_pb2, scheduler_pb2_grpc
-from tests.conftest import ACCESS, BOARD, REFRESH, soon
+from tests.conftest import ACCESS, BOARD, REFRESH, jobs_stub, soon
 
 API_TOKEN = "api-token-for-the-log-test-8c1f2e"
 WRONG_TOKEN = "wrong-api-token-presented-7d3a9b"
@@ -135,7 +135,7 @@ async def test_no_token_or_secret_reaches_the_logs(served: Served, sandbox: Sand
     async with grpc.aio.insecure_channel(f"127.0.0.1:{served.port}") as channel:
         accounts = account_pb2_grpc.AccountServiceStub(channel)
         jobs: scheduler_pb2_grpc.PinSchedulerAsyncStub = (
-            scheduler_pb2_grpc.PinSchedulerStub(channel))
+            jobs_stub(channel))
         for metadata in ((), (("authorization", f"Bearer {WRONG_TOKEN}"),)):
             with pytest.raises(grpc.aio.AioRpcError) as info:
                 await accounts.ListAccounts(account_pb2.ListAccountsRequest(), metadata=metadata)

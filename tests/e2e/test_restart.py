@@ -8,7 +8,8 @@ from pathlib import Path
 
 import grpc
 
-from pinsched.v1 import account_pb2, account_pb2_grpc, job_pb2, scheduler_pb2, scheduler_pb2_grpc
+from pinsched.v1 import account_pb2, account_pb2_grpc, job_pb2, scheduler_pb2
+from tests.conftest import jobs_stub
 from tests.e2e.procs import sandbox_pins, start_daemon, start_sandbox
 
 J = job_pb2.Job
@@ -25,7 +26,7 @@ async def test_sigterm_before_delivery_then_restart_publishes_each_pin_once(
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             accounts = account_pb2_grpc.AccountServiceStub(channel)
-            jobs = scheduler_pb2_grpc.PinSchedulerStub(channel)
+            jobs = jobs_stub(channel)
             await accounts.CreateAccount(account_pb2.CreateAccountRequest(
                 account_id="acme", account=account_pb2.Account(
                     access_token="pina_e2e_access", refresh_token="pinr_e2e_refresh")))
@@ -49,7 +50,7 @@ async def test_sigterm_before_delivery_then_restart_publishes_each_pin_once(
 
         daemon, port = await start_daemon(db, base)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            jobs = scheduler_pb2_grpc.PinSchedulerStub(channel)
+            jobs = jobs_stub(channel)
             watch = jobs.WatchJobs(scheduler_pb2.WatchJobsRequest(since_sequence=0))
             delivered: set[str] = set()
             while delivered != set(scheduled):

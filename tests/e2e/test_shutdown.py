@@ -18,7 +18,8 @@ import grpc
 
 from pinsched.jobs import Job, JobState
 from pinsched.store import Store
-from pinsched.v1 import account_pb2, account_pb2_grpc, job_pb2, scheduler_pb2, scheduler_pb2_grpc
+from pinsched.v1 import account_pb2, account_pb2_grpc, job_pb2, scheduler_pb2
+from tests.conftest import jobs_stub
 from tests.e2e.procs import Proc, sandbox_pins, start_daemon, start_sandbox
 
 J = job_pb2.Job
@@ -53,7 +54,7 @@ async def schedule_and_catch_in_flight(port: int, count: int) -> tuple[list[str]
     and the id of the first one that goes SUBMITTED (its request is then on its way)."""
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         accounts = account_pb2_grpc.AccountServiceStub(channel)
-        jobs = scheduler_pb2_grpc.PinSchedulerStub(channel)
+        jobs = jobs_stub(channel)
         await accounts.CreateAccount(account_pb2.CreateAccountRequest(
             account_id="acme", account=account_pb2.Account(
                 access_token="pina_e2e_access", refresh_token="pinr_e2e_refresh")))
@@ -82,7 +83,7 @@ async def restart_until(db: Path, base_url: str, job_ids: list[str], env: dict[s
     """Start the daemon again and follow its jobs until each is DELIVERED."""
     daemon, port = await start_daemon(db, base_url, env=env)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        jobs = scheduler_pb2_grpc.PinSchedulerStub(channel)
+        jobs = jobs_stub(channel)
         watch = jobs.WatchJobs(scheduler_pb2.WatchJobsRequest(
             job_ids=job_ids, states=[J.STATE_DELIVERED], since_sequence=0))
         delivered: set[str] = set()

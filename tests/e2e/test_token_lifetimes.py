@@ -16,7 +16,8 @@ import aiohttp
 import grpc
 import pytest
 
-from pinsched.v1 import account_pb2, account_pb2_grpc, job_pb2, scheduler_pb2, scheduler_pb2_grpc
+from pinsched.v1 import account_pb2, account_pb2_grpc, job_pb2, scheduler_pb2
+from tests.conftest import jobs_stub
 from tests.e2e.procs import sandbox_pins, start_daemon, start_sandbox
 
 J = job_pb2.Job
@@ -48,7 +49,7 @@ async def test_a_pin_due_after_both_lifetimes_is_delivered_and_the_account_stays
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             accounts = account_pb2_grpc.AccountServiceStub(channel)
-            jobs = scheduler_pb2_grpc.PinSchedulerStub(channel)
+            jobs = jobs_stub(channel)
             await accounts.CreateAccount(account_pb2.CreateAccountRequest(
                 account_id="acme", account=A(access_token="pina_e2e_access",
                                              refresh_token="pinr_e2e_refresh")))

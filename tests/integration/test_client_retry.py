@@ -47,11 +47,13 @@ class ScriptedScheduler(scheduler_pb2_grpc.PinSchedulerServicer):
 
     async def WatchJobs(
         self, request: scheduler_pb2.WatchJobsRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> AsyncIterator[job_pb2.JobEvent]:
+    ) -> AsyncIterator[scheduler_pb2.WatchJobsResponse]:
         self.watch_calls.append(request)
         sequences, failure = self.watch_scripts.pop(0)
-        for seq in sequences:
-            yield job_pb2.JobEvent(sequence=seq, job_id="J1", to_state=J.STATE_QUEUED)
+        for i in range(0, len(sequences), 2):  # batches of two: the client unpacks them
+            yield scheduler_pb2.WatchJobsResponse(events=[
+                job_pb2.JobEvent(sequence=seq, job_id="J1", to_state=J.STATE_QUEUED)
+                for seq in sequences[i:i + 2]])
         if failure is not None:
             await context.abort(failure, "scripted stream end")
 

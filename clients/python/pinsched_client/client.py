@@ -332,7 +332,8 @@ class AsyncClient:
         *,
         resume: bool = True,
     ) -> AsyncIterator[job_pb2.JobEvent]:
-        """Yield job events; with *resume*, reconnect on UNAVAILABLE after the last one seen.
+        """Yield job events one by one (the stream's messages carry batches of them); with
+        *resume*, reconnect on UNAVAILABLE after the last one seen.
 
         `since_sequence=None` means live events only; 0 replays the whole log first. A stream
         that drops before its first event, started live, resumes live (no sequence is known yet).
@@ -348,11 +349,12 @@ class AsyncClient:
                 request.since_sequence = last
             call = self._jobs.WatchJobs(request, metadata=self._metadata)
             try:
-                async for event in call:
-                    if last is not None and event.sequence <= last:
-                        continue
-                    last, failures = event.sequence, 0
-                    yield event
+                async for message in call:  # a batch: everything pending when it was sent
+                    for event in message.events:
+                        if last is not None and event.sequence <= last:
+                            continue
+                        last, failures = event.sequence, 0
+                        yield event
                 return
             except grpc.aio.AioRpcError as err:
                 if not resume or err.code() != grpc.StatusCode.UNAVAILABLE:
