@@ -179,9 +179,9 @@ class PinSchedulerServicer:
         raise NotImplementedError('Method not implemented!')
 
     def WatchJobs(self, request, context):
-        """Streams job events matching the filters, in batches: a watcher that keeps up gets one event
-        per message; one that is behind gets everything pending in one message, up to 256 events.
-        With `since_sequence` set, first replays every matching event after that sequence from the
+        """Streams job events matching the filters. Each gRPC message is a batch: one event while the
+        watcher keeps up, everything pending (up to 256 events) when it is behind; the HTTP door's
+        event stream sends one SSE message per event. With `since_sequence` set, first replays every matching event after that sequence from the
         durable log, then continues live, with no gap and no duplicate. Without it, only live events.
         Errors: INVALID_ARGUMENT (negative sequence); the stream ends with UNAVAILABLE when the daemon
         shuts down (reconnect with the last sequence seen).

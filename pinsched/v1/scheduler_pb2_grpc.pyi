@@ -83,9 +83,9 @@ class PinSchedulerStub:
     Errors: as SchedulePin.
     """
     WatchJobs: _grpc.UnaryStreamMultiCallable[_scheduler_pb2.WatchJobsRequest, _scheduler_pb2.WatchJobsResponse]
-    """Streams job events matching the filters, in batches: a watcher that keeps up gets one event
-    per message; one that is behind gets everything pending in one message, up to 256 events.
-    With `since_sequence` set, first replays every matching event after that sequence from the
+    """Streams job events matching the filters. Each gRPC message is a batch: one event while the
+    watcher keeps up, everything pending (up to 256 events) when it is behind; the HTTP door's
+    event stream sends one SSE message per event. With `since_sequence` set, first replays every matching event after that sequence from the
     durable log, then continues live, with no gap and no duplicate. Without it, only live events.
     Errors: INVALID_ARGUMENT (negative sequence); the stream ends with UNAVAILABLE when the daemon
     shuts down (reconnect with the last sequence seen).
@@ -152,9 +152,9 @@ class PinSchedulerAsyncStub(PinSchedulerStub):
     Errors: as SchedulePin.
     """
     WatchJobs: _aio.UnaryStreamMultiCallable[_scheduler_pb2.WatchJobsRequest, _scheduler_pb2.WatchJobsResponse]  # type: ignore[assignment]
-    """Streams job events matching the filters, in batches: a watcher that keeps up gets one event
-    per message; one that is behind gets everything pending in one message, up to 256 events.
-    With `since_sequence` set, first replays every matching event after that sequence from the
+    """Streams job events matching the filters. Each gRPC message is a batch: one event while the
+    watcher keeps up, everything pending (up to 256 events) when it is behind; the HTTP door's
+    event stream sends one SSE message per event. With `since_sequence` set, first replays every matching event after that sequence from the
     durable log, then continues live, with no gap and no duplicate. Without it, only live events.
     Errors: INVALID_ARGUMENT (negative sequence); the stream ends with UNAVAILABLE when the daemon
     shuts down (reconnect with the last sequence seen).
@@ -272,9 +272,9 @@ class PinSchedulerServicer(metaclass=_abc_1.ABCMeta):
         request: _scheduler_pb2.WatchJobsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_scheduler_pb2.WatchJobsResponse], _abc.AsyncIterator[_scheduler_pb2.WatchJobsResponse]]:
-        """Streams job events matching the filters, in batches: a watcher that keeps up gets one event
-        per message; one that is behind gets everything pending in one message, up to 256 events.
-        With `since_sequence` set, first replays every matching event after that sequence from the
+        """Streams job events matching the filters. Each gRPC message is a batch: one event while the
+        watcher keeps up, everything pending (up to 256 events) when it is behind; the HTTP door's
+        event stream sends one SSE message per event. With `since_sequence` set, first replays every matching event after that sequence from the
         durable log, then continues live, with no gap and no duplicate. Without it, only live events.
         Errors: INVALID_ARGUMENT (negative sequence); the stream ends with UNAVAILABLE when the daemon
         shuts down (reconnect with the last sequence seen).
