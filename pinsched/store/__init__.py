@@ -54,7 +54,6 @@ from pinsched.store.pacers import PacerStateMixin
 from pinsched.store.retention import Pruned, RetentionMixin
 from pinsched.store.rows import (
     _ACTIVE_SQL,
-    _JOB_COLUMN_COUNT,
     _JOB_COLUMNS,
     ACCOUNT_EXTRA_COLUMNS,
     AccountOutboxRenderer,
@@ -70,8 +69,10 @@ from pinsched.store.rows import (
     _append_event,
     _cas,
     _fields,
+    _insert_jobs,
     _job_from_row,
     _job_row,
+    _jobs_by_request_id,
     _store_media,
     _transition_from_row,
 )
@@ -399,6 +400,8 @@ class Store(OutboxMixin, RetentionMixin, MediaMixin, PacerStateMixin, SlotsMixin
                 events.append(self._append_event(db, new, entry))
             accounts_seen: set[str] = set()
             books: dict[str, Any] = {}
+            known = _jobs_by_request_id(db, [job.request_id for job in jobs if job.request_id])
+            rows: list[tuple[Any, ...]] = []  # inserted together (executemany)
             for index, (job, entry) in enumerate(zip(jobs, transitions, strict=True)):
                 if job.account_id not in accounts_seen:
                     if db.execute(
@@ -406,34 +409,32 @@ class Store(OutboxMixin, RetentionMixin, MediaMixin, PacerStateMixin, SlotsMixin
                     ).fetchone() is None:
                         raise AccountNotFound(job.account_id)
                     accounts_seen.add(job.account_id)
-                if job.request_id:
-                    row = db.execute(
-                        f"SELECT {_JOB_COLUMNS} FROM jobs WHERE request_id=?", (job.request_id,)
-                    ).fetchone()
-                    if row is not None:
-                        existing = _job_from_row(row)
-                        if existing.request_hash != job.request_hash:
-                            item = request_index[index] if request_index else index
-                            many = (request_index[-1] if request_index else len(jobs) - 1) > 0
-                            where = f"requests[{item}]." if many else ""
-                            raise AlreadyExists(
-                                f"{where}request_id {job.request_id!r} was already used for job "
-                                f"{existing.id} with different content"
-                            )
-                        out.append((existing, False))
-                        continue
+                existing = known.get(job.request_id) if job.request_id else None
+                if existing is not None:
+                    if existing.request_hash != job.request_hash:
+                        item = request_index[index] if request_index else index
+                        many = (request_index[-1] if request_index else len(jobs) - 1) > 0
+                        where = f"requests[{item}]." if many else ""
+                        raise AlreadyExists(
+                            f"{where}request_id {job.request_id!r} was already used for job "
+                            f"{existing.id} with different content"
+                        )
+                    out.append((existing, False))
+                    continue
                 ask = slot_asks.get(index) if slot_asks else None
                 if ask is not None:
+                    _insert_jobs(db, rows)  # placing reads the jobs inserted before this one
                     job, entry = place_new(db, books, job, entry, ask,
                                            out[-1][0] if out and ask.interval else None)
                 _store_media(db, job.pin)
-                db.execute(
-                    f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES "
-                    f"({','.join('?' * _JOB_COLUMN_COUNT)})", _job_row(job),
-                )
+                rows.append(_job_row(job))
                 count_new(books, job)
                 events.append(self._append_event(db, job, entry))
-                out.append((job_reference(job), True))
+                reference = job_reference(job)
+                if job.request_id:
+                    known[job.request_id] = reference  # a repeat later in this batch
+                out.append((reference, True))
+            _insert_jobs(db, rows)
             return out
 
         return await self._write(op)
@@ -647,6 +648,7 @@ class Store(OutboxMixin, RetentionMixin, MediaMixin, PacerStateMixin, SlotsMixin
 
 
 # -------------------------------------------------------------------- in the writer thread
+
 
 
 def _run_batch(

@@ -255,3 +255,24 @@ def _account_from_row(r: tuple[Any, ...]) -> Account:
 def schedule_from_json(text: str | None) -> PostingSchedule | None:
     """An account's posting schedule from its column."""
     return None if not text else PostingSchedule.from_dict(json.loads(text))
+
+
+def _jobs_by_request_id(db: sqlite3.Connection, request_ids: Sequence[str]) -> dict[str, Job]:
+    """The stored jobs of *request_ids*, by request id: one lookup per 500 ids."""
+    found: dict[str, Job] = {}
+    unique = list(dict.fromkeys(request_ids))
+    for start in range(0, len(unique), 500):
+        chunk = unique[start:start + 500]
+        for row in db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE request_id IN "
+                              f"({','.join('?' * len(chunk))})", chunk):
+            job = _job_from_row(row)
+            found[job.request_id] = job
+    return found
+
+
+def _insert_jobs(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Insert the job *rows* in one statement (and forget them)."""
+    if rows:
+        db.executemany(f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES "
+                       f"({','.join('?' * _JOB_COLUMN_COUNT)})", rows)
+        rows.clear()

@@ -134,3 +134,26 @@ async def test_a_pin_id_belongs_to_one_job_only(store: Store) -> None:
         await store.commit(b, *touch(b, now=NOW, reason="x", pinterest_pin_id="555"))
     assert (await store.get_job(a.id)).pinterest_pin_id == "555"
     assert not (await store.get_job(b.id)).pinterest_pin_id
+
+
+async def test_a_batch_looks_up_request_ids_once_and_keeps_repeats_idempotent(
+        store: Store) -> None:
+    """In one 1,200-job batch (over two 500-id lookups): ids stored before come back uncreated,
+    a repeat inside the batch returns the batch's own job, other content is refused by item."""
+    earlier = [make_job(i, request_id=f"r{i}") for i in range(0, 1200, 100)]
+    await store.create_jobs([j for j, _ in earlier], [e for _, e in earlier])
+    batch = [make_job(i, request_id=f"r{i}") for i in range(1200)]
+    batch.append(make_job(7, request_id="r7"))  # the same request again, later in the batch
+    jobs = [Job(**{**{f: getattr(j, f) for f in Job.__dataclass_fields__}, "id": f"new{i:06d}"})
+            for i, (j, _) in enumerate(batch)]
+    results = await store.create_jobs(jobs, [e for _, e in batch])
+    created = [c for _, c in results]
+    assert created.count(False) == len(earlier) + 1
+    assert [job.id for job, c in results if not c][:2] == [earlier[0][0].id, earlier[1][0].id]
+    assert results[-1][0].id == results[7][0].id == "new000007"
+    assert len(await store.due_index()) == 1200
+    clash = Job(**{**{f: getattr(jobs[3], f) for f in Job.__dataclass_fields__},
+                   "id": "clash", "request_hash": "other"})
+    with pytest.raises(AlreadyExists, match=r"requests\[1\]\.request_id 'r3'"):
+        await store.create_jobs([make_job(5000)[0], clash], [make_job(5000)[1]] * 2)
+    assert len(await store.due_index()) == 1200
