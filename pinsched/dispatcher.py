@@ -275,9 +275,8 @@ class AccountDispatcher:
             if not pool.stopping.is_set():
                 await self._hold(job)
             return  # stopping: still QUEUED, recovered at the next start
-        job = await pool.store.get_job(job.id)  # it may have been cancelled while we waited
-        if job.state is not S.QUEUED:
-            return
+        # Cancelled or changed while we waited? Not re-read here: the SUBMITTED commit below is
+        # a compare-and-set on the version read in `_handle`, and a lost one looks again.
         account = await pool.accounts.get(job.account_id)
         if pool.accounts.needs_refresh(account):
             refreshed = await pool.accounts.refresh(account, reason="expires soon",
