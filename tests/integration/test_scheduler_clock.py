@@ -59,3 +59,39 @@ async def test_jobs_fire_when_due_on_a_fake_clock(make_daemon: Callable[..., Dae
         await channel.close()
         await daemon.stop(grace_s=1.0)
         await sandbox.stop()
+
+
+async def test_a_job_cancelled_while_it_waits_for_pacing_is_never_sent(
+        make_daemon: Callable[..., Daemon]) -> None:
+    """A QUEUED job cancelled while its dispatcher waits out the account's spacing is not
+    published when the wait ends (the SUBMITTED commit's compare-and-set refuses it)."""
+    clock = FakeClock()
+    sandbox = await start_sandbox(clock)
+    daemon = make_daemon(clock=clock, base_url=sandbox.base_url)
+    await daemon.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{daemon.port}")
+    api = Api(channel, daemon)
+    try:
+        await api.create_account(min_spacing=job_pb2.Job().delivery_window.__class__(seconds=600))
+        at = clock.now() + timedelta(seconds=10)
+        first = await api.jobs.SchedulePin(api.pin_request(at=at, title="first"))
+        second = await api.jobs.SchedulePin(api.pin_request(at=at, title="second"))
+        watch = api.jobs.WatchJobs(scheduler_pb2.WatchJobsRequest(
+            job_ids=[first.id, second.id], since_sequence=0))
+        await clock.advance(10)
+        seen: dict[str, int] = {}
+        while seen.get(first.id) != job_pb2.Job.STATE_DELIVERED or (
+                seen.get(second.id) != job_pb2.Job.STATE_QUEUED):
+            event = await asyncio.wait_for(watch.read(), 10)
+            seen[event.job_id] = event.to_state
+        await api.jobs.CancelJob(scheduler_pb2.CancelJobRequest(job_id=second.id))
+        await clock.advance(1200)
+        await asyncio.wait_for(daemon.activity.idle.wait(), 10)
+        got = await api.jobs.GetJob(scheduler_pb2.GetJobRequest(job_id=second.id))
+        assert got.state == job_pb2.Job.STATE_CANCELLED
+        assert [p["title"] for p in sandbox.pins()] == ["first"]
+        watch.cancel()
+    finally:
+        await channel.close()
+        await daemon.stop(grace_s=1.0)
+        await sandbox.stop()
