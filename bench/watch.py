@@ -86,4 +86,6 @@ async def run(ctx: Ctx) -> None:
                    f"watcher sustained, {aggregate:,.0f}/s in all); lag p50 {lag['p50']:.0f}, "
                    f"max {lag['max']:.0f} ms; CPU s daemon {r['daemon_cpu_s']:.1f} "
                    f"({r['daemon_cpu_s'] / max(1, w['events_total']) * 1e6:.0f} µs/event "
-                   f"delivered), watcher client {r['watchers_cpu_s']:.1f}")))
+                   f"delivered), watcher client {r['watchers_cpu_s']:.1f}; "
+                   f"{w['events_total'] / max(1, w.get('messages_total', 0)):.1f} events per "
+                   "message")))

@@ -36,6 +36,7 @@ async def watch(args: argparse.Namespace) -> dict[str, Any]:
         await ch.channel_ready()
     stubs = [scheduler_pb2_grpc.PinSchedulerStub(ch) for ch in channels]
     counts = [0] * args.n
+    messages = [0] * args.n  # WatchJobs messages: each a batch of events
     lags: list[float] = []
     last_rx = [0.0]
     first_rx = [0.0]
@@ -51,6 +52,7 @@ async def watch(args: argparse.Namespace) -> dict[str, Any]:
                 for ev in message.events:
                     append(now - ev.time.seconds - ev.time.nanos / 1e9)
                 counts[i] += len(message.events)
+                messages[i] += 1
                 last_rx[0] = now
                 if not first_rx[0]:
                     first_rx[0] = now
@@ -74,7 +76,7 @@ async def watch(args: argparse.Namespace) -> dict[str, Any]:
     ms = [x * 1000 for x in lags]
     return {"watchers": args.n, "events_total": sum(counts), "min_per_watcher": min(counts),
             "max_per_watcher": max(counts), "first_rx": first_rx[0], "last_rx": last_rx[0],
-            "lag_ms": summarize(ms)}
+            "messages_total": sum(messages), "lag_ms": summarize(ms)}
 
 
 async def produce(args: argparse.Namespace) -> dict[str, Any]:
