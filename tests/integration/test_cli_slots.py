@@ -17,7 +17,7 @@ from pinsched.cli import (
     build_schedule_request,
     main,
 )
-from tests.conftest import Api
+from tests.conftest import ACCESS, Api
 
 BASE = ["schedule", "--account", "acme", "--board", "123", "--image-url", "https://e.com/a.jpg"]
 
@@ -89,7 +89,7 @@ async def _cli(api: Api, *argv: str) -> tuple[int, str, str]:
 async def test_schedule_slots_and_preview_from_the_command_line(api: Api) -> None:
     """An account created with --posting-schedule lists its free slots with `pinsched slots`,
     previews and schedules a pin into the first one."""
-    code, _, err = await _cli(api, "accounts", "create", "acme", "--access-token", "pina_t",
+    code, _, err = await _cli(api, "accounts", "create", "acme", "--access-token", ACCESS,
                               "--posting-schedule", "Mon-Sun 09:00", "--schedule-tz",
                               "Asia/Tokyo")
     assert code == 0, err

@@ -288,6 +288,28 @@ async def test_accounts_routes(http: Http) -> None:
     assert status == 404
 
 
+async def test_free_slots_route(http: Http) -> None:
+    """GET /v1/accounts/{id}/freeSlots lists the posting schedule's next slots; a bad count is
+    a 400 naming `count`, an account without a schedule a 400 FAILED_PRECONDITION."""
+    await create_account(http)
+    status, err, _ = await http.call("GET", "/v1/accounts/acme/freeSlots")
+    assert (status, err["error"]["status"]) == (400, "FAILED_PRECONDITION")
+    status, body, _ = await http.call("PATCH", "/v1/accounts/acme", {
+        "posting_schedule": {"time_zone": {"id": "Asia/Tokyo"},
+                             "slots": [{"days": ["MONDAY", "THURSDAY"], "time": {"hours": 9}}]}},
+        params={"update_mask": "posting_schedule"})
+    assert status == 200, body
+    status, body, _ = await http.call("GET", "/v1/accounts/acme/freeSlots",
+                                      params={"count": "2"})
+    assert status == 200, body
+    assert [s["slot"]["time_zone"] for s in body["slots"]] == ["Asia/Tokyo"] * 2
+    assert body["slots"][0]["slot"]["start_time"].endswith("T00:00:00Z")  # 09:00 in Tokyo
+    status, err, _ = await http.call("GET", "/v1/accounts/acme/freeSlots",
+                                     params={"count": "500"})
+    assert status == 400
+    assert violations(err) == ["count"]
+
+
 async def test_webhook_routes(http: Http) -> None:
     """The WebhookService over HTTP: list deliveries (empty here) and redeliver's bad input
     named, like over gRPC."""
