@@ -98,6 +98,8 @@ class Scheduler:
         due_us = codec.to_us(due)
         if (due_us, job.id) > self.edge and (self._filling is None or due_us > self._filling):
             self.heap.discard(job.id)  # past the edge: the index brings it in when its time nears
+            if self.edge[0] - self._window_us // 2 <= codec.to_us(self._clock.now()) + LEAD_US:
+                self._wake.set()  # the edge is overdue for a refill (the loop is late): now
             return
         self.heap.push(job.id, due_us)
         if (self._deadline_us is None or due_us < self._deadline_us

@@ -277,3 +277,24 @@ async def test_a_job_moved_during_a_refill_keeps_its_new_time(store: Store) -> N
     await h.advance(20)
     h.assert_on_time([moved], step_s=0)
     await h.stop_loop()
+
+
+class LateClock(FakeClock):
+    """A FakeClock whose sleeps last ten times what was asked: a loop running late."""
+
+    async def sleep(self, seconds: float) -> None:
+        await super().sleep(seconds * 10)
+
+
+async def test_an_arrival_past_a_stale_edge_wakes_a_late_loop(store: Store) -> None:
+    """When the loop oversleeps its refill, a job scheduled due now (past the stale edge) wakes
+    it: the window is read again and the job is sent at once, not when the loop wakes."""
+    clock = LateClock(START)
+    h = Harness(store, clock, window_s=60, window_max=100)
+    await h.start()
+    await h.advance(100)  # the refill was due at +30 s; the loop sleeps until +300 s
+    assert h.sched.edge[0] < codec.to_us(clock.now())
+    [job] = await h.add([clock.now()])
+    await h.settle()
+    assert [j for j, _ in h.sent] == [job.id]
+    await h.stop_loop()
