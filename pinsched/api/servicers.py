@@ -97,6 +97,8 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
         self.max_watchers = max_watchers
         self.watching = 0
         self._event_cache: dict[tuple[int, int], job_pb2.JobEvent] = {}
+        #: Recent WatchJobs messages by their events: watchers in step share one message.
+        self._batch_cache: dict[tuple[tuple[int, int], ...], scheduler_pb2.WatchJobsResponse] = {}
 
     def _spec(self, req: Any, prefix: str = "") -> ScheduleSpec:
         return va.schedule_spec_from_proto(
@@ -317,6 +319,20 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
                     del self._event_cache[old]
         return msg
 
+    def _batch_proto(self, batch: list[Event]) -> scheduler_pb2.WatchJobsResponse:
+        """The WatchJobs message of *batch*, built once for every watcher that gets the same
+        events (those that keep up get each commit's events alike)."""
+        key = tuple((e.sequence, e.job.version if e.job is not None else -1) for e in batch)
+        msg = self._batch_cache.get(key)
+        if msg is None:
+            msg = scheduler_pb2.WatchJobsResponse(
+                events=[self._event_proto(event) for event in batch])
+            self._batch_cache[key] = msg
+            if len(self._batch_cache) > EVENT_CACHE // 16:
+                for old in list(self._batch_cache)[: EVENT_CACHE // 64]:
+                    del self._batch_cache[old]
+        return msg
+
     def check_watch_room(self) -> None:
         """`ResourceExhausted` when every watch stream (gRPC and HTTP event streams share the
         cap) is taken."""
@@ -336,8 +352,7 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
             # Each message carries what is pending once the previous one is written: one event
             # while the watcher keeps up, more (up to events.MAX_BATCH) when it is behind.
             async for batch in watch_batches(self.store, self.bus, flt, since):
-                yield scheduler_pb2.WatchJobsResponse(
-                    events=[self._event_proto(event) for event in batch])
+                yield self._batch_proto(batch)
         finally:
             self.watching -= 1
         if self.bus.closed.is_set():
