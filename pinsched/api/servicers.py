@@ -14,6 +14,7 @@ from google.protobuf import empty_pb2
 from pinsched import errors, limits
 from pinsched.accounts import Account, Pacing
 from pinsched.api import convert as cv
+from pinsched.api import explain as api_explain
 from pinsched.api import slots as api_slots
 from pinsched.api import validation as va
 from pinsched.api.account_rules import account_text_violations
@@ -291,6 +292,13 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
         out.scheduled_at.FromDatetime(spec.scheduled_at)
         out.window_end.FromDatetime(spec.window_end)
         return out
+
+    @unary
+    async def ExplainJob(self, request: scheduler_pb2.ExplainJobRequest,
+                         context: Ctx) -> scheduler_pb2.JobExplanation:
+        if not request.job_id:
+            raise errors.InvalidArgument.one("job_id", "required")
+        return await api_explain.explain_job(self.service, request.job_id)
 
     @unary
     async def ListFreeSlots(self, request: scheduler_pb2.ListFreeSlotsRequest,
