@@ -292,19 +292,23 @@ async def test_explain_table(tmp_path: Path, setup: Setup, config: dict[str, Any
         assert (E.Phase.Name(x.phase), x.hold_reason, x.pacing_rule) == (
             E.Phase.Name(phase), hold, rule), x.summary
         assert words in x.summary, x.summary
-        assert x.job_id == job_id and x.explained_at.ToDatetime() == w.clock.now().replace(
+        assert x.job_id == job_id
+        assert x.explained_at.ToDatetime() == w.clock.now().replace(
             tzinfo=None)
         if wait_s is not None:
             assert x.wait.ToTimedelta() == pytest.approx(timedelta(seconds=wait_s),
                                                          abs=timedelta(seconds=1))
             assert x.HasField("next_action_at")
         if phase == P.PHASE_BACKOFF:
-            assert x.attempts == 1 and x.last_error.http_status == 408
+            assert x.attempts == 1
+            assert x.last_error.http_status == 408
             assert x.retry_left.ToTimedelta() > timedelta(hours=23)
         if phase == P.PHASE_OUTCOME_UNKNOWN:
-            assert x.board_id == "1001" and x.HasField("looking_since")
+            assert x.board_id == "1001"
+            assert x.HasField("looking_since")
         if phase in (P.PHASE_FINISHED, P.PHASE_NEEDS_USER):
-            assert not x.HasField("next_action_at") and not x.HasField("retry_until")
+            assert not x.HasField("next_action_at")
+            assert not x.HasField("retry_until")
 
 
 async def test_explain_bad_input(tmp_path: Path) -> None:
