@@ -503,6 +503,31 @@ async def _get(client: AsyncClient, args: argparse.Namespace, out: Output) -> No
     out.job(await client.get_job(args.job_id), history=True)
 
 
+async def _explain(client: AsyncClient, args: argparse.Namespace, out: Output) -> None:
+    x = await client.explain_job(args.job_id)
+    if out.as_json:
+        out.json(x)
+        return
+    E = scheduler_pb2.JobExplanation
+    out.console.print(x.summary, highlight=False)
+    rows: list[tuple[str, str | Text]] = [
+        ("job", Text(x.job_id, style="bold")), ("state", styled_state(x.state)),
+        ("phase", E.Phase.Name(x.phase).removeprefix("PHASE_").lower())]
+    if x.hold_reason:
+        rows.append(("held", E.HoldReason.Name(x.hold_reason).removeprefix("HOLD_REASON_")))
+    if x.pacing_rule:
+        rows.append(("pacing rule",
+                     E.PacingRule.Name(x.pacing_rule).removeprefix("PACING_RULE_")))
+    if x.HasField("next_action_at"):
+        rows.append(("next action", f"{when(x.next_action_at)} (in {format_duration(x.wait)})"))
+    if x.HasField("retry_until"):
+        rows.append(("retry until", when(x.retry_until)))
+    grid = Table.grid(padding=(0, 2))
+    for key, value in rows:
+        grid.add_row(Text(key, style="dim"), value)
+    out.console.print(grid)
+
+
 async def _list(client: AsyncClient, args: argparse.Namespace, out: Output) -> None:
     filters: dict[str, Any] = {
         "account_id": args.account or "",
@@ -943,6 +968,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="retry transient failures this long after the planned time "
                        "(default: the window's end, else 1d)")
     verb("get", _get, "one job with its history").add_argument("job_id")
+    verb("explain", _explain, "why a job is not sent yet, and what happens next"
+         ).add_argument("job_id")
     p = verb("list", _list, "list jobs, newest first")
     p.add_argument("--account")
     p.add_argument("--state", type=states, action="extend", default=[], help="delivered, ...")

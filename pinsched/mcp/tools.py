@@ -8,7 +8,7 @@ a token: the API never returns one, and `scrub` clears the token fields of every
 
 `schedule_pin` / `schedule_pins` always send a `request_id`: the agent's, or one derived from the
 request's content (`derived_request_id`), so a retried tool call returns the same job instead of
-creating a second one. Not here yet: `explain_job` (its RPC does not exist).
+creating a second one.
 """
 
 from __future__ import annotations
@@ -123,6 +123,10 @@ async def _get_job(client: AsyncClient, req: scheduler_pb2.GetJobRequest) -> Mes
     return await client.get_job(req.job_id)
 
 
+async def _explain_job(client: AsyncClient, req: scheduler_pb2.ExplainJobRequest) -> Message:
+    return await client.explain_job(req.job_id)
+
+
 async def _cancel_job(client: AsyncClient, req: scheduler_pb2.CancelJobRequest) -> Message:
     return await client.cancel_job(req.job_id, req.expected_version)
 
@@ -164,6 +168,10 @@ TOOLS: Final[tuple[ToolSpec, ...]] = (
              (f"{JOBS}.ListJobs",), read_only=True),
     ToolSpec("get_job", "Get a job", _S.GetJobRequest, job_pb2.Job, _get_job,
              (f"{JOBS}.GetJob",), read_only=True),
+    ToolSpec("explain_job", "Explain a job", _S.ExplainJobRequest, _S.JobExplanation,
+             _explain_job, (f"{JOBS}.ExplainJob",),
+             "Use it when a pin is not out yet: `summary` says why in one sentence.",
+             read_only=True),
     ToolSpec("update_job", "Update a job", _S.UpdateJobRequest, job_pb2.Job, _update_job,
              (f"{JOBS}.UpdateJob",), "Set `job.id` and the fields named in `update_mask`.",
              idempotent=True, open_world=True, keep=frozenset({"pinsched.v1.Job.id"})),

@@ -4,6 +4,8 @@ hold and pacing reason, each set up by driving the daemon into it."""
 from __future__ import annotations
 
 import asyncio
+import json
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -11,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import grpc
 import pytest
 from google.protobuf import field_mask_pb2
@@ -21,7 +24,7 @@ from pinsched.config import Config
 from pinsched.sandbox import Sandbox
 from pinsched.sandbox.faults import FaultRule
 from pinsched.v1 import account_pb2, job_pb2, scheduler_pb2
-from tests.conftest import ACCESS, REFRESH, Api, start_sandbox
+from tests.conftest import ACCESS, REFRESH, Api, soon, start_sandbox
 
 E = scheduler_pb2.JobExplanation
 J = job_pb2.Job
@@ -321,3 +324,38 @@ async def test_explain_bad_input(tmp_path: Path) -> None:
         with pytest.raises(grpc.aio.AioRpcError) as unknown:
             await w.explain("nope")
         assert unknown.value.code() is grpc.StatusCode.NOT_FOUND
+
+
+async def _cli(api: Api, *argv: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "pinsched", *argv, "--target", f"127.0.0.1:{api.daemon.port}",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+async def test_explain_over_http_and_the_command_line(api: Api) -> None:
+    """GET /v1/jobs/{id}:explain and `pinsched explain [--json]` answer the same explanation;
+    an unknown id is a 404 and exit code of NOT_FOUND, naming the job."""
+    await api.create_account()
+    job = await api.jobs.SchedulePin(api.pin_request(at=soon(3600)))
+    base = f"http://127.0.0.1:{api.daemon.http_port}"
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{base}/v1/jobs/{job.id}:explain") as resp:
+            assert resp.status == 200
+            body = await resp.json()
+        async with session.get(f"{base}/v1/jobs/nope:explain") as resp:
+            assert resp.status == 404
+            assert "nope" in (await resp.json())["error"]["message"]
+    assert body["phase"] == "PHASE_WAITING_FOR_TIME"
+    assert body["summary"].startswith("Waiting for its planned time")
+    code, out, err = await _cli(api, "explain", job.id)
+    assert code == 0, err
+    assert "Waiting for its planned time" in out
+    assert "waiting_for_time" in out
+    code, out, err = await _cli(api, "explain", job.id, "--json")
+    assert code == 0, err
+    assert json.loads(out)["phase"] == "PHASE_WAITING_FOR_TIME"
+    code, out, err = await _cli(api, "explain", "nope")
+    assert code != 0
+    assert "NOT_FOUND" in err

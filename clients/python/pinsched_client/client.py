@@ -214,6 +214,11 @@ class AsyncClient:
             view=scheduler_pb2.JOB_VIEW_FULL if full else scheduler_pb2.JOB_VIEW_BASIC)
         return await self._call(self._jobs.GetJob, request, retry=True)
 
+    async def explain_job(self, job_id: str) -> scheduler_pb2.JobExplanation:
+        """Why the job is where it is and what happens next (one sentence in `summary`)."""
+        request = scheduler_pb2.ExplainJobRequest(job_id=job_id)
+        return await self._call(self._jobs.ExplainJob, request, retry=True)
+
     async def list_jobs(
         self,
         *,

@@ -90,6 +90,10 @@ class Client:
         """See `AsyncClient.get_job`."""
         return self._run(self._aio.get_job(job_id, full=full))
 
+    def explain_job(self, job_id: str) -> scheduler_pb2.JobExplanation:
+        """See `AsyncClient.explain_job`."""
+        return self._run(self._aio.explain_job(job_id))
+
     def list_jobs(self, **filters: Any) -> scheduler_pb2.ListJobsResponse:
         """See `AsyncClient.list_jobs`."""
         return self._run(self._aio.list_jobs(**filters))
