@@ -302,6 +302,15 @@ class PinService:
         moved goes back to PENDING); a delivered pin's mutable fields are PATCHed on Pinterest
         by its dispatcher (`remote_update`); anything else is FAILED_PRECONDITION.
         """
+        decide = self.update_decision(job_id, paths=paths, pin=pin, timing=timing,
+                                      retry_for=retry_for)
+        return await self._change(job_id, expected_version, decide)
+
+    def update_decision(
+        self, job_id: str, *, paths: Sequence[str], pin: PinSpec, timing: ScheduleSpec | None,
+        retry_for: timedelta | None,
+    ) -> Callable[[Job, datetime], tuple[Job, Transition]]:
+        """The change an UpdateJob makes to the job as read (also for `validate_only`)."""
         reason = f"updated: {', '.join(paths)}"
 
         def decide(job: Job, now: datetime) -> tuple[Job, Transition]:
@@ -339,7 +348,7 @@ class PinService:
             raise FailedPrecondition(
                 f"job {job_id!r} is {job.state.value}; it can no longer be updated")
 
-        return await self._change(job_id, expected_version, decide)
+        return decide
 
     async def reslot(self, job_id: str, *, expected_version: int, not_before: datetime) -> Job:
         """UpdateJob to `next_free_slot`: the job takes the next free slot, decided in the

@@ -122,6 +122,7 @@ class SchedulePinRequest(_message.Message):
     RETRY_FOR_FIELD_NUMBER: _builtins.int
     ALSO_BOARDS_FIELD_NUMBER: _builtins.int
     BOARD_INTERVAL_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Idempotency key (AIP-155), at most 128 characters. The same id with the same content returns
     the same job; with different content, ALREADY_EXISTS. Recommended: a UUID per pin.
@@ -132,6 +133,17 @@ class SchedulePinRequest(_message.Message):
     """For a `local_time` that does not exist. Default REJECT."""
     ambiguous_time_policy: Global___AmbiguousTimePolicy.ValueType
     """For a `local_time` that exists twice. Default REJECT."""
+    validate_only: _builtins.bool
+    """---- Preflight (issue 15): field numbers 50-59 are this feature's. ----
+
+    Check only: run every local check and the remote ones (the account's credentials with
+    `GET /v5/user_account`; the board is the account's, `GET /v5/boards/{id}`; the section
+    exists, `GET /v5/boards/{id}/sections`; each image URL answers an image under Pinterest's
+    size limit), and answer the job that would be created (empty `id`), persisting nothing.
+    Errors: INVALID_ARGUMENT naming each failing field with Pinterest's or the host's answer;
+    FAILED_PRECONDITION when Pinterest refuses the account's token; UNAVAILABLE when the checks
+    could not be made (Pinterest unreachable).
+    """
     @_builtins.property
     def pin(self) -> _job_pb2.Pin:
         """Required. The pin."""
@@ -192,10 +204,11 @@ class SchedulePinRequest(_message.Message):
         retry_for: _duration_pb2.Duration | None = ...,
         also_boards: _abc.Iterable[_builtins.str] | None = ...,
         board_interval: _duration_pb2.Duration | None = ...,
+        validate_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["board_interval", b"board_interval", "delivery_window", b"delivery_window", "local_time", b"local_time", "next_free_slot", b"next_free_slot", "pin", b"pin", "retry_for", b"retry_for", "scheduled_at", b"scheduled_at", "time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "also_boards", b"also_boards", "ambiguous_time_policy", b"ambiguous_time_policy", "board_interval", b"board_interval", "delivery_window", b"delivery_window", "local_time", b"local_time", "next_free_slot", b"next_free_slot", "nonexistent_time_policy", b"nonexistent_time_policy", "pin", b"pin", "request_id", b"request_id", "retry_for", b"retry_for", "scheduled_at", b"scheduled_at", "time", b"time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "also_boards", b"also_boards", "ambiguous_time_policy", b"ambiguous_time_policy", "board_interval", b"board_interval", "delivery_window", b"delivery_window", "local_time", b"local_time", "next_free_slot", b"next_free_slot", "nonexistent_time_policy", b"nonexistent_time_policy", "pin", b"pin", "request_id", b"request_id", "retry_for", b"retry_for", "scheduled_at", b"scheduled_at", "time", b"time", "validate_only", b"validate_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_time: _TypeAlias = _typing.Literal["scheduled_at", "local_time", "next_free_slot"]  # noqa: Y015
     _WhichOneofArgType_time: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
@@ -234,6 +247,13 @@ class BatchSchedulePinsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     REQUESTS_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
+    validate_only: _builtins.bool
+    """---- Preflight (issue 15): field numbers 50-59 are this feature's. ----
+
+    Check only, every request as `SchedulePinRequest.validate_only` (errors name the item);
+    the answer lists the jobs that would be created (`created` all false). Nothing persisted.
+    """
     @_builtins.property
     def requests(self) -> _containers.RepeatedCompositeFieldContainer[Global___SchedulePinRequest]:
         """1 to 1,000 requests; each may carry its own `request_id`."""
@@ -242,10 +262,11 @@ class BatchSchedulePinsRequest(_message.Message):
         self,
         *,
         requests: _abc.Iterable[Global___SchedulePinRequest] | None = ...,
+        validate_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["requests", b"requests"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["requests", b"requests", "validate_only", b"validate_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -410,12 +431,19 @@ class UpdateJobRequest(_message.Message):
     NONEXISTENT_TIME_POLICY_FIELD_NUMBER: _builtins.int
     AMBIGUOUS_TIME_POLICY_FIELD_NUMBER: _builtins.int
     NEXT_FREE_SLOT_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
     expected_version: _builtins.int
     """When non-zero, the update applies only if the job's version equals it (else ABORTED)."""
     nonexistent_time_policy: Global___NonexistentTimePolicy.ValueType
     """For a new `local_time` that does not exist."""
     ambiguous_time_policy: Global___AmbiguousTimePolicy.ValueType
     """For a new `local_time` that exists twice."""
+    validate_only: _builtins.bool
+    """---- Preflight (issue 15): field numbers 50-59 are this feature's. ----
+
+    Check only: validate the update, run the remote checks of `SchedulePinRequest.validate_only`
+    on the updated pin, and answer the job as it would be; nothing changes.
+    """
     @_builtins.property
     def job(self) -> _job_pb2.Job:
         """Required. The job with `id` set and the new values of the fields named in `update_mask`."""
@@ -445,10 +473,11 @@ class UpdateJobRequest(_message.Message):
         nonexistent_time_policy: Global___NonexistentTimePolicy.ValueType = ...,
         ambiguous_time_policy: Global___AmbiguousTimePolicy.ValueType = ...,
         next_free_slot: Global___NextFreeSlot | None = ...,
+        validate_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["job", b"job", "next_free_slot", b"next_free_slot", "update_mask", b"update_mask"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ambiguous_time_policy", b"ambiguous_time_policy", "expected_version", b"expected_version", "job", b"job", "next_free_slot", b"next_free_slot", "nonexistent_time_policy", b"nonexistent_time_policy", "update_mask", b"update_mask"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ambiguous_time_policy", b"ambiguous_time_policy", "expected_version", b"expected_version", "job", b"job", "next_free_slot", b"next_free_slot", "nonexistent_time_policy", b"nonexistent_time_policy", "update_mask", b"update_mask", "validate_only", b"validate_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -889,8 +918,6 @@ class JobExplanation(_message.Message):
         """Pinterest refuses the whole account (e.g. code 29 or 3); see `hold_detail`."""
         HOLD_REASON_APP_CREDENTIALS_REFUSED: JobExplanation._HoldReason.ValueType  # 4
         """Pinterest refuses the app's client credentials: every account is held."""
-        HOLD_REASON_NO_ACCESS_TOKEN: JobExplanation._HoldReason.ValueType  # 5
-        """The account has no access token."""
 
     class HoldReason(_HoldReason, metaclass=_HoldReasonEnumTypeWrapper):
         """Why the account cannot publish."""
@@ -905,8 +932,6 @@ class JobExplanation(_message.Message):
     """Pinterest refuses the whole account (e.g. code 29 or 3); see `hold_detail`."""
     HOLD_REASON_APP_CREDENTIALS_REFUSED: JobExplanation.HoldReason.ValueType  # 4
     """Pinterest refuses the app's client credentials: every account is held."""
-    HOLD_REASON_NO_ACCESS_TOKEN: JobExplanation.HoldReason.ValueType  # 5
-    """The account has no access token."""
 
     class _PacingRule:
         ValueType = _typing.NewType("ValueType", _builtins.int)
