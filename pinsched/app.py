@@ -40,6 +40,7 @@ from pinsched import logs, secrets, security
 from pinsched.api.guard import Guard
 from pinsched.api.servicers import AccountServicer, PinSchedulerServicer
 from pinsched.api.webhook_servicer import WebhookServicer
+from pinsched.at_risk import AtRiskWatch
 from pinsched.auth import AccountRegistry
 from pinsched.clock import Activity, Clock, SystemClock
 from pinsched.config import Config
@@ -183,6 +184,9 @@ class Daemon:
         self._tasks.append(asyncio.create_task(self.retention.run(self._stop), name="retention"))
         if cfg.token_keeper:
             self._tasks.append(asyncio.create_task(self.keeper.run(self._stop), name="keeper"))
+        self.at_risk = AtRiskWatch(self.store, self.clock, self.accounts, self.checker,
+                                   lead_s=cfg.preflight_lead_time_s, activity=self.activity)
+        self._tasks.append(asyncio.create_task(self.at_risk.run(self._stop), name="at_risk"))
 
         # The guard (token, then request parsing) runs before metrics and every handler.
         interceptors: list[Any] = [Guard(cfg.api_token, on_denied=self.metrics.denied),

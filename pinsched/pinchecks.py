@@ -66,8 +66,9 @@ class Checker:
                             f"{verified.message}", unavailable=True)]
         problems = await self._board(account, pin, prefix, verified.username)
         for field, url in image_urls(pin, prefix):
-            if (problem := await self.probe.image(url)) is not None:
-                problems.append(Problem(field, f"{url} {problem}"))
+            if (found := await self.probe.image(url)) is not None:
+                problems.append(Problem(field, f"{url} {found.message}",
+                                        unavailable=found.unavailable))
         return problems
 
     async def _board(self, account: Account, pin: PinSpec, prefix: str,

@@ -2,8 +2,9 @@
 a pin's moment.) I/O: one aiohttp session of its own.
 
 `UrlProbe.image(url)` sends a HEAD (a GET of the first byte when the server refuses HEAD or does
-not say the size) and answers None or the problem in words: an HTTP error, a content type that
-is not an image, a size over Pinterest's limit, a host it cannot reach. Like webhooks
+not say the size) and answers None or a `Finding`: an HTTP error, a content type that is not an
+image, a size over Pinterest's limit, a host that does not resolve or refuses connections; or,
+marked `unavailable`, no answer in time (no verdict on the URL). Like webhooks
 (`webhook_endpoints.SafeResolver`), it never connects to a link-local or cloud metadata address,
 checked for the URL's host, each address it resolves to, and every redirect (followed by hand,
 at most `MAX_REDIRECTS`).
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urljoin, urlsplit
 
@@ -21,10 +23,25 @@ import aiohttp
 from pinsched.webhook_endpoints import BlockedAddress, SafeResolver
 from pinsched.webhook_policy import host_problem
 
+#: When set, the only hosts probed; any other is `unavailable` (the test suite's network policy:
+#: nothing but loopback).
+ALLOWED_HOSTS: frozenset[str] | None = None
 #: Pinterest's limit for an image pin's file (its help centre: "up to 20 MB").
 IMAGE_URL_MAX_BYTES: Final = 20 * 1000 * 1000
 MAX_REDIRECTS: Final = 5
 _RANGE_TOTAL = re.compile(r"bytes\s+\d+-\d+/(\d+)")
+
+
+class _NotAllowed(Exception):
+    """The host is outside `ALLOWED_HOSTS`."""
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """What is wrong with a URL; `unavailable`: it could not be checked."""
+
+    message: str
+    unavailable: bool = False
 
 
 class UrlProbe:
@@ -46,17 +63,28 @@ class UrlProbe:
             await self._session.close()
             self._session = None
 
-    async def image(self, url: str, *, max_bytes: int = IMAGE_URL_MAX_BYTES) -> str | None:
+    async def image(self, url: str, *, max_bytes: int = IMAGE_URL_MAX_BYTES) -> Finding | None:
         """None when *url* answers an image of at most *max_bytes*; else what is wrong."""
+        host = urlsplit(url).hostname or ""
         try:
-            return await asyncio.wait_for(self._image(url, max_bytes), self.timeout_s * 2)
+            problem = await asyncio.wait_for(self._image(url, max_bytes), self.timeout_s * 2)
         except BlockedAddress as exc:
-            return (f"refused: {exc} (link-local and cloud metadata addresses are never "
-                    "fetched)")
+            problem = (f"refused: {exc} (link-local and cloud metadata addresses are never "
+                       "fetched)")
+        except _NotAllowed as exc:
+            return Finding(f"not checked: {exc} is outside the allowed hosts", True)
         except TimeoutError:
-            return f"no answer within {self.timeout_s:g} s"
+            return Finding(f"no answer within {self.timeout_s:g} s", True)
+        except aiohttp.ClientConnectorDNSError as exc:
+            blocked = isinstance(exc.os_error, BlockedAddress)
+            problem = (f"refused: {exc.os_error} (link-local and cloud metadata addresses are "
+                       "never fetched)" if blocked else
+                       f"cannot be fetched: {host} does not resolve")
+        except aiohttp.ClientConnectorError as exc:
+            problem = f"cannot be fetched: {host} refuses connections ({exc.os_error})"
         except (aiohttp.ClientError, OSError, ValueError) as exc:
-            return f"unreachable: {type(exc).__name__}: {exc}"
+            return Finding(f"could not be checked: {type(exc).__name__}: {exc}", True)
+        return Finding(problem) if problem else None
 
     async def _image(self, url: str, max_bytes: int) -> str | None:
         status, headers, final = await self._fetch("HEAD", url)
@@ -81,6 +109,8 @@ class UrlProbe:
             host = urlsplit(url).hostname or ""
             if (problem := host_problem(host)) is not None:
                 raise BlockedAddress(problem)
+            if ALLOWED_HOSTS is not None and host not in ALLOWED_HOSTS:
+                raise _NotAllowed(host)
             async with session.request(method, url, headers=extra,
                                        allow_redirects=False) as resp:
                 headers = {k.lower(): v for k, v in resp.headers.items()}
