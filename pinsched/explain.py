@@ -21,6 +21,7 @@ import enum
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from pinsched import notes
 from pinsched.accounts import Account, AccountState
 from pinsched.jobs import ErrorCategory, Job, JobError, JobState
 from pinsched.pacing import AccountPacer, TokenBucket
@@ -135,6 +136,7 @@ class Explanation:
     outcome: str = ""
     pinterest_pin_id: str = ""
     queue_position: int = 0
+    at_risk: str = ""
 
     @property
     def wait(self) -> timedelta:
@@ -207,7 +209,11 @@ def explain(facts: Facts) -> Explanation:
                        explained_at=now, attempts=job.attempts, board_id=job.pin.board_id,
                        last_error=job.last_error, pinterest_pin_id=job.pinterest_pin_id,
                        retry_until=facts.retry_until if job.state not in _DONE else None)
-    return _explain(facts, base)
+    out = _explain(facts, base)
+    risk = notes.last_risk(job.history) if job.state is S.PENDING else ""
+    if risk:
+        out = _with(out, at_risk=risk, summary=f"{out.summary} At risk: {risk}.")
+    return out
 
 
 _DONE = frozenset({S.DELIVERED, S.CANCELLED, S.PERMANENTLY_FAILED, S.CANCELLING, S.FAILED})

@@ -41,7 +41,8 @@ def to_proto(x: ex.Explanation) -> scheduler_pb2.JobExplanation:
             phase=E.Phase.Value(f"PHASE_{x.phase.value}"), summary=x.summary,
             hold_detail=x.hold_detail, attempts=x.attempts, board_id=x.board_id,
             failed_looks=x.failed_looks, outcome=x.outcome,
-            pinterest_pin_id=x.pinterest_pin_id, queue_position=x.queue_position)
+            pinterest_pin_id=x.pinterest_pin_id, queue_position=x.queue_position,
+            at_risk=x.at_risk)
     msg.explained_at.CopyFrom(cv.timestamp_to_proto(x.explained_at))
     if x.next_action_at is not None:
         msg.next_action_at.CopyFrom(cv.timestamp_to_proto(x.next_action_at))

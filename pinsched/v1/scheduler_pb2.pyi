@@ -992,6 +992,7 @@ class JobExplanation(_message.Message):
     PINTEREST_PIN_ID_FIELD_NUMBER: _builtins.int
     EXPLAINED_AT_FIELD_NUMBER: _builtins.int
     QUEUE_POSITION_FIELD_NUMBER: _builtins.int
+    AT_RISK_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     """The job."""
     state: _job_pb2.Job.State.ValueType
@@ -1018,6 +1019,10 @@ class JobExplanation(_message.Message):
     """The published pin, when there is one."""
     queue_position: _builtins.int
     """PHASE_SENDING: jobs of the account queued before this one."""
+    at_risk: _builtins.str
+    """What the last check ahead of the job's moment found wrong (`job.at_risk`, see
+    `preflight_lead_time_s`); empty when it is not at risk.
+    """
     @_builtins.property
     def next_action_at(self) -> _timestamp_pb2.Timestamp:
         """When the daemon acts on it next (planned time, end of a pace wait or backoff, next look
@@ -1071,10 +1076,11 @@ class JobExplanation(_message.Message):
         pinterest_pin_id: _builtins.str = ...,
         explained_at: _timestamp_pb2.Timestamp | None = ...,
         queue_position: _builtins.int = ...,
+        at_risk: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["explained_at", b"explained_at", "last_error", b"last_error", "looking_since", b"looking_since", "next_action_at", b"next_action_at", "retry_left", b"retry_left", "retry_until", b"retry_until", "wait", b"wait"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "board_id", b"board_id", "explained_at", b"explained_at", "failed_looks", b"failed_looks", "hold_detail", b"hold_detail", "hold_reason", b"hold_reason", "job_id", b"job_id", "last_error", b"last_error", "looking_since", b"looking_since", "next_action_at", b"next_action_at", "outcome", b"outcome", "pacing_rule", b"pacing_rule", "phase", b"phase", "pinterest_pin_id", b"pinterest_pin_id", "queue_position", b"queue_position", "retry_left", b"retry_left", "retry_until", b"retry_until", "state", b"state", "summary", b"summary", "wait", b"wait"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at_risk", b"at_risk", "attempts", b"attempts", "board_id", b"board_id", "explained_at", b"explained_at", "failed_looks", b"failed_looks", "hold_detail", b"hold_detail", "hold_reason", b"hold_reason", "job_id", b"job_id", "last_error", b"last_error", "looking_since", b"looking_since", "next_action_at", b"next_action_at", "outcome", b"outcome", "pacing_rule", b"pacing_rule", "phase", b"phase", "pinterest_pin_id", b"pinterest_pin_id", "queue_position", b"queue_position", "retry_left", b"retry_left", "retry_until", b"retry_until", "state", b"state", "summary", b"summary", "wait", b"wait"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -73,6 +73,9 @@ async def test_a_deleted_board_raises_at_risk_ahead_and_restoring_it_clears(
                    "answered HTTP 404, code 40: Board not found." in risk.reason
             assert risk.from_state == risk.to_state == job_pb2.Job.STATE_PENDING
             assert risk.job.version == job.version  # a note, not a change of the job
+            why = await api.jobs.ExplainJob(scheduler_pb2.ExplainJobRequest(job_id=job.id))
+            assert "Board not found" in why.at_risk
+            assert "At risk: pin.board_id" in why.summary
             await hooks.wait_until(lambda: len(hooks.acked) == 1)
             assert hooks.acked[0].json["type"] == "job.at_risk"
             assert "Board not found" in hooks.acked[0].json["data"]["reason"]
