@@ -12,6 +12,7 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf import field_mask_pb2
 
 from pinsched.app import Daemon
 from pinsched.clock import FakeClock
@@ -79,6 +80,11 @@ async def test_a_deleted_board_raises_at_risk_ahead_and_restoring_it_clears(
             await hooks.wait_until(lambda: len(hooks.acked) == 1)
             assert hooks.acked[0].json["type"] == "job.at_risk"
             assert "Board not found" in hooks.acked[0].json["data"]["reason"]
+            answer = await api.jobs.UpdateJob(scheduler_pb2.UpdateJobRequest(
+                job=job_pb2.Job(id=job.id, pin=job_pb2.Pin(title="Renamed")),
+                update_mask=field_mask_pb2.FieldMask(paths=["pin.title"])))
+            assert [t.reason.split(":")[0] for t in answer.history] == [
+                "scheduled", "at risk", "updated"]  # the note is not counted as a version
             await tick(60)  # still missing: said once, not again
             sandbox.add_board("acme", "1001")
             await tick(60)
@@ -92,7 +98,8 @@ async def test_a_deleted_board_raises_at_risk_ahead_and_restoring_it_clears(
             assert delivered.job.late_by.ToTimedelta() < timedelta(seconds=1)
             stored = await api.jobs.GetJob(scheduler_pb2.GetJobRequest(job_id=job.id))
             assert [t.reason.split(":")[0] for t in stored.history] == [
-                "scheduled", "at risk", "at risk cleared", "due", "attempt 1", "published"]
+                "scheduled", "at risk", "updated", "at risk cleared", "due", "attempt 1",
+                "published"]
             watch.cancel()
         finally:
             await channel.close(None)
