@@ -101,7 +101,8 @@ async def w(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Wor
     clock = FakeClock()
     sandbox = await start_sandbox(clock)
     overrides = dict(getattr(request, "param", {}))
-    daemon = Daemon(Config(listen="127.0.0.1:0", http_listen=None, db_path=str(tmp_path / "pinsched.db"),
+    daemon = Daemon(Config(listen="127.0.0.1:0", http_listen=None,
+                           db_path=str(tmp_path / "pinsched.db"),
                            pinterest_api_base=sandbox.base_url, pinterest_client_id="client-1",
                            pinterest_client_secret="client-secret-1",
                            **{**SETTINGS, **overrides}), clock=clock)
