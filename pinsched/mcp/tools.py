@@ -88,7 +88,7 @@ async def _schedule_pins(client: AsyncClient, req: scheduler_pb2.BatchSchedulePi
                          ) -> Message:
     for item in req.requests:
         _with_request_id(item)
-    return await client.batch_schedule_pins(req.requests)
+    return await client.batch_schedule_pins(req.requests, validate_only=req.validate_only)
 
 
 async def _list_jobs(client: AsyncClient, req: scheduler_pb2.ListJobsRequest) -> Message:
@@ -104,7 +104,8 @@ async def _list_jobs(client: AsyncClient, req: scheduler_pb2.ListJobsRequest) ->
 async def _update_job(client: AsyncClient, req: scheduler_pb2.UpdateJobRequest) -> Message:
     return await client.update_job(
         req.job, list(req.update_mask.paths), expected_version=req.expected_version,
-        nonexistent=req.nonexistent_time_policy, ambiguous=req.ambiguous_time_policy)
+        nonexistent=req.nonexistent_time_policy, ambiguous=req.ambiguous_time_policy,
+        validate_only=req.validate_only)
 
 
 def _set_paused(paused: bool) -> Call:

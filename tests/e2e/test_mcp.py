@@ -178,6 +178,13 @@ async def check_a_retried_schedule_pin_returns_the_same_job(session: ClientSessi
     assert ok(await session.call_tool("schedule_pin", mine))["id"] == \
         ok(await session.call_tool("schedule_pin", mine))["id"]
     assert await job_count(session) == before + 2
+    # validate_only reaches the daemon through both tools: checked (the suite's image URLs are
+    # outside its loopback-only network, so the checks cannot be made), nothing created.
+    for tool, args in (("schedule_pin", {**pin_args("Checked", at=at), "validate_only": True}),
+                       ("schedule_pins", {"requests": [pin_args("Checked", at=at)],
+                                          "validate_only": True})):
+        assert error(await session.call_tool(tool, args))["code"] == "UNAVAILABLE"
+    assert await job_count(session) == before + 2
     batch = {"requests": [pin_args("Batch A", at=at), pin_args("Batch B", at=at)]}
     ids = [j["id"] for j in ok(await session.call_tool("schedule_pins", batch))["jobs"]]
     assert [j["id"] for j in ok(await session.call_tool("schedule_pins", batch))["jobs"]] == ids

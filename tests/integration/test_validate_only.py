@@ -3,6 +3,8 @@ the sandbox and an image server on 127.0.0.1, one test per failing check, nothin
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -173,3 +175,37 @@ async def test_update_job_validate_only_changes_nothing(
     err = await _refused(api.jobs.UpdateJob(update(board_id="999")))
     assert err.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert "job.pin.board_id: board 999" in (err.details() or "")
+
+
+async def _cli(api: Api, *argv: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "pinsched", *argv, "--target", f"127.0.0.1:{api.daemon.port}",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+async def test_the_command_line_checks_without_scheduling(
+        api: Api, sandbox: Sandbox, images: str) -> None:
+    """`pinsched schedule --validate-only` says the checks passed and schedules nothing; a
+    board that is not the account's fails naming --board with Pinterest's answer;
+    `update --validate-only` changes nothing."""
+    await api.create_account()
+    base = ["--account", "acme", "--image-url", f"{images}/a.jpg", "--at",
+            soon(3600).strftime("%Y-%m-%dT%H:%M:%SZ"), "--validate-only"]
+    code, out, err = await _cli(api, "schedule", "--board", "1001", *base)
+    assert code == 0, err
+    assert "every check passed" in out
+    await _nothing_persisted(api, sandbox)
+    code, out, err = await _cli(api, "schedule", "--board", "999", *base)
+    assert code != 0
+    assert "INVALID_ARGUMENT: --board: board 999 is not one of the account's boards" in err
+    assert "Board not found" in err
+    req = _request(api, images)
+    req.validate_only = False
+    job = await api.jobs.SchedulePin(req)
+    code, out, err = await _cli(api, "update", job.id, "--title", "Other", "--validate-only")
+    assert code == 0, err
+    assert "Other" in out
+    stored = await api.jobs.GetJob(scheduler_pb2.GetJobRequest(job_id=job.id))
+    assert stored.pin.title == job.pin.title

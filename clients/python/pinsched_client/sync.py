@@ -81,10 +81,12 @@ class Client:
         return self._run(self._aio.schedule_pin(request))
 
     def batch_schedule_pins(
-        self, requests: Iterable[scheduler_pb2.SchedulePinRequest]
+        self, requests: Iterable[scheduler_pb2.SchedulePinRequest], *,
+        validate_only: bool = False,
     ) -> scheduler_pb2.BatchSchedulePinsResponse:
         """See `AsyncClient.batch_schedule_pins`."""
-        return self._run(self._aio.batch_schedule_pins(list(requests)))
+        return self._run(self._aio.batch_schedule_pins(list(requests),
+                                                       validate_only=validate_only))
 
     def get_job(self, job_id: str, *, full: bool = False) -> job_pb2.Job:
         """See `AsyncClient.get_job`."""
