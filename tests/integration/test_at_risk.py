@@ -117,3 +117,50 @@ def test_preflight_lead_time_is_checked_and_named(tmp_path: Path) -> None:
     for bad in ("-5", "soon", "inf"):
         with pytest.raises(ConfigError, match=key):
             load_config(None, {key: bad}, None)
+
+
+async def test_at_risk_survives_a_restart(tmp_path: Path) -> None:
+    """A job found at risk before a restart is not announced again by the new process, and is
+    cleared by it once the board is back (what it said is read from the job's history)."""
+    clock = FakeClock()
+    sandbox = await start_sandbox(clock)
+
+    def make() -> Daemon:
+        return Daemon(Config(
+            listen="127.0.0.1:0", http_listen=None, db_path=str(tmp_path / "x.db"),
+            pinterest_api_base=sandbox.base_url, pinterest_client_id="client-1",
+            pinterest_client_secret="client-secret-1", log_level="warning",
+            pinterest_read_lag_s=0.0, token_keeper=False), clock=clock)
+
+    async def tick(daemon: Daemon, seconds: float) -> None:
+        await clock.advance(seconds)
+        await asyncio.wait_for(daemon.activity.idle.wait(), 10)
+
+    async with serve_images() as images:
+        daemon = make()
+        await daemon.start()
+        api = Api(grpc.aio.insecure_channel(f"127.0.0.1:{daemon.port}"), daemon)
+        try:
+            await api.create_account()
+            req = api.pin_request(at=clock.now() + timedelta(minutes=10))
+            req.pin.media_source.image_url.url = f"{images}/a.jpg"
+            job = await api.jobs.SchedulePin(req)
+            sandbox.remove_board("1001")
+            await tick(daemon, 60)
+        finally:
+            await api.channel.close(None)
+            await daemon.stop(grace_s=0.5)
+        daemon = make()
+        await daemon.start()
+        api = Api(grpc.aio.insecure_channel(f"127.0.0.1:{daemon.port}"), daemon)
+        try:
+            await tick(daemon, 60)  # the new process looks: still at risk, said already
+            sandbox.add_board("acme", "1001")
+            await tick(daemon, 60)
+            stored = await api.jobs.GetJob(scheduler_pb2.GetJobRequest(job_id=job.id))
+            assert [t.reason.split(":")[0] for t in stored.history] == [
+                "scheduled", "at risk", "at risk cleared"]
+        finally:
+            await api.channel.close(None)
+            await daemon.stop(grace_s=0.5)
+            await sandbox.stop()
