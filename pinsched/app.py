@@ -40,6 +40,7 @@ from pinsched import logs, secrets, security
 from pinsched.api.guard import Guard
 from pinsched.api.servicers import AccountServicer, PinSchedulerServicer
 from pinsched.api.webhook_servicer import WebhookServicer
+from pinsched.at_risk import AtRiskWatch
 from pinsched.auth import AccountRegistry
 from pinsched.clock import Activity, Clock, SystemClock
 from pinsched.config import Config
@@ -52,6 +53,7 @@ from pinsched.limits import DEFAULT as DEFAULT_LIMITS
 from pinsched.limits import ServerLimits
 from pinsched.masking import url_secrets
 from pinsched.metrics import Metrics
+from pinsched.pinchecks import Checker
 from pinsched.pinterest import PinterestClient
 from pinsched.preflight import ListenError, preflight
 from pinsched.retention import Retention
@@ -59,6 +61,7 @@ from pinsched.retry import RetryPolicy
 from pinsched.scheduler import Scheduler
 from pinsched.service import AccountAdmin, PinService
 from pinsched.store import Store
+from pinsched.urlprobe import UrlProbe
 from pinsched.v1 import (
     account_pb2,
     account_pb2_grpc,
@@ -137,6 +140,8 @@ class Daemon:
         await secrets.install(self.store, cfg.secret_key, now=self.clock.now)
         self.client = PinterestClient(cfg.pinterest_api_base, timeout_s=cfg.request_timeout_s,
                                       now=self.clock.now)
+        self.probe = UrlProbe(timeout_s=cfg.verify_timeout_s)
+        self.checker = Checker(self.client, self.probe, timeout_s=cfg.verify_timeout_s)
         self.accounts = AccountRegistry(
             self.store, self.clock, self.client, client_id=cfg.pinterest_client_id,
             client_secret=cfg.pinterest_client_secret,
@@ -179,6 +184,9 @@ class Daemon:
         self._tasks.append(asyncio.create_task(self.retention.run(self._stop), name="retention"))
         if cfg.token_keeper:
             self._tasks.append(asyncio.create_task(self.keeper.run(self._stop), name="keeper"))
+        self.at_risk = AtRiskWatch(self.store, self.clock, self.accounts, self.checker,
+                                   lead_s=cfg.preflight_lead_time_s, activity=self.activity)
+        self._tasks.append(asyncio.create_task(self.at_risk.run(self._stop), name="at_risk"))
 
         # The guard (token, then request parsing) runs before metrics and every handler.
         interceptors: list[Any] = [Guard(cfg.api_token, on_denied=self.metrics.denied),
@@ -191,7 +199,7 @@ class Daemon:
                 self.service, self.store, self.bus, self.clock,
                 skew=timedelta(seconds=cfg.clock_skew_tolerance_s),
                 horizon=timedelta(days=cfg.horizon_days),
-                max_watchers=self.limits.max_watch_streams),
+                max_watchers=self.limits.max_watch_streams, checker=self.checker),
             AccountServicer(admin, self.store, self.clock),
             WebhookServicer(self.webhooks, self.store)), strict=True))
         scheduler_pb2_grpc.add_PinSchedulerServicer_to_server(servicers[SERVICES[0]], server)
@@ -372,6 +380,8 @@ class Daemon:
             await self.webhooks.stop(left())
         if (client := getattr(self, "client", None)) is not None:
             await client.close()
+        if (probe := getattr(self, "probe", None)) is not None:
+            await probe.close()
         if (store := getattr(self, "store", None)) is not None:
             await store.close()
         if opened:

@@ -216,6 +216,7 @@ def build_schedule_request(args: argparse.Namespace) -> scheduler_pb2.SchedulePi
     request.also_boards.extend(args.also_board)
     if args.board_interval is not None:
         request.board_interval.CopyFrom(duration(args.board_interval))
+    request.validate_only = bool(getattr(args, "validate_only", False))
     return request
 
 
@@ -466,6 +467,13 @@ class Output:
 
 async def _schedule(client: AsyncClient, args: argparse.Namespace, out: Output) -> None:
     out.job(await client.schedule_pin(build_schedule_request(args)))
+    _checked_only(args, out)
+
+
+def _checked_only(args: argparse.Namespace, out: Output) -> None:
+    if args.validate_only and not out.as_json:
+        out.console.print("every check passed (with Pinterest too); nothing was changed "
+                          "(--validate-only)", style="dim")
 
 
 async def _preview(client: AsyncClient, args: argparse.Namespace, out: Output) -> None:
@@ -503,6 +511,31 @@ async def _get(client: AsyncClient, args: argparse.Namespace, out: Output) -> No
     out.job(await client.get_job(args.job_id), history=True)
 
 
+async def _explain(client: AsyncClient, args: argparse.Namespace, out: Output) -> None:
+    x = await client.explain_job(args.job_id)
+    if out.as_json:
+        out.json(x)
+        return
+    E = scheduler_pb2.JobExplanation
+    out.console.print(x.summary, highlight=False)
+    rows: list[tuple[str, str | Text]] = [
+        ("job", Text(x.job_id, style="bold")), ("state", styled_state(x.state)),
+        ("phase", E.Phase.Name(x.phase).removeprefix("PHASE_").lower())]
+    if x.hold_reason:
+        rows.append(("held", E.HoldReason.Name(x.hold_reason).removeprefix("HOLD_REASON_")))
+    if x.pacing_rule:
+        rows.append(("pacing rule",
+                     E.PacingRule.Name(x.pacing_rule).removeprefix("PACING_RULE_")))
+    if x.HasField("next_action_at"):
+        rows.append(("next action", f"{when(x.next_action_at)} (in {format_duration(x.wait)})"))
+    if x.HasField("retry_until"):
+        rows.append(("retry until", when(x.retry_until)))
+    grid = Table.grid(padding=(0, 2))
+    for key, value in rows:
+        grid.add_row(Text(key, style="dim"), value)
+    out.console.print(grid)
+
+
 async def _list(client: AsyncClient, args: argparse.Namespace, out: Output) -> None:
     filters: dict[str, Any] = {
         "account_id": args.account or "",
@@ -528,8 +561,10 @@ async def _update(client: AsyncClient, args: argparse.Namespace, out: Output) ->
         ambiguous=policy["ambiguous_time_policy"],
         next_free_slot=(_next_free_slot(args.next_free_slot)
                         if args.next_free_slot is not None else None),
+        validate_only=args.validate_only,
     )
     out.job(updated)
+    _checked_only(args, out)
 
 
 async def _cancel(client: AsyncClient, args: argparse.Namespace, out: Output) -> None:
@@ -942,7 +977,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--retry-for", type=_arg_type(parse_duration), metavar="DURATION",
                        help="retry transient failures this long after the planned time "
                        "(default: the window's end, else 1d)")
+        if name == "schedule":
+            p.add_argument("--validate-only", action="store_true",
+                           help="check everything, with Pinterest too; schedule nothing")
     verb("get", _get, "one job with its history").add_argument("job_id")
+    verb("explain", _explain, "why a job is not sent yet, and what happens next"
+         ).add_argument("job_id")
     p = verb("list", _list, "list jobs, newest first")
     p.add_argument("--account")
     p.add_argument("--state", type=states, action="extend", default=[], help="delivered, ...")
@@ -952,6 +992,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="every page")
     p = verb("update", _update, "change a job's pin, time or window", pin_flags)
     p.add_argument("job_id")
+    p.add_argument("--validate-only", action="store_true",
+                   help="check everything, with Pinterest too; change nothing")
     p.add_argument("--expected-version", type=count, default=0)
     p = verb("cancel", _cancel, "cancel a job (deletes a delivered pin)")
     p.add_argument("job_id")

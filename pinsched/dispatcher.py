@@ -144,6 +144,13 @@ class Dispatchers:
         self._timers.add(task)
         task.add_done_callback(self._timers.discard)
 
+    def queue_position(self, account_id: str, job_id: str) -> int:
+        """How many jobs of the account's dispatcher queue come before *job_id* (0 if none)."""
+        d = self._by_account.get(account_id)
+        if d is None or job_id not in d.queued:
+            return 0
+        return list(d.queue).index(job_id)
+
     def forget(self, job_id: str) -> None:
         """Drop what is remembered about a job whose submission is settled."""
         self.read_failures.pop(job_id, None)

@@ -13,7 +13,8 @@
     ├── Unimplemented          not built yet                               → UNIMPLEMENTED
     ├── ResourceExhausted      a server-wide cap is reached; retry later   → RESOURCE_EXHAUSTED
     ├── ShuttingDown                                                       → UNAVAILABLE
-    └── StorageUnavailable     disk full, read-only, I/O error; nothing written → UNAVAILABLE
+    ├── StorageUnavailable     disk full, read-only, I/O error; nothing written → UNAVAILABLE
+    └── RemoteUnavailable      a check with Pinterest could not be made      → UNAVAILABLE
 
 Pinterest's errors never cross the API as exceptions: they become job state and `last_error`.
 """
@@ -133,3 +134,9 @@ class StorageUnavailable(PinschedError):
     was not written; retry once the storage is fixed."""
 
     reason = "STORAGE_UNAVAILABLE"
+
+
+class RemoteUnavailable(PinschedError):
+    """A check with Pinterest (or a media host) could not be made; nothing was done."""
+
+    reason = "REMOTE_UNAVAILABLE"

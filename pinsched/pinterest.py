@@ -339,6 +339,12 @@ class PinterestClient:
         return PinPage([dict(i) for i in items if isinstance(i, Mapping)],
                        str(next_page) if next_page else None)
 
+    async def read(self, token: str, path: str, *, params: Mapping[str, str] | None = None,
+                   timeout_s: float | None = None) -> Outcome:
+        """A GET of *path* (`/boards/1`); `Delivered.pin` holds the JSON body."""
+        return await self._request("GET", path, token, params=params, write=False,
+                                   timeout_s=timeout_s)
+
     async def user_account(self, token: str, *, timeout_s: float | None = None) -> Outcome:
         """`GET /user_account`: who the token belongs to (`username`, `account_type`)."""
         return await self._request("GET", "/user_account", token, write=False,

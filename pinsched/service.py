@@ -14,7 +14,7 @@ import random
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
-from pinsched import boards, planning, slots, timing
+from pinsched import boards, notes, planning, slots, timing
 from pinsched.accounts import Account
 from pinsched.auth import AccountRegistry
 from pinsched.clock import Clock
@@ -256,7 +256,14 @@ class PinService:
         """*new*, the version this call committed, with its history: changes the scheduler or a
         dispatcher made a moment later (QUEUED → SUBMITTED) are not this call's answer."""
         stored = await self.store.get_job(new.id, with_history=True)
-        return dataclasses.replace(new, history=stored.history[: new.version])
+        kept: list[Transition] = []
+        changes = 0  # one per version; notes (job.at_risk) are not changes of the job
+        for entry in stored.history:
+            if changes == new.version:
+                break
+            kept.append(entry)
+            changes += not notes.is_note(entry)
+        return dataclasses.replace(new, history=tuple(kept))
 
     async def cancel(self, job_id: str, expected_version: int = 0) -> Job:
         """Cancel in any state where it means something (see the PinScheduler.CancelJob doc)."""
@@ -302,6 +309,15 @@ class PinService:
         moved goes back to PENDING); a delivered pin's mutable fields are PATCHed on Pinterest
         by its dispatcher (`remote_update`); anything else is FAILED_PRECONDITION.
         """
+        decide = self.update_decision(job_id, paths=paths, pin=pin, timing=timing,
+                                      retry_for=retry_for)
+        return await self._change(job_id, expected_version, decide)
+
+    def update_decision(
+        self, job_id: str, *, paths: Sequence[str], pin: PinSpec, timing: ScheduleSpec | None,
+        retry_for: timedelta | None,
+    ) -> Callable[[Job, datetime], tuple[Job, Transition]]:
+        """The change an UpdateJob makes to the job as read (also for `validate_only`)."""
         reason = f"updated: {', '.join(paths)}"
 
         def decide(job: Job, now: datetime) -> tuple[Job, Transition]:
@@ -339,7 +355,7 @@ class PinService:
             raise FailedPrecondition(
                 f"job {job_id!r} is {job.state.value}; it can no longer be updated")
 
-        return await self._change(job_id, expected_version, decide)
+        return decide
 
     async def reslot(self, job_id: str, *, expected_version: int, not_before: datetime) -> Job:
         """UpdateJob to `next_free_slot`: the job takes the next free slot, decided in the

@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 
 from google.protobuf.json_format import MessageToDict
 
-from pinsched import codec
+from pinsched import codec, notes
 from pinsched.accounts import Account
 from pinsched.api import convert as cv
 from pinsched.config import ConfigError, WebhookEndpoint
@@ -65,7 +65,8 @@ ACCOUNT_REAUTH_SOON: Final = "account.reauth_soon"
 ACCOUNT_HELD: Final = "account.held"
 APP_CREDENTIALS_REFUSED: Final = "app.credentials_refused"
 EVENT_TYPES: Final = frozenset({*STATE_EVENT_TYPES.values(), JOB_UPDATED, ACCOUNT_NEEDS_REAUTH,
-                                ACCOUNT_REAUTH_SOON, ACCOUNT_HELD, APP_CREDENTIALS_REFUSED})
+                                ACCOUNT_REAUTH_SOON, ACCOUNT_HELD, APP_CREDENTIALS_REFUSED,
+                                notes.AT_RISK_TYPE, notes.AT_RISK_CLEARED_TYPE})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -200,7 +201,7 @@ def iso_utc(at: datetime) -> str:
 def event_type(transition: Transition) -> str:
     """The webhook event type of a job transition."""
     if transition.from_state is not None and transition.from_state is transition.to_state:
-        return JOB_UPDATED
+        return notes.note_type(transition) or JOB_UPDATED
     return STATE_EVENT_TYPES[transition.to_state]
 
 

@@ -14,6 +14,7 @@ import grpc
 import pytest
 from google.protobuf import field_mask_pb2
 
+from pinsched import urlprobe
 from pinsched.app import Daemon
 from pinsched.clock import Clock
 from pinsched.config import Config
@@ -38,6 +39,12 @@ async def start_sandbox(clock: Clock | None = None) -> Sandbox:
     sb.add_user("acme", access_token=ACCESS, refresh_token=REFRESH, board_ids=[BOARD, "1002"])
     sb.set_client("client-1", "client-secret-1")
     return sb
+
+
+@pytest.fixture(autouse=True)
+def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Media URLs are probed on loopback only: the suite never reaches another host."""
+    monkeypatch.setattr(urlprobe, "ALLOWED_HOSTS", frozenset({"127.0.0.1", "localhost"}))
 
 
 @pytest.fixture

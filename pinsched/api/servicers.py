@@ -14,17 +14,21 @@ from google.protobuf import empty_pb2
 from pinsched import errors, limits
 from pinsched.accounts import Account, Pacing
 from pinsched.api import convert as cv
+from pinsched.api import explain as api_explain
 from pinsched.api import slots as api_slots
 from pinsched.api import validation as va
 from pinsched.api.account_rules import account_text_violations
 from pinsched.api.account_validation import routing_violations
 from pinsched.api.status import streaming, unary
 from pinsched.clock import Clock
+from pinsched.dryrun import DryRun
 from pinsched.errors import VersionMismatch
 from pinsched.events import EventBus, WatchFilter, watch_batches
 from pinsched.jobs import ImageBase64, Job, PinSpec, ScheduleSpec
+from pinsched.pinchecks import Checker
 from pinsched.service import AccountAdmin, PinService
 from pinsched.store import Event, JobFilter, Store
+from pinsched.urlprobe import UrlProbe
 from pinsched.v1 import (
     account_pb2,
     account_pb2_grpc,
@@ -91,8 +95,10 @@ def _keep_current_image(pin: job_pb2.Pin, current: PinSpec) -> None:
 class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
     def __init__(self, service: PinService, store: Store, bus: EventBus, clock: Clock, *,
                  skew: timedelta, horizon: timedelta,
-                 max_watchers: int = limits.MAX_WATCH_STREAMS) -> None:
+                 max_watchers: int = limits.MAX_WATCH_STREAMS,
+                 checker: Checker | None = None) -> None:
         self.service, self.store, self.bus, self.clock = service, store, bus, clock
+        self.dry = DryRun(service, checker or Checker(service.dispatchers.client, UrlProbe()))
         self.skew, self.horizon = skew, horizon
         self.max_watchers = max_watchers
         self.watching = 0
@@ -108,7 +114,11 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
     @unary
     async def SchedulePin(self, request: scheduler_pb2.SchedulePinRequest,
                           context: Ctx) -> job_pb2.Job:
-        (job,) = await self.service.schedule([self._spec(request)])
+        spec = self._spec(request)
+        if request.validate_only:
+            ((job, _),) = await self.dry.schedule_results([spec])
+        else:
+            (job,) = await self.service.schedule([spec])
         return cv.job_to_proto(job)
 
     @unary
@@ -126,7 +136,11 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
                 violations.extend(exc.violations)
         if violations:
             raise errors.InvalidArgument(violations)
-        results = await self.service.schedule_results(specs)
+        if request.validate_only:
+            results = await self.dry.schedule_results(
+                specs, prefixes=[f"requests[{i}]" for i in range(n)])
+        else:
+            results = await self.service.schedule_results(specs)
         return scheduler_pb2.BatchSchedulePinsResponse(
             jobs=[cv.job_to_proto(j) for j, _ in results], created=[c for _, c in results])
 
@@ -195,8 +209,9 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
                     "in another call")
             not_before = api_slots.update_not_before(request, now=self.clock.now(),
                                                      skew=self.skew, horizon=self.horizon)
-            job = await self.service.reslot(req.id, expected_version=request.expected_version,
-                                            not_before=not_before)
+            svc = self.dry if request.validate_only else self.service
+            job = await svc.reslot(req.id, expected_version=request.expected_version,
+                                   not_before=not_before)
             return cv.job_to_proto(job, with_history=True)
         # The mask is merged into the job as read, so the update is applied only to that very
         # version: when another change lands in between, read again and merge again (a given
@@ -253,7 +268,8 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
             out = va.Violations()
             retry_for = va.retry_for_from_proto(out, "job.retry_for", req)
             out.raise_if_any()
-        return await self.service.update(
+        svc = self.dry if request.validate_only else self.service
+        return await svc.update(
             req.id, paths=paths, expected_version=request.expected_version or current.version,
             pin=pin_spec, timing=timing_spec, retry_for=retry_for)
 
@@ -293,6 +309,13 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
         out.scheduled_at.FromDatetime(spec.scheduled_at)
         out.window_end.FromDatetime(spec.window_end)
         return out
+
+    @unary
+    async def ExplainJob(self, request: scheduler_pb2.ExplainJobRequest,
+                         context: Ctx) -> scheduler_pb2.JobExplanation:
+        if not request.job_id:
+            raise errors.InvalidArgument.one("job_id", "required")
+        return await api_explain.explain_job(self.service, request.job_id)
 
     @unary
     async def ListFreeSlots(self, request: scheduler_pb2.ListFreeSlotsRequest,

@@ -31,6 +31,7 @@ CODES: Final[tuple[tuple[type[errors.PinschedError], grpc.StatusCode], ...]] = (
     (errors.Unimplemented, grpc.StatusCode.UNIMPLEMENTED),
     (errors.ShuttingDown, grpc.StatusCode.UNAVAILABLE),
     (errors.StorageUnavailable, grpc.StatusCode.UNAVAILABLE),
+    (errors.RemoteUnavailable, grpc.StatusCode.UNAVAILABLE),
     (errors.ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
 )
 

@@ -8,7 +8,7 @@ a token: the API never returns one, and `scrub` clears the token fields of every
 
 `schedule_pin` / `schedule_pins` always send a `request_id`: the agent's, or one derived from the
 request's content (`derived_request_id`), so a retried tool call returns the same job instead of
-creating a second one. Not here yet: `explain_job` (its RPC does not exist).
+creating a second one.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ async def _schedule_pins(client: AsyncClient, req: scheduler_pb2.BatchSchedulePi
                          ) -> Message:
     for item in req.requests:
         _with_request_id(item)
-    return await client.batch_schedule_pins(req.requests)
+    return await client.batch_schedule_pins(req.requests, validate_only=req.validate_only)
 
 
 async def _list_jobs(client: AsyncClient, req: scheduler_pb2.ListJobsRequest) -> Message:
@@ -104,7 +104,8 @@ async def _list_jobs(client: AsyncClient, req: scheduler_pb2.ListJobsRequest) ->
 async def _update_job(client: AsyncClient, req: scheduler_pb2.UpdateJobRequest) -> Message:
     return await client.update_job(
         req.job, list(req.update_mask.paths), expected_version=req.expected_version,
-        nonexistent=req.nonexistent_time_policy, ambiguous=req.ambiguous_time_policy)
+        nonexistent=req.nonexistent_time_policy, ambiguous=req.ambiguous_time_policy,
+        validate_only=req.validate_only)
 
 
 def _set_paused(paused: bool) -> Call:
@@ -121,6 +122,10 @@ async def _preview(client: AsyncClient, req: scheduler_pb2.PreviewScheduleReques
 
 async def _get_job(client: AsyncClient, req: scheduler_pb2.GetJobRequest) -> Message:
     return await client.get_job(req.job_id)
+
+
+async def _explain_job(client: AsyncClient, req: scheduler_pb2.ExplainJobRequest) -> Message:
+    return await client.explain_job(req.job_id)
 
 
 async def _cancel_job(client: AsyncClient, req: scheduler_pb2.CancelJobRequest) -> Message:
@@ -164,6 +169,10 @@ TOOLS: Final[tuple[ToolSpec, ...]] = (
              (f"{JOBS}.ListJobs",), read_only=True),
     ToolSpec("get_job", "Get a job", _S.GetJobRequest, job_pb2.Job, _get_job,
              (f"{JOBS}.GetJob",), read_only=True),
+    ToolSpec("explain_job", "Explain a job", _S.ExplainJobRequest, _S.JobExplanation,
+             _explain_job, (f"{JOBS}.ExplainJob",),
+             "Use it when a pin is not out yet: `summary` says why in one sentence.",
+             read_only=True),
     ToolSpec("update_job", "Update a job", _S.UpdateJobRequest, job_pb2.Job, _update_job,
              (f"{JOBS}.UpdateJob",), "Set `job.id` and the fields named in `update_mask`.",
              idempotent=True, open_world=True, keep=frozenset({"pinsched.v1.Job.id"})),

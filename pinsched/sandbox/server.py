@@ -189,6 +189,10 @@ class Sandbox:
         """Add a board owned by an existing user."""
         self.state.add_board(username, board_id, name, now=self._now())
 
+    def remove_board(self, board_id: str) -> None:
+        """Delete a board, as its owner would on Pinterest (`add_board` brings one back)."""
+        self.state.boards.pop(board_id, None)
+
     def add_section(self, board_id: str, section_id: str) -> None:
         """Add a section to an existing board."""
         self.state.add_section(board_id, section_id)

@@ -487,6 +487,19 @@ class Store(OutboxMixin, RetentionMixin, MediaMixin, PacerStateMixin, SlotsMixin
 
         return await self._write(op)
 
+    async def append_note(self, job: Job, entry: Transition) -> int:
+        """Append *entry* (a note, `pinsched.notes`) to *job*'s events and the webhook outbox,
+        leaving the job row as it is; the event's sequence. `JobNotFound` once it is gone."""
+
+        def op(db: sqlite3.Connection, events: list[Event]) -> int:
+            if db.execute("SELECT 1 FROM jobs WHERE id = ?", (job.id,)).fetchone() is None:
+                raise JobNotFound(job.id)
+            event = self._append_event(db, job, entry)
+            events.append(event)
+            return event.sequence
+
+        return await self._write(op)
+
     def _append_event(self, db: sqlite3.Connection, job: Job, entry: Transition) -> Event:
         event = _append_event(db, job, entry)
         if self._outbox is not None:

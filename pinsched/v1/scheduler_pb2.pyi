@@ -122,6 +122,7 @@ class SchedulePinRequest(_message.Message):
     RETRY_FOR_FIELD_NUMBER: _builtins.int
     ALSO_BOARDS_FIELD_NUMBER: _builtins.int
     BOARD_INTERVAL_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Idempotency key (AIP-155), at most 128 characters. The same id with the same content returns
     the same job; with different content, ALREADY_EXISTS. Recommended: a UUID per pin.
@@ -132,6 +133,17 @@ class SchedulePinRequest(_message.Message):
     """For a `local_time` that does not exist. Default REJECT."""
     ambiguous_time_policy: Global___AmbiguousTimePolicy.ValueType
     """For a `local_time` that exists twice. Default REJECT."""
+    validate_only: _builtins.bool
+    """---- Preflight (issue 15): field numbers 50-59 are this feature's. ----
+
+    Check only: run every local check and the remote ones (the account's credentials with
+    `GET /v5/user_account`; the board is the account's, `GET /v5/boards/{id}`; the section
+    exists, `GET /v5/boards/{id}/sections`; each image URL answers an image under Pinterest's
+    size limit), and answer the job that would be created (empty `id`), persisting nothing.
+    Errors: INVALID_ARGUMENT naming each failing field with Pinterest's or the host's answer;
+    FAILED_PRECONDITION when Pinterest refuses the account's token; UNAVAILABLE when the checks
+    could not be made (Pinterest unreachable).
+    """
     @_builtins.property
     def pin(self) -> _job_pb2.Pin:
         """Required. The pin."""
@@ -192,10 +204,11 @@ class SchedulePinRequest(_message.Message):
         retry_for: _duration_pb2.Duration | None = ...,
         also_boards: _abc.Iterable[_builtins.str] | None = ...,
         board_interval: _duration_pb2.Duration | None = ...,
+        validate_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["board_interval", b"board_interval", "delivery_window", b"delivery_window", "local_time", b"local_time", "next_free_slot", b"next_free_slot", "pin", b"pin", "retry_for", b"retry_for", "scheduled_at", b"scheduled_at", "time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "also_boards", b"also_boards", "ambiguous_time_policy", b"ambiguous_time_policy", "board_interval", b"board_interval", "delivery_window", b"delivery_window", "local_time", b"local_time", "next_free_slot", b"next_free_slot", "nonexistent_time_policy", b"nonexistent_time_policy", "pin", b"pin", "request_id", b"request_id", "retry_for", b"retry_for", "scheduled_at", b"scheduled_at", "time", b"time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "also_boards", b"also_boards", "ambiguous_time_policy", b"ambiguous_time_policy", "board_interval", b"board_interval", "delivery_window", b"delivery_window", "local_time", b"local_time", "next_free_slot", b"next_free_slot", "nonexistent_time_policy", b"nonexistent_time_policy", "pin", b"pin", "request_id", b"request_id", "retry_for", b"retry_for", "scheduled_at", b"scheduled_at", "time", b"time", "validate_only", b"validate_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_time: _TypeAlias = _typing.Literal["scheduled_at", "local_time", "next_free_slot"]  # noqa: Y015
     _WhichOneofArgType_time: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
@@ -234,6 +247,13 @@ class BatchSchedulePinsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     REQUESTS_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
+    validate_only: _builtins.bool
+    """---- Preflight (issue 15): field numbers 50-59 are this feature's. ----
+
+    Check only, every request as `SchedulePinRequest.validate_only` (errors name the item);
+    the answer lists the jobs that would be created (`created` all false). Nothing persisted.
+    """
     @_builtins.property
     def requests(self) -> _containers.RepeatedCompositeFieldContainer[Global___SchedulePinRequest]:
         """1 to 1,000 requests; each may carry its own `request_id`."""
@@ -242,10 +262,11 @@ class BatchSchedulePinsRequest(_message.Message):
         self,
         *,
         requests: _abc.Iterable[Global___SchedulePinRequest] | None = ...,
+        validate_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["requests", b"requests"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["requests", b"requests", "validate_only", b"validate_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -410,12 +431,19 @@ class UpdateJobRequest(_message.Message):
     NONEXISTENT_TIME_POLICY_FIELD_NUMBER: _builtins.int
     AMBIGUOUS_TIME_POLICY_FIELD_NUMBER: _builtins.int
     NEXT_FREE_SLOT_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
     expected_version: _builtins.int
     """When non-zero, the update applies only if the job's version equals it (else ABORTED)."""
     nonexistent_time_policy: Global___NonexistentTimePolicy.ValueType
     """For a new `local_time` that does not exist."""
     ambiguous_time_policy: Global___AmbiguousTimePolicy.ValueType
     """For a new `local_time` that exists twice."""
+    validate_only: _builtins.bool
+    """---- Preflight (issue 15): field numbers 50-59 are this feature's. ----
+
+    Check only: validate the update, run the remote checks of `SchedulePinRequest.validate_only`
+    on the updated pin, and answer the job as it would be; nothing changes.
+    """
     @_builtins.property
     def job(self) -> _job_pb2.Job:
         """Required. The job with `id` set and the new values of the fields named in `update_mask`."""
@@ -445,10 +473,11 @@ class UpdateJobRequest(_message.Message):
         nonexistent_time_policy: Global___NonexistentTimePolicy.ValueType = ...,
         ambiguous_time_policy: Global___AmbiguousTimePolicy.ValueType = ...,
         next_free_slot: Global___NextFreeSlot | None = ...,
+        validate_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["job", b"job", "next_free_slot", b"next_free_slot", "update_mask", b"update_mask"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ambiguous_time_policy", b"ambiguous_time_policy", "expected_version", b"expected_version", "job", b"job", "next_free_slot", b"next_free_slot", "nonexistent_time_policy", b"nonexistent_time_policy", "update_mask", b"update_mask"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ambiguous_time_policy", b"ambiguous_time_policy", "expected_version", b"expected_version", "job", b"job", "next_free_slot", b"next_free_slot", "nonexistent_time_policy", b"nonexistent_time_policy", "update_mask", b"update_mask", "validate_only", b"validate_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -794,3 +823,289 @@ class FreeSlot(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___FreeSlot: _TypeAlias = FreeSlot  # noqa: Y015
+
+@_typing.final
+class ExplainJobRequest(_message.Message):
+    """---- ExplainJob. ----
+
+    Request of ExplainJob.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_ID_FIELD_NUMBER: _builtins.int
+    job_id: _builtins.str
+    """Required. The job id."""
+    def __init__(
+        self,
+        *,
+        job_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExplainJobRequest: _TypeAlias = ExplainJobRequest  # noqa: Y015
+
+@_typing.final
+class JobExplanation(_message.Message):
+    """Why a job is where it is and what happens next (ExplainJob)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Phase:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _PhaseEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[JobExplanation._Phase.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        PHASE_UNSPECIFIED: JobExplanation._Phase.ValueType  # 0
+        """Never used."""
+        PHASE_WAITING_FOR_TIME: JobExplanation._Phase.ValueType  # 1
+        """PENDING: waits for `planned_at` (at `next_action_at`)."""
+        PHASE_HELD: JobExplanation._Phase.ValueType  # 2
+        """The account cannot publish (see `hold_reason`, `hold_detail`); nothing is sent until
+        that is fixed.
+        """
+        PHASE_WAITING_FOR_PACING: JobExplanation._Phase.ValueType  # 3
+        """Due, but the account's or the app's pace holds it (see `pacing_rule`) until
+        `next_action_at`.
+        """
+        PHASE_SENDING: JobExplanation._Phase.ValueType  # 4
+        """Due and free to go: being sent now (`queue_position` jobs of the account before it), or
+        the request is in flight.
+        """
+        PHASE_BACKOFF: JobExplanation._Phase.ValueType  # 5
+        """RETRYING: backs off after `last_error` until `next_action_at`; retried until
+        `retry_until`.
+        """
+        PHASE_OUTCOME_UNKNOWN: JobExplanation._Phase.ValueType  # 6
+        """SUBMITTED with an unknown outcome: the pin is looked for on board `board_id` since
+        `looking_since` before anything is retried.
+        """
+        PHASE_REMOTE_CHANGE: JobExplanation._Phase.ValueType  # 7
+        """The published pin is being deleted (CANCELLING) or updated (`remote_update` pending)."""
+        PHASE_NEEDS_USER: JobExplanation._Phase.ValueType  # 8
+        """FAILED: needs the user (see `last_error`); RetryJob or CancelJob once fixed."""
+        PHASE_FINISHED: JobExplanation._Phase.ValueType  # 9
+        """Nothing more happens: DELIVERED, CANCELLED or PERMANENTLY_FAILED (see `outcome`)."""
+
+    class Phase(_Phase, metaclass=_PhaseEnumTypeWrapper):
+        """What the job is waiting for."""
+
+    PHASE_UNSPECIFIED: JobExplanation.Phase.ValueType  # 0
+    """Never used."""
+    PHASE_WAITING_FOR_TIME: JobExplanation.Phase.ValueType  # 1
+    """PENDING: waits for `planned_at` (at `next_action_at`)."""
+    PHASE_HELD: JobExplanation.Phase.ValueType  # 2
+    """The account cannot publish (see `hold_reason`, `hold_detail`); nothing is sent until
+    that is fixed.
+    """
+    PHASE_WAITING_FOR_PACING: JobExplanation.Phase.ValueType  # 3
+    """Due, but the account's or the app's pace holds it (see `pacing_rule`) until
+    `next_action_at`.
+    """
+    PHASE_SENDING: JobExplanation.Phase.ValueType  # 4
+    """Due and free to go: being sent now (`queue_position` jobs of the account before it), or
+    the request is in flight.
+    """
+    PHASE_BACKOFF: JobExplanation.Phase.ValueType  # 5
+    """RETRYING: backs off after `last_error` until `next_action_at`; retried until
+    `retry_until`.
+    """
+    PHASE_OUTCOME_UNKNOWN: JobExplanation.Phase.ValueType  # 6
+    """SUBMITTED with an unknown outcome: the pin is looked for on board `board_id` since
+    `looking_since` before anything is retried.
+    """
+    PHASE_REMOTE_CHANGE: JobExplanation.Phase.ValueType  # 7
+    """The published pin is being deleted (CANCELLING) or updated (`remote_update` pending)."""
+    PHASE_NEEDS_USER: JobExplanation.Phase.ValueType  # 8
+    """FAILED: needs the user (see `last_error`); RetryJob or CancelJob once fixed."""
+    PHASE_FINISHED: JobExplanation.Phase.ValueType  # 9
+    """Nothing more happens: DELIVERED, CANCELLED or PERMANENTLY_FAILED (see `outcome`)."""
+
+    class _HoldReason:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _HoldReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[JobExplanation._HoldReason.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        HOLD_REASON_UNSPECIFIED: JobExplanation._HoldReason.ValueType  # 0
+        """Not held."""
+        HOLD_REASON_ACCOUNT_PAUSED: JobExplanation._HoldReason.ValueType  # 1
+        """The account is paused (UpdateAccount `paused`)."""
+        HOLD_REASON_ACCOUNT_NEEDS_REAUTH: JobExplanation._HoldReason.ValueType  # 2
+        """The account's authorisation failed: new tokens are needed (UpdateAccount)."""
+        HOLD_REASON_ACCOUNT_HELD: JobExplanation._HoldReason.ValueType  # 3
+        """Pinterest refuses the whole account (e.g. code 29 or 3); see `hold_detail`."""
+        HOLD_REASON_APP_CREDENTIALS_REFUSED: JobExplanation._HoldReason.ValueType  # 4
+        """Pinterest refuses the app's client credentials: every account is held."""
+
+    class HoldReason(_HoldReason, metaclass=_HoldReasonEnumTypeWrapper):
+        """Why the account cannot publish."""
+
+    HOLD_REASON_UNSPECIFIED: JobExplanation.HoldReason.ValueType  # 0
+    """Not held."""
+    HOLD_REASON_ACCOUNT_PAUSED: JobExplanation.HoldReason.ValueType  # 1
+    """The account is paused (UpdateAccount `paused`)."""
+    HOLD_REASON_ACCOUNT_NEEDS_REAUTH: JobExplanation.HoldReason.ValueType  # 2
+    """The account's authorisation failed: new tokens are needed (UpdateAccount)."""
+    HOLD_REASON_ACCOUNT_HELD: JobExplanation.HoldReason.ValueType  # 3
+    """Pinterest refuses the whole account (e.g. code 29 or 3); see `hold_detail`."""
+    HOLD_REASON_APP_CREDENTIALS_REFUSED: JobExplanation.HoldReason.ValueType  # 4
+    """Pinterest refuses the app's client credentials: every account is held."""
+
+    class _PacingRule:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _PacingRuleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[JobExplanation._PacingRule.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        PACING_RULE_UNSPECIFIED: JobExplanation._PacingRule.ValueType  # 0
+        """No pacing rule holds the job."""
+        PACING_RULE_MIN_SPACING: JobExplanation._PacingRule.ValueType  # 1
+        """The account's `min_spacing` since its last pin."""
+        PACING_RULE_HOURLY_CAP: JobExplanation._PacingRule.ValueType  # 2
+        """The account's `max_per_hour` in the sliding hour."""
+        PACING_RULE_DAILY_CAP: JobExplanation._PacingRule.ValueType  # 3
+        """The account's `max_per_day` in the sliding 24 hours."""
+        PACING_RULE_WRITE_BUCKET: JobExplanation._PacingRule.ValueType  # 4
+        """The account's write bucket (`writes_per_minute`, slowed down after a 429)."""
+        PACING_RULE_APP_BUCKET: JobExplanation._PacingRule.ValueType  # 5
+        """The app-wide bucket (`app_writes_per_minute`)."""
+        PACING_RULE_COOL_DOWN: JobExplanation._PacingRule.ValueType  # 6
+        """A cool-down Pinterest asked for: after a 429, a spam block, or an exhausted quota."""
+
+    class PacingRule(_PacingRule, metaclass=_PacingRuleEnumTypeWrapper):
+        """The pacing rule that holds a due job."""
+
+    PACING_RULE_UNSPECIFIED: JobExplanation.PacingRule.ValueType  # 0
+    """No pacing rule holds the job."""
+    PACING_RULE_MIN_SPACING: JobExplanation.PacingRule.ValueType  # 1
+    """The account's `min_spacing` since its last pin."""
+    PACING_RULE_HOURLY_CAP: JobExplanation.PacingRule.ValueType  # 2
+    """The account's `max_per_hour` in the sliding hour."""
+    PACING_RULE_DAILY_CAP: JobExplanation.PacingRule.ValueType  # 3
+    """The account's `max_per_day` in the sliding 24 hours."""
+    PACING_RULE_WRITE_BUCKET: JobExplanation.PacingRule.ValueType  # 4
+    """The account's write bucket (`writes_per_minute`, slowed down after a 429)."""
+    PACING_RULE_APP_BUCKET: JobExplanation.PacingRule.ValueType  # 5
+    """The app-wide bucket (`app_writes_per_minute`)."""
+    PACING_RULE_COOL_DOWN: JobExplanation.PacingRule.ValueType  # 6
+    """A cool-down Pinterest asked for: after a 429, a spam block, or an exhausted quota."""
+
+    JOB_ID_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    PHASE_FIELD_NUMBER: _builtins.int
+    SUMMARY_FIELD_NUMBER: _builtins.int
+    NEXT_ACTION_AT_FIELD_NUMBER: _builtins.int
+    WAIT_FIELD_NUMBER: _builtins.int
+    HOLD_REASON_FIELD_NUMBER: _builtins.int
+    HOLD_DETAIL_FIELD_NUMBER: _builtins.int
+    PACING_RULE_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
+    RETRY_UNTIL_FIELD_NUMBER: _builtins.int
+    RETRY_LEFT_FIELD_NUMBER: _builtins.int
+    LAST_ERROR_FIELD_NUMBER: _builtins.int
+    BOARD_ID_FIELD_NUMBER: _builtins.int
+    LOOKING_SINCE_FIELD_NUMBER: _builtins.int
+    FAILED_LOOKS_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    PINTEREST_PIN_ID_FIELD_NUMBER: _builtins.int
+    EXPLAINED_AT_FIELD_NUMBER: _builtins.int
+    QUEUE_POSITION_FIELD_NUMBER: _builtins.int
+    AT_RISK_FIELD_NUMBER: _builtins.int
+    job_id: _builtins.str
+    """The job."""
+    state: _job_pb2.Job.State.ValueType
+    """Its state."""
+    phase: Global___JobExplanation.Phase.ValueType
+    """What it waits for."""
+    summary: _builtins.str
+    """One sentence for a human, e.g. "Waiting for its planned time 2027-06-01T14:00:00Z (in 3m)." """
+    hold_reason: Global___JobExplanation.HoldReason.ValueType
+    """PHASE_HELD: why."""
+    hold_detail: _builtins.str
+    """PHASE_HELD: the account's `state_reason` or Pinterest's answer."""
+    pacing_rule: Global___JobExplanation.PacingRule.ValueType
+    """PHASE_WAITING_FOR_PACING: the rule that holds it."""
+    attempts: _builtins.int
+    """Publish attempts made so far."""
+    board_id: _builtins.str
+    """The board the pin is for (PHASE_OUTCOME_UNKNOWN: where it is looked for)."""
+    failed_looks: _builtins.int
+    """PHASE_OUTCOME_UNKNOWN: failed reads of the board in a row."""
+    outcome: _builtins.str
+    """PHASE_FINISHED and PHASE_REMOTE_CHANGE: the reason of the last change, e.g. "published"."""
+    pinterest_pin_id: _builtins.str
+    """The published pin, when there is one."""
+    queue_position: _builtins.int
+    """PHASE_SENDING: jobs of the account queued before this one."""
+    at_risk: _builtins.str
+    """What the last check ahead of the job's moment found wrong (`job.at_risk`, see
+    `preflight_lead_time_s`); empty when it is not at risk.
+    """
+    @_builtins.property
+    def next_action_at(self) -> _timestamp_pb2.Timestamp:
+        """When the daemon acts on it next (planned time, end of a pace wait or backoff, next look
+        for the pin); unset when nothing is timed (held, finished, needs the user).
+        """
+
+    @_builtins.property
+    def wait(self) -> _duration_pb2.Duration:
+        """`next_action_at` minus `explained_at` (zero when due now)."""
+
+    @_builtins.property
+    def retry_until(self) -> _timestamp_pb2.Timestamp:
+        """Until when transient failures are retried (as `Job.retry_until`)."""
+
+    @_builtins.property
+    def retry_left(self) -> _duration_pb2.Duration:
+        """`retry_until` minus `explained_at` (zero once passed)."""
+
+    @_builtins.property
+    def last_error(self) -> _job_pb2.JobError:
+        """The last error, when there is one."""
+
+    @_builtins.property
+    def looking_since(self) -> _timestamp_pb2.Timestamp:
+        """PHASE_OUTCOME_UNKNOWN: when the request whose outcome is unknown was sent."""
+
+    @_builtins.property
+    def explained_at(self) -> _timestamp_pb2.Timestamp:
+        """The instant this explanation holds for."""
+
+    def __init__(
+        self,
+        *,
+        job_id: _builtins.str = ...,
+        state: _job_pb2.Job.State.ValueType = ...,
+        phase: Global___JobExplanation.Phase.ValueType = ...,
+        summary: _builtins.str = ...,
+        next_action_at: _timestamp_pb2.Timestamp | None = ...,
+        wait: _duration_pb2.Duration | None = ...,
+        hold_reason: Global___JobExplanation.HoldReason.ValueType = ...,
+        hold_detail: _builtins.str = ...,
+        pacing_rule: Global___JobExplanation.PacingRule.ValueType = ...,
+        attempts: _builtins.int = ...,
+        retry_until: _timestamp_pb2.Timestamp | None = ...,
+        retry_left: _duration_pb2.Duration | None = ...,
+        last_error: _job_pb2.JobError | None = ...,
+        board_id: _builtins.str = ...,
+        looking_since: _timestamp_pb2.Timestamp | None = ...,
+        failed_looks: _builtins.int = ...,
+        outcome: _builtins.str = ...,
+        pinterest_pin_id: _builtins.str = ...,
+        explained_at: _timestamp_pb2.Timestamp | None = ...,
+        queue_position: _builtins.int = ...,
+        at_risk: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["explained_at", b"explained_at", "last_error", b"last_error", "looking_since", b"looking_since", "next_action_at", b"next_action_at", "retry_left", b"retry_left", "retry_until", b"retry_until", "wait", b"wait"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at_risk", b"at_risk", "attempts", b"attempts", "board_id", b"board_id", "explained_at", b"explained_at", "failed_looks", b"failed_looks", "hold_detail", b"hold_detail", "hold_reason", b"hold_reason", "job_id", b"job_id", "last_error", b"last_error", "looking_since", b"looking_since", "next_action_at", b"next_action_at", "outcome", b"outcome", "pacing_rule", b"pacing_rule", "phase", b"phase", "pinterest_pin_id", b"pinterest_pin_id", "queue_position", b"queue_position", "retry_left", b"retry_left", "retry_until", b"retry_until", "state", b"state", "summary", b"summary", "wait", b"wait"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___JobExplanation: _TypeAlias = JobExplanation  # noqa: Y015

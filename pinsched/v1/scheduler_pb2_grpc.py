@@ -93,6 +93,11 @@ class PinSchedulerStub:
                 request_serializer=pinsched_dot_v1_dot_scheduler__pb2.ListFreeSlotsRequest.SerializeToString,
                 response_deserializer=pinsched_dot_v1_dot_scheduler__pb2.ListFreeSlotsResponse.FromString,
                 _registered_method=True)
+        self.ExplainJob = channel.unary_unary(
+                '/pinsched.v1.PinScheduler/ExplainJob',
+                request_serializer=pinsched_dot_v1_dot_scheduler__pb2.ExplainJobRequest.SerializeToString,
+                response_deserializer=pinsched_dot_v1_dot_scheduler__pb2.JobExplanation.FromString,
+                _registered_method=True)
 
 
 class PinSchedulerServicer:
@@ -201,6 +206,17 @@ class PinSchedulerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExplainJob(self, request, context):
+        """Explains where a job is and what happens next: waiting for its planned time, held (and
+        why), waiting for the account's pace (which rule, and when it frees up), backing off after
+        an error (attempt, retry deadline left), looking for the pin after an unknown outcome, a
+        delete or update of the published pin in progress, or finished (how). Structured fields
+        plus one sentence (`summary`). Read-only. Errors: INVALID_ARGUMENT (empty id), NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PinSchedulerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -253,6 +269,11 @@ def add_PinSchedulerServicer_to_server(servicer, server):
                     servicer.ListFreeSlots,
                     request_deserializer=pinsched_dot_v1_dot_scheduler__pb2.ListFreeSlotsRequest.FromString,
                     response_serializer=pinsched_dot_v1_dot_scheduler__pb2.ListFreeSlotsResponse.SerializeToString,
+            ),
+            'ExplainJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExplainJob,
+                    request_deserializer=pinsched_dot_v1_dot_scheduler__pb2.ExplainJobRequest.FromString,
+                    response_serializer=pinsched_dot_v1_dot_scheduler__pb2.JobExplanation.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -533,6 +554,33 @@ class PinScheduler:
             '/pinsched.v1.PinScheduler/ListFreeSlots',
             pinsched_dot_v1_dot_scheduler__pb2.ListFreeSlotsRequest.SerializeToString,
             pinsched_dot_v1_dot_scheduler__pb2.ListFreeSlotsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExplainJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pinsched.v1.PinScheduler/ExplainJob',
+            pinsched_dot_v1_dot_scheduler__pb2.ExplainJobRequest.SerializeToString,
+            pinsched_dot_v1_dot_scheduler__pb2.JobExplanation.FromString,
             options,
             channel_credentials,
             insecure,

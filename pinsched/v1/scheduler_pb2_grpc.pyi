@@ -97,6 +97,13 @@ class PinSchedulerStub:
     Errors: INVALID_ARGUMENT (bad account id, count outside 0..100, bad not_before); NOT_FOUND
     (account); FAILED_PRECONDITION when the account has no posting schedule.
     """
+    ExplainJob: _grpc.UnaryUnaryMultiCallable[_scheduler_pb2.ExplainJobRequest, _scheduler_pb2.JobExplanation]
+    """Explains where a job is and what happens next: waiting for its planned time, held (and
+    why), waiting for the account's pace (which rule, and when it frees up), backing off after
+    an error (attempt, retry deadline left), looking for the pin after an unknown outcome, a
+    delete or update of the published pin in progress, or finished (how). Structured fields
+    plus one sentence (`summary`). Read-only. Errors: INVALID_ARGUMENT (empty id), NOT_FOUND.
+    """
 
 @_typing.type_check_only
 class PinSchedulerAsyncStub(PinSchedulerStub):
@@ -165,6 +172,13 @@ class PinSchedulerAsyncStub(PinSchedulerStub):
     a pin honours the account's pacing. Persists nothing.
     Errors: INVALID_ARGUMENT (bad account id, count outside 0..100, bad not_before); NOT_FOUND
     (account); FAILED_PRECONDITION when the account has no posting schedule.
+    """
+    ExplainJob: _aio.UnaryUnaryMultiCallable[_scheduler_pb2.ExplainJobRequest, _scheduler_pb2.JobExplanation]  # type: ignore[assignment]
+    """Explains where a job is and what happens next: waiting for its planned time, held (and
+    why), waiting for the account's pace (which rule, and when it frees up), backing off after
+    an error (attempt, retry deadline left), looking for the pin after an unknown outcome, a
+    delete or update of the published pin in progress, or finished (how). Structured fields
+    plus one sentence (`summary`). Read-only. Errors: INVALID_ARGUMENT (empty id), NOT_FOUND.
     """
 
 class PinSchedulerServicer(metaclass=_abc_1.ABCMeta):
@@ -291,6 +305,19 @@ class PinSchedulerServicer(metaclass=_abc_1.ABCMeta):
         a pin honours the account's pacing. Persists nothing.
         Errors: INVALID_ARGUMENT (bad account id, count outside 0..100, bad not_before); NOT_FOUND
         (account); FAILED_PRECONDITION when the account has no posting schedule.
+        """
+
+    @_abc_1.abstractmethod
+    def ExplainJob(
+        self,
+        request: _scheduler_pb2.ExplainJobRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_scheduler_pb2.JobExplanation, _abc.Awaitable[_scheduler_pb2.JobExplanation]]:
+        """Explains where a job is and what happens next: waiting for its planned time, held (and
+        why), waiting for the account's pace (which rule, and when it frees up), backing off after
+        an error (attempt, retry deadline left), looking for the pin after an unknown outcome, a
+        delete or update of the published pin in progress, or finished (how). Structured fields
+        plus one sentence (`summary`). Read-only. Errors: INVALID_ARGUMENT (empty id), NOT_FOUND.
         """
 
 def add_PinSchedulerServicer_to_server(servicer: PinSchedulerServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

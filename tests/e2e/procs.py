@@ -85,7 +85,8 @@ async def start_daemon(db: Path, api_base: str, *extra: str,
     proc = await spawn(["pinsched", "serve", "--listen", "127.0.0.1:0",
                         "--http-listen", "127.0.0.1:0", "--db", str(db),
                         "--pinterest-api-base", api_base, *extra], "daemon",
-                       env={"PINSCHED_PINTEREST_CLIENT_ID": "e2e-client",
+                       env={"PINSCHED_PREFLIGHT_LEAD_TIME_S": "0",  # no probe of other hosts
+                            "PINSCHED_PINTEREST_CLIENT_ID": "e2e-client",
                             "PINSCHED_PINTEREST_CLIENT_SECRET": "e2e-secret", **(env or {})})
     line = await proc.wait_line('"pinsched_ready"')
     return proc, int(json.loads(line)["port"])

@@ -29,7 +29,7 @@ from tests.e2e.procs import ROOT
 
 TOKEN = "mcp-test-api-token"
 READ_ONLY = {"preview_schedule", "list_jobs", "get_job", "list_accounts", "get_account",
-             "list_free_slots"}
+             "list_free_slots", "explain_job"}
 TOOLS = READ_ONLY | {"schedule_pin", "schedule_pins", "update_job", "cancel_job", "retry_job",
                      "pause_account", "resume_account"}
 
@@ -178,6 +178,13 @@ async def check_a_retried_schedule_pin_returns_the_same_job(session: ClientSessi
     assert ok(await session.call_tool("schedule_pin", mine))["id"] == \
         ok(await session.call_tool("schedule_pin", mine))["id"]
     assert await job_count(session) == before + 2
+    # validate_only reaches the daemon through both tools: checked (the suite's image URLs are
+    # outside its loopback-only network, so the checks cannot be made), nothing created.
+    for tool, args in (("schedule_pin", {**pin_args("Checked", at=at), "validate_only": True}),
+                       ("schedule_pins", {"requests": [pin_args("Checked", at=at)],
+                                          "validate_only": True})):
+        assert error(await session.call_tool(tool, args))["code"] == "UNAVAILABLE"
+    assert await job_count(session) == before + 2
     batch = {"requests": [pin_args("Batch A", at=at), pin_args("Batch B", at=at)]}
     ids = [j["id"] for j in ok(await session.call_tool("schedule_pins", batch))["jobs"]]
     assert [j["id"] for j in ok(await session.call_tool("schedule_pins", batch))["jobs"]] == ids
@@ -206,6 +213,7 @@ BAD_ARGUMENTS = [
     ("list_jobs", {"page_size": "many"}, "page_size"),
     ("list_jobs", {"states": ["STATE_SOMETIMES"]}, "states[0]"),
     ("get_job", {"job_id": ["a"]}, "job_id"),
+    ("explain_job", {"job_id": 5}, "job_id"),
     ("update_job", {"job": {"id": "x", "state": "STATE_DELIVERED"}}, "job.state"),
     ("schedule_pins", {"requests": [{"pin": {"board_id": 1}}]}, "requests[0].pin.board_id"),
     ("schedule_pins", {"requests": "all of them"}, "requests"),
@@ -232,6 +240,11 @@ async def check_daemon_errors_come_back_with_their_details(session: ClientSessio
         at=datetime.now(UTC) + timedelta(days=1))))
     assert error(await session.call_tool("retry_job", {"job_id": job["id"]}))["code"] == \
         "FAILED_PRECONDITION"
+    why = ok(await session.call_tool("explain_job", {"job_id": job["id"]}))
+    assert why["phase"] == "PHASE_WAITING_FOR_TIME"
+    assert why["summary"].startswith("Waiting for its planned time")
+    assert error(await session.call_tool("explain_job", {"job_id": "nope"}))["code"] == \
+        "NOT_FOUND"
     stale = {"job_id": job["id"], "expected_version": int(job["version"]) + 5}
     assert error(await session.call_tool("cancel_job", stale))["code"] == "ABORTED"
     assert error(await session.call_tool("no_such_tool", {}))["code"] == "NOT_FOUND"

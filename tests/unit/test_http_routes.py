@@ -25,6 +25,7 @@ EXPECTED = {
     "PinScheduler_CancelJob": ("POST", "/v1/jobs/{job_id}:cancel", "*"),
     "PinScheduler_RetryJob": ("POST", "/v1/jobs/{job_id}:retry", "*"),
     "PinScheduler_WatchJobs": ("GET", "/v1/jobs:watch", ""),
+    "PinScheduler_ExplainJob": ("GET", "/v1/jobs/{job_id}:explain", ""),
     "PinScheduler_ListFreeSlots": ("GET", "/v1/accounts/{account_id}/freeSlots", ""),
     "AccountService_CreateAccount": ("POST", "/v1/accounts", "*"),
     "AccountService_GetAccount": ("GET", "/v1/accounts/{account_id}", ""),

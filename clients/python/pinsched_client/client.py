@@ -199,9 +199,13 @@ class AsyncClient:
     async def batch_schedule_pins(
         self,
         requests: Iterable[scheduler_pb2.SchedulePinRequest],
+        *,
+        validate_only: bool = False,
     ) -> scheduler_pb2.BatchSchedulePinsResponse:
-        """Schedule up to 1,000 pins atomically; each empty `request_id` gets a uuid4 first."""
-        batch = scheduler_pb2.BatchSchedulePinsRequest(requests=requests)
+        """Schedule up to 1,000 pins atomically; each empty `request_id` gets a uuid4 first.
+        With *validate_only*, check them all (with Pinterest too) and schedule nothing."""
+        batch = scheduler_pb2.BatchSchedulePinsRequest(requests=requests,
+                                                       validate_only=validate_only)
         for item in batch.requests:
             item.request_id = item.request_id or str(uuid.uuid4())
         return await self._call(self._jobs.BatchSchedulePins, batch, retry=True)
@@ -213,6 +217,11 @@ class AsyncClient:
             job_id=job_id,
             view=scheduler_pb2.JOB_VIEW_FULL if full else scheduler_pb2.JOB_VIEW_BASIC)
         return await self._call(self._jobs.GetJob, request, retry=True)
+
+    async def explain_job(self, job_id: str) -> scheduler_pb2.JobExplanation:
+        """Why the job is where it is and what happens next (one sentence in `summary`)."""
+        request = scheduler_pb2.ExplainJobRequest(job_id=job_id)
+        return await self._call(self._jobs.ExplainJob, request, retry=True)
 
     async def list_jobs(
         self,
@@ -281,9 +290,11 @@ class AsyncClient:
             scheduler_pb2.AMBIGUOUS_TIME_POLICY_UNSPECIFIED
         ),
         next_free_slot: scheduler_pb2.NextFreeSlot | None = None,
+        validate_only: bool = False,
     ) -> job_pb2.Job:
         """Change the fields of *job* named by *paths* (`pin.title`, `scheduled_at`, ...); the
-        path `next_free_slot` (alone) moves it into the next free posting slot."""
+        path `next_free_slot` (alone) moves it into the next free posting slot. With
+        *validate_only*, check everything (with Pinterest too) and change nothing."""
         request = scheduler_pb2.UpdateJobRequest(
             job=job,
             update_mask=field_mask_pb2.FieldMask(paths=paths),
@@ -291,8 +302,9 @@ class AsyncClient:
             nonexistent_time_policy=nonexistent,
             ambiguous_time_policy=ambiguous,
             next_free_slot=next_free_slot,
+            validate_only=validate_only,
         )
-        return await self._call(self._jobs.UpdateJob, request, retry=False)
+        return await self._call(self._jobs.UpdateJob, request, retry=validate_only)
 
     async def list_free_slots(
         self, account_id: str, *, not_before: timestamp_pb2.Timestamp | None = None,

@@ -81,14 +81,20 @@ class Client:
         return self._run(self._aio.schedule_pin(request))
 
     def batch_schedule_pins(
-        self, requests: Iterable[scheduler_pb2.SchedulePinRequest]
+        self, requests: Iterable[scheduler_pb2.SchedulePinRequest], *,
+        validate_only: bool = False,
     ) -> scheduler_pb2.BatchSchedulePinsResponse:
         """See `AsyncClient.batch_schedule_pins`."""
-        return self._run(self._aio.batch_schedule_pins(list(requests)))
+        return self._run(self._aio.batch_schedule_pins(list(requests),
+                                                       validate_only=validate_only))
 
     def get_job(self, job_id: str, *, full: bool = False) -> job_pb2.Job:
         """See `AsyncClient.get_job`."""
         return self._run(self._aio.get_job(job_id, full=full))
+
+    def explain_job(self, job_id: str) -> scheduler_pb2.JobExplanation:
+        """See `AsyncClient.explain_job`."""
+        return self._run(self._aio.explain_job(job_id))
 
     def list_jobs(self, **filters: Any) -> scheduler_pb2.ListJobsResponse:
         """See `AsyncClient.list_jobs`."""

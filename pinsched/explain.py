@@ -1,0 +1,335 @@
+"""Why a job is where it is, and what happens next (ExplainJob). Pure: no I/O, no clock reads.
+
+`explain(facts)` turns what the daemon knows about one job — the job row, its account, the
+app's credential state, the account's live pace (`pace_wait`) and what its dispatcher remembers
+— into an `Explanation`: a phase (waiting for its time, held, waiting for pacing, sending,
+backing off, outcome unknown, remote change, needs the user, finished), the structured details
+of that phase, and one sentence for a human.
+
+`pace_wait` reads an account's `AccountPacer` and the app-wide bucket without changing them
+(the token buckets are asked on copies) and names the rule that holds a due pin the longest,
+checked in the order the dispatcher checks them.
+
+Hook for media staging: a job whose media is not ready yet will get its own phase here
+(between "waiting for its time" and "sending"); the facts will carry the staging state.
+"""
+
+from __future__ import annotations
+
+import copy
+import enum
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from pinsched import notes
+from pinsched.accounts import Account, AccountState
+from pinsched.jobs import ErrorCategory, Job, JobError, JobState
+from pinsched.pacing import AccountPacer, TokenBucket
+
+S = JobState
+
+
+class Phase(enum.StrEnum):
+    WAITING_FOR_TIME = "WAITING_FOR_TIME"
+    HELD = "HELD"
+    WAITING_FOR_PACING = "WAITING_FOR_PACING"
+    SENDING = "SENDING"
+    BACKOFF = "BACKOFF"
+    OUTCOME_UNKNOWN = "OUTCOME_UNKNOWN"
+    REMOTE_CHANGE = "REMOTE_CHANGE"
+    NEEDS_USER = "NEEDS_USER"
+    FINISHED = "FINISHED"
+
+
+class Hold(enum.StrEnum):
+    ACCOUNT_PAUSED = "ACCOUNT_PAUSED"
+    ACCOUNT_NEEDS_REAUTH = "ACCOUNT_NEEDS_REAUTH"
+    ACCOUNT_HELD = "ACCOUNT_HELD"
+    APP_CREDENTIALS_REFUSED = "APP_CREDENTIALS_REFUSED"
+
+
+class Rule(enum.StrEnum):
+    MIN_SPACING = "MIN_SPACING"
+    HOURLY_CAP = "HOURLY_CAP"
+    DAILY_CAP = "DAILY_CAP"
+    WRITE_BUCKET = "WRITE_BUCKET"
+    APP_BUCKET = "APP_BUCKET"
+    COOL_DOWN = "COOL_DOWN"
+
+
+_RULE_WORDS = {
+    Rule.MIN_SPACING: "the account's minimum spacing between pins",
+    Rule.HOURLY_CAP: "the account's hourly cap",
+    Rule.DAILY_CAP: "the account's daily cap",
+    Rule.WRITE_BUCKET: "the account's write rate",
+    Rule.APP_BUCKET: "the app-wide write rate",
+    Rule.COOL_DOWN: "a cool-down Pinterest asked for (429, spam block or quota)",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PaceWait:
+    """The rule holding a due pin and for how many seconds."""
+
+    rule: Rule
+    seconds: float
+
+
+def pace_wait(pacer: AccountPacer, app_bucket: TokenBucket, mono: float) -> PaceWait | None:
+    """What holds a pin of the account at monotonic *mono*, or None when it may go now. Reads
+    *pacer* and *app_bucket* without changing them."""
+    policy = pacer.policy
+    waits: list[tuple[float, Rule]] = [(pacer.blocked_until - mono, Rule.COOL_DOWN)]
+    spacing = policy.min_spacing.total_seconds()
+    if spacing > 0 and pacer.last_pin is not None:
+        waits.append((pacer.last_pin + spacing - mono, Rule.MIN_SPACING))
+    day = [t for t in pacer.recent if t > mono - 86_400]
+    if policy.max_per_day and len(day) >= policy.max_per_day:
+        waits.append((day[-policy.max_per_day] + 86_400 - mono, Rule.DAILY_CAP))
+    hour = [t for t in day if t > mono - 3600]
+    if policy.max_per_hour and len(hour) >= policy.max_per_hour:
+        waits.append((hour[-policy.max_per_hour] + 3600 - mono, Rule.HOURLY_CAP))
+    longest, rule = max(waits, key=lambda w: w[0])
+    if longest > 0:
+        return PaceWait(rule, longest)
+    probe = copy.deepcopy(pacer)  # write_delay takes a token: ask a copy
+    quota = probe.quota_gap and mono < probe.quota_until and probe.last_write is not None
+    if wait := probe.write_delay(mono):
+        return PaceWait(Rule.COOL_DOWN if quota else Rule.WRITE_BUCKET, wait)
+    if wait := copy.copy(app_bucket).try_take(mono):
+        return PaceWait(Rule.APP_BUCKET, wait)
+    return None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Facts:
+    """What the daemon knows about one job at *now*."""
+
+    job: Job
+    now: datetime
+    account: Account | None
+    retry_until: datetime
+    app_refused: str = ""
+    pace: PaceWait | None = None
+    queue_position: int = 0  # jobs of the account queued before this one
+    failed_looks: int = 0  # failed board reads while looking for the pin
+    settle_at: datetime | None = None  # when "no pin" may be concluded
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Explanation:
+    job_id: str
+    state: JobState
+    phase: Phase
+    summary: str
+    explained_at: datetime
+    next_action_at: datetime | None = None
+    hold: Hold | None = None
+    hold_detail: str = ""
+    rule: Rule | None = None
+    attempts: int = 0
+    retry_until: datetime | None = None
+    last_error: JobError | None = None
+    board_id: str = ""
+    looking_since: datetime | None = None
+    failed_looks: int = 0
+    outcome: str = ""
+    pinterest_pin_id: str = ""
+    queue_position: int = 0
+    at_risk: str = ""
+
+    @property
+    def wait(self) -> timedelta:
+        if self.next_action_at is None:
+            return timedelta(0)
+        return max(timedelta(0), self.next_action_at - self.explained_at)
+
+    @property
+    def retry_left(self) -> timedelta:
+        if self.retry_until is None:
+            return timedelta(0)
+        return max(timedelta(0), self.retry_until - self.explained_at)
+
+
+def human_delay(delta: timedelta) -> str:
+    """A short duration: `45s`, `3m`, `2h05m`, `1d04h`."""
+    s = max(0, round(delta.total_seconds()))
+    if s < 60:
+        return f"{s}s"
+    m, s = divmod(s, 60)
+    if m < 60:
+        return f"{m}m{s:02d}s" if s and m < 10 else f"{m}m"
+    h, m = divmod(m, 60)
+    if h < 24:
+        return f"{h}h{m:02d}m"
+    d, h = divmod(h, 24)
+    return f"{d}d{h:02d}h"
+
+
+def _at(t: datetime, now: datetime) -> str:
+    stamp = t.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"{stamp} (in {human_delay(t - now)})" if t > now else f"{stamp} (now)"
+
+
+def _hold(facts: Facts) -> tuple[Hold, str] | None:
+    if facts.app_refused:
+        return Hold.APP_CREDENTIALS_REFUSED, facts.app_refused
+    account = facts.account
+    if account is None:
+        return None
+    state = account.state
+    if state is AccountState.NEEDS_REAUTH or not account.access_token:
+        return Hold.ACCOUNT_NEEDS_REAUTH, account.state_reason
+    if state is AccountState.HELD:
+        return Hold.ACCOUNT_HELD, account.hold_reason or account.state_reason
+    if state is AccountState.PAUSED:
+        return Hold.ACCOUNT_PAUSED, account.state_reason
+    return None
+
+
+_HOLD_WORDS = {
+    Hold.ACCOUNT_PAUSED: "its account is paused: resume it with UpdateAccount (paused=false)",
+    Hold.ACCOUNT_NEEDS_REAUTH: "its account needs re-authorisation: give new tokens with "
+                               "UpdateAccount",
+    Hold.ACCOUNT_HELD: "Pinterest refuses its account; it waits until UpdateAccount changes "
+                       "the tokens, api_base or ad_account_id",
+    Hold.APP_CREDENTIALS_REFUSED: "Pinterest refuses the app's client credentials (check "
+                                  "PINSCHED_PINTEREST_CLIENT_ID / _SECRET); every account waits",
+}
+
+
+def _last_reason(job: Job) -> str:
+    return job.history[-1].reason if job.history else ""
+
+
+def explain(facts: Facts) -> Explanation:
+    """The explanation of `facts.job` at `facts.now`."""
+    job, now = facts.job, facts.now
+    base = Explanation(job_id=job.id, state=job.state, phase=Phase.FINISHED, summary="",
+                       explained_at=now, attempts=job.attempts, board_id=job.pin.board_id,
+                       last_error=job.last_error, pinterest_pin_id=job.pinterest_pin_id,
+                       retry_until=facts.retry_until if job.state not in _DONE else None)
+    out = _explain(facts, base)
+    risk = notes.last_risk(job.history) if job.state is S.PENDING else ""
+    if risk:
+        out = _with(out, at_risk=risk, summary=f"{out.summary} At risk: {risk}.")
+    return out
+
+
+_DONE = frozenset({S.DELIVERED, S.CANCELLED, S.PERMANENTLY_FAILED, S.CANCELLING, S.FAILED})
+
+
+def _with(base: Explanation, **changes: object) -> Explanation:
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def _explain(facts: Facts, base: Explanation) -> Explanation:
+    job, now = facts.job, facts.now
+    state = job.state
+    if state in (S.PENDING, S.QUEUED, S.RETRYING) and (hold := _hold(facts)) is not None:
+        reason, detail = hold
+        said = f" ({detail})" if detail else ""
+        return _with(base, phase=Phase.HELD, hold=reason, hold_detail=detail,
+                     summary=f"Held: {_HOLD_WORDS[reason]}{said}; nothing is sent until then.")
+    if state is S.RETRYING:
+        at = job.next_attempt_at or job.planned_at
+        err = job.last_error
+        why = f"after {_error_words(err)}" if err else "after a failure"
+        left = human_delay(base.retry_left)
+        return _with(base, phase=Phase.BACKOFF, next_action_at=at,
+                     summary=f"Backing off {why}: next try at {_at(at, now)}, attempt "
+                             f"{job.attempts + 1}; transient failures are retried for {left} "
+                             f"more (until {facts.retry_until:%Y-%m-%dT%H:%M:%SZ}).")
+    if state is S.PENDING or (state is S.QUEUED and job.planned_at > now):
+        if job.planned_at > now:
+            return _with(base, phase=Phase.WAITING_FOR_TIME, next_action_at=job.planned_at,
+                         summary=f"Waiting for its planned time {_at(job.planned_at, now)}.")
+        return _with(base, phase=Phase.SENDING, next_action_at=now,
+                     summary="Due now: being handed to its account's dispatcher.")
+    if state is S.QUEUED:
+        return _queued(facts, base)
+    if state is S.SUBMITTED:
+        return _submitted(facts, base)
+    if state is S.CANCELLING or (state is S.DELIVERED and job.remote_update is not None
+                                 and job.remote_update.pending):
+        return _remote(facts, base)
+    if state is S.FAILED:
+        err = job.last_error
+        return _with(base, phase=Phase.NEEDS_USER, outcome=_last_reason(job),
+                     summary=f"Needs you: {_error_words(err) if err else _last_reason(job)}; "
+                             "fix the cause, then RetryJob (or CancelJob).")
+    return _finished(facts, base)
+
+
+def _queued(facts: Facts, base: Explanation) -> Explanation:
+    now, pace = facts.now, facts.pace
+    behind = (f" behind {facts.queue_position} other job(s) of its account"
+              if facts.queue_position else "")
+    if pace is not None:
+        at = now + timedelta(seconds=pace.seconds)
+        return _with(base, phase=Phase.WAITING_FOR_PACING, rule=pace.rule, next_action_at=at,
+                     queue_position=facts.queue_position,
+                     summary=f"Due, waiting{behind} for {_RULE_WORDS[pace.rule]}: it frees up "
+                             f"at {_at(at, now)}.")
+    return _with(base, phase=Phase.SENDING, next_action_at=now,
+                 queue_position=facts.queue_position,
+                 summary=f"Due and free to go: being sent now{behind}.")
+
+
+def _submitted(facts: Facts, base: Explanation) -> Explanation:
+    job, now = facts.job, facts.now
+    since = job.submitted_at or job.updated_at
+    err = job.last_error
+    if err is None or err.category is not ErrorCategory.OUTCOME_UNKNOWN:
+        return _with(base, phase=Phase.SENDING, looking_since=since,
+                     summary=f"Sent at {since:%Y-%m-%dT%H:%M:%SZ} (attempt {job.attempts}); "
+                             "waiting for Pinterest's answer.")
+    nxt = facts.settle_at if facts.settle_at and facts.settle_at > now else None
+    looks = (f"; {facts.failed_looks} failed read(s) of the board so far"
+             if facts.failed_looks else "")
+    then = f", next look at {_at(nxt, now)}" if nxt else ""
+    return _with(base, phase=Phase.OUTCOME_UNKNOWN, looking_since=since,
+                 failed_looks=facts.failed_looks, next_action_at=nxt,
+                 summary=f"Outcome unknown ({err.message}): looking for the pin on board "
+                         f"{job.pin.board_id} since {since:%Y-%m-%dT%H:%M:%SZ}{then}{looks}; "
+                         "nothing is re-sent before it is known.")
+
+
+def _remote(facts: Facts, base: Explanation) -> Explanation:
+    job = facts.job
+    update = job.remote_update
+    if job.state is S.CANCELLING:
+        what = f"Deleting published pin {job.pinterest_pin_id} on Pinterest (cancel)"
+        err = job.last_error
+    else:
+        assert update is not None
+        what = (f"Updating published pin {job.pinterest_pin_id} on Pinterest "
+                f"({', '.join(update.paths)}; {update.attempts} attempt(s))")
+        err = update.error
+    tail = f"; last error: {_error_words(err)}" if err else ""
+    return _with(base, phase=Phase.REMOTE_CHANGE, outcome=_last_reason(job), last_error=err,
+                 summary=f"{what}{tail}; retried with backoff for up to an hour.")
+
+
+def _finished(facts: Facts, base: Explanation) -> Explanation:
+    job = facts.job
+    reason = _last_reason(job)
+    if job.state is S.DELIVERED:
+        late = f", {human_delay(job.late_by)} after its planned time" if job.late_by else ""
+        when = f" at {job.delivered_at:%Y-%m-%dT%H:%M:%SZ}" if job.delivered_at else ""
+        text = f"Finished: published as pin {job.pinterest_pin_id}{when}{late}."
+    elif job.state is S.CANCELLED:
+        text = f"Finished: cancelled ({reason})."
+    else:
+        err = job.last_error
+        text = f"Finished: failed for good: {_error_words(err) if err else reason}."
+    return _with(base, phase=Phase.FINISHED, outcome=reason, summary=text)
+
+
+def _error_words(err: JobError) -> str:
+    parts = [err.category.value.lower().replace("_", " ")]
+    if err.http_status:
+        parts.append(f"HTTP {err.http_status}")
+    if err.pinterest_code:
+        parts.append(f"code {err.pinterest_code}")
+    return f"{' '.join(parts)}: {err.message}"

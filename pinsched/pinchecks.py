@@ -1,0 +1,143 @@
+"""Remote checks of a pin against Pinterest before it is due: the checks of `validate_only` and
+of the look ahead of a job's moment (`pinsched.at_risk`). I/O: Pinterest reads only (never a
+write, so never the account's write bucket) and the media URLs.
+
+`Checker.check(account, pin)` answers every `Problem` it finds:
+
+* the account's access token is accepted (`GET /v5/user_account`; refused → a precondition);
+* the board exists and belongs to the token's user (`GET /v5/boards/{id}`);
+* the section exists on it (`GET /v5/boards/{id}/sections`, every page);
+* each image URL (image, carousel item, video cover) answers an image under Pinterest's size
+  limit (`pinsched.urlprobe`, which never fetches link-local or metadata addresses).
+
+A check that could not be made (Pinterest or a host unreachable, a 5xx or a 429) is a problem
+marked `unavailable`. Hook for media staging: a video's media id is not checked here yet (the
+staging work records whether Pinterest finished processing it).
+
+`raise_for(problems)` turns them into the API's error: FAILED_PRECONDITION for refused
+credentials, else INVALID_ARGUMENT naming every field (UNAVAILABLE when every problem is a
+check that could not be made).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from pinsched import pinterest as pt
+from pinsched.accounts import Account
+from pinsched.errors import FailedPrecondition, FieldViolation, InvalidArgument, RemoteUnavailable
+from pinsched.jobs import Carousel, ImageUrl, PinSpec, Video
+from pinsched.keeper import Refused, Unreachable, verify_account
+from pinsched.urlprobe import UrlProbe
+
+#: Pages of sections read at most when looking for one.
+SECTION_PAGES: Final = 10
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    field: str
+    message: str
+    precondition: bool = False  # the account, not the request, is wrong
+    unavailable: bool = False  # the check could not be made
+
+
+def _answer(err: Any) -> str:
+    code = f", code {err.pinterest_code}" if err.pinterest_code else ""
+    return f"Pinterest answered HTTP {err.http_status}{code}: {err.message}"
+
+
+class Checker:
+    def __init__(self, client: pt.PinterestClient, probe: UrlProbe, *,
+                 timeout_s: float = 10.0) -> None:
+        self.client, self.probe, self.timeout_s = client, probe, timeout_s
+
+    async def check(self, account: Account, pin: PinSpec, *, prefix: str = "pin",
+                    account_field: str = "account_id") -> list[Problem]:
+        """Every problem of *pin* published with *account*; [] when all checks pass."""
+        verified = await verify_account(self.client, account, timeout_s=self.timeout_s)
+        if isinstance(verified, Refused):
+            return [Problem(account_field, f"Pinterest refuses the account's access token: "
+                            f"{verified.message}", precondition=True)]
+        if isinstance(verified, Unreachable):
+            return [Problem(account_field, f"could not check the credentials with Pinterest: "
+                            f"{verified.message}", unavailable=True)]
+        problems = await self._board(account, pin, prefix, verified.username)
+        for field, url in image_urls(pin, prefix):
+            if (found := await self.probe.image(url)) is not None:
+                problems.append(Problem(field, f"{url} {found.message}",
+                                        unavailable=found.unavailable))
+        return problems
+
+    async def _board(self, account: Account, pin: PinSpec, prefix: str,
+                     username: str) -> list[Problem]:
+        field = f"{prefix}.board_id"
+        out = await self.client.read(account.access_token, f"/boards/{pin.board_id}",
+                                     timeout_s=self.timeout_s)
+        if isinstance(out, pt.Rejected | pt.AuthExpired):
+            return [Problem(field, f"board {pin.board_id} is not one of the account's boards: "
+                            f"{_answer(out.error)}")]
+        if not isinstance(out, pt.Delivered):
+            return [Problem(field, f"could not check board {pin.board_id}: "
+                            f"{out.error.message}", unavailable=True)]
+        owner = out.pin.get("owner")
+        name = owner.get("username") if isinstance(owner, dict) else None
+        if name and username and name != username and not account.ad_account_id:
+            return [Problem(field, f"board {pin.board_id} belongs to {name}, not to the "
+                            f"account's user {username}")]
+        if pin.board_section_id:
+            return await self._section(account, pin, prefix)
+        return []
+
+    async def _section(self, account: Account, pin: PinSpec, prefix: str) -> list[Problem]:
+        field = f"{prefix}.board_section_id"
+        bookmark = ""
+        for _ in range(SECTION_PAGES):
+            params = {"page_size": "250", **({"bookmark": bookmark} if bookmark else {})}
+            out = await self.client.read(account.access_token,
+                                         f"/boards/{pin.board_id}/sections", params=params,
+                                         timeout_s=self.timeout_s)
+            if not isinstance(out, pt.Delivered):
+                unavailable = not isinstance(out, pt.Rejected)
+                return [Problem(field, f"could not list the sections of board {pin.board_id}: "
+                                f"{_answer(out.error)}", unavailable=unavailable)]
+            items = out.pin.get("items") or []
+            if any(isinstance(s, dict) and str(s.get("id")) == pin.board_section_id
+                   for s in items):
+                return []
+            bookmark = str(out.pin.get("bookmark") or "")
+            if not bookmark:
+                break
+        return [Problem(field, f"board {pin.board_id} has no section {pin.board_section_id} "
+                        "(GET /v5/boards/{id}/sections)")]
+
+
+def image_urls(pin: PinSpec, prefix: str = "pin") -> list[tuple[str, str]]:
+    """The image URLs Pinterest will fetch for *pin*, each with its field path."""
+    media, at = pin.media, f"{prefix}.media_source"
+    if isinstance(media, ImageUrl):
+        return [(f"{at}.image_url.url", media.url)]
+    if isinstance(media, Carousel):
+        return [(f"{at}.multiple_image_urls.items[{i}].url", item.url)
+                for i, item in enumerate(media.items)]
+    if isinstance(media, Video) and media.cover_image_url:
+        return [(f"{at}.video_id.cover_image_url", media.cover_image_url)]
+    return []
+
+
+def summary(problems: Sequence[Problem]) -> str:
+    """The problems in one line (the reason of `job.at_risk`)."""
+    return "; ".join(f"{p.field}: {p.message}" for p in problems)
+
+
+def raise_for(problems: Sequence[Problem]) -> None:
+    """Raise the API error for *problems* (nothing when there are none)."""
+    if not problems:
+        return
+    if any(p.precondition for p in problems):
+        raise FailedPrecondition(summary([p for p in problems if p.precondition]))
+    if all(p.unavailable for p in problems):
+        raise RemoteUnavailable(summary(problems))
+    raise InvalidArgument([FieldViolation(p.field, p.message) for p in problems])
