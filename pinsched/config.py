@@ -95,6 +95,8 @@ class Config:
     token_keeper: bool = True
     token_refreshes_per_second: float = 5.0
     token_retry_s: float = 300.0
+    media_lead_time_s: float = 7200.0
+    media_grace_s: float = 86400.0
 
     def redacted(self) -> dict[str, Any]:
         """Return every field as JSON-ready data, secrets replaced by `"***"` (unset stays None)."""
@@ -272,6 +274,8 @@ _FIELDS: Final[Mapping[str, _Field]] = {
     "token_keeper": _Field(_bool),
     "token_refreshes_per_second": _Field(_float_at_least(0, strict=True)),
     "token_retry_s": _Field(_float_at_least(0, strict=True)),
+    "media_lead_time_s": _Field(_float_at_least(0)),
+    "media_grace_s": _Field(_float_at_least(0)),
 }
 
 

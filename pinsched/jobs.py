@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from pinsched.errors import IllegalTransition
+from pinsched.video import MediaStage, VideoAsset, VideoUrl
 
 
 class JobState(enum.StrEnum):
@@ -72,6 +73,7 @@ class ErrorCategory(enum.StrEnum):
     OUTCOME_UNKNOWN = "OUTCOME_UNKNOWN"
     SPAM_BLOCKED = "SPAM_BLOCKED"
     EXHAUSTED = "EXHAUSTED"
+    MEDIA = "MEDIA"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -147,7 +149,7 @@ class Video:
     cover_image_key_frame_time: int | None = None
 
 
-MediaSource = ImageUrl | ImageBase64 | Carousel | Video
+MediaSource = ImageUrl | ImageBase64 | Carousel | Video | VideoUrl | VideoAsset
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -288,6 +290,7 @@ class Job:
     retry_for: timedelta | None = None
     slot: SlotRef | None = None  # placed by next_free_slot
     group_id: str = ""  # jobs of one request with also_boards share it
+    media: MediaStage | None = None  # staging of a video_url / video_asset (pinsched.staging)
     history: tuple[Transition, ...] = field(default=(), compare=False)
 
     @property

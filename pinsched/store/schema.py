@@ -205,6 +205,14 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     CREATE INDEX jobs_account_slot ON jobs(account_id, slot_at) WHERE slot_at IS NOT NULL;
     CREATE INDEX jobs_group ON jobs(group_id, id) WHERE group_id IS NOT NULL;
     """,
+    # 9 → 10: video staging. The job's staging record (JSON, `video.MediaStage`), and the
+    # uploaded video a pin names, indexed so that files no job refers to can be removed.
+    """
+    ALTER TABLE jobs ADD COLUMN media_stage TEXT;
+    ALTER TABLE jobs ADD COLUMN video_asset TEXT
+        GENERATED ALWAYS AS (json_extract(pin, '$.media.video_asset.asset_id')) VIRTUAL;
+    CREATE INDEX jobs_video_asset ON jobs(video_asset) WHERE video_asset IS NOT NULL;
+    """,
 )
 
 
