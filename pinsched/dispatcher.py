@@ -52,7 +52,7 @@ from typing import Any
 import structlog
 
 from pinsched import pinterest as pt
-from pinsched import reconcile, remote, tokens
+from pinsched import reconcile, remote, staging, tokens
 from pinsched.accounts import Account
 from pinsched.auth import AccountRegistry
 from pinsched.clock import Activity, Clock
@@ -115,6 +115,7 @@ class Dispatchers:
         self.unknown_errors: dict[str, JobError] = {}  # job id → why its pin is looked for
         self.remote_refreshed: set[str] = set()  # jobs whose delete/PATCH refreshed the token
         self.remote_failures: dict[str, int] = {}  # job id → failed deletes in a row
+        self.staging: staging.Stager | None = None  # video staging (set by the daemon)
 
     @property
     def settle_s(self) -> float:
@@ -278,6 +279,8 @@ class AccountDispatcher:
         job = await pool.store.get_job(job.id)  # it may have been cancelled while we waited
         if job.state is not S.QUEUED:
             return
+        if pool.staging is not None and await pool.staging.park_if_unready(job):
+            return  # its video is not on Pinterest yet: PENDING until it is (pinsched.staging)
         account = await pool.accounts.get(job.account_id)
         if pool.accounts.needs_refresh(account):
             refreshed = await pool.accounts.refresh(account, reason="expires soon",
@@ -289,7 +292,8 @@ class AccountDispatcher:
                 return
         if pool.stopping.is_set():
             return  # no new request leaves after stop(); still QUEUED
-        pin = await pool.store.load_pin(job.pin)  # inline image bytes, read only to send
+        # Inline image bytes, read only to send; a staged video as its Pinterest media id.
+        pin = staging.pin_to_send(await pool.store.load_pin(job.pin), job.media)
         now = pool.clock.now()
         # Dispatch lateness is measured on the first send of a round (not on a retry, nor on
         # the send after a 429, which does not count as an attempt).

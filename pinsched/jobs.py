@@ -36,12 +36,13 @@ class JobState(enum.StrEnum):
 S = JobState
 
 TRANSITIONS: Final[Mapping[JobState, frozenset[JobState]]] = {
-    S.PENDING: frozenset({S.QUEUED, S.CANCELLED}),
-    S.QUEUED: frozenset({S.SUBMITTED, S.CANCELLED, S.PENDING}),
+    # → PERMANENTLY_FAILED before any send: the job's video failed staging (`pinsched.staging`).
+    S.PENDING: frozenset({S.QUEUED, S.CANCELLED, S.PERMANENTLY_FAILED}),
+    S.QUEUED: frozenset({S.SUBMITTED, S.CANCELLED, S.PENDING, S.PERMANENTLY_FAILED}),
     S.SUBMITTED: frozenset(
         {S.DELIVERED, S.RETRYING, S.PERMANENTLY_FAILED, S.FAILED, S.CANCELLING, S.CANCELLED}
     ),
-    S.RETRYING: frozenset({S.QUEUED, S.CANCELLED, S.PENDING}),
+    S.RETRYING: frozenset({S.QUEUED, S.CANCELLED, S.PENDING, S.PERMANENTLY_FAILED}),
     S.DELIVERED: frozenset({S.CANCELLING}),
     # A delete Pinterest refuses for good leaves the pin live: back to DELIVERED, with the error.
     S.CANCELLING: frozenset({S.CANCELLED, S.DELIVERED}),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -16,6 +16,7 @@ from pinsched.accounts import Account, Pacing
 from pinsched.api import convert as cv
 from pinsched.api import slots as api_slots
 from pinsched.api import validation as va
+from pinsched.api import video_validation
 from pinsched.api.account_rules import account_text_violations
 from pinsched.api.account_validation import routing_violations
 from pinsched.api.status import streaming, unary
@@ -91,17 +92,22 @@ def _keep_current_image(pin: job_pb2.Pin, current: PinSpec) -> None:
 class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
     def __init__(self, service: PinService, store: Store, bus: EventBus, clock: Clock, *,
                  skew: timedelta, horizon: timedelta,
-                 max_watchers: int = limits.MAX_WATCH_STREAMS) -> None:
+                 max_watchers: int = limits.MAX_WATCH_STREAMS,
+                 asset_exists: Callable[[str], bool] | None = None) -> None:
         self.service, self.store, self.bus, self.clock = service, store, bus, clock
+        self.asset_exists = asset_exists  # uploaded videos (`MediaAssets`)
         self.skew, self.horizon = skew, horizon
         self.max_watchers = max_watchers
         self.watching = 0
         self._event_cache: dict[tuple[int, int], job_pb2.JobEvent] = {}
 
     def _spec(self, req: Any, prefix: str = "") -> ScheduleSpec:
-        return va.schedule_spec_from_proto(
+        spec = va.schedule_spec_from_proto(
             req, now=self.clock.now(), skew_tolerance=self.skew, horizon=self.horizon,
             prefix=prefix)
+        video_validation.check_asset(spec.pin, f"{prefix}.pin" if prefix else "pin",
+                                     self.asset_exists)
+        return spec
 
     @unary
     async def SchedulePin(self, request: scheduler_pb2.SchedulePinRequest,
@@ -246,6 +252,7 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
             pin_spec = timing_spec.pin
         else:
             pin_spec = va.validate_pin(pin, path="job.pin")
+            video_validation.check_asset(pin_spec, "job.pin", self.asset_exists)
         retry_for = current.retry_for
         if "retry_for" in paths:  # unset in the job: back to the default budget
             out = va.Violations()

@@ -4,11 +4,15 @@ asset exists on disk is checked by the servicer (`MediaAssets.exists`), not here
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Final
 from urllib.parse import urlsplit
 
 from pinsched.api import validation as v
+from pinsched.errors import InvalidArgument
+from pinsched.jobs import PinSpec
 from pinsched.v1 import job_pb2
+from pinsched.video import VideoAsset
 from pinsched.webhook_policy import host_problem
 
 ASSET_ID: Final = re.compile(r"[0-9a-f]{64}")
@@ -41,3 +45,12 @@ def check(out: v.Violations, path: str, video: job_pb2.VideoUrl | job_pb2.VideoA
     elif video.cover_image_key_frame_time < 0:
         out.add(v.join_path(path, "cover_image_key_frame_time"),
                 f"must be 0 or more seconds, got {video.cover_image_key_frame_time}")
+
+
+def check_asset(pin: PinSpec, path: str, exists: Callable[[str], bool] | None) -> None:
+    """InvalidArgument when *pin*'s `video_asset` names no stored upload (*path*: the pin)."""
+    media = pin.media
+    if exists is not None and isinstance(media, VideoAsset) and not exists(media.asset_id):
+        raise InvalidArgument.one(
+            v.join_path(path, "media_source.video_asset.asset_id"),
+            f"no uploaded video {media.asset_id}: upload it first (UploadMedia, POST /v1/media)")
