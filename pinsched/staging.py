@@ -163,13 +163,22 @@ class Stager:
         stage = current(job.media, job.pin.media)
         if stage is not None and stage.state == READY:
             return False
-        detail = stage.detail if stage is not None else "staging not started"
-        try:
-            parked, _ = await self.store.commit(job, *transition(
-                job, S.PENDING, now=self.clock.now(), reason=f"waiting for its video: {detail}"))
-        except StaleJob:
-            return True  # changed meanwhile: whoever changed it re-dispatches it
-        self.consider(parked)
+        for _ in range(10):
+            detail = stage.detail if stage is not None else "staging not started"
+            try:
+                parked, _ = await self.store.commit(job, *transition(
+                    job, S.PENDING, now=self.clock.now(),
+                    reason=f"waiting for its video: {detail}"))
+            except StaleJob:  # staging (or an update) changed it meanwhile: look again
+                job = await self.store.get_job(job.id)
+                if job.state is not S.QUEUED:
+                    return True  # cancelled or failed meanwhile: not ours to send
+                stage = current(job.media, job.pin.media)
+                if stage is not None and stage.state == READY:
+                    return False
+                continue
+            self.consider(parked)
+            return True
         return True
 
     # ------------------------------------------------------------------------------- the task
@@ -194,7 +203,8 @@ class Stager:
                              delay_s=round(delay, 1))
                 if delay is None:
                     return
-                await self._sleep(delay)
+                if delay > 0:  # no step is left half-done while the clock may move
+                    await self._sleep(delay)
         except (JobNotFound, asyncio.CancelledError):
             return
         except Exception:

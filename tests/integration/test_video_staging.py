@@ -13,12 +13,13 @@ from typing import Any
 import grpc
 import pytest
 from aiohttp import web
+from google.protobuf import field_mask_pb2
 
 from pinsched.app import Daemon
 from pinsched.clock import FakeClock
 from pinsched.config import Config
 from pinsched.sandbox import FaultRule, Sandbox
-from pinsched.v1 import job_pb2, scheduler_pb2
+from pinsched.v1 import job_pb2, media_pb2, media_pb2_grpc, scheduler_pb2
 from tests.conftest import BOARD, Api, start_sandbox
 
 J = job_pb2.Job
@@ -93,6 +94,8 @@ async def drive(clock: FakeClock, api: Api, until: datetime) -> None:
         await api.daemon.activity.idle.wait()
         for _ in range(5):  # a sleep handed to a new task registers when that task first runs
             await asyncio.sleep(0)
+        if not api.daemon.activity.idle.is_set():
+            continue  # woken meanwhile (a task resumed by an event, not by the clock)
         nxt = clock.next_deadline()
         left = (until - clock.now()).total_seconds()
         if nxt is None or nxt > left:
@@ -249,5 +252,70 @@ async def test_restart_at_each_step_never_registers_or_uploads_twice(
         assert done.late_by.ToTimedelta() < timedelta(seconds=1)
         assert registrations(sb) == [503, 201]
         assert sb.state.media.uploads == [staged.media.pinterest_media_id]
+    finally:
+        await close_api(api)
+
+
+async def test_uploaded_video_is_staged_and_a_changed_video_is_staged_again(
+    new_daemon: Callable[..., Daemon], sb: Sandbox, clock: FakeClock, video_server: str,
+) -> None:
+    """A video_asset pin is staged from the uploaded bytes; UpdateJob changing the video to a
+    URL after it was READY stages the new one (a second registration and upload), and the pin
+    goes out on time with the new media id."""
+    api = await open_api(new_daemon())
+    try:
+        await api.create_account()
+        stub = media_pb2_grpc.MediaServiceStub(api.channel)
+
+        async def gen() -> AsyncIterator[media_pb2.UploadMediaRequest]:
+            yield media_pb2.UploadMediaRequest(content_type="video/quicktime", data=VIDEO)
+
+        asset = await stub.UploadMedia(gen())
+        planned = clock.now() + timedelta(hours=3)
+        job = await api.jobs.SchedulePin(video_request(api, planned, asset_id=asset.asset_id))
+        await drive(clock, api, planned - timedelta(hours=1, minutes=30))
+        first = await get(api, job.id)
+        assert first.media.state == M.STATE_READY
+        assert sb.state.media.items[first.media.pinterest_media_id].content_type == (
+            "video/quicktime")
+        change = job_pb2.Job(id=job.id)
+        change.pin.media_source.video_url.url = f"{video_server}/v.mp4"
+        change.pin.media_source.video_url.cover_image_key_frame_time = 3
+        updated = await api.jobs.UpdateJob(scheduler_pb2.UpdateJobRequest(
+            job=change, update_mask=field_mask_pb2.FieldMask(paths=["pin.media_source"])))
+        assert updated.media.pinterest_media_id == first.media.pinterest_media_id  # until...
+        await drive(clock, api, planned - timedelta(hours=1))
+        second = await get(api, job.id)
+        assert second.media.state == M.STATE_READY
+        assert second.media.pinterest_media_id != first.media.pinterest_media_id
+        assert registrations(sb) == [201, 201]
+        await drive(clock, api, planned + timedelta(seconds=5))
+        done = await get(api, job.id)
+        assert done.state == J.STATE_DELIVERED
+        assert done.late_by.ToTimedelta() < timedelta(seconds=1)
+        assert len(sb.state.media.uploads) == 2
+    finally:
+        await close_api(api)
+
+
+async def test_a_job_whose_video_is_late_waits_for_it(
+    new_daemon: Callable[..., Daemon], sb: Sandbox, clock: FakeClock, video_server: str,
+) -> None:
+    """With staging starting only at planned_at (lead time 0), the job waits PENDING for its
+    video ("waiting for its video") and is published as soon as processing is done."""
+    api = await open_api(new_daemon(media_lead_time_s=0))
+    try:
+        await api.create_account()
+        planned = clock.now() + timedelta(minutes=10)
+        job = await api.jobs.SchedulePin(video_request(api, planned,
+                                                       url=f"{video_server}/v.mp4"))
+        await drive(clock, api, planned + timedelta(seconds=60))
+        waiting = await get(api, job.id)
+        assert waiting.state == J.STATE_PENDING
+        assert any(h.reason.startswith("waiting for its video") for h in waiting.history)
+        await drive(clock, api, planned + timedelta(minutes=10))
+        done = await get(api, job.id)
+        assert done.state == J.STATE_DELIVERED
+        assert timedelta(minutes=5) <= done.late_by.ToTimedelta() < timedelta(minutes=7)
     finally:
         await close_api(api)
