@@ -20,7 +20,7 @@ from pinsched.clock import FakeClock
 from pinsched.config import Config
 from pinsched.sandbox import FaultRule, Sandbox
 from pinsched.v1 import job_pb2, media_pb2, media_pb2_grpc, scheduler_pb2
-from tests.conftest import BOARD, Api, start_sandbox
+from tests.conftest import Api, start_sandbox
 
 J = job_pb2.Job
 M = job_pb2.JobMedia
