@@ -19,6 +19,7 @@ from pinsched.app import Daemon
 from pinsched.clock import FakeClock
 from pinsched.media_assets import MediaAssets, media_dir
 from pinsched.v1 import job_pb2, media_pb2, media_pb2_grpc, scheduler_pb2
+from pinsched_client import AsyncClient, pin, schedule_request
 from tests.conftest import Api, soon
 
 VIDEO = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8
@@ -185,3 +186,20 @@ async def test_sweep_removes_unreferenced_uploads_after_the_grace(tmp_path: Path
     assert assets.get(kept.asset_id) is not None
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [
         kept.asset_id, f"{kept.asset_id}.json"]
+
+
+async def test_python_client_uploads_a_file_and_schedules_it(api: Api, tmp_path: Path) -> None:
+    """`AsyncClient.upload_media` streams a file in chunks; `pin(video_asset_id=...)` then
+    schedules it as a video_asset pin."""
+    path = tmp_path / "clip.mp4"
+    path.write_bytes(VIDEO)
+    async with AsyncClient(f"127.0.0.1:{api.daemon.port}") as client:
+        got = await client.upload_media(str(path), "video/mp4", chunk_bytes=100)
+        assert (got.asset_id, got.size_bytes) == (SHA, len(VIDEO))
+        await api.create_account()
+        job = await client.schedule_pin(schedule_request(
+            "acme", pin("1001", video_asset_id=got.asset_id, cover_image_key_frame_time=0),
+            scheduled_at=soon(3600)))
+    assert job.pin.media_source.video_asset.asset_id == SHA
+    with pytest.raises(ValueError, match="at most one"):
+        pin("1001", video_url="https://e.com/v.mp4", video_asset_id=SHA)
