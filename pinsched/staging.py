@@ -75,6 +75,9 @@ from pinsched.video import (
 log = structlog.get_logger("pinsched.staging")
 S = JobState
 
+#: Downloads and uploads at once (the heavy steps; registrations and polls are not limited), so
+#: that staging many videos leaves the event loop to the pins being published.
+MAX_TRANSFERS: Final = 2
 POLL_FIRST_S: Final = 5.0
 POLL_MAX_S: Final = 60.0
 RETRY_MAX_S: Final = 300.0
@@ -111,6 +114,7 @@ class Stager:
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.polls: dict[str, int] = {}  # job id → status polls without news (backoff)
         self.stopping = asyncio.Event()
+        self.transfers = asyncio.Semaphore(MAX_TRANSFERS)
 
     async def start(self) -> int:
         """Pick up every job whose video still needs staging (after a restart)."""
@@ -252,7 +256,8 @@ class Stager:
 
     async def _register(self, job: Job, stage: MediaStage, media: StagedVideo,
                         account: Account) -> float:
-        asset = await self._bytes(media, stage)  # a URL that is no video fails before this
+        async with self.transfers:  # a URL that is no video fails before the registration
+            asset = await self._bytes(media, stage)
         await self._take_write(job.account_id)
         reg = await pm.register(self.client, account.access_token)
         await self._record(job, dataclasses.replace(
@@ -268,9 +273,10 @@ class Stager:
         # A restart may have come after the bytes arrived: ask before sending them again.
         status = await pm.status(self.client, account.access_token, stage.pinterest_media_id)
         if status == "registered":
-            asset = await self._bytes(media, stage)
-            await pm.upload(self.client, stage.upload_url, stage.upload_parameters or {},
-                            self.assets.path(asset.asset_id), asset.content_type)
+            async with self.transfers:
+                asset = await self._bytes(media, stage)
+                await pm.upload(self.client, stage.upload_url, stage.upload_parameters or {},
+                                self.assets.path(asset.asset_id), asset.content_type)
             detail = f"uploaded {asset.size} bytes; processing"
         else:
             detail = f"uploaded; {status}"
