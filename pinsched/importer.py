@@ -49,7 +49,8 @@ from pinsched_client import (
 )
 
 COLUMNS: Final = ("account", "board", "title", "description", "link", "alt_text", "image_url",
-                  "video_url", "cover_image_url", "scheduled_at", "local_time", "time_zone", "next_free_slot",
+                  "video_url", "cover_image_url", "scheduled_at", "local_time", "time_zone",
+                  "next_free_slot",
                   "delivery_window", "also_boards", "board_interval", "request_id")
 CHUNK: Final = 500
 IN_FLIGHT: Final = 4
