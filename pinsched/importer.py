@@ -50,8 +50,8 @@ from pinsched_client import (
 
 COLUMNS: Final = ("account", "board", "title", "description", "link", "alt_text", "image_url",
                   "video_url", "cover_image_url", "scheduled_at", "local_time", "time_zone",
-                  "next_free_slot",
-                  "delivery_window", "also_boards", "board_interval", "request_id")
+                  "next_free_slot", "delivery_window", "also_boards", "board_interval",
+                  "request_id")
 CHUNK: Final = 500
 IN_FLIGHT: Final = 4
 _ITEM: Final = re.compile(r"requests\[(\d+)\]\.?")
