@@ -203,3 +203,36 @@ async def test_python_client_uploads_a_file_and_schedules_it(api: Api, tmp_path:
     assert job.pin.media_source.video_asset.asset_id == SHA
     with pytest.raises(ValueError, match="at most one"):
         pin("1001", video_url="https://e.com/v.mp4", video_asset_id=SHA)
+
+
+async def test_store_knows_which_uploads_jobs_refer_to(api: Api) -> None:
+    """`asset_in_use` (what the sweep asks) is true for an asset a job names and false
+    otherwise, also once the job is cancelled (still a job referring to it)."""
+    await upload(api, chunks(VIDEO))
+    await api.create_account()
+    job = await api.jobs.SchedulePin(asset_pin(api, SHA))
+    assert await api.daemon.store.asset_in_use(SHA)
+    assert not await api.daemon.store.asset_in_use("b" * 64)
+    await api.jobs.CancelJob(scheduler_pb2.CancelJobRequest(job_id=job.id))
+    assert await api.daemon.store.asset_in_use(SHA)
+
+
+async def test_http_upload_needs_the_api_token(make_daemon: Callable[..., Daemon]) -> None:
+    """With an API token configured, `POST /v1/media` without it is a 401 and stores
+    nothing; with it, the upload is stored."""
+    token = "media-upload-token-0123456789"
+    daemon = make_daemon(api_token=token)
+    await daemon.start()
+    try:
+        base = f"http://127.0.0.1:{daemon.http_port}/v1/media"
+        async with aiohttp.ClientSession() as session:
+            async with session.post(base, data=VIDEO,
+                                    headers={"Content-Type": "video/mp4"}) as resp:
+                assert resp.status == 401
+            assert not (media_dir(daemon.config.db_path) / SHA).exists()
+            async with session.post(base, data=VIDEO, headers={
+                    "Content-Type": "video/mp4", "Authorization": f"Bearer {token}"}) as resp:
+                assert resp.status == 200
+        assert (media_dir(daemon.config.db_path) / SHA).exists()
+    finally:
+        await daemon.stop(grace_s=1.0)

@@ -319,3 +319,39 @@ async def test_a_job_whose_video_is_late_waits_for_it(
         assert timedelta(minutes=5) <= done.late_by.ToTimedelta() < timedelta(minutes=7)
     finally:
         await close_api(api)
+
+
+async def test_restart_after_the_bytes_arrived_does_not_upload_again(
+    new_daemon: Callable[..., Daemon], sb: Sandbox, clock: FakeClock, video_server: str,
+) -> None:
+    """When the upload reached Pinterest but the daemon stopped before recording it, the
+    restarted daemon sees the media is no longer `registered` and goes on to poll: the
+    bytes are sent once."""
+    api = await open_api(new_daemon())
+    planned = clock.now() + timedelta(hours=3)
+    try:
+        await api.create_account()
+        job = await api.jobs.SchedulePin(video_request(api, planned,
+                                                       url=f"{video_server}/v.mp4"))
+        sb.add_fault(FaultRule(kind="status", status=503, method="GET",
+                               path_prefix="/v5/media/", times=1))
+        await drive(clock, api, planned - timedelta(hours=2) + timedelta(seconds=1))
+        registered = await get(api, job.id)
+        media_id = registered.media.pinterest_media_id
+        assert media_id
+        assert sb.state.media.uploads == []
+    finally:
+        await close_api(api)
+    item = sb.state.media.items[media_id]  # the upload the stopped daemon had in flight lands
+    sb.state.media.upload({"key": item.key, "policy": item.policy}, VIDEO, "video/mp4",
+                          clock.now())
+    api = await open_api(new_daemon())
+    try:
+        await drive(clock, api, planned + timedelta(seconds=5))
+        done = await get(api, job.id)
+        assert done.state == J.STATE_DELIVERED
+        assert done.media.pinterest_media_id == media_id
+        assert sb.state.media.uploads == [media_id]
+        assert registrations(sb) == [201]
+    finally:
+        await close_api(api)
