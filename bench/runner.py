@@ -33,6 +33,7 @@ from bench import (
     shutdown,
     soakrun,
     throughput,
+    videos,
     watch,
 )
 from bench.context import Ctx, Sizes
@@ -50,6 +51,7 @@ SCENARIOS: dict[str, Scenario] = {
     "soak": soakrun.run,
     "retention": retention.scenario,  # FakeClock hours: database size under retention
     "shutdown": shutdown.run,  # SIGTERM → exit under load (terminationGracePeriodSeconds)
+    "videos": videos.run,  # image lateness while 200 videos are staged across 20 accounts
 }
 
 

@@ -25,7 +25,7 @@ import shutil
 import signal
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -38,6 +38,7 @@ from grpc_reflection.v1alpha import reflection
 
 from pinsched import logs, secrets, security
 from pinsched.api.guard import Guard
+from pinsched.api.media_servicer import MediaServicer
 from pinsched.api.servicers import AccountServicer, PinSchedulerServicer
 from pinsched.api.webhook_servicer import WebhookServicer
 from pinsched.at_risk import AtRiskWatch
@@ -52,6 +53,7 @@ from pinsched.keeper import TokenKeeper
 from pinsched.limits import DEFAULT as DEFAULT_LIMITS
 from pinsched.limits import ServerLimits
 from pinsched.masking import url_secrets
+from pinsched.media_assets import MediaAssets, media_dir
 from pinsched.metrics import Metrics
 from pinsched.pinchecks import Checker
 from pinsched.pinterest import PinterestClient
@@ -60,11 +62,14 @@ from pinsched.retention import Retention
 from pinsched.retry import RetryPolicy
 from pinsched.scheduler import Scheduler
 from pinsched.service import AccountAdmin, PinService
-from pinsched.store import Store
+from pinsched.staging import Stager
+from pinsched.store import Event, Store
 from pinsched.urlprobe import UrlProbe
 from pinsched.v1 import (
     account_pb2,
     account_pb2_grpc,
+    media_pb2,
+    media_pb2_grpc,
     scheduler_pb2,
     scheduler_pb2_grpc,
     webhook_pb2,
@@ -81,6 +86,7 @@ SERVICES = (
     scheduler_pb2.DESCRIPTOR.services_by_name["PinScheduler"].full_name,
     account_pb2.DESCRIPTOR.services_by_name["AccountService"].full_name,
     webhook_pb2.DESCRIPTOR.services_by_name["WebhookService"].full_name,
+    media_pb2.DESCRIPTOR.services_by_name["MediaService"].full_name,
 )
 
 
@@ -116,6 +122,8 @@ class Daemon:
         self.retention: Retention
         self.keeper: TokenKeeper
         self._notes: set[asyncio.Task[None]] = set()
+        self.stager: Stager | None = None
+        self.assets: MediaAssets
 
     async def start(self) -> None:
         """Start every part; if any step fails, stop what was started and re-raise (a failed
@@ -133,7 +141,7 @@ class Daemon:
         # URL credentials: long enough to be tokens (a query value like `1` is not one).
         logs.register_secrets(s for w in cfg.webhooks for s in url_secrets(w.url) if len(s) >= 8)
         endpoints = await preflight(cfg)  # what `config check` checks too (ConfigError)
-        self.store = await Store.open(cfg.db_path, on_events=self.metrics.tap(self.bus.publish))
+        self.store = await Store.open(cfg.db_path, on_events=self.metrics.tap(self._on_events))
         # After the store opened: a start refused at the database prints its one line only.
         for warning in security.warnings(cfg):
             log.warning("insecure_config", warning=warning)
@@ -166,6 +174,12 @@ class Daemon:
         self.scheduler = holder["s"] = Scheduler(
             self.store, self.clock, dispatch=self.dispatchers.submit,
             can_publish=self.accounts.can_publish, activity=self.activity)
+        self.assets = MediaAssets(media_dir(cfg.db_path), self.clock)
+        self.assets.clean_partials()
+        self.stager = Stager(self.store, self.clock, self.client, self.accounts, self.assets,
+                             lead_s=cfg.media_lead_time_s, on_ready=self.scheduler.track,
+                             activity=self.activity)
+        self.dispatchers.staging = self.stager
         self.service = PinService(self.store, self.clock, self.scheduler, self.dispatchers,
                                   self.accounts, horizon=timedelta(days=cfg.horizon_days))
         self.metrics.bind(store=self.store, scheduler=self.scheduler, bus=self.bus,
@@ -179,6 +193,9 @@ class Daemon:
                              client=self.client, verify_timeout_s=cfg.verify_timeout_s)
         recovered = await self.scheduler.recover()
         self._tasks.append(asyncio.create_task(self.scheduler.run(self._stop), name="scheduler"))
+        await self.stager.start()
+        self._tasks.append(asyncio.create_task(self.assets.run(
+            self._stop, cfg.media_grace_s, self.store.asset_in_use), name="media-sweep"))
         self.retention = Retention(self.store, self.clock, days=cfg.retention_days,
                                    activity=self.activity)
         self._tasks.append(asyncio.create_task(self.retention.run(self._stop), name="retention"))
@@ -199,12 +216,14 @@ class Daemon:
                 self.service, self.store, self.bus, self.clock,
                 skew=timedelta(seconds=cfg.clock_skew_tolerance_s),
                 horizon=timedelta(days=cfg.horizon_days),
-                max_watchers=self.limits.max_watch_streams, checker=self.checker),
+                max_watchers=self.limits.max_watch_streams, checker=self.checker,
+                asset_exists=lambda asset_id: self.assets.get(asset_id) is not None),
             AccountServicer(admin, self.store, self.clock),
-            WebhookServicer(self.webhooks, self.store)), strict=True))
+            WebhookServicer(self.webhooks, self.store), MediaServicer(self.assets)), strict=True))
         scheduler_pb2_grpc.add_PinSchedulerServicer_to_server(servicers[SERVICES[0]], server)
         account_pb2_grpc.add_AccountServiceServicer_to_server(servicers[SERVICES[1]], server)
         webhook_pb2_grpc.add_WebhookServiceServicer_to_server(servicers[SERVICES[2]], server)
+        media_pb2_grpc.add_MediaServiceServicer_to_server(servicers[SERVICES[3]], server)
         self._health = health_aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
@@ -218,7 +237,8 @@ class Daemon:
         if cfg.http_listen is not None:
             self.http = HttpDoor(servicers, api_token=cfg.api_token, ready=self._readiness,
                                  openapi=openapi_document,
-                                 max_body_bytes=self.limits.http_max_body_bytes)
+                                 max_body_bytes=self.limits.http_max_body_bytes,
+                                 assets=self.assets)
             for extend in self.http_extensions:
                 extend(self.http.app)
             self.http_port = await self.http.start(cfg.http_listen, ssl_context(cfg))
@@ -336,6 +356,12 @@ class Daemon:
                               "an address of this host (--listen / PINSCHED_LISTEN)")
         return port
 
+    def _on_events(self, events: Sequence[Event]) -> None:
+        """Committed events: to the watchers, and to video staging (jobs to stage)."""
+        self.bus.publish(events)
+        if self.stager is not None:
+            self.stager.observe(events)
+
     async def stop(self, grace_s: float | None = None) -> None:
         """Drain and stop (reverse start-up order) within the grace period *in all*: every step
         gets what is left of one deadline, so SIGTERM → exit is bounded by the grace period plus
@@ -374,6 +400,8 @@ class Daemon:
             note.cancel()
         await asyncio.gather(*self._notes, return_exceptions=True)
         # Parts that a failed start never reached are absent: stop only what exists.
+        if self.stager is not None:
+            await self.stager.stop()
         if (dispatchers := getattr(self, "dispatchers", None)) is not None:
             await dispatchers.stop(left())
         if self.webhooks is not None:

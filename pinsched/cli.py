@@ -38,7 +38,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from pinsched import cli_errors, slots
+from pinsched import cli_errors, cli_video, slots
 from pinsched.api.convert import posting_schedule_to_proto
 from pinsched.cli_args import hoist_connection_flags, version_text
 from pinsched.config import Config, ConfigError, add_serve_arguments, load_config
@@ -168,8 +168,10 @@ def _apply_time(args: argparse.Namespace, target: Any) -> list[str]:
 
 
 def _media(args: argparse.Namespace) -> dict[str, Any]:
-    if sum(bool(getattr(args, f)) for f in ("image_url", "image_file", "video_id")) > 1:
-        raise UsageError("give one media source: --image-url, --image-file or --video-id")
+    if sum(bool(getattr(args, f, None)) for f in ("image_url", "image_file", "video_id",
+                                                   "video_url", "video_file")) > 1:
+        raise UsageError("give one media source: --image-url, --image-file, --video-id, "
+                         "--video-url or --video-file")
     if args.image_url:
         urls: list[str] = args.image_url
         return {"image_url": urls[0]} if len(urls) == 1 else {"image_urls": urls}
@@ -186,7 +188,10 @@ def _media(args: argparse.Namespace) -> dict[str, Any]:
         if args.cover_image_url is None:
             raise UsageError("--video-id needs --cover-image-url")
         return {"video_id": args.video_id, "cover_image_url": args.cover_image_url}
-    return {}
+    try:
+        return cli_video.media(args)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def build_schedule_request(args: argparse.Namespace) -> scheduler_pb2.SchedulePinRequest:
@@ -195,7 +200,8 @@ def build_schedule_request(args: argparse.Namespace) -> scheduler_pb2.SchedulePi
         raise UsageError("--board is required")
     media = _media(args)
     if not media:
-        raise UsageError("give the pin's media: --image-url URL or --image-file PATH")
+        raise UsageError("give the pin's media: --image-url URL, --image-file PATH, "
+                         "--video-url URL or --video-file PATH")
     if args.at is None and args.local is None and args.next_free_slot is None:
         raise UsageError("give the time: --at ISO8601-with-offset, --local ... --tz ZONE, or "
                          "--next-free-slot")
@@ -466,7 +472,9 @@ class Output:
 
 
 async def _schedule(client: AsyncClient, args: argparse.Namespace, out: Output) -> None:
-    out.job(await client.schedule_pin(build_schedule_request(args)))
+    request = build_schedule_request(args)
+    await cli_video.upload(client, args)
+    out.job(await client.schedule_pin(request))
     _checked_only(args, out)
 
 
@@ -477,7 +485,9 @@ def _checked_only(args: argparse.Namespace, out: Output) -> None:
 
 
 async def _preview(client: AsyncClient, args: argparse.Namespace, out: Output) -> None:
-    reply = await client.preview_schedule(build_schedule_request(args))
+    request = build_schedule_request(args)
+    await cli_video.upload(client, args)
+    reply = await client.preview_schedule(request)
     if out.as_json:
         out.json(reply)
         return
@@ -552,6 +562,7 @@ async def _list(client: AsyncClient, args: argparse.Namespace, out: Output) -> N
 
 async def _update(client: AsyncClient, args: argparse.Namespace, out: Output) -> None:
     job, paths = build_job_update(args)
+    await cli_video.upload(client, args)
     policy = _policies(args)
     updated = await client.update_job(
         job,
@@ -891,7 +902,8 @@ def _pin_flags() -> argparse.ArgumentParser:
     g.add_argument("--image-url", action="append", metavar="URL", help="repeat for a carousel")
     g.add_argument("--image-file", metavar="PATH", help="a .jpg or .png sent inline")
     g.add_argument("--video-id", metavar="MEDIA_ID", help="a video uploaded to Pinterest")
-    g.add_argument("--cover-image-url", metavar="URL", help="cover of --video-id")
+    g.add_argument("--cover-image-url", metavar="URL", help="cover of a video")
+    cli_video.add_flags(g)
     t = p.add_argument_group("time")
     instant = t.add_mutually_exclusive_group()
     instant.add_argument("--at", metavar="ISO8601", help="an instant with Z or an offset")

@@ -20,6 +20,7 @@ from pinsched.jobs import (
     PinSpec,
     Video,
 )
+from pinsched.video import VideoAsset, VideoUrl
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -67,6 +68,12 @@ def media_to_dict(media: MediaSource) -> dict[str, Any]:
         case Video(media_id=mid, cover_image_url=cover, cover_image_key_frame_time=kft):
             return {"video_id": {"media_id": mid, "cover_image_url": cover,
                                  "cover_image_key_frame_time": kft}}
+        case VideoUrl(url=url, cover_image_url=cover, cover_image_key_frame_time=kft):
+            return {"video_url": {"url": url, "cover_image_url": cover,
+                                  "cover_image_key_frame_time": kft}}
+        case VideoAsset(asset_id=asset, cover_image_url=cover, cover_image_key_frame_time=kft):
+            return {"video_asset": {"asset_id": asset, "cover_image_url": cover,
+                                    "cover_image_key_frame_time": kft}}
     raise TypeError(f"unknown media {media!r}")
 
 
@@ -84,6 +91,10 @@ def media_from_dict(data: dict[str, Any]) -> MediaSource:
         return Carousel(items=tuple(CarouselItem(**i) for i in body["items"]), index=body["index"])
     if kind == "video_id":
         return Video(**body)
+    if kind == "video_url":
+        return VideoUrl(**body)
+    if kind == "video_asset":
+        return VideoAsset(**body)
     raise ValueError(f"unknown media kind {kind!r}")
 
 

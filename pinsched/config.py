@@ -97,6 +97,8 @@ class Config:
     token_retry_s: float = 300.0
     #: How long before a job's planned time its pin is checked with Pinterest (0: never).
     preflight_lead_time_s: float = 900.0
+    media_lead_time_s: float = 7200.0
+    media_grace_s: float = 86400.0
 
     def redacted(self) -> dict[str, Any]:
         """Return every field as JSON-ready data, secrets replaced by `"***"` (unset stays None)."""
@@ -277,6 +279,8 @@ _FIELDS: Final[Mapping[str, _Field]] = {
     "preflight_lead_time_s": _Field(
         _float_at_least(0), "--preflight-lead-time-s",
         "seconds before a pin's time its board, token and image are checked (0: off)"),
+    "media_lead_time_s": _Field(_float_at_least(0)),
+    "media_grace_s": _Field(_float_at_least(0)),
 }
 
 

@@ -52,7 +52,7 @@ from typing import Any
 import structlog
 
 from pinsched import pinterest as pt
-from pinsched import reconcile, remote, tokens
+from pinsched import reconcile, remote, staging, tokens
 from pinsched.accounts import Account
 from pinsched.auth import AccountRegistry
 from pinsched.clock import Activity, Clock
@@ -115,6 +115,7 @@ class Dispatchers:
         self.unknown_errors: dict[str, JobError] = {}  # job id → why its pin is looked for
         self.remote_refreshed: set[str] = set()  # jobs whose delete/PATCH refreshed the token
         self.remote_failures: dict[str, int] = {}  # job id → failed deletes in a row
+        self.staging: staging.Stager | None = None  # video staging (set by the daemon)
 
     @property
     def settle_s(self) -> float:
@@ -284,6 +285,8 @@ class AccountDispatcher:
             return  # stopping: still QUEUED, recovered at the next start
         # Cancelled or changed while we waited? Not re-read here: the SUBMITTED commit below is
         # a compare-and-set on the version read in `_handle`, and a lost one looks again.
+        if pool.staging is not None and await pool.staging.park_if_unready(job):
+            return  # its video is not on Pinterest yet: PENDING until it is (pinsched.staging)
         account = await pool.accounts.get(job.account_id)
         if pool.accounts.needs_refresh(account):
             refreshed = await pool.accounts.refresh(account, reason="expires soon",
@@ -295,7 +298,8 @@ class AccountDispatcher:
                 return
         if pool.stopping.is_set():
             return  # no new request leaves after stop(); still QUEUED
-        pin = await pool.store.load_pin(job.pin)  # inline image bytes, read only to send
+        # Inline image bytes, read only to send; a staged video as its Pinterest media id.
+        pin = staging.pin_to_send(await pool.store.load_pin(job.pin), job.media)
         now = pool.clock.now()
         # Dispatch lateness is measured on the first send of a round (not on a retry, nor on
         # the send after a 429, which does not count as an attempt).

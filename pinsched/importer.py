@@ -14,8 +14,9 @@ without a posting schedule, for `next_free_slot` rows) fail without sending them
 
 Columns (CSV header, or JSON keys): see `COLUMNS`. Exactly one time per row: `scheduled_at`
 (ISO 8601 with Z or an offset), `local_time` + `time_zone`, or `next_free_slot` (`true`/`now`,
-or an ISO instant: not before then). `video_url` belongs to media staging, which does not exist
-yet: such rows fail with `video_url: not supported yet`.
+or an ISO instant: not before then). Exactly one media per row: `image_url`, or `video_url` (a
+video the daemon stages on Pinterest ahead of time) with `cover_image_url` (else the first frame
+is the cover).
 """
 
 from __future__ import annotations
@@ -48,8 +49,9 @@ from pinsched_client import (
 )
 
 COLUMNS: Final = ("account", "board", "title", "description", "link", "alt_text", "image_url",
-                  "video_url", "scheduled_at", "local_time", "time_zone", "next_free_slot",
-                  "delivery_window", "also_boards", "board_interval", "request_id")
+                  "video_url", "cover_image_url", "scheduled_at", "local_time", "time_zone",
+                  "next_free_slot", "delivery_window", "also_boards", "board_interval",
+                  "request_id")
 CHUNK: Final = 500
 IN_FLIGHT: Final = 4
 _ITEM: Final = re.compile(r"requests\[(\d+)\]\.?")
@@ -152,10 +154,9 @@ def build_request(fields: dict[str, Any]) -> scheduler_pb2.SchedulePinRequest:
     daemon checks the rest and names the field); RowError when it cannot be built."""
     text = _texts(fields)
     get = text.get
-    if get("video_url"):
-        raise RowError("video_url", "not supported yet (videos need media staging); use "
-                       "image_url")
-    for key in ("account", "board", "image_url"):
+    if get("video_url") and get("image_url"):
+        raise RowError("video_url", "give image_url or video_url, not both")
+    for key in ("account", "board", "video_url" if get("video_url") else "image_url"):
         if not get(key):
             raise RowError(key, "required")
     req = scheduler_pb2.SchedulePinRequest(account_id=text["account"],
@@ -165,7 +166,15 @@ def build_request(fields: dict[str, Any]) -> scheduler_pb2.SchedulePinRequest:
     for key in ("title", "description", "link", "alt_text"):
         if key in text:
             setattr(pin, key, text[key])
-    pin.media_source.image_url.url = text["image_url"]
+    if get("video_url"):
+        video = pin.media_source.video_url
+        video.url = text["video_url"]
+        if get("cover_image_url"):
+            video.cover_image_url = text["cover_image_url"]
+        else:
+            video.cover_image_key_frame_time = 0
+    else:
+        pin.media_source.image_url.url = text["image_url"]
     _set_time(req, text)
     for key in ("delivery_window", "board_interval"):
         if get(key):

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from pinsched.errors import IllegalTransition
+from pinsched.video import MediaStage, VideoAsset, VideoUrl
 
 
 class JobState(enum.StrEnum):
@@ -35,12 +36,13 @@ class JobState(enum.StrEnum):
 S = JobState
 
 TRANSITIONS: Final[Mapping[JobState, frozenset[JobState]]] = {
-    S.PENDING: frozenset({S.QUEUED, S.CANCELLED}),
-    S.QUEUED: frozenset({S.SUBMITTED, S.CANCELLED, S.PENDING}),
+    # → PERMANENTLY_FAILED before any send: the job's video failed staging (`pinsched.staging`).
+    S.PENDING: frozenset({S.QUEUED, S.CANCELLED, S.PERMANENTLY_FAILED}),
+    S.QUEUED: frozenset({S.SUBMITTED, S.CANCELLED, S.PENDING, S.PERMANENTLY_FAILED}),
     S.SUBMITTED: frozenset(
         {S.DELIVERED, S.RETRYING, S.PERMANENTLY_FAILED, S.FAILED, S.CANCELLING, S.CANCELLED}
     ),
-    S.RETRYING: frozenset({S.QUEUED, S.CANCELLED, S.PENDING}),
+    S.RETRYING: frozenset({S.QUEUED, S.CANCELLED, S.PENDING, S.PERMANENTLY_FAILED}),
     S.DELIVERED: frozenset({S.CANCELLING}),
     # A delete Pinterest refuses for good leaves the pin live: back to DELIVERED, with the error.
     S.CANCELLING: frozenset({S.CANCELLED, S.DELIVERED}),
@@ -72,6 +74,7 @@ class ErrorCategory(enum.StrEnum):
     OUTCOME_UNKNOWN = "OUTCOME_UNKNOWN"
     SPAM_BLOCKED = "SPAM_BLOCKED"
     EXHAUSTED = "EXHAUSTED"
+    MEDIA = "MEDIA"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -147,7 +150,7 @@ class Video:
     cover_image_key_frame_time: int | None = None
 
 
-MediaSource = ImageUrl | ImageBase64 | Carousel | Video
+MediaSource = ImageUrl | ImageBase64 | Carousel | Video | VideoUrl | VideoAsset
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -288,6 +291,7 @@ class Job:
     retry_for: timedelta | None = None
     slot: SlotRef | None = None  # placed by next_free_slot
     group_id: str = ""  # jobs of one request with also_boards share it
+    media: MediaStage | None = None  # staging of a video_url / video_asset (pinsched.staging)
     history: tuple[Transition, ...] = field(default=(), compare=False)
 
     @property

@@ -199,6 +199,8 @@ def pin_body(pin: PinSpec) -> dict[str, Any]:
                 media["cover_image_url"] = cover
             if kft is not None:
                 media["cover_image_key_frame_time"] = kft
+        case _:  # VideoUrl / VideoAsset: `staging.pin_to_send` makes them a Video first
+            raise ValueError(f"{type(pin.media).__name__} is sent as the video_id it was staged as")
     body["media_source"] = media
     return body
 

@@ -39,6 +39,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pinsched.jobs import Carousel, ImageBase64, ImageUrl, PinSpec, Video
 from pinsched.pinterest import parse_time
+from pinsched.video import VideoAsset, VideoUrl
 
 #: Pinterest's times have second precision and come from another clock: look this far back.
 SKEW: Final = timedelta(minutes=5)
@@ -111,7 +112,7 @@ def media_kind(pin: PinSpec) -> str:
     match pin.media:
         case ImageUrl() | ImageBase64():
             return "image"
-        case Video():
+        case Video() | VideoUrl() | VideoAsset():
             return "video"
         case Carousel():
             return "carousel"

@@ -64,9 +64,16 @@ ACCOUNT_NEEDS_REAUTH: Final = "account.needs_reauth"
 ACCOUNT_REAUTH_SOON: Final = "account.reauth_soon"
 ACCOUNT_HELD: Final = "account.held"
 APP_CREDENTIALS_REFUSED: Final = "app.credentials_refused"
+#: Changes of a job's video staging that keep its state, typed by their reason's prefix
+#: (`pinsched.staging`); the failure's state change follows as `job.permanently_failed`.
+MEDIA_EVENT_TYPES: Final[Mapping[str, str]] = {
+    "media staging:": "job.media_staging", "media ready:": "job.media_ready",
+    "media failed:": "job.media_failed",
+}
 EVENT_TYPES: Final = frozenset({*STATE_EVENT_TYPES.values(), JOB_UPDATED, ACCOUNT_NEEDS_REAUTH,
                                 ACCOUNT_REAUTH_SOON, ACCOUNT_HELD, APP_CREDENTIALS_REFUSED,
-                                notes.AT_RISK_TYPE, notes.AT_RISK_CLEARED_TYPE})
+                                notes.AT_RISK_TYPE, notes.AT_RISK_CLEARED_TYPE,
+                                *MEDIA_EVENT_TYPES.values()})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -201,6 +208,9 @@ def iso_utc(at: datetime) -> str:
 def event_type(transition: Transition) -> str:
     """The webhook event type of a job transition."""
     if transition.from_state is not None and transition.from_state is transition.to_state:
+        for prefix, kind in MEDIA_EVENT_TYPES.items():
+            if transition.reason.startswith(prefix):
+                return kind
         return notes.note_type(transition) or JOB_UPDATED
     return STATE_EVENT_TYPES[transition.to_state]
 

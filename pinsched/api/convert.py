@@ -18,6 +18,7 @@ from google.type import datetime_pb2  # type: ignore[import-untyped, unused-igno
 
 from pinsched import codec
 from pinsched.accounts import Account, AccountState, Pacing
+from pinsched.api import video_convert
 from pinsched.errors import FieldViolation, InvalidArgument
 from pinsched.jobs import (
     Carousel,
@@ -38,6 +39,7 @@ from pinsched.jobs import (
 from pinsched.retry import retry_deadline
 from pinsched.slots import PostingSchedule
 from pinsched.v1 import account_pb2, job_pb2
+from pinsched.video import VideoAsset, VideoUrl
 
 # Protobuf's ranges: Timestamp 0001-01-01..9999-12-31; Duration ±10,000 years.
 TIMESTAMP_SECONDS_MIN: Final = -62_135_596_800
@@ -171,6 +173,8 @@ def pin_to_proto(pin: PinSpec, *, with_media: bool = False) -> job_pb2.Pin:
             )
             for item in media.items
         )
+    elif isinstance(media, VideoUrl | VideoAsset):
+        video_convert.set_source(source, media)
     else:
         source.video_id.SetInParent()
         source.video_id.media_id = media.media_id
@@ -213,6 +217,8 @@ def pin_from_proto(pin: job_pb2.Pin, *, field: str = "pin") -> PinSpec:
                 video.cover_image_key_frame_time if cover == "cover_image_key_frame_time" else None
             ),
         )
+    elif which in ("video_url", "video_asset"):
+        media = video_convert.from_source(source, which)
     else:
         raise InvalidArgument.one(_join(field, "media_source"), "required")
     return PinSpec(
@@ -343,6 +349,8 @@ def job_to_proto(job: Job, *, with_history: bool = False,
     if job.slot is not None:
         msg.slot.CopyFrom(slot_to_proto(job.slot.local, job.slot.time_zone, job.slot.at))
     msg.group_id = job.group_id
+    if job.media is not None:
+        msg.media.CopyFrom(video_convert.stage_to_proto(job.media))
     if with_history:
         msg.history.extend(transition_to_proto(entry) for entry in job.history)
     return msg

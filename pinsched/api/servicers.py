@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -17,6 +17,7 @@ from pinsched.api import convert as cv
 from pinsched.api import explain as api_explain
 from pinsched.api import slots as api_slots
 from pinsched.api import validation as va
+from pinsched.api import video_validation
 from pinsched.api.account_rules import account_text_violations
 from pinsched.api.account_validation import routing_violations
 from pinsched.api.status import streaming, unary
@@ -96,9 +97,11 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
     def __init__(self, service: PinService, store: Store, bus: EventBus, clock: Clock, *,
                  skew: timedelta, horizon: timedelta,
                  max_watchers: int = limits.MAX_WATCH_STREAMS,
-                 checker: Checker | None = None) -> None:
+                 checker: Checker | None = None,
+                 asset_exists: Callable[[str], bool] | None = None) -> None:
         self.service, self.store, self.bus, self.clock = service, store, bus, clock
         self.dry = DryRun(service, checker or Checker(service.dispatchers.client, UrlProbe()))
+        self.asset_exists = asset_exists  # uploaded videos (`MediaAssets`)
         self.skew, self.horizon = skew, horizon
         self.max_watchers = max_watchers
         self.watching = 0
@@ -107,9 +110,12 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
         self._batch_cache: dict[tuple[tuple[int, int], ...], scheduler_pb2.WatchJobsResponse] = {}
 
     def _spec(self, req: Any, prefix: str = "") -> ScheduleSpec:
-        return va.schedule_spec_from_proto(
+        spec = va.schedule_spec_from_proto(
             req, now=self.clock.now(), skew_tolerance=self.skew, horizon=self.horizon,
             prefix=prefix)
+        video_validation.check_asset(spec.pin, f"{prefix}.pin" if prefix else "pin",
+                                     self.asset_exists)
+        return spec
 
     @unary
     async def SchedulePin(self, request: scheduler_pb2.SchedulePinRequest,
@@ -263,6 +269,7 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
             pin_spec = timing_spec.pin
         else:
             pin_spec = va.validate_pin(pin, path="job.pin")
+            video_validation.check_asset(pin_spec, "job.pin", self.asset_exists)
         retry_for = current.retry_for
         if "retry_for" in paths:  # unset in the job: back to the default budget
             out = va.Violations()

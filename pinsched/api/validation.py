@@ -20,7 +20,7 @@ from google.protobuf import duration_pb2, timestamp_pb2
 from google.type import datetime_pb2  # type: ignore[import-untyped, unused-ignore]
 
 from pinsched import retry, timing
-from pinsched.api import convert
+from pinsched.api import convert, video_validation
 from pinsched.api import slots as api_slots
 from pinsched.api.convert import build_pacing as build_pacing
 from pinsched.api.convert import duration_from_proto as duration_from_proto
@@ -194,7 +194,8 @@ def check_pin(out: Violations, path: str, pin: job_pb2.Pin) -> None:
     if which is None:
         out.add(
             media_path,
-            "required: exactly one of image_url, image_base64, multiple_image_urls, video_id",
+            "required: exactly one of image_url, image_base64, multiple_image_urls, video_id, "
+            "video_url, video_asset",
         )
         return
     source = pin.media_source
@@ -214,6 +215,8 @@ def check_pin(out: Violations, path: str, pin: job_pb2.Pin) -> None:
             out.add(join_path(variant, "data"), f"at most {IMAGE_MAX_BYTES} bytes")
     elif which == "multiple_image_urls":
         _check_carousel(out, variant, source.multiple_image_urls)
+    elif which in ("video_url", "video_asset"):
+        video_validation.check(out, variant, getattr(source, which))
     else:
         _check_video(out, variant, source.video_id)
 

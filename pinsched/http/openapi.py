@@ -23,6 +23,9 @@ from google.protobuf import descriptor_pb2, descriptor_pool
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 
 from pinsched.http.routes import Route, load_routes
+from pinsched.video import VIDEO_CONTENT_TYPES
+
+MEDIA_PATH: Final = "/v1/media"
 
 __all__ = ["build", "comments", "openapi_document"]
 
@@ -269,6 +272,23 @@ def _plain(summary: str, schema: dict[str, Any], ok: str = "200") -> dict[str, A
                                                  "type": "object"}}}}}}}
 
 
+def _media_upload(builder: _Builder, pool: descriptor_pool.DescriptorPool) -> dict[str, Any]:
+    """`POST /v1/media`: `MediaService.UploadMedia` (client-streaming, so written by hand in
+    `pinsched.http.media`) with the raw video as the body."""
+    method = pool.FindMethodByName("pinsched.v1.MediaService.UploadMedia")
+    doc = builder.docs.get(method.full_name, "")
+    return {"post": {
+        "operationId": "MediaService_UploadMedia", "tags": ["MediaService"],
+        "summary": "Upload a video for a `video_asset` pin", "description": doc,
+        "requestBody": {"required": True, "content": {
+            t: {"schema": {"type": "string", "format": "binary"}}
+            for t in VIDEO_CONTENT_TYPES}},
+        "responses": {"200": {"description": "OK", "content": {"application/json": {
+            "schema": builder.message(method.output_type)}}}, "default": {
+            "description": "Error", "content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/Error"}}}}}}}
+
+
 def build(fds: descriptor_pb2.FileDescriptorSet) -> dict[str, Any]:
     """The OpenAPI 3.1 document of the routes in *fds*."""
     pool = descriptor_pool.DescriptorPool()
@@ -288,6 +308,7 @@ def build(fds: descriptor_pb2.FileDescriptorSet) -> dict[str, Any]:
     paths["/readyz"] = _plain("Readiness: the store is open and the scheduler runs (else 503).",
                               status)
     paths["/openapi.json"] = _plain("This document.", {"type": "object"})
+    paths[MEDIA_PATH] = _media_upload(builder, pool)
     schemas = dict(sorted(builder.schemas.items()))
     schemas["Error"] = _ERROR
     return {

@@ -28,6 +28,7 @@ from aiohttp import web
 from pinsched import errors, limits, security
 from pinsched.config import Config, ConfigError
 from pinsched.http import fastjson, sse
+from pinsched.http import media as http_media
 from pinsched.http import routes as rt
 from pinsched.http.errors import (
     Aborted,
@@ -36,6 +37,7 @@ from pinsched.http.errors import (
     error_response,
     from_pinsched_error,
 )
+from pinsched.media_assets import MediaAssets
 from pinsched.v1 import scheduler_pb2
 
 log = structlog.get_logger("pinsched.http")
@@ -112,7 +114,8 @@ class HttpDoor:
     def __init__(self, servicers: Mapping[str, Any], *, api_token: str | None,
                  ready: Readiness, openapi: Callable[[], bytes],
                  heartbeat_s: float | None = None,
-                 max_body_bytes: int = limits.HTTP_MAX_BODY_BYTES) -> None:
+                 max_body_bytes: int = limits.HTTP_MAX_BODY_BYTES,
+                 assets: MediaAssets | None = None) -> None:
         self._servicers = dict(servicers)
         self._token = api_token
         self._ready = ready
@@ -128,6 +131,8 @@ class HttpDoor:
         self.app.router.add_get("/healthz", self._healthz)
         self.app.router.add_get("/readyz", self._readyz)
         self.app.router.add_get("/openapi.json", self._openapi_json)
+        if assets is not None:  # a client-streaming RPC: no annotation, a route by hand
+            http_media.mount(self.app, assets)
         self.app.router.add_route("*", "/v1/{tail:.*}", self._dispatch)
 
     @web.middleware

@@ -18,6 +18,11 @@
                                     refresh_token_ttl_s?: seconds >= 1, trial_app?: bool}
                                    -> 200 settings (all checked before any is applied)
     POST   /_admin/reset           -> 204 (everything forgotten)
+    GET    /_admin/media           -> 200 {processing_s, fail, uploads: [media_id...],
+                                           items: [Media + "owner"]}
+    POST   /_admin/media           {processing_s?: seconds >= 0, fail?: bool,
+                                    seed?: {username, media_id, status}}  -> 200 as GET
+                                   (processing time and failing apply to uploads made after)
 
 Bad input is a 400 ``{"error": ...}`` (raised here as ValueError and converted by server.py);
 unknown tokens are 404. Does not own any state: it calls the `Sandbox` methods.
@@ -32,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from pinsched.sandbox.faults import FaultRule
+from pinsched.sandbox.media import media_json
 from pinsched.sandbox.render import pin_json
 
 if TYPE_CHECKING:
@@ -188,6 +194,42 @@ def admin_routes(sandbox: Sandbox) -> list[web.RouteDef]:
         sandbox.configure(access_ttl_s=access, refresh_ttl_s=refresh, trial_app=trial)
         return current_settings()
 
+    def media_state() -> web.Response:
+        book = sandbox.state.media
+        now = sandbox.now()
+        return web.json_response({
+            "processing_s": book.processing_s, "fail": book.fail, "uploads": book.uploads,
+            "items": [{**media_json(i, now), "owner": i.owner} for i in book.items.values()]})
+
+    async def get_media(request: web.Request) -> web.Response:
+        return media_state()
+
+    async def set_media(request: web.Request) -> web.Response:
+        data = await _body(request)
+        unknown = set(data) - {"processing_s", "fail", "seed"}
+        if unknown:
+            raise ValueError(f"unknown media settings: {sorted(unknown)}")
+        seconds = data.get("processing_s")
+        if seconds is not None and (isinstance(seconds, bool)
+                                    or not isinstance(seconds, int | float)):
+            raise ValueError("'processing_s' must be a number of seconds, at least 0")
+        fail = data.get("fail")
+        if fail is not None and not isinstance(fail, bool):
+            raise ValueError("'fail' must be true or false")
+        seed = data.get("seed")
+        if seed is not None:
+            if not isinstance(seed, Mapping):
+                raise ValueError("'seed' must be an object {username, media_id, status}")
+            username, media_id = _text(seed, "username"), _text(seed, "media_id")
+            sandbox.state.media.add(username, media_id, sandbox.now(),
+                                    status=str(seed.get("status", "succeeded")))
+        try:
+            sandbox.state.media.configure(
+                processing_s=None if seconds is None else float(seconds), fail=fail)
+        except ValueError:
+            raise ValueError("'processing_s' must be a number of seconds, at least 0") from None
+        return media_state()
+
     async def reset(request: web.Request) -> web.Response:
         sandbox.reset()
         return web.Response(status=204)
@@ -207,4 +249,6 @@ def admin_routes(sandbox: Sandbox) -> list[web.RouteDef]:
         web.get("/_admin/settings", get_settings),
         web.post("/_admin/settings", set_settings),
         web.post("/_admin/reset", reset),
+        web.get("/_admin/media", get_media),
+        web.post("/_admin/media", set_media),
     ]

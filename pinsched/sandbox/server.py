@@ -3,8 +3,9 @@
 Owns the server lifecycle and everything that wraps the v5 handlers (api.py), in this order
 for each ``/v5`` request: request id, bearer auth lookup, fault decision (faults.py), injected
 latency, an answering fault or the 401, the ``org_write`` rate limit (POST/PATCH/DELETE under
-``/v5/pins``), the handler, an after-handler fault, the request log. The admin API (admin.py)
-is mounted under ``/_admin/`` for loopback callers only. The state itself lives in state.py.
+``/v5/pins``, POST ``/v5/media``), the handler, an after-handler fault, the request log. The
+admin API (admin.py) and the media upload target (media_api.py) are mounted under
+``/_admin/`` and ``/_upload/``, for loopback callers only. The state itself lives in state.py.
 
 A `late_create` fault runs the handler with the pin landing later (``LAND_AFTER_S``) and then
 answers its 5xx; `read_lag_s` makes reads lag writes (state.py).
@@ -33,6 +34,7 @@ from pinsched.sandbox.admin import admin_routes
 from pinsched.sandbox.api import LAND_AFTER_S, OAUTH_PATH, USERNAME, PinterestApi
 from pinsched.sandbox.errors import ApiError
 from pinsched.sandbox.faults import FaultBook, FaultRule
+from pinsched.sandbox.media_api import MediaApi
 from pinsched.sandbox.ratelimit import RateDecision, SlidingWindow
 from pinsched.sandbox.render import pin_json
 from pinsched.sandbox.state import ACCESS_TOKEN_TTL_S, REFRESH_TOKEN_TTL_S, SandboxState
@@ -125,6 +127,7 @@ class Sandbox:
         """Build the aiohttp application (routes + middleware)."""
         app = web.Application(middlewares=[self._middleware])
         app.add_routes(PinterestApi(self.state, self._now).routes())
+        app.add_routes(MediaApi(self.state.media, self._now).routes())
         app.add_routes(admin_routes(self))
         return app
 
@@ -323,7 +326,7 @@ class Sandbox:
             self._limiter is not None
             and username is not None
             and request.method in ("POST", "PATCH", "DELETE")
-            and request.path.startswith("/v5/pins")
+            and (request.path.startswith("/v5/pins") or request.path == "/v5/media")
         ):
             limit = self._limiter.take(username, arrived.timestamp())
             if not limit.allowed:

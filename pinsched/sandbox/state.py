@@ -37,6 +37,7 @@ from typing import Any, Final, TypeVar
 
 from pinsched.sandbox import errors
 from pinsched.sandbox.errors import ApiError
+from pinsched.sandbox.media import MediaBook
 from pinsched.sandbox.render import Board, Pin, Section, digest
 from pinsched.sandbox.rewrite import stored_link, stored_text
 from pinsched.sandbox.validation import (
@@ -121,6 +122,7 @@ class SandboxState:
         self.access_ttl_s = ACCESS_TOKEN_TTL_S
         self.refresh_ttl_s = REFRESH_TOKEN_TTL_S
         self.trial_app = False
+        self.media = MediaBook()
         self.reset()
 
     def reset(self) -> None:
@@ -135,6 +137,7 @@ class SandboxState:
         self.pins: dict[str, Pin] = {}  # insertion order == creation order
         self._next_pin = FIRST_PIN_ID
         self._next_board = FIRST_BOARD_ID
+        self.media.reset()
 
     # ----------------------------------------------------------------- seeding (no API errors)
 
@@ -333,6 +336,8 @@ class SandboxState:
         board = self.owned_board(username, body.board_id)
         self._check_section(board, body.board_section_id)
         check_media(body.media)
+        if body.media.kind == "video":
+            self.media.check_ready(username, body.media.sources[0], now)
         pin_id = str(self._next_pin)
         self._next_pin += 1
         pin = Pin(

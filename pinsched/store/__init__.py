@@ -85,6 +85,7 @@ from pinsched.store.slots import (
     replan_account,
     schedule_json,
 )
+from pinsched.store.videos import VideoMixin
 
 _EXTRA_SET = ", ".join(f"{c}=?" for c in ACCOUNT_EXTRA_COLUMNS)
 
@@ -96,7 +97,7 @@ __all__ = [
 T = TypeVar("T")
 
 
-class Store(OutboxMixin, RetentionMixin, MediaMixin, PacerStateMixin, SlotsMixin):
+class Store(OutboxMixin, RetentionMixin, MediaMixin, PacerStateMixin, SlotsMixin, VideoMixin):
     """Async facade over one SQLite file."""
 
     def __init__(

@@ -25,12 +25,13 @@ from pinsched.jobs import (
     job_reference,
 )
 from pinsched.slots import PostingSchedule
+from pinsched.video import MediaStage
 
 _JOB_COLUMNS: Final = (
     "id, account_id, state, board_id, pin, scheduled_at, window_us, planned_at, local_time, "
     "request_id, request_hash, attempts, next_attempt_at, pinterest_pin_id, last_error, version, "
     "created_at, updated_at, submitted_at, delivered_at, late_by_us, cancel_requested, "
-    "remote_update, remote_pending, retry_for_us, slot, slot_at, group_id"
+    "remote_update, remote_pending, retry_for_us, slot, slot_at, group_id, media_stage"
 )
 _JOB_COLUMN_COUNT: Final = _JOB_COLUMNS.count(",") + 1
 _ACTIVE_SQL: Final = ", ".join(f"'{s.value}'" for s in sorted(ACTIVE_STATES))
@@ -137,9 +138,9 @@ def _cas(db: sqlite3.Connection, old: Job, new: Job) -> None:
         "UPDATE jobs SET state=?, board_id=?, pin=?, scheduled_at=?, window_us=?, planned_at=?, "
         "local_time=?, attempts=?, next_attempt_at=?, pinterest_pin_id=?, last_error=?, "
         "version=?, updated_at=?, submitted_at=?, delivered_at=?, late_by_us=?, "
-        "cancel_requested=?, remote_update=?, remote_pending=?, retry_for_us=?, slot=?, slot_at=? "
-        "WHERE id=? AND version=?",
-        (*row[2:9], *row[11:16], *row[17:27], new.id, old.version),
+        "cancel_requested=?, remote_update=?, remote_pending=?, retry_for_us=?, slot=?, slot_at=?, "
+        "media_stage=? WHERE id=? AND version=?",
+        (*row[2:9], *row[11:16], *row[17:27], row[28], new.id, old.version),
     )
     if cur.rowcount == 0:
         raise StaleJob(old.id)
@@ -190,6 +191,7 @@ def _job_row(job: Job) -> tuple[Any, ...]:
         None if job.retry_for is None else codec.td_us(job.retry_for),
         json.dumps(job.slot.to_dict()) if job.slot else None,
         codec.to_us(job.slot.at) if job.slot else None, job.group_id or None,
+        json.dumps(job.media.to_dict()) if job.media else None,
     )
 
 
@@ -208,6 +210,7 @@ def _job_from_row(r: tuple[Any, ...]) -> Job:
         remote_update=RemoteUpdate.from_dict(json.loads(r[22])) if r[22] else None,
         retry_for=None if r[24] is None else timedelta(microseconds=r[24]),
         slot=SlotRef.from_dict(json.loads(r[25])) if r[25] else None, group_id=r[27] or "",
+        media=MediaStage.from_dict(json.loads(r[28])) if r[28] else None,
     )
 
 

@@ -214,6 +214,14 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         ELSE planned_at END) VIRTUAL;
     CREATE INDEX jobs_due ON jobs(due_us, id) WHERE state IN ('PENDING', 'RETRYING');
     """,
+    # 10 → 11: video staging. The job's staging record (JSON, `video.MediaStage`), and the
+    # uploaded video a pin names, indexed so that files no job refers to can be removed.
+    """
+    ALTER TABLE jobs ADD COLUMN media_stage TEXT;
+    ALTER TABLE jobs ADD COLUMN video_asset TEXT
+        GENERATED ALWAYS AS (json_extract(pin, '$.media.video_asset.asset_id')) VIRTUAL;
+    CREATE INDEX jobs_video_asset ON jobs(video_asset) WHERE video_asset IS NOT NULL;
+    """,
 )
 
 

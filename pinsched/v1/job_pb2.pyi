@@ -86,6 +86,8 @@ class MediaSource(_message.Message):
     IMAGE_BASE64_FIELD_NUMBER: _builtins.int
     MULTIPLE_IMAGE_URLS_FIELD_NUMBER: _builtins.int
     VIDEO_ID_FIELD_NUMBER: _builtins.int
+    VIDEO_URL_FIELD_NUMBER: _builtins.int
+    VIDEO_ASSET_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def image_url(self) -> Global___ImageUrl:
         """An image Pinterest fetches from a URL."""
@@ -102,6 +104,16 @@ class MediaSource(_message.Message):
     def video_id(self) -> Global___VideoId:
         """A video already uploaded with Pinterest's `POST /v5/media`."""
 
+    @_builtins.property
+    def video_url(self) -> Global___VideoUrl:
+        """A video pinsched downloads from a URL and stages on Pinterest ahead of `planned_at`."""
+
+    @_builtins.property
+    def video_asset(self) -> Global___VideoAsset:
+        """A video uploaded to pinsched first (`UploadMedia`), staged on Pinterest ahead of
+        `planned_at`.
+        """
+
     def __init__(
         self,
         *,
@@ -109,12 +121,14 @@ class MediaSource(_message.Message):
         image_base64: Global___ImageBase64 | None = ...,
         multiple_image_urls: Global___MultipleImageUrls | None = ...,
         video_id: Global___VideoId | None = ...,
+        video_url: Global___VideoUrl | None = ...,
+        video_asset: Global___VideoAsset | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["image_base64", b"image_base64", "image_url", b"image_url", "multiple_image_urls", b"multiple_image_urls", "source", b"source", "video_id", b"video_id"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["image_base64", b"image_base64", "image_url", b"image_url", "multiple_image_urls", b"multiple_image_urls", "source", b"source", "video_asset", b"video_asset", "video_id", b"video_id", "video_url", b"video_url"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["image_base64", b"image_base64", "image_url", b"image_url", "multiple_image_urls", b"multiple_image_urls", "source", b"source", "video_id", b"video_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["image_base64", b"image_base64", "image_url", b"image_url", "multiple_image_urls", b"multiple_image_urls", "source", b"source", "video_asset", b"video_asset", "video_id", b"video_id", "video_url", b"video_url"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_source: _TypeAlias = _typing.Literal["image_url", "image_base64", "multiple_image_urls", "video_id"]  # noqa: Y015
+    _WhichOneofReturnType_source: _TypeAlias = _typing.Literal["image_url", "image_base64", "multiple_image_urls", "video_id", "video_url", "video_asset"]  # noqa: Y015
     _WhichOneofArgType_source: _TypeAlias = _typing.Literal["source", b"source"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_source) -> _WhichOneofReturnType_source | None: ...
 
@@ -276,6 +290,136 @@ class VideoId(_message.Message):
 Global___VideoId: _TypeAlias = VideoId  # noqa: Y015
 
 @_typing.final
+class VideoUrl(_message.Message):
+    """A video pinsched downloads from a URL (`video/mp4`, `video/quicktime` or `video/x-m4v`, at
+    most 2 GiB, Pinterest's limits), uploads to Pinterest and waits for its processing
+    `media_lead_time_s` before `planned_at`; the pin is then created with the resulting media id.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    URL_FIELD_NUMBER: _builtins.int
+    COVER_IMAGE_URL_FIELD_NUMBER: _builtins.int
+    COVER_IMAGE_KEY_FRAME_TIME_FIELD_NUMBER: _builtins.int
+    url: _builtins.str
+    """Required. http(s) URL of the video; link-local and cloud metadata hosts are refused."""
+    cover_image_url: _builtins.str
+    """URL of the cover image."""
+    cover_image_key_frame_time: _builtins.int
+    """Second of the video used as the cover."""
+    def __init__(
+        self,
+        *,
+        url: _builtins.str = ...,
+        cover_image_url: _builtins.str = ...,
+        cover_image_key_frame_time: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cover", b"cover", "cover_image_key_frame_time", b"cover_image_key_frame_time", "cover_image_url", b"cover_image_url"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cover", b"cover", "cover_image_key_frame_time", b"cover_image_key_frame_time", "cover_image_url", b"cover_image_url", "url", b"url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_cover: _TypeAlias = _typing.Literal["cover_image_url", "cover_image_key_frame_time"]  # noqa: Y015
+    _WhichOneofArgType_cover: _TypeAlias = _typing.Literal["cover", b"cover"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_cover) -> _WhichOneofReturnType_cover | None: ...
+
+Global___VideoUrl: _TypeAlias = VideoUrl  # noqa: Y015
+
+@_typing.final
+class VideoAsset(_message.Message):
+    """A video whose bytes were uploaded to pinsched with `UploadMedia` (or `POST /v1/media`)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ASSET_ID_FIELD_NUMBER: _builtins.int
+    COVER_IMAGE_URL_FIELD_NUMBER: _builtins.int
+    COVER_IMAGE_KEY_FRAME_TIME_FIELD_NUMBER: _builtins.int
+    asset_id: _builtins.str
+    """Required. The `asset_id` `UploadMedia` answered."""
+    cover_image_url: _builtins.str
+    """URL of the cover image."""
+    cover_image_key_frame_time: _builtins.int
+    """Second of the video used as the cover."""
+    def __init__(
+        self,
+        *,
+        asset_id: _builtins.str = ...,
+        cover_image_url: _builtins.str = ...,
+        cover_image_key_frame_time: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cover", b"cover", "cover_image_key_frame_time", b"cover_image_key_frame_time", "cover_image_url", b"cover_image_url"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["asset_id", b"asset_id", "cover", b"cover", "cover_image_key_frame_time", b"cover_image_key_frame_time", "cover_image_url", b"cover_image_url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_cover: _TypeAlias = _typing.Literal["cover_image_url", "cover_image_key_frame_time"]  # noqa: Y015
+    _WhichOneofArgType_cover: _TypeAlias = _typing.Literal["cover", b"cover"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_cover) -> _WhichOneofReturnType_cover | None: ...
+
+Global___VideoAsset: _TypeAlias = VideoAsset  # noqa: Y015
+
+@_typing.final
+class JobMedia(_message.Message):
+    """The staging of a job's video on Pinterest (`video_url` and `video_asset` sources)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _State:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _StateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[JobMedia._State.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        STATE_UNSPECIFIED: JobMedia._State.ValueType  # 0
+        """Never used."""
+        STATE_STAGING: JobMedia._State.ValueType  # 1
+        """Being registered, uploaded or processed by Pinterest."""
+        STATE_READY: JobMedia._State.ValueType  # 2
+        """Processed: the pin will be created with `pinterest_media_id`."""
+        STATE_FAILED: JobMedia._State.ValueType  # 3
+        """Pinterest's processing failed, or the video could not be fetched; see `detail`."""
+
+    class State(_State, metaclass=_StateEnumTypeWrapper):
+        """Where the staging is."""
+
+    STATE_UNSPECIFIED: JobMedia.State.ValueType  # 0
+    """Never used."""
+    STATE_STAGING: JobMedia.State.ValueType  # 1
+    """Being registered, uploaded or processed by Pinterest."""
+    STATE_READY: JobMedia.State.ValueType  # 2
+    """Processed: the pin will be created with `pinterest_media_id`."""
+    STATE_FAILED: JobMedia.State.ValueType  # 3
+    """Pinterest's processing failed, or the video could not be fetched; see `detail`."""
+
+    STATE_FIELD_NUMBER: _builtins.int
+    PINTEREST_MEDIA_ID_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    START_TIME_FIELD_NUMBER: _builtins.int
+    state: Global___JobMedia.State.ValueType
+    """Where the staging is."""
+    pinterest_media_id: _builtins.str
+    """Pinterest's media id, once registered."""
+    detail: _builtins.str
+    """What is happening or what went wrong, in words."""
+    @_builtins.property
+    def start_time(self) -> _timestamp_pb2.Timestamp:
+        """When the staging (re)started."""
+
+    def __init__(
+        self,
+        *,
+        state: Global___JobMedia.State.ValueType = ...,
+        pinterest_media_id: _builtins.str = ...,
+        detail: _builtins.str = ...,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["start_time", b"start_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["detail", b"detail", "pinterest_media_id", b"pinterest_media_id", "start_time", b"start_time", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___JobMedia: _TypeAlias = JobMedia  # noqa: Y015
+
+@_typing.final
 class Job(_message.Message):
     """A scheduled pin and everything pinsched knows about its life."""
 
@@ -358,6 +502,7 @@ class Job(_message.Message):
     RETRY_UNTIL_FIELD_NUMBER: _builtins.int
     SLOT_FIELD_NUMBER: _builtins.int
     GROUP_ID_FIELD_NUMBER: _builtins.int
+    MEDIA_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Output only. Server-assigned id."""
     account_id: _builtins.str
@@ -454,6 +599,14 @@ class Job(_message.Message):
         (`next_free_slot`); cleared when its time is set otherwise.
         """
 
+    @_builtins.property
+    def media(self) -> Global___JobMedia:
+        """---- Video staging; field numbers 60+ are this feature's. ----
+
+        Output only. The staging of the job's video (set for `video_url` / `video_asset` pins once
+        staging started).
+        """
+
     def __init__(
         self,
         *,
@@ -483,10 +636,11 @@ class Job(_message.Message):
         retry_until: _timestamp_pb2.Timestamp | None = ...,
         slot: Global___JobSlot | None = ...,
         group_id: _builtins.str = ...,
+        media: Global___JobMedia | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "delivered_time", b"delivered_time", "delivery_window", b"delivery_window", "last_error", b"last_error", "late_by", b"late_by", "local_time", b"local_time", "next_attempt_at", b"next_attempt_at", "pin", b"pin", "planned_at", b"planned_at", "remote_update", b"remote_update", "retry_for", b"retry_for", "retry_until", b"retry_until", "scheduled_at", b"scheduled_at", "slot", b"slot", "update_time", b"update_time", "window_end", b"window_end"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "delivered_time", b"delivered_time", "delivery_window", b"delivery_window", "last_error", b"last_error", "late_by", b"late_by", "local_time", b"local_time", "media", b"media", "next_attempt_at", b"next_attempt_at", "pin", b"pin", "planned_at", b"planned_at", "remote_update", b"remote_update", "retry_for", b"retry_for", "retry_until", b"retry_until", "scheduled_at", b"scheduled_at", "slot", b"slot", "update_time", b"update_time", "window_end", b"window_end"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "attempts", b"attempts", "cancel_requested", b"cancel_requested", "create_time", b"create_time", "delivered_time", b"delivered_time", "delivery_window", b"delivery_window", "group_id", b"group_id", "history", b"history", "id", b"id", "last_error", b"last_error", "late_by", b"late_by", "local_time", b"local_time", "next_attempt_at", b"next_attempt_at", "pin", b"pin", "pinterest_pin_id", b"pinterest_pin_id", "planned_at", b"planned_at", "remote_update", b"remote_update", "request_id", b"request_id", "retry_for", b"retry_for", "retry_until", b"retry_until", "scheduled_at", b"scheduled_at", "slot", b"slot", "state", b"state", "update_time", b"update_time", "version", b"version", "window_end", b"window_end"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "attempts", b"attempts", "cancel_requested", b"cancel_requested", "create_time", b"create_time", "delivered_time", b"delivered_time", "delivery_window", b"delivery_window", "group_id", b"group_id", "history", b"history", "id", b"id", "last_error", b"last_error", "late_by", b"late_by", "local_time", b"local_time", "media", b"media", "next_attempt_at", b"next_attempt_at", "pin", b"pin", "pinterest_pin_id", b"pinterest_pin_id", "planned_at", b"planned_at", "remote_update", b"remote_update", "request_id", b"request_id", "retry_for", b"retry_for", "retry_until", b"retry_until", "scheduled_at", b"scheduled_at", "slot", b"slot", "state", b"state", "update_time", b"update_time", "version", b"version", "window_end", b"window_end"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -623,6 +777,10 @@ class JobError(_message.Message):
         """Pinterest's spam protection blocked the account."""
         CATEGORY_EXHAUSTED: JobError._Category.ValueType  # 7
         """Attempts exhausted."""
+        CATEGORY_MEDIA: JobError._Category.ValueType  # 60
+        """The job's video could not be staged: Pinterest's processing failed, or the video could
+        not be fetched or was refused (type, size).
+        """
 
     class Category(_Category, metaclass=_CategoryEnumTypeWrapper):
         """The kind of failure."""
@@ -643,6 +801,10 @@ class JobError(_message.Message):
     """Pinterest's spam protection blocked the account."""
     CATEGORY_EXHAUSTED: JobError.Category.ValueType  # 7
     """Attempts exhausted."""
+    CATEGORY_MEDIA: JobError.Category.ValueType  # 60
+    """The job's video could not be staged: Pinterest's processing failed, or the video could
+    not be fetched or was refused (type, size).
+    """
 
     CATEGORY_FIELD_NUMBER: _builtins.int
     HTTP_STATUS_FIELD_NUMBER: _builtins.int

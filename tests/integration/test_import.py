@@ -68,13 +68,15 @@ async def test_import_gives_per_row_results_and_a_second_run_creates_nothing(
         row(title="other", scheduled_at=soon, request_id="r-8"),                 # 10 request_id
         row(title="local", local_time="2027-01-10T09:30", time_zone="Europe/Paris"),  # 11
         row(title="bad zone", local_time="2027-01-10T09:30", time_zone="Mars/Base"),  # 12
+        row(title="video", image_url="", video_url="https://example.com/v.mp4",
+            scheduled_at=soon),                                                  # 13 created
     ]
     path = tmp_path / "pins.csv"
     with path.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-    expected_failed = {4: "pin.title:", 5: "account:", 6: "video_url: not supported yet",
+    expected_failed = {4: "pin.title:", 5: "account:", 6: "video_url: give image_url or",
                        7: "scheduled_at: give exactly one", 10: "request_id:",
                        12: "local_time.time_zone:"}
     outcomes = []
@@ -82,18 +84,20 @@ async def test_import_gives_per_row_results_and_a_second_run_creates_nothing(
         code, out, err = await run_import(api, path, "--json")
         assert code == 1, err
         results = {r["row"]: r for r in map(json.loads, out.splitlines())}
-        assert sorted(results) == list(range(1, 13))
+        assert sorted(results) == list(range(1, 14))
         for n, prefix in expected_failed.items():
             assert results[n]["status"] == "failed"
             assert results[n]["error"].startswith(prefix), results[n]
         outcomes.append({n: r["status"] for n, r in results.items() if n not in expected_failed})
-        assert "12 rows:" in err
+        assert "13 rows:" in err
         assert results[3]["job_id"] == results[1]["job_id"]
     assert outcomes[0] == {1: "created", 2: "created", 3: "existing", 8: "created", 9: "created",
-                           11: "created"}
+                           11: "created", 13: "created"}
     assert outcomes[1] == dict.fromkeys(outcomes[0], "existing")
     listed = await api.jobs.ListJobs(scheduler_pb2.ListJobsRequest(account_id="acme"))
-    assert len(listed.jobs) == 7  # 1, 2, 8, 11 and the three boards of 9
+    assert len(listed.jobs) == 8  # 1, 2, 8, 11, 13 and the three boards of 9
+    (video,) = [j for j in listed.jobs if j.pin.title == "video"]
+    assert video.pin.media_source.video_url.url == "https://example.com/v.mp4"
 
 
 async def test_import_json_lines_and_table_output(api: Api, tmp_path: Path) -> None:

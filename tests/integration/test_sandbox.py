@@ -414,6 +414,7 @@ async def test_media_variants(
     media_type: str,
 ) -> None:
     """Every supported media_source variant creates a pin with the matching creative type."""
+    sandbox.state.media.add("alice", "1", sandbox.now(), status="succeeded")
     body = image_pin(media_source=media_source)
     status, pin = await call(http, "POST", f"{sandbox.base_url}/pins", json=body)
     assert status == 201

@@ -344,3 +344,21 @@ def test_bad_retention_days_names_its_source(tmp_path: Path, source: dict[str, s
     path = _toml(tmp_path, source["toml"] + "\n") if "toml" in source else None
     with pytest.raises(ConfigError, match=message):
         load_config(args, env, path)
+
+
+def test_media_keys_default_and_layers(tmp_path: Path) -> None:
+    """`media_lead_time_s` defaults to 2 h and `media_grace_s` to a day; both come from TOML
+    and the environment."""
+    assert (Config().media_lead_time_s, Config().media_grace_s) == (7200.0, 86400.0)
+    cfg = load_config(None, {"PINSCHED_MEDIA_GRACE_S": "60"},
+                      _toml(tmp_path, "media_lead_time_s = 600\n"))
+    assert (cfg.media_lead_time_s, cfg.media_grace_s) == (600.0, 60.0)
+    assert load_config(None, {}, _toml(tmp_path, "media_lead_time_s = 0\n")).media_lead_time_s == 0
+
+
+@pytest.mark.parametrize("key", ["media_lead_time_s", "media_grace_s"])
+@pytest.mark.parametrize("value", ["-1", "\"soon\"", "nan", "true"])
+def test_bad_media_keys_are_refused_naming_the_key(tmp_path: Path, key: str, value: str) -> None:
+    """A negative, non-numeric or non-finite media setting is a ConfigError naming the key."""
+    with pytest.raises(ConfigError, match=key):
+        load_config(None, {}, _toml(tmp_path, f"{key} = {value}\n"))

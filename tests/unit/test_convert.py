@@ -31,6 +31,7 @@ from pinsched.jobs import (
     Video,
 )
 from pinsched.v1 import account_pb2, job_pb2
+from pinsched.video import READY, MediaStage
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 ERROR = JobError(
@@ -93,6 +94,8 @@ def full_job() -> Job:
         slot=SlotRef(at=T0, local=datetime(2026, 3, 1, 7), time_zone="America/New_York",  # noqa: DTZ001
                      not_before=T0 - timedelta(hours=1)),
         group_id="job-1",
+        media=MediaStage(state=READY, source="url:https://e.com/v.mp4", started_at=T0,
+                         pinterest_media_id="77", detail="processed"),
         history=history,
     )
 
@@ -146,6 +149,9 @@ def test_job_round_trips_field_by_field() -> None:
     assert msg.slot.time_zone == "America/New_York"
     assert cv.timestamp_from_proto(msg.slot.start_time, field="") == T0
     assert msg.group_id == "job-1"
+    assert msg.media == job_pb2.JobMedia(
+        state=job_pb2.JobMedia.STATE_READY, pinterest_media_id="77", detail="processed",
+        start_time=cv.timestamp_to_proto(T0))
 
 
 @pytest.mark.parametrize(

@@ -51,8 +51,22 @@ def test_json_values_and_time_forms() -> None:
     assert later.next_free_slot.not_before.seconds == 1799020800  # 2027-01-04T00:00Z
 
 
+def test_a_video_url_row_is_a_staged_video() -> None:
+    """A row with `video_url` (and no image_url) becomes a video_url source, with its
+    cover_image_url or, without one, the first frame as the cover."""
+    row = {k: v for k, v in BASE.items() if k != "image_url"}
+    plain = build_request({**row, "video_url": "https://e.com/v.mp4", "next_free_slot": "now"})
+    assert plain.pin.media_source.video_url.url == "https://e.com/v.mp4"
+    assert plain.pin.media_source.video_url.WhichOneof("cover") == "cover_image_key_frame_time"
+    covered = build_request({**row, "video_url": "https://e.com/v.mp4", "next_free_slot": "now",
+                             "cover_image_url": "https://e.com/c.jpg"})
+    assert covered.pin.media_source.video_url.cover_image_url == "https://e.com/c.jpg"
+
+
 @pytest.mark.parametrize(("row", "field"), [
     ({**BASE, "video_url": "https://e.com/v.mp4", "next_free_slot": "now"}, "video_url"),
+    ({"account": "a", "board": "1", "video_url": "", "image_url": "", "next_free_slot": "now"},
+     "image_url"),
     ({"board": "1", "image_url": "https://e.com/a.jpg", "next_free_slot": "now"}, "account"),
     ({**BASE, "image_url": "", "next_free_slot": "now"}, "image_url"),
     ({**BASE}, "scheduled_at"),

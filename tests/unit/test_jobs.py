@@ -57,6 +57,10 @@ DESIGN_ARROWS = frozenset(
 EXTRA_ARROWS = frozenset(
     {
         (S.CANCELLING, S.DELIVERED),  # Pinterest refused the delete for good: the pin stays live
+        # The job's video failed staging (Pinterest's processing failed) before any send.
+        (S.PENDING, S.PERMANENTLY_FAILED),
+        (S.QUEUED, S.PERMANENTLY_FAILED),
+        (S.RETRYING, S.PERMANENTLY_FAILED),
     }
 )
 FORBIDDEN_SAMPLE = [

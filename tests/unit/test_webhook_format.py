@@ -76,6 +76,22 @@ def test_event_types_follow_the_transition(src: JobState | None, dst: JobState,
     assert event_type(Transition(from_state=src, to_state=dst, time=T0, reason="")) == kind
 
 
+@pytest.mark.parametrize(("state", "reason", "kind"), [
+    (S.PENDING, "media staging: started", "job.media_staging"),
+    (S.PENDING, "media staging: registered media 12", "job.media_staging"),
+    (S.QUEUED, "media ready: media 12", "job.media_ready"),
+    (S.PENDING, "media failed: Pinterest's processing of media 12 failed", "job.media_failed"),
+    (S.PENDING, "updated: pin.title", "job.updated"),
+])
+def test_video_staging_changes_have_their_own_types(state: JobState, reason: str,
+                                                    kind: str) -> None:
+    """Same-state changes made by video staging are typed by their reason (media_staging,
+    media_ready, media_failed), and the types are known to endpoint filters."""
+    assert event_type(Transition(from_state=state, to_state=state, time=T0,
+                                 reason=reason)) == kind
+    assert pattern_problem(kind) is None
+
+
 def test_body_carries_the_event_and_the_job_in_proto_json() -> None:
     """The body has type, id, ISO timestamp and the event data with the job in proto JSON, and
     leaves inline image bytes out."""

@@ -85,15 +85,21 @@ def pin(
     video_id: str | None = None,
     cover_image_url: str | None = None,
     cover_image_key_frame_time: int | None = None,
+    video_url: str | None = None,
+    video_asset_id: str | None = None,
 ) -> job_pb2.Pin:
-    """Return a Pin; at most one media source: an image URL, image bytes, a carousel or a video.
+    """Return a Pin; at most one media source: an image URL, image bytes, a carousel, a video
+    uploaded to Pinterest (`video_id`), a video URL the daemon stages (`video_url`) or a video
+    uploaded to the daemon (`video_asset_id`, from `upload_media`).
 
     The daemon validates the limits (title ≤ 100 characters, 2-5 carousel images, ...); this only
     refuses combinations that cannot be expressed.
     """
-    given = [x is not None for x in (image_url, image_base64, image_urls, video_id)]
+    given = [x is not None for x in (image_url, image_base64, image_urls, video_id, video_url,
+                                     video_asset_id)]
     if sum(given) > 1:
-        raise ValueError("give at most one of image_url, image_base64, image_urls and video_id")
+        raise ValueError("give at most one of image_url, image_base64, image_urls, video_id, "
+                         "video_url and video_asset_id")
     out = job_pb2.Pin(
         board_id=board_id,
         board_section_id=board_section_id,
@@ -118,6 +124,19 @@ def pin(
             media.video_id.cover_image_url = cover_image_url
         elif cover_image_key_frame_time is not None:
             media.video_id.cover_image_key_frame_time = cover_image_key_frame_time
+    elif video_url is not None or video_asset_id is not None:
+        video: job_pb2.VideoUrl | job_pb2.VideoAsset
+        if video_url is not None:
+            video = media.video_url
+            video.url = video_url
+        else:
+            video = media.video_asset
+            video.asset_id = str(video_asset_id)
+        video.SetInParent()
+        if cover_image_url is not None:
+            video.cover_image_url = cover_image_url
+        elif cover_image_key_frame_time is not None:
+            video.cover_image_key_frame_time = cover_image_key_frame_time
     return out
 
 

@@ -33,6 +33,8 @@ from pinsched.v1 import (
     account_pb2,
     account_pb2_grpc,
     job_pb2,
+    media_pb2,
+    media_pb2_grpc,
     scheduler_pb2,
     scheduler_pb2_grpc,
 )
@@ -186,6 +188,41 @@ class AsyncClient:
                 if not retry or attempt > self.retries or err.code() not in RETRYABLE_CODES:
                     raise
             await asyncio.sleep(backoff_s(attempt))
+
+    # -- MediaService --------------------------------------------------------------------------
+
+    async def upload_media(self, video: bytes | str | os.PathLike[str], content_type: str,
+                           *, chunk_bytes: int = 1 << 20,
+                           timeout_s: float | None = None) -> media_pb2.UploadMediaResponse:
+        """Upload a video (its bytes, or a file path, streamed in chunks) for a `video_asset`
+        pin; returns its `asset_id` (the sha256 of the bytes). Not retried: send it again."""
+        self._connect()
+        assert self._channel is not None
+        stub = media_pb2_grpc.MediaServiceStub(self._channel)
+
+        async def requests() -> AsyncIterator[media_pb2.UploadMediaRequest]:
+            first = True
+            if isinstance(video, bytes):
+                parts: Iterable[bytes] = (video[i:i + chunk_bytes]
+                                          for i in range(0, max(len(video), 1), chunk_bytes))
+                for part in parts:
+                    yield media_pb2.UploadMediaRequest(
+                        content_type=content_type if first else "", data=part)
+                    first = False
+                return
+            with open(video, "rb") as f:  # noqa: ASYNC230 - local file, read chunk by chunk
+                while True:
+                    part = f.read(chunk_bytes)
+                    if not part and not first:
+                        return
+                    yield media_pb2.UploadMediaRequest(
+                        content_type=content_type if first else "", data=part)
+                    first = False
+                    if not part:
+                        return
+
+        return await stub.UploadMedia(requests(), metadata=self._metadata,
+                                      timeout=timeout_s or max(self.timeout_s, 600.0))
 
     # -- PinScheduler --------------------------------------------------------------------------
 

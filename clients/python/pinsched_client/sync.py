@@ -8,12 +8,13 @@ coroutine to it and waits. Works from any thread, including one that runs its ow
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from pinsched.v1 import account_pb2, job_pb2, scheduler_pb2
+from pinsched.v1 import account_pb2, job_pb2, media_pb2, scheduler_pb2
 
 from .client import AsyncClient, State
 
@@ -75,6 +76,11 @@ class Client:
         finally:
             if not self._loop.is_closed():
                 self._run(stop())
+
+    def upload_media(self, video: bytes | str | os.PathLike[str], content_type: str,
+                     **options: Any) -> media_pb2.UploadMediaResponse:
+        """See `AsyncClient.upload_media`."""
+        return self._run(self._aio.upload_media(video, content_type, **options))
 
     def schedule_pin(self, request: scheduler_pb2.SchedulePinRequest) -> job_pb2.Job:
         """See `AsyncClient.schedule_pin`."""
