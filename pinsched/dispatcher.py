@@ -61,6 +61,10 @@ from pinsched.jobs import ErrorCategory, Job, JobError, JobState, touch, transit
 from pinsched.retry import RetryPolicy, rate_limit_delay_s, retry_deadline
 from pinsched.store import JobFilter, StaleJob, Store
 
+#: While Pinterest refuses the app's client credentials, a delete or PATCH of a published pin
+#: waits this long between tries instead of giving up (the pin and the account are fine).
+APP_REFUSED_RETRY_S = 300.0
+
 log = structlog.get_logger("pinsched.dispatcher")
 S = JobState
 
@@ -654,6 +658,10 @@ class AccountDispatcher:
             result = await pool.accounts.refresh(account, reason="401")
             if isinstance(result, Account):
                 return remote.RemoteDecision(action=remote.Action.RETRY, counted=False)
+            if result.client_refused:  # the app's fault, not the pin's: wait, never give up
+                pool.remote_refreshed.discard(job.id)  # refresh again on the next 401
+                return remote.RemoteDecision(action=remote.Action.RETRY, counted=False,
+                                             delay_s=APP_REFUSED_RETRY_S, error=result.error)
             if result.permanent:
                 return remote.RemoteDecision(action=remote.Action.GIVE_UP, error=result.error)
             return remote.decide(pt.Unavailable(result.error), delete=delete,

@@ -334,6 +334,26 @@ async def test_a_delete_refused_after_a_token_refresh_never_loops(w: World) -> N
     assert len(w.requests("POST", "/v5/oauth/token")) == grants + 1
 
 
+async def test_a_delete_waits_while_the_apps_credentials_are_refused(w: World) -> None:
+    """The access token lapses and Pinterest refuses the app's client credentials: the cancel of
+    a published pin waits (it is not the pin's fault) past the hour after which a failing delete
+    gives up, and deletes the pin once the credentials are accepted again."""
+    job = await _delivered(w)
+    account = await w.api.daemon.store.get_account("acme")
+    w.sandbox.set_client("client-1", "rotated-elsewhere")
+    w.sandbox.expire_access_token(account.access_token)
+    await _cancel(w, job.id)
+    got = await w.drive(job.id, lambda j: len(w.requests("POST", "/v5/oauth/token")) >= 16,
+                        limit_s=3 * 3600)
+    grants = w.requests("POST", "/v5/oauth/token")
+    assert grants[-1].time - grants[0].time > timedelta(hours=1)
+    assert got.state == J.STATE_CANCELLING  # more than an hour of refusals: still not given up
+    assert w.sandbox.pins()
+    w.sandbox.set_client("client-1", "client-secret-1")
+    got = await w.reach(job.id, J.STATE_CANCELLED, limit_s=3600)
+    assert not w.sandbox.pins()
+
+
 async def test_a_429_on_a_patch_waits_as_told_and_is_not_counted(w: World) -> None:
     """Two PATCHes answered 429 (Retry-After: 60), then one that succeeds: the change is
     APPLIED after one counted attempt, each PATCH at least 60 s after the one before."""
