@@ -382,12 +382,12 @@ class Daemon:
             await self._health.enter_graceful_shutdown()
         self.bus.close()
         self._stop.set()
+        if self.http is not None:  # first: its /mcp tools call the gRPC server below
+            await self.http.stop()
         if self._server is not None:
             await self._server.stop(left())
         if self._health_server is not None:
             await self._health_server.stop(0)
-        if self.http is not None:
-            await self.http.stop()
         if self._private_dir is not None:
             shutil.rmtree(self._private_dir, ignore_errors=True)
         await self.metrics.close()
