@@ -56,6 +56,7 @@ from pinsched.jobs import (
 )
 from pinsched.media_assets import Asset, MediaAssets
 from pinsched.pinterest import PinterestClient
+from pinsched.retry import retry_deadline
 from pinsched.store import Event, StaleJob, Store
 from pinsched.video import (
     FAILED,
@@ -247,10 +248,14 @@ class Stager:
                 return await self._upload(job, stage, media, account)
             return await self._poll(job, stage, account)
         except pm.MediaFailed as exc:
-            if exc.error.retryable:
+            deadline = retry_deadline(planned_at=job.planned_at, window_end=job.window_end,
+                                      retry_for=job.retry_for)
+            if exc.error.retryable and self.clock.now() < deadline:
                 if exc.error.category is ErrorCategory.AUTH:
                     await self.accounts.refresh(account, reason="media staging")
                 raise
+            # A failure for good, or transient ones past the job's retry deadline (the budget
+            # a create has too): the job fails, never waits for its video forever.
             await self._failed(job, stage, exc.error)
             return None
 

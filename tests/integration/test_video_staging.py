@@ -209,6 +209,33 @@ async def test_a_refused_video_url_fails_the_job(
         await close_api(api)
 
 
+async def test_a_video_that_stays_unreachable_fails_at_the_retry_deadline(
+    new_daemon: Callable[..., Daemon], sb: Sandbox, clock: FakeClock, video_server: str,
+) -> None:
+    """Pinterest's media registration answers 503 for good: staging retries with backoff until
+    the job's retry deadline (`retry_until`), then the job is PERMANENTLY_FAILED saying why,
+    instead of waiting for its video forever."""
+    sb.add_fault(FaultRule(kind="status", status=503, method="POST", path_prefix="/v5/media"))
+    api = await open_api(new_daemon(media_lead_time_s=0))
+    try:
+        await api.create_account()
+        planned = clock.now() + timedelta(minutes=1)
+        job = await api.jobs.SchedulePin(video_request(api, planned,
+                                                       url=f"{video_server}/v.mp4"))
+        until = job.retry_until.ToDatetime(tzinfo=UTC)
+        await drive(clock, api, until - timedelta(minutes=5))
+        waiting = await get(api, job.id)
+        assert waiting.state == J.STATE_PENDING
+        assert len(registrations(sb)) > 10  # retried all along, with backoff
+        await drive(clock, api, until + timedelta(hours=1))
+        failed = await get(api, job.id)
+        assert failed.state == J.STATE_PERMANENTLY_FAILED
+        assert failed.media.state == M.STATE_FAILED
+        assert sb.pins() == []
+    finally:
+        await close_api(api)
+
+
 async def test_restart_at_each_step_never_registers_or_uploads_twice(
     new_daemon: Callable[..., Daemon], sb: Sandbox, clock: FakeClock, video_server: str,
 ) -> None:
