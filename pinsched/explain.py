@@ -10,8 +10,8 @@ of that phase, and one sentence for a human.
 (the token buckets are asked on copies) and names the rule that holds a due pin the longest,
 checked in the order the dispatcher checks them.
 
-Hook for media staging: a job whose media is not ready yet will get its own phase here
-(between "waiting for its time" and "sending"); the facts will carry the staging state.
+A job whose video is being staged on Pinterest (`Job.media` STAGING, `pinsched.staging`) is in
+its own phase, between "held" and "waiting for its time".
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ class Phase(enum.StrEnum):
     REMOTE_CHANGE = "REMOTE_CHANGE"
     NEEDS_USER = "NEEDS_USER"
     FINISHED = "FINISHED"
+    STAGING_MEDIA = "STAGING_MEDIA"
 
 
 class Hold(enum.StrEnum):
@@ -231,6 +232,14 @@ def _explain(facts: Facts, base: Explanation) -> Explanation:
         said = f" ({detail})" if detail else ""
         return _with(base, phase=Phase.HELD, hold=reason, hold_detail=detail,
                      summary=f"Held: {_HOLD_WORDS[reason]}{said}; nothing is sent until then.")
+    stage = job.media
+    if state in (S.PENDING, S.QUEUED) and stage is not None and stage.state == "STAGING":
+        step = stage.detail or stage.step or "started"
+        when = ("its planned time has passed: it goes as soon as the video is ready"
+                if job.planned_at <= now else f"planned {_at(job.planned_at, now)}")
+        return _with(base, phase=Phase.STAGING_MEDIA, looking_since=stage.started_at,
+                     summary=f"Staging its video on Pinterest since "
+                             f"{stage.started_at:%Y-%m-%dT%H:%M:%SZ} ({step}); {when}.")
     if state is S.RETRYING:
         at = job.next_attempt_at or job.planned_at
         err = job.last_error

@@ -891,6 +891,10 @@ class JobExplanation(_message.Message):
         """FAILED: needs the user (see `last_error`); RetryJob or CancelJob once fixed."""
         PHASE_FINISHED: JobExplanation._Phase.ValueType  # 9
         """Nothing more happens: DELIVERED, CANCELLED or PERMANENTLY_FAILED (see `outcome`)."""
+        PHASE_STAGING_MEDIA: JobExplanation._Phase.ValueType  # 10
+        """PENDING or QUEUED: its video is being staged on Pinterest (`Job.media`: registered,
+        uploaded, processing) since `looking_since`; the pin is created once it is ready.
+        """
 
     class Phase(_Phase, metaclass=_PhaseEnumTypeWrapper):
         """What the job is waiting for."""
@@ -925,6 +929,10 @@ class JobExplanation(_message.Message):
     """FAILED: needs the user (see `last_error`); RetryJob or CancelJob once fixed."""
     PHASE_FINISHED: JobExplanation.Phase.ValueType  # 9
     """Nothing more happens: DELIVERED, CANCELLED or PERMANENTLY_FAILED (see `outcome`)."""
+    PHASE_STAGING_MEDIA: JobExplanation.Phase.ValueType  # 10
+    """PENDING or QUEUED: its video is being staged on Pinterest (`Job.media`: registered,
+    uploaded, processing) since `looking_since`; the pin is created once it is ready.
+    """
 
     class _HoldReason:
         ValueType = _typing.NewType("ValueType", _builtins.int)

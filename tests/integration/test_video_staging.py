@@ -227,6 +227,10 @@ async def test_a_video_that_stays_unreachable_fails_at_the_retry_deadline(
         waiting = await get(api, job.id)
         assert waiting.state == J.STATE_PENDING
         assert len(registrations(sb)) > 10  # retried all along, with backoff
+        why = await api.jobs.ExplainJob(scheduler_pb2.ExplainJobRequest(job_id=job.id))
+        assert why.phase == scheduler_pb2.JobExplanation.PHASE_STAGING_MEDIA
+        assert why.summary.startswith("Staging its video on Pinterest since ")
+        assert "its planned time has passed" in why.summary
         await drive(clock, api, until + timedelta(hours=1))
         failed = await get(api, job.id)
         assert failed.state == J.STATE_PERMANENTLY_FAILED
