@@ -1,10 +1,11 @@
-"""The `pinsched` command line: subcommands, flag→request building, output, exit codes.
+"""The `pinsched` command line: subcommands, their verbs, the parser and exit codes.
 
 Owns the subcommands (`serve`, `config check`, `sandbox`, `demo`, `health`, `mcp`, and the gRPC
 verbs `schedule`, `preview`, `get`, `list`, `update`, `cancel`, `retry`, `watch`, `accounts ...`,
-`webhooks list|redeliver`, `slots`, `import` (in `pinsched.importer`)), the
-pure functions that turn flags into request messages (`build_schedule_request`, `build_job_update`,
-`build_account`), rendering (rich, or proto JSON with `--json`) and the event loop policy: uvloop
+`webhooks list|redeliver`, `slots`, `import` (in `pinsched.importer`)) and the event loop
+policy. Flags become request messages in `cli_requests` (`build_schedule_request`,
+`build_job_update`, `build_account`); what is printed is `cli_output` (rich, or proto JSON with
+`--json`). uvloop
 is installed here and nowhere else. The daemon, the sandbox and the demo are imported lazily when
 their command runs; the gRPC verbs go through `pinsched_client.AsyncClient`.
 
@@ -26,38 +27,58 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Any, Final, TypeVar
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import grpc
-from google.protobuf.json_format import MessageToJson
-from google.protobuf.message import Message
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from pinsched import cli_errors, cli_video, slots
-from pinsched.api.convert import posting_schedule_to_proto
+from pinsched import cli_errors, cli_video
 from pinsched.cli_args import hoist_connection_flags, version_text
+from pinsched.cli_output import (
+    Output,
+    slot_text,
+)
+from pinsched.cli_output import (
+    event_line as event_line,
+)
+from pinsched.cli_output import (
+    short_id as short_id,
+)
+from pinsched.cli_output import (
+    styled_state as styled_state,
+)
+from pinsched.cli_requests import (
+    AMBIGUOUS,
+    NONEXISTENT,
+    arg_type,
+    count_arg,
+    next_free_slot_arg,
+    time_policies,
+)
+from pinsched.cli_requests import (
+    UsageError as UsageError,
+)
+from pinsched.cli_requests import (
+    build_account as build_account,
+)
+from pinsched.cli_requests import (
+    build_job_update as build_job_update,
+)
+from pinsched.cli_requests import (
+    build_schedule_request as build_schedule_request,
+)
 from pinsched.config import Config, ConfigError, add_serve_arguments, load_config
-from pinsched.v1 import account_pb2, job_pb2, scheduler_pb2, webhook_pb2, webhook_pb2_grpc
+from pinsched.v1 import job_pb2, scheduler_pb2, webhook_pb2, webhook_pb2_grpc
 from pinsched_client import (
     DEFAULT_TARGET,
     AsyncClient,
-    at,
     check_api_token,
-    duration,
     format_duration,
     is_terminal,
-    local_time,
     parse_duration,
-    parse_instant,
     parse_states,
-    parse_utc_offset,
-    parse_wall_time,
-    pin,
     state_name,
 )
 from pinsched_client import format_timestamp as when
@@ -67,405 +88,15 @@ Verb = Callable[[AsyncClient, argparse.Namespace, "Output"], Awaitable[int | Non
 
 EXIT_USAGE: Final = 2
 EXIT_INTERRUPTED: Final = 130
-IMAGE_TYPES: Final = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"}
-NONEXISTENT: Final = {
-    "reject": scheduler_pb2.NONEXISTENT_TIME_POLICY_REJECT,
-    "shift-forward": scheduler_pb2.NONEXISTENT_TIME_POLICY_SHIFT_FORWARD,
-}
-AMBIGUOUS: Final = {
-    "reject": scheduler_pb2.AMBIGUOUS_TIME_POLICY_REJECT,
-    "earlier": scheduler_pb2.AMBIGUOUS_TIME_POLICY_EARLIER,
-    "later": scheduler_pb2.AMBIGUOUS_TIME_POLICY_LATER,
-}
 FAILED_STATES: Final = frozenset({job_pb2.Job.STATE_FAILED, job_pb2.Job.STATE_PERMANENTLY_FAILED})
-STATE_STYLES: Final = {
-    "QUEUED": "blue",
-    "SUBMITTED": "cyan",
-    "DELIVERED": "bold green",
-    "RETRYING": "yellow",
-    "FAILED": "bold red",
-    "PERMANENTLY_FAILED": "bold red",
-    "CANCELLING": "magenta",
-    "CANCELLED": "dim",
-}
-PIN_FLAGS: Final = {  # argparse dest → Pin field
-    "board": "board_id",
-    "board_section": "board_section_id",
-    "title": "title",
-    "description": "description",
-    "link": "link",
-    "alt_text": "alt_text",
-    "dominant_color": "dominant_color",
-}
 WEBHOOK_STATES: Final = {
     "pending": webhook_pb2.WebhookDelivery.STATE_PENDING,
     "delivered": webhook_pb2.WebhookDelivery.STATE_DELIVERED,
     "dead": webhook_pb2.WebhookDelivery.STATE_DEAD,
 }
-WEBHOOK_STATE_STYLES: Final = {"DELIVERED": "green", "PENDING": "yellow", "DEAD": "bold red"}
 SANDBOX_HELP: Final = "a local Pinterest-v5-compatible server with fault injection"
 
 
-class UsageError(Exception):
-    """Bad local input, reported with exit code 2 before anything is sent."""
-
-
-# -- flags → requests (pure, apart from reading --image-file and '-' tokens from stdin) ----------
-
-
-def _arg_type(parse: Callable[[str], T]) -> Callable[[str], T]:
-    def convert(text: str) -> T:
-        try:
-            return parse(text)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    return convert
-
-
-def _count(text: str) -> int:
-    if not text.isdigit():
-        raise ValueError(f"expected a whole number >= 0, got {text!r}")
-    return int(text)
-
-
-def _policies(args: argparse.Namespace) -> dict[str, Any]:
-    return {
-        "nonexistent_time_policy": NONEXISTENT.get(args.nonexistent or "", 0),
-        "ambiguous_time_policy": AMBIGUOUS.get(args.ambiguous or "", 0),
-    }
-
-
-def _apply_time(args: argparse.Namespace, target: Any) -> list[str]:
-    """Set the time fields the flags give on a request or a Job; return their paths."""
-    if args.local is None and (args.tz is not None or args.utc_offset is not None):
-        raise UsageError("--tz and --utc-offset go with --local")
-    paths = []
-    try:
-        if args.at is not None:
-            target.scheduled_at.CopyFrom(at(parse_instant(args.at)))
-            paths.append("scheduled_at")
-        elif args.local is not None:
-            wall = parse_wall_time(args.local)
-            if args.tz is not None:
-                ZoneInfo(args.tz)  # fail here rather than on the daemon
-                target.local_time.CopyFrom(local_time(wall, time_zone=args.tz))
-            elif args.utc_offset is not None:
-                offset = parse_utc_offset(args.utc_offset)
-                target.local_time.CopyFrom(local_time(wall, utc_offset=offset))
-            else:
-                raise UsageError("--local needs --tz ZONE or --utc-offset +HH:MM")
-            paths.append("local_time")
-    except ZoneInfoNotFoundError:
-        raise UsageError(f"--tz {args.tz!r}: unknown IANA time zone") from None
-    except ValueError as exc:
-        flag = "--at" if args.at is not None else "--local/--tz/--utc-offset"
-        raise UsageError(f"{flag}: {exc}") from None
-    if args.window is not None:
-        target.delivery_window.CopyFrom(duration(args.window))
-        paths.append("delivery_window")
-    return paths
-
-
-def _media(args: argparse.Namespace) -> dict[str, Any]:
-    if sum(bool(getattr(args, f, None)) for f in ("image_url", "image_file", "video_id",
-                                                   "video_url", "video_file")) > 1:
-        raise UsageError("give one media source: --image-url, --image-file, --video-id, "
-                         "--video-url or --video-file")
-    if args.image_url:
-        urls: list[str] = args.image_url
-        return {"image_url": urls[0]} if len(urls) == 1 else {"image_urls": urls}
-    if args.image_file:
-        path = Path(args.image_file)
-        content_type = IMAGE_TYPES.get(path.suffix.lower())
-        if content_type is None:
-            raise UsageError(f"--image-file {path}: expected a .jpg, .jpeg or .png file")
-        try:
-            return {"image_base64": path.read_bytes(), "content_type": content_type}
-        except OSError as exc:
-            raise UsageError(f"--image-file {path}: {exc.strerror or exc}") from None
-    if args.video_id:
-        if args.cover_image_url is None:
-            raise UsageError("--video-id needs --cover-image-url")
-        return {"video_id": args.video_id, "cover_image_url": args.cover_image_url}
-    try:
-        return cli_video.media(args)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-
-
-def build_schedule_request(args: argparse.Namespace) -> scheduler_pb2.SchedulePinRequest:
-    """Return the SchedulePinRequest that the `schedule` / `preview` flags describe."""
-    if not args.board:
-        raise UsageError("--board is required")
-    media = _media(args)
-    if not media:
-        raise UsageError("give the pin's media: --image-url URL, --image-file PATH, "
-                         "--video-url URL or --video-file PATH")
-    if args.at is None and args.local is None and args.next_free_slot is None:
-        raise UsageError("give the time: --at ISO8601-with-offset, --local ... --tz ZONE, or "
-                         "--next-free-slot")
-    fields: dict[str, Any] = {
-        f: getattr(args, d) or "" for d, f in PIN_FLAGS.items() if d != "board"
-    }
-    request = scheduler_pb2.SchedulePinRequest(
-        request_id=getattr(args, "request_id", None) or "",  # empty: the client fills a uuid4
-        account_id=args.account,
-        pin=pin(args.board, **fields, **media),
-        **_policies(args),
-    )
-    _apply_time(args, request)
-    if getattr(args, "retry_for", None) is not None:
-        request.retry_for.CopyFrom(duration(args.retry_for))
-    if args.next_free_slot is not None:
-        request.next_free_slot.CopyFrom(_next_free_slot(args.next_free_slot))
-    request.also_boards.extend(args.also_board)
-    if args.board_interval is not None:
-        request.board_interval.CopyFrom(duration(args.board_interval))
-    request.validate_only = bool(getattr(args, "validate_only", False))
-    return request
-
-
-def _next_free_slot(text: str) -> scheduler_pb2.NextFreeSlot:
-    msg = scheduler_pb2.NextFreeSlot()
-    if text != "now":
-        try:
-            msg.not_before.CopyFrom(at(parse_instant(text)))
-        except ValueError as exc:
-            raise UsageError(f"--next-free-slot: {exc}") from None
-    return msg
-
-
-def build_job_update(args: argparse.Namespace) -> tuple[job_pb2.Job, list[str]]:
-    """Return the Job and the update_mask paths of the `update` flags given (and only those)."""
-    job = job_pb2.Job(id=args.job_id)
-    paths = []
-    for dest, field in PIN_FLAGS.items():
-        if getattr(args, dest) is not None:
-            setattr(job.pin, field, getattr(args, dest))
-            paths.append(f"pin.{field}")
-    media = _media(args)
-    if media:
-        job.pin.media_source.CopyFrom(pin("0", **media).media_source)
-        paths.append("pin.media_source")
-    paths += _apply_time(args, job)
-    if args.next_free_slot is not None:
-        paths.append("next_free_slot")
-    if args.also_board or args.board_interval is not None:
-        raise UsageError("--also-board and --board-interval are for schedule, not update")
-    if not paths:
-        raise UsageError("nothing to update: give at least one field flag")
-    return job, paths
-
-
-def build_account(
-    args: argparse.Namespace, *, create: bool
-) -> tuple[account_pb2.Account, list[str]]:
-    """Return the Account and update_mask paths that `accounts create|update` flags describe."""
-    account = account_pb2.Account(id="" if create else args.account_id)
-    paths = []
-    for field in ("display_name", "access_token", "refresh_token"):
-        value = getattr(args, field)
-        if value is not None:
-            value = sys.stdin.readline().strip() if value == "-" else value
-            if field != "display_name":  # Pinterest tokens travel in a header too
-                try:
-                    check_api_token(value, name="--" + field.replace("_", "-"))
-                except ValueError as exc:
-                    raise UsageError(str(exc).replace("an API token", "a Pinterest token")
-                                     ) from None
-            setattr(account, field, value)
-            paths.append(field)
-    for field in ("ad_account_id", "api_base"):  # checked by the daemon ("" clears)
-        value = getattr(args, field)
-        if value is not None:
-            setattr(account, field, value)
-            paths.append(field)
-    for field in ("min_spacing", "max_per_hour", "max_per_day", "writes_per_minute"):
-        value = getattr(args, field)
-        if isinstance(value, timedelta):
-            account.pacing.min_spacing.CopyFrom(duration(value))
-        elif value is not None:
-            setattr(account.pacing, field, value)
-        paths += [f"pacing.{field}"] if value is not None else []
-    if create and account.HasField("pacing") and args.writes_per_minute is None:
-        account.pacing.writes_per_minute = 100  # the daemon's default; 0 would mean "no cap"
-    if not create and args.pause is not None:
-        account.paused = args.pause
-        paths.append("paused")
-    if args.posting_schedule is not None:
-        account.posting_schedule.SetInParent()
-        if args.posting_schedule.strip():
-            try:
-                parsed = slots.parse(args.posting_schedule, args.schedule_tz or "UTC",
-                                     args.max_per_slot or 1)
-            except ValueError as exc:
-                raise UsageError(f"--posting-schedule: {exc}") from None
-            account.posting_schedule.CopyFrom(posting_schedule_to_proto(parsed))
-        paths.append("posting_schedule")
-    elif args.schedule_tz is not None or args.max_per_slot is not None:
-        raise UsageError("--schedule-tz and --max-per-slot go with --posting-schedule")
-    if not create and not paths:
-        raise UsageError("nothing to update: give at least one flag")
-    return account, paths
-
-
-# -- output --------------------------------------------------------------------------------------
-
-
-def styled_state(state: job_pb2.Job.State.ValueType) -> Text:
-    """The short state name, coloured; `NEW` for the unspecified state a job is created from."""
-    name = state_name(state) if state else "NEW"
-    return Text(name, style=STATE_STYLES.get(name, ""))
-
-
-def short_id(job_id: str) -> str:
-    """The distinctive tail of an id (ids that start with a time share their prefix)."""
-    return f"…{job_id[-8:]}" if len(job_id) > 9 else job_id
-
-
-def event_line(event: job_pb2.JobEvent, *, short_ids: bool = False) -> Text:
-    """One live-feed line: local time, sequence, job, account, FROM → TO, reason."""
-    clock = event.time.ToDatetime(tzinfo=UTC).astimezone().strftime("%H:%M:%S.%f")[:-3]
-    line = Text.assemble((clock, "dim"), "  ")
-    if not short_ids:
-        line.append(f"#{event.sequence}  ", style="dim")
-    line.append(f"job {short_id(event.job_id) if short_ids else event.job_id}  ")
-    if not short_ids:
-        line.append(f"{event.account_id}  ", style="dim")
-    line.append_text(styled_state(event.from_state)).append(" → ")
-    line.append_text(styled_state(event.to_state))
-    reason = cli_errors.cli_words(event.reason)
-    return line.append(f"  {reason}", style="italic") if reason else line
-
-
-def _error_text(err: job_pb2.JobError) -> str:
-    category = job_pb2.JobError.Category.Name(err.category).removeprefix("CATEGORY_")
-    return f"{category} http={err.http_status} code={err.pinterest_code} {err.message}"
-
-
-class Output:
-    """Where results go: proto JSON with `--json`, otherwise rich text; errors to stderr."""
-
-    def __init__(self, *, as_json: bool) -> None:
-        self.as_json = as_json
-        # Piped output is not cut to 80 columns: tables keep their width, lines do not wrap.
-        width = None if sys.stdout.isatty() else 400
-        self.console = cli_errors.StdoutConsole(highlight=False, width=width,
-                                                soft_wrap=width is not None)
-        self.errors = Console(stderr=True, highlight=False, soft_wrap=True)
-
-    def json(self, message: Message, *, indent: int | None = 2) -> None:
-        """Print *message* as proto JSON with the proto field names (one line without indent)."""
-        text = MessageToJson(message, preserving_proto_field_name=True, indent=indent)
-        print(text if indent is not None else text.replace("\n", ""), flush=True)
-
-    def job(self, job: job_pb2.Job, *, history: bool = False) -> None:
-        """Print a job as a key/value grid, then its history when asked."""
-        if self.as_json:
-            self.json(job)
-            return
-        rows: list[tuple[str, str | Text]] = [
-            ("job", Text(job.id, style="bold")),
-            ("state", styled_state(job.state)),
-            ("account", job.account_id),
-            ("board", job.pin.board_id),
-            ("title", job.pin.title),
-            ("scheduled at", when(job.scheduled_at)),
-            ("window end", when(job.window_end)),
-            ("planned at", when(job.planned_at)),
-            ("attempts", str(job.attempts)),
-            ("next attempt", when(job.next_attempt_at)),
-            ("retry until", when(job.retry_until)),
-            ("pinterest pin", job.pinterest_pin_id or "-"),
-            ("late by", format_duration(job.late_by) if job.HasField("late_by") else "-"),
-            ("last error", _error_text(job.last_error) if job.HasField("last_error") else "-"),
-            ("version", str(job.version)),
-        ]
-        if job.HasField("slot"):
-            rows.insert(8, ("slot", _slot_text(job.slot)))
-        if job.group_id:
-            rows.insert(9 if job.HasField("slot") else 8, ("board group", job.group_id))
-        grid = Table.grid(padding=(0, 2))
-        for key, value in rows:
-            grid.add_row(Text(key, style="dim"), value)
-        self.console.print(grid)
-        if history and job.history:
-            table = Table("time", "seq", "change", "reason", box=None, header_style="dim")
-            for t in job.history:
-                change = styled_state(t.from_state).append(" → ")
-                change.append_text(styled_state(t.to_state))
-                table.add_row(when(t.time), str(t.sequence), change, t.reason)
-            self.console.print(table)
-
-    def jobs(self, jobs: Sequence[job_pb2.Job], next_page_token: str = "") -> None:
-        """Print jobs as a table (a ListJobsResponse in JSON)."""
-        if self.as_json:
-            self.json(scheduler_pb2.ListJobsResponse(jobs=jobs, next_page_token=next_page_token))
-            return
-        table = Table("id", "account", "state", "planned at", "tries", "pin", "title", box=None)
-        for j in jobs:
-            cells: list[str | Text] = [j.id, j.account_id, styled_state(j.state)]
-            cells += [when(j.planned_at)]
-            table.add_row(*cells, str(j.attempts), j.pinterest_pin_id or "-", j.pin.title)
-        self.console.print(table)
-        if next_page_token:
-            self.console.print(f"more: --page-token {next_page_token} (or --all)", style="dim")
-
-    def accounts(self, accounts: Sequence[account_pb2.Account], *, one: bool = False) -> None:
-        """Print accounts as a table (JSON: one Account, or a ListAccountsResponse)."""
-        if self.as_json:
-            self.json(accounts[0] if one else account_pb2.ListAccountsResponse(accounts=accounts))
-            return
-        headers = ["id", "state", "name", "min spacing", "per hour", "per day", "writes/min"]
-        table = Table(*headers, "refresh token", box=None)
-        for a in accounts:
-            p = a.pacing
-            state = account_pb2.Account.State.Name(a.state).removeprefix("STATE_")
-            caps = [str(n) for n in (p.max_per_hour, p.max_per_day, p.writes_per_minute)]
-            spacing = format_duration(p.min_spacing)
-            table.add_row(a.id, state, a.display_name, spacing, *caps, str(a.has_refresh_token))
-        self.console.print(table)
-        if one and accounts:
-            self._account_details(accounts[0])
-
-    def _account_details(self, a: account_pb2.Account) -> None:
-        """What Pinterest said about one account, its routing and why it is in its state."""
-        def ts(t: Any, present: bool) -> str:
-            return when(t) if present else "unknown"
-
-        for label, value in (
-            ("pinterest user", f"{a.username or '?'} ({a.account_type or '?'})"),
-            ("last verified", ts(a.last_verified_time, a.HasField("last_verified_time"))),
-            ("access token expires", ts(a.access_token_expiry, a.HasField("access_token_expiry"))),
-            ("refresh token expires",
-             ts(a.refresh_token_expiry, a.HasField("refresh_token_expiry"))),
-            ("ad account", a.ad_account_id or "-"), ("api base", a.api_base or "(daemon's)"),
-            ("reason", a.state_reason or "-"),
-        ):
-            self.console.print(f"{label}: {value}", style="dim", highlight=False)
-
-
-    def deliveries(self, deliveries: Sequence[webhook_pb2.WebhookDelivery],
-                   next_page_token: str = "") -> None:
-        """Print webhook deliveries as a table (a ListWebhookDeliveriesResponse in JSON)."""
-        if self.as_json:
-            self.json(webhook_pb2.ListWebhookDeliveriesResponse(
-                deliveries=deliveries, next_page_token=next_page_token))
-            return
-        table = Table("id", "endpoint", "event", "message id", "state", "tries", "status",
-                      "next attempt / last error", box=None)
-        for d in deliveries:
-            state = webhook_pb2.WebhookDelivery.State.Name(d.state).removeprefix("STATE_")
-            detail = when(d.next_attempt_time) if d.HasField("next_attempt_time") else ""
-            if d.last_error:
-                detail = f"{detail}  {d.last_error}".strip()
-            table.add_row(str(d.id), d.endpoint, d.event_type, d.message_id,
-                          Text(state, style=WEBHOOK_STATE_STYLES.get(state, "")), str(d.attempts),
-                          str(d.last_status or "-"), detail)
-        self.console.print(table)
-        if next_page_token:
-            self.console.print(f"more: --page-token {next_page_token} (or --all)", style="dim")
 
 
 # -- gRPC verbs ----------------------------------------------------------------------------------
@@ -493,19 +124,15 @@ async def _preview(client: AsyncClient, args: argparse.Namespace, out: Output) -
         return
     out.console.print(f"planned at {when(reply.planned_at)}", style="bold")
     if reply.HasField("slot"):
-        out.console.print(f"slot       {_slot_text(reply.slot)}")
+        out.console.print(f"slot       {slot_text(reply.slot)}")
         return
     out.console.print(f"window     {when(reply.scheduled_at)} .. {when(reply.window_end)}")
 
 
-def _slot_text(slot: job_pb2.JobSlot) -> str:
-    t = slot.local_time
-    return (f"{t.year:04d}-{t.month:02d}-{t.day:02d} {t.hours:02d}:{t.minutes:02d} "
-            f"{slot.time_zone}")
 
 
 async def _slots(client: AsyncClient, args: argparse.Namespace, out: Output) -> None:
-    not_before = _next_free_slot(args.not_before).not_before if args.not_before else None
+    not_before = next_free_slot_arg(args.not_before).not_before if args.not_before else None
     reply = await client.list_free_slots(args.account_id, not_before=not_before,
                                          count=args.count)
     if out.as_json:
@@ -513,7 +140,7 @@ async def _slots(client: AsyncClient, args: argparse.Namespace, out: Output) -> 
         return
     table = Table("slot (local)", "planned at (UTC)", "pins already in it", box=None)
     for s in reply.slots:
-        table.add_row(_slot_text(s.slot), when(s.planned_at), str(s.taken))
+        table.add_row(slot_text(s.slot), when(s.planned_at), str(s.taken))
     out.console.print(table)
 
 
@@ -563,14 +190,14 @@ async def _list(client: AsyncClient, args: argparse.Namespace, out: Output) -> N
 async def _update(client: AsyncClient, args: argparse.Namespace, out: Output) -> None:
     job, paths = build_job_update(args)
     await cli_video.upload(client, args)
-    policy = _policies(args)
+    policy = time_policies(args)
     updated = await client.update_job(
         job,
         paths,
         expected_version=args.expected_version,
         nonexistent=policy["nonexistent_time_policy"],
         ambiguous=policy["ambiguous_time_policy"],
-        next_free_slot=(_next_free_slot(args.next_free_slot)
+        next_free_slot=(next_free_slot_arg(args.next_free_slot)
                         if args.next_free_slot is not None else None),
         validate_only=args.validate_only,
     )
@@ -915,24 +542,24 @@ def _pin_flags() -> argparse.ArgumentParser:
     zone.add_argument(
         "--utc-offset", metavar="+HH:MM", help="fixed offset of --local (--utc-offset=-04:00)"
     )
-    t.add_argument("--window", type=_arg_type(parse_duration), help="90s, 10m, 2h, 1d")
+    t.add_argument("--window", type=arg_type(parse_duration), help="90s, 10m, 2h, 1d")
     t.add_argument("--nonexistent", choices=list(NONEXISTENT), help="--local in a DST gap")
     t.add_argument("--ambiguous", choices=list(AMBIGUOUS), help="--local in a DST overlap")
     t.add_argument("--also-board", action="append", default=[], metavar="BOARD",
                    help="the same pin on more boards, spaced by --board-interval (repeat)")
-    t.add_argument("--board-interval", type=_arg_type(parse_duration), help="like 7d")
+    t.add_argument("--board-interval", type=arg_type(parse_duration), help="like 7d")
     return p
 
 
 def _account_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
-    count = _arg_type(_count)
+    count = arg_type(count_arg)
     p.add_argument("--access-token", required=create, help="OAuth access token ('-': stdin)")
     p.add_argument("--refresh-token", help="OAuth refresh token ('-': stdin)")
     p.add_argument("--display-name")
     p.add_argument("--ad-account-id", help="business access: act as this ad account's member")
     p.add_argument("--api-base", help="this account's Pinterest API base (e.g. Pinterest's "
                    "API sandbox); '' = the daemon's")
-    p.add_argument("--min-spacing", type=_arg_type(parse_duration), help="like 10m")
+    p.add_argument("--min-spacing", type=arg_type(parse_duration), help="like 10m")
     p.add_argument("--max-per-hour", type=count, help="0 = no cap")
     p.add_argument("--max-per-day", type=count, help="0 = no cap")
     p.add_argument("--writes-per-minute", type=count, help="write budget (default 100)")
@@ -955,8 +582,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=version_text())
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     connection, pin_flags = _connection_flags(), _pin_flags()
-    states = _arg_type(lambda text: parse_states([text]))
-    count = _arg_type(_count)
+    states = arg_type(lambda text: parse_states([text]))
+    count = arg_type(count_arg)
 
     def verb(name: str, fn: Verb, help: str, *parents: argparse.ArgumentParser) -> Any:
         p = sub.add_parser(name, help=help, parents=[connection, *parents])
@@ -986,7 +613,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = verb(name, fn, f"{name} a pin", pin_flags)
         p.add_argument("--account", required=True)
         p.add_argument("--request-id", help="idempotency key (default: a new uuid4)")
-        p.add_argument("--retry-for", type=_arg_type(parse_duration), metavar="DURATION",
+        p.add_argument("--retry-for", type=arg_type(parse_duration), metavar="DURATION",
                        help="retry transient failures this long after the planned time "
                        "(default: the window's end, else 1d)")
         if name == "schedule":
