@@ -27,9 +27,8 @@ then → FAILED for the user. Board unreadable → stays SUBMITTED, looked for a
 (after RECONCILE_MAX_FAILURES looks in a row: FAILED, for the user to check); board not found
 (404) → no pin on it. The listing could not prove absence → FAILED too (RetryJob sends it again).
 
-Deletes (cancel of a published pin) and PATCHes go through the account's write bucket and
-`remote.decide`: backoff with jitter, Retry-After honoured, one token refresh per operation, and
-after `remote_retry_for_s` of failures they give up with the pin still live.
+Deletes (cancel of a published pin) and PATCHes are `remote_dispatch.RemoteChanges`, mixed into
+`AccountDispatcher`.
 
 Stopping: no new request leaves once `stop()` is called; in-flight ones get the grace period,
 then their task is cancelled and the job stays SUBMITTED, reconciled at the next start. A CAS
@@ -46,7 +45,7 @@ import sqlite3
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -58,12 +57,9 @@ from pinsched.auth import AccountRegistry
 from pinsched.clock import Activity, Clock
 from pinsched.errors import JobNotFound
 from pinsched.jobs import ErrorCategory, Job, JobError, JobState, touch, transition
+from pinsched.remote_dispatch import RemoteChanges
 from pinsched.retry import RetryPolicy, rate_limit_delay_s, retry_deadline
 from pinsched.store import JobFilter, StaleJob, Store
-
-#: While Pinterest refuses the app's client credentials, a delete or PATCH of a published pin
-#: waits this long between tries instead of giving up (the pin and the account are fine).
-APP_REFUSED_RETRY_S = 300.0
 
 log = structlog.get_logger("pinsched.dispatcher")
 S = JobState
@@ -184,7 +180,7 @@ class Dispatchers:
                 log.warning("dispatch_cancelled_at_stop", task=t.get_name(), grace_s=grace_s)
 
 
-class AccountDispatcher:
+class AccountDispatcher(RemoteChanges):
     def __init__(self, pool: Dispatchers, account_id: str) -> None:
         self.pool = pool
         self.account_id = account_id
@@ -619,158 +615,6 @@ class AccountDispatcher:
         self.pool.forget(job.id)
         await self._commit(job, apply)
 
-    async def _pace_write(self, job: Job, *, hold: bool) -> bool:
-        """Wait for a write token of the account (and the app) and any 429 hold, not for pin
-        spacing or caps; False when stopping, or (with *hold*) the account can't publish."""
-        pool = self.pool
-        while not pool.stopping.is_set():
-            if hold and not pool.accounts.can_publish(job.account_id):
-                return False
-            pacer = pool.accounts.pacer(job.account_id)
-            mono = pool.clock.monotonic()
-            wait = max(0.0, pacer.blocked_until - mono) or pacer.write_delay(mono)
-            if not wait:
-                wait = pool.accounts.app_bucket.try_take(mono)
-                if wait:
-                    pacer.bucket.tokens += 1.0  # give the account token back
-            if not wait:
-                return True
-            await self._sleep(wait)
-        return False
-
-    async def _remote(self, job: Job, outcome: pt.Outcome, account: Account, *, delete: bool,
-                      failing_since: datetime | None, attempts: int) -> remote.RemoteDecision:
-        """Decide after a delete/PATCH answer; slow the account down on a 429 and refresh the
-        token when told (REFRESH becomes RETRY at once, or GIVE_UP/RETRY when refused)."""
-        pool = self.pool
-        pacer = pool.accounts.pacer(job.account_id)
-        decision = remote.decide(
-            outcome, delete=delete, now=pool.clock.now(), failing_since=failing_since,
-            attempts=attempts, refreshed=job.id in pool.remote_refreshed,
-            strikes=pacer.strikes, policy=pool.settings.retry, rng=pool.rng,
-            give_up_after_s=pool.settings.remote_retry_for_s)
-        if decision.rate_limited:
-            pacer.rate_limited(pool.clock.monotonic(),
-                               decision.hint_s if decision.hint_s is not None
-                               else decision.delay_s)
-        if decision.action is remote.Action.REFRESH:
-            pool.remote_refreshed.add(job.id)
-            result = await pool.accounts.refresh(account, reason="401")
-            if isinstance(result, Account):
-                return remote.RemoteDecision(action=remote.Action.RETRY, counted=False)
-            if result.client_refused:  # the app's fault, not the pin's: wait, never give up
-                pool.remote_refreshed.discard(job.id)  # refresh again on the next 401
-                return remote.RemoteDecision(action=remote.Action.RETRY, counted=False,
-                                             delay_s=APP_REFUSED_RETRY_S, error=result.error)
-            if result.permanent:
-                return remote.RemoteDecision(action=remote.Action.GIVE_UP, error=result.error)
-            return remote.decide(pt.Unavailable(result.error), delete=delete,
-                                 now=pool.clock.now(), failing_since=failing_since,
-                                 attempts=attempts, refreshed=True, strikes=0,
-                                 policy=pool.settings.retry, rng=pool.rng,
-                                 give_up_after_s=pool.settings.remote_retry_for_s)
-        if decision.action is not remote.Action.RETRY:
-            pool.remote_refreshed.discard(job.id)
-        return decision
-
-    async def _delete(self, job: Job) -> None:
-        """Delete a cancelled job's pin (`remote.decide`); giving up leaves it DELIVERED."""
-        pool = self.pool
-        if not await self._pace_write(job, hold=False):
-            return  # stopping: still CANCELLING, carried on at the next start
-        account = await pool.accounts.get(job.account_id)
-        outcome = await pool.client.delete_pin(account.access_token, job.pinterest_pin_id)
-        attempts = pool.remote_failures.get(job.id, 0) + 1
-        since = None
-        if not isinstance(outcome, pt.Delivered | pt.Rejected):
-            since = await self._cancelling_since(job)
-        decision = await self._remote(job, outcome, account, delete=True, failing_since=since,
-                                      attempts=attempts)
-        now = pool.clock.now()
-        if decision.action is remote.Action.RETRY:
-            if decision.counted:
-                pool.remote_failures[job.id] = attempts
-            if decision.error is None:
-                self.enqueue(job.id)  # token refreshed: send it again
-            else:
-                pool.later(decision.delay_s, job)
-            return
-        pool.remote_failures.pop(job.id, None)
-        if decision.action is remote.Action.DONE:
-            await self._commit(job, lambda j: transition(
-                j, S.CANCELLED, now=now, reason="pin deleted on Pinterest"))
-            return
-        err = decision.error
-        assert err is not None
-        verb = "refused" if decision.action is remote.Action.REFUSED else "given up"
-        await self._commit(job, lambda j: transition(
-            j, S.DELIVERED, now=now, last_error=err,
-            reason=f"delete {verb}, the pin is still live: {err.message}"))
-
-    async def _cancelling_since(self, job: Job) -> datetime:
-        """When the job's current cancel began (its last move into CANCELLING)."""
-        full = await self.pool.store.get_job(job.id, with_history=True)
-        moves = [h.time for h in full.history
-                 if h.to_state is S.CANCELLING and h.from_state is not S.CANCELLING]
-        return moves[-1] if moves else job.updated_at
-
-    async def _patch(self, job: Job) -> None:
-        """Apply a delivered pin's pending change on Pinterest (PATCH is idempotent: retried,
-        through the write bucket, until `remote_retry_for_s` after its first failure)."""
-        pool = self.pool
-        remote_update = job.remote_update
-        assert remote_update is not None
-        if not await self._pace_write(job, hold=True):
-            if not pool.stopping.is_set():
-                pool.later(pool.read_retry_s(job.id), job)
-            return
-        account = await pool.accounts.get(job.account_id)
-        body = {p.split(".", 1)[1]: getattr(job.pin, p.split(".", 1)[1]) or None
-                for p in remote_update.paths}
-        outcome = await pool.client.update_pin(account.access_token, job.pinterest_pin_id, body)
-        attempts = remote_update.attempts + 1
-        decision = await self._remote(job, outcome, account, delete=False,
-                                      failing_since=remote_update.failing_since,
-                                      attempts=attempts)
-        now = pool.clock.now()
-        if decision.action is remote.Action.RETRY and decision.error is None:
-            self.enqueue(job.id)  # token refreshed: send it again (not counted)
-            return
-        err = decision.error
-        if decision.action is not remote.Action.RETRY:
-            ok = decision.action is remote.Action.DONE
-
-            def apply(j: Job) -> tuple[Job, Any]:
-                current = j.remote_update
-                if current is None or current.revision != remote_update.revision:
-                    raise _Superseded
-                done = replace(current, state="APPLIED" if ok else "FAILED",
-                               attempts=attempts, error=err)
-                verb = ("refused by Pinterest" if decision.action is remote.Action.REFUSED
-                        else "given up")
-                why = ("pin updated on Pinterest" if ok else
-                       f"update {verb}, the pin keeps its old values: "
-                       f"{err.message if err else 'unknown error'}")
-                return touch(j, now=now, reason=why, remote_update=done)
-
-            try:
-                await self._commit(job, apply, _REMOTE)
-            except _Superseded:
-                self.enqueue(job.id)  # a newer update arrived meanwhile: send it
-            return
-        counted = attempts if decision.counted else remote_update.attempts
-
-        def bump(j: Job) -> tuple[Job, Any]:
-            current = j.remote_update or remote_update
-            return touch(j, now=now, reason=f"update of the pin will be retried: "
-                         f"{err.message if err else ''}",
-                         remote_update=replace(current, attempts=counted, error=err,
-                                               failing_since=current.failing_since or now))
-
-        new = await self._commit(job, bump, _REMOTE)
-        if new is not None:
-            pool.later(decision.delay_s, new)
-
     async def _commit(
         self, job: Job, apply: Callable[[Job], tuple[Job, Any]],
         expect: frozenset[JobState] = frozenset({S.SUBMITTED, S.CANCELLING}),
@@ -788,14 +632,6 @@ class AccountDispatcher:
                     log.info("change_dropped", job_id=job.id, state=job.state.value)
                     return None
         raise RuntimeError(f"job {job.id}: could not commit a change after 10 tries")
-
-
-#: A remote update is recorded only while the pin is live (a cancel makes it moot).
-_REMOTE: frozenset[JobState] = frozenset({S.DELIVERED})
-
-
-class _Superseded(Exception):
-    """A newer UpdateJob replaced the change that was just applied."""
 
 
 async def _sleep_or_stop(clock: Clock, seconds: float, stop: asyncio.Event) -> None:
