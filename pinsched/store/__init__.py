@@ -29,17 +29,15 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from pinsched import codec
-from pinsched.accounts import Account
 from pinsched.errors import (
     AccountNotFound,
     AlreadyExists,
-    FailedPrecondition,
     JobNotFound,
     ShuttingDown,
     StorageUnavailable,
-    VersionMismatch,
 )
 from pinsched.jobs import Job, JobState, Transition, job_reference
+from pinsched.store.accounts import AccountsMixin
 from pinsched.store.media import MediaMixin
 from pinsched.store.opening import (
     DatabaseLock,
@@ -55,7 +53,6 @@ from pinsched.store.retention import Pruned, RetentionMixin
 from pinsched.store.rows import (
     _ACTIVE_SQL,
     _JOB_COLUMNS,
-    ACCOUNT_EXTRA_COLUMNS,
     AccountOutboxRenderer,
     Delivery,
     Event,
@@ -64,8 +61,6 @@ from pinsched.store.rows import (
     OutboxRow,
     StaleJob,
     TokenCipher,
-    _account_from_row,
-    _account_row,
     _append_event,
     _cas,
     _fields,
@@ -82,12 +77,8 @@ from pinsched.store.slots import (
     SlotsMixin,
     count_new,
     place_new,
-    replan_account,
-    schedule_json,
 )
 from pinsched.store.videos import VideoMixin
-
-_EXTRA_SET = ", ".join(f"{c}=?" for c in ACCOUNT_EXTRA_COLUMNS)
 
 __all__ = [
     "MIGRATIONS", "AccountOutboxRenderer", "Delivery", "Event", "JobFilter", "OutboxRenderer",
@@ -97,7 +88,8 @@ __all__ = [
 T = TypeVar("T")
 
 
-class Store(OutboxMixin, RetentionMixin, MediaMixin, PacerStateMixin, SlotsMixin, VideoMixin):
+class Store(AccountsMixin, OutboxMixin, RetentionMixin, MediaMixin, PacerStateMixin,
+            SlotsMixin, VideoMixin):
     """Async facade over one SQLite file."""
 
     def __init__(
@@ -171,25 +163,6 @@ class Store(OutboxMixin, RetentionMixin, MediaMixin, PacerStateMixin, SlotsMixin
         self._outbox = renderer
         self._account_outbox = account_renderer
         self._on_outbox = on_written or (lambda: None)
-
-    def set_cipher(self, cipher: TokenCipher | None) -> None:
-        """Encrypt account tokens at rest with *cipher* (values already stored in clear text or
-        under an older key are still read)."""
-        self._cipher = cipher
-
-    def _seal(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
-        if self._cipher is None:
-            return row
-        seal = self._cipher.encrypt
-        return (row[0], row[1], seal(row[2]) if row[2] else "", seal(row[3]) if row[3] else "",
-                *row[4:])
-
-    def _open(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
-        if self._cipher is None:
-            return row
-        unseal = self._cipher.decrypt
-        return (row[0], row[1], unseal(row[2]) if row[2] else "",
-                unseal(row[3]) if row[3] else "", *row[4:])
 
     def _insert_outbox(self, db: sqlite3.Connection, seq: int, rows: Sequence[OutboxRow],
                        when: datetime) -> None:
@@ -271,107 +244,6 @@ class Store(OutboxMixin, RetentionMixin, MediaMixin, PacerStateMixin, SlotsMixin
             if self._outbox_written:
                 self._outbox_written = False
                 self._on_outbox()
-
-    # ---------------------------------------------------------------- accounts
-
-    async def create_account(self, account: Account) -> Account:
-        def op(db: sqlite3.Connection, _: list[Event]) -> Account:
-            try:
-                db.execute(
-                    "INSERT INTO accounts (id, display_name, access_token, refresh_token, "
-                    "access_expires_at, pacing, paused, needs_reauth, state_reason, version, "
-                    f"created_at, updated_at, {', '.join(ACCOUNT_EXTRA_COLUMNS)}) "
-                    f"VALUES ({','.join('?' * (12 + len(ACCOUNT_EXTRA_COLUMNS)))})",
-                    self._seal(_account_row(account)),
-                )
-            except sqlite3.IntegrityError:
-                raise AlreadyExists(f"account {account.id!r} already exists") from None
-            if account.posting_schedule is not None:
-                db.execute("UPDATE accounts SET posting_schedule=? WHERE id=?",
-                           (schedule_json(account), account.id))
-            return account
-
-        return await self._write(op)
-
-    async def get_account(self, account_id: str) -> Account:
-        rows = await self._reader.execute_fetchall(
-            "SELECT *, posting_schedule FROM accounts WHERE id = ?", (account_id,)
-        )
-        if not rows:
-            raise AccountNotFound(account_id)
-        return _account_from_row(self._open(tuple(next(iter(rows)))))
-
-    async def list_accounts(self, *, after_id: str = "", limit: int = 100) -> list[Account]:
-        rows = await self._reader.execute_fetchall(
-            "SELECT *, posting_schedule FROM accounts WHERE id > ? ORDER BY id LIMIT ?",
-            (after_id, limit),
-        )
-        return [_account_from_row(self._open(tuple(r))) for r in rows]
-
-    async def update_account(
-        self, old: Account, new: Account, *, replan: tuple[datetime, datetime] | None = None,
-        moved: list[Job] | None = None,
-    ) -> Account:
-        """Compare-and-set *old* → *new* (new.version must be old.version + 1).
-
-        With *replan* `(now, horizon_end)` and a changed posting schedule, the account's PENDING
-        slotted jobs are re-planned into the new one in the same transaction (appended to
-        *moved*).
-        """
-
-        def op(db: sqlite3.Connection, events: list[Event]) -> Account:
-            row = self._seal(_account_row(new))
-            cur = db.execute(
-                "UPDATE accounts SET display_name=?, access_token=?, refresh_token=?, "
-                "access_expires_at=?, pacing=?, paused=?, needs_reauth=?, state_reason=?, "
-                f"version=?, updated_at=?, {_EXTRA_SET} WHERE id=? AND version=?",
-                (*row[1:10], row[11], *row[12:], new.id, old.version),
-            )
-            if cur.rowcount == 0:
-                current = db.execute(
-                    "SELECT version FROM accounts WHERE id=?", (old.id,)
-                ).fetchone()
-                if current is None:
-                    raise AccountNotFound(old.id)
-                raise VersionMismatch(old.id, old.version, int(current[0]))
-            db.execute("UPDATE accounts SET posting_schedule=? WHERE id=?",
-                       (schedule_json(new), new.id))
-            if replan is not None and new.posting_schedule != old.posting_schedule:
-                changes = replan_account(db, new, now=replan[0], horizon_end=replan[1])
-                for _, job, entry in changes:
-                    events.append(self._append_event(db, job, entry))
-                if moved is not None:
-                    moved.extend(job for _, job, _ in changes)
-            if self._account_outbox is not None:
-                rows = self._account_outbox(old, new)
-                if rows:
-                    self._insert_outbox(db, 0, rows, new.updated_at)
-            return new
-
-        return await self._write(op)
-
-    async def delete_account(self, account_id: str) -> None:
-        """Delete an account with no active jobs (its settled jobs and their events go too, so
-        an account created later with the same id sees none of them)."""
-
-        def op(db: sqlite3.Connection, _: list[Event]) -> None:
-            if db.execute("SELECT 1 FROM accounts WHERE id=?", (account_id,)).fetchone() is None:
-                raise AccountNotFound(account_id)
-            active = db.execute(
-                f"SELECT count(*) FROM jobs WHERE account_id=? AND state IN ({_ACTIVE_SQL})",
-                (account_id,),
-            ).fetchone()[0]
-            if active:
-                raise FailedPrecondition(
-                    f"account {account_id!r} has {active} active jobs; cancel them or delete "
-                    "with force"
-                )
-            db.execute("DELETE FROM events WHERE job_id IN (SELECT id FROM jobs WHERE "
-                       "account_id=?)", (account_id,))
-            db.execute("DELETE FROM jobs WHERE account_id=?", (account_id,))
-            db.execute("DELETE FROM accounts WHERE id=?", (account_id,))
-
-        await self._write(op)
 
     # ---------------------------------------------------------------- jobs: writes
 
