@@ -37,9 +37,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from pinsched import logs, secrets, security
+from pinsched.api.account_servicer import AccountServicer
 from pinsched.api.guard import Guard
 from pinsched.api.media_servicer import MediaServicer
-from pinsched.api.servicers import AccountServicer, PinSchedulerServicer
+from pinsched.api.servicers import PinSchedulerServicer
 from pinsched.api.webhook_servicer import WebhookServicer
 from pinsched.at_risk import AtRiskWatch
 from pinsched.auth import AccountRegistry

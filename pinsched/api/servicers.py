@@ -2,37 +2,29 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import Any
 
 import grpc
-from google.protobuf import empty_pb2
 
 from pinsched import errors, limits
-from pinsched.accounts import Account, Pacing
 from pinsched.api import convert as cv
 from pinsched.api import explain as api_explain
 from pinsched.api import slots as api_slots
 from pinsched.api import validation as va
 from pinsched.api import video_validation
-from pinsched.api.account_rules import account_text_violations
-from pinsched.api.account_validation import routing_violations
+from pinsched.api.paging import page_size, page_token, read_page_token
 from pinsched.api.status import streaming, unary
 from pinsched.clock import Clock
 from pinsched.dryrun import DryRun
-from pinsched.errors import VersionMismatch
 from pinsched.events import EventBus, WatchFilter, watch_batches
 from pinsched.jobs import ImageBase64, Job, PinSpec, ScheduleSpec
 from pinsched.pinchecks import Checker
-from pinsched.service import AccountAdmin, PinService
+from pinsched.service import PinService
 from pinsched.store import Event, JobFilter, Store
 from pinsched.urlprobe import UrlProbe
 from pinsched.v1 import (
-    account_pb2,
-    account_pb2_grpc,
     job_pb2,
     scheduler_pb2,
     scheduler_pb2_grpc,
@@ -46,42 +38,7 @@ JOB_PATHS = frozenset({"pin", "pin.title", "pin.description", "pin.link", "pin.a
                        "pin.dominant_color", "pin.board_id", "pin.board_section_id",
                        "pin.media_source", "scheduled_at", "local_time", "delivery_window",
                        "retry_for", "next_free_slot"})
-ACCOUNT_PATHS = frozenset({"display_name", "access_token", "refresh_token",
-                           "access_token_expire_time", "pacing", "pacing.min_spacing",
-                           "pacing.max_per_hour", "pacing.max_per_day",
-                           "pacing.writes_per_minute", "paused", "ad_account_id",
-                           "api_base", "posting_schedule"})
-
 Ctx = grpc.aio.ServicerContext[Any, Any]
-#: A given access token without an expiry lapses within this (Pinterest's lifetime): an upper
-#: bound until a token response tells (`tokens.py`).
-ASSUMED_ACCESS_LIFETIME = timedelta(days=30)
-
-
-def _page_size(value: int, field: str = "page_size") -> int:
-    if value < 0 or value > 1000:
-        raise errors.InvalidArgument.one(field, f"must be between 1 and 1000, got {value}")
-    return value or 100
-
-
-def _token(kind: str, last: str, scope: str) -> str:
-    raw = f"{kind}:{hashlib.sha256(scope.encode()).hexdigest()[:12]}:{last}"
-    return base64.urlsafe_b64encode(raw.encode()).decode()
-
-
-def _untoken(token: str, kind: str, scope: str) -> str:
-    if not token:
-        return ""
-    try:
-        got_kind, digest, last = base64.urlsafe_b64decode(token.encode()).decode().split(":", 2)
-    except (ValueError, UnicodeDecodeError):
-        raise errors.InvalidArgument.one("page_token", "not a page token of this list") from None
-    if got_kind != kind or digest != hashlib.sha256(scope.encode()).hexdigest()[:12]:
-        raise errors.InvalidArgument.one(
-            "page_token", "the page token belongs to another list or other filters")
-    return last
-
-
 def _keep_current_image(pin: job_pb2.Pin, current: PinSpec) -> None:
     """A pin given back as the API shows it (inline image named by `sha256`, no bytes) keeps
     the job's current image. Only the job's own image can be named so, never another one."""
@@ -166,7 +123,7 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
     @unary
     async def ListJobs(self, request: scheduler_pb2.ListJobsRequest,
                        context: Ctx) -> scheduler_pb2.ListJobsResponse:
-        size = _page_size(request.page_size)
+        size = page_size(request.page_size)
         flt = JobFilter(
             account_id=request.account_id,
             states=frozenset(cv.state_from_proto(s, field=f"states[{i}]")
@@ -180,13 +137,13 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
             group_id=request.group_id,
         )
         scope = repr(flt)
-        before = _untoken(request.page_token, "jobs", scope)
+        before = read_page_token(request.page_token, "jobs", scope)
         jobs = await self.service.list(flt, before_id=before, limit=size + 1)
         more = len(jobs) > size
         jobs = jobs[:size]
         return scheduler_pb2.ListJobsResponse(
             jobs=[cv.job_to_proto(j) for j in jobs],
-            next_page_token=_token("jobs", jobs[-1].id, scope) if more else "",
+            next_page_token=page_token("jobs", jobs[-1].id, scope) if more else "",
         )
 
     @unary
@@ -405,137 +362,3 @@ def watch_args(request: scheduler_pb2.WatchJobsRequest) -> tuple[WatchFilter, in
                             for i, s in enumerate(request.states)),
     )
     return flt, since
-
-
-class AccountServicer(account_pb2_grpc.AccountServiceServicer):
-    def __init__(self, admin: AccountAdmin, store: Store, clock: Clock) -> None:
-        self.admin, self.store, self.clock = admin, store, clock
-
-    @unary
-    async def CreateAccount(self, request: account_pb2.CreateAccountRequest,
-                            context: Ctx) -> account_pb2.Account:
-        violations = []
-        v = va.account_id_violation(request.account_id, "account_id")
-        if v:
-            violations.append(v)
-        a = request.account
-        if not a.access_token:
-            violations.append(errors.FieldViolation("account.access_token", "required"))
-        violations.extend(account_text_violations(
-            a, ("display_name", "access_token", "refresh_token"), "account"))
-        if a.HasField("pacing"):
-            violations.extend(va.pacing_violations(a.pacing, "account.pacing"))
-        violations.extend(routing_violations(a))
-        try:
-            schedule = api_slots.posting_schedule_from_proto(a.posting_schedule,
-                                                             "account.posting_schedule")
-        except errors.InvalidArgument as exc:
-            violations.extend(exc.violations)
-        if violations:
-            raise errors.InvalidArgument(violations)
-        now = self.clock.now()
-        account = Account(
-            id=request.account_id, display_name=a.display_name, access_token=a.access_token,
-            refresh_token=a.refresh_token,
-            access_expires_at=(va.timestamp_from_proto(a.access_token_expire_time,
-                                                       field="account.access_token_expire_time")
-                               if a.HasField("access_token_expire_time")
-                               else now + ASSUMED_ACCESS_LIFETIME),
-            pacing=va.build_pacing(a.pacing) if a.HasField("pacing") else Pacing(),
-            paused=a.paused, created_at=now, updated_at=now, posting_schedule=schedule,
-            ad_account_id=a.ad_account_id, api_base=a.api_base,
-        )
-        return cv.account_to_proto(await self.admin.create(account))
-
-    @unary
-    async def GetAccount(self, request: account_pb2.GetAccountRequest,
-                         context: Ctx) -> account_pb2.Account:
-        if not request.account_id:
-            raise errors.InvalidArgument.one("account_id", "required")
-        return cv.account_to_proto(await self.store.get_account(request.account_id))
-
-    @unary
-    async def ListAccounts(self, request: account_pb2.ListAccountsRequest,
-                           context: Ctx) -> account_pb2.ListAccountsResponse:
-        size = _page_size(request.page_size)
-        after = _untoken(request.page_token, "accounts", "")
-        accounts = await self.store.list_accounts(after_id=after, limit=size + 1)
-        more = len(accounts) > size
-        accounts = accounts[:size]
-        return account_pb2.ListAccountsResponse(
-            accounts=[cv.account_to_proto(a) for a in accounts],
-            next_page_token=_token("accounts", accounts[-1].id, "") if more else "",
-        )
-
-    @unary
-    async def UpdateAccount(self, request: account_pb2.UpdateAccountRequest,
-                            context: Ctx) -> account_pb2.Account:
-        a = request.account
-        if not a.id:
-            raise errors.InvalidArgument.one("account.id", "required")
-        paths = list(request.update_mask.paths)
-        if not paths:
-            raise errors.InvalidArgument.one("update_mask", "name at least one field to change")
-        bad = [p for p in paths if p not in ACCOUNT_PATHS]
-        if bad:
-            raise errors.InvalidArgument([
-                errors.FieldViolation("update_mask", f"{p!r} cannot be updated; allowed: "
-                                      f"{', '.join(sorted(ACCOUNT_PATHS))}") for p in bad])
-        if any(p.startswith("pacing") for p in paths):
-            vs = va.pacing_violations(a.pacing, "account.pacing")
-            if vs:
-                raise errors.InvalidArgument(vs)
-        if "access_token" in paths and not a.access_token:
-            raise errors.InvalidArgument.one("account.access_token", "must not be empty")
-        if text := account_text_violations(a, paths, "account"):
-            raise errors.InvalidArgument(text)
-        if vs := routing_violations(a, paths=frozenset(paths)):
-            raise errors.InvalidArgument(vs)
-        # No version is asked for: a lost race against the daemon's own writes (a token
-        # refresh, a verification) is re-read and applied again.
-        for _ in range(10):
-            old = await self.store.get_account(a.id)
-            changes: dict[str, Any] = {}
-            new_pacing = va.build_pacing(a.pacing)
-            for p in paths:
-                if p == "pacing":
-                    changes["pacing"] = new_pacing
-                elif p.startswith("pacing."):
-                    name = p.split(".", 1)[1]
-                    base = changes.get("pacing", old.pacing)
-                    changes["pacing"] = Pacing(**{**{f: getattr(base, f) for f in
-                                                     ("min_spacing", "max_per_hour", "max_per_day",
-                                                      "writes_per_minute")},
-                                                  name: getattr(new_pacing, name)})
-                elif p == "posting_schedule":
-                    changes[p] = api_slots.posting_schedule_from_proto(
-                        a.posting_schedule, "account.posting_schedule")
-                elif p == "access_token_expire_time":
-                    changes["access_expires_at"] = (
-                        va.timestamp_from_proto(a.access_token_expire_time,
-                                                field="account.access_token_expire_time")
-                        if a.HasField("access_token_expire_time") else None)
-                else:
-                    changes[p] = getattr(a, p)
-            if "access_token" in changes and "access_token_expire_time" not in paths:
-                changes["access_expires_at"] = self.clock.now() + ASSUMED_ACCESS_LIFETIME
-            if "access_token" in changes or "refresh_token" in changes:
-                changes.update(needs_reauth=False, state_reason="", hold_reason="",
-                               access_ttl_s=0, refresh_ttl_s=0, refresh_expires_at=None,
-                               reauth_warned_at=None, verified_at=None)
-            elif ("api_base" in changes or "ad_account_id" in changes) and old.hold_reason:
-                changes.update(hold_reason="", state_reason="")
-            new = old.replace(**changes, version=old.version + 1, updated_at=self.clock.now())
-            try:
-                return cv.account_to_proto(await self.admin.update(old, new))
-            except VersionMismatch:
-                continue
-        raise errors.FailedPrecondition(f"account {a.id!r} keeps changing; try again")
-
-    @unary
-    async def DeleteAccount(self, request: account_pb2.DeleteAccountRequest,
-                            context: Ctx) -> empty_pb2.Empty:
-        if not request.account_id:
-            raise errors.InvalidArgument.one("account_id", "required")
-        await self.admin.delete(request.account_id, force=request.force)
-        return empty_pb2.Empty()

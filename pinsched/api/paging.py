@@ -1,0 +1,33 @@
+"""Page sizes and opaque page tokens of the List RPCs: a token names its list and filters (a hash
+of them), so a token of another list or other filters is refused instead of misread."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+from pinsched import errors
+
+
+def page_size(value: int, field: str = "page_size") -> int:
+    if value < 0 or value > 1000:
+        raise errors.InvalidArgument.one(field, f"must be between 1 and 1000, got {value}")
+    return value or 100
+
+
+def page_token(kind: str, last: str, scope: str) -> str:
+    raw = f"{kind}:{hashlib.sha256(scope.encode()).hexdigest()[:12]}:{last}"
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def read_page_token(token: str, kind: str, scope: str) -> str:
+    if not token:
+        return ""
+    try:
+        got_kind, digest, last = base64.urlsafe_b64decode(token.encode()).decode().split(":", 2)
+    except (ValueError, UnicodeDecodeError):
+        raise errors.InvalidArgument.one("page_token", "not a page token of this list") from None
+    if got_kind != kind or digest != hashlib.sha256(scope.encode()).hexdigest()[:12]:
+        raise errors.InvalidArgument.one(
+            "page_token", "the page token belongs to another list or other filters")
+    return last
