@@ -37,6 +37,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from pinsched import logs, secrets, security
+from pinsched.account_admin import AccountAdmin
 from pinsched.api.account_servicer import AccountServicer
 from pinsched.api.guard import Guard
 from pinsched.api.media_servicer import MediaServicer
@@ -62,7 +63,7 @@ from pinsched.preflight import ListenError, preflight
 from pinsched.retention import Retention
 from pinsched.retry import RetryPolicy
 from pinsched.scheduler import Scheduler
-from pinsched.service import AccountAdmin, PinService
+from pinsched.service import PinService
 from pinsched.staging import Stager
 from pinsched.store import Event, Store
 from pinsched.urlprobe import UrlProbe

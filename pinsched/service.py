@@ -1,4 +1,5 @@
-"""The operations behind the API, in domain terms: validated input in, jobs and accounts out.
+"""The job operations behind the API, in domain terms: validated input in, jobs out (accounts are
+`account_admin.AccountAdmin`).
 
 Every operation commits before it returns and then tells the scheduler; which state change is
 allowed is asked of `jobs.py`. The gRPC servicers in `api/` only convert.
@@ -7,7 +8,6 @@ allowed is asked of `jobs.py`. The gRPC servicers in `api/` only convert.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import os
 import random
@@ -15,15 +15,11 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from pinsched import boards, notes, planning, slots, timing
-from pinsched.accounts import Account
 from pinsched.auth import AccountRegistry
 from pinsched.clock import Clock
 from pinsched.dispatcher import Dispatchers
 from pinsched.errors import (
-    AccountNotFound,
-    AlreadyExists,
     FailedPrecondition,
-    InvalidArgument,
     VersionMismatch,
 )
 from pinsched.jobs import (
@@ -38,8 +34,6 @@ from pinsched.jobs import (
     touch,
     transition,
 )
-from pinsched.keeper import NOT_VERIFIED, Unreachable, Verified, verify_account
-from pinsched.pinterest import PinterestClient
 from pinsched.scheduler import Scheduler
 from pinsched.store import JobFilter, SlotAsk, StaleJob, Store
 
@@ -390,82 +384,3 @@ class PinService:
                     continue
                 self.scheduler.track(new)
                 count += 1
-
-
-class AccountAdmin:
-    def __init__(self, store: Store, clock: Clock, registry: AccountRegistry,
-                 scheduler: Scheduler, pins: PinService, *,
-                 client: PinterestClient | None = None, verify_timeout_s: float = 5.0) -> None:
-        self.store, self.clock, self.registry = store, clock, registry
-        self.scheduler, self.pins = scheduler, pins
-        self.client, self.verify_timeout_s = client, verify_timeout_s
-
-    async def _verified(self, account: Account) -> Account:
-        """*account* with what Pinterest says about its access token (see CreateAccount):
-        refused and not renewable → InvalidArgument naming Pinterest's answer; unreachable →
-        accepted, `state_reason` says it is verified in the background."""
-        if self.client is None:
-            return account
-        answer = await verify_account(self.client, account, timeout_s=self.verify_timeout_s)
-        if isinstance(answer, Verified):
-            return account.replace(username=answer.username, account_type=answer.account_type,
-                                   verified_at=self.clock.now())
-        if isinstance(answer, Unreachable):
-            return account.replace(state_reason=(
-                f"{NOT_VERIFIED}: Pinterest could not be reached ({answer.message}); verifying "
-                "in the background"))
-        renewable = answer.auth and bool(account.refresh_token) and (
-            self.registry.has_client_credentials)
-        if renewable:
-            return account.replace(state_reason=(
-                f"{NOT_VERIFIED}: Pinterest refused the access token ({answer.message}); "
-                "refreshing it in the background"))
-        self.client.routes.set(account.access_token, None)
-        raise InvalidArgument.one("account.access_token",
-                                  f"Pinterest refused the access token: {answer.message}")
-
-    async def create(self, account: Account) -> Account:
-        if await self._exists(account.id):
-            raise AlreadyExists(f"account {account.id!r} already exists")
-        account = await self._verified(account)
-        created = await self.store.create_account(account)
-        self.registry.put(created)
-        return created
-
-    async def _exists(self, account_id: str) -> bool:
-        try:
-            await self.store.get_account(account_id)
-        except AccountNotFound:
-            return False
-        return True
-
-    async def update(self, old: Account, new: Account) -> Account:
-        """Store the change (a new access token is verified with Pinterest first); a new
-        posting schedule re-plans the account's PENDING slotted jobs in the same transaction."""
-        if new.access_token != old.access_token:
-            new = await self._verified(new)
-        moved: list[Job] = []
-        now = self.clock.now()
-        updated = await self.store.update_account(
-            old, new, replan=(now, now + self.pins.horizon), moved=moved)
-        for job in moved:
-            self.scheduler.track(job)
-        self.registry.put(updated)
-        if updated.can_publish:
-            await self.scheduler.release(updated.id)
-            if old.needs_reauth or old.access_token != updated.access_token:
-                await self.pins.requeue_auth_failed(updated.id)
-        return updated
-
-    async def delete(self, account_id: str, *, force: bool) -> None:
-        if force:
-            before = ""
-            while page := await self.store.list_jobs(
-                JobFilter(account_id=account_id, states=frozenset(
-                    {S.PENDING, S.QUEUED, S.RETRYING, S.FAILED})), before_id=before, limit=500):
-                before = page[-1].id
-                for job in page:
-                    with contextlib.suppress(FailedPrecondition):
-                        await self.pins.cancel(job.id)
-        await self.store.delete_account(account_id)
-        self.registry.forget(account_id)

@@ -10,6 +10,7 @@ import grpc
 from google.protobuf import empty_pb2
 
 from pinsched import errors
+from pinsched.account_admin import AccountAdmin
 from pinsched.accounts import Account, Pacing
 from pinsched.api import convert as cv
 from pinsched.api import slots as api_slots
@@ -20,7 +21,6 @@ from pinsched.api.paging import page_size, page_token, read_page_token
 from pinsched.api.status import unary
 from pinsched.clock import Clock
 from pinsched.errors import VersionMismatch
-from pinsched.service import AccountAdmin
 from pinsched.store import Store
 from pinsched.v1 import (
     account_pb2,
