@@ -31,6 +31,7 @@ __all__ = [
     "MIN_API_TOKEN",
     "InsecureListen",
     "bearer_matches",
+    "bearer_token",
     "check_listen_policy",
     "is_loopback",
     "warnings",
@@ -70,14 +71,21 @@ def check_listen_policy(config: Config) -> None:
             raise _refusal(address)
 
 
+def bearer_token(value: str | bytes) -> bytes | None:
+    """The token of an `authorization` header value `Bearer <token>` (scheme in any case), or
+    None when the value has another form."""
+    raw = value.encode("latin-1", "replace") if isinstance(value, str) else bytes(value)
+    scheme, sep, token = raw.strip().partition(b" ")
+    if not sep or scheme.lower() != b"bearer":
+        return None
+    return token.strip()
+
+
 def bearer_matches(header: str | bytes, token: str) -> bool:
     """Whether an `authorization` header value is `Bearer <token>` (scheme in any case,
-    constant-time compare): the one check both doors use."""
-    raw = header.encode("latin-1", "replace") if isinstance(header, str) else bytes(header)
-    scheme, sep, got = raw.strip().partition(b" ")
-    if not sep or scheme.lower() != b"bearer":
-        return False
-    return hmac.compare_digest(got.strip(), token.encode())
+    constant-time compare): the one check every door uses (gRPC guard, HTTP door, `/mcp`)."""
+    got = bearer_token(header)
+    return got is not None and hmac.compare_digest(got, token.encode())
 
 
 def _refusal(address: str) -> InsecureListen:

@@ -27,6 +27,7 @@ from grpc_health.v1 import health_pb2
 
 from pinsched import errors
 from pinsched.api.status import rich_status
+from pinsched.security import bearer_token as bearer_token
 from pinsched.v1 import account_pb2, scheduler_pb2, webhook_pb2
 
 SERVICE_DESCRIPTORS: Final = (
@@ -56,14 +57,6 @@ def method_labels(path: str) -> tuple[str, str]:
     return "unknown", "unknown"
 
 
-def bearer_token(value: str | bytes) -> bytes | None:
-    """The token of an `authorization` header value `Bearer <token>` (scheme in any case), or
-    None when the value has another form."""
-    raw = value.encode("latin-1", "replace") if isinstance(value, str) else bytes(value)
-    scheme, sep, token = raw.strip().partition(b" ")
-    if not sep or scheme.lower() != b"bearer":
-        return None
-    return token.strip()
 
 
 class _Malformed:

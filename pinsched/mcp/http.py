@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 from collections.abc import AsyncIterator, MutableMapping
 from typing import Any
 
@@ -26,6 +25,7 @@ from aiohttp import web
 from mcp.server import Server
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
+from pinsched import security
 from pinsched_client import AsyncClient
 
 __all__ = ["McpHttp"]
@@ -38,7 +38,7 @@ class McpHttp:
 
     def __init__(self, server: Server[AsyncClient], *, api_token: str | None = None) -> None:
         self.manager = StreamableHTTPSessionManager(app=server, stateless=True, json_response=True)
-        self._expected = f"Bearer {api_token}".encode() if api_token else None
+        self._token = api_token
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
 
@@ -65,8 +65,8 @@ class McpHttp:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Serve one HTTP request of the MCP transport (POST, GET or DELETE on `/mcp`)."""
-        if self._expected is not None and not hmac.compare_digest(
-                request.headers.get("Authorization", "").encode(), self._expected):
+        if self._token and not security.bearer_matches(
+                request.headers.get("Authorization", ""), self._token):
             raise web.HTTPUnauthorized(text="missing or wrong API token",
                                        headers={"WWW-Authenticate": "Bearer"})
         body = await request.read()
