@@ -34,6 +34,7 @@ proto-check: install
 
 ruff: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 mypy: install
 	$(BIN)/mypy pinsched clients/python/pinsched_client

@@ -14,7 +14,10 @@ async def run(ctx: Ctx) -> None:
     db = ctx.db("aps-add")
     for suffix in ("", "-wal", "-shm"):
         db.with_name(db.name + suffix).unlink(missing_ok=True)
-    got = await procs.run_child(["bench.apsched", "add", "--db", str(db), "--jobs",
-                                 str(ctx.sizes.aps_add_jobs)], "aps-add", ctx.workdir)
+    got = await procs.run_child(
+        ["bench.apsched", "add", "--db", str(db), "--jobs", str(ctx.sizes.aps_add_jobs)],
+        "aps-add",
+        ctx.workdir,
+    )
     ctx.shared["aps_add_rate"] = float(got["add_per_s"])
     ctx.details["apscheduler_add"] = got

@@ -40,11 +40,16 @@ from sqlalchemy import create_engine, event
 from bench.stats import summarize
 
 TOKEN = "pina_bench_access"
-BODY = json.dumps({"board_id": "1001", "title": "Benchmark pin",
-                   "description": "A pin a bench made.", "link": "https://example.com/bench",
-                   "alt_text": "bench",
-                   "media_source": {"source_type": "image_url",
-                                    "url": "https://example.com/bench.jpg"}})
+BODY = json.dumps(
+    {
+        "board_id": "1001",
+        "title": "Benchmark pin",
+        "description": "A pin a bench made.",
+        "link": "https://example.com/bench",
+        "alt_text": "bench",
+        "media_source": {"source_type": "image_url", "url": "https://example.com/bench.jpg"},
+    }
+)
 
 # Filled by the job function (module level: APScheduler stores jobs as textual references).
 LATE_MS: list[float] = []
@@ -64,8 +69,11 @@ async def post_pin(url: str, planned_ts: float) -> None:
     if _session is None:
         _session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256))
     try:
-        async with _session.post(f"{url}/pins", data=BODY, headers={
-                "authorization": f"Bearer {TOKEN}", "content-type": "application/json"}) as r:
+        async with _session.post(
+            f"{url}/pins",
+            data=BODY,
+            headers={"authorization": f"Bearer {TOKEN}", "content-type": "application/json"},
+        ) as r:
             await r.read()
             DONE["ok" if r.status == 201 else "failed"] += 1
     except aiohttp.ClientError:
@@ -91,8 +99,11 @@ def make_scheduler(db: Path, *, grace: str = "default") -> AsyncIOScheduler:
     defaults: dict[str, Any] = {}
     if grace == "none":
         defaults["misfire_grace_time"] = None
-    return AsyncIOScheduler(jobstores={"default": SQLAlchemyJobStore(engine=engine)},
-                            job_defaults=defaults, timezone=UTC)
+    return AsyncIOScheduler(
+        jobstores={"default": SQLAlchemyJobStore(engine=engine)},
+        job_defaults=defaults,
+        timezone=UTC,
+    )
 
 
 def rss() -> int:
@@ -108,16 +119,21 @@ async def add(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()
     for i in range(args.jobs):
         s = time.perf_counter()
-        sched.add_job(post_pin, "date", run_date=when, args=[args.url, when.timestamp()],
-                      id=f"add-{i}")
+        sched.add_job(
+            post_pin, "date", run_date=when, args=[args.url, when.timestamp()], id=f"add-{i}"
+        )
         lat.append((time.perf_counter() - s) * 1000)
         if i % 100 == 99:
             await asyncio.sleep(0)  # let the scheduler's wake-ups run, as in a real app
     elapsed = time.perf_counter() - t0
     sched.shutdown(wait=False)
     await asyncio.sleep(0)
-    return {"jobs": args.jobs, "seconds": elapsed, "add_per_s": args.jobs / elapsed,
-            "latency_ms": summarize(lat)}
+    return {
+        "jobs": args.jobs,
+        "seconds": elapsed,
+        "add_per_s": args.jobs / elapsed,
+        "latency_ms": summarize(lat),
+    }
 
 
 async def seed(args: argparse.Namespace) -> dict[str, Any]:
@@ -127,17 +143,38 @@ async def seed(args: argparse.Namespace) -> dict[str, Any]:
     store: SQLAlchemyJobStore = sched._jobstores["default"]
     store.start(sched, "default")
     base = datetime.now(UTC) + timedelta(days=300)
-    proto = Job(sched, id="proto", func=post_pin, trigger=DateTrigger(base, timezone=UTC),
-                executor="default", args=[args.url, base.timestamp()], kwargs={}, name="post_pin",
-                misfire_grace_time=1, coalesce=False, max_instances=1, next_run_time=base)
+    proto = Job(
+        sched,
+        id="proto",
+        func=post_pin,
+        trigger=DateTrigger(base, timezone=UTC),
+        executor="default",
+        args=[args.url, base.timestamp()],
+        kwargs={},
+        name="post_pin",
+        misfire_grace_time=1,
+        coalesce=False,
+        max_instances=1,
+        next_run_time=base,
+    )
     state = proto.__getstate__()
     rows = []
     for i in range(args.jobs):
         when = base + timedelta(seconds=i)
-        s = dict(state, id=f"seed-{i}", trigger=DateTrigger(when, timezone=UTC),
-                 args=(args.url, when.timestamp()), next_run_time=when)
-        rows.append({"id": s["id"], "next_run_time": when.timestamp(),
-                     "job_state": pickle.dumps(s, store.pickle_protocol)})
+        s = dict(
+            state,
+            id=f"seed-{i}",
+            trigger=DateTrigger(when, timezone=UTC),
+            args=(args.url, when.timestamp()),
+            next_run_time=when,
+        )
+        rows.append(
+            {
+                "id": s["id"],
+                "next_run_time": when.timestamp(),
+                "job_state": pickle.dumps(s, store.pickle_protocol),
+            }
+        )
         if len(rows) >= 50_000:
             with store.engine.begin() as conn:
                 conn.execute(store.jobs_t.insert(), rows)
@@ -148,8 +185,10 @@ async def seed(args: argparse.Namespace) -> dict[str, Any]:
     return {"jobs": args.jobs, "seconds": time.perf_counter() - t0}
 
 
-async def _start_measured(args: argparse.Namespace, grace: str = "default",
-                          ) -> tuple[AsyncIOScheduler, dict[str, Any]]:
+async def _start_measured(
+    args: argparse.Namespace,
+    grace: str = "default",
+) -> tuple[AsyncIOScheduler, dict[str, Any]]:
     """Start the scheduler on the persisted store; ready = start() returned and its first pass
     over the store (the `wakeup` it queues) has run."""
     sched = make_scheduler(args.db, grace=grace)
@@ -157,15 +196,15 @@ async def _start_measured(args: argparse.Namespace, grace: str = "default",
     await asyncio.sleep(0)
     await asyncio.sleep(0)
     ready = time.time()
-    info = {"ready_s": ready - args.spawned_at if args.spawned_at else None,
-            "rss_ready": rss()}
+    info = {"ready_s": ready - args.spawned_at if args.spawned_at else None, "rss_ready": rss()}
     await asyncio.sleep(1.0)
     info["rss_settled"] = rss()
     return sched, info
 
 
-async def _fire(sched: AsyncIOScheduler, url: str, times: list[datetime],
-                timeout_s: float) -> dict[str, Any]:
+async def _fire(
+    sched: AsyncIOScheduler, url: str, times: list[datetime], timeout_s: float
+) -> dict[str, Any]:
     missed = [0]
 
     def on_missed(_: JobEvent) -> None:
@@ -177,18 +216,23 @@ async def _fire(sched: AsyncIOScheduler, url: str, times: list[datetime],
     _expected[0] = len(times)
     t0 = time.perf_counter()
     for i, when in enumerate(times):
-        sched.add_job(post_pin, "date", run_date=when, args=[url, when.timestamp()],
-                      id=f"fire-{i}")
+        sched.add_job(post_pin, "date", run_date=when, args=[url, when.timestamp()], id=f"fire-{i}")
     add_s = time.perf_counter() - t0
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(_finished.wait(), timeout_s)
     first = min(t.timestamp() for t in times)
     last_sent = max(SENT_AT) if SENT_AT else float("nan")
-    return {"jobs": len(times), "scheduled_in_s": add_s, "ok": DONE["ok"],
-            "failed": DONE["failed"], "missed": missed[0],
-            "never_ran": len(times) - DONE["ok"] - DONE["failed"] - missed[0],
-            "late_ms": summarize(LATE_MS), "drain_s": last_sent - first,
-            "drain_per_s": (len(SENT_AT) / (last_sent - first)) if SENT_AT else 0.0}
+    return {
+        "jobs": len(times),
+        "scheduled_in_s": add_s,
+        "ok": DONE["ok"],
+        "failed": DONE["failed"],
+        "missed": missed[0],
+        "never_ran": len(times) - DONE["ok"] - DONE["failed"] - missed[0],
+        "late_ms": summarize(LATE_MS),
+        "drain_s": last_sent - first,
+        "drain_per_s": (len(SENT_AT) / (last_sent - first)) if SENT_AT else 0.0,
+    }
 
 
 async def stream(args: argparse.Namespace) -> dict[str, Any]:

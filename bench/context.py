@@ -40,10 +40,23 @@ class Sizes:
 
     @classmethod
     def quick(cls) -> Sizes:
-        return cls(concurrency=(1, 64), batches=((100, 4),), throughput_s=1.0,
-                   pending=(10_000,), stream_jobs=300, stream_s=1.5, burst_jobs=1000,
-                   burst_accounts=200, watchers=10, watch_rates=(500,), watch_s=2.0,
-                   aps_add_jobs=1000, aps_pending=(10_000,), soak=False, import_rows=(10_000,))
+        return cls(
+            concurrency=(1, 64),
+            batches=((100, 4),),
+            throughput_s=1.0,
+            pending=(10_000,),
+            stream_jobs=300,
+            stream_s=1.5,
+            burst_jobs=1000,
+            burst_accounts=200,
+            watchers=10,
+            watch_rates=(500,),
+            watch_s=2.0,
+            aps_add_jobs=1000,
+            aps_pending=(10_000,),
+            soak=False,
+            import_rows=(10_000,),
+        )
 
 
 @dataclass
@@ -69,8 +82,9 @@ class Ctx:
 FREE = account_pb2.Pacing(writes_per_minute=0)  # 0 = no cap: pacing not binding
 
 
-async def create_accounts(client: AsyncClient, ids: Sequence[str], token: str,
-                          in_flight: int = 32) -> None:
+async def create_accounts(
+    client: AsyncClient, ids: Sequence[str], token: str, in_flight: int = 32
+) -> None:
     sem = asyncio.Semaphore(in_flight)
 
     async def one(acct: str) -> None:
@@ -83,25 +97,34 @@ async def create_accounts(client: AsyncClient, ids: Sequence[str], token: str,
 def pin_request(account: str, when: datetime) -> scheduler_pb2.SchedulePinRequest:
     req = scheduler_pb2.SchedulePinRequest(
         account_id=account,
-        pin=job_pb2.Pin(board_id=procs.SANDBOX_BOARD, title="Benchmark pin",
-                        description="A pin a bench made.", link="https://example.com/bench",
-                        alt_text="bench"))
+        pin=job_pb2.Pin(
+            board_id=procs.SANDBOX_BOARD,
+            title="Benchmark pin",
+            description="A pin a bench made.",
+            link="https://example.com/bench",
+            alt_text="bench",
+        ),
+    )
     req.pin.media_source.image_url.url = "https://example.com/bench.jpg"
     req.scheduled_at.FromDatetime(when)
     return req
 
 
-async def schedule_all(client: AsyncClient, requests: Sequence[scheduler_pb2.SchedulePinRequest],
-                       batch: int = 1000) -> list[job_pb2.Job]:
+async def schedule_all(
+    client: AsyncClient, requests: Sequence[scheduler_pb2.SchedulePinRequest], batch: int = 1000
+) -> list[job_pb2.Job]:
     out: list[job_pb2.Job] = []
     for i in range(0, len(requests), batch):
-        resp = await client.batch_schedule_pins(requests[i:i + batch])
+        resp = await client.batch_schedule_pins(requests[i : i + batch])
         out.extend(resp.jobs)
     return out
 
 
-async def get_jobs(client: AsyncClient, ids: Sequence[str], in_flight: int = 32,
-                   ) -> list[job_pb2.Job]:
+async def get_jobs(
+    client: AsyncClient,
+    ids: Sequence[str],
+    in_flight: int = 32,
+) -> list[job_pb2.Job]:
     sem = asyncio.Semaphore(in_flight)
 
     async def one(job_id: str) -> job_pb2.Job:
@@ -114,8 +137,7 @@ async def get_jobs(client: AsyncClient, ids: Sequence[str], in_flight: int = 32,
 async def wait_settled(client: AsyncClient, job_id: str, timeout_s: float) -> bool:
     """Poll one job (4 Hz) until it leaves PENDING/QUEUED/SUBMITTED; False on timeout."""
     deadline = time.monotonic() + timeout_s
-    waiting = {job_pb2.Job.STATE_PENDING, job_pb2.Job.STATE_QUEUED,
-               job_pb2.Job.STATE_SUBMITTED}
+    waiting = {job_pb2.Job.STATE_PENDING, job_pb2.Job.STATE_QUEUED, job_pb2.Job.STATE_SUBMITTED}
     while time.monotonic() < deadline:
         if (await client.get_job(job_id)).state not in waiting:
             return True

@@ -22,8 +22,14 @@ SERVICE = "pinsched.v1.PinScheduler"
 
 
 def _job(req: scheduler_pb2.SchedulePinRequest, n: int) -> job_pb2.Job:
-    job = job_pb2.Job(id=f"01JECHO{n:019d}", account_id=req.account_id, pin=req.pin,
-                      state=job_pb2.Job.STATE_PENDING, request_id=req.request_id, version=1)
+    job = job_pb2.Job(
+        id=f"01JECHO{n:019d}",
+        account_id=req.account_id,
+        pin=req.pin,
+        state=job_pb2.Job.STATE_PENDING,
+        request_id=req.request_id,
+        version=1,
+    )
     job.scheduled_at.CopyFrom(req.scheduled_at)
     job.planned_at.CopyFrom(req.scheduled_at)
     job.window_end.CopyFrom(req.scheduled_at)
@@ -39,24 +45,34 @@ async def serve(port: int) -> None:
         counter[0] += 1
         return _job(req, counter[0])
 
-    async def batch(req: scheduler_pb2.BatchSchedulePinsRequest, ctx: Any,
-                    ) -> scheduler_pb2.BatchSchedulePinsResponse:
+    async def batch(
+        req: scheduler_pb2.BatchSchedulePinsRequest,
+        ctx: Any,
+    ) -> scheduler_pb2.BatchSchedulePinsResponse:
         out = scheduler_pb2.BatchSchedulePinsResponse()
         for r in req.requests:
             counter[0] += 1
             out.jobs.append(_job(r, counter[0]))
         return out
 
-    handlers = grpc.method_handlers_generic_handler(SERVICE, {
-        "SchedulePin": grpc.unary_unary_rpc_method_handler(
-            schedule_pin, request_deserializer=scheduler_pb2.SchedulePinRequest.FromString,
-            response_serializer=job_pb2.Job.SerializeToString),
-        "BatchSchedulePins": grpc.unary_unary_rpc_method_handler(
-            batch, request_deserializer=scheduler_pb2.BatchSchedulePinsRequest.FromString,
-            response_serializer=scheduler_pb2.BatchSchedulePinsResponse.SerializeToString),
-    })
-    server = grpc.aio.server(options=[("grpc.so_reuseport", 0),
-                                      ("grpc.max_receive_message_length", 64 * 1024 * 1024)])
+    handlers = grpc.method_handlers_generic_handler(
+        SERVICE,
+        {
+            "SchedulePin": grpc.unary_unary_rpc_method_handler(
+                schedule_pin,
+                request_deserializer=scheduler_pb2.SchedulePinRequest.FromString,
+                response_serializer=job_pb2.Job.SerializeToString,
+            ),
+            "BatchSchedulePins": grpc.unary_unary_rpc_method_handler(
+                batch,
+                request_deserializer=scheduler_pb2.BatchSchedulePinsRequest.FromString,
+                response_serializer=scheduler_pb2.BatchSchedulePinsResponse.SerializeToString,
+            ),
+        },
+    )
+    server = grpc.aio.server(
+        options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+    )
     server.add_generic_rpc_handlers((handlers,))
     bound = server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()

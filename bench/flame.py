@@ -38,11 +38,13 @@ def summarize(path: Path, *, match: str = "pinsched", top: int = 25) -> dict[str
             own[mine[-1]] += count
         if frames:
             leaf[frames[-1]] += count
+
     def pct(c: int) -> float:
         return round(100 * c / total, 1)
 
     return {
-        "file": str(path), "samples": total,
+        "file": str(path),
+        "samples": total,
         "inclusive": [(f, pct(c)) for f, c in inclusive.most_common(top)],
         "self": [(f, pct(c)) for f, c in own.most_common(top)],
         "leaf": [(f, pct(c)) for f, c in leaf.most_common(top)],

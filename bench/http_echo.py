@@ -24,14 +24,23 @@ async def serve(port: int) -> None:
     async def schedule_pin(request: web.Request) -> web.Response:
         body = json.loads(await request.read())
         counter[0] += 1
-        job = {"id": f"01JECHO{counter[0]:019d}", "account_id": body.get("account_id", ""),
-               "pin": body.get("pin", {}), "state": "STATE_PENDING",
-               "request_id": body.get("request_id", ""), "version": "1",
-               "scheduled_at": body.get("scheduled_at"), "planned_at": body.get("scheduled_at"),
-               "window_end": body.get("scheduled_at"), "create_time": body.get("scheduled_at"),
-               "update_time": body.get("scheduled_at"), "history": []}
-        return web.Response(text=json.dumps(job, separators=(",", ":")),
-                            content_type="application/json")
+        job = {
+            "id": f"01JECHO{counter[0]:019d}",
+            "account_id": body.get("account_id", ""),
+            "pin": body.get("pin", {}),
+            "state": "STATE_PENDING",
+            "request_id": body.get("request_id", ""),
+            "version": "1",
+            "scheduled_at": body.get("scheduled_at"),
+            "planned_at": body.get("scheduled_at"),
+            "window_end": body.get("scheduled_at"),
+            "create_time": body.get("scheduled_at"),
+            "update_time": body.get("scheduled_at"),
+            "history": [],
+        }
+        return web.Response(
+            text=json.dumps(job, separators=(",", ":")), content_type="application/json"
+        )
 
     app = web.Application()
     app.router.add_post("/v1/jobs", schedule_pin)

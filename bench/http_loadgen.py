@@ -24,11 +24,18 @@ from bench.stats import summarize
 
 def body_template(account: str, when: datetime, board: str = "1001") -> dict[str, object]:
     """The JSON of `bench.loadgen.request_template`, as an HTTP client sends it."""
-    return {"account_id": account, "scheduled_at": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "pin": {"board_id": board, "title": "Benchmark pin",
-                    "description": "A pin a bench made.", "link": "https://example.com/bench",
-                    "alt_text": "bench",
-                    "media_source": {"image_url": {"url": "https://example.com/bench.jpg"}}}}
+    return {
+        "account_id": account,
+        "scheduled_at": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "pin": {
+            "board_id": board,
+            "title": "Benchmark pin",
+            "description": "A pin a bench made.",
+            "link": "https://example.com/bench",
+            "alt_text": "bench",
+            "media_source": {"image_url": {"url": "https://example.com/bench.jpg"}},
+        },
+    }
 
 
 async def run(args: argparse.Namespace) -> dict[str, object]:
@@ -51,8 +58,9 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                 if start >= stop_at:
                     return
                 data = json.dumps({**template, "request_id": uuid.uuid4().hex})
-                async with session.post(url, data=data,
-                                        headers={"Content-Type": "application/json"}) as resp:
+                async with session.post(
+                    url, data=data, headers={"Content-Type": "application/json"}
+                ) as resp:
                     await resp.read()
                     ok = resp.status == 200
                     if not ok and not first_error:
@@ -67,11 +75,16 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                         counted["errors"] += 1
 
         await asyncio.gather(*(worker() for _ in range(args.concurrency)))
-    return {"url": args.url, "concurrency": args.concurrency, **counted,
-            "calls_all": total["calls"], "elapsed_s": args.duration,
-            "calls_per_s": counted["calls"] / args.duration,
-            "latency_ms": summarize([x * 1000 for x in latencies]),
-            "first_error": first_error[0] if first_error else None}
+    return {
+        "url": args.url,
+        "concurrency": args.concurrency,
+        **counted,
+        "calls_all": total["calls"],
+        "elapsed_s": args.duration,
+        "calls_per_s": counted["calls"] / args.duration,
+        "latency_ms": summarize([x * 1000 for x in latencies]),
+        "first_error": first_error[0] if first_error else None,
+    }
 
 
 def main() -> None:

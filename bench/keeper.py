@@ -40,11 +40,20 @@ async def main(n: int) -> None:
         for i in range(n):
             due = i < DUE
             sandbox.add_user(f"u{i}", access_token=f"a{i}", refresh_token=f"r{i}")
-            await store.create_account(Account(
-                id=f"acct-{i:05d}", access_token=f"a{i}", refresh_token=f"r{i}", created_at=now,
-                updated_at=now, verified_at=now, access_ttl_s=30 * 86400,
-                refresh_ttl_s=60 * 86400, refresh_expires_at=now + timedelta(days=60),
-                access_expires_at=now + timedelta(days=1 if due else 30)))
+            await store.create_account(
+                Account(
+                    id=f"acct-{i:05d}",
+                    access_token=f"a{i}",
+                    refresh_token=f"r{i}",
+                    created_at=now,
+                    updated_at=now,
+                    verified_at=now,
+                    access_ttl_s=30 * 86400,
+                    refresh_ttl_s=60 * 86400,
+                    refresh_expires_at=now + timedelta(days=60),
+                    access_expires_at=now + timedelta(days=1 if due else 30),
+                )
+            )
         registry = AccountRegistry(store, clock, client, client_id="app", client_secret="secret")
         await registry.load_all()
         keeper = TokenKeeper(registry, clock, client, per_second=1e9)
@@ -59,8 +68,10 @@ async def main(n: int) -> None:
         await store.close()
     await sandbox.stop()
     print(f"accounts: {n}")
-    print(f"refresh of {DUE} due accounts: {refresh_s:.2f} s "
-          f"({refresh_s / DUE * 1000:.2f} ms each, {registry.refreshes} grants)")
+    print(
+        f"refresh of {DUE} due accounts: {refresh_s:.2f} s "
+        f"({refresh_s / DUE * 1000:.2f} ms each, {registry.refreshes} grants)"
+    )
     print(f"idle pass over {n} accounts: {idle_s * 1000:.1f} ms (next due in {min(idle):.0f} s)")
 
 

@@ -40,8 +40,21 @@ async def _seed(ctx: Ctx, name: str, jobs: int) -> dict[str, Any]:
     for suffix in ("", "-wal", "-shm"):
         db.with_name(db.name + suffix).unlink(missing_ok=True)
     return await procs.run_child(
-        ["bench.seed", "--db", str(db), "--jobs", str(jobs), "--accounts", str(ACCOUNTS),
-         "--token", procs.SANDBOX_TOKEN], "seed", ctx.workdir, timeout_s=1200)
+        [
+            "bench.seed",
+            "--db",
+            str(db),
+            "--jobs",
+            str(jobs),
+            "--accounts",
+            str(ACCOUNTS),
+            "--token",
+            procs.SANDBOX_TOKEN,
+        ],
+        "seed",
+        ctx.workdir,
+        timeout_s=1200,
+    )
 
 
 async def _stream(ctx: Ctx, port: int) -> dict[str, Any]:
@@ -50,8 +63,10 @@ async def _stream(ctx: Ctx, port: int) -> dict[str, Any]:
     accounts = account_ids(ACCOUNTS)
     async with AsyncClient(f"127.0.0.1:{port}", timeout_s=60) as client:
         start = datetime.now(UTC) + timedelta(seconds=2.0)
-        reqs = [pin_request(accounts[i % ACCOUNTS], start + timedelta(seconds=i * over / k))
-                for i in range(k)]
+        reqs = [
+            pin_request(accounts[i % ACCOUNTS], start + timedelta(seconds=i * over / k))
+            for i in range(k)
+        ]
         t0 = time.perf_counter()
         jobs = await schedule_all(client, reqs)
         scheduled_s = time.perf_counter() - t0
@@ -59,22 +74,31 @@ async def _stream(ctx: Ctx, port: int) -> dict[str, Any]:
         last = max(jobs, key=lambda j: j.planned_at.ToDatetime(tzinfo=UTC))
         await wait_settled(client, last.id, timeout_s=60)
         done = await get_jobs(client, [j.id for j in jobs])
-    late = [x for j in done if j.state == job_pb2.Job.STATE_DELIVERED
-            if (x := late_ms(j)) is not None]
-    return {"jobs": k, "over_s": over, "scheduled_in_s": scheduled_s,
-            "delivered": len(late), "missed": k - len(late), "late_ms": summarize(late)}
+    late = [
+        x for j in done if j.state == job_pb2.Job.STATE_DELIVERED if (x := late_ms(j)) is not None
+    ]
+    return {
+        "jobs": k,
+        "over_s": over,
+        "scheduled_in_s": scheduled_s,
+        "delivered": len(late),
+        "missed": k - len(late),
+        "late_ms": summarize(late),
+    }
 
 
 async def _pinsched_size(ctx: Ctx, n: int) -> dict[str, Any]:
     name = f"pending-{_label(n)}"
     out: dict[str, Any] = {"seed": await _seed(ctx, name, n)}
-    first, _ = await procs.start_daemon(ctx.workdir, ctx.db(name), ctx.sandbox_url,
-                                        timeout_s=600, name=f"daemon-{name}")
+    first, _ = await procs.start_daemon(
+        ctx.workdir, ctx.db(name), ctx.sandbox_url, timeout_s=600, name=f"daemon-{name}"
+    )
     out["first_start_s"] = first.info["ready_s"]
     out["recovered"] = first.info["recovered"]
     await first.stop()
-    daemon, port = await procs.start_daemon(ctx.workdir, ctx.db(name), ctx.sandbox_url,
-                                            timeout_s=600, name=f"daemon-{name}")
+    daemon, port = await procs.start_daemon(
+        ctx.workdir, ctx.db(name), ctx.sandbox_url, timeout_s=600, name=f"daemon-{name}"
+    )
     try:
         out["ready_s"] = daemon.info["ready_s"]
         out["rss_ready"] = daemon.rss_bytes()
@@ -92,16 +116,29 @@ async def _aps_size(ctx: Ctx, n: int) -> dict[str, Any]:
     db = ctx.db(f"aps-pending-{_label(n)}")
     for suffix in ("", "-wal", "-shm"):
         db.with_name(db.name + suffix).unlink(missing_ok=True)
-    seeded = await procs.run_child(["bench.apsched", "seed", "--db", str(db), "--jobs", str(n)],
-                                   "aps-seed", ctx.workdir, timeout_s=1200)
-    args = ["bench.apsched", "stream", "--db", str(db), "--url", ctx.sandbox_url,
-            "--over", str(ctx.sizes.stream_s)]
+    seeded = await procs.run_child(
+        ["bench.apsched", "seed", "--db", str(db), "--jobs", str(n)],
+        "aps-seed",
+        ctx.workdir,
+        timeout_s=1200,
+    )
+    args = [
+        "bench.apsched",
+        "stream",
+        "--db",
+        str(db),
+        "--url",
+        ctx.sandbox_url,
+        "--over",
+        str(ctx.sizes.stream_s),
+    ]
     if n:
         args += ["--jobs", str(ctx.sizes.stream_jobs)]
     else:
         args += ["--jobs", "0"]
-    out = await procs.run_child([*args, "--spawned-at", str(time.time())], "aps-stream",
-                                ctx.workdir, timeout_s=600)
+    out = await procs.run_child(
+        [*args, "--spawned-at", str(time.time())], "aps-stream", ctx.workdir, timeout_s=600
+    )
     out["seed"] = seeded
     return out
 
@@ -122,21 +159,40 @@ async def run(ctx: Ctx) -> None:
         p99s[n] = lat["p99"]
         ahead = lat["p99"] < alat["p99"]
         ok = lat["p99"] < LATE_P99_MS and p["stream"]["missed"] == 0
-        ctx.add(Row(
-            "lateness", f"spread: {p['stream']['jobs']:,} due over {p['stream']['over_s']:g} s, "
-            f"{_label(n)} pending", lat["p99"], "ms", reference=alat["p99"],
-            reference_name="APScheduler", ratio=lat["p99"] / alat["p99"] if alat["p99"] else None,
-            target=f"p99 < {LATE_P99_MS:g} ms, none missed", passed=ok, ahead=ahead,
-            notes=(f"p50 {lat['p50']:.2f}, max {lat['max']:.1f} ms, missed "
-                   f"{p['stream']['missed']} (APScheduler p50 {alat['p50']:.2f}, max "
-                   f"{alat['max']:.1f} ms, missed {a['missed'] + a['never_ran']})")))
+        ctx.add(
+            Row(
+                "lateness",
+                f"spread: {p['stream']['jobs']:,} due over {p['stream']['over_s']:g} s, "
+                f"{_label(n)} pending",
+                lat["p99"],
+                "ms",
+                reference=alat["p99"],
+                reference_name="APScheduler",
+                ratio=lat["p99"] / alat["p99"] if alat["p99"] else None,
+                target=f"p99 < {LATE_P99_MS:g} ms, none missed",
+                passed=ok,
+                ahead=ahead,
+                notes=(
+                    f"p50 {lat['p50']:.2f}, max {lat['max']:.1f} ms, missed "
+                    f"{p['stream']['missed']} (APScheduler p50 {alat['p50']:.2f}, max "
+                    f"{alat['max']:.1f} ms, missed {a['missed'] + a['never_ran']})"
+                ),
+            )
+        )
     if len(sizes) > 1:
         lo, hi = min(sizes), max(sizes)
         growth = p99s[hi] / p99s[lo] if p99s[lo] else None
-        ctx.add(Row("lateness", f"p99 flat from {_label(lo)} to {_label(hi)} pending",
-                    growth, "x", target=f"≤ {FLAT_RATIO:g}x ",
-                    passed=None if growth is None else growth <= FLAT_RATIO,
-                    notes=f"p99 {p99s[lo]:.2f} ms → {p99s[hi]:.2f} ms"))
+        ctx.add(
+            Row(
+                "lateness",
+                f"p99 flat from {_label(lo)} to {_label(hi)} pending",
+                growth,
+                "x",
+                target=f"≤ {FLAT_RATIO:g}x ",
+                passed=None if growth is None else growth <= FLAT_RATIO,
+                notes=f"p99 {p99s[lo]:.2f} ms → {p99s[hi]:.2f} ms",
+            )
+        )
     for n in sizes:
         if n < 100_000 and not ctx.quick:
             continue
@@ -147,21 +203,46 @@ async def run(ctx: Ctx) -> None:
         target, passed = "", None
         if n >= 1_000_000:
             target, passed = f"< {RSS_1M_MB:g} MB", mb < RSS_1M_MB
-        ctx.add(Row("memory", f"daemon RSS, {_label(n)} pending", mb, "MB", reference=aps_mb,
-                    reference_name="APScheduler", ratio=mb / aps_mb, target=target,
-                    passed=passed, ahead=mb < aps_mb,
-                    notes=(f"{per_job:,.0f} B/job over a {base_rss / 1e6:.0f} MB baseline "
-                           f"(APScheduler {(a['rss_settled'] - aps_base) / n:,.0f} B/job); "
-                           f"RSS right at ready {p['rss_ready'] / 1e6:.0f} MB")))
+        ctx.add(
+            Row(
+                "memory",
+                f"daemon RSS, {_label(n)} pending",
+                mb,
+                "MB",
+                reference=aps_mb,
+                reference_name="APScheduler",
+                ratio=mb / aps_mb,
+                target=target,
+                passed=passed,
+                ahead=mb < aps_mb,
+                notes=(
+                    f"{per_job:,.0f} B/job over a {base_rss / 1e6:.0f} MB baseline "
+                    f"(APScheduler {(a['rss_settled'] - aps_base) / n:,.0f} B/job); "
+                    f"RSS right at ready {p['rss_ready'] / 1e6:.0f} MB"
+                ),
+            )
+        )
     for n in sizes:
         p, a = pin[n], aps[n]
         target, passed = "", None
         if n >= 1_000_000:
             target, passed = f"< {READY_1M_S:g} s", p["ready_s"] < READY_1M_S
-        ctx.add(Row("recovery", f"restart → ready, {_label(n)} pending", p["ready_s"], "s",
-                    reference=a["ready_s"], reference_name="APScheduler",
-                    ratio=p["ready_s"] / a["ready_s"] if a["ready_s"] else None,
-                    target=target, passed=passed, ahead=p["ready_s"] < a["ready_s"],
-                    notes=(f"first start {p['first_start_s']:.2f} s; empty DB "
-                           f"{pin[0]['ready_s']:.2f} s (APScheduler {aps[0]['ready_s']:.2f} s); "
-                           f"seeding took {p['seed']['seconds']:.0f} s")))
+        ctx.add(
+            Row(
+                "recovery",
+                f"restart → ready, {_label(n)} pending",
+                p["ready_s"],
+                "s",
+                reference=a["ready_s"],
+                reference_name="APScheduler",
+                ratio=p["ready_s"] / a["ready_s"] if a["ready_s"] else None,
+                target=target,
+                passed=passed,
+                ahead=p["ready_s"] < a["ready_s"],
+                notes=(
+                    f"first start {p['first_start_s']:.2f} s; empty DB "
+                    f"{pin[0]['ready_s']:.2f} s (APScheduler {aps[0]['ready_s']:.2f} s); "
+                    f"seeding took {p['seed']['seconds']:.0f} s"
+                ),
+            )
+        )

@@ -28,12 +28,20 @@ from pinsched.v1 import job_pb2, scheduler_pb2, scheduler_pb2_grpc
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
-def request_template(account: str, when: datetime, board: str = "1001",
-                     ) -> scheduler_pb2.SchedulePinRequest:
+def request_template(
+    account: str,
+    when: datetime,
+    board: str = "1001",
+) -> scheduler_pb2.SchedulePinRequest:
     req = scheduler_pb2.SchedulePinRequest(
         account_id=account,
-        pin=job_pb2.Pin(board_id=board, title="Benchmark pin", description="A pin a bench made.",
-                        link="https://example.com/bench", alt_text="bench"),
+        pin=job_pb2.Pin(
+            board_id=board,
+            title="Benchmark pin",
+            description="A pin a bench made.",
+            link="https://example.com/bench",
+            alt_text="bench",
+        ),
     )
     req.pin.media_source.image_url.url = "https://example.com/bench.jpg"
     req.scheduled_at.FromDatetime(when)
@@ -41,9 +49,13 @@ def request_template(account: str, when: datetime, board: str = "1001",
 
 
 async def run(args: argparse.Namespace) -> dict[str, object]:
-    channel = grpc.aio.insecure_channel(args.target, options=[
-        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)])
+    channel = grpc.aio.insecure_channel(
+        args.target,
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ],
+    )
     stub = scheduler_pb2_grpc.PinSchedulerStub(channel)
     await channel.channel_ready()
     when = datetime.now(UTC) + timedelta(days=args.days_ahead)
@@ -96,9 +108,15 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     await channel.close(None)
     elapsed = args.duration
     return {
-        "target": args.target, "concurrency": args.concurrency, "batch": args.batch,
-        **counted, "calls_all": total["calls"], "items_all": total["items"], "elapsed_s": elapsed,
-        "calls_per_s": counted["calls"] / elapsed, "items_per_s": counted["items"] / elapsed,
+        "target": args.target,
+        "concurrency": args.concurrency,
+        "batch": args.batch,
+        **counted,
+        "calls_all": total["calls"],
+        "items_all": total["items"],
+        "elapsed_s": elapsed,
+        "calls_per_s": counted["calls"] / elapsed,
+        "items_per_s": counted["items"] / elapsed,
         "latency_ms": summarize([x * 1000 for x in latencies]),
         "first_error": first_error[0] if first_error else None,
     }

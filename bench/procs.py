@@ -54,8 +54,12 @@ class Proc:
     def tail(self, n: int = 30) -> str:
         return "\n".join(self.lines()[-n:])
 
-    async def wait_line(self, needle: str, timeout_s: float = 60.0,
-                        fail_on: str = "Traceback (most recent call last)") -> str:
+    async def wait_line(
+        self,
+        needle: str,
+        timeout_s: float = 60.0,
+        fail_on: str = "Traceback (most recent call last)",
+    ) -> str:
         """The first log line containing *needle*, polling the log file every 5 ms. A line with
         *fail_on* first (a crash that may leave the process hanging) raises at once."""
         deadline = time.monotonic() + timeout_s
@@ -78,8 +82,9 @@ class Proc:
             if self.popen.poll() is not None:
                 raise RuntimeError(f"{self.name} exited ({self.popen.returncode}):\n{self.tail()}")
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{self.name}: no line with {needle!r} in {timeout_s}s:\n"
-                                   f"{self.tail()}")
+                raise TimeoutError(
+                    f"{self.name}: no line with {needle!r} in {timeout_s}s:\n{self.tail()}"
+                )
             await asyncio.sleep(0.005)
 
     def rss_bytes(self) -> int:
@@ -121,8 +126,13 @@ class LoadMeter:
     @staticmethod
     def _machine_busy() -> float:
         t = psutil.cpu_times()
-        return float(t.user + t.system + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0)
-                     + getattr(t, "nice", 0.0))
+        return float(
+            t.user
+            + t.system
+            + getattr(t, "irq", 0.0)
+            + getattr(t, "softirq", 0.0)
+            + getattr(t, "nice", 0.0)
+        )
 
     @staticmethod
     def _ours() -> float:
@@ -140,13 +150,21 @@ class LoadMeter:
         wall = max(1e-9, time.monotonic() - self._t0)
         busy = self._machine_busy() - self._busy0
         ours = self._ours() - self._ours0
-        return {"seconds": wall, "cores": float(psutil.cpu_count() or 1),
-                "machine_cores": busy / wall, "ours_cores": ours / wall,
-                "others_cores": max(0.0, (busy - ours) / wall)}
+        return {
+            "seconds": wall,
+            "cores": float(psutil.cpu_count() or 1),
+            "machine_cores": busy / wall,
+            "ours_cores": ours / wall,
+            "others_cores": max(0.0, (busy - ours) / wall),
+        }
 
 
-def spawn(args: Sequence[str], name: str, workdir: Path, env: dict[str, str] | None = None,
-          ) -> Proc:
+def spawn(
+    args: Sequence[str],
+    name: str,
+    workdir: Path,
+    env: dict[str, str] | None = None,
+) -> Proc:
     """Start `python -m <args>` with output to `<workdir>/<name>.log`."""
     log_path = workdir / f"{name}.log"
     n = 1
@@ -156,8 +174,11 @@ def spawn(args: Sequence[str], name: str, workdir: Path, env: dict[str, str] | N
     out = log_path.open("wb")
     started = time.time()
     popen = subprocess.Popen(
-        [sys.executable, "-m", *args], stdout=out, stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}, cwd=str(ROOT),
+        [sys.executable, "-m", *args],
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+        cwd=str(ROOT),
         start_new_session=True,
     )
     out.close()
@@ -190,27 +211,62 @@ async def _started(proc: Proc, needle: str, timeout_s: float) -> str:
 
 async def start_sandbox(workdir: Path, *extra: str) -> tuple[Proc, str]:
     """`pinsched sandbox` with user `bench` (board 1001), no rate limit, no latency."""
-    proc = spawn(["pinsched", "sandbox", "--port", "0",
-                  "--seed-user", f"{SANDBOX_USER}:{SANDBOX_TOKEN}:{SANDBOX_REFRESH}",
-                  "--seed-board", f"{SANDBOX_USER}:{SANDBOX_BOARD}", *extra], "sandbox", workdir)
+    proc = spawn(
+        [
+            "pinsched",
+            "sandbox",
+            "--port",
+            "0",
+            "--seed-user",
+            f"{SANDBOX_USER}:{SANDBOX_TOKEN}:{SANDBOX_REFRESH}",
+            "--seed-board",
+            f"{SANDBOX_USER}:{SANDBOX_BOARD}",
+            *extra,
+        ],
+        "sandbox",
+        workdir,
+    )
     line = await _started(proc, "sandbox listening on ", 60)
     return proc, line.split("sandbox listening on ", 1)[1].strip()
 
 
-async def start_daemon(workdir: Path, db: Path, api_base: str, *extra: str,
-                       timeout_s: float = 120.0, name: str = "daemon") -> tuple[Proc, int]:
+async def start_daemon(
+    workdir: Path,
+    db: Path,
+    api_base: str,
+    *extra: str,
+    timeout_s: float = 120.0,
+    name: str = "daemon",
+) -> tuple[Proc, int]:
     """`pinsched serve` on a free port. `proc.info` gets `ready_s` (exec → the `pinsched_ready`
     log line, by the line's own timestamp) and `recovered`."""
-    proc = spawn(["pinsched", "serve", "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
-                  "--db", str(db),
-                  "--pinterest-api-base", api_base, *extra], name, workdir)
+    proc = spawn(
+        [
+            "pinsched",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--db",
+            str(db),
+            "--pinterest-api-base",
+            api_base,
+            *extra,
+        ],
+        name,
+        workdir,
+    )
     _maybe_profile(proc, workdir)
     line = await _started(proc, '"pinsched_ready"', timeout_s)
     seen = time.time()
-    data = json.loads(line[line.index("{"):])
+    data = json.loads(line[line.index("{") :])
     ready_at = _iso_ts(data.get("timestamp")) or seen
-    proc.info.update(ready_s=ready_at - proc.started_at, recovered=data.get("recovered"),
-                     http_port=data.get("http_port"))
+    proc.info.update(
+        ready_s=ready_at - proc.started_at,
+        recovered=data.get("recovered"),
+        http_port=data.get("http_port"),
+    )
     return proc, int(data["port"])
 
 
@@ -228,8 +284,12 @@ async def start_http_echo(workdir: Path) -> tuple[Proc, int]:
     return proc, int(line.rsplit(" ", 1)[1])
 
 
-async def run_child(args: Sequence[str], name: str, workdir: Path, timeout_s: float = 600.0,
-                    ) -> dict[str, Any]:
+async def run_child(
+    args: Sequence[str],
+    name: str,
+    workdir: Path,
+    timeout_s: float = 600.0,
+) -> dict[str, Any]:
     """Run `python -m <args>` to completion; it prints one JSON object as its last line."""
     proc = spawn(args, name, workdir)
     if not await proc.wait_exit(timeout_s):
@@ -251,9 +311,24 @@ def _maybe_profile(proc: Proc, workdir: Path) -> None:
     out = Path(folder) / f"{proc.log_path.stem}.txt"
     log = (workdir / f"py-spy-{proc.log_path.stem}.log").open("wb")
     subprocess.Popen(  # exits by itself when the profiled process does
-        ["py-spy", "record", "--pid", str(proc.pid), "--format", "raw", "--rate", "200",
-         "--nonblocking", "--gil", "-o", str(out)], stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True)
+        [
+            "py-spy",
+            "record",
+            "--pid",
+            str(proc.pid),
+            "--format",
+            "raw",
+            "--rate",
+            "200",
+            "--nonblocking",
+            "--gil",
+            "-o",
+            str(out),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     log.close()
 
 

@@ -59,22 +59,43 @@ def verdict(passed: bool | None) -> str:
 
 
 def table_lines(rows: list[Row], *, markdown: bool) -> list[str]:
-    head = ["group", "benchmark", "pinsched", "reference", "ratio", "target", "result",
-            "vs APScheduler", "notes"]
+    head = [
+        "group",
+        "benchmark",
+        "pinsched",
+        "reference",
+        "ratio",
+        "target",
+        "result",
+        "vs APScheduler",
+        "notes",
+    ]
     body = []
     for r in rows:
-        ref = f"{fmt(r.reference, r.unit)} ({r.reference_name})" if r.reference is not None \
-            else ""
+        ref = f"{fmt(r.reference, r.unit)} ({r.reference_name})" if r.reference is not None else ""
         ratio = "" if r.ratio is None else f"{r.ratio:.3g}x"
         vs = {True: "ahead", False: "BEHIND", None: ""}[r.ahead]
-        body.append([r.group, r.name, fmt(r.value, r.unit), ref, ratio, r.target,
-                     verdict(r.passed), vs, r.notes])
+        body.append(
+            [
+                r.group,
+                r.name,
+                fmt(r.value, r.unit),
+                ref,
+                ratio,
+                r.target,
+                verdict(r.passed),
+                vs,
+                r.notes,
+            ]
+        )
     if markdown:
         out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         out += ["| " + " | ".join(c.replace("|", "/") for c in line) + " |" for line in body]
         return out
-    widths = [max(len(h), *(len(line[i]) for line in body)) if body else len(h)
-              for i, h in enumerate(head)]
+    widths = [
+        max(len(h), *(len(line[i]) for line in body)) if body else len(h)
+        for i, h in enumerate(head)
+    ]
     widths[-1] = min(widths[-1], 60)
     sep = "  "
     out = [sep.join(h.ljust(w) for h, w in zip(head, widths, strict=True))]
@@ -89,8 +110,10 @@ def summary_line(rows: list[Row]) -> str:
     missed = sum(r.passed is False for r in rows)
     compared = [r for r in rows if r.ahead is not None]
     ahead = sum(bool(r.ahead) for r in compared)
-    return (f"{met} targets met, {missed} missed; ahead of APScheduler on {ahead} of "
-            f"{len(compared)} compared rows.")
+    return (
+        f"{met} targets met, {missed} missed; ahead of APScheduler on {ahead} of "
+        f"{len(compared)} compared rows."
+    )
 
 
 def machine_info() -> dict[str, Any]:
@@ -103,11 +126,22 @@ def machine_info() -> dict[str, Any]:
     except OSError:
         pass
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, cwd=RESULTS.parent.parent, check=False).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain"], capture_output=True,
-                                    text=True, cwd=RESULTS.parent.parent,
-                                    check=False).stdout.strip())
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=RESULTS.parent.parent,
+            check=False,
+        ).stdout.strip()
+        dirty = bool(
+            subprocess.run(
+                ["git", "status", "--porcelain"],
+                capture_output=True,
+                text=True,
+                cwd=RESULTS.parent.parent,
+                check=False,
+            ).stdout.strip()
+        )
     except OSError:
         commit, dirty = "", False
     if os.environ.get("BENCH_GIT"):  # a run from a copy of the tree (no .git) says what it is
@@ -117,10 +151,13 @@ def machine_info() -> dict[str, Any]:
     import grpc
 
     return {
-        "cpus": os.cpu_count(), "cpu_model": cpu,
+        "cpus": os.cpu_count(),
+        "cpu_model": cpu,
         "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
-        "kernel": platform.release(), "python": sys.version.split()[0],
-        "grpcio": grpc.__version__, "sqlite": sqlite3.sqlite_version,
+        "kernel": platform.release(),
+        "python": sys.version.split()[0],
+        "grpcio": grpc.__version__,
+        "sqlite": sqlite3.sqlite_version,
         "git": f"{commit}{'+dirty' if dirty else ''}",
     }
 
@@ -133,14 +170,20 @@ def write(rows: list[Row], meta: dict[str, Any], details: dict[str, Any]) -> tup
     json_path.write_text(json.dumps(doc, indent=2, default=str, allow_nan=False))
     md = [f"# pinsched benchmarks — {meta.get('mode', '')} run {stamp}", ""]
     m = meta.get("machine", {})
-    md.append(f"Machine: {m.get('cpus')} x {m.get('cpu_model')}, {m.get('memory_gib')} GiB, "
-              f"Linux {m.get('kernel')}, Python {m.get('python')}, grpcio {m.get('grpcio')}, "
-              f"SQLite {m.get('sqlite')}, git {m.get('git')}. Took {meta.get('seconds', 0):.0f} s.")
+    md.append(
+        f"Machine: {m.get('cpus')} x {m.get('cpu_model')}, {m.get('memory_gib')} GiB, "
+        f"Linux {m.get('kernel')}, Python {m.get('python')}, grpcio {m.get('grpcio')}, "
+        f"SQLite {m.get('sqlite')}, git {m.get('git')}. Took {meta.get('seconds', 0):.0f} s."
+    )
     md.append("")
     md += table_lines(rows, markdown=True)
-    md += ["", summary_line(rows),
-           "", "ratio = pinsched ÷ reference. Reference: the echo server (RPC ceiling) or "
-           "APScheduler 3 measured in the same run."]
+    md += [
+        "",
+        summary_line(rows),
+        "",
+        "ratio = pinsched ÷ reference. Reference: the echo server (RPC ceiling) or "
+        "APScheduler 3 measured in the same run.",
+    ]
     for note in meta.get("notes", []):
         md += ["", note]
     latest = RESULTS / "latest.md"

@@ -81,67 +81,107 @@ class Result:
         return self.samples[-1].file_bytes / max(1, self.steady.file_bytes)
 
     def summary(self) -> dict[str, Any]:
-        return {"hours": self.hours, "per_hour": self.per_hour,
-                "retention_days": self.retention_days, "image_kb": self.image_kb,
-                "jobs_held": self.samples[-1].jobs, "file_bytes": self.samples[-1].file_bytes,
-                "bytes_per_job": round(self.bytes_per_job), "flatness": round(self.flatness, 3),
-                "prune_batch_ms_max": round(self.prune_batch_ms_max, 2), "pruned": self.pruned,
-                "wall_s": round(self.wall_s, 1)}
+        return {
+            "hours": self.hours,
+            "per_hour": self.per_hour,
+            "retention_days": self.retention_days,
+            "image_kb": self.image_kb,
+            "jobs_held": self.samples[-1].jobs,
+            "file_bytes": self.samples[-1].file_bytes,
+            "bytes_per_job": round(self.bytes_per_job),
+            "flatness": round(self.flatness, 3),
+            "prune_batch_ms_max": round(self.prune_batch_ms_max, 2),
+            "pruned": self.pruned,
+            "wall_s": round(self.wall_s, 1),
+        }
 
 
 def _sample(db: Path, hour: int) -> Sample:
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
+
         def one(sql: str) -> int:
             return int(conn.execute(sql).fetchone()[0] or 0)
+
         page = one("PRAGMA page_size")
         pages, free = one("PRAGMA page_count"), one("PRAGMA freelist_count")
         active = ",".join(f"'{s.value}'" for s in ACTIVE_STATES)
-        return Sample(hour=hour, jobs=one("SELECT count(*) FROM jobs"),
-                      active=one(f"SELECT count(*) FROM jobs WHERE state IN ({active})"),
-                      events=one("SELECT count(*) FROM events"),
-                      file_bytes=pages * page, used_bytes=(pages - free) * page)
+        return Sample(
+            hour=hour,
+            jobs=one("SELECT count(*) FROM jobs"),
+            active=one(f"SELECT count(*) FROM jobs WHERE state IN ({active})"),
+            events=one("SELECT count(*) FROM events"),
+            file_bytes=pages * page,
+            used_bytes=(pages - free) * page,
+        )
     finally:
         conn.close()
 
 
-async def run(workdir: Path, *, hours: int = 96, per_hour: int = 200, retention_days: int = 1,
-              image_kb: int = 0) -> Result:
+async def run(
+    workdir: Path,
+    *,
+    hours: int = 96,
+    per_hour: int = 200,
+    retention_days: int = 1,
+    image_kb: int = 0,
+) -> Result:
     """Run the scenario in *workdir*; see the module docstring."""
     started = time.perf_counter()
-    result = Result(hours=hours, per_hour=per_hour, retention_days=retention_days,
-                    image_kb=image_kb)
+    result = Result(
+        hours=hours, per_hour=per_hour, retention_days=retention_days, image_kb=image_kb
+    )
     clock = FakeClock()
     sandbox = Sandbox(now=clock.now)
     await sandbox.start()
     sandbox.add_user("acme", access_token=ACCESS, refresh_token=REFRESH, board_ids=[BOARD])
     db = workdir / "retention.db"
-    daemon = Daemon(Config(listen="127.0.0.1:0", http_listen=None, db_path=str(db),
-                           pinterest_api_base=sandbox.base_url, log_level="warning",
-                           retention_days=retention_days), clock=clock)
+    daemon = Daemon(
+        Config(
+            listen="127.0.0.1:0",
+            http_listen=None,
+            db_path=str(db),
+            pinterest_api_base=sandbox.base_url,
+            log_level="warning",
+            retention_days=retention_days,
+        ),
+        clock=clock,
+    )
     await daemon.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{daemon.port}")
     try:
         jobs = scheduler_pb2_grpc.PinSchedulerStub(channel)
         await account_pb2_grpc.AccountServiceStub(channel).CreateAccount(
-            account_pb2.CreateAccountRequest(account_id="acme", account=account_pb2.Account(
-                access_token=ACCESS, refresh_token=REFRESH,
-                pacing=account_pb2.Pacing(writes_per_minute=0))))
+            account_pb2.CreateAccountRequest(
+                account_id="acme",
+                account=account_pb2.Account(
+                    access_token=ACCESS,
+                    refresh_token=REFRESH,
+                    pacing=account_pb2.Pacing(writes_per_minute=0),
+                ),
+            )
+        )
         for hour in range(hours):
             base = clock.now()
             for i in range(per_hour):
-                media = job_pb2.MediaSource(image_url=job_pb2.ImageUrl(
-                    url=f"https://example.com/{hour}/{i}.jpg"))
+                media = job_pb2.MediaSource(
+                    image_url=job_pb2.ImageUrl(url=f"https://example.com/{hour}/{i}.jpg")
+                )
                 if image_kb:
-                    media = job_pb2.MediaSource(image_base64=job_pb2.ImageBase64(
-                        content_type="image/png",
-                        data=PNG + f"{hour}:{i}".encode().ljust(image_kb * 1024, b".")))
+                    media = job_pb2.MediaSource(
+                        image_base64=job_pb2.ImageBase64(
+                            content_type="image/png",
+                            data=PNG + f"{hour}:{i}".encode().ljust(image_kb * 1024, b"."),
+                        )
+                    )
                 req = scheduler_pb2.SchedulePinRequest(
-                    request_id=f"r-{hour}-{i}", account_id="acme",
-                    pin=job_pb2.Pin(board_id=BOARD, title=f"pin {hour}.{i}",
-                                    media_source=media))
-                req.scheduled_at.FromDatetime(base + timedelta(
-                    seconds=60 + (3000 * i) // max(1, per_hour)))
+                    request_id=f"r-{hour}-{i}",
+                    account_id="acme",
+                    pin=job_pb2.Pin(board_id=BOARD, title=f"pin {hour}.{i}", media_source=media),
+                )
+                req.scheduled_at.FromDatetime(
+                    base + timedelta(seconds=60 + (3000 * i) // max(1, per_hour))
+                )
                 job = await jobs.SchedulePin(req)
                 if i % 10 == 9:
                     await jobs.CancelJob(scheduler_pb2.CancelJobRequest(job_id=job.id))
@@ -161,14 +201,17 @@ async def run(workdir: Path, *, hours: int = 96, per_hour: int = 200, retention_
 
 
 def report(result: Result) -> str:
-    lines = [f"{'hour':>5} {'jobs':>7} {'active':>6} {'events':>7} {'file KiB':>9} "
-             f"{'used KiB':>9}"]
+    lines = [f"{'hour':>5} {'jobs':>7} {'active':>6} {'events':>7} {'file KiB':>9} {'used KiB':>9}"]
     step = max(1, len(result.samples) // 12)
     for s in result.samples[::step] + result.samples[-1:]:
-        lines.append(f"{s.hour:>5} {s.jobs:>7} {s.active:>6} {s.events:>7} "
-                     f"{s.file_bytes // 1024:>9} {s.used_bytes // 1024:>9}")
-    lines.append(f"bytes per job held {result.bytes_per_job:.0f}; file size end/steady "
-                 f"{result.flatness:.3f}; slowest prune batch {result.prune_batch_ms_max:.1f} ms")
+        lines.append(
+            f"{s.hour:>5} {s.jobs:>7} {s.active:>6} {s.events:>7} "
+            f"{s.file_bytes // 1024:>9} {s.used_bytes // 1024:>9}"
+        )
+    lines.append(
+        f"bytes per job held {result.bytes_per_job:.0f}; file size end/steady "
+        f"{result.flatness:.3f}; slowest prune batch {result.prune_batch_ms_max:.1f} ms"
+    )
     return "\n".join(lines)
 
 
@@ -180,20 +223,37 @@ async def scenario(ctx: Ctx) -> None:
     workdir = ctx.workdir / "retention"
     workdir.mkdir(parents=True, exist_ok=True)
     result = await run(workdir, hours=hours, per_hour=per_hour, retention_days=1)
-    ctx.details["retention"] = {"samples": [asdict(s) for s in result.samples],
-                                **result.summary()}
+    ctx.details["retention"] = {"samples": [asdict(s) for s in result.samples], **result.summary()}
     note = f"{hours} h of FakeClock time, {per_hour} jobs/h, retention 1 day"
-    ctx.add(Row("retention", "bytes per job held (steady state)", result.bytes_per_job, "B",
-                notes=note))
-    ctx.add(Row("retention", "database file size, end / steady", result.flatness, "x",
-                target="<= 1.05", passed=result.flatness <= 1.05, notes=note))
-    ctx.add(Row("retention", "slowest pruning batch", result.prune_batch_ms_max, "ms",
-                notes="one Store.prune in the writer thread (<= 200 jobs + their events)"))
+    ctx.add(
+        Row("retention", "bytes per job held (steady state)", result.bytes_per_job, "B", notes=note)
+    )
+    ctx.add(
+        Row(
+            "retention",
+            "database file size, end / steady",
+            result.flatness,
+            "x",
+            target="<= 1.05",
+            passed=result.flatness <= 1.05,
+            notes=note,
+        )
+    )
+    ctx.add(
+        Row(
+            "retention",
+            "slowest pruning batch",
+            result.prune_batch_ms_max,
+            "ms",
+            notes="one Store.prune in the writer thread (<= 200 jobs + their events)",
+        )
+    )
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.retention", description=__doc__.split(
-        "\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m bench.retention", description=__doc__.split("\n\n")[0]
+    )
     p.add_argument("--hours", type=int, default=96)
     p.add_argument("--per-hour", type=int, default=200)
     p.add_argument("--retention-days", type=int, default=1)
@@ -201,8 +261,15 @@ def main() -> int:
     args = p.parse_args()
     logs.configure("warning", "console")
     with tempfile.TemporaryDirectory(prefix="pinsched-retention-") as tmp:
-        result = asyncio.run(run(Path(tmp), hours=args.hours, per_hour=args.per_hour,
-                                 retention_days=args.retention_days, image_kb=args.image_kb))
+        result = asyncio.run(
+            run(
+                Path(tmp),
+                hours=args.hours,
+                per_hour=args.per_hour,
+                retention_days=args.retention_days,
+                image_kb=args.image_kb,
+            )
+        )
     print(report(result))
     print(json.dumps({"samples": [asdict(s) for s in result.samples], **result.summary()}))
     return 0

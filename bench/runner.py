@@ -67,13 +67,17 @@ async def main_async(args: argparse.Namespace) -> int:
         only.insert(0, "alternative")
     unknown = set(only) - set(SCENARIOS)
     if unknown:
-        raise SystemExit(f"unknown scenario(s): {', '.join(sorted(unknown))}; "
-                         f"choose from {', '.join(SCENARIOS)}")
+        raise SystemExit(
+            f"unknown scenario(s): {', '.join(sorted(unknown))}; choose from {', '.join(SCENARIOS)}"
+        )
     if args.profile:
         os.environ["BENCH_PROFILE_DIR"] = str(workdir / "profiles")
         (workdir / "profiles").mkdir()
-    print(f"pinsched bench ({'quick' if args.quick else 'full'}): {', '.join(only)}; "
-          f"work dir {workdir}", flush=True)
+    print(
+        f"pinsched bench ({'quick' if args.quick else 'full'}): {', '.join(only)}; "
+        f"work dir {workdir}",
+        flush=True,
+    )
     sandbox, ctx.sandbox_url = await procs.start_sandbox(workdir)
     ctx.shared["sandbox"] = sandbox
     timings: dict[str, float] = {}
@@ -89,26 +93,45 @@ async def main_async(args: argparse.Namespace) -> int:
             except Exception as exc:
                 ok = False
                 traceback.print_exc()
-                ctx.add(Row(name, f"{name}: ERROR", None, "", passed=False,
-                            notes=f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"))
+                ctx.add(
+                    Row(
+                        name,
+                        f"{name}: ERROR",
+                        None,
+                        "",
+                        passed=False,
+                        notes=f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}",
+                    )
+                )
             timings[name] = time.monotonic() - t0
             load[name] = meter.read()
-            print(f"  {name} done in {timings[name]:.1f} s (other processes used "
-                  f"{load[name]['others_cores']:.2f} of {load[name]['cores']} cores)", flush=True)
+            print(
+                f"  {name} done in {timings[name]:.1f} s (other processes used "
+                f"{load[name]['others_cores']:.2f} of {load[name]['cores']} cores)",
+                flush=True,
+            )
     finally:
         await sandbox.stop()
         await procs.stop_all()
     meta = {
-        "mode": "quick" if args.quick else "full", "scenarios": only, "profiled": args.profile,
-        "machine": report.machine_info(), "seconds": time.monotonic() - started,
-        "scenario_seconds": timings, "sizes": vars(sizes), "notes": ctx.notes,
+        "mode": "quick" if args.quick else "full",
+        "scenarios": only,
+        "profiled": args.profile,
+        "machine": report.machine_info(),
+        "seconds": time.monotonic() - started,
+        "scenario_seconds": timings,
+        "sizes": vars(sizes),
+        "notes": ctx.notes,
         "machine_load": load,
     }
     busy = {k: v["others_cores"] for k, v in load.items() if v["others_cores"] >= 0.2}
     if busy:
-        meta["notes"] = [*meta["notes"], "Machine not idle: processes outside this benchmark used "
-                         + ", ".join(f"{v:.2f} cores during {k}" for k, v in busy.items())
-                         + " (figures are noisier than on an idle machine)."]
+        meta["notes"] = [
+            *meta["notes"],
+            "Machine not idle: processes outside this benchmark used "
+            + ", ".join(f"{v:.2f} cores during {k}" for k, v in busy.items())
+            + " (figures are noisier than on an idle machine).",
+        ]
     if args.profile:
         from bench import flame
 
@@ -118,8 +141,10 @@ async def main_async(args: argparse.Namespace) -> int:
     print()
     print("\n".join(report.table_lines(ctx.rows, markdown=False)))
     print()
-    print(f"{report.summary_line(ctx.rows)} {meta['seconds']:.0f} s. "
-          f"Results: {json_path} and {md_path}")
+    print(
+        f"{report.summary_line(ctx.rows)} {meta['seconds']:.0f} s. "
+        f"Results: {json_path} and {md_path}"
+    )
     if args.profile:
         print(f"Profiles (collapsed stacks): {workdir / 'profiles'}")
     if args.keep or args.profile or not ok:
@@ -130,8 +155,11 @@ async def main_async(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--quick", action="store_true", help="CI smoke run, under a minute")
     p.add_argument("--only", default="", help=f"comma-separated subset of: {', '.join(SCENARIOS)}")
     p.add_argument("--profile", action="store_true", help="attach py-spy to the daemons")

@@ -30,32 +30,56 @@ def account_ids(n: int, prefix: str = "acct") -> list[str]:
     return [f"{prefix}-{i:05d}" for i in range(n)]
 
 
-async def seed(db: Path, *, jobs: int, accounts: int, token: str, board: str = "1001",
-               days_ahead: float = 300.0, batch: int = 20_000, prefix: str = "acct",
-               ) -> dict[str, float]:
+async def seed(
+    db: Path,
+    *,
+    jobs: int,
+    accounts: int,
+    token: str,
+    board: str = "1001",
+    days_ahead: float = 300.0,
+    batch: int = 20_000,
+    prefix: str = "acct",
+) -> dict[str, float]:
     started = time.perf_counter()
     store = await Store.open(db)
     try:
         now = datetime.now(UTC)
         ids = account_ids(accounts, prefix)
         for acct in ids:
-            await store.create_account(Account(id=acct, access_token=token, pacing=FREE_PACING,
-                                               created_at=now, updated_at=now))
-        pin = PinSpec(board_id=board, media=ImageUrl(url="https://example.com/seed.jpg"),
-                      title="Seeded pin", description="Pending far in the future.",
-                      link="https://example.com/seed", alt_text="seed")
+            await store.create_account(
+                Account(
+                    id=acct, access_token=token, pacing=FREE_PACING, created_at=now, updated_at=now
+                )
+            )
+        pin = PinSpec(
+            board_id=board,
+            media=ImageUrl(url="https://example.com/seed.jpg"),
+            title="Seeded pin",
+            description="Pending far in the future.",
+            link="https://example.com/seed",
+            alt_text="seed",
+        )
         base = now + timedelta(days=days_ahead)
-        entry = Transition(from_state=None, to_state=JobState.PENDING, time=now,
-                           reason="scheduled")
+        entry = Transition(from_state=None, to_state=JobState.PENDING, time=now, reason="scheduled")
         done = 0
         while done < jobs:
             n = min(batch, jobs - done)
             chunk = []
             for i in range(done, done + n):
                 when = base + timedelta(seconds=i)
-                chunk.append(Job(id=new_job_id(now), account_id=ids[i % accounts], pin=pin,
-                                 state=JobState.PENDING, scheduled_at=when, planned_at=when,
-                                 created_at=now, updated_at=now))
+                chunk.append(
+                    Job(
+                        id=new_job_id(now),
+                        account_id=ids[i % accounts],
+                        pin=pin,
+                        state=JobState.PENDING,
+                        scheduled_at=when,
+                        planned_at=when,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
             await store.create_jobs(chunk, [entry] * n)
             done += n
     finally:
@@ -72,8 +96,16 @@ def main() -> None:
     p.add_argument("--board", default="1001")
     p.add_argument("--prefix", default="acct")
     args = p.parse_args()
-    result = asyncio.run(seed(args.db, jobs=args.jobs, accounts=args.accounts, token=args.token,
-                              board=args.board, prefix=args.prefix))
+    result = asyncio.run(
+        seed(
+            args.db,
+            jobs=args.jobs,
+            accounts=args.accounts,
+            token=args.token,
+            board=args.board,
+            prefix=args.prefix,
+        )
+    )
     print(json.dumps(result), flush=True)
 
 

@@ -38,8 +38,12 @@ ACCOUNTS, DUE, IN_FLIGHT, WATCHERS = 200, 2000, 16, 20
 
 async def _hold_pins(sandbox_url: str) -> None:
     root = sandbox_url.rsplit("/v5", 1)[0]
-    async with aiohttp.ClientSession() as session, session.post(
-            f"{root}/_admin/faults", json={"kind": "latency", "latency_ms": 60_000}) as resp:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{root}/_admin/faults", json={"kind": "latency", "latency_ms": 60_000}
+        ) as resp,
+    ):
         resp.raise_for_status()
 
 
@@ -49,12 +53,25 @@ async def measure(workdir: Path, grace_s: float, hanging: bool) -> dict[str, Any
     if hanging:
         await _hold_pins(url)
     db = workdir / f"shutdown-{grace_s:g}-{int(hanging)}.db"
-    daemon = procs.spawn(["pinsched", "serve", "--listen", "127.0.0.1:0", "--http-listen", "off",
-                          "--db", str(db),
-                          "--pinterest-api-base", url], "daemon-shutdown", workdir,
-                         env={"PINSCHED_SHUTDOWN_GRACE_S": str(grace_s)})
+    daemon = procs.spawn(
+        [
+            "pinsched",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "off",
+            "--db",
+            str(db),
+            "--pinterest-api-base",
+            url,
+        ],
+        "daemon-shutdown",
+        workdir,
+        env={"PINSCHED_SHUTDOWN_GRACE_S": str(grace_s)},
+    )
     line = await procs._started(daemon, '"pinsched_ready"', 60)
-    port = int(json.loads(line[line.index("{"):])["port"])
+    port = int(json.loads(line[line.index("{") :])["port"])
     stop_load = asyncio.Event()
     calls = 0
     try:
@@ -94,8 +111,13 @@ async def measure(workdir: Path, grace_s: float, hanging: bool) -> dict[str, Any
     finally:
         await daemon.stop(signal.SIGKILL)
         await sandbox.stop()
-    return {"grace_s": grace_s, "pinterest_hanging": hanging, "exit_s": took,
-            "exit_code": daemon.popen.returncode, "schedule_calls_before": in_flight_calls}
+    return {
+        "grace_s": grace_s,
+        "pinterest_hanging": hanging,
+        "exit_s": took,
+        "exit_code": daemon.popen.returncode,
+        "schedule_calls_before": in_flight_calls,
+    }
 
 
 async def run(ctx: Ctx) -> None:
@@ -107,10 +129,17 @@ async def run(ctx: Ctx) -> None:
         ctx.details.setdefault("shutdown", []).append(result)
         pinterest = "Pinterest holding every request" if hanging else "Pinterest answering"
         bound = grace_s + 5.0
-        ctx.add(Row("shutdown", f"SIGTERM → exit, grace {grace_s:g} s, {pinterest}",
-                    result["exit_s"], "s", target=f"≤ grace + 5 s ({bound:g} s)",
-                    passed=result["exit_s"] <= bound and result["exit_code"] == 0,
-                    extra=result))
+        ctx.add(
+            Row(
+                "shutdown",
+                f"SIGTERM → exit, grace {grace_s:g} s, {pinterest}",
+                result["exit_s"],
+                "s",
+                target=f"≤ grace + 5 s ({bound:g} s)",
+                passed=result["exit_s"] <= bound and result["exit_code"] == 0,
+                extra=result,
+            )
+        )
 
 
 async def _main() -> None:
@@ -121,8 +150,10 @@ async def _main() -> None:
         finally:
             await procs.stop_all()
         for row in ctx.rows:
-            print(f"{row.name}: {row.value:.2f} s (exit {row.extra['exit_code']}, "
-                  f"{row.extra['schedule_calls_before']} SchedulePin calls in the 2 s before)")
+            print(
+                f"{row.name}: {row.value:.2f} s (exit {row.extra['exit_code']}, "
+                f"{row.extra['schedule_calls_before']} SchedulePin calls in the 2 s before)"
+            )
 
 
 if __name__ == "__main__":

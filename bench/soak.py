@@ -51,8 +51,9 @@ J = job_pb2.Job
 CLIENT_ID, CLIENT_SECRET = "soak-client", "soak-secret"
 #: The daemon's read-lag margin: above every scale's sandbox read lag.
 READ_LAG_MARGIN_S = 1.0
-SETTLED = frozenset({J.STATE_DELIVERED, J.STATE_PERMANENTLY_FAILED, J.STATE_FAILED,
-                     J.STATE_CANCELLED})
+SETTLED = frozenset(
+    {J.STATE_DELIVERED, J.STATE_PERMANENTLY_FAILED, J.STATE_FAILED, J.STATE_CANCELLED}
+)
 TERMINAL = frozenset({J.STATE_DELIVERED, J.STATE_PERMANENTLY_FAILED})
 
 
@@ -120,10 +121,17 @@ class Result:
     notes: list[str] = field(default_factory=list)
 
     def problems(self) -> list[str]:
-        out = [f"{name} = {value}" for name, value in (
-            ("lost_jobs", self.lost_jobs), ("duplicate_pins", self.duplicate_pins),
-            ("stray_pins", self.stray_pins), ("missing_pins", self.missing_pins),
-            ("not_terminal", self.not_terminal)) if value]
+        out = [
+            f"{name} = {value}"
+            for name, value in (
+                ("lost_jobs", self.lost_jobs),
+                ("duplicate_pins", self.duplicate_pins),
+                ("stray_pins", self.stray_pins),
+                ("missing_pins", self.missing_pins),
+                ("not_terminal", self.not_terminal),
+            )
+            if value
+        ]
         return out + self.notes
 
 
@@ -139,8 +147,9 @@ class Child:
         self.name = name
         self.tail: deque[str] = deque(maxlen=300)
         self._waiting: list[tuple[str, asyncio.Future[str]]] = []
-        self._readers = [asyncio.create_task(self._read(s)) for s in (proc.stdout, proc.stderr)
-                         if s is not None]
+        self._readers = [
+            asyncio.create_task(self._read(s)) for s in (proc.stdout, proc.stderr) if s is not None
+        ]
 
     async def _read(self, stream: asyncio.StreamReader) -> None:
         async for raw in stream:
@@ -157,8 +166,9 @@ class Child:
         exited = asyncio.ensure_future(self.proc.wait())
         waiters: set[asyncio.Future[Any]] = {fut, exited}
         try:
-            done, _ = await asyncio.wait(waiters, timeout=timeout_s,
-                                         return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                waiters, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
+            )
             if fut in done:
                 return fut.result()
             what = "exited" if exited in done else f"printed no {needle!r} in {timeout_s} s"
@@ -181,19 +191,42 @@ class Child:
 
 async def spawn(args: Sequence[str], name: str, env: dict[str, str] | None = None) -> Child:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", *args, cwd=ROOT, env={**os.environ, **(env or {})},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        *args,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     return Child(proc, name)
 
 
 async def start_sandbox(scale: Scale, seed: int) -> tuple[Child, str]:
     """`pinsched sandbox` with the scale's random faults; returns it and its base URL."""
-    child = await spawn(["pinsched", "sandbox", "--port", "0", "--seed", str(seed),
-                         "--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET,
-                         "--fault-rate-5xx", str(scale.rate_5xx),
-                         "--fault-rate-429", str(scale.rate_429),
-                         "--fault-rate-lost", str(scale.rate_drop),
-                         "--read-lag-s", str(scale.read_lag_s)], "sandbox")
+    child = await spawn(
+        [
+            "pinsched",
+            "sandbox",
+            "--port",
+            "0",
+            "--seed",
+            str(seed),
+            "--client-id",
+            CLIENT_ID,
+            "--client-secret",
+            CLIENT_SECRET,
+            "--fault-rate-5xx",
+            str(scale.rate_5xx),
+            "--fault-rate-429",
+            str(scale.rate_429),
+            "--fault-rate-lost",
+            str(scale.rate_drop),
+            "--read-lag-s",
+            str(scale.read_lag_s),
+        ],
+        "sandbox",
+    )
     line = await child.wait_line("sandbox listening on ")
     return child, line.split("sandbox listening on ", 1)[1].strip()
 
@@ -202,15 +235,32 @@ async def start_daemon(db: Path, base_url: str) -> tuple[Child, int, dict[str, i
     """`pinsched serve` on *db* with fast retries and a 1 s request timeout; returns it, its
     port and what it recovered at start-up (jobs by state)."""
     child = await spawn(
-        ["pinsched", "serve", "--listen", "127.0.0.1:0", "--http-listen", "off", "--db", str(db),
-         "--pinterest-api-base", base_url], "daemon",
-        env={"PINSCHED_PINTEREST_CLIENT_ID": CLIENT_ID,
-             "PINSCHED_PINTEREST_CLIENT_SECRET": CLIENT_SECRET,
-             "PINSCHED_REQUEST_TIMEOUT_S": "1", "PINSCHED_RETRY_BASE_DELAY_S": "0.05",
-             "PINSCHED_RETRY_MAX_DELAY_S": "1", "PINSCHED_MAX_ATTEMPTS": "12",
-             "PINSCHED_SHUTDOWN_GRACE_S": "1", "PINSCHED_LOG_LEVEL": "info",
-             "PINSCHED_PINTEREST_READ_LAG_S": str(READ_LAG_MARGIN_S),
-             "PINSCHED_LOG_FORMAT": "json"})
+        [
+            "pinsched",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "off",
+            "--db",
+            str(db),
+            "--pinterest-api-base",
+            base_url,
+        ],
+        "daemon",
+        env={
+            "PINSCHED_PINTEREST_CLIENT_ID": CLIENT_ID,
+            "PINSCHED_PINTEREST_CLIENT_SECRET": CLIENT_SECRET,
+            "PINSCHED_REQUEST_TIMEOUT_S": "1",
+            "PINSCHED_RETRY_BASE_DELAY_S": "0.05",
+            "PINSCHED_RETRY_MAX_DELAY_S": "1",
+            "PINSCHED_MAX_ATTEMPTS": "12",
+            "PINSCHED_SHUTDOWN_GRACE_S": "1",
+            "PINSCHED_LOG_LEVEL": "info",
+            "PINSCHED_PINTEREST_READ_LAG_S": str(READ_LAG_MARGIN_S),
+            "PINSCHED_LOG_FORMAT": "json",
+        },
+    )
     ready = json.loads(await child.wait_line('"pinsched_ready"'))
     return child, int(ready["port"]), dict(ready.get("recovered") or {})
 
@@ -280,21 +330,32 @@ def plan(scale: Scale, rng: random.Random) -> Plan:
             if scale.rejected_every and n % scale.rejected_every == 1:
                 url = f"https://example.com/soak/{n}-sandbox-too-small.jpg"
                 rejected.add(f"soak pin {n}")
-            pin = job_pb2.Pin(board_id=board_id(i), title=f"soak pin {n}",
-                              description=f"description {n}", link=f"https://example.com/p/{n}",
-                              alt_text=f"alt {n}", media_source=job_pb2.MediaSource(
-                                  image_url=job_pb2.ImageUrl(url=url)))
+            pin = job_pb2.Pin(
+                board_id=board_id(i),
+                title=f"soak pin {n}",
+                description=f"description {n}",
+                link=f"https://example.com/p/{n}",
+                alt_text=f"alt {n}",
+                media_source=job_pb2.MediaSource(image_url=job_pb2.ImageUrl(url=url)),
+            )
         per_account[i] = pin
-        reqs.append(scheduler_pb2.SchedulePinRequest(request_id=f"soak-{n}",
-                                                     account_id=account_id(i), pin=pin))
+        reqs.append(
+            scheduler_pb2.SchedulePinRequest(
+                request_id=f"soak-{n}", account_id=account_id(i), pin=pin
+            )
+        )
     waves = max(1, scale.kills + 1)
     size = -(-len(reqs) // waves)
-    return Plan([reqs[w * size:(w + 1) * size] for w in range(waves)], rejected)
+    return Plan([reqs[w * size : (w + 1) * size] for w in range(waves)], rejected)
 
 
-async def schedule_wave(port: int, wave: list[scheduler_pb2.SchedulePinRequest],
-                        spread_s: float, rng: random.Random, acked: dict[str, str]
-                        ) -> list[scheduler_pb2.SchedulePinRequest]:
+async def schedule_wave(
+    port: int,
+    wave: list[scheduler_pb2.SchedulePinRequest],
+    spread_s: float,
+    rng: random.Random,
+    acked: dict[str, str],
+) -> list[scheduler_pb2.SchedulePinRequest]:
     """Schedule *wave* in batches of 50, due over the next *spread_s* seconds (requests sent
     before keep their time); record acked job ids by request id; return what was not acked.
 
@@ -309,11 +370,12 @@ async def schedule_wave(port: int, wave: list[scheduler_pb2.SchedulePinRequest],
         jobs = scheduler_pb2_grpc.PinSchedulerStub(channel)
         for k in range(0, len(wave), 50):
             try:
-                got = await jobs.BatchSchedulePins(scheduler_pb2.BatchSchedulePinsRequest(
-                    requests=wave[k:k + 50]), timeout=10)
+                got = await jobs.BatchSchedulePins(
+                    scheduler_pb2.BatchSchedulePinsRequest(requests=wave[k : k + 50]), timeout=10
+                )
             except grpc.aio.AioRpcError:
                 return wave[k:]  # killed mid-wave
-            for req, job in zip(wave[k:k + 50], got.jobs, strict=True):
+            for req, job in zip(wave[k : k + 50], got.jobs, strict=True):
                 if acked.setdefault(req.request_id, job.id) != job.id:
                     raise AssertionError(f"request {req.request_id} gave two jobs")
     return []
@@ -323,16 +385,16 @@ async def all_jobs(jobs: scheduler_pb2_grpc.PinSchedulerAsyncStub) -> dict[str, 
     out: dict[str, job_pb2.Job] = {}
     token = ""
     while True:
-        page = await jobs.ListJobs(scheduler_pb2.ListJobsRequest(page_size=1000,
-                                                                 page_token=token))
+        page = await jobs.ListJobs(scheduler_pb2.ListJobsRequest(page_size=1000, page_token=token))
         out.update((j.id, j) for j in page.jobs)
         token = page.next_page_token
         if not token:
             return out
 
 
-async def follow_until_settled(jobs: scheduler_pb2_grpc.PinSchedulerAsyncStub, ids: set[str],
-                               timeout_s: float) -> dict[str, list[job_pb2.JobEvent]]:
+async def follow_until_settled(
+    jobs: scheduler_pb2_grpc.PinSchedulerAsyncStub, ids: set[str], timeout_s: float
+) -> dict[str, list[job_pb2.JobEvent]]:
     """Replay the durable event log, then follow it live, until every job in *ids* is settled;
     return every job's events."""
     events: dict[str, list[job_pb2.JobEvent]] = {}
@@ -368,40 +430,63 @@ async def run(scale: Scale, workdir: Path, *, seed: int = 1, name: str = "") -> 
         async with aiohttp.ClientSession() as session:
             admin = Admin(base, session)
             for i in range(scale.accounts):
-                await admin.post("/users", {"username": account_id(i), "boards": [board_id(i)],
-                                            "access_token": f"pina_soak_{i:03d}",
-                                            "refresh_token": f"pinr_soak_{i:03d}"})
+                await admin.post(
+                    "/users",
+                    {
+                        "username": account_id(i),
+                        "boards": [board_id(i)],
+                        "access_token": f"pina_soak_{i:03d}",
+                        "refresh_token": f"pinr_soak_{i:03d}",
+                    },
+                )
             for rule in (
-                {"kind": "lost_response", "mode": "hang", "hold_s": 3.0,
-                 "probability": scale.rate_hang},
-                {"kind": "status_after_create", "status": 500,
-                 "probability": scale.rate_after_create},
-                {"kind": "late_create", "probability": scale.rate_late_create,
-                 "land_after_min_s": scale.land_after_s[0],
-                 "land_after_max_s": scale.land_after_s[1]},
+                {
+                    "kind": "lost_response",
+                    "mode": "hang",
+                    "hold_s": 3.0,
+                    "probability": scale.rate_hang,
+                },
+                {
+                    "kind": "status_after_create",
+                    "status": 500,
+                    "probability": scale.rate_after_create,
+                },
+                {
+                    "kind": "late_create",
+                    "probability": scale.rate_late_create,
+                    "land_after_min_s": scale.land_after_s[0],
+                    "land_after_max_s": scale.land_after_s[1],
+                },
             ):
                 await admin.post("/faults", rule)
             daemon, port, _ = await start_daemon(db, base)
             async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
                 accounts = account_pb2_grpc.AccountServiceStub(channel)
                 for i in range(scale.accounts):
-                    await accounts.CreateAccount(account_pb2.CreateAccountRequest(
-                        account_id=account_id(i), account=account_pb2.Account(
-                            access_token=f"pina_soak_{i:03d}",
-                            refresh_token=f"pinr_soak_{i:03d}",
-                            pacing=account_pb2.Pacing(writes_per_minute=6000))))
+                    await accounts.CreateAccount(
+                        account_pb2.CreateAccountRequest(
+                            account_id=account_id(i),
+                            account=account_pb2.Account(
+                                access_token=f"pina_soak_{i:03d}",
+                                refresh_token=f"pinr_soak_{i:03d}",
+                                pacing=account_pb2.Pacing(writes_per_minute=6000),
+                            ),
+                        )
+                    )
             work = plan(scale, rng)
             acked: dict[str, str] = {}
             unacked: list[scheduler_pb2.SchedulePinRequest] = []
             for w, wave in enumerate(work.waves):
                 scheduling = asyncio.create_task(
-                    schedule_wave(port, unacked + wave, scale.spread_s, rng, acked))
+                    schedule_wave(port, unacked + wave, scale.spread_s, rng, acked)
+                )
                 if w < scale.kills:
                     # A random moment: now and then while the wave is still being scheduled
                     # (acknowledged batches must survive), mostly while it is being delivered.
                     early = rng.random() < 0.25
-                    await asyncio.sleep(rng.uniform(0.0, 0.05) if early
-                                        else rng.uniform(0.2, scale.spread_s + 0.3))
+                    await asyncio.sleep(
+                        rng.uniform(0.0, 0.05) if early else rng.uniform(0.2, scale.spread_s + 0.3)
+                    )
                     await daemon.stop(signal.SIGKILL)
                     unacked = await scheduling
                     result.resent += len(unacked)
@@ -417,13 +502,13 @@ async def run(scale: Scale, workdir: Path, *, seed: int = 1, name: str = "") -> 
             async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
                 jobs = scheduler_pb2_grpc.PinSchedulerStub(channel)
                 stored = await all_jobs(jobs)
-                events = await follow_until_settled(jobs, set(stored),
-                                                    scale.settle_timeout_s)
+                events = await follow_until_settled(jobs, set(stored), scale.settle_timeout_s)
                 stored = await all_jobs(jobs)
             result.settle_s = time.monotonic() - settle_started
             pins = await admin.pins()
-            result.late_creates = sum(1 for r in await admin.requests()
-                                      if r["fault"] == "late_create")
+            result.late_creates = sum(
+                1 for r in await admin.requests() if r["fault"] == "late_create"
+            )
         _check(result, acked, stored, events, pins, work.rejected_titles)
     finally:
         if daemon is not None:
@@ -435,20 +520,27 @@ async def run(scale: Scale, workdir: Path, *, seed: int = 1, name: str = "") -> 
 
 def _content(pin: job_pb2.Pin | dict[str, Any]) -> tuple[str, ...]:
     if isinstance(pin, dict):
-        return tuple(str(pin.get(k) or "") for k in ("board_id", "title", "description", "link",
-                                                      "alt_text"))
+        return tuple(
+            str(pin.get(k) or "") for k in ("board_id", "title", "description", "link", "alt_text")
+        )
     return (pin.board_id, pin.title, pin.description, pin.link, pin.alt_text)
 
 
-def _check(result: Result, acked_by_request: dict[str, str], stored: dict[str, job_pb2.Job],
-           events: dict[str, list[job_pb2.JobEvent]], pins: list[dict[str, Any]],
-           rejected_titles: set[str]) -> None:
+def _check(
+    result: Result,
+    acked_by_request: dict[str, str],
+    stored: dict[str, job_pb2.Job],
+    events: dict[str, list[job_pb2.JobEvent]],
+    pins: list[dict[str, Any]],
+    rejected_titles: set[str],
+) -> None:
     acked = set(acked_by_request.values())
     result.jobs_acked = len(acked)
     result.jobs_in_store = len(stored)
     result.sandbox_pins = len(pins)
     result.lost_jobs = len(acked - set(stored)) + sum(
-        1 for i in acked & set(stored) if stored[i].state not in TERMINAL)
+        1 for i in acked & set(stored) if stored[i].state not in TERMINAL
+    )
     result.not_terminal = sum(1 for j in stored.values() if j.state not in TERMINAL)
     delivered = [j for j in stored.values() if j.state == J.STATE_DELIVERED]
     result.delivered = len(delivered)
@@ -469,20 +561,31 @@ def _check(result: Result, acked_by_request: dict[str, str], stored: dict[str, j
     result.duplicate_pins = sum(max(0, n - wanted.get(k, 0)) for k, n in have.items())
     for key in [k for k, n in have.items() if n > wanted.get(k, 0)][:3]:
         made = sorted((str(p.get("created_at")), str(p["id"])) for p in pins if _content(p) == key)
-        owners = [(j.id, [h.reason for h in events.get(j.id, [])][-6:]) for j in stored.values()
-                  if _content(j.pin) == key]
+        owners = [
+            (j.id, [h.reason for h in events.get(j.id, [])][-6:])
+            for j in stored.values()
+            if _content(j.pin) == key
+        ]
         result.notes.append(f"duplicated {key[1]!r}: pins {made}; jobs {owners}")
-    mismatched = [j.id for j in delivered if j.pinterest_pin_id in by_id
-                  and _content(by_id[j.pinterest_pin_id]) != _content(j.pin)]
+    mismatched = [
+        j.id
+        for j in delivered
+        if j.pinterest_pin_id in by_id and _content(by_id[j.pinterest_pin_id]) != _content(j.pin)
+    ]
     if mismatched:
         result.notes.append(f"{len(mismatched)} jobs own a pin with other content")
     if len(owned) != len(delivered):
         result.notes.append("two DELIVERED jobs share a pin id")
     late: list[float] = []
     for j in delivered:
-        first = next((e for e in events.get(j.id, ())
-                      if e.from_state == J.STATE_QUEUED and e.to_state == J.STATE_SUBMITTED),
-                     None)
+        first = next(
+            (
+                e
+                for e in events.get(j.id, ())
+                if e.from_state == J.STATE_QUEUED and e.to_state == J.STATE_SUBMITTED
+            ),
+            None,
+        )
         if first is not None:
             sent = first.time.ToDatetime(tzinfo=UTC)
             late.append((sent - j.planned_at.ToDatetime(tzinfo=UTC)).total_seconds())
@@ -500,37 +603,42 @@ def _check(result: Result, acked_by_request: dict[str, str], stored: dict[str, j
 def report(result: Result) -> str:
     """Human-readable figures."""
     r = result
-    return "\n".join([
-        f"chaos soak ({r.scale}): {r.pins_scheduled} pins, {r.jobs_in_store} jobs stored, "
-        f"{r.kills} kill -9 ({r.submitted_at_kill} jobs caught SUBMITTED, {r.resent} pins "
-        f"re-sent after a kill cut their batch), wall "
-        f"{r.wall_s:.1f} s (settle {r.settle_s:.1f} s)",
-        f"  delivered {r.delivered}, permanently failed {r.permanently_failed} "
-        f"({r.expected_rejections} expected rejections, "
-        f"{r.unexpected_permanent_failures} exhausted), not terminal {r.not_terminal}",
-        f"  lost jobs {r.lost_jobs}, duplicate pins {r.duplicate_pins}, stray pins "
-        f"{r.stray_pins}, missing pins {r.missing_pins}, sandbox pins {r.sandbox_pins}",
-        f"  retries {r.retries}, deliveries found by reconciliation {r.reconciled_deliveries}"
-        f" ({r.late_creates} creates answered 5xx that landed later)",
-        f"  lateness (first send - planned): p50 {r.lateness_p50_s} s, p99 {r.lateness_p99_s} s,"
-        f" max {r.lateness_max_s} s",
-        *(f"  PROBLEM: {p}" for p in r.problems()),
-    ])
+    return "\n".join(
+        [
+            f"chaos soak ({r.scale}): {r.pins_scheduled} pins, {r.jobs_in_store} jobs stored, "
+            f"{r.kills} kill -9 ({r.submitted_at_kill} jobs caught SUBMITTED, {r.resent} pins "
+            f"re-sent after a kill cut their batch), wall "
+            f"{r.wall_s:.1f} s (settle {r.settle_s:.1f} s)",
+            f"  delivered {r.delivered}, permanently failed {r.permanently_failed} "
+            f"({r.expected_rejections} expected rejections, "
+            f"{r.unexpected_permanent_failures} exhausted), not terminal {r.not_terminal}",
+            f"  lost jobs {r.lost_jobs}, duplicate pins {r.duplicate_pins}, stray pins "
+            f"{r.stray_pins}, missing pins {r.missing_pins}, sandbox pins {r.sandbox_pins}",
+            f"  retries {r.retries}, deliveries found by reconciliation {r.reconciled_deliveries}"
+            f" ({r.late_creates} creates answered 5xx that landed later)",
+            f"  lateness (first send - planned): p50 {r.lateness_p50_s} s, "
+            f"p99 {r.lateness_p99_s} s, max {r.lateness_max_s} s",
+            *(f"  PROBLEM: {p}" for p in r.problems()),
+        ]
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__.split(
-        "\n", 1)[0] if __doc__ else None)
-    parser.add_argument("--scale", choices=sorted(SCALES),
-                        default=os.environ.get("PINSCHED_SOAK_SCALE", "soak"))
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.soak", description=__doc__.split("\n", 1)[0] if __doc__ else None
+    )
+    parser.add_argument(
+        "--scale", choices=sorted(SCALES), default=os.environ.get("PINSCHED_SOAK_SCALE", "soak")
+    )
     parser.add_argument("--quick", action="store_true", help="the ci scale (< 60 s)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args(argv)
     name = "ci" if args.quick else args.scale
     with contextlib.ExitStack() as stack:
-        workdir = args.workdir or Path(stack.enter_context(
-            tempfile.TemporaryDirectory(prefix="pinsched-soak-")))
+        workdir = args.workdir or Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="pinsched-soak-"))
+        )
         result = asyncio.run(run(SCALES[name], workdir, seed=args.seed, name=name))
     print(report(result), flush=True)
     print(json.dumps(asdict(result)), flush=True)

@@ -45,23 +45,48 @@ async def run(ctx: Ctx, timeout_s: float = 300.0) -> None:
                 break
             except json.JSONDecodeError:
                 continue
-    ctx.details["soak"] = {"returncode": proc.popen.returncode, "timed_out": timed_out,
-                           "result": found, "tail": proc.tail(20)}
+    ctx.details["soak"] = {
+        "returncode": proc.popen.returncode,
+        "timed_out": timed_out,
+        "result": found,
+        "tail": proc.tail(20),
+    }
     flat = _flatten(found)
     lost = next((v for k, v in flat.items() if "lost" in k.lower()), None)
     dup = next((v for k, v in flat.items() if "dup" in k.lower()), None)
     late = {k: v for k, v in flat.items() if "late" in k.lower()}
     ok = proc.popen.returncode == 0 and not timed_out
-    context = ", ".join(f"{k} {v}" for k, v in flat.items()
-                        if isinstance(v, int | float) and "late" not in k.lower()
-                        and "lost" not in k.lower() and "dup" not in k.lower())
+    context = ", ".join(
+        f"{k} {v}"
+        for k, v in flat.items()
+        if isinstance(v, int | float)
+        and "late" not in k.lower()
+        and "lost" not in k.lower()
+        and "dup" not in k.lower()
+    )
     for name, value in (("lost jobs", lost), ("duplicate pins", dup)):
         num = float(value) if isinstance(value, int | float) else None
-        ctx.add(Row("soak", f"chaos soak: {name}", num, "", target="0",
-                    passed=None if num is None else (num == 0 and ok),
-                    notes=(context if name == "lost jobs" else "") if num is not None else
-                    f"exit {proc.popen.returncode}{', timed out' if timed_out else ''}; "
-                    "no figure found in its output (see details.soak)"))
+        ctx.add(
+            Row(
+                "soak",
+                f"chaos soak: {name}",
+                num,
+                "",
+                target="0",
+                passed=None if num is None else (num == 0 and ok),
+                notes=(context if name == "lost jobs" else "")
+                if num is not None
+                else f"exit {proc.popen.returncode}{', timed out' if timed_out else ''}; "
+                "no figure found in its output (see details.soak)",
+            )
+        )
     if late:
-        ctx.add(Row("soak", "chaos soak: lateness", None, "",
-                    notes=", ".join(f"{k} {v}" for k, v in late.items())))
+        ctx.add(
+            Row(
+                "soak",
+                "chaos soak: lateness",
+                None,
+                "",
+                notes=", ".join(f"{k} {v}" for k, v in late.items()),
+            )
+        )

@@ -47,7 +47,7 @@ async def watch(args: argparse.Namespace) -> dict[str, object]:
                     # The event's own `time` (the first one: the job's times come after it);
                     # found without parsing the whole line, to keep this client cheap.
                     at = raw.index(b'"time":"') + 8
-                    lags.append(now - _epoch(raw[at:raw.index(b'"', at)].decode()))
+                    lags.append(now - _epoch(raw[at : raw.index(b'"', at)].decode()))
                     counts[i] += 1
                     last_rx[0] = now
                     if not first_rx[0]:
@@ -70,9 +70,15 @@ async def watch(args: argparse.Namespace) -> dict[str, object]:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
     ms = [x * 1000 for x in lags]
-    return {"watchers": args.n, "events_total": sum(counts), "min_per_watcher": min(counts),
-            "max_per_watcher": max(counts), "first_rx": first_rx[0], "last_rx": last_rx[0],
-            "lag_ms": summarize(ms)}
+    return {
+        "watchers": args.n,
+        "events_total": sum(counts),
+        "min_per_watcher": min(counts),
+        "max_per_watcher": max(counts),
+        "first_rx": first_rx[0],
+        "last_rx": last_rx[0],
+        "lag_ms": summarize(ms),
+    }
 
 
 def main() -> None:

@@ -20,10 +20,24 @@ BATCH_TARGET = 10.0  # x APScheduler's add rate
 
 async def _load(ctx: Ctx, port: int, concurrency: int, batch: int = 0) -> dict[str, Any]:
     return await procs.run_child(
-        ["bench.loadgen", "--target", f"127.0.0.1:{port}", "--account", "bench",
-         "--concurrency", str(concurrency), "--batch", str(batch),
-         "--duration", str(ctx.sizes.throughput_s),
-         "--warmup", "0.3" if ctx.quick else "0.5"], "loadgen", ctx.workdir)
+        [
+            "bench.loadgen",
+            "--target",
+            f"127.0.0.1:{port}",
+            "--account",
+            "bench",
+            "--concurrency",
+            str(concurrency),
+            "--batch",
+            str(batch),
+            "--duration",
+            str(ctx.sizes.throughput_s),
+            "--warmup",
+            "0.3" if ctx.quick else "0.5",
+        ],
+        "loadgen",
+        ctx.workdir,
+    )
 
 
 async def run(ctx: Ctx) -> None:
@@ -32,8 +46,9 @@ async def run(ctx: Ctx) -> None:
     details: dict[str, Any] = {}
     try:
         async with AsyncClient(f"127.0.0.1:{port}") as client:
-            await client.create_account("bench", account_pb2.Account(
-                access_token=procs.SANDBOX_TOKEN, pacing=FREE))
+            await client.create_account(
+                "bench", account_pb2.Account(access_token=procs.SANDBOX_TOKEN, pacing=FREE)
+            )
         for n in ctx.sizes.concurrency:
             ecpu0 = echo.cpu_seconds()
             ceiling = await _load(ctx, echo_port, n)
@@ -41,32 +56,57 @@ async def run(ctx: Ctx) -> None:
             cpu0 = daemon.cpu_seconds()
             got = await _load(ctx, port, n)
             cpu = daemon.cpu_seconds() - cpu0
-            details[f"schedule_pin_{n}"] = {"daemon": got, "echo": ceiling, "daemon_cpu_s": cpu,
-                                            "echo_cpu_us_per_call": echo_us}
+            details[f"schedule_pin_{n}"] = {
+                "daemon": got,
+                "echo": ceiling,
+                "daemon_cpu_s": cpu,
+                "echo_cpu_us_per_call": echo_us,
+            }
             rate, ref = float(got["calls_per_s"]), float(ceiling["calls_per_s"])
             lat, ref_lat = got["latency_ms"], ceiling["latency_ms"]
             ratio = rate / ref if ref else None
             per_call_us = cpu / max(1, int(got["calls_all"])) * 1e6
-            ctx.add(Row(
-                "throughput", f"SchedulePin, {n} in flight", rate, "calls/s",
-                reference=ref, reference_name="echo", ratio=ratio,
-                target=f"≥ {SCHEDULE_TARGET:.0%} of echo",
-                passed=None if ratio is None else ratio >= SCHEDULE_TARGET,
-                notes=(f"ack p50 {lat['p50']:.2f} ms, p99 {lat['p99']:.2f} ms "
-                       f"(echo {ref_lat['p50']:.2f}/{ref_lat['p99']:.2f}); "
-                       f"CPU per call: daemon {per_call_us:.0f} µs, echo {echo_us:.0f} µs"
-                       + (f"; errors {got['errors']}: {got['first_error']}"
-                          if got["errors"] else ""))))
+            ctx.add(
+                Row(
+                    "throughput",
+                    f"SchedulePin, {n} in flight",
+                    rate,
+                    "calls/s",
+                    reference=ref,
+                    reference_name="echo",
+                    ratio=ratio,
+                    target=f"≥ {SCHEDULE_TARGET:.0%} of echo",
+                    passed=None if ratio is None else ratio >= SCHEDULE_TARGET,
+                    notes=(
+                        f"ack p50 {lat['p50']:.2f} ms, p99 {lat['p99']:.2f} ms "
+                        f"(echo {ref_lat['p50']:.2f}/{ref_lat['p99']:.2f}); "
+                        f"CPU per call: daemon {per_call_us:.0f} µs, echo {echo_us:.0f} µs"
+                        + (
+                            f"; errors {got['errors']}: {got['first_error']}"
+                            if got["errors"]
+                            else ""
+                        )
+                    ),
+                )
+            )
         aps_rate = ctx.shared.get("aps_add_rate")
         if aps_rate and "schedule_pin_1" in details:
             one = details["schedule_pin_1"]["daemon"]
             rate = float(one["calls_per_s"])
-            ctx.add(Row(
-                "throughput", "SchedulePin one at a time vs APScheduler add_job", rate, "jobs/s",
-                reference=aps_rate, reference_name="APScheduler add_job", ratio=rate / aps_rate,
-                ahead=rate > aps_rate,
-                notes="both durable (fsync) per job; pinsched's figure includes the RPC from "
-                      "another process, APScheduler's is an in-process call"))
+            ctx.add(
+                Row(
+                    "throughput",
+                    "SchedulePin one at a time vs APScheduler add_job",
+                    rate,
+                    "jobs/s",
+                    reference=aps_rate,
+                    reference_name="APScheduler add_job",
+                    ratio=rate / aps_rate,
+                    ahead=rate > aps_rate,
+                    notes="both durable (fsync) per job; pinsched's figure includes the RPC from "
+                    "another process, APScheduler's is an in-process call",
+                )
+            )
         for size, in_flight in ctx.sizes.batches:
             ceiling = await _load(ctx, echo_port, in_flight, batch=size)
             cpu0 = daemon.cpu_seconds()
@@ -77,17 +117,30 @@ async def run(ctx: Ctx) -> None:
             lat = got["latency_ms"]
             ratio = rate / aps_rate if aps_rate else None
             per_pin_us = cpu / max(1, int(got["items_all"])) * 1e6
-            ctx.add(Row(
-                "throughput", f"BatchSchedulePins x{size}, {in_flight} in flight", rate, "pins/s",
-                reference=aps_rate, reference_name="APScheduler add_job", ratio=ratio,
-                target=f"≥ {BATCH_TARGET:.0f}x APScheduler",
-                passed=None if ratio is None else ratio >= BATCH_TARGET,
-                ahead=None if ratio is None else ratio > 1,
-                notes=(f"call p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms; echo ceiling "
-                       f"{float(ceiling['items_per_s']):,.0f} pins/s; "
-                       f"daemon CPU {per_pin_us:.0f} µs/pin"
-                       + (f"; errors {got['errors']}: {got['first_error']}"
-                          if got["errors"] else ""))))
+            ctx.add(
+                Row(
+                    "throughput",
+                    f"BatchSchedulePins x{size}, {in_flight} in flight",
+                    rate,
+                    "pins/s",
+                    reference=aps_rate,
+                    reference_name="APScheduler add_job",
+                    ratio=ratio,
+                    target=f"≥ {BATCH_TARGET:.0f}x APScheduler",
+                    passed=None if ratio is None else ratio >= BATCH_TARGET,
+                    ahead=None if ratio is None else ratio > 1,
+                    notes=(
+                        f"call p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms; echo ceiling "
+                        f"{float(ceiling['items_per_s']):,.0f} pins/s; "
+                        f"daemon CPU {per_pin_us:.0f} µs/pin"
+                        + (
+                            f"; errors {got['errors']}: {got['first_error']}"
+                            if got["errors"]
+                            else ""
+                        )
+                    ),
+                )
+            )
     finally:
         await echo.stop()
         await daemon.stop()

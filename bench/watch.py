@@ -21,9 +21,20 @@ TARGET_RATE = 2000
 
 async def _once(ctx: Ctx, port: int, daemon: procs.Proc, rate: int) -> dict[str, Any]:
     target = f"127.0.0.1:{port}"
-    watchers = procs.spawn(["bench.watchers", "watch", "--target", target, "--n",
-                            str(ctx.sizes.watchers), "--max-s", str(ctx.sizes.watch_s + 120)],
-                           "watchers", ctx.workdir)
+    watchers = procs.spawn(
+        [
+            "bench.watchers",
+            "watch",
+            "--target",
+            target,
+            "--n",
+            str(ctx.sizes.watchers),
+            "--max-s",
+            str(ctx.sizes.watch_s + 120),
+        ],
+        "watchers",
+        ctx.workdir,
+    )
     try:
         await watchers.wait_line("watchers ready", timeout_s=60)
     except BaseException:
@@ -31,9 +42,20 @@ async def _once(ctx: Ctx, port: int, daemon: procs.Proc, rate: int) -> dict[str,
         raise
     cpu0, wcpu0 = daemon.cpu_seconds(), watchers.cpu_seconds()
     try:
-        produced = await procs.run_child(["bench.watchers", "produce", "--target", target,
-                                          "--rate", str(rate), "--duration",
-                                          str(ctx.sizes.watch_s)], "producer", ctx.workdir)
+        produced = await procs.run_child(
+            [
+                "bench.watchers",
+                "produce",
+                "--target",
+                target,
+                "--rate",
+                str(rate),
+                "--duration",
+                str(ctx.sizes.watch_s),
+            ],
+            "producer",
+            ctx.workdir,
+        )
     except BaseException:
         await watchers.stop()
         raise
@@ -46,8 +68,14 @@ async def _once(ctx: Ctx, port: int, daemon: procs.Proc, rate: int) -> dict[str,
     if watchers.popen.returncode != 0 or not seen:
         raise RuntimeError(f"watchers failed:\n{watchers.tail()}")
     got = json.loads(seen[-1])
-    return {"rate": rate, "producer": produced, "watchers": got, "daemon_cpu_s": cpu,
-            "daemon_cpu_during_production_s": cpu_during, "watchers_cpu_s": wcpu}
+    return {
+        "rate": rate,
+        "producer": produced,
+        "watchers": got,
+        "daemon_cpu_s": cpu,
+        "daemon_cpu_during_production_s": cpu_during,
+        "watchers_cpu_s": wcpu,
+    }
 
 
 async def run(ctx: Ctx) -> None:
@@ -58,8 +86,9 @@ async def run(ctx: Ctx) -> None:
     results = []
     try:
         async with AsyncClient(f"127.0.0.1:{port}") as client:
-            await client.create_account("bench", account_pb2.Account(
-                access_token=procs.SANDBOX_TOKEN, pacing=FREE))
+            await client.create_account(
+                "bench", account_pb2.Account(access_token=procs.SANDBOX_TOKEN, pacing=FREE)
+            )
         for rate in ctx.sizes.watch_rates:
             results.append(await _once(ctx, port, daemon, rate))
     finally:
@@ -76,16 +105,23 @@ async def run(ctx: Ctx) -> None:
         aggregate = w["events_total"] / span
         per_watcher = w["min_per_watcher"] / span
         is_target = r["rate"] >= TARGET_RATE or ctx.quick
-        ctx.add(Row(
-            "watch", f"{n} watchers, {r['producer']['rate_achieved']:,.0f} events/s offered: "
-            "p99 lag", lag["p99"], "ms",
-            target=f"all events, p99 < {LAG_P99_MS:g} ms" if is_target else "",
-            passed=(kept_up and lag["p99"] < LAG_P99_MS) if is_target else None,
-            notes=(f"slowest watcher got {w['min_per_watcher']:,}/{made:,} events, the last "
-                   f"{span:.1f} s after production began ({per_watcher:,.0f} events/s per "
-                   f"watcher sustained, {aggregate:,.0f}/s in all); lag p50 {lag['p50']:.0f}, "
-                   f"max {lag['max']:.0f} ms; CPU s daemon {r['daemon_cpu_s']:.1f} "
-                   f"({r['daemon_cpu_s'] / max(1, w['events_total']) * 1e6:.0f} µs/event "
-                   f"delivered), watcher client {r['watchers_cpu_s']:.1f}; "
-                   f"{w['events_total'] / max(1, w.get('messages_total', 0)):.1f} events per "
-                   "message")))
+        ctx.add(
+            Row(
+                "watch",
+                f"{n} watchers, {r['producer']['rate_achieved']:,.0f} events/s offered: p99 lag",
+                lag["p99"],
+                "ms",
+                target=f"all events, p99 < {LAG_P99_MS:g} ms" if is_target else "",
+                passed=(kept_up and lag["p99"] < LAG_P99_MS) if is_target else None,
+                notes=(
+                    f"slowest watcher got {w['min_per_watcher']:,}/{made:,} events, the last "
+                    f"{span:.1f} s after production began ({per_watcher:,.0f} events/s per "
+                    f"watcher sustained, {aggregate:,.0f}/s in all); lag p50 {lag['p50']:.0f}, "
+                    f"max {lag['max']:.0f} ms; CPU s daemon {r['daemon_cpu_s']:.1f} "
+                    f"({r['daemon_cpu_s'] / max(1, w['events_total']) * 1e6:.0f} µs/event "
+                    f"delivered), watcher client {r['watchers_cpu_s']:.1f}; "
+                    f"{w['events_total'] / max(1, w.get('messages_total', 0)):.1f} events per "
+                    "message"
+                ),
+            )
+        )

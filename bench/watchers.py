@@ -74,9 +74,16 @@ async def watch(args: argparse.Namespace) -> dict[str, Any]:
     for ch in channels:
         await ch.close(None)
     ms = [x * 1000 for x in lags]
-    return {"watchers": args.n, "events_total": sum(counts), "min_per_watcher": min(counts),
-            "max_per_watcher": max(counts), "first_rx": first_rx[0], "last_rx": last_rx[0],
-            "messages_total": sum(messages), "lag_ms": summarize(ms)}
+    return {
+        "watchers": args.n,
+        "events_total": sum(counts),
+        "min_per_watcher": min(counts),
+        "max_per_watcher": max(counts),
+        "first_rx": first_rx[0],
+        "last_rx": last_rx[0],
+        "messages_total": sum(messages),
+        "lag_ms": summarize(ms),
+    }
 
 
 async def produce(args: argparse.Namespace) -> dict[str, Any]:
@@ -118,9 +125,14 @@ async def produce(args: argparse.Namespace) -> dict[str, Any]:
     await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - t0
     await channel.close(None)
-    return {"rate_asked": args.rate, "created": created[0], "seconds": elapsed,
-            "started": started,
-            "rate_achieved": created[0] / elapsed, "ticks_behind": late_ticks[0]}
+    return {
+        "rate_asked": args.rate,
+        "created": created[0],
+        "seconds": elapsed,
+        "started": started,
+        "rate_achieved": created[0] / elapsed,
+        "ticks_behind": late_ticks[0],
+    }
 
 
 def main() -> None:

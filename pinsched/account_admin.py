@@ -29,9 +29,17 @@ S = JobState
 
 
 class AccountAdmin:
-    def __init__(self, store: Store, clock: Clock, registry: AccountRegistry,
-                 scheduler: Scheduler, pins: PinService, *,
-                 client: PinterestClient | None = None, verify_timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        registry: AccountRegistry,
+        scheduler: Scheduler,
+        pins: PinService,
+        *,
+        client: PinterestClient | None = None,
+        verify_timeout_s: float = 5.0,
+    ) -> None:
         self.store, self.clock, self.registry = store, clock, registry
         self.scheduler, self.pins = scheduler, pins
         self.client, self.verify_timeout_s = client, verify_timeout_s
@@ -44,21 +52,32 @@ class AccountAdmin:
             return account
         answer = await verify_account(self.client, account, timeout_s=self.verify_timeout_s)
         if isinstance(answer, Verified):
-            return account.replace(username=answer.username, account_type=answer.account_type,
-                                   verified_at=self.clock.now())
+            return account.replace(
+                username=answer.username,
+                account_type=answer.account_type,
+                verified_at=self.clock.now(),
+            )
         if isinstance(answer, Unreachable):
-            return account.replace(state_reason=(
-                f"{NOT_VERIFIED}: Pinterest could not be reached ({answer.message}); verifying "
-                "in the background"))
-        renewable = answer.auth and bool(account.refresh_token) and (
-            self.registry.has_client_credentials)
+            return account.replace(
+                state_reason=(
+                    f"{NOT_VERIFIED}: Pinterest could not be reached ({answer.message}); verifying "
+                    "in the background"
+                )
+            )
+        renewable = (
+            answer.auth and bool(account.refresh_token) and (self.registry.has_client_credentials)
+        )
         if renewable:
-            return account.replace(state_reason=(
-                f"{NOT_VERIFIED}: Pinterest refused the access token ({answer.message}); "
-                "refreshing it in the background"))
+            return account.replace(
+                state_reason=(
+                    f"{NOT_VERIFIED}: Pinterest refused the access token ({answer.message}); "
+                    "refreshing it in the background"
+                )
+            )
         self.client.routes.set(account.access_token, None)
-        raise InvalidArgument.one("account.access_token",
-                                  f"Pinterest refused the access token: {answer.message}")
+        raise InvalidArgument.one(
+            "account.access_token", f"Pinterest refused the access token: {answer.message}"
+        )
 
     async def create(self, account: Account) -> Account:
         if await self._exists(account.id):
@@ -83,7 +102,8 @@ class AccountAdmin:
         moved: list[Job] = []
         now = self.clock.now()
         updated = await self.store.update_account(
-            old, new, replan=(now, now + self.pins.horizon), moved=moved)
+            old, new, replan=(now, now + self.pins.horizon), moved=moved
+        )
         for job in moved:
             self.scheduler.track(job)
         self.registry.put(updated)
@@ -97,8 +117,13 @@ class AccountAdmin:
         if force:
             before = ""
             while page := await self.store.list_jobs(
-                JobFilter(account_id=account_id, states=frozenset(
-                    {S.PENDING, S.QUEUED, S.RETRYING, S.FAILED})), before_id=before, limit=500):
+                JobFilter(
+                    account_id=account_id,
+                    states=frozenset({S.PENDING, S.QUEUED, S.RETRYING, S.FAILED}),
+                ),
+                before_id=before,
+                limit=500,
+            ):
                 before = page[-1].id
                 for job in page:
                     with contextlib.suppress(FailedPrecondition):

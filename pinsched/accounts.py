@@ -101,8 +101,12 @@ class Account:
 
     @property
     def can_publish(self) -> bool:
-        return (not self.paused and not self.needs_reauth and not self.hold_reason
-                and bool(self.access_token))
+        return (
+            not self.paused
+            and not self.needs_reauth
+            and not self.hold_reason
+            and bool(self.access_token)
+        )
 
     def replace(self, **changes: Any) -> Account:
         return dataclasses.replace(self, **changes)

@@ -95,8 +95,9 @@ SERVICES = (
 class Daemon:
     """The whole pinsched process, startable and stoppable in-process (tests, demo)."""
 
-    def __init__(self, config: Config, *, clock: Clock | None = None,
-                 limits: ServerLimits = DEFAULT_LIMITS) -> None:
+    def __init__(
+        self, config: Config, *, clock: Clock | None = None, limits: ServerLimits = DEFAULT_LIMITS
+    ) -> None:
         self.config = config
         self.limits = limits
         self.clock: Clock = clock or SystemClock()
@@ -148,80 +149,163 @@ class Daemon:
         for warning in security.warnings(cfg):
             log.warning("insecure_config", warning=warning)
         await secrets.install(self.store, cfg.secret_key, now=self.clock.now)
-        self.client = PinterestClient(cfg.pinterest_api_base, timeout_s=cfg.request_timeout_s,
-                                      now=self.clock.now)
+        self.client = PinterestClient(
+            cfg.pinterest_api_base, timeout_s=cfg.request_timeout_s, now=self.clock.now
+        )
         self.probe = UrlProbe(timeout_s=cfg.verify_timeout_s)
         self.checker = Checker(self.client, self.probe, timeout_s=cfg.verify_timeout_s)
         self.accounts = AccountRegistry(
-            self.store, self.clock, self.client, client_id=cfg.pinterest_client_id,
+            self.store,
+            self.clock,
+            self.client,
+            client_id=cfg.pinterest_client_id,
             client_secret=cfg.pinterest_client_secret,
-            app_writes_per_minute=cfg.app_writes_per_minute)
+            app_writes_per_minute=cfg.app_writes_per_minute,
+        )
         await self.accounts.load_all()
-        settings = DispatchSettings(retry=RetryPolicy(
-            max_attempts=cfg.max_attempts, base_delay_s=cfg.retry_base_delay_s,
-            max_delay_s=cfg.retry_max_delay_s),
-            read_lag_s=cfg.pinterest_read_lag_s)
+        settings = DispatchSettings(
+            retry=RetryPolicy(
+                max_attempts=cfg.max_attempts,
+                base_delay_s=cfg.retry_base_delay_s,
+                max_delay_s=cfg.retry_max_delay_s,
+            ),
+            read_lag_s=cfg.pinterest_read_lag_s,
+        )
         holder: dict[str, Scheduler] = {}
         self.activity = Activity()
-        self.webhooks = WebhookSender(self.store, self.clock, endpoints, activity=self.activity,
-                                      on_attempt=self.metrics.webhook_attempt)
-        self.store.set_outbox(self.webhooks.render_event, self.webhooks.render_account,
-                              on_written=self.webhooks.wake)
+        self.webhooks = WebhookSender(
+            self.store,
+            self.clock,
+            endpoints,
+            activity=self.activity,
+            on_attempt=self.metrics.webhook_attempt,
+        )
+        self.store.set_outbox(
+            self.webhooks.render_event, self.webhooks.render_account, on_written=self.webhooks.wake
+        )
         await self.webhooks.start()
         self.dispatchers = Dispatchers(
-            self.store, self.clock, self.client, self.accounts, settings=settings,
+            self.store,
+            self.clock,
+            self.client,
+            self.accounts,
+            settings=settings,
             activity=self.activity,
             on_retry=lambda job: holder["s"].track(job),
-            on_hold=lambda job: holder["s"].hold(job))
+            on_hold=lambda job: holder["s"].hold(job),
+        )
         self.scheduler = holder["s"] = Scheduler(
-            self.store, self.clock, dispatch=self.dispatchers.submit,
-            can_publish=self.accounts.can_publish, activity=self.activity)
+            self.store,
+            self.clock,
+            dispatch=self.dispatchers.submit,
+            can_publish=self.accounts.can_publish,
+            activity=self.activity,
+        )
         self.assets = MediaAssets(media_dir(cfg.db_path), self.clock)
         self.assets.clean_partials()
-        self.stager = Stager(self.store, self.clock, self.client, self.accounts, self.assets,
-                             lead_s=cfg.media_lead_time_s, on_ready=self.scheduler.track,
-                             activity=self.activity)
+        self.stager = Stager(
+            self.store,
+            self.clock,
+            self.client,
+            self.accounts,
+            self.assets,
+            lead_s=cfg.media_lead_time_s,
+            on_ready=self.scheduler.track,
+            activity=self.activity,
+        )
         self.dispatchers.staging = self.stager
-        self.service = PinService(self.store, self.clock, self.scheduler, self.dispatchers,
-                                  self.accounts, horizon=timedelta(days=cfg.horizon_days))
-        self.metrics.bind(store=self.store, scheduler=self.scheduler, bus=self.bus,
-                          accounts=self.accounts, dispatchers=self.dispatchers)
-        self.keeper = TokenKeeper(self.accounts, self.clock, self.client, activity=self.activity,
-                                  per_second=cfg.token_refreshes_per_second,
-                                  retry_s=cfg.token_retry_s, verify_timeout_s=cfg.verify_timeout_s)
+        self.service = PinService(
+            self.store,
+            self.clock,
+            self.scheduler,
+            self.dispatchers,
+            self.accounts,
+            horizon=timedelta(days=cfg.horizon_days),
+        )
+        self.metrics.bind(
+            store=self.store,
+            scheduler=self.scheduler,
+            bus=self.bus,
+            accounts=self.accounts,
+            dispatchers=self.dispatchers,
+        )
+        self.keeper = TokenKeeper(
+            self.accounts,
+            self.clock,
+            self.client,
+            activity=self.activity,
+            per_second=cfg.token_refreshes_per_second,
+            retry_s=cfg.token_retry_s,
+            verify_timeout_s=cfg.verify_timeout_s,
+        )
         self.accounts.on_change = lambda account: self.keeper.wake()
         self.accounts.on_app_refused = self._app_refused
-        admin = AccountAdmin(self.store, self.clock, self.accounts, self.scheduler, self.service,
-                             client=self.client, verify_timeout_s=cfg.verify_timeout_s)
+        admin = AccountAdmin(
+            self.store,
+            self.clock,
+            self.accounts,
+            self.scheduler,
+            self.service,
+            client=self.client,
+            verify_timeout_s=cfg.verify_timeout_s,
+        )
         recovered = await self.scheduler.recover()
         self._tasks.append(asyncio.create_task(self.scheduler.run(self._stop), name="scheduler"))
         await self.stager.start()
-        self._tasks.append(asyncio.create_task(self.assets.run(
-            self._stop, cfg.media_grace_s, self.store.asset_in_use), name="media-sweep"))
-        self.retention = Retention(self.store, self.clock, days=cfg.retention_days,
-                                   activity=self.activity)
+        self._tasks.append(
+            asyncio.create_task(
+                self.assets.run(self._stop, cfg.media_grace_s, self.store.asset_in_use),
+                name="media-sweep",
+            )
+        )
+        self.retention = Retention(
+            self.store, self.clock, days=cfg.retention_days, activity=self.activity
+        )
         self._tasks.append(asyncio.create_task(self.retention.run(self._stop), name="retention"))
         if cfg.token_keeper:
             self._tasks.append(asyncio.create_task(self.keeper.run(self._stop), name="keeper"))
-        self.at_risk = AtRiskWatch(self.store, self.clock, self.accounts, self.checker,
-                                   lead_s=cfg.preflight_lead_time_s, activity=self.activity)
+        self.at_risk = AtRiskWatch(
+            self.store,
+            self.clock,
+            self.accounts,
+            self.checker,
+            lead_s=cfg.preflight_lead_time_s,
+            activity=self.activity,
+        )
         self._tasks.append(asyncio.create_task(self.at_risk.run(self._stop), name="at_risk"))
 
         # The guard (token, then request parsing) runs before metrics and every handler.
-        interceptors: list[Any] = [Guard(cfg.api_token, on_denied=self.metrics.denied),
-                                   self.metrics.interceptor()]
+        interceptors: list[Any] = [
+            Guard(cfg.api_token, on_denied=self.metrics.denied),
+            self.metrics.interceptor(),
+        ]
         server = grpc.aio.server(
-            interceptors=interceptors, maximum_concurrent_rpcs=self.limits.max_concurrent_rpcs,
-            options=[("grpc.so_reuseport", 0), *self.limits.grpc_options()])
-        servicers: dict[str, Any] = dict(zip(SERVICES, (
-            PinSchedulerServicer(
-                self.service, self.store, self.bus, self.clock,
-                skew=timedelta(seconds=cfg.clock_skew_tolerance_s),
-                horizon=timedelta(days=cfg.horizon_days),
-                max_watchers=self.limits.max_watch_streams, checker=self.checker,
-                asset_exists=lambda asset_id: self.assets.get(asset_id) is not None),
-            AccountServicer(admin, self.store, self.clock),
-            WebhookServicer(self.webhooks, self.store), MediaServicer(self.assets)), strict=True))
+            interceptors=interceptors,
+            maximum_concurrent_rpcs=self.limits.max_concurrent_rpcs,
+            options=[("grpc.so_reuseport", 0), *self.limits.grpc_options()],
+        )
+        servicers: dict[str, Any] = dict(
+            zip(
+                SERVICES,
+                (
+                    PinSchedulerServicer(
+                        self.service,
+                        self.store,
+                        self.bus,
+                        self.clock,
+                        skew=timedelta(seconds=cfg.clock_skew_tolerance_s),
+                        horizon=timedelta(days=cfg.horizon_days),
+                        max_watchers=self.limits.max_watch_streams,
+                        checker=self.checker,
+                        asset_exists=lambda asset_id: self.assets.get(asset_id) is not None,
+                    ),
+                    AccountServicer(admin, self.store, self.clock),
+                    WebhookServicer(self.webhooks, self.store),
+                    MediaServicer(self.assets),
+                ),
+                strict=True,
+            )
+        )
         scheduler_pb2_grpc.add_PinSchedulerServicer_to_server(servicers[SERVICES[0]], server)
         account_pb2_grpc.add_AccountServiceServicer_to_server(servicers[SERVICES[1]], server)
         webhook_pb2_grpc.add_WebhookServiceServicer_to_server(servicers[SERVICES[2]], server)
@@ -229,18 +313,27 @@ class Daemon:
         self._health = health_aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
-            (*SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-             reflection.SERVICE_NAME), server)
+            (
+                *SERVICES,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ),
+            server,
+        )
         self.port = self._bind(server)
         if cfg.http_listen is not None:
             self._mount_mcp(server)
         await server.start()
         self._server = server
         if cfg.http_listen is not None:
-            self.http = HttpDoor(servicers, api_token=cfg.api_token, ready=self._readiness,
-                                 openapi=openapi_document,
-                                 max_body_bytes=self.limits.http_max_body_bytes,
-                                 assets=self.assets)
+            self.http = HttpDoor(
+                servicers,
+                api_token=cfg.api_token,
+                ready=self._readiness,
+                openapi=openapi_document,
+                max_body_bytes=self.limits.http_max_body_bytes,
+                assets=self.assets,
+            )
             for extend in self.http_extensions:
                 extend(self.http.app)
             self.http_port = await self.http.start(cfg.http_listen, ssl_context(cfg))
@@ -248,23 +341,33 @@ class Daemon:
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         if cfg.health_listen:
             await self._serve_health(cfg.health_listen)
-        await self._health.set(PINTEREST_HEALTH, health_pb2.HealthCheckResponse.NOT_SERVING
-                               if self.accounts.app_refused else
-                               health_pb2.HealthCheckResponse.SERVING)
+        await self._health.set(
+            PINTEREST_HEALTH,
+            health_pb2.HealthCheckResponse.NOT_SERVING
+            if self.accounts.app_refused
+            else health_pb2.HealthCheckResponse.SERVING,
+        )
         if cfg.metrics_listen:
             try:
                 await self.metrics.serve(cfg.metrics_listen)
             except OSError as exc:
-                raise ListenError(f"metrics_listen {cfg.metrics_listen}: cannot listen: "
-                                  f"{exc.strerror or exc}") from None
+                raise ListenError(
+                    f"metrics_listen {cfg.metrics_listen}: cannot listen: {exc.strerror or exc}"
+                ) from None
         # Everything built so far (heap, caches, modules) lives as long as the process: keep it
         # out of the collector's generations, and collect young objects less often.
         gc.collect()
         gc.freeze()
         gc.set_threshold(50_000, 50, 50)
-        log.info("pinsched_ready", listen=cfg.listen, port=self.port, http_port=self.http_port,
-                 db=cfg.db_path,
-                 recovered=recovered, pinterest_api_base=cfg.pinterest_api_base)
+        log.info(
+            "pinsched_ready",
+            listen=cfg.listen,
+            port=self.port,
+            http_port=self.http_port,
+            db=cfg.db_path,
+            recovered=recovered,
+            pinterest_api_base=cfg.pinterest_api_base,
+        )
 
     async def _serve_health(self, listen: str) -> None:
         """The health service alone, in plain text on *listen*: a probe (Docker HEALTHCHECK)
@@ -287,14 +390,23 @@ class Daemon:
 
     async def _on_app_refused(self, reason: str) -> None:
         if self._health is not None and not self._stop.is_set():
-            await self._health.set(PINTEREST_HEALTH, health_pb2.HealthCheckResponse.NOT_SERVING
-                                   if reason else health_pb2.HealthCheckResponse.SERVING)
+            await self._health.set(
+                PINTEREST_HEALTH,
+                health_pb2.HealthCheckResponse.NOT_SERVING
+                if reason
+                else health_pb2.HealthCheckResponse.SERVING,
+            )
         if reason:
             if self.webhooks is not None:
                 now = self.clock.now()
-                await self.store.enqueue_notice(self.webhooks.render_notice(
-                    APP_CREDENTIALS_REFUSED, now, {"reason": reason, "held_accounts": len(
-                        self.accounts.accounts())}), now)
+                await self.store.enqueue_notice(
+                    self.webhooks.render_notice(
+                        APP_CREDENTIALS_REFUSED,
+                        now,
+                        {"reason": reason, "held_accounts": len(self.accounts.accounts())},
+                    ),
+                    now,
+                )
             return
         for account in self.accounts.accounts():
             await self.scheduler.release(account.id)
@@ -344,8 +456,9 @@ class Daemon:
             if cfg.tls_client_ca_file:
                 with open(cfg.tls_client_ca_file, "rb") as f:
                     ca = f.read()
-            creds = grpc.ssl_server_credentials(pair, root_certificates=ca,
-                                                require_client_auth=ca is not None)
+            creds = grpc.ssl_server_credentials(
+                pair, root_certificates=ca, require_client_auth=ca is not None
+            )
         try:
             if creds is not None:
                 port = server.add_secure_port(cfg.listen, creds)
@@ -354,8 +467,10 @@ class Daemon:
         except RuntimeError:  # grpc: "Failed to bind to address ..."
             port = 0
         if port == 0:
-            raise ListenError(f"listen {cfg.listen}: cannot listen: the address is in use or not "
-                              "an address of this host (--listen / PINSCHED_LISTEN)")
+            raise ListenError(
+                f"listen {cfg.listen}: cannot listen: the address is in use or not "
+                "an address of this host (--listen / PINSCHED_LISTEN)"
+            )
         return port
 
     def _on_events(self, events: Sequence[Event]) -> None:

@@ -47,9 +47,18 @@ class _Seen:
 
 
 class AtRiskWatch:
-    def __init__(self, store: Store, clock: Clock, accounts: AccountRegistry, checker: Checker,
-                 *, lead_s: float, interval_s: float = 60.0, concurrency: int = 4,
-                 activity: Activity | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        accounts: AccountRegistry,
+        checker: Checker,
+        *,
+        lead_s: float,
+        interval_s: float = 60.0,
+        concurrency: int = 4,
+        activity: Activity | None = None,
+    ) -> None:
         self.store, self.clock, self.accounts, self.checker = store, clock, accounts, checker
         self.lead_s, self.interval_s = lead_s, interval_s
         self.activity = activity or Activity()
@@ -85,10 +94,14 @@ class AtRiskWatch:
     async def run_pass(self) -> int:
         """Check the PENDING jobs due within the lead time that need it; how many were checked."""
         now = self.clock.now()
-        jobs = await self.store.list_jobs(JobFilter(
-            states=frozenset({JobState.PENDING}), planned_after=now + timedelta(
-                seconds=min(MIN_AHEAD_S, self.lead_s)),
-            planned_before=now + timedelta(seconds=self.lead_s)), limit=MAX_PER_PASS)
+        jobs = await self.store.list_jobs(
+            JobFilter(
+                states=frozenset({JobState.PENDING}),
+                planned_after=now + timedelta(seconds=min(MIN_AHEAD_S, self.lead_s)),
+                planned_before=now + timedelta(seconds=self.lead_s),
+            ),
+            limit=MAX_PER_PASS,
+        )
         due = [j for j in jobs if self._needs_check(j)]
         self._seen = {j.id: s for j in jobs if (s := self._seen.get(j.id)) is not None}
         await asyncio.gather(*(self._check(j) for j in due))
@@ -113,8 +126,9 @@ class AtRiskWatch:
             problems = await self.checker.check(account, pin)
             verdict = [p for p in problems if not p.unavailable]
             if problems and not verdict:
-                log.info("at_risk_check_unavailable", job_id=job.id,
-                         reason=pinchecks.summary(problems))
+                log.info(
+                    "at_risk_check_unavailable", job_id=job.id, reason=pinchecks.summary(problems)
+                )
                 self._seen[job.id] = _Seen(job.planned_at, seen.risk)
                 return
             risk = pinchecks.summary(verdict)
@@ -133,5 +147,9 @@ class AtRiskWatch:
             await self.store.append_note(job, entry)
         except JobNotFound:
             return
-        log.warning("job_at_risk" if now_risk else "job_at_risk_cleared", job_id=job.id,
-                    account_id=job.account_id, reason=entry.reason)
+        log.warning(
+            "job_at_risk" if now_risk else "job_at_risk_cleared",
+            job_id=job.id,
+            account_id=job.account_id,
+            reason=entry.reason,
+        )

@@ -54,8 +54,14 @@ _CAS_TRIES: Final = 5
 
 class AccountRegistry:
     def __init__(
-        self, store: Store, clock: Clock, client: PinterestClient, *,
-        client_id: str | None, client_secret: str | None, app_writes_per_minute: int = 0,
+        self,
+        store: Store,
+        clock: Clock,
+        client: PinterestClient,
+        *,
+        client_id: str | None,
+        client_secret: str | None,
+        app_writes_per_minute: int = 0,
     ) -> None:
         self._store = store
         self._clock = clock
@@ -67,7 +73,8 @@ class AccountRegistry:
         self._locks: dict[str, asyncio.Lock] = {}
         self._proactive_after: dict[str, float] = {}
         self.app_bucket = (
-            TokenBucket.per_minute(app_writes_per_minute) if app_writes_per_minute > 0
+            TokenBucket.per_minute(app_writes_per_minute)
+            if app_writes_per_minute > 0
             else TokenBucket(rate=0.0, capacity=0.0)
         )
         self.refreshes = 0
@@ -103,8 +110,8 @@ class AccountRegistry:
         if pacer is not None:
             now = self._clock.now()
             await self._store.save_pacer(
-                account_id, pacer.snapshot(mono=self._clock.monotonic(), wall=now.timestamp()),
-                now)
+                account_id, pacer.snapshot(mono=self._clock.monotonic(), wall=now.timestamp()), now
+            )
 
     def put(self, account: Account) -> None:
         """Record the current row of *account* (after any write). A row still carrying a
@@ -120,8 +127,9 @@ class AccountRegistry:
         if old is not None and old.access_token != account.access_token:
             self._client.routes.set(old.access_token, None)
         if account.access_token:
-            self._client.routes.set(account.access_token, Route(
-                account.id, account.api_base, account.ad_account_id))
+            self._client.routes.set(
+                account.access_token, Route(account.id, account.api_base, account.ad_account_id)
+            )
         self._cache[account.id] = account
         pacer = self._pacers.get(account.id)
         if pacer is None:
@@ -203,8 +211,9 @@ class AccountRegistry:
             return False
         return account.access_expires_at - self._clock.now() < REFRESH_MARGIN
 
-    async def refresh(self, stale: Account, *, reason: str,
-                      proactive: bool = False) -> Account | RefreshFailed:
+    async def refresh(
+        self, stale: Account, *, reason: str, proactive: bool = False
+    ) -> Account | RefreshFailed:
         """Refresh *stale*'s access token once (unless someone already did since *stale* was
         read). A permanent refusal marks the account NEEDS_REAUTH, unless *proactive* and the
         access token has not expired yet."""
@@ -215,26 +224,35 @@ class AccountRegistry:
                 return current  # refreshed (or replaced by the user) meanwhile
             if not current.refresh_token or not self._client_id or not self._client_secret:
                 missing = "refresh token" if not current.refresh_token else "OAuth client id/secret"
-                failure = RefreshFailed(JobError(
-                    category=ErrorCategory.AUTH,
-                    message=f"access token refused ({reason}) and no {missing} to refresh it",
-                ), permanent=True)
+                failure = RefreshFailed(
+                    JobError(
+                        category=ErrorCategory.AUTH,
+                        message=f"access token refused ({reason}) and no {missing} to refresh it",
+                    ),
+                    permanent=True,
+                )
             elif self._is_spent(current):
                 # Pinterest already answered for this refresh token: sending it again could
                 # only be refused. Its successor is pending; wait for it, never re-send.
-                return RefreshFailed(JobError(
-                    category=ErrorCategory.AUTH, retryable=True,
-                    message="the refresh token was already spent; its successor is not stored "
-                    "yet"), permanent=False)
+                return RefreshFailed(
+                    JobError(
+                        category=ErrorCategory.AUTH,
+                        retryable=True,
+                        message="the refresh token was already spent; its successor is not stored "
+                        "yet",
+                    ),
+                    permanent=False,
+                )
             else:
                 result = await self._client.refresh_token(
-                    self._client_id, self._client_secret, current.refresh_token,
+                    self._client_id,
+                    self._client_secret,
+                    current.refresh_token,
                     base=current.api_base,
                 )
                 self.refreshes += 1
                 if isinstance(result, TokenGrant):
-                    self._spent.setdefault(current.id, set()).add(
-                        _digest(current.refresh_token))
+                    self._spent.setdefault(current.id, set()).add(_digest(current.refresh_token))
                     return await self._store_grant(current, result, reason)
                 failure = result
                 if result.client_refused:
@@ -242,12 +260,18 @@ class AccountRegistry:
                     return failure
                 if result.permanent:
                     self.refused.add(current.id)
-            still_valid = (current.access_expires_at is not None
-                           and current.access_expires_at > self._clock.now())
+            still_valid = (
+                current.access_expires_at is not None
+                and current.access_expires_at > self._clock.now()
+            )
             if proactive and still_valid:
                 self._proactive_after[current.id] = self._clock.monotonic() + PROACTIVE_RETRY_S
-                log.warning("proactive_refresh_failed", account_id=current.id,
-                            error=failure.error.message, permanent=failure.permanent)
+                log.warning(
+                    "proactive_refresh_failed",
+                    account_id=current.id,
+                    error=failure.error.message,
+                    permanent=failure.permanent,
+                )
                 return failure
             if failure.permanent:
                 await self._mark(current, failure.error.message)
@@ -262,8 +286,11 @@ class AccountRegistry:
     def _app_refused(self, message: str) -> None:
         if not self.app_refused:
             self.app_refused = message or "client credentials refused"
-            log.error("app_credentials_refused", error=self.app_refused,
-                      hint="check PINSCHED_PINTEREST_CLIENT_ID / _SECRET; every account is held")
+            log.error(
+                "app_credentials_refused",
+                error=self.app_refused,
+                hint="check PINSCHED_PINTEREST_CLIENT_ID / _SECRET; every account is held",
+            )
             self.on_app_refused(self.app_refused)
 
     def app_accepted(self) -> None:
@@ -283,8 +310,12 @@ class AccountRegistry:
                     self.put(current)
                     return current
                 now = self._clock.now()
-                held = current.replace(hold_reason=reason, state_reason=reason,
-                                       version=current.version + 1, updated_at=now)
+                held = current.replace(
+                    hold_reason=reason,
+                    state_reason=reason,
+                    version=current.version + 1,
+                    updated_at=now,
+                )
                 try:
                     await self._store.update_account(current, held)
                 except VersionMismatch:
@@ -303,8 +334,9 @@ class AccountRegistry:
                     current = await self._store.get_account(account_id)
                 except AccountNotFound:  # deleted meanwhile
                     return None
-                new = current.replace(**changes, version=current.version + 1,
-                                      updated_at=self._clock.now())
+                new = current.replace(
+                    **changes, version=current.version + 1, updated_at=self._clock.now()
+                )
                 try:
                     await self._store.update_account(current, new)
                 except VersionMismatch:
@@ -317,22 +349,27 @@ class AccountRegistry:
         """Store the new access token, its expiry and the rotated refresh token atomically."""
         now = self._clock.now()
         fresh = current.replace(
-            access_token=grant.access_token, refresh_token=grant.refresh_token,
+            access_token=grant.access_token,
+            refresh_token=grant.refresh_token,
             access_expires_at=now + timedelta(seconds=grant.expires_in_s),
             access_ttl_s=grant.expires_in_s,
-            refresh_expires_at=(now + timedelta(seconds=grant.refresh_expires_in_s)
-                                if grant.refresh_expires_in_s is not None
-                                else current.refresh_expires_at),
+            refresh_expires_at=(
+                now + timedelta(seconds=grant.refresh_expires_in_s)
+                if grant.refresh_expires_in_s is not None
+                else current.refresh_expires_at
+            ),
             refresh_ttl_s=grant.refresh_expires_in_s or current.refresh_ttl_s,
-            reauth_warned_at=None, needs_reauth=False,
+            reauth_warned_at=None,
+            needs_reauth=False,
             state_reason=current.hold_reason,  # "" unless the account is held for another cause
         )
         self.refused.discard(current.id)
         self.app_accepted()
         return await self._write_grant(current, fresh, reason, fresh_grant=True)
 
-    async def _write_grant(self, current: Account, grant: Account, reason: str, *,
-                           fresh_grant: bool = False) -> Account:
+    async def _write_grant(
+        self, current: Account, grant: Account, reason: str, *, fresh_grant: bool = False
+    ) -> Account:
         """Write *grant*'s token fields onto *current* (compare-and-set); a *fresh_grant* also
         ends NEEDS_REAUTH (a re-persist keeps a mark made since). When the store fails, the
         grant stays pending in memory and is used; `persist_pending` retries."""
@@ -349,8 +386,7 @@ class AccountRegistry:
                 # flight: the grant still holds (the old refresh token is spent), so re-apply it
                 # on top — unless the user supplied new tokens meanwhile, which win.
                 fresh = await self._store.get_account(current.id)
-                if not self._is_spent(fresh) and (
-                        fresh.access_token != current.access_token):
+                if not self._is_spent(fresh) and (fresh.access_token != current.access_token):
                     self._pending.pop(current.id, None)
                     self._spent.pop(current.id, None)
                     self.put(fresh)
@@ -360,16 +396,24 @@ class AccountRegistry:
             except Exception as exc:  # disk full, I/O error: never lose the pair
                 self._pending[current.id] = updated
                 self.put(current)  # cached with the pending tokens
-                log.error("token_store_failed", account_id=current.id, reason=reason,
-                          error=f"{type(exc).__name__}: {exc}",
-                          note="the new tokens are kept in memory and stored again")
+                log.error(
+                    "token_store_failed",
+                    account_id=current.id,
+                    reason=reason,
+                    error=f"{type(exc).__name__}: {exc}",
+                    note="the new tokens are kept in memory and stored again",
+                )
                 return self._cache[current.id]
             self._pending.pop(current.id, None)
             self._spent.pop(current.id, None)
             self.put(updated)
             self._proactive_after.pop(current.id, None)
-            log.info("token_refreshed", account_id=current.id, reason=reason,
-                     expires_in_s=grant.access_ttl_s)
+            log.info(
+                "token_refreshed",
+                account_id=current.id,
+                reason=reason,
+                expires_in_s=grant.access_ttl_s,
+            )
             return updated
         raise RuntimeError(f"account {current.id}: could not store a refreshed token")
 
@@ -379,8 +423,9 @@ class AccountRegistry:
                 self.put(current)
                 return current
             now = self._clock.now()
-            marked = current.replace(needs_reauth=True, state_reason=reason,
-                                     version=current.version + 1, updated_at=now)
+            marked = current.replace(
+                needs_reauth=True, state_reason=reason, version=current.version + 1, updated_at=now
+            )
             try:
                 await self._store.update_account(current, marked)
             except VersionMismatch:
@@ -397,8 +442,13 @@ class AccountRegistry:
 
 
 _TOKEN_FIELDS: Final = (
-    "access_token", "refresh_token", "access_expires_at", "access_ttl_s", "refresh_expires_at",
-    "refresh_ttl_s", "reauth_warned_at",
+    "access_token",
+    "refresh_token",
+    "access_expires_at",
+    "access_ttl_s",
+    "refresh_expires_at",
+    "refresh_ttl_s",
+    "reauth_warned_at",
 )
 
 

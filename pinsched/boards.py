@@ -43,11 +43,21 @@ def expand(specs: Sequence[ScheduleSpec]) -> list[Member]:
             else:
                 shift = spec.board_interval * k
                 member = dataclasses.replace(
-                    spec, pin=dataclasses.replace(spec.pin, board_id=board), also_boards=(),
+                    spec,
+                    pin=dataclasses.replace(spec.pin, board_id=board),
+                    also_boards=(),
                     request_id=f"{spec.request_id}#{k + 1}" if spec.request_id else "",
-                    scheduled_at=spec.scheduled_at + (shift if spec.next_free_slot is None
-                                                      else timedelta(0)),
-                    local_time=None)
-            out.append(Member(member, i, k, len(boards) > 1,
-                              spec.board_interval if k and spec.next_free_slot else timedelta(0)))
+                    scheduled_at=spec.scheduled_at
+                    + (shift if spec.next_free_slot is None else timedelta(0)),
+                    local_time=None,
+                )
+            out.append(
+                Member(
+                    member,
+                    i,
+                    k,
+                    len(boards) > 1,
+                    spec.board_interval if k and spec.next_free_slot else timedelta(0),
+                )
+            )
     return out

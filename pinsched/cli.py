@@ -97,8 +97,6 @@ WEBHOOK_STATES: Final = {
 SANDBOX_HELP: Final = "a local Pinterest-v5-compatible server with fault injection"
 
 
-
-
 # -- gRPC verbs ----------------------------------------------------------------------------------
 
 
@@ -111,8 +109,10 @@ async def _schedule(client: AsyncClient, args: argparse.Namespace, out: Output) 
 
 def _checked_only(args: argparse.Namespace, out: Output) -> None:
     if args.validate_only and not out.as_json:
-        out.console.print("every check passed (with Pinterest too); nothing was changed "
-                          "(--validate-only)", style="dim")
+        out.console.print(
+            "every check passed (with Pinterest too); nothing was changed (--validate-only)",
+            style="dim",
+        )
 
 
 async def _preview(client: AsyncClient, args: argparse.Namespace, out: Output) -> None:
@@ -129,12 +129,9 @@ async def _preview(client: AsyncClient, args: argparse.Namespace, out: Output) -
     out.console.print(f"window     {when(reply.scheduled_at)} .. {when(reply.window_end)}")
 
 
-
-
 async def _slots(client: AsyncClient, args: argparse.Namespace, out: Output) -> None:
     not_before = next_free_slot_arg(args.not_before).not_before if args.not_before else None
-    reply = await client.list_free_slots(args.account_id, not_before=not_before,
-                                         count=args.count)
+    reply = await client.list_free_slots(args.account_id, not_before=not_before, count=args.count)
     if out.as_json:
         out.json(reply)
         return
@@ -156,13 +153,14 @@ async def _explain(client: AsyncClient, args: argparse.Namespace, out: Output) -
     E = scheduler_pb2.JobExplanation
     out.console.print(x.summary, highlight=False)
     rows: list[tuple[str, str | Text]] = [
-        ("job", Text(x.job_id, style="bold")), ("state", styled_state(x.state)),
-        ("phase", E.Phase.Name(x.phase).removeprefix("PHASE_").lower())]
+        ("job", Text(x.job_id, style="bold")),
+        ("state", styled_state(x.state)),
+        ("phase", E.Phase.Name(x.phase).removeprefix("PHASE_").lower()),
+    ]
     if x.hold_reason:
         rows.append(("held", E.HoldReason.Name(x.hold_reason).removeprefix("HOLD_REASON_")))
     if x.pacing_rule:
-        rows.append(("pacing rule",
-                     E.PacingRule.Name(x.pacing_rule).removeprefix("PACING_RULE_")))
+        rows.append(("pacing rule", E.PacingRule.Name(x.pacing_rule).removeprefix("PACING_RULE_")))
     if x.HasField("next_action_at"):
         rows.append(("next action", f"{when(x.next_action_at)} (in {format_duration(x.wait)})"))
     if x.HasField("retry_until"):
@@ -197,8 +195,9 @@ async def _update(client: AsyncClient, args: argparse.Namespace, out: Output) ->
         expected_version=args.expected_version,
         nonexistent=policy["nonexistent_time_policy"],
         ambiguous=policy["ambiguous_time_policy"],
-        next_free_slot=(next_free_slot_arg(args.next_free_slot)
-                        if args.next_free_slot is not None else None),
+        next_free_slot=(
+            next_free_slot_arg(args.next_free_slot) if args.next_free_slot is not None else None
+        ),
         validate_only=args.validate_only,
     )
     out.job(updated)
@@ -245,9 +244,14 @@ async def _import(client: AsyncClient, args: argparse.Namespace, out: Output) ->
 
     try:
         return await importer.command(
-            client, Path(args.file), as_json=args.json, fmt=args.format,
-            progress=sys.stderr.isatty(), write=lambda line: print(line, flush=False),
-            note=lambda line: print(line, file=sys.stderr))
+            client,
+            Path(args.file),
+            as_json=args.json,
+            fmt=args.format,
+            progress=sys.stderr.isatty(),
+            write=lambda line: print(line, flush=False),
+            note=lambda line: print(line, file=sys.stderr),
+        )
     except OSError as exc:
         raise UsageError(f"{args.file}: {exc.strerror or exc}") from None
     except ValueError as exc:  # a CSV header with unknown columns: nothing was sent
@@ -290,7 +294,10 @@ async def _webhooks_list(client: AsyncClient, args: argparse.Namespace, out: Out
     request = webhook_pb2.ListWebhookDeliveriesRequest(
         endpoint=args.endpoint or "",
         state=WEBHOOK_STATES.get(args.state or "", webhook_pb2.WebhookDelivery.STATE_UNSPECIFIED),
-        page_size=args.page_size, page_token=args.page_token, include_payload=args.payload)
+        page_size=args.page_size,
+        page_token=args.page_token,
+        include_payload=args.payload,
+    )
     found: list[webhook_pb2.WebhookDelivery] = []
     while True:
         page = await stub.ListWebhookDeliveries(request, **options)
@@ -301,13 +308,14 @@ async def _webhooks_list(client: AsyncClient, args: argparse.Namespace, out: Out
     out.deliveries(found, "" if args.all else page.next_page_token)
 
 
-async def _webhooks_redeliver(client: AsyncClient, args: argparse.Namespace, out: Output
-                              ) -> None:
+async def _webhooks_redeliver(client: AsyncClient, args: argparse.Namespace, out: Output) -> None:
     if bool(args.ids) == bool(args.endpoint):
         raise UsageError("give delivery ids or --endpoint (not both)")
     stub, options = _webhook_stub(client)
-    reply = await stub.RedeliverWebhooks(webhook_pb2.RedeliverWebhooksRequest(
-        delivery_ids=args.ids, endpoint=args.endpoint or ""), **options)
+    reply = await stub.RedeliverWebhooks(
+        webhook_pb2.RedeliverWebhooksRequest(delivery_ids=args.ids, endpoint=args.endpoint or ""),
+        **options,
+    )
     if out.as_json:
         out.json(reply)
     else:
@@ -328,9 +336,11 @@ def _client_options(args: argparse.Namespace) -> dict[str, Any]:
         "timeout_s": args.timeout,
         "tls": args.tls,
     }
-    files = {"tls_root_cert": ("--tls-ca", args.tls_ca),
-             "tls_client_cert": ("--tls-client-cert", args.tls_client_cert),
-             "tls_client_key": ("--tls-client-key", args.tls_client_key)}
+    files = {
+        "tls_root_cert": ("--tls-ca", args.tls_ca),
+        "tls_client_cert": ("--tls-client-cert", args.tls_client_cert),
+        "tls_client_key": ("--tls-client-key", args.tls_client_key),
+    }
     if bool(args.tls_client_cert) != bool(args.tls_client_key):
         raise UsageError("--tls-client-cert and --tls-client-key go together")
     for key, (flag, path) in files.items():
@@ -429,8 +439,10 @@ def _sandbox(extra: Sequence[str]) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     except OSError as exc:  # the port is taken
-        raise UsageError(f"sandbox: cannot listen on {args.host}:{args.port}: "
-                         f"{exc.strerror or exc} (choose another --port)") from None
+        raise UsageError(
+            f"sandbox: cannot listen on {args.host}:{args.port}: "
+            f"{exc.strerror or exc} (choose another --port)"
+        ) from None
     return 0
 
 
@@ -453,26 +465,36 @@ def _health_target(args: argparse.Namespace) -> str:
 
 def _health(args: argparse.Namespace) -> int:
     """`pinsched health`: 0 when the daemon answers SERVING, 1 otherwise (Docker HEALTHCHECK)."""
-    return _run(_check_health(_health_target(args), _client_options(args), args.service,
-                              args.timeout))
+    return _run(
+        _check_health(_health_target(args), _client_options(args), args.service, args.timeout)
+    )
 
 
-async def _check_health(target: str, options: dict[str, Any], service: str,
-                        timeout_s: float) -> int:
+async def _check_health(
+    target: str, options: dict[str, Any], service: str, timeout_s: float
+) -> int:
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     channel = grpc.aio.insecure_channel(target)
     if options["tls"] or options["tls_root_cert"] or options["tls_client_cert"]:
-        channel = grpc.aio.secure_channel(target, grpc.ssl_channel_credentials(
-            root_certificates=options["tls_root_cert"], private_key=options["tls_client_key"],
-            certificate_chain=options["tls_client_cert"]))
+        channel = grpc.aio.secure_channel(
+            target,
+            grpc.ssl_channel_credentials(
+                root_certificates=options["tls_root_cert"],
+                private_key=options["tls_client_key"],
+                certificate_chain=options["tls_client_cert"],
+            ),
+        )
     async with channel:
         try:
             reply = await health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(service=service), timeout=timeout_s)
+                health_pb2.HealthCheckRequest(service=service), timeout=timeout_s
+            )
         except grpc.aio.AioRpcError as err:
-            print(f"pinsched: unhealthy: {target}: {err.code().name}: {err.details()}",
-                  file=sys.stderr)
+            print(
+                f"pinsched: unhealthy: {target}: {err.code().name}: {err.details()}",
+                file=sys.stderr,
+            )
             return 1
     status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
     print(status)
@@ -486,8 +508,9 @@ def _mcp(args: argparse.Namespace) -> int:
     try:
         from pinsched.mcp.server import build_server, serve_stdio
     except ImportError as exc:
-        raise UsageError(f"pinsched mcp needs the MCP SDK ({exc}): "
-                         "pip install 'pinsched[mcp]'") from None
+        raise UsageError(
+            f"pinsched mcp needs the MCP SDK ({exc}): pip install 'pinsched[mcp]'"
+        ) from None
     _run(serve_stdio(build_server(lambda: AsyncClient(target, **options))))
     return 0
 
@@ -535,8 +558,13 @@ def _pin_flags() -> argparse.ArgumentParser:
     instant = t.add_mutually_exclusive_group()
     instant.add_argument("--at", metavar="ISO8601", help="an instant with Z or an offset")
     instant.add_argument("--local", metavar="YYYY-MM-DDTHH:MM", help="a wall-clock time")
-    instant.add_argument("--next-free-slot", nargs="?", const="now", metavar="NOT_BEFORE",
-                         help="the account's next free posting slot (at or after NOT_BEFORE)")
+    instant.add_argument(
+        "--next-free-slot",
+        nargs="?",
+        const="now",
+        metavar="NOT_BEFORE",
+        help="the account's next free posting slot (at or after NOT_BEFORE)",
+    )
     zone = t.add_mutually_exclusive_group()
     zone.add_argument("--tz", metavar="ZONE", help="IANA zone of --local: America/New_York")
     zone.add_argument(
@@ -545,8 +573,13 @@ def _pin_flags() -> argparse.ArgumentParser:
     t.add_argument("--window", type=arg_type(parse_duration), help="90s, 10m, 2h, 1d")
     t.add_argument("--nonexistent", choices=list(NONEXISTENT), help="--local in a DST gap")
     t.add_argument("--ambiguous", choices=list(AMBIGUOUS), help="--local in a DST overlap")
-    t.add_argument("--also-board", action="append", default=[], metavar="BOARD",
-                   help="the same pin on more boards, spaced by --board-interval (repeat)")
+    t.add_argument(
+        "--also-board",
+        action="append",
+        default=[],
+        metavar="BOARD",
+        help="the same pin on more boards, spaced by --board-interval (repeat)",
+    )
     t.add_argument("--board-interval", type=arg_type(parse_duration), help="like 7d")
     return p
 
@@ -557,14 +590,19 @@ def _account_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
     p.add_argument("--refresh-token", help="OAuth refresh token ('-': stdin)")
     p.add_argument("--display-name")
     p.add_argument("--ad-account-id", help="business access: act as this ad account's member")
-    p.add_argument("--api-base", help="this account's Pinterest API base (e.g. Pinterest's "
-                   "API sandbox); '' = the daemon's")
+    p.add_argument(
+        "--api-base",
+        help="this account's Pinterest API base (e.g. Pinterest's API sandbox); '' = the daemon's",
+    )
     p.add_argument("--min-spacing", type=arg_type(parse_duration), help="like 10m")
     p.add_argument("--max-per-hour", type=count, help="0 = no cap")
     p.add_argument("--max-per-day", type=count, help="0 = no cap")
     p.add_argument("--writes-per-minute", type=count, help="write budget (default 100)")
-    p.add_argument("--posting-schedule", metavar="SLOTS",
-                   help="weekly slots: 'Mon-Fri 09:00,12:30; Sat 10:00' ('' removes them)")
+    p.add_argument(
+        "--posting-schedule",
+        metavar="SLOTS",
+        help="weekly slots: 'Mon-Fri 09:00,12:30; Sat 10:00' ('' removes them)",
+    )
     p.add_argument("--schedule-tz", metavar="ZONE", help="IANA zone of the slots (default UTC)")
     p.add_argument("--max-per-slot", type=count, help="pins per slot (default 1)")
     if not create:
@@ -576,9 +614,11 @@ def _account_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """Return the `pinsched` parser; each command sets `handler`, `verb` or `sandbox`."""
     parser = argparse.ArgumentParser(
-        prog="pinsched", description="Schedules Pinterest pins.",
+        prog="pinsched",
+        description="Schedules Pinterest pins.",
         epilog="Connection flags (--target, --api-token, --tls, --tls-ca, --timeout, --json) "
-        "go before or after the command.")
+        "go before or after the command.",
+    )
     parser.add_argument("--version", action="version", version=version_text())
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     connection, pin_flags = _connection_flags(), _pin_flags()
@@ -602,8 +642,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--pins", type=count, default=5, help="how many pins (%(default)s)")
     demo.add_argument("--keep-db", metavar="PATH", help="keep the database at PATH")
     demo.set_defaults(handler=_demo)
-    health = sub.add_parser("health", help="exit 0 when the daemon is SERVING (for healthchecks)",
-                            parents=[connection])
+    health = sub.add_parser(
+        "health", help="exit 0 when the daemon is SERVING (for healthchecks)", parents=[connection]
+    )
     health.add_argument("--service", default="", help="a service name (default: the server)")
     health.set_defaults(handler=_health)
     mcp = sub.add_parser("mcp", help="MCP server on stdio, for AI agents", parents=[connection])
@@ -613,15 +654,23 @@ def build_parser() -> argparse.ArgumentParser:
         p = verb(name, fn, f"{name} a pin", pin_flags)
         p.add_argument("--account", required=True)
         p.add_argument("--request-id", help="idempotency key (default: a new uuid4)")
-        p.add_argument("--retry-for", type=arg_type(parse_duration), metavar="DURATION",
-                       help="retry transient failures this long after the planned time "
-                       "(default: the window's end, else 1d)")
+        p.add_argument(
+            "--retry-for",
+            type=arg_type(parse_duration),
+            metavar="DURATION",
+            help="retry transient failures this long after the planned time "
+            "(default: the window's end, else 1d)",
+        )
         if name == "schedule":
-            p.add_argument("--validate-only", action="store_true",
-                           help="check everything, with Pinterest too; schedule nothing")
+            p.add_argument(
+                "--validate-only",
+                action="store_true",
+                help="check everything, with Pinterest too; schedule nothing",
+            )
     verb("get", _get, "one job with its history").add_argument("job_id")
-    verb("explain", _explain, "why a job is not sent yet, and what happens next"
-         ).add_argument("job_id")
+    verb("explain", _explain, "why a job is not sent yet, and what happens next").add_argument(
+        "job_id"
+    )
     p = verb("list", _list, "list jobs, newest first")
     p.add_argument("--account")
     p.add_argument("--state", type=states, action="extend", default=[], help="delivered, ...")
@@ -631,8 +680,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="every page")
     p = verb("update", _update, "change a job's pin, time or window", pin_flags)
     p.add_argument("job_id")
-    p.add_argument("--validate-only", action="store_true",
-                   help="check everything, with Pinterest too; change nothing")
+    p.add_argument(
+        "--validate-only",
+        action="store_true",
+        help="check everything, with Pinterest too; change nothing",
+    )
     p.add_argument("--expected-version", type=count, default=0)
     p = verb("cancel", _cancel, "cancel a job (deletes a delivered pin)")
     p.add_argument("job_id")
@@ -644,9 +696,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--state", type=states, action="extend", default=[])
     p.add_argument("--since", type=count, metavar="SEQ", help="replay the events after SEQ")
     p.add_argument("--count", type=count, default=0, metavar="N", help="stop after N events")
-    p.add_argument("--until-terminal", action="store_true",
-                   help="stop once every job seen (or each --job) is DELIVERED, FAILED, "
-                   "PERMANENTLY_FAILED or CANCELLED; exit 1 if one of them failed")
+    p.add_argument(
+        "--until-terminal",
+        action="store_true",
+        help="stop once every job seen (or each --job) is DELIVERED, FAILED, "
+        "PERMANENTLY_FAILED or CANCELLED; exit 1 if one of them failed",
+    )
 
     p = verb("slots", _slots, "the account's next free posting slots")
     p.add_argument("account_id", metavar="ACCOUNT")
@@ -654,8 +709,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=count, default=0, help="1-100 (default 10)")
     p = verb("import", _import, "schedule the pins of a CSV or JSON Lines file, a result per row")
     p.add_argument("file", metavar="FILE", help="CSV with a header, or JSON Lines (.jsonl)")
-    p.add_argument("--format", choices=["csv", "jsonl"], default="",
-                   help="default: from the file name (.csv, else JSON Lines)")
+    p.add_argument(
+        "--format",
+        choices=["csv", "jsonl"],
+        default="",
+        help="default: from the file name (.csv, else JSON Lines)",
+    )
 
     accounts = sub.add_parser("accounts", help="manage Pinterest accounts")
     actions = accounts.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -685,8 +744,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--page-token", default="")
     p.add_argument("--all", action="store_true", help="every page")
     p.add_argument("--payload", action="store_true", help="include the JSON bodies (--json)")
-    p = actions.add_parser("redeliver", help="send dead deliveries again (same webhook-id)",
-                           parents=[connection])
+    p = actions.add_parser(
+        "redeliver", help="send dead deliveries again (same webhook-id)", parents=[connection]
+    )
     p.set_defaults(verb=_webhooks_redeliver)
     p.add_argument("ids", nargs="*", type=count, metavar="ID", help="delivery ids")
     p.add_argument("--endpoint", metavar="URL", help="every dead delivery of this endpoint")

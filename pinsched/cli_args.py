@@ -35,7 +35,7 @@ def hoist_connection_flags(argv: Sequence[str]) -> list[str]:
             moved.append(argv[i])
             i += 1
         elif flag in WITH_VALUE and i + 1 < len(argv):
-            moved += argv[i:i + 2]
+            moved += argv[i : i + 2]
             i += 2
         else:
             return list(argv)

@@ -33,8 +33,10 @@ EXIT_BROKEN_PIPE: Final = 141
 
 # Whole phrases first: the daemon's hints, as a CLI user would act on them.
 PHRASES: Final = (
-    ("choose with nonexistent_time_policy or send scheduled_at",
-     "choose with --nonexistent shift-forward, or give --at"),
+    (
+        "choose with nonexistent_time_policy or send scheduled_at",
+        "choose with --nonexistent shift-forward, or give --at",
+    ),
     ("choose one with ambiguous_time_policy", "choose with --ambiguous earlier or later"),
     ("(SHIFT_FORWARD,", "(--nonexistent shift-forward,"),
     ("with CreateAccount", "with `pinsched accounts create`"),
@@ -71,7 +73,8 @@ FIELD_FLAGS: Final = {
     "account.pacing.writes_per_minute": "--writes-per-minute",
 }
 _FIELD_RE: Final = re.compile(
-    r"^(?P<field>" + "|".join(re.escape(f) for f in sorted(FIELD_FLAGS, key=len, reverse=True))
+    r"^(?P<field>"
+    + "|".join(re.escape(f) for f in sorted(FIELD_FLAGS, key=len, reverse=True))
     + r")(?P<rest>[.\[][^:\s]*)?:"
 )
 
@@ -106,14 +109,17 @@ class JobsFailed(Exception):
     def __init__(self, failed: dict[str, str]) -> None:
         listed = ", ".join(f"{job_id} {state}" for job_id, state in sorted(failed.items()))
         noun = "job" if len(failed) == 1 else "jobs"
-        super().__init__(f"pinsched: {len(failed)} {noun} did not publish: {listed} "
-                         "(see `pinsched get JOB_ID`)")
+        super().__init__(
+            f"pinsched: {len(failed)} {noun} did not publish: {listed} (see `pinsched get JOB_ID`)"
+        )
 
 
 def unreachable_line(target: str) -> str:
     """The one line printed when no daemon answers at *target*."""
-    return (f"pinsched: cannot reach the daemon at {target}: is `pinsched serve` running there? "
-            "(set --target or PINSCHED_TARGET)")
+    return (
+        f"pinsched: cannot reach the daemon at {target}: is `pinsched serve` running there? "
+        "(set --target or PINSCHED_TARGET)"
+    )
 
 
 def print_rpc_error(console: Console, err: grpc.aio.AioRpcError, target: str) -> int:

@@ -76,8 +76,9 @@ class Output:
         self.as_json = as_json
         # Piped output is not cut to 80 columns: tables keep their width, lines do not wrap.
         width = None if sys.stdout.isatty() else 400
-        self.console = cli_errors.StdoutConsole(highlight=False, width=width,
-                                                soft_wrap=width is not None)
+        self.console = cli_errors.StdoutConsole(
+            highlight=False, width=width, soft_wrap=width is not None
+        )
         self.errors = Console(stderr=True, highlight=False, soft_wrap=True)
 
     def json(self, message: Message, *, indent: int | None = 2) -> None:
@@ -156,6 +157,7 @@ class Output:
 
     def _account_details(self, a: account_pb2.Account) -> None:
         """What Pinterest said about one account, its routing and why it is in its state."""
+
         def ts(t: Any, present: bool) -> str:
             return when(t) if present else "unknown"
 
@@ -163,36 +165,58 @@ class Output:
             ("pinterest user", f"{a.username or '?'} ({a.account_type or '?'})"),
             ("last verified", ts(a.last_verified_time, a.HasField("last_verified_time"))),
             ("access token expires", ts(a.access_token_expiry, a.HasField("access_token_expiry"))),
-            ("refresh token expires",
-             ts(a.refresh_token_expiry, a.HasField("refresh_token_expiry"))),
-            ("ad account", a.ad_account_id or "-"), ("api base", a.api_base or "(daemon's)"),
+            (
+                "refresh token expires",
+                ts(a.refresh_token_expiry, a.HasField("refresh_token_expiry")),
+            ),
+            ("ad account", a.ad_account_id or "-"),
+            ("api base", a.api_base or "(daemon's)"),
             ("reason", a.state_reason or "-"),
         ):
             self.console.print(f"{label}: {value}", style="dim", highlight=False)
 
-
-    def deliveries(self, deliveries: Sequence[webhook_pb2.WebhookDelivery],
-                   next_page_token: str = "") -> None:
+    def deliveries(
+        self, deliveries: Sequence[webhook_pb2.WebhookDelivery], next_page_token: str = ""
+    ) -> None:
         """Print webhook deliveries as a table (a ListWebhookDeliveriesResponse in JSON)."""
         if self.as_json:
-            self.json(webhook_pb2.ListWebhookDeliveriesResponse(
-                deliveries=deliveries, next_page_token=next_page_token))
+            self.json(
+                webhook_pb2.ListWebhookDeliveriesResponse(
+                    deliveries=deliveries, next_page_token=next_page_token
+                )
+            )
             return
-        table = Table("id", "endpoint", "event", "message id", "state", "tries", "status",
-                      "next attempt / last error", box=None)
+        table = Table(
+            "id",
+            "endpoint",
+            "event",
+            "message id",
+            "state",
+            "tries",
+            "status",
+            "next attempt / last error",
+            box=None,
+        )
         for d in deliveries:
             state = webhook_pb2.WebhookDelivery.State.Name(d.state).removeprefix("STATE_")
             detail = when(d.next_attempt_time) if d.HasField("next_attempt_time") else ""
             if d.last_error:
                 detail = f"{detail}  {d.last_error}".strip()
-            table.add_row(str(d.id), d.endpoint, d.event_type, d.message_id,
-                          Text(state, style=WEBHOOK_STATE_STYLES.get(state, "")), str(d.attempts),
-                          str(d.last_status or "-"), detail)
+            table.add_row(
+                str(d.id),
+                d.endpoint,
+                d.event_type,
+                d.message_id,
+                Text(state, style=WEBHOOK_STATE_STYLES.get(state, "")),
+                str(d.attempts),
+                str(d.last_status or "-"),
+                detail,
+            )
         self.console.print(table)
         if next_page_token:
             self.console.print(f"more: --page-token {next_page_token} (or --all)", style="dim")
 
+
 def slot_text(slot: job_pb2.JobSlot) -> str:
     t = slot.local_time
-    return (f"{t.year:04d}-{t.month:02d}-{t.day:02d} {t.hours:02d}:{t.minutes:02d} "
-            f"{slot.time_zone}")
+    return f"{t.year:04d}-{t.month:02d}-{t.day:02d} {t.hours:02d}:{t.minutes:02d} {slot.time_zone}"

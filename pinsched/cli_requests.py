@@ -111,10 +111,17 @@ def _apply_time(args: argparse.Namespace, target: Any) -> list[str]:
 
 
 def _media(args: argparse.Namespace) -> dict[str, Any]:
-    if sum(bool(getattr(args, f, None)) for f in ("image_url", "image_file", "video_id",
-                                                   "video_url", "video_file")) > 1:
-        raise UsageError("give one media source: --image-url, --image-file, --video-id, "
-                         "--video-url or --video-file")
+    if (
+        sum(
+            bool(getattr(args, f, None))
+            for f in ("image_url", "image_file", "video_id", "video_url", "video_file")
+        )
+        > 1
+    ):
+        raise UsageError(
+            "give one media source: --image-url, --image-file, --video-id, "
+            "--video-url or --video-file"
+        )
     if args.image_url:
         urls: list[str] = args.image_url
         return {"image_url": urls[0]} if len(urls) == 1 else {"image_urls": urls}
@@ -143,11 +150,14 @@ def build_schedule_request(args: argparse.Namespace) -> scheduler_pb2.SchedulePi
         raise UsageError("--board is required")
     media = _media(args)
     if not media:
-        raise UsageError("give the pin's media: --image-url URL, --image-file PATH, "
-                         "--video-url URL or --video-file PATH")
+        raise UsageError(
+            "give the pin's media: --image-url URL, --image-file PATH, "
+            "--video-url URL or --video-file PATH"
+        )
     if args.at is None and args.local is None and args.next_free_slot is None:
-        raise UsageError("give the time: --at ISO8601-with-offset, --local ... --tz ZONE, or "
-                         "--next-free-slot")
+        raise UsageError(
+            "give the time: --at ISO8601-with-offset, --local ... --tz ZONE, or --next-free-slot"
+        )
     fields: dict[str, Any] = {
         f: getattr(args, d) or "" for d, f in PIN_FLAGS.items() if d != "board"
     }
@@ -215,8 +225,9 @@ def build_account(
                 try:
                     check_api_token(value, name="--" + field.replace("_", "-"))
                 except ValueError as exc:
-                    raise UsageError(str(exc).replace("an API token", "a Pinterest token")
-                                     ) from None
+                    raise UsageError(
+                        str(exc).replace("an API token", "a Pinterest token")
+                    ) from None
             setattr(account, field, value)
             paths.append(field)
     for field in ("ad_account_id", "api_base"):  # checked by the daemon ("" clears)
@@ -240,8 +251,9 @@ def build_account(
         account.posting_schedule.SetInParent()
         if args.posting_schedule.strip():
             try:
-                parsed = slots.parse(args.posting_schedule, args.schedule_tz or "UTC",
-                                     args.max_per_slot or 1)
+                parsed = slots.parse(
+                    args.posting_schedule, args.schedule_tz or "UTC", args.max_per_slot or 1
+                )
             except ValueError as exc:
                 raise UsageError(f"--posting-schedule: {exc}") from None
             account.posting_schedule.CopyFrom(posting_schedule_to_proto(parsed))

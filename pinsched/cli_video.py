@@ -16,12 +16,22 @@ VIDEO_TYPES: Final = {".mp4": "video/mp4", ".mov": "video/quicktime", ".m4v": "v
 
 
 def add_flags(group: argparse._ArgumentGroup) -> None:
-    group.add_argument("--video-url", metavar="URL",
-                       help="a video the daemon downloads and stages on Pinterest ahead of time")
-    group.add_argument("--video-file", metavar="PATH",
-                       help="a .mp4, .mov or .m4v file uploaded to the daemon first")
-    group.add_argument("--cover-key-frame-time", type=int, metavar="SECONDS",
-                       help="cover of a video: the frame at SECONDS (instead of a cover URL)")
+    group.add_argument(
+        "--video-url",
+        metavar="URL",
+        help="a video the daemon downloads and stages on Pinterest ahead of time",
+    )
+    group.add_argument(
+        "--video-file",
+        metavar="PATH",
+        help="a .mp4, .mov or .m4v file uploaded to the daemon first",
+    )
+    group.add_argument(
+        "--cover-key-frame-time",
+        type=int,
+        metavar="SECONDS",
+        help="cover of a video: the frame at SECONDS (instead of a cover URL)",
+    )
 
 
 def _file(args: argparse.Namespace) -> tuple[Path, str]:
@@ -41,10 +51,14 @@ def media(args: argparse.Namespace) -> dict[str, Any]:
         return {}
     cover_url, frame = args.cover_image_url, getattr(args, "cover_key_frame_time", None)
     if (cover_url is None) == (frame is None):
-        raise ValueError("a video needs one cover: --cover-image-url URL or "
-                         "--cover-key-frame-time SECONDS")
-    cover: dict[str, Any] = ({"cover_image_url": cover_url} if cover_url is not None
-                             else {"cover_image_key_frame_time": frame})
+        raise ValueError(
+            "a video needs one cover: --cover-image-url URL or --cover-key-frame-time SECONDS"
+        )
+    cover: dict[str, Any] = (
+        {"cover_image_url": cover_url}
+        if cover_url is not None
+        else {"cover_image_key_frame_time": frame}
+    )
     if url:
         return {"video_url": url, **cover}
     path, _ = _file(args)

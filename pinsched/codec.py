@@ -58,22 +58,41 @@ def media_to_dict(media: MediaSource) -> dict[str, Any]:
             return {
                 "multiple_image_urls": {
                     "items": [
-                        {"url": i.url, "title": i.title, "description": i.description,
-                         "link": i.link}
+                        {
+                            "url": i.url,
+                            "title": i.title,
+                            "description": i.description,
+                            "link": i.link,
+                        }
                         for i in items
                     ],
                     "index": index,
                 }
             }
         case Video(media_id=mid, cover_image_url=cover, cover_image_key_frame_time=kft):
-            return {"video_id": {"media_id": mid, "cover_image_url": cover,
-                                 "cover_image_key_frame_time": kft}}
+            return {
+                "video_id": {
+                    "media_id": mid,
+                    "cover_image_url": cover,
+                    "cover_image_key_frame_time": kft,
+                }
+            }
         case VideoUrl(url=url, cover_image_url=cover, cover_image_key_frame_time=kft):
-            return {"video_url": {"url": url, "cover_image_url": cover,
-                                  "cover_image_key_frame_time": kft}}
+            return {
+                "video_url": {
+                    "url": url,
+                    "cover_image_url": cover,
+                    "cover_image_key_frame_time": kft,
+                }
+            }
         case VideoAsset(asset_id=asset, cover_image_url=cover, cover_image_key_frame_time=kft):
-            return {"video_asset": {"asset_id": asset, "cover_image_url": cover,
-                                    "cover_image_key_frame_time": kft}}
+            return {
+                "video_asset": {
+                    "asset_id": asset,
+                    "cover_image_url": cover,
+                    "cover_image_key_frame_time": kft,
+                }
+            }
     raise TypeError(f"unknown media {media!r}")
 
 
@@ -83,10 +102,12 @@ def media_from_dict(data: dict[str, Any]) -> MediaSource:
         return ImageUrl(url=body["url"])
     if kind == "image_base64":
         if "data" in body:  # written before images were stored apart: bytes inline
-            return ImageBase64(content_type=body["content_type"],
-                               data=base64.b64decode(body["data"]))
-        return ImageBase64(content_type=body["content_type"], sha256=body["sha256"],
-                           size=int(body["size"]))
+            return ImageBase64(
+                content_type=body["content_type"], data=base64.b64decode(body["data"])
+            )
+        return ImageBase64(
+            content_type=body["content_type"], sha256=body["sha256"], size=int(body["size"])
+        )
     if kind == "multiple_image_urls":
         return Carousel(items=tuple(CarouselItem(**i) for i in body["items"]), index=body["index"])
     if kind == "video_id":
@@ -125,9 +146,15 @@ def local_time_to_json(lt: LocalTime | None) -> str | None:
         return None
     return json.dumps(
         {
-            "year": lt.year, "month": lt.month, "day": lt.day, "hours": lt.hours,
-            "minutes": lt.minutes, "seconds": lt.seconds, "nanos": lt.nanos,
-            "time_zone": lt.time_zone, "utc_offset_s": lt.utc_offset_s,
+            "year": lt.year,
+            "month": lt.month,
+            "day": lt.day,
+            "hours": lt.hours,
+            "minutes": lt.minutes,
+            "seconds": lt.seconds,
+            "nanos": lt.nanos,
+            "time_zone": lt.time_zone,
+            "utc_offset_s": lt.utc_offset_s,
         },
         separators=(",", ":"),
     )

@@ -241,8 +241,9 @@ class _Field:
 
 _FIELDS: Final[Mapping[str, _Field]] = {
     "listen": _Field(_host_port, "--listen", "gRPC address, host:port"),
-    "http_listen": _Field(_host_port_or_off, "--http-listen",
-                          "HTTP/JSON API address, host:port, or off"),
+    "http_listen": _Field(
+        _host_port_or_off, "--http-listen", "HTTP/JSON API address, host:port, or off"
+    ),
     "db_path": _Field(_string, "--db", "SQLite database file", env="PINSCHED_DB"),
     "pinterest_api_base": _Field(_http_url, "--pinterest-api-base", "Pinterest API base URL"),
     "pinterest_client_id": _Field(_string),
@@ -269,16 +270,19 @@ _FIELDS: Final[Mapping[str, _Field]] = {
         _bool, "--allow-insecure-listen", "allow a non-loopback --listen without token or mTLS"
     ),
     "retention_days": _Field(
-        _int_at_least(0), "--retention-days",
-        "days settled jobs, their events and finished webhooks are kept (0: forever)"
+        _int_at_least(0),
+        "--retention-days",
+        "days settled jobs, their events and finished webhooks are kept (0: forever)",
     ),
     "verify_timeout_s": _Field(_float_at_least(0, strict=True)),
     "token_keeper": _Field(_bool),
     "token_refreshes_per_second": _Field(_float_at_least(0, strict=True)),
     "token_retry_s": _Field(_float_at_least(0, strict=True)),
     "preflight_lead_time_s": _Field(
-        _float_at_least(0), "--preflight-lead-time-s",
-        "seconds before a pin's time its board, token and image are checked (0: off)"),
+        _float_at_least(0),
+        "--preflight-lead-time-s",
+        "seconds before a pin's time its board, token and image are checked (0: off)",
+    ),
     "media_lead_time_s": _Field(_float_at_least(0)),
     "media_grace_s": _Field(_float_at_least(0)),
 }

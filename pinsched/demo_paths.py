@@ -37,8 +37,9 @@ def next_gap(zone: str, today: date, *, days: int = 400) -> datetime | None:
     return None
 
 
-async def play(client: AsyncClient, sandbox: Sandbox, console: Console, account: str,
-               board: str) -> set[str]:
+async def play(
+    client: AsyncClient, sandbox: Sandbox, console: Console, account: str, board: str
+) -> set[str]:
     """Play the scenes; return the ids of the jobs they created (to follow to their end)."""
     ours: set[str] = set()
     now = datetime.now(UTC)
@@ -49,8 +50,9 @@ async def play(client: AsyncClient, sandbox: Sandbox, console: Console, account:
     gap = next_gap(ZONE, now.date())
     if gap is not None:
         console.print(f"\n[bold]a time that does not exist[/] {gap:%Y-%m-%dT%H:%M} in {ZONE}:")
-        request = schedule_request(account, card("DST gap", 90),
-                                   local=local_time(gap, time_zone=ZONE))
+        request = schedule_request(
+            account, card("DST gap", 90), local=local_time(gap, time_zone=ZONE)
+        )
         try:
             await client.schedule_pin(request)
         except grpc.aio.AioRpcError as err:
@@ -59,9 +61,12 @@ async def play(client: AsyncClient, sandbox: Sandbox, console: Console, account:
 
     console.print("\n[bold]three pins sharing a 4-second window[/] are spread across it:")
     for n in range(3):
-        request = schedule_request(account, card(f"Window pin #{n + 1}", 91 + n),
-                                   scheduled_at=now + timedelta(seconds=2),
-                                   window=timedelta(seconds=4))
+        request = schedule_request(
+            account,
+            card(f"Window pin #{n + 1}", 91 + n),
+            scheduled_at=now + timedelta(seconds=2),
+            window=timedelta(seconds=4),
+        )
         job = await client.schedule_pin(request)
         ours.add(job.id)
     for job_id in sorted(ours):
@@ -72,8 +77,9 @@ async def play(client: AsyncClient, sandbox: Sandbox, console: Console, account:
     sandbox.add_fault(FaultRule(kind="rate_limit", retry_after_s=1, times=1))
 
     console.print("\n[bold]a pin cancelled before it is due[/]:")
-    request = schedule_request(account, card("Cancelled pin", 95),
-                               scheduled_at=now + timedelta(minutes=10))
+    request = schedule_request(
+        account, card("Cancelled pin", 95), scheduled_at=now + timedelta(minutes=10)
+    )
     job = await client.schedule_pin(request)
     cancelled = await client.cancel_job(job.id)
     ours.add(cancelled.id)

@@ -94,9 +94,16 @@ class Dispatchers:
     """The pool of per-account dispatchers."""
 
     def __init__(
-        self, store: Store, clock: Clock, client: pt.PinterestClient, accounts: AccountRegistry,
-        *, settings: DispatchSettings, on_retry: Callable[[Job], None],
-        on_hold: Callable[[Job], None], rng: random.Random | None = None,
+        self,
+        store: Store,
+        clock: Clock,
+        client: pt.PinterestClient,
+        accounts: AccountRegistry,
+        *,
+        settings: DispatchSettings,
+        on_retry: Callable[[Job], None],
+        on_hold: Callable[[Job], None],
+        rng: random.Random | None = None,
         activity: Activity | None = None,
     ) -> None:
         self.store, self.clock, self.client, self.accounts = store, clock, client, accounts
@@ -289,8 +296,7 @@ class AccountDispatcher(RemoteChanges):
             return  # its video is not on Pinterest yet: PENDING until it is (pinsched.staging)
         account = await pool.accounts.get(job.account_id)
         if pool.accounts.needs_refresh(account):
-            refreshed = await pool.accounts.refresh(account, reason="expires soon",
-                                                    proactive=True)
+            refreshed = await pool.accounts.refresh(account, reason="expires soon", proactive=True)
             if isinstance(refreshed, Account):
                 account = refreshed
             elif not pool.accounts.can_publish(job.account_id):
@@ -305,11 +311,18 @@ class AccountDispatcher(RemoteChanges):
         # the send after a 429, which does not count as an attempt).
         first = job.late_by is None or (job.attempts == 0 and job.next_attempt_at is None)
         try:
-            submitted, _ = await pool.store.commit(job, *transition(
-                job, S.SUBMITTED, now=now, reason=f"attempt {job.attempts + 1}",
-                attempts=job.attempts + 1, submitted_at=now,
-                late_by=(now - job.planned_at) if first else job.late_by,
-            ))
+            submitted, _ = await pool.store.commit(
+                job,
+                *transition(
+                    job,
+                    S.SUBMITTED,
+                    now=now,
+                    reason=f"attempt {job.attempts + 1}",
+                    attempts=job.attempts + 1,
+                    submitted_at=now,
+                    late_by=(now - job.planned_at) if first else job.late_by,
+                ),
+            )
         except StaleJob:
             # Changed since it was read: if it is still QUEUED (updated in place), take it
             # again with its new content; otherwise whoever changed it owns it now.
@@ -326,11 +339,17 @@ class AccountDispatcher(RemoteChanges):
         try:
             started = pool.clock.monotonic()
             outcome = await pool.client.create_pin(account.access_token, pin)
-            log.info("pin_submitted", job_id=job.id, account_id=job.account_id,
-                     attempt=submitted.attempts, outcome=type(outcome).__name__,
-                     latency_ms=round((pool.clock.monotonic() - started) * 1000, 1),
-                     pinterest_rid=getattr(getattr(outcome, "error", None),
-                                           "pinterest_request_id", None))
+            log.info(
+                "pin_submitted",
+                job_id=job.id,
+                account_id=job.account_id,
+                attempt=submitted.attempts,
+                outcome=type(outcome).__name__,
+                latency_ms=round((pool.clock.monotonic() - started) * 1000, 1),
+                pinterest_rid=getattr(
+                    getattr(outcome, "error", None), "pinterest_request_id", None
+                ),
+            )
         finally:
             pool.in_flight -= 1
             if not pool.in_flight:
@@ -340,13 +359,22 @@ class AccountDispatcher(RemoteChanges):
     async def _hold(self, job: Job) -> None:
         """Send a QUEUED job of an account that cannot publish back to PENDING (held)."""
         pool = self.pool
-        state = ("app credentials refused" if pool.accounts.app_refused
-                 else (await pool.accounts.get(job.account_id)).state.value)
+        state = (
+            "app credentials refused"
+            if pool.accounts.app_refused
+            else (await pool.accounts.get(job.account_id)).state.value
+        )
         for _ in range(10):
             try:
-                held, _ = await pool.store.commit(job, *transition(
-                    job, S.PENDING, now=pool.clock.now(),
-                    reason=f"held: account cannot publish ({state})"))
+                held, _ = await pool.store.commit(
+                    job,
+                    *transition(
+                        job,
+                        S.PENDING,
+                        now=pool.clock.now(),
+                        reason=f"held: account cannot publish ({state})",
+                    ),
+                )
                 break
             except StaleJob:
                 # Updated in place meanwhile: hold the fresh row; anything else is not ours.
@@ -369,28 +397,47 @@ class AccountDispatcher(RemoteChanges):
                 pacer.strikes = 0
                 await self._delivered(job, outcome.pin_id, "published")
             case pt.Delivered():
-                err = JobError(category=ErrorCategory.OUTCOME_UNKNOWN, retryable=True,
-                               message="Pinterest answered 2xx without a pin id")
+                err = JobError(
+                    category=ErrorCategory.OUTCOME_UNKNOWN,
+                    retryable=True,
+                    message="Pinterest answered 2xx without a pin id",
+                )
                 await self._reconcile_and_settle(job, err)
             case pt.RateLimited(error=err, retry_after_s=hint):
-                delay = rate_limit_delay_s(hint, pacer.strikes + 1, pool.rng,
-                                           policy=pool.settings.retry)
+                delay = rate_limit_delay_s(
+                    hint, pacer.strikes + 1, pool.rng, policy=pool.settings.retry
+                )
                 pacer.rate_limited(mono, hint if hint is not None else delay)
-                why = (f"rate limited: retry after {hint:g} s as told" if hint is not None
-                       else f"rate limited ({pacer.strikes} in a row): backing off")
+                why = (
+                    f"rate limited: retry after {hint:g} s as told"
+                    if hint is not None
+                    else f"rate limited ({pacer.strikes} in a row): backing off"
+                )
                 await self._retry(job, err, delay, f"{why} (attempt not counted)", count=False)
             case pt.SpamBlocked(error=err):
                 cooldown = pool.settings.spam_cooldown_s
                 pacer.spam_blocked(mono, cooldown)
-                await self._retry(job, err, cooldown, f"spam block: account cooling down for "
-                                  f"{cooldown:g} s (attempt not counted)", count=False)
+                await self._retry(
+                    job,
+                    err,
+                    cooldown,
+                    f"spam block: account cooling down for {cooldown:g} s (attempt not counted)",
+                    count=False,
+                )
             case pt.AuthExpired(error=err):
                 await self._auth_expired(job, err, account)
             case pt.Rejected(error=err) if tokens.account_refusal(err):
-                await pool.accounts.hold(job.account_id, f"Pinterest refuses the account: "
-                                         f"{err.message} (code {err.pinterest_code})")
-                await self._retry(job, err, 0.0, "held: Pinterest refuses the whole account "
-                                  "(attempt not counted)", count=False)
+                await pool.accounts.hold(
+                    job.account_id,
+                    f"Pinterest refuses the account: {err.message} (code {err.pinterest_code})",
+                )
+                await self._retry(
+                    job,
+                    err,
+                    0.0,
+                    "held: Pinterest refuses the whole account (attempt not counted)",
+                    count=False,
+                )
             case pt.Rejected(error=err):
                 await self._finish(job, S.PERMANENTLY_FAILED, f"rejected: {err.message}", err)
             case pt.Unavailable(error=err):
@@ -405,25 +452,46 @@ class AccountDispatcher(RemoteChanges):
         refreshed for this very job: FAILED, and the account NEEDS_REAUTH."""
         pool = self.pool
         previous = job.last_error
-        if (previous is not None and previous.category is ErrorCategory.AUTH
-                and previous.http_status == 401 and previous.retryable):
+        if (
+            previous is not None
+            and previous.category is ErrorCategory.AUTH
+            and previous.http_status == 401
+            and previous.retryable
+        ):
             reason = f"a freshly refreshed access token was refused too: {err.message}"
             await pool.accounts.mark_needs_reauth(job.account_id, reason)
             failed = replace(err, message=reason, retryable=False)
-            await self._finish(job, S.FAILED, "authorisation failed: re-authorise the account "
-                               "with UpdateAccount (attempt not counted)", failed, count=False)
+            await self._finish(
+                job,
+                S.FAILED,
+                "authorisation failed: re-authorise the account "
+                "with UpdateAccount (attempt not counted)",
+                failed,
+                count=False,
+            )
             return
         result = await pool.accounts.refresh(account, reason="401")
         if isinstance(result, Account):
-            await self._retry(job, err, 0.0, "access token refreshed (attempt not counted)",
-                              count=False)
+            await self._retry(
+                job, err, 0.0, "access token refreshed (attempt not counted)", count=False
+            )
         elif result.client_refused:  # the app's fault, not the account's: held, not failed
-            await self._retry(job, result.error, 0.0, "held: Pinterest refuses the app's client "
-                              "credentials (attempt not counted)", count=False)
+            await self._retry(
+                job,
+                result.error,
+                0.0,
+                "held: Pinterest refuses the app's client credentials (attempt not counted)",
+                count=False,
+            )
         elif result.permanent:
-            await self._finish(job, S.FAILED, "authorisation failed: re-authorise the account "
-                               "with UpdateAccount (attempt not counted)", result.error,
-                               count=False)
+            await self._finish(
+                job,
+                S.FAILED,
+                "authorisation failed: re-authorise the account "
+                "with UpdateAccount (attempt not counted)",
+                result.error,
+                count=False,
+            )
         else:
             await self._backoff(job, result.error, note="token refresh failed: ")
 
@@ -431,8 +499,11 @@ class AccountDispatcher(RemoteChanges):
         """Settle a job whose request may have reached Pinterest (see the module docstring)."""
         pool = self.pool
         account = await pool.accounts.get(job.account_id)
-        err = err or JobError(category=ErrorCategory.OUTCOME_UNKNOWN, retryable=True,
-                              message="interrupted while submitted (the daemon stopped)")
+        err = err or JobError(
+            category=ErrorCategory.OUTCOME_UNKNOWN,
+            retryable=True,
+            message="interrupted while submitted (the daemon stopped)",
+        )
         settle_at = (job.submitted_at or job.updated_at) + timedelta(seconds=pool.settle_s)
         read_started = pool.clock.now()
         try:
@@ -445,24 +516,34 @@ class AccountDispatcher(RemoteChanges):
             await self._delivered(job, found, "reconciled: the pin was found on the board")
             return
         if found is _Search.INCONCLUSIVE:
-            unsure = replace(err, message=f"{err.message}; the board listing could not prove "
-                             "that no pin was created: check the board, then RetryJob",
-                             retryable=False)
+            unsure = replace(
+                err,
+                message=f"{err.message}; the board listing could not prove "
+                "that no pin was created: check the board, then RetryJob",
+                retryable=False,
+            )
             await self._finish(job, S.FAILED, "outcome unknown: needs a look", unsure)
             return
         late_enough = read_started >= settle_at
         if isinstance(found, reconcile.Ambiguous):
             ids = ", ".join(found.pin_ids)
             if late_enough:
-                unsure = replace(err, retryable=False, message=f"{err.message}; pins {ids} "
-                                 "could each be this job's (no title, description, link or alt "
-                                 "text to tell them apart): check the board, then RetryJob or "
-                                 "CancelJob")
-                await self._finish(job, S.FAILED, "outcome unknown: ambiguous, needs a look",
-                                   unsure)
+                unsure = replace(
+                    err,
+                    retryable=False,
+                    message=f"{err.message}; pins {ids} "
+                    "could each be this job's (no title, description, link or alt "
+                    "text to tell them apart): check the board, then RetryJob or "
+                    "CancelJob",
+                )
+                await self._finish(
+                    job, S.FAILED, "outcome unknown: ambiguous, needs a look", unsure
+                )
                 return
-            note = (f"ambiguous: pins {ids} could each be this job's; none claimed, looking "
-                    "again once the request can no longer land")
+            note = (
+                f"ambiguous: pins {ids} could each be this job's; none claimed, looking "
+                "again once the request can no longer land"
+            )
         elif late_enough:
             await self._backoff(job, err, note="reconciled: no pin on the board; ")
             return
@@ -470,26 +551,30 @@ class AccountDispatcher(RemoteChanges):
             note = f"outcome unknown ({err.message}): looking for the pin before any retry"
         # The request may still land (or be hidden by read lag): look again once it cannot.
         pool.unknown_errors[job.id] = err
-        noted = await self._commit(job, lambda j: touch(j, now=pool.clock.now(), last_error=err,
-                                                        reason=note))
+        noted = await self._commit(
+            job, lambda j: touch(j, now=pool.clock.now(), last_error=err, reason=note)
+        )
         if noted is not None and noted.state is S.SUBMITTED:
             wait = (settle_at - pool.clock.now()).total_seconds()
             pool.later(max(wait, 0.001), noted)
 
-    async def _read_failed(self, job: Job, err: JobError, account: Account,
-                           exc: pt.ReadFailed) -> None:
+    async def _read_failed(
+        self, job: Job, err: JobError, account: Account, exc: pt.ReadFailed
+    ) -> None:
         """The board could not be read: the job stays SUBMITTED and is looked for again, with
         backoff; after RECONCILE_MAX_FAILURES looks in a row it is FAILED for the user (never
         retried blindly: the pin may exist)."""
         pool = self.pool
-        log.warning("reconcile_failed", job_id=job.id, account_id=job.account_id,
-                    error=str(exc))
+        log.warning("reconcile_failed", job_id=job.id, account_id=job.account_id, error=str(exc))
         if pool.read_failures.get(job.id, 0) >= RECONCILE_MAX_FAILURES:
             pool.read_failures.pop(job.id, None)
             pool.unknown_errors.pop(job.id, None)
-            unsure = replace(err, message=f"{err.message}; the board could not be read to look "
-                             f"for the pin ({exc}): check the board, then RetryJob",
-                             retryable=False)
+            unsure = replace(
+                err,
+                message=f"{err.message}; the board could not be read to look "
+                f"for the pin ({exc}): check the board, then RetryJob",
+                retryable=False,
+            )
             await self._finish(job, S.FAILED, "outcome unknown: needs a look", unsure)
             return
         pool.unknown_errors[job.id] = err
@@ -511,8 +596,12 @@ class AccountDispatcher(RemoteChanges):
         bookmark: str | None = None
         for _ in range(pool.settings.reconcile_pages):
             try:
-                page = await pool.client.board_pins(token, job.pin.board_id, bookmark=bookmark,
-                                                    page_size=pool.settings.reconcile_page_size)
+                page = await pool.client.board_pins(
+                    token,
+                    job.pin.board_id,
+                    bookmark=bookmark,
+                    page_size=pool.settings.reconcile_page_size,
+                )
             except pt.ReadFailed as exc:
                 gone = exc.outcome
                 if isinstance(gone, pt.Rejected) and gone.error.http_status == 404:
@@ -529,12 +618,22 @@ class AccountDispatcher(RemoteChanges):
     async def _twin_rank(self, job: Job) -> int:
         """How many SUBMITTED jobs of the account with the same content were submitted before
         *job* (each of them takes an earlier candidate pin; see `reconcile.choose`)."""
-        twins = await self.pool.store.list_jobs(JobFilter(
-            account_id=job.account_id, states=frozenset({S.SUBMITTED}),
-            board_id=job.pin.board_id), limit=1000)
+        twins = await self.pool.store.list_jobs(
+            JobFilter(
+                account_id=job.account_id,
+                states=frozenset({S.SUBMITTED}),
+                board_id=job.pin.board_id,
+            ),
+            limit=1000,
+        )
         key = (job.submitted_at or job.updated_at, job.id)
-        return sum(1 for t in twins if t.id != job.id and reconcile.same_content(t.pin, job.pin)
-                   and (t.submitted_at or t.updated_at, t.id) < key)
+        return sum(
+            1
+            for t in twins
+            if t.id != job.id
+            and reconcile.same_content(t.pin, job.pin)
+            and (t.submitted_at or t.updated_at, t.id) < key
+        )
 
     async def _delivered(self, job: Job, pin_id: str, reason: str) -> None:
         pool = self.pool
@@ -544,8 +643,16 @@ class AccountDispatcher(RemoteChanges):
         def apply(j: Job) -> tuple[Job, Any]:
             to = S.CANCELLING if j.cancel_requested else S.DELIVERED
             why = f"{reason}; cancel requested: deleting the pin" if j.cancel_requested else reason
-            return transition(j, to, now=now, reason=why, pinterest_pin_id=pin_id,
-                              delivered_at=now, last_error=None, next_attempt_at=None)
+            return transition(
+                j,
+                to,
+                now=now,
+                reason=why,
+                pinterest_pin_id=pin_id,
+                delivered_at=now,
+                last_error=None,
+                next_attempt_at=None,
+            )
 
         try:
             new = await self._commit(job, apply)
@@ -555,8 +662,14 @@ class AccountDispatcher(RemoteChanges):
             pool.later(pool.read_retry_s(job.id), job)
             return
         if new is not None:
-            log.info("pin_delivered", job_id=job.id, account_id=job.account_id, pin_id=pin_id,
-                     attempt=new.attempts, reason=reason)
+            log.info(
+                "pin_delivered",
+                job_id=job.id,
+                account_id=job.account_id,
+                pin_id=pin_id,
+                attempt=new.attempts,
+                reason=reason,
+            )
             if new.state is S.CANCELLING:
                 await self._delete(new)
 
@@ -566,57 +679,81 @@ class AccountDispatcher(RemoteChanges):
         pool = self.pool
         retry = pool.settings.retry
         now = pool.clock.now()
-        deadline = retry_deadline(planned_at=job.planned_at, window_end=job.window_end,
-                                  retry_for=job.retry_for)
+        deadline = retry_deadline(
+            planned_at=job.planned_at, window_end=job.window_end, retry_for=job.retry_for
+        )
         at = retry.next_attempt_at(job.attempts, now=now, deadline=deadline, rng=pool.rng)
         if at is None:
-            why = (f"{job.attempts} attempts failed" if retry.exhausted(job.attempts) else
-                   f"{job.attempts} attempts failed by {deadline:%Y-%m-%dT%H:%M:%SZ}, the end "
-                   "of its retry budget")
+            why = (
+                f"{job.attempts} attempts failed"
+                if retry.exhausted(job.attempts)
+                else f"{job.attempts} attempts failed by {deadline:%Y-%m-%dT%H:%M:%SZ}, the end "
+                "of its retry budget"
+            )
             exhausted = JobError(
-                category=ErrorCategory.EXHAUSTED, message=f"{why}; last: {err.message}",
-                http_status=err.http_status, pinterest_code=err.pinterest_code,
+                category=ErrorCategory.EXHAUSTED,
+                message=f"{why}; last: {err.message}",
+                http_status=err.http_status,
+                pinterest_code=err.pinterest_code,
                 pinterest_request_id=err.pinterest_request_id,
             )
             await self._finish(job, S.PERMANENTLY_FAILED, f"{note}retry budget spent", exhausted)
             return
-        await self._retry(job, err, (at - now).total_seconds(), f"{note}{err.message}",
-                          count=True)
+        await self._retry(job, err, (at - now).total_seconds(), f"{note}{err.message}", count=True)
 
-    async def _retry(self, job: Job, err: JobError, delay_s: float, reason: str, *,
-                     count: bool) -> None:
+    async def _retry(
+        self, job: Job, err: JobError, delay_s: float, reason: str, *, count: bool
+    ) -> None:
         now = self.pool.clock.now()
         at = now + timedelta(seconds=delay_s)
 
         def apply(j: Job) -> tuple[Job, Any]:
             if j.cancel_requested:
-                return transition(j, S.CANCELLED, now=now, reason="cancelled (never published)",
-                                  last_error=err)
-            return transition(j, S.RETRYING, now=now, reason=reason, last_error=err,
-                              next_attempt_at=at,
-                              attempts=j.attempts if count else max(0, j.attempts - 1))
+                return transition(
+                    j, S.CANCELLED, now=now, reason="cancelled (never published)", last_error=err
+                )
+            return transition(
+                j,
+                S.RETRYING,
+                now=now,
+                reason=reason,
+                last_error=err,
+                next_attempt_at=at,
+                attempts=j.attempts if count else max(0, j.attempts - 1),
+            )
 
         self.pool.forget(job.id)
         new = await self._commit(job, apply)
         if new is not None and new.state is S.RETRYING:
             self.pool.on_retry(new)
 
-    async def _finish(self, job: Job, to: JobState, reason: str, err: JobError, *,
-                      count: bool = True) -> None:
+    async def _finish(
+        self, job: Job, to: JobState, reason: str, err: JobError, *, count: bool = True
+    ) -> None:
         now = self.pool.clock.now()
 
         def apply(j: Job) -> tuple[Job, Any]:
             if j.cancel_requested:
-                return transition(j, S.CANCELLED, now=now, reason="cancelled (never published)",
-                                  last_error=err)
-            return transition(j, to, now=now, reason=reason, last_error=err, next_attempt_at=None,
-                              attempts=j.attempts if count else max(0, j.attempts - 1))
+                return transition(
+                    j, S.CANCELLED, now=now, reason="cancelled (never published)", last_error=err
+                )
+            return transition(
+                j,
+                to,
+                now=now,
+                reason=reason,
+                last_error=err,
+                next_attempt_at=None,
+                attempts=j.attempts if count else max(0, j.attempts - 1),
+            )
 
         self.pool.forget(job.id)
         await self._commit(job, apply)
 
     async def _commit(
-        self, job: Job, apply: Callable[[Job], tuple[Job, Any]],
+        self,
+        job: Job,
+        apply: Callable[[Job], tuple[Job, Any]],
         expect: frozenset[JobState] = frozenset({S.SUBMITTED, S.CANCELLING}),
     ) -> Job | None:
         """Apply *apply* to the job and commit; on a lost CAS re-read and re-apply while the job

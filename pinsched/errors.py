@@ -59,9 +59,13 @@ class InvalidArgument(PinschedError):
         if len(self.violations) <= limit:
             return self.violations
         more = len(self.violations) - limit
-        return (*self.violations[:limit], FieldViolation(
-            self.violations[limit].field,
-            f"and {more} more violations from here on, not listed (fix these, send it again)"))
+        return (
+            *self.violations[:limit],
+            FieldViolation(
+                self.violations[limit].field,
+                f"and {more} more violations from here on, not listed (fix these, send it again)",
+            ),
+        )
 
     @classmethod
     def one(cls, field: str, description: str) -> InvalidArgument:

@@ -102,8 +102,12 @@ async def watch(
 
 
 async def watch_batches(
-    store: Store, bus: EventBus, flt: WatchFilter, since_sequence: int | None,
-    *, max_batch: int = MAX_BATCH,
+    store: Store,
+    bus: EventBus,
+    flt: WatchFilter,
+    since_sequence: int | None,
+    *,
+    max_batch: int = MAX_BATCH,
 ) -> AsyncIterator[list[Event]]:
     """Yield matching events in batches of everything pending (at most *max_batch*): those after
     *since_sequence* from the log first (if given), then live ones; no gap, no duplicate. Ends
@@ -145,18 +149,30 @@ async def watch_batches(
         bus.unsubscribe(sub)
 
 
-async def _replay(store: Store, flt: WatchFilter, after: int,
-                  max_batch: int) -> AsyncIterator[list[Event]]:
+async def _replay(
+    store: Store, flt: WatchFilter, after: int, max_batch: int
+) -> AsyncIterator[list[Event]]:
     while True:
         page = await store.events_after(
-            after, account_id=flt.account_id, job_ids=sorted(flt.job_ids),
-            to_states=flt.to_states, limit=500,
+            after,
+            account_id=flt.account_id,
+            job_ids=sorted(flt.job_ids),
+            to_states=flt.to_states,
+            limit=500,
         )
         if not page:
             return
         jobs = await store.get_jobs({e.job_id for e in page})
-        events = [Event(event.sequence, event.job_id, event.account_id, event.transition,
-                        jobs.get(event.job_id)) for event in page]
+        events = [
+            Event(
+                event.sequence,
+                event.job_id,
+                event.account_id,
+                event.transition,
+                jobs.get(event.job_id),
+            )
+            for event in page
+        ]
         for start in range(0, len(events), max_batch):
-            yield events[start:start + max_batch]
+            yield events[start : start + max_batch]
         after = page[-1].sequence

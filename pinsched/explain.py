@@ -191,11 +191,11 @@ def _hold(facts: Facts) -> tuple[Hold, str] | None:
 _HOLD_WORDS = {
     Hold.ACCOUNT_PAUSED: "its account is paused: resume it with UpdateAccount (paused=false)",
     Hold.ACCOUNT_NEEDS_REAUTH: "its account needs re-authorisation: give new tokens with "
-                               "UpdateAccount",
+    "UpdateAccount",
     Hold.ACCOUNT_HELD: "Pinterest refuses its account; it waits until UpdateAccount changes "
-                       "the tokens, api_base or ad_account_id",
+    "the tokens, api_base or ad_account_id",
     Hold.APP_CREDENTIALS_REFUSED: "Pinterest refuses the app's client credentials (check "
-                                  "PINSCHED_PINTEREST_CLIENT_ID / _SECRET); every account waits",
+    "PINSCHED_PINTEREST_CLIENT_ID / _SECRET); every account waits",
 }
 
 
@@ -206,10 +206,18 @@ def _last_reason(job: Job) -> str:
 def explain(facts: Facts) -> Explanation:
     """The explanation of `facts.job` at `facts.now`."""
     job, now = facts.job, facts.now
-    base = Explanation(job_id=job.id, state=job.state, phase=Phase.FINISHED, summary="",
-                       explained_at=now, attempts=job.attempts, board_id=job.pin.board_id,
-                       last_error=job.last_error, pinterest_pin_id=job.pinterest_pin_id,
-                       retry_until=facts.retry_until if job.state not in _DONE else None)
+    base = Explanation(
+        job_id=job.id,
+        state=job.state,
+        phase=Phase.FINISHED,
+        summary="",
+        explained_at=now,
+        attempts=job.attempts,
+        board_id=job.pin.board_id,
+        last_error=job.last_error,
+        pinterest_pin_id=job.pinterest_pin_id,
+        retry_until=facts.retry_until if job.state not in _DONE else None,
+    )
     out = _explain(facts, base)
     risk = notes.last_risk(job.history) if job.state is S.PENDING else ""
     if risk:
@@ -230,59 +238,100 @@ def _explain(facts: Facts, base: Explanation) -> Explanation:
     if state in (S.PENDING, S.QUEUED, S.RETRYING) and (hold := _hold(facts)) is not None:
         reason, detail = hold
         said = f" ({detail})" if detail else ""
-        return _with(base, phase=Phase.HELD, hold=reason, hold_detail=detail,
-                     summary=f"Held: {_HOLD_WORDS[reason]}{said}; nothing is sent until then.")
+        return _with(
+            base,
+            phase=Phase.HELD,
+            hold=reason,
+            hold_detail=detail,
+            summary=f"Held: {_HOLD_WORDS[reason]}{said}; nothing is sent until then.",
+        )
     stage = job.media
     if state in (S.PENDING, S.QUEUED) and stage is not None and stage.state == "STAGING":
         step = stage.detail or stage.step or "started"
-        when = ("its planned time has passed: it goes as soon as the video is ready"
-                if job.planned_at <= now else f"planned {_at(job.planned_at, now)}")
-        return _with(base, phase=Phase.STAGING_MEDIA, looking_since=stage.started_at,
-                     summary=f"Staging its video on Pinterest since "
-                             f"{stage.started_at:%Y-%m-%dT%H:%M:%SZ} ({step}); {when}.")
+        when = (
+            "its planned time has passed: it goes as soon as the video is ready"
+            if job.planned_at <= now
+            else f"planned {_at(job.planned_at, now)}"
+        )
+        return _with(
+            base,
+            phase=Phase.STAGING_MEDIA,
+            looking_since=stage.started_at,
+            summary=f"Staging its video on Pinterest since "
+            f"{stage.started_at:%Y-%m-%dT%H:%M:%SZ} ({step}); {when}.",
+        )
     if state is S.RETRYING:
         at = job.next_attempt_at or job.planned_at
         err = job.last_error
         why = f"after {_error_words(err)}" if err else "after a failure"
         left = human_delay(base.retry_left)
-        return _with(base, phase=Phase.BACKOFF, next_action_at=at,
-                     summary=f"Backing off {why}: next try at {_at(at, now)}, attempt "
-                             f"{job.attempts + 1}; transient failures are retried for {left} "
-                             f"more (until {facts.retry_until:%Y-%m-%dT%H:%M:%SZ}).")
+        return _with(
+            base,
+            phase=Phase.BACKOFF,
+            next_action_at=at,
+            summary=f"Backing off {why}: next try at {_at(at, now)}, attempt "
+            f"{job.attempts + 1}; transient failures are retried for {left} "
+            f"more (until {facts.retry_until:%Y-%m-%dT%H:%M:%SZ}).",
+        )
     if state is S.PENDING or (state is S.QUEUED and job.planned_at > now):
         if job.planned_at > now:
-            return _with(base, phase=Phase.WAITING_FOR_TIME, next_action_at=job.planned_at,
-                         summary=f"Waiting for its planned time {_at(job.planned_at, now)}.")
-        return _with(base, phase=Phase.SENDING, next_action_at=now,
-                     summary="Due now: being handed to its account's dispatcher.")
+            return _with(
+                base,
+                phase=Phase.WAITING_FOR_TIME,
+                next_action_at=job.planned_at,
+                summary=f"Waiting for its planned time {_at(job.planned_at, now)}.",
+            )
+        return _with(
+            base,
+            phase=Phase.SENDING,
+            next_action_at=now,
+            summary="Due now: being handed to its account's dispatcher.",
+        )
     if state is S.QUEUED:
         return _queued(facts, base)
     if state is S.SUBMITTED:
         return _submitted(facts, base)
-    if state is S.CANCELLING or (state is S.DELIVERED and job.remote_update is not None
-                                 and job.remote_update.pending):
+    if state is S.CANCELLING or (
+        state is S.DELIVERED and job.remote_update is not None and job.remote_update.pending
+    ):
         return _remote(facts, base)
     if state is S.FAILED:
         err = job.last_error
-        return _with(base, phase=Phase.NEEDS_USER, outcome=_last_reason(job),
-                     summary=f"Needs you: {_error_words(err) if err else _last_reason(job)}; "
-                             "fix the cause, then RetryJob (or CancelJob).")
+        return _with(
+            base,
+            phase=Phase.NEEDS_USER,
+            outcome=_last_reason(job),
+            summary=f"Needs you: {_error_words(err) if err else _last_reason(job)}; "
+            "fix the cause, then RetryJob (or CancelJob).",
+        )
     return _finished(facts, base)
 
 
 def _queued(facts: Facts, base: Explanation) -> Explanation:
     now, pace = facts.now, facts.pace
-    behind = (f" behind {facts.queue_position} other job(s) of its account"
-              if facts.queue_position else "")
+    behind = (
+        f" behind {facts.queue_position} other job(s) of its account"
+        if facts.queue_position
+        else ""
+    )
     if pace is not None:
         at = now + timedelta(seconds=pace.seconds)
-        return _with(base, phase=Phase.WAITING_FOR_PACING, rule=pace.rule, next_action_at=at,
-                     queue_position=facts.queue_position,
-                     summary=f"Due, waiting{behind} for {_RULE_WORDS[pace.rule]}: it frees up "
-                             f"at {_at(at, now)}.")
-    return _with(base, phase=Phase.SENDING, next_action_at=now,
-                 queue_position=facts.queue_position,
-                 summary=f"Due and free to go: being sent now{behind}.")
+        return _with(
+            base,
+            phase=Phase.WAITING_FOR_PACING,
+            rule=pace.rule,
+            next_action_at=at,
+            queue_position=facts.queue_position,
+            summary=f"Due, waiting{behind} for {_RULE_WORDS[pace.rule]}: it frees up "
+            f"at {_at(at, now)}.",
+        )
+    return _with(
+        base,
+        phase=Phase.SENDING,
+        next_action_at=now,
+        queue_position=facts.queue_position,
+        summary=f"Due and free to go: being sent now{behind}.",
+    )
 
 
 def _submitted(facts: Facts, base: Explanation) -> Explanation:
@@ -290,18 +339,28 @@ def _submitted(facts: Facts, base: Explanation) -> Explanation:
     since = job.submitted_at or job.updated_at
     err = job.last_error
     if err is None or err.category is not ErrorCategory.OUTCOME_UNKNOWN:
-        return _with(base, phase=Phase.SENDING, looking_since=since,
-                     summary=f"Sent at {since:%Y-%m-%dT%H:%M:%SZ} (attempt {job.attempts}); "
-                             "waiting for Pinterest's answer.")
+        return _with(
+            base,
+            phase=Phase.SENDING,
+            looking_since=since,
+            summary=f"Sent at {since:%Y-%m-%dT%H:%M:%SZ} (attempt {job.attempts}); "
+            "waiting for Pinterest's answer.",
+        )
     nxt = facts.settle_at if facts.settle_at and facts.settle_at > now else None
-    looks = (f"; {facts.failed_looks} failed read(s) of the board so far"
-             if facts.failed_looks else "")
+    looks = (
+        f"; {facts.failed_looks} failed read(s) of the board so far" if facts.failed_looks else ""
+    )
     then = f", next look at {_at(nxt, now)}" if nxt else ""
-    return _with(base, phase=Phase.OUTCOME_UNKNOWN, looking_since=since,
-                 failed_looks=facts.failed_looks, next_action_at=nxt,
-                 summary=f"Outcome unknown ({err.message}): looking for the pin on board "
-                         f"{job.pin.board_id} since {since:%Y-%m-%dT%H:%M:%SZ}{then}{looks}; "
-                         "nothing is re-sent before it is known.")
+    return _with(
+        base,
+        phase=Phase.OUTCOME_UNKNOWN,
+        looking_since=since,
+        failed_looks=facts.failed_looks,
+        next_action_at=nxt,
+        summary=f"Outcome unknown ({err.message}): looking for the pin on board "
+        f"{job.pin.board_id} since {since:%Y-%m-%dT%H:%M:%SZ}{then}{looks}; "
+        "nothing is re-sent before it is known.",
+    )
 
 
 def _remote(facts: Facts, base: Explanation) -> Explanation:
@@ -312,12 +371,19 @@ def _remote(facts: Facts, base: Explanation) -> Explanation:
         err = job.last_error
     else:
         assert update is not None
-        what = (f"Updating published pin {job.pinterest_pin_id} on Pinterest "
-                f"({', '.join(update.paths)}; {update.attempts} attempt(s))")
+        what = (
+            f"Updating published pin {job.pinterest_pin_id} on Pinterest "
+            f"({', '.join(update.paths)}; {update.attempts} attempt(s))"
+        )
         err = update.error
     tail = f"; last error: {_error_words(err)}" if err else ""
-    return _with(base, phase=Phase.REMOTE_CHANGE, outcome=_last_reason(job), last_error=err,
-                 summary=f"{what}{tail}; retried with backoff for up to an hour.")
+    return _with(
+        base,
+        phase=Phase.REMOTE_CHANGE,
+        outcome=_last_reason(job),
+        last_error=err,
+        summary=f"{what}{tail}; retried with backoff for up to an hour.",
+    )
 
 
 def _finished(facts: Facts, base: Explanation) -> Explanation:

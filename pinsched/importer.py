@@ -48,10 +48,25 @@ from pinsched_client import (
     parse_wall_time,
 )
 
-COLUMNS: Final = ("account", "board", "title", "description", "link", "alt_text", "image_url",
-                  "video_url", "cover_image_url", "scheduled_at", "local_time", "time_zone",
-                  "next_free_slot", "delivery_window", "also_boards", "board_interval",
-                  "request_id")
+COLUMNS: Final = (
+    "account",
+    "board",
+    "title",
+    "description",
+    "link",
+    "alt_text",
+    "image_url",
+    "video_url",
+    "cover_image_url",
+    "scheduled_at",
+    "local_time",
+    "time_zone",
+    "next_free_slot",
+    "delivery_window",
+    "also_boards",
+    "board_interval",
+    "request_id",
+)
 CHUNK: Final = 500
 IN_FLIGHT: Final = 4
 _ITEM: Final = re.compile(r"requests\[(\d+)\]\.?")
@@ -79,8 +94,9 @@ class Result:
     error: str = ""  # "field: reason" when failed
 
     def to_json(self) -> str:
-        return json.dumps({k: v for k, v in dataclasses.asdict(self).items() if v != ""},
-                          separators=(",", ":"))
+        return json.dumps(
+            {k: v for k, v in dataclasses.asdict(self).items() if v != ""}, separators=(",", ":")
+        )
 
     def line(self) -> str:
         what = f"failed: {self.error}" if self.status == "failed" else self.status
@@ -109,8 +125,10 @@ class Source:
                 reader = csv.DictReader(self._lines(f))
                 unknown = [c for c in reader.fieldnames or () if c not in COLUMNS]
                 if unknown or not reader.fieldnames:
-                    raise ValueError(f"{self.path}: unknown columns {unknown}; the columns are "
-                                     f"{', '.join(COLUMNS)}")
+                    raise ValueError(
+                        f"{self.path}: unknown columns {unknown}; the columns are "
+                        f"{', '.join(COLUMNS)}"
+                    )
                 for n, rec in enumerate(reader, 1):
                     if None in rec:
                         yield n, RowError("row", "more values than columns")
@@ -159,8 +177,9 @@ def build_request(fields: dict[str, Any]) -> scheduler_pb2.SchedulePinRequest:
     for key in ("account", "board", "video_url" if get("video_url") else "image_url"):
         if not get(key):
             raise RowError(key, "required")
-    req = scheduler_pb2.SchedulePinRequest(account_id=text["account"],
-                                           request_id=get("request_id", ""))
+    req = scheduler_pb2.SchedulePinRequest(
+        account_id=text["account"], request_id=get("request_id", "")
+    )
     pin = req.pin
     pin.board_id = text["board"]
     for key in ("title", "description", "link", "alt_text"):
@@ -206,8 +225,11 @@ def _set_time(req: scheduler_pb2.SchedulePinRequest, text: dict[str, str]) -> No
     if slot.lower() not in _FALSE:
         given.append("next_free_slot")
     if len(given) != 1:
-        raise RowError("scheduled_at", "give exactly one of scheduled_at, local_time (with "
-                       f"time_zone) or next_free_slot; got {', '.join(given) or 'none'}")
+        raise RowError(
+            "scheduled_at",
+            "give exactly one of scheduled_at, local_time (with "
+            f"time_zone) or next_free_slot; got {', '.join(given) or 'none'}",
+        )
     try:
         if given[0] == "scheduled_at":
             _timestamp(req.scheduled_at, parse_instant(text["scheduled_at"]))
@@ -215,8 +237,7 @@ def _set_time(req: scheduler_pb2.SchedulePinRequest, text: dict[str, str]) -> No
             zone = text.get("time_zone")
             if not zone:
                 raise RowError("time_zone", "required with local_time, e.g. Europe/Paris")
-            req.local_time.CopyFrom(local_time(parse_wall_time(text["local_time"]),
-                                               time_zone=zone))
+            req.local_time.CopyFrom(local_time(parse_wall_time(text["local_time"]), time_zone=zone))
         else:
             req.next_free_slot.SetInParent()
             if slot.lower() not in _TRUE:
@@ -277,8 +298,9 @@ async def send_chunk(client: AsyncClient, items: list[Item]) -> dict[int, Result
                 todo.extendleft([part[half:], part[:half]])
             continue
         for (n, _), job, created in zip(part, resp.jobs, resp.created, strict=True):
-            out[n] = Result(n, "created" if created else "existing", job.id,
-                            _rfc3339(job.planned_at))
+            out[n] = Result(
+                n, "created" if created else "existing", job.id, _rfc3339(job.planned_at)
+            )
     return out
 
 
@@ -289,7 +311,7 @@ def _named_rows(err: grpc.aio.AioRpcError, part: list[Item], out: dict[int, Resu
     for v in d.field_violations:
         m = _ITEM.match(v.field)
         if m and int(m.group(1)) < len(part):
-            named.setdefault(int(m.group(1)), []).append(f"{v.field[m.end():]}: {v.description}")
+            named.setdefault(int(m.group(1)), []).append(f"{v.field[m.end() :]}: {v.description}")
     m = _ITEM.search(d.message) if not named else None
     if m and int(m.group(1)) < len(part) and d.code == grpc.StatusCode.ALREADY_EXISTS:
         named[int(m.group(1))] = [f"request_id: {_ITEM.sub('', d.message)}"]
@@ -299,9 +321,14 @@ def _named_rows(err: grpc.aio.AioRpcError, part: list[Item], out: dict[int, Resu
     return set(named)
 
 
-async def run(client: AsyncClient, records: Iterable[tuple[int, dict[str, Any] | RowError]],
-              emit: Callable[[Result], None], *, chunk: int = CHUNK,
-              in_flight: int = IN_FLIGHT) -> None:
+async def run(
+    client: AsyncClient,
+    records: Iterable[tuple[int, dict[str, Any] | RowError]],
+    emit: Callable[[Result], None],
+    *,
+    chunk: int = CHUNK,
+    in_flight: int = IN_FLIGHT,
+) -> None:
     """Import *records*, calling *emit* with each row's result, in row order."""
     pending: deque[tuple[list[Result | int], Awaitable[dict[int, Result]]]] = deque()
 
@@ -319,12 +346,20 @@ async def run(client: AsyncClient, records: Iterable[tuple[int, dict[str, Any] |
         if req.account_id not in accounts:
             try:
                 acct = await client.get_account(req.account_id)
-                accounts[req.account_id] = "" if acct.HasField("posting_schedule") else (
-                    f"next_free_slot: account {req.account_id!r} has no posting schedule: set "
-                    "one with `pinsched accounts update --posting-schedule`")
+                accounts[req.account_id] = (
+                    ""
+                    if acct.HasField("posting_schedule")
+                    else (
+                        f"next_free_slot: account {req.account_id!r} has no posting schedule: set "
+                        "one with `pinsched accounts update --posting-schedule`"
+                    )
+                )
             except grpc.aio.AioRpcError as err:
-                accounts[req.account_id] = (f"account: {error_details(err).message}"
-                                            if err.code() == grpc.StatusCode.NOT_FOUND else "")
+                accounts[req.account_id] = (
+                    f"account: {error_details(err).message}"
+                    if err.code() == grpc.StatusCode.NOT_FOUND
+                    else ""
+                )
         problem = accounts[req.account_id]
         return problem if problem.startswith("account") or req.HasField("next_free_slot") else ""
 
@@ -354,9 +389,16 @@ async def run(client: AsyncClient, records: Iterable[tuple[int, dict[str, Any] |
     await drain(0)
 
 
-async def command(client: AsyncClient, path: Path, *, as_json: bool, fmt: str = "",
-                  progress: bool = False, write: Callable[[str], None] = print,
-                  note: Callable[[str], None] = print) -> int:
+async def command(
+    client: AsyncClient,
+    path: Path,
+    *,
+    as_json: bool,
+    fmt: str = "",
+    progress: bool = False,
+    write: Callable[[str], None] = print,
+    note: Callable[[str], None] = print,
+) -> int:
     """`pinsched import`: print each row's result (a table, or JSON Lines with *as_json*) and a
     summary; 0 when every row was created or already existed, 1 otherwise."""
     from rich.console import Console
@@ -367,9 +409,15 @@ async def command(client: AsyncClient, path: Path, *, as_json: bool, fmt: str = 
     started = time.monotonic()
     if not as_json:
         write(f"{'row':>7}  {'job':<26}  {'planned_at':<24}  result")
-    bar = Progress(TextColumn("importing"), BarColumn(), TextColumn("{task.fields[rows]} rows"),
-                   TransferSpeedColumn(), console=Console(stderr=True), transient=True,
-                   disable=not progress)
+    bar = Progress(
+        TextColumn("importing"),
+        BarColumn(),
+        TextColumn("{task.fields[rows]} rows"),
+        TransferSpeedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+        disable=not progress,
+    )
     task = bar.add_task("import", total=source.size, rows=0)
 
     def emit(result: Result) -> None:
@@ -382,6 +430,8 @@ async def command(client: AsyncClient, path: Path, *, as_json: bool, fmt: str = 
         await run(client, source.records(), emit)
     total = sum(counts.values())
     elapsed = time.monotonic() - started
-    note(f"{total} rows: {counts['created']} created, {counts['existing']} existing, "
-         f"{counts['failed']} failed in {elapsed:.1f}s ({total / max(elapsed, 1e-9):.0f} rows/s)")
+    note(
+        f"{total} rows: {counts['created']} created, {counts['existing']} existing, "
+        f"{counts['failed']} failed in {elapsed:.1f}s ({total / max(elapsed, 1e-9):.0f} rows/s)"
+    )
     return 0 if counts["failed"] == 0 else 1

@@ -219,18 +219,27 @@ class RemoteUpdate:
     failing_since: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"paths": list(self.paths), "state": self.state, "revision": self.revision,
-                "attempts": self.attempts,
-                "error": self.error.to_dict() if self.error else None,
-                "failing_since": self.failing_since.isoformat() if self.failing_since else None}
+        return {
+            "paths": list(self.paths),
+            "state": self.state,
+            "revision": self.revision,
+            "attempts": self.attempts,
+            "error": self.error.to_dict() if self.error else None,
+            "failing_since": self.failing_since.isoformat() if self.failing_since else None,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RemoteUpdate:
         error = data.get("error")
         since = data.get("failing_since")
-        return cls(paths=tuple(data["paths"]), state=data["state"], revision=data["revision"],
-                   attempts=data["attempts"], error=JobError.from_dict(error) if error else None,
-                   failing_since=datetime.fromisoformat(since) if since else None)
+        return cls(
+            paths=tuple(data["paths"]),
+            state=data["state"],
+            revision=data["revision"],
+            attempts=data["attempts"],
+            error=JobError.from_dict(error) if error else None,
+            failing_since=datetime.fromisoformat(since) if since else None,
+        )
 
     @property
     def pending(self) -> bool:
@@ -248,16 +257,23 @@ class SlotRef:
     interval: timedelta = timedelta(0)  # board group: kept after the previous job of the group
 
     def to_dict(self) -> dict[str, Any]:
-        return {"at": self.at.isoformat(), "local": self.local.isoformat(),
-                "time_zone": self.time_zone, "not_before": self.not_before.isoformat(),
-                "interval_s": self.interval.total_seconds()}
+        return {
+            "at": self.at.isoformat(),
+            "local": self.local.isoformat(),
+            "time_zone": self.time_zone,
+            "not_before": self.not_before.isoformat(),
+            "interval_s": self.interval.total_seconds(),
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SlotRef:
-        return cls(at=datetime.fromisoformat(data["at"]),
-                   local=datetime.fromisoformat(data["local"]), time_zone=data["time_zone"],
-                   not_before=datetime.fromisoformat(data["not_before"]),
-                   interval=timedelta(seconds=data["interval_s"]))
+        return cls(
+            at=datetime.fromisoformat(data["at"]),
+            local=datetime.fromisoformat(data["local"]),
+            time_zone=data["time_zone"],
+            not_before=datetime.fromisoformat(data["not_before"]),
+            interval=timedelta(seconds=data["interval_s"]),
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -69,11 +69,13 @@ class Unreachable:
     message: str
 
 
-async def verify_account(client: pt.PinterestClient, account: Account, *,
-                         timeout_s: float | None = None) -> Verified | Refused | Unreachable:
+async def verify_account(
+    client: pt.PinterestClient, account: Account, *, timeout_s: float | None = None
+) -> Verified | Refused | Unreachable:
     """Ask Pinterest who *account*'s access token belongs to (along the account's route)."""
-    client.routes.set(account.access_token,
-                      Route(account.id, account.api_base, account.ad_account_id))
+    client.routes.set(
+        account.access_token, Route(account.id, account.api_base, account.ad_account_id)
+    )
     outcome = await client.user_account(account.access_token, timeout_s=timeout_s)
     match outcome:
         case pt.Delivered(pin=body):
@@ -97,9 +99,17 @@ def _answer(err: Any) -> str:
 
 
 class TokenKeeper:
-    def __init__(self, registry: AccountRegistry, clock: Clock, client: pt.PinterestClient, *,
-                 activity: Activity | None = None, per_second: float = 5.0,
-                 retry_s: float = 300.0, verify_timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        registry: AccountRegistry,
+        clock: Clock,
+        client: pt.PinterestClient,
+        *,
+        activity: Activity | None = None,
+        per_second: float = 5.0,
+        retry_s: float = 300.0,
+        verify_timeout_s: float = 10.0,
+    ) -> None:
         self.registry, self.clock, self.client = registry, clock, client
         self.activity = activity or Activity()
         self.bucket = TokenBucket(rate=per_second, capacity=max(1.0, per_second))
@@ -137,8 +147,11 @@ class TokenKeeper:
             self.activity.leave()
 
     async def _sleep(self, seconds: float, stop: asyncio.Event) -> None:
-        waits = [asyncio.ensure_future(self.clock.sleep(seconds)),
-                 asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
+        waits = [
+            asyncio.ensure_future(self.clock.sleep(seconds)),
+            asyncio.ensure_future(stop.wait()),
+            asyncio.ensure_future(self._wake.wait()),
+        ]
         try:
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -190,8 +203,11 @@ class TokenKeeper:
         same (rows are immutable: a change is a new object). A remembered plan stays right as
         time passes: its instant is fixed, or "now" when it was made, which is still due."""
         reg = self.registry
-        key = (account, bool(account.refresh_token) and reg.has_client_credentials,
-               account.id in reg.refused)
+        key = (
+            account,
+            bool(account.refresh_token) and reg.has_client_credentials,
+            account.id in reg.refused,
+        )
         cached = self._plans.get(account.id)
         if cached is not None and cached[0][0] is account and cached[0][1:] == key[1:]:
             return cached[1]
@@ -209,14 +225,21 @@ class TokenKeeper:
                 self._back_off(account.id)
         elif action is tokens.Action.WARN:
             lapse = tokens.lapses_at(account, refreshable=False)
-            log.warning("account_reauth_soon", account_id=account.id,
-                        lapses_at=lapse.isoformat() if lapse else None)
+            log.warning(
+                "account_reauth_soon",
+                account_id=account.id,
+                lapses_at=lapse.isoformat() if lapse else None,
+            )
             await reg.record(account.id, reauth_warned_at=self.clock.now())
         elif action is tokens.Action.LAPSED:
             lapse = tokens.lapses_at(account, refreshable=False)
-            await reg.mark_needs_reauth(account.id, (
-                f"the access token lapsed{f' at {lapse.isoformat()}' if lapse else ''} and "
-                "could not be refreshed: authorise the account again (UpdateAccount)"))
+            await reg.mark_needs_reauth(
+                account.id,
+                (
+                    f"the access token lapsed{f' at {lapse.isoformat()}' if lapse else ''} and "
+                    "could not be refreshed: authorise the account again (UpdateAccount)"
+                ),
+            )
 
     def _back_off(self, account_id: str) -> None:
         self._not_before[account_id] = self.clock.monotonic() + self.retry_s
@@ -236,15 +259,15 @@ class TokenKeeper:
                     self._back_off(account.id)
                 return  # verified with the new token on the next pass (or NEEDS_REAUTH)
             if isinstance(answer, Refused) and answer.auth:
-                await reg.mark_needs_reauth(account.id, f"Pinterest refused the access token: "
-                                            f"{answer.message}")
+                await reg.mark_needs_reauth(
+                    account.id, f"Pinterest refused the access token: {answer.message}"
+                )
                 return
             changes: dict[str, Any] = {"verified_at": self.clock.now()}
             if isinstance(answer, Verified):
                 changes.update(username=answer.username, account_type=answer.account_type)
             else:
-                log.warning("account_verify_refused", account_id=account.id,
-                            error=answer.message)
+                log.warning("account_verify_refused", account_id=account.id, error=answer.message)
             if account.state_reason.startswith(NOT_VERIFIED):
                 changes["state_reason"] = account.hold_reason
             updated = await reg.record(account.id, **changes)

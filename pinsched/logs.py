@@ -13,8 +13,18 @@ from typing import Any
 
 import structlog
 
-SECRET_KEYS = frozenset({"access_token", "refresh_token", "token", "secret", "authorization",
-                         "api_token", "client_secret", "password"})
+SECRET_KEYS = frozenset(
+    {
+        "access_token",
+        "refresh_token",
+        "token",
+        "secret",
+        "authorization",
+        "api_token",
+        "client_secret",
+        "password",
+    }
+)
 _secrets: set[str] = set()
 
 
@@ -38,8 +48,11 @@ def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[
 
 def configure(level: str = "info", fmt: str = "json") -> None:
     lvl = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
-    renderer: Any = (structlog.processors.JSONRenderer() if fmt == "json"
-                     else structlog.dev.ConsoleRenderer(colors=False))
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

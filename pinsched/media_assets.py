@@ -61,8 +61,7 @@ def media_dir(db_path: str) -> Path:
 class MediaAssets:
     """The media directory: receive, read and sweep uploaded videos."""
 
-    def __init__(self, directory: Path, clock: Clock, *,
-                 max_bytes: int = VIDEO_MAX_BYTES) -> None:
+    def __init__(self, directory: Path, clock: Clock, *, max_bytes: int = VIDEO_MAX_BYTES) -> None:
         self.directory = directory
         self.clock = clock
         self.max_bytes = max_bytes
@@ -78,17 +77,22 @@ class MediaAssets:
             return None
         if not self.path(asset_id).exists():
             return None
-        return Asset(asset_id=asset_id, size=int(meta["size"]),
-                     content_type=meta["content_type"],
-                     received_at=datetime.fromisoformat(meta["received_at"]))
+        return Asset(
+            asset_id=asset_id,
+            size=int(meta["size"]),
+            content_type=meta["content_type"],
+            received_at=datetime.fromisoformat(meta["received_at"]),
+        )
 
     async def receive(self, content_type: str, chunks: AsyncIterator[bytes]) -> Asset:
         """Store the bytes of *chunks*; InvalidArgument for a type or size Pinterest refuses
         (nothing is kept then), StorageUnavailable when the disk refuses the write."""
         if content_type not in VIDEO_CONTENT_TYPES:
             raise InvalidArgument.one(
-                "content_type", f"must be one of {', '.join(VIDEO_CONTENT_TYPES)} (Pinterest's "
-                f"video types); got {content_type!r}")
+                "content_type",
+                f"must be one of {', '.join(VIDEO_CONTENT_TYPES)} (Pinterest's "
+                f"video types); got {content_type!r}",
+            )
         try:
             await asyncio.to_thread(self.directory.mkdir, parents=True, exist_ok=True)
             tmp = self.directory / f"{_TMP}{uuid.uuid4().hex}"
@@ -101,15 +105,20 @@ class MediaAssets:
                 size += len(chunk)
                 if size > self.max_bytes:
                     raise InvalidArgument.one(
-                        "data", f"a video is at most {self.max_bytes} bytes (Pinterest's limit)")
+                        "data", f"a video is at most {self.max_bytes} bytes (Pinterest's limit)"
+                    )
                 digest.update(chunk)
                 await asyncio.to_thread(f.write, chunk)
             if size == 0:
                 raise InvalidArgument.one("data", "required: the video bytes")
             await asyncio.to_thread(_sync_close, f)
             asset_id = digest.hexdigest()
-            asset = Asset(asset_id=asset_id, size=size, content_type=content_type,
-                          received_at=self.clock.now())
+            asset = Asset(
+                asset_id=asset_id,
+                size=size,
+                content_type=content_type,
+                received_at=self.clock.now(),
+            )
             await asyncio.to_thread(self._commit, tmp, asset)
         except BaseException:
             with contextlib.suppress(OSError):
@@ -124,8 +133,14 @@ class MediaAssets:
             meta = self.directory / f"{asset.asset_id}.json"
             meta_tmp = self.directory / f"{_TMP}{asset.asset_id}.json"
             with meta_tmp.open("w") as f:
-                json.dump({"content_type": asset.content_type, "size": asset.size,
-                           "received_at": asset.received_at.isoformat()}, f)
+                json.dump(
+                    {
+                        "content_type": asset.content_type,
+                        "size": asset.size,
+                        "received_at": asset.received_at.isoformat(),
+                    },
+                    f,
+                )
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, self.path(asset.asset_id))
@@ -145,8 +160,9 @@ class MediaAssets:
                 with contextlib.suppress(OSError):
                     entry.unlink()
 
-    async def run(self, stop: asyncio.Event, grace_s: float,
-                  in_use: Callable[[str], Awaitable[bool]]) -> None:
+    async def run(
+        self, stop: asyncio.Event, grace_s: float, in_use: Callable[[str], Awaitable[bool]]
+    ) -> None:
         """Sweep every `SWEEP_EVERY_S` of the clock until *stop* is set."""
         while not stop.is_set():
             try:

@@ -55,11 +55,39 @@ log = structlog.get_logger("pinsched.metrics")
 S = JobState
 
 LATENESS_BUCKETS: Final = (
-    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
-    900.0, 3600.0,
+    0.001,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    300.0,
+    900.0,
+    3600.0,
 )
 RPC_BUCKETS: Final = (
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
 )
 _ATTEMPT_FAILED: Final = frozenset({S.RETRYING, S.FAILED, S.PERMANENTLY_FAILED})
 
@@ -79,35 +107,66 @@ class Metrics:
     def __init__(self, *, refresh_interval_s: float = 1.0) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.delivered = Counter("pinsched_pins_delivered", "Pins published on Pinterest.",
-                                 ["account"], registry=r)
+        self.delivered = Counter(
+            "pinsched_pins_delivered", "Pins published on Pinterest.", ["account"], registry=r
+        )
         self.attempt_failures = Counter(
-            "pinsched_attempt_failures", "Publish attempts that failed, by error category.",
-            ["account", "category"], registry=r)
-        self.retries = Counter("pinsched_retries", "Jobs sent back to RETRYING after an attempt.",
-                               ["account", "category"], registry=r)
-        self.rate_limited = Counter("pinsched_rate_limited",
-                                    "Attempts answered 429 by Pinterest.", ["account"], registry=r)
+            "pinsched_attempt_failures",
+            "Publish attempts that failed, by error category.",
+            ["account", "category"],
+            registry=r,
+        )
+        self.retries = Counter(
+            "pinsched_retries",
+            "Jobs sent back to RETRYING after an attempt.",
+            ["account", "category"],
+            registry=r,
+        )
+        self.rate_limited = Counter(
+            "pinsched_rate_limited", "Attempts answered 429 by Pinterest.", ["account"], registry=r
+        )
         self.job_failures = Counter(
             "pinsched_job_failures",
             "Jobs that reached FAILED (needs the user) or PERMANENTLY_FAILED.",
-            ["account", "category", "state"], registry=r)
-        self.transitions = Counter("pinsched_job_transitions", "Job state changes committed.",
-                                   ["from_state", "to_state"], registry=r)
+            ["account", "category", "state"],
+            registry=r,
+        )
+        self.transitions = Counter(
+            "pinsched_job_transitions",
+            "Job state changes committed.",
+            ["from_state", "to_state"],
+            registry=r,
+        )
         self.lateness = Histogram(
             "pinsched_dispatch_lateness_seconds",
-            "First attempt sent time minus planned time.", buckets=LATENESS_BUCKETS, registry=r)
+            "First attempt sent time minus planned time.",
+            buckets=LATENESS_BUCKETS,
+            registry=r,
+        )
         self.rpc_duration = Histogram(
-            "pinsched_rpc_duration_seconds", "gRPC unary call latency (server side).",
-            ["service", "method"], buckets=RPC_BUCKETS, registry=r)
-        self.rpc_requests = Counter("pinsched_rpc_requests", "gRPC calls by final status code.",
-                                    ["service", "method", "code"], registry=r)
+            "pinsched_rpc_duration_seconds",
+            "gRPC unary call latency (server side).",
+            ["service", "method"],
+            buckets=RPC_BUCKETS,
+            registry=r,
+        )
+        self.rpc_requests = Counter(
+            "pinsched_rpc_requests",
+            "gRPC calls by final status code.",
+            ["service", "method", "code"],
+            registry=r,
+        )
         self.unauthenticated = Counter(
-            "pinsched_rpc_unauthenticated", "gRPC calls refused for a missing or wrong API token.",
-            registry=r)
-        self.webhook_attempts = Counter("pinsched_webhook_attempts",
-                                        "Webhook POSTs, by endpoint and outcome.",
-                                        ["endpoint", "outcome"], registry=r)
+            "pinsched_rpc_unauthenticated",
+            "gRPC calls refused for a missing or wrong API token.",
+            registry=r,
+        )
+        self.webhook_attempts = Counter(
+            "pinsched_webhook_attempts",
+            "Webhook POSTs, by endpoint and outcome.",
+            ["endpoint", "outcome"],
+            registry=r,
+        )
         self.refresh_interval_s = refresh_interval_s
         self.port: int | None = None
         self._store: Store | None = None
@@ -125,8 +184,13 @@ class Metrics:
     # -- inputs ------------------------------------------------------------------------------
 
     def bind(
-        self, *, store: Store, scheduler: Scheduler | None = None, bus: EventBus | None = None,
-        accounts: AccountRegistry | None = None, dispatchers: Dispatchers | None = None,
+        self,
+        *,
+        store: Store,
+        scheduler: Scheduler | None = None,
+        bus: EventBus | None = None,
+        accounts: AccountRegistry | None = None,
+        dispatchers: Dispatchers | None = None,
     ) -> None:
         """Give the scrape-time gauges their sources."""
         self._store, self._scheduler, self._bus = store, scheduler, bus
@@ -164,9 +228,14 @@ class Metrics:
                 category = t.error.category.value if t.error else ""
                 self.job_failures.labels(account, category, t.to_state.value).inc()
             job = event.job
-            if (src is S.QUEUED and t.to_state is S.SUBMITTED and job is not None
-                    and job.attempts == 1 and job.next_attempt_at is None
-                    and job.late_by is not None):
+            if (
+                src is S.QUEUED
+                and t.to_state is S.SUBMITTED
+                and job is not None
+                and job.attempts == 1
+                and job.next_attempt_at is None
+                and job.late_by is not None
+            ):
                 self.lateness.observe(max(0.0, job.late_by.total_seconds()))
 
     def denied(self) -> None:
@@ -202,36 +271,48 @@ class Metrics:
         return encoder(self.registry), content_type
 
     def _collect_live(self) -> Iterator[Metric]:
-        jobs = GaugeMetricFamily("pinsched_jobs", "Jobs by state (the queue depth).",
-                                 labels=["state"])
+        jobs = GaugeMetricFamily(
+            "pinsched_jobs", "Jobs by state (the queue depth).", labels=["state"]
+        )
         for state in JobState:
             jobs.add_metric([state.value], self._states.get(state, 0))
         yield jobs
-        outbox = GaugeMetricFamily("pinsched_webhook_outbox",
-                                   "Webhook deliveries by endpoint and state.",
-                                   labels=["endpoint", "state"])
+        outbox = GaugeMetricFamily(
+            "pinsched_webhook_outbox",
+            "Webhook deliveries by endpoint and state.",
+            labels=["endpoint", "state"],
+        )
         for (endpoint, delivery_state), count in sorted(self._webhooks.items()):
             outbox.add_metric([endpoint_label(endpoint), delivery_state], count)
         yield outbox
         sched = self._scheduler
         if sched is not None:
-            yield GaugeMetricFamily("pinsched_due_heap_size",
-                                    "Jobs in the due-heap's window (due within minutes).",
-                                    value=len(sched.heap))
-            yield GaugeMetricFamily("pinsched_held_jobs",
-                                    "Jobs held because their account cannot publish.",
-                                    value=sum(len(ids) for ids in sched.held.values()))
+            yield GaugeMetricFamily(
+                "pinsched_due_heap_size",
+                "Jobs in the due-heap's window (due within minutes).",
+                value=len(sched.heap),
+            )
+            yield GaugeMetricFamily(
+                "pinsched_held_jobs",
+                "Jobs held because their account cannot publish.",
+                value=sum(len(ids) for ids in sched.held.values()),
+            )
         if self._bus is not None:
-            yield GaugeMetricFamily("pinsched_watchers", "Open WatchJobs streams.",
-                                    value=self._bus.watchers)
+            yield GaugeMetricFamily(
+                "pinsched_watchers", "Open WatchJobs streams.", value=self._bus.watchers
+            )
         if self._dispatchers is not None:
-            yield GaugeMetricFamily("pinsched_pinterest_in_flight",
-                                    "Publish requests to Pinterest in flight.",
-                                    value=self._dispatchers.in_flight)
+            yield GaugeMetricFamily(
+                "pinsched_pinterest_in_flight",
+                "Publish requests to Pinterest in flight.",
+                value=self._dispatchers.in_flight,
+            )
         if self._accounts is not None:
-            yield CounterMetricFamily("pinsched_token_refreshes",
-                                      "OAuth refresh-token grants requested from Pinterest.",
-                                      value=self._accounts.refreshes)
+            yield CounterMetricFamily(
+                "pinsched_token_refreshes",
+                "OAuth refresh-token grants requested from Pinterest.",
+                value=self._accounts.refreshes,
+            )
 
     # -- HTTP ----------------------------------------------------------------------------------
 
@@ -306,7 +387,8 @@ class _RpcMetrics(_Interceptor):
         self._m = metrics
 
     async def intercept_service(
-        self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
         details: grpc.HandlerCallDetails,
     ) -> Any:
         handler = await continuation(details)
@@ -330,8 +412,9 @@ class _RpcMetrics(_Interceptor):
             return timed
 
         def streaming(fn: Callable[..., Any]) -> Callable[..., AsyncIterator[Any]]:
-            async def counted(request: Any, context: grpc.aio.ServicerContext[Any, Any]
-                              ) -> AsyncIterator[Any]:
+            async def counted(
+                request: Any, context: grpc.aio.ServicerContext[Any, Any]
+            ) -> AsyncIterator[Any]:
                 failed = None
                 try:
                     result = fn(request, context)
@@ -348,8 +431,10 @@ class _RpcMetrics(_Interceptor):
 
             return counted
 
-        kw = {"request_deserializer": handler.request_deserializer,
-              "response_serializer": handler.response_serializer}
+        kw = {
+            "request_deserializer": handler.request_deserializer,
+            "response_serializer": handler.response_serializer,
+        }
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(unary(handler.unary_unary), **kw)
         if handler.stream_unary:

@@ -37,9 +37,13 @@ def is_note(entry: Transition) -> bool:
 
 def at_risk(job: Job, now: datetime, reason: str, *, cleared: bool = False) -> Transition:
     """The note that *job* is at risk for *reason* (or, *cleared*, no longer is)."""
-    return Transition(from_state=job.state, to_state=job.state, time=now,
-                      reason=(AT_RISK_CLEARED if cleared else AT_RISK) + reason,
-                      attempt=job.attempts)
+    return Transition(
+        from_state=job.state,
+        to_state=job.state,
+        time=now,
+        reason=(AT_RISK_CLEARED if cleared else AT_RISK) + reason,
+        attempt=job.attempts,
+    )
 
 
 def last_risk(history: tuple[Transition, ...]) -> str:

@@ -90,8 +90,9 @@ class Routes:
         else:
             self._by_token[token] = route
 
-    def target(self, base_url: str, token: str, path: str, params: Mapping[str, str] | None
-               ) -> tuple[str, Mapping[str, str] | None, str]:
+    def target(
+        self, base_url: str, token: str, path: str, params: Mapping[str, str] | None
+    ) -> tuple[str, Mapping[str, str] | None, str]:
         """`(url, query parameters, account id)` of a call to *path* made with *token*."""
         route = self._by_token.get(token)
         if route is None:

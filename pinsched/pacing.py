@@ -133,10 +133,13 @@ class AccountPacer:
 
         return {
             "blocked_until": w(self.blocked_until) if self.blocked_until > mono else 0.0,
-            "slowdown": self.slowdown, "slowed_at": w(self.slowed_at), "strikes": self.strikes,
+            "slowdown": self.slowdown,
+            "slowed_at": w(self.slowed_at),
+            "strikes": self.strikes,
             "last_pin": w(self.last_pin) if self.last_pin is not None else None,
             "recent": [w(t) for t in self.recent],
-            "quota_gap": self.quota_gap, "quota_until": w(self.quota_until),
+            "quota_gap": self.quota_gap,
+            "quota_until": w(self.quota_until),
         }
 
     def restore(self, data: dict[str, Any], *, mono: float, wall: float) -> None:
@@ -154,8 +157,9 @@ class AccountPacer:
             self.strikes = int(data.get("strikes", 0))
             if data.get("last_pin") is not None:
                 self.last_pin = m(data["last_pin"])
-            self.recent = deque(sorted(m(t) for t in data.get("recent", [])
-                                       if float(t) > wall - 86_400))
+            self.recent = deque(
+                sorted(m(t) for t in data.get("recent", []) if float(t) > wall - 86_400)
+            )
             self.quota_gap = float(data.get("quota_gap", 0.0))
             self.quota_until = m(data.get("quota_until", wall))
         except (TypeError, ValueError):

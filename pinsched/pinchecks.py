@@ -50,43 +50,77 @@ def _answer(err: Any) -> str:
 
 
 class Checker:
-    def __init__(self, client: pt.PinterestClient, probe: UrlProbe, *,
-                 timeout_s: float = 10.0) -> None:
+    def __init__(
+        self, client: pt.PinterestClient, probe: UrlProbe, *, timeout_s: float = 10.0
+    ) -> None:
         self.client, self.probe, self.timeout_s = client, probe, timeout_s
 
-    async def check(self, account: Account, pin: PinSpec, *, prefix: str = "pin",
-                    account_field: str = "account_id") -> list[Problem]:
+    async def check(
+        self,
+        account: Account,
+        pin: PinSpec,
+        *,
+        prefix: str = "pin",
+        account_field: str = "account_id",
+    ) -> list[Problem]:
         """Every problem of *pin* published with *account*; [] when all checks pass."""
         verified = await verify_account(self.client, account, timeout_s=self.timeout_s)
         if isinstance(verified, Refused):
-            return [Problem(account_field, f"Pinterest refuses the account's access token: "
-                            f"{verified.message}", precondition=True)]
+            return [
+                Problem(
+                    account_field,
+                    f"Pinterest refuses the account's access token: {verified.message}",
+                    precondition=True,
+                )
+            ]
         if isinstance(verified, Unreachable):
-            return [Problem(account_field, f"could not check the credentials with Pinterest: "
-                            f"{verified.message}", unavailable=True)]
+            return [
+                Problem(
+                    account_field,
+                    f"could not check the credentials with Pinterest: {verified.message}",
+                    unavailable=True,
+                )
+            ]
         problems = await self._board(account, pin, prefix, verified.username)
         for field, url in image_urls(pin, prefix):
             if (found := await self.probe.image(url)) is not None:
-                problems.append(Problem(field, f"{url} {found.message}",
-                                        unavailable=found.unavailable))
+                problems.append(
+                    Problem(field, f"{url} {found.message}", unavailable=found.unavailable)
+                )
         return problems
 
-    async def _board(self, account: Account, pin: PinSpec, prefix: str,
-                     username: str) -> list[Problem]:
+    async def _board(
+        self, account: Account, pin: PinSpec, prefix: str, username: str
+    ) -> list[Problem]:
         field = f"{prefix}.board_id"
-        out = await self.client.read(account.access_token, f"/boards/{pin.board_id}",
-                                     timeout_s=self.timeout_s)
+        out = await self.client.read(
+            account.access_token, f"/boards/{pin.board_id}", timeout_s=self.timeout_s
+        )
         if isinstance(out, pt.Rejected | pt.AuthExpired):
-            return [Problem(field, f"board {pin.board_id} is not one of the account's boards: "
-                            f"{_answer(out.error)}")]
+            return [
+                Problem(
+                    field,
+                    f"board {pin.board_id} is not one of the account's boards: "
+                    f"{_answer(out.error)}",
+                )
+            ]
         if not isinstance(out, pt.Delivered):
-            return [Problem(field, f"could not check board {pin.board_id}: "
-                            f"{out.error.message}", unavailable=True)]
+            return [
+                Problem(
+                    field,
+                    f"could not check board {pin.board_id}: {out.error.message}",
+                    unavailable=True,
+                )
+            ]
         owner = out.pin.get("owner")
         name = owner.get("username") if isinstance(owner, dict) else None
         if name and username and name != username and not account.ad_account_id:
-            return [Problem(field, f"board {pin.board_id} belongs to {name}, not to the "
-                            f"account's user {username}")]
+            return [
+                Problem(
+                    field,
+                    f"board {pin.board_id} belongs to {name}, not to the account's user {username}",
+                )
+            ]
         if pin.board_section_id:
             return await self._section(account, pin, prefix)
         return []
@@ -96,22 +130,35 @@ class Checker:
         bookmark = ""
         for _ in range(SECTION_PAGES):
             params = {"page_size": "250", **({"bookmark": bookmark} if bookmark else {})}
-            out = await self.client.read(account.access_token,
-                                         f"/boards/{pin.board_id}/sections", params=params,
-                                         timeout_s=self.timeout_s)
+            out = await self.client.read(
+                account.access_token,
+                f"/boards/{pin.board_id}/sections",
+                params=params,
+                timeout_s=self.timeout_s,
+            )
             if not isinstance(out, pt.Delivered):
                 unavailable = not isinstance(out, pt.Rejected)
-                return [Problem(field, f"could not list the sections of board {pin.board_id}: "
-                                f"{_answer(out.error)}", unavailable=unavailable)]
+                return [
+                    Problem(
+                        field,
+                        f"could not list the sections of board {pin.board_id}: "
+                        f"{_answer(out.error)}",
+                        unavailable=unavailable,
+                    )
+                ]
             items = out.pin.get("items") or []
-            if any(isinstance(s, dict) and str(s.get("id")) == pin.board_section_id
-                   for s in items):
+            if any(isinstance(s, dict) and str(s.get("id")) == pin.board_section_id for s in items):
                 return []
             bookmark = str(out.pin.get("bookmark") or "")
             if not bookmark:
                 break
-        return [Problem(field, f"board {pin.board_id} has no section {pin.board_section_id} "
-                        "(GET /v5/boards/{id}/sections)")]
+        return [
+            Problem(
+                field,
+                f"board {pin.board_id} has no section {pin.board_section_id} "
+                "(GET /v5/boards/{id}/sections)",
+            )
+        ]
 
 
 def image_urls(pin: PinSpec, prefix: str = "pin") -> list[tuple[str, str]]:
@@ -120,8 +167,10 @@ def image_urls(pin: PinSpec, prefix: str = "pin") -> list[tuple[str, str]]:
     if isinstance(media, ImageUrl):
         return [(f"{at}.image_url.url", media.url)]
     if isinstance(media, Carousel):
-        return [(f"{at}.multiple_image_urls.items[{i}].url", item.url)
-                for i, item in enumerate(media.items)]
+        return [
+            (f"{at}.multiple_image_urls.items[{i}].url", item.url)
+            for i, item in enumerate(media.items)
+        ]
     if isinstance(media, Video) and media.cover_image_url:
         return [(f"{at}.video_id.cover_image_url", media.cover_image_url)]
     return []

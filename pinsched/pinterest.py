@@ -62,7 +62,9 @@ log = structlog.get_logger("pinsched.pinterest")
 TRANSIENT_CODES: Final = frozenset({2787})
 #: Messages Pinterest sends for failures that go away by themselves (lower case).
 TRANSIENT_MESSAGES: Final = (
-    "could not fetch the image", "unable to reach the url", "try again later",
+    "could not fetch the image",
+    "unable to reach the url",
+    "try again later",
 )
 RATE_LIMIT_CODE: Final = 8
 SPAM_CODE: Final = 9
@@ -132,17 +134,23 @@ def classify(
 
     def err(category: ErrorCategory, retryable: bool) -> JobError:
         return JobError(
-            category=category, message=text, http_status=status, pinterest_code=code,
-            retryable=retryable, pinterest_request_id=headers.get("x-pinterest-rid", ""),
+            category=category,
+            message=text,
+            http_status=status,
+            pinterest_code=code,
+            retryable=retryable,
+            pinterest_request_id=headers.get("x-pinterest-rid", ""),
         )
 
     if code == SPAM_CODE or (status == 429 and "spam" in lowered):
         return SpamBlocked(err(ErrorCategory.SPAM_BLOCKED, True))
     if status == 429 or code == RATE_LIMIT_CODE:
         return RateLimited(err(ErrorCategory.RATE_LIMITED, True), retry_after_s(headers, now))
-    if (status == 401 or (400 <= status < 500 and code in TOKEN_INVALID_CODES)
-            or (status in (400, 403) and code == AUTH_FAILED_CODE
-                and "authentication" in lowered)):
+    if (
+        status == 401
+        or (400 <= status < 500 and code in TOKEN_INVALID_CODES)
+        or (status in (400, 403) and code == AUTH_FAILED_CODE and "authentication" in lowered)
+    ):
         return AuthExpired(err(ErrorCategory.AUTH, True))
     unknown = write and not 400 <= status < 500
     if code in TRANSIENT_CODES or any(m in lowered for m in TRANSIENT_MESSAGES):
@@ -184,14 +192,28 @@ def pin_body(pin: PinSpec) -> dict[str, Any]:
         case ImageUrl(url=url):
             media = {"source_type": "image_url", "url": url}
         case ImageBase64(content_type=ct, data=data):
-            media = {"source_type": "image_base64", "content_type": ct,
-                     "data": base64.b64encode(data).decode()}
+            media = {
+                "source_type": "image_base64",
+                "content_type": ct,
+                "data": base64.b64encode(data).decode(),
+            }
         case Carousel(items=items, index=index):
             media = {
-                "source_type": "multiple_image_urls", "index": index,
-                "items": [{k: v for k, v in (("url", i.url), ("title", i.title),
-                                             ("description", i.description), ("link", i.link))
-                           if v} for i in items],
+                "source_type": "multiple_image_urls",
+                "index": index,
+                "items": [
+                    {
+                        k: v
+                        for k, v in (
+                            ("url", i.url),
+                            ("title", i.title),
+                            ("description", i.description),
+                            ("link", i.link),
+                        )
+                        if v
+                    }
+                    for i in items
+                ],
             }
         case Video(media_id=mid, cover_image_url=cover, cover_image_key_frame_time=kft):
             media = {"source_type": "video_id", "media_id": mid}
@@ -237,9 +259,14 @@ class PinterestClient:
     *now* is only used to read HTTP-date `Retry-After` headers.
     """
 
-    def __init__(self, base_url: str, *, timeout_s: float = 30.0,
-                 session: aiohttp.ClientSession | None = None,
-                 now: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout_s: float = 30.0,
+        session: aiohttp.ClientSession | None = None,
+        now: Callable[[], datetime] | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
         self._timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=min(10.0, timeout_s))
@@ -264,20 +291,37 @@ class PinterestClient:
         self._session = None
 
     async def _request(
-        self, method: str, path: str, token: str, *, json_body: Any = None,
-        params: Mapping[str, str] | None = None, write: bool, timeout_s: float | None = None,
+        self,
+        method: str,
+        path: str,
+        token: str,
+        *,
+        json_body: Any = None,
+        params: Mapping[str, str] | None = None,
+        write: bool,
+        timeout_s: float | None = None,
     ) -> Outcome:
         session = await self._sess()
         outcome: Outcome
         if not _HEADER_SAFE.fullmatch(token):  # unsendable: refresh or NEEDS_REAUTH, not stuck
-            return AuthExpired(_net_error(ErrorCategory.AUTH, "the stored access token has spaces"
-                                          " or control characters; replace it (UpdateAccount)"))
+            return AuthExpired(
+                _net_error(
+                    ErrorCategory.AUTH,
+                    "the stored access token has spaces"
+                    " or control characters; replace it (UpdateAccount)",
+                )
+            )
         url, params, account_id = self.routes.target(self.base_url, token, path, params)
         timeout = self._timeout if timeout_s is None else aiohttp.ClientTimeout(total=timeout_s)
         try:
             async with session.request(
-                method, url, json=json_body, params=params, timeout=timeout,
-                headers={"authorization": f"Bearer {token}"}, allow_redirects=not write,
+                method,
+                url,
+                json=json_body,
+                params=params,
+                timeout=timeout,
+                headers={"authorization": f"Bearer {token}"},
+                allow_redirects=not write,
             ) as resp:
                 body = _parse(await resp.read())
                 headers = {k.lower(): v for k, v in resp.headers.items()}
@@ -290,15 +334,23 @@ class PinterestClient:
             # Never connected, so nothing was sent: certainly not applied.
             outcome = Unavailable(_net_error(ErrorCategory.UNAVAILABLE, f"cannot connect: {exc}"))
         except TimeoutError as exc:
-            outcome = _lost(write, f"no answer within {timeout_s or self.timeout_s:g} s "
-                                   f"({type(exc).__name__})")
+            outcome = _lost(
+                write, f"no answer within {timeout_s or self.timeout_s:g} s ({type(exc).__name__})"
+            )
         except aiohttp.ClientError as exc:  # lost after sending (disconnect, reset, bad answer)
             outcome = _lost(write, f"connection lost: {type(exc).__name__}: {exc}")
         if not isinstance(outcome, Delivered):
             e = outcome.error
-            log.warning("pinterest_error", method=method, path=path, outcome=type(outcome).__name__,
-                        http_status=e.http_status, pinterest_code=e.pinterest_code,
-                        message=e.message, pinterest_rid=e.pinterest_request_id)
+            log.warning(
+                "pinterest_error",
+                method=method,
+                path=path,
+                outcome=type(outcome).__name__,
+                http_status=e.http_status,
+                pinterest_code=e.pinterest_code,
+                message=e.message,
+                pinterest_rid=e.pinterest_request_id,
+            )
         return outcome
 
     async def create_pin(self, token: str, pin: PinSpec) -> Outcome:
@@ -311,8 +363,9 @@ class PinterestClient:
 
     async def update_pin(self, token: str, pin_id: str, changes: Mapping[str, Any]) -> Outcome:
         """`PATCH /pins/{id}` with the `PinUpdate` fields in *changes*."""
-        return await self._request("PATCH", f"/pins/{pin_id}", token, json_body=dict(changes),
-                                   write=True)
+        return await self._request(
+            "PATCH", f"/pins/{pin_id}", token, json_body=dict(changes), write=True
+        )
 
     async def get_board(self, token: str, board_id: str) -> BoardState:
         """`GET /boards/{id}`: its pin count and when its pins last changed."""
@@ -326,34 +379,49 @@ class PinterestClient:
             count = 0
         return BoardState(count, parse_time(modified))
 
-    async def board_pins(self, token: str, board_id: str, *, bookmark: str | None = None,
-                         page_size: int = 100) -> PinPage:
+    async def board_pins(
+        self, token: str, board_id: str, *, bookmark: str | None = None, page_size: int = 100
+    ) -> PinPage:
         """One page of `GET /boards/{id}/pins` (sections included)."""
         params = {"page_size": str(page_size)}
         if bookmark:
             params["bookmark"] = bookmark
-        out = await self._request("GET", f"/boards/{board_id}/pins", token, params=params,
-                                  write=False)
+        out = await self._request(
+            "GET", f"/boards/{board_id}/pins", token, params=params, write=False
+        )
         if not isinstance(out, Delivered):
             raise ReadFailed(out)
         items = out.pin.get("items") or []
         next_page = out.pin.get("bookmark")
-        return PinPage([dict(i) for i in items if isinstance(i, Mapping)],
-                       str(next_page) if next_page else None)
+        return PinPage(
+            [dict(i) for i in items if isinstance(i, Mapping)],
+            str(next_page) if next_page else None,
+        )
 
-    async def read(self, token: str, path: str, *, params: Mapping[str, str] | None = None,
-                   timeout_s: float | None = None) -> Outcome:
+    async def read(
+        self,
+        token: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        timeout_s: float | None = None,
+    ) -> Outcome:
         """A GET of *path* (`/boards/1`); `Delivered.pin` holds the JSON body."""
-        return await self._request("GET", path, token, params=params, write=False,
-                                   timeout_s=timeout_s)
+        return await self._request(
+            "GET", path, token, params=params, write=False, timeout_s=timeout_s
+        )
 
     async def user_account(self, token: str, *, timeout_s: float | None = None) -> Outcome:
         """`GET /user_account`: who the token belongs to (`username`, `account_type`)."""
-        return await self._request("GET", "/user_account", token, write=False,
-                                   timeout_s=timeout_s)
+        return await self._request("GET", "/user_account", token, write=False, timeout_s=timeout_s)
 
     async def refresh_token(
-        self, client_id: str, client_secret: str, refresh_token: str, *, base: str = "",
+        self,
+        client_id: str,
+        client_secret: str,
+        refresh_token: str,
+        *,
+        base: str = "",
     ) -> TokenGrant | RefreshFailed:
         """The refresh-token grant (`POST {base}/oauth/token`, Basic client auth).
 
@@ -366,8 +434,11 @@ class PinterestClient:
         try:
             async with session.post(
                 f"{base.rstrip('/') if base else self.base_url}/oauth/token",
-                data={"grant_type": "refresh_token", "refresh_token": refresh_token,
-                      "continuous_refresh": "true"},
+                data={
+                    "grant_type": "refresh_token",
+                    "refresh_token": refresh_token,
+                    "continuous_refresh": "true",
+                },
                 headers={"authorization": f"Basic {basic}"},
             ) as resp:
                 body = _parse(await resp.read())
@@ -388,16 +459,26 @@ class PinterestClient:
                 err = JobError(
                     category=ErrorCategory.AUTH if permanent else ErrorCategory.UNAVAILABLE,
                     message=f"token refresh refused: {message or f'HTTP {resp.status}'}",
-                    http_status=resp.status, pinterest_code=code, pinterest_request_id=rid,
+                    http_status=resp.status,
+                    pinterest_code=code,
+                    pinterest_request_id=rid,
                     retryable=not permanent,
                 )
-                log.warning("token_refresh_refused", http_status=resp.status,
-                            pinterest_code=code, message=message, pinterest_rid=rid)
+                log.warning(
+                    "token_refresh_refused",
+                    http_status=resp.status,
+                    pinterest_code=code,
+                    message=message,
+                    pinterest_rid=rid,
+                )
                 return RefreshFailed(err, permanent=permanent, client_refused=resp.status == 401)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            return RefreshFailed(_net_error(ErrorCategory.UNAVAILABLE,
-                                            f"token refresh failed: {type(exc).__name__}: {exc}"),
-                                 permanent=False)
+            return RefreshFailed(
+                _net_error(
+                    ErrorCategory.UNAVAILABLE, f"token refresh failed: {type(exc).__name__}: {exc}"
+                ),
+                permanent=False,
+            )
 
 
 def parse_time(value: Any) -> datetime | None:

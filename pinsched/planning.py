@@ -37,7 +37,12 @@ def seed_for(account_id: str, start: datetime, end: datetime, seed: int = 0) -> 
 
 
 def spread(
-    n: int, start: datetime, end: datetime, *, pacing: Pacing, fixed: Sequence[datetime] = (),
+    n: int,
+    start: datetime,
+    end: datetime,
+    *,
+    pacing: Pacing,
+    fixed: Sequence[datetime] = (),
     rng: random.Random,
 ) -> Plan:
     """Plan *n* jobs sharing the window [*start*, *end*] (see the module docstring)."""
@@ -50,18 +55,29 @@ def spread(
     targets = [start + slot * (i + 0.5) + slot * rng.uniform(-0.25, 0.25) for i in range(n)]
     placed = _place(targets, start, end, pacing, sorted(fixed))
     if placed is not None:
-        return Plan(tuple(placed), f"spread over the window: {n} pins, one every {_fmt(slot)}"
-                    if n > 1 else "")
+        return Plan(
+            tuple(placed),
+            f"spread over the window: {n} pins, one every {_fmt(slot)}" if n > 1 else "",
+        )
     even = [start + (width * i / (n - 1)) for i in range(n)] if n > 1 else [start]
-    return Plan(tuple(even), (
-        f"the window cannot honour the account's pacing for {n} pins "
-        f"(min spacing {_fmt(pacing.min_spacing)}, max {pacing.max_per_hour or '-'}/h, "
-        f"{pacing.max_per_day or '-'}/day): spread evenly, one every "
-        f"{_fmt(width / max(1, n - 1))}"))
+    return Plan(
+        tuple(even),
+        (
+            f"the window cannot honour the account's pacing for {n} pins "
+            f"(min spacing {_fmt(pacing.min_spacing)}, max {pacing.max_per_hour or '-'}/h, "
+            f"{pacing.max_per_day or '-'}/day): spread evenly, one every "
+            f"{_fmt(width / max(1, n - 1))}"
+        ),
+    )
 
 
-def _place(targets: Sequence[datetime], start: datetime, end: datetime, pacing: Pacing,
-           fixed: list[datetime]) -> list[datetime] | None:
+def _place(
+    targets: Sequence[datetime],
+    start: datetime,
+    end: datetime,
+    pacing: Pacing,
+    fixed: list[datetime],
+) -> list[datetime] | None:
     out: list[datetime] = []
     taken = list(fixed)
     for target in targets:
@@ -119,8 +135,10 @@ def violations(times: Sequence[datetime], pacing: Pacing) -> list[str]:
     for a, b in itertools.pairwise(ts):
         if b - a < pacing.min_spacing:
             out.append(f"spacing {b - a} < {pacing.min_spacing} at {b.isoformat()}")
-    for cap, span, name in ((pacing.max_per_hour, _HOUR, "hour"),
-                            (pacing.max_per_day, _DAY, "day")):
+    for cap, span, name in (
+        (pacing.max_per_hour, _HOUR, "hour"),
+        (pacing.max_per_day, _DAY, "day"),
+    ):
         if cap:
             for i, t in enumerate(ts):
                 j = bisect.bisect_left(ts, t + span)

@@ -18,8 +18,11 @@ from pinsched.webhook_format import Endpoint
 
 __all__ = ["ListenError", "preflight"]
 
-TLS_FILES = {"tls_cert_file": "PINSCHED_TLS_CERT_FILE", "tls_key_file": "PINSCHED_TLS_KEY_FILE",
-             "tls_client_ca_file": "PINSCHED_TLS_CLIENT_CA_FILE"}
+TLS_FILES = {
+    "tls_cert_file": "PINSCHED_TLS_CERT_FILE",
+    "tls_key_file": "PINSCHED_TLS_KEY_FILE",
+    "tls_client_ca_file": "PINSCHED_TLS_CLIENT_CA_FILE",
+}
 
 
 class ListenError(ConfigError):
@@ -44,5 +47,6 @@ def _check_tls_files(config: Config) -> None:
             with open(path, "rb") as fh:
                 fh.read(1)
         except OSError as exc:
-            raise ConfigError(f"{name} ({env}): cannot read {path!r}: "
-                              f"{exc.strerror or exc}") from None
+            raise ConfigError(
+                f"{name} ({env}): cannot read {path!r}: {exc.strerror or exc}"
+            ) from None

@@ -46,12 +46,18 @@ SKEW: Final = timedelta(minutes=5)
 
 #: `PinMedia.media_type` (spec 5.23) → the kind of media a job sends.
 MEDIA_TYPES: Final[Mapping[str, str]] = {
-    "image": "image", "video": "video", "multiple_images": "carousel",
-    "multiple_videos": "carousel", "multiple_mixed": "carousel",
+    "image": "image",
+    "video": "video",
+    "multiple_images": "carousel",
+    "multiple_videos": "carousel",
+    "multiple_mixed": "carousel",
 }
 #: `Pin.creative_type` → kind, used only when `media.media_type` is absent.
 CREATIVE_TYPES: Final[Mapping[str, str]] = {
-    "REGULAR": "image", "VIDEO": "video", "MAX_VIDEO": "video", "CAROUSEL": "carousel",
+    "REGULAR": "image",
+    "VIDEO": "video",
+    "MAX_VIDEO": "video",
+    "CAROUSEL": "carousel",
 }
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 
@@ -103,8 +109,9 @@ def norm_link(value: object) -> str:
         host = f"{host}:{port}"
     if "@" in parts.netloc:
         host = f"{parts.netloc.rsplit('@', 1)[0]}@{host}"
-    return urlunsplit((parts.scheme.lower(), host, parts.path.rstrip("/"), parts.query,
-                       parts.fragment))
+    return urlunsplit(
+        (parts.scheme.lower(), host, parts.path.rstrip("/"), parts.query, parts.fragment)
+    )
 
 
 def media_kind(pin: PinSpec) -> str:
@@ -129,8 +136,7 @@ def candidate_kind(candidate: Mapping[str, Any]) -> str | None:
 
 def bare(pin: PinSpec) -> bool:
     """True when the job has no title, description, link nor alt text to match on."""
-    return not any(norm_text(getattr(pin, f)) for f in ("title", "description", "link",
-                                                        "alt_text"))
+    return not any(norm_text(getattr(pin, f)) for f in ("title", "description", "link", "alt_text"))
 
 
 def matches(pin: PinSpec, candidate: Mapping[str, Any]) -> bool:
@@ -157,7 +163,10 @@ def matches(pin: PinSpec, candidate: Mapping[str, Any]) -> bool:
 
 
 def candidates(
-    pin: PinSpec, items: Iterable[Mapping[str, Any]], *, submitted_at: datetime,
+    pin: PinSpec,
+    items: Iterable[Mapping[str, Any]],
+    *,
+    submitted_at: datetime,
     owned: set[str],
 ) -> list[Candidate]:
     """The pins of one listing page that could be *pin*'s (see the module docstring)."""
@@ -175,15 +184,19 @@ def candidates(
 
 def same_content(a: PinSpec, b: PinSpec) -> bool:
     """Whether no listing could tell a pin of *a* from one of *b* (twins)."""
-    return (a.board_id == b.board_id and a.board_section_id == b.board_section_id
-            and media_kind(a) == media_kind(b)
-            and all(norm_text(getattr(a, f)) == norm_text(getattr(b, f))
-                    for f in ("title", "description", "alt_text"))
-            and norm_link(a.link) == norm_link(b.link))
+    return (
+        a.board_id == b.board_id
+        and a.board_section_id == b.board_section_id
+        and media_kind(a) == media_kind(b)
+        and all(
+            norm_text(getattr(a, f)) == norm_text(getattr(b, f))
+            for f in ("title", "description", "alt_text")
+        )
+        and norm_link(a.link) == norm_link(b.link)
+    )
 
 
-def choose(pin: PinSpec, found: Sequence[Candidate], *, rank: int = 0
-           ) -> str | Ambiguous | None:
+def choose(pin: PinSpec, found: Sequence[Candidate], *, rank: int = 0) -> str | Ambiguous | None:
     """The pin id to claim among *found* (all pages), `Ambiguous`, or None (no candidate for
     this job yet). *rank*: how many twins with an unknown outcome were submitted before it."""
     unique = sorted({c.pin_id: c for c in found}.values(), key=lambda c: c.key)
@@ -195,7 +208,10 @@ def choose(pin: PinSpec, found: Sequence[Candidate], *, rank: int = 0
 
 
 def pick(
-    pin: PinSpec, items: Iterable[Mapping[str, Any]], *, submitted_at: datetime,
+    pin: PinSpec,
+    items: Iterable[Mapping[str, Any]],
+    *,
+    submitted_at: datetime,
     owned: set[str],
 ) -> str | Ambiguous | None:
     """`choose` over one page: the id to claim, `Ambiguous`, or None."""

@@ -49,8 +49,16 @@ class RemoteDecision:
 
 
 def decide(
-    outcome: pt.Outcome, *, delete: bool, now: datetime, failing_since: datetime | None,
-    attempts: int, refreshed: bool, strikes: int, policy: RetryPolicy, rng: random.Random,
+    outcome: pt.Outcome,
+    *,
+    delete: bool,
+    now: datetime,
+    failing_since: datetime | None,
+    attempts: int,
+    refreshed: bool,
+    strikes: int,
+    policy: RetryPolicy,
+    rng: random.Random,
     give_up_after_s: float = GIVE_UP_AFTER_S,
 ) -> RemoteDecision:
     """The decision for one answer (see the module docstring). *failing_since* is when this
@@ -66,23 +74,43 @@ def decide(
     if isinstance(outcome, pt.AuthExpired):
         if not refreshed:
             return RemoteDecision(action=Action.REFRESH, error=err)
-        return RemoteDecision(action=Action.GIVE_UP, error=JobError(
-            category=ErrorCategory.AUTH, http_status=err.http_status,
-            pinterest_code=err.pinterest_code, pinterest_request_id=err.pinterest_request_id,
-            message=f"a freshly refreshed access token was refused too: {err.message}"))
+        return RemoteDecision(
+            action=Action.GIVE_UP,
+            error=JobError(
+                category=ErrorCategory.AUTH,
+                http_status=err.http_status,
+                pinterest_code=err.pinterest_code,
+                pinterest_request_id=err.pinterest_request_id,
+                message=f"a freshly refreshed access token was refused too: {err.message}",
+            ),
+        )
     since = failing_since or now
     if isinstance(outcome, pt.RateLimited):
         delay = rate_limit_delay_s(outcome.retry_after_s, strikes + 1, rng, policy=policy)
-        decision = RemoteDecision(action=Action.RETRY, error=err, delay_s=delay, counted=False,
-                                  rate_limited=True, hint_s=outcome.retry_after_s)
+        decision = RemoteDecision(
+            action=Action.RETRY,
+            error=err,
+            delay_s=delay,
+            counted=False,
+            rate_limited=True,
+            hint_s=outcome.retry_after_s,
+        )
     else:
         delay = policy.backoff_s(max(1, attempts), rng)
         decision = RemoteDecision(action=Action.RETRY, error=err, delay_s=delay)
-    if (now + timedelta(seconds=decision.delay_s) > since + timedelta(seconds=give_up_after_s)
-            or (decision.counted and policy.exhausted(attempts))):
+    if now + timedelta(seconds=decision.delay_s) > since + timedelta(seconds=give_up_after_s) or (
+        decision.counted and policy.exhausted(attempts)
+    ):
         waited = (now - since).total_seconds()
-        return RemoteDecision(action=Action.GIVE_UP, error=JobError(
-            category=err.category, http_status=err.http_status, pinterest_code=err.pinterest_code,
-            pinterest_request_id=err.pinterest_request_id, retryable=False,
-            message=f"gave up after {waited:.0f} s of failures; last: {err.message}"))
+        return RemoteDecision(
+            action=Action.GIVE_UP,
+            error=JobError(
+                category=err.category,
+                http_status=err.http_status,
+                pinterest_code=err.pinterest_code,
+                pinterest_request_id=err.pinterest_request_id,
+                retryable=False,
+                message=f"gave up after {waited:.0f} s of failures; last: {err.message}",
+            ),
+        )
     return decision

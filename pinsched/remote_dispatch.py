@@ -40,9 +40,12 @@ class RemoteChanges:
     async def _sleep(self, seconds: float) -> None:
         raise NotImplementedError
 
-    async def _commit(self, job: Job, apply: Callable[[Job], tuple[Job, Any]],
-                      expect: frozenset[JobState] = frozenset({S.SUBMITTED, S.CANCELLING}),
-                      ) -> Job | None:
+    async def _commit(
+        self,
+        job: Job,
+        apply: Callable[[Job], tuple[Job, Any]],
+        expect: frozenset[JobState] = frozenset({S.SUBMITTED, S.CANCELLING}),
+    ) -> Job | None:
         raise NotImplementedError
 
     async def _pace_write(self, job: Job, *, hold: bool) -> bool:
@@ -64,21 +67,37 @@ class RemoteChanges:
             await self._sleep(wait)
         return False
 
-    async def _remote(self, job: Job, outcome: pt.Outcome, account: Account, *, delete: bool,
-                      failing_since: datetime | None, attempts: int) -> remote.RemoteDecision:
+    async def _remote(
+        self,
+        job: Job,
+        outcome: pt.Outcome,
+        account: Account,
+        *,
+        delete: bool,
+        failing_since: datetime | None,
+        attempts: int,
+    ) -> remote.RemoteDecision:
         """Decide after a delete/PATCH answer; slow the account down on a 429 and refresh the
         token when told (REFRESH becomes RETRY at once, or GIVE_UP/RETRY when refused)."""
         pool = self.pool
         pacer = pool.accounts.pacer(job.account_id)
         decision = remote.decide(
-            outcome, delete=delete, now=pool.clock.now(), failing_since=failing_since,
-            attempts=attempts, refreshed=job.id in pool.remote_refreshed,
-            strikes=pacer.strikes, policy=pool.settings.retry, rng=pool.rng,
-            give_up_after_s=pool.settings.remote_retry_for_s)
+            outcome,
+            delete=delete,
+            now=pool.clock.now(),
+            failing_since=failing_since,
+            attempts=attempts,
+            refreshed=job.id in pool.remote_refreshed,
+            strikes=pacer.strikes,
+            policy=pool.settings.retry,
+            rng=pool.rng,
+            give_up_after_s=pool.settings.remote_retry_for_s,
+        )
         if decision.rate_limited:
-            pacer.rate_limited(pool.clock.monotonic(),
-                               decision.hint_s if decision.hint_s is not None
-                               else decision.delay_s)
+            pacer.rate_limited(
+                pool.clock.monotonic(),
+                decision.hint_s if decision.hint_s is not None else decision.delay_s,
+            )
         if decision.action is remote.Action.REFRESH:
             pool.remote_refreshed.add(job.id)
             result = await pool.accounts.refresh(account, reason="401")
@@ -86,15 +105,26 @@ class RemoteChanges:
                 return remote.RemoteDecision(action=remote.Action.RETRY, counted=False)
             if result.client_refused:  # the app's fault, not the pin's: wait, never give up
                 pool.remote_refreshed.discard(job.id)  # refresh again on the next 401
-                return remote.RemoteDecision(action=remote.Action.RETRY, counted=False,
-                                             delay_s=APP_REFUSED_RETRY_S, error=result.error)
+                return remote.RemoteDecision(
+                    action=remote.Action.RETRY,
+                    counted=False,
+                    delay_s=APP_REFUSED_RETRY_S,
+                    error=result.error,
+                )
             if result.permanent:
                 return remote.RemoteDecision(action=remote.Action.GIVE_UP, error=result.error)
-            return remote.decide(pt.Unavailable(result.error), delete=delete,
-                                 now=pool.clock.now(), failing_since=failing_since,
-                                 attempts=attempts, refreshed=True, strikes=0,
-                                 policy=pool.settings.retry, rng=pool.rng,
-                                 give_up_after_s=pool.settings.remote_retry_for_s)
+            return remote.decide(
+                pt.Unavailable(result.error),
+                delete=delete,
+                now=pool.clock.now(),
+                failing_since=failing_since,
+                attempts=attempts,
+                refreshed=True,
+                strikes=0,
+                policy=pool.settings.retry,
+                rng=pool.rng,
+                give_up_after_s=pool.settings.remote_retry_for_s,
+            )
         if decision.action is not remote.Action.RETRY:
             pool.remote_refreshed.discard(job.id)
         return decision
@@ -110,8 +140,9 @@ class RemoteChanges:
         since = None
         if not isinstance(outcome, pt.Delivered | pt.Rejected):
             since = await self._cancelling_since(job)
-        decision = await self._remote(job, outcome, account, delete=True, failing_since=since,
-                                      attempts=attempts)
+        decision = await self._remote(
+            job, outcome, account, delete=True, failing_since=since, attempts=attempts
+        )
         now = pool.clock.now()
         if decision.action is remote.Action.RETRY:
             if decision.counted:
@@ -123,21 +154,33 @@ class RemoteChanges:
             return
         pool.remote_failures.pop(job.id, None)
         if decision.action is remote.Action.DONE:
-            await self._commit(job, lambda j: transition(
-                j, S.CANCELLED, now=now, reason="pin deleted on Pinterest"))
+            await self._commit(
+                job,
+                lambda j: transition(j, S.CANCELLED, now=now, reason="pin deleted on Pinterest"),
+            )
             return
         err = decision.error
         assert err is not None
         verb = "refused" if decision.action is remote.Action.REFUSED else "given up"
-        await self._commit(job, lambda j: transition(
-            j, S.DELIVERED, now=now, last_error=err,
-            reason=f"delete {verb}, the pin is still live: {err.message}"))
+        await self._commit(
+            job,
+            lambda j: transition(
+                j,
+                S.DELIVERED,
+                now=now,
+                last_error=err,
+                reason=f"delete {verb}, the pin is still live: {err.message}",
+            ),
+        )
 
     async def _cancelling_since(self, job: Job) -> datetime:
         """When the job's current cancel began (its last move into CANCELLING)."""
         full = await self.pool.store.get_job(job.id, with_history=True)
-        moves = [h.time for h in full.history
-                 if h.to_state is S.CANCELLING and h.from_state is not S.CANCELLING]
+        moves = [
+            h.time
+            for h in full.history
+            if h.to_state is S.CANCELLING and h.from_state is not S.CANCELLING
+        ]
         return moves[-1] if moves else job.updated_at
 
     async def _patch(self, job: Job) -> None:
@@ -151,13 +194,20 @@ class RemoteChanges:
                 pool.later(pool.read_retry_s(job.id), job)
             return
         account = await pool.accounts.get(job.account_id)
-        body = {p.split(".", 1)[1]: getattr(job.pin, p.split(".", 1)[1]) or None
-                for p in remote_update.paths}
+        body = {
+            p.split(".", 1)[1]: getattr(job.pin, p.split(".", 1)[1]) or None
+            for p in remote_update.paths
+        }
         outcome = await pool.client.update_pin(account.access_token, job.pinterest_pin_id, body)
         attempts = remote_update.attempts + 1
-        decision = await self._remote(job, outcome, account, delete=False,
-                                      failing_since=remote_update.failing_since,
-                                      attempts=attempts)
+        decision = await self._remote(
+            job,
+            outcome,
+            account,
+            delete=False,
+            failing_since=remote_update.failing_since,
+            attempts=attempts,
+        )
         now = pool.clock.now()
         if decision.action is remote.Action.RETRY and decision.error is None:
             self.enqueue(job.id)  # token refreshed: send it again (not counted)
@@ -170,13 +220,20 @@ class RemoteChanges:
                 current = j.remote_update
                 if current is None or current.revision != remote_update.revision:
                     raise _Superseded
-                done = replace(current, state="APPLIED" if ok else "FAILED",
-                               attempts=attempts, error=err)
-                verb = ("refused by Pinterest" if decision.action is remote.Action.REFUSED
-                        else "given up")
-                why = ("pin updated on Pinterest" if ok else
-                       f"update {verb}, the pin keeps its old values: "
-                       f"{err.message if err else 'unknown error'}")
+                done = replace(
+                    current, state="APPLIED" if ok else "FAILED", attempts=attempts, error=err
+                )
+                verb = (
+                    "refused by Pinterest"
+                    if decision.action is remote.Action.REFUSED
+                    else "given up"
+                )
+                why = (
+                    "pin updated on Pinterest"
+                    if ok
+                    else f"update {verb}, the pin keeps its old values: "
+                    f"{err.message if err else 'unknown error'}"
+                )
                 return touch(j, now=now, reason=why, remote_update=done)
 
             try:
@@ -188,10 +245,14 @@ class RemoteChanges:
 
         def bump(j: Job) -> tuple[Job, Any]:
             current = j.remote_update or remote_update
-            return touch(j, now=now, reason=f"update of the pin will be retried: "
-                         f"{err.message if err else ''}",
-                         remote_update=replace(current, attempts=counted, error=err,
-                                               failing_since=current.failing_since or now))
+            return touch(
+                j,
+                now=now,
+                reason=f"update of the pin will be retried: {err.message if err else ''}",
+                remote_update=replace(
+                    current, attempts=counted, error=err, failing_since=current.failing_since or now
+                ),
+            )
 
         new = await self._commit(job, bump, _REMOTE)
         if new is not None:

@@ -29,8 +29,16 @@ INTERVAL_S: Final = 600.0
 class Retention:
     """Prunes the store on a timer of the injected clock."""
 
-    def __init__(self, store: Store, clock: Clock, *, days: int, batch: int = BATCH,
-                 interval_s: float = INTERVAL_S, activity: Activity | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        *,
+        days: int,
+        batch: int = BATCH,
+        interval_s: float = INTERVAL_S,
+        activity: Activity | None = None,
+    ) -> None:
         self.store, self.clock = store, clock
         self.days, self.batch, self.interval_s = days, batch, interval_s
         self.activity = activity or Activity()
@@ -52,8 +60,13 @@ class Retention:
             await asyncio.sleep(0)  # let other tasks queue their writes before the next batch
         self.total += done
         if done.jobs or done.deliveries:
-            log.info("retention_pruned", jobs=done.jobs, events=done.events,
-                     deliveries=done.deliveries, retention_days=self.days)
+            log.info(
+                "retention_pruned",
+                jobs=done.jobs,
+                events=done.events,
+                deliveries=done.deliveries,
+                retention_days=self.days,
+            )
         return done
 
     async def run(self, stop: asyncio.Event) -> None:

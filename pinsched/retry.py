@@ -40,7 +40,7 @@ class RetryPolicy:
     def ceiling_s(self, attempt: int) -> float:
         """The largest delay `backoff_s(attempt)` can return."""
         exponent = min(max(0, attempt - 1), 60)  # 2**60·base is far past any cap
-        return min(self.max_delay_s, self.base_delay_s * (2.0 ** exponent))
+        return min(self.max_delay_s, self.base_delay_s * (2.0**exponent))
 
     def backoff_s(self, attempt: int, rng: random.Random) -> float:
         """Delay before attempt *attempt* + 1, after *attempt* failures (attempt ≥ 1)."""
@@ -50,8 +50,9 @@ class RetryPolicy:
         """Whether *attempts* counted attempts use up the optional count cap."""
         return 0 < self.max_attempts <= attempts
 
-    def next_attempt_at(self, attempts: int, *, now: datetime, deadline: datetime,
-                        rng: random.Random) -> datetime | None:
+    def next_attempt_at(
+        self, attempts: int, *, now: datetime, deadline: datetime, rng: random.Random
+    ) -> datetime | None:
         """When to try again after *attempts* counted failures, or None when the budget is
         spent (the deadline has passed, or the count cap is reached). Never after *deadline*."""
         if now >= deadline or self.exhausted(attempts):
@@ -70,15 +71,22 @@ MAX_RETRY_FOR: Final = timedelta(days=30)
 def retry_for_problem(value: timedelta) -> str | None:
     """Why *value* cannot be a request's `retry_for` (0 < retry_for ≤ 30 days), or None."""
     if value <= timedelta(0):
-        return ("must be more than zero (leave it unset for the default: the end of the "
-                "delivery window, or 24 hours)")
+        return (
+            "must be more than zero (leave it unset for the default: the end of the "
+            "delivery window, or 24 hours)"
+        )
     if value > MAX_RETRY_FOR:
         return f"must be at most {MAX_RETRY_FOR.days} days"
     return None
 
 
-def retry_deadline(*, planned_at: datetime, window_end: datetime, retry_for: timedelta | None,
-                   default: timedelta = DEFAULT_RETRY_FOR) -> datetime:
+def retry_deadline(
+    *,
+    planned_at: datetime,
+    window_end: datetime,
+    retry_for: timedelta | None,
+    default: timedelta = DEFAULT_RETRY_FOR,
+) -> datetime:
     """Until when a job's transient failures are retried: *retry_for* after *planned_at* when
     the request set it; else the end of its delivery window while that is still ahead of
     *planned_at* (a job sent again by RetryJob after its window gets *default*); else *default*
@@ -91,7 +99,10 @@ def retry_deadline(*, planned_at: datetime, window_end: datetime, retry_for: tim
 
 
 def rate_limit_delay_s(
-    retry_after_s: float | None, strikes: int, rng: random.Random, *,
+    retry_after_s: float | None,
+    strikes: int,
+    rng: random.Random,
+    *,
     policy: RetryPolicy | None = None,
 ) -> float:
     """How long to wait after a 429, the account's *strikes*-th in a row (strikes ≥ 1).
@@ -103,6 +114,9 @@ def rate_limit_delay_s(
     if retry_after_s is not None and retry_after_s >= 0:
         return retry_after_s + rng.uniform(0.0, min(HINT_JITTER_MAX_S, 0.1 * retry_after_s + 0.5))
     policy = policy or RetryPolicy()
-    step = min(RATE_LIMIT_MAX_S, policy.max_delay_s,
-               policy.base_delay_s * (2.0 ** min(max(1, strikes), 30)))
+    step = min(
+        RATE_LIMIT_MAX_S,
+        policy.max_delay_s,
+        policy.base_delay_s * (2.0 ** min(max(1, strikes), 30)),
+    )
     return rng.uniform(step / 2, step)

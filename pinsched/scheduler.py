@@ -102,8 +102,11 @@ class Scheduler:
                 self._wake.set()  # the edge is overdue for a refill (the loop is late): now
             return
         self.heap.push(job.id, due_us)
-        if (self._deadline_us is None or due_us < self._deadline_us
-                or len(self.heap) > 2 * self._max):
+        if (
+            self._deadline_us is None
+            or due_us < self._deadline_us
+            or len(self.heap) > 2 * self._max
+        ):
             self._wake.set()
 
     def untrack(self, job_id: str) -> None:
@@ -192,7 +195,9 @@ class Scheduler:
 
     async def _wait(self, stop: asyncio.Event, delay: float | None) -> None:
         waiters: set[asyncio.Future[Any]] = {
-            asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())}
+            asyncio.ensure_future(self._wake.wait()),
+            asyncio.ensure_future(stop.wait()),
+        }
         if delay is not None:
             waiters.add(asyncio.ensure_future(self._clock.sleep(delay)))
         self.activity.leave()

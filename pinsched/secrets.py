@@ -120,7 +120,7 @@ class FernetCipher:
         if not stored.startswith(PREFIX):
             self.stale_reads += 1
             return stored
-        token = stored[len(PREFIX):].encode("ascii")
+        token = stored[len(PREFIX) :].encode("ascii")
         for index, fernet in enumerate(self._fernets):
             try:
                 value = fernet.decrypt(token)
@@ -166,8 +166,9 @@ async def install(store: Store, setting: str | None, *, now: Callable[[], dateti
         account = await store.get_account(account_id)
         if cipher.stale_reads == before:
             continue
-        await store.update_account(account, account.replace(
-            version=account.version + 1, updated_at=now()))
+        await store.update_account(
+            account, account.replace(version=account.version + 1, updated_at=now())
+        )
         resealed += 1
     return resealed
 
@@ -178,4 +179,3 @@ async def _accounts(store: Store) -> AsyncIterator[tuple[str, tuple[str, str]]]:
         for account in batch:
             yield account.id, (account.access_token, account.refresh_token)
         after = batch[-1].id
-

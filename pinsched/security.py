@@ -98,7 +98,6 @@ def _refusal(address: str) -> InsecureListen:
     )
 
 
-
 def warnings(config: Config) -> list[str]:
     """What *config* allows but should not (one sentence each, saying what to do)."""
     out: list[str] = []
@@ -109,17 +108,22 @@ def warnings(config: Config) -> list[str]:
                 f"listening on {config.listen} without TLS: the API token and the Pinterest tokens "
                 "sent with CreateAccount/UpdateAccount cross the network in clear text; set "
                 "PINSCHED_TLS_CERT_FILE and PINSCHED_TLS_KEY_FILE, or keep the port on a private "
-                "network (docs/operations.md, \"TLS\")")
+                'network (docs/operations.md, "TLS")'
+            )
         else:
             out.append(
                 f"listening on {config.listen} without TLS nor an API token: anyone who reaches "
-                "the port can call every RPC; only acceptable on a private network")
+                "the port can call every RPC; only acceptable on a private network"
+            )
     if config.api_token and len(config.api_token) < MIN_API_TOKEN:
-        out.append(f"the API token has {len(config.api_token)} characters: use at least 32 "
-                   "random characters (e.g. `openssl rand -hex 32`)")
+        out.append(
+            f"the API token has {len(config.api_token)} characters: use at least 32 "
+            "random characters (e.g. `openssl rand -hex 32`)"
+        )
     if not config.secret_key:
         out.append(
             f"Pinterest tokens are stored unencrypted in {config.db_path}: set "
             "PINSCHED_SECRET_KEY (a Fernet key or a random passphrase of 16+ characters) to "
-            "encrypt them at rest")
+            "encrypt them at rest"
+        )
     return out

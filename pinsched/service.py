@@ -39,8 +39,16 @@ from pinsched.store import JobFilter, SlotAsk, StaleJob, Store
 
 S = JobState
 #: Pin fields Pinterest lets us change after publishing (PinUpdate).
-REMOTE_PATHS = frozenset({"pin.title", "pin.description", "pin.link", "pin.alt_text",
-                          "pin.board_id", "pin.board_section_id"})
+REMOTE_PATHS = frozenset(
+    {
+        "pin.title",
+        "pin.description",
+        "pin.link",
+        "pin.alt_text",
+        "pin.board_id",
+        "pin.board_section_id",
+    }
+)
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 
 
@@ -65,8 +73,14 @@ GroupKey = tuple[str, datetime, timedelta]
 
 class PinService:
     def __init__(
-        self, store: Store, clock: Clock, scheduler: Scheduler, dispatchers: Dispatchers,
-        accounts: AccountRegistry, *, plan_seed: int = 0,
+        self,
+        store: Store,
+        clock: Clock,
+        scheduler: Scheduler,
+        dispatchers: Dispatchers,
+        accounts: AccountRegistry,
+        *,
+        plan_seed: int = 0,
         horizon: timedelta = timing.DEFAULT_HORIZON,
     ) -> None:
         self.store, self.clock, self.scheduler = store, clock, scheduler
@@ -124,19 +138,27 @@ class PinService:
         if not found:
             raise FailedPrecondition(
                 f"account {spec.account_id!r} has no free posting slot before the horizon "
-                f"({format(self.clock.now() + self.horizon, '%Y-%m-%d')})")
+                f"({format(self.clock.now() + self.horizon, '%Y-%m-%d')})"
+            )
         return found[0]
 
-    async def free_slots(self, account_id: str, not_before: datetime,
-                         count: int) -> list[slots.Placement]:
+    async def free_slots(
+        self, account_id: str, not_before: datetime, count: int
+    ) -> list[slots.Placement]:
         """ListFreeSlots: the next *count* places `next_free_slot` would fill."""
         return await self.store.free_slots(
-            account_id, not_before=not_before, horizon_end=self.clock.now() + self.horizon,
-            count=count)
+            account_id,
+            not_before=not_before,
+            horizon_end=self.clock.now() + self.horizon,
+            count=count,
+        )
 
     async def _create(
-        self, members: Sequence[boards.Member], planned: dict[int, datetime],
-        replans: Sequence[tuple[Job, Job, Transition]], notes: dict[int, str] | None = None,
+        self,
+        members: Sequence[boards.Member],
+        planned: dict[int, datetime],
+        replans: Sequence[tuple[Job, Job, Transition]],
+        notes: dict[int, str] | None = None,
     ) -> list[tuple[Job, bool]]:
         now = self.clock.now()
         jobs, entries = [], []
@@ -149,23 +171,42 @@ class PinService:
             if member.position == 0:
                 group_id = job_id if member.grouped else ""
             job = Job(
-                id=job_id, account_id=spec.account_id, pin=spec.pin, state=S.PENDING,
-                scheduled_at=spec.scheduled_at, planned_at=at, window=spec.window,
-                local_time=spec.local_time, request_id=spec.request_id,
-                request_hash=spec.request_hash, created_at=now, updated_at=now,
-                retry_for=spec.retry_for, group_id=group_id,
+                id=job_id,
+                account_id=spec.account_id,
+                pin=spec.pin,
+                state=S.PENDING,
+                scheduled_at=spec.scheduled_at,
+                planned_at=at,
+                window=spec.window,
+                local_time=spec.local_time,
+                request_id=spec.request_id,
+                request_hash=spec.request_hash,
+                created_at=now,
+                updated_at=now,
+                retry_for=spec.retry_for,
+                group_id=group_id,
             )
             if spec.next_free_slot is not None:
-                asks[i] = SlotAsk(not_before=spec.next_free_slot,
-                                  horizon_end=now + self.horizon, interval=member.interval)
+                asks[i] = SlotAsk(
+                    not_before=spec.next_free_slot,
+                    horizon_end=now + self.horizon,
+                    interval=member.interval,
+                )
             jobs.append(job)
             note = (notes or {}).get(i, "")
             if member.grouped:
                 note = f"board {member.position + 1} of a group{'; ' + note if note else ''}"
-            entries.append(Transition(from_state=None, to_state=S.PENDING, time=now,
-                                      reason=f"scheduled; {note}" if note else "scheduled"))
-        results = await self.store.create_jobs(jobs, entries, replans, slot_asks=asks,
-                                               request_index=[m.request for m in members])
+            entries.append(
+                Transition(
+                    from_state=None,
+                    to_state=S.PENDING,
+                    time=now,
+                    reason=f"scheduled; {note}" if note else "scheduled",
+                )
+            )
+        results = await self.store.create_jobs(
+            jobs, entries, replans, slot_asks=asks, request_index=[m.request for m in members]
+        )
         for job, created in results:
             if created:
                 self.scheduler.track(job)
@@ -188,23 +229,39 @@ class PinService:
             account = await self.accounts.get(account_id)
             pacing = account.pacing
             end = start + window
-            margin = max(pacing.min_spacing,
-                         timedelta(days=1) if pacing.max_per_day else
-                         timedelta(hours=1) if pacing.max_per_hour else timedelta(0))
+            margin = max(
+                pacing.min_spacing,
+                timedelta(days=1)
+                if pacing.max_per_day
+                else timedelta(hours=1)
+                if pacing.max_per_hour
+                else timedelta(0),
+            )
             nearby = await self.store.account_planned(account_id, start - margin, end + margin)
-            group = sorted((j for j in nearby if j.state is S.PENDING and
-                            j.scheduled_at == start and j.window == window), key=lambda j: j.id)
+            group = sorted(
+                (
+                    j
+                    for j in nearby
+                    if j.state is S.PENDING and j.scheduled_at == start and j.window == window
+                ),
+                key=lambda j: j.id,
+            )
             members = {j.id for j in group}
             fixed = [j.planned_at for j in nearby if j.id not in members]
             result = planning.spread(
-                len(group) + len(idxs), start, end, pacing=pacing, fixed=fixed,
-                rng=random.Random(planning.seed_for(account_id, start, end, self.plan_seed)))
+                len(group) + len(idxs),
+                start,
+                end,
+                pacing=pacing,
+                fixed=fixed,
+                rng=random.Random(planning.seed_for(account_id, start, end, self.plan_seed)),
+            )
             times = list(result.times)
             for job, at in zip(group, times, strict=False):
                 if at != job.planned_at:
                     why = f"re-planned: {result.note}" if result.note else "re-planned"
                     replans.append((job, *touch(job, now=now, reason=why, planned_at=at)))
-            for i, at in zip(idxs, times[len(group):], strict=True):
+            for i, at in zip(idxs, times[len(group) :], strict=True):
                 planned[i] = at
                 notes[i] = result.note
         return planned, replans, notes
@@ -216,7 +273,9 @@ class PinService:
         return await self.store.list_jobs(flt, before_id=before_id, limit=limit)
 
     async def _change(
-        self, job_id: str, expected_version: int,
+        self,
+        job_id: str,
+        expected_version: int,
         decide: Callable[[Job, datetime], tuple[Job, Transition] | None],
     ) -> Job:
         """Read the job, let *decide* compute its change (or None: leave it as it is; or raise),
@@ -240,8 +299,9 @@ class PinService:
                 self.scheduler.track(new)
             else:
                 self.scheduler.untrack(job_id)
-            if new.state is S.CANCELLING or (new.state is S.DELIVERED and new.remote_update
-                                             and new.remote_update.pending):
+            if new.state is S.CANCELLING or (
+                new.state is S.DELIVERED and new.remote_update and new.remote_update.pending
+            ):
                 self.dispatchers.submit(new)
             return await self._answer(new)
         raise FailedPrecondition(f"job {job_id!r} keeps changing; try again")
@@ -264,18 +324,26 @@ class PinService:
 
         def decide(job: Job, now: datetime) -> tuple[Job, Transition] | None:
             if job.state in (S.CANCELLED, S.CANCELLING) or (
-                    job.state is S.SUBMITTED and job.cancel_requested):
+                job.state is S.SUBMITTED and job.cancel_requested
+            ):
                 return None  # cancelling twice is harmless
             if job.state is S.PERMANENTLY_FAILED:
                 raise FailedPrecondition(
                     f"job {job_id!r} is PERMANENTLY_FAILED: it was never published and will not "
-                    "be retried, so there is nothing to cancel")
+                    "be retried, so there is nothing to cancel"
+                )
             if job.state is S.SUBMITTED:
-                return touch(job, now=now, reason="cancel requested: carried out once the "
-                             "outcome of the submission is known", cancel_requested=True)
+                return touch(
+                    job,
+                    now=now,
+                    reason="cancel requested: carried out once the "
+                    "outcome of the submission is known",
+                    cancel_requested=True,
+                )
             if job.state is S.DELIVERED:
-                return transition(job, S.CANCELLING, now=now,
-                                  reason="cancel requested: deleting the pin")
+                return transition(
+                    job, S.CANCELLING, now=now, reason="cancel requested: deleting the pin"
+                )
             return transition(job, S.CANCELLED, now=now, reason="cancelled before submission")
 
         return await self._change(job_id, expected_version, decide)
@@ -287,15 +355,29 @@ class PinService:
             if job.state not in (S.FAILED, S.PERMANENTLY_FAILED):
                 raise FailedPrecondition(
                     f"job {job_id!r} is {job.state.value}; only FAILED or PERMANENTLY_FAILED "
-                    "jobs can be retried")
-            return transition(job, S.PENDING, now=now, reason="retry requested", attempts=0,
-                              planned_at=max(now, job.planned_at), next_attempt_at=None)
+                    "jobs can be retried"
+                )
+            return transition(
+                job,
+                S.PENDING,
+                now=now,
+                reason="retry requested",
+                attempts=0,
+                planned_at=max(now, job.planned_at),
+                next_attempt_at=None,
+            )
 
         return await self._change(job_id, 0, decide)
 
     async def update(
-        self, job_id: str, *, paths: Sequence[str], expected_version: int,
-        pin: PinSpec, timing: ScheduleSpec | None, retry_for: timedelta | None = None,
+        self,
+        job_id: str,
+        *,
+        paths: Sequence[str],
+        expected_version: int,
+        pin: PinSpec,
+        timing: ScheduleSpec | None,
+        retry_for: timedelta | None = None,
     ) -> Job:
         """Apply an UpdateJob (already validated) according to the job's state.
 
@@ -303,12 +385,18 @@ class PinService:
         moved goes back to PENDING); a delivered pin's mutable fields are PATCHed on Pinterest
         by its dispatcher (`remote_update`); anything else is FAILED_PRECONDITION.
         """
-        decide = self.update_decision(job_id, paths=paths, pin=pin, timing=timing,
-                                      retry_for=retry_for)
+        decide = self.update_decision(
+            job_id, paths=paths, pin=pin, timing=timing, retry_for=retry_for
+        )
         return await self._change(job_id, expected_version, decide)
 
     def update_decision(
-        self, job_id: str, *, paths: Sequence[str], pin: PinSpec, timing: ScheduleSpec | None,
+        self,
+        job_id: str,
+        *,
+        paths: Sequence[str],
+        pin: PinSpec,
+        timing: ScheduleSpec | None,
         retry_for: timedelta | None,
     ) -> Callable[[Job, datetime], tuple[Job, Transition]]:
         """The change an UpdateJob makes to the job as read (also for `validate_only`)."""
@@ -320,34 +408,52 @@ class PinService:
                 if "retry_for" in paths:
                     changes["retry_for"] = retry_for
                 if timing is not None:
-                    changes.update(scheduled_at=timing.scheduled_at, window=timing.window,
-                                   local_time=timing.local_time, planned_at=plan(timing),
-                                   slot=None)
+                    changes.update(
+                        scheduled_at=timing.scheduled_at,
+                        window=timing.window,
+                        local_time=timing.local_time,
+                        planned_at=plan(timing),
+                        slot=None,
+                    )
                 moved = timing is not None and changes["planned_at"] != job.planned_at
                 if moved and job.state in (S.QUEUED, S.RETRYING):
-                    return transition(job, S.PENDING, now=now, reason=f"{reason}; re-planned",
-                                      next_attempt_at=None, **changes)
+                    return transition(
+                        job,
+                        S.PENDING,
+                        now=now,
+                        reason=f"{reason}; re-planned",
+                        next_attempt_at=None,
+                        **changes,
+                    )
                 return touch(job, now=now, reason=reason, **changes)
             if job.state is S.SUBMITTED:
                 raise FailedPrecondition(
                     f"job {job_id!r} is SUBMITTED: the outcome of its submission is being "
-                    "confirmed; update it again once it is DELIVERED or RETRYING")
+                    "confirmed; update it again once it is DELIVERED or RETRYING"
+                )
             if job.state is S.DELIVERED:
                 fixed = [p for p in paths if p not in REMOTE_PATHS]
                 if fixed:
                     raise FailedPrecondition(
                         f"job {job_id!r} is DELIVERED: {', '.join(fixed)} cannot change on a "
                         "published pin; cancel the job (which deletes the pin) and schedule a "
-                        "new one")
+                        "new one"
+                    )
                 prior = job.remote_update
-                merged = tuple(sorted(set(paths) | (set(prior.paths) if prior and
-                                                    prior.pending else set())))
-                remote = RemoteUpdate(paths=merged,
-                                      revision=(prior.revision + 1) if prior else 1)
-                return touch(job, now=now, reason=f"{reason}; applying on Pinterest",
-                             pin=pin, remote_update=remote)
+                merged = tuple(
+                    sorted(set(paths) | (set(prior.paths) if prior and prior.pending else set()))
+                )
+                remote = RemoteUpdate(paths=merged, revision=(prior.revision + 1) if prior else 1)
+                return touch(
+                    job,
+                    now=now,
+                    reason=f"{reason}; applying on Pinterest",
+                    pin=pin,
+                    remote_update=remote,
+                )
             raise FailedPrecondition(
-                f"job {job_id!r} is {job.state.value}; it can no longer be updated")
+                f"job {job_id!r} is {job.state.value}; it can no longer be updated"
+            )
 
         return decide
 
@@ -355,8 +461,12 @@ class PinService:
         """UpdateJob to `next_free_slot`: the job takes the next free slot, decided in the
         transaction that moves it."""
         new = await self.store.reslot_job(
-            job_id, expected_version=expected_version, not_before=not_before,
-            horizon_end=self.clock.now() + self.horizon, now=self.clock.now())
+            job_id,
+            expected_version=expected_version,
+            not_before=not_before,
+            horizon_end=self.clock.now() + self.horizon,
+            now=self.clock.now(),
+        )
         if new.state in (S.PENDING, S.RETRYING):
             self.scheduler.track(new)
         return await self._answer(new)
@@ -368,7 +478,9 @@ class PinService:
         while True:
             page = await self.store.list_jobs(
                 JobFilter(account_id=account_id, states=frozenset({S.FAILED})),
-                before_id=before, limit=500)
+                before_id=before,
+                limit=500,
+            )
             if not page:
                 return count
             before = page[-1].id
@@ -377,9 +489,17 @@ class PinService:
                     continue
                 now = self.clock.now()
                 try:
-                    new, _ = await self.store.commit(job, *transition(
-                        job, S.PENDING, now=now, reason="account re-authorised",
-                        planned_at=max(now, job.planned_at), next_attempt_at=None))
+                    new, _ = await self.store.commit(
+                        job,
+                        *transition(
+                            job,
+                            S.PENDING,
+                            now=now,
+                            reason="account re-authorised",
+                            planned_at=max(now, job.planned_at),
+                            next_attempt_at=None,
+                        ),
+                    )
                 except StaleJob:
                     continue
                 self.scheduler.track(new)

@@ -53,24 +53,30 @@ class PostingSchedule:
     max_per_slot: int = 1
 
     def to_dict(self) -> dict[str, Any]:
-        return {"time_zone": self.time_zone, "max_per_slot": self.max_per_slot,
-                "rules": [{"days": sorted(r.days), "time": r.time.isoformat()}
-                          for r in self.rules]}
+        return {
+            "time_zone": self.time_zone,
+            "max_per_slot": self.max_per_slot,
+            "rules": [{"days": sorted(r.days), "time": r.time.isoformat()} for r in self.rules],
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PostingSchedule:
-        return cls(time_zone=data["time_zone"], max_per_slot=int(data["max_per_slot"]),
-                   rules=tuple(SlotRule(frozenset(r["days"]), time.fromisoformat(r["time"]))
-                               for r in data["rules"]))
+        return cls(
+            time_zone=data["time_zone"],
+            max_per_slot=int(data["max_per_slot"]),
+            rules=tuple(
+                SlotRule(frozenset(r["days"]), time.fromisoformat(r["time"])) for r in data["rules"]
+            ),
+        )
 
     def describe(self) -> str:
         """`Mon-Fri 09:00,12:30; Sat 10:00 Europe/Paris` (the form `parse` reads)."""
         by_days: dict[tuple[int, ...], list[str]] = {}
         for rule in self.rules:
             by_days.setdefault(tuple(sorted(rule.days)), []).append(
-                rule.time.isoformat(timespec="minutes" if not rule.time.second else "seconds"))
-        parts = [f"{_days_text(days)} {','.join(sorted(times))}"
-                 for days, times in by_days.items()]
+                rule.time.isoformat(timespec="minutes" if not rule.time.second else "seconds")
+            )
+        parts = [f"{_days_text(days)} {','.join(sorted(times))}" for days, times in by_days.items()]
         cap = f" (max {self.max_per_slot} per slot)" if self.max_per_slot > 1 else ""
         return f"{'; '.join(parts)} {self.time_zone}{cap}"
 
@@ -115,7 +121,9 @@ def slots_between(schedule: PostingSchedule, start: datetime, end: datetime) -> 
         weekday = day.isoweekday()
         found = sorted(
             (slot_instant(datetime.combine(day, rule.time), tz), datetime.combine(day, rule.time))
-            for rule in schedule.rules if weekday in rule.days)
+            for rule in schedule.rules
+            if weekday in rule.days
+        )
         for at, local in found:
             if (last is not None and at <= last) or at < start:
                 continue
@@ -144,14 +152,19 @@ def _most_in_span(t: datetime, taken: Sequence[datetime], span: timedelta) -> in
     """The most *taken* times in one sliding [s, s + span) that also contains *t*."""
     lo = bisect.bisect_right(taken, t - span)
     best = 0
-    for s in [*taken[lo:bisect.bisect_right(taken, t)], t]:
+    for s in [*taken[lo : bisect.bisect_right(taken, t)], t]:
         best = max(best, bisect.bisect_left(taken, s + span) - bisect.bisect_left(taken, s))
     return best
 
 
 def find_free(
-    schedule: PostingSchedule, *, pacing: Pacing, not_before: datetime, until: datetime,
-    occupancy: Mapping[datetime, int], taken: Sequence[datetime],
+    schedule: PostingSchedule,
+    *,
+    pacing: Pacing,
+    not_before: datetime,
+    until: datetime,
+    occupancy: Mapping[datetime, int],
+    taken: Sequence[datetime],
 ) -> Placement | None:
     """The first free place for a pin in a slot in [*not_before*, *until*), or None.
 
@@ -171,8 +184,14 @@ def find_free(
 
 
 def free_slots(
-    schedule: PostingSchedule, *, pacing: Pacing, not_before: datetime, until: datetime,
-    occupancy: Mapping[datetime, int], taken: Sequence[datetime], count: int,
+    schedule: PostingSchedule,
+    *,
+    pacing: Pacing,
+    not_before: datetime,
+    until: datetime,
+    occupancy: Mapping[datetime, int],
+    taken: Sequence[datetime],
+    count: int,
 ) -> list[Placement]:
     """The next *count* places consecutive `next_free_slot` requests would get (a slot with room
     for several pins is listed once per free place)."""
@@ -181,8 +200,9 @@ def free_slots(
     out: list[Placement] = []
     start = not_before
     while len(out) < count:
-        place = find_free(schedule, pacing=pacing, not_before=start, until=until,
-                          occupancy=occ, taken=times)
+        place = find_free(
+            schedule, pacing=pacing, not_before=start, until=until, occupancy=occ, taken=times
+        )
         if place is None:
             break
         out.append(place)
@@ -194,8 +214,10 @@ def free_slots(
 
 # --- a compact text form, for the CLI -----------------------------------------------------------
 
-_PART: Final = re.compile(r"\s*([A-Za-z]{3}(?:\s*-\s*[A-Za-z]{3})?(?:\s*,\s*[A-Za-z]{3}"
-                          r"(?:\s*-\s*[A-Za-z]{3})?)*)\s+([0-9:,\s]+)\s*")
+_PART: Final = re.compile(
+    r"\s*([A-Za-z]{3}(?:\s*-\s*[A-Za-z]{3})?(?:\s*,\s*[A-Za-z]{3}"
+    r"(?:\s*-\s*[A-Za-z]{3})?)*)\s+([0-9:,\s]+)\s*"
+)
 _TIME: Final = re.compile(r"(\d{1,2})(?::(\d{2}))?(?::(\d{2}))?")
 
 

@@ -96,18 +96,32 @@ def pin_to_send(pin: PinSpec, stage: MediaStage | None) -> PinSpec:
     ready = current(stage, media)
     if ready is None or ready.state != READY:
         raise ValueError("the video is not staged")
-    return dataclasses.replace(pin, media=Video(
-        media_id=ready.pinterest_media_id, cover_image_url=media.cover_image_url,
-        cover_image_key_frame_time=media.cover_image_key_frame_time))
+    return dataclasses.replace(
+        pin,
+        media=Video(
+            media_id=ready.pinterest_media_id,
+            cover_image_url=media.cover_image_url,
+            cover_image_key_frame_time=media.cover_image_key_frame_time,
+        ),
+    )
 
 
 class Stager:
     """Stages the videos of jobs; one task per job being staged."""
 
-    def __init__(self, store: Store, clock: Clock, client: PinterestClient,
-                 accounts: AccountRegistry, assets: MediaAssets, *, lead_s: float,
-                 on_ready: Callable[[Job], None], rng: random.Random | None = None,
-                 activity: Activity | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        client: PinterestClient,
+        accounts: AccountRegistry,
+        assets: MediaAssets,
+        *,
+        lead_s: float,
+        on_ready: Callable[[Job], None],
+        rng: random.Random | None = None,
+        activity: Activity | None = None,
+    ) -> None:
         self.store, self.clock, self.client, self.accounts = store, clock, client, accounts
         self.assets, self.lead_s, self.on_ready = assets, lead_s, on_ready
         self.rng = rng or random.Random()
@@ -171,9 +185,15 @@ class Stager:
         for _ in range(10):
             detail = stage.detail if stage is not None else "staging not started"
             try:
-                parked, _ = await self.store.commit(job, *transition(
-                    job, S.PENDING, now=self.clock.now(),
-                    reason=f"waiting for its video: {detail}"))
+                parked, _ = await self.store.commit(
+                    job,
+                    *transition(
+                        job,
+                        S.PENDING,
+                        now=self.clock.now(),
+                        reason=f"waiting for its video: {detail}",
+                    ),
+                )
             except StaleJob:  # staging (or an update) changed it meanwhile: look again
                 job = await self.store.get_job(job.id)
                 if job.state is not S.QUEUED:
@@ -191,8 +211,9 @@ class Stager:
     async def _run(self, job_id: str) -> None:
         try:
             job = await self.store.get_job(job_id)
-            wait = (job.planned_at - timedelta(seconds=self.lead_s)
-                    - self.clock.now()).total_seconds()
+            wait = (
+                job.planned_at - timedelta(seconds=self.lead_s) - self.clock.now()
+            ).total_seconds()
             if wait > 0:
                 await self._sleep(wait)
             failures = 0
@@ -204,8 +225,12 @@ class Stager:
                     failures += 1
                     delay = min(RETRY_MAX_S, 2.0 * 2 ** min(failures, 10))
                     delay = delay / 2 + self.rng.uniform(0, delay / 2)
-                    log.info("media_step_retry", job_id=job_id, error=exc.error.message,
-                             delay_s=round(delay, 1))
+                    log.info(
+                        "media_step_retry",
+                        job_id=job_id,
+                        error=exc.error.message,
+                        delay_s=round(delay, 1),
+                    )
                 if delay is None:
                     return
                 if delay > 0:  # no step is left half-done while the clock may move
@@ -228,15 +253,24 @@ class Stager:
         again; a failure for good is recorded on the job here."""
         job = await self.store.get_job(job_id)
         media = job.pin.media
-        if (job.state not in ACTIVE_STATES or job.state in (S.SUBMITTED, S.CANCELLING)
-                or not isinstance(media, VideoUrl | VideoAsset)):
+        if (
+            job.state not in ACTIVE_STATES
+            or job.state in (S.SUBMITTED, S.CANCELLING)
+            or not isinstance(media, VideoUrl | VideoAsset)
+        ):
             return None
         stage = current(job.media, media)
         if stage is None or stage.state == FAILED:
-            await self._record(job, MediaStage(state=STAGING, source=source_key(media),
-                                               started_at=self.clock.now(),
-                                               detail="staging started"),
-                               f"{REASON_STAGING}: started")
+            await self._record(
+                job,
+                MediaStage(
+                    state=STAGING,
+                    source=source_key(media),
+                    started_at=self.clock.now(),
+                    detail="staging started",
+                ),
+                f"{REASON_STAGING}: started",
+            )
             return 0.0
         if stage.state != STAGING:
             return None
@@ -248,8 +282,9 @@ class Stager:
                 return await self._upload(job, stage, media, account)
             return await self._poll(job, stage, account)
         except pm.MediaFailed as exc:
-            deadline = retry_deadline(planned_at=job.planned_at, window_end=job.window_end,
-                                      retry_for=job.retry_for)
+            deadline = retry_deadline(
+                planned_at=job.planned_at, window_end=job.window_end, retry_for=job.retry_for
+            )
             if exc.error.retryable and self.clock.now() < deadline:
                 if exc.error.category is ErrorCategory.AUTH:
                     await self.accounts.refresh(account, reason="media staging")
@@ -259,34 +294,51 @@ class Stager:
             await self._failed(job, stage, exc.error)
             return None
 
-    async def _register(self, job: Job, stage: MediaStage, media: StagedVideo,
-                        account: Account) -> float:
+    async def _register(
+        self, job: Job, stage: MediaStage, media: StagedVideo, account: Account
+    ) -> float:
         async with self.transfers:  # a URL that is no video fails before the registration
             asset = await self._bytes(media, stage)
         await self._take_write(job.account_id)
         reg = await pm.register(self.client, account.access_token)
-        await self._record(job, dataclasses.replace(
-            stage, step=STEP_REGISTERED, pinterest_media_id=reg.media_id,
-            asset_id=asset.asset_id,
-            upload_url=reg.upload_url, upload_parameters=dict(reg.upload_parameters),
-            detail=f"registered as media {reg.media_id}"),
-            f"{REASON_STAGING}: registered media {reg.media_id}")
+        await self._record(
+            job,
+            dataclasses.replace(
+                stage,
+                step=STEP_REGISTERED,
+                pinterest_media_id=reg.media_id,
+                asset_id=asset.asset_id,
+                upload_url=reg.upload_url,
+                upload_parameters=dict(reg.upload_parameters),
+                detail=f"registered as media {reg.media_id}",
+            ),
+            f"{REASON_STAGING}: registered media {reg.media_id}",
+        )
         return 0.0
 
-    async def _upload(self, job: Job, stage: MediaStage, media: StagedVideo,
-                      account: Account) -> float:
+    async def _upload(
+        self, job: Job, stage: MediaStage, media: StagedVideo, account: Account
+    ) -> float:
         # A restart may have come after the bytes arrived: ask before sending them again.
         status = await pm.status(self.client, account.access_token, stage.pinterest_media_id)
         if status == "registered":
             async with self.transfers:
                 asset = await self._bytes(media, stage)
-                await pm.upload(self.client, stage.upload_url, stage.upload_parameters or {},
-                                self.assets.path(asset.asset_id), asset.content_type)
+                await pm.upload(
+                    self.client,
+                    stage.upload_url,
+                    stage.upload_parameters or {},
+                    self.assets.path(asset.asset_id),
+                    asset.content_type,
+                )
             detail = f"uploaded {asset.size} bytes; processing"
         else:
             detail = f"uploaded; {status}"
-        await self._record(job, dataclasses.replace(stage, step=STEP_UPLOADED, detail=detail),
-                           f"{REASON_STAGING}: uploaded media {stage.pinterest_media_id}")
+        await self._record(
+            job,
+            dataclasses.replace(stage, step=STEP_UPLOADED, detail=detail),
+            f"{REASON_STAGING}: uploaded media {stage.pinterest_media_id}",
+        )
         return POLL_FIRST_S
 
     async def _bytes(self, media: StagedVideo, stage: MediaStage) -> Asset:
@@ -295,9 +347,12 @@ class Stager:
         if isinstance(media, VideoAsset):
             asset = self.assets.get(media.asset_id)
             if asset is None:
-                raise pm.MediaFailed(JobError(
-                    category=ErrorCategory.MEDIA,
-                    message=f"the uploaded video {media.asset_id} is no longer stored"))
+                raise pm.MediaFailed(
+                    JobError(
+                        category=ErrorCategory.MEDIA,
+                        message=f"the uploaded video {media.asset_id} is no longer stored",
+                    )
+                )
             return asset
         return await pm.download(media.url, self.assets)
 
@@ -305,16 +360,23 @@ class Stager:
         status = await pm.status(self.client, account.access_token, stage.pinterest_media_id)
         if status == "succeeded":
             ready = dataclasses.replace(stage, state=READY, detail="processed by Pinterest")
-            new = await self._record(job, ready,
-                                     f"{REASON_READY}: media {stage.pinterest_media_id}")
+            new = await self._record(
+                job, ready, f"{REASON_READY}: media {stage.pinterest_media_id}"
+            )
             if new is not None:
                 self.on_ready(new)
             return None
         if status == "failed":
-            await self._failed(job, stage, JobError(
-                category=ErrorCategory.MEDIA, http_status=200,
-                message=f"Pinterest's processing of media {stage.pinterest_media_id} "
-                        "failed (status: failed)"))
+            await self._failed(
+                job,
+                stage,
+                JobError(
+                    category=ErrorCategory.MEDIA,
+                    http_status=200,
+                    message=f"Pinterest's processing of media {stage.pinterest_media_id} "
+                    "failed (status: failed)",
+                ),
+            )
             return None
         polls = self.polls[job.id] = self.polls.get(job.id, 0) + 1
         return min(POLL_MAX_S, POLL_FIRST_S * float(2 ** min(polls, 8)))
@@ -324,13 +386,24 @@ class Stager:
         failed = dataclasses.replace(stage, state=FAILED, detail=error.message)
         now = self.clock.now()
         for _ in range(10):
-            marked, entry = touch(job, now=now, reason=f"{REASON_FAILED}: {error.message}",
-                                  media=failed)
+            marked, entry = touch(
+                job, now=now, reason=f"{REASON_FAILED}: {error.message}", media=failed
+            )
             changes = [(job, marked, entry)]
             if job.state in (S.PENDING, S.QUEUED, S.RETRYING):
-                changes.append((marked, *transition(
-                    marked, S.PERMANENTLY_FAILED, now=now, reason=f"video failed: "
-                    f"{error.message}", last_error=error, next_attempt_at=None)))
+                changes.append(
+                    (
+                        marked,
+                        *transition(
+                            marked,
+                            S.PERMANENTLY_FAILED,
+                            now=now,
+                            reason=f"video failed: {error.message}",
+                            last_error=error,
+                            next_attempt_at=None,
+                        ),
+                    )
+                )
             try:
                 await self.store.commit_many(changes)
                 break
@@ -344,13 +417,17 @@ class Stager:
         """Commit *stage* on *job* (re-read on a lost CAS while it stages the same video)."""
         for _ in range(10):
             try:
-                new, _ = await self.store.commit(job, *touch(
-                    job, now=self.clock.now(), reason=reason, media=stage))
+                new, _ = await self.store.commit(
+                    job, *touch(job, now=self.clock.now(), reason=reason, media=stage)
+                )
                 return new
             except StaleJob:
                 job = await self.store.get_job(job.id)
-                if job.state not in ACTIVE_STATES or not is_staged(job.pin.media) or (
-                        source_key(job.pin.media) != stage.source):  # type: ignore[arg-type]
+                if (
+                    job.state not in ACTIVE_STATES
+                    or not is_staged(job.pin.media)
+                    or (source_key(job.pin.media) != stage.source)  # type: ignore[arg-type]
+                ):
                     return None
         return None
 

@@ -69,8 +69,10 @@ def refresh_at(account: Account) -> datetime | None:
     """When *account* should be refreshed: when less than half of the access or the refresh
     token's lifetime remains (only lifetimes Pinterest told us count), minus the jitter."""
     candidates: list[datetime] = []
-    for expires, ttl in ((account.access_expires_at, account.access_ttl_s),
-                         (account.refresh_expires_at, account.refresh_ttl_s)):
+    for expires, ttl in (
+        (account.access_expires_at, account.access_ttl_s),
+        (account.refresh_expires_at, account.refresh_ttl_s),
+    ):
         if expires is not None and ttl > 0:
             half = ttl / 2.0
             jitter = min(MAX_JITTER_S, half / 10.0) * jitter_fraction(account.id)
@@ -83,8 +85,9 @@ def lapses_at(account: Account, *, refreshable: bool) -> datetime | None:
     return account.refresh_expires_at if refreshable else account.access_expires_at
 
 
-def next_action(account: Account, now: datetime, *, can_refresh: bool,
-                refresh_refused: bool = False) -> Plan:
+def next_action(
+    account: Account, now: datetime, *, can_refresh: bool, refresh_refused: bool = False
+) -> Plan:
     """What the keeper should do for *account* next, and when.
 
     *can_refresh*: a refresh token and the app's client credentials are there; *refresh_refused*:
@@ -112,4 +115,4 @@ def next_action(account: Account, now: datetime, *, can_refresh: bool,
 def account_refusal(error: JobError) -> bool:
     """Whether Pinterest's answer to a create refuses the whole account (hold it) rather than
     this pin (fail the job)."""
-    return (error.http_status in (401, 403) and error.pinterest_code in ACCOUNT_REFUSAL_CODES)
+    return error.http_status in (401, 403) and error.pinterest_code in ACCOUNT_REFUSAL_CODES

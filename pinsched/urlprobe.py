@@ -55,7 +55,8 @@ class UrlProbe:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=self.timeout_s),
                 connector=aiohttp.TCPConnector(resolver=self._resolver, limit=32),
-                headers={"user-agent": "pinsched/0.1 (preflight)"})
+                headers={"user-agent": "pinsched/0.1 (preflight)"},
+            )
         return self._session
 
     async def close(self) -> None:
@@ -69,17 +70,19 @@ class UrlProbe:
         try:
             problem = await asyncio.wait_for(self._image(url, max_bytes), self.timeout_s * 2)
         except BlockedAddress as exc:
-            problem = (f"refused: {exc} (link-local and cloud metadata addresses are never "
-                       "fetched)")
+            problem = f"refused: {exc} (link-local and cloud metadata addresses are never fetched)"
         except _NotAllowed as exc:
             return Finding(f"not checked: {exc} is outside the allowed hosts", True)
         except TimeoutError:
             return Finding(f"no answer within {self.timeout_s:g} s", True)
         except aiohttp.ClientConnectorDNSError as exc:
             blocked = isinstance(exc.os_error, BlockedAddress)
-            problem = (f"refused: {exc.os_error} (link-local and cloud metadata addresses are "
-                       "never fetched)" if blocked else
-                       f"cannot be fetched: {host} does not resolve")
+            problem = (
+                f"refused: {exc.os_error} (link-local and cloud metadata addresses are "
+                "never fetched)"
+                if blocked
+                else f"cannot be fetched: {host} does not resolve"
+            )
         except aiohttp.ClientConnectorError as exc:
             problem = f"cannot be fetched: {host} refuses connections ({exc.os_error})"
         except (aiohttp.ClientError, OSError, ValueError) as exc:
@@ -98,11 +101,12 @@ class UrlProbe:
         if not kind.startswith("image/"):
             return f"is {kind or 'of no content type'}, not an image"
         if size is not None and size > max_bytes:
-            return (f"is {size:,} bytes, over Pinterest's limit of {max_bytes:,} bytes")
+            return f"is {size:,} bytes, over Pinterest's limit of {max_bytes:,} bytes"
         return None
 
-    async def _fetch(self, method: str, url: str, *, first_byte: bool = False
-                     ) -> tuple[int, dict[str, str], str]:
+    async def _fetch(
+        self, method: str, url: str, *, first_byte: bool = False
+    ) -> tuple[int, dict[str, str], str]:
         session = self._sess()
         extra = {"range": "bytes=0-0"} if first_byte else {}
         for _ in range(MAX_REDIRECTS + 1):
@@ -111,8 +115,7 @@ class UrlProbe:
                 raise BlockedAddress(problem)
             if ALLOWED_HOSTS is not None and host not in ALLOWED_HOSTS:
                 raise _NotAllowed(host)
-            async with session.request(method, url, headers=extra,
-                                       allow_redirects=False) as resp:
+            async with session.request(method, url, headers=extra, allow_redirects=False) as resp:
                 headers = {k.lower(): v for k, v in resp.headers.items()}
                 if resp.status in (301, 302, 303, 307, 308) and "location" in headers:
                     url = urljoin(url, headers["location"])

@@ -70,20 +70,31 @@ class MediaStage:
     asset_id: str = ""  # the bytes in the media directory (a downloaded URL is stored too)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"state": self.state, "source": self.source,
-                "started_at": self.started_at.isoformat(), "step": self.step,
-                "pinterest_media_id": self.pinterest_media_id, "detail": self.detail,
-                "upload_url": self.upload_url,
-                "upload_parameters": dict(self.upload_parameters or {}), "asset_id": self.asset_id}
+        return {
+            "state": self.state,
+            "source": self.source,
+            "started_at": self.started_at.isoformat(),
+            "step": self.step,
+            "pinterest_media_id": self.pinterest_media_id,
+            "detail": self.detail,
+            "upload_url": self.upload_url,
+            "upload_parameters": dict(self.upload_parameters or {}),
+            "asset_id": self.asset_id,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> MediaStage:
-        return cls(state=data["state"], source=data["source"],
-                   started_at=datetime.fromisoformat(data["started_at"]), step=data["step"],
-                   pinterest_media_id=data["pinterest_media_id"], detail=data["detail"],
-                   upload_url=data["upload_url"],
-                   upload_parameters=dict(data["upload_parameters"]) or None,
-                   asset_id=data.get("asset_id", ""))
+        return cls(
+            state=data["state"],
+            source=data["source"],
+            started_at=datetime.fromisoformat(data["started_at"]),
+            step=data["step"],
+            pinterest_media_id=data["pinterest_media_id"],
+            detail=data["detail"],
+            upload_url=data["upload_url"],
+            upload_parameters=dict(data["upload_parameters"]) or None,
+            asset_id=data.get("asset_id", ""),
+        )
 
 
 def is_staged(media: object) -> bool:

@@ -42,8 +42,9 @@ class SafeResolver(AbstractResolver):
     def __init__(self, getaddrinfo: GetAddrInfo | None = None) -> None:
         self._getaddrinfo = _getaddrinfo(getaddrinfo)
 
-    async def resolve(self, host: str, port: int = 0,
-                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
         infos = await self._getaddrinfo(host, port, type=socket.SOCK_STREAM, family=family)
         out: list[ResolveResult] = []
         for fam, _, proto, _, sockaddr in infos:
@@ -52,17 +53,25 @@ class SafeResolver(AbstractResolver):
                 address = f"{address}%{sockaddr[3]}"
             if (problem := address_problem(address)) is not None:
                 raise BlockedAddress(f"{host} resolves to {problem}")
-            out.append(ResolveResult(hostname=host, host=str(sockaddr[0]), port=int(sockaddr[1]),
-                                     family=fam, proto=proto,
-                                     flags=socket.AI_NUMERICHOST | socket.AI_NUMERICSERV))
+            out.append(
+                ResolveResult(
+                    hostname=host,
+                    host=str(sockaddr[0]),
+                    port=int(sockaddr[1]),
+                    family=fam,
+                    proto=proto,
+                    flags=socket.AI_NUMERICHOST | socket.AI_NUMERICSERV,
+                )
+            )
         return out
 
     async def close(self) -> None:
         return None
 
 
-async def prepare_endpoints(configs: Sequence[WebhookEndpoint], *,
-                            getaddrinfo: GetAddrInfo | None = None) -> list[Endpoint]:
+async def prepare_endpoints(
+    configs: Sequence[WebhookEndpoint], *, getaddrinfo: GetAddrInfo | None = None
+) -> list[Endpoint]:
     """Check every configured endpoint; `ConfigError` (naming the URL) for a malformed secret, an
     unknown event type, a URL given twice, or a host that is or resolves to a link-local or
     metadata address. A host that does not resolve now is only logged (checked again at send)."""
@@ -75,8 +84,10 @@ async def prepare_endpoints(configs: Sequence[WebhookEndpoint], *,
         try:
             await resolver.resolve(endpoint.host, endpoint.port, family=socket.AF_UNSPEC)
         except BlockedAddress as exc:
-            raise ConfigError(f"webhook {endpoint.label}: refused: {exc} (link-local and metadata "
-                              "addresses are never allowed; loopback and private are)") from None
+            raise ConfigError(
+                f"webhook {endpoint.label}: refused: {exc} (link-local and metadata "
+                "addresses are never allowed; loopback and private are)"
+            ) from None
         except OSError as exc:
             log.warning("webhook_host_unresolved", endpoint=endpoint.label, error=str(exc))
         endpoints.append(endpoint)

@@ -67,13 +67,23 @@ APP_CREDENTIALS_REFUSED: Final = "app.credentials_refused"
 #: Changes of a job's video staging that keep its state, typed by their reason's prefix
 #: (`pinsched.staging`); the failure's state change follows as `job.permanently_failed`.
 MEDIA_EVENT_TYPES: Final[Mapping[str, str]] = {
-    "media staging:": "job.media_staging", "media ready:": "job.media_ready",
+    "media staging:": "job.media_staging",
+    "media ready:": "job.media_ready",
     "media failed:": "job.media_failed",
 }
-EVENT_TYPES: Final = frozenset({*STATE_EVENT_TYPES.values(), JOB_UPDATED, ACCOUNT_NEEDS_REAUTH,
-                                ACCOUNT_REAUTH_SOON, ACCOUNT_HELD, APP_CREDENTIALS_REFUSED,
-                                notes.AT_RISK_TYPE, notes.AT_RISK_CLEARED_TYPE,
-                                *MEDIA_EVENT_TYPES.values()})
+EVENT_TYPES: Final = frozenset(
+    {
+        *STATE_EVENT_TYPES.values(),
+        JOB_UPDATED,
+        ACCOUNT_NEEDS_REAUTH,
+        ACCOUNT_REAUTH_SOON,
+        ACCOUNT_HELD,
+        APP_CREDENTIALS_REFUSED,
+        notes.AT_RISK_TYPE,
+        notes.AT_RISK_CLEARED_TYPE,
+        *MEDIA_EVENT_TYPES.values(),
+    }
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -142,7 +152,7 @@ def decode_secret(secret: str) -> bytes:
     """The HMAC key of a `whsec_<base64>` secret; ValueError (never quoting it) if malformed."""
     if not secret.startswith(SECRET_PREFIX):
         raise ValueError(f"a secret must be written {SECRET_PREFIX}<base64>")
-    text = secret[len(SECRET_PREFIX):]
+    text = secret[len(SECRET_PREFIX) :]
     try:
         key = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
     except (binascii.Error, ValueError):
@@ -158,8 +168,10 @@ def endpoint_from_config(config: WebhookEndpoint) -> Endpoint:
     where = f"webhook {redacted_url(config.url)}"
     problem = host_problem(urlsplit(config.url).hostname or "")
     if problem is not None:
-        raise ConfigError(f"{where}: refused: {problem} (link-local and metadata addresses are "
-                          "never allowed; loopback and private addresses are)")
+        raise ConfigError(
+            f"{where}: refused: {problem} (link-local and metadata addresses are "
+            "never allowed; loopback and private addresses are)"
+        )
     if not config.secrets:
         raise ConfigError(f"{where}: needs at least one signing secret")
     keys = []
@@ -171,9 +183,14 @@ def endpoint_from_config(config: WebhookEndpoint) -> Endpoint:
     for pattern in config.event_types:
         if (why := pattern_problem(pattern)) is not None:
             raise ConfigError(f"{where}: event_types: {why}")
-    return Endpoint(name=config.url, url=config.url, keys=tuple(keys),
-                    event_types=tuple(config.event_types),
-                    account_ids=frozenset(config.account_ids), timeout_s=config.timeout_s)
+    return Endpoint(
+        name=config.url,
+        url=config.url,
+        keys=tuple(keys),
+        event_types=tuple(config.event_types),
+        account_ids=frozenset(config.account_ids),
+        timeout_s=config.timeout_s,
+    )
 
 
 # --- signing -----------------------------------------------------------------------------------
@@ -185,8 +202,9 @@ def sign(key: bytes, message_id: str, timestamp: int, body: str) -> str:
     return "v1," + base64.b64encode(digest).decode()
 
 
-def signed_headers(keys: Iterable[bytes], message_id: str, timestamp: int, body: str
-                   ) -> dict[str, str]:
+def signed_headers(
+    keys: Iterable[bytes], message_id: str, timestamp: int, body: str
+) -> dict[str, str]:
     """The HTTP headers of one attempt: ids, timestamp, a signature per key, content type."""
     return {
         "webhook-id": message_id,
@@ -221,8 +239,9 @@ def _body(kind: str, message_id: str, at: datetime, data: Mapping[str, Any]) -> 
 
 
 def _proto_json(message: Any) -> dict[str, Any]:
-    out: dict[str, Any] = MessageToDict(message, preserving_proto_field_name=True,
-                                        always_print_fields_with_no_presence=True)
+    out: dict[str, Any] = MessageToDict(
+        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
     return out
 
 
@@ -254,8 +273,7 @@ def job_event_message(event: Event) -> tuple[str, str, str]:
     return message_id, kind, _body(kind, message_id, t.time, data)
 
 
-def account_event_message(new: Account, kind: str = ACCOUNT_NEEDS_REAUTH
-                          ) -> tuple[str, str, str]:
+def account_event_message(new: Account, kind: str = ACCOUNT_NEEDS_REAUTH) -> tuple[str, str, str]:
     """(message id, event type, body) of an account event (*kind*: needs re-authorisation,
     will need it soon, held)."""
     suffix = "" if kind == ACCOUNT_NEEDS_REAUTH else f"_{kind.rsplit('.', 1)[1]}"
@@ -306,8 +324,9 @@ class OutboxRenderers:
             wanted = [e for e in self.endpoints if e.wants(kind, new.id)]
             if wanted:
                 message_id, kind, body = account_event_message(new, kind)
-                rows += [OutboxRow(e.name, message_id, f"account:{new.id}", kind, body)
-                         for e in wanted]
+                rows += [
+                    OutboxRow(e.name, message_id, f"account:{new.id}", kind, body) for e in wanted
+                ]
         return rows
 
     def render_notice(self, kind: str, at: datetime, data: Mapping[str, Any]) -> list[OutboxRow]:

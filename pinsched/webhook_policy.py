@@ -27,23 +27,40 @@ from typing import Final
 
 #: Upper bound of the delay after failed attempt n (index n-1); the last repeats.
 RETRY_CAPS_S: Final[tuple[float, ...]] = (
-    5, 30, 120, 600, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600,
+    5,
+    30,
+    120,
+    600,
+    1800,
+    3600,
+    3 * 3600,
+    6 * 3600,
+    12 * 3600,
 )
 #: How long a delivery is retried, from its first attempt to its last.
 RETRY_WINDOW_S: Final = 24 * 3600.0
 #: The shortest delay between two attempts.
 MIN_DELAY_S: Final = 1.0
 
-METADATA_ADDRESSES: Final = frozenset(ipaddress.ip_address(a) for a in (
-    "169.254.169.254",  # AWS, GCP, Azure, OpenStack, DigitalOcean, Oracle...
-    "169.254.170.2",  # AWS ECS task metadata
-    "fd00:ec2::254",  # AWS IMDS over IPv6
-    "100.100.100.200",  # Alibaba Cloud
-))
-METADATA_HOSTS: Final = frozenset({
-    "metadata", "metadata.google.internal", "metadata.goog", "instance-data",
-    "instance-data.ec2.internal", "metadata.azure.internal",
-})
+METADATA_ADDRESSES: Final = frozenset(
+    ipaddress.ip_address(a)
+    for a in (
+        "169.254.169.254",  # AWS, GCP, Azure, OpenStack, DigitalOcean, Oracle...
+        "169.254.170.2",  # AWS ECS task metadata
+        "fd00:ec2::254",  # AWS IMDS over IPv6
+        "100.100.100.200",  # Alibaba Cloud
+    )
+)
+METADATA_HOSTS: Final = frozenset(
+    {
+        "metadata",
+        "metadata.google.internal",
+        "metadata.goog",
+        "instance-data",
+        "instance-data.ec2.internal",
+        "metadata.azure.internal",
+    }
+)
 _NAT64: Final = ipaddress.ip_network("64:ff9b::/96")
 _IPV4_COMPATIBLE: Final = ipaddress.ip_network("::/96")
 

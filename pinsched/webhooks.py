@@ -45,8 +45,14 @@ from pinsched.webhook_endpoints import (
 from pinsched.webhook_format import Endpoint, OutboxRenderers, signed_headers
 from pinsched.webhook_policy import Verdict, judge
 
-__all__ = ["POLL_S", "BlockedAddress", "GetAddrInfo", "SafeResolver", "WebhookSender",
-           "prepare_endpoints"]
+__all__ = [
+    "POLL_S",
+    "BlockedAddress",
+    "GetAddrInfo",
+    "SafeResolver",
+    "WebhookSender",
+    "prepare_endpoints",
+]
 
 log = structlog.get_logger("pinsched.webhooks")
 
@@ -55,15 +61,23 @@ POLL_S: Final = 5.0  # longest sleep of an idle worker
 MAX_REDELIVER_IDS: Final = 1000
 GONE_REASON: Final = "410 Gone: endpoint disabled until the daemon restarts"
 
+
 class WebhookSender:
     """Sends the outbox of every endpoint. Counters (`attempts`, `delivered`, `failures`,
     `dead`) and `depth()` are for metrics."""
 
-    def __init__(self, store: Store, clock: Clock, endpoints: Sequence[Endpoint], *,
-                 concurrency: int = DEFAULT_CONCURRENCY, poll_s: float = POLL_S,
-                 getaddrinfo: GetAddrInfo | None = None,
-                 on_attempt: Callable[[str, bool], None] | None = None,
-                 activity: Activity | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        endpoints: Sequence[Endpoint],
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        poll_s: float = POLL_S,
+        getaddrinfo: GetAddrInfo | None = None,
+        on_attempt: Callable[[str, bool], None] | None = None,
+        activity: Activity | None = None,
+    ) -> None:
         self.store, self.clock = store, clock
         self.activity = activity or Activity()
         self.on_attempt = on_attempt or (lambda endpoint, ok: None)
@@ -123,8 +137,9 @@ class WebhookSender:
         self.session = aiohttp.ClientSession(connector=connector)
         for worker in self._workers.values():
             self.activity.enter()
-            self._tasks.append(asyncio.create_task(worker.run(self._stop),
-                                                   name=f"webhook:{worker.endpoint.label}"))
+            self._tasks.append(
+                asyncio.create_task(worker.run(self._stop), name=f"webhook:{worker.endpoint.label}")
+            )
         if self._workers:
             log.info("webhook_sender_started", endpoints=[e.label for e in self.endpoints])
 
@@ -150,10 +165,12 @@ class WebhookSender:
         InvalidArgument, NotFound, FailedPrecondition (see `RedeliverWebhooks`)."""
         if bool(delivery_ids) == bool(endpoint):
             raise errors.InvalidArgument.one(
-                "delivery_ids", "give delivery_ids or endpoint (not both)")
+                "delivery_ids", "give delivery_ids or endpoint (not both)"
+            )
         if len(delivery_ids) > MAX_REDELIVER_IDS:
             raise errors.InvalidArgument.one(
-                "delivery_ids", f"at most {MAX_REDELIVER_IDS} ids, got {len(delivery_ids)}")
+                "delivery_ids", f"at most {MAX_REDELIVER_IDS} ids, got {len(delivery_ids)}"
+            )
         endpoint = self.endpoint_name(endpoint)
         if endpoint:
             self._usable(endpoint, field="endpoint")
@@ -165,15 +182,20 @@ class WebhookSender:
                 d = await self._get(delivery_id, field=f"delivery_ids[{i}]")
                 if d.state != "DEAD":
                     raise errors.FailedPrecondition(
-                        f"webhook delivery {d.id} is {d.state}; only DEAD deliveries are re-sent")
+                        f"webhook delivery {d.id} is {d.state}; only DEAD deliveries are re-sent"
+                    )
                 self._usable(d.endpoint, field=None)
                 touched.add(d.endpoint)
-            count = await self.store.webhook_redeliver(now=self.clock.now(),
-                                                       delivery_ids=list(delivery_ids))
+            count = await self.store.webhook_redeliver(
+                now=self.clock.now(), delivery_ids=list(delivery_ids)
+            )
         for name in touched:
             self._workers[name].poke()
-        log.info("webhook_redelivered", count=count,
-                 endpoints=sorted(self._workers[n].endpoint.label for n in touched))
+        log.info(
+            "webhook_redelivered",
+            count=count,
+            endpoints=sorted(self._workers[n].endpoint.label for n in touched),
+        )
         return count
 
     def endpoint_name(self, given: str) -> str:
@@ -195,7 +217,8 @@ class WebhookSender:
         if worker.disabled:
             raise errors.FailedPrecondition(
                 f"webhook endpoint {mask_url(name)} answered 410 Gone and is disabled until the "
-                "daemon restarts; fix the receiver, restart, then redeliver")
+                "daemon restarts; fix the receiver, restart, then redeliver"
+            )
 
     async def _get(self, delivery_id: int, *, field: str) -> Delivery:
         if delivery_id <= 0:
@@ -250,8 +273,9 @@ class _Worker:
             killed = await s.store.webhook_kill_endpoint(name, GONE_REASON, now)
             if killed:
                 s.dead += killed
-                log.warning("webhook_dead", endpoint=self.endpoint.label, count=killed,
-                            reason=GONE_REASON)
+                log.warning(
+                    "webhook_dead", endpoint=self.endpoint.label, count=killed, reason=GONE_REASON
+                )
             return s.poll_s
         while self.timers and self.timers[0] <= now:
             heapq.heappop(self.timers)
@@ -272,8 +296,11 @@ class _Worker:
         return delay
 
     async def _wait(self, delay_s: float, stop: asyncio.Event) -> None:
-        waits = [asyncio.ensure_future(self.sender.clock.sleep(delay_s)),
-                 asyncio.ensure_future(self.wake.wait()), asyncio.ensure_future(stop.wait())]
+        waits = [
+            asyncio.ensure_future(self.sender.clock.sleep(delay_s)),
+            asyncio.ensure_future(self.wake.wait()),
+            asyncio.ensure_future(stop.wait()),
+        ]
         if not self.wake.is_set():
             self.parked = True
             self.sender.activity.leave()
@@ -290,10 +317,12 @@ class _Worker:
         try:
             await self._send(d)
         except Exception:  # a bug or a store failure: log it, try again after a poll
-            log.exception("webhook_attempt_error", endpoint=self.endpoint.label,
-                          message_id=d.message_id)
-            heapq.heappush(self.timers,
-                           self.sender.clock.now() + timedelta(seconds=self.sender.poll_s))
+            log.exception(
+                "webhook_attempt_error", endpoint=self.endpoint.label, message_id=d.message_id
+            )
+            heapq.heappush(
+                self.timers, self.sender.clock.now() + timedelta(seconds=self.sender.poll_s)
+            )
         finally:
             self.inflight.pop(d.id, None)
             self.finished.add(d.id)
@@ -311,7 +340,10 @@ class _Worker:
         s.attempts += 1
         try:
             async with s.session.post(
-                ep.url, data=d.payload.encode(), headers=headers, allow_redirects=False,
+                ep.url,
+                data=d.payload.encode(),
+                headers=headers,
+                allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(total=ep.timeout_s),
             ) as resp:
                 status = resp.status
@@ -321,48 +353,82 @@ class _Worker:
         except TimeoutError:
             error = f"no response within {ep.timeout_s:g}s"
         except aiohttp.ClientConnectorDNSError as exc:
-            error = (f"refused: {exc.os_error}" if isinstance(exc.os_error, BlockedAddress)
-                     else f"cannot resolve {urlsplit(ep.url).hostname}: {exc.os_error}")
+            error = (
+                f"refused: {exc.os_error}"
+                if isinstance(exc.os_error, BlockedAddress)
+                else f"cannot resolve {urlsplit(ep.url).hostname}: {exc.os_error}"
+            )
         except (aiohttp.ClientError, OSError) as exc:
             error = f"{type(exc).__name__}: {exc}"
         latency_ms = round((time.perf_counter() - started) * 1000, 1)
         error = scrub(error, ep.url) if error else error
         await self._record(d, attempt, status, error, latency_ms)
 
-    async def _record(self, d: Delivery, attempt: int, status: int | None, error: str | None,
-                      latency_ms: float) -> None:
+    async def _record(
+        self, d: Delivery, attempt: int, status: int | None, error: str | None, latency_ms: float
+    ) -> None:
         s, name = self.sender, self.endpoint.name
         outcome = judge(status, key=f"{name}\n{d.message_id}", attempts=attempt)
         now = s.clock.now()
         s.on_attempt(self.endpoint.url, outcome.verdict is Verdict.DELIVERED)
-        fields = {"endpoint": self.endpoint.label, "message_id": d.message_id,
-                  "event_type": d.event_type, "attempt": attempt, "status": status,
-                  "latency_ms": latency_ms}
+        fields = {
+            "endpoint": self.endpoint.label,
+            "message_id": d.message_id,
+            "event_type": d.event_type,
+            "attempt": attempt,
+            "status": status,
+            "latency_ms": latency_ms,
+        }
         if outcome.verdict is Verdict.DELIVERED:
-            await s.store.webhook_record(d.id, state="DELIVERED", attempts=attempt,
-                                         next_attempt_at=now, status=status, error=None, now=now)
+            await s.store.webhook_record(
+                d.id,
+                state="DELIVERED",
+                attempts=attempt,
+                next_attempt_at=now,
+                status=status,
+                error=None,
+                now=now,
+            )
             s.delivered += 1
             log.info("webhook_delivered", **fields)
             return
         s.failures += 1
         if outcome.verdict is Verdict.RETRY:
             retry_at = now + timedelta(seconds=outcome.retry_in_s)
-            await s.store.webhook_record(d.id, state="PENDING", attempts=attempt,
-                                         next_attempt_at=retry_at, status=status, error=error,
-                                         now=now)
+            await s.store.webhook_record(
+                d.id,
+                state="PENDING",
+                attempts=attempt,
+                next_attempt_at=retry_at,
+                status=status,
+                error=error,
+                now=now,
+            )
             heapq.heappush(self.timers, retry_at)
-            log.warning("webhook_failed", **fields, error=error,
-                        retry_in_s=round(outcome.retry_in_s, 1))
+            log.warning(
+                "webhook_failed", **fields, error=error, retry_in_s=round(outcome.retry_in_s, 1)
+            )
             return
         gone = outcome.verdict is Verdict.GONE
         first_gone = gone and not self.disabled
         self.disabled = self.disabled or gone  # before any await: no scan starts another send
-        await s.store.webhook_record(d.id, state="DEAD", attempts=attempt, next_attempt_at=now,
-                                     status=status, error=GONE_REASON if gone else error, now=now)
+        await s.store.webhook_record(
+            d.id,
+            state="DEAD",
+            attempts=attempt,
+            next_attempt_at=now,
+            status=status,
+            error=GONE_REASON if gone else error,
+            now=now,
+        )
         s.dead += 1
         log.warning("webhook_dead", **fields, error=GONE_REASON if gone else error)
         if first_gone:
             killed = await s.store.webhook_kill_endpoint(name, GONE_REASON, now)
             s.dead += killed
-            log.warning("webhook_endpoint_disabled", endpoint=self.endpoint.label, dead=killed + 1,
-                        reason=GONE_REASON)
+            log.warning(
+                "webhook_endpoint_disabled",
+                endpoint=self.endpoint.label,
+                dead=killed + 1,
+                reason=GONE_REASON,
+            )

@@ -80,18 +80,23 @@ def main() -> int:
         fresh = generate(Path(tmp))
         spec = openapi_text(fresh)
         if args.check:
-            stale = [str(p.relative_to(ROOT)) for p in OPENAPI
-                     if not p.exists() or p.read_text() != spec]
+            stale = [
+                str(p.relative_to(ROOT)) for p in OPENAPI if not p.exists() or p.read_text() != spec
+            ]
             if stale:
-                print(f"{', '.join(stale)} stale; run `python scripts/gen_proto.py`",
-                      file=sys.stderr)
+                print(
+                    f"{', '.join(stale)} stale; run `python scripts/gen_proto.py`", file=sys.stderr
+                )
                 return 1
             names = sorted(p.name for p in fresh.iterdir() if p.is_file())
             current = sorted(p.name for p in OUT.iterdir() if p.is_file()) if OUT.exists() else []
             _, mismatch, errors = filecmp.cmpfiles(fresh, OUT, names, shallow=False)
             if names != current or mismatch or errors:
-                print(f"pinsched/v1 is stale: {mismatch + errors or 'file list differs'}; "
-                      "run `python scripts/gen_proto.py`", file=sys.stderr)
+                print(
+                    f"pinsched/v1 is stale: {mismatch + errors or 'file list differs'}; "
+                    "run `python scripts/gen_proto.py`",
+                    file=sys.stderr,
+                )
                 return 1
             print("pinsched/v1 is up to date")
             return 0

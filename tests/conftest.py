@@ -106,41 +106,65 @@ class Api:
         self.accounts = account_pb2_grpc.AccountServiceStub(channel)
 
     async def create_account(self, account_id: str = "acme", **pacing: Any) -> account_pb2.Account:
-        acct = account_pb2.Account(display_name=account_id, access_token=ACCESS,
-                                   refresh_token=REFRESH)
+        acct = account_pb2.Account(
+            display_name=account_id, access_token=ACCESS, refresh_token=REFRESH
+        )
         if pacing:
             acct.pacing.CopyFrom(account_pb2.Pacing(**pacing))
         return await self.accounts.CreateAccount(
-            account_pb2.CreateAccountRequest(account_id=account_id, account=acct))
+            account_pb2.CreateAccountRequest(account_id=account_id, account=acct)
+        )
 
-    def pin_request(self, *, at: datetime, title: str = "Hello", account_id: str = "acme",
-                    board_id: str = BOARD, request_id: str = "", **pin: Any
-                    ) -> scheduler_pb2.SchedulePinRequest:
+    def pin_request(
+        self,
+        *,
+        at: datetime,
+        title: str = "Hello",
+        account_id: str = "acme",
+        board_id: str = BOARD,
+        request_id: str = "",
+        **pin: Any,
+    ) -> scheduler_pb2.SchedulePinRequest:
         req = scheduler_pb2.SchedulePinRequest(
-            request_id=request_id or str(uuid.uuid4()), account_id=account_id,
-            pin=job_pb2.Pin(board_id=board_id, title=title,
-                            media_source=job_pb2.MediaSource(
-                                image_url=job_pb2.ImageUrl(url="https://example.com/a.jpg")),
-                            **pin))
+            request_id=request_id or str(uuid.uuid4()),
+            account_id=account_id,
+            pin=job_pb2.Pin(
+                board_id=board_id,
+                title=title,
+                media_source=job_pb2.MediaSource(
+                    image_url=job_pb2.ImageUrl(url="https://example.com/a.jpg")
+                ),
+                **pin,
+            ),
+        )
         req.scheduled_at.FromDatetime(at)
         return req
 
-    async def update_account(self, account: account_pb2.Account, *paths: str
-                             ) -> account_pb2.Account:
-        return await self.accounts.UpdateAccount(account_pb2.UpdateAccountRequest(
-            account=account, update_mask=field_mask_pb2.FieldMask(paths=list(paths))))
+    async def update_account(
+        self, account: account_pb2.Account, *paths: str
+    ) -> account_pb2.Account:
+        return await self.accounts.UpdateAccount(
+            account_pb2.UpdateAccountRequest(
+                account=account, update_mask=field_mask_pb2.FieldMask(paths=list(paths))
+            )
+        )
 
 
 @pytest.fixture
 def make_daemon(tmp_path: Path, sandbox: Sandbox) -> Callable[..., Daemon]:
-    def make(clock: Clock | None = None, *, base_url: str | None = None,
-             **overrides: Any) -> Daemon:
+    def make(
+        clock: Clock | None = None, *, base_url: str | None = None, **overrides: Any
+    ) -> Daemon:
         settings: dict[str, Any] = {
-            "listen": "127.0.0.1:0", "http_listen": "127.0.0.1:0",
+            "listen": "127.0.0.1:0",
+            "http_listen": "127.0.0.1:0",
             "db_path": str(tmp_path / "pinsched.db"),
             "pinterest_api_base": base_url or sandbox.base_url,
-            "pinterest_client_id": "client-1", "pinterest_client_secret": "client-secret-1",
-            "log_level": "warning", "request_timeout_s": 2.0, "shutdown_grace_s": 2.0,
+            "pinterest_client_id": "client-1",
+            "pinterest_client_secret": "client-secret-1",
+            "log_level": "warning",
+            "request_timeout_s": 2.0,
+            "shutdown_grace_s": 2.0,
             "pinterest_read_lag_s": 0.0,  # the in-process sandbox's reads do not lag
         }
         extra = {"limits": overrides.pop("limits")} if "limits" in overrides else {}

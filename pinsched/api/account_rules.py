@@ -26,8 +26,10 @@ def token_problem(value: str) -> str | None:
     if len(value) > TOKEN_MAX:
         return f"at most {TOKEN_MAX} characters, got {len(value)}"
     if not _TOKEN.fullmatch(value):
-        return ("must be printable ASCII without spaces or control characters"
-                " (copy the token exactly as Pinterest issued it)")
+        return (
+            "must be printable ASCII without spaces or control characters"
+            " (copy the token exactly as Pinterest issued it)"
+        )
     return None
 
 

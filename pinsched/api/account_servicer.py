@@ -28,16 +28,27 @@ from pinsched.v1 import (
 )
 
 Ctx = grpc.aio.ServicerContext[Any, Any]
-ACCOUNT_PATHS = frozenset({"display_name", "access_token", "refresh_token",
-                           "access_token_expire_time", "pacing", "pacing.min_spacing",
-                           "pacing.max_per_hour", "pacing.max_per_day",
-                           "pacing.writes_per_minute", "paused", "ad_account_id",
-                           "api_base", "posting_schedule"})
+ACCOUNT_PATHS = frozenset(
+    {
+        "display_name",
+        "access_token",
+        "refresh_token",
+        "access_token_expire_time",
+        "pacing",
+        "pacing.min_spacing",
+        "pacing.max_per_hour",
+        "pacing.max_per_day",
+        "pacing.writes_per_minute",
+        "paused",
+        "ad_account_id",
+        "api_base",
+        "posting_schedule",
+    }
+)
 
 #: A given access token without an expiry lapses within this (Pinterest's lifetime): an upper
 #: bound until a token response tells (`tokens.py`).
 ASSUMED_ACCESS_LIFETIME = timedelta(days=30)
-
 
 
 class AccountServicer(account_pb2_grpc.AccountServiceServicer):
@@ -45,8 +56,9 @@ class AccountServicer(account_pb2_grpc.AccountServiceServicer):
         self.admin, self.store, self.clock = admin, store, clock
 
     @unary
-    async def CreateAccount(self, request: account_pb2.CreateAccountRequest,
-                            context: Ctx) -> account_pb2.Account:
+    async def CreateAccount(
+        self, request: account_pb2.CreateAccountRequest, context: Ctx
+    ) -> account_pb2.Account:
         violations = []
         v = va.account_id_violation(request.account_id, "account_id")
         if v:
@@ -54,42 +66,55 @@ class AccountServicer(account_pb2_grpc.AccountServiceServicer):
         a = request.account
         if not a.access_token:
             violations.append(errors.FieldViolation("account.access_token", "required"))
-        violations.extend(account_text_violations(
-            a, ("display_name", "access_token", "refresh_token"), "account"))
+        violations.extend(
+            account_text_violations(a, ("display_name", "access_token", "refresh_token"), "account")
+        )
         if a.HasField("pacing"):
             violations.extend(va.pacing_violations(a.pacing, "account.pacing"))
         violations.extend(routing_violations(a))
         try:
-            schedule = api_slots.posting_schedule_from_proto(a.posting_schedule,
-                                                             "account.posting_schedule")
+            schedule = api_slots.posting_schedule_from_proto(
+                a.posting_schedule, "account.posting_schedule"
+            )
         except errors.InvalidArgument as exc:
             violations.extend(exc.violations)
         if violations:
             raise errors.InvalidArgument(violations)
         now = self.clock.now()
         account = Account(
-            id=request.account_id, display_name=a.display_name, access_token=a.access_token,
+            id=request.account_id,
+            display_name=a.display_name,
+            access_token=a.access_token,
             refresh_token=a.refresh_token,
-            access_expires_at=(va.timestamp_from_proto(a.access_token_expire_time,
-                                                       field="account.access_token_expire_time")
-                               if a.HasField("access_token_expire_time")
-                               else now + ASSUMED_ACCESS_LIFETIME),
+            access_expires_at=(
+                va.timestamp_from_proto(
+                    a.access_token_expire_time, field="account.access_token_expire_time"
+                )
+                if a.HasField("access_token_expire_time")
+                else now + ASSUMED_ACCESS_LIFETIME
+            ),
             pacing=va.build_pacing(a.pacing) if a.HasField("pacing") else Pacing(),
-            paused=a.paused, created_at=now, updated_at=now, posting_schedule=schedule,
-            ad_account_id=a.ad_account_id, api_base=a.api_base,
+            paused=a.paused,
+            created_at=now,
+            updated_at=now,
+            posting_schedule=schedule,
+            ad_account_id=a.ad_account_id,
+            api_base=a.api_base,
         )
         return cv.account_to_proto(await self.admin.create(account))
 
     @unary
-    async def GetAccount(self, request: account_pb2.GetAccountRequest,
-                         context: Ctx) -> account_pb2.Account:
+    async def GetAccount(
+        self, request: account_pb2.GetAccountRequest, context: Ctx
+    ) -> account_pb2.Account:
         if not request.account_id:
             raise errors.InvalidArgument.one("account_id", "required")
         return cv.account_to_proto(await self.store.get_account(request.account_id))
 
     @unary
-    async def ListAccounts(self, request: account_pb2.ListAccountsRequest,
-                           context: Ctx) -> account_pb2.ListAccountsResponse:
+    async def ListAccounts(
+        self, request: account_pb2.ListAccountsRequest, context: Ctx
+    ) -> account_pb2.ListAccountsResponse:
         size = page_size(request.page_size)
         after = read_page_token(request.page_token, "accounts", "")
         accounts = await self.store.list_accounts(after_id=after, limit=size + 1)
@@ -101,8 +126,9 @@ class AccountServicer(account_pb2_grpc.AccountServiceServicer):
         )
 
     @unary
-    async def UpdateAccount(self, request: account_pb2.UpdateAccountRequest,
-                            context: Ctx) -> account_pb2.Account:
+    async def UpdateAccount(
+        self, request: account_pb2.UpdateAccountRequest, context: Ctx
+    ) -> account_pb2.Account:
         a = request.account
         if not a.id:
             raise errors.InvalidArgument.one("account.id", "required")
@@ -111,9 +137,15 @@ class AccountServicer(account_pb2_grpc.AccountServiceServicer):
             raise errors.InvalidArgument.one("update_mask", "name at least one field to change")
         bad = [p for p in paths if p not in ACCOUNT_PATHS]
         if bad:
-            raise errors.InvalidArgument([
-                errors.FieldViolation("update_mask", f"{p!r} cannot be updated; allowed: "
-                                      f"{', '.join(sorted(ACCOUNT_PATHS))}") for p in bad])
+            raise errors.InvalidArgument(
+                [
+                    errors.FieldViolation(
+                        "update_mask",
+                        f"{p!r} cannot be updated; allowed: {', '.join(sorted(ACCOUNT_PATHS))}",
+                    )
+                    for p in bad
+                ]
+            )
         if any(p.startswith("pacing") for p in paths):
             vs = va.pacing_violations(a.pacing, "account.pacing")
             if vs:
@@ -136,26 +168,47 @@ class AccountServicer(account_pb2_grpc.AccountServiceServicer):
                 elif p.startswith("pacing."):
                     name = p.split(".", 1)[1]
                     base = changes.get("pacing", old.pacing)
-                    changes["pacing"] = Pacing(**{**{f: getattr(base, f) for f in
-                                                     ("min_spacing", "max_per_hour", "max_per_day",
-                                                      "writes_per_minute")},
-                                                  name: getattr(new_pacing, name)})
+                    changes["pacing"] = Pacing(
+                        **{
+                            **{
+                                f: getattr(base, f)
+                                for f in (
+                                    "min_spacing",
+                                    "max_per_hour",
+                                    "max_per_day",
+                                    "writes_per_minute",
+                                )
+                            },
+                            name: getattr(new_pacing, name),
+                        }
+                    )
                 elif p == "posting_schedule":
                     changes[p] = api_slots.posting_schedule_from_proto(
-                        a.posting_schedule, "account.posting_schedule")
+                        a.posting_schedule, "account.posting_schedule"
+                    )
                 elif p == "access_token_expire_time":
                     changes["access_expires_at"] = (
-                        va.timestamp_from_proto(a.access_token_expire_time,
-                                                field="account.access_token_expire_time")
-                        if a.HasField("access_token_expire_time") else None)
+                        va.timestamp_from_proto(
+                            a.access_token_expire_time, field="account.access_token_expire_time"
+                        )
+                        if a.HasField("access_token_expire_time")
+                        else None
+                    )
                 else:
                     changes[p] = getattr(a, p)
             if "access_token" in changes and "access_token_expire_time" not in paths:
                 changes["access_expires_at"] = self.clock.now() + ASSUMED_ACCESS_LIFETIME
             if "access_token" in changes or "refresh_token" in changes:
-                changes.update(needs_reauth=False, state_reason="", hold_reason="",
-                               access_ttl_s=0, refresh_ttl_s=0, refresh_expires_at=None,
-                               reauth_warned_at=None, verified_at=None)
+                changes.update(
+                    needs_reauth=False,
+                    state_reason="",
+                    hold_reason="",
+                    access_ttl_s=0,
+                    refresh_ttl_s=0,
+                    refresh_expires_at=None,
+                    reauth_warned_at=None,
+                    verified_at=None,
+                )
             elif ("api_base" in changes or "ad_account_id" in changes) and old.hold_reason:
                 changes.update(hold_reason="", state_reason="")
             new = old.replace(**changes, version=old.version + 1, updated_at=self.clock.now())
@@ -166,8 +219,9 @@ class AccountServicer(account_pb2_grpc.AccountServiceServicer):
         raise errors.FailedPrecondition(f"account {a.id!r} keeps changing; try again")
 
     @unary
-    async def DeleteAccount(self, request: account_pb2.DeleteAccountRequest,
-                            context: Ctx) -> empty_pb2.Empty:
+    async def DeleteAccount(
+        self, request: account_pb2.DeleteAccountRequest, context: Ctx
+    ) -> empty_pb2.Empty:
         if not request.account_id:
             raise errors.InvalidArgument.one("account_id", "required")
         await self.admin.delete(request.account_id, force=request.force)

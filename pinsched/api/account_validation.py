@@ -38,19 +38,21 @@ def api_base_problem(value: str) -> str | None:
     if parts.username is not None or parts.password is not None:
         return "must not carry credentials (it is shown by GetAccount and in webhooks)"
     if parts.query or parts.fragment:
-        return "must not have a query or fragment (for example https://api-sandbox.pinterest.com/v5)"
+        return (
+            "must not have a query or fragment (for example https://api-sandbox.pinterest.com/v5)"
+        )
     host_issue = host_problem(parts.hostname or "")
     if host_issue is not None:
         return f"refused: {host_issue} (link-local and metadata addresses are never allowed)"
     return None
 
 
-def routing_violations(account: account_pb2.Account, prefix: str = "account",
-                       paths: frozenset[str] | None = None) -> list[FieldViolation]:
+def routing_violations(
+    account: account_pb2.Account, prefix: str = "account", paths: frozenset[str] | None = None
+) -> list[FieldViolation]:
     """Problems of *account*'s `ad_account_id` and `api_base` (only those in *paths*, if given)."""
     out = []
-    for name, check in (("ad_account_id", ad_account_id_problem),
-                        ("api_base", api_base_problem)):
+    for name, check in (("ad_account_id", ad_account_id_problem), ("api_base", api_base_problem)):
         if paths is not None and name not in paths:
             continue
         problem = check(getattr(account, name))

@@ -309,8 +309,7 @@ def remote_update_to_proto(update: RemoteUpdate) -> job_pb2.RemoteUpdate:
     return msg
 
 
-def job_to_proto(job: Job, *, with_history: bool = False,
-                 with_media: bool = False) -> job_pb2.Job:
+def job_to_proto(job: Job, *, with_history: bool = False, with_media: bool = False) -> job_pb2.Job:
     """*job* on the wire; `history` only when *with_history* (GetJob), as the API promises;
     inline image bytes only *with_media* (GetJob's full view)."""
     msg = job_pb2.Job(
@@ -344,8 +343,13 @@ def job_to_proto(job: Job, *, with_history: bool = False,
         msg.remote_update.CopyFrom(remote_update_to_proto(job.remote_update))
     if job.retry_for is not None:
         msg.retry_for.CopyFrom(duration_to_proto(job.retry_for))
-    msg.retry_until.CopyFrom(timestamp_to_proto(retry_deadline(
-        planned_at=job.planned_at, window_end=job.window_end, retry_for=job.retry_for)))
+    msg.retry_until.CopyFrom(
+        timestamp_to_proto(
+            retry_deadline(
+                planned_at=job.planned_at, window_end=job.window_end, retry_for=job.retry_for
+            )
+        )
+    )
     if job.slot is not None:
         msg.slot.CopyFrom(slot_to_proto(job.slot.local, job.slot.time_zone, job.slot.at))
     msg.group_id = job.group_id
@@ -359,10 +363,17 @@ def job_to_proto(job: Job, *, with_history: bool = False,
 def slot_to_proto(local: datetime, time_zone: str, at: datetime) -> job_pb2.JobSlot:
     """A posting slot: its listed wall-clock time, zone and instant."""
     return job_pb2.JobSlot(
-        local_time=datetime_pb2.DateTime(year=local.year, month=local.month, day=local.day,
-                                         hours=local.hour, minutes=local.minute,
-                                         seconds=local.second),
-        time_zone=time_zone, start_time=timestamp_to_proto(at))
+        local_time=datetime_pb2.DateTime(
+            year=local.year,
+            month=local.month,
+            day=local.day,
+            hours=local.hour,
+            minutes=local.minute,
+            seconds=local.second,
+        ),
+        time_zone=time_zone,
+        start_time=timestamp_to_proto(at),
+    )
 
 
 def posting_schedule_to_proto(schedule: PostingSchedule) -> account_pb2.PostingSchedule:

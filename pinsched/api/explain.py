@@ -29,20 +29,35 @@ async def gather(service: PinService, job_id: str) -> ex.Facts:
     if job.state is JobState.SUBMITTED:
         settle_at = (job.submitted_at or job.updated_at) + timedelta(seconds=pool.settle_s)
     return ex.Facts(
-        job=job, now=now, account=account, app_refused=accounts.app_refused, pace=pace,
-        retry_until=retry_deadline(planned_at=job.planned_at, window_end=job.window_end,
-                                   retry_for=job.retry_for),
+        job=job,
+        now=now,
+        account=account,
+        app_refused=accounts.app_refused,
+        pace=pace,
+        retry_until=retry_deadline(
+            planned_at=job.planned_at, window_end=job.window_end, retry_for=job.retry_for
+        ),
         queue_position=pool.queue_position(job.account_id, job.id),
-        failed_looks=pool.read_failures.get(job.id, 0), settle_at=settle_at)
+        failed_looks=pool.read_failures.get(job.id, 0),
+        settle_at=settle_at,
+    )
 
 
 def to_proto(x: ex.Explanation) -> scheduler_pb2.JobExplanation:
-    msg = E(job_id=x.job_id, state=cv.state_to_proto(x.state),
-            phase=E.Phase.Value(f"PHASE_{x.phase.value}"), summary=x.summary,
-            hold_detail=x.hold_detail, attempts=x.attempts, board_id=x.board_id,
-            failed_looks=x.failed_looks, outcome=x.outcome,
-            pinterest_pin_id=x.pinterest_pin_id, queue_position=x.queue_position,
-            at_risk=x.at_risk)
+    msg = E(
+        job_id=x.job_id,
+        state=cv.state_to_proto(x.state),
+        phase=E.Phase.Value(f"PHASE_{x.phase.value}"),
+        summary=x.summary,
+        hold_detail=x.hold_detail,
+        attempts=x.attempts,
+        board_id=x.board_id,
+        failed_looks=x.failed_looks,
+        outcome=x.outcome,
+        pinterest_pin_id=x.pinterest_pin_id,
+        queue_position=x.queue_position,
+        at_risk=x.at_risk,
+    )
     msg.explained_at.CopyFrom(cv.timestamp_to_proto(x.explained_at))
     if x.next_action_at is not None:
         msg.next_action_at.CopyFrom(cv.timestamp_to_proto(x.next_action_at))

@@ -39,7 +39,8 @@ SERVICE_DESCRIPTORS: Final = (
 #: `/package.Service/Method` → the full name of its request message.
 INPUT_TYPES: Final[dict[str, str]] = {
     f"/{s.full_name}/{m.name}": m.input_type.full_name
-    for s in SERVICE_DESCRIPTORS for m in s.methods
+    for s in SERVICE_DESCRIPTORS
+    for m in s.methods
 }
 REFLECTION_PREFIX: Final = "/grpc.reflection."
 OPEN: Final = ("/grpc.health.v1.Health/", REFLECTION_PREFIX)
@@ -55,8 +56,6 @@ def method_labels(path: str) -> tuple[str, str]:
             return service, "ServerReflectionInfo"
         return service, method
     return "unknown", "unknown"
-
-
 
 
 class _Malformed:
@@ -81,7 +80,8 @@ class Guard(_Interceptor):
         self._on_denied = on_denied
 
     async def intercept_service(
-        self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
         details: grpc.HandlerCallDetails,
     ) -> Any:
         method = details.method or ""
@@ -103,14 +103,14 @@ class Guard(_Interceptor):
 
 
 _STREAMING: Final = frozenset(
-    f"/{s.full_name}/{m.name}" for s in SERVICE_DESCRIPTORS for m in s.methods
-    if m.server_streaming
+    f"/{s.full_name}/{m.name}" for s in SERVICE_DESCRIPTORS for m in s.methods if m.server_streaming
 )
 
 
 def _deny(*, streaming: bool) -> grpc.RpcMethodHandler[Any, Any]:
     """A handler that refuses the call without reading its request (no deserializer either)."""
     if streaming:
+
         async def deny_stream(requests: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, DENIED)
             yield  # pragma: no cover - abort raises; this makes it an async generator
@@ -123,8 +123,9 @@ def _deny(*, streaming: bool) -> grpc.RpcMethodHandler[Any, Any]:
     return grpc.stream_unary_rpc_method_handler(deny)
 
 
-def _parse_checked(handler: grpc.RpcMethodHandler[Any, Any],
-                   input_type: str) -> grpc.RpcMethodHandler[Any, Any]:
+def _parse_checked(
+    handler: grpc.RpcMethodHandler[Any, Any], input_type: str
+) -> grpc.RpcMethodHandler[Any, Any]:
     """*handler* with a deserializer that never raises: bad bytes → INVALID_ARGUMENT."""
     parse: Any = handler.request_deserializer
 
@@ -136,10 +137,10 @@ def _parse_checked(handler: grpc.RpcMethodHandler[Any, Any],
 
     def invalid() -> errors.InvalidArgument:
         return errors.InvalidArgument.one(
-            "request", f"the request is not a valid protobuf {input_type} message")
+            "request", f"the request is not a valid protobuf {input_type} message"
+        )
 
-    kw = {"request_deserializer": deserialize,
-          "response_serializer": handler.response_serializer}
+    kw = {"request_deserializer": deserialize, "response_serializer": handler.response_serializer}
     if handler.unary_unary is not None:
         inner: Any = handler.unary_unary
 

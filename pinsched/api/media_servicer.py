@@ -17,8 +17,12 @@ Ctx = grpc.aio.ServicerContext[Any, Any]
 
 
 def asset_to_proto(asset: Asset) -> media_pb2.UploadMediaResponse:
-    return media_pb2.UploadMediaResponse(asset_id=asset.asset_id, size_bytes=asset.size,
-                                         sha256=asset.sha256, content_type=asset.content_type)
+    return media_pb2.UploadMediaResponse(
+        asset_id=asset.asset_id,
+        size_bytes=asset.size,
+        sha256=asset.sha256,
+        content_type=asset.content_type,
+    )
 
 
 class MediaServicer(media_pb2_grpc.MediaServiceServicer):
@@ -26,8 +30,9 @@ class MediaServicer(media_pb2_grpc.MediaServiceServicer):
         self.assets = assets
 
     @unary
-    async def UploadMedia(self, request_iterator: AsyncIterator[media_pb2.UploadMediaRequest],
-                          context: Ctx) -> media_pb2.UploadMediaResponse:
+    async def UploadMedia(
+        self, request_iterator: AsyncIterator[media_pb2.UploadMediaRequest], context: Ctx
+    ) -> media_pb2.UploadMediaResponse:
         first = await anext(aiter(request_iterator), None)
         if first is None:
             raise InvalidArgument.one("content_type", "required: send at least one message")

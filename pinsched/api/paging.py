@@ -29,5 +29,6 @@ def read_page_token(token: str, kind: str, scope: str) -> str:
         raise errors.InvalidArgument.one("page_token", "not a page token of this list") from None
     if got_kind != kind or digest != hashlib.sha256(scope.encode()).hexdigest()[:12]:
         raise errors.InvalidArgument.one(
-            "page_token", "the page token belongs to another list or other filters")
+            "page_token", "the page token belongs to another list or other filters"
+        )
     return last

@@ -31,14 +31,31 @@ from pinsched.v1 import (
 )
 
 MAX_BATCH = limits.MAX_BATCH
-VIEWS = frozenset({scheduler_pb2.JOB_VIEW_UNSPECIFIED, scheduler_pb2.JOB_VIEW_BASIC,
-                   scheduler_pb2.JOB_VIEW_FULL})
+VIEWS = frozenset(
+    {scheduler_pb2.JOB_VIEW_UNSPECIFIED, scheduler_pb2.JOB_VIEW_BASIC, scheduler_pb2.JOB_VIEW_FULL}
+)
 EVENT_CACHE = 4096  # recent events' wire form, shared by watchers
-JOB_PATHS = frozenset({"pin", "pin.title", "pin.description", "pin.link", "pin.alt_text",
-                       "pin.dominant_color", "pin.board_id", "pin.board_section_id",
-                       "pin.media_source", "scheduled_at", "local_time", "delivery_window",
-                       "retry_for", "next_free_slot"})
+JOB_PATHS = frozenset(
+    {
+        "pin",
+        "pin.title",
+        "pin.description",
+        "pin.link",
+        "pin.alt_text",
+        "pin.dominant_color",
+        "pin.board_id",
+        "pin.board_section_id",
+        "pin.media_source",
+        "scheduled_at",
+        "local_time",
+        "delivery_window",
+        "retry_for",
+        "next_free_slot",
+    }
+)
 Ctx = grpc.aio.ServicerContext[Any, Any]
+
+
 def _keep_current_image(pin: job_pb2.Pin, current: PinSpec) -> None:
     """A pin given back as the API shows it (inline image named by `sha256`, no bytes) keeps
     the job's current image. Only the job's own image can be named so, never another one."""
@@ -51,11 +68,19 @@ def _keep_current_image(pin: job_pb2.Pin, current: PinSpec) -> None:
 
 
 class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
-    def __init__(self, service: PinService, store: Store, bus: EventBus, clock: Clock, *,
-                 skew: timedelta, horizon: timedelta,
-                 max_watchers: int = limits.MAX_WATCH_STREAMS,
-                 checker: Checker | None = None,
-                 asset_exists: Callable[[str], bool] | None = None) -> None:
+    def __init__(
+        self,
+        service: PinService,
+        store: Store,
+        bus: EventBus,
+        clock: Clock,
+        *,
+        skew: timedelta,
+        horizon: timedelta,
+        max_watchers: int = limits.MAX_WATCH_STREAMS,
+        checker: Checker | None = None,
+        asset_exists: Callable[[str], bool] | None = None,
+    ) -> None:
         self.service, self.store, self.bus, self.clock = service, store, bus, clock
         self.dry = DryRun(service, checker or Checker(service.dispatchers.client, UrlProbe()))
         self.asset_exists = asset_exists  # uploaded videos (`MediaAssets`)
@@ -68,15 +93,17 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
 
     def _spec(self, req: Any, prefix: str = "") -> ScheduleSpec:
         spec = va.schedule_spec_from_proto(
-            req, now=self.clock.now(), skew_tolerance=self.skew, horizon=self.horizon,
-            prefix=prefix)
-        video_validation.check_asset(spec.pin, f"{prefix}.pin" if prefix else "pin",
-                                     self.asset_exists)
+            req, now=self.clock.now(), skew_tolerance=self.skew, horizon=self.horizon, prefix=prefix
+        )
+        video_validation.check_asset(
+            spec.pin, f"{prefix}.pin" if prefix else "pin", self.asset_exists
+        )
         return spec
 
     @unary
-    async def SchedulePin(self, request: scheduler_pb2.SchedulePinRequest,
-                          context: Ctx) -> job_pb2.Job:
+    async def SchedulePin(
+        self, request: scheduler_pb2.SchedulePinRequest, context: Ctx
+    ) -> job_pb2.Job:
         spec = self._spec(request)
         if request.validate_only:
             ((job, _),) = await self.dry.schedule_results([spec])
@@ -85,8 +112,9 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
         return cv.job_to_proto(job)
 
     @unary
-    async def BatchSchedulePins(self, request: scheduler_pb2.BatchSchedulePinsRequest,
-                                context: Ctx) -> scheduler_pb2.BatchSchedulePinsResponse:
+    async def BatchSchedulePins(
+        self, request: scheduler_pb2.BatchSchedulePinsRequest, context: Ctx
+    ) -> scheduler_pb2.BatchSchedulePinsResponse:
         n = len(request.requests)
         if not 1 <= n <= MAX_BATCH:
             raise errors.InvalidArgument.one("requests", f"1 to {MAX_BATCH} requests, got {n}")
@@ -101,11 +129,13 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
             raise errors.InvalidArgument(violations)
         if request.validate_only:
             results = await self.dry.schedule_results(
-                specs, prefixes=[f"requests[{i}]" for i in range(n)])
+                specs, prefixes=[f"requests[{i}]" for i in range(n)]
+            )
         else:
             results = await self.service.schedule_results(specs)
         return scheduler_pb2.BatchSchedulePinsResponse(
-            jobs=[cv.job_to_proto(j) for j, _ in results], created=[c for _, c in results])
+            jobs=[cv.job_to_proto(j) for j, _ in results], created=[c for _, c in results]
+        )
 
     @unary
     async def GetJob(self, request: scheduler_pb2.GetJobRequest, context: Ctx) -> job_pb2.Job:
@@ -113,7 +143,8 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
             raise errors.InvalidArgument.one("job_id", "required")
         if request.view not in VIEWS:
             raise errors.InvalidArgument.one(
-                "view", f"unknown view {request.view}; use JOB_VIEW_BASIC or JOB_VIEW_FULL")
+                "view", f"unknown view {request.view}; use JOB_VIEW_BASIC or JOB_VIEW_FULL"
+            )
         job = await self.service.get(request.job_id)
         full = request.view == scheduler_pb2.JOB_VIEW_FULL
         if full:
@@ -121,19 +152,26 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
         return cv.job_to_proto(job, with_history=True, with_media=full)
 
     @unary
-    async def ListJobs(self, request: scheduler_pb2.ListJobsRequest,
-                       context: Ctx) -> scheduler_pb2.ListJobsResponse:
+    async def ListJobs(
+        self, request: scheduler_pb2.ListJobsRequest, context: Ctx
+    ) -> scheduler_pb2.ListJobsResponse:
         size = page_size(request.page_size)
         flt = JobFilter(
             account_id=request.account_id,
-            states=frozenset(cv.state_from_proto(s, field=f"states[{i}]")
-                             for i, s in enumerate(request.states)),
+            states=frozenset(
+                cv.state_from_proto(s, field=f"states[{i}]") for i, s in enumerate(request.states)
+            ),
             board_id=request.board_id,
-            planned_after=(va.timestamp_from_proto(request.planned_after, field="planned_after")
-                           if request.HasField("planned_after") else None),
-            planned_before=(va.timestamp_from_proto(request.planned_before,
-                                                    field="planned_before")
-                            if request.HasField("planned_before") else None),
+            planned_after=(
+                va.timestamp_from_proto(request.planned_after, field="planned_after")
+                if request.HasField("planned_after")
+                else None
+            ),
+            planned_before=(
+                va.timestamp_from_proto(request.planned_before, field="planned_before")
+                if request.HasField("planned_before")
+                else None
+            ),
             group_id=request.group_id,
         )
         scope = repr(flt)
@@ -147,8 +185,7 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
         )
 
     @unary
-    async def UpdateJob(self, request: scheduler_pb2.UpdateJobRequest,
-                        context: Ctx) -> job_pb2.Job:
+    async def UpdateJob(self, request: scheduler_pb2.UpdateJobRequest, context: Ctx) -> job_pb2.Job:
         req = request.job
         if not req.id:
             raise errors.InvalidArgument.one("job.id", "required")
@@ -157,24 +194,34 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
             raise errors.InvalidArgument.one("update_mask", "name at least one field to change")
         bad = [p for p in paths if p not in JOB_PATHS]
         if bad:
-            raise errors.InvalidArgument([errors.FieldViolation(
-                "update_mask", f"{p!r} cannot be updated; allowed: {', '.join(sorted(JOB_PATHS))}")
-                for p in bad])
+            raise errors.InvalidArgument(
+                [
+                    errors.FieldViolation(
+                        "update_mask",
+                        f"{p!r} cannot be updated; allowed: {', '.join(sorted(JOB_PATHS))}",
+                    )
+                    for p in bad
+                ]
+            )
         if "scheduled_at" in paths and "local_time" in paths:
-            raise errors.InvalidArgument.one("update_mask",
-                                             "give scheduled_at or local_time, not both")
+            raise errors.InvalidArgument.one(
+                "update_mask", "give scheduled_at or local_time, not both"
+            )
         if request.expected_version < 0:
             raise errors.InvalidArgument.one("expected_version", "must not be negative")
         if "next_free_slot" in paths:  # the store picks the slot as it moves the job
             if len(paths) > 1:
                 raise errors.InvalidArgument.one(
-                    "update_mask", "next_free_slot moves the job alone: update other fields "
-                    "in another call")
-            not_before = api_slots.update_not_before(request, now=self.clock.now(),
-                                                     skew=self.skew, horizon=self.horizon)
+                    "update_mask",
+                    "next_free_slot moves the job alone: update other fields in another call",
+                )
+            not_before = api_slots.update_not_before(
+                request, now=self.clock.now(), skew=self.skew, horizon=self.horizon
+            )
             svc = self.dry if request.validate_only else self.service
-            job = await svc.reslot(req.id, expected_version=request.expected_version,
-                                   not_before=not_before)
+            job = await svc.reslot(
+                req.id, expected_version=request.expected_version, not_before=not_before
+            )
             return cv.job_to_proto(job, with_history=True)
         # The mask is merged into the job as read, so the update is applied only to that very
         # version: when another change lands in between, read again and merge again (a given
@@ -190,8 +237,9 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
             return cv.job_to_proto(job, with_history=True)
         raise errors.FailedPrecondition(f"job {req.id!r} keeps changing; try again")
 
-    async def _update_once(self, request: scheduler_pb2.UpdateJobRequest, paths: list[str],
-                           current: Job) -> Job:
+    async def _update_once(
+        self, request: scheduler_pb2.UpdateJobRequest, paths: list[str], current: Job
+    ) -> Job:
         req = request.job
         current_pin = await self.store.load_pin(current.pin)
         pin = cv.pin_to_proto(current_pin, with_media=True)
@@ -208,9 +256,11 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
         timing_spec = None
         if {"scheduled_at", "local_time", "delivery_window"} & set(paths):
             merged = scheduler_pb2.SchedulePinRequest(
-                account_id=current.account_id, pin=pin,
+                account_id=current.account_id,
+                pin=pin,
                 nonexistent_time_policy=request.nonexistent_time_policy,
-                ambiguous_time_policy=request.ambiguous_time_policy)
+                ambiguous_time_policy=request.ambiguous_time_policy,
+            )
             if "local_time" in paths:
                 merged.local_time.CopyFrom(req.local_time)
             elif "scheduled_at" in paths:
@@ -220,8 +270,10 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
             else:
                 merged.scheduled_at.CopyFrom(cv.timestamp_to_proto(current.scheduled_at))
             merged.delivery_window.CopyFrom(
-                req.delivery_window if "delivery_window" in paths
-                else cv.duration_to_proto(current.window))
+                req.delivery_window
+                if "delivery_window" in paths
+                else cv.duration_to_proto(current.window)
+            )
             timing_spec = self._spec(merged, prefix="job")
             pin_spec = timing_spec.pin
         else:
@@ -234,13 +286,16 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
             out.raise_if_any()
         svc = self.dry if request.validate_only else self.service
         return await svc.update(
-            req.id, paths=paths, expected_version=request.expected_version or current.version,
-            pin=pin_spec, timing=timing_spec, retry_for=retry_for)
-
+            req.id,
+            paths=paths,
+            expected_version=request.expected_version or current.version,
+            pin=pin_spec,
+            timing=timing_spec,
+            retry_for=retry_for,
+        )
 
     @unary
-    async def CancelJob(self, request: scheduler_pb2.CancelJobRequest,
-                        context: Ctx) -> job_pb2.Job:
+    async def CancelJob(self, request: scheduler_pb2.CancelJobRequest, context: Ctx) -> job_pb2.Job:
         if not request.job_id:
             raise errors.InvalidArgument.one("job_id", "required")
         if request.expected_version < 0:
@@ -249,22 +304,23 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
         return cv.job_to_proto(job, with_history=True)
 
     @unary
-    async def RetryJob(self, request: scheduler_pb2.RetryJobRequest,
-                       context: Ctx) -> job_pb2.Job:
+    async def RetryJob(self, request: scheduler_pb2.RetryJobRequest, context: Ctx) -> job_pb2.Job:
         if not request.job_id:
             raise errors.InvalidArgument.one("job_id", "required")
         return cv.job_to_proto(await self.service.retry(request.job_id), with_history=True)
 
     @unary
-    async def PreviewSchedule(self, request: scheduler_pb2.PreviewScheduleRequest,
-                              context: Ctx) -> scheduler_pb2.PreviewScheduleResponse:
+    async def PreviewSchedule(
+        self, request: scheduler_pb2.PreviewScheduleRequest, context: Ctx
+    ) -> scheduler_pb2.PreviewScheduleResponse:
         spec = self._spec(request)
         await self.store.get_account(spec.account_id)
         out = scheduler_pb2.PreviewScheduleResponse()
         if spec.next_free_slot is not None:
             place = await self.service.preview_slot(spec)
-            out.slot.CopyFrom(cv.slot_to_proto(place.slot.local, place.slot.time_zone,
-                                               place.slot.at))
+            out.slot.CopyFrom(
+                cv.slot_to_proto(place.slot.local, place.slot.time_zone, place.slot.at)
+            )
             out.planned_at.FromDatetime(place.planned_at)
             out.scheduled_at.FromDatetime(place.slot.at)
             out.window_end.FromDatetime(place.slot.at)
@@ -275,22 +331,32 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
         return out
 
     @unary
-    async def ExplainJob(self, request: scheduler_pb2.ExplainJobRequest,
-                         context: Ctx) -> scheduler_pb2.JobExplanation:
+    async def ExplainJob(
+        self, request: scheduler_pb2.ExplainJobRequest, context: Ctx
+    ) -> scheduler_pb2.JobExplanation:
         if not request.job_id:
             raise errors.InvalidArgument.one("job_id", "required")
         return await api_explain.explain_job(self.service, request.job_id)
 
     @unary
-    async def ListFreeSlots(self, request: scheduler_pb2.ListFreeSlotsRequest,
-                            context: Ctx) -> scheduler_pb2.ListFreeSlotsResponse:
+    async def ListFreeSlots(
+        self, request: scheduler_pb2.ListFreeSlotsRequest, context: Ctx
+    ) -> scheduler_pb2.ListFreeSlotsResponse:
         account_id, not_before, count = api_slots.free_slots_request(
-            request, now=self.clock.now(), skew=self.skew, horizon=self.horizon)
+            request, now=self.clock.now(), skew=self.skew, horizon=self.horizon
+        )
         await self.store.get_account(account_id)
         places = await self.service.free_slots(account_id, not_before, count)
-        return scheduler_pb2.ListFreeSlotsResponse(slots=[scheduler_pb2.FreeSlot(
-            slot=cv.slot_to_proto(p.slot.local, p.slot.time_zone, p.slot.at),
-            planned_at=cv.timestamp_to_proto(p.planned_at), taken=p.taken) for p in places])
+        return scheduler_pb2.ListFreeSlotsResponse(
+            slots=[
+                scheduler_pb2.FreeSlot(
+                    slot=cv.slot_to_proto(p.slot.local, p.slot.time_zone, p.slot.at),
+                    planned_at=cv.timestamp_to_proto(p.planned_at),
+                    taken=p.taken,
+                )
+                for p in places
+            ]
+        )
 
     def _event_proto(self, event: Event) -> job_pb2.JobEvent:
         """The wire form of *event*, built once and shared by every watcher (fan-out)."""
@@ -313,7 +379,8 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
         msg = self._batch_cache.get(key)
         if msg is None:
             msg = scheduler_pb2.WatchJobsResponse(
-                events=[self._event_proto(event) for event in batch])
+                events=[self._event_proto(event) for event in batch]
+            )
             self._batch_cache[key] = msg
             if len(self._batch_cache) > EVENT_CACHE // 16:
                 for old in list(self._batch_cache)[: EVENT_CACHE // 64]:
@@ -326,11 +393,13 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
         if self.watching >= self.max_watchers:
             raise errors.ResourceExhausted(
                 f"{self.watching} WatchJobs streams are open, the most this daemon serves;"
-                " close one or retry later")
+                " close one or retry later"
+            )
 
     @streaming
-    async def WatchJobs(self, request: scheduler_pb2.WatchJobsRequest,
-                        context: Ctx) -> AsyncIterator[scheduler_pb2.WatchJobsResponse]:
+    async def WatchJobs(
+        self, request: scheduler_pb2.WatchJobsRequest, context: Ctx
+    ) -> AsyncIterator[scheduler_pb2.WatchJobsResponse]:
         flt, since = watch_args(request)
         self.check_watch_room()
         self.watching += 1  # before any await: concurrent arrivals cannot overshoot the cap
@@ -354,11 +423,15 @@ def watch_args(request: scheduler_pb2.WatchJobsRequest) -> tuple[WatchFilter, in
         raise errors.InvalidArgument.one("since_sequence", "must not be negative")
     if len(request.job_ids) > limits.MAX_WATCH_JOB_IDS:
         raise errors.InvalidArgument.one(
-            "job_ids", f"at most {limits.MAX_WATCH_JOB_IDS} job ids, got "
-            f"{len(request.job_ids)}: watch by account_id, or open several streams")
+            "job_ids",
+            f"at most {limits.MAX_WATCH_JOB_IDS} job ids, got "
+            f"{len(request.job_ids)}: watch by account_id, or open several streams",
+        )
     flt = WatchFilter(
-        account_id=request.account_id, job_ids=frozenset(request.job_ids),
-        to_states=frozenset(cv.state_from_proto(s, field=f"states[{i}]")
-                            for i, s in enumerate(request.states)),
+        account_id=request.account_id,
+        job_ids=frozenset(request.job_ids),
+        to_states=frozenset(
+            cv.state_from_proto(s, field=f"states[{i}]") for i, s in enumerate(request.states)
+        ),
     )
     return flt, since

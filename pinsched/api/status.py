@@ -49,10 +49,14 @@ def rich_status(exc: errors.PinschedError) -> tuple[grpc.StatusCode, str, tuple[
     message = str(exc)
     details = []
     if isinstance(exc, errors.InvalidArgument):
-        bad = error_details_pb2.BadRequest(field_violations=[
-            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
-            for v in exc.reported(MAX_REPORTED_VIOLATIONS)
-        ])
+        bad = error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(
+                    field=v.field, description=v.description
+                )
+                for v in exc.reported(MAX_REPORTED_VIOLATIONS)
+            ]
+        )
         details.append(bad)
     details.append(error_details_pb2.ErrorInfo(reason=exc.reason, domain="pinsched.dev"))
     packed = []
@@ -60,8 +64,7 @@ def rich_status(exc: errors.PinschedError) -> tuple[grpc.StatusCode, str, tuple[
         a = any_pb2.Any()
         a.Pack(d)
         packed.append(a)
-    status = status_pb2.Status(code=getattr(code_pb2, code.name), message=message,
-                               details=packed)
+    status = status_pb2.Status(code=getattr(code_pb2, code.name), message=message, details=packed)
     return code, message, (("grpc-status-details-bin", status.SerializeToString()),)
 
 

@@ -310,8 +310,10 @@ def local_time_from_proto(
         out.add(join_path(path, "utc_offset"), "must be a whole number of seconds")
         return None
     if which == "utc_offset" and abs(dt.utc_offset.seconds) > UTC_OFFSET_MAX_S:
-        out.add(join_path(path, "utc_offset"),
-                f"must be within ±18h (±{UTC_OFFSET_MAX_S} s), got {dt.utc_offset.seconds} s")
+        out.add(
+            join_path(path, "utc_offset"),
+            f"must be within ±18h (±{UTC_OFFSET_MAX_S} s), got {dt.utc_offset.seconds} s",
+        )
         return None
     return convert.local_time_from_proto(dt)
 
@@ -335,8 +337,10 @@ def resolve_time(
     to *out* under *prefix* and give None.
     """
     if which is None:
-        out.add(join_path(prefix, "scheduled_at"),
-                "a time is required: scheduled_at, local_time or next_free_slot")
+        out.add(
+            join_path(prefix, "scheduled_at"),
+            "a time is required: scheduled_at, local_time or next_free_slot",
+        )
         return None, None
     path = join_path(prefix, which)
     local: LocalTime | None = None
@@ -432,13 +436,21 @@ def schedule_spec_from_proto(
     local: LocalTime | None = None
     if which == "next_free_slot":  # the store picks the slot
         next_free = scheduled_at = api_slots.next_free_slot_instant(
-            out, prefix, req, now=now, skew_tolerance=skew_tolerance, horizon=horizon)
+            out, prefix, req, now=now, skew_tolerance=skew_tolerance, horizon=horizon
+        )
     else:
         scheduled_at, local = resolve_time(
-            out, which=which, scheduled_at=req.scheduled_at, local_time=req.local_time,
+            out,
+            which=which,
+            scheduled_at=req.scheduled_at,
+            local_time=req.local_time,
             nonexistent_policy=req.nonexistent_time_policy,
-            ambiguous_policy=req.ambiguous_time_policy, prefix=prefix, now=now,
-            skew_tolerance=skew_tolerance, horizon=horizon)
+            ambiguous_policy=req.ambiguous_time_policy,
+            prefix=prefix,
+            now=now,
+            skew_tolerance=skew_tolerance,
+            horizon=horizon,
+        )
     also_boards, board_interval = api_slots.group_from_proto(out, prefix, req)
     window: timedelta | None = timedelta(0)
     if req.HasField("delivery_window"):

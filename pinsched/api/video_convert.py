@@ -12,8 +12,11 @@ from pinsched import codec
 from pinsched.v1 import job_pb2
 from pinsched.video import FAILED, READY, STAGING, MediaStage, StagedVideo, VideoAsset, VideoUrl
 
-_STATES: Final = {STAGING: job_pb2.JobMedia.STATE_STAGING, READY: job_pb2.JobMedia.STATE_READY,
-                  FAILED: job_pb2.JobMedia.STATE_FAILED}
+_STATES: Final = {
+    STAGING: job_pb2.JobMedia.STATE_STAGING,
+    READY: job_pb2.JobMedia.STATE_READY,
+    FAILED: job_pb2.JobMedia.STATE_FAILED,
+}
 
 
 def set_source(source: job_pb2.MediaSource, media: StagedVideo) -> None:
@@ -46,9 +49,12 @@ def from_source(source: job_pb2.MediaSource, which: str) -> StagedVideo:
 
 def stage_to_proto(stage: MediaStage) -> job_pb2.JobMedia:
     """The job's `media` field."""
-    return job_pb2.JobMedia(state=_STATES[stage.state],
-                            pinterest_media_id=stage.pinterest_media_id, detail=stage.detail,
-                            start_time=_timestamp(stage.started_at))
+    return job_pb2.JobMedia(
+        state=_STATES[stage.state],
+        pinterest_media_id=stage.pinterest_media_id,
+        detail=stage.detail,
+        start_time=_timestamp(stage.started_at),
+    )
 
 
 def _timestamp(at: datetime) -> timestamp_pb2.Timestamp:

@@ -32,11 +32,16 @@ MAX_PAGE: Final = 1000
 def delivery_to_proto(d: Delivery, *, include_payload: bool = False) -> webhook_pb2.WebhookDelivery:
     """One outbox row on the wire."""
     msg = webhook_pb2.WebhookDelivery(
-        id=d.id, endpoint=mask_url(d.endpoint), message_id=d.message_id,
+        id=d.id,
+        endpoint=mask_url(d.endpoint),
+        message_id=d.message_id,
         event_type=d.event_type,
-        event_sequence=d.event_seq, order_key=d.order_key,
-        state=STATE_VALUES.get(d.state, D.STATE_UNSPECIFIED), attempts=d.attempts,
-        last_status=d.last_status or 0, last_error=scrub(d.last_error or "", d.endpoint),
+        event_sequence=d.event_seq,
+        order_key=d.order_key,
+        state=STATE_VALUES.get(d.state, D.STATE_UNSPECIFIED),
+        attempts=d.attempts,
+        last_status=d.last_status or 0,
+        last_error=scrub(d.last_error or "", d.endpoint),
         create_time=cv.timestamp_to_proto(d.created_at),
         update_time=cv.timestamp_to_proto(d.updated_at),
         payload=d.payload if include_payload else "",
@@ -62,7 +67,8 @@ def after_id(token: str, scope: str) -> int:
         raise errors.InvalidArgument.one("page_token", "not a page token of this list") from None
     if kind != "wh" or digest != hashlib.sha256(scope.encode()).hexdigest()[:12]:
         raise errors.InvalidArgument.one(
-            "page_token", "the page token belongs to another list or other filters")
+            "page_token", "the page token belongs to another list or other filters"
+        )
     return last_id
 
 
@@ -72,15 +78,21 @@ class WebhookServicer(webhook_pb2_grpc.WebhookServiceServicer):
 
     @unary
     async def ListWebhookDeliveries(
-        self, request: webhook_pb2.ListWebhookDeliveriesRequest, context: Ctx,
+        self,
+        request: webhook_pb2.ListWebhookDeliveriesRequest,
+        context: Ctx,
     ) -> webhook_pb2.ListWebhookDeliveriesResponse:
         violations = []
         if not 0 <= request.page_size <= MAX_PAGE:
-            violations.append(errors.FieldViolation(
-                "page_size", f"must be between 1 and {MAX_PAGE}, got {request.page_size}"))
+            violations.append(
+                errors.FieldViolation(
+                    "page_size", f"must be between 1 and {MAX_PAGE}, got {request.page_size}"
+                )
+            )
         if request.state != D.STATE_UNSPECIFIED and request.state not in STATES:
-            violations.append(errors.FieldViolation(
-                "state", f"not a delivery state: {request.state}"))
+            violations.append(
+                errors.FieldViolation("state", f"not a delivery state: {request.state}")
+            )
         if violations:
             raise errors.InvalidArgument(violations)
         size = request.page_size or 100
@@ -88,18 +100,26 @@ class WebhookServicer(webhook_pb2_grpc.WebhookServiceServicer):
         endpoint = self.sender.endpoint_name(request.endpoint)  # its URL, or the masked URL
         scope = f"{endpoint}\n{state}"
         rows = await self.store.webhook_list(
-            endpoint=endpoint, state=state, after_id=after_id(request.page_token, scope),
-            limit=size + 1)
+            endpoint=endpoint,
+            state=state,
+            after_id=after_id(request.page_token, scope),
+            limit=size + 1,
+        )
         page, more = rows[:size], len(rows) > size
         return webhook_pb2.ListWebhookDeliveriesResponse(
-            deliveries=[delivery_to_proto(d, include_payload=request.include_payload)
-                        for d in page],
-            next_page_token=page_token(page[-1].id, scope) if more else "")
+            deliveries=[
+                delivery_to_proto(d, include_payload=request.include_payload) for d in page
+            ],
+            next_page_token=page_token(page[-1].id, scope) if more else "",
+        )
 
     @unary
     async def RedeliverWebhooks(
-        self, request: webhook_pb2.RedeliverWebhooksRequest, context: Ctx,
+        self,
+        request: webhook_pb2.RedeliverWebhooksRequest,
+        context: Ctx,
     ) -> webhook_pb2.RedeliverWebhooksResponse:
-        count = await self.sender.redeliver(delivery_ids=list(request.delivery_ids),
-                                            endpoint=request.endpoint)
+        count = await self.sender.redeliver(
+            delivery_ids=list(request.delivery_ids), endpoint=request.endpoint
+        )
         return webhook_pb2.RedeliverWebhooksResponse(redelivered_count=count)

@@ -21,8 +21,15 @@ from google.rpc import error_details_pb2, status_pb2
 from pinsched import errors
 from pinsched.api.status import rich_status
 
-__all__ = ["HTTP_STATUS", "Aborted", "Refused", "ServicerContext", "error_body",
-           "error_response", "from_pinsched_error"]
+__all__ = [
+    "HTTP_STATUS",
+    "Aborted",
+    "Refused",
+    "ServicerContext",
+    "error_body",
+    "error_response",
+    "from_pinsched_error",
+]
 
 HTTP_STATUS: Final[Mapping[grpc.StatusCode, int]] = {
     grpc.StatusCode.OK: 200,
@@ -50,8 +57,9 @@ _ = error_details_pb2  # registers BadRequest and ErrorInfo, so details render a
 class Aborted(Exception):
     """A servicer called `context.abort`: the status it would have sent over gRPC."""
 
-    def __init__(self, code: grpc.StatusCode, message: str,
-                 trailers: Iterable[tuple[str, Any]] = ()) -> None:
+    def __init__(
+        self, code: grpc.StatusCode, message: str, trailers: Iterable[tuple[str, Any]] = ()
+    ) -> None:
         super().__init__(message)
         self.code, self.message, self.trailers = code, message, tuple(trailers)
 
@@ -67,16 +75,25 @@ class Refused(Exception):
 class ServicerContext:
     """The part of `grpc.aio.ServicerContext` the servicers use: `abort` raises `Aborted`."""
 
-    async def abort(self, code: grpc.StatusCode, details: str = "",
-                    trailing_metadata: Iterable[tuple[str, Any]] = ()) -> None:
+    async def abort(
+        self,
+        code: grpc.StatusCode,
+        details: str = "",
+        trailing_metadata: Iterable[tuple[str, Any]] = (),
+    ) -> None:
         raise Aborted(code, details, trailing_metadata)
 
     async def send_initial_metadata(self, metadata: Iterable[tuple[str, Any]]) -> None:
         """Nothing to send: the event stream's headers went out when it was prepared."""
 
 
-def error_body(code: grpc.StatusCode, message: str, trailers: Iterable[tuple[str, Any]] = (),
-               *, http_status: int | None = None) -> tuple[int, dict[str, Any]]:
+def error_body(
+    code: grpc.StatusCode,
+    message: str,
+    trailers: Iterable[tuple[str, Any]] = (),
+    *,
+    http_status: int | None = None,
+) -> tuple[int, dict[str, Any]]:
     """(HTTP status, JSON body) of a gRPC status with its rich details."""
     details: list[Any] = []
     for key, value in trailers:
@@ -84,13 +101,20 @@ def error_body(code: grpc.StatusCode, message: str, trailers: Iterable[tuple[str
             status = status_pb2.Status.FromString(value)
             details = MessageToDict(status, preserving_proto_field_name=True).get("details", [])
     http = http_status or HTTP_STATUS.get(code, 500)
-    return http, {"error": {"code": http, "status": code.name, "message": message,
-                            "details": details}}
+    return http, {
+        "error": {"code": http, "status": code.name, "message": message, "details": details}
+    }
 
 
-def error_response(code: grpc.StatusCode, message: str,
-                   trailers: Iterable[tuple[str, Any]] = (), *, http_status: int | None = None,
-                   headers: Mapping[str, str] | None = None, reason: str = "") -> web.Response:
+def error_response(
+    code: grpc.StatusCode,
+    message: str,
+    trailers: Iterable[tuple[str, Any]] = (),
+    *,
+    http_status: int | None = None,
+    headers: Mapping[str, str] | None = None,
+    reason: str = "",
+) -> web.Response:
     """A JSON error answer; *reason* (the door's own refusals) becomes a google.rpc.ErrorInfo."""
     if reason:
         info = any_pb2.Any()
@@ -98,12 +122,17 @@ def error_response(code: grpc.StatusCode, message: str,
         status = status_pb2.Status(code=code.value[0], message=message, details=[info])
         trailers = (("grpc-status-details-bin", status.SerializeToString()),)
     http, body = error_body(code, message, trailers, http_status=http_status)
-    return web.Response(status=http, text=json.dumps(body), content_type="application/json",
-                        headers=headers)
+    return web.Response(
+        status=http, text=json.dumps(body), content_type="application/json", headers=headers
+    )
 
 
-def from_pinsched_error(exc: errors.PinschedError, *, http_status: int | None = None,
-                        headers: Mapping[str, str] | None = None) -> web.Response:
+def from_pinsched_error(
+    exc: errors.PinschedError,
+    *,
+    http_status: int | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> web.Response:
     """The answer to *exc*, with exactly the details the gRPC door would send."""
     code, message, trailers = rich_status(exc)
     return error_response(code, message, trailers, http_status=http_status, headers=headers)

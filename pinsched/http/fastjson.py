@@ -31,15 +31,18 @@ _INT64: Final = frozenset({_T.TYPE_INT64, _T.TYPE_SINT64, _T.TYPE_SFIXED64})
 _UINT64: Final = frozenset({_T.TYPE_UINT64, _T.TYPE_FIXED64})
 _INT32: Final = frozenset({_T.TYPE_INT32, _T.TYPE_SINT32, _T.TYPE_SFIXED32})
 _UINT32: Final = frozenset({_T.TYPE_UINT32, _T.TYPE_FIXED32})
-_RANGES: Final = {**dict.fromkeys(_INT64, (-(2**63), 2**63 - 1)),
-                  **dict.fromkeys(_UINT64, (0, 2**64 - 1)),
-                  **dict.fromkeys(_INT32, (-(2**31), 2**31 - 1)),
-                  **dict.fromkeys(_UINT32, (0, 2**32 - 1))}
+_RANGES: Final = {
+    **dict.fromkeys(_INT64, (-(2**63), 2**63 - 1)),
+    **dict.fromkeys(_UINT64, (0, 2**64 - 1)),
+    **dict.fromkeys(_INT32, (-(2**31), 2**31 - 1)),
+    **dict.fromkeys(_UINT32, (0, 2**32 - 1)),
+}
 _STRING_WKT: Final = frozenset({"google.protobuf.Timestamp", "google.protobuf.Duration"})
 
 
 _RFC3339: Final = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:Z|([+-])(\d{2}):(\d{2}))")
+    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:Z|([+-])(\d{2}):(\d{2}))"
+)
 
 
 def _timestamp(target: Any, text: str) -> None:
@@ -70,11 +73,16 @@ class _Slow(Exception):
 
 def _supported(field: FieldDescriptor) -> bool:
     if field.message_type is not None:
-        return (field.message_type.full_name in _STRING_WKT
-                or (not field.message_type.full_name.startswith("google.protobuf.")
-                and not field.message_type.GetOptions().map_entry))
-    return field.type in _RANGES or field.type in (_T.TYPE_STRING, _T.TYPE_BOOL, _T.TYPE_ENUM,
-                                                   _T.TYPE_BYTES)
+        return field.message_type.full_name in _STRING_WKT or (
+            not field.message_type.full_name.startswith("google.protobuf.")
+            and not field.message_type.GetOptions().map_entry
+        )
+    return field.type in _RANGES or field.type in (
+        _T.TYPE_STRING,
+        _T.TYPE_BOOL,
+        _T.TYPE_ENUM,
+        _T.TYPE_BYTES,
+    )
 
 
 # --- message → JSON ---------------------------------------------------------------------------
@@ -102,7 +110,8 @@ def _scalar_printer(field: FieldDescriptor) -> Callable[[Any], Any]:
 def _printer(descriptor: Descriptor) -> Printer:
     if not all(_supported(f) for f in descriptor.fields):
         return lambda m: json_format.MessageToDict(
-            m, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+            m, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+        )
     steps: list[tuple[str, bool, bool, Callable[[Any], Any]]] = []
     for f in descriptor.fields:
         presence = f.has_presence and not f.is_repeated
@@ -139,22 +148,29 @@ def _convert(field: FieldDescriptor) -> Callable[[Any], Any]:
             if isinstance(v, str) and v in numbers:
                 return numbers[v]
             raise _Slow
+
         return enum
     if field.type == _T.TYPE_BYTES:  # base64 variants: json_format's rules
+
         def bytes_(v: Any) -> bytes:
             raise _Slow
+
         return bytes_
     if field.type == _T.TYPE_STRING:
+
         def string(v: Any) -> str:
             if type(v) is not str:
                 raise _Slow
             return v
+
         return string
     if field.type == _T.TYPE_BOOL:
+
         def boolean(v: Any) -> bool:
             if type(v) is not bool:
                 raise _Slow
             return v
+
         return boolean
     low, high = _RANGES[field.type]
 
@@ -164,6 +180,7 @@ def _convert(field: FieldDescriptor) -> Callable[[Any], Any]:
         if type(v) is not int or not low <= v <= high:
             raise _Slow
         return v
+
     return integer
 
 
@@ -192,12 +209,14 @@ def _setter(field: FieldDescriptor) -> Setter:
                 _filler(nested)(target, v)
 
         if field.is_repeated:
+
             def repeated_message(m: Message, v: Any) -> None:
                 if type(v) is not list:
                     raise _Slow
                 items = getattr(m, name)
                 for item in v:
                     fill(items.add(), item)
+
             return repeated_message
 
         def message(m: Message, v: Any) -> None:
@@ -206,27 +225,33 @@ def _setter(field: FieldDescriptor) -> Setter:
             sub = getattr(m, name)
             sub.SetInParent()
             fill(sub, v)
+
         return message
     conv = _convert(field)
     if field.is_repeated:
+
         def repeated(m: Message, v: Any) -> None:
             if type(v) is not list:
                 raise _Slow
             getattr(m, name).extend([conv(x) for x in v])
+
         return repeated
 
     def scalar(m: Message, v: Any) -> None:
         if oneof is not None and m.WhichOneof(oneof) is not None:
             raise _Slow
         setattr(m, name, conv(v))
+
     return scalar
 
 
 @functools.cache
 def _filler(descriptor: Descriptor) -> Callable[[Message, dict[str, Any]], None]:
     if not all(_supported(f) for f in descriptor.fields):
+
         def slow(m: Message, data: dict[str, Any]) -> None:
             raise _Slow
+
         return slow
     by_key: dict[str, tuple[str, Setter]] = {}
     for f in descriptor.fields:

@@ -29,44 +29,93 @@ MEDIA_PATH: Final = "/v1/media"
 
 __all__ = ["build", "comments", "openapi_document"]
 
-SERVED_FILES: Final = ("pinsched/v1/scheduler.proto", "pinsched/v1/account.proto",
-                       "pinsched/v1/webhook.proto")
-_INT64: Final = frozenset({FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT64,
-                           FieldDescriptor.TYPE_SINT64, FieldDescriptor.TYPE_FIXED64,
-                           FieldDescriptor.TYPE_SFIXED64})
-_INT32: Final = frozenset({FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_UINT32,
-                           FieldDescriptor.TYPE_SINT32, FieldDescriptor.TYPE_FIXED32,
-                           FieldDescriptor.TYPE_SFIXED32})
+SERVED_FILES: Final = (
+    "pinsched/v1/scheduler.proto",
+    "pinsched/v1/account.proto",
+    "pinsched/v1/webhook.proto",
+)
+_INT64: Final = frozenset(
+    {
+        FieldDescriptor.TYPE_INT64,
+        FieldDescriptor.TYPE_UINT64,
+        FieldDescriptor.TYPE_SINT64,
+        FieldDescriptor.TYPE_FIXED64,
+        FieldDescriptor.TYPE_SFIXED64,
+    }
+)
+_INT32: Final = frozenset(
+    {
+        FieldDescriptor.TYPE_INT32,
+        FieldDescriptor.TYPE_UINT32,
+        FieldDescriptor.TYPE_SINT32,
+        FieldDescriptor.TYPE_FIXED32,
+        FieldDescriptor.TYPE_SFIXED32,
+    }
+)
 _WELL_KNOWN: Final[Mapping[str, dict[str, Any]]] = {
-    "google.protobuf.Timestamp": {"type": "string", "format": "date-time",
-                                  "description": "RFC 3339, e.g. 2026-03-01T09:00:00Z"},
-    "google.protobuf.Duration": {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]{1,9})?s$",
-                                 "description": "seconds with an `s` suffix, e.g. 3600s"},
+    "google.protobuf.Timestamp": {
+        "type": "string",
+        "format": "date-time",
+        "description": "RFC 3339, e.g. 2026-03-01T09:00:00Z",
+    },
+    "google.protobuf.Duration": {
+        "type": "string",
+        "pattern": r"^-?[0-9]+(\.[0-9]{1,9})?s$",
+        "description": "seconds with an `s` suffix, e.g. 3600s",
+    },
     "google.protobuf.FieldMask": {
         "type": "string",
-        "description": "comma-separated field paths, snake_case or lowerCamelCase"},
+        "description": "comma-separated field paths, snake_case or lowerCamelCase",
+    },
 }
 _GRPC_CODES: Final = (
-    "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
-    "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
-    "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
-    "UNAUTHENTICATED")
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+)
 _ERROR: Final = {
-    "type": "object", "required": ["error"],
+    "type": "object",
+    "required": ["error"],
     "description": "Google's JSON error: the gRPC status with its details.",
-    "properties": {"error": {
-        "type": "object", "required": ["code", "status", "message"],
-        "properties": {
-            "code": {"type": "integer", "description": "The HTTP status."},
-            "status": {"type": "string", "enum": list(_GRPC_CODES),
-                       "description": "The gRPC status code name."},
-            "message": {"type": "string"},
-            "details": {"type": "array", "items": {
-                "type": "object", "required": ["@type"],
-                "properties": {"@type": {"type": "string"}},
-                "description": "google.rpc.BadRequest (field_violations) or "
-                               "google.rpc.ErrorInfo (reason, domain)."}},
-        }}},
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "status", "message"],
+            "properties": {
+                "code": {"type": "integer", "description": "The HTTP status."},
+                "status": {
+                    "type": "string",
+                    "enum": list(_GRPC_CODES),
+                    "description": "The gRPC status code name.",
+                },
+                "message": {"type": "string"},
+                "details": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["@type"],
+                        "properties": {"@type": {"type": "string"}},
+                        "description": "google.rpc.BadRequest (field_violations) or "
+                        "google.rpc.ErrorInfo (reason, domain).",
+                    },
+                },
+            },
+        }
+    },
 }
 
 
@@ -102,8 +151,9 @@ def comments(fds: descriptor_pb2.FileDescriptorSet) -> dict[str, str]:
 Paths = dict[tuple[int, ...], str]
 
 
-def _message_names(names: Paths, m: descriptor_pb2.DescriptorProto, path: tuple[int, ...],
-                   scope: str) -> None:
+def _message_names(
+    names: Paths, m: descriptor_pb2.DescriptorProto, path: tuple[int, ...], scope: str
+) -> None:
     full = f"{scope}.{m.name}"
     names[path] = full
     for i, f in enumerate(m.field):
@@ -114,8 +164,9 @@ def _message_names(names: Paths, m: descriptor_pb2.DescriptorProto, path: tuple[
         _enum_names(names, e, (*path, 4, i), full)
 
 
-def _enum_names(names: Paths, e: descriptor_pb2.EnumDescriptorProto, path: tuple[int, ...],
-                scope: str) -> None:
+def _enum_names(
+    names: Paths, e: descriptor_pb2.EnumDescriptorProto, path: tuple[int, ...], scope: str
+) -> None:
     names[path] = f"{scope}.{e.name}"
     for i, v in enumerate(e.value):
         names[(*path, 2, i)] = f"{scope}.{e.name}.{v.name}"
@@ -135,12 +186,16 @@ class _Builder:
         ref = enum.full_name
         if ref not in self.schemas:
             values = [v.name for v in enum.values]
-            lines = [f"{v.name}: {self.docs[f'{ref}.{v.name}']}" for v in enum.values
-                     if f"{ref}.{v.name}" in self.docs]
+            lines = [
+                f"{v.name}: {self.docs[f'{ref}.{v.name}']}"
+                for v in enum.values
+                if f"{ref}.{v.name}" in self.docs
+            ]
             schema = self._doc({"type": "string", "enum": values}, ref)
             if lines:
                 schema["description"] = "\n".join(
-                    filter(None, [schema.get("description", ""), *lines]))
+                    filter(None, [schema.get("description", ""), *lines])
+                )
             self.schemas[ref] = schema
         return {"$ref": f"#/components/schemas/{ref}"}
 
@@ -152,7 +207,8 @@ class _Builder:
             self.schemas[ref] = {}  # placeholder: recursive messages
             props = {f.name: self.field(f) for f in message.fields}
             self.schemas[ref] = self._doc(
-                {"type": "object", "properties": props, "additionalProperties": False}, ref)
+                {"type": "object", "properties": props, "additionalProperties": False}, ref
+            )
         return {"$ref": f"#/components/schemas/{ref}"}
 
     def scalar(self, field: FieldDescriptor) -> dict[str, Any]:
@@ -178,8 +234,11 @@ class _Builder:
             schema = {"type": "array", "items": schema}
         doc = self.docs.get(field.full_name)
         if doc:
-            schema = {"description": doc, **schema} if "$ref" not in schema else {
-                "description": doc, "allOf": [schema]}
+            schema = (
+                {"description": doc, **schema}
+                if "$ref" not in schema
+                else {"description": doc, "allOf": [schema]}
+            )
         return schema
 
     def query(self, message: Descriptor, skip: set[str], prefix: str = "") -> list[Any]:
@@ -193,8 +252,12 @@ class _Builder:
                 if not f.is_repeated:
                     params += self.query(nested, skip, f"{name}.")
                 continue
-            param: dict[str, Any] = {"name": name, "in": "query", "required": False,
-                                     "schema": self.field(f)}
+            param: dict[str, Any] = {
+                "name": name,
+                "in": "query",
+                "required": False,
+                "schema": self.field(f),
+            }
             if f.is_repeated:
                 param |= {"style": "form", "explode": True}
             if f.full_name in self.docs:
@@ -215,11 +278,17 @@ class _Builder:
         method = route.method
         doc = self.docs.get(method.full_name, "")
         params: list[Any] = [
-            {"name": _path_name(p), "in": "path", "required": True,
-             "schema": {"type": "string", "pattern": "^[^/:]+$"},
-             "description": f"`{p}`. {self.docs.get(self._field_name(method.input_type, p), '')}"
-                            .strip()}
-            for p in route.path_fields]
+            {
+                "name": _path_name(p),
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string", "pattern": "^[^/:]+$"},
+                "description": (
+                    f"`{p}`. {self.docs.get(self._field_name(method.input_type, p), '')}"
+                ).strip(),
+            }
+            for p in route.path_fields
+        ]
         op: dict[str, Any] = {
             "operationId": route.operation_id,
             "tags": [method.containing_service.name],
@@ -233,26 +302,39 @@ class _Builder:
         if route.body == "*":
             self.message(method.input_type)
             body = dict(self.schemas[method.input_type.full_name])
-            body["properties"] = {k: v for k, v in body["properties"].items()
-                                  if k not in route.path_fields}
-            op["requestBody"] = {"required": False,
-                                 "content": {"application/json": {"schema": body}}}
+            body["properties"] = {
+                k: v for k, v in body["properties"].items() if k not in route.path_fields
+            }
+            op["requestBody"] = {
+                "required": False,
+                "content": {"application/json": {"schema": body}},
+            }
         elif route.body:
             field = method.input_type.fields_by_name[route.body]
-            op["requestBody"] = {"required": True, "content": {
-                "application/json": {"schema": self.scalar(field)}}}
+            op["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": self.scalar(field)}},
+            }
         if route.streaming:
-            ok = {"description": "Server-Sent Events: one message per JobEvent (`id` = its "
-                                 "sequence, `event` = the webhook type, `data` = the JobEvent "
-                                 "JSON); `Last-Event-ID` resumes.",
-                  "content": {"text/event-stream": {"schema": {"type": "string"}}},
-                  "x-event-schema": self.message(method.output_type)}
+            ok = {
+                "description": "Server-Sent Events: one message per JobEvent (`id` = its "
+                "sequence, `event` = the webhook type, `data` = the JobEvent "
+                "JSON); `Last-Event-ID` resumes.",
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                "x-event-schema": self.message(method.output_type),
+            }
         else:
-            ok = {"description": "OK", "content": {"application/json": {
-                "schema": self.message(method.output_type)}}}
-        op["responses"] = {"200": ok, "default": {
-            "description": "Error", "content": {"application/json": {
-                "schema": {"$ref": "#/components/schemas/Error"}}}}}
+            ok = {
+                "description": "OK",
+                "content": {"application/json": {"schema": self.message(method.output_type)}},
+            }
+        op["responses"] = {
+            "200": ok,
+            "default": {
+                "description": "Error",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+            },
+        }
         return op
 
 
@@ -263,13 +345,21 @@ def _path_name(field_path: str) -> str:
 
 
 def _plain(summary: str, schema: dict[str, Any], ok: str = "200") -> dict[str, Any]:
-    return {"get": {
-        "operationId": f"Http_{summary.split()[0]}", "summary": summary, "security": [],
-        "tags": ["Http"],
-        "responses": {ok: {"description": "OK", "content": {"application/json": {
-            "schema": schema}}}, "default": {"description": "Not ready or error",
-                                             "content": {"application/json": {"schema": {
-                                                 "type": "object"}}}}}}}
+    return {
+        "get": {
+            "operationId": f"Http_{summary.split()[0]}",
+            "summary": summary,
+            "security": [],
+            "tags": ["Http"],
+            "responses": {
+                ok: {"description": "OK", "content": {"application/json": {"schema": schema}}},
+                "default": {
+                    "description": "Not ready or error",
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
+            },
+        }
+    }
 
 
 def _media_upload(builder: _Builder, pool: descriptor_pool.DescriptorPool) -> dict[str, Any]:
@@ -277,16 +367,35 @@ def _media_upload(builder: _Builder, pool: descriptor_pool.DescriptorPool) -> di
     `pinsched.http.media`) with the raw video as the body."""
     method = pool.FindMethodByName("pinsched.v1.MediaService.UploadMedia")
     doc = builder.docs.get(method.full_name, "")
-    return {"post": {
-        "operationId": "MediaService_UploadMedia", "tags": ["MediaService"],
-        "summary": "Upload a video for a `video_asset` pin", "description": doc,
-        "requestBody": {"required": True, "content": {
-            t: {"schema": {"type": "string", "format": "binary"}}
-            for t in VIDEO_CONTENT_TYPES}},
-        "responses": {"200": {"description": "OK", "content": {"application/json": {
-            "schema": builder.message(method.output_type)}}}, "default": {
-            "description": "Error", "content": {"application/json": {
-                "schema": {"$ref": "#/components/schemas/Error"}}}}}}}
+    return {
+        "post": {
+            "operationId": "MediaService_UploadMedia",
+            "tags": ["MediaService"],
+            "summary": "Upload a video for a `video_asset` pin",
+            "description": doc,
+            "requestBody": {
+                "required": True,
+                "content": {
+                    t: {"schema": {"type": "string", "format": "binary"}}
+                    for t in VIDEO_CONTENT_TYPES
+                },
+            },
+            "responses": {
+                "200": {
+                    "description": "OK",
+                    "content": {
+                        "application/json": {"schema": builder.message(method.output_type)}
+                    },
+                },
+                "default": {
+                    "description": "Error",
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
+                    },
+                },
+            },
+        }
+    }
 
 
 def build(fds: descriptor_pb2.FileDescriptorSet) -> dict[str, Any]:
@@ -302,11 +411,15 @@ def build(fds: descriptor_pb2.FileDescriptorSet) -> dict[str, Any]:
         for p in route.path_fields:
             template = template.replace(f"{{{p}}}", f"{{{_path_name(p)}}}")
         paths.setdefault(template, {})[route.verb.lower()] = builder.operation(route)
-    status = {"type": "object", "required": ["status"], "properties": {
-        "status": {"type": "string"}, "reason": {"type": "string"}}}
+    status = {
+        "type": "object",
+        "required": ["status"],
+        "properties": {"status": {"type": "string"}, "reason": {"type": "string"}},
+    }
     paths["/healthz"] = _plain("Liveness: the process answers.", status)
-    paths["/readyz"] = _plain("Readiness: the store is open and the scheduler runs (else 503).",
-                              status)
+    paths["/readyz"] = _plain(
+        "Readiness: the store is open and the scheduler runs (else 503).", status
+    )
     paths["/openapi.json"] = _plain("This document.", {"type": "object"})
     paths[MEDIA_PATH] = _media_upload(builder, pool)
     schemas = dict(sorted(builder.schemas.items()))
@@ -317,18 +430,22 @@ def build(fds: descriptor_pb2.FileDescriptorSet) -> dict[str, Any]:
             "title": "pinsched HTTP/JSON API",
             "version": "v1",
             "description": "Every pinsched RPC over HTTP/1.1 with the proto3 JSON mapping "
-                           "(generated from proto/ by scripts/gen_proto.py; never edit by hand). "
-                           "Requests accept snake_case or lowerCamelCase names, enum names, and "
-                           "int64 as a string or a number; responses use the proto field names.",
+            "(generated from proto/ by scripts/gen_proto.py; never edit by hand). "
+            "Requests accept snake_case or lowerCamelCase names, enum names, and "
+            "int64 as a string or a number; responses use the proto field names.",
         },
         "servers": [{"url": "http://127.0.0.1:8080"}],
         "security": [{"bearer": []}],
         "paths": paths,
         "components": {
             "schemas": schemas,
-            "securitySchemes": {"bearer": {
-                "type": "http", "scheme": "bearer",
-                "description": "PINSCHED_API_TOKEN, when the daemon has one."}},
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "PINSCHED_API_TOKEN, when the daemon has one.",
+                }
+            },
         },
     }
 

@@ -34,7 +34,10 @@ __all__ = ["FILES", "Route", "build_request", "load_routes", "match"]
 
 #: The proto files whose services the door serves.
 FILES: Final[tuple[FileDescriptor, ...]] = (
-    scheduler_pb2.DESCRIPTOR, account_pb2.DESCRIPTOR, webhook_pb2.DESCRIPTOR)
+    scheduler_pb2.DESCRIPTOR,
+    account_pb2.DESCRIPTOR,
+    webhook_pb2.DESCRIPTOR,
+)
 _VERBS: Final = ("get", "put", "post", "delete", "patch")
 _VARIABLE: Final = re.compile(r"\{([a-z_][a-z0-9_.]*)\}")
 _FIELD_MASK: Final = "google.protobuf.FieldMask"
@@ -86,15 +89,23 @@ def load_routes(files: Iterable[FileDescriptor] = FILES) -> list[Route]:
                 regex = ""
                 for i, part in enumerate(_VARIABLE.split(template)):
                     regex += "([^/:]+)" if i % 2 else re.escape(part)
-                routes.append(Route(
-                    service=service.full_name, method=method, verb=verb.upper(),
-                    template=template, pattern=re.compile(f"^{regex}$"), path_fields=fields,
-                    body=rule.body))
+                routes.append(
+                    Route(
+                        service=service.full_name,
+                        method=method,
+                        verb=verb.upper(),
+                        template=template,
+                        pattern=re.compile(f"^{regex}$"),
+                        path_fields=fields,
+                        body=rule.body,
+                    )
+                )
     return routes
 
 
-def match(routes: Sequence[Route], verb: str, path: str
-          ) -> tuple[Route | None, dict[str, str], list[str]]:
+def match(
+    routes: Sequence[Route], verb: str, path: str
+) -> tuple[Route | None, dict[str, str], list[str]]:
     """(route, path variables, allowed verbs) for *verb* on *path*; no route: None, and the
     verbs that *path* does answer (empty: an unknown path)."""
     allowed: list[str] = []
@@ -136,8 +147,7 @@ def _query_value(field: FieldDescriptor, raw: str, where: str) -> Any:
     return raw
 
 
-def _put_query(target: dict[str, Any], descriptor: Descriptor, key: str,
-               values: list[str]) -> None:
+def _put_query(target: dict[str, Any], descriptor: Descriptor, key: str, values: list[str]) -> None:
     parts = key.split(".")
     node, desc, path = target, descriptor, []
     for i, part in enumerate(parts):
@@ -204,8 +214,9 @@ def _describe(text: str) -> str:
     return first.rstrip(".") or "invalid value"
 
 
-def build_request(route: Route, path_vars: Mapping[str, str], query: Mapping[str, list[str]],
-                  body: Any) -> Message:
+def build_request(
+    route: Route, path_vars: Mapping[str, str], query: Mapping[str, list[str]], body: Any
+) -> Message:
     """The request message of *route* from the path variables, the query string (name →
     values) and the parsed JSON *body* (None: no body). Raises `InvalidArgument` naming the
     field for anything that does not fit the message."""
@@ -230,7 +241,8 @@ def build_request(route: Route, path_vars: Mapping[str, str], query: Mapping[str
             _put_query(data, descriptor, key, values)
     elif query:
         raise errors.InvalidArgument.one(
-            next(iter(query)), f"{route.verb} {route.template} takes its fields in the JSON body")
+            next(iter(query)), f"{route.verb} {route.template} takes its fields in the JSON body"
+        )
     for path, value in path_vars.items():
         _set_path(data, descriptor, path, value)
     message = message_class(descriptor)()

@@ -69,8 +69,9 @@ def to_json(message: Any) -> dict[str, Any]:
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(status=status, text=json.dumps(data, separators=(",", ":")),
-                        content_type="application/json")
+    return web.Response(
+        status=status, text=json.dumps(data, separators=(",", ":")), content_type="application/json"
+    )
 
 
 @web.middleware
@@ -87,8 +88,9 @@ async def _errors(request: web.Request, handler: Any) -> web.StreamResponse:
         return _http_error(exc)
     except Exception:
         log.exception("http_request_failed", method=request.method, path=request.path)
-        return error_response(grpc.StatusCode.INTERNAL, "internal error (logged)",
-                              reason="INTERNAL")
+        return error_response(
+            grpc.StatusCode.INTERNAL, "internal error (logged)", reason="INTERNAL"
+        )
     return response
 
 
@@ -97,13 +99,20 @@ def _http_error(exc: web.HTTPException) -> web.Response:
     if exc.status == 404:
         return error_response(grpc.StatusCode.NOT_FOUND, "no such route", reason="NO_ROUTE")
     if exc.status == 405:
-        return error_response(grpc.StatusCode.UNIMPLEMENTED, "method not allowed",
-                              http_status=405, headers=headers, reason="METHOD_NOT_ALLOWED")
+        return error_response(
+            grpc.StatusCode.UNIMPLEMENTED,
+            "method not allowed",
+            http_status=405,
+            headers=headers,
+            reason="METHOD_NOT_ALLOWED",
+        )
     if exc.status == 413:
         return error_response(
             grpc.StatusCode.RESOURCE_EXHAUSTED,
-            f"request body too large ({exc.text})", http_status=413,
-            reason="REQUEST_TOO_LARGE")
+            f"request body too large ({exc.text})",
+            http_status=413,
+            reason="REQUEST_TOO_LARGE",
+        )
     code = grpc.StatusCode.INTERNAL if exc.status >= 500 else grpc.StatusCode.INVALID_ARGUMENT
     return error_response(code, exc.reason, http_status=exc.status, reason="HTTP_ERROR")
 
@@ -111,11 +120,17 @@ def _http_error(exc: web.HTTPException) -> web.Response:
 class HttpDoor:
     """The HTTP/JSON API over *servicers* (service full name → the gRPC servicer object)."""
 
-    def __init__(self, servicers: Mapping[str, Any], *, api_token: str | None,
-                 ready: Readiness, openapi: Callable[[], bytes],
-                 heartbeat_s: float | None = None,
-                 max_body_bytes: int = limits.HTTP_MAX_BODY_BYTES,
-                 assets: MediaAssets | None = None) -> None:
+    def __init__(
+        self,
+        servicers: Mapping[str, Any],
+        *,
+        api_token: str | None,
+        ready: Readiness,
+        openapi: Callable[[], bytes],
+        heartbeat_s: float | None = None,
+        max_body_bytes: int = limits.HTTP_MAX_BODY_BYTES,
+        assets: MediaAssets | None = None,
+    ) -> None:
         self._servicers = dict(servicers)
         self._token = api_token
         self._ready = ready
@@ -126,8 +141,9 @@ class HttpDoor:
         self._runner: web.AppRunner | None = None
         self.port = 0
         #: Add routes or sub-apps here before `start` (e.g. `app.add_subapp("/mcp", …)`).
-        self.app = web.Application(middlewares=[self._auth, _errors],
-                                   client_max_size=max_body_bytes)
+        self.app = web.Application(
+            middlewares=[self._auth, _errors], client_max_size=max_body_bytes
+        )
         self.app.router.add_get("/healthz", self._healthz)
         self.app.router.add_get("/readyz", self._readyz)
         self.app.router.add_get("/openapi.json", self._openapi_json)
@@ -143,18 +159,22 @@ class HttpDoor:
                 return error_response(
                     grpc.StatusCode.UNAUTHENTICATED,
                     "missing or wrong API token: send 'Authorization: Bearer <token>'",
-                    headers={"WWW-Authenticate": "Bearer"}, reason="UNAUTHENTICATED")
+                    headers={"WWW-Authenticate": "Bearer"},
+                    reason="UNAUTHENTICATED",
+                )
         response: web.StreamResponse = await handler(request)
         return response
 
     async def start(self, listen: str, ssl_ctx: ssl.SSLContext | None) -> int:
         """Listen on *listen* (`host:port`, port 0 = any free one); return the bound port."""
         host, _, port = listen.rpartition(":")
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False,
-                                     shutdown_timeout=1.0)
+        self._runner = web.AppRunner(
+            self.app, access_log=None, handle_signals=False, shutdown_timeout=1.0
+        )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host.strip("[]"), int(port), ssl_context=ssl_ctx,
-                           reuse_port=False)
+        site = web.TCPSite(
+            self._runner, host.strip("[]"), int(port), ssl_context=ssl_ctx, reuse_port=False
+        )
         try:
             await site.start()
         except OSError as exc:
@@ -175,8 +195,9 @@ class HttpDoor:
 
     async def _readyz(self, request: web.Request) -> web.Response:
         ok, reason = self._ready()
-        return _json({"status": "READY" if ok else "NOT_READY", "reason": reason},
-                     200 if ok else 503)
+        return _json(
+            {"status": "READY" if ok else "NOT_READY", "reason": reason}, 200 if ok else 503
+        )
 
     async def _openapi_json(self, request: web.Request) -> web.Response:
         return web.Response(body=self._openapi(), content_type="application/json")
@@ -188,10 +209,14 @@ class HttpDoor:
         if not raw.strip():
             return None
         if request.content_type not in JSON_TYPES:
-            raise Refused(error_response(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"expected Content-Type: application/json, got {request.content_type!r}",
-                http_status=415, reason="UNSUPPORTED_MEDIA_TYPE"))
+            raise Refused(
+                error_response(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"expected Content-Type: application/json, got {request.content_type!r}",
+                    http_status=415,
+                    reason="UNSUPPORTED_MEDIA_TYPE",
+                )
+            )
         try:
             return json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
@@ -203,20 +228,25 @@ class HttpDoor:
             if allowed:
                 return error_response(
                     grpc.StatusCode.UNIMPLEMENTED,
-                    f"{request.method} is not allowed on {request.path}; use "
-                    f"{', '.join(allowed)}", http_status=405,
-                    headers={"Allow": ", ".join(allowed)}, reason="METHOD_NOT_ALLOWED")
-            return error_response(grpc.StatusCode.NOT_FOUND,
-                                  f"no route {request.method} {request.path}",
-                                  reason="NO_ROUTE")
+                    f"{request.method} is not allowed on {request.path}; use {', '.join(allowed)}",
+                    http_status=405,
+                    headers={"Allow": ", ".join(allowed)},
+                    reason="METHOD_NOT_ALLOWED",
+                )
+            return error_response(
+                grpc.StatusCode.NOT_FOUND,
+                f"no route {request.method} {request.path}",
+                reason="NO_ROUTE",
+            )
         body = await self._body(request)
         query = {k: request.query.getall(k) for k in request.query}
         message = rt.build_request(route, path_vars, query, body)
         servicer = self._servicers[route.service]
         if route.streaming:
             watch = cast(scheduler_pb2.WatchJobsRequest, message)
-            return await sse.watch(request, servicer, watch, formatter=self._format,
-                                   heartbeat_s=self._heartbeat_s)
+            return await sse.watch(
+                request, servicer, watch, formatter=self._format, heartbeat_s=self._heartbeat_s
+            )
         try:
             reply = await getattr(servicer, route.method.name)(message, ServicerContext())
         except Aborted as exc:

@@ -54,10 +54,14 @@ class EventFormatter:
     @staticmethod
     def _build(event: job_pb2.JobEvent) -> bytes:
         to_state = cv.state_from_proto(event.to_state, field="to_state")
-        from_state = (cv.state_from_proto(event.from_state, field="from_state")
-                      if event.from_state else None)
-        kind = event_type(Transition(from_state=from_state, to_state=to_state,
-                                     time=event.time.ToDatetime(), reason=""))
+        from_state = (
+            cv.state_from_proto(event.from_state, field="from_state") if event.from_state else None
+        )
+        kind = event_type(
+            Transition(
+                from_state=from_state, to_state=to_state, time=event.time.ToDatetime(), reason=""
+            )
+        )
         data = json.dumps(fastjson.to_json(event), separators=(",", ":"))
         return f"id: {event.sequence}\nevent: {kind}\ndata: {data}\n\n".encode()
 
@@ -67,21 +71,32 @@ def _resume_point(request: web.Request, message: scheduler_pb2.WatchJobsRequest)
     if not last:
         return
     if not last.isdigit():
-        raise errors.InvalidArgument.one("Last-Event-ID",
-                                         f"expected a sequence number, got {last!r}")
+        raise errors.InvalidArgument.one(
+            "Last-Event-ID", f"expected a sequence number, got {last!r}"
+        )
     message.since_sequence = int(last)
 
 
-async def watch(request: web.Request, servicer: Any, message: scheduler_pb2.WatchJobsRequest,
-                *, formatter: EventFormatter, heartbeat_s: float) -> web.StreamResponse:
+async def watch(
+    request: web.Request,
+    servicer: Any,
+    message: scheduler_pb2.WatchJobsRequest,
+    *,
+    formatter: EventFormatter,
+    heartbeat_s: float,
+) -> web.StreamResponse:
     """Answer *request* with the event stream of *message* (its errors before the stream starts
     are raised as `PinschedError`, like any other RPC's)."""
     _resume_point(request, message)
     watch_args(message)  # a bad filter is a plain 400, not a broken stream
     servicer.check_watch_room()  # so is a full house: 429 before the stream starts
-    response = web.StreamResponse(headers={
-        "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
-        "X-Accel-Buffering": "no"})
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",
+        }
+    )
     await response.prepare(request)
     stream = _Stream(servicer.WatchJobs(message, ServicerContext()), formatter, heartbeat_s)
     try:
@@ -101,9 +116,12 @@ class _Stream:
 
     MAX_PENDING = 1024
 
-    def __init__(self, events: AsyncIterator[scheduler_pb2.WatchJobsResponse],
-                 formatter: EventFormatter,
-                 heartbeat_s: float) -> None:
+    def __init__(
+        self,
+        events: AsyncIterator[scheduler_pb2.WatchJobsResponse],
+        formatter: EventFormatter,
+        heartbeat_s: float,
+    ) -> None:
         self.events, self.formatter, self.heartbeat_s = events, formatter, heartbeat_s
         self.frames: list[bytes] = [b": watching\n\n"]
         self.ready = asyncio.Event()

@@ -75,8 +75,11 @@ def _violations(error: ValidationError) -> list[FieldViolation]:
     path = list(error.absolute_path)
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         known = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
-        return [FieldViolation(field_path([*path, str(name)]), "unknown field")
-                for name in error.instance if name not in known]
+        return [
+            FieldViolation(field_path([*path, str(name)]), "unknown field")
+            for name in error.instance
+            if name not in known
+        ]
     where = field_path(path) or "arguments"
     return [FieldViolation(where, error.message)]
 
@@ -112,7 +115,8 @@ def error_result(details: ErrorDetails | dict[str, Any]) -> types.CallToolResult
         payload: dict[str, Any] = {"code": details.code.name, "message": details.message}
         if details.field_violations:
             payload["field_violations"] = [
-                {"field": v.field, "description": v.description} for v in details.field_violations]
+                {"field": v.field, "description": v.description} for v in details.field_violations
+            ]
         if details.reason:
             payload["reason"] = details.reason
         if details.precondition_violations:
@@ -120,18 +124,25 @@ def error_result(details: ErrorDetails | dict[str, Any]) -> types.CallToolResult
         text = "\n".join(details.lines())
     else:
         payload, text = details, f"{details['code']}: {details['message']}"
-    return types.CallToolResult(content=[types.TextContent(text=text)],
-                                structured_content={"error": payload}, is_error=True)
+    return types.CallToolResult(
+        content=[types.TextContent(text=text)], structured_content={"error": payload}, is_error=True
+    )
 
 
 def invalid(message: str, violations: Sequence[FieldViolation]) -> types.CallToolResult:
     """A tool error like the daemon's INVALID_ARGUMENT, found before anything was sent."""
-    return error_result(ErrorDetails(code=grpc.StatusCode.INVALID_ARGUMENT, message=message,
-                                     field_violations=tuple(violations)))
+    return error_result(
+        ErrorDetails(
+            code=grpc.StatusCode.INVALID_ARGUMENT,
+            message=message,
+            field_violations=tuple(violations),
+        )
+    )
 
 
-async def call_tool(client: AsyncClient, spec: ToolSpec, arguments: dict[str, Any] | None
-                    ) -> types.CallToolResult:
+async def call_tool(
+    client: AsyncClient, spec: ToolSpec, arguments: dict[str, Any] | None
+) -> types.CallToolResult:
     """Run *spec* with *arguments*; any failure is a tool error, never an exception."""
     arguments = arguments or {}
     violations = shape_violations(spec, arguments)
@@ -150,5 +161,6 @@ async def call_tool(client: AsyncClient, spec: ToolSpec, arguments: dict[str, An
         log.exception("tool %s failed", spec.name)
         return error_result({"code": "INTERNAL", "message": f"{type(exc).__name__}: {exc}"})
     body = to_json(response)
-    return types.CallToolResult(content=[types.TextContent(text=json.dumps(body, indent=2))],
-                                structured_content=body)
+    return types.CallToolResult(
+        content=[types.TextContent(text=json.dumps(body, indent=2))], structured_content=body
+    )

@@ -66,9 +66,11 @@ class McpHttp:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Serve one HTTP request of the MCP transport (POST, GET or DELETE on `/mcp`)."""
         if self._token and not security.bearer_matches(
-                request.headers.get("Authorization", ""), self._token):
-            raise web.HTTPUnauthorized(text="missing or wrong API token",
-                                       headers={"WWW-Authenticate": "Bearer"})
+            request.headers.get("Authorization", ""), self._token
+        ):
+            raise web.HTTPUnauthorized(
+                text="missing or wrong API token", headers={"WWW-Authenticate": "Bearer"}
+            )
         body = await request.read()
         sent_body = False
         response: web.StreamResponse | None = None
@@ -94,16 +96,27 @@ class McpHttp:
                 if not message.get("more_body", False):
                     await response.write_eof()
 
-        host, port = (request.transport.get_extra_info("peername") or ("", 0))[:2] \
-            if request.transport else ("", 0)
+        host, port = (
+            (request.transport.get_extra_info("peername") or ("", 0))[:2]
+            if request.transport
+            else ("", 0)
+        )
         scope: dict[str, Any] = {
-            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-            "method": request.method, "scheme": request.scheme, "path": request.path,
-            "raw_path": request.raw_path.encode(), "root_path": "",
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": request.method,
+            "scheme": request.scheme,
+            "path": request.path,
+            "raw_path": request.raw_path.encode(),
+            "root_path": "",
             "query_string": request.query_string.encode(),
-            "headers": [(k.lower().encode("latin-1"), v.encode("latin-1"))
-                        for k, v in request.headers.items()],
-            "client": (host, port), "server": (request.host, None),
+            "headers": [
+                (k.lower().encode("latin-1"), v.encode("latin-1"))
+                for k, v in request.headers.items()
+            ],
+            "client": (host, port),
+            "server": (request.host, None),
         }
         try:
             await self.manager.handle_request(scope, receive, send)

@@ -69,8 +69,10 @@ def _file_names(proto: descriptor_pb2.FileDescriptorProto) -> Iterator[tuple[Pat
 
 def _clean(text: str) -> str:
     """A comment as prose: lines stripped, paragraphs kept, single newlines joined."""
-    paragraphs = [" ".join(line.strip() for line in block.splitlines() if line.strip())
-                  for block in text.strip().split("\n\n")]
+    paragraphs = [
+        " ".join(line.strip() for line in block.splitlines() if line.strip())
+        for block in text.strip().split("\n\n")
+    ]
     return "\n\n".join(p for p in paragraphs if p)
 
 
@@ -78,8 +80,11 @@ def index(files: Sequence[descriptor_pb2.FileDescriptorProto]) -> dict[str, str]
     """Full name → leading comment, for every commented element of *files*."""
     out: dict[str, str] = {}
     for proto in files:
-        by_path = {tuple(loc.path): loc.leading_comments
-                   for loc in proto.source_code_info.location if loc.leading_comments}
+        by_path = {
+            tuple(loc.path): loc.leading_comments
+            for loc in proto.source_code_info.location
+            if loc.leading_comments
+        }
         for path, name in _file_names(proto):
             text = by_path.get(path)
             if text:

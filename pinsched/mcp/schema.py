@@ -28,10 +28,12 @@ __all__ = ["SECRET_FIELDS", "Direction", "message_schema", "structure_only"]
 
 Direction = Literal["input", "output"]
 
-SECRET_FIELDS: Final = frozenset({
-    "pinsched.v1.Account.access_token",
-    "pinsched.v1.Account.refresh_token",
-})
+SECRET_FIELDS: Final = frozenset(
+    {
+        "pinsched.v1.Account.access_token",
+        "pinsched.v1.Account.refresh_token",
+    }
+)
 MAX_DEPTH: Final = 12
 
 _T = FieldDescriptor
@@ -41,17 +43,21 @@ _SCALARS: Final[dict[int, dict[str, Any]]] = {
     _T.TYPE_DOUBLE: {"type": "number"},
     _T.TYPE_FLOAT: {"type": "number"},
     _T.TYPE_BYTES: {"type": "string", "contentEncoding": "base64"},
-    **{t: {"type": "integer"} for t in (
-        _T.TYPE_INT32, _T.TYPE_SINT32, _T.TYPE_SFIXED32, _T.TYPE_UINT32, _T.TYPE_FIXED32)},
+    **{
+        t: {"type": "integer"}
+        for t in (_T.TYPE_INT32, _T.TYPE_SINT32, _T.TYPE_SFIXED32, _T.TYPE_UINT32, _T.TYPE_FIXED32)
+    },
 }
 _INT64: Final = (_T.TYPE_INT64, _T.TYPE_SINT64, _T.TYPE_SFIXED64, _T.TYPE_UINT64, _T.TYPE_FIXED64)
 _WELL_KNOWN: Final[dict[str, dict[str, Any]]] = {
     "google.protobuf.Timestamp": {
-        "type": "string", "format": "date-time",
+        "type": "string",
+        "format": "date-time",
         "description": "RFC 3339 instant with Z or an offset, e.g. 2026-12-01T14:00:00Z.",
     },
     "google.protobuf.Duration": {
-        "type": "string", "pattern": r"^-?[0-9]+(\.[0-9]{1,9})?s$",
+        "type": "string",
+        "pattern": r"^-?[0-9]+(\.[0-9]{1,9})?s$",
         "description": "Seconds with an `s` suffix, e.g. 7200s for two hours.",
     },
     "google.protobuf.FieldMask": {
@@ -71,15 +77,19 @@ def _describe(schema: dict[str, Any], text: str) -> dict[str, Any]:
 
 def _enum_schema(enum: EnumDescriptor, direction: Direction) -> dict[str, Any]:
     """Value names; an input never needs `*_UNSPECIFIED` (it is the same as leaving it out)."""
-    values = [v for v in enum.values
-              if direction == "output" or not v.name.endswith("_UNSPECIFIED")]
+    values = [
+        v for v in enum.values if direction == "output" or not v.name.endswith("_UNSPECIFIED")
+    ]
     lines = [f"- {v.name}: {comment(f'{enum.full_name}.{v.name}')}".rstrip(": ") for v in values]
-    return _describe({"type": "string", "enum": [v.name for v in values]},
-                     "\n".join([comment(enum.full_name), *lines]).strip())
+    return _describe(
+        {"type": "string", "enum": [v.name for v in values]},
+        "\n".join([comment(enum.full_name), *lines]).strip(),
+    )
 
 
-def _field_schema(field: FieldDescriptor, direction: Direction, keep: Collection[str],
-                  depth: int) -> dict[str, Any]:
+def _field_schema(
+    field: FieldDescriptor, direction: Direction, keep: Collection[str], depth: int
+) -> dict[str, Any]:
     if field.message_type is not None:
         entry = field.message_type
         if entry.GetOptions().map_entry:
@@ -89,8 +99,14 @@ def _field_schema(field: FieldDescriptor, direction: Direction, keep: Collection
     elif field.enum_type is not None:
         item = _enum_schema(field.enum_type, direction)
     elif field.type in _INT64:
-        item = {"type": "integer"} if direction == "input" else {
-            "type": ["string", "integer"], "description": "A 64-bit integer (a decimal string)."}
+        item = (
+            {"type": "integer"}
+            if direction == "input"
+            else {
+                "type": ["string", "integer"],
+                "description": "A 64-bit integer (a decimal string).",
+            }
+        )
     else:
         item = dict(_SCALARS[field.type])
     if field.is_repeated:
@@ -106,8 +122,13 @@ def _wanted(field: FieldDescriptor, text: str, direction: Direction, keep: Colle
     return not text.startswith("Input only")
 
 
-def message_schema(message: Descriptor, direction: Direction = "input", *,
-                   keep: Collection[str] = (), _depth: int = 0) -> dict[str, Any]:
+def message_schema(
+    message: Descriptor,
+    direction: Direction = "input",
+    *,
+    keep: Collection[str] = (),
+    _depth: int = 0,
+) -> dict[str, Any]:
     """The JSON Schema of *message* in proto JSON, with descriptions from the proto comments.
 
     *keep* names `Output only` fields to keep in an input schema (`pinsched.v1.Job.id`).
@@ -129,8 +150,10 @@ def message_schema(message: Descriptor, direction: Direction = "input", *,
     for oneof in message.oneofs:
         members = [f"`{f.name}`" for f in oneof.fields if f.name in properties]
         if len(members) > 1:
-            notes.append(f"Set at most one of {', '.join(members)} "
-                         f"({comment(oneof.full_name) or oneof.name}).")
+            notes.append(
+                f"Set at most one of {', '.join(members)} "
+                f"({comment(oneof.full_name) or oneof.name})."
+            )
     schema: dict[str, Any] = {"type": "object", "properties": properties}
     if direction == "input":
         schema["additionalProperties"] = False

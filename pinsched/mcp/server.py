@@ -73,62 +73,95 @@ Plan a week of Pinterest pins for the pinsched account `{account_id}`, starting 
 def _tool(spec: ToolSpec) -> types.Tool:
     text = "\n\n".join(filter(None, [*(comment(name) for name in spec.doc), spec.note]))
     return types.Tool(
-        name=spec.name, title=spec.title, description=text,
-        input_schema=input_schema(spec), output_schema=output_schema(spec),
+        name=spec.name,
+        title=spec.title,
+        description=text,
+        input_schema=input_schema(spec),
+        output_schema=output_schema(spec),
         annotations=types.ToolAnnotations(
-            title=spec.title, read_only_hint=spec.read_only,
+            title=spec.title,
+            read_only_hint=spec.read_only,
             destructive_hint=None if spec.read_only else spec.destructive,
             idempotent_hint=None if spec.read_only else spec.idempotent,
-            open_world_hint=spec.open_world))
+            open_world_hint=spec.open_world,
+        ),
+    )
 
 
-async def _list_tools(ctx: Ctx, params: types.PaginatedRequestParams | None
-                      ) -> types.ListToolsResult:
+async def _list_tools(
+    ctx: Ctx, params: types.PaginatedRequestParams | None
+) -> types.ListToolsResult:
     return types.ListToolsResult(tools=[_tool(spec) for spec in TOOLS])
 
 
 async def _call_tool(ctx: Ctx, params: types.CallToolRequestParams) -> types.CallToolResult:
     spec = BY_NAME.get(params.name)
     if spec is None:
-        return error_result({"code": "NOT_FOUND", "message": f"unknown tool {params.name!r}; "
-                             f"tools: {', '.join(BY_NAME)}"})
+        return error_result(
+            {
+                "code": "NOT_FOUND",
+                "message": f"unknown tool {params.name!r}; tools: {', '.join(BY_NAME)}",
+            }
+        )
     return await call_tool(ctx.lifespan_context, spec, params.arguments)
 
 
-async def _list_resources(ctx: Ctx, params: types.PaginatedRequestParams | None
-                          ) -> types.ListResourcesResult:
+async def _list_resources(
+    ctx: Ctx, params: types.PaginatedRequestParams | None
+) -> types.ListResourcesResult:
     try:
         cursor = (params.cursor if params else None) or ""
         page = await ctx.lifespan_context.list_accounts(page_token=cursor)
     except grpc.aio.AioRpcError as err:
-        raise MCPError(code=types.INTERNAL_ERROR, message="\n".join(
-            error_details(err).lines())) from None
+        raise MCPError(
+            code=types.INTERNAL_ERROR, message="\n".join(error_details(err).lines())
+        ) from None
     return types.ListResourcesResult(
-        resources=[types.Resource(uri=f"pinsched://accounts/{a.id}", name=a.id,
-                                  title=a.display_name or a.id, mime_type="application/json",
-                                  description=comment("pinsched.v1.Account"))
-                   for a in page.accounts],
-        next_cursor=page.next_page_token or None)
+        resources=[
+            types.Resource(
+                uri=f"pinsched://accounts/{a.id}",
+                name=a.id,
+                title=a.display_name or a.id,
+                mime_type="application/json",
+                description=comment("pinsched.v1.Account"),
+            )
+            for a in page.accounts
+        ],
+        next_cursor=page.next_page_token or None,
+    )
 
 
-async def _list_templates(ctx: Ctx, params: types.PaginatedRequestParams | None
-                          ) -> types.ListResourceTemplatesResult:
-    return types.ListResourceTemplatesResult(resource_templates=[
-        types.ResourceTemplate(uri_template="pinsched://jobs/{id}", name="job",
-                               mime_type="application/json",
-                               description=comment("pinsched.v1.Job")),
-        types.ResourceTemplate(uri_template="pinsched://accounts/{id}", name="account",
-                               mime_type="application/json",
-                               description=comment("pinsched.v1.Account")),
-    ])
+async def _list_templates(
+    ctx: Ctx, params: types.PaginatedRequestParams | None
+) -> types.ListResourceTemplatesResult:
+    return types.ListResourceTemplatesResult(
+        resource_templates=[
+            types.ResourceTemplate(
+                uri_template="pinsched://jobs/{id}",
+                name="job",
+                mime_type="application/json",
+                description=comment("pinsched.v1.Job"),
+            ),
+            types.ResourceTemplate(
+                uri_template="pinsched://accounts/{id}",
+                name="account",
+                mime_type="application/json",
+                description=comment("pinsched.v1.Account"),
+            ),
+        ]
+    )
 
 
-async def _read_resource(ctx: Ctx, params: types.ReadResourceRequestParams
-                         ) -> types.ReadResourceResult:
+async def _read_resource(
+    ctx: Ctx, params: types.ReadResourceRequestParams
+) -> types.ReadResourceResult:
     match = URI.match(str(params.uri))
     if match is None:
-        raise MCPError(code=types.INVALID_PARAMS, message=f"unknown resource {params.uri!r}: "
-                       "expected pinsched://jobs/{id} or pinsched://accounts/{id}")
+        raise MCPError(
+            code=types.INVALID_PARAMS,
+            message=f"unknown resource {params.uri!r}: "
+            "expected pinsched://jobs/{id} or pinsched://accounts/{id}",
+        )
     client = ctx.lifespan_context
     try:
         if match["kind"] == "jobs":
@@ -137,54 +170,80 @@ async def _read_resource(ctx: Ctx, params: types.ReadResourceRequestParams
             found = to_json(scrub(await client.get_account(match["id"])))
     except grpc.aio.AioRpcError as err:
         details = error_details(err)
-        code = RESOURCE_NOT_FOUND if err.code() == grpc.StatusCode.NOT_FOUND else (
-            types.INVALID_PARAMS if err.code() == grpc.StatusCode.INVALID_ARGUMENT
-            else types.INTERNAL_ERROR)
-        raise MCPError(code=code, message="\n".join(details.lines()),
-                       data={"uri": str(params.uri), "code": details.code.name}) from None
-    return types.ReadResourceResult(contents=[types.TextResourceContents(
-        uri=str(params.uri), mime_type="application/json", text=json.dumps(found, indent=2))])
+        code = (
+            RESOURCE_NOT_FOUND
+            if err.code() == grpc.StatusCode.NOT_FOUND
+            else (
+                types.INVALID_PARAMS
+                if err.code() == grpc.StatusCode.INVALID_ARGUMENT
+                else types.INTERNAL_ERROR
+            )
+        )
+        raise MCPError(
+            code=code,
+            message="\n".join(details.lines()),
+            data={"uri": str(params.uri), "code": details.code.name},
+        ) from None
+    return types.ReadResourceResult(
+        contents=[
+            types.TextResourceContents(
+                uri=str(params.uri), mime_type="application/json", text=json.dumps(found, indent=2)
+            )
+        ]
+    )
 
 
 PROMPT: Final = types.Prompt(
-    name="plan_week", title="Plan a week of pins",
+    name="plan_week",
+    title="Plan a week of pins",
     description="Plan a week of pins for an account: read its pacing, preview each pin's "
-                "delivery time, then schedule them all in one idempotent batch.",
+    "delivery time, then schedule them all in one idempotent batch.",
     arguments=[
-        types.PromptArgument(name="account_id", description="The pinsched account.",
-                             required=True),
-        types.PromptArgument(name="start", description="First day, YYYY-MM-DD (default: "
-                             "tomorrow)."),
-        types.PromptArgument(name="time_zone", description="IANA zone of the audience "
-                             "(default: UTC)."),
+        types.PromptArgument(name="account_id", description="The pinsched account.", required=True),
+        types.PromptArgument(
+            name="start", description="First day, YYYY-MM-DD (default: tomorrow)."
+        ),
+        types.PromptArgument(
+            name="time_zone", description="IANA zone of the audience (default: UTC)."
+        ),
         types.PromptArgument(name="pins_per_day", description="How many pins a day (default 1)."),
         types.PromptArgument(name="brief", description="What the pins are about."),
-    ])
+    ],
+)
 
 
-async def _list_prompts(ctx: Ctx, params: types.PaginatedRequestParams | None
-                        ) -> types.ListPromptsResult:
+async def _list_prompts(
+    ctx: Ctx, params: types.PaginatedRequestParams | None
+) -> types.ListPromptsResult:
     return types.ListPromptsResult(prompts=[PROMPT])
 
 
 async def _get_prompt(ctx: Ctx, params: types.GetPromptRequestParams) -> types.GetPromptResult:
     if params.name != PROMPT.name:
-        raise MCPError(code=types.INVALID_PARAMS,
-                       message=f"unknown prompt {params.name!r}; prompts: {PROMPT.name}")
+        raise MCPError(
+            code=types.INVALID_PARAMS,
+            message=f"unknown prompt {params.name!r}; prompts: {PROMPT.name}",
+        )
     args = params.arguments or {}
     account_id = args.get("account_id", "").strip()
     if not account_id:
         raise MCPError(code=types.INVALID_PARAMS, message="account_id: required")
     per_day = args.get("pins_per_day", "1").strip() or "1"
     if not per_day.isdigit() or not 1 <= int(per_day) <= 24:
-        raise MCPError(code=types.INVALID_PARAMS,
-                       message=f"pins_per_day: expected 1 to 24, got {per_day!r}")
+        raise MCPError(
+            code=types.INVALID_PARAMS, message=f"pins_per_day: expected 1 to 24, got {per_day!r}"
+        )
     text = PLAN_WEEK.format(
-        account_id=account_id, start=args.get("start") or "tomorrow", per_day=per_day,
+        account_id=account_id,
+        start=args.get("start") or "tomorrow",
+        per_day=per_day,
         time_zone=args.get("time_zone") or "UTC",
-        brief=f"The pins are about: {args['brief']}\n" if args.get("brief") else "")
-    return types.GetPromptResult(description=PROMPT.description, messages=[
-        types.PromptMessage(role="user", content=types.TextContent(text=text))])
+        brief=f"The pins are about: {args['brief']}\n" if args.get("brief") else "",
+    )
+    return types.GetPromptResult(
+        description=PROMPT.description,
+        messages=[types.PromptMessage(role="user", content=types.TextContent(text=text))],
+    )
 
 
 def build_server(client_factory: Callable[[], AsyncClient]) -> Server[AsyncClient]:
@@ -196,13 +255,20 @@ def build_server(client_factory: Callable[[], AsyncClient]) -> Server[AsyncClien
             yield client
 
     return Server[AsyncClient](
-        "pinsched", version=__version__, title="pinsched",
-        description="Schedules Pinterest pins reliably.", instructions=INSTRUCTIONS,
+        "pinsched",
+        version=__version__,
+        title="pinsched",
+        description="Schedules Pinterest pins reliably.",
+        instructions=INSTRUCTIONS,
         lifespan=lifespan,
-        on_list_tools=_list_tools, on_call_tool=_call_tool,
-        on_list_resources=_list_resources, on_list_resource_templates=_list_templates,
+        on_list_tools=_list_tools,
+        on_call_tool=_call_tool,
+        on_list_resources=_list_resources,
+        on_list_resource_templates=_list_templates,
         on_read_resource=_read_resource,
-        on_list_prompts=_list_prompts, on_get_prompt=_get_prompt)
+        on_list_prompts=_list_prompts,
+        on_get_prompt=_get_prompt,
+    )
 
 
 async def serve_stdio(server: Server[AsyncClient]) -> None:

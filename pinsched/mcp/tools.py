@@ -57,8 +57,9 @@ def derived_request_id(request: scheduler_pb2.SchedulePinRequest) -> str:
     body = scheduler_pb2.SchedulePinRequest()
     body.CopyFrom(request)
     body.ClearField("request_id")
-    canonical = json.dumps(MessageToDict(body, preserving_proto_field_name=True),
-                           sort_keys=True, separators=(",", ":"))
+    canonical = json.dumps(
+        MessageToDict(body, preserving_proto_field_name=True), sort_keys=True, separators=(",", ":")
+    )
     return "mcp-" + hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
@@ -84,8 +85,9 @@ async def _schedule_pin(client: AsyncClient, req: scheduler_pb2.SchedulePinReque
     return await client.schedule_pin(req)
 
 
-async def _schedule_pins(client: AsyncClient, req: scheduler_pb2.BatchSchedulePinsRequest
-                         ) -> Message:
+async def _schedule_pins(
+    client: AsyncClient, req: scheduler_pb2.BatchSchedulePinsRequest
+) -> Message:
     for item in req.requests:
         _with_request_id(item)
     return await client.batch_schedule_pins(req.requests, validate_only=req.validate_only)
@@ -93,19 +95,29 @@ async def _schedule_pins(client: AsyncClient, req: scheduler_pb2.BatchSchedulePi
 
 async def _list_jobs(client: AsyncClient, req: scheduler_pb2.ListJobsRequest) -> Message:
     return await client.list_jobs(
-        account_id=req.account_id, states=req.states, board_id=req.board_id,
-        planned_after=(req.planned_after.ToDatetime(tzinfo=UTC)
-                       if req.HasField("planned_after") else None),
-        planned_before=(req.planned_before.ToDatetime(tzinfo=UTC)
-                        if req.HasField("planned_before") else None),
-        page_size=req.page_size, page_token=req.page_token)
+        account_id=req.account_id,
+        states=req.states,
+        board_id=req.board_id,
+        planned_after=(
+            req.planned_after.ToDatetime(tzinfo=UTC) if req.HasField("planned_after") else None
+        ),
+        planned_before=(
+            req.planned_before.ToDatetime(tzinfo=UTC) if req.HasField("planned_before") else None
+        ),
+        page_size=req.page_size,
+        page_token=req.page_token,
+    )
 
 
 async def _update_job(client: AsyncClient, req: scheduler_pb2.UpdateJobRequest) -> Message:
     return await client.update_job(
-        req.job, list(req.update_mask.paths), expected_version=req.expected_version,
-        nonexistent=req.nonexistent_time_policy, ambiguous=req.ambiguous_time_policy,
-        validate_only=req.validate_only)
+        req.job,
+        list(req.update_mask.paths),
+        expected_version=req.expected_version,
+        nonexistent=req.nonexistent_time_policy,
+        ambiguous=req.ambiguous_time_policy,
+        validate_only=req.validate_only,
+    )
 
 
 def _set_paused(paused: bool) -> Call:
@@ -136,11 +148,12 @@ async def _retry_job(client: AsyncClient, req: scheduler_pb2.RetryJobRequest) ->
     return await client.retry_job(req.job_id)
 
 
-async def _list_free_slots(client: AsyncClient, req: scheduler_pb2.ListFreeSlotsRequest
-                           ) -> Message:
+async def _list_free_slots(client: AsyncClient, req: scheduler_pb2.ListFreeSlotsRequest) -> Message:
     return await client.list_free_slots(
-        req.account_id, not_before=req.not_before if req.HasField("not_before") else None,
-        count=req.count)
+        req.account_id,
+        not_before=req.not_before if req.HasField("not_before") else None,
+        count=req.count,
+    )
 
 
 async def _list_accounts(client: AsyncClient, req: account_pb2.ListAccountsRequest) -> Message:
@@ -158,44 +171,147 @@ _SAME_JOB: Final = (
 )
 _S = scheduler_pb2
 TOOLS: Final[tuple[ToolSpec, ...]] = (
-    ToolSpec("schedule_pin", "Schedule a pin", _S.SchedulePinRequest, job_pb2.Job, _schedule_pin,
-             (f"{JOBS}.SchedulePin",), _SAME_JOB, idempotent=True, open_world=True),
-    ToolSpec("schedule_pins", "Schedule pins in one batch", _S.BatchSchedulePinsRequest,
-             _S.BatchSchedulePinsResponse, _schedule_pins, (f"{JOBS}.BatchSchedulePins",),
-             f"Each item is like schedule_pin. {_SAME_JOB}", idempotent=True, open_world=True),
-    ToolSpec("preview_schedule", "Preview a schedule", _S.PreviewScheduleRequest,
-             _S.PreviewScheduleResponse, _preview, (f"{JOBS}.PreviewSchedule",), read_only=True),
-    ToolSpec("list_jobs", "List jobs", _S.ListJobsRequest, _S.ListJobsResponse, _list_jobs,
-             (f"{JOBS}.ListJobs",), read_only=True),
-    ToolSpec("get_job", "Get a job", _S.GetJobRequest, job_pb2.Job, _get_job,
-             (f"{JOBS}.GetJob",), read_only=True),
-    ToolSpec("explain_job", "Explain a job", _S.ExplainJobRequest, _S.JobExplanation,
-             _explain_job, (f"{JOBS}.ExplainJob",),
-             "Use it when a pin is not out yet: `summary` says why in one sentence.",
-             read_only=True),
-    ToolSpec("update_job", "Update a job", _S.UpdateJobRequest, job_pb2.Job, _update_job,
-             (f"{JOBS}.UpdateJob",), "Set `job.id` and the fields named in `update_mask`.",
-             idempotent=True, open_world=True, keep=frozenset({"pinsched.v1.Job.id"})),
-    ToolSpec("cancel_job", "Cancel a job", _S.CancelJobRequest, job_pb2.Job, _cancel_job,
-             (f"{JOBS}.CancelJob",), "A DELIVERED pin is deleted on Pinterest.",
-             destructive=True, idempotent=True, open_world=True),
-    ToolSpec("retry_job", "Retry a failed job", _S.RetryJobRequest, job_pb2.Job, _retry_job,
-             (f"{JOBS}.RetryJob",), idempotent=True, open_world=True),
-    ToolSpec("list_free_slots", "List free posting slots", _S.ListFreeSlotsRequest,
-             _S.ListFreeSlotsResponse, _list_free_slots, (f"{JOBS}.ListFreeSlots",),
-             "Schedule into them with schedule_pin's `next_free_slot`.", read_only=True),
-    ToolSpec("list_accounts", "List accounts", account_pb2.ListAccountsRequest,
-             account_pb2.ListAccountsResponse, _list_accounts, (f"{ACCOUNTS}.ListAccounts",),
-             "Tokens are never returned.", read_only=True),
-    ToolSpec("get_account", "Get an account", account_pb2.GetAccountRequest, account_pb2.Account,
-             _get_account, (f"{ACCOUNTS}.GetAccount",), "Tokens are never returned.",
-             read_only=True),
-    ToolSpec("pause_account", "Pause an account", account_pb2.GetAccountRequest,
-             account_pb2.Account, _set_paused(True),
-             ("pinsched.v1.Account.State.STATE_PAUSED", "pinsched.v1.Account.paused"),
-             "Pauses publishing for the account; resume_account undoes it.", idempotent=True),
-    ToolSpec("resume_account", "Resume an account", account_pb2.GetAccountRequest,
-             account_pb2.Account, _set_paused(False),
-             ("pinsched.v1.Account.State.STATE_ACTIVE", "pinsched.v1.Account.paused"),
-             "Resumes publishing for a paused account: its held jobs proceed.", idempotent=True),
+    ToolSpec(
+        "schedule_pin",
+        "Schedule a pin",
+        _S.SchedulePinRequest,
+        job_pb2.Job,
+        _schedule_pin,
+        (f"{JOBS}.SchedulePin",),
+        _SAME_JOB,
+        idempotent=True,
+        open_world=True,
+    ),
+    ToolSpec(
+        "schedule_pins",
+        "Schedule pins in one batch",
+        _S.BatchSchedulePinsRequest,
+        _S.BatchSchedulePinsResponse,
+        _schedule_pins,
+        (f"{JOBS}.BatchSchedulePins",),
+        f"Each item is like schedule_pin. {_SAME_JOB}",
+        idempotent=True,
+        open_world=True,
+    ),
+    ToolSpec(
+        "preview_schedule",
+        "Preview a schedule",
+        _S.PreviewScheduleRequest,
+        _S.PreviewScheduleResponse,
+        _preview,
+        (f"{JOBS}.PreviewSchedule",),
+        read_only=True,
+    ),
+    ToolSpec(
+        "list_jobs",
+        "List jobs",
+        _S.ListJobsRequest,
+        _S.ListJobsResponse,
+        _list_jobs,
+        (f"{JOBS}.ListJobs",),
+        read_only=True,
+    ),
+    ToolSpec(
+        "get_job",
+        "Get a job",
+        _S.GetJobRequest,
+        job_pb2.Job,
+        _get_job,
+        (f"{JOBS}.GetJob",),
+        read_only=True,
+    ),
+    ToolSpec(
+        "explain_job",
+        "Explain a job",
+        _S.ExplainJobRequest,
+        _S.JobExplanation,
+        _explain_job,
+        (f"{JOBS}.ExplainJob",),
+        "Use it when a pin is not out yet: `summary` says why in one sentence.",
+        read_only=True,
+    ),
+    ToolSpec(
+        "update_job",
+        "Update a job",
+        _S.UpdateJobRequest,
+        job_pb2.Job,
+        _update_job,
+        (f"{JOBS}.UpdateJob",),
+        "Set `job.id` and the fields named in `update_mask`.",
+        idempotent=True,
+        open_world=True,
+        keep=frozenset({"pinsched.v1.Job.id"}),
+    ),
+    ToolSpec(
+        "cancel_job",
+        "Cancel a job",
+        _S.CancelJobRequest,
+        job_pb2.Job,
+        _cancel_job,
+        (f"{JOBS}.CancelJob",),
+        "A DELIVERED pin is deleted on Pinterest.",
+        destructive=True,
+        idempotent=True,
+        open_world=True,
+    ),
+    ToolSpec(
+        "retry_job",
+        "Retry a failed job",
+        _S.RetryJobRequest,
+        job_pb2.Job,
+        _retry_job,
+        (f"{JOBS}.RetryJob",),
+        idempotent=True,
+        open_world=True,
+    ),
+    ToolSpec(
+        "list_free_slots",
+        "List free posting slots",
+        _S.ListFreeSlotsRequest,
+        _S.ListFreeSlotsResponse,
+        _list_free_slots,
+        (f"{JOBS}.ListFreeSlots",),
+        "Schedule into them with schedule_pin's `next_free_slot`.",
+        read_only=True,
+    ),
+    ToolSpec(
+        "list_accounts",
+        "List accounts",
+        account_pb2.ListAccountsRequest,
+        account_pb2.ListAccountsResponse,
+        _list_accounts,
+        (f"{ACCOUNTS}.ListAccounts",),
+        "Tokens are never returned.",
+        read_only=True,
+    ),
+    ToolSpec(
+        "get_account",
+        "Get an account",
+        account_pb2.GetAccountRequest,
+        account_pb2.Account,
+        _get_account,
+        (f"{ACCOUNTS}.GetAccount",),
+        "Tokens are never returned.",
+        read_only=True,
+    ),
+    ToolSpec(
+        "pause_account",
+        "Pause an account",
+        account_pb2.GetAccountRequest,
+        account_pb2.Account,
+        _set_paused(True),
+        ("pinsched.v1.Account.State.STATE_PAUSED", "pinsched.v1.Account.paused"),
+        "Pauses publishing for the account; resume_account undoes it.",
+        idempotent=True,
+    ),
+    ToolSpec(
+        "resume_account",
+        "Resume an account",
+        account_pb2.GetAccountRequest,
+        account_pb2.Account,
+        _set_paused(False),
+        ("pinsched.v1.Account.State.STATE_ACTIVE", "pinsched.v1.Account.paused"),
+        "Resumes publishing for a paused account: its held jobs proceed.",
+        idempotent=True,
+    ),
 )

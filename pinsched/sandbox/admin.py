@@ -166,29 +166,40 @@ def admin_routes(sandbox: Sandbox) -> list[web.RouteDef]:
         return web.json_response({"items": [r.to_json() for r in sandbox.requests]})
 
     def current_settings() -> web.Response:
-        return web.json_response({
-            "read_lag_s": sandbox.read_lag_s, "access_token_ttl_s": sandbox.state.access_ttl_s,
-            "refresh_token_ttl_s": sandbox.state.refresh_ttl_s,
-            "trial_app": sandbox.state.trial_app})
+        return web.json_response(
+            {
+                "read_lag_s": sandbox.read_lag_s,
+                "access_token_ttl_s": sandbox.state.access_ttl_s,
+                "refresh_token_ttl_s": sandbox.state.refresh_ttl_s,
+                "trial_app": sandbox.state.trial_app,
+            }
+        )
 
     async def get_settings(request: web.Request) -> web.Response:
         return current_settings()
 
     async def set_settings(request: web.Request) -> web.Response:
         data = await _body(request)
-        unknown = set(data) - {"read_lag_s", "access_token_ttl_s", "refresh_token_ttl_s",
-                               "trial_app"}
+        unknown = set(data) - {
+            "read_lag_s",
+            "access_token_ttl_s",
+            "refresh_token_ttl_s",
+            "trial_app",
+        }
         if unknown:
             raise ValueError(f"unknown settings: {sorted(unknown)}")
         lag = data.get("read_lag_s")
-        if lag is not None and (isinstance(lag, bool) or not isinstance(lag, int | float)
-                                or lag < 0):
+        if lag is not None and (
+            isinstance(lag, bool) or not isinstance(lag, int | float) or lag < 0
+        ):
             raise ValueError("'read_lag_s' must be a number of seconds, at least 0")
         trial = data.get("trial_app")
         if trial is not None and not isinstance(trial, bool):
             raise ValueError("'trial_app' must be true or false")
-        access, refresh = _seconds(data, "access_token_ttl_s"), _seconds(data,
-                                                                         "refresh_token_ttl_s")
+        access, refresh = (
+            _seconds(data, "access_token_ttl_s"),
+            _seconds(data, "refresh_token_ttl_s"),
+        )
         if lag is not None:
             sandbox.set_read_lag(float(lag))
         sandbox.configure(access_ttl_s=access, refresh_ttl_s=refresh, trial_app=trial)
@@ -197,9 +208,14 @@ def admin_routes(sandbox: Sandbox) -> list[web.RouteDef]:
     def media_state() -> web.Response:
         book = sandbox.state.media
         now = sandbox.now()
-        return web.json_response({
-            "processing_s": book.processing_s, "fail": book.fail, "uploads": book.uploads,
-            "items": [{**media_json(i, now), "owner": i.owner} for i in book.items.values()]})
+        return web.json_response(
+            {
+                "processing_s": book.processing_s,
+                "fail": book.fail,
+                "uploads": book.uploads,
+                "items": [{**media_json(i, now), "owner": i.owner} for i in book.items.values()],
+            }
+        )
 
     async def get_media(request: web.Request) -> web.Response:
         return media_state()
@@ -210,8 +226,9 @@ def admin_routes(sandbox: Sandbox) -> list[web.RouteDef]:
         if unknown:
             raise ValueError(f"unknown media settings: {sorted(unknown)}")
         seconds = data.get("processing_s")
-        if seconds is not None and (isinstance(seconds, bool)
-                                    or not isinstance(seconds, int | float)):
+        if seconds is not None and (
+            isinstance(seconds, bool) or not isinstance(seconds, int | float)
+        ):
             raise ValueError("'processing_s' must be a number of seconds, at least 0")
         fail = data.get("fail")
         if fail is not None and not isinstance(fail, bool):
@@ -221,11 +238,13 @@ def admin_routes(sandbox: Sandbox) -> list[web.RouteDef]:
             if not isinstance(seed, Mapping):
                 raise ValueError("'seed' must be an object {username, media_id, status}")
             username, media_id = _text(seed, "username"), _text(seed, "media_id")
-            sandbox.state.media.add(username, media_id, sandbox.now(),
-                                    status=str(seed.get("status", "succeeded")))
+            sandbox.state.media.add(
+                username, media_id, sandbox.now(), status=str(seed.get("status", "succeeded"))
+            )
         try:
             sandbox.state.media.configure(
-                processing_s=None if seconds is None else float(seconds), fail=fail)
+                processing_s=None if seconds is None else float(seconds), fail=fail
+            )
         except ValueError:
             raise ValueError("'processing_s' must be a number of seconds, at least 0") from None
         return media_state()

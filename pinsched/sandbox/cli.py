@@ -148,32 +148,48 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="seed for fault draws and tokens")
     parser.add_argument(
-        "--access-token-ttl", type=_positive_int, default=ACCESS_TOKEN_TTL_S, metavar="SECONDS",
+        "--access-token-ttl",
+        type=_positive_int,
+        default=ACCESS_TOKEN_TTL_S,
+        metavar="SECONDS",
         help="lifetime of the access tokens it issues (default 30 days)",
     )
     parser.add_argument(
-        "--refresh-token-ttl", type=_positive_int, default=REFRESH_TOKEN_TTL_S,
-        metavar="SECONDS", help="lifetime of the refresh tokens it issues (default 60 days)",
+        "--refresh-token-ttl",
+        type=_positive_int,
+        default=REFRESH_TOKEN_TTL_S,
+        metavar="SECONDS",
+        help="lifetime of the refresh tokens it issues (default 60 days)",
     )
     parser.add_argument(
-        "--media-processing-s", type=_seconds, default=60.0, metavar="SECONDS",
+        "--media-processing-s",
+        type=_seconds,
+        default=60.0,
+        metavar="SECONDS",
         help="how long an uploaded video stays `processing` (default 60)",
     )
     parser.add_argument(
-        "--media-fail", action="store_true",
+        "--media-fail",
+        action="store_true",
         help="uploaded videos end their processing `failed` instead of `succeeded`",
     )
     parser.add_argument(
-        "--trial-app", action="store_true",
+        "--trial-app",
+        action="store_true",
         help="answer pin writes 403 code 29, like production does for a Trial app",
     )
 
 
 def build_sandbox(args: argparse.Namespace) -> Sandbox:
     """Return a `Sandbox` seeded and faulted as *args* say (not started)."""
-    sandbox = Sandbox(write_limit_per_minute=args.write_limit_per_minute, seed=args.seed,
-                      read_lag_s=args.read_lag_s, access_ttl_s=args.access_token_ttl,
-                      refresh_ttl_s=args.refresh_token_ttl, trial_app=args.trial_app)
+    sandbox = Sandbox(
+        write_limit_per_minute=args.write_limit_per_minute,
+        seed=args.seed,
+        read_lag_s=args.read_lag_s,
+        access_ttl_s=args.access_token_ttl,
+        refresh_ttl_s=args.refresh_token_ttl,
+        trial_app=args.trial_app,
+    )
     sandbox.state.media.configure(processing_s=args.media_processing_s, fail=args.media_fail)
     if args.seed_demo:
         seed_demo.seed_demo(sandbox)

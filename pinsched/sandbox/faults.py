@@ -39,7 +39,13 @@ from pinsched.sandbox import errors
 from pinsched.sandbox.errors import ApiError
 
 FaultKind = Literal[
-    "status", "rate_limit", "auth", "spam", "latency", "lost_response", "status_after_create",
+    "status",
+    "rate_limit",
+    "auth",
+    "spam",
+    "latency",
+    "lost_response",
+    "status_after_create",
     "late_create",
 ]
 LostMode = Literal["hang", "drop"]
@@ -127,8 +133,13 @@ class FaultRule:
             err = errors.rate_limited()
             if self.retry_after_s is not None:
                 seconds = str(max(0, round(self.retry_after_s)))
-                err.headers.update({"Retry-After": seconds, "x-ratelimit-reset": seconds,
-                                    "x-ratelimit-remaining": "0"})
+                err.headers.update(
+                    {
+                        "Retry-After": seconds,
+                        "x-ratelimit-reset": seconds,
+                        "x-ratelimit-remaining": "0",
+                    }
+                )
         elif self.kind == "auth":
             err = errors.auth_failed()
         elif self.kind == "spam":

@@ -97,9 +97,13 @@ class MediaBook:
         media_id = str(self._next)
         self._next += 1
         digest = hashlib.sha256(f"{username}:{media_id}".encode()).hexdigest()
-        item = MediaItem(id=media_id, owner=username, registered_at=now,
-                         key=f"uploads/{digest[:2]}/{digest[2:4]}/{media_id}:video:{digest[:16]}",
-                         policy=digest[16:48])
+        item = MediaItem(
+            id=media_id,
+            owner=username,
+            registered_at=now,
+            key=f"uploads/{digest[:2]}/{digest[2:4]}/{media_id}:video:{digest[:16]}",
+            policy=digest[16:48],
+        )
         self.items[media_id] = item
         return item
 
@@ -109,8 +113,15 @@ class MediaBook:
             raise ValueError(f"'status' must be one of {list(STATUSES)}")
         if not media_id.isdigit():
             raise ValueError("'media_id' must be digits")
-        item = MediaItem(id=media_id, owner=username, key=f"seeded/{media_id}", policy="seeded",
-                         registered_at=now, processing_s=0.0, will_fail=status == "failed")
+        item = MediaItem(
+            id=media_id,
+            owner=username,
+            key=f"seeded/{media_id}",
+            policy="seeded",
+            registered_at=now,
+            processing_s=0.0,
+            will_fail=status == "failed",
+        )
         if status == "processing":
             item.processing_s = float("inf")
         if status != "registered":
@@ -118,8 +129,9 @@ class MediaBook:
         self.items[media_id] = item
         return item
 
-    def upload(self, fields: dict[str, str], file: bytes | None, content_type: str,
-               now: datetime) -> MediaItem:
+    def upload(
+        self, fields: dict[str, str], file: bytes | None, content_type: str, now: datetime
+    ) -> MediaItem:
         """The upload target: check the form against a registration and start processing.
         Raises ValueError (a 400) or LookupError (a 409) with the reason."""
         key = fields.get("key", "")
@@ -155,8 +167,9 @@ class MediaBook:
             raise errors.invalid(f"media {media_id} not found", "media_source.media_id")
         status = item.status(now)
         if status != "succeeded":
-            raise errors.invalid(f"media {media_id} is {status}, not succeeded",
-                                 "media_source.media_id")
+            raise errors.invalid(
+                f"media {media_id} is {status}, not succeeded", "media_source.media_id"
+            )
 
 
 def upload_json(item: MediaItem, base_url: str) -> dict[str, Any]:

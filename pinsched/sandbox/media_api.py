@@ -50,8 +50,9 @@ class MediaApi:
     async def list_media(self, request: web.Request) -> web.Response:
         """GET /v5/media: the caller's media, oldest first, on one page."""
         now = self._now()
-        items = [media_json(i, now) for i in self._book.items.values()
-                 if i.owner == request[USERNAME]]
+        items = [
+            media_json(i, now) for i in self._book.items.values() if i.owner == request[USERNAME]
+        ]
         return web.json_response({"items": items, "bookmark": None})
 
     async def upload(self, request: web.Request) -> web.Response:
@@ -71,8 +72,9 @@ class MediaApi:
             else:
                 fields[part.name] = await part.text()
         try:
-            self._book.upload(fields, file, content_type or fields.get("Content-Type", ""),
-                              self._now())
+            self._book.upload(
+                fields, file, content_type or fields.get("Content-Type", ""), self._now()
+            )
         except LookupError as exc:
             raise web.HTTPConflict(reason=str(exc)) from None
         return web.Response(status=204)

@@ -20,20 +20,21 @@ REFRESH_TOKEN: Final = "pinr_acme_sandbox"
 
 def seed_demo(sandbox: Sandbox) -> None:
     """Add user `acme` with the demo tokens and boards 123456789 and 1001."""
-    sandbox.add_user(USER, access_token=ACCESS_TOKEN, refresh_token=REFRESH_TOKEN,
-                     board_ids=BOARDS)
+    sandbox.add_user(USER, access_token=ACCESS_TOKEN, refresh_token=REFRESH_TOKEN, board_ids=BOARDS)
 
 
 def next_steps(base_url: str, client_id: str, client_secret: str) -> str:
     """What to run next, printed by `pinsched sandbox --seed-demo` once it listens."""
-    return "\n".join([
-        f"seeded: user {USER}, boards {' and '.join(BOARDS)}, "
-        f"access token {ACCESS_TOKEN}, refresh token {REFRESH_TOKEN}",
-        f"OAuth client: id {client_id}, secret {client_secret}",
-        "next, in another terminal (from the repository):",
-        f"  export PINSCHED_PINTEREST_API_BASE={base_url}",
-        f"  export PINSCHED_PINTEREST_CLIENT_ID={client_id}",
-        f"  export PINSCHED_PINTEREST_CLIENT_SECRET={client_secret}",
-        "  .venv/bin/pinsched serve --db ./pinsched-sandbox.db --log-format console",
-        'then your commands, in a third terminal: README.md, "Try it locally", step 3',
-    ])
+    return "\n".join(
+        [
+            f"seeded: user {USER}, boards {' and '.join(BOARDS)}, "
+            f"access token {ACCESS_TOKEN}, refresh token {REFRESH_TOKEN}",
+            f"OAuth client: id {client_id}, secret {client_secret}",
+            "next, in another terminal (from the repository):",
+            f"  export PINSCHED_PINTEREST_API_BASE={base_url}",
+            f"  export PINSCHED_PINTEREST_CLIENT_ID={client_id}",
+            f"  export PINSCHED_PINTEREST_CLIENT_SECRET={client_secret}",
+            "  .venv/bin/pinsched serve --db ./pinsched-sandbox.db --log-format console",
+            'then your commands, in a third terminal: README.md, "Try it locally", step 3',
+        ]
+    )

@@ -110,8 +110,7 @@ class Sandbox:
             raise ValueError("read_lag_s must be >= 0")
         self._now = now or _real_now
         self.state = SandboxState(seed=seed + 1, read_lag_s=read_lag_s)
-        self.configure(access_ttl_s=access_ttl_s, refresh_ttl_s=refresh_ttl_s,
-                       trial_app=trial_app)
+        self.configure(access_ttl_s=access_ttl_s, refresh_ttl_s=refresh_ttl_s, trial_app=trial_app)
         self.requests: list[RequestRecord] = []
         self.base_url = ""
         self._faults = FaultBook(seed)
@@ -154,8 +153,13 @@ class Sandbox:
 
     # ------------------------------------------------------------------------ seeding
 
-    def configure(self, *, access_ttl_s: int | None = None, refresh_ttl_s: int | None = None,
-                  trial_app: bool | None = None) -> None:
+    def configure(
+        self,
+        *,
+        access_ttl_s: int | None = None,
+        refresh_ttl_s: int | None = None,
+        trial_app: bool | None = None,
+    ) -> None:
         """Change the token lifetimes (for tokens issued from now on) or the app's access tier
         (`trial_app`: pin writes answer 403 code 29, as Pinterest's production does for a Trial
         app)."""
@@ -318,7 +322,8 @@ class Sandbox:
         elif request.path != OAUTH_PATH:
             return _error_response(errors.auth_failed())
         is_pin_write = request.method in ("POST", "PATCH", "DELETE") and (
-            request.path.startswith("/v5/pins"))
+            request.path.startswith("/v5/pins")
+        )
         if is_pin_write and self.state.trial_app:
             return _error_response(errors.trial_app())
         limit: RateDecision | None = None

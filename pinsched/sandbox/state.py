@@ -302,12 +302,19 @@ class SandboxState:
     def newest_pins(self, board_id: str, now: datetime | None = None) -> list[Pin]:
         """Return the pins on *board_id* (sections included), newest first; with *now*, only
         those reads see at that time."""
-        on_board = [p for p in self.pins.values() if p.board_id == board_id
-                    and (now is None or self.visible(p, now))]
+        on_board = [
+            p
+            for p in self.pins.values()
+            if p.board_id == board_id and (now is None or self.visible(p, now))
+        ]
         return sorted(on_board, key=lambda p: int(p.id), reverse=True)
 
     def board_pins_page(
-        self, username: str, board_id: str, page_size: int, bookmark: str | None,
+        self,
+        username: str,
+        board_id: str,
+        page_size: int,
+        bookmark: str | None,
         now: datetime | None = None,
     ) -> tuple[list[Pin], str | None]:
         """Return one page of a board's pins, newest first, keyset-paged by pin id (with

@@ -32,6 +32,8 @@ def _full(pattern: str, value: str) -> bool:
     (Python's `$` also matches before a final newline, so "123\n" would pass) and `\d` is
     0-9 only."""
     return re.fullmatch(pattern.removeprefix("^").removesuffix("$"), value, re.ASCII) is not None
+
+
 BASE64: Final = r"^[a-zA-Z0-9+/=]+$"
 CONTENT_TYPES: Final = ("image/jpeg", "image/png")
 SOURCE_TYPES: Final = (

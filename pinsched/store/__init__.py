@@ -81,15 +81,27 @@ from pinsched.store.slots import (
 from pinsched.store.videos import VideoMixin
 
 __all__ = [
-    "MIGRATIONS", "AccountOutboxRenderer", "Delivery", "Event", "JobFilter", "OutboxRenderer",
-    "OutboxRow", "Pruned", "SlotAsk", "StaleJob", "Store", "StoreOpenError", "TokenCipher",
+    "MIGRATIONS",
+    "AccountOutboxRenderer",
+    "Delivery",
+    "Event",
+    "JobFilter",
+    "OutboxRenderer",
+    "OutboxRow",
+    "Pruned",
+    "SlotAsk",
+    "StaleJob",
+    "Store",
+    "StoreOpenError",
+    "TokenCipher",
 ]
 
 T = TypeVar("T")
 
 
-class Store(AccountsMixin, OutboxMixin, RetentionMixin, MediaMixin, PacerStateMixin,
-            SlotsMixin, VideoMixin):
+class Store(
+    AccountsMixin, OutboxMixin, RetentionMixin, MediaMixin, PacerStateMixin, SlotsMixin, VideoMixin
+):
     """Async facade over one SQLite file."""
 
     def __init__(
@@ -108,8 +120,9 @@ class Store(AccountsMixin, OutboxMixin, RetentionMixin, MediaMixin, PacerStateMi
         self._on_outbox: Callable[[], None] = lambda: None
         self._outbox_written = False  # set in the writer thread, read after the batch commits
         self._cipher: TokenCipher | None = None
-        self._queue: list[tuple[Callable[[sqlite3.Connection, list[Event]], Any],
-                                asyncio.Future[Any]]] = []
+        self._queue: list[
+            tuple[Callable[[sqlite3.Connection, list[Event]], Any], asyncio.Future[Any]]
+        ] = []
         self._wake = asyncio.Event()
         self._closing = False
         self._task = asyncio.create_task(self._write_loop(), name="store-writer")
@@ -155,25 +168,31 @@ class Store(AccountsMixin, OutboxMixin, RetentionMixin, MediaMixin, PacerStateMi
     def set_event_sink(self, on_events: Callable[[Sequence[Event]], None]) -> None:
         self._on_events = on_events
 
-    def set_outbox(self, renderer: OutboxRenderer | None,
-                   account_renderer: AccountOutboxRenderer | None = None,
-                   on_written: Callable[[], None] | None = None) -> None:
+    def set_outbox(
+        self,
+        renderer: OutboxRenderer | None,
+        account_renderer: AccountOutboxRenderer | None = None,
+        on_written: Callable[[], None] | None = None,
+    ) -> None:
         """Enqueue webhook deliveries for every event (and account change), in the change's own
         transaction; *on_written* is called after each commit that enqueued any."""
         self._outbox = renderer
         self._account_outbox = account_renderer
         self._on_outbox = on_written or (lambda: None)
 
-    def _insert_outbox(self, db: sqlite3.Connection, seq: int, rows: Sequence[OutboxRow],
-                       when: datetime) -> None:
+    def _insert_outbox(
+        self, db: sqlite3.Connection, seq: int, rows: Sequence[OutboxRow], when: datetime
+    ) -> None:
         now = codec.to_us(when)
         self._outbox_written = True
         db.executemany(
             "INSERT INTO webhook_deliveries (endpoint, event_seq, message_id, order_key, "
             "event_type, payload, next_attempt_at, created_at, updated_at) "
             "VALUES (?,?,?,?,?,?,?,?,?)",
-            [(r.endpoint, seq, r.message_id, r.order_key, r.event_type, r.payload, now, now, now)
-             for r in rows],
+            [
+                (r.endpoint, seq, r.message_id, r.order_key, r.event_type, r.payload, now, now, now)
+                for r in rows
+            ],
         )
 
     @property
@@ -223,7 +242,8 @@ class Store(AccountsMixin, OutboxMixin, RetentionMixin, MediaMixin, PacerStateMi
             try:
                 # One thread hop for the whole batch (aiosqlite's queue-a-callable primitive).
                 results = await self._writer._execute(  # type: ignore[no-untyped-call]
-                    _run_batch, self._writer._conn, batch)
+                    _run_batch, self._writer._conn, batch
+                )
             except Exception as exc:  # the transaction itself failed (disk full, I/O error)
                 for _, fut in batch:
                     if not fut.done():
@@ -248,7 +268,9 @@ class Store(AccountsMixin, OutboxMixin, RetentionMixin, MediaMixin, PacerStateMi
     # ---------------------------------------------------------------- jobs: writes
 
     async def create_jobs(
-        self, jobs: Sequence[Job], transitions: Sequence[Transition],
+        self,
+        jobs: Sequence[Job],
+        transitions: Sequence[Transition],
         replans: Sequence[tuple[Job, Job, Transition]] = (),
         slot_asks: Mapping[int, SlotAsk] | None = None,
         request_index: Sequence[int] | None = None,
@@ -277,9 +299,12 @@ class Store(AccountsMixin, OutboxMixin, RetentionMixin, MediaMixin, PacerStateMi
             rows: list[tuple[Any, ...]] = []  # inserted together (executemany)
             for index, (job, entry) in enumerate(zip(jobs, transitions, strict=True)):
                 if job.account_id not in accounts_seen:
-                    if db.execute(
-                        "SELECT 1 FROM accounts WHERE id=?", (job.account_id,)
-                    ).fetchone() is None:
+                    if (
+                        db.execute(
+                            "SELECT 1 FROM accounts WHERE id=?", (job.account_id,)
+                        ).fetchone()
+                        is None
+                    ):
                         raise AccountNotFound(job.account_id)
                     accounts_seen.add(job.account_id)
                 existing = known.get(job.request_id) if job.request_id else None
@@ -297,8 +322,9 @@ class Store(AccountsMixin, OutboxMixin, RetentionMixin, MediaMixin, PacerStateMi
                 ask = slot_asks.get(index) if slot_asks else None
                 if ask is not None:
                     _insert_jobs(db, rows)  # placing reads the jobs inserted before this one
-                    job, entry = place_new(db, books, job, entry, ask,
-                                           out[-1][0] if out and ask.interval else None)
+                    job, entry = place_new(
+                        db, books, job, entry, ask, out[-1][0] if out and ask.interval else None
+                    )
                 _store_media(db, job.pin)
                 rows.append(_job_row(job))
                 count_new(books, job)
@@ -384,16 +410,19 @@ class Store(AccountsMixin, OutboxMixin, RetentionMixin, MediaMixin, PacerStateMi
     # ---------------------------------------------------------------- jobs: reads
 
     async def get_job(self, job_id: str, *, with_history: bool = False) -> Job:
-        rows = list(await self._reader.execute_fetchall(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)
-        ))
+        rows = list(
+            await self._reader.execute_fetchall(
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)
+            )
+        )
         if not rows:
             raise JobNotFound(job_id)
         job = _job_from_row(tuple(rows[0]))
         if with_history:
             events = await self._reader.execute_fetchall(
                 "SELECT seq, from_state, to_state, time, reason, attempt, error FROM events "
-                "WHERE job_id = ? ORDER BY seq", (job_id,)
+                "WHERE job_id = ? ORDER BY seq",
+                (job_id,),
             )
             history = tuple(_transition_from_row(tuple(r)) for r in events)
             job = Job(**{**_fields(job), "history": history})
@@ -403,7 +432,7 @@ class Store(AccountsMixin, OutboxMixin, RetentionMixin, MediaMixin, PacerStateMi
         ids = list(job_ids)
         out: dict[str, Job] = {}
         for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
+            chunk = ids[start : start + 500]
             rows = await self._reader.execute_fetchall(
                 f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id IN ({','.join('?' * len(chunk))})",
                 chunk,
@@ -440,28 +469,28 @@ class Store(AccountsMixin, OutboxMixin, RetentionMixin, MediaMixin, PacerStateMi
             where.append("id < ?")
             args.append(before_id)
         rows = await self._reader.execute_fetchall(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {' AND '.join(where)} "
-            "ORDER BY id DESC LIMIT ?", (*args, limit),
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?",
+            (*args, limit),
         )
         return [_job_from_row(tuple(r)) for r in rows]
 
-    async def account_planned(
-        self, account_id: str, lo: datetime, hi: datetime
-    ) -> list[Job]:
+    async def account_planned(self, account_id: str, lo: datetime, hi: datetime) -> list[Job]:
         """The account's jobs planned in [*lo*, *hi*] that are or will be published (for window
         planning: PENDING, QUEUED, SUBMITTED, RETRYING, DELIVERED)."""
         rows = await self._reader.execute_fetchall(
             f"SELECT {_JOB_COLUMNS} FROM jobs WHERE account_id = ? AND planned_at BETWEEN ? AND ? "
             "AND state IN ('PENDING', 'QUEUED', 'SUBMITTED', 'RETRYING', 'DELIVERED') "
-            "ORDER BY planned_at", (account_id, codec.to_us(lo), codec.to_us(hi)))
+            "ORDER BY planned_at",
+            (account_id, codec.to_us(lo), codec.to_us(hi)),
+        )
         return [_job_from_row(tuple(r)) for r in rows]
 
     async def due_index(self) -> list[tuple[str, int]]:
         """`(job_id, due_us)` of every PENDING and RETRYING job, in due order (diagnostics and
         tests: the scheduler reads only its window, `due_window`)."""
         rows = await self._reader.execute_fetchall(
-            "SELECT id, due_us FROM jobs WHERE state IN ('PENDING', 'RETRYING') "
-            "ORDER BY due_us, id")
+            "SELECT id, due_us FROM jobs WHERE state IN ('PENDING', 'RETRYING') ORDER BY due_us, id"
+        )
         return [(r[0], r[1]) for r in rows]
 
     async def due_window(
@@ -473,7 +502,8 @@ class Store(AccountsMixin, OutboxMixin, RetentionMixin, MediaMixin, PacerStateMi
         rows = await self._reader.execute_fetchall(
             "SELECT id, due_us FROM jobs WHERE state IN ('PENDING', 'RETRYING') "
             "AND (due_us, id) > (?, ?) AND due_us <= ? ORDER BY due_us, id LIMIT ?",
-            (after[0], after[1], until_us, limit))
+            (after[0], after[1], until_us, limit),
+        )
         return [(r[0], r[1]) for r in rows]
 
     async def in_flight_jobs(self) -> list[Job]:
@@ -482,7 +512,8 @@ class Store(AccountsMixin, OutboxMixin, RetentionMixin, MediaMixin, PacerStateMi
         rows = await self._reader.execute_fetchall(
             f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state IN ('QUEUED', 'SUBMITTED', 'CANCELLING') "
             f"UNION ALL SELECT {_JOB_COLUMNS} FROM jobs WHERE remote_pending = 1 "
-            f"AND state NOT IN ({_ACTIVE_SQL})")
+            f"AND state NOT IN ({_ACTIVE_SQL})"
+        )
         return [_job_from_row(tuple(r)) for r in rows]
 
     async def count_by_state(self) -> dict[JobState, int]:
@@ -496,20 +527,29 @@ class Store(AccountsMixin, OutboxMixin, RetentionMixin, MediaMixin, PacerStateMi
             return set()
         rows = await self._reader.execute_fetchall(
             f"SELECT pinterest_pin_id FROM jobs WHERE pinterest_pin_id IN "
-            f"({','.join('?' * len(ids))})", ids,
+            f"({','.join('?' * len(ids))})",
+            ids,
         )
         return {str(r[0]) for r in rows}
 
     async def last_sequence(self) -> int:
         """The highest sequence ever given (pruned events included: it never goes back)."""
-        rows = list(await self._reader.execute_fetchall(
-            "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0), "
-            "coalesce((SELECT max(seq) FROM events), 0))"))
+        rows = list(
+            await self._reader.execute_fetchall(
+                "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0), "
+                "coalesce((SELECT max(seq) FROM events), 0))"
+            )
+        )
         return int(rows[0][0] or 0)
 
     async def events_after(
-        self, sequence: int, *, account_id: str = "", job_ids: Sequence[str] = (),
-        to_states: Iterable[JobState] = (), limit: int = 1000,
+        self,
+        sequence: int,
+        *,
+        account_id: str = "",
+        job_ids: Sequence[str] = (),
+        to_states: Iterable[JobState] = (),
+        limit: int = 1000,
     ) -> list[Event]:
         """Event-log rows with seq > *sequence*, oldest first, matching the filters."""
         where, args = ["seq > ?"], list[Any]([sequence])
@@ -525,16 +565,15 @@ class Store(AccountsMixin, OutboxMixin, RetentionMixin, MediaMixin, PacerStateMi
             args.extend(states)
         rows = await self._reader.execute_fetchall(
             "SELECT seq, from_state, to_state, time, reason, attempt, error, job_id, account_id "
-            f"FROM events WHERE {' AND '.join(where)} ORDER BY seq LIMIT ?", (*args, limit),
+            f"FROM events WHERE {' AND '.join(where)} ORDER BY seq LIMIT ?",
+            (*args, limit),
         )
         return [
-            Event(int(r[0]), str(r[7]), str(r[8]), _transition_from_row(tuple(r[:7])))
-            for r in rows
+            Event(int(r[0]), str(r[7]), str(r[8]), _transition_from_row(tuple(r[:7]))) for r in rows
         ]
 
 
 # -------------------------------------------------------------------- in the writer thread
-
 
 
 def _run_batch(
@@ -563,5 +602,3 @@ def _run_batch(
             db.execute("ROLLBACK")
         raise
     return results
-
-

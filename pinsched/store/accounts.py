@@ -42,8 +42,9 @@ class AccountsMixin:
     def _append_event(self, db: sqlite3.Connection, job: Job, entry: Transition) -> Event:
         raise NotImplementedError
 
-    def _insert_outbox(self, db: sqlite3.Connection, seq: int, rows: Sequence[OutboxRow],
-                       when: datetime) -> None:
+    def _insert_outbox(
+        self, db: sqlite3.Connection, seq: int, rows: Sequence[OutboxRow], when: datetime
+    ) -> None:
         raise NotImplementedError
 
     def set_cipher(self, cipher: TokenCipher | None) -> None:
@@ -55,15 +56,25 @@ class AccountsMixin:
         if self._cipher is None:
             return row
         seal = self._cipher.encrypt
-        return (row[0], row[1], seal(row[2]) if row[2] else "", seal(row[3]) if row[3] else "",
-                *row[4:])
+        return (
+            row[0],
+            row[1],
+            seal(row[2]) if row[2] else "",
+            seal(row[3]) if row[3] else "",
+            *row[4:],
+        )
 
     def _open(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
         if self._cipher is None:
             return row
         unseal = self._cipher.decrypt
-        return (row[0], row[1], unseal(row[2]) if row[2] else "",
-                unseal(row[3]) if row[3] else "", *row[4:])
+        return (
+            row[0],
+            row[1],
+            unseal(row[2]) if row[2] else "",
+            unseal(row[3]) if row[3] else "",
+            *row[4:],
+        )
 
     async def create_account(self, account: Account) -> Account:
         def op(db: sqlite3.Connection, _: list[Event]) -> Account:
@@ -78,8 +89,10 @@ class AccountsMixin:
             except sqlite3.IntegrityError:
                 raise AlreadyExists(f"account {account.id!r} already exists") from None
             if account.posting_schedule is not None:
-                db.execute("UPDATE accounts SET posting_schedule=? WHERE id=?",
-                           (schedule_json(account), account.id))
+                db.execute(
+                    "UPDATE accounts SET posting_schedule=? WHERE id=?",
+                    (schedule_json(account), account.id),
+                )
             return account
 
         return await self._write(op)
@@ -100,7 +113,11 @@ class AccountsMixin:
         return [_account_from_row(self._open(tuple(r))) for r in rows]
 
     async def update_account(
-        self, old: Account, new: Account, *, replan: tuple[datetime, datetime] | None = None,
+        self,
+        old: Account,
+        new: Account,
+        *,
+        replan: tuple[datetime, datetime] | None = None,
         moved: list[Job] | None = None,
     ) -> Account:
         """Compare-and-set *old* → *new* (new.version must be old.version + 1).
@@ -125,8 +142,9 @@ class AccountsMixin:
                 if current is None:
                     raise AccountNotFound(old.id)
                 raise VersionMismatch(old.id, old.version, int(current[0]))
-            db.execute("UPDATE accounts SET posting_schedule=? WHERE id=?",
-                       (schedule_json(new), new.id))
+            db.execute(
+                "UPDATE accounts SET posting_schedule=? WHERE id=?", (schedule_json(new), new.id)
+            )
             if replan is not None and new.posting_schedule != old.posting_schedule:
                 changes = replan_account(db, new, now=replan[0], horizon_end=replan[1])
                 for _, job, entry in changes:
@@ -157,8 +175,10 @@ class AccountsMixin:
                     f"account {account_id!r} has {active} active jobs; cancel them or delete "
                     "with force"
                 )
-            db.execute("DELETE FROM events WHERE job_id IN (SELECT id FROM jobs WHERE "
-                       "account_id=?)", (account_id,))
+            db.execute(
+                "DELETE FROM events WHERE job_id IN (SELECT id FROM jobs WHERE account_id=?)",
+                (account_id,),
+            )
             db.execute("DELETE FROM jobs WHERE account_id=?", (account_id,))
             db.execute("DELETE FROM accounts WHERE id=?", (account_id,))
 

@@ -23,8 +23,11 @@ class MediaMixin:
 
     async def media_bytes(self, sha256: str) -> bytes | None:
         """The bytes of the image *sha256*, or None if no job uses it."""
-        rows = list(await self._reader.execute_fetchall(
-            "SELECT data FROM media WHERE sha256 = ?", (sha256,)))
+        rows = list(
+            await self._reader.execute_fetchall(
+                "SELECT data FROM media WHERE sha256 = ?", (sha256,)
+            )
+        )
         return bytes(rows[0][0]) if rows else None
 
     async def load_pin(self, pin: PinSpec) -> PinSpec:
@@ -35,9 +38,14 @@ class MediaMixin:
         data = await self.media_bytes(media.sha256)
         if data is None:
             raise StorageUnavailable(
-                f"the inline image {media.sha256} is missing from the database")
-        return dataclasses.replace(pin, media=ImageBase64(
-            content_type=media.content_type, data=data, sha256=media.sha256, size=media.size))
+                f"the inline image {media.sha256} is missing from the database"
+            )
+        return dataclasses.replace(
+            pin,
+            media=ImageBase64(
+                content_type=media.content_type, data=data, sha256=media.sha256, size=media.size
+            ),
+        )
 
     async def load_job(self, job: Job) -> Job:
         """*job* with its inline image's bytes."""

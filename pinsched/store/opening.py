@@ -88,7 +88,8 @@ class DatabaseLock:
         except OSError as exc:
             raise StoreOpenError(
                 f"database {self.db_path}: cannot create the lock file {self.path}: "
-                f"{storage_problem(exc)}") from None
+                f"{storage_problem(exc)}"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -101,7 +102,8 @@ class DatabaseLock:
         except OSError as exc:
             os.close(fd)
             raise StoreOpenError(
-                f"database {self.db_path}: cannot lock {self.path}: {exc.strerror}") from None
+                f"database {self.db_path}: cannot lock {self.path}: {exc.strerror}"
+            ) from None
         try:
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
@@ -130,12 +132,14 @@ def check_directory(db_path: Path) -> None:
     parent = db_path.parent
     if not parent.is_dir():
         raise StoreOpenError(
-            f"database {db_path}: the directory {parent} does not exist; create it first")
+            f"database {db_path}: the directory {parent} does not exist; create it first"
+        )
     if not os.access(parent, os.W_OK):
         # SQLite needs the directory for its -wal and -shm files.
         raise StoreOpenError(
             f"database {db_path}: the directory {parent} is not writable (read-only mount or "
-            "permissions); pinsched needs it for the database and its -wal file")
+            "permissions); pinsched needs it for the database and its -wal file"
+        )
 
 
 def inspect(db_path: Path, known_version: int) -> None:
@@ -155,7 +159,8 @@ def inspect(db_path: Path, known_version: int) -> None:
     if header != SQLITE_HEADER:
         raise StoreOpenError(
             f"database {db_path}: not a SQLite database (corrupted, or another file); restore "
-            "it from a backup or give another --db")
+            "it from a backup or give another --db"
+        )
     uri = f"file:{quote(str(db_path.resolve()))}?mode=ro"
     try:
         db = sqlite3.connect(uri, uri=True, isolation_level=None)
@@ -173,7 +178,8 @@ def inspect(db_path: Path, known_version: int) -> None:
     if version > known_version:
         raise StoreOpenError(
             f"database {db_path}: schema version {version} is newer than this pinsched knows "
-            f"({known_version}); it was written by a newer pinsched: upgrade pinsched")
+            f"({known_version}); it was written by a newer pinsched: upgrade pinsched"
+        )
 
 
 class GuardedReader:

@@ -39,14 +39,25 @@ class OutboxMixin:
         return [_delivery_from_row(tuple(r)) for r in rows]
 
     async def webhook_next_due(self, endpoint: str) -> datetime | None:
-        rows = list(await self._reader.execute_fetchall(
-            "SELECT min(next_attempt_at) FROM webhook_deliveries "
-            "WHERE endpoint = ? AND state = 'PENDING'", (endpoint,)))
+        rows = list(
+            await self._reader.execute_fetchall(
+                "SELECT min(next_attempt_at) FROM webhook_deliveries "
+                "WHERE endpoint = ? AND state = 'PENDING'",
+                (endpoint,),
+            )
+        )
         return codec.opt_dt(rows[0][0])
 
     async def webhook_record(
-        self, delivery_id: int, *, state: str, attempts: int, next_attempt_at: datetime,
-        status: int | None, error: str | None, now: datetime,
+        self,
+        delivery_id: int,
+        *,
+        state: str,
+        attempts: int,
+        next_attempt_at: datetime,
+        status: int | None,
+        error: str | None,
+        now: datetime,
     ) -> None:
         """Record the result of one attempt."""
 
@@ -54,8 +65,15 @@ class OutboxMixin:
             db.execute(
                 "UPDATE webhook_deliveries SET state=?, attempts=?, next_attempt_at=?, "
                 "last_status=?, last_error=?, updated_at=? WHERE id=?",
-                (state, attempts, codec.to_us(next_attempt_at), status, error,
-                 codec.to_us(now), delivery_id),
+                (
+                    state,
+                    attempts,
+                    codec.to_us(next_attempt_at),
+                    status,
+                    error,
+                    codec.to_us(now),
+                    delivery_id,
+                ),
             )
 
         await self._write(op)
@@ -66,13 +84,19 @@ class OutboxMixin:
         def op(db: sqlite3.Connection, _: list[Event]) -> int:
             cur = db.execute(
                 "UPDATE webhook_deliveries SET state='DEAD', last_error=?, updated_at=? "
-                "WHERE endpoint=? AND state='PENDING'", (reason, codec.to_us(now), endpoint))
+                "WHERE endpoint=? AND state='PENDING'",
+                (reason, codec.to_us(now), endpoint),
+            )
             return int(cur.rowcount)
 
         return await self._write(op)
 
     async def webhook_redeliver(
-        self, *, now: datetime, endpoint: str = "", delivery_ids: Sequence[int] = (),
+        self,
+        *,
+        now: datetime,
+        endpoint: str = "",
+        delivery_ids: Sequence[int] = (),
     ) -> int:
         """Send DEAD deliveries again (the given ids, or all of an endpoint, or all)."""
 
@@ -87,13 +111,19 @@ class OutboxMixin:
             cur = db.execute(
                 "UPDATE webhook_deliveries SET state='PENDING', attempts=0, next_attempt_at=?, "
                 f"updated_at=? WHERE {' AND '.join(where)}",
-                (codec.to_us(now), codec.to_us(now), *args))
+                (codec.to_us(now), codec.to_us(now), *args),
+            )
             return int(cur.rowcount)
 
         return await self._write(op)
 
     async def webhook_list(
-        self, *, endpoint: str = "", state: str = "", after_id: int = 0, limit: int = 100,
+        self,
+        *,
+        endpoint: str = "",
+        state: str = "",
+        after_id: int = 0,
+        limit: int = 100,
     ) -> list[Delivery]:
         where, args = ["id > ?"], list[Any]([after_id])
         if endpoint:
@@ -104,13 +134,15 @@ class OutboxMixin:
             args.append(state)
         rows = await self._reader.execute_fetchall(
             f"SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries WHERE {' AND '.join(where)} "
-            "ORDER BY id LIMIT ?", (*args, limit))
+            "ORDER BY id LIMIT ?",
+            (*args, limit),
+        )
         return [_delivery_from_row(tuple(r)) for r in rows]
 
     async def webhook_depth(self) -> dict[tuple[str, str], int]:
         """Count of deliveries by (endpoint, state), from the counts the writing transactions
         keep (no table scan)."""
         rows = await self._reader.execute_fetchall(
-            "SELECT endpoint, state, n FROM webhook_counts WHERE n > 0")
+            "SELECT endpoint, state, n FROM webhook_counts WHERE n > 0"
+        )
         return {(str(r[0]), str(r[1])): int(r[2]) for r in rows}
-

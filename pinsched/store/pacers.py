@@ -29,8 +29,9 @@ class PacerStateMixin:
     async def _write(self, fn: Callable[[sqlite3.Connection, list[Event]], T]) -> T:
         raise NotImplementedError
 
-    def _insert_outbox(self, db: sqlite3.Connection, seq: int, rows: Sequence[OutboxRow],
-                       when: datetime) -> None:
+    def _insert_outbox(
+        self, db: sqlite3.Connection, seq: int, rows: Sequence[OutboxRow], when: datetime
+    ) -> None:
         raise NotImplementedError
 
     async def save_pacer(self, account_id: str, state: dict[str, Any], now: datetime) -> None:
@@ -43,7 +44,8 @@ class PacerStateMixin:
                 "INSERT INTO pacer_state (account_id, state, updated_at) VALUES (?,?,?) "
                 "ON CONFLICT(account_id) DO UPDATE SET state=excluded.state, "
                 "updated_at=excluded.updated_at",
-                (account_id, json.dumps(state, separators=(",", ":")), codec.to_us(now)))
+                (account_id, json.dumps(state, separators=(",", ":")), codec.to_us(now)),
+            )
 
         await self._write(op)
 

@@ -41,8 +41,12 @@ class Pruned:
     more: bool = False  # the batch was full: call again
 
     def __add__(self, other: Pruned) -> Pruned:
-        return Pruned(self.jobs + other.jobs, self.events + other.events,
-                      self.deliveries + other.deliveries, other.more)
+        return Pruned(
+            self.jobs + other.jobs,
+            self.events + other.events,
+            self.deliveries + other.deliveries,
+            other.more,
+        )
 
 
 class RetentionMixin:
@@ -64,7 +68,9 @@ class RetentionMixin:
             found = db.execute(
                 f"SELECT id, coalesce(json_extract(pin, '$.media.image_base64.size'), 0) "
                 f"FROM jobs WHERE {_SETTLED_SQL} AND updated_at < ? AND remote_pending = 0 "
-                "ORDER BY updated_at LIMIT ?", (cutoff, limit)).fetchall()
+                "ORDER BY updated_at LIMIT ?",
+                (cutoff, limit),
+            ).fetchall()
             ids: list[str] = []
             freed = 0
             for job_id, size in found:
@@ -80,7 +86,8 @@ class RetentionMixin:
             deliveries = db.execute(
                 "DELETE FROM webhook_deliveries WHERE id IN (SELECT id FROM webhook_deliveries "
                 f"WHERE {_DONE_SQL} AND updated_at < ? ORDER BY updated_at LIMIT ?)",
-                (cutoff, limit)).rowcount
+                (cutoff, limit),
+            ).rowcount
             more = len(found) == limit or len(ids) < len(found) or deliveries == limit
             self.prune_ms_max = max(self.prune_ms_max, (time.perf_counter() - started) * 1000)
             return Pruned(len(ids), int(events), int(deliveries), more)

@@ -115,20 +115,31 @@ _DELIVERY_COLUMNS: Final = (
 
 def _delivery_from_row(r: tuple[Any, ...]) -> Delivery:
     return Delivery(
-        id=int(r[0]), endpoint=r[1], event_seq=int(r[2]), message_id=r[3], order_key=r[4],
-        event_type=r[5], payload=r[6], state=r[7], attempts=int(r[8]),
-        next_attempt_at=codec.from_us(r[9]), last_status=r[10], last_error=r[11],
-        created_at=codec.from_us(r[12]), updated_at=codec.from_us(r[13]),
+        id=int(r[0]),
+        endpoint=r[1],
+        event_seq=int(r[2]),
+        message_id=r[3],
+        order_key=r[4],
+        event_type=r[5],
+        payload=r[6],
+        state=r[7],
+        attempts=int(r[8]),
+        next_attempt_at=codec.from_us(r[9]),
+        last_status=r[10],
+        last_error=r[11],
+        created_at=codec.from_us(r[12]),
+        updated_at=codec.from_us(r[13]),
     )
-
 
 
 def _store_media(db: sqlite3.Connection, pin: PinSpec) -> None:
     """Keep an inline image's bytes in the media table (once per content hash)."""
     media = pin.media
     if isinstance(media, ImageBase64) and media.data:
-        db.execute("INSERT OR IGNORE INTO media (sha256, size, data) VALUES (?,?,?)",
-                   (media.sha256, media.size, media.data))
+        db.execute(
+            "INSERT OR IGNORE INTO media (sha256, size, data) VALUES (?,?,?)",
+            (media.sha256, media.size, media.data),
+        )
 
 
 def _cas(db: sqlite3.Connection, old: Job, new: Job) -> None:
@@ -151,9 +162,13 @@ def _append_event(db: sqlite3.Connection, job: Job, entry: Transition) -> Event:
         "INSERT INTO events (job_id, account_id, from_state, to_state, time, reason, attempt, "
         "error) VALUES (?,?,?,?,?,?,?,?)",
         (
-            job.id, job.account_id,
-            entry.from_state.value if entry.from_state else None, entry.to_state.value,
-            codec.to_us(entry.time), entry.reason, entry.attempt,
+            job.id,
+            job.account_id,
+            entry.from_state.value if entry.from_state else None,
+            entry.to_state.value,
+            codec.to_us(entry.time),
+            entry.reason,
+            entry.attempt,
             json.dumps(entry.error.to_dict()) if entry.error else None,
         ),
     )
@@ -163,10 +178,14 @@ def _append_event(db: sqlite3.Connection, job: Job, entry: Transition) -> Event:
 
 def _with_seq(entry: Transition, seq: int) -> Transition:
     return Transition(
-        from_state=entry.from_state, to_state=entry.to_state, time=entry.time,
-        reason=entry.reason, attempt=entry.attempt, error=entry.error, sequence=seq,
+        from_state=entry.from_state,
+        to_state=entry.to_state,
+        time=entry.time,
+        reason=entry.reason,
+        attempt=entry.attempt,
+        error=entry.error,
+        sequence=seq,
     )
-
 
 
 # -------------------------------------------------------------------- row mapping
@@ -178,65 +197,120 @@ def _fields(job: Job) -> dict[str, Any]:
 
 def _job_row(job: Job) -> tuple[Any, ...]:
     return (
-        job.id, job.account_id, job.state.value, job.pin.board_id, codec.pin_to_json(job.pin),
-        codec.to_us(job.scheduled_at), codec.td_us(job.window), codec.to_us(job.planned_at),
-        codec.local_time_to_json(job.local_time), job.request_id or None, job.request_hash,
-        job.attempts, codec.opt_us(job.next_attempt_at), job.pinterest_pin_id or None,
-        json.dumps(job.last_error.to_dict()) if job.last_error else None, job.version,
-        codec.to_us(job.created_at), codec.to_us(job.updated_at),
-        codec.opt_us(job.submitted_at), codec.opt_us(job.delivered_at),
-        None if job.late_by is None else codec.td_us(job.late_by), int(job.cancel_requested),
+        job.id,
+        job.account_id,
+        job.state.value,
+        job.pin.board_id,
+        codec.pin_to_json(job.pin),
+        codec.to_us(job.scheduled_at),
+        codec.td_us(job.window),
+        codec.to_us(job.planned_at),
+        codec.local_time_to_json(job.local_time),
+        job.request_id or None,
+        job.request_hash,
+        job.attempts,
+        codec.opt_us(job.next_attempt_at),
+        job.pinterest_pin_id or None,
+        json.dumps(job.last_error.to_dict()) if job.last_error else None,
+        job.version,
+        codec.to_us(job.created_at),
+        codec.to_us(job.updated_at),
+        codec.opt_us(job.submitted_at),
+        codec.opt_us(job.delivered_at),
+        None if job.late_by is None else codec.td_us(job.late_by),
+        int(job.cancel_requested),
         json.dumps(job.remote_update.to_dict()) if job.remote_update else None,
         int(job.remote_update is not None and job.remote_update.pending),
         None if job.retry_for is None else codec.td_us(job.retry_for),
         json.dumps(job.slot.to_dict()) if job.slot else None,
-        codec.to_us(job.slot.at) if job.slot else None, job.group_id or None,
+        codec.to_us(job.slot.at) if job.slot else None,
+        job.group_id or None,
         json.dumps(job.media.to_dict()) if job.media else None,
     )
 
 
 def _job_from_row(r: tuple[Any, ...]) -> Job:
     return Job(
-        id=r[0], account_id=r[1], state=JobState(r[2]), pin=codec.pin_from_json(r[4]),
-        scheduled_at=codec.from_us(r[5]), window=timedelta(microseconds=r[6]),
-        planned_at=codec.from_us(r[7]), local_time=codec.local_time_from_json(r[8]),
-        request_id=r[9] or "", request_hash=r[10], attempts=r[11],
-        next_attempt_at=codec.opt_dt(r[12]), pinterest_pin_id=r[13] or "",
-        last_error=JobError.from_dict(json.loads(r[14])) if r[14] else None, version=r[15],
-        created_at=codec.from_us(r[16]), updated_at=codec.from_us(r[17]),
-        submitted_at=codec.opt_dt(r[18]), delivered_at=codec.opt_dt(r[19]),
+        id=r[0],
+        account_id=r[1],
+        state=JobState(r[2]),
+        pin=codec.pin_from_json(r[4]),
+        scheduled_at=codec.from_us(r[5]),
+        window=timedelta(microseconds=r[6]),
+        planned_at=codec.from_us(r[7]),
+        local_time=codec.local_time_from_json(r[8]),
+        request_id=r[9] or "",
+        request_hash=r[10],
+        attempts=r[11],
+        next_attempt_at=codec.opt_dt(r[12]),
+        pinterest_pin_id=r[13] or "",
+        last_error=JobError.from_dict(json.loads(r[14])) if r[14] else None,
+        version=r[15],
+        created_at=codec.from_us(r[16]),
+        updated_at=codec.from_us(r[17]),
+        submitted_at=codec.opt_dt(r[18]),
+        delivered_at=codec.opt_dt(r[19]),
         late_by=None if r[20] is None else timedelta(microseconds=r[20]),
         cancel_requested=bool(r[21]),
         remote_update=RemoteUpdate.from_dict(json.loads(r[22])) if r[22] else None,
         retry_for=None if r[24] is None else timedelta(microseconds=r[24]),
-        slot=SlotRef.from_dict(json.loads(r[25])) if r[25] else None, group_id=r[27] or "",
+        slot=SlotRef.from_dict(json.loads(r[25])) if r[25] else None,
+        group_id=r[27] or "",
         media=MediaStage.from_dict(json.loads(r[28])) if r[28] else None,
     )
 
 
 def _transition_from_row(r: tuple[Any, ...]) -> Transition:
     return Transition(
-        sequence=int(r[0]), from_state=JobState(r[1]) if r[1] else None,
-        to_state=JobState(r[2]), time=codec.from_us(r[3]), reason=r[4], attempt=int(r[5]),
+        sequence=int(r[0]),
+        from_state=JobState(r[1]) if r[1] else None,
+        to_state=JobState(r[2]),
+        time=codec.from_us(r[3]),
+        reason=r[4],
+        attempt=int(r[5]),
         error=JobError.from_dict(json.loads(r[6])) if r[6] else None,
     )
 
 
 def _account_row(a: Account) -> tuple[Any, ...]:
     return (
-        a.id, a.display_name, a.access_token, a.refresh_token, codec.opt_us(a.access_expires_at),
-        json.dumps(a.pacing.to_dict()), int(a.paused), int(a.needs_reauth), a.state_reason,
-        a.version, codec.to_us(a.created_at), codec.to_us(a.updated_at),
-        codec.opt_us(a.refresh_expires_at), a.access_ttl_s, a.refresh_ttl_s, a.username,
-        a.account_type, codec.opt_us(a.verified_at), a.ad_account_id, a.api_base, a.hold_reason,
+        a.id,
+        a.display_name,
+        a.access_token,
+        a.refresh_token,
+        codec.opt_us(a.access_expires_at),
+        json.dumps(a.pacing.to_dict()),
+        int(a.paused),
+        int(a.needs_reauth),
+        a.state_reason,
+        a.version,
+        codec.to_us(a.created_at),
+        codec.to_us(a.updated_at),
+        codec.opt_us(a.refresh_expires_at),
+        a.access_ttl_s,
+        a.refresh_ttl_s,
+        a.username,
+        a.account_type,
+        codec.opt_us(a.verified_at),
+        a.ad_account_id,
+        a.api_base,
+        a.hold_reason,
         codec.opt_us(a.reauth_warned_at),
     )
 
 
 #: The account columns after the first twelve, in `_account_row` order.
 ACCOUNT_EXTRA_COLUMNS = (
-    "refresh_expires_at", "access_ttl_s", "refresh_ttl_s", "username", "account_type",
-    "verified_at", "ad_account_id", "api_base", "hold_reason", "reauth_warned_at",
+    "refresh_expires_at",
+    "access_ttl_s",
+    "refresh_ttl_s",
+    "username",
+    "account_type",
+    "verified_at",
+    "ad_account_id",
+    "api_base",
+    "hold_reason",
+    "reauth_warned_at",
 )
 
 
@@ -244,14 +318,28 @@ def _account_from_row(r: tuple[Any, ...]) -> Account:
     """An account from `SELECT *, posting_schedule FROM accounts` (the schedule comes last)."""
     return Account(
         posting_schedule=schedule_from_json(r[-1]),
-        id=r[0], display_name=r[1], access_token=r[2], refresh_token=r[3],
-        access_expires_at=codec.opt_dt(r[4]), pacing=Pacing.from_dict(json.loads(r[5])),
-        paused=bool(r[6]), needs_reauth=bool(r[7]), state_reason=r[8], version=int(r[9]),
-        created_at=codec.from_us(r[10]), updated_at=codec.from_us(r[11]),
-        refresh_expires_at=codec.opt_dt(r[12]), access_ttl_s=int(r[13]),
-        refresh_ttl_s=int(r[14]), username=r[15], account_type=r[16],
-        verified_at=codec.opt_dt(r[17]), ad_account_id=r[18], api_base=r[19],
-        hold_reason=r[20], reauth_warned_at=codec.opt_dt(r[21]),
+        id=r[0],
+        display_name=r[1],
+        access_token=r[2],
+        refresh_token=r[3],
+        access_expires_at=codec.opt_dt(r[4]),
+        pacing=Pacing.from_dict(json.loads(r[5])),
+        paused=bool(r[6]),
+        needs_reauth=bool(r[7]),
+        state_reason=r[8],
+        version=int(r[9]),
+        created_at=codec.from_us(r[10]),
+        updated_at=codec.from_us(r[11]),
+        refresh_expires_at=codec.opt_dt(r[12]),
+        access_ttl_s=int(r[13]),
+        refresh_ttl_s=int(r[14]),
+        username=r[15],
+        account_type=r[16],
+        verified_at=codec.opt_dt(r[17]),
+        ad_account_id=r[18],
+        api_base=r[19],
+        hold_reason=r[20],
+        reauth_warned_at=codec.opt_dt(r[21]),
     )
 
 
@@ -265,9 +353,11 @@ def _jobs_by_request_id(db: sqlite3.Connection, request_ids: Sequence[str]) -> d
     found: dict[str, Job] = {}
     unique = list(dict.fromkeys(request_ids))
     for start in range(0, len(unique), 500):
-        chunk = unique[start:start + 500]
-        for row in db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE request_id IN "
-                              f"({','.join('?' * len(chunk))})", chunk):
+        chunk = unique[start : start + 500]
+        for row in db.execute(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE request_id IN ({','.join('?' * len(chunk))})",
+            chunk,
+        ):
             job = _job_from_row(row)
             found[job.request_id] = job
     return found
@@ -276,6 +366,7 @@ def _jobs_by_request_id(db: sqlite3.Connection, request_ids: Sequence[str]) -> d
 def _insert_jobs(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
     """Insert the job *rows* in one statement (and forget them)."""
     if rows:
-        db.executemany(f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES "
-                       f"({','.join('?' * _JOB_COLUMN_COUNT)})", rows)
+        db.executemany(
+            f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES ({','.join('?' * _JOB_COLUMN_COUNT)})", rows
+        )
         rows.clear()

@@ -225,7 +225,6 @@ MIGRATIONS: Final[tuple[str, ...]] = (
 )
 
 
-
 async def migrate(db: aiosqlite.Connection) -> None:
     rows = list(await db.execute_fetchall("PRAGMA user_version"))
     version = int(rows[0][0])
@@ -238,5 +237,3 @@ async def migrate(db: aiosqlite.Connection) -> None:
         await db.executescript(
             f"BEGIN IMMEDIATE; {MIGRATIONS[target]}; PRAGMA user_version = {target + 1}; COMMIT;"
         )
-
-

@@ -51,7 +51,8 @@ def no_schedule(account_id: str) -> FailedPrecondition:
     return FailedPrecondition(
         f"account {account_id!r} has no posting schedule: set one with UpdateAccount "
         "(update_mask posting_schedule, CLI `pinsched accounts update --posting-schedule`), or "
-        "give scheduled_at or local_time instead of next_free_slot")
+        "give scheduled_at or local_time instead of next_free_slot"
+    )
 
 
 def describe(slot: SlotRef) -> str:
@@ -62,10 +63,12 @@ class Book:
     """One transaction's view of an account's slots: schedule, pacing, occupancy and planned
     times, read by range as the search needs them and kept up to date as jobs are placed."""
 
-    def __init__(self, db: sqlite3.Connection, account_id: str,
-                 exclude: Iterable[str] = ()) -> None:
-        row = db.execute("SELECT pacing, posting_schedule FROM accounts WHERE id=?",
-                         (account_id,)).fetchone()
+    def __init__(
+        self, db: sqlite3.Connection, account_id: str, exclude: Iterable[str] = ()
+    ) -> None:
+        row = db.execute(
+            "SELECT pacing, posting_schedule FROM accounts WHERE id=?", (account_id,)
+        ).fetchone()
         if row is None:
             raise AccountNotFound(account_id)
         self.db, self.account_id = db, account_id
@@ -97,21 +100,24 @@ class Book:
             self._read(self.hi, hi, self.hi + m, hi + m)
             self.hi = hi
 
-    def _read(self, slot_lo: datetime, slot_hi: datetime, plan_lo: datetime,
-              plan_hi: datetime) -> None:
+    def _read(
+        self, slot_lo: datetime, slot_hi: datetime, plan_lo: datetime, plan_hi: datetime
+    ) -> None:
         states = ",".join(f"'{s}'" for s in OCCUPYING)
         for job_id, slot_at in self.db.execute(
-                f"SELECT id, slot_at FROM jobs WHERE account_id=? AND slot_at >= ? "
-                f"AND slot_at < ? AND state IN ({states})",
-                (self.account_id, codec.to_us(slot_lo), codec.to_us(slot_hi))):
+            f"SELECT id, slot_at FROM jobs WHERE account_id=? AND slot_at >= ? "
+            f"AND slot_at < ? AND state IN ({states})",
+            (self.account_id, codec.to_us(slot_lo), codec.to_us(slot_hi)),
+        ):
             if job_id not in self.exclude:
                 at = codec.from_us(slot_at)
                 self.occupancy[at] = self.occupancy.get(at, 0) + 1
         planned = ",".join(f"'{s}'" for s in PLANNED)
         for job_id, planned_at in self.db.execute(
-                f"SELECT id, planned_at FROM jobs WHERE account_id=? AND planned_at >= ? "
-                f"AND planned_at < ? AND state IN ({planned})",
-                (self.account_id, codec.to_us(plan_lo), codec.to_us(plan_hi))):
+            f"SELECT id, planned_at FROM jobs WHERE account_id=? AND planned_at >= ? "
+            f"AND planned_at < ? AND state IN ({planned})",
+            (self.account_id, codec.to_us(plan_lo), codec.to_us(plan_hi)),
+        ):
             if job_id not in self.exclude:
                 bisect.insort(self.taken, codec.from_us(planned_at))
 
@@ -124,8 +130,13 @@ class Book:
         if self.lo - self.margin <= job.planned_at < self.hi + self.margin:
             bisect.insort(self.taken, job.planned_at)
 
-    def place(self, job: Job, not_before: datetime, horizon_end: datetime,
-              interval: timedelta = timedelta(0)) -> Job:
+    def place(
+        self,
+        job: Job,
+        not_before: datetime,
+        horizon_end: datetime,
+        interval: timedelta = timedelta(0),
+    ) -> Job:
         """*job* moved into the first free slot at or after *not_before* (not yet counted)."""
         if self.schedule is None:
             raise no_schedule(self.account_id)
@@ -133,25 +144,47 @@ class Book:
         while start < horizon_end:
             end = min(start + _CHUNK, horizon_end)
             self._load(not_before, end)
-            found = slots.find_free(self.schedule, pacing=self.pacing, not_before=start,
-                                    until=end, occupancy=self.occupancy, taken=self.taken)
+            found = slots.find_free(
+                self.schedule,
+                pacing=self.pacing,
+                not_before=start,
+                until=end,
+                occupancy=self.occupancy,
+                taken=self.taken,
+            )
             if found is not None:
                 self._cursor[not_before] = found.slot.at
-                ref = SlotRef(at=found.slot.at, local=found.slot.local,
-                              time_zone=found.slot.time_zone, not_before=not_before,
-                              interval=interval)
-                return dataclasses.replace(job, slot=ref, scheduled_at=found.slot.at,
-                                           planned_at=found.planned_at, window=timedelta(0),
-                                           local_time=None)
+                ref = SlotRef(
+                    at=found.slot.at,
+                    local=found.slot.local,
+                    time_zone=found.slot.time_zone,
+                    not_before=not_before,
+                    interval=interval,
+                )
+                return dataclasses.replace(
+                    job,
+                    slot=ref,
+                    scheduled_at=found.slot.at,
+                    planned_at=found.planned_at,
+                    window=timedelta(0),
+                    local_time=None,
+                )
             start = end
         raise FailedPrecondition(
             f"account {self.account_id!r} has no free posting slot between "
             f"{not_before:%Y-%m-%d %H:%M}Z and the horizon ({horizon_end:%Y-%m-%d}): raise "
-            "max_per_slot, add slots, or relax the pacing")
+            "max_per_slot, add slots, or relax the pacing"
+        )
 
 
-def place_new(db: sqlite3.Connection, books: dict[str, Book], job: Job, entry: Transition,
-              ask: SlotAsk, previous: Job | None) -> tuple[Job, Transition]:
+def place_new(
+    db: sqlite3.Connection,
+    books: dict[str, Book],
+    job: Job,
+    entry: Transition,
+    ask: SlotAsk,
+    previous: Job | None,
+) -> tuple[Job, Transition]:
     """Place a new *job* (and say where in its creation event); *previous* is the job before it
     in its board group, if any."""
     book = books.get(job.account_id)
@@ -172,14 +205,17 @@ def count_new(books: dict[str, Book], job: Job) -> None:
         book.add(job)
 
 
-def replan_account(db: sqlite3.Connection, account: Account, *, now: datetime,
-                   horizon_end: datetime) -> list[tuple[Job, Job, Transition]]:
+def replan_account(
+    db: sqlite3.Connection, account: Account, *, now: datetime, horizon_end: datetime
+) -> list[tuple[Job, Job, Transition]]:
     """Re-plan the PENDING slotted jobs of *account* into its (new) schedule, in their order
     (slot time, then id): each gets the first free slot at or after max(now, what it asked for,
     the previous job of its group + the group's interval). QUEUED or later jobs stay."""
     rows = db.execute(
         f"SELECT {_JOB_COLUMNS} FROM jobs WHERE account_id=? AND state='PENDING' "
-        "AND slot_at IS NOT NULL ORDER BY slot_at, id", (account.id,)).fetchall()
+        "AND slot_at IS NOT NULL ORDER BY slot_at, id",
+        (account.id,),
+    ).fetchall()
     jobs = [_job_from_row(tuple(r)) for r in rows]
     if not jobs or account.posting_schedule is None:
         return []
@@ -193,8 +229,12 @@ def replan_account(db: sqlite3.Connection, account: Account, *, now: datetime,
         if prev is not None and job.slot.interval:
             not_before = max(not_before, prev.planned_at + job.slot.interval)
         placed = book.place(job, not_before, horizon_end, job.slot.interval)
-        placed = dataclasses.replace(placed, slot=dataclasses.replace(
-            placed.slot, not_before=job.slot.not_before) if placed.slot else None)
+        placed = dataclasses.replace(
+            placed,
+            slot=dataclasses.replace(placed.slot, not_before=job.slot.not_before)
+            if placed.slot
+            else None,
+        )
         book.add(placed)
         if job.group_id:
             last_of_group[job.group_id] = placed
@@ -202,18 +242,28 @@ def replan_account(db: sqlite3.Connection, account: Account, *, now: datetime,
         if placed.planned_at == job.planned_at and placed.slot.at == job.slot.at:
             continue
         new, entry = touch(
-            job, now=now, reason=f"re-planned: posting schedule changed; slot {describe(job.slot)}"
-            f" → {describe(placed.slot)}", slot=placed.slot, scheduled_at=placed.scheduled_at,
-            planned_at=placed.planned_at)
+            job,
+            now=now,
+            reason=f"re-planned: posting schedule changed; slot {describe(job.slot)}"
+            f" → {describe(placed.slot)}",
+            slot=placed.slot,
+            scheduled_at=placed.scheduled_at,
+            planned_at=placed.planned_at,
+        )
         changes.append((job, new, entry))
     for old, new, _ in changes:
         _cas(db, old, new)
     return changes
 
 
-def reslot_decision(db: sqlite3.Connection, job_id: str, expected_version: int,
-                    not_before: datetime, horizon_end: datetime,
-                    now: datetime) -> tuple[Job, Job, Transition]:
+def reslot_decision(
+    db: sqlite3.Connection,
+    job_id: str,
+    expected_version: int,
+    not_before: datetime,
+    horizon_end: datetime,
+    now: datetime,
+) -> tuple[Job, Job, Transition]:
     """UpdateJob to `next_free_slot`: the job moved into the first free slot at or after
     *not_before* (its own place not counted). PENDING stays PENDING; QUEUED, RETRYING go back to
     PENDING; FAILED stays FAILED with its new time."""
@@ -226,16 +276,25 @@ def reslot_decision(db: sqlite3.Connection, job_id: str, expected_version: int,
     if job.state not in UNSENT_STATES:
         raise FailedPrecondition(
             f"job {job_id!r} is {job.state.value}: only PENDING, QUEUED, RETRYING or FAILED jobs "
-            "can move to another slot")
+            "can move to another slot"
+        )
     placed = Book(db, job.account_id, exclude=[job.id]).place(job, not_before, horizon_end)
     assert placed.slot is not None
     reason = f"updated: next_free_slot; slot {describe(placed.slot)}"
-    changes: dict[str, Any] = {"slot": placed.slot, "scheduled_at": placed.scheduled_at,
-                               "planned_at": placed.planned_at, "window": timedelta(0),
-                               "local_time": None}
+    changes: dict[str, Any] = {
+        "slot": placed.slot,
+        "scheduled_at": placed.scheduled_at,
+        "planned_at": placed.planned_at,
+        "window": timedelta(0),
+        "local_time": None,
+    }
     if job.state in (JobState.QUEUED, JobState.RETRYING):
-        return (job, *transition(job, JobState.PENDING, now=now, reason=reason,
-                                 next_attempt_at=None, **changes))
+        return (
+            job,
+            *transition(
+                job, JobState.PENDING, now=now, reason=reason, next_attempt_at=None, **changes
+            ),
+        )
     return (job, *touch(job, now=now, reason=reason, **changes))
 
 
@@ -248,8 +307,9 @@ class SlotsMixin:
     def _append_event(self, db: sqlite3.Connection, job: Job, entry: Transition) -> Event:
         raise NotImplementedError
 
-    async def free_slots(self, account_id: str, *, not_before: datetime,
-                         horizon_end: datetime, count: int) -> list[slots.Placement]:
+    async def free_slots(
+        self, account_id: str, *, not_before: datetime, horizon_end: datetime, count: int
+    ) -> list[slots.Placement]:
         """The next *count* free places (ListFreeSlots), read in one transaction so that the
         answer is consistent with concurrent schedules."""
 
@@ -262,20 +322,34 @@ class SlotsMixin:
             while len(out) < count and end < horizon_end:
                 end = min(end + _CHUNK, horizon_end)
                 book._load(not_before, end)
-                out = slots.free_slots(book.schedule, pacing=book.pacing, not_before=not_before,
-                                       until=end, occupancy=book.occupancy, taken=book.taken,
-                                       count=count)
+                out = slots.free_slots(
+                    book.schedule,
+                    pacing=book.pacing,
+                    not_before=not_before,
+                    until=end,
+                    occupancy=book.occupancy,
+                    taken=book.taken,
+                    count=count,
+                )
             return out
 
         return await self._write(op)
 
-    async def reslot_job(self, job_id: str, *, expected_version: int, not_before: datetime,
-                         horizon_end: datetime, now: datetime) -> Job:
+    async def reslot_job(
+        self,
+        job_id: str,
+        *,
+        expected_version: int,
+        not_before: datetime,
+        horizon_end: datetime,
+        now: datetime,
+    ) -> Job:
         """Move a job into the next free slot (see `reslot_decision`), atomically."""
 
         def op(db: sqlite3.Connection, events: list[Event]) -> Job:
-            old, new, entry = reslot_decision(db, job_id, expected_version, not_before,
-                                              horizon_end, now)
+            old, new, entry = reslot_decision(
+                db, job_id, expected_version, not_before, horizon_end, now
+            )
             _cas(db, old, new)
             events.append(self._append_event(db, new, entry))
             return new

@@ -14,13 +14,17 @@ class VideoMixin:
 
     async def asset_in_use(self, asset_id: str) -> bool:
         """Whether any job (in any state) names the uploaded video *asset_id*."""
-        rows = list(await self._reader.execute_fetchall(
-            "SELECT 1 FROM jobs WHERE video_asset = ? LIMIT 1", (asset_id,)))
+        rows = list(
+            await self._reader.execute_fetchall(
+                "SELECT 1 FROM jobs WHERE video_asset = ? LIMIT 1", (asset_id,)
+            )
+        )
         return bool(rows)
 
     async def video_jobs(self) -> list[Job]:
         """Active jobs whose video pinsched stages (`video_url` / `video_asset`)."""
         rows = await self._reader.execute_fetchall(
             f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state IN ({_ACTIVE_SQL}) AND "
-            "(video_asset IS NOT NULL OR json_extract(pin, '$.media.video_url') IS NOT NULL)")
+            "(video_asset IS NOT NULL OR json_extract(pin, '$.media.video_url') IS NOT NULL)"
+        )
         return [_job_from_row(tuple(r)) for r in rows]

@@ -78,11 +78,13 @@ def collect(path: Path) -> list[Block]:
             pending = parse_options(marker["opts"])
         elif fence:
             close = fence["fence"]
-            end = next((j for j in range(i + 1, len(lines))
-                        if lines[j].strip().startswith(close)), len(lines))
+            end = next(
+                (j for j in range(i + 1, len(lines)) if lines[j].strip().startswith(close)),
+                len(lines),
+            )
             if pending is not None:
                 indent = len(fence["indent"])
-                text = "\n".join(line[indent:] for line in lines[i + 1:end]) + "\n"
+                text = "\n".join(line[indent:] for line in lines[i + 1 : end]) + "\n"
                 if "output" in pending:
                     if not blocks:
                         raise ValueError(f"{path}:{i + 1}: an output block with no example")
@@ -131,20 +133,26 @@ class Outcome:
     skipped: str = ""
 
 
-def _run(argv: list[str], cwd: Path, env: Mapping[str, str], timeout_s: float
-         ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, cwd=cwd, env=dict(env), capture_output=True, text=True,
-                          timeout=timeout_s, check=False)
+def _run(
+    argv: list[str], cwd: Path, env: Mapping[str, str], timeout_s: float
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        argv, cwd=cwd, env=dict(env), capture_output=True, text=True, timeout=timeout_s, check=False
+    )
 
 
-def _report(what: str, proc: subprocess.CompletedProcess[str], expected: str | None = None
-            ) -> str:
+def _report(what: str, proc: subprocess.CompletedProcess[str], expected: str | None = None) -> str:
     text = f"{what}\nexit {proc.returncode}\n--- stdout\n{proc.stdout}--- stderr\n{proc.stderr}"
     return text + (f"--- expected\n{expected}" if expected is not None else "")
 
 
-def run_block(block: Block, cwd: Path, env: Mapping[str, str], timeout_s: float = 60.0,
-              addresses: Mapping[str, str] | None = None) -> Outcome:
+def run_block(
+    block: Block,
+    cwd: Path,
+    env: Mapping[str, str],
+    timeout_s: float = 60.0,
+    addresses: Mapping[str, str] | None = None,
+) -> Outcome:
     """Run *block* in *cwd* with *env*, its default *addresses* replaced by the live ones, and
     say whether it behaved as documented."""
     for default, live in (addresses or {}).items():

@@ -42,7 +42,10 @@ def test_collect_finds_marked_blocks_and_attaches_outputs(tmp_path: Path) -> Non
     path.write_text(DOC)
     blocks = collect(path)
     assert [(b.lang, b.options) for b in blocks] == [
-        ("sh", {"exit": "3"}), ("python", {}), ("toml", {"file": "settings.toml"})]
+        ("sh", {"exit": "3"}),
+        ("python", {}),
+        ("toml", {"file": "settings.toml"}),
+    ]
     assert blocks[1].expected_output == "hello\n"
     assert blocks[0].line == 4
 
@@ -51,7 +54,7 @@ def test_matching_ignores_wrapping_and_honours_the_ellipsis() -> None:
     """Expected output matches across re-wrapped lines, `…` matches any text, and a changed word
     does not match."""
     assert matches("INVALID_ARGUMENT: a b\nc d", "INVALID_ARGUMENT: a b c d\n")
-    assert matches("…\n  \"planned_at\": \"X\",\n…", '{\n  "id": "1",\n  "planned_at": "X",\n}')
+    assert matches('…\n  "planned_at": "X",\n…', '{\n  "id": "1",\n  "planned_at": "X",\n}')
     assert not matches("state PENDING", "state QUEUED")
     assert not matches("a", "a b")
 
@@ -67,7 +70,7 @@ def test_drifted_or_failing_examples_are_reported(tmp_path: Path) -> None:
     the documented behaviour is not."""
     path = tmp_path / "doc.md"
     drifted = DOC.replace("```text\nhello", "```text\nbye")
-    path.write_text(drifted + '\n<!-- doctest -->\n```sh\n$ echo one\ntwo\n$ false\n```\n')
+    path.write_text(drifted + "\n<!-- doctest -->\n```sh\n$ echo one\ntwo\n$ false\n```\n")
     blocks = collect(path)
     env = dict(os.environ)
     assert run_block(blocks[0], tmp_path, env).problem == ""  # exit 3 as documented

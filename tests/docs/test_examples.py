@@ -24,8 +24,12 @@ from pinsched_client import DEFAULT_TARGET
 from tests.docs.examples import collect, run_block
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")),
-             ROOT / "clients" / "README.md", *sorted((ROOT / "clients").glob("*/README.md"))]
+DOCUMENTS = [
+    ROOT / "README.md",
+    *sorted((ROOT / "docs").glob("*.md")),
+    ROOT / "clients" / "README.md",
+    *sorted((ROOT / "clients").glob("*/README.md")),
+]
 START_TIMEOUT_S = 30.0
 SANDBOX_DEFAULT = "http://127.0.0.1:8081/v5"
 HTTP_DEFAULT = "127.0.0.1:8080"  # the HTTP/JSON door (`http_listen`)
@@ -36,8 +40,9 @@ class Service:
     """A subprocess whose output lines are collected by a thread (so its pipes never fill)."""
 
     def __init__(self, argv: list[str], env: dict[str, str], cwd: Path) -> None:
-        self.proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True)
+        self.proc = subprocess.Popen(
+            argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
         self.lines: list[str] = []
         self._changed = threading.Condition()
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -57,7 +62,8 @@ class Service:
         with self._changed:
             found = self._changed.wait_for(
                 lambda: any(needle in line for line in self.lines) or self.proc.poll() is not None,
-                timeout=START_TIMEOUT_S)
+                timeout=START_TIMEOUT_S,
+            )
             for index, line in enumerate(self.lines):
                 if needle in line:
                     return index
@@ -107,21 +113,35 @@ def live() -> Iterator[Live]:
         sandbox = Service([*python, "sandbox", "--seed-demo", "--port", "0"], base, work)
         daemon = None
         try:
-            printed = sandbox.lines[sandbox.wait_for("  .venv/bin/pinsched serve"):]
+            printed = sandbox.lines[sandbox.wait_for("  .venv/bin/pinsched serve") :]
             settings = exports(sandbox.lines)
-            assert set(settings) == {"PINSCHED_PINTEREST_API_BASE", "PINSCHED_PINTEREST_CLIENT_ID",
-                                     "PINSCHED_PINTEREST_CLIENT_SECRET"}, printed
-            daemon = Service([*python, "serve", "--db", str(work / "pinsched.db")],
-                             {**base, **settings, "PINSCHED_LISTEN": "127.0.0.1:0",
-                              "PINSCHED_HTTP_LISTEN": "127.0.0.1:0"}, work)
+            assert set(settings) == {
+                "PINSCHED_PINTEREST_API_BASE",
+                "PINSCHED_PINTEREST_CLIENT_ID",
+                "PINSCHED_PINTEREST_CLIENT_SECRET",
+            }, printed
+            daemon = Service(
+                [*python, "serve", "--db", str(work / "pinsched.db")],
+                {
+                    **base,
+                    **settings,
+                    "PINSCHED_LISTEN": "127.0.0.1:0",
+                    "PINSCHED_HTTP_LISTEN": "127.0.0.1:0",
+                },
+                work,
+            )
             ready = json.loads(daemon.lines[daemon.wait_for('"pinsched_ready"')])
             target = f"127.0.0.1:{ready['port']}"
             http = f"127.0.0.1:{ready['http_port']}"
-            yield Live(env={**base, "PINSCHED_TARGET": target,
-                            "PINSCHED_HTTP_URL": f"http://{http}"},
-                       addresses={DEFAULT_TARGET: target, HTTP_DEFAULT: http,
-                                  HTTP_DEFAULT_NAME: http,
-                                  SANDBOX_DEFAULT: settings["PINSCHED_PINTEREST_API_BASE"]})
+            yield Live(
+                env={**base, "PINSCHED_TARGET": target, "PINSCHED_HTTP_URL": f"http://{http}"},
+                addresses={
+                    DEFAULT_TARGET: target,
+                    HTTP_DEFAULT: http,
+                    HTTP_DEFAULT_NAME: http,
+                    SANDBOX_DEFAULT: settings["PINSCHED_PINTEREST_API_BASE"],
+                },
+            )
         finally:
             if daemon is not None:
                 daemon.stop()

@@ -24,8 +24,9 @@ class Proc:
         self.name = name
         self.lines: list[str] = []
         self._changed = asyncio.Condition()
-        self._readers = [asyncio.create_task(self._read(s)) for s in (proc.stdout, proc.stderr)
-                         if s is not None]
+        self._readers = [
+            asyncio.create_task(self._read(s)) for s in (proc.stdout, proc.stderr) if s is not None
+        ]
 
     async def _read(self, stream: asyncio.StreamReader) -> None:
         async for raw in stream:
@@ -61,8 +62,12 @@ class Proc:
 
 async def spawn(args: Sequence[str], name: str, env: dict[str, str] | None = None) -> Proc:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", *args, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, env={**os.environ, **(env or {})},
+        sys.executable,
+        "-m",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, **(env or {})},
         cwd=ROOT,
     )
     return Proc(proc, name)
@@ -70,24 +75,56 @@ async def spawn(args: Sequence[str], name: str, env: dict[str, str] | None = Non
 
 async def start_sandbox(*extra: str) -> tuple[Proc, str]:
     """`pinsched sandbox` on a free port with user acme (boards 1001, 1002); returns its URL."""
-    proc = await spawn(["pinsched", "sandbox", "--port", "0",
-                        "--seed-user", "acme:pina_e2e_access:pinr_e2e_refresh",
-                        "--seed-board", "acme:1001", "--seed-board", "acme:1002",
-                        "--client-id", "e2e-client", "--client-secret", "e2e-secret", *extra],
-                       "sandbox")
+    proc = await spawn(
+        [
+            "pinsched",
+            "sandbox",
+            "--port",
+            "0",
+            "--seed-user",
+            "acme:pina_e2e_access:pinr_e2e_refresh",
+            "--seed-board",
+            "acme:1001",
+            "--seed-board",
+            "acme:1002",
+            "--client-id",
+            "e2e-client",
+            "--client-secret",
+            "e2e-secret",
+            *extra,
+        ],
+        "sandbox",
+    )
     line = await proc.wait_line("sandbox listening on ")
     return proc, line.split("sandbox listening on ", 1)[1].strip()
 
 
-async def start_daemon(db: Path, api_base: str, *extra: str,
-                       env: dict[str, str] | None = None) -> tuple[Proc, int]:
+async def start_daemon(
+    db: Path, api_base: str, *extra: str, env: dict[str, str] | None = None
+) -> tuple[Proc, int]:
     """`pinsched serve` on a free port; returns the process and its gRPC port."""
-    proc = await spawn(["pinsched", "serve", "--listen", "127.0.0.1:0",
-                        "--http-listen", "127.0.0.1:0", "--db", str(db),
-                        "--pinterest-api-base", api_base, *extra], "daemon",
-                       env={"PINSCHED_PREFLIGHT_LEAD_TIME_S": "0",  # no probe of other hosts
-                            "PINSCHED_PINTEREST_CLIENT_ID": "e2e-client",
-                            "PINSCHED_PINTEREST_CLIENT_SECRET": "e2e-secret", **(env or {})})
+    proc = await spawn(
+        [
+            "pinsched",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--db",
+            str(db),
+            "--pinterest-api-base",
+            api_base,
+            *extra,
+        ],
+        "daemon",
+        env={
+            "PINSCHED_PREFLIGHT_LEAD_TIME_S": "0",  # no probe of other hosts
+            "PINSCHED_PINTEREST_CLIENT_ID": "e2e-client",
+            "PINSCHED_PINTEREST_CLIENT_SECRET": "e2e-secret",
+            **(env or {}),
+        },
+    )
     line = await proc.wait_line('"pinsched_ready"')
     return proc, int(json.loads(line)["port"])
 

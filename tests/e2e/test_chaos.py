@@ -24,8 +24,9 @@ async def test_kill_9_under_faults_loses_nothing_and_duplicates_nothing(tmp_path
     and none for the others, and only the pins meant to be refused failed."""
     name = os.environ.get("PINSCHED_SOAK_SCALE", "ci")
     scale = SCALES[name]
-    result = await run(scale, tmp_path, seed=int(os.environ.get("PINSCHED_SOAK_SEED", "1")),
-                       name=name)
+    result = await run(
+        scale, tmp_path, seed=int(os.environ.get("PINSCHED_SOAK_SEED", "1")), name=name
+    )
     print(report(result))
     assert result.problems() == []
     assert result.kills == scale.kills

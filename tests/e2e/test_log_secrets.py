@@ -66,25 +66,47 @@ async def _pump(stream: asyncio.StreamReader, served: Served, ready: asyncio.Eve
 @pytest.fixture
 async def served(sandbox: Sandbox, tmp_path: Path) -> AsyncIterator[Served]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PINSCHED_")}
-    env.update({
-        "PINSCHED_API_TOKEN": API_TOKEN, "PINSCHED_SECRET_KEY": f"{SECRET_KEY},{OLD_KEY}",
-        "PINSCHED_PINTEREST_CLIENT_ID": "client-1", "PINSCHED_PINTEREST_CLIENT_SECRET":
-        CLIENT_SECRET, "PINSCHED_LOG_LEVEL": "debug", "PINSCHED_LOG_FORMAT": "json",
-        "PINSCHED_SHUTDOWN_GRACE_S": "2", "PINSCHED_RETRY_BASE_DELAY_S": "0.05",
-        "PINSCHED_WEBHOOK_URL": HOOK_URL,
-        "PINSCHED_WEBHOOK_SECRET": "whsec_" + base64.b64encode(b"log-test-webhook-key-01").decode(),
-    })
+    env.update(
+        {
+            "PINSCHED_API_TOKEN": API_TOKEN,
+            "PINSCHED_SECRET_KEY": f"{SECRET_KEY},{OLD_KEY}",
+            "PINSCHED_PINTEREST_CLIENT_ID": "client-1",
+            "PINSCHED_PINTEREST_CLIENT_SECRET": CLIENT_SECRET,
+            "PINSCHED_LOG_LEVEL": "debug",
+            "PINSCHED_LOG_FORMAT": "json",
+            "PINSCHED_SHUTDOWN_GRACE_S": "2",
+            "PINSCHED_RETRY_BASE_DELAY_S": "0.05",
+            "PINSCHED_WEBHOOK_URL": HOOK_URL,
+            "PINSCHED_WEBHOOK_SECRET": "whsec_"
+            + base64.b64encode(b"log-test-webhook-key-01").decode(),
+        }
+    )
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "pinsched.cli", "serve", "--listen", "127.0.0.1:0",
-        "--http-listen", "127.0.0.1:0",
-        "--db", str(tmp_path / "pinsched.db"), "--pinterest-api-base", sandbox.base_url,
-        "--metrics-listen", "127.0.0.1:0", env=env, cwd=Path(__file__).parents[2],
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "pinsched.cli",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--http-listen",
+        "127.0.0.1:0",
+        "--db",
+        str(tmp_path / "pinsched.db"),
+        "--pinterest-api-base",
+        sandbox.base_url,
+        "--metrics-listen",
+        "127.0.0.1:0",
+        env=env,
+        cwd=Path(__file__).parents[2],
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     assert proc.stdout is not None
     assert proc.stderr is not None
     served, ready = Served(proc), asyncio.Event()
-    served.readers = [asyncio.create_task(_pump(s, served, ready))
-                      for s in (proc.stdout, proc.stderr)]
+    served.readers = [
+        asyncio.create_task(_pump(s, served, ready)) for s in (proc.stdout, proc.stderr)
+    ]
     try:
         await asyncio.wait_for(ready.wait(), 20)
         assert served.port, f"daemon did not start:\n{served.output}"
@@ -100,12 +122,14 @@ async def served(sandbox: Sandbox, tmp_path: Path) -> AsyncIterator[Served]:
         await asyncio.gather(*served.readers)
 
 
-async def watch_until_delivered(jobs: scheduler_pb2_grpc.PinSchedulerAsyncStub,
-                                job_ids: list[str]) -> None:
+async def watch_until_delivered(
+    jobs: scheduler_pb2_grpc.PinSchedulerAsyncStub, job_ids: list[str]
+) -> None:
     """Follow the watch stream (authenticated) until every job is DELIVERED."""
     pending = set(job_ids)
-    call = jobs.WatchJobs(scheduler_pb2.WatchJobsRequest(job_ids=job_ids, since_sequence=0),
-                          metadata=AUTH)
+    call = jobs.WatchJobs(
+        scheduler_pb2.WatchJobsRequest(job_ids=job_ids, since_sequence=0), metadata=AUTH
+    )
 
     async def follow() -> None:
         async for event in call:
@@ -120,9 +144,16 @@ async def watch_until_delivered(jobs: scheduler_pb2_grpc.PinSchedulerAsyncStub,
 
 def pin(title: str) -> scheduler_pb2.SchedulePinRequest:
     """A pin request for account `acme`, due now."""
-    req = scheduler_pb2.SchedulePinRequest(account_id="acme", pin=job_pb2.Pin(
-        board_id=BOARD, title=title, media_source=job_pb2.MediaSource(
-            image_url=job_pb2.ImageUrl(url="https://example.com/a.jpg"))))
+    req = scheduler_pb2.SchedulePinRequest(
+        account_id="acme",
+        pin=job_pb2.Pin(
+            board_id=BOARD,
+            title=title,
+            media_source=job_pb2.MediaSource(
+                image_url=job_pb2.ImageUrl(url="https://example.com/a.jpg")
+            ),
+        ),
+    )
     req.scheduled_at.FromDatetime(soon())
     return req
 
@@ -134,26 +165,36 @@ async def test_no_token_or_secret_reaches_the_logs(served: Served, sandbox: Sand
     the webhook URL in the daemon's output."""
     async with grpc.aio.insecure_channel(f"127.0.0.1:{served.port}") as channel:
         accounts = account_pb2_grpc.AccountServiceStub(channel)
-        jobs: scheduler_pb2_grpc.PinSchedulerAsyncStub = (
-            jobs_stub(channel))
+        jobs: scheduler_pb2_grpc.PinSchedulerAsyncStub = jobs_stub(channel)
         for metadata in ((), (("authorization", f"Bearer {WRONG_TOKEN}"),)):
             with pytest.raises(grpc.aio.AioRpcError) as info:
                 await accounts.ListAccounts(account_pb2.ListAccountsRequest(), metadata=metadata)
             assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
-        await accounts.CreateAccount(account_pb2.CreateAccountRequest(
-            account_id="acme", account=account_pb2.Account(
-                display_name="Acme", access_token=ACCESS, refresh_token=REFRESH)), metadata=AUTH)
+        await accounts.CreateAccount(
+            account_pb2.CreateAccountRequest(
+                account_id="acme",
+                account=account_pb2.Account(
+                    display_name="Acme", access_token=ACCESS, refresh_token=REFRESH
+                ),
+            ),
+            metadata=AUTH,
+        )
         first = [await jobs.SchedulePin(pin(f"pin {i}"), metadata=AUTH) for i in range(2)]
         await watch_until_delivered(jobs, [j.id for j in first])
         sandbox.expire_access_token(ACCESS)  # next publish: 401 → refresh → retry
         after = await jobs.SchedulePin(pin("after the refresh"), metadata=AUTH)
         await watch_until_delivered(jobs, [after.id])
         with pytest.raises(grpc.aio.AioRpcError):  # an error path, logged or not
-            await accounts.CreateAccount(account_pb2.CreateAccountRequest(
-                account_id="acme", account=account_pb2.Account(access_token=ACCESS)),
-                metadata=AUTH)
-    async with aiohttp.ClientSession() as http, http.get(
-            f"http://127.0.0.1:{served.metrics_port}/metrics") as resp:
+            await accounts.CreateAccount(
+                account_pb2.CreateAccountRequest(
+                    account_id="acme", account=account_pb2.Account(access_token=ACCESS)
+                ),
+                metadata=AUTH,
+            )
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"http://127.0.0.1:{served.metrics_port}/metrics") as resp,
+    ):
         metrics_text = await resp.text()
     served.proc.send_signal(signal.SIGTERM)
     assert await asyncio.wait_for(served.proc.wait(), 15) == 0
@@ -167,8 +208,18 @@ async def test_no_token_or_secret_reaches_the_logs(served: Served, sandbox: Sand
     assert len(sandbox.pins()) == 3
     rotated = set(sandbox.state.access_tokens) | set(sandbox.state.refresh_tokens)
     assert rotated - {ACCESS, REFRESH}, "the sandbox issued no new tokens"
-    secrets = {ACCESS, REFRESH, API_TOKEN, WRONG_TOKEN, CLIENT_SECRET, SECRET_KEY, OLD_KEY,
-               HOOK_PASSWORD, HOOK_TOKEN, *rotated}
+    secrets = {
+        ACCESS,
+        REFRESH,
+        API_TOKEN,
+        WRONG_TOKEN,
+        CLIENT_SECRET,
+        SECRET_KEY,
+        OLD_KEY,
+        HOOK_PASSWORD,
+        HOOK_TOKEN,
+        *rotated,
+    }
     for secret in secrets:
         assert secret not in output, f"a secret ({secret[:5]}…) was logged"
         assert secret not in metrics_text

@@ -28,22 +28,43 @@ from tests.conftest import ACCESS, BOARD, REFRESH
 from tests.e2e.procs import ROOT
 
 TOKEN = "mcp-test-api-token"
-READ_ONLY = {"preview_schedule", "list_jobs", "get_job", "list_accounts", "get_account",
-             "list_free_slots", "explain_job"}
-TOOLS = READ_ONLY | {"schedule_pin", "schedule_pins", "update_job", "cancel_job", "retry_job",
-                     "pause_account", "resume_account"}
+READ_ONLY = {
+    "preview_schedule",
+    "list_jobs",
+    "get_job",
+    "list_accounts",
+    "get_account",
+    "list_free_slots",
+    "explain_job",
+}
+TOOLS = READ_ONLY | {
+    "schedule_pin",
+    "schedule_pins",
+    "update_job",
+    "cancel_job",
+    "retry_job",
+    "pause_account",
+    "resume_account",
+}
 
 
 @asynccontextmanager
-async def mcp_session(port: int, errlog: Path, *, token: str | None = TOKEN
-                      ) -> AsyncIterator[ClientSession]:
+async def mcp_session(
+    port: int, errlog: Path, *, token: str | None = TOKEN
+) -> AsyncIterator[ClientSession]:
     """`pinsched mcp --target 127.0.0.1:PORT` over stdio, initialised."""
     env = {"PINSCHED_API_TOKEN": token} if token else {}
-    params = StdioServerParameters(command=sys.executable, cwd=ROOT, env=env,
-                                   args=["-m", "pinsched", "mcp", "--target", f"127.0.0.1:{port}"])
+    params = StdioServerParameters(
+        command=sys.executable,
+        cwd=ROOT,
+        env=env,
+        args=["-m", "pinsched", "mcp", "--target", f"127.0.0.1:{port}"],
+    )
     with errlog.open("a") as err:
-        async with stdio_client(params, errlog=err) as (read, write), \
-                ClientSession(read, write) as session:
+        async with (
+            stdio_client(params, errlog=err) as (read, write),
+            ClientSession(read, write) as session,
+        ):
             await session.initialize()
             yield session
 
@@ -53,28 +74,45 @@ async def daemon(make_daemon: Callable[..., Daemon]) -> AsyncIterator[Daemon]:
     d = make_daemon(api_token=TOKEN)
     await d.start()
     async with AsyncClient(f"127.0.0.1:{d.port}", api_token=TOKEN) as client:
-        await client.create_account("acme", account_pb2.Account(
-            display_name="Acme", access_token=ACCESS, refresh_token=REFRESH))
+        await client.create_account(
+            "acme",
+            account_pb2.Account(display_name="Acme", access_token=ACCESS, refresh_token=REFRESH),
+        )
     try:
         yield d
     finally:
         await d.stop(grace_s=1.0)
 
 
-def pin_args(title: str = "Hello from an agent", *, board_id: str = BOARD,
-             at: datetime | None = None, **extra: Any) -> dict[str, Any]:
+def pin_args(
+    title: str = "Hello from an agent",
+    *,
+    board_id: str = BOARD,
+    at: datetime | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
     when = at or datetime.now(UTC)
-    return {"account_id": "acme", "pin": {
-        "board_id": board_id, "title": title, "description": "Scheduled over MCP",
-        "link": "https://example.com/post", "alt_text": "A test image",
-        "media_source": {"image_url": {"url": "https://example.com/a.jpg"}}},
-        "scheduled_at": when.isoformat().replace("+00:00", "Z"), **extra}
+    return {
+        "account_id": "acme",
+        "pin": {
+            "board_id": board_id,
+            "title": title,
+            "description": "Scheduled over MCP",
+            "link": "https://example.com/post",
+            "alt_text": "A test image",
+            "media_source": {"image_url": {"url": "https://example.com/a.jpg"}},
+        },
+        "scheduled_at": when.isoformat().replace("+00:00", "Z"),
+        **extra,
+    }
 
 
 async def wait_for_state(daemon: Daemon, job_id: str, state: str) -> None:
     """Follow the job's events (from the start of the log) until it reaches *state*."""
-    async with AsyncClient(f"127.0.0.1:{daemon.port}", api_token=TOKEN) as client, \
-            asyncio.timeout(20):
+    async with (
+        AsyncClient(f"127.0.0.1:{daemon.port}", api_token=TOKEN) as client,
+        asyncio.timeout(20),
+    ):
         async for event in client.watch(job_ids=[job_id], since_sequence=0):
             if event.job.State.Name(event.to_state) == state:
                 return
@@ -138,8 +176,10 @@ async def check_lists_every_tool_with_valid_derived_schemas(session: ClientSessi
     assert schedule.description
     assert schedule.description.startswith("Validates the request")
     board = schedule.input_schema["properties"]["pin"]["properties"]["board_id"]
-    assert board == {"type": "string", "description": "Required. The board the pin is created "
-                     "on; digits only (`^\\d+$`)."}
+    assert board == {
+        "type": "string",
+        "description": "Required. The board the pin is created on; digits only (`^\\d+$`).",
+    }
     Draft202012Validator(schedule.input_schema).validate(pin_args())
     # Job.id is output only, yet UpdateJob needs it: the update tool keeps it, and requires it.
     job = tools["update_job"].input_schema["properties"]["job"]
@@ -148,7 +188,8 @@ async def check_lists_every_tool_with_valid_derived_schemas(session: ClientSessi
 
 
 async def check_schedules_a_pin_that_reaches_delivered(
-        session: ClientSession, daemon: Daemon, sandbox: Sandbox) -> None:
+    session: ClientSession, daemon: Daemon, sandbox: Sandbox
+) -> None:
     """schedule_pin creates a job that the daemon publishes on the sandbox; get_job shows it
     DELIVERED, and cancel_job then deletes the pin on Pinterest."""
     job = ok(await session.call_tool("schedule_pin", pin_args()))
@@ -175,14 +216,17 @@ async def check_a_retried_schedule_pin_returns_the_same_job(session: ClientSessi
     again = ok(await session.call_tool("schedule_pin", pin_args(at=at)))
     assert again["id"] == first["id"]
     mine = pin_args("Own id", at=at, request_id="agent-chosen-1")
-    assert ok(await session.call_tool("schedule_pin", mine))["id"] == \
+    assert (
         ok(await session.call_tool("schedule_pin", mine))["id"]
+        == ok(await session.call_tool("schedule_pin", mine))["id"]
+    )
     assert await job_count(session) == before + 2
     # validate_only reaches the daemon through both tools: checked (the suite's image URLs are
     # outside its loopback-only network, so the checks cannot be made), nothing created.
-    for tool, args in (("schedule_pin", {**pin_args("Checked", at=at), "validate_only": True}),
-                       ("schedule_pins", {"requests": [pin_args("Checked", at=at)],
-                                          "validate_only": True})):
+    for tool, args in (
+        ("schedule_pin", {**pin_args("Checked", at=at), "validate_only": True}),
+        ("schedule_pins", {"requests": [pin_args("Checked", at=at)], "validate_only": True}),
+    ):
         assert error(await session.call_tool(tool, args))["code"] == "UNAVAILABLE"
     assert await job_count(session) == before + 2
     batch = {"requests": [pin_args("Batch A", at=at), pin_args("Batch B", at=at)]}
@@ -236,15 +280,17 @@ async def check_daemon_errors_come_back_with_their_details(session: ClientSessio
     assert found["code"] == "INVALID_ARGUMENT"
     assert {"account_id", "pin"} <= {v["field"] for v in found["field_violations"]}
     assert error(await session.call_tool("get_job", {"job_id": "nope"}))["code"] == "NOT_FOUND"
-    job = ok(await session.call_tool("schedule_pin", pin_args(
-        at=datetime.now(UTC) + timedelta(days=1))))
-    assert error(await session.call_tool("retry_job", {"job_id": job["id"]}))["code"] == \
-        "FAILED_PRECONDITION"
+    job = ok(
+        await session.call_tool("schedule_pin", pin_args(at=datetime.now(UTC) + timedelta(days=1)))
+    )
+    assert (
+        error(await session.call_tool("retry_job", {"job_id": job["id"]}))["code"]
+        == "FAILED_PRECONDITION"
+    )
     why = ok(await session.call_tool("explain_job", {"job_id": job["id"]}))
     assert why["phase"] == "PHASE_WAITING_FOR_TIME"
     assert why["summary"].startswith("Waiting for its planned time")
-    assert error(await session.call_tool("explain_job", {"job_id": "nope"}))["code"] == \
-        "NOT_FOUND"
+    assert error(await session.call_tool("explain_job", {"job_id": "nope"}))["code"] == "NOT_FOUND"
     stale = {"job_id": job["id"], "expected_version": int(job["version"]) + 5}
     assert error(await session.call_tool("cancel_job", stale))["code"] == "ABORTED"
     assert error(await session.call_tool("no_such_tool", {}))["code"] == "NOT_FOUND"
@@ -252,8 +298,10 @@ async def check_daemon_errors_come_back_with_their_details(session: ClientSessio
 
 async def check_accounts_never_show_tokens_and_pause_and_resume(session: ClientSession) -> None:
     """Account tools return no token field; pause_account/resume_account switch the state."""
-    for result in (await session.call_tool("get_account", {"account_id": "acme"}),
-                   await session.call_tool("list_accounts", {})):
+    for result in (
+        await session.call_tool("get_account", {"account_id": "acme"}),
+        await session.call_tool("list_accounts", {}),
+    ):
         assert not json_keys(ok(result)) & {"access_token", "refresh_token"}
         text = "".join(c.text for c in result.content if isinstance(c, types.TextContent))
         assert ACCESS not in text
@@ -262,21 +310,28 @@ async def check_accounts_never_show_tokens_and_pause_and_resume(session: ClientS
     assert paused["state"] == "STATE_PAUSED"
     resumed = ok(await session.call_tool("resume_account", {"account_id": "acme"}))
     assert resumed["state"] == "STATE_ACTIVE"
-    assert error(await session.call_tool("pause_account", {"account_id": "ghost"}))["code"] == \
-        "NOT_FOUND"
+    assert (
+        error(await session.call_tool("pause_account", {"account_id": "ghost"}))["code"]
+        == "NOT_FOUND"
+    )
 
 
 async def check_update_job_and_preview(session: ClientSession) -> None:
     """update_job changes the fields named in update_mask; preview_schedule persists nothing."""
     at = datetime.now(UTC) + timedelta(days=3)
     before = await job_count(session)
-    preview = ok(await session.call_tool("preview_schedule", pin_args(
-        at=at, delivery_window="3600s")))
+    preview = ok(
+        await session.call_tool("preview_schedule", pin_args(at=at, delivery_window="3600s"))
+    )
     assert preview["window_end"] > preview["scheduled_at"]
     assert await job_count(session) == before
     job = ok(await session.call_tool("schedule_pin", pin_args(at=at)))
-    updated = ok(await session.call_tool("update_job", {
-        "job": {"id": job["id"], "pin": {"title": "New title"}}, "update_mask": "pin.title"}))
+    updated = ok(
+        await session.call_tool(
+            "update_job",
+            {"job": {"id": job["id"], "pin": {"title": "New title"}}, "update_mask": "pin.title"},
+        )
+    )
     assert updated["pin"]["title"] == "New title"
     assert int(updated["version"]) > int(job["version"])
 
@@ -286,16 +341,19 @@ async def check_free_slots_then_next_free_slot(session: ClientSession, daemon: D
     slots in order, and schedule_pin with `next_free_slot` takes the first of them."""
     found = error(await session.call_tool("list_free_slots", {"account_id": "acme"}))
     assert found["code"] == "FAILED_PRECONDITION"
-    found = error(await session.call_tool("list_free_slots", {"account_id": "acme",
-                                                              "count": 1000}))
+    found = error(await session.call_tool("list_free_slots", {"account_id": "acme", "count": 1000}))
     assert found["code"] == "INVALID_ARGUMENT"
     assert "count" in [v["field"] for v in found["field_violations"]]
     schedule = account_pb2.PostingSchedule(
-        time_zone=account_pb2.PostingTimeZone(id="Europe/Paris"), slots=[account_pb2.PostingSlot(
-            days=list(range(1, 8)), time=timeofday_pb2.TimeOfDay(hours=9))])
+        time_zone=account_pb2.PostingTimeZone(id="Europe/Paris"),
+        slots=[
+            account_pb2.PostingSlot(days=list(range(1, 8)), time=timeofday_pb2.TimeOfDay(hours=9))
+        ],
+    )
     async with AsyncClient(f"127.0.0.1:{daemon.port}", api_token=TOKEN) as client:
-        await client.update_account(account_pb2.Account(id="acme", posting_schedule=schedule),
-                                    ["posting_schedule"])
+        await client.update_account(
+            account_pb2.Account(id="acme", posting_schedule=schedule), ["posting_schedule"]
+        )
     slots = ok(await session.call_tool("list_free_slots", {"account_id": "acme", "count": 3}))
     starts = [s["slot"]["start_time"] for s in slots["slots"]]
     assert len(starts) == 3
@@ -311,12 +369,15 @@ async def check_free_slots_then_next_free_slot(session: ClientSession, daemon: D
 async def check_resources_and_prompt(session: ClientSession) -> None:
     """Jobs and accounts read as pinsched:// resources; the plan_week prompt names the tools."""
     templates = (await session.list_resource_templates()).resource_templates
-    assert {t.uri_template for t in templates} == {"pinsched://jobs/{id}",
-                                                   "pinsched://accounts/{id}"}
+    assert {t.uri_template for t in templates} == {
+        "pinsched://jobs/{id}",
+        "pinsched://accounts/{id}",
+    }
     listed = (await session.list_resources()).resources
     assert [str(r.uri) for r in listed] == ["pinsched://accounts/acme"]
-    job = ok(await session.call_tool("schedule_pin", pin_args(
-        at=datetime.now(UTC) + timedelta(days=1))))
+    job = ok(
+        await session.call_tool("schedule_pin", pin_args(at=datetime.now(UTC) + timedelta(days=1)))
+    )
     read = await session.read_resource(f"pinsched://jobs/{job['id']}")
     content = read.contents[0]
     assert isinstance(content, types.TextResourceContents)
@@ -330,8 +391,9 @@ async def check_resources_and_prompt(session: ClientSession) -> None:
         await session.read_resource("pinsched://jobs/nope")
     with pytest.raises(MCPError, match="unknown resource"):
         await session.read_resource("pinsched://boards/1")
-    prompt = await session.get_prompt("plan_week", {"account_id": "acme", "time_zone":
-                                                    "Europe/Paris"})
+    prompt = await session.get_prompt(
+        "plan_week", {"account_id": "acme", "time_zone": "Europe/Paris"}
+    )
     text = prompt.messages[0].content
     assert isinstance(text, types.TextContent)
     assert "preview_schedule" in text.text
@@ -350,7 +412,8 @@ async def test_tools_resources_and_prompt_are_listed(daemon: Daemon, tmp_path: P
 
 
 async def test_an_agent_schedules_inspects_and_fixes_pins(
-        daemon: Daemon, tmp_path: Path, sandbox: Sandbox) -> None:
+    daemon: Daemon, tmp_path: Path, sandbox: Sandbox
+) -> None:
     """Over the SDK's stdio client a pin is scheduled and reaches DELIVERED on the sandbox, a
     retried call gets the same job, updates and previews work, and accounts pause and resume
     without ever showing a token."""
@@ -372,7 +435,8 @@ async def test_errors_are_structured_tool_errors(daemon: Daemon, tmp_path: Path)
 
 
 async def test_without_the_api_token_calls_fail_as_tool_errors(
-        daemon: Daemon, tmp_path: Path) -> None:
+    daemon: Daemon, tmp_path: Path
+) -> None:
     """An MCP server started without the daemon's API token answers UNAUTHENTICATED tool errors
     and stays up."""
     async with mcp_session(daemon.port, tmp_path / "mcp.err", token=None) as s:

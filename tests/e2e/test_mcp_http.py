@@ -31,27 +31,38 @@ async def test_streamable_http_at_mcp_schedules_a_pin(make_daemon: Callable[...,
         url = f"http://127.0.0.1:{daemon.http_port}/mcp"
         async with aiohttp.ClientSession() as http:
             for headers in ({}, {"Authorization": "Bearer wrong"}):
-                async with http.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "ping"},
-                                     headers=headers) as reply:
+                async with http.post(
+                    url, json={"jsonrpc": "2.0", "id": 1, "method": "ping"}, headers=headers
+                ) as reply:
                     assert reply.status == 401
         bearer = httpx2.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
-        async with bearer, streamable_http_client(url, http_client=bearer) as (read, write), \
-                ClientSession(read, write) as session:
+        async with (
+            bearer,
+            streamable_http_client(url, http_client=bearer) as (read, write),
+            ClientSession(read, write) as session,
+        ):
             await session.initialize()
             names = {t.name for t in (await session.list_tools()).tools}
             assert {"schedule_pin", "get_job", "cancel_job"} <= names
             tomorrow = (datetime.now(UTC) + timedelta(days=1)).isoformat()
-            args = {"account_id": "acme", "scheduled_at": tomorrow, "pin": {
-                "board_id": BOARD, "title": "Over HTTP",
-                "media_source": {"image_url": {"url": "https://example.com/a.jpg"}}}}
+            args = {
+                "account_id": "acme",
+                "scheduled_at": tomorrow,
+                "pin": {
+                    "board_id": BOARD,
+                    "title": "Over HTTP",
+                    "media_source": {"image_url": {"url": "https://example.com/a.jpg"}},
+                },
+            }
             first = await session.call_tool("schedule_pin", args)
             again = await session.call_tool("schedule_pin", args)
             assert not first.is_error, first.content
             assert isinstance(first.structured_content, dict)
             assert isinstance(again.structured_content, dict)
             assert again.structured_content["id"] == first.structured_content["id"]
-            bad = await session.call_tool("schedule_pin", {**args, "pin": {
-                **args["pin"], "board_id": "not-a-number"}})
+            bad = await session.call_tool(
+                "schedule_pin", {**args, "pin": {**args["pin"], "board_id": "not-a-number"}}
+            )
             assert bad.is_error
             assert isinstance(bad.structured_content, dict)
             fields = [v["field"] for v in bad.structured_content["error"]["field_violations"]]

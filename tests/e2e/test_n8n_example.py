@@ -39,8 +39,9 @@ new AsyncFunction('$env', '$input', 'require', fs.readFileSync(code, 'utf8'))
   .then((out) => console.log(JSON.stringify(out)));
 """
 
-pytestmark = pytest.mark.skipif(shutil.which("node") is None,
-                                reason="`node` is not on PATH (it runs the Code node)")
+pytestmark = pytest.mark.skipif(
+    shutil.which("node") is None, reason="`node` is not on PATH (it runs the Code node)"
+)
 
 
 def _node(name: str) -> dict[str, Any]:
@@ -53,8 +54,15 @@ async def verify(tmp_path: Path, hit: Hit, secret: str = SECRET) -> dict[str, An
     code = tmp_path / "verify.js"
     code.write_text(_node("Verify signature")["parameters"]["jsCode"])
     proc = await asyncio.create_subprocess_exec(
-        "node", "-e", HARNESS, str(code), json.dumps({"headers": hit.headers, "body": hit.body}),
-        secret, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        "node",
+        "-e",
+        HARNESS,
+        str(code),
+        json.dumps({"headers": hit.headers, "body": hit.body}),
+        secret,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0, err.decode()
     (item,) = json.loads(out)
@@ -80,8 +88,9 @@ def test_workflow_shape() -> None:
         assert all(t["node"] in names for branch in outputs["main"] for t in branch)
 
 
-async def test_code_node_verifies_real_webhooks(make_daemon: Callable[..., Daemon],
-                                                tmp_path: Path) -> None:
+async def test_code_node_verifies_real_webhooks(
+    make_daemon: Callable[..., Daemon], tmp_path: Path
+) -> None:
     """Deliveries of a pin scheduled over HTTP verify in the Code node (type and data read
     back); a changed body, another secret or a stale timestamp do not."""
     async with receiver() as r:
@@ -90,16 +99,26 @@ async def test_code_node_verifies_real_webhooks(make_daemon: Callable[..., Daemo
         try:
             base = f"http://127.0.0.1:{daemon.http_port}"
             async with aiohttp.ClientSession() as session:
-                created = await session.post(f"{base}/v1/accounts", json={
-                    "account_id": "acme", "account": {"access_token": ACCESS}})
+                created = await session.post(
+                    f"{base}/v1/accounts",
+                    json={"account_id": "acme", "account": {"access_token": ACCESS}},
+                )
                 assert created.status == 200
-                job = await (await session.post(f"{base}/v1/jobs", json={
-                    "account_id": "acme",
-                    "scheduled_at": (datetime.now(UTC) + timedelta(days=30)).isoformat(),
-                    "request_id": "n8n-1", "pin": {
-                        "board_id": BOARD, "title": "Café ☕ from n8n",
-                        "media_source": {"image_url": {"url": "https://example.com/a.jpg"}}}},
-                )).json()
+                job = await (
+                    await session.post(
+                        f"{base}/v1/jobs",
+                        json={
+                            "account_id": "acme",
+                            "scheduled_at": (datetime.now(UTC) + timedelta(days=30)).isoformat(),
+                            "request_id": "n8n-1",
+                            "pin": {
+                                "board_id": BOARD,
+                                "title": "Café ☕ from n8n",
+                                "media_source": {"image_url": {"url": "https://example.com/a.jpg"}},
+                            },
+                        },
+                    )
+                ).json()
                 assert job["state"] == "STATE_PENDING", job
             await r.wait_until(lambda: len(r.acked) >= 1)
         finally:

@@ -19,16 +19,18 @@ from tests.conftest import ACCESS, BOARD, REFRESH
 NODE_DIR = Path(__file__).parents[2] / "clients" / "node"
 API_TOKEN = "node-client-api-token-5e2c71"
 
-pytestmark = pytest.mark.skipif(shutil.which("node") is None,
-                                reason="`node` is not on PATH (Node.js 18+ runs clients/node)")
+pytestmark = pytest.mark.skipif(
+    shutil.which("node") is None, reason="`node` is not on PATH (Node.js 18+ runs clients/node)"
+)
 
 
-async def run(*argv: str, env: dict[str, str] | None = None, timeout_s: float = 60.0
-              ) -> tuple[int, str, str]:
+async def run(
+    *argv: str, env: dict[str, str] | None = None, timeout_s: float = 60.0
+) -> tuple[int, str, str]:
     """Run a command in clients/node; (exit code, stdout, stderr)."""
     proc = await asyncio.create_subprocess_exec(
-        *argv, cwd=NODE_DIR, env=env, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE)
+        *argv, cwd=NODE_DIR, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout_s)
     except TimeoutError:
@@ -42,7 +44,8 @@ async def run(*argv: str, env: dict[str, str] | None = None, timeout_s: float = 
 async def ensure_node_modules() -> None:
     """`npm ci` once (from package-lock.json); later runs reuse clients/node/node_modules."""
     if (NODE_DIR / "node_modules" / "@grpc" / "grpc-js" / "package.json").exists() and (
-            NODE_DIR / "node_modules" / "@grpc" / "proto-loader" / "package.json").exists():
+        NODE_DIR / "node_modules" / "@grpc" / "proto-loader" / "package.json"
+    ).exists():
         return
     npm = shutil.which("npm")
     assert npm is not None, "node is installed but npm is not: install npm to run clients/node"
@@ -51,7 +54,8 @@ async def ensure_node_modules() -> None:
 
 
 async def test_node_client_schedules_and_sees_delivery(
-        make_daemon: Callable[..., Daemon], sandbox: Sandbox) -> None:
+    make_daemon: Callable[..., Daemon], sandbox: Sandbox
+) -> None:
     """`node index.js` creates the account, schedules a pin with the API token, and exits 0
     after the stream shows it DELIVERED; the pin is on the sandbox board."""
     await ensure_node_modules()
@@ -60,10 +64,26 @@ async def test_node_client_schedules_and_sees_delivery(
     env = {**os.environ, "PINSCHED_API_TOKEN": API_TOKEN}
     try:
         code, out, err = await run(
-            "node", "index.js", "--target", f"127.0.0.1:{daemon.port}", "--account", "acme",
-            "--access-token", ACCESS, "--refresh-token", REFRESH, "--board", BOARD,
-            "--title", "From Node", "--image-url", "https://example.com/node.jpg",
-            "--timeout", "30", env=env)
+            "node",
+            "index.js",
+            "--target",
+            f"127.0.0.1:{daemon.port}",
+            "--account",
+            "acme",
+            "--access-token",
+            ACCESS,
+            "--refresh-token",
+            REFRESH,
+            "--board",
+            BOARD,
+            "--title",
+            "From Node",
+            "--image-url",
+            "https://example.com/node.jpg",
+            "--timeout",
+            "30",
+            env=env,
+        )
     finally:
         await daemon.stop(grace_s=1.0)
     assert code == 0, f"node client failed ({code}):\n{out}\n{err}"

@@ -27,18 +27,31 @@ async def test_sigterm_before_delivery_then_restart_publishes_each_pin_once(
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             accounts = account_pb2_grpc.AccountServiceStub(channel)
             jobs = jobs_stub(channel)
-            await accounts.CreateAccount(account_pb2.CreateAccountRequest(
-                account_id="acme", account=account_pb2.Account(
-                    access_token="pina_e2e_access", refresh_token="pinr_e2e_refresh")))
+            await accounts.CreateAccount(
+                account_pb2.CreateAccountRequest(
+                    account_id="acme",
+                    account=account_pb2.Account(
+                        access_token="pina_e2e_access", refresh_token="pinr_e2e_refresh"
+                    ),
+                )
+            )
             due = datetime.now(UTC) + timedelta(seconds=3)
             scheduled = {}
             for i in range(5):
                 req = scheduler_pb2.SchedulePinRequest(
-                    request_id=f"e2e-{i}", account_id="acme",
-                    pin=job_pb2.Pin(board_id="1001", title=f"pin {i}", description=f"desc {i}",
-                                    link=f"https://example.com/{i}", alt_text=f"alt {i}",
-                                    media_source=job_pb2.MediaSource(image_url=job_pb2.ImageUrl(
-                                        url=f"https://example.com/{i}.jpg"))))
+                    request_id=f"e2e-{i}",
+                    account_id="acme",
+                    pin=job_pb2.Pin(
+                        board_id="1001",
+                        title=f"pin {i}",
+                        description=f"desc {i}",
+                        link=f"https://example.com/{i}",
+                        alt_text=f"alt {i}",
+                        media_source=job_pb2.MediaSource(
+                            image_url=job_pb2.ImageUrl(url=f"https://example.com/{i}.jpg")
+                        ),
+                    ),
+                )
                 req.scheduled_at.FromDatetime(due + timedelta(milliseconds=100 * i))
                 job = await jobs.SchedulePin(req)
                 scheduled[job.id] = i
@@ -58,20 +71,25 @@ async def test_sigterm_before_delivery_then_restart_publishes_each_pin_once(
                 if event.to_state == J.STATE_DELIVERED:
                     delivered.add(event.job_id)
             watch.cancel()
-            got = {job_id: await jobs.GetJob(scheduler_pb2.GetJobRequest(job_id=job_id))
-                   for job_id in scheduled}
+            got = {
+                job_id: await jobs.GetJob(scheduler_pb2.GetJobRequest(job_id=job_id))
+                for job_id in scheduled
+            }
         pins = await sandbox_pins(base)
         assert len(pins) == 5
         by_id = {p["id"]: p for p in pins}
         for job_id, i in scheduled.items():
             pin = by_id[got[job_id].pinterest_pin_id]
-            assert (pin["title"], pin["description"], pin["link"], pin["alt_text"],
-                    pin["board_id"]) == (f"pin {i}", f"desc {i}", f"https://example.com/{i}",
-                                         f"alt {i}", "1001")
+            assert (
+                pin["title"],
+                pin["description"],
+                pin["link"],
+                pin["alt_text"],
+                pin["board_id"],
+            ) == (f"pin {i}", f"desc {i}", f"https://example.com/{i}", f"alt {i}", "1001")
             assert got[job_id].attempts == 1
             states = [h.to_state for h in got[job_id].history]
-            assert states == [J.STATE_PENDING, J.STATE_QUEUED, J.STATE_SUBMITTED,
-                              J.STATE_DELIVERED]
+            assert states == [J.STATE_PENDING, J.STATE_QUEUED, J.STATE_SUBMITTED, J.STATE_DELIVERED]
     finally:
         await daemon.terminate()
         await sandbox.terminate()

@@ -28,8 +28,10 @@ J = job_pb2.Job
 async def admin(base_url: str, method: str, path: str, body: Any = None) -> Any:
     """Call the sandbox's admin API."""
     root = base_url.rsplit("/v5", 1)[0]
-    async with aiohttp.ClientSession() as session, session.request(
-            method, f"{root}/_admin{path}", json=body) as resp:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.request(method, f"{root}/_admin{path}", json=body) as resp,
+    ):
         resp.raise_for_status()
         return await resp.json() if resp.status != 204 else None
 
@@ -55,37 +57,53 @@ async def schedule_and_catch_in_flight(port: int, count: int) -> tuple[list[str]
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         accounts = account_pb2_grpc.AccountServiceStub(channel)
         jobs = jobs_stub(channel)
-        await accounts.CreateAccount(account_pb2.CreateAccountRequest(
-            account_id="acme", account=account_pb2.Account(
-                access_token="pina_e2e_access", refresh_token="pinr_e2e_refresh")))
+        await accounts.CreateAccount(
+            account_pb2.CreateAccountRequest(
+                account_id="acme",
+                account=account_pb2.Account(
+                    access_token="pina_e2e_access", refresh_token="pinr_e2e_refresh"
+                ),
+            )
+        )
         due = datetime.now(UTC) + timedelta(seconds=0.5)
         reqs = []
         for i in range(count):
             req = scheduler_pb2.SchedulePinRequest(
-                request_id=f"shutdown-{i}", account_id="acme",
-                pin=job_pb2.Pin(board_id="1001", title=f"pin {i}", media_source=job_pb2.MediaSource(
-                    image_url=job_pb2.ImageUrl(url=f"https://example.com/{i}.jpg"))))
+                request_id=f"shutdown-{i}",
+                account_id="acme",
+                pin=job_pb2.Pin(
+                    board_id="1001",
+                    title=f"pin {i}",
+                    media_source=job_pb2.MediaSource(
+                        image_url=job_pb2.ImageUrl(url=f"https://example.com/{i}.jpg")
+                    ),
+                ),
+            )
             req.scheduled_at.FromDatetime(due)
             reqs.append(req)
-        batch = await jobs.BatchSchedulePins(scheduler_pb2.BatchSchedulePinsRequest(
-            requests=reqs))
+        batch = await jobs.BatchSchedulePins(scheduler_pb2.BatchSchedulePinsRequest(requests=reqs))
         ids = [j.id for j in batch.jobs]
-        watch = jobs.WatchJobs(scheduler_pb2.WatchJobsRequest(job_ids=ids,
-                                                              states=[J.STATE_SUBMITTED]))
+        watch = jobs.WatchJobs(
+            scheduler_pb2.WatchJobsRequest(job_ids=ids, states=[J.STATE_SUBMITTED])
+        )
         event = await watch.read()
         watch.cancel()
         assert isinstance(event, job_pb2.JobEvent)
         return ids, event.job_id
 
 
-async def restart_until(db: Path, base_url: str, job_ids: list[str], env: dict[str, str]
-                        ) -> tuple[Proc, dict[str, job_pb2.Job]]:
+async def restart_until(
+    db: Path, base_url: str, job_ids: list[str], env: dict[str, str]
+) -> tuple[Proc, dict[str, job_pb2.Job]]:
     """Start the daemon again and follow its jobs until each is DELIVERED."""
     daemon, port = await start_daemon(db, base_url, env=env)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         jobs = jobs_stub(channel)
-        watch = jobs.WatchJobs(scheduler_pb2.WatchJobsRequest(
-            job_ids=job_ids, states=[J.STATE_DELIVERED], since_sequence=0))
+        watch = jobs.WatchJobs(
+            scheduler_pb2.WatchJobsRequest(
+                job_ids=job_ids, states=[J.STATE_DELIVERED], since_sequence=0
+            )
+        )
         delivered: set[str] = set()
         while delivered != set(job_ids):
             event = await watch.read()
@@ -152,8 +170,7 @@ async def test_grace_shorter_than_the_request_leaves_it_submitted_then_reconcile
         job = got[job_id]
         pins = await sandbox_pins(base)
         assert [p["id"] for p in pins] == [job.pinterest_pin_id]
-        after_restart = [h for h in job.history if h.time.ToDatetime(tzinfo=UTC)
-                         > left.updated_at]
+        after_restart = [h for h in job.history if h.time.ToDatetime(tzinfo=UTC) > left.updated_at]
         assert after_restart[0].reason.startswith(("reconciled", "outcome unknown"))
     finally:
         await daemon.terminate()
@@ -167,8 +184,9 @@ async def test_sigterm_during_a_hung_request_restart_claims_the_pin(tmp_path: Pa
     sandbox, base = await start_sandbox()
     db = tmp_path / "shutdown.db"
     env = {"PINSCHED_SHUTDOWN_GRACE_S": "0.5", "PINSCHED_REQUEST_TIMEOUT_S": "30"}
-    await admin(base, "POST", "/faults", {"kind": "lost_response", "mode": "hang",
-                                          "hold_s": 30, "times": 1})
+    await admin(
+        base, "POST", "/faults", {"kind": "lost_response", "mode": "hang", "hold_s": 30, "times": 1}
+    )
     daemon, port = await start_daemon(db, base, env=env)
     try:
         (job_id,), _ = await schedule_and_catch_in_flight(port, 1)

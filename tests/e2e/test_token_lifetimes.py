@@ -29,8 +29,7 @@ SIZES = {"ci": (3, 9, 15), "full": (30, 90, 150)}
 async def token_grants(base_url: str) -> list[int]:
     """The statuses of the sandbox's answers to `POST /v5/oauth/token`."""
     root = base_url.rsplit("/v5", 1)[0]
-    async with aiohttp.ClientSession() as session, session.get(
-            f"{root}/_admin/requests") as resp:
+    async with aiohttp.ClientSession() as session, session.get(f"{root}/_admin/requests") as resp:
         items = (await resp.json())["items"]
     return [int(r["status"]) for r in items if r["path"] == "/v5/oauth/token"]
 
@@ -38,33 +37,50 @@ async def token_grants(base_url: str) -> list[int]:
 @pytest.mark.slow
 @pytest.mark.timeout(400)
 async def test_a_pin_due_after_both_lifetimes_is_delivered_and_the_account_stays_active(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     """With lifetimes far shorter than the wait, the keeper refreshes on its own; the pin is
     delivered once and the account is ACTIVE with a refresh token that has not lapsed."""
-    access_ttl, refresh_ttl, due_s = SIZES.get(os.environ.get("PINSCHED_SOAK_SCALE", "ci"),
-                                               SIZES["ci"])
-    sandbox, base = await start_sandbox("--access-token-ttl", str(access_ttl),
-                                        "--refresh-token-ttl", str(refresh_ttl))
+    access_ttl, refresh_ttl, due_s = SIZES.get(
+        os.environ.get("PINSCHED_SOAK_SCALE", "ci"), SIZES["ci"]
+    )
+    sandbox, base = await start_sandbox(
+        "--access-token-ttl", str(access_ttl), "--refresh-token-ttl", str(refresh_ttl)
+    )
     daemon, port = await start_daemon(tmp_path / "tokens.db", base)
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             accounts = account_pb2_grpc.AccountServiceStub(channel)
             jobs = jobs_stub(channel)
-            await accounts.CreateAccount(account_pb2.CreateAccountRequest(
-                account_id="acme", account=A(access_token="pina_e2e_access",
-                                             refresh_token="pinr_e2e_refresh")))
+            await accounts.CreateAccount(
+                account_pb2.CreateAccountRequest(
+                    account_id="acme",
+                    account=A(access_token="pina_e2e_access", refresh_token="pinr_e2e_refresh"),
+                )
+            )
             req = scheduler_pb2.SchedulePinRequest(
-                request_id="lifetimes", account_id="acme",
-                pin=job_pb2.Pin(board_id="1001", title="late", media_source=job_pb2.MediaSource(
-                    image_url=job_pb2.ImageUrl(url="https://example.com/late.jpg"))))
+                request_id="lifetimes",
+                account_id="acme",
+                pin=job_pb2.Pin(
+                    board_id="1001",
+                    title="late",
+                    media_source=job_pb2.MediaSource(
+                        image_url=job_pb2.ImageUrl(url="https://example.com/late.jpg")
+                    ),
+                ),
+            )
             req.scheduled_at.FromDatetime(datetime.now(UTC) + timedelta(seconds=due_s))
             job = await jobs.SchedulePin(req)
-            watch = jobs.WatchJobs(scheduler_pb2.WatchJobsRequest(job_ids=[job.id],
-                                                                  since_sequence=0))
+            watch = jobs.WatchJobs(
+                scheduler_pb2.WatchJobsRequest(job_ids=[job.id], since_sequence=0)
+            )
             async with asyncio.timeout(due_s + 60):
                 async for event in watch:
-                    if event.to_state in (J.STATE_DELIVERED, J.STATE_FAILED,
-                                          J.STATE_PERMANENTLY_FAILED):
+                    if event.to_state in (
+                        J.STATE_DELIVERED,
+                        J.STATE_FAILED,
+                        J.STATE_PERMANENTLY_FAILED,
+                    ):
                         break
             got = await jobs.GetJob(scheduler_pb2.GetJobRequest(job_id=job.id))
             assert got.state == J.STATE_DELIVERED

@@ -19,8 +19,12 @@ async def _image(request: web.Request) -> web.StreamResponse:
 async def _big(request: web.Request) -> web.StreamResponse:
     if request.method == "HEAD":
         return web.Response(status=405)  # a server that refuses HEAD: asked with a range GET
-    return web.Response(status=206, body=b"x", content_type="image/jpeg",
-                        headers={"Content-Range": f"bytes 0-0/{LIMIT + 1}"})
+    return web.Response(
+        status=206,
+        body=b"x",
+        content_type="image/jpeg",
+        headers={"Content-Range": f"bytes 0-0/{LIMIT + 1}"},
+    )
 
 
 async def _html(request: web.Request) -> web.StreamResponse:
@@ -35,8 +39,12 @@ async def _to_metadata(request: web.Request) -> web.StreamResponse:
 async def serve_images() -> AsyncIterator[str]:
     """The server's base URL while it runs."""
     app = web.Application()
-    for path, handler in (("/a.jpg", _image), ("/big.jpg", _big), ("/page.html", _html),
-                          ("/hop", _to_metadata)):
+    for path, handler in (
+        ("/a.jpg", _image),
+        ("/big.jpg", _big),
+        ("/page.html", _html),
+        ("/hop", _to_metadata),
+    ):
         app.router.add_route("*", path, handler)
     runner = web.AppRunner(app)
     await runner.setup()

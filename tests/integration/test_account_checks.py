@@ -31,8 +31,9 @@ def closed_port() -> int:
 
 async def create(api: Api, account_id: str = "acme", **fields: object) -> A:
     account = A(**{"access_token": ACCESS, "refresh_token": REFRESH, **fields})
-    return await api.accounts.CreateAccount(account_pb2.CreateAccountRequest(
-        account_id=account_id, account=account))
+    return await api.accounts.CreateAccount(
+        account_pb2.CreateAccountRequest(account_id=account_id, account=account)
+    )
 
 
 async def test_get_account_shows_what_pinterest_said_never_the_tokens(api: Api) -> None:
@@ -49,7 +50,8 @@ async def test_get_account_shows_what_pinterest_said_never_the_tokens(api: Api) 
 
 
 async def test_a_refused_token_is_a_clear_error_and_nothing_is_created(
-        make_fast: Callable[..., Daemon]) -> None:
+    make_fast: Callable[..., Daemon],
+) -> None:
     """A token Pinterest refuses, with no way to refresh it, is INVALID_ARGUMENT on
     `account.access_token` quoting Pinterest's answer; the account does not exist after."""
     api = await open_api(make_fast(pinterest_client_id=None, pinterest_client_secret=None))
@@ -57,8 +59,11 @@ async def test_a_refused_token_is_a_clear_error_and_nothing_is_created(
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await create(api, access_token="pina_unknown", refresh_token="")
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-        assert bad_request(err.value) == {"account.access_token": (
-            "Pinterest refused the access token: Authentication failed. (HTTP 401, code 2)")}
+        assert bad_request(err.value) == {
+            "account.access_token": (
+                "Pinterest refused the access token: Authentication failed. (HTTP 401, code 2)"
+            )
+        }
         with pytest.raises(grpc.aio.AioRpcError) as gone:
             await api.accounts.GetAccount(account_pb2.GetAccountRequest(account_id="acme"))
         assert gone.value.code() == grpc.StatusCode.NOT_FOUND
@@ -67,7 +72,8 @@ async def test_a_refused_token_is_a_clear_error_and_nothing_is_created(
 
 
 async def test_a_refused_token_that_can_be_refreshed_is_accepted_and_renewed(
-        make_fast: Callable[..., Daemon], sandbox: Sandbox) -> None:
+    make_fast: Callable[..., Daemon], sandbox: Sandbox
+) -> None:
     """An expired access token with a working refresh token is accepted; the keeper refreshes
     it at once and the account becomes verified and ACTIVE."""
     sandbox.expire_access_token(ACCESS)
@@ -88,11 +94,13 @@ async def test_a_refused_token_that_can_be_refreshed_is_accepted_and_renewed(
 
 
 async def test_pinterest_unreachable_accepts_the_account_and_says_so(
-        make_fast: Callable[..., Daemon]) -> None:
+    make_fast: Callable[..., Daemon],
+) -> None:
     """With Pinterest unreachable, CreateAccount answers at once with the account, ACTIVE, its
     `state_reason` saying it is verified in the background."""
-    api = await open_api(make_fast(base_url=f"http://127.0.0.1:{closed_port()}/v5",
-                                   verify_timeout_s=0.5))
+    api = await open_api(
+        make_fast(base_url=f"http://127.0.0.1:{closed_port()}/v5", verify_timeout_s=0.5)
+    )
     try:
         created = await create(api)
         assert created.state == A.STATE_ACTIVE
@@ -115,10 +123,12 @@ BAD_FIELDS = [
 ]
 
 
-@pytest.mark.parametrize(("field", "value", "problem"), BAD_FIELDS,
-                         ids=[f"{f}={v!r}" for f, v, _ in BAD_FIELDS])
+@pytest.mark.parametrize(
+    ("field", "value", "problem"), BAD_FIELDS, ids=[f"{f}={v!r}" for f, v, _ in BAD_FIELDS]
+)
 async def test_bad_routing_fields_are_refused_naming_the_field(
-        api: Api, field: str, value: str, problem: str) -> None:
+    api: Api, field: str, value: str, problem: str
+) -> None:
     """A bad `ad_account_id` or `api_base` is INVALID_ARGUMENT naming the field, at create and
     at update; nothing changes."""
     with pytest.raises(grpc.aio.AioRpcError) as err:
@@ -138,8 +148,11 @@ async def test_routing_fields_are_updatable_and_clearable(api: Api, sandbox: San
     """`ad_account_id` and `api_base` are in the update_mask allow-list; "" clears them; output
     fields are not."""
     await create(api)
-    got = await api.update_account(A(id="acme", ad_account_id="123456789012345678",
-                                     api_base=sandbox.base_url), "ad_account_id", "api_base")
+    got = await api.update_account(
+        A(id="acme", ad_account_id="123456789012345678", api_base=sandbox.base_url),
+        "ad_account_id",
+        "api_base",
+    )
     assert (got.ad_account_id, got.api_base) == ("123456789012345678", sandbox.base_url)
     cleared = await api.update_account(A(id="acme"), "ad_account_id", "api_base")
     assert (cleared.ad_account_id, cleared.api_base) == ("", "")
@@ -156,11 +169,15 @@ async def test_new_credentials_are_verified_too(api: Api, sandbox: Sandbox) -> N
     await create(api)
     sandbox.add_user("acme", access_token="pina_second")
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await api.update_account(A(id="acme", access_token="pina_nobody", refresh_token=""),
-                                 "access_token", "refresh_token")
+        await api.update_account(
+            A(id="acme", access_token="pina_nobody", refresh_token=""),
+            "access_token",
+            "refresh_token",
+        )
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "Pinterest refused the access token" in bad_request(err.value)["account.access_token"]
-    ok = await api.update_account(A(id="acme", access_token="pina_second", refresh_token=""),
-                                  "access_token", "refresh_token")
+    ok = await api.update_account(
+        A(id="acme", access_token="pina_second", refresh_token=""), "access_token", "refresh_token"
+    )
     assert ok.username == "acme"
     assert (await api.daemon.store.get_account("acme")).access_token == "pina_second"

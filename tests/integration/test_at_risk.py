@@ -30,22 +30,31 @@ async def _next(watch: Any, done: Callable[[job_pb2.JobEvent], bool]) -> job_pb2
             return event
 
 
-async def test_a_deleted_board_raises_at_risk_ahead_and_restoring_it_clears(
-        tmp_path: Path) -> None:
+async def test_a_deleted_board_raises_at_risk_ahead_and_restoring_it_clears(tmp_path: Path) -> None:
     """Board deleted after scheduling: `job.at_risk` 15 min ahead naming pin.board_id with
     Pinterest's answer, as an event and a webhook, the job untouched; board back: a
     `job.at_risk_cleared`; the pin is published at its planned time."""
     clock = FakeClock()
     sandbox = await start_sandbox(clock)
     async with serve_images() as images, receiver() as hooks:
-        daemon = Daemon(Config(
-            listen="127.0.0.1:0", http_listen=None, db_path=str(tmp_path / "x.db"),
-            pinterest_api_base=sandbox.base_url, pinterest_client_id="client-1",
-            pinterest_client_secret="client-secret-1", log_level="warning",
-            request_timeout_s=2.0, pinterest_read_lag_s=0.0, token_keeper=False,
-            webhooks=hook(hooks.url, SECRET, event_types=("job.at_risk",
-                                                          "job.at_risk_cleared"))),
-            clock=clock)
+        daemon = Daemon(
+            Config(
+                listen="127.0.0.1:0",
+                http_listen=None,
+                db_path=str(tmp_path / "x.db"),
+                pinterest_api_base=sandbox.base_url,
+                pinterest_client_id="client-1",
+                pinterest_client_secret="client-secret-1",
+                log_level="warning",
+                request_timeout_s=2.0,
+                pinterest_read_lag_s=0.0,
+                token_keeper=False,
+                webhooks=hook(
+                    hooks.url, SECRET, event_types=("job.at_risk", "job.at_risk_cleared")
+                ),
+            ),
+            clock=clock,
+        )
         await daemon.start()
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{daemon.port}")
         api = Api(channel, daemon)
@@ -61,8 +70,9 @@ async def test_a_deleted_board_raises_at_risk_ahead_and_restoring_it_clears(
             req = api.pin_request(at=planned)
             req.pin.media_source.image_url.url = f"{images}/a.jpg"
             job = await api.jobs.SchedulePin(req)
-            watch = api.jobs.WatchJobs(scheduler_pb2.WatchJobsRequest(
-                job_ids=[job.id], since_sequence=0))
+            watch = api.jobs.WatchJobs(
+                scheduler_pb2.WatchJobsRequest(job_ids=[job.id], since_sequence=0)
+            )
             await tick(30 * 60)  # 30 min ahead: not looked at yet
             sandbox.remove_board("1001")
             await tick(14 * 60 + 59)  # 15 min 1 s ahead: still outside the lead
@@ -70,8 +80,10 @@ async def test_a_deleted_board_raises_at_risk_ahead_and_restoring_it_clears(
             risk = await _next(watch, lambda e: e.reason.startswith("at risk: "))
             ahead = planned - risk.time.ToDatetime().replace(tzinfo=planned.tzinfo)
             assert timedelta(minutes=13) < ahead <= timedelta(minutes=15)
-            assert "pin.board_id: board 1001 is not one of the account's boards: Pinterest " \
-                   "answered HTTP 404, code 40: Board not found." in risk.reason
+            assert (
+                "pin.board_id: board 1001 is not one of the account's boards: Pinterest "
+                "answered HTTP 404, code 40: Board not found." in risk.reason
+            )
             assert risk.from_state == risk.to_state == job_pb2.Job.STATE_PENDING
             assert risk.job.version == job.version  # a note, not a change of the job
             why = await api.jobs.ExplainJob(scheduler_pb2.ExplainJobRequest(job_id=job.id))
@@ -80,26 +92,37 @@ async def test_a_deleted_board_raises_at_risk_ahead_and_restoring_it_clears(
             await hooks.wait_until(lambda: len(hooks.acked) == 1)
             assert hooks.acked[0].json["type"] == "job.at_risk"
             assert "Board not found" in hooks.acked[0].json["data"]["reason"]
-            answer = await api.jobs.UpdateJob(scheduler_pb2.UpdateJobRequest(
-                job=job_pb2.Job(id=job.id, pin=job_pb2.Pin(title="Renamed")),
-                update_mask=field_mask_pb2.FieldMask(paths=["pin.title"])))
+            answer = await api.jobs.UpdateJob(
+                scheduler_pb2.UpdateJobRequest(
+                    job=job_pb2.Job(id=job.id, pin=job_pb2.Pin(title="Renamed")),
+                    update_mask=field_mask_pb2.FieldMask(paths=["pin.title"]),
+                )
+            )
             assert [t.reason.split(":")[0] for t in answer.history] == [
-                "scheduled", "at risk", "updated"]  # the note is not counted as a version
+                "scheduled",
+                "at risk",
+                "updated",
+            ]  # the note is not counted as a version
             await tick(60)  # still missing: said once, not again
             sandbox.add_board("acme", "1001")
             await tick(60)
             cleared = await _next(watch, lambda e: e.reason.startswith("at risk"))
             assert cleared.reason == "at risk cleared: every check passes again"
             await hooks.wait_until(lambda: len(hooks.acked) == 2)
-            assert [h.json["type"] for h in hooks.acked] == ["job.at_risk",
-                                                             "job.at_risk_cleared"]
+            assert [h.json["type"] for h in hooks.acked] == ["job.at_risk", "job.at_risk_cleared"]
             await clock.set(planned)
             delivered = await _next(watch, lambda e: e.to_state == job_pb2.Job.STATE_DELIVERED)
             assert delivered.job.late_by.ToTimedelta() < timedelta(seconds=1)
             stored = await api.jobs.GetJob(scheduler_pb2.GetJobRequest(job_id=job.id))
             assert [t.reason.split(":")[0] for t in stored.history] == [
-                "scheduled", "at risk", "updated", "at risk cleared", "due", "attempt 1",
-                "published"]
+                "scheduled",
+                "at risk",
+                "updated",
+                "at risk cleared",
+                "due",
+                "attempt 1",
+                "published",
+            ]
             watch.cancel()
         finally:
             await channel.close(None)
@@ -126,11 +149,20 @@ async def test_at_risk_survives_a_restart(tmp_path: Path) -> None:
     sandbox = await start_sandbox(clock)
 
     def make() -> Daemon:
-        return Daemon(Config(
-            listen="127.0.0.1:0", http_listen=None, db_path=str(tmp_path / "x.db"),
-            pinterest_api_base=sandbox.base_url, pinterest_client_id="client-1",
-            pinterest_client_secret="client-secret-1", log_level="warning",
-            pinterest_read_lag_s=0.0, token_keeper=False), clock=clock)
+        return Daemon(
+            Config(
+                listen="127.0.0.1:0",
+                http_listen=None,
+                db_path=str(tmp_path / "x.db"),
+                pinterest_api_base=sandbox.base_url,
+                pinterest_client_id="client-1",
+                pinterest_client_secret="client-secret-1",
+                log_level="warning",
+                pinterest_read_lag_s=0.0,
+                token_keeper=False,
+            ),
+            clock=clock,
+        )
 
     async def tick(daemon: Daemon, seconds: float) -> None:
         await clock.advance(seconds)
@@ -159,7 +191,10 @@ async def test_at_risk_survives_a_restart(tmp_path: Path) -> None:
             await tick(daemon, 60)
             stored = await api.jobs.GetJob(scheduler_pb2.GetJobRequest(job_id=job.id))
             assert [t.reason.split(":")[0] for t in stored.history] == [
-                "scheduled", "at risk", "at risk cleared"]
+                "scheduled",
+                "at risk",
+                "at risk cleared",
+            ]
         finally:
             await api.channel.close(None)
             await daemon.stop(grace_s=0.5)

@@ -39,6 +39,7 @@ async def fast(make_fast: Callable[..., Daemon]) -> AsyncIterator[Api]:
     finally:
         await close_api(api)
 
+
 J = job_pb2.Job
 E = job_pb2.JobError
 A = account_pb2.Account
@@ -46,8 +47,14 @@ A = account_pb2.Account
 
 async def failed_or_held(api: Api, job_id: str) -> job_pb2.Job:
     """Wait until the job is FAILED or held (sent back from QUEUED to PENDING)."""
-    await until(api, job_id, lambda e: e.to_state == J.STATE_FAILED or (
-        e.from_state, e.to_state) == (J.STATE_QUEUED, J.STATE_PENDING))
+    await until(
+        api,
+        job_id,
+        lambda e: (
+            e.to_state == J.STATE_FAILED
+            or (e.from_state, e.to_state) == (J.STATE_QUEUED, J.STATE_PENDING)
+        ),
+    )
     return await get(api, job_id)
 
 
@@ -64,14 +71,17 @@ async def stored_tokens(api: Api) -> tuple[str, str, datetime | None]:
 async def new_credentials(api: Api, sandbox: Sandbox) -> None:
     """The user authorises again: new tokens in the sandbox, given to UpdateAccount."""
     sandbox.add_user("acme", access_token="pina_second_0002", refresh_token="pinr_second_0002")
-    updated = await api.update_account(A(id="acme", access_token="pina_second_0002",
-                                         refresh_token="pinr_second_0002"),
-                                       "access_token", "refresh_token")
+    updated = await api.update_account(
+        A(id="acme", access_token="pina_second_0002", refresh_token="pinr_second_0002"),
+        "access_token",
+        "refresh_token",
+    )
     assert updated.state == A.STATE_ACTIVE
 
 
 async def test_401_refreshes_once_and_stores_the_rotated_refresh_token(
-    fast: Api, sandbox: Sandbox,
+    fast: Api,
+    sandbox: Sandbox,
 ) -> None:
     """An expired access token gets a 401, one refresh-token grant, and the retry delivers
     without counting an attempt; the rotated refresh token is stored, so a second expiry is
@@ -102,7 +112,8 @@ async def test_401_refreshes_once_and_stores_the_rotated_refresh_token(
 
 
 async def test_refused_refresh_fails_the_job_and_holds_the_accounts_other_jobs(
-    fast: Api, sandbox: Sandbox,
+    fast: Api,
+    sandbox: Sandbox,
 ) -> None:
     """A 401 whose refresh is refused: the job is FAILED (auth), the account NEEDS_REAUTH, its
     other job is held PENDING without being sent; new credentials through UpdateAccount deliver
@@ -110,8 +121,11 @@ async def test_refused_refresh_fails_the_job_and_holds_the_accounts_other_jobs(
     sandbox.expire_access_token(ACCESS)
     sandbox.revoke_refresh_token(REFRESH)
     at = soon(0.1)
-    batch = await fast.jobs.BatchSchedulePins(scheduler_pb2.BatchSchedulePinsRequest(
-        requests=[fast.pin_request(at=at, title=t) for t in ("a", "b")]))
+    batch = await fast.jobs.BatchSchedulePins(
+        scheduler_pb2.BatchSchedulePinsRequest(
+            requests=[fast.pin_request(at=at, title=t) for t in ("a", "b")]
+        )
+    )
     ids = [j.id for j in batch.jobs]
     settled = [await failed_or_held(fast, i) for i in ids]
     failed, other = sorted(settled, key=lambda j: j.state != J.STATE_FAILED)  # either went first
@@ -131,13 +145,15 @@ async def test_refused_refresh_fails_the_job_and_holds_the_accounts_other_jobs(
     assert [g.attempts for g in got] == [1, 1]
     assert sorted(p["title"] for p in sandbox.pins()) == ["a", "b"]
     assert [r.status for r in posts(sandbox)] == [401, 201, 201]
-    requeued = next(h for h in (await get(fast, failed.id)).history
-                    if h.from_state == J.STATE_FAILED)
+    requeued = next(
+        h for h in (await get(fast, failed.id)).history if h.from_state == J.STATE_FAILED
+    )
     assert (requeued.to_state, requeued.reason) == (J.STATE_PENDING, "account re-authorised")
 
 
 async def test_retry_job_on_an_auth_failed_job_waits_for_new_credentials(
-    fast: Api, sandbox: Sandbox,
+    fast: Api,
+    sandbox: Sandbox,
 ) -> None:
     """RetryJob puts a FAILED job back to PENDING, but while the account needs re-auth it is
     held, not sent; new credentials deliver it once."""
@@ -187,7 +203,8 @@ async def test_token_is_refreshed_before_it_expires(fast: Api, sandbox: Sandbox)
 
 
 async def test_refused_proactive_refresh_keeps_publishing_with_the_valid_token(
-    fast: Api, sandbox: Sandbox,
+    fast: Api,
+    sandbox: Sandbox,
 ) -> None:
     """When the early refresh is refused but the access token still works, pins keep going out
     with it (the account is not marked NEEDS_REAUTH), and the refresh is not retried per pin."""

@@ -45,15 +45,19 @@ async def test_huge_utc_offset_is_invalid_argument(api: Api, offset: int) -> Non
 async def test_watch_with_too_many_job_ids_is_invalid_argument(api: Api) -> None:
     """More `job_ids` than SQLite can bind (40,000) is INVALID_ARGUMENT on `job_ids`, before any
     query; the limit itself is accepted."""
-    call = api.jobs.WatchJobs(scheduler_pb2.WatchJobsRequest(
-        job_ids=[f"j{i}" for i in range(40_000)], since_sequence=0))
+    call = api.jobs.WatchJobs(
+        scheduler_pb2.WatchJobsRequest(job_ids=[f"j{i}" for i in range(40_000)], since_sequence=0)
+    )
     with pytest.raises(grpc.aio.AioRpcError) as err:
         async for _ in call:
             pass
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "job_ids" in bad_request(err.value)
-    ok = api.jobs.WatchJobs(scheduler_pb2.WatchJobsRequest(
-        job_ids=[f"j{i}" for i in range(limits.MAX_WATCH_JOB_IDS)], since_sequence=0))
+    ok = api.jobs.WatchJobs(
+        scheduler_pb2.WatchJobsRequest(
+            job_ids=[f"j{i}" for i in range(limits.MAX_WATCH_JOB_IDS)], since_sequence=0
+        )
+    )
     await ok.initial_metadata()
     ok.cancel()
 
@@ -63,11 +67,22 @@ async def test_batch_with_thousands_of_violations_stays_compact(api: Api) -> Non
     listing the first 20 violations and how many more, in metadata a default client accepts."""
     await api.create_account()
     bad = scheduler_pb2.SchedulePinRequest(
-        request_id="r" * 200, account_id="NOT VALID",
-        pin=job_pb2.Pin(board_id="x" * 50, title="t" * 200, description="d" * 900,
-                        link="ftp://nope", alt_text="a" * 600, dominant_color="red"))
-    err = await invalid(api.jobs.BatchSchedulePins(
-        scheduler_pb2.BatchSchedulePinsRequest(requests=[bad] * limits.MAX_BATCH)))
+        request_id="r" * 200,
+        account_id="NOT VALID",
+        pin=job_pb2.Pin(
+            board_id="x" * 50,
+            title="t" * 200,
+            description="d" * 900,
+            link="ftp://nope",
+            alt_text="a" * 600,
+            dominant_color="red",
+        ),
+    )
+    err = await invalid(
+        api.jobs.BatchSchedulePins(
+            scheduler_pb2.BatchSchedulePinsRequest(requests=[bad] * limits.MAX_BATCH)
+        )
+    )
     raw = dict(err.trailing_metadata() or ()).get("grpc-status-details-bin")
     assert raw is not None
     assert len(raw) < 6 * 1024
@@ -85,15 +100,17 @@ async def test_batch_with_thousands_of_violations_stays_compact(api: Api) -> Non
 async def test_malformed_protobuf_is_invalid_argument(api: Api, payload: bytes) -> None:
     """Bytes that are not a valid request message are INVALID_ARGUMENT naming the message
     type, never UNKNOWN with a Python class name."""
-    for path in ("/pinsched.v1.PinScheduler/SchedulePin",
-                 "/pinsched.v1.AccountService/CreateAccount"):
-        call = api.channel.unary_unary(path, request_serializer=None,
-                                       response_deserializer=None)
+    for path in (
+        "/pinsched.v1.PinScheduler/SchedulePin",
+        "/pinsched.v1.AccountService/CreateAccount",
+    ):
+        call = api.channel.unary_unary(path, request_serializer=None, response_deserializer=None)
         err = await invalid(call(payload, timeout=5))
         assert "is not a valid protobuf pinsched.v1." in (err.details() or "")
         assert "DecodeError" not in (err.details() or "")
-    stream = api.channel.unary_stream("/pinsched.v1.PinScheduler/WatchJobs",
-                                      request_serializer=None, response_deserializer=None)
+    stream = api.channel.unary_stream(
+        "/pinsched.v1.PinScheduler/WatchJobs", request_serializer=None, response_deserializer=None
+    )
     with pytest.raises(grpc.aio.AioRpcError) as got:
         async for _ in stream(payload, timeout=5):
             pass
@@ -113,22 +130,31 @@ BAD_TEXT = [
 ]
 
 
-@pytest.mark.parametrize(("field", "value", "says"), BAD_TEXT,
-                         ids=[f"{f}-{i}" for i, (f, _, _) in enumerate(BAD_TEXT)])
+@pytest.mark.parametrize(
+    ("field", "value", "says"), BAD_TEXT, ids=[f"{f}-{i}" for i, (f, _, _) in enumerate(BAD_TEXT)]
+)
 async def test_account_text_rules(api: Api, field: str, value: str, says: str) -> None:
     """CreateAccount and UpdateAccount refuse an over-long display name or token, control
     characters, and whitespace inside tokens, naming `account.<field>`; nothing is stored."""
     acct = account_pb2.Account(display_name="ok", access_token=ACCESS)
     setattr(acct, field, value)
-    err = await invalid(api.accounts.CreateAccount(
-        account_pb2.CreateAccountRequest(account_id="acme", account=acct)))
+    err = await invalid(
+        api.accounts.CreateAccount(
+            account_pb2.CreateAccountRequest(account_id="acme", account=acct)
+        )
+    )
     assert says in bad_request(err)[f"account.{field}"]
     assert not (await api.accounts.ListAccounts(account_pb2.ListAccountsRequest())).accounts
     await api.create_account()
     update = account_pb2.Account(id="acme")
     setattr(update, field, value)
-    err = await invalid(api.accounts.UpdateAccount(account_pb2.UpdateAccountRequest(
-        account=update, update_mask=field_mask_pb2.FieldMask(paths=[field]))))
+    err = await invalid(
+        api.accounts.UpdateAccount(
+            account_pb2.UpdateAccountRequest(
+                account=update, update_mask=field_mask_pb2.FieldMask(paths=[field])
+            )
+        )
+    )
     assert says in bad_request(err)[f"account.{field}"]
     # The token keeper may refresh the account meanwhile; the refused value is never stored.
     stored = await api.daemon.store.get_account("acme")
@@ -136,22 +162,26 @@ async def test_account_text_rules(api: Api, field: str, value: str, says: str) -
     assert stored.display_name == "acme"
 
 
-@pytest.mark.parametrize(("headers", "expected"), [
-    ({"retry-after": "1e15"}, limits.RETRY_AFTER_MAX_S),
-    ({"retry-after": "inf"}, limits.RETRY_AFTER_MAX_S),
-    ({"retry-after": "nan"}, None),
-    ({"retry-after": "-5"}, 0.0),
-    ({"retry-after": "Fri, 31 Dec 9999 23:59:59 GMT"}, limits.RETRY_AFTER_MAX_S),
-    ({"x-ratelimit-reset": "1e300"}, limits.RETRY_AFTER_MAX_S),
-    ({"retry-after": "30"}, 30.0),
-])
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"retry-after": "1e15"}, limits.RETRY_AFTER_MAX_S),
+        ({"retry-after": "inf"}, limits.RETRY_AFTER_MAX_S),
+        ({"retry-after": "nan"}, None),
+        ({"retry-after": "-5"}, 0.0),
+        ({"retry-after": "Fri, 31 Dec 9999 23:59:59 GMT"}, limits.RETRY_AFTER_MAX_S),
+        ({"x-ratelimit-reset": "1e300"}, limits.RETRY_AFTER_MAX_S),
+        ({"retry-after": "30"}, 30.0),
+    ],
+)
 def test_retry_after_is_clamped(headers: dict[str, str], expected: float | None) -> None:
     """Rate-limit hints are clamped to 0..RETRY_AFTER_MAX_S; an unreadable one is no hint."""
     assert retry_after_s(headers, datetime(2026, 1, 1, tzinfo=UTC)) == expected
 
 
 async def test_extreme_retry_after_clamps_the_retry(
-    make_daemon: Callable[..., Daemon], sandbox: Sandbox,
+    make_daemon: Callable[..., Daemon],
+    sandbox: Sandbox,
 ) -> None:
     """A 429 with `Retry-After: 1e15` (once an overflow that left the job SUBMITTED) sends the
     job RETRYING at most a day and a few seconds later."""
@@ -162,8 +192,9 @@ async def test_extreme_retry_after_clamps_the_retry(
         sandbox.add_fault(FaultRule(kind="rate_limit", retry_after_s=1e15, times=1))
         await api.create_account()
         job = await api.jobs.SchedulePin(api.pin_request(at=soon()))
-        call = api.jobs.WatchJobs(scheduler_pb2.WatchJobsRequest(job_ids=[job.id],
-                                                                 since_sequence=0))
+        call = api.jobs.WatchJobs(
+            scheduler_pb2.WatchJobsRequest(job_ids=[job.id], since_sequence=0)
+        )
         async for event in call:
             if event.to_state == J.STATE_RETRYING:
                 call.cancel()
@@ -190,8 +221,9 @@ async def api_without_keeper(make_daemon: Callable[..., Daemon]) -> AsyncIterato
         await daemon.stop(grace_s=1.0)
 
 
-async def test_stored_token_with_crlf_never_wedges_a_job(api_without_keeper: Api,
-                                                         sandbox: Sandbox) -> None:
+async def test_stored_token_with_crlf_never_wedges_a_job(
+    api_without_keeper: Api, sandbox: Sandbox
+) -> None:
     """An access token with CR/LF already in the database (from before the rule) is treated as
     refused: the token is refreshed and the pin delivered, instead of the job staying SUBMITTED."""
     api = api_without_keeper

@@ -77,8 +77,7 @@ def test_bad_retry_for_flag_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_retry_for_flag_sets_the_request_field() -> None:
     """`--retry-for 6h` becomes `retry_for` on the request; without it the field is unset."""
-    request = build_schedule_request(_args(*BASE, "--at", "2026-12-01T15:00Z",
-                                           "--retry-for", "6h"))
+    request = build_schedule_request(_args(*BASE, "--at", "2026-12-01T15:00Z", "--retry-for", "6h"))
     assert request.retry_for.ToTimedelta() == timedelta(hours=6)
     bare = build_schedule_request(_args(*BASE, "--at", "2026-12-01T15:00Z"))
     assert not bare.HasField("retry_for")
@@ -233,12 +232,24 @@ def test_account_flags() -> None:
 def test_account_routing_flags() -> None:
     """`--ad-account-id` and `--api-base` fill their fields and update_mask paths; an empty value
     is sent, to clear the field."""
-    created, _ = build_account(_args("accounts", "create", "acme", "--access-token", "pina_x",
-                                     "--ad-account-id", "123", "--api-base", "http://h/v5"),
-                               create=True)
+    created, _ = build_account(
+        _args(
+            "accounts",
+            "create",
+            "acme",
+            "--access-token",
+            "pina_x",
+            "--ad-account-id",
+            "123",
+            "--api-base",
+            "http://h/v5",
+        ),
+        create=True,
+    )
     assert (created.ad_account_id, created.api_base) == ("123", "http://h/v5")
-    cleared, paths = build_account(_args("accounts", "update", "acme", "--api-base", ""),
-                                   create=False)
+    cleared, paths = build_account(
+        _args("accounts", "update", "acme", "--api-base", ""), create=False
+    )
     assert (cleared.api_base, paths) == ("", ["api_base"])
 
 
@@ -298,28 +309,59 @@ VIDEO_BASE = ["schedule", "--account", "acme", "--board", "123", "--at", "2026-1
 def test_video_url_and_file_flags_build_staged_sources(tmp_path: Path) -> None:
     """`--video-url` becomes a video_url source, `--video-file` a video_asset named by the
     file's sha256, each with its cover."""
-    request = build_schedule_request(_args(*VIDEO_BASE, "--video-url", "https://e.com/v.mp4",
-                                           "--cover-image-url", "https://e.com/c.jpg"))
+    request = build_schedule_request(
+        _args(
+            *VIDEO_BASE,
+            "--video-url",
+            "https://e.com/v.mp4",
+            "--cover-image-url",
+            "https://e.com/c.jpg",
+        )
+    )
     assert request.pin.media_source.video_url == job_pb2.VideoUrl(
-        url="https://e.com/v.mp4", cover_image_url="https://e.com/c.jpg")
+        url="https://e.com/v.mp4", cover_image_url="https://e.com/c.jpg"
+    )
     video = tmp_path / "clip.MOV"
     video.write_bytes(b"movie bytes")
-    request = build_schedule_request(_args(*VIDEO_BASE, "--video-file", str(video),
-                                           "--cover-key-frame-time", "3"))
+    request = build_schedule_request(
+        _args(*VIDEO_BASE, "--video-file", str(video), "--cover-key-frame-time", "3")
+    )
     assert request.pin.media_source.video_asset == job_pb2.VideoAsset(
         asset_id=__import__("hashlib").sha256(b"movie bytes").hexdigest(),
-        cover_image_key_frame_time=3)
+        cover_image_key_frame_time=3,
+    )
 
 
-@pytest.mark.parametrize(("extra", "needle"), [
-    (["--video-url", "https://e.com/v.mp4"], "one cover"),
-    (["--video-url", "https://e.com/v.mp4", "--cover-image-url", "https://e.com/c.jpg",
-      "--cover-key-frame-time", "1"], "one cover"),
-    (["--video-file", "clip.avi", "--cover-key-frame-time", "1"], ".mp4, .mov or .m4v"),
-    (["--video-file", "missing.mp4", "--cover-key-frame-time", "1"], "no such file"),
-    (["--video-url", "https://e.com/v.mp4", "--image-url", "https://e.com/a.jpg",
-      "--cover-key-frame-time", "1"], "one media source"),
-])
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (["--video-url", "https://e.com/v.mp4"], "one cover"),
+        (
+            [
+                "--video-url",
+                "https://e.com/v.mp4",
+                "--cover-image-url",
+                "https://e.com/c.jpg",
+                "--cover-key-frame-time",
+                "1",
+            ],
+            "one cover",
+        ),
+        (["--video-file", "clip.avi", "--cover-key-frame-time", "1"], ".mp4, .mov or .m4v"),
+        (["--video-file", "missing.mp4", "--cover-key-frame-time", "1"], "no such file"),
+        (
+            [
+                "--video-url",
+                "https://e.com/v.mp4",
+                "--image-url",
+                "https://e.com/a.jpg",
+                "--cover-key-frame-time",
+                "1",
+            ],
+            "one media source",
+        ),
+    ],
+)
 def test_bad_video_flags_are_usage_errors(extra: list[str], needle: str) -> None:
     """A video without exactly one cover, a file of another type or missing, or two media
     sources is a usage error naming the problem."""
@@ -330,7 +372,16 @@ def test_bad_video_flags_are_usage_errors(extra: list[str], needle: str) -> None
 def test_bad_key_frame_time_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     """A non-integer --cover-key-frame-time exits 2 naming the flag, before sending."""
     with pytest.raises(SystemExit) as exc:
-        main([*VIDEO_BASE, "--video-url", "https://e.com/v.mp4", "--cover-key-frame-time",
-              "soon", "--target", UNUSED_TARGET])
+        main(
+            [
+                *VIDEO_BASE,
+                "--video-url",
+                "https://e.com/v.mp4",
+                "--cover-key-frame-time",
+                "soon",
+                "--target",
+                UNUSED_TARGET,
+            ]
+        )
     assert exc.value.code == 2
     assert "--cover-key-frame-time" in capsys.readouterr().err

@@ -153,8 +153,19 @@ async def test_cli_bad_account_routing_is_refused_naming_the_field(
 ) -> None:
     """`accounts create --ad-account-id 12a --api-base ftp://…` exits 3 naming both fields;
     `accounts get` then shows the account's Pinterest details."""
-    argv = ["accounts", "create", "acme", "--access-token", ACCESS, "--ad-account-id", "12a",
-            "--api-base", "ftp://example.com/v5", "--target", target]
+    argv = [
+        "accounts",
+        "create",
+        "acme",
+        "--access-token",
+        ACCESS,
+        "--ad-account-id",
+        "12a",
+        "--api-base",
+        "ftp://example.com/v5",
+        "--target",
+        target,
+    ]
     assert await asyncio.to_thread(main, argv) == 3
     err = capsys.readouterr().err
     assert "  account.ad_account_id:" in err

@@ -51,9 +51,12 @@ class ScriptedScheduler(scheduler_pb2_grpc.PinSchedulerServicer):
         self.watch_calls.append(request)
         sequences, failure = self.watch_scripts.pop(0)
         for i in range(0, len(sequences), 2):  # batches of two: the client unpacks them
-            yield scheduler_pb2.WatchJobsResponse(events=[
-                job_pb2.JobEvent(sequence=seq, job_id="J1", to_state=J.STATE_QUEUED)
-                for seq in sequences[i:i + 2]])
+            yield scheduler_pb2.WatchJobsResponse(
+                events=[
+                    job_pb2.JobEvent(sequence=seq, job_id="J1", to_state=J.STATE_QUEUED)
+                    for seq in sequences[i : i + 2]
+                ]
+            )
         if failure is not None:
             await context.abort(failure, "scripted stream end")
 

@@ -23,14 +23,20 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_healthcheck_works_with_mutual_tls(
-    make_daemon: Callable[..., Daemon], pki: Pki,  # noqa: F811
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    make_daemon: Callable[..., Daemon],
+    pki: Pki,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """With mutual TLS on the API port, the image's HEALTHCHECK (`pinsched health` with only
     the image's environment) reports SERVING through PINSCHED_HEALTH_LISTEN; that port serves
     health only: an API call on it is UNIMPLEMENTED."""
-    daemon = make_daemon(tls_cert_file=str(pki.server_cert), tls_key_file=str(pki.server_key),
-                         tls_client_ca_file=str(pki.ca), health_listen="127.0.0.1:0")
+    daemon = make_daemon(
+        tls_cert_file=str(pki.server_cert),
+        tls_key_file=str(pki.server_key),
+        tls_client_ca_file=str(pki.ca),
+        health_listen="127.0.0.1:0",
+    )
     await daemon.start()
     try:
         monkeypatch.setenv("PINSCHED_LISTEN", f"0.0.0.0:{daemon.port}")
@@ -42,7 +48,8 @@ async def test_healthcheck_works_with_mutual_tls(
         async with grpc.aio.insecure_channel(f"127.0.0.1:{daemon.health_port}") as channel:
             with pytest.raises(grpc.aio.AioRpcError) as err:
                 await scheduler_pb2_grpc.PinSchedulerStub(channel).GetJob(
-                    scheduler_pb2.GetJobRequest(job_id="x"), timeout=5)
+                    scheduler_pb2.GetJobRequest(job_id="x"), timeout=5
+                )
         assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
     finally:
         await daemon.stop(grace_s=0.5)
@@ -66,8 +73,14 @@ asyncio.run(main())
 loaded = sorted(m for m in sys.modules if m.startswith("pinsched.sandbox"))
 print("SANDBOX:", loaded)
 """
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         timeout=60, cwd=ROOT, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        check=True,
+    ).stdout
     assert "SANDBOX: []" in out
 
 
@@ -99,16 +112,22 @@ def test_lock_covers_every_runtime_dependency() -> None:
 
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     names = {re.split(r"[<>=;\[ ]", d, maxsplit=1)[0].lower() for d in deps}
-    locked = {ln.split("==")[0].lower() for ln in
-              (ROOT / "requirements.lock").read_text().splitlines() if "==" in ln}
+    locked = {
+        ln.split("==")[0].lower()
+        for ln in (ROOT / "requirements.lock").read_text().splitlines()
+        if "==" in ln
+    }
     assert names <= locked
 
 
 def test_dockerignore_keeps_the_context_small_and_secret_free() -> None:
     """The build context admits only what the Dockerfile copies; databases, keys, .git and
     virtualenvs stay out."""
-    rules = [ln for ln in (ROOT / ".dockerignore").read_text().splitlines()
-             if ln and not ln.startswith("#")]
+    rules = [
+        ln
+        for ln in (ROOT / ".dockerignore").read_text().splitlines()
+        if ln and not ln.startswith("#")
+    ]
     assert rules[0] == "*"  # deny by default
     for needed in ("!pyproject.toml", "!pinsched/", "!requirements.lock", "!build.lock"):
         assert needed in rules

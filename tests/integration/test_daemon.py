@@ -20,15 +20,17 @@ from tests.conftest import ACCESS, REFRESH, Api, soon, start_sandbox
 J = job_pb2.Job
 
 
-async def wait_states(api: Api, job_ids: Sequence[str], states: set[int],
-                      timeout_s: float = 15.0) -> list[job_pb2.JobEvent]:
+async def wait_states(
+    api: Api, job_ids: Sequence[str], states: set[int], timeout_s: float = 15.0
+) -> list[job_pb2.JobEvent]:
     """Follow the watch stream from the start until every job reached one of *states*."""
     pending = set(job_ids)
     seen: list[job_pb2.JobEvent] = []
 
     async def follow() -> None:
-        call = api.jobs.WatchJobs(scheduler_pb2.WatchJobsRequest(job_ids=list(job_ids),
-                                                                 since_sequence=0))
+        call = api.jobs.WatchJobs(
+            scheduler_pb2.WatchJobsRequest(job_ids=list(job_ids), since_sequence=0)
+        )
         async for event in call:
             seen.append(event)
             if event.to_state in states:
@@ -58,26 +60,38 @@ def bad_request(err: grpc.aio.AioRpcError) -> dict[str, str]:
 async def test_pin_is_published_and_its_life_streamed(api: Api, sandbox: Sandbox) -> None:
     """A pin due now goes PENDING → QUEUED → SUBMITTED → DELIVERED, and lands once on Pinterest."""
     await api.create_account()
-    job = await api.jobs.SchedulePin(api.pin_request(at=soon(), title="First pin",
-                                                     description="d", link="https://x.test/p"))
+    job = await api.jobs.SchedulePin(
+        api.pin_request(at=soon(), title="First pin", description="d", link="https://x.test/p")
+    )
     assert job.state == J.STATE_PENDING
     assert job.version == 1
     events = await wait_states(api, [job.id], {J.STATE_DELIVERED})
     assert [(e.from_state, e.to_state) for e in events] == [
-        (J.STATE_UNSPECIFIED, J.STATE_PENDING), (J.STATE_PENDING, J.STATE_QUEUED),
-        (J.STATE_QUEUED, J.STATE_SUBMITTED), (J.STATE_SUBMITTED, J.STATE_DELIVERED)]
+        (J.STATE_UNSPECIFIED, J.STATE_PENDING),
+        (J.STATE_PENDING, J.STATE_QUEUED),
+        (J.STATE_QUEUED, J.STATE_SUBMITTED),
+        (J.STATE_SUBMITTED, J.STATE_DELIVERED),
+    ]
     assert [e.sequence for e in events] == sorted({e.sequence for e in events})
     got = await api.jobs.GetJob(scheduler_pb2.GetJobRequest(job_id=job.id))
     assert got.state == J.STATE_DELIVERED
     assert got.attempts == 1
     assert got.version == 4
-    assert [h.to_state for h in got.history] == [J.STATE_PENDING, J.STATE_QUEUED,
-                                                 J.STATE_SUBMITTED, J.STATE_DELIVERED]
+    assert [h.to_state for h in got.history] == [
+        J.STATE_PENDING,
+        J.STATE_QUEUED,
+        J.STATE_SUBMITTED,
+        J.STATE_DELIVERED,
+    ]
     pins = sandbox.pins()
     assert len(pins) == 1
     assert pins[0]["id"] == got.pinterest_pin_id
     assert (pins[0]["title"], pins[0]["description"], pins[0]["link"], pins[0]["board_id"]) == (
-        "First pin", "d", "https://x.test/p", "1001")
+        "First pin",
+        "d",
+        "https://x.test/p",
+        "1001",
+    )
     assert got.HasField("late_by")
 
 
@@ -103,13 +117,17 @@ async def test_batch_is_atomic_and_names_the_item(api: Api) -> None:
     good = api.pin_request(at=soon(3600))
     bad = api.pin_request(at=soon(3600), title="x" * 101)
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await api.jobs.BatchSchedulePins(scheduler_pb2.BatchSchedulePinsRequest(
-            requests=[good, bad]))
+        await api.jobs.BatchSchedulePins(
+            scheduler_pb2.BatchSchedulePinsRequest(requests=[good, bad])
+        )
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "requests[1].pin.title" in bad_request(err.value)
     assert not (await api.jobs.ListJobs(scheduler_pb2.ListJobsRequest())).jobs
-    ok = await api.jobs.BatchSchedulePins(scheduler_pb2.BatchSchedulePinsRequest(
-        requests=[api.pin_request(at=soon(3600), title=f"t{i}") for i in range(50)]))
+    ok = await api.jobs.BatchSchedulePins(
+        scheduler_pb2.BatchSchedulePinsRequest(
+            requests=[api.pin_request(at=soon(3600), title=f"t{i}") for i in range(50)]
+        )
+    )
     assert [j.pin.title for j in ok.jobs] == [f"t{i}" for i in range(50)]
 
 
@@ -139,13 +157,13 @@ async def test_malformed_requests_name_every_bad_field(api: Api) -> None:
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
-async def test_cancel_before_submission_never_reaches_pinterest(api: Api, sandbox: Sandbox
-                                                                ) -> None:
+async def test_cancel_before_submission_never_reaches_pinterest(api: Api, sandbox: Sandbox) -> None:
     """A cancelled pending job is CANCELLED, leaves the queue, and nothing is posted."""
     await api.create_account()
     job = await api.jobs.SchedulePin(api.pin_request(at=soon(1.0)))
-    cancelled = await api.jobs.CancelJob(scheduler_pb2.CancelJobRequest(
-        job_id=job.id, expected_version=1))
+    cancelled = await api.jobs.CancelJob(
+        scheduler_pb2.CancelJobRequest(job_id=job.id, expected_version=1)
+    )
     assert cancelled.state == J.STATE_CANCELLED
     again = await api.jobs.CancelJob(scheduler_pb2.CancelJobRequest(job_id=job.id))
     assert again.state == J.STATE_CANCELLED
@@ -160,8 +178,7 @@ async def test_cancel_with_stale_version_is_aborted(api: Api) -> None:
     await api.create_account()
     job = await api.jobs.SchedulePin(api.pin_request(at=soon(3600)))
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await api.jobs.CancelJob(scheduler_pb2.CancelJobRequest(job_id=job.id,
-                                                                expected_version=7))
+        await api.jobs.CancelJob(scheduler_pb2.CancelJobRequest(job_id=job.id, expected_version=7))
     assert err.value.code() == grpc.StatusCode.ABORTED
     got = await api.jobs.GetJob(scheduler_pb2.GetJobRequest(job_id=job.id))
     assert got.state == J.STATE_PENDING
@@ -179,8 +196,9 @@ async def test_list_jobs_pages_without_gaps(api: Api) -> None:
     token = ""
     pages = 0
     while True:
-        page = await api.jobs.ListJobs(scheduler_pb2.ListJobsRequest(
-            account_id="acme", page_size=10, page_token=token))
+        page = await api.jobs.ListJobs(
+            scheduler_pb2.ListJobsRequest(account_id="acme", page_size=10, page_token=token)
+        )
         pages += 1
         seen.extend(j.id for j in page.jobs)
         token = page.next_page_token
@@ -190,16 +208,14 @@ async def test_list_jobs_pages_without_gaps(api: Api) -> None:
     assert len(seen) == 25
     assert set(seen) == ids
     assert seen == sorted(seen, reverse=True)
-    none = await api.jobs.ListJobs(scheduler_pb2.ListJobsRequest(
-        states=[J.STATE_DELIVERED]))
+    none = await api.jobs.ListJobs(scheduler_pb2.ListJobsRequest(states=[J.STATE_DELIVERED]))
     assert not none.jobs
 
 
 async def test_watch_resumes_from_a_sequence_with_exactly_the_missed_events(api: Api) -> None:
     """Reconnecting with since_sequence replays exactly the events after it, then live ones."""
     await api.create_account()
-    jobs = [await api.jobs.SchedulePin(api.pin_request(at=soon(), title=f"w{i}"))
-            for i in range(3)]
+    jobs = [await api.jobs.SchedulePin(api.pin_request(at=soon(), title=f"w{i}")) for i in range(3)]
     ids = [j.id for j in jobs]
     everything = await wait_states(api, ids, {J.STATE_DELIVERED})
     cut = everything[4].sequence
@@ -220,8 +236,9 @@ async def test_watch_filters_by_account_and_state(api: Api) -> None:
     """A watch filtered on an account and a state sees only those events."""
     await api.create_account()
     await api.create_account("other")
-    call = api.jobs.WatchJobs(scheduler_pb2.WatchJobsRequest(
-        account_id="other", states=[J.STATE_DELIVERED]))
+    call = api.jobs.WatchJobs(
+        scheduler_pb2.WatchJobsRequest(account_id="other", states=[J.STATE_DELIVERED])
+    )
     await api.jobs.SchedulePin(api.pin_request(at=soon()))
     theirs = await api.jobs.SchedulePin(api.pin_request(at=soon(), account_id="other"))
     event = await asyncio.wait_for(call.read(), 10)
@@ -269,16 +286,15 @@ async def test_accounts_crud_never_returns_tokens(api: Api) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await api.accounts.DeleteAccount(account_pb2.DeleteAccountRequest(account_id="acme"))
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    await api.accounts.DeleteAccount(account_pb2.DeleteAccountRequest(account_id="acme",
-                                                                      force=True))
+    await api.accounts.DeleteAccount(
+        account_pb2.DeleteAccountRequest(account_id="acme", force=True)
+    )
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await api.accounts.GetAccount(account_pb2.GetAccountRequest(account_id="acme"))
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-async def test_paused_account_holds_jobs_until_resumed(
-    make_daemon: Callable[..., Daemon]
-) -> None:
+async def test_paused_account_holds_jobs_until_resumed(make_daemon: Callable[..., Daemon]) -> None:
     """Jobs of a paused account that fall due are held (not attempted, not failed) and go out
     on resume."""
     clock = FakeClock()
@@ -312,8 +328,9 @@ async def test_preview_persists_nothing(api: Api) -> None:
     await api.create_account()
     at = soon(7200).replace(microsecond=0)
     req = api.pin_request(at=at)
-    preview = scheduler_pb2.PreviewScheduleRequest(account_id="acme", pin=req.pin,
-                                                   scheduled_at=req.scheduled_at)
+    preview = scheduler_pb2.PreviewScheduleRequest(
+        account_id="acme", pin=req.pin, scheduled_at=req.scheduled_at
+    )
     preview.delivery_window.FromTimedelta(timedelta(hours=1))
     out = await api.jobs.PreviewSchedule(preview)
     assert out.planned_at.ToDatetime() >= at.replace(tzinfo=None)

@@ -29,9 +29,13 @@ from tests.conftest import Api, soon, start_sandbox
 J = job_pb2.Job
 E = job_pb2.JobError
 #: Fast retries and a short request timeout: every test here runs in well under a second or two.
-FAST: dict[str, Any] = {"retry_base_delay_s": 0.01, "retry_max_delay_s": 0.05,
-                        "request_timeout_s": 0.5, "max_attempts": 3,
-                        "pinterest_read_lag_s": 0.0}
+FAST: dict[str, Any] = {
+    "retry_base_delay_s": 0.01,
+    "retry_max_delay_s": 0.05,
+    "request_timeout_s": 0.5,
+    "max_attempts": 3,
+    "pinterest_read_lag_s": 0.0,
+}
 TERMINAL = {J.STATE_DELIVERED, J.STATE_PERMANENTLY_FAILED, J.STATE_FAILED, J.STATE_CANCELLED}
 
 
@@ -54,14 +58,21 @@ def make_fast(tmp_path: Path, sandbox: Sandbox) -> Callable[..., Daemon]:
     """Like conftest's `make_daemon`, but every setting (the request timeout too) can be
     overridden; FAST by default."""
 
-    def make(clock: Clock | None = None, *, base_url: str | None = None,
-             **overrides: Any) -> Daemon:
+    def make(
+        clock: Clock | None = None, *, base_url: str | None = None, **overrides: Any
+    ) -> Daemon:
         settings: dict[str, Any] = {
-            "listen": "127.0.0.1:0", "http_listen": "127.0.0.1:0",
+            "listen": "127.0.0.1:0",
+            "http_listen": "127.0.0.1:0",
             "db_path": str(tmp_path / "pinsched.db"),
             "pinterest_api_base": base_url or sandbox.base_url,
-            "pinterest_client_id": "client-1", "pinterest_client_secret": "client-secret-1",
-            "log_level": "warning", "shutdown_grace_s": 2.0, **FAST, **overrides}
+            "pinterest_client_id": "client-1",
+            "pinterest_client_secret": "client-secret-1",
+            "log_level": "warning",
+            "shutdown_grace_s": 2.0,
+            **FAST,
+            **overrides,
+        }
         return Daemon(Config(**settings), clock=clock)
 
     return make
@@ -78,12 +89,12 @@ async def fast(make_fast: Callable[..., Daemon]) -> AsyncIterator[Api]:
         await close_api(api)
 
 
-async def until(api: Api, job_id: str, done: Callable[[job_pb2.JobEvent], bool],
-                timeout_s: float = 10.0) -> list[job_pb2.JobEvent]:
+async def until(
+    api: Api, job_id: str, done: Callable[[job_pb2.JobEvent], bool], timeout_s: float = 10.0
+) -> list[job_pb2.JobEvent]:
     """Follow the job's events from the start until *done* accepts one; return them all."""
     seen: list[job_pb2.JobEvent] = []
-    call = api.jobs.WatchJobs(scheduler_pb2.WatchJobsRequest(job_ids=[job_id],
-                                                             since_sequence=0))
+    call = api.jobs.WatchJobs(scheduler_pb2.WatchJobsRequest(job_ids=[job_id], since_sequence=0))
     try:
         async with asyncio.timeout(timeout_s):
             async for event in call:
@@ -92,8 +103,9 @@ async def until(api: Api, job_id: str, done: Callable[[job_pb2.JobEvent], bool],
                     return seen
     except TimeoutError:
         got = await get(api, job_id)
-        raise AssertionError(f"job {job_id} stuck in {J.State.Name(got.state)}; events: "
-                             f"{[e.reason for e in seen]}") from None
+        raise AssertionError(
+            f"job {job_id} stuck in {J.State.Name(got.state)}; events: {[e.reason for e in seen]}"
+        ) from None
     finally:
         call.cancel()
     raise AssertionError("the watch stream ended")
@@ -109,8 +121,9 @@ async def get(api: Api, job_id: str) -> job_pb2.Job:
     return await api.jobs.GetJob(scheduler_pb2.GetJobRequest(job_id=job_id))
 
 
-async def schedule(api: Api, *, url: str = "https://example.com/a.jpg", at: datetime | None = None,
-                   **pin: Any) -> job_pb2.Job:
+async def schedule(
+    api: Api, *, url: str = "https://example.com/a.jpg", at: datetime | None = None, **pin: Any
+) -> job_pb2.Job:
     req = api.pin_request(at=at or soon(), **pin)
     req.pin.media_source.image_url.url = url
     return await api.jobs.SchedulePin(req)
@@ -119,8 +132,13 @@ async def schedule(api: Api, *, url: str = "https://example.com/a.jpg", at: date
 def posts(sandbox: Sandbox, username: str | None = None) -> list[RequestRecord]:
     """The `POST /v5/pins` requests the sandbox answered (or dropped), in arrival order (of
     one user, if given; a request refused with 401 has no user)."""
-    return [r for r in sandbox.requests if r.method == "POST" and r.path == "/v5/pins"
-            and (username is None or r.username == username)]
+    return [
+        r
+        for r in sandbox.requests
+        if r.method == "POST"
+        and r.path == "/v5/pins"
+        and (username is None or r.username == username)
+    ]
 
 
 def moves(job: job_pb2.Job) -> list[tuple[str, str]]:
@@ -152,14 +170,14 @@ async def test_2xx_is_delivered_with_the_pin_id(fast: Api, sandbox: Sandbox) -> 
 
 
 async def test_429_with_retry_after_waits_as_told_slows_the_account_and_is_not_counted(
-    fast: Api, sandbox: Sandbox,
+    fast: Api,
+    sandbox: Sandbox,
 ) -> None:
     """A 429 with Retry-After: 1 sends the job RETRYING for about that long without counting the
     attempt, and holds the whole account back as long (its other job waits too)."""
     sandbox.add_fault(FaultRule(kind="rate_limit", retry_after_s=1, times=1))
     at = soon(0.1)
-    first, second = (await schedule(fast, at=at, title="a"), await schedule(fast, at=at,
-                                                                           title="b"))
+    first, second = (await schedule(fast, at=at, title="a"), await schedule(fast, at=at, title="b"))
     done = [await reach(fast, j.id, J.STATE_DELIVERED) for j in (first, second)]
     sent = posts(sandbox)
     assert [r.status for r in sent] == [429, 201, 201]
@@ -168,7 +186,10 @@ async def test_429_with_retry_after_waits_as_told_slows_the_account_and_is_not_c
     assert limited.attempts == 1
     retry = next(h for h in limited.history if h.to_state == J.STATE_RETRYING)
     assert (retry.error.category, retry.error.http_status, retry.error.pinterest_code) == (
-        E.CATEGORY_RATE_LIMITED, 429, 8)
+        E.CATEGORY_RATE_LIMITED,
+        429,
+        8,
+    )
     assert retry.error.pinterest_request_id == sent[0].request_id
     assert "attempt not counted" in retry.reason
     assert fast.daemon.accounts.pacer("acme").slowdown == 0.5
@@ -176,13 +197,15 @@ async def test_429_with_retry_after_waits_as_told_slows_the_account_and_is_not_c
 
 
 async def test_429_without_hint_backs_off_and_never_burns_the_budget(
-    fast: Api, sandbox: Sandbox,
+    fast: Api,
+    sandbox: Sandbox,
 ) -> None:
     """Five 429s in a row without Retry-After (more than max_attempts=3) still end DELIVERED
     with one counted attempt; the account's write rate is cut down meanwhile."""
-    await fast.update_account(account_pb2.Account(
-        id="acme", pacing=account_pb2.Pacing(writes_per_minute=6000)),
-        "pacing.writes_per_minute")  # 1/16 of it still allows a write every 0.16 s
+    await fast.update_account(
+        account_pb2.Account(id="acme", pacing=account_pb2.Pacing(writes_per_minute=6000)),
+        "pacing.writes_per_minute",
+    )  # 1/16 of it still allows a write every 0.16 s
     sandbox.add_fault(FaultRule(kind="rate_limit", times=5))
     job = await schedule(fast)
     got = await reach(fast, job.id, J.STATE_DELIVERED)
@@ -200,24 +223,49 @@ async def test_429_without_hint_backs_off_and_never_burns_the_budget(
 
 REJECTIONS = [
     # name, pin fields, fault, (status, code, message start)
-    ("code 1 invalid URL", {}, FaultRule(
-        kind="status", status=400, code=1, times=1,
-        message="Whoops! It looks like you entered an invalid URL. Try creating a Pin again "
-                "with a valid URL."), (400, 1, "Whoops! It looks like you entered an invalid")),
+    (
+        "code 1 invalid URL",
+        {},
+        FaultRule(
+            kind="status",
+            status=400,
+            code=1,
+            times=1,
+            message="Whoops! It looks like you entered an invalid URL. Try creating a Pin again "
+            "with a valid URL.",
+        ),
+        (400, 1, "Whoops! It looks like you entered an invalid"),
+    ),
     ("code 40 board not found", {"board_id": "999"}, None, (404, 40, "Board not found.")),
-    ("code 233 image too small", {"url": "https://example.com/sandbox-too-small.jpg"}, None,
-     (403, 233, "Your image is too small.")),
-    ("code 235 image broken", {"url": "https://example.com/sandbox-broken.jpg"}, None,
-     (403, 235, "Sorry, this image is broken.")),
-    ("code 2031 section not found", {"board_section_id": "555"}, None,
-     (404, 2031, "Sorry! We couldn't find this board section.")),
+    (
+        "code 233 image too small",
+        {"url": "https://example.com/sandbox-too-small.jpg"},
+        None,
+        (403, 233, "Your image is too small."),
+    ),
+    (
+        "code 235 image broken",
+        {"url": "https://example.com/sandbox-broken.jpg"},
+        None,
+        (403, 235, "Sorry, this image is broken."),
+    ),
+    (
+        "code 2031 section not found",
+        {"board_section_id": "555"},
+        None,
+        (404, 2031, "Sorry! We couldn't find this board section."),
+    ),
 ]
 
 
-@pytest.mark.parametrize(("pin", "fault", "expected"), [r[1:] for r in REJECTIONS],
-                         ids=[r[0] for r in REJECTIONS])
+@pytest.mark.parametrize(
+    ("pin", "fault", "expected"), [r[1:] for r in REJECTIONS], ids=[r[0] for r in REJECTIONS]
+)
 async def test_rejection_is_permanent_with_pinterest_code_and_message(
-    fast: Api, sandbox: Sandbox, pin: dict[str, Any], fault: FaultRule | None,
+    fast: Api,
+    sandbox: Sandbox,
+    pin: dict[str, Any],
+    fault: FaultRule | None,
     expected: tuple[int, int, str],
 ) -> None:
     """A 400/403/404 with a permanent code ends PERMANENTLY_FAILED after one attempt, carrying
@@ -232,15 +280,18 @@ async def test_rejection_is_permanent_with_pinterest_code_and_message(
     assert got.attempts == 1
     err = got.last_error
     assert (err.category, err.http_status, err.pinterest_code, err.retryable) == (
-        E.CATEGORY_REJECTED, status, code, False)
+        E.CATEGORY_REJECTED,
+        status,
+        code,
+        False,
+    )
     assert err.message.startswith(message)
     assert err.pinterest_request_id == sent[0].request_id
     assert moves(got)[-1] == ("STATE_SUBMITTED", "STATE_PERMANENTLY_FAILED")
     assert not sandbox.pins()
 
 
-async def test_retry_job_sends_a_permanently_failed_job_again(fast: Api, sandbox: Sandbox
-                                                             ) -> None:
+async def test_retry_job_sends_a_permanently_failed_job_again(fast: Api, sandbox: Sandbox) -> None:
     """After the cause is fixed (the board now exists), RetryJob sends a PERMANENTLY_FAILED
     job round again with a fresh budget and it is delivered once."""
     job = await schedule(fast, board_id="999")
@@ -260,7 +311,8 @@ async def test_retry_job_sends_a_permanently_failed_job_again(fast: Api, sandbox
 
 
 async def test_5xx_2787_is_reconciled_then_retried_and_delivered_once(
-    fast: Api, sandbox: Sandbox,
+    fast: Api,
+    sandbox: Sandbox,
 ) -> None:
     """A 503 code 2787 on the create is an unknown outcome, like a timeout: the board is listed
     at once (no pin), the job stays SUBMITTED, and only a listing that started once the request
@@ -278,35 +330,53 @@ async def test_5xx_2787_is_reconciled_then_retried_and_delivered_once(
     waited = [h for h in got.history if h.from_state == h.to_state == J.STATE_SUBMITTED]
     assert waited
     assert waited[0].reason.startswith("outcome unknown (Sorry! Something went")
-    looked = [r for r in sandbox.requests
-              if r.method == "GET" and r.path.startswith("/v5/boards")]
+    looked = [r for r in sandbox.requests if r.method == "GET" and r.path.startswith("/v5/boards")]
     assert [r.path for r in looked[:2]] == ["/v5/boards/1001/pins"] * 2
     submitted = next(h for h in got.history if h.to_state == J.STATE_SUBMITTED)
-    assert looked[1].time >= (submitted.time.ToDatetime(tzinfo=UTC)
-                              + timedelta(seconds=FAST["request_timeout_s"]))
+    assert looked[1].time >= (
+        submitted.time.ToDatetime(tzinfo=UTC) + timedelta(seconds=FAST["request_timeout_s"])
+    )
     assert got.pinterest_pin_id == only_pin(sandbox)["id"]
 
 
 async def test_could_not_fetch_the_image_is_transient(fast: Api, sandbox: Sandbox) -> None:
     """Pinterest's 400 "could not fetch the image" is retried (not a rejection) and the next
     attempt delivers."""
-    sandbox.add_fault(FaultRule(kind="status", status=400, code=1, times=1,
-                                message="Sorry we could not fetch the image."))
+    sandbox.add_fault(
+        FaultRule(
+            kind="status",
+            status=400,
+            code=1,
+            times=1,
+            message="Sorry we could not fetch the image.",
+        )
+    )
     job = await schedule(fast)
     got = await reach(fast, job.id, J.STATE_DELIVERED)
     assert got.attempts == 2
     retry = next(h for h in got.history if h.to_state == J.STATE_RETRYING)
     assert (retry.error.category, retry.error.http_status, retry.error.retryable) == (
-        E.CATEGORY_UNAVAILABLE, 400, True)
+        E.CATEGORY_UNAVAILABLE,
+        400,
+        True,
+    )
     only_pin(sandbox)
 
 
-@pytest.mark.parametrize(("url", "fault", "status"), [
-    ("https://example.com/sandbox-unfetchable.jpg", None, 400),
-    ("https://example.com/a.jpg", FaultRule(kind="status", status=503), 503),
-], ids=["unfetchable-image", "5xx"])
+@pytest.mark.parametrize(
+    ("url", "fault", "status"),
+    [
+        ("https://example.com/sandbox-unfetchable.jpg", None, 400),
+        ("https://example.com/a.jpg", FaultRule(kind="status", status=503), 503),
+    ],
+    ids=["unfetchable-image", "5xx"],
+)
 async def test_exhausted_attempts_end_permanently_failed_with_the_last_error(
-    fast: Api, sandbox: Sandbox, url: str, fault: FaultRule | None, status: int,
+    fast: Api,
+    sandbox: Sandbox,
+    url: str,
+    fault: FaultRule | None,
+    status: int,
 ) -> None:
     """A failure that keeps coming back ends PERMANENTLY_FAILED after max_attempts (3), with
     the last error, and no pin."""
@@ -326,20 +396,27 @@ async def test_exhausted_attempts_end_permanently_failed_with_the_last_error(
 # ------------------------------------------------------------------------------ unknown outcome
 
 
-@pytest.mark.parametrize("fault", [
-    FaultRule(kind="lost_response", mode="drop", times=1),
-    FaultRule(kind="lost_response", mode="hang", hold_s=5.0, times=1),
-    FaultRule(kind="status_after_create", status=500, times=1),
-    FaultRule(kind="status_after_create", status=502, times=1),
-], ids=["drop", "hang-timeout", "500-after-create", "502-after-create"])
+@pytest.mark.parametrize(
+    "fault",
+    [
+        FaultRule(kind="lost_response", mode="drop", times=1),
+        FaultRule(kind="lost_response", mode="hang", hold_s=5.0, times=1),
+        FaultRule(kind="status_after_create", status=500, times=1),
+        FaultRule(kind="status_after_create", status=502, times=1),
+    ],
+    ids=["drop", "hang-timeout", "500-after-create", "502-after-create"],
+)
 async def test_lost_answer_is_reconciled_to_the_pin_pinterest_made(
-    fast: Api, sandbox: Sandbox, fault: FaultRule,
+    fast: Api,
+    sandbox: Sandbox,
+    fault: FaultRule,
 ) -> None:
     """When the pin was created but the answer was lost (disconnect, timeout, 5xx), the job is
     DELIVERED with the sandbox's pin, found on the board, after one POST: never posted twice."""
     sandbox.add_fault(fault)
-    job = await schedule(fast, title="lost", description="answer", link="https://x.test/l",
-                         alt_text="alt")
+    job = await schedule(
+        fast, title="lost", description="answer", link="https://x.test/l", alt_text="alt"
+    )
     got = await reach(fast, job.id, J.STATE_DELIVERED)
     assert len(posts(sandbox)) == 1
     assert got.pinterest_pin_id == only_pin(sandbox)["id"]
@@ -349,20 +426,25 @@ async def test_lost_answer_is_reconciled_to_the_pin_pinterest_made(
 
 
 async def test_unreadable_board_keeps_the_job_submitted_until_it_can_be_read(
-    fast: Api, sandbox: Sandbox,
+    fast: Api,
+    sandbox: Sandbox,
 ) -> None:
     """When the board cannot be read (5xx, 429) while looking for a lost pin, the job stays
     SUBMITTED and is looked for again with backoff, never retried blindly; once the board
     answers, the pin is found."""
     sandbox.add_fault(FaultRule(kind="lost_response", mode="drop", times=1))
-    sandbox.add_fault(FaultRule(kind="status", method="GET", path_prefix="/v5/boards",
-                                status=503, times=2))
-    sandbox.add_fault(FaultRule(kind="rate_limit", method="GET", path_prefix="/v5/boards",
-                                times=1))
+    sandbox.add_fault(
+        FaultRule(kind="status", method="GET", path_prefix="/v5/boards", status=503, times=2)
+    )
+    sandbox.add_fault(FaultRule(kind="rate_limit", method="GET", path_prefix="/v5/boards", times=1))
     job = await schedule(fast)
     got = await reach(fast, job.id, J.STATE_DELIVERED)
     assert {J.State.Name(h.to_state) for h in got.history} == {
-        "STATE_PENDING", "STATE_QUEUED", "STATE_SUBMITTED", "STATE_DELIVERED"}
+        "STATE_PENDING",
+        "STATE_QUEUED",
+        "STATE_SUBMITTED",
+        "STATE_DELIVERED",
+    }
     reads = [r.status for r in sandbox.requests if r.path == "/v5/boards/1001/pins"]
     assert reads == [503, 503, 429, 200]
     assert len(posts(sandbox)) == 1
@@ -370,17 +452,19 @@ async def test_unreadable_board_keeps_the_job_submitted_until_it_can_be_read(
 
 
 async def test_a_board_that_stays_unreadable_hands_the_job_to_the_user(
-    fast: Api, sandbox: Sandbox,
+    fast: Api,
+    sandbox: Sandbox,
 ) -> None:
     """After many failed looks in a row the job is FAILED with an outcome-unknown error that
     asks the user to check the board: it is never posted a second time by itself."""
     sandbox.add_fault(FaultRule(kind="lost_response", mode="drop", times=1))
-    sandbox.add_fault(FaultRule(kind="status", method="GET", path_prefix="/v5/boards",
-                                status=503))
+    sandbox.add_fault(FaultRule(kind="status", method="GET", path_prefix="/v5/boards", status=503))
     job = await schedule(fast)
     got = await reach(fast, job.id, J.STATE_FAILED, timeout_s=20)
     assert (got.last_error.category, got.last_error.retryable) == (
-        E.CATEGORY_OUTCOME_UNKNOWN, False)
+        E.CATEGORY_OUTCOME_UNKNOWN,
+        False,
+    )
     assert got.last_error.message.endswith("check the board, then RetryJob")
     reads = [r for r in sandbox.requests if r.path == "/v5/boards/1001/pins"]
     assert len(reads) == 31
@@ -389,7 +473,8 @@ async def test_a_board_that_stays_unreadable_hands_the_job_to_the_user(
 
 
 async def test_reconcile_never_claims_a_pin_owned_by_another_job(
-    fast: Api, sandbox: Sandbox,
+    fast: Api,
+    sandbox: Sandbox,
 ) -> None:
     """Two jobs with identical content: the second's 503 is reconciled against the board, where
     only the first job's pin matches; it is not claimed, and the retry makes a second pin."""
@@ -404,7 +489,8 @@ async def test_reconcile_never_claims_a_pin_owned_by_another_job(
 
 
 async def test_crash_while_submitted_with_a_pin_is_reconciled_at_start(
-    make_fast: Callable[..., Daemon], sandbox: Sandbox,
+    make_fast: Callable[..., Daemon],
+    sandbox: Sandbox,
 ) -> None:
     """A daemon stopped while its request hangs leaves the job SUBMITTED; the next daemon on the
     same database finds the pin Pinterest made and claims it without posting again."""
@@ -429,7 +515,9 @@ async def test_crash_while_submitted_with_a_pin_is_reconciled_at_start(
 
 
 async def test_crash_before_the_request_left_is_retried_exactly_once(
-    make_fast: Callable[..., Daemon], sandbox: Sandbox, tmp_path: Path,
+    make_fast: Callable[..., Daemon],
+    sandbox: Sandbox,
+    tmp_path: Path,
 ) -> None:
     """A job committed SUBMITTED whose request never left (killed in between) is looked for,
     not found, retried, and published exactly once."""
@@ -443,11 +531,19 @@ async def test_crash_before_the_request_left_is_retried_exactly_once(
     try:  # what the dispatcher commits just before sending, then the process dies
         now = datetime.now(UTC)
         pending = await store.get_job(job.id)
-        queued, entry = transition(pending, JobState.QUEUED, now=now, reason="due",
-                                   scheduled_at=now, planned_at=now)
+        queued, entry = transition(
+            pending, JobState.QUEUED, now=now, reason="due", scheduled_at=now, planned_at=now
+        )
         await store.commit(pending, queued, entry)
-        submitted, entry = transition(queued, JobState.SUBMITTED, now=now, reason="attempt 1",
-                                      attempts=1, submitted_at=now, late_by=timedelta(0))
+        submitted, entry = transition(
+            queued,
+            JobState.SUBMITTED,
+            now=now,
+            reason="attempt 1",
+            attempts=1,
+            submitted_at=now,
+            late_by=timedelta(0),
+        )
         await store.commit(queued, submitted, entry)
     finally:
         await store.close()
@@ -469,8 +565,7 @@ async def test_crash_before_the_request_left_is_retried_exactly_once(
 # ------------------------------------------------------------------------------ spam
 
 
-async def test_spam_block_cools_the_whole_account_down(make_fast: Callable[..., Daemon]
-                                                       ) -> None:
+async def test_spam_block_cools_the_whole_account_down(make_fast: Callable[..., Daemon]) -> None:
     """A code 9 spam block sends the job RETRYING after the long cool-down (not counted) and
     holds the account's other job for as long, while another account keeps publishing."""
     clock = FakeClock()
@@ -480,16 +575,22 @@ async def test_spam_block_cools_the_whole_account_down(make_fast: Callable[..., 
     api = await open_api(make_fast(clock=clock, base_url=sb.base_url))
     try:
         await api.create_account()
-        await api.accounts.CreateAccount(account_pb2.CreateAccountRequest(
-            account_id="other", account=account_pb2.Account(access_token="pina_other")))
+        await api.accounts.CreateAccount(
+            account_pb2.CreateAccountRequest(
+                account_id="other", account=account_pb2.Account(access_token="pina_other")
+            )
+        )
         blocked = await schedule(api, at=clock.now())
         got = await reach(api, blocked.id, J.STATE_RETRYING)
         cooldown = api.daemon.dispatchers.settings.spam_cooldown_s
         assert (got.last_error.category, got.last_error.pinterest_code) == (
-            E.CATEGORY_SPAM_BLOCKED, 9)
+            E.CATEGORY_SPAM_BLOCKED,
+            9,
+        )
         assert got.attempts == 0
         assert got.next_attempt_at.ToDatetime(tzinfo=UTC) == clock.now() + timedelta(
-            seconds=cooldown)
+            seconds=cooldown
+        )
         held = await schedule(api, at=clock.now(), title="held")
         await reach(api, held.id, J.STATE_QUEUED)
         elsewhere = await schedule(api, at=clock.now(), account_id="other", board_id="2001")

@@ -25,9 +25,15 @@ def test_next_gap_finds_the_next_spring_forward() -> None:
 def test_demo_shows_a_refusal_a_window_a_429_and_a_cancel() -> None:
     """The demo ends with every pin delivered or cancelled, after showing each scene."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PINSCHED_")}
-    proc = subprocess.run([sys.executable, "-m", "pinsched", "demo", "--pins", "1"], cwd=ROOT,
-                          env={**env, "COLUMNS": "200"}, capture_output=True, text=True,
-                          timeout=100, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pinsched", "demo", "--pins", "1"],
+        cwd=ROOT,
+        env={**env, "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=100,
+        check=False,
+    )
     out = proc.stdout
     assert proc.returncode == 0, proc.stderr
     assert "INVALID_ARGUMENT: --local: " in out

@@ -37,14 +37,18 @@ class World:
     sandbox: Sandbox
 
     async def schedule(self, in_s: float, account_id: str = "acme", **pin: Any) -> str:
-        job = await self.api.jobs.SchedulePin(self.api.pin_request(
-            at=self.clock.now() + timedelta(seconds=in_s), account_id=account_id, **pin))
+        job = await self.api.jobs.SchedulePin(
+            self.api.pin_request(
+                at=self.clock.now() + timedelta(seconds=in_s), account_id=account_id, **pin
+            )
+        )
         return job.id
 
     async def until(self, job_id: str, done: Callable[[job_pb2.JobEvent], bool]) -> None:
         """Read the job's events (from the start of the log) until *done* says so."""
-        watch = self.api.jobs.WatchJobs(scheduler_pb2.WatchJobsRequest(
-            job_ids=[job_id], since_sequence=0))
+        watch = self.api.jobs.WatchJobs(
+            scheduler_pb2.WatchJobsRequest(job_ids=[job_id], since_sequence=0)
+        )
         try:
             while not done(await asyncio.wait_for(watch.read(), 10)):
                 pass
@@ -62,12 +66,22 @@ class World:
 async def world(tmp_path: Path, **config: Any) -> AsyncIterator[World]:
     clock = FakeClock()
     sandbox = await start_sandbox(clock)
-    cfg = Config(**{
-        "listen": "127.0.0.1:0", "http_listen": None, "db_path": str(tmp_path / "x.db"),
-        "pinterest_api_base": sandbox.base_url, "pinterest_client_id": "client-1",
-        "pinterest_client_secret": "client-secret-1", "log_level": "warning",
-        "request_timeout_s": 2.0, "shutdown_grace_s": 1.0, "pinterest_read_lag_s": 0.0,
-        "token_keeper": False, **config})
+    cfg = Config(
+        **{
+            "listen": "127.0.0.1:0",
+            "http_listen": None,
+            "db_path": str(tmp_path / "x.db"),
+            "pinterest_api_base": sandbox.base_url,
+            "pinterest_client_id": "client-1",
+            "pinterest_client_secret": "client-secret-1",
+            "log_level": "warning",
+            "request_timeout_s": 2.0,
+            "shutdown_grace_s": 1.0,
+            "pinterest_read_lag_s": 0.0,
+            "token_keeper": False,
+            **config,
+        }
+    )
     daemon = Daemon(cfg, clock=clock)
     await daemon.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{daemon.port}")
@@ -119,8 +133,15 @@ async def needs_user(w: World) -> str:
 
 async def account_held(w: World) -> str:
     await w.api.create_account()
-    w.sandbox.add_fault(FaultRule(kind="status", status=403, code=29, times=1,
-                                  message="Trial apps may only use the API sandbox"))
+    w.sandbox.add_fault(
+        FaultRule(
+            kind="status",
+            status=403,
+            code=29,
+            times=1,
+            message="Trial apps may only use the API sandbox",
+        )
+    )
     job = await w.schedule(10)
     await w.clock.advance(10)
     await w.until(job, lambda e: "held" in e.reason)
@@ -220,9 +241,12 @@ async def deleting(w: World) -> str:
 async def updating(w: World) -> str:
     job = await _delivered(w)
     w.sandbox.add_fault(FaultRule(kind="status", status=503, method="PATCH"))
-    await w.api.jobs.UpdateJob(scheduler_pb2.UpdateJobRequest(
-        job=job_pb2.Job(id=job, pin=job_pb2.Pin(title="New title")),
-        update_mask=field_mask_pb2.FieldMask(paths=["pin.title"])))
+    await w.api.jobs.UpdateJob(
+        scheduler_pb2.UpdateJobRequest(
+            job=job_pb2.Job(id=job, pin=job_pb2.Pin(title="New title")),
+            update_mask=field_mask_pb2.FieldMask(paths=["pin.title"]),
+        )
+    )
     return job
 
 
@@ -239,8 +263,9 @@ async def cancelled(w: World) -> str:
 
 async def rejected(w: World) -> str:
     await w.api.create_account()
-    w.sandbox.add_fault(FaultRule(kind="status", status=400, code=1, times=1,
-                                  message="Invalid parameters."))
+    w.sandbox.add_fault(
+        FaultRule(kind="status", status=400, code=1, times=1, message="Invalid parameters.")
+    )
     job = await w.schedule(10)
     await w.clock.advance(10)
     await w.reach(job, J.STATE_PERMANENTLY_FAILED)
@@ -254,26 +279,50 @@ P, H, R = E.Phase, E.HoldReason, E.PacingRule
 TABLE: list[tuple[Setup, dict[str, Any], int, int, int, str, float | None]] = [
     (waiting_for_time, {}, P.PHASE_WAITING_FOR_TIME, 0, 0, "in 3m", 180),
     (paused, {}, P.PHASE_HELD, H.HOLD_REASON_ACCOUNT_PAUSED, 0, "paused", None),
-    (needs_reauth, {}, P.PHASE_HELD, H.HOLD_REASON_ACCOUNT_NEEDS_REAUTH, 0,
-     "re-authorisation", None),
+    (
+        needs_reauth,
+        {},
+        P.PHASE_HELD,
+        H.HOLD_REASON_ACCOUNT_NEEDS_REAUTH,
+        0,
+        "re-authorisation",
+        None,
+    ),
     (account_held, {}, P.PHASE_HELD, H.HOLD_REASON_ACCOUNT_HELD, 0, "Trial apps", None),
-    (app_refused, {}, P.PHASE_HELD, H.HOLD_REASON_APP_CREDENTIALS_REFUSED, 0,
-     "client credentials", None),
-    (min_spacing, {}, P.PHASE_WAITING_FOR_PACING, 0, R.PACING_RULE_MIN_SPACING,
-     "minimum spacing", 600),
-    (hourly_cap, {}, P.PHASE_WAITING_FOR_PACING, 0, R.PACING_RULE_HOURLY_CAP, "hourly cap",
-     3600),
-    (daily_cap, {}, P.PHASE_WAITING_FOR_PACING, 0, R.PACING_RULE_DAILY_CAP, "daily cap",
-     86_400),
-    (write_bucket, {}, P.PHASE_WAITING_FOR_PACING, 0, R.PACING_RULE_WRITE_BUCKET,
-     "write rate", 60),
-    (app_bucket, {"app_writes_per_minute": 1}, P.PHASE_WAITING_FOR_PACING, 0,
-     R.PACING_RULE_APP_BUCKET, "app-wide", 60),
+    (
+        app_refused,
+        {},
+        P.PHASE_HELD,
+        H.HOLD_REASON_APP_CREDENTIALS_REFUSED,
+        0,
+        "client credentials",
+        None,
+    ),
+    (
+        min_spacing,
+        {},
+        P.PHASE_WAITING_FOR_PACING,
+        0,
+        R.PACING_RULE_MIN_SPACING,
+        "minimum spacing",
+        600,
+    ),
+    (hourly_cap, {}, P.PHASE_WAITING_FOR_PACING, 0, R.PACING_RULE_HOURLY_CAP, "hourly cap", 3600),
+    (daily_cap, {}, P.PHASE_WAITING_FOR_PACING, 0, R.PACING_RULE_DAILY_CAP, "daily cap", 86_400),
+    (write_bucket, {}, P.PHASE_WAITING_FOR_PACING, 0, R.PACING_RULE_WRITE_BUCKET, "write rate", 60),
+    (
+        app_bucket,
+        {"app_writes_per_minute": 1},
+        P.PHASE_WAITING_FOR_PACING,
+        0,
+        R.PACING_RULE_APP_BUCKET,
+        "app-wide",
+        60,
+    ),
     (cool_down, {}, P.PHASE_WAITING_FOR_PACING, 0, R.PACING_RULE_COOL_DOWN, "cool-down", 120),
     (backoff, {}, P.PHASE_BACKOFF, 0, 0, "Backing off after unavailable HTTP 408", None),
     (in_flight, {}, P.PHASE_SENDING, 0, 0, "waiting for Pinterest's answer", None),
-    (outcome_unknown, {}, P.PHASE_OUTCOME_UNKNOWN, 0, 0, "looking for the pin on board 1001",
-     2),
+    (outcome_unknown, {}, P.PHASE_OUTCOME_UNKNOWN, 0, 0, "looking for the pin on board 1001", 2),
     (deleting, {}, P.PHASE_REMOTE_CHANGE, 0, 0, "Deleting published pin", None),
     (updating, {}, P.PHASE_REMOTE_CHANGE, 0, 0, "Updating published pin", None),
     (needs_user, {}, P.PHASE_NEEDS_USER, 0, 0, "Needs you: auth", None),
@@ -283,24 +332,38 @@ TABLE: list[tuple[Setup, dict[str, Any], int, int, int, str, float | None]] = [
 ]
 
 
-@pytest.mark.parametrize(("setup", "config", "phase", "hold", "rule", "words", "wait_s"), TABLE,
-                         ids=[row[0].__name__ for row in TABLE])
-async def test_explain_table(tmp_path: Path, setup: Setup, config: dict[str, Any], phase: int,
-                             hold: int, rule: int, words: str, wait_s: float | None) -> None:
+@pytest.mark.parametrize(
+    ("setup", "config", "phase", "hold", "rule", "words", "wait_s"),
+    TABLE,
+    ids=[row[0].__name__ for row in TABLE],
+)
+async def test_explain_table(
+    tmp_path: Path,
+    setup: Setup,
+    config: dict[str, Any],
+    phase: int,
+    hold: int,
+    rule: int,
+    words: str,
+    wait_s: float | None,
+) -> None:
     """Each state and each hold and pacing reason is explained with its phase, reason, wait
     and a sentence that says so."""
     async with world(tmp_path, **config) as w:
         job_id = await setup(w)
         x = await w.explain(job_id)
         assert (E.Phase.Name(x.phase), x.hold_reason, x.pacing_rule) == (
-            E.Phase.Name(phase), hold, rule), x.summary
+            E.Phase.Name(phase),
+            hold,
+            rule,
+        ), x.summary
         assert words in x.summary, x.summary
         assert x.job_id == job_id
-        assert x.explained_at.ToDatetime() == w.clock.now().replace(
-            tzinfo=None)
+        assert x.explained_at.ToDatetime() == w.clock.now().replace(tzinfo=None)
         if wait_s is not None:
-            assert x.wait.ToTimedelta() == pytest.approx(timedelta(seconds=wait_s),
-                                                         abs=timedelta(seconds=1))
+            assert x.wait.ToTimedelta() == pytest.approx(
+                timedelta(seconds=wait_s), abs=timedelta(seconds=1)
+            )
             assert x.HasField("next_action_at")
         if phase == P.PHASE_BACKOFF:
             assert x.attempts == 1
@@ -328,8 +391,15 @@ async def test_explain_bad_input(tmp_path: Path) -> None:
 
 async def _cli(api: Api, *argv: str) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "pinsched", *argv, "--target", f"127.0.0.1:{api.daemon.port}",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "pinsched",
+        *argv,
+        "--target",
+        f"127.0.0.1:{api.daemon.port}",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     return proc.returncode or 0, out.decode(), err.decode()
 

@@ -25,9 +25,16 @@ class Http:
     session: aiohttp.ClientSession
     daemon: Daemon
 
-    async def call(self, method: str, path: str, body: Any = None, *,
-                   params: Any = None, headers: dict[str, str] | None = None,
-                   data: bytes | None = None) -> tuple[int, Any, aiohttp.ClientResponse]:
+    async def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        params: Any = None,
+        headers: dict[str, str] | None = None,
+        data: bytes | None = None,
+    ) -> tuple[int, Any, aiohttp.ClientResponse]:
         kwargs: dict[str, Any] = {"params": params, "headers": headers}
         if data is not None:
             kwargs["data"] = data
@@ -57,26 +64,44 @@ def at(seconds: float = 3600) -> str:
 def n8n_pin(title: str = "Hello", request_id: str = "") -> dict[str, Any]:
     """A SchedulePin body as an n8n HTTP Request node sends it."""
     body: dict[str, Any] = {
-        "account_id": "acme", "scheduled_at": at(),
-        "pin": {"board_id": BOARD, "title": title,
-                "media_source": {"image_url": {"url": "https://example.com/a.jpg"}}}}
+        "account_id": "acme",
+        "scheduled_at": at(),
+        "pin": {
+            "board_id": BOARD,
+            "title": title,
+            "media_source": {"image_url": {"url": "https://example.com/a.jpg"}},
+        },
+    }
     if request_id:
         body["request_id"] = request_id
     return body
 
 
 async def create_account(http: Http, account_id: str = "acme") -> dict[str, Any]:
-    status, body, _ = await http.call("POST", "/v1/accounts", {
-        "account_id": account_id, "account": {
-            "display_name": account_id, "access_token": ACCESS, "refresh_token": REFRESH,
-            "pacing": {"max_per_hour": "10", "writes_per_minute": "100"}}})
+    status, body, _ = await http.call(
+        "POST",
+        "/v1/accounts",
+        {
+            "account_id": account_id,
+            "account": {
+                "display_name": account_id,
+                "access_token": ACCESS,
+                "refresh_token": REFRESH,
+                "pacing": {"max_per_hour": "10", "writes_per_minute": "100"},
+            },
+        },
+    )
     assert status == 200, body
     return body  # type: ignore[no-any-return]
 
 
 def violations(body: dict[str, Any]) -> list[str]:
-    return [v["field"] for d in body["error"]["details"]
-            if d["@type"].endswith("google.rpc.BadRequest") for v in d["field_violations"]]
+    return [
+        v["field"]
+        for d in body["error"]["details"]
+        if d["@type"].endswith("google.rpc.BadRequest")
+        for v in d["field_violations"]
+    ]
 
 
 def reason(body: dict[str, Any]) -> str:
@@ -108,14 +133,22 @@ async def test_schedule_get_cancel_with_n8n_json(http: Http) -> None:
 async def test_camel_case_enum_numbers_and_int64_numbers_are_accepted(http: Http) -> None:
     """lowerCamelCase names, enum numbers and an int64 given as a JSON number all parse."""
     await create_account(http)
-    body = {"accountId": "acme", "scheduledAt": at(), "deliveryWindow": "60s",
-            "ambiguousTimePolicy": 2,
-            "pin": {"boardId": BOARD, "title": "Camel",
-                    "mediaSource": {"imageUrl": {"url": "https://example.com/a.jpg"}}}}
+    body = {
+        "accountId": "acme",
+        "scheduledAt": at(),
+        "deliveryWindow": "60s",
+        "ambiguousTimePolicy": 2,
+        "pin": {
+            "boardId": BOARD,
+            "title": "Camel",
+            "mediaSource": {"imageUrl": {"url": "https://example.com/a.jpg"}},
+        },
+    }
     status, job, _ = await http.call("POST", "/v1/jobs", body)
     assert status == 200, job
-    status, out, _ = await http.call("POST", f"/v1/jobs/{job['id']}:cancel",
-                                     {"expected_version": 1})
+    status, out, _ = await http.call(
+        "POST", f"/v1/jobs/{job['id']}:cancel", {"expected_version": 1}
+    )
     assert status == 200
     assert out["state"] == "STATE_CANCELLED"
 
@@ -148,8 +181,9 @@ async def test_batch_and_preview(http: Http) -> None:
     """BatchSchedulePins creates every job in order; PreviewSchedule answers the planned time
     and persists nothing; a bad item is named by its index."""
     await create_account(http)
-    status, out, _ = await http.call("POST", "/v1/jobs:batchSchedule",
-                                     {"requests": [n8n_pin("a"), n8n_pin("b")]})
+    status, out, _ = await http.call(
+        "POST", "/v1/jobs:batchSchedule", {"requests": [n8n_pin("a"), n8n_pin("b")]}
+    )
     assert status == 200
     assert [j["pin"]["title"] for j in out["jobs"]] == ["a", "b"]
     status, preview, _ = await http.call("POST", "/v1/jobs:preview", n8n_pin("p"))
@@ -160,8 +194,9 @@ async def test_batch_and_preview(http: Http) -> None:
     assert len(listed["jobs"]) == 2
     bad = n8n_pin("c")
     bad["pin"]["board_id"] = ""
-    status, err, _ = await http.call("POST", "/v1/jobs:batchSchedule",
-                                     {"requests": [n8n_pin("d"), bad]})
+    status, err, _ = await http.call(
+        "POST", "/v1/jobs:batchSchedule", {"requests": [n8n_pin("d"), bad]}
+    )
     assert status == 400
     assert violations(err) == ["requests[1].pin.board_id"]
 
@@ -175,15 +210,32 @@ async def test_list_jobs_query_parameters(http: Http) -> None:
         _, job, _ = await http.call("POST", "/v1/jobs", n8n_pin(f"t{i}"))
         ids.append(job["id"])
     await http.call("POST", f"/v1/jobs/{ids[0]}:cancel")
-    status, page, _ = await http.call("GET", "/v1/jobs", params=[
-        ("account_id", "acme"), ("states", "STATE_PENDING"), ("states", "STATE_QUEUED"),
-        ("page_size", "1"), ("planned_after", at(-60))])
+    status, page, _ = await http.call(
+        "GET",
+        "/v1/jobs",
+        params=[
+            ("account_id", "acme"),
+            ("states", "STATE_PENDING"),
+            ("states", "STATE_QUEUED"),
+            ("page_size", "1"),
+            ("planned_after", at(-60)),
+        ],
+    )
     assert status == 200
     assert len(page["jobs"]) == 1
     assert page["next_page_token"]
-    status, rest, _ = await http.call("GET", "/v1/jobs", params=[
-        ("account_id", "acme"), ("states", "STATE_PENDING"), ("states", "STATE_QUEUED"),
-        ("page_size", "5"), ("planned_after", at(-60)), ("pageToken", page["next_page_token"])])
+    status, rest, _ = await http.call(
+        "GET",
+        "/v1/jobs",
+        params=[
+            ("account_id", "acme"),
+            ("states", "STATE_PENDING"),
+            ("states", "STATE_QUEUED"),
+            ("page_size", "5"),
+            ("planned_after", at(-60)),
+            ("pageToken", page["next_page_token"]),
+        ],
+    )
     assert status == 200
     assert {j["id"] for j in page["jobs"] + rest["jobs"]} == set(ids[1:])
     status, err, _ = await http.call("GET", "/v1/jobs", params={"page_sise": "5"})
@@ -203,25 +255,39 @@ async def test_update_job_patch(http: Http) -> None:
     await create_account(http)
     _, job, _ = await http.call("POST", "/v1/jobs", n8n_pin())
     path = f"/v1/jobs/{job['id']}"
-    status, out, _ = await http.call("PATCH", path, {"pin": {"title": "New"}},
-                                     params={"update_mask": "pin.title", "expected_version": "1"})
+    status, out, _ = await http.call(
+        "PATCH",
+        path,
+        {"pin": {"title": "New"}},
+        params={"update_mask": "pin.title", "expected_version": "1"},
+    )
     assert status == 200
     assert out["pin"]["title"] == "New"
     assert out["version"] == "2"
-    status, err, _ = await http.call("PATCH", path, {"pin": {"title": "Late"}},
-                                     params={"update_mask": "pin.title", "expected_version": "1"})
+    status, err, _ = await http.call(
+        "PATCH",
+        path,
+        {"pin": {"title": "Late"}},
+        params={"update_mask": "pin.title", "expected_version": "1"},
+    )
     assert status == 409
     assert err["error"]["status"] == "ABORTED"
-    status, out, _ = await http.call("PATCH", path, {"scheduled_at": at(7200)},
-                                     params={"update_mask": "scheduled_at"})
+    status, out, _ = await http.call(
+        "PATCH", path, {"scheduled_at": at(7200)}, params={"update_mask": "scheduled_at"}
+    )
     assert status == 200
     assert out["scheduled_at"] == at(7200)
-    status, err, _ = await http.call("PATCH", path, {"state": "STATE_DELIVERED"},
-                                     params={"update_mask": "state"})
+    status, err, _ = await http.call(
+        "PATCH", path, {"state": "STATE_DELIVERED"}, params={"update_mask": "state"}
+    )
     assert status == 400
     assert violations(err) == ["update_mask"]
-    status, err, _ = await http.call("PATCH", path, {"pin": {"title": "x"}},
-                                     params={"update_mask": "pin.title", "job.pin.title": "y"})
+    status, err, _ = await http.call(
+        "PATCH",
+        path,
+        {"pin": {"title": "x"}},
+        params={"update_mask": "pin.title", "job.pin.title": "y"},
+    )
     assert status == 400
     assert violations(err) == ["job.pin.title"]
 
@@ -253,12 +319,14 @@ async def test_accounts_routes(http: Http) -> None:
     """Accounts: create (409 when taken), get, list, patch with `update_mask`, delete (400
     FAILED_PRECONDITION with active jobs, then `force=true`), and 404 afterwards."""
     await create_account(http)
-    status, err, _ = await http.call("POST", "/v1/accounts", {
-        "account_id": "acme", "account": {"access_token": ACCESS}})
+    status, err, _ = await http.call(
+        "POST", "/v1/accounts", {"account_id": "acme", "account": {"access_token": ACCESS}}
+    )
     assert status == 409
     assert err["error"]["status"] == "ALREADY_EXISTS"
-    status, err, _ = await http.call("POST", "/v1/accounts", {"account_id": "Bad Id!",
-                                                              "account": {}})
+    status, err, _ = await http.call(
+        "POST", "/v1/accounts", {"account_id": "Bad Id!", "account": {}}
+    )
     assert status == 400
     assert set(violations(err)) == {"account_id", "account.access_token"}
     status, got, _ = await http.call("GET", "/v1/accounts/acme")
@@ -268,9 +336,12 @@ async def test_accounts_routes(http: Http) -> None:
     status, listed, _ = await http.call("GET", "/v1/accounts", params={"page_size": "10"})
     assert status == 200
     assert [a["id"] for a in listed["accounts"]] == ["acme"]
-    status, patched, _ = await http.call("PATCH", "/v1/accounts/acme",
-                                         {"display_name": "Acme", "paused": True},
-                                         params={"update_mask": "display_name,paused"})
+    status, patched, _ = await http.call(
+        "PATCH",
+        "/v1/accounts/acme",
+        {"display_name": "Acme", "paused": True},
+        params={"update_mask": "display_name,paused"},
+    )
     assert status == 200
     assert patched["display_name"] == "Acme"
     assert patched["state"] == "STATE_PAUSED"
@@ -294,18 +365,23 @@ async def test_free_slots_route(http: Http) -> None:
     await create_account(http)
     status, err, _ = await http.call("GET", "/v1/accounts/acme/freeSlots")
     assert (status, err["error"]["status"]) == (400, "FAILED_PRECONDITION")
-    status, body, _ = await http.call("PATCH", "/v1/accounts/acme", {
-        "posting_schedule": {"time_zone": {"id": "Asia/Tokyo"},
-                             "slots": [{"days": ["MONDAY", "THURSDAY"], "time": {"hours": 9}}]}},
-        params={"update_mask": "posting_schedule"})
+    status, body, _ = await http.call(
+        "PATCH",
+        "/v1/accounts/acme",
+        {
+            "posting_schedule": {
+                "time_zone": {"id": "Asia/Tokyo"},
+                "slots": [{"days": ["MONDAY", "THURSDAY"], "time": {"hours": 9}}],
+            }
+        },
+        params={"update_mask": "posting_schedule"},
+    )
     assert status == 200, body
-    status, body, _ = await http.call("GET", "/v1/accounts/acme/freeSlots",
-                                      params={"count": "2"})
+    status, body, _ = await http.call("GET", "/v1/accounts/acme/freeSlots", params={"count": "2"})
     assert status == 200, body
     assert [s["slot"]["time_zone"] for s in body["slots"]] == ["Asia/Tokyo"] * 2
     assert body["slots"][0]["slot"]["start_time"].endswith("T00:00:00Z")  # 09:00 in Tokyo
-    status, err, _ = await http.call("GET", "/v1/accounts/acme/freeSlots",
-                                     params={"count": "500"})
+    status, err, _ = await http.call("GET", "/v1/accounts/acme/freeSlots", params={"count": "500"})
     assert status == 400
     assert violations(err) == ["count"]
 
@@ -313,28 +389,34 @@ async def test_free_slots_route(http: Http) -> None:
 async def test_webhook_routes(http: Http) -> None:
     """The WebhookService over HTTP: list deliveries (empty here) and redeliver's bad input
     named, like over gRPC."""
-    status, out, _ = await http.call("GET", "/v1/webhooks/deliveries",
-                                     params={"state": "STATE_DEAD", "include_payload": "true"})
+    status, out, _ = await http.call(
+        "GET", "/v1/webhooks/deliveries", params={"state": "STATE_DEAD", "include_payload": "true"}
+    )
     assert status == 200
     assert out == {"deliveries": [], "next_page_token": ""}
     status, err, _ = await http.call("POST", "/v1/webhooks/deliveries:redeliver", {})
     assert status == 400
     assert err["error"]["status"] == "INVALID_ARGUMENT"
-    status, err, _ = await http.call("POST", "/v1/webhooks/deliveries:redeliver",
-                                     {"delivery_ids": ["999"]})
+    status, err, _ = await http.call(
+        "POST", "/v1/webhooks/deliveries:redeliver", {"delivery_ids": ["999"]}
+    )
     assert status == 404
 
 
-async def test_door_refusals_are_json(http: Http,
-                                      monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_door_refusals_are_json(http: Http, monkeypatch: pytest.MonkeyPatch) -> None:
     """Malformed JSON (400), a wrong content type (415), a body that is not an object (400), an
     unknown route (404), a wrong method (405 with Allow) all answer Google's JSON error shape."""
-    status, err, _ = await http.call("POST", "/v1/jobs", data=b"{nope",
-                                     headers={"Content-Type": "application/json"})
+    status, err, _ = await http.call(
+        "POST", "/v1/jobs", data=b"{nope", headers={"Content-Type": "application/json"}
+    )
     assert status == 400
     assert violations(err) == ["body"]
-    status, err, _ = await http.call("POST", "/v1/jobs", data=b"a=b",
-                                     headers={"Content-Type": "application/x-www-form-urlencoded"})
+    status, err, _ = await http.call(
+        "POST",
+        "/v1/jobs",
+        data=b"a=b",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert status == 415
     assert err["error"]["status"] == "INVALID_ARGUMENT"
     status, err, _ = await http.call("POST", "/v1/jobs", [1, 2])
@@ -392,8 +474,7 @@ async def test_readyz_is_503_once_stopping(http: Http) -> None:
     assert body["reason"] == "the scheduler is not running"
 
 
-async def test_bearer_token_is_required_except_health(make_daemon: Callable[..., Daemon]
-                                                      ) -> None:
+async def test_bearer_token_is_required_except_health(make_daemon: Callable[..., Daemon]) -> None:
     """With an API token the door answers 401 (JSON, WWW-Authenticate) without or with a wrong
     token, serves the right one, and leaves /healthz open."""
     daemon = make_daemon(api_token="s3cret-token")
@@ -405,11 +486,13 @@ async def test_bearer_token_is_required_except_health(make_daemon: Callable[...,
             assert status == 401
             assert err["error"]["status"] == "UNAUTHENTICATED"
             assert resp.headers["WWW-Authenticate"] == "Bearer"
-            status, _, _ = await http.call("GET", "/v1/accounts",
-                                           headers={"Authorization": "Bearer wrong"})
+            status, _, _ = await http.call(
+                "GET", "/v1/accounts", headers={"Authorization": "Bearer wrong"}
+            )
             assert status == 401
-            status, _, _ = await http.call("GET", "/v1/accounts",
-                                           headers={"Authorization": "Bearer s3cret-token"})
+            status, _, _ = await http.call(
+                "GET", "/v1/accounts", headers={"Authorization": "Bearer s3cret-token"}
+            )
             assert status == 200
             status, _, _ = await http.call("GET", "/healthz")
             assert status == 200
@@ -449,16 +532,16 @@ async def test_extensions_mount_extra_routes(make_daemon: Callable[..., Daemon])
             http = Http(f"http://127.0.0.1:{daemon.http_port}", session, daemon)
             status, _, _ = await http.call("GET", "/mcp/ping")
             assert status == 401
-            status, body, _ = await http.call("GET", "/mcp/ping",
-                                              headers={"Authorization": "Bearer tok"})
+            status, body, _ = await http.call(
+                "GET", "/mcp/ping", headers={"Authorization": "Bearer tok"}
+            )
             assert status == 200
             assert body == {"hello": "mcp"}
     finally:
         await daemon.stop(grace_s=1.0)
 
 
-async def test_http_port_in_use_is_a_clear_config_error(
-        make_daemon: Callable[..., Daemon]) -> None:
+async def test_http_port_in_use_is_a_clear_config_error(make_daemon: Callable[..., Daemon]) -> None:
     """When the HTTP address is taken, start fails with a ConfigError naming http_listen and
     leaves nothing running."""
     from pinsched.config import ConfigError
@@ -466,8 +549,10 @@ async def test_http_port_in_use_is_a_clear_config_error(
     first = make_daemon()
     await first.start()
     try:
-        second = make_daemon(db_path=str(Path(first.config.db_path).with_name("other.db")),
-                             http_listen=f"127.0.0.1:{first.http_port}")
+        second = make_daemon(
+            db_path=str(Path(first.config.db_path).with_name("other.db")),
+            http_listen=f"127.0.0.1:{first.http_port}",
+        )
         with pytest.raises(ConfigError, match=r"http_listen: cannot listen on 127\.0\.0\.1:"):
             await second.start()
     finally:

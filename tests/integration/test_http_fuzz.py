@@ -28,6 +28,7 @@ from tests.conftest import ACCESS, BOARD, start_sandbox
 
 FUZZ_EXAMPLES = int(os.environ.get("PINSCHED_FUZZ_EXAMPLES", "15"))
 
+
 @schemathesis.serializer("video/mp4", "video/quicktime", "video/x-m4v")
 def _video_bytes(ctx: Any, value: Any) -> bytes:
     """`POST /v1/media` takes raw video bytes: whatever the fuzzer drew, as bytes (a bad video
@@ -36,7 +37,8 @@ def _video_bytes(ctx: Any, value: Any) -> bytes:
 
 
 schema = schemathesis.openapi.from_dict(json.loads(openapi_document())).exclude(
-    operation_id="PinScheduler_WatchJobs")
+    operation_id="PinScheduler_WatchJobs"
+)
 
 
 class Background:
@@ -55,11 +57,18 @@ class Background:
 
     async def _start(self) -> None:
         self.sandbox = await start_sandbox()
-        self.daemon = Daemon(Config(
-            listen="127.0.0.1:0", http_listen="127.0.0.1:0", db_path=str(self.tmp / "fuzz.db"),
-            pinterest_api_base=self.sandbox.base_url, pinterest_client_id="client-1",
-            pinterest_client_secret="client-secret-1", log_level="critical",
-            shutdown_grace_s=1.0))
+        self.daemon = Daemon(
+            Config(
+                listen="127.0.0.1:0",
+                http_listen="127.0.0.1:0",
+                db_path=str(self.tmp / "fuzz.db"),
+                pinterest_api_base=self.sandbox.base_url,
+                pinterest_client_id="client-1",
+                pinterest_client_secret="client-secret-1",
+                log_level="critical",
+                shutdown_grace_s=1.0,
+            )
+        )
         await self.daemon.start()
 
     async def _stop(self) -> None:
@@ -87,19 +96,35 @@ def base_url() -> Iterator[str]:
         import requests
 
         later = datetime.now(UTC) + timedelta(days=30)
-        requests.post(f"{base}/v1/accounts", timeout=10, json={
-            "account_id": "acme", "account": {"access_token": ACCESS}}).raise_for_status()
-        requests.post(f"{base}/v1/jobs", timeout=10, json={
-            "account_id": "acme", "scheduled_at": later.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "pin": {"board_id": BOARD, "media_source": {
-                "image_url": {"url": "https://example.com/a.jpg"}}}}).raise_for_status()
+        requests.post(
+            f"{base}/v1/accounts",
+            timeout=10,
+            json={"account_id": "acme", "account": {"access_token": ACCESS}},
+        ).raise_for_status()
+        requests.post(
+            f"{base}/v1/jobs",
+            timeout=10,
+            json={
+                "account_id": "acme",
+                "scheduled_at": later.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "pin": {
+                    "board_id": BOARD,
+                    "media_source": {"image_url": {"url": "https://example.com/a.jpg"}},
+                },
+            },
+        ).raise_for_status()
         yield base
 
 
 @schema.parametrize()
-@settings(max_examples=FUZZ_EXAMPLES, deadline=None, database=None,
-          suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=FUZZ_EXAMPLES,
+    deadline=None,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
 def test_no_server_error_and_responses_match_the_document(case: Any, base_url: str) -> None:
     """Any generated request (valid or not) gets a non-5xx answer that matches the document."""
-    case.call_and_validate(base_url=base_url,
-                           checks=[not_a_server_error, response_schema_conformance])
+    case.call_and_validate(
+        base_url=base_url, checks=[not_a_server_error, response_schema_conformance]
+    )

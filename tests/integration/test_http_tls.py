@@ -22,14 +22,18 @@ def _client_ctx(pki: Pki, *, cert: bool, rogue: bool = False) -> ssl.SSLContext:
 
 
 async def _status(port: int, ctx: ssl.SSLContext | None, scheme: str = "https") -> int:
-    async with aiohttp.ClientSession() as session, session.get(
-            f"{scheme}://127.0.0.1:{port}/v1/accounts", ssl=ctx if ctx else False) as resp:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{scheme}://127.0.0.1:{port}/v1/accounts", ssl=ctx if ctx else False) as resp,
+    ):
         await resp.read()
         return resp.status
 
 
-async def test_https_with_the_server_certificate(make_daemon: Callable[..., Daemon],
-                                                 pki: Pki) -> None:  # noqa: F811
+async def test_https_with_the_server_certificate(
+    make_daemon: Callable[..., Daemon],
+    pki: Pki,  # noqa: F811
+) -> None:
     """With a certificate and key, the HTTP door answers HTTPS verified against the CA, and
     plain HTTP no longer works."""
     daemon = make_daemon(tls_cert_file=str(pki.server_cert), tls_key_file=str(pki.server_key))
@@ -45,8 +49,11 @@ async def test_https_with_the_server_certificate(make_daemon: Callable[..., Daem
 async def test_mutual_tls(make_daemon: Callable[..., Daemon], pki: Pki) -> None:  # noqa: F811
     """With a client CA, a caller without a certificate or with one of another CA is refused at
     the handshake; one with a certificate of the CA gets its answer."""
-    daemon = make_daemon(tls_cert_file=str(pki.server_cert), tls_key_file=str(pki.server_key),
-                         tls_client_ca_file=str(pki.ca))
+    daemon = make_daemon(
+        tls_cert_file=str(pki.server_cert),
+        tls_key_file=str(pki.server_key),
+        tls_client_ca_file=str(pki.ca),
+    )
     await daemon.start()
     try:
         assert await _status(daemon.http_port, _client_ctx(pki, cert=True)) == 200

@@ -38,8 +38,9 @@ async def messages(resp: aiohttp.ClientResponse) -> AsyncIterator[Message]:
             key, _, value = line.partition(": ")
             fields[key] = value
         elif fields:
-            yield Message(fields.get("id", ""), fields.get("event", "message"),
-                          json.loads(fields["data"]))
+            yield Message(
+                fields.get("id", ""), fields.get("event", "message"), json.loads(fields["data"])
+            )
             fields = {}
 
 
@@ -75,8 +76,9 @@ async def test_message_format(http: Http) -> None:
     JobEvent JSON with proto field names on one line."""
     await create_account(http)
     job_id = await schedule(http, "one")
-    async with http.session.get(f"{http.base}/v1/jobs:watch",
-                                params={"job_ids": job_id, "since_sequence": "0"}) as resp:
+    async with http.session.get(
+        f"{http.base}/v1/jobs:watch", params={"job_ids": job_id, "since_sequence": "0"}
+    ) as resp:
         assert resp.status == 200
         assert resp.headers["Content-Type"] == "text/event-stream"
         (created,) = await take(resp, 1)
@@ -97,16 +99,15 @@ async def test_resume_with_last_event_id_has_no_gap_and_no_duplicate(http: Http)
     await create_account(http)
     first = [await schedule(http, f"a{i}") for i in range(4)]
     url = f"{http.base}/v1/jobs:watch"
-    async with http.session.get(url, params={"account_id": "acme", "since_sequence": "0"}
-                                ) as resp:
+    async with http.session.get(url, params={"account_id": "acme", "since_sequence": "0"}) as resp:
         seen = await take(resp, 2)  # then drop the connection mid-stream
     later = [await schedule(http, f"b{i}") for i in range(2)]
     await http.call("POST", f"/v1/jobs/{later[-1]}:cancel")
-    async with http.session.get(url, params={"account_id": "acme"},
-                                headers={"Last-Event-ID": seen[-1].id}) as resp:
+    async with http.session.get(
+        url, params={"account_id": "acme"}, headers={"Last-Event-ID": seen[-1].id}
+    ) as resp:
         resumed = await take(resp, 2 + 2 + 1)
-    async with http.session.get(url, params={"account_id": "acme", "since_sequence": "0"}
-                                ) as resp:
+    async with http.session.get(url, params={"account_id": "acme", "since_sequence": "0"}) as resp:
         everything = await take(resp, 4 + 2 + 1)
     got = [m.id for m in seen + resumed]
     assert got == [m.id for m in everything]
@@ -120,11 +121,13 @@ async def test_slow_reader_catches_up_from_the_log(http: Http) -> None:
     waited for: it is caught up from the durable log and still sees each event exactly once."""
     await create_account(http)
     http.daemon.bus._buffer = 2  # every new subscription gets a 2-event buffer
-    async with http.session.get(f"{http.base}/v1/jobs:watch",
-                                params={"account_id": "acme"}) as resp:
+    async with http.session.get(
+        f"{http.base}/v1/jobs:watch", params={"account_id": "acme"}
+    ) as resp:
         await anext(messages(resp))  # the stream is open: the subscription exists
-        status, out, _ = await http.call("POST", "/v1/jobs:batchSchedule",
-                                         {"requests": [n8n_pin(f"p{i}") for i in range(20)]})
+        status, out, _ = await http.call(
+            "POST", "/v1/jobs:batchSchedule", {"requests": [n8n_pin(f"p{i}") for i in range(20)]}
+        )
         assert status == 200
         got = await take(resp, 20)
     assert [m.data["job_id"] for m in got] == [j["id"] for j in out["jobs"]]
@@ -132,14 +135,17 @@ async def test_slow_reader_catches_up_from_the_log(http: Http) -> None:
 
 
 async def test_heartbeat_comments_keep_an_idle_stream_alive(
-        make_daemon: Callable[..., Daemon], monkeypatch: pytest.MonkeyPatch) -> None:
+    make_daemon: Callable[..., Daemon], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """An idle stream gets a comment line every heartbeat interval."""
     monkeypatch.setattr("pinsched.http.server.HEARTBEAT_S", 0.05)
     daemon = make_daemon()
     await daemon.start()
     try:
-        async with aiohttp.ClientSession() as session, session.get(
-                f"http://127.0.0.1:{daemon.http_port}/v1/jobs:watch") as resp:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"http://127.0.0.1:{daemon.http_port}/v1/jobs:watch") as resp,
+        ):
             comments = []
             async for m in messages(resp):
                 comments.append(m.comment)
@@ -165,15 +171,18 @@ async def test_bad_filters_are_a_400_before_the_stream(http: Http) -> None:
 
 
 async def test_shutdown_ends_the_stream_with_an_error_event(
-        make_daemon: Callable[..., Daemon]) -> None:
+    make_daemon: Callable[..., Daemon],
+) -> None:
     """When the daemon stops, an open stream gets an `error` event carrying UNAVAILABLE (so a
     client knows to reconnect with its last id), then ends."""
     daemon = make_daemon()
     await daemon.start()
     stopped = False
     try:
-        async with aiohttp.ClientSession() as session, session.get(
-                f"http://127.0.0.1:{daemon.http_port}/v1/jobs:watch") as resp:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"http://127.0.0.1:{daemon.http_port}/v1/jobs:watch") as resp,
+        ):
             stream = messages(resp)
             assert (await anext(stream)).comment == "watching"
             await daemon.stop(grace_s=1.0)

@@ -17,15 +17,35 @@ from pinsched.v1 import account_pb2, scheduler_pb2
 from pinsched_client import AsyncClient
 from tests.conftest import ACCESS, Api
 
-COLUMNS = ["account", "board", "title", "image_url", "video_url", "scheduled_at", "local_time",
-           "time_zone", "next_free_slot", "also_boards", "board_interval", "request_id"]
+COLUMNS = [
+    "account",
+    "board",
+    "title",
+    "image_url",
+    "video_url",
+    "scheduled_at",
+    "local_time",
+    "time_zone",
+    "next_free_slot",
+    "also_boards",
+    "board_interval",
+    "request_id",
+]
 
 
 async def run_import(api: Api, path: Path, *flags: str) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "pinsched", "import", str(path), "--target",
-        f"127.0.0.1:{api.daemon.port}", *flags,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "pinsched",
+        "import",
+        str(path),
+        "--target",
+        f"127.0.0.1:{api.daemon.port}",
+        *flags,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
@@ -36,14 +56,21 @@ async def slotted_account(api: Api) -> None:
     sched.time_zone.id = "Europe/Paris"
     item = sched.slots.add(days=list(range(dayofweek_pb2.MONDAY, dayofweek_pb2.SUNDAY + 1)))
     item.time.hours = 9
-    await api.accounts.CreateAccount(account_pb2.CreateAccountRequest(
-        account_id="acme", account=account_pb2.Account(access_token=ACCESS,
-                                                       posting_schedule=sched)))
+    await api.accounts.CreateAccount(
+        account_pb2.CreateAccountRequest(
+            account_id="acme",
+            account=account_pb2.Account(access_token=ACCESS, posting_schedule=sched),
+        )
+    )
 
 
 def row(**kw: str) -> dict[str, str]:
-    base = {"account": "acme", "board": "1001", "title": "t", "image_url":
-            "https://example.com/a.jpg"}
+    base = {
+        "account": "acme",
+        "board": "1001",
+        "title": "t",
+        "image_url": "https://example.com/a.jpg",
+    }
     return {**base, **kw}
 
 
@@ -55,30 +82,37 @@ async def test_import_gives_per_row_results_and_a_second_run_creates_nothing(
     await slotted_account(api)
     soon = (datetime.now(UTC) + timedelta(days=2)).replace(microsecond=0).isoformat()
     rows = [
-        row(title="exact", scheduled_at=soon),                                   # 1 created
-        row(title="slot", next_free_slot="true"),                                # 2 created
-        row(title="exact", scheduled_at=soon),                                   # 3 existing
-        row(title="x" * 101, scheduled_at=soon),                                 # 4 pin.title
-        row(account="ghost", scheduled_at=soon),                                 # 5 account
-        row(video_url="https://example.com/v.mp4", scheduled_at=soon),           # 6 video_url
-        row(scheduled_at=soon, next_free_slot="true"),                           # 7 two times
-        row(title="mine", scheduled_at=soon, request_id="r-8"),                  # 8 created
-        row(title="group", scheduled_at=soon, also_boards="1002;1003",
-            board_interval="7d"),                                                # 9 created
-        row(title="other", scheduled_at=soon, request_id="r-8"),                 # 10 request_id
+        row(title="exact", scheduled_at=soon),  # 1 created
+        row(title="slot", next_free_slot="true"),  # 2 created
+        row(title="exact", scheduled_at=soon),  # 3 existing
+        row(title="x" * 101, scheduled_at=soon),  # 4 pin.title
+        row(account="ghost", scheduled_at=soon),  # 5 account
+        row(video_url="https://example.com/v.mp4", scheduled_at=soon),  # 6 video_url
+        row(scheduled_at=soon, next_free_slot="true"),  # 7 two times
+        row(title="mine", scheduled_at=soon, request_id="r-8"),  # 8 created
+        row(
+            title="group", scheduled_at=soon, also_boards="1002;1003", board_interval="7d"
+        ),  # 9 created
+        row(title="other", scheduled_at=soon, request_id="r-8"),  # 10 request_id
         row(title="local", local_time="2027-01-10T09:30", time_zone="Europe/Paris"),  # 11
         row(title="bad zone", local_time="2027-01-10T09:30", time_zone="Mars/Base"),  # 12
-        row(title="video", image_url="", video_url="https://example.com/v.mp4",
-            scheduled_at=soon),                                                  # 13 created
+        row(
+            title="video", image_url="", video_url="https://example.com/v.mp4", scheduled_at=soon
+        ),  # 13 created
     ]
     path = tmp_path / "pins.csv"
     with path.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-    expected_failed = {4: "pin.title:", 5: "account:", 6: "video_url: give image_url or",
-                       7: "scheduled_at: give exactly one", 10: "request_id:",
-                       12: "local_time.time_zone:"}
+    expected_failed = {
+        4: "pin.title:",
+        5: "account:",
+        6: "video_url: give image_url or",
+        7: "scheduled_at: give exactly one",
+        10: "request_id:",
+        12: "local_time.time_zone:",
+    }
     outcomes = []
     for _ in range(2):
         code, out, err = await run_import(api, path, "--json")
@@ -91,8 +125,15 @@ async def test_import_gives_per_row_results_and_a_second_run_creates_nothing(
         outcomes.append({n: r["status"] for n, r in results.items() if n not in expected_failed})
         assert "13 rows:" in err
         assert results[3]["job_id"] == results[1]["job_id"]
-    assert outcomes[0] == {1: "created", 2: "created", 3: "existing", 8: "created", 9: "created",
-                           11: "created", 13: "created"}
+    assert outcomes[0] == {
+        1: "created",
+        2: "created",
+        3: "existing",
+        8: "created",
+        9: "created",
+        11: "created",
+        13: "created",
+    }
     assert outcomes[1] == dict.fromkeys(outcomes[0], "existing")
     listed = await api.jobs.ListJobs(scheduler_pb2.ListJobsRequest(account_id="acme"))
     assert len(listed.jobs) == 8  # 1, 2, 8, 11, 13 and the three boards of 9
@@ -104,10 +145,13 @@ async def test_import_json_lines_and_table_output(api: Api, tmp_path: Path) -> N
     """JSON Lines take lists and seconds; the table lists every row; all good rows exit 0."""
     await slotted_account(api)
     at = (datetime.now(UTC) + timedelta(days=1)).isoformat()
-    lines = [json.dumps(row(title="a", scheduled_at=at)),
-             "",
-             json.dumps({**row(title="b", next_free_slot=True), "also_boards": [1002],
-                         "board_interval": 86400})]
+    lines = [
+        json.dumps(row(title="a", scheduled_at=at)),
+        "",
+        json.dumps(
+            {**row(title="b", next_free_slot=True), "also_boards": [1002], "board_interval": 86400}
+        ),
+    ]
     path = tmp_path / "pins.jsonl"
     path.write_text("\n".join(lines) + "\n")
     code, out, err = await run_import(api, path)
@@ -138,11 +182,18 @@ async def test_a_chunk_error_naming_no_row_is_split_until_the_row_is_alone(api: 
     bisection; every other row of the chunk is created."""
     await slotted_account(api)
     at = (datetime.now(UTC) + timedelta(days=1)).isoformat()
-    items = [(n, build_request(row(title=f"r{n}", scheduled_at=at,
-                                   account="ghost" if n in (3, 6) else "acme")))
-             for n in range(1, 9)]
+    items = [
+        (
+            n,
+            build_request(
+                row(title=f"r{n}", scheduled_at=at, account="ghost" if n in (3, 6) else "acme")
+            ),
+        )
+        for n in range(1, 9)
+    ]
     async with AsyncClient(f"127.0.0.1:{api.daemon.port}") as client:
         got = await send_chunk(client, items)
     assert {n: r.status for n, r in got.items()} == {
-        n: "failed" if n in (3, 6) else "created" for n in range(1, 9)}
+        n: "failed" if n in (3, 6) else "created" for n in range(1, 9)
+    }
     assert got[3].error.startswith("account: ")

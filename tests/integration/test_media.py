@@ -32,8 +32,13 @@ DIGEST = hashlib.sha256(IMAGE).hexdigest()
 
 
 def image_pin(data: bytes = IMAGE, title: str = "inline") -> job_pb2.Pin:
-    return job_pb2.Pin(board_id="1001", title=title, media_source=job_pb2.MediaSource(
-        image_base64=job_pb2.ImageBase64(content_type="image/png", data=data)))
+    return job_pb2.Pin(
+        board_id="1001",
+        title=title,
+        media_source=job_pb2.MediaSource(
+            image_base64=job_pb2.ImageBase64(content_type="image/png", data=data)
+        ),
+    )
 
 
 def media_rows(db: Path) -> list[tuple[str, int]]:
@@ -52,8 +57,9 @@ def largest_row(db: Path, table: str, column: str) -> int:
         conn.close()
 
 
-async def schedule_image(api: Api, *, at: datetime, data: bytes = IMAGE,
-                         title: str = "inline") -> job_pb2.Job:
+async def schedule_image(
+    api: Api, *, at: datetime, data: bytes = IMAGE, title: str = "inline"
+) -> job_pb2.Job:
     req = api.pin_request(at=at)
     req.pin.CopyFrom(image_pin(data, title))
     return await api.jobs.SchedulePin(req)
@@ -78,8 +84,9 @@ async def test_answers_lists_and_watch_events_carry_the_reference_only(api: Api)
     assert_reference(listed.jobs[0].pin)
     basic = await api.jobs.GetJob(scheduler_pb2.GetJobRequest(job_id=job.id))
     assert_reference(basic.pin)
-    full = await api.jobs.GetJob(scheduler_pb2.GetJobRequest(
-        job_id=job.id, view=scheduler_pb2.JOB_VIEW_FULL))
+    full = await api.jobs.GetJob(
+        scheduler_pb2.GetJobRequest(job_id=job.id, view=scheduler_pb2.JOB_VIEW_FULL)
+    )
     assert full.pin.media_source.image_base64.data == IMAGE
     assert full.pin.media_source.image_base64.sha256 == DIGEST
     event = await asyncio.wait_for(watch.read(), 5)
@@ -92,8 +99,9 @@ async def test_answers_lists_and_watch_events_carry_the_reference_only(api: Api)
     assert_reference(replayed.job.pin)
 
 
-async def test_an_image_is_stored_once_and_dropped_with_its_last_job(api: Api,
-                                                                      tmp_path: Path) -> None:
+async def test_an_image_is_stored_once_and_dropped_with_its_last_job(
+    api: Api, tmp_path: Path
+) -> None:
     """Two jobs with the same image share one stored copy, no job or event row holds the
     bytes, and the copy goes when the last job using it is gone."""
     db = tmp_path / "pinsched.db"
@@ -131,9 +139,12 @@ async def test_update_keeps_replaces_or_refuses_the_image(api: Api, tmp_path: Pa
     other = await schedule_image(api, at=soon(3600), data=IMAGE[::-1], title="other")
 
     async def update(pin: job_pb2.Pin, *paths: str) -> job_pb2.Job:
-        return await api.jobs.UpdateJob(scheduler_pb2.UpdateJobRequest(
-            job=job_pb2.Job(id=job.id, pin=pin),
-            update_mask=field_mask_pb2.FieldMask(paths=list(paths))))
+        return await api.jobs.UpdateJob(
+            scheduler_pb2.UpdateJobRequest(
+                job=job_pb2.Job(id=job.id, pin=pin),
+                update_mask=field_mask_pb2.FieldMask(paths=list(paths)),
+            )
+        )
 
     renamed = await update(job_pb2.Pin(title="renamed"), "pin.title")
     assert_reference(renamed.pin)
@@ -153,10 +164,13 @@ async def test_update_keeps_replaces_or_refuses_the_image(api: Api, tmp_path: Pa
     replaced = await update(image_pin(new_image), "pin.media_source")
     assert_reference(replaced.pin, new_image)
     digests = {d for d, _ in media_rows(db)}
-    assert digests == {hashlib.sha256(new_image).hexdigest(), hashlib.sha256(IMAGE[::-1])
-                       .hexdigest()}
-    full = await api.jobs.GetJob(scheduler_pb2.GetJobRequest(
-        job_id=job.id, view=scheduler_pb2.JOB_VIEW_FULL))
+    assert digests == {
+        hashlib.sha256(new_image).hexdigest(),
+        hashlib.sha256(IMAGE[::-1]).hexdigest(),
+    }
+    full = await api.jobs.GetJob(
+        scheduler_pb2.GetJobRequest(job_id=job.id, view=scheduler_pb2.JOB_VIEW_FULL)
+    )
     assert full.pin.media_source.image_base64.data == new_image
 
 
@@ -183,11 +197,13 @@ async def test_committed_events_and_webhook_bodies_hold_no_bytes(tmp_path: Path)
     hook = Endpoint(name="h", url="https://hooks.example/a", keys=(b"k" * 16,))
     store.set_outbox(OutboxRenderers([hook]).render_event)
     try:
-        await store.create_account(Account(id="acme", access_token="t", created_at=NOW,
-                                           updated_at=NOW))
+        await store.create_account(
+            Account(id="acme", access_token="t", created_at=NOW, updated_at=NOW)
+        )
         job, entry = make_job(1)
-        job = dataclasses.replace(job, pin=PinSpec(board_id="1", media=ImageBase64(
-            content_type="image/png", data=IMAGE)))
+        job = dataclasses.replace(
+            job, pin=PinSpec(board_id="1", media=ImageBase64(content_type="image/png", data=IMAGE))
+        )
         [(created, _)] = await store.create_jobs([job], [entry])
         await store.commit(created, *transition(created, JobState.QUEUED, now=NOW, reason="due"))
         for event in seen:
@@ -199,7 +215,10 @@ async def test_committed_events_and_webhook_bodies_hold_no_bytes(tmp_path: Path)
         for delivery in await store.webhook_list():
             body = json.loads(delivery.payload)
             assert body["data"]["job"]["pin"]["media_source"]["image_base64"] == {
-                "content_type": "image/png", "sha256": DIGEST, "size_bytes": str(len(IMAGE))}
+                "content_type": "image/png",
+                "sha256": DIGEST,
+                "size_bytes": str(len(IMAGE)),
+            }
             assert len(delivery.payload) < 2000
         loaded = await store.load_pin(created.pin)
         assert isinstance(loaded.media, ImageBase64)

@@ -26,15 +26,19 @@ VIDEO = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8
 SHA = hashlib.sha256(VIDEO).hexdigest()
 
 
-def chunks(data: bytes, content_type: str = "video/mp4", size: int = 1000
-           ) -> list[media_pb2.UploadMediaRequest]:
-    parts = [data[i:i + size] for i in range(0, len(data), size)] or [b""]
-    return [media_pb2.UploadMediaRequest(content_type=content_type if i == 0 else "", data=p)
-            for i, p in enumerate(parts)]
+def chunks(
+    data: bytes, content_type: str = "video/mp4", size: int = 1000
+) -> list[media_pb2.UploadMediaRequest]:
+    parts = [data[i : i + size] for i in range(0, len(data), size)] or [b""]
+    return [
+        media_pb2.UploadMediaRequest(content_type=content_type if i == 0 else "", data=p)
+        for i, p in enumerate(parts)
+    ]
 
 
-async def upload(api: Api, requests: list[media_pb2.UploadMediaRequest]
-                 ) -> media_pb2.UploadMediaResponse:
+async def upload(
+    api: Api, requests: list[media_pb2.UploadMediaRequest]
+) -> media_pb2.UploadMediaResponse:
     stub = media_pb2_grpc.MediaServiceStub(api.channel)
 
     async def gen() -> AsyncIterator[media_pb2.UploadMediaRequest]:
@@ -46,8 +50,13 @@ async def upload(api: Api, requests: list[media_pb2.UploadMediaRequest]
 
 def asset_pin(api: Api, asset_id: str, **cover: Any) -> scheduler_pb2.SchedulePinRequest:
     req = api.pin_request(at=soon(3600))
-    req.pin.media_source.CopyFrom(job_pb2.MediaSource(video_asset=job_pb2.VideoAsset(
-        asset_id=asset_id, **(cover or {"cover_image_key_frame_time": 1}))))
+    req.pin.media_source.CopyFrom(
+        job_pb2.MediaSource(
+            video_asset=job_pb2.VideoAsset(
+                asset_id=asset_id, **(cover or {"cover_image_key_frame_time": 1})
+            )
+        )
+    )
     return req
 
 
@@ -56,7 +65,11 @@ async def test_upload_streams_to_the_media_directory(api: Api) -> None:
     beside the database (never in SQLite); the same bytes again give the same asset."""
     got = await upload(api, chunks(VIDEO))
     assert (got.asset_id, got.sha256, got.size_bytes, got.content_type) == (
-        SHA, SHA, len(VIDEO), "video/mp4")
+        SHA,
+        SHA,
+        len(VIDEO),
+        "video/mp4",
+    )
     stored = media_dir(api.daemon.config.db_path) / SHA
     assert stored.read_bytes() == VIDEO
     again = await upload(api, chunks(VIDEO, size=333))
@@ -68,14 +81,18 @@ async def test_upload_streams_to_the_media_directory(api: Api) -> None:
     assert job.state == job_pb2.Job.STATE_PENDING
 
 
-@pytest.mark.parametrize(("requests", "field"), [
-    (chunks(VIDEO, content_type="image/png"), "content_type"),
-    (chunks(VIDEO, content_type=""), "content_type"),
-    (chunks(b""), "data"),
-    ([], "content_type"),
-])
-async def test_bad_uploads_name_the_field(api: Api, requests: list[media_pb2.UploadMediaRequest],
-                                          field: str) -> None:
+@pytest.mark.parametrize(
+    ("requests", "field"),
+    [
+        (chunks(VIDEO, content_type="image/png"), "content_type"),
+        (chunks(VIDEO, content_type=""), "content_type"),
+        (chunks(b""), "data"),
+        ([], "content_type"),
+    ],
+)
+async def test_bad_uploads_name_the_field(
+    api: Api, requests: list[media_pb2.UploadMediaRequest], field: str
+) -> None:
     """A missing or non-video content type, no bytes, or no message at all is
     INVALID_ARGUMENT naming the field, and nothing is left in the media directory."""
     with pytest.raises(grpc.aio.AioRpcError) as exc:
@@ -101,30 +118,58 @@ async def test_too_large_upload_is_refused(tmp_path: Path) -> None:
     assert list((tmp_path / "m").iterdir()) == []
 
 
-@pytest.mark.parametrize(("source", "field"), [
-    ({"video_asset": job_pb2.VideoAsset(asset_id="nope", cover_image_key_frame_time=1)},
-     "pin.media_source.video_asset.asset_id"),
-    ({"video_asset": job_pb2.VideoAsset(asset_id="a" * 64, cover_image_key_frame_time=1)},
-     "pin.media_source.video_asset.asset_id"),
-    ({"video_asset": job_pb2.VideoAsset(asset_id=SHA)},
-     "pin.media_source.video_asset.cover_image_url"),
-    ({"video_asset": job_pb2.VideoAsset(asset_id=SHA, cover_image_key_frame_time=-1)},
-     "pin.media_source.video_asset.cover_image_key_frame_time"),
-    ({"video_url": job_pb2.VideoUrl(cover_image_url="https://e.com/c.jpg")},
-     "pin.media_source.video_url.url"),
-    ({"video_url": job_pb2.VideoUrl(url="ftp://e.com/v.mp4", cover_image_key_frame_time=1)},
-     "pin.media_source.video_url.url"),
-    ({"video_url": job_pb2.VideoUrl(url="http://169.254.169.254/v.mp4",
-                                    cover_image_key_frame_time=1)},
-     "pin.media_source.video_url.url"),
-    ({"video_url": job_pb2.VideoUrl(url="http://metadata.google.internal/v.mp4",
-                                    cover_image_key_frame_time=1)},
-     "pin.media_source.video_url.url"),
-    ({"video_url": job_pb2.VideoUrl(url="https://e.com/v.mp4", cover_image_url="nope")},
-     "pin.media_source.video_url.cover_image_url"),
-])
-async def test_bad_video_sources_name_the_field(api: Api, source: dict[str, Any],
-                                                field: str) -> None:
+@pytest.mark.parametrize(
+    ("source", "field"),
+    [
+        (
+            {"video_asset": job_pb2.VideoAsset(asset_id="nope", cover_image_key_frame_time=1)},
+            "pin.media_source.video_asset.asset_id",
+        ),
+        (
+            {"video_asset": job_pb2.VideoAsset(asset_id="a" * 64, cover_image_key_frame_time=1)},
+            "pin.media_source.video_asset.asset_id",
+        ),
+        (
+            {"video_asset": job_pb2.VideoAsset(asset_id=SHA)},
+            "pin.media_source.video_asset.cover_image_url",
+        ),
+        (
+            {"video_asset": job_pb2.VideoAsset(asset_id=SHA, cover_image_key_frame_time=-1)},
+            "pin.media_source.video_asset.cover_image_key_frame_time",
+        ),
+        (
+            {"video_url": job_pb2.VideoUrl(cover_image_url="https://e.com/c.jpg")},
+            "pin.media_source.video_url.url",
+        ),
+        (
+            {"video_url": job_pb2.VideoUrl(url="ftp://e.com/v.mp4", cover_image_key_frame_time=1)},
+            "pin.media_source.video_url.url",
+        ),
+        (
+            {
+                "video_url": job_pb2.VideoUrl(
+                    url="http://169.254.169.254/v.mp4", cover_image_key_frame_time=1
+                )
+            },
+            "pin.media_source.video_url.url",
+        ),
+        (
+            {
+                "video_url": job_pb2.VideoUrl(
+                    url="http://metadata.google.internal/v.mp4", cover_image_key_frame_time=1
+                )
+            },
+            "pin.media_source.video_url.url",
+        ),
+        (
+            {"video_url": job_pb2.VideoUrl(url="https://e.com/v.mp4", cover_image_url="nope")},
+            "pin.media_source.video_url.cover_image_url",
+        ),
+    ],
+)
+async def test_bad_video_sources_name_the_field(
+    api: Api, source: dict[str, Any], field: str
+) -> None:
     """Every bad video_url / video_asset field is INVALID_ARGUMENT naming it; nothing is
     scheduled."""
     await upload(api, chunks(VIDEO))
@@ -147,15 +192,17 @@ async def test_http_door_takes_a_raw_upload(make_daemon: Callable[..., Daemon]) 
     try:
         base = f"http://127.0.0.1:{daemon.http_port}/v1/media"
         async with aiohttp.ClientSession() as session:
-            async with session.post(base, data=VIDEO,
-                                    headers={"Content-Type": "video/mp4"}) as resp:
+            async with session.post(
+                base, data=VIDEO, headers={"Content-Type": "video/mp4"}
+            ) as resp:
                 body = await resp.json()
                 assert resp.status == 200
                 assert (body["asset_id"], body["size_bytes"]) == (SHA, str(len(VIDEO)))
-            for data, ctype, field in ((VIDEO, "text/plain", "content_type"),
-                                       (b"", "video/mp4", "data")):
-                async with session.post(base, data=data,
-                                        headers={"Content-Type": ctype}) as resp:
+            for data, ctype, field in (
+                (VIDEO, "text/plain", "content_type"),
+                (b"", "video/mp4", "data"),
+            ):
+                async with session.post(base, data=data, headers={"Content-Type": ctype}) as resp:
                     text = await resp.text()
                     assert resp.status == 400
                     assert field in json.loads(text)["error"]["message"]
@@ -185,7 +232,9 @@ async def test_sweep_removes_unreferenced_uploads_after_the_grace(tmp_path: Path
     assert assets.get(dropped.asset_id) is None
     assert assets.get(kept.asset_id) is not None
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [
-        kept.asset_id, f"{kept.asset_id}.json"]
+        kept.asset_id,
+        f"{kept.asset_id}.json",
+    ]
 
 
 async def test_python_client_uploads_a_file_and_schedules_it(api: Api, tmp_path: Path) -> None:
@@ -197,9 +246,13 @@ async def test_python_client_uploads_a_file_and_schedules_it(api: Api, tmp_path:
         got = await client.upload_media(str(path), "video/mp4", chunk_bytes=100)
         assert (got.asset_id, got.size_bytes) == (SHA, len(VIDEO))
         await api.create_account()
-        job = await client.schedule_pin(schedule_request(
-            "acme", pin("1001", video_asset_id=got.asset_id, cover_image_key_frame_time=0),
-            scheduled_at=soon(3600)))
+        job = await client.schedule_pin(
+            schedule_request(
+                "acme",
+                pin("1001", video_asset_id=got.asset_id, cover_image_key_frame_time=0),
+                scheduled_at=soon(3600),
+            )
+        )
     assert job.pin.media_source.video_asset.asset_id == SHA
     with pytest.raises(ValueError, match="at most one"):
         pin("1001", video_url="https://e.com/v.mp4", video_asset_id=SHA)
@@ -226,12 +279,16 @@ async def test_http_upload_needs_the_api_token(make_daemon: Callable[..., Daemon
     try:
         base = f"http://127.0.0.1:{daemon.http_port}/v1/media"
         async with aiohttp.ClientSession() as session:
-            async with session.post(base, data=VIDEO,
-                                    headers={"Content-Type": "video/mp4"}) as resp:
+            async with session.post(
+                base, data=VIDEO, headers={"Content-Type": "video/mp4"}
+            ) as resp:
                 assert resp.status == 401
             assert not (media_dir(daemon.config.db_path) / SHA).exists()
-            async with session.post(base, data=VIDEO, headers={
-                    "Content-Type": "video/mp4", "Authorization": f"Bearer {token}"}) as resp:
+            async with session.post(
+                base,
+                data=VIDEO,
+                headers={"Content-Type": "video/mp4", "Authorization": f"Bearer {token}"},
+            ) as resp:
                 assert resp.status == 200
         assert (media_dir(daemon.config.db_path) / SHA).exists()
     finally:

@@ -24,8 +24,9 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 @pytest.fixture
 async def metered(make_daemon: Callable[..., Daemon]) -> AsyncIterator[Api]:
-    daemon = make_daemon(metrics_listen="127.0.0.1:0", retry_base_delay_s=0.05,
-                         retry_max_delay_s=0.2)
+    daemon = make_daemon(
+        metrics_listen="127.0.0.1:0", retry_base_delay_s=0.05, retry_max_delay_s=0.2
+    )
     await daemon.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{daemon.port}")
     try:
@@ -37,8 +38,10 @@ async def metered(make_daemon: Callable[..., Daemon]) -> AsyncIterator[Api]:
 
 async def scrape(daemon: Daemon) -> Samples:
     """GET /metrics from *daemon* and index every sample by (name, labels)."""
-    async with aiohttp.ClientSession() as http, http.get(
-            f"http://127.0.0.1:{daemon.metrics.port}/metrics") as resp:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"http://127.0.0.1:{daemon.metrics.port}/metrics") as resp,
+    ):
         assert resp.status == 200
         assert resp.headers["Content-Type"].startswith("text/plain")
         text = await resp.text()
@@ -59,8 +62,10 @@ async def test_delivered_count_matches_the_pins_published(metered: Api, sandbox:
     observations, N DELIVERED jobs, an empty due-heap, and N timed SchedulePin calls."""
     n = 4
     await metered.create_account()
-    jobs = [await metered.jobs.SchedulePin(metered.pin_request(at=soon(), title=f"pin {i}"))
-            for i in range(n)]
+    jobs = [
+        await metered.jobs.SchedulePin(metered.pin_request(at=soon(), title=f"pin {i}"))
+        for i in range(n)
+    ]
     await wait_states(metered, [j.id for j in jobs], {J.STATE_DELIVERED})
     samples = await scrape(metered.daemon)
     published = len(sandbox.pins())
@@ -70,12 +75,31 @@ async def test_delivered_count_matches_the_pins_published(metered: Api, sandbox:
     assert value(samples, "pinsched_jobs", state="DELIVERED") == n
     assert value(samples, "pinsched_jobs", state="PENDING") == 0
     assert value(samples, "pinsched_due_heap_size") == 0
-    assert value(samples, "pinsched_job_transitions_total",
-                 from_state="SUBMITTED", to_state="DELIVERED") == n
-    assert value(samples, "pinsched_rpc_requests_total", service="pinsched.v1.PinScheduler",
-                 method="SchedulePin", code="OK") == n
-    assert value(samples, "pinsched_rpc_duration_seconds_count",
-                 service="pinsched.v1.PinScheduler", method="SchedulePin") == n
+    assert (
+        value(
+            samples, "pinsched_job_transitions_total", from_state="SUBMITTED", to_state="DELIVERED"
+        )
+        == n
+    )
+    assert (
+        value(
+            samples,
+            "pinsched_rpc_requests_total",
+            service="pinsched.v1.PinScheduler",
+            method="SchedulePin",
+            code="OK",
+        )
+        == n
+    )
+    assert (
+        value(
+            samples,
+            "pinsched_rpc_duration_seconds_count",
+            service="pinsched.v1.PinScheduler",
+            method="SchedulePin",
+        )
+        == n
+    )
     assert ("pinsched_watchers", frozenset()) in samples
     assert ("pinsched_token_refreshes_total", frozenset()) in samples
 
@@ -96,15 +120,31 @@ async def test_failures_retries_and_429s_are_counted(metered: Api, sandbox: Sand
     assert value(samples, "pinsched_rate_limited_total", account="acme") == 1
     assert value(samples, "pinsched_retries_total", account="acme", category="RATE_LIMITED") == 1
     # a 500 on create may have created the pin: reconciled (not found), then retried
-    assert value(samples, "pinsched_retries_total", account="acme",
-                 category="OUTCOME_UNKNOWN") == 1
-    assert value(samples, "pinsched_attempt_failures_total", account="acme",
-                 category="REJECTED") == 1
-    assert value(samples, "pinsched_job_failures_total", account="acme", category="REJECTED",
-                 state="PERMANENTLY_FAILED") == 1
+    assert value(samples, "pinsched_retries_total", account="acme", category="OUTCOME_UNKNOWN") == 1
+    assert (
+        value(samples, "pinsched_attempt_failures_total", account="acme", category="REJECTED") == 1
+    )
+    assert (
+        value(
+            samples,
+            "pinsched_job_failures_total",
+            account="acme",
+            category="REJECTED",
+            state="PERMANENTLY_FAILED",
+        )
+        == 1
+    )
     assert value(samples, "pinsched_pins_delivered_total", account="acme") == 1
-    assert value(samples, "pinsched_rpc_requests_total", service="pinsched.v1.PinScheduler",
-                 method="GetJob", code="NOT_FOUND") == 1
+    assert (
+        value(
+            samples,
+            "pinsched_rpc_requests_total",
+            service="pinsched.v1.PinScheduler",
+            method="GetJob",
+            code="NOT_FOUND",
+        )
+        == 1
+    )
 
 
 async def test_webhook_hook_and_watchers() -> None:
@@ -119,8 +159,12 @@ async def test_webhook_hook_and_watchers() -> None:
     assert "user:pw" not in text
     assert endpoint_label("https://user:pw@h.example:8443/x?y=1#z") == "https://h.example:8443/x"
     families = {f.name: f for f in text_string_to_metric_families(text)}
-    attempts = {(s.labels["endpoint"], s.labels["outcome"]): s.value
-                for s in families["pinsched_webhook_attempts"].samples
-                if s.name == "pinsched_webhook_attempts_total"}
-    assert attempts == {("https://hooks.example.com/in", "failed"): 1.0,
-                        ("https://hooks.example.com/in", "ok"): 1.0}
+    attempts = {
+        (s.labels["endpoint"], s.labels["outcome"]): s.value
+        for s in families["pinsched_webhook_attempts"].samples
+        if s.name == "pinsched_webhook_attempts_total"
+    }
+    assert attempts == {
+        ("https://hooks.example.com/in", "failed"): 1.0,
+        ("https://hooks.example.com/in", "ok"): 1.0,
+    }

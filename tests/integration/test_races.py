@@ -111,8 +111,9 @@ class Follower:
         self.events: list[job_pb2.JobEvent] = []
         self.latest: dict[str, job_pb2.JobEvent] = {}
         self.changed = asyncio.Event()
-        self.call = api.jobs.WatchJobs(scheduler_pb2.WatchJobsRequest(account_id=account,
-                                                                      since_sequence=0))
+        self.call = api.jobs.WatchJobs(
+            scheduler_pb2.WatchJobsRequest(account_id=account, since_sequence=0)
+        )
         self.task = asyncio.ensure_future(self._follow())
 
     async def _follow(self) -> None:
@@ -144,8 +145,11 @@ def made_by(kind: str, reason: str) -> bool:
 def lost_dispatch(job: job_pb2.Job) -> bool:
     """The signature of bug B1: QUEUED, last changed by an in-place update, going nowhere."""
     last = job.history[-1]
-    return (job.state == J.STATE_QUEUED and last.from_state == J.STATE_QUEUED
-            and last.reason.startswith("updated:"))
+    return (
+        job.state == J.STATE_QUEUED
+        and last.from_state == J.STATE_QUEUED
+        and last.reason.startswith("updated:")
+    )
 
 
 def resting(event: job_pb2.JobEvent | None) -> bool:
@@ -179,17 +183,25 @@ class Race:
         tracked = []
         for i in range(rng.randint(3, 7)):
             tag = f"{account}-r{number}-j{i}"
-            values = {"title": f"{tag} t0", "description": "d0",
-                      "link": f"https://x.test/{tag}/0", "media": f"https://img.test/{tag}/0.jpg"}
-            req = self.api.pin_request(at=now() + timedelta(seconds=rng.uniform(0.0, 0.12)),
-                                       title=values["title"], account_id=account,
-                                       board_id=board, description=values["description"],
-                                       link=values["link"], alt_text=tag)
+            values = {
+                "title": f"{tag} t0",
+                "description": "d0",
+                "link": f"https://x.test/{tag}/0",
+                "media": f"https://img.test/{tag}/0.jpg",
+            }
+            req = self.api.pin_request(
+                at=now() + timedelta(seconds=rng.uniform(0.0, 0.12)),
+                title=values["title"],
+                account_id=account,
+                board_id=board,
+                description=values["description"],
+                link=values["link"],
+                alt_text=tag,
+            )
             req.pin.media_source.image_url.url = values["media"]
             job = await self.api.jobs.SchedulePin(req)
             tracked.append(Tracked(tag=tag, account=account, job_id=job.id, initial=values))
-        await asyncio.gather(*(self.meddle(t, random.Random(rng.getrandbits(64)))
-                               for t in tracked))
+        await asyncio.gather(*(self.meddle(t, random.Random(rng.getrandbits(64))) for t in tracked))
         await self.settle(account, number, tracked)
         for t in tracked:
             await self.check(t)
@@ -213,19 +225,25 @@ class Race:
                     self.nudged += 1
                     await self.call(t, "time", 0, random.Random(0))
             if waited >= SETTLE_TIMEOUT_S:
-                self.fail(f"round {account}/{number}: jobs did not settle within "
-                          f"{waited:g}s: " + "; ".join(
-                              f"{j.id} {NAMES[j.state]} v{j.version} "
-                              f"[{' > '.join(h.reason for h in j.history)}]" for j in jobs
-                              if not resting(follower.latest.get(j.id))))
+                self.fail(
+                    f"round {account}/{number}: jobs did not settle within "
+                    f"{waited:g}s: "
+                    + "; ".join(
+                        f"{j.id} {NAMES[j.state]} v{j.version} "
+                        f"[{' > '.join(h.reason for h in j.history)}]"
+                        for j in jobs
+                        if not resting(follower.latest.get(j.id))
+                    )
+                )
                 return
 
     async def meddle(self, t: Tracked, rng: random.Random) -> None:
         """Fire a random sequence of updates and cancels at the job around its due time."""
         await asyncio.sleep(rng.uniform(0.0, 0.15))  # fuzzing the moment, not waiting for state
         for n in range(1, rng.randint(0, 5) + 1):
-            kind = rng.choices(("title", "text", "time", "media", "cancel"),
-                               weights=(30, 20, 12, 12, 14))[0]
+            kind = rng.choices(
+                ("title", "text", "time", "media", "cancel"), weights=(30, 20, 12, 12, 14)
+            )[0]
             await self.call(t, kind, n, rng)
             await asyncio.sleep(rng.uniform(0.0, 0.06))
 
@@ -236,19 +254,24 @@ class Race:
             call.expected_version = before.version
         try:
             if kind == "cancel":
-                call.result = await self.api.jobs.CancelJob(scheduler_pb2.CancelJobRequest(
-                    job_id=t.job_id, expected_version=call.expected_version))
+                call.result = await self.api.jobs.CancelJob(
+                    scheduler_pb2.CancelJobRequest(
+                        job_id=t.job_id, expected_version=call.expected_version
+                    )
+                )
             else:
                 call.result = await self.api.jobs.UpdateJob(
-                    self.update_request(t, kind, n, call, rng))
+                    self.update_request(t, kind, n, call, rng)
+                )
         except grpc.aio.AioRpcError as err:
             call.code, call.message = err.code(), err.details() or ""
         call.after = (await self.get(t.job_id)).version
         t.calls.append(call)
         self.calls += 1
 
-    def update_request(self, t: Tracked, kind: str, n: int, call: Call, rng: random.Random
-                       ) -> scheduler_pb2.UpdateJobRequest:
+    def update_request(
+        self, t: Tracked, kind: str, n: int, call: Call, rng: random.Random
+    ) -> scheduler_pb2.UpdateJobRequest:
         job = J(id=t.job_id)
         if kind == "title":
             call.values = {"title": f"{t.tag} t{n}"}
@@ -267,8 +290,10 @@ class Race:
             job.scheduled_at.FromDatetime(now() + timedelta(seconds=offset))
             paths = ["scheduled_at"]
         return scheduler_pb2.UpdateJobRequest(
-            job=job, update_mask=field_mask_pb2.FieldMask(paths=paths),
-            expected_version=call.expected_version)
+            job=job,
+            update_mask=field_mask_pb2.FieldMask(paths=paths),
+            expected_version=call.expected_version,
+        )
 
     # ------------------------------------------------------------------- invariants
 
@@ -289,8 +314,10 @@ class Race:
         prev = J.STATE_UNSPECIFIED
         for h in job.history:
             if h.from_state != prev or not allowed(h.from_state, h.to_state):
-                self.fail(f"{where}: bad transition {NAMES[h.from_state]}→{NAMES[h.to_state]} "
-                          f"after {NAMES[prev]}: {history}")
+                self.fail(
+                    f"{where}: bad transition {NAMES[h.from_state]}→{NAMES[h.to_state]} "
+                    f"after {NAMES[prev]}: {history}"
+                )
             prev = h.to_state
         watched = [e.sequence for e in self.followers[t.account].events if e.job_id == job.id]
         if watched != seqs:
@@ -301,11 +328,17 @@ class Race:
             self.check_call(t, job, c, where)
 
         # no update lost: the stored pin holds the last acknowledged values of every field
-        stored = {"title": job.pin.title, "description": job.pin.description,
-                  "link": job.pin.link, "media": job.pin.media_source.image_url.url}
+        stored = {
+            "title": job.pin.title,
+            "description": job.pin.description,
+            "link": job.pin.link,
+            "media": job.pin.media_source.image_url.url,
+        }
         if stored != t.expected():
-            self.fail(f"{where}: stored pin {stored} != last acknowledged values "
-                      f"{t.expected()}; calls: {describe(t.calls)}")
+            self.fail(
+                f"{where}: stored pin {stored} != last acknowledged values "
+                f"{t.expected()}; calls: {describe(t.calls)}"
+            )
         if t.cancelled and job.state != J.STATE_CANCELLED:
             self.fail(f"{where}: acknowledged cancel but ended {NAMES[job.state]}: {history}")
 
@@ -315,24 +348,28 @@ class Race:
             if job.remote_update.state not in (RU.STATE_UNSPECIFIED, RU.STATE_APPLIED):
                 self.fail(f"{where}: remote update ended {job.remote_update}")
             if [p.id for p in live] != [job.pinterest_pin_id]:
-                self.fail(f"{where}: live pins {[p.id for p in live]}, job has "
-                          f"{job.pinterest_pin_id!r}")
+                self.fail(
+                    f"{where}: live pins {[p.id for p in live]}, job has {job.pinterest_pin_id!r}"
+                )
             for pin in live:
-                on_pinterest = {"title": pin.title or "", "description": pin.description or "",
-                                "link": pin.link or "",
-                                "media": pin.sources[0] if pin.sources else ""}
+                on_pinterest = {
+                    "title": pin.title or "",
+                    "description": pin.description or "",
+                    "link": pin.link or "",
+                    "media": pin.sources[0] if pin.sources else "",
+                }
                 if on_pinterest != stored:
-                    self.fail(f"{where}: live pin {on_pinterest} != stored {stored}; "
-                              f"calls: {describe(t.calls)}; history: {history}")
+                    self.fail(
+                        f"{where}: live pin {on_pinterest} != stored {stored}; "
+                        f"calls: {describe(t.calls)}; history: {history}"
+                    )
         elif live:
-            self.fail(f"{where}: {len(live)} live pin(s) for a {NAMES[job.state]} job: "
-                      f"{history}")
+            self.fail(f"{where}: {len(live)} live pin(s) for a {NAMES[job.state]} job: {history}")
         if job.state in (J.STATE_FAILED, J.STATE_PERMANENTLY_FAILED):
             self.fail(f"{where}: unexpected end state: {history}")
 
     def check_call(self, t: Tracked, job: job_pb2.Job, c: Call, where: str) -> None:
-        states_between = {job.history[v - 1].to_state
-                          for v in range(max(1, c.before), c.after + 1)}
+        states_between = {job.history[v - 1].to_state for v in range(max(1, c.before), c.after + 1)}
         said = f"{where}: {c.kind} (v{c.before}→v{c.after})"
         if c.result is not None:
             got = c.result
@@ -340,13 +377,19 @@ class Race:
                 self.fail(f"{said} answered v{got.version} outside v{c.before}..v{c.after}")
                 return
             if job.history[got.version - 1].to_state != got.state:
-                self.fail(f"{said} answered {NAMES[got.state]} v{got.version}, but that "
-                          f"version is {NAMES[job.history[got.version - 1].to_state]}")
-            own = [v for v in range(c.before + 1, got.version + 1)
-                   if made_by(c.kind, job.history[v - 1].reason)]
+                self.fail(
+                    f"{said} answered {NAMES[got.state]} v{got.version}, but that "
+                    f"version is {NAMES[job.history[got.version - 1].to_state]}"
+                )
+            own = [
+                v
+                for v in range(c.before + 1, got.version + 1)
+                if made_by(c.kind, job.history[v - 1].reason)
+            ]
             if c.kind == "cancel":
                 ok = got.state in (J.STATE_CANCELLED, J.STATE_CANCELLING) or (
-                    got.state == J.STATE_SUBMITTED and got.cancel_requested)
+                    got.state == J.STATE_SUBMITTED and got.cancel_requested
+                )
                 if not ok or len(own) > 1:
                     self.fail(f"{said} answered {NAMES[got.state]} after {len(own)} changes")
                 return
@@ -360,11 +403,18 @@ class Race:
                 if KNOWN_LATE_ANSWER:
                     self.late_answers += 1
                 else:
-                    self.fail(f"{said} answered {NAMES[got.state]} v{got.version}, but made "
-                              f"v{mine} ({NAMES[job.history[mine - 1].to_state]})")
+                    self.fail(
+                        f"{said} answered {NAMES[got.state]} v{got.version}, but made "
+                        f"v{mine} ({NAMES[job.history[mine - 1].to_state]})"
+                    )
             applied_in = job.history[mine - 1].to_state
-            if applied_in not in (J.STATE_PENDING, J.STATE_QUEUED, J.STATE_RETRYING,
-                                  J.STATE_DELIVERED, J.STATE_FAILED):
+            if applied_in not in (
+                J.STATE_PENDING,
+                J.STATE_QUEUED,
+                J.STATE_RETRYING,
+                J.STATE_DELIVERED,
+                J.STATE_FAILED,
+            ):
                 self.fail(f"{said} applied in {NAMES[applied_in]}")
             if applied_in == J.STATE_DELIVERED and c.kind in ("time", "media"):
                 self.fail(f"{said} changed {c.kind} of a delivered pin")
@@ -373,8 +423,9 @@ class Race:
             m = re.search(r"at version (\d+)", c.message)
             current = int(m.group(1)) if m else -1
             if not c.expected_version or not c.before < current <= c.after:
-                self.fail(f"{said} ABORTED ({c.message}) with expected_version "
-                          f"{c.expected_version}")
+                self.fail(
+                    f"{said} ABORTED ({c.message}) with expected_version {c.expected_version}"
+                )
             return
         if c.code != Code.FAILED_PRECONDITION:
             self.fail(f"{said} failed with {c.code}: {c.message}")
@@ -383,8 +434,10 @@ class Race:
         named = m.group(1) if m else ""
         number = {v: k for k, v in NAMES.items()}.get(named)
         if number is None or number not in states_between:
-            self.fail(f"{said} refused saying {c.message!r}, but the job was "
-                      f"{sorted(NAMES[s] for s in states_between)} meanwhile")
+            self.fail(
+                f"{said} refused saying {c.message!r}, but the job was "
+                f"{sorted(NAMES[s] for s in states_between)} meanwhile"
+            )
             return
         if c.kind == "cancel":
             if named != "PERMANENTLY_FAILED":
@@ -417,14 +470,12 @@ def board_of(account: str) -> str:
 def add_faults(sandbox: Sandbox) -> None:
     """Random latency on pin writes (never near the 2 s client timeout) and occasional 503s."""
     for method in ("POST", "PATCH", "DELETE"):
-        sandbox.add_fault(FaultRule(kind="latency", method=method, latency_ms=15,
-                                    probability=0.4))
-        sandbox.add_fault(FaultRule(kind="latency", method=method, latency_ms=60,
-                                    probability=0.2))
-        sandbox.add_fault(FaultRule(kind="latency", method=method, latency_ms=150,
-                                    probability=0.05))
-        sandbox.add_fault(FaultRule(kind="status", method=method, status=503,
-                                    probability=0.02))
+        sandbox.add_fault(FaultRule(kind="latency", method=method, latency_ms=15, probability=0.4))
+        sandbox.add_fault(FaultRule(kind="latency", method=method, latency_ms=60, probability=0.2))
+        sandbox.add_fault(
+            FaultRule(kind="latency", method=method, latency_ms=150, probability=0.05)
+        )
+        sandbox.add_fault(FaultRule(kind="status", method=method, status=503, probability=0.02))
 
 
 @pytest.fixture
@@ -432,8 +483,9 @@ async def race(make_daemon: Callable[..., Daemon]) -> AsyncIterator[Race]:
     sandbox = Sandbox(seed=SEED)
     await sandbox.start()
     sandbox.set_client("client-1", "client-secret-1")
-    daemon = make_daemon(base_url=sandbox.base_url, retry_base_delay_s=0.05,
-                         retry_max_delay_s=0.5, max_attempts=30)
+    daemon = make_daemon(
+        base_url=sandbox.base_url, retry_base_delay_s=0.05, retry_max_delay_s=0.5, max_attempts=30
+    )
     await daemon.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{daemon.port}")
     api = Api(channel, daemon)
@@ -442,9 +494,14 @@ async def race(make_daemon: Callable[..., Daemon]) -> AsyncIterator[Race]:
         for i in range(ACCOUNTS):
             account = f"acct{i}"
             sandbox.add_user(f"u{i}", access_token=f"pina_u{i}", board_ids=[board_of(account)])
-            await api.accounts.CreateAccount(account_pb2.CreateAccountRequest(
-                account_id=account, account=account_pb2.Account(
-                    access_token=f"pina_u{i}", pacing=account_pb2.Pacing(writes_per_minute=0))))
+            await api.accounts.CreateAccount(
+                account_pb2.CreateAccountRequest(
+                    account_id=account,
+                    account=account_pb2.Account(
+                        access_token=f"pina_u{i}", pacing=account_pb2.Pacing(writes_per_minute=0)
+                    ),
+                )
+            )
             followers[account] = Follower(api, account)
         add_faults(sandbox)
         yield Race(api, sandbox, followers, SEED)
@@ -482,9 +539,11 @@ async def test_cancel_and_update_race_dispatch(race: Race) -> None:
         live_tags[pin.alt_text].append(pin.id)
     doubled = {tag: ids for tag, ids in live_tags.items() if len(ids) > 1}
     assert not doubled, f"seed {race.seed}: duplicate pins {doubled}"
-    print(f"race seed {race.seed}: {race.jobs} jobs, {race.calls} update/cancel calls, "
-          f"{race.nudged} lost dispatches nudged (bug B1), {race.late_answers} late answers "
-          "(bug B7)")
+    print(
+        f"race seed {race.seed}: {race.jobs} jobs, {race.calls} update/cancel calls, "
+        f"{race.nudged} lost dispatches nudged (bug B1), {race.late_answers} late answers "
+        "(bug B7)"
+    )
     assert not race.problems, f"PINSCHED_RACE_SEED={race.seed}:\n" + "\n".join(race.problems)
     assert race.calls >= 1000
 
@@ -496,12 +555,12 @@ async def _oauth_request_seen(sandbox: Sandbox) -> None:
     """Wait until the sandbox logged a token request (woken by every write it handles)."""
     changed = sandbox._changed  # the sandbox's own "something happened" condition
     async with asyncio.timeout(5), changed:
-        await changed.wait_for(lambda: any(r.path == "/v5/oauth/token"
-                                           for r in sandbox.requests))
+        await changed.wait_for(lambda: any(r.path == "/v5/oauth/token" for r in sandbox.requests))
 
 
 async def test_update_between_dispatch_read_and_submit_is_not_lost(
-        make_daemon: Callable[..., Daemon], sandbox: Sandbox) -> None:
+    make_daemon: Callable[..., Daemon], sandbox: Sandbox
+) -> None:
     """A title update committed after the dispatcher re-read a QUEUED job but before it recorded
     SUBMITTED (here: while a proactive token refresh hangs) does not strand the job: it is still
     published, with the new title."""
@@ -512,22 +571,34 @@ async def test_update_between_dispatch_read_and_submit_is_not_lost(
     try:
         account = account_pb2.Account(access_token=ACCESS, refresh_token=REFRESH)
         account.access_token_expire_time.FromDatetime(now() + timedelta(hours=1))
-        await api.accounts.CreateAccount(account_pb2.CreateAccountRequest(
-            account_id="acme", account=account))
-        sandbox.add_fault(FaultRule(kind="lost_response", mode="hang", hold_s=5.0,
-                                    path_prefix="/v5/oauth/token", times=1))
+        await api.accounts.CreateAccount(
+            account_pb2.CreateAccountRequest(account_id="acme", account=account)
+        )
+        sandbox.add_fault(
+            FaultRule(
+                kind="lost_response",
+                mode="hang",
+                hold_s=5.0,
+                path_prefix="/v5/oauth/token",
+                times=1,
+            )
+        )
         job = await api.jobs.SchedulePin(api.pin_request(at=now(), title="before"))
         await _oauth_request_seen(sandbox)  # the dispatcher has re-read the job and waits
-        got = await api.jobs.UpdateJob(scheduler_pb2.UpdateJobRequest(
-            job=J(id=job.id, pin=job_pb2.Pin(title="after")),
-            update_mask=field_mask_pb2.FieldMask(paths=["pin.title"])))
+        got = await api.jobs.UpdateJob(
+            scheduler_pb2.UpdateJobRequest(
+                job=J(id=job.id, pin=job_pb2.Pin(title="after")),
+                update_mask=field_mask_pb2.FieldMask(paths=["pin.title"]),
+            )
+        )
         assert got.state == J.STATE_QUEUED
         try:
             await wait_states(api, [job.id], {J.STATE_DELIVERED}, timeout_s=5.0)
         except TimeoutError:
             got = await api.jobs.GetJob(scheduler_pb2.GetJobRequest(job_id=job.id))
-            raise AssertionError(f"stuck {NAMES[got.state]}: "
-                                 f"{[h.reason for h in got.history]}") from None
+            raise AssertionError(
+                f"stuck {NAMES[got.state]}: {[h.reason for h in got.history]}"
+            ) from None
         assert [p["title"] for p in sandbox.pins()] == ["after"]
     finally:
         await channel.close()
@@ -535,7 +606,8 @@ async def test_update_between_dispatch_read_and_submit_is_not_lost(
 
 
 async def test_concurrent_updates_of_different_fields_both_stick(
-        make_daemon: Callable[..., Daemon], sandbox: Sandbox) -> None:
+    make_daemon: Callable[..., Daemon], sandbox: Sandbox
+) -> None:
     """Two UpdateJob calls at the same time on different fields of one job (no
     expected_version) both succeed and the job ends with both new values."""
     daemon = make_daemon()
@@ -549,10 +621,12 @@ async def test_concurrent_updates_of_different_fields_both_stick(
             job = await api.jobs.SchedulePin(api.pin_request(at=now() + timedelta(hours=1)))
             title = scheduler_pb2.UpdateJobRequest(
                 job=J(id=job.id, pin=job_pb2.Pin(title=f"title {i}")),
-                update_mask=field_mask_pb2.FieldMask(paths=["pin.title"]))
+                update_mask=field_mask_pb2.FieldMask(paths=["pin.title"]),
+            )
             text = scheduler_pb2.UpdateJobRequest(
                 job=J(id=job.id, pin=job_pb2.Pin(description=f"description {i}")),
-                update_mask=field_mask_pb2.FieldMask(paths=["pin.description"]))
+                update_mask=field_mask_pb2.FieldMask(paths=["pin.description"]),
+            )
             a, b = await asyncio.gather(api.jobs.UpdateJob(title), api.jobs.UpdateJob(text))
             assert {a.version, b.version} == {2, 3}
             got = await api.jobs.GetJob(scheduler_pb2.GetJobRequest(job_id=job.id))

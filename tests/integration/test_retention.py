@@ -31,15 +31,15 @@ J = job_pb2.Job
 async def settled_store(tmp_path: Path, n: int, *, at: datetime = NOW) -> Store:
     """A store with *n* CANCELLED jobs (three events each) changed at *at*."""
     store = await Store.open(tmp_path / "r.db")
-    await store.create_account(Account(id="acme", access_token="t", created_at=at,
-                                       updated_at=at))
+    await store.create_account(Account(id="acme", access_token="t", created_at=at, updated_at=at))
     jobs = [make_job(i) for i in range(n)]
     await store.create_jobs([j for j, _ in jobs], [e for _, e in jobs])
     for job, _ in jobs:
         queued, entry = transition(job, JobState.QUEUED, now=at, reason="due")
         await store.commit(job, queued, entry)
-        await store.commit(queued, *transition(queued, JobState.CANCELLED, now=at,
-                                               reason="cancelled"))
+        await store.commit(
+            queued, *transition(queued, JobState.CANCELLED, now=at, reason="cancelled")
+        )
     return store
 
 
@@ -48,15 +48,20 @@ def table_counts(db: Path) -> tuple[dict[str, int], dict[tuple[str, str], int]]:
     conn = sqlite3.connect(db)
     try:
         jobs = dict(conn.execute("SELECT state, count(*) FROM jobs GROUP BY state").fetchall())
-        hooks = {(e, s): n for e, s, n in conn.execute(
-            "SELECT endpoint, state, count(*) FROM webhook_deliveries GROUP BY 1, 2")}
+        hooks = {
+            (e, s): n
+            for e, s, n in conn.execute(
+                "SELECT endpoint, state, count(*) FROM webhook_deliveries GROUP BY 1, 2"
+            )
+        }
         return jobs, hooks
     finally:
         conn.close()
 
 
 async def test_pruning_takes_settled_jobs_with_their_events_in_small_batches(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     """Settled jobs older than the retention go with their events, at most one batch per call;
     newer and active jobs stay with their history."""
     store = await settled_store(tmp_path, 450)
@@ -79,8 +84,7 @@ async def test_pruning_takes_settled_jobs_with_their_events_in_small_batches(
         await store.close()
 
 
-async def test_retention_keeps_what_is_younger_and_zero_keeps_everything(
-        tmp_path: Path) -> None:
+async def test_retention_keeps_what_is_younger_and_zero_keeps_everything(tmp_path: Path) -> None:
     """Settled jobs younger than the retention are kept, and `retention_days = 0` never
     prunes."""
     store = await settled_store(tmp_path, 5)
@@ -94,25 +98,35 @@ async def test_retention_keeps_what_is_younger_and_zero_keeps_everything(
         await store.close()
 
 
-async def test_finished_webhook_deliveries_are_pruned_and_pending_ones_kept(
-        tmp_path: Path) -> None:
+async def test_finished_webhook_deliveries_are_pruned_and_pending_ones_kept(tmp_path: Path) -> None:
     """DELIVERED and DEAD deliveries older than the retention are pruned, PENDING ones stay,
     and the outbox counts follow every change."""
     store = await Store.open(tmp_path / "w.db")
     try:
-        store.set_outbox(lambda e: [OutboxRow("hook", f"m{e.sequence}", e.job_id, "job.x",
-                                              "{}")])
-        await store.create_account(Account(id="acme", access_token="t", created_at=NOW,
-                                           updated_at=NOW))
+        store.set_outbox(lambda e: [OutboxRow("hook", f"m{e.sequence}", e.job_id, "job.x", "{}")])
+        await store.create_account(
+            Account(id="acme", access_token="t", created_at=NOW, updated_at=NOW)
+        )
         jobs = [make_job(i) for i in range(3)]
         await store.create_jobs([j for j, _ in jobs], [e for _, e in jobs])
         d1, d2, _ = await store.webhook_list()
-        await store.webhook_record(d1.id, state="DELIVERED", attempts=1, next_attempt_at=NOW,
-                                   status=204, error=None, now=NOW)
-        await store.webhook_record(d2.id, state="DEAD", attempts=9, next_attempt_at=NOW,
-                                   status=500, error="gone", now=NOW)
-        assert await store.webhook_depth() == {("hook", "DELIVERED"): 1, ("hook", "DEAD"): 1,
-                                               ("hook", "PENDING"): 1}
+        await store.webhook_record(
+            d1.id,
+            state="DELIVERED",
+            attempts=1,
+            next_attempt_at=NOW,
+            status=204,
+            error=None,
+            now=NOW,
+        )
+        await store.webhook_record(
+            d2.id, state="DEAD", attempts=9, next_attempt_at=NOW, status=500, error="gone", now=NOW
+        )
+        assert await store.webhook_depth() == {
+            ("hook", "DELIVERED"): 1,
+            ("hook", "DEAD"): 1,
+            ("hook", "PENDING"): 1,
+        }
         pruned = await store.prune(NOW + timedelta(days=1), limit=10)
         assert pruned.deliveries == 2
         assert [d.state for d in await store.webhook_list()] == ["PENDING"]
@@ -133,10 +147,10 @@ async def test_the_daemon_prunes_on_its_clock(make_daemon: Callable[..., Daemon]
     api = Api(channel, daemon)
     try:
         await api.create_account()
-        soon = await api.jobs.SchedulePin(api.pin_request(at=clock.now() + timedelta(
-            minutes=5)))
-        later = await api.jobs.SchedulePin(api.pin_request(at=clock.now() + timedelta(
-            days=10), title="later"))
+        soon = await api.jobs.SchedulePin(api.pin_request(at=clock.now() + timedelta(minutes=5)))
+        later = await api.jobs.SchedulePin(
+            api.pin_request(at=clock.now() + timedelta(days=10), title="later")
+        )
         for _ in range(2):
             await clock.advance(600)
             await daemon.activity.idle.wait()
@@ -169,15 +183,13 @@ async def test_delete_account_takes_its_events_so_a_new_account_sees_none(api: A
     assert await api.daemon.store.events_after(0) == []
     await api.create_account()
     new = await api.jobs.SchedulePin(api.pin_request(at=datetime.now(UTC) + timedelta(days=1)))
-    watch = api.jobs.WatchJobs(scheduler_pb2.WatchJobsRequest(account_id="acme",
-                                                              since_sequence=0))
+    watch = api.jobs.WatchJobs(scheduler_pb2.WatchJobsRequest(account_id="acme", since_sequence=0))
     first = await asyncio.wait_for(watch.read(), 5)
     watch.cancel()
     assert first.job_id == new.id
 
 
-async def test_state_counts_follow_every_write_without_a_scan(
-        api: Api, tmp_path: Path) -> None:
+async def test_state_counts_follow_every_write_without_a_scan(api: Api, tmp_path: Path) -> None:
     """The counts metrics read (jobs by state) equal a full count after creates, transitions,
     pruning and an account deletion."""
     store = api.daemon.store
@@ -185,8 +197,9 @@ async def test_state_counts_follow_every_write_without_a_scan(
     await api.create_account("other")
     ids = []
     for account in ("acme", "acme", "other"):
-        job = await api.jobs.SchedulePin(api.pin_request(
-            at=datetime.now(UTC) + timedelta(days=1), account_id=account))
+        job = await api.jobs.SchedulePin(
+            api.pin_request(at=datetime.now(UTC) + timedelta(days=1), account_id=account)
+        )
         ids.append(job.id)
     await api.jobs.CancelJob(scheduler_pb2.CancelJobRequest(job_id=ids[0]))
     await api.jobs.CancelJob(scheduler_pb2.CancelJobRequest(job_id=ids[2]))
@@ -212,7 +225,8 @@ async def test_database_size_stays_flat_while_jobs_come_and_go(tmp_path: Path) -
 
 
 async def test_an_older_database_is_upgraded_with_counts_and_its_inline_images(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     """A database of schema 4 (images inline in the job row, events of deleted jobs left
     behind) opens with correct state counts, without the orphaned events, and its inline
     image moves to the media table at the job's next change."""
@@ -227,19 +241,27 @@ async def test_an_older_database_is_upgraded_with_counts_and_its_inline_images(
     conn = sqlite3.connect(db, isolation_level=None)
     for version, script in enumerate(MIGRATIONS[:4]):
         conn.executescript(f"BEGIN; {script}; PRAGMA user_version = {version + 1}; COMMIT;")
-    conn.execute("INSERT INTO accounts (id, pacing, created_at, updated_at) VALUES "
-                 "('acme', '{}', 0, 0)")
+    conn.execute(
+        "INSERT INTO accounts (id, pacing, created_at, updated_at) VALUES ('acme', '{}', 0, 0)"
+    )
     job, _ = make_job(1)
     row = list(_job_row(job))
     pin = json.loads(row[4])
-    pin["media"] = {"image_base64": {"content_type": "image/png",
-                                     "data": base64.b64encode(b"legacy-bytes").decode()}}
+    pin["media"] = {
+        "image_base64": {
+            "content_type": "image/png",
+            "data": base64.b64encode(b"legacy-bytes").decode(),
+        }
+    }
     row[4] = json.dumps(pin)
     schema4 = ", ".join(_JOB_COLUMNS.split(", ")[:24])  # later migrations add the rest
     conn.execute(f"INSERT INTO jobs ({schema4}) VALUES ({','.join('?' * 24)})", row[:24])
     for job_id in (job.id, "deleted-long-ago"):
-        conn.execute("INSERT INTO events (job_id, account_id, to_state, time, reason, attempt) "
-                     "VALUES (?, 'acme', 'PENDING', 0, 'scheduled', 0)", (job_id,))
+        conn.execute(
+            "INSERT INTO events (job_id, account_id, to_state, time, reason, attempt) "
+            "VALUES (?, 'acme', 'PENDING', 0, 'scheduled', 0)",
+            (job_id,),
+        )
     conn.close()
     store = await Store.open(db)
     try:
@@ -269,15 +291,17 @@ async def test_a_pruning_batch_frees_a_bounded_amount_of_image_bytes(tmp_path: P
 
     store = await Store.open(tmp_path / "img.db")
     try:
-        await store.create_account(Account(id="acme", access_token="t", created_at=NOW,
-                                           updated_at=NOW))
+        await store.create_account(
+            Account(id="acme", access_token="t", created_at=NOW, updated_at=NOW)
+        )
         for i in range(10):
             job, entry = make_job(i)
             image = ImageBase64(content_type="image/png", data=bytes([i]) * (1024 * 1024))
             job = dataclasses.replace(job, pin=PinSpec(board_id="1", media=image))
             [(created, _)] = await store.create_jobs([job], [entry])
-            await store.commit(created, *transition(created, JobState.CANCELLED, now=NOW,
-                                                    reason="cancelled"))
+            await store.commit(
+                created, *transition(created, JobState.CANCELLED, now=NOW, reason="cancelled")
+            )
         first = await store.prune(NOW + timedelta(days=1), limit=200)
         assert (first.jobs, first.more) == (2, True)
         retention = Retention(store, FakeClock(NOW + timedelta(days=31)), days=30)

@@ -76,16 +76,26 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
         yield session
 
 
-async def call(http: aiohttp.ClientSession, method: str, url: str, body: Any = None,
-               headers: dict[str, str] | None = None) -> tuple[int, Any]:
-    async with http.request(method, url, json=body,
-                            headers=AUTH if headers is None else headers) as resp:
+async def call(
+    http: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, Any]:
+    async with http.request(
+        method, url, json=body, headers=AUTH if headers is None else headers
+    ) as resp:
         text = await resp.text()
         return resp.status, (await resp.json(content_type=None) if text else None)
 
 
-async def upload(http: aiohttp.ClientSession, registered: dict[str, Any], data: bytes = b"vid",
-                 **override: str | None) -> tuple[int, str]:
+async def upload(
+    http: aiohttp.ClientSession,
+    registered: dict[str, Any],
+    data: bytes = b"vid",
+    **override: str | None,
+) -> tuple[int, str]:
     """POST the form Pinterest describes to `upload_url`: every upload parameter plus `file`."""
     form = aiohttp.FormData(default_to_multipart=True)
     for key, value in {**registered["upload_parameters"], **override}.items():
@@ -103,12 +113,20 @@ def admin(sandbox: Sandbox, path: str = "/_admin/media") -> str:
 
 
 def video_pin(media_id: str) -> dict[str, Any]:
-    return {"board_id": "111", "media_source": {
-        "source_type": "video_id", "media_id": media_id, "cover_image_key_frame_time": 1}}
+    return {
+        "board_id": "111",
+        "media_source": {
+            "source_type": "video_id",
+            "media_id": media_id,
+            "cover_image_key_frame_time": 1,
+        },
+    }
 
 
 async def test_register_upload_process_and_pin(
-    sandbox: Sandbox, http: aiohttp.ClientSession, clock: Clock,
+    sandbox: Sandbox,
+    http: aiohttp.ClientSession,
+    clock: Clock,
 ) -> None:
     """A video goes registered → processing → succeeded on the sandbox clock, every answer
     matches the official schemas, and a pin can use it only once it succeeded."""
@@ -140,12 +158,15 @@ async def test_register_upload_process_and_pin(
 
 
 async def test_processing_can_be_made_to_fail(
-    sandbox: Sandbox, http: aiohttp.ClientSession, clock: Clock,
+    sandbox: Sandbox,
+    http: aiohttp.ClientSession,
+    clock: Clock,
 ) -> None:
     """With failing switched on through the admin API, processing ends `failed` and the video
     cannot make a pin; the admin view shows it."""
-    status, settings = await call(http, "POST", admin(sandbox),
-                                  {"fail": True, "processing_s": 10}, headers={})
+    status, settings = await call(
+        http, "POST", admin(sandbox), {"fail": True, "processing_s": 10}, headers={}
+    )
     assert status == 200
     assert settings["fail"] is True
     assert settings["processing_s"] == 10
@@ -163,27 +184,31 @@ async def test_processing_can_be_made_to_fail(
 
 
 async def test_other_users_media_is_not_found(
-    sandbox: Sandbox, http: aiohttp.ClientSession,
+    sandbox: Sandbox,
+    http: aiohttp.ClientSession,
 ) -> None:
     """Bob cannot read alice's media (404) nor pin it (400), and a pin with an unknown media
     id is refused."""
     _, reg = await call(http, "POST", f"{sandbox.base_url}/media", {"media_type": "video"})
     bob = {"Authorization": "Bearer tok-bob"}
-    status, _ = await call(http, "GET", f"{sandbox.base_url}/media/{reg['media_id']}",
-                           headers=bob)
+    status, _ = await call(http, "GET", f"{sandbox.base_url}/media/{reg['media_id']}", headers=bob)
     assert status == 404
     status, err = await call(http, "POST", f"{sandbox.base_url}/pins", video_pin("777"))
     assert status == 400
     assert "not found" in err["message"]
 
 
-@pytest.mark.parametrize(("body", "needle"), [
-    ({}, "'media_type' is a required property"),
-    ({"media_type": "image"}, "'image' is not one of ['video'] - 'media_type'"),
-    ([], "is not of type 'object'"),
-])
-async def test_bad_registrations(sandbox: Sandbox, http: aiohttp.ClientSession,
-                                 body: Any, needle: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        ({}, "'media_type' is a required property"),
+        ({"media_type": "image"}, "'image' is not one of ['video'] - 'media_type'"),
+        ([], "is not of type 'object'"),
+    ],
+)
+async def test_bad_registrations(
+    sandbox: Sandbox, http: aiohttp.ClientSession, body: Any, needle: str
+) -> None:
     """A registration without a valid media_type is Pinterest's 400 code 1 naming the field."""
     status, err = await call(http, "POST", f"{sandbox.base_url}/media", body)
     assert status == 400
@@ -196,20 +221,29 @@ async def test_bad_media_id_and_no_token(sandbox: Sandbox, http: aiohttp.ClientS
     status, err = await call(http, "GET", f"{sandbox.base_url}/media/abc")
     assert status == 400
     assert "'media_id'" in err["message"]
-    status, _ = await call(http, "POST", f"{sandbox.base_url}/media", {"media_type": "video"},
-                           headers={})
+    status, _ = await call(
+        http, "POST", f"{sandbox.base_url}/media", {"media_type": "video"}, headers={}
+    )
     assert status == 401
 
 
-@pytest.mark.parametrize(("override", "data", "status", "needle"), [
-    ({"key": "uploads/nope"}, b"v", 400, "'key'"),
-    ({"key": None}, b"v", 400, "'key'"),
-    ({"policy": "forged"}, b"v", 400, "'policy'"),
-    ({}, b"", 400, "'file'"),
-])
-async def test_bad_uploads(sandbox: Sandbox, http: aiohttp.ClientSession,
-                           override: dict[str, str | None], data: bytes, status: int,
-                           needle: str) -> None:
+@pytest.mark.parametrize(
+    ("override", "data", "status", "needle"),
+    [
+        ({"key": "uploads/nope"}, b"v", 400, "'key'"),
+        ({"key": None}, b"v", 400, "'key'"),
+        ({"policy": "forged"}, b"v", 400, "'policy'"),
+        ({}, b"", 400, "'file'"),
+    ],
+)
+async def test_bad_uploads(
+    sandbox: Sandbox,
+    http: aiohttp.ClientSession,
+    override: dict[str, str | None],
+    data: bytes,
+    status: int,
+    needle: str,
+) -> None:
     """An upload with a wrong key or policy, or without a file, is a 400 saying which, and
     nothing is uploaded."""
     _, reg = await call(http, "POST", f"{sandbox.base_url}/media", {"media_type": "video"})
@@ -233,17 +267,21 @@ async def test_upload_must_be_multipart(sandbox: Sandbox, http: aiohttp.ClientSe
         assert "multipart" in await resp.text()
 
 
-@pytest.mark.parametrize(("body", "needle"), [
-    ({"processing_s": -1}, "'processing_s'"),
-    ({"processing_s": "soon"}, "'processing_s'"),
-    ({"fail": "yes"}, "'fail'"),
-    ({"colour": 1}, "unknown media settings"),
-    ({"seed": {"username": "alice", "media_id": "9", "status": "done"}}, "'status'"),
-    ({"seed": {"username": "alice", "media_id": "x9"}}, "'media_id'"),
-    ({"seed": "9"}, "'seed'"),
-])
-async def test_bad_admin_media_settings(sandbox: Sandbox, http: aiohttp.ClientSession,
-                                        body: dict[str, Any], needle: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        ({"processing_s": -1}, "'processing_s'"),
+        ({"processing_s": "soon"}, "'processing_s'"),
+        ({"fail": "yes"}, "'fail'"),
+        ({"colour": 1}, "unknown media settings"),
+        ({"seed": {"username": "alice", "media_id": "9", "status": "done"}}, "'status'"),
+        ({"seed": {"username": "alice", "media_id": "x9"}}, "'media_id'"),
+        ({"seed": "9"}, "'seed'"),
+    ],
+)
+async def test_bad_admin_media_settings(
+    sandbox: Sandbox, http: aiohttp.ClientSession, body: dict[str, Any], needle: str
+) -> None:
     """Bad admin media settings are a 400 naming the setting, and change nothing."""
     status, err = await call(http, "POST", admin(sandbox), body, headers={})
     assert status == 400

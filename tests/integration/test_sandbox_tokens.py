@@ -16,8 +16,10 @@ from tests.integration.test_sandbox_admin import _args, admin, http, send
 
 __all__ = ["http"]
 
-PIN = {"board_id": "111",
-       "media_source": {"source_type": "image_url", "url": "https://example.com/a.jpg"}}
+PIN = {
+    "board_id": "111",
+    "media_source": {"source_type": "image_url", "url": "https://example.com/a.jpg"},
+}
 
 
 @pytest.fixture
@@ -34,29 +36,38 @@ async def sandbox() -> AsyncIterator[Sandbox]:
         await sb.stop()
 
 
-async def refresh(http: aiohttp.ClientSession, sandbox: Sandbox, token: str
-                  ) -> tuple[int, dict[str, object]]:
+async def refresh(
+    http: aiohttp.ClientSession, sandbox: Sandbox, token: str
+) -> tuple[int, dict[str, object]]:
     basic = base64.b64encode(b"app:secret").decode()
-    async with http.post(f"{sandbox.base_url}/oauth/token", headers={
-            "Authorization": f"Basic {basic}"}, data={"grant_type": "refresh_token",
-                                                     "refresh_token": token}) as resp:
+    async with http.post(
+        f"{sandbox.base_url}/oauth/token",
+        headers={"Authorization": f"Basic {basic}"},
+        data={"grant_type": "refresh_token", "refresh_token": token},
+    ) as resp:
         return resp.status, await resp.json()
 
 
 async def test_short_lifetimes_are_issued_and_enforced(
-        sandbox: Sandbox, http: aiohttp.ClientSession) -> None:
+    sandbox: Sandbox, http: aiohttp.ClientSession
+) -> None:
     """With lifetimes of 30 s and 90 s set through the admin API, a refresh answers them (both
     refresh fields), and the tokens stop working when they run out on the sandbox clock."""
-    status, answer = await send(http, "POST", admin(sandbox, "settings"),
-                                {"access_token_ttl_s": 30, "refresh_token_ttl_s": 90})
+    status, answer = await send(
+        http,
+        "POST",
+        admin(sandbox, "settings"),
+        {"access_token_ttl_s": 30, "refresh_token_ttl_s": 90},
+    )
     assert status == 200
     assert (answer["access_token_ttl_s"], answer["refresh_token_ttl_s"]) == (30, 90)
     clock: FakeClock = sandbox.clock  # type: ignore[attr-defined]
     status, body = await refresh(http, sandbox, "ref-a")
     assert status == 200
     assert (body["expires_in"], body["refresh_token_expires_in"]) == (30, 90)
-    assert body["refresh_token_expires_at"] == int((clock.now() + timedelta(seconds=90))
-                                                   .timestamp())
+    assert body["refresh_token_expires_at"] == int(
+        (clock.now() + timedelta(seconds=90)).timestamp()
+    )
     access, rotated = str(body["access_token"]), str(body["refresh_token"])
     assert (await send(http, "GET", f"{sandbox.base_url}/user_account", token=access))[0] == 200
     await clock.advance(30)
@@ -66,7 +77,8 @@ async def test_short_lifetimes_are_issued_and_enforced(
 
 
 async def test_trial_app_mode_refuses_pin_writes_with_code_29(
-        sandbox: Sandbox, http: aiohttp.ClientSession) -> None:
+    sandbox: Sandbox, http: aiohttp.ClientSession
+) -> None:
     """In Trial-app mode a pin create is 403 code 29 with Pinterest's message, and creates
     nothing; reads still work; turning it off lets the create through."""
     sandbox.configure(trial_app=True)
@@ -83,34 +95,47 @@ async def test_trial_app_mode_refuses_pin_writes_with_code_29(
 
 @pytest.mark.parametrize("board_id", ["111\n", "\u0661\u0661\u0661", "111 ", ""])
 async def test_ids_are_matched_strictly(
-        sandbox: Sandbox, http: aiohttp.ClientSession, board_id: str) -> None:
+    sandbox: Sandbox, http: aiohttp.ClientSession, board_id: str
+) -> None:
     """An id with a trailing newline, non-ASCII digits or a space is not `^\\d+$`: 400."""
-    status, body = await send(http, "POST", f"{sandbox.base_url}/pins",
-                              {**PIN, "board_id": board_id}, token="tok-a")
+    status, body = await send(
+        http, "POST", f"{sandbox.base_url}/pins", {**PIN, "board_id": board_id}, token="tok-a"
+    )
     assert status == 400
     assert "does not match" in body["message"]
 
 
 async def test_rate_limit_headers_only_when_asked(
-        sandbox: Sandbox, http: aiohttp.ClientSession) -> None:
+    sandbox: Sandbox, http: aiohttp.ClientSession
+) -> None:
     """A 429 fault carries no x-ratelimit-* headers unless it is given a retry_after_s."""
     sandbox.add_fault(FaultRule(kind="rate_limit", times=1))
-    async with http.post(f"{sandbox.base_url}/pins", json=PIN,
-                         headers={"Authorization": "Bearer tok-a"}) as resp:
+    async with http.post(
+        f"{sandbox.base_url}/pins", json=PIN, headers={"Authorization": "Bearer tok-a"}
+    ) as resp:
         assert resp.status == 429
         assert not [h for h in resp.headers if h.lower().startswith("x-ratelimit")]
     sandbox.add_fault(FaultRule(kind="rate_limit", times=1, retry_after_s=7))
-    async with http.post(f"{sandbox.base_url}/pins", json=PIN,
-                         headers={"Authorization": "Bearer tok-a"}) as resp:
+    async with http.post(
+        f"{sandbox.base_url}/pins", json=PIN, headers={"Authorization": "Bearer tok-a"}
+    ) as resp:
         assert resp.headers["x-ratelimit-remaining"] == "0"
         assert resp.headers["x-ratelimit-reset"] == "7"
 
 
-@pytest.mark.parametrize("body", [
-    {"access_token_ttl_s": 0}, {"refresh_token_ttl_s": "90"}, {"trial_app": "yes"},
-    {"access_token_ttl_s": True}, {"lifetime": 5}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"access_token_ttl_s": 0},
+        {"refresh_token_ttl_s": "90"},
+        {"trial_app": "yes"},
+        {"access_token_ttl_s": True},
+        {"lifetime": 5},
+    ],
+)
 async def test_bad_settings_are_400_and_change_nothing(
-        sandbox: Sandbox, http: aiohttp.ClientSession, body: dict[str, object]) -> None:
+    sandbox: Sandbox, http: aiohttp.ClientSession, body: dict[str, object]
+) -> None:
     """Bad admin settings are a 400 naming the problem; the lifetimes stay as they were."""
     status, answer = await send(http, "POST", admin(sandbox, "settings"), body)
     assert status == 400

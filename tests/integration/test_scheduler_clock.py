@@ -29,11 +29,13 @@ async def test_jobs_fire_when_due_on_a_fake_clock(make_daemon: Callable[..., Dae
         offsets_h = [30, 1, 47, 5, 5.5, 12, 12]
         due = {}
         for i, h in enumerate(offsets_h):
-            job = await api.jobs.SchedulePin(api.pin_request(
-                at=start + timedelta(hours=h), title=f"{i}"))
+            job = await api.jobs.SchedulePin(
+                api.pin_request(at=start + timedelta(hours=h), title=f"{i}")
+            )
             due[job.id] = start + timedelta(hours=h)
-        watch = api.jobs.WatchJobs(scheduler_pb2.WatchJobsRequest(
-            states=[job_pb2.Job.STATE_DELIVERED], since_sequence=0))
+        watch = api.jobs.WatchJobs(
+            scheduler_pb2.WatchJobsRequest(states=[job_pb2.Job.STATE_DELIVERED], since_sequence=0)
+        )
         delivered: list[str] = []
         for step in range(1, 2 * 48 + 1):
             await clock.advance(1800)
@@ -52,8 +54,7 @@ async def test_jobs_fire_when_due_on_a_fake_clock(make_daemon: Callable[..., Dae
             owner = owners[pin["id"]]
             created = parse_time(pin["created_at"])
             assert created is not None
-            assert due[owner].replace(microsecond=0) <= created < due[owner] + timedelta(
-                minutes=31)
+            assert due[owner].replace(microsecond=0) <= created < due[owner] + timedelta(minutes=31)
         assert len(sandbox.pins()) == len(offsets_h)
     finally:
         await channel.close()
@@ -62,7 +63,8 @@ async def test_jobs_fire_when_due_on_a_fake_clock(make_daemon: Callable[..., Dae
 
 
 async def test_a_job_cancelled_while_it_waits_for_pacing_is_never_sent(
-        make_daemon: Callable[..., Daemon]) -> None:
+    make_daemon: Callable[..., Daemon],
+) -> None:
     """A QUEUED job cancelled while its dispatcher waits out the account's spacing is not
     published when the wait ends (the SUBMITTED commit's compare-and-set refuses it)."""
     clock = FakeClock()
@@ -88,8 +90,9 @@ async def test_a_job_cancelled_while_it_waits_for_pacing_is_never_sent(
                 break
         # Both are due at once: either goes first, the other waits out the spacing.
         assert {seen.get(first.id), seen.get(second.id)} == both
-        sent, waiting = ((first, second) if seen[first.id] == job_pb2.Job.STATE_DELIVERED
-                         else (second, first))
+        sent, waiting = (
+            (first, second) if seen[first.id] == job_pb2.Job.STATE_DELIVERED else (second, first)
+        )
         await api.jobs.CancelJob(scheduler_pb2.CancelJobRequest(job_id=waiting.id))
         await clock.advance(1200)
         await asyncio.wait_for(daemon.activity.idle.wait(), 10)

@@ -21,8 +21,9 @@ from tests.conftest import Api, soon
 
 TOKEN = "api-token-0123456789abcdef"
 #: Every API service the daemon registers (the generated modules are imported by pinsched.app).
-ALL_METHODS = [m for name in app.SERVICES
-               for m in descriptor_pool.Default().FindServiceByName(name).methods]
+ALL_METHODS = [
+    m for name in app.SERVICES for m in descriptor_pool.Default().FindServiceByName(name).methods
+]
 
 
 @pytest.fixture
@@ -42,23 +43,30 @@ def bearer(token: str = TOKEN) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {token}"),)
 
 
-async def call_raw(channel: grpc.aio.Channel, desc: MethodDescriptor,
-                   metadata: tuple[tuple[str, str], ...] = ()) -> grpc.StatusCode:
+async def call_raw(
+    channel: grpc.aio.Channel, desc: MethodDescriptor, metadata: tuple[tuple[str, str], ...] = ()
+) -> grpc.StatusCode:
     """Call *desc* with an empty request; the status code it ends with."""
     full = f"/{desc.containing_service.full_name}/{desc.name}"
     request = message_factory.GetMessageClass(desc.input_type)()
     response_cls = message_factory.GetMessageClass(desc.output_type)
     try:
         if desc.server_streaming:
-            stream = channel.unary_stream(full, request_serializer=type(request).SerializeToString,
-                                          response_deserializer=response_cls.FromString)
+            stream = channel.unary_stream(
+                full,
+                request_serializer=type(request).SerializeToString,
+                response_deserializer=response_cls.FromString,
+            )
             call = stream(request, metadata=metadata, timeout=0.5)
             async for _ in call:
                 break
             call.cancel()
             return grpc.StatusCode.OK
-        unary = channel.unary_unary(full, request_serializer=type(request).SerializeToString,
-                                    response_deserializer=response_cls.FromString)
+        unary = channel.unary_unary(
+            full,
+            request_serializer=type(request).SerializeToString,
+            response_deserializer=response_cls.FromString,
+        )
         await unary(request, metadata=metadata, timeout=5.0)
     except grpc.aio.AioRpcError as err:
         return err.code()
@@ -73,7 +81,8 @@ async def test_every_rpc_requires_the_token(secured: Api, method: MethodDescript
     wrong = bearer("api-token-0123456789abcdeX")
     assert await call_raw(secured.channel, method, wrong) == grpc.StatusCode.UNAUTHENTICATED
     assert await call_raw(secured.channel, method, (("authorization", TOKEN),)) == (
-        grpc.StatusCode.UNAUTHENTICATED)
+        grpc.StatusCode.UNAUTHENTICATED
+    )
 
 
 @pytest.mark.parametrize("method", ALL_METHODS, ids=[m.name for m in ALL_METHODS])
@@ -86,13 +95,19 @@ async def test_the_right_token_is_let_through(secured: Api, method: MethodDescri
 async def test_token_flow_and_watch_stream(secured: Api) -> None:
     """An authenticated client creates an account, schedules a pin and watches it delivered."""
     md = bearer()
-    await secured.accounts.CreateAccount(account_pb2.CreateAccountRequest(
-        account_id="acme", account=account_pb2.Account(access_token="pina_test_access_0001",
-                                                       refresh_token="pinr_test_refresh_0001")),
-        metadata=md)
+    await secured.accounts.CreateAccount(
+        account_pb2.CreateAccountRequest(
+            account_id="acme",
+            account=account_pb2.Account(
+                access_token="pina_test_access_0001", refresh_token="pinr_test_refresh_0001"
+            ),
+        ),
+        metadata=md,
+    )
     job = await secured.jobs.SchedulePin(secured.pin_request(at=soon()), metadata=md)
-    call = secured.jobs.WatchJobs(scheduler_pb2.WatchJobsRequest(job_ids=[job.id],
-                                                                 since_sequence=0), metadata=md)
+    call = secured.jobs.WatchJobs(
+        scheduler_pb2.WatchJobsRequest(job_ids=[job.id], since_sequence=0), metadata=md
+    )
     states = []
     async for event in call:
         states.append(event.to_state)
@@ -105,7 +120,8 @@ async def test_token_flow_and_watch_stream(secured: Api) -> None:
 async def test_health_and_reflection_stay_open(secured: Api) -> None:
     """Health checks and server reflection answer without a token (probes, grpcurl, buf curl)."""
     reply = await health_pb2_grpc.HealthStub(secured.channel).Check(
-        health_pb2.HealthCheckRequest(service=""), timeout=5.0)
+        health_pb2.HealthCheckRequest(service=""), timeout=5.0
+    )
     assert reply.status == health_pb2.HealthCheckResponse.SERVING
     stub = reflection_pb2_grpc.ServerReflectionStub(secured.channel)
 
@@ -120,11 +136,20 @@ async def test_health_and_reflection_stay_open(secured: Api) -> None:
     assert "pinsched.v1.AccountService" in names
 
 
-@pytest.mark.parametrize(("listen", "loopback"), [
-    ("127.0.0.1:50051", True), ("127.8.9.10:1", True), ("localhost:50051", True),
-    ("[::1]:50051", True), ("0.0.0.0:50051", False), ("[::]:50051", False),
-    ("192.168.1.20:50051", False), ("10.0.0.5:50051", False), ("pinsched.internal:50051", False),
-])
+@pytest.mark.parametrize(
+    ("listen", "loopback"),
+    [
+        ("127.0.0.1:50051", True),
+        ("127.8.9.10:1", True),
+        ("localhost:50051", True),
+        ("[::1]:50051", True),
+        ("0.0.0.0:50051", False),
+        ("[::]:50051", False),
+        ("192.168.1.20:50051", False),
+        ("10.0.0.5:50051", False),
+        ("pinsched.internal:50051", False),
+    ],
+)
 def test_loopback_detection(listen: str, loopback: bool) -> None:
     """Only loopback addresses (and `localhost`) count as loopback; other host names do not."""
     assert security.is_loopback(listen) is loopback
@@ -137,8 +162,12 @@ def test_policy_refuses_an_open_non_loopback_api(listen: str) -> None:
         security.check_listen_policy(Config(listen=listen))
     text = str(info.value)
     assert listen in text
-    for name in ("PINSCHED_API_TOKEN", "PINSCHED_ALLOW_INSECURE_LISTEN", "--allow-insecure-listen",
-                 "PINSCHED_TLS_CLIENT_CA_FILE"):
+    for name in (
+        "PINSCHED_API_TOKEN",
+        "PINSCHED_ALLOW_INSECURE_LISTEN",
+        "--allow-insecure-listen",
+        "PINSCHED_TLS_CLIENT_CA_FILE",
+    ):
         assert name in text
     assert isinstance(info.value, ConfigError)  # the CLI prints it as a configuration error
 
@@ -146,12 +175,14 @@ def test_policy_refuses_an_open_non_loopback_api(listen: str) -> None:
 def test_policy_accepts_a_token_mutual_tls_or_the_override(tmp_path: Path) -> None:
     """A token, a client CA (mutual TLS) or allow_insecure_listen each satisfy the policy."""
     security.check_listen_policy(Config(listen="0.0.0.0:1", api_token=TOKEN))
-    security.check_listen_policy(Config(listen="0.0.0.0:1", tls_cert_file="c", tls_key_file="k",
-                                        tls_client_ca_file="ca"))
+    security.check_listen_policy(
+        Config(listen="0.0.0.0:1", tls_cert_file="c", tls_key_file="k", tls_client_ca_file="ca")
+    )
     security.check_listen_policy(Config(listen="0.0.0.0:1", allow_insecure_listen=True))
     with pytest.raises(security.InsecureListen):  # server-only TLS does not authenticate callers
-        security.check_listen_policy(Config(listen="0.0.0.0:1", tls_cert_file="c",
-                                            tls_key_file="k"))
+        security.check_listen_policy(
+            Config(listen="0.0.0.0:1", tls_cert_file="c", tls_key_file="k")
+        )
 
 
 async def test_daemon_refuses_before_opening_anything(tmp_path: Path) -> None:

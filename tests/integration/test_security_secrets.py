@@ -29,8 +29,10 @@ KEY_B = Fernet.generate_key().decode()
 def stored_tokens(db: Path) -> list[tuple[str, str]]:
     """The (access_token, refresh_token) columns as they are in the file."""
     with sqlite3.connect(db) as conn:
-        return [(str(a), str(r)) for a, r in
-                conn.execute("SELECT access_token, refresh_token FROM accounts")]
+        return [
+            (str(a), str(r))
+            for a, r in conn.execute("SELECT access_token, refresh_token FROM accounts")
+        ]
 
 
 def file_bytes(db: Path) -> bytes:
@@ -52,7 +54,8 @@ async def publish_one(api: Api, title: str) -> str:
 
 
 async def test_tokens_never_reach_the_database_file(
-        make_daemon: Callable[..., Daemon], sandbox: Sandbox, tmp_path: Path) -> None:
+    make_daemon: Callable[..., Daemon], sandbox: Sandbox, tmp_path: Path
+) -> None:
     """With a secret key the original and the refreshed (rotated) tokens are only stored
     encrypted, in the database and in its WAL, and the daemon still publishes with them."""
     daemon = make_daemon(secret_key=KEY_A)
@@ -80,7 +83,8 @@ async def test_tokens_never_reach_the_database_file(
 
 
 async def test_clear_text_rows_are_encrypted_at_start(
-        make_daemon: Callable[..., Daemon], sandbox: Sandbox) -> None:
+    make_daemon: Callable[..., Daemon], sandbox: Sandbox
+) -> None:
     """Tokens stored before encryption was turned on are read, then re-encrypted at start."""
     plain = make_daemon(token_keeper=False)  # the stored tokens stay the seeded ones
     await plain.start()
@@ -95,8 +99,10 @@ async def test_clear_text_rows_are_encrypted_at_start(
     await daemon.start()
     api = await connected(daemon)
     try:
-        assert all(a.startswith(secrets.PREFIX) and r.startswith(secrets.PREFIX)
-                   for a, r in stored_tokens(db))
+        assert all(
+            a.startswith(secrets.PREFIX) and r.startswith(secrets.PREFIX)
+            for a, r in stored_tokens(db)
+        )
         await publish_one(api, "with re-encrypted tokens")
     finally:
         await api.channel.close(None)
@@ -104,7 +110,8 @@ async def test_clear_text_rows_are_encrypted_at_start(
 
 
 async def test_daemon_refuses_encrypted_tokens_without_the_key(
-        make_daemon: Callable[..., Daemon]) -> None:
+    make_daemon: Callable[..., Daemon],
+) -> None:
     """A database holding encrypted tokens does not start without a key, nor with a wrong one,
     and the error names the setting; with the right key it starts again."""
     first = make_daemon(secret_key=KEY_A)
@@ -138,8 +145,11 @@ async def test_key_rotation(tmp_path: Path) -> None:
             raise
 
     store, _ = await opened(KEY_A)
-    await store.create_account(Account(id="acme", access_token=ACCESS, refresh_token=REFRESH,
-                                       created_at=now, updated_at=now))
+    await store.create_account(
+        Account(
+            id="acme", access_token=ACCESS, refresh_token=REFRESH, created_at=now, updated_at=now
+        )
+    )
     await store.close()
     before = stored_tokens(db)
 

@@ -20,12 +20,18 @@ from pinsched.v1 import account_pb2, job_pb2, scheduler_pb2
 from tests.conftest import ACCESS, Api, start_sandbox
 
 J = job_pb2.Job
-WEEKDAYS = [dayofweek_pb2.MONDAY, dayofweek_pb2.TUESDAY, dayofweek_pb2.WEDNESDAY,
-            dayofweek_pb2.THURSDAY, dayofweek_pb2.FRIDAY]
+WEEKDAYS = [
+    dayofweek_pb2.MONDAY,
+    dayofweek_pb2.TUESDAY,
+    dayofweek_pb2.WEDNESDAY,
+    dayofweek_pb2.THURSDAY,
+    dayofweek_pb2.FRIDAY,
+]
 
 
-def schedule(zone: str, times: list[tuple[int, int]], *, days: list[int] | None = None,
-             per_slot: int = 0) -> account_pb2.PostingSchedule:
+def schedule(
+    zone: str, times: list[tuple[int, int]], *, days: list[int] | None = None, per_slot: int = 0
+) -> account_pb2.PostingSchedule:
     msg = account_pb2.PostingSchedule(max_per_slot=per_slot)
     msg.time_zone.id = zone
     for h, m in times:
@@ -34,17 +40,20 @@ def schedule(zone: str, times: list[tuple[int, int]], *, days: list[int] | None 
     return msg
 
 
-async def slotted_account(api: Api, sched: account_pb2.PostingSchedule,
-                          account_id: str = "acme", **pacing: object) -> None:
+async def slotted_account(
+    api: Api, sched: account_pb2.PostingSchedule, account_id: str = "acme", **pacing: object
+) -> None:
     acct = account_pb2.Account(access_token=ACCESS, posting_schedule=sched)
     if pacing:
         acct.pacing.CopyFrom(account_pb2.Pacing(**pacing))  # type: ignore[arg-type]
-    await api.accounts.CreateAccount(account_pb2.CreateAccountRequest(account_id=account_id,
-                                                                      account=acct))
+    await api.accounts.CreateAccount(
+        account_pb2.CreateAccountRequest(account_id=account_id, account=acct)
+    )
 
 
-def slotted(api: Api, title: str, not_before: datetime | None = None,
-            **kw: object) -> scheduler_pb2.SchedulePinRequest:
+def slotted(
+    api: Api, title: str, not_before: datetime | None = None, **kw: object
+) -> scheduler_pb2.SchedulePinRequest:
     req = api.pin_request(at=datetime.now(UTC), title=title, **kw)  # type: ignore[arg-type]
     req.next_free_slot.SetInParent()
     if not_before is not None:
@@ -63,8 +72,9 @@ async def fake() -> AsyncIterator[tuple[FakeClock, Sandbox]]:
 
 
 @pytest.fixture
-async def fapi(make_daemon: Callable[..., Daemon],
-               fake: tuple[FakeClock, Sandbox]) -> AsyncIterator[Api]:
+async def fapi(
+    make_daemon: Callable[..., Daemon], fake: tuple[FakeClock, Sandbox]
+) -> AsyncIterator[Api]:
     clock, sandbox = fake
     daemon = make_daemon(clock=clock, base_url=sandbox.base_url)
     await daemon.start()
@@ -92,15 +102,27 @@ async def test_a_week_of_slots_filled_concurrently_then_cancels_a_schedule_chang
     a cancel frees its slot without moving others; a new schedule re-plans the pending jobs in
     order (one event each); every pin is sent at its planned time."""
     clock, sandbox = fake
-    await slotted_account(fapi, schedule("Europe/Paris", [(9, 0), (12, 30), (18, 0)],
-                                         per_slot=2), min_spacing={"seconds": 600})
-    jobs = await asyncio.gather(*(fapi.jobs.SchedulePin(slotted(fapi, f"p{i}"))
-                                  for i in range(20)))
+    await slotted_account(
+        fapi,
+        schedule("Europe/Paris", [(9, 0), (12, 30), (18, 0)], per_slot=2),
+        min_spacing={"seconds": 600},
+    )
+    jobs = await asyncio.gather(*(fapi.jobs.SchedulePin(slotted(fapi, f"p{i}")) for i in range(20)))
     per_slot = Counter(j.slot.start_time.ToDatetime(tzinfo=UTC) for j in jobs)
     assert max(per_slot.values()) == 2
     # Monday 10:00 Paris: the first free slots are Mon 12:30, Mon 18:00, Tue 09:00, ...
-    expected = [paris(5, 12, 30), paris(5, 18), paris(6, 9), paris(6, 12, 30), paris(6, 18),
-                paris(7, 9), paris(7, 12, 30), paris(7, 18), paris(8, 9), paris(8, 12, 30)]
+    expected = [
+        paris(5, 12, 30),
+        paris(5, 18),
+        paris(6, 9),
+        paris(6, 12, 30),
+        paris(6, 18),
+        paris(7, 9),
+        paris(7, 12, 30),
+        paris(7, 18),
+        paris(8, 9),
+        paris(8, 12, 30),
+    ]
     assert sorted(per_slot) == expected
     for slot_at in per_slot:
         pair = sorted(at(j) for j in jobs if j.slot.start_time.ToDatetime(tzinfo=UTC) == slot_at)
@@ -112,28 +134,39 @@ async def test_a_week_of_slots_filled_concurrently_then_cancels_a_schedule_chang
     # Cancel one pin of Tue 09:00: that place is the next free one; nobody else moved.
     victim = next(j for j in jobs if at(j) == paris(6, 9, 10))
     await fapi.jobs.CancelJob(scheduler_pb2.CancelJobRequest(job_id=victim.id))
-    free = await fapi.jobs.ListFreeSlots(scheduler_pb2.ListFreeSlotsRequest(
-        account_id="acme", count=3))
+    free = await fapi.jobs.ListFreeSlots(
+        scheduler_pb2.ListFreeSlotsRequest(account_id="acme", count=3)
+    )
     assert [s.planned_at.ToDatetime(tzinfo=UTC) for s in free.slots] == [
-        paris(6, 9, 10), paris(8, 18), paris(8, 18, 10)]
+        paris(6, 9, 10),
+        paris(8, 18),
+        paris(8, 18, 10),
+    ]
     assert free.slots[0].taken == 1
-    again = [await fapi.jobs.GetJob(scheduler_pb2.GetJobRequest(job_id=j.id)) for j in jobs
-             if j.id != victim.id]
+    again = [
+        await fapi.jobs.GetJob(scheduler_pb2.GetJobRequest(job_id=j.id))
+        for j in jobs
+        if j.id != victim.id
+    ]
     assert sorted(at(j) for j in again) == sorted(at(j) for j in jobs if j.id != victim.id)
 
     # UpdateJob moves the last pin into the next free place: the one the cancel freed.
     last = max(jobs, key=at)
-    moved = await fapi.jobs.UpdateJob(scheduler_pb2.UpdateJobRequest(
-        job=job_pb2.Job(id=last.id), update_mask=field_mask_pb2.FieldMask(
-            paths=["next_free_slot"])))
+    moved = await fapi.jobs.UpdateJob(
+        scheduler_pb2.UpdateJobRequest(
+            job=job_pb2.Job(id=last.id),
+            update_mask=field_mask_pb2.FieldMask(paths=["next_free_slot"]),
+        )
+    )
     assert at(moved) == paris(6, 9, 10)
     assert "updated: next_free_slot" in moved.history[-1].reason
 
     # A new schedule re-plans the 19 pending jobs.
     watch = fapi.jobs.WatchJobs(scheduler_pb2.WatchJobsRequest(account_id="acme"))
     new = schedule("Europe/Paris", [(10, 0), (16, 0)], per_slot=3)
-    await fapi.update_account(account_pb2.Account(id="acme", posting_schedule=new),
-                              "posting_schedule")
+    await fapi.update_account(
+        account_pb2.Account(id="acme", posting_schedule=new), "posting_schedule"
+    )
     events = [await asyncio.wait_for(watch.read(), 5) for _ in range(19)]
     watch.cancel()
     assert all(e.reason.startswith("re-planned: posting schedule changed") for e in events)
@@ -141,14 +174,22 @@ async def test_a_week_of_slots_filled_concurrently_then_cancels_a_schedule_chang
     assert len(replanned) == 19
     order = sorted(replanned.values(), key=at)
     # 3 per slot from Mon 10:00 Paris (it is 10:00 now) on, 10 minutes apart inside a slot.
-    assert [at(j) for j in order[:4]] == [paris(5, 10), paris(5, 10, 10), paris(5, 10, 20),
-                                          paris(5, 16)]
-    assert Counter(j.slot.start_time.ToDatetime(tzinfo=UTC) for j in order).most_common(1)[0][
-        1] == 3
+    assert [at(j) for j in order[:4]] == [
+        paris(5, 10),
+        paris(5, 10, 10),
+        paris(5, 10, 20),
+        paris(5, 16),
+    ]
+    assert (
+        Counter(j.slot.start_time.ToDatetime(tzinfo=UTC) for j in order).most_common(1)[0][1] == 3
+    )
 
     # Run the week, one planned time after the other: every pin is published at its time.
-    delivered = fapi.jobs.WatchJobs(scheduler_pb2.WatchJobsRequest(
-        account_id="acme", states=[J.STATE_DELIVERED], since_sequence=0))
+    delivered = fapi.jobs.WatchJobs(
+        scheduler_pb2.WatchJobsRequest(
+            account_id="acme", states=[J.STATE_DELIVERED], since_sequence=0
+        )
+    )
     seen: set[str] = set()
     for when in sorted({at(j) for j in order}):
         await clock.set(when)
@@ -170,8 +211,10 @@ async def test_without_a_schedule_next_free_slot_is_refused_naming_the_fix(api: 
     """SchedulePin, PreviewSchedule and ListFreeSlots answer FAILED_PRECONDITION saying how to
     set a posting schedule; nothing is stored."""
     await api.create_account()
-    for call in (api.jobs.SchedulePin(slotted(api, "x")),
-                 api.jobs.ListFreeSlots(scheduler_pb2.ListFreeSlotsRequest(account_id="acme"))):
+    for call in (
+        api.jobs.SchedulePin(slotted(api, "x")),
+        api.jobs.ListFreeSlots(scheduler_pb2.ListFreeSlotsRequest(account_id="acme")),
+    ):
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await call
         assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
@@ -183,15 +226,22 @@ async def test_without_a_schedule_next_free_slot_is_refused_naming_the_fix(api: 
 async def test_preview_shows_the_slot_schedule_then_takes(fapi: Api) -> None:
     """PreviewSchedule with next_free_slot names the slot (local time, zone) SchedulePin then
     assigns; a DST-gap slot in New York is shown as listed and planned an hour later."""
-    await slotted_account(fapi, schedule("America/New_York", [(2, 30)],
-                                        days=[dayofweek_pb2.SUNDAY]))
+    await slotted_account(
+        fapi, schedule("America/New_York", [(2, 30)], days=[dayofweek_pb2.SUNDAY])
+    )
     not_before = datetime(2026, 3, 7, tzinfo=UTC)
     req = slotted(fapi, "dst", not_before)
-    preview = await fapi.jobs.PreviewSchedule(scheduler_pb2.PreviewScheduleRequest(
-        account_id="acme", pin=req.pin, next_free_slot=req.next_free_slot))
+    preview = await fapi.jobs.PreviewSchedule(
+        scheduler_pb2.PreviewScheduleRequest(
+            account_id="acme", pin=req.pin, next_free_slot=req.next_free_slot
+        )
+    )
     assert preview.planned_at.ToDatetime(tzinfo=UTC) == datetime(2026, 3, 8, 7, 30, tzinfo=UTC)
-    assert (preview.slot.local_time.day, preview.slot.local_time.hours,
-            preview.slot.local_time.minutes) == (8, 2, 30)
+    assert (
+        preview.slot.local_time.day,
+        preview.slot.local_time.hours,
+        preview.slot.local_time.minutes,
+    ) == (8, 2, 30)
     job = await fapi.jobs.SchedulePin(req)
     assert job.planned_at == preview.planned_at
     assert job.slot == preview.slot
@@ -212,17 +262,24 @@ async def test_one_pin_on_several_boards_spaced_out(api: Api) -> None:
     assert first.group_id == first.id
     jobs = sorted(group.jobs, key=at)
     assert [(j.pin.board_id, at(j)) for j in jobs] == [
-        ("1001", start), ("1002", start + timedelta(days=7)), ("1003", start + timedelta(days=14))]
-    resent = await api.jobs.BatchSchedulePins(scheduler_pb2.BatchSchedulePinsRequest(
-        requests=[req]))
+        ("1001", start),
+        ("1002", start + timedelta(days=7)),
+        ("1003", start + timedelta(days=14)),
+    ]
+    resent = await api.jobs.BatchSchedulePins(
+        scheduler_pb2.BatchSchedulePinsRequest(requests=[req])
+    )
     assert [j.id for j in resent.jobs] == [first.id]
     assert list(resent.created) == [False]
     again = await api.jobs.ListJobs(scheduler_pb2.ListJobsRequest(account_id="acme"))
     assert len(again.jobs) == 3
     await api.jobs.CancelJob(scheduler_pb2.CancelJobRequest(job_id=jobs[1].id))
     after = await api.jobs.ListJobs(scheduler_pb2.ListJobsRequest(group_id=first.group_id))
-    assert sorted(j.state for j in after.jobs) == [J.STATE_PENDING, J.STATE_PENDING,
-                                                  J.STATE_CANCELLED]
+    assert sorted(j.state for j in after.jobs) == [
+        J.STATE_PENDING,
+        J.STATE_PENDING,
+        J.STATE_CANCELLED,
+    ]
 
 
 async def test_a_slotted_group_takes_the_next_free_slot_after_each_interval(fapi: Api) -> None:
@@ -235,12 +292,14 @@ async def test_a_slotted_group_takes_the_next_free_slot_after_each_interval(fapi
     req.board_interval.FromTimedelta(timedelta(hours=36))
     first = await fapi.jobs.SchedulePin(req)
     group = await fapi.jobs.ListJobs(scheduler_pb2.ListJobsRequest(group_id=first.group_id))
-    assert sorted(at(j) for j in group.jobs) == [datetime(2026, 12, 2, 9, tzinfo=UTC),
-                                                datetime(2026, 12, 4, 9, tzinfo=UTC)]
+    assert sorted(at(j) for j in group.jobs) == [
+        datetime(2026, 12, 2, 9, tzinfo=UTC),
+        datetime(2026, 12, 4, 9, tzinfo=UTC),
+    ]
     target = datetime(2026, 12, 20, 15, tzinfo=UTC)
-    upd = scheduler_pb2.UpdateJobRequest(job=job_pb2.Job(id=first.id),
-                                         update_mask=field_mask_pb2.FieldMask(
-                                             paths=["scheduled_at"]))
+    upd = scheduler_pb2.UpdateJobRequest(
+        job=job_pb2.Job(id=first.id), update_mask=field_mask_pb2.FieldMask(paths=["scheduled_at"])
+    )
     upd.job.scheduled_at.FromDatetime(target)
     moved = await fapi.jobs.UpdateJob(upd)
     assert at(moved) == target
@@ -263,11 +322,17 @@ async def test_a_bad_posting_schedule_is_refused_naming_the_field(
 ) -> None:
     """CreateAccount and UpdateAccount refuse a bad schedule with INVALID_ARGUMENT on the field."""
     await api.create_account()
-    calls = [api.accounts.CreateAccount(account_pb2.CreateAccountRequest(
-        account_id="other", account=account_pb2.Account(access_token=ACCESS,
-                                                        posting_schedule=sched))),
-             api.update_account(account_pb2.Account(id="acme", posting_schedule=sched),
-                                "posting_schedule")]
+    calls = [
+        api.accounts.CreateAccount(
+            account_pb2.CreateAccountRequest(
+                account_id="other",
+                account=account_pb2.Account(access_token=ACCESS, posting_schedule=sched),
+            )
+        ),
+        api.update_account(
+            account_pb2.Account(id="acme", posting_schedule=sched), "posting_schedule"
+        ),
+    ]
     for call in calls:
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await call
@@ -315,9 +380,12 @@ async def test_bad_slot_and_group_requests_name_the_field(api: Api) -> None:
         assert field in (err.value.details() or "")
     job = await api.jobs.SchedulePin(api.pin_request(at=datetime.now(UTC) + timedelta(hours=1)))
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await api.jobs.UpdateJob(scheduler_pb2.UpdateJobRequest(
-            job=job_pb2.Job(id=job.id), update_mask=field_mask_pb2.FieldMask(
-                paths=["next_free_slot", "pin.title"])))
+        await api.jobs.UpdateJob(
+            scheduler_pb2.UpdateJobRequest(
+                job=job_pb2.Job(id=job.id),
+                update_mask=field_mask_pb2.FieldMask(paths=["next_free_slot", "pin.title"]),
+            )
+        )
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     listed = await api.jobs.ListJobs(scheduler_pb2.ListJobsRequest(account_id="acme"))
     assert [j.id for j in listed.jobs] == [job.id]
@@ -326,18 +394,27 @@ async def test_bad_slot_and_group_requests_name_the_field(api: Api) -> None:
 async def test_concurrent_single_and_batch_schedules_never_share_a_slot(fapi: Api) -> None:
     """Sixty single SchedulePin calls racing three 20-pin batches (one slot each) give 120
     distinct consecutive slots; ListFreeSlots then starts right after them."""
-    await slotted_account(fapi, schedule("Australia/Lord_Howe", [(h, 0) for h in range(8, 20)],
-                                         days=list(range(1, 8))))
+    await slotted_account(
+        fapi,
+        schedule("Australia/Lord_Howe", [(h, 0) for h in range(8, 20)], days=list(range(1, 8))),
+    )
     singles = [fapi.jobs.SchedulePin(slotted(fapi, f"s{i}")) for i in range(60)]
-    batches = [fapi.jobs.BatchSchedulePins(scheduler_pb2.BatchSchedulePinsRequest(
-        requests=[slotted(fapi, f"b{b}-{i}") for i in range(20)])) for b in range(3)]
+    batches = [
+        fapi.jobs.BatchSchedulePins(
+            scheduler_pb2.BatchSchedulePinsRequest(
+                requests=[slotted(fapi, f"b{b}-{i}") for i in range(20)]
+            )
+        )
+        for b in range(3)
+    ]
     got = await asyncio.gather(*singles, *batches)
     batch_type = scheduler_pb2.BatchSchedulePinsResponse
     jobs = [j for r in got for j in (r.jobs if isinstance(r, batch_type) else [r])]
     slot_times = sorted(j.slot.start_time.ToDatetime(tzinfo=UTC) for j in jobs)
     assert len(set(slot_times)) == 120
-    free = await fapi.jobs.ListFreeSlots(scheduler_pb2.ListFreeSlotsRequest(account_id="acme",
-                                                                          count=1))
+    free = await fapi.jobs.ListFreeSlots(
+        scheduler_pb2.ListFreeSlotsRequest(account_id="acme", count=1)
+    )
     first_free = free.slots[0].slot.start_time.ToDatetime(tzinfo=UTC)
     assert first_free > slot_times[-1]
     assert (first_free - slot_times[-1]) <= timedelta(hours=13)  # the next slot, overnight at most
@@ -351,8 +428,11 @@ async def test_only_unsent_jobs_move_to_a_slot(fapi: Api, fake: tuple[FakeClock,
     sent = await fapi.jobs.SchedulePin(fapi.pin_request(at=clock.now() + timedelta(minutes=1)))
     gone = await fapi.jobs.SchedulePin(fapi.pin_request(at=clock.now() + timedelta(hours=5)))
     await fapi.jobs.CancelJob(scheduler_pb2.CancelJobRequest(job_id=gone.id))
-    watch = fapi.jobs.WatchJobs(scheduler_pb2.WatchJobsRequest(
-        job_ids=[sent.id], states=[J.STATE_DELIVERED], since_sequence=0))
+    watch = fapi.jobs.WatchJobs(
+        scheduler_pb2.WatchJobsRequest(
+            job_ids=[sent.id], states=[J.STATE_DELIVERED], since_sequence=0
+        )
+    )
     await clock.advance(120)
     await asyncio.wait_for(watch.read(), 10)
     watch.cancel()
@@ -360,22 +440,25 @@ async def test_only_unsent_jobs_move_to_a_slot(fapi: Api, fake: tuple[FakeClock,
     for job_id, state in ((sent.id, "DELIVERED"), (gone.id, "CANCELLED")):
         before = await fapi.jobs.GetJob(scheduler_pb2.GetJobRequest(job_id=job_id))
         with pytest.raises(grpc.aio.AioRpcError) as err:
-            await fapi.jobs.UpdateJob(scheduler_pb2.UpdateJobRequest(
-                job=job_pb2.Job(id=job_id), update_mask=mask))
+            await fapi.jobs.UpdateJob(
+                scheduler_pb2.UpdateJobRequest(job=job_pb2.Job(id=job_id), update_mask=mask)
+            )
         assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
         assert state in (err.value.details() or "")
         after = await fapi.jobs.GetJob(scheduler_pb2.GetJobRequest(job_id=job_id))
         assert after.version == before.version
     pending = await fapi.jobs.SchedulePin(fapi.pin_request(at=clock.now() + timedelta(hours=1)))
-    moved = await fapi.jobs.UpdateJob(scheduler_pb2.UpdateJobRequest(
-        job=job_pb2.Job(id=pending.id), update_mask=mask))
+    moved = await fapi.jobs.UpdateJob(
+        scheduler_pb2.UpdateJobRequest(job=job_pb2.Job(id=pending.id), update_mask=mask)
+    )
     assert moved.state == J.STATE_PENDING
     assert moved.version == 2
     assert at(moved) == datetime(2026, 1, 5, 12, tzinfo=UTC)
 
 
-async def test_slots_and_groups_survive_a_restart(make_daemon: Callable[..., Daemon],
-                                                 fake: tuple[FakeClock, Sandbox]) -> None:
+async def test_slots_and_groups_survive_a_restart(
+    make_daemon: Callable[..., Daemon], fake: tuple[FakeClock, Sandbox]
+) -> None:
     """After a restart on the same database a job keeps its slot and group, the slot stays
     taken, and the account keeps its posting schedule."""
     clock, sandbox = fake
@@ -387,27 +470,34 @@ async def test_slots_and_groups_survive_a_restart(make_daemon: Callable[..., Dae
         api = Api(channel, daemon)
         try:
             if run == 0:
-                await slotted_account(api, schedule("Europe/London", [(9, 0)],
-                                                    days=list(range(1, 8))))
+                await slotted_account(
+                    api, schedule("Europe/London", [(9, 0)], days=list(range(1, 8)))
+                )
                 req = slotted(api, "kept")
                 req.also_boards.append("1002")
                 req.board_interval.FromTimedelta(timedelta(days=2))
                 first = await api.jobs.SchedulePin(req)
-                group = await api.jobs.ListJobs(scheduler_pb2.ListJobsRequest(
-                    group_id=first.group_id))
+                group = await api.jobs.ListJobs(
+                    scheduler_pb2.ListJobsRequest(group_id=first.group_id)
+                )
                 ids = [j.id for j in sorted(group.jobs, key=at)]
                 continue
             jobs = [await api.jobs.GetJob(scheduler_pb2.GetJobRequest(job_id=i)) for i in ids]
-            assert [at(j) for j in jobs] == [datetime(2026, 1, 5, 9, tzinfo=UTC),  # now
-                                             datetime(2026, 1, 7, 9, tzinfo=UTC)]
+            assert [at(j) for j in jobs] == [
+                datetime(2026, 1, 5, 9, tzinfo=UTC),  # now
+                datetime(2026, 1, 7, 9, tzinfo=UTC),
+            ]
             assert {j.group_id for j in jobs} == {ids[0]}
             assert all(j.slot.time_zone == "Europe/London" for j in jobs)
             acct = await api.accounts.GetAccount(account_pb2.GetAccountRequest(account_id="acme"))
             assert acct.posting_schedule.time_zone.id == "Europe/London"
-            free = await api.jobs.ListFreeSlots(scheduler_pb2.ListFreeSlotsRequest(
-                account_id="acme", count=2))
+            free = await api.jobs.ListFreeSlots(
+                scheduler_pb2.ListFreeSlotsRequest(account_id="acme", count=2)
+            )
             assert [s.planned_at.ToDatetime(tzinfo=UTC) for s in free.slots] == [
-                datetime(2026, 1, 6, 9, tzinfo=UTC), datetime(2026, 1, 8, 9, tzinfo=UTC)]
+                datetime(2026, 1, 6, 9, tzinfo=UTC),
+                datetime(2026, 1, 8, 9, tzinfo=UTC),
+            ]
         finally:
             await channel.close(None)
             await daemon.stop(grace_s=1.0)

@@ -36,8 +36,9 @@ TOO_SMALL = "https://example.com/sandbox-too-small.jpg"
 DAY_S = 86_400.0
 RETRY_S = 600.0  # backoff ceiling: a RETRYING job stays so unless the clock moves minutes on
 HOLD_MS = 1000  # real-time latency that holds a request in flight (client timeout is 2 s)
-SETTLED = frozenset({J.STATE_DELIVERED, J.STATE_FAILED, J.STATE_PERMANENTLY_FAILED,
-                     J.STATE_CANCELLED})
+SETTLED = frozenset(
+    {J.STATE_DELIVERED, J.STATE_FAILED, J.STATE_PERMANENTLY_FAILED, J.STATE_CANCELLED}
+)
 NAMES = {v.number: v.name for v in J.State.DESCRIPTOR.values}
 
 
@@ -62,42 +63,69 @@ class World:
     async def job(self, job_id: str) -> job_pb2.Job:
         return await self.api.jobs.GetJob(scheduler_pb2.GetJobRequest(job_id=job_id))
 
-    async def schedule(self, *, after_s: float = 0.0, title: str = "Hello",
-                       account_id: str = "acme", url: str = MEDIA_A) -> job_pb2.Job:
-        req = self.api.pin_request(at=self.at(after_s), title=title, account_id=account_id,
-                                   board_id=BOARD if account_id == "acme" else "2001")
+    async def schedule(
+        self,
+        *,
+        after_s: float = 0.0,
+        title: str = "Hello",
+        account_id: str = "acme",
+        url: str = MEDIA_A,
+    ) -> job_pb2.Job:
+        req = self.api.pin_request(
+            at=self.at(after_s),
+            title=title,
+            account_id=account_id,
+            board_id=BOARD if account_id == "acme" else "2001",
+        )
         req.pin.media_source.image_url.url = url
         return await self.api.jobs.SchedulePin(req)
 
     async def cancel(self, job_id: str, version: int = 0) -> job_pb2.Job:
-        return await self.api.jobs.CancelJob(scheduler_pb2.CancelJobRequest(
-            job_id=job_id, expected_version=version))
+        return await self.api.jobs.CancelJob(
+            scheduler_pb2.CancelJobRequest(job_id=job_id, expected_version=version)
+        )
 
     async def retry(self, job_id: str) -> job_pb2.Job:
         return await self.api.jobs.RetryJob(scheduler_pb2.RetryJobRequest(job_id=job_id))
 
-    async def update(self, job_id: str, paths: list[str], *, version: int = 0,
-                     pin: job_pb2.Pin | None = None, at: datetime | None = None
-                     ) -> job_pb2.Job:
+    async def update(
+        self,
+        job_id: str,
+        paths: list[str],
+        *,
+        version: int = 0,
+        pin: job_pb2.Pin | None = None,
+        at: datetime | None = None,
+    ) -> job_pb2.Job:
         job = J(id=job_id)
         if pin is not None:
             job.pin.CopyFrom(pin)
         if at is not None:
             job.scheduled_at.FromDatetime(at)
-        return await self.api.jobs.UpdateJob(scheduler_pb2.UpdateJobRequest(
-            job=job, update_mask=field_mask_pb2.FieldMask(paths=paths),
-            expected_version=version))
+        return await self.api.jobs.UpdateJob(
+            scheduler_pb2.UpdateJobRequest(
+                job=job, update_mask=field_mask_pb2.FieldMask(paths=paths), expected_version=version
+            )
+        )
 
     async def pause(self, paused: bool, account_id: str = "acme") -> account_pb2.Account:
-        return await self.api.update_account(account_pb2.Account(id=account_id, paused=paused),
-                                             "paused")
+        return await self.api.update_account(
+            account_pb2.Account(id=account_id, paused=paused), "paused"
+        )
 
-    async def until(self, job_id: str, done: Callable[[job_pb2.JobEvent], bool],
-                    timeout_s: float = 10.0, *, after: int = 0) -> list[job_pb2.JobEvent]:
+    async def until(
+        self,
+        job_id: str,
+        done: Callable[[job_pb2.JobEvent], bool],
+        timeout_s: float = 10.0,
+        *,
+        after: int = 0,
+    ) -> list[job_pb2.JobEvent]:
         """Follow the job's events after sequence *after* until *done* accepts one."""
         seen: list[job_pb2.JobEvent] = []
-        call = self.api.jobs.WatchJobs(scheduler_pb2.WatchJobsRequest(job_ids=[job_id],
-                                                                      since_sequence=after))
+        call = self.api.jobs.WatchJobs(
+            scheduler_pb2.WatchJobsRequest(job_ids=[job_id], since_sequence=after)
+        )
         try:
             async with asyncio.timeout(timeout_s):
                 async for event in call:
@@ -106,15 +134,17 @@ class World:
                         return seen
         except TimeoutError:
             got = await self.job(job_id)
-            raise AssertionError(f"job {job_id} stuck in {name(got.state)} "
-                                 f"(v{got.version}); events: {[e.reason for e in seen]}"
-                                 ) from None
+            raise AssertionError(
+                f"job {job_id} stuck in {name(got.state)} "
+                f"(v{got.version}); events: {[e.reason for e in seen]}"
+            ) from None
         finally:
             call.cancel()
         raise AssertionError("watch stream ended")
 
-    async def reach(self, job_id: str, state: int, timeout_s: float = 10.0, *,
-                    after: int = 0) -> job_pb2.Job:
+    async def reach(
+        self, job_id: str, state: int, timeout_s: float = 10.0, *, after: int = 0
+    ) -> job_pb2.Job:
         """Wait for the job's first move into *state* after sequence *after*."""
         await self.until(job_id, lambda e: e.to_state == state, timeout_s, after=after)
         return await self.job(job_id)
@@ -127,8 +157,9 @@ class World:
             return got
         return await self.reach(job_id, state, after=after)
 
-    async def drive(self, job_id: str, state: int, *, step_s: float = 60.0,
-                    timeout_s: float = 10.0) -> job_pb2.Job:
+    async def drive(
+        self, job_id: str, state: int, *, step_s: float = 60.0, timeout_s: float = 10.0
+    ) -> job_pb2.Job:
         """Advance the fake clock a step at a time until the job reaches *state* (for timers
         armed at a moment the test cannot see)."""
         waiter = asyncio.ensure_future(self.reach(job_id, state, timeout_s))
@@ -155,8 +186,7 @@ class World:
         return [str(p["title"]) for p in self.sandbox.pins() if p["title"] != "marker"]
 
     def posts(self) -> int:
-        return sum(1 for r in self.sandbox.requests
-                   if r.method == "POST" and r.path == "/v5/pins")
+        return sum(1 for r in self.sandbox.requests if r.method == "POST" and r.path == "/v5/pins")
 
 
 class PromptClock(FakeClock):
@@ -189,15 +219,23 @@ async def world(make_daemon: Callable[..., Daemon]) -> AsyncIterator[World]:
     sandbox = await start_sandbox(clock)
     sandbox.add_user("other", access_token="pina_other", board_ids=["2001"])
     # No token keeper: auth failures are made by revoking the seeded refresh token.
-    daemon = make_daemon(clock=clock, base_url=sandbox.base_url, token_keeper=False,
-                         retry_base_delay_s=RETRY_S, retry_max_delay_s=RETRY_S)
+    daemon = make_daemon(
+        clock=clock,
+        base_url=sandbox.base_url,
+        token_keeper=False,
+        retry_base_delay_s=RETRY_S,
+        retry_max_delay_s=RETRY_S,
+    )
     await daemon.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{daemon.port}")
     api = Api(channel, daemon)
     try:
         await api.create_account()
-        await api.accounts.CreateAccount(account_pb2.CreateAccountRequest(
-            account_id="other", account=account_pb2.Account(access_token="pina_other")))
+        await api.accounts.CreateAccount(
+            account_pb2.CreateAccountRequest(
+                account_id="other", account=account_pb2.Account(access_token="pina_other")
+            )
+        )
         yield World(api, sandbox, clock)
     finally:
         await channel.close()
@@ -303,8 +341,11 @@ async def op_time(w: World, job: job_pb2.Job) -> job_pb2.Job:
 
 
 async def op_media(w: World, job: job_pb2.Job) -> job_pb2.Job:
-    return await w.update(job.id, ["pin.media_source"], pin=job_pb2.Pin(
-        media_source=job_pb2.MediaSource(image_url=job_pb2.ImageUrl(url=MEDIA_B))))
+    return await w.update(
+        job.id,
+        ["pin.media_source"],
+        pin=job_pb2.Pin(media_source=job_pb2.MediaSource(image_url=job_pb2.ImageUrl(url=MEDIA_B))),
+    )
 
 
 async def op_cancel(w: World, job: job_pb2.Job) -> job_pb2.Job:
@@ -316,7 +357,11 @@ async def op_retry(w: World, job: job_pb2.Job) -> job_pb2.Job:
 
 
 OPS: dict[str, Callable[[World, job_pb2.Job], Awaitable[job_pb2.Job]]] = {
-    "pin": op_pin, "time": op_time, "media": op_media, "cancel": op_cancel, "retry": op_retry,
+    "pin": op_pin,
+    "time": op_time,
+    "media": op_media,
+    "cancel": op_cancel,
+    "retry": op_retry,
 }
 
 
@@ -358,8 +403,7 @@ CELLS: dict[tuple[int, str], Cell] = {
     (P, "retry"): Cell(None, D, ("Hello",), code=FP, says=NO_RETRY),
     (Q, "pin"): Cell(Q, D, ("first", "changed"), says="updated: pin.title"),
     (Q, "time"): Cell(P, D, ("first", "Hello"), says="re-planned"),
-    (Q, "media"): Cell(Q, D, ("first", "Hello"), says="updated: pin.media_source",
-                       media=MEDIA_B),
+    (Q, "media"): Cell(Q, D, ("first", "Hello"), says="updated: pin.media_source", media=MEDIA_B),
     (Q, "cancel"): Cell(CD, CD, ("first",), says="cancelled before submission"),
     (Q, "retry"): Cell(None, D, ("first", "Hello"), code=FP, says=NO_RETRY),
     (R, "pin"): Cell(R, D, ("changed",), says="updated: pin.title"),
@@ -404,8 +448,7 @@ CELLS: dict[tuple[int, str], Cell] = {
 }
 
 
-@pytest.mark.parametrize(("state", "op"), list(CELLS),
-                         ids=[f"{name(s)}-{o}" for s, o in CELLS])
+@pytest.mark.parametrize(("state", "op"), list(CELLS), ids=[f"{name(s)}-{o}" for s, o in CELLS])
 async def test_state_op_cell(world: World, state: int, op: str) -> None:
     """One operation on a job in one state gives the table's result, the job settles in the
     table's state, and the sandbox holds exactly the table's pins."""
@@ -485,8 +528,9 @@ async def test_pause_sends_a_queued_job_back_to_pending_until_resume(world: Worl
     job = await reach_queued(w)
     await w.pause(True)
     await w.clock.advance(3600)
-    events = await w.until(job.id, lambda e: e.to_state == J.STATE_PENDING
-                           and e.from_state == J.STATE_QUEUED)
+    events = await w.until(
+        job.id, lambda e: e.to_state == J.STATE_PENDING and e.from_state == J.STATE_QUEUED
+    )
     assert "held" in events[-1].reason
     assert "PAUSED" in events[-1].reason
     assert w.titles() == ["first"]
@@ -558,8 +602,7 @@ async def test_pause_leaves_a_failed_job_failed(world: World) -> None:
     assert w.titles() == []
 
 
-async def test_queued_job_updated_then_paused_is_held_and_sent_after_resume(world: World
-                                                                            ) -> None:
+async def test_queued_job_updated_then_paused_is_held_and_sent_after_resume(world: World) -> None:
     """A QUEUED job whose title changes while it waits for its pace, and whose account is then
     paused, goes back to PENDING (held) when its turn comes and is sent after resume with the
     new title."""
@@ -568,8 +611,11 @@ async def test_queued_job_updated_then_paused_is_held_and_sent_after_resume(worl
     await op_pin(w, job)
     await w.pause(True)
     await w.clock.advance(3600)
-    await w.until(job.id, lambda e: e.from_state == J.STATE_QUEUED
-                  and e.to_state == J.STATE_PENDING, timeout_s=3)
+    await w.until(
+        job.id,
+        lambda e: e.from_state == J.STATE_QUEUED and e.to_state == J.STATE_PENDING,
+        timeout_s=3,
+    )
     await w.pause(False)
     await w.reach(job.id, J.STATE_DELIVERED)
     assert w.titles() == ["first", "changed"]
@@ -601,9 +647,10 @@ async def test_stale_expected_version_is_aborted_with_the_current_version(world:
     job = await w.schedule(after_s=3600)
     moved = await op_pin(w, job)
     assert moved.version == job.version + 1
-    for call in (w.update(job.id, ["pin.title"], version=job.version,
-                          pin=job_pb2.Pin(title="stale")),
-                 w.cancel(job.id, version=job.version)):
+    for call in (
+        w.update(job.id, ["pin.title"], version=job.version, pin=job_pb2.Pin(title="stale")),
+        w.cancel(job.id, version=job.version),
+    ):
         message = await refused(call, Code.ABORTED)
         assert f"version {moved.version}" in message
     got = await w.job(job.id)
@@ -612,8 +659,7 @@ async def test_stale_expected_version_is_aborted_with_the_current_version(world:
     assert ok.state == J.STATE_CANCELLED
 
 
-@pytest.mark.parametrize("state", [J.STATE_PENDING, J.STATE_SUBMITTED, J.STATE_DELIVERED],
-                         ids=name)
+@pytest.mark.parametrize("state", [J.STATE_PENDING, J.STATE_SUBMITTED, J.STATE_DELIVERED], ids=name)
 async def test_cancelling_twice_is_harmless(world: World, state: int) -> None:
     """A second CancelJob returns the job as the first left it (same version, no new event),
     and the end is one CANCELLED job with no pin."""
@@ -712,7 +758,8 @@ async def test_patch_refused_by_pinterest_says_so_and_leaves_the_pin(world: Worl
 
 
 async def test_retry_gives_an_exhausted_job_a_fresh_attempt_budget(
-        make_daemon: Callable[..., Daemon]) -> None:
+    make_daemon: Callable[..., Daemon],
+) -> None:
     """A job PERMANENTLY_FAILED after exhausting its attempts is sent again by RetryJob with
     attempts reset to zero, and lands once."""
     clock = PromptClock()
@@ -724,8 +771,15 @@ async def test_retry_gives_an_exhausted_job_a_fresh_attempt_budget(
     try:
         await w.api.create_account()
         # A transient refusal (a 5xx would first be reconciled for the request timeout).
-        sandbox.add_fault(FaultRule(kind="status", status=400, code=1, times=2,
-                                    message="Sorry we could not fetch the image."))
+        sandbox.add_fault(
+            FaultRule(
+                kind="status",
+                status=400,
+                code=1,
+                times=2,
+                message="Sorry we could not fetch the image.",
+            )
+        )
         job = await w.schedule()
         await w.reach(job.id, J.STATE_RETRYING)
         await clock.advance(3600)
@@ -755,8 +809,7 @@ async def test_retry_of_an_auth_failed_job_waits_for_new_credentials(world: Worl
     await w.marker()
     assert (await w.job(job.id)).state == J.STATE_PENDING
     assert w.titles() == []
-    await w.api.update_account(account_pb2.Account(id="acme", access_token=ACCESS),
-                               "access_token")
+    await w.api.update_account(account_pb2.Account(id="acme", access_token=ACCESS), "access_token")
     done = await w.reach(job.id, J.STATE_DELIVERED)
     assert done.attempts == 1
     assert w.titles() == ["Hello"]
@@ -767,8 +820,7 @@ async def test_new_credentials_requeue_auth_failed_jobs(world: World) -> None:
     delivered."""
     w = world
     job = await reach_failed(w)
-    await w.api.update_account(account_pb2.Account(id="acme", access_token=ACCESS),
-                               "access_token")
+    await w.api.update_account(account_pb2.Account(id="acme", access_token=ACCESS), "access_token")
     done = await w.reach(job.id, J.STATE_DELIVERED)
     assert "re-authorised" in " ".join(h.reason for h in done.history)
     assert w.titles() == ["Hello"]
@@ -782,12 +834,14 @@ async def test_delete_account_refuses_active_jobs_unless_forced(world: World) ->
     cancels the job (never sent) and deletes the account and its jobs."""
     w = world
     job = await w.schedule(after_s=60)
-    message = await refused(w.api.accounts.DeleteAccount(
-        account_pb2.DeleteAccountRequest(account_id="acme")), FP)
+    message = await refused(
+        w.api.accounts.DeleteAccount(account_pb2.DeleteAccountRequest(account_id="acme")), FP
+    )
     assert "force" in message
     assert (await w.job(job.id)).state == J.STATE_PENDING
-    await w.api.accounts.DeleteAccount(account_pb2.DeleteAccountRequest(account_id="acme",
-                                                                        force=True))
+    await w.api.accounts.DeleteAccount(
+        account_pb2.DeleteAccountRequest(account_id="acme", force=True)
+    )
     await refused(w.job(job.id), Code.NOT_FOUND)
     await w.clock.advance(120)
     await w.marker()
@@ -799,16 +853,22 @@ async def test_forced_delete_waits_for_a_submitted_job(world: World) -> None:
     confirmed); once the pin landed the forced delete succeeds and leaves the published pin."""
     w = world
     job = await reach_submitted(w)
-    await refused(w.api.accounts.DeleteAccount(
-        account_pb2.DeleteAccountRequest(account_id="acme", force=True)), FP)
+    await refused(
+        w.api.accounts.DeleteAccount(
+            account_pb2.DeleteAccountRequest(account_id="acme", force=True)
+        ),
+        FP,
+    )
     await w.reach(job.id, J.STATE_DELIVERED)
-    await w.api.accounts.DeleteAccount(account_pb2.DeleteAccountRequest(account_id="acme",
-                                                                        force=True))
+    await w.api.accounts.DeleteAccount(
+        account_pb2.DeleteAccountRequest(account_id="acme", force=True)
+    )
     assert w.titles() == ["Hello"]
 
 
 async def test_account_recreated_after_delete_publishes_again(
-        finalize_after: None, world: World) -> None:
+    finalize_after: None, world: World
+) -> None:
     """Deleting an account while its delivered pin's PATCH waits for a retry, then creating
     the account again, leaves a dispatcher that publishes the new account's pins."""
     w = world
@@ -827,9 +887,12 @@ async def test_account_recreated_after_delete_publishes_again(
 
 
 async def min_spacing_hour(w: World) -> None:
-    await w.api.update_account(account_pb2.Account(
-        id="acme", pacing=account_pb2.Pacing(min_spacing=duration_pb2.Duration(seconds=3600))),
-        "pacing.min_spacing")
+    await w.api.update_account(
+        account_pb2.Account(
+            id="acme", pacing=account_pb2.Pacing(min_spacing=duration_pb2.Duration(seconds=3600))
+        ),
+        "pacing.min_spacing",
+    )
 
 
 async def test_patch_of_a_delivered_pin_does_not_wait_for_pin_spacing(world: World) -> None:
@@ -844,15 +907,17 @@ async def test_patch_of_a_delivered_pin_does_not_wait_for_pin_spacing(world: Wor
     assert w.titles() == ["changed"]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: AccountDispatcher runs deletes, PATCHes and "
-                   "reconciles in the same serial loop that sleeps out the next pin's pacing")
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: AccountDispatcher runs deletes, PATCHes and "
+    "reconciles in the same serial loop that sleeps out the next pin's pacing",
+)
 async def test_cancel_of_a_delivered_pin_does_not_wait_behind_a_paced_pin(world: World) -> None:
     """With an hour of minimum spacing and a second pin waiting QUEUED for it, cancelling the
     first (delivered) pin deletes it at once; the second keeps waiting for its turn."""
     w = world
     second = await reach_queued(w)
-    delivered = await w.api.jobs.ListJobs(scheduler_pb2.ListJobsRequest(
-        states=[J.STATE_DELIVERED]))
+    delivered = await w.api.jobs.ListJobs(scheduler_pb2.ListJobsRequest(states=[J.STATE_DELIVERED]))
     (first,) = delivered.jobs
     await w.cancel(first.id)
     await w.reach(first.id, J.STATE_CANCELLED, timeout_s=3)

@@ -18,19 +18,25 @@ NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
 
 def make_job(i: int, *, request_id: str = "", account: str = "acme") -> tuple[Job, Transition]:
-    job = Job(id=f"job{i:06d}", account_id=account, state=JobState.PENDING,
-              pin=PinSpec(board_id="1", media=ImageUrl(url="https://x/a.jpg"), title=f"t{i}"),
-              scheduled_at=NOW, planned_at=NOW + timedelta(seconds=i), request_id=request_id,
-              request_hash=f"h{i}", created_at=NOW, updated_at=NOW)
-    return job, Transition(from_state=None, to_state=JobState.PENDING, time=NOW,
-                           reason="scheduled")
+    job = Job(
+        id=f"job{i:06d}",
+        account_id=account,
+        state=JobState.PENDING,
+        pin=PinSpec(board_id="1", media=ImageUrl(url="https://x/a.jpg"), title=f"t{i}"),
+        scheduled_at=NOW,
+        planned_at=NOW + timedelta(seconds=i),
+        request_id=request_id,
+        request_hash=f"h{i}",
+        created_at=NOW,
+        updated_at=NOW,
+    )
+    return job, Transition(from_state=None, to_state=JobState.PENDING, time=NOW, reason="scheduled")
 
 
 @pytest.fixture
 async def store(tmp_path: Path) -> Store:
     s = await Store.open(tmp_path / "s.db")
-    await s.create_account(Account(id="acme", access_token="tok", created_at=NOW,
-                                   updated_at=NOW))
+    await s.create_account(Account(id="acme", access_token="tok", created_at=NOW, updated_at=NOW))
     yield s  # type: ignore[misc]
     await s.close()
 
@@ -38,8 +44,9 @@ async def store(tmp_path: Path) -> Store:
 async def test_concurrent_writes_share_transactions(store: Store) -> None:
     """500 concurrent inserts commit in far fewer transactions than writes (group commit)."""
     before = store.batches
-    await asyncio.gather(*(store.create_jobs(*map(list, zip(make_job(i), strict=True)))
-                           for i in range(500)))
+    await asyncio.gather(
+        *(store.create_jobs(*map(list, zip(make_job(i), strict=True))) for i in range(500))
+    )
     assert store.writes >= 500
     assert store.batches - before < 100
     assert len(await store.due_index()) == 500
@@ -60,8 +67,7 @@ async def test_compare_and_set_refuses_a_stale_version(store: Store) -> None:
     they were."""
     job, entry = make_job(1)
     await store.create_jobs([job], [entry])
-    _, seq = await store.commit(job, *transition(job, JobState.QUEUED, now=NOW,
-                                                      reason="due"))
+    _, seq = await store.commit(job, *transition(job, JobState.QUEUED, now=NOW, reason="due"))
     with pytest.raises(StaleJob):
         await store.commit(job, *touch(job, now=NOW, reason="late update", attempts=5))
     stored = await store.get_job(job.id, with_history=True)
@@ -80,8 +86,13 @@ async def test_request_id_is_unique_and_content_checked(store: Store) -> None:
     [(again, created)] = await store.create_jobs([retry], [entry])
     assert not created
     assert again.id == first.id
-    other = Job(**{**{f: getattr(job, f) for f in Job.__dataclass_fields__}, "id": "job-other",
-                   "request_hash": "different"})
+    other = Job(
+        **{
+            **{f: getattr(job, f) for f in Job.__dataclass_fields__},
+            "id": "job-other",
+            "request_hash": "different",
+        }
+    )
     with pytest.raises(AlreadyExists, match="different content"):
         await store.create_jobs([other], [entry])
     assert [job_id for job_id, _ in await store.due_index()] == [first.id]
@@ -91,10 +102,10 @@ async def test_events_are_handed_over_in_sequence_order_after_commit(tmp_path: P
     """Committed events reach the sink once, in sequence order, and equal the durable log."""
     seen: list[Event] = []
     store = await Store.open(tmp_path / "e.db", on_events=seen.extend)
-    await store.create_account(Account(id="acme", access_token="t", created_at=NOW,
-                                       updated_at=NOW))
-    await asyncio.gather(*(store.create_jobs([make_job(i)[0]], [make_job(i)[1]])
-                           for i in range(50)))
+    await store.create_account(Account(id="acme", access_token="t", created_at=NOW, updated_at=NOW))
+    await asyncio.gather(
+        *(store.create_jobs([make_job(i)[0]], [make_job(i)[1]]) for i in range(50))
+    )
     logged = await store.events_after(0, limit=1000)
     assert [e.sequence for e in seen] == [e.sequence for e in logged]
     assert [e.sequence for e in seen] == sorted(e.sequence for e in seen)
@@ -104,8 +115,7 @@ async def test_events_are_handed_over_in_sequence_order_after_commit(tmp_path: P
 async def test_reopening_keeps_everything_and_schema_is_current(tmp_path: Path) -> None:
     """A reopened database has every job and the newest schema version."""
     store = await Store.open(tmp_path / "r.db")
-    await store.create_account(Account(id="acme", access_token="t", created_at=NOW,
-                                       updated_at=NOW))
+    await store.create_account(Account(id="acme", access_token="t", created_at=NOW, updated_at=NOW))
     await store.create_jobs(*map(list, zip(*[make_job(i) for i in range(10)], strict=True)))
     await store.close()
     reopened = await Store.open(tmp_path / "r.db")
@@ -136,24 +146,30 @@ async def test_a_pin_id_belongs_to_one_job_only(store: Store) -> None:
     assert not (await store.get_job(b.id)).pinterest_pin_id
 
 
-async def test_a_batch_looks_up_request_ids_once_and_keeps_repeats_idempotent(
-        store: Store) -> None:
+async def test_a_batch_looks_up_request_ids_once_and_keeps_repeats_idempotent(store: Store) -> None:
     """In one 1,200-job batch (over two 500-id lookups): ids stored before come back uncreated,
     a repeat inside the batch returns the batch's own job, other content is refused by item."""
     earlier = [make_job(i, request_id=f"r{i}") for i in range(0, 1200, 100)]
     await store.create_jobs([j for j, _ in earlier], [e for _, e in earlier])
     batch = [make_job(i, request_id=f"r{i}") for i in range(1200)]
     batch.append(make_job(7, request_id="r7"))  # the same request again, later in the batch
-    jobs = [Job(**{**{f: getattr(j, f) for f in Job.__dataclass_fields__}, "id": f"new{i:06d}"})
-            for i, (j, _) in enumerate(batch)]
+    jobs = [
+        Job(**{**{f: getattr(j, f) for f in Job.__dataclass_fields__}, "id": f"new{i:06d}"})
+        for i, (j, _) in enumerate(batch)
+    ]
     results = await store.create_jobs(jobs, [e for _, e in batch])
     created = [c for _, c in results]
     assert created.count(False) == len(earlier) + 1
     assert [job.id for job, c in results if not c][:2] == [earlier[0][0].id, earlier[1][0].id]
     assert results[-1][0].id == results[7][0].id == "new000007"
     assert len(await store.due_index()) == 1200
-    clash = Job(**{**{f: getattr(jobs[3], f) for f in Job.__dataclass_fields__},
-                   "id": "clash", "request_hash": "other"})
+    clash = Job(
+        **{
+            **{f: getattr(jobs[3], f) for f in Job.__dataclass_fields__},
+            "id": "clash",
+            "request_hash": "other",
+        }
+    )
     with pytest.raises(AlreadyExists, match=r"requests\[1\]\.request_id 'r3'"):
         await store.create_jobs([make_job(5000)[0], clash], [make_job(5000)[1]] * 2)
     assert len(await store.due_index()) == 1200

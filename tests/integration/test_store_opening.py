@@ -32,10 +32,22 @@ def digest(path: Path) -> str:
 async def serve_exit(db: Path, timeout_s: float = 60.0) -> tuple[int, list[str]]:
     """Run `pinsched serve --db db` to its end; its exit code and stderr lines."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "pinsched", "serve", "--listen", "127.0.0.1:0",
-        "--http-listen", "off", "--db", str(db),
-        "--pinterest-api-base", "http://127.0.0.1:9", cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "pinsched",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--http-listen",
+        "off",
+        "--db",
+        str(db),
+        "--pinterest-api-base",
+        "http://127.0.0.1:9",
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     try:
         _, err = await asyncio.wait_for(proc.communicate(), timeout_s)
     except TimeoutError:
@@ -46,8 +58,7 @@ async def serve_exit(db: Path, timeout_s: float = 60.0) -> tuple[int, list[str]]
     return proc.returncode, err.decode().splitlines()
 
 
-async def test_a_second_store_on_the_same_file_is_refused_naming_the_holder(
-        tmp_path: Path) -> None:
+async def test_a_second_store_on_the_same_file_is_refused_naming_the_holder(tmp_path: Path) -> None:
     """While one store holds a database, opening it again fails with the file and the holder's
     pid; once closed, it opens again."""
     db = tmp_path / "one.db"
@@ -65,7 +76,8 @@ async def test_a_second_store_on_the_same_file_is_refused_naming_the_holder(
 
 
 async def test_a_second_daemon_on_the_same_database_exits_2_naming_file_and_pid(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     """`pinsched serve` on a database another daemon serves exits 2 with one line naming the
     file and the running daemon's pid; the running daemon keeps serving."""
     sandbox, base = await start_sandbox()
@@ -157,8 +169,9 @@ async def test_disk_full_fails_the_write_whole_and_the_store_recovers(tmp_path: 
         writer = store._writer
         pages = next(iter(await writer.execute_fetchall("PRAGMA page_count")))[0]
         await writer.execute(f"PRAGMA max_page_count = {pages}")
-        big = Account(id="big", display_name="x" * 200_000, access_token="t", created_at=NOW,
-                      updated_at=NOW)
+        big = Account(
+            id="big", display_name="x" * 200_000, access_token="t", created_at=NOW, updated_at=NOW
+        )
         with pytest.raises(StorageUnavailable, match="full"):
             await store.create_account(big)
         assert await store.list_accounts() == []
@@ -187,7 +200,8 @@ async def test_storage_failures_are_unavailable_over_grpc(api: Api) -> None:
 
 
 async def test_a_daemon_start_refused_by_the_lock_leaves_the_holder_running(
-        make_daemon: Callable[..., Daemon]) -> None:
+    make_daemon: Callable[..., Daemon],
+) -> None:
     """An in-process daemon on a database another daemon holds fails to start with
     StoreOpenError and leaves no thread behind; the first one is unaffected."""
     first = make_daemon()
@@ -203,7 +217,8 @@ async def test_a_daemon_start_refused_by_the_lock_leaves_the_holder_running(
 
 
 async def test_a_disk_filling_up_under_group_commit_leaves_nothing_half_written(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     """Concurrent job inserts while the disk fills up: each one either commits whole (job and
     its event) or fails with StorageUnavailable, and every committed job has its event."""
     from pinsched.jobs import JobState
@@ -212,15 +227,17 @@ async def test_a_disk_filling_up_under_group_commit_leaves_nothing_half_written(
     db = tmp_path / "filling.db"
     store = await Store.open(db)
     try:
-        await store.create_account(Account(id="acme", access_token="t", created_at=NOW,
-                                           updated_at=NOW))
+        await store.create_account(
+            Account(id="acme", access_token="t", created_at=NOW, updated_at=NOW)
+        )
         pages = next(iter(await store._writer.execute_fetchall("PRAGMA page_count")))[0]
         await store._writer.execute(f"PRAGMA max_page_count = {pages + 6}")
         results: list[object] = []
         for wave in range(40):  # waves of ten concurrent writes: group commits of several
             jobs = [make_job(wave * 10 + i) for i in range(10)]
             results += await asyncio.gather(
-                *(store.create_jobs([j], [e]) for j, e in jobs), return_exceptions=True)
+                *(store.create_jobs([j], [e]) for j, e in jobs), return_exceptions=True
+            )
         failed = [r for r in results if isinstance(r, BaseException)]
         assert failed, "the disk never filled up"
         assert all(isinstance(r, StorageUnavailable) for r in failed), failed[:3]

@@ -59,7 +59,8 @@ async def no_keeper(make_fast: Callable[..., Daemon]) -> AsyncIterator[Api]:
 
 
 async def test_a_rotated_refresh_token_survives_a_store_that_refuses_it(
-        no_keeper: Api, sandbox: Sandbox) -> None:
+    no_keeper: Api, sandbox: Sandbox
+) -> None:
     """When the store refuses the rotated pair after a 401 and a granted refresh, the new pair
     is used from memory (the pin is delivered, the account stays ACTIVE, the spent refresh token
     is never sent again) and stored once the store accepts writes again."""
@@ -67,8 +68,9 @@ async def test_a_rotated_refresh_token_survives_a_store_that_refuses_it(
     store = api.daemon.store
     await store._writer.execute(REFUSE_TOKEN_WRITES)
     sandbox.expire_access_token(ACCESS)
-    first = await reach(api, (await schedule(api, title="one")).id, J.STATE_DELIVERED,
-                        J.STATE_FAILED)
+    first = await reach(
+        api, (await schedule(api, title="one")).id, J.STATE_DELIVERED, J.STATE_FAILED
+    )
     assert first.state == J.STATE_DELIVERED
     assert [r.status for r in posts(sandbox)] == [401, 201]
     assert [r.status for r in token_posts(sandbox)] == [200]
@@ -80,8 +82,9 @@ async def test_a_rotated_refresh_token_survives_a_store_that_refuses_it(
     # Still refused: a second expiry is refreshed with the in-memory token, not the spent one.
     live_access = (await api.daemon.accounts.get("acme")).access_token
     sandbox.expire_access_token(live_access)
-    second = await reach(api, (await schedule(api, title="two")).id, J.STATE_DELIVERED,
-                         J.STATE_FAILED)
+    second = await reach(
+        api, (await schedule(api, title="two")).id, J.STATE_DELIVERED, J.STATE_FAILED
+    )
     assert second.state == J.STATE_DELIVERED
     assert [r.status for r in token_posts(sandbox)] == [200, 200]
     assert live_refresh not in sandbox.state.refresh_tokens
@@ -94,7 +97,8 @@ async def test_a_rotated_refresh_token_survives_a_store_that_refuses_it(
 
 
 async def test_a_401_after_an_unstored_refresh_is_a_bounded_failure(
-        no_keeper: Api, sandbox: Sandbox) -> None:
+    no_keeper: Api, sandbox: Sandbox
+) -> None:
     """A token refused again right after a refresh the store could not keep ends the job FAILED
     and the account NEEDS_REAUTH after one grant: no loop, no second grant with a spent token."""
     api = no_keeper
@@ -130,15 +134,19 @@ class Run:
 
 
 @pytest.fixture
-async def run(make_fast: Callable[..., Daemon], request: pytest.FixtureRequest
-              ) -> AsyncIterator[Run]:
+async def run(
+    make_fast: Callable[..., Daemon], request: pytest.FixtureRequest
+) -> AsyncIterator[Run]:
     ttl = getattr(request, "param", None) or (30 * 86400, 60 * 86400)
     clock = FakeClock()
     sandbox = await start_sandbox(clock)
     sandbox.configure(access_ttl_s=ttl[0], refresh_ttl_s=ttl[1])
     sandbox.add_user("acme", access_token=ACCESS, refresh_token=REFRESH, board_ids=["1001"])
-    api = await open_api(make_fast(clock, base_url=sandbox.base_url, horizon_days=401,
-                                   token_refreshes_per_second=1000))
+    api = await open_api(
+        make_fast(
+            clock, base_url=sandbox.base_url, horizon_days=401, token_refreshes_per_second=1000
+        )
+    )
     try:
         await api.create_account()
         await asyncio.wait_for(api.daemon.activity.idle.wait(), 10)
@@ -182,13 +190,17 @@ async def test_short_sandbox_lifetimes_keep_the_account_active(run: Run) -> None
 
 
 async def test_without_client_credentials_reauth_is_announced_then_needed(
-        make_fast: Callable[..., Daemon]) -> None:
+    make_fast: Callable[..., Daemon],
+) -> None:
     """An account that cannot be refreshed gets `account.reauth_soon` 7 days before its access
     token lapses and NEEDS_REAUTH when it has lapsed, each once."""
     clock = FakeClock()
     sandbox = await start_sandbox(clock)
-    api = await open_api(make_fast(clock, base_url=sandbox.base_url, pinterest_client_id=None,
-                                   pinterest_client_secret=None))
+    api = await open_api(
+        make_fast(
+            clock, base_url=sandbox.base_url, pinterest_client_id=None, pinterest_client_secret=None
+        )
+    )
     try:
         await api.create_account()
         await asyncio.wait_for(api.daemon.activity.idle.wait(), 10)
@@ -212,7 +224,8 @@ async def test_without_client_credentials_reauth_is_announced_then_needed(
 
 
 async def test_refused_client_credentials_hold_every_account_once(
-        make_fast: Callable[..., Daemon], sandbox: Sandbox) -> None:
+    make_fast: Callable[..., Daemon], sandbox: Sandbox
+) -> None:
     """A 401 at the token endpoint (the app's own credentials) holds the accounts instead of
     marking them NEEDS_REAUTH, turns the `pinsched.pinterest` health check NOT_SERVING, and
     the job is held (not failed, not counted, not sent again)."""
@@ -221,15 +234,20 @@ async def test_refused_client_credentials_hold_every_account_once(
     api = await open_api(make_fast(pinterest_client_secret="wrong-secret", token_keeper=False))
     try:
         await api.create_account()
-        sandbox.add_user("beta", access_token="pina_beta", refresh_token="pinr_beta",
-                         board_ids=["1003"])
-        await api.accounts.CreateAccount(account_pb2.CreateAccountRequest(
-            account_id="beta", account=A(access_token="pina_beta", refresh_token="pinr_beta")))
+        sandbox.add_user(
+            "beta", access_token="pina_beta", refresh_token="pinr_beta", board_ids=["1003"]
+        )
+        await api.accounts.CreateAccount(
+            account_pb2.CreateAccountRequest(
+                account_id="beta", account=A(access_token="pina_beta", refresh_token="pinr_beta")
+            )
+        )
         sandbox.expire_access_token(ACCESS)
         job = await schedule(api)
         held = await reach(api, job.id, J.STATE_RETRYING, timeout_s=5)
         assert held.history[-1].reason == (
-            "held: Pinterest refuses the app's client credentials (attempt not counted)")
+            "held: Pinterest refuses the app's client credentials (attempt not counted)"
+        )
         assert held.attempts == 0
         # The retry is due at once; once the daemon is idle the scheduler has held it.
         await asyncio.wait_for(api.daemon.activity.idle.wait(), 5)
@@ -251,7 +269,8 @@ async def test_refused_client_credentials_hold_every_account_once(
 
 
 async def test_code_29_holds_the_account_and_a_new_api_base_releases_it(
-        make_fast: Callable[..., Daemon], sandbox: Sandbox) -> None:
+    make_fast: Callable[..., Daemon], sandbox: Sandbox
+) -> None:
     """A Trial app's 403 code 29 puts the account on hold (HELD, Pinterest's answer as the
     reason) and sends the job back, unfailed and not counted; pointing the account at another
     API base (the API sandbox) releases it and the pin lands there."""
@@ -292,8 +311,9 @@ async def test_ad_account_id_is_sent_on_every_call(no_keeper: Api, sandbox: Sand
     assert got.ad_account_id == "549755885175"
 
 
-async def test_pacer_cool_down_survives_a_restart(make_fast: Callable[..., Daemon],
-                                                  sandbox: Sandbox) -> None:
+async def test_pacer_cool_down_survives_a_restart(
+    make_fast: Callable[..., Daemon], sandbox: Sandbox
+) -> None:
     """A spam block's cool-down is stored: after a restart the account sends nothing until it
     ends."""
     api = await open_api(make_fast(token_keeper=False))
@@ -313,7 +333,8 @@ async def test_pacer_cool_down_survives_a_restart(make_fast: Callable[..., Daemo
 
 
 async def test_rate_limit_headers_slow_the_account_before_a_429(
-        make_fast: Callable[..., Daemon]) -> None:
+    make_fast: Callable[..., Daemon],
+) -> None:
     """With a sandbox that allows 4 writes a minute and says so in `x-ratelimit-remaining` /
     `x-ratelimit-reset`, six pins due at once are all delivered without a single 429: the
     pacer spreads the remaining writes over the time to the reset."""
@@ -342,14 +363,18 @@ async def test_the_keeper_paces_its_calls(make_fast: Callable[..., Daemon]) -> N
     `token_refreshes_per_second`), not in the same instant."""
     clock = FakeClock()
     sandbox = await start_sandbox(clock)
-    api = await open_api(make_fast(clock, base_url=sandbox.base_url,
-                                   token_refreshes_per_second=1.0))
+    api = await open_api(
+        make_fast(clock, base_url=sandbox.base_url, token_refreshes_per_second=1.0)
+    )
     try:
         for i in range(5):
             sandbox.add_user(f"u{i}", access_token=f"pina_{i}", refresh_token=f"pinr_{i}")
-            await api.accounts.CreateAccount(account_pb2.CreateAccountRequest(
-                account_id=f"a{i}", account=A(access_token=f"pina_{i}",
-                                              refresh_token=f"pinr_{i}")))
+            await api.accounts.CreateAccount(
+                account_pb2.CreateAccountRequest(
+                    account_id=f"a{i}",
+                    account=A(access_token=f"pina_{i}", refresh_token=f"pinr_{i}"),
+                )
+            )
         for _ in range(40):
             await clock.advance(0.25)
             await asyncio.wait_for(api.daemon.activity.idle.wait(), 10)

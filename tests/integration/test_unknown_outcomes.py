@@ -32,14 +32,20 @@ from tests.conftest import ACCESS, BOARD, Api, start_sandbox
 J = job_pb2.Job
 E = job_pb2.JobError
 RU = job_pb2.RemoteUpdate
-SETTINGS: dict[str, Any] = {"request_timeout_s": 30.0, "retry_base_delay_s": 2.0,
-                            "retry_max_delay_s": 600.0, "max_attempts": 0,
-                            "pinterest_read_lag_s": 0.0, "shutdown_grace_s": 1.0,
-                            "log_level": "warning",
-                            # Refreshes here are the dispatcher's own, counted by the tests.
-                            "token_keeper": False}
-UNFETCHABLE = FaultRule(kind="status", status=400, code=1,
-                        message="Sorry we could not fetch the image.")
+SETTINGS: dict[str, Any] = {
+    "request_timeout_s": 30.0,
+    "retry_base_delay_s": 2.0,
+    "retry_max_delay_s": 600.0,
+    "max_attempts": 0,
+    "pinterest_read_lag_s": 0.0,
+    "shutdown_grace_s": 1.0,
+    "log_level": "warning",
+    # Refreshes here are the dispatcher's own, counted by the tests.
+    "token_keeper": False,
+}
+UNFETCHABLE = FaultRule(
+    kind="status", status=400, code=1, message="Sorry we could not fetch the image."
+)
 
 
 @dataclass
@@ -61,8 +67,9 @@ class World:
             req.delivery_window.FromTimedelta(window)
         return await self.api.jobs.SchedulePin(req)
 
-    async def drive(self, job_id: str, done: Callable[[job_pb2.Job], bool], *,
-                    limit_s: float) -> job_pb2.Job:
+    async def drive(
+        self, job_id: str, done: Callable[[job_pb2.Job], bool], *, limit_s: float
+    ) -> job_pb2.Job:
         """Advance the clock from one pending sleep to the next until *done* accepts the job;
         fail after *limit_s* of fake time."""
         spent, stalls = 0.0, 0
@@ -78,8 +85,10 @@ class World:
                 continue
             stalls = 0
             if step is None or spent >= limit_s:
-                raise AssertionError(f"after {spent:g} s the job is {J.State.Name(job.state)}: "
-                                     f"{[h.reason for h in job.history]}")
+                raise AssertionError(
+                    f"after {spent:g} s the job is {J.State.Name(job.state)}: "
+                    f"{[h.reason for h in job.history]}"
+                )
             step = min(max(step, 0.0), limit_s - spent)
             await self.clock.advance(step)
             spent += step
@@ -88,8 +97,9 @@ class World:
         return await self.drive(job_id, lambda j: j.state == state, limit_s=limit_s)
 
     def requests(self, method: str, prefix: str = "/v5/pins") -> list[RequestRecord]:
-        return [r for r in self.sandbox.requests if r.method == method
-                and r.path.startswith(prefix)]
+        return [
+            r for r in self.sandbox.requests if r.method == method and r.path.startswith(prefix)
+        ]
 
     def posts(self) -> list[RequestRecord]:
         return [r for r in self.requests("POST") if r.path == "/v5/pins"]
@@ -101,11 +111,18 @@ async def w(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Wor
     clock = FakeClock()
     sandbox = await start_sandbox(clock)
     overrides = dict(getattr(request, "param", {}))
-    daemon = Daemon(Config(listen="127.0.0.1:0", http_listen=None,
-                           db_path=str(tmp_path / "pinsched.db"),
-                           pinterest_api_base=sandbox.base_url, pinterest_client_id="client-1",
-                           pinterest_client_secret="client-secret-1",
-                           **{**SETTINGS, **overrides}), clock=clock)
+    daemon = Daemon(
+        Config(
+            listen="127.0.0.1:0",
+            http_listen=None,
+            db_path=str(tmp_path / "pinsched.db"),
+            pinterest_api_base=sandbox.base_url,
+            pinterest_client_id="client-1",
+            pinterest_client_secret="client-secret-1",
+            **{**SETTINGS, **overrides},
+        ),
+        clock=clock,
+    )
     await daemon.start()
     api = Api(grpc.aio.insecure_channel(f"127.0.0.1:{daemon.port}"), daemon)
     try:
@@ -132,8 +149,9 @@ async def test_a_pin_landing_seconds_after_a_5xx_is_claimed_not_posted_twice(w: 
     """A 503 answered by a proxy while Pinterest still creates the pin 10 s later: the first
     look finds nothing, the job stays SUBMITTED, and the look made once the request timeout has
     passed finds the pin: DELIVERED after one POST, one pin."""
-    w.sandbox.add_fault(FaultRule(kind="late_create", land_after_min_s=10.0,
-                                  land_after_max_s=10.0, times=1))
+    w.sandbox.add_fault(
+        FaultRule(kind="late_create", land_after_min_s=10.0, land_after_max_s=10.0, times=1)
+    )
     job = await w.schedule(title="late", link="https://x.test/late")
     got = await w.reach(job.id, J.STATE_DELIVERED)
     assert [r.status for r in w.posts()] == [503]
@@ -148,10 +166,15 @@ async def test_a_pin_landing_seconds_after_a_5xx_is_claimed_not_posted_twice(w: 
     assert looks[1].time >= ts(submitted) + timedelta(seconds=SETTINGS["request_timeout_s"])
 
 
-@pytest.mark.parametrize(("w", "pins"), [
-    ({"request_timeout_s": 5.0, "pinterest_read_lag_s": 30.0}, 1),
-    ({"request_timeout_s": 5.0, "pinterest_read_lag_s": 0.0}, 2),
-], ids=["margin-covers-lag", "no-margin-duplicates"], indirect=["w"])
+@pytest.mark.parametrize(
+    ("w", "pins"),
+    [
+        ({"request_timeout_s": 5.0, "pinterest_read_lag_s": 30.0}, 1),
+        ({"request_timeout_s": 5.0, "pinterest_read_lag_s": 0.0}, 2),
+    ],
+    ids=["margin-covers-lag", "no-margin-duplicates"],
+    indirect=["w"],
+)
 async def test_read_lag_is_waited_out_before_no_pin_is_concluded(w: World, pins: int) -> None:
     """Reads that lag writes by 20 s hide a pin created with a 500: with a read-lag margin of
     30 s the pin is found (one pin); without one, "no pin" is concluded too early and the
@@ -169,8 +192,9 @@ async def test_text_and_links_pinterest_rewrote_are_still_matched(w: World) -> N
     """The sandbox stores the title trimmed and the link's host in lower case, as Pinterest may:
     after a 500 that created the pin, it is still recognised (one POST, one pin)."""
     w.sandbox.add_fault(FaultRule(kind="status_after_create", status=500, times=1))
-    job = await w.schedule(title="  Hello   there ", description="d ",
-                           link="HTTPS://Shop.Example.COM/p/1/")
+    job = await w.schedule(
+        title="  Hello   there ", description="d ", link="HTTPS://Shop.Example.COM/p/1/"
+    )
     got = await w.reach(job.id, J.STATE_DELIVERED)
     (pin,) = w.sandbox.pins()
     assert (pin["title"], pin["link"]) == ("Hello   there", "https://shop.example.com/p/1/")
@@ -182,8 +206,9 @@ async def _hand_made_bare_pin(w: World) -> str:
     """A pin the user made by hand on the board: image, no text."""
     client = PinterestClient(w.sandbox.base_url)
     try:
-        out = await client.create_pin(ACCESS, PinSpec(board_id=BOARD,
-                                                      media=ImageUrl(url="https://x.test/h.jpg")))
+        out = await client.create_pin(
+            ACCESS, PinSpec(board_id=BOARD, media=ImageUrl(url="https://x.test/h.jpg"))
+        )
     finally:
         await client.close()
     return str(getattr(out, "pin_id", ""))
@@ -202,8 +227,10 @@ async def test_a_bare_job_never_guesses_among_several_candidates(w: World) -> No
     noted = [h.reason for h in got.history if h.from_state == h.to_state == J.STATE_SUBMITTED]
     assert len(noted) == 1
     assert noted[0].startswith(f"ambiguous: pins {hand}, {ours} could each be this job's")
-    assert (got.last_error.category, got.last_error.retryable) == (E.CATEGORY_OUTCOME_UNKNOWN,
-                                                                   False)
+    assert (got.last_error.category, got.last_error.retryable) == (
+        E.CATEGORY_OUTCOME_UNKNOWN,
+        False,
+    )
     assert f"pins {hand}, {ours} could each be this job's" in got.last_error.message
     assert not got.pinterest_pin_id
     assert len(w.posts()) == 2  # the hand-made pin's and the job's one
@@ -238,11 +265,18 @@ async def test_a_failure_that_clears_after_half_an_hour_is_delivered(w: World) -
     assert len(w.sandbox.pins()) == 1
 
 
-@pytest.mark.parametrize(("retry_for", "window"), [
-    (timedelta(hours=2), None), (None, timedelta(hours=1)),
-], ids=["retry_for", "window-end"])
+@pytest.mark.parametrize(
+    ("retry_for", "window"),
+    [
+        (timedelta(hours=2), None),
+        (None, timedelta(hours=1)),
+    ],
+    ids=["retry_for", "window-end"],
+)
 async def test_transient_failures_end_exhausted_at_the_retry_deadline(
-    w: World, retry_for: timedelta | None, window: timedelta | None,
+    w: World,
+    retry_for: timedelta | None,
+    window: timedelta | None,
 ) -> None:
     """A failure that never clears is retried until `retry_for` after planned_at (or the end of
     the delivery window), then PERMANENTLY_FAILED (EXHAUSTED) with the last error; no attempt
@@ -295,8 +329,10 @@ async def test_a_delete_that_keeps_failing_gives_up_and_leaves_the_pin_live(w: W
     w.sandbox.add_fault(FaultRule(kind="status", method="DELETE", status=503))
     await _cancel(w, job.id)
     got = await w.reach(job.id, J.STATE_DELIVERED, limit_s=2 * 3600)
-    assert moves(got)[-2:] == [("STATE_DELIVERED", "STATE_CANCELLING"),
-                               ("STATE_CANCELLING", "STATE_DELIVERED")]
+    assert moves(got)[-2:] == [
+        ("STATE_DELIVERED", "STATE_CANCELLING"),
+        ("STATE_CANCELLING", "STATE_DELIVERED"),
+    ]
     assert got.last_error.http_status == 503
     assert got.history[-1].reason.startswith("delete given up, the pin is still live: gave up")
     deletes = [r.time for r in w.requests("DELETE")]
@@ -311,8 +347,7 @@ async def test_a_delete_that_keeps_failing_gives_up_and_leaves_the_pin_live(w: W
 async def test_a_delete_honours_retry_after(w: World) -> None:
     """A DELETE answered 429 with Retry-After: 120 is sent again no sooner than 120 s later."""
     job = await _delivered(w)
-    w.sandbox.add_fault(FaultRule(kind="rate_limit", method="DELETE", retry_after_s=120,
-                                  times=1))
+    w.sandbox.add_fault(FaultRule(kind="rate_limit", method="DELETE", retry_after_s=120, times=1))
     await _cancel(w, job.id)
     await w.reach(job.id, J.STATE_CANCELLED, limit_s=600)
     first, second = (r.time for r in w.requests("DELETE"))
@@ -343,8 +378,9 @@ async def test_a_delete_waits_while_the_apps_credentials_are_refused(w: World) -
     w.sandbox.set_client("client-1", "rotated-elsewhere")
     w.sandbox.expire_access_token(account.access_token)
     await _cancel(w, job.id)
-    got = await w.drive(job.id, lambda j: len(w.requests("POST", "/v5/oauth/token")) >= 16,
-                        limit_s=3 * 3600)
+    got = await w.drive(
+        job.id, lambda j: len(w.requests("POST", "/v5/oauth/token")) >= 16, limit_s=3 * 3600
+    )
     grants = w.requests("POST", "/v5/oauth/token")
     assert grants[-1].time - grants[0].time > timedelta(hours=1)
     assert got.state == J.STATE_CANCELLING  # more than an hour of refusals: still not given up
@@ -358,13 +394,14 @@ async def test_a_429_on_a_patch_waits_as_told_and_is_not_counted(w: World) -> No
     """Two PATCHes answered 429 (Retry-After: 60), then one that succeeds: the change is
     APPLIED after one counted attempt, each PATCH at least 60 s after the one before."""
     job = await _delivered(w)
-    w.sandbox.add_fault(FaultRule(kind="rate_limit", method="PATCH", retry_after_s=60,
-                                  times=2))
+    w.sandbox.add_fault(FaultRule(kind="rate_limit", method="PATCH", retry_after_s=60, times=2))
     update = job_pb2.Job(id=job.id, pin=job_pb2.Pin(title="changed"))
-    await w.api.jobs.UpdateJob(scheduler_pb2.UpdateJobRequest(
-        job=update, update_mask=field_mask_pb2.FieldMask(paths=["pin.title"])))
-    got = await w.drive(job.id, lambda j: j.remote_update.state == RU.STATE_APPLIED,
-                        limit_s=600)
+    await w.api.jobs.UpdateJob(
+        scheduler_pb2.UpdateJobRequest(
+            job=update, update_mask=field_mask_pb2.FieldMask(paths=["pin.title"])
+        )
+    )
+    got = await w.drive(job.id, lambda j: j.remote_update.state == RU.STATE_APPLIED, limit_s=600)
     assert got.remote_update.attempts == 1
     times = [r.time for r in w.requests("PATCH")]
     assert len(times) == 3
@@ -376,8 +413,11 @@ async def _update_retry_for(w: World, job_id: str, value: timedelta | None) -> j
     update = job_pb2.Job(id=job_id)
     if value is not None:
         update.retry_for.FromTimedelta(value)
-    return await w.api.jobs.UpdateJob(scheduler_pb2.UpdateJobRequest(
-        job=update, update_mask=field_mask_pb2.FieldMask(paths=["retry_for"])))
+    return await w.api.jobs.UpdateJob(
+        scheduler_pb2.UpdateJobRequest(
+            job=update, update_mask=field_mask_pb2.FieldMask(paths=["retry_for"])
+        )
+    )
 
 
 async def test_update_job_changes_the_retry_budget_until_the_pin_is_published(w: World) -> None:
@@ -389,8 +429,7 @@ async def test_update_job_changes_the_retry_budget_until_the_pin_is_published(w:
     await w.reach(job.id, J.STATE_RETRYING)
     planned = ts(job.planned_at)
     short = await _update_retry_for(w, job.id, timedelta(hours=1))
-    assert (short.state, ts(short.retry_until)) == (J.STATE_RETRYING,
-                                                   planned + timedelta(hours=1))
+    assert (short.state, ts(short.retry_until)) == (J.STATE_RETRYING, planned + timedelta(hours=1))
     assert short.history[-1].reason == "updated: retry_for"
     default = await _update_retry_for(w, job.id, None)
     assert not default.HasField("retry_for")
@@ -414,13 +453,15 @@ async def test_a_later_twin_never_takes_the_pin_of_an_earlier_one_still_unsettle
     first one's pin but does not take it while the first is still being settled; each ends with
     a pin and no third pin is made (taking it would have left the first to look at 30 s, before
     the second's pin lands at 35 s, find nothing, and post again)."""
-    w.sandbox.add_fault(FaultRule(kind="late_create", land_after_min_s=5, land_after_max_s=5,
-                                  times=1))
+    w.sandbox.add_fault(
+        FaultRule(kind="late_create", land_after_min_s=5, land_after_max_s=5, times=1)
+    )
     first = await w.schedule(title="twin")
     await w.drive(first.id, lambda j: len(j.history) >= 4, limit_s=60)  # its first look done
     await w.clock.advance(10)
-    w.sandbox.add_fault(FaultRule(kind="late_create", land_after_min_s=25, land_after_max_s=25,
-                                  times=1))
+    w.sandbox.add_fault(
+        FaultRule(kind="late_create", land_after_min_s=25, land_after_max_s=25, times=1)
+    )
     second = await w.schedule(title="twin")
     one = await w.reach(first.id, J.STATE_DELIVERED, limit_s=120)
     two = await w.reach(second.id, J.STATE_DELIVERED, limit_s=120)

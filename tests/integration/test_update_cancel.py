@@ -17,8 +17,9 @@ from tests.integration.test_daemon import wait_states
 J = job_pb2.Job
 
 
-def update(job_id: str, paths: list[str], *, version: int = 0, **fields: object
-           ) -> scheduler_pb2.UpdateJobRequest:
+def update(
+    job_id: str, paths: list[str], *, version: int = 0, **fields: object
+) -> scheduler_pb2.UpdateJobRequest:
     job = job_pb2.Job(id=job_id)
     pin = fields.pop("pin", None)
     if pin is not None:
@@ -26,7 +27,8 @@ def update(job_id: str, paths: list[str], *, version: int = 0, **fields: object
     for name, value in fields.items():
         getattr(job, name).CopyFrom(value)
     return scheduler_pb2.UpdateJobRequest(
-        job=job, update_mask=field_mask_pb2.FieldMask(paths=paths), expected_version=version)
+        job=job, update_mask=field_mask_pb2.FieldMask(paths=paths), expected_version=version
+    )
 
 
 async def test_update_pending_changes_pin_and_time_atomically(api: Api) -> None:
@@ -34,8 +36,12 @@ async def test_update_pending_changes_pin_and_time_atomically(api: Api) -> None:
     await api.create_account()
     job = await api.jobs.SchedulePin(api.pin_request(at=soon(3600)))
     later = soon(7200).replace(microsecond=0)
-    req = update(job.id, ["pin.title", "scheduled_at"], version=job.version,
-                 pin=job_pb2.Pin(title="new title"))
+    req = update(
+        job.id,
+        ["pin.title", "scheduled_at"],
+        version=job.version,
+        pin=job_pb2.Pin(title="new title"),
+    )
     req.job.scheduled_at.FromDatetime(later)
     got = await api.jobs.UpdateJob(req)
     assert got.state == J.STATE_PENDING
@@ -55,12 +61,15 @@ async def test_update_refuses_bad_masks_and_stale_versions(api: Api) -> None:
     cases = [
         (update(job.id, ["state"]), grpc.StatusCode.INVALID_ARGUMENT),
         (update(job.id, []), grpc.StatusCode.INVALID_ARGUMENT),
-        (update(job.id, ["pin.title"], pin=job_pb2.Pin(title="t" * 101)),
-         grpc.StatusCode.INVALID_ARGUMENT),
-        (update(job.id, ["pin.title"], version=99, pin=job_pb2.Pin(title="x")),
-         grpc.StatusCode.ABORTED),
-        (update("missing", ["pin.title"], pin=job_pb2.Pin(title="x")),
-         grpc.StatusCode.NOT_FOUND),
+        (
+            update(job.id, ["pin.title"], pin=job_pb2.Pin(title="t" * 101)),
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ),
+        (
+            update(job.id, ["pin.title"], version=99, pin=job_pb2.Pin(title="x")),
+            grpc.StatusCode.ABORTED,
+        ),
+        (update("missing", ["pin.title"], pin=job_pb2.Pin(title="x")), grpc.StatusCode.NOT_FOUND),
     ]
     for req, code in cases:
         with pytest.raises(grpc.aio.AioRpcError) as err:
@@ -70,19 +79,26 @@ async def test_update_refuses_bad_masks_and_stale_versions(api: Api) -> None:
     assert got.version == job.version
 
 
-async def test_update_delivered_patches_the_pin_and_refuses_media(api: Api, sandbox: Sandbox
-                                                                  ) -> None:
+async def test_update_delivered_patches_the_pin_and_refuses_media(
+    api: Api, sandbox: Sandbox
+) -> None:
     """After delivery a title change is PATCHed on Pinterest; media or time changes are refused."""
     await api.create_account()
     job = await api.jobs.SchedulePin(api.pin_request(at=soon(), title="before"))
     await wait_states(api, [job.id], {J.STATE_DELIVERED})
-    got = await api.jobs.UpdateJob(update(job.id, ["pin.title", "pin.description"],
-                                          pin=job_pb2.Pin(title="after", description="d2")))
+    got = await api.jobs.UpdateJob(
+        update(
+            job.id,
+            ["pin.title", "pin.description"],
+            pin=job_pb2.Pin(title="after", description="d2"),
+        )
+    )
     assert got.state == J.STATE_DELIVERED
-    assert got.remote_update.state in (job_pb2.RemoteUpdate.STATE_PENDING,
-                                       job_pb2.RemoteUpdate.STATE_APPLIED)
-    call = api.jobs.WatchJobs(scheduler_pb2.WatchJobsRequest(job_ids=[job.id],
-                                                             since_sequence=0))
+    assert got.remote_update.state in (
+        job_pb2.RemoteUpdate.STATE_PENDING,
+        job_pb2.RemoteUpdate.STATE_APPLIED,
+    )
+    call = api.jobs.WatchJobs(scheduler_pb2.WatchJobsRequest(job_ids=[job.id], since_sequence=0))
     while True:
         event = await asyncio.wait_for(call.read(), 10)
         if event.reason == "pin updated on Pinterest":
@@ -93,8 +109,15 @@ async def test_update_delivered_patches_the_pin_and_refuses_media(api: Api, sand
     got = await api.jobs.GetJob(scheduler_pb2.GetJobRequest(job_id=job.id))
     assert got.remote_update.state == job_pb2.RemoteUpdate.STATE_APPLIED
     for paths in (["pin.media_source"], ["scheduled_at"]):
-        req = update(job.id, paths, pin=job_pb2.Pin(media_source=job_pb2.MediaSource(
-            image_url=job_pb2.ImageUrl(url="https://example.com/b.jpg"))))
+        req = update(
+            job.id,
+            paths,
+            pin=job_pb2.Pin(
+                media_source=job_pb2.MediaSource(
+                    image_url=job_pb2.ImageUrl(url="https://example.com/b.jpg")
+                )
+            ),
+        )
         req.job.scheduled_at.FromDatetime(soon(3600))
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await api.jobs.UpdateJob(req)
@@ -114,8 +137,9 @@ async def test_cancel_delivered_deletes_the_pin(api: Api, sandbox: Sandbox) -> N
     assert sandbox.pins() == []
 
 
-async def test_cancel_while_submitted_deletes_the_pin_that_lands(api: Api, sandbox: Sandbox
-                                                                 ) -> None:
+async def test_cancel_while_submitted_deletes_the_pin_that_lands(
+    api: Api, sandbox: Sandbox
+) -> None:
     """A cancel recorded while SUBMITTED is carried out when the pin lands: it is deleted."""
     await api.create_account()
     sandbox.add_fault(FaultRule(kind="latency", latency_ms=800, times=1))

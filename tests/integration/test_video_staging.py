@@ -30,6 +30,7 @@ VIDEO = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 64
 @pytest.fixture
 async def video_server() -> AsyncIterator[str]:
     """A loopback server: /v.mp4 is a video, /page.html is not, /gone is a 404."""
+
     async def video(request: web.Request) -> web.Response:
         return web.Response(body=VIDEO, content_type="video/mp4")
 
@@ -69,12 +70,26 @@ async def sb(clock: FakeClock) -> AsyncIterator[Sandbox]:
 @pytest.fixture
 def new_daemon(tmp_path: Path, clock: FakeClock, sb: Sandbox) -> Callable[..., Daemon]:
     def make(**overrides: Any) -> Daemon:
-        return Daemon(Config(**{
-            "listen": "127.0.0.1:0", "http_listen": None, "db_path": str(tmp_path / "p.db"),
-            "pinterest_api_base": sb.base_url, "pinterest_client_id": "client-1",
-            "pinterest_client_secret": "client-secret-1", "log_level": "warning",
-            "request_timeout_s": 5.0, "shutdown_grace_s": 1.0, "pinterest_read_lag_s": 0.0,
-            "token_keeper": False, **overrides}), clock=clock)
+        return Daemon(
+            Config(
+                **{
+                    "listen": "127.0.0.1:0",
+                    "http_listen": None,
+                    "db_path": str(tmp_path / "p.db"),
+                    "pinterest_api_base": sb.base_url,
+                    "pinterest_client_id": "client-1",
+                    "pinterest_client_secret": "client-secret-1",
+                    "log_level": "warning",
+                    "request_timeout_s": 5.0,
+                    "shutdown_grace_s": 1.0,
+                    "pinterest_read_lag_s": 0.0,
+                    "token_keeper": False,
+                    **overrides,
+                }
+            ),
+            clock=clock,
+        )
+
     return make
 
 
@@ -105,8 +120,9 @@ async def drive(clock: FakeClock, api: Api, until: datetime) -> None:
         await clock.advance(nxt)
 
 
-def video_request(api: Api, at: datetime, *, url: str = "", asset_id: str = ""
-                  ) -> scheduler_pb2.SchedulePinRequest:
+def video_request(
+    api: Api, at: datetime, *, url: str = "", asset_id: str = ""
+) -> scheduler_pb2.SchedulePinRequest:
     req = api.pin_request(at=at)
     source = job_pb2.MediaSource()
     if asset_id:
@@ -128,7 +144,10 @@ def registrations(sb: Sandbox) -> list[int]:
 
 
 async def test_video_url_is_staged_ahead_and_published_on_time(
-    new_daemon: Callable[..., Daemon], sb: Sandbox, clock: FakeClock, video_server: str,
+    new_daemon: Callable[..., Daemon],
+    sb: Sandbox,
+    clock: FakeClock,
+    video_server: str,
 ) -> None:
     """A video_url pin is staged 2 h ahead (processing takes 5 min of clock time), is READY
     well before planned_at, and is published at planned_at with late_by under a second, as a
@@ -137,8 +156,7 @@ async def test_video_url_is_staged_ahead_and_published_on_time(
     try:
         await api.create_account()
         planned = clock.now() + timedelta(hours=3)
-        job = await api.jobs.SchedulePin(video_request(api, planned,
-                                                       url=f"{video_server}/v.mp4"))
+        job = await api.jobs.SchedulePin(video_request(api, planned, url=f"{video_server}/v.mp4"))
         assert not job.HasField("media")
         await drive(clock, api, planned - timedelta(hours=2, seconds=1))
         assert registrations(sb) == []  # not before planned_at - media_lead_time_s
@@ -149,8 +167,9 @@ async def test_video_url_is_staged_ahead_and_published_on_time(
         media_id = staged.media.pinterest_media_id
         assert registrations(sb) == [201]
         assert sb.state.media.uploads == [media_id]
-        assert sb.state.media.items[media_id].sha256 == __import__("hashlib").sha256(
-            VIDEO).hexdigest()
+        assert (
+            sb.state.media.items[media_id].sha256 == __import__("hashlib").sha256(VIDEO).hexdigest()
+        )
         reasons = [h.reason for h in staged.history]
         assert any(r.startswith("media ready:") for r in reasons)
         await drive(clock, api, planned + timedelta(seconds=5))
@@ -165,7 +184,10 @@ async def test_video_url_is_staged_ahead_and_published_on_time(
 
 
 async def test_failed_processing_fails_the_job_before_planned_at(
-    new_daemon: Callable[..., Daemon], sb: Sandbox, clock: FakeClock, video_server: str,
+    new_daemon: Callable[..., Daemon],
+    sb: Sandbox,
+    clock: FakeClock,
+    video_server: str,
 ) -> None:
     """When Pinterest's processing fails, the job is PERMANENTLY_FAILED (category MEDIA) with
     the reason, long before planned_at, and no pin is attempted."""
@@ -174,8 +196,7 @@ async def test_failed_processing_fails_the_job_before_planned_at(
     try:
         await api.create_account()
         planned = clock.now() + timedelta(hours=3)
-        job = await api.jobs.SchedulePin(video_request(api, planned,
-                                                       url=f"{video_server}/v.mp4"))
+        job = await api.jobs.SchedulePin(video_request(api, planned, url=f"{video_server}/v.mp4"))
         await drive(clock, api, planned - timedelta(hours=1))
         failed = await get(api, job.id)
         assert failed.state == J.STATE_PERMANENTLY_FAILED
@@ -190,7 +211,10 @@ async def test_failed_processing_fails_the_job_before_planned_at(
 
 
 async def test_a_refused_video_url_fails_the_job(
-    new_daemon: Callable[..., Daemon], sb: Sandbox, clock: FakeClock, video_server: str,
+    new_daemon: Callable[..., Daemon],
+    sb: Sandbox,
+    clock: FakeClock,
+    video_server: str,
 ) -> None:
     """A video URL that answers something other than a video fails the job (category MEDIA)
     at staging time, saying why, without registering anything with Pinterest."""
@@ -198,8 +222,9 @@ async def test_a_refused_video_url_fails_the_job(
     try:
         await api.create_account()
         planned = clock.now() + timedelta(minutes=1)
-        job = await api.jobs.SchedulePin(video_request(api, planned,
-                                                       url=f"{video_server}/page.html"))
+        job = await api.jobs.SchedulePin(
+            video_request(api, planned, url=f"{video_server}/page.html")
+        )
         await drive(clock, api, planned + timedelta(seconds=30))
         failed = await get(api, job.id)
         assert failed.state == J.STATE_PERMANENTLY_FAILED
@@ -210,7 +235,10 @@ async def test_a_refused_video_url_fails_the_job(
 
 
 async def test_a_video_that_stays_unreachable_fails_at_the_retry_deadline(
-    new_daemon: Callable[..., Daemon], sb: Sandbox, clock: FakeClock, video_server: str,
+    new_daemon: Callable[..., Daemon],
+    sb: Sandbox,
+    clock: FakeClock,
+    video_server: str,
 ) -> None:
     """Pinterest's media registration answers 503 for good: staging retries with backoff until
     the job's retry deadline (`retry_until`), then the job is PERMANENTLY_FAILED saying why,
@@ -220,8 +248,7 @@ async def test_a_video_that_stays_unreachable_fails_at_the_retry_deadline(
     try:
         await api.create_account()
         planned = clock.now() + timedelta(minutes=1)
-        job = await api.jobs.SchedulePin(video_request(api, planned,
-                                                       url=f"{video_server}/v.mp4"))
+        job = await api.jobs.SchedulePin(video_request(api, planned, url=f"{video_server}/v.mp4"))
         until = job.retry_until.ToDatetime(tzinfo=UTC)
         await drive(clock, api, until - timedelta(minutes=5))
         waiting = await get(api, job.id)
@@ -241,7 +268,10 @@ async def test_a_video_that_stays_unreachable_fails_at_the_retry_deadline(
 
 
 async def test_restart_at_each_step_never_registers_or_uploads_twice(
-    new_daemon: Callable[..., Daemon], sb: Sandbox, clock: FakeClock, video_server: str,
+    new_daemon: Callable[..., Daemon],
+    sb: Sandbox,
+    clock: FakeClock,
+    video_server: str,
 ) -> None:
     """Stopped after staging started, after the registration, and after the upload, the
     daemon resumes each time where it was: one registration, one upload, a pin on time."""
@@ -250,17 +280,18 @@ async def test_restart_at_each_step_never_registers_or_uploads_twice(
     start = planned - timedelta(hours=2)
     try:
         await api.create_account()
-        job = await api.jobs.SchedulePin(video_request(api, planned,
-                                                       url=f"{video_server}/v.mp4"))
-        sb.add_fault(FaultRule(kind="status", status=503, method="POST",
-                               path_prefix="/v5/media", times=1))
+        job = await api.jobs.SchedulePin(video_request(api, planned, url=f"{video_server}/v.mp4"))
+        sb.add_fault(
+            FaultRule(kind="status", status=503, method="POST", path_prefix="/v5/media", times=1)
+        )
         await drive(clock, api, start + timedelta(seconds=1))
         staged = await get(api, job.id)
         assert (staged.media.state, staged.media.pinterest_media_id) == (M.STATE_STAGING, "")
     finally:
         await close_api(api)
-    sb.add_fault(FaultRule(kind="status", status=503, method="GET", path_prefix="/v5/media/",
-                           times=1))
+    sb.add_fault(
+        FaultRule(kind="status", status=503, method="GET", path_prefix="/v5/media/", times=1)
+    )
     api = await open_api(new_daemon())
     try:
         await drive(clock, api, clock.now() + timedelta(seconds=1))  # before the retry
@@ -288,7 +319,10 @@ async def test_restart_at_each_step_never_registers_or_uploads_twice(
 
 
 async def test_uploaded_video_is_staged_and_a_changed_video_is_staged_again(
-    new_daemon: Callable[..., Daemon], sb: Sandbox, clock: FakeClock, video_server: str,
+    new_daemon: Callable[..., Daemon],
+    sb: Sandbox,
+    clock: FakeClock,
+    video_server: str,
 ) -> None:
     """A video_asset pin is staged from the uploaded bytes; UpdateJob changing the video to a
     URL after it was READY stages the new one (a second registration and upload), and the pin
@@ -308,12 +342,16 @@ async def test_uploaded_video_is_staged_and_a_changed_video_is_staged_again(
         first = await get(api, job.id)
         assert first.media.state == M.STATE_READY
         assert sb.state.media.items[first.media.pinterest_media_id].content_type == (
-            "video/quicktime")
+            "video/quicktime"
+        )
         change = job_pb2.Job(id=job.id)
         change.pin.media_source.video_url.url = f"{video_server}/v.mp4"
         change.pin.media_source.video_url.cover_image_key_frame_time = 3
-        updated = await api.jobs.UpdateJob(scheduler_pb2.UpdateJobRequest(
-            job=change, update_mask=field_mask_pb2.FieldMask(paths=["pin.media_source"])))
+        updated = await api.jobs.UpdateJob(
+            scheduler_pb2.UpdateJobRequest(
+                job=change, update_mask=field_mask_pb2.FieldMask(paths=["pin.media_source"])
+            )
+        )
         assert updated.media.pinterest_media_id == first.media.pinterest_media_id  # until...
         await drive(clock, api, planned - timedelta(hours=1))
         second = await get(api, job.id)
@@ -330,7 +368,10 @@ async def test_uploaded_video_is_staged_and_a_changed_video_is_staged_again(
 
 
 async def test_a_job_whose_video_is_late_waits_for_it(
-    new_daemon: Callable[..., Daemon], sb: Sandbox, clock: FakeClock, video_server: str,
+    new_daemon: Callable[..., Daemon],
+    sb: Sandbox,
+    clock: FakeClock,
+    video_server: str,
 ) -> None:
     """With staging starting only at planned_at (lead time 0), the job waits PENDING for its
     video ("waiting for its video") and is published as soon as processing is done."""
@@ -338,8 +379,7 @@ async def test_a_job_whose_video_is_late_waits_for_it(
     try:
         await api.create_account()
         planned = clock.now() + timedelta(minutes=10)
-        job = await api.jobs.SchedulePin(video_request(api, planned,
-                                                       url=f"{video_server}/v.mp4"))
+        job = await api.jobs.SchedulePin(video_request(api, planned, url=f"{video_server}/v.mp4"))
         await drive(clock, api, planned + timedelta(seconds=60))
         waiting = await get(api, job.id)
         assert waiting.state == J.STATE_PENDING
@@ -353,7 +393,10 @@ async def test_a_job_whose_video_is_late_waits_for_it(
 
 
 async def test_restart_after_the_bytes_arrived_does_not_upload_again(
-    new_daemon: Callable[..., Daemon], sb: Sandbox, clock: FakeClock, video_server: str,
+    new_daemon: Callable[..., Daemon],
+    sb: Sandbox,
+    clock: FakeClock,
+    video_server: str,
 ) -> None:
     """When the upload reached Pinterest but the daemon stopped before recording it, the
     restarted daemon sees the media is no longer `registered` and goes on to poll: the
@@ -362,10 +405,10 @@ async def test_restart_after_the_bytes_arrived_does_not_upload_again(
     planned = clock.now() + timedelta(hours=3)
     try:
         await api.create_account()
-        job = await api.jobs.SchedulePin(video_request(api, planned,
-                                                       url=f"{video_server}/v.mp4"))
-        sb.add_fault(FaultRule(kind="status", status=503, method="GET",
-                               path_prefix="/v5/media/", times=1))
+        job = await api.jobs.SchedulePin(video_request(api, planned, url=f"{video_server}/v.mp4"))
+        sb.add_fault(
+            FaultRule(kind="status", status=503, method="GET", path_prefix="/v5/media/", times=1)
+        )
         await drive(clock, api, planned - timedelta(hours=2) + timedelta(seconds=1))
         registered = await get(api, job.id)
         media_id = registered.media.pinterest_media_id
@@ -374,8 +417,7 @@ async def test_restart_after_the_bytes_arrived_does_not_upload_again(
     finally:
         await close_api(api)
     item = sb.state.media.items[media_id]  # the upload the stopped daemon had in flight lands
-    sb.state.media.upload({"key": item.key, "policy": item.policy}, VIDEO, "video/mp4",
-                          clock.now())
+    sb.state.media.upload({"key": item.key, "policy": item.policy}, VIDEO, "video/mp4", clock.now())
     api = await open_api(new_daemon())
     try:
         await drive(clock, api, planned + timedelta(seconds=5))

@@ -14,8 +14,11 @@ from tests.conftest import Api, soon
 
 async def batch_schedule(api: Api, n: int) -> list[str]:
     """Schedule *n* pins an hour ahead in one BatchSchedulePins (one commit); their job ids."""
-    reply = await api.jobs.BatchSchedulePins(scheduler_pb2.BatchSchedulePinsRequest(
-        requests=[api.pin_request(at=soon(3600), title=f"p{i}") for i in range(n)]))
+    reply = await api.jobs.BatchSchedulePins(
+        scheduler_pb2.BatchSchedulePinsRequest(
+            requests=[api.pin_request(at=soon(3600), title=f"p{i}") for i in range(n)]
+        )
+    )
     return [job.id for job in reply.jobs]
 
 

@@ -22,9 +22,12 @@ from tests.integration.test_webhooks import HANG, SECRET, receiver
 
 
 @contextlib.asynccontextmanager
-async def sending(tmp_path: Path, configs: Sequence[WebhookEndpoint], clock: Clock,
-                  getaddrinfo: GetAddrInfo | None = None) -> AsyncIterator[tuple[Store,
-                                                                                  WebhookSender]]:
+async def sending(
+    tmp_path: Path,
+    configs: Sequence[WebhookEndpoint],
+    clock: Clock,
+    getaddrinfo: GetAddrInfo | None = None,
+) -> AsyncIterator[tuple[Store, WebhookSender]]:
     """A store with a started sender for *configs*; both closed afterwards."""
     endpoints = await prepare_endpoints(configs, getaddrinfo=getaddrinfo)
     store = await Store.open(tmp_path / "outbox.db")
@@ -42,18 +45,25 @@ async def needs_reauth(store: Store, clock: Clock, *account_ids: str) -> None:
     """Create the accounts, then mark each NEEDS_REAUTH (one account.needs_reauth each)."""
     for account_id in account_ids:
         now = clock.now()
-        account = await store.create_account(Account(id=account_id, created_at=now,
-                                                     updated_at=now))
-        await store.update_account(account, account.replace(
-            needs_reauth=True, state_reason="refresh refused", version=2, updated_at=now))
+        account = await store.create_account(Account(id=account_id, created_at=now, updated_at=now))
+        await store.update_account(
+            account,
+            account.replace(
+                needs_reauth=True, state_reason="refresh refused", version=2, updated_at=now
+            ),
+        )
 
 
 async def test_account_needing_reauth_is_announced(tmp_path: Path) -> None:
     """An account that starts needing re-authorisation reaches the receiver as a signed
     account.needs_reauth message without tokens."""
-    async with receiver() as r, sending(
-        tmp_path, [WebhookEndpoint(url=r.url, secrets=(SECRET,))], SystemClock()
-    ) as (store, _):
+    async with (
+        receiver() as r,
+        sending(tmp_path, [WebhookEndpoint(url=r.url, secrets=(SECRET,))], SystemClock()) as (
+            store,
+            _,
+        ),
+    ):
         await needs_reauth(store, SystemClock(), "acme")
         await r.wait_until(lambda: len(r.acked) == 1, timeout_s=POLL_S + 5)
     (hit,) = r.hits
@@ -63,8 +73,7 @@ async def test_account_needing_reauth_is_announced(tmp_path: Path) -> None:
     assert body["data"]["account"]["state_reason"] == "refresh refused"
 
 
-async def test_rebinding_to_a_link_local_address_is_refused_at_send_time(tmp_path: Path
-                                                                         ) -> None:
+async def test_rebinding_to_a_link_local_address_is_refused_at_send_time(tmp_path: Path) -> None:
     """A host that resolved to loopback at start but to 169.254.169.254 at send time is never
     contacted: the attempt fails with the reason, and the delivery waits for a retry."""
     answers = ["127.0.0.1"]
@@ -76,8 +85,9 @@ async def test_rebinding_to_a_link_local_address_is_refused_at_send_time(tmp_pat
     clock = FakeClock(datetime.now(UTC))
     async with receiver() as r:
         url = r.url.replace("127.0.0.1", "rebind.test")
-        async with sending(tmp_path, [WebhookEndpoint(url=url, secrets=(SECRET,))], clock,
-                           getaddrinfo) as (store, sender):
+        async with sending(
+            tmp_path, [WebhookEndpoint(url=url, secrets=(SECRET,))], clock, getaddrinfo
+        ) as (store, sender):
             await needs_reauth(store, clock, "acme")
             await clock.advance(POLL_S)  # a scan after the commit, whatever woke the sender
             await asyncio.wait_for(sender.activity.idle.wait(), 5)
@@ -93,8 +103,10 @@ async def test_rebinding_to_a_link_local_address_is_refused_at_send_time(tmp_pat
 async def test_a_hanging_endpoint_never_delays_another(tmp_path: Path) -> None:
     """While one endpoint holds every request, another endpoint receives all of its messages."""
     async with receiver(lambda n, hit: HANG) as stuck, receiver() as fine:
-        configs = [WebhookEndpoint(url=stuck.url, secrets=(SECRET,), timeout_s=30),
-                   WebhookEndpoint(url=fine.url, secrets=(SECRET,))]
+        configs = [
+            WebhookEndpoint(url=stuck.url, secrets=(SECRET,), timeout_s=30),
+            WebhookEndpoint(url=fine.url, secrets=(SECRET,)),
+        ]
         async with sending(tmp_path, configs, SystemClock()) as (store, sender):
             await needs_reauth(store, SystemClock(), "a1", "a2", "a3")
             await fine.wait_until(lambda: len(fine.acked) == 3, timeout_s=POLL_S + 5)
@@ -120,7 +132,8 @@ async def test_endpoints_are_checked_once_each_and_unresolvable_hosts_tolerated(
     (ok,) = await prepare_endpoints([config("https://later.test/h")], getaddrinfo=getaddrinfo)
     assert ok.name == "https://later.test/h"
     with pytest.raises(ConfigError, match=r"https://a\.test/h: configured twice"):
-        await prepare_endpoints([config("https://a.test/h"), config("https://a.test/h")],
-                                getaddrinfo=getaddrinfo)
+        await prepare_endpoints(
+            [config("https://a.test/h"), config("https://a.test/h")], getaddrinfo=getaddrinfo
+        )
     with pytest.raises(ConfigError, match=r"imds\.test resolves to fd00:ec2::254"):
         await prepare_endpoints([config("https://imds.test/h")], getaddrinfo=getaddrinfo)

@@ -145,8 +145,9 @@ async def test_every_event_of_a_delivered_pin_arrives_signed_and_in_order(
     standardwebhooks, in sequence order per job, with the job's proto JSON."""
     async with receiver() as r, running(make_daemon(webhooks=hook(r.url))) as api:
         await api.create_account()
-        jobs = [await api.jobs.SchedulePin(api.pin_request(at=soon(), title=f"p{i}"))
-                for i in range(2)]
+        jobs = [
+            await api.jobs.SchedulePin(api.pin_request(at=soon(), title=f"p{i}")) for i in range(2)
+        ]
         await r.wait_until(lambda: len(r.acked) >= 8)
         await asyncio.wait_for(api.daemon.activity.idle.wait(), 5)
         assert api.daemon.webhooks is not None
@@ -171,9 +172,10 @@ async def test_rotation_sends_two_signatures_each_verifiable(
 ) -> None:
     """During a rotation every message carries one signature per secret; receivers holding only
     the old or only the new secret both verify it."""
-    async with receiver() as r, running(
-        make_daemon(webhooks=hook(r.url, SECRET, NEW_SECRET))
-    ) as api:
+    async with (
+        receiver() as r,
+        running(make_daemon(webhooks=hook(r.url, SECRET, NEW_SECRET))) as api,
+    ):
         await api.create_account()
         await api.jobs.SchedulePin(api.pin_request(at=soon(3600)))
         await r.wait_until(lambda: len(r.acked) >= 1)
@@ -194,8 +196,10 @@ async def test_failing_receiver_gets_everything_in_order_after_retries(
         daemon = make_daemon(clock=clock, webhooks=hook(r.url, timeout_s=0.3))
         async with running(daemon) as api:
             await api.create_account()
-            jobs = [await api.jobs.SchedulePin(api.pin_request(at=clock.now(), title=f"r{i}"))
-                    for i in range(2)]
+            jobs = [
+                await api.jobs.SchedulePin(api.pin_request(at=clock.now(), title=f"r{i}"))
+                for i in range(2)
+            ]
             await wait_states(api, [j.id for j in jobs], {J.STATE_DELIVERED})
             for _ in range(60):  # 5 s steps; three failures wait at most 5 + 30 + 120 s
                 await asyncio.wait_for(daemon.activity.idle.wait(), 10)
@@ -206,7 +210,8 @@ async def test_failing_receiver_gets_everything_in_order_after_retries(
             assert sender is not None
             assert (sender.attempts, sender.failures, sender.delivered) == (11, 3, 8)
             listed = await stub(api).ListWebhookDeliveries(
-                webhook_pb2.ListWebhookDeliveriesRequest(state=W.STATE_DELIVERED))
+                webhook_pb2.ListWebhookDeliveriesRequest(state=W.STATE_DELIVERED)
+            )
     assert len(r.acked) == 8
     assert sum(d.attempts for d in listed.deliveries) == 11
     for hit in r.hits:
@@ -226,8 +231,10 @@ async def test_restart_mid_backlog_loses_nothing_and_resends_with_the_same_id(
         config = {"webhooks": hook(r.url, timeout_s=5.0)}
         async with running(make_daemon(**config)) as api:
             await api.create_account()
-            jobs = [await api.jobs.SchedulePin(api.pin_request(at=soon(), title=f"b{i}"))
-                    for i in range(2)]
+            jobs = [
+                await api.jobs.SchedulePin(api.pin_request(at=soon(), title=f"b{i}"))
+                for i in range(2)
+            ]
             await wait_states(api, [j.id for j in jobs], {J.STATE_DELIVERED})
             await r.wait_until(lambda: len(r.hits) == 5)  # 3 acknowledged, both jobs' next held
         hold["on"] = False
@@ -236,7 +243,8 @@ async def test_restart_mid_backlog_loses_nothing_and_resends_with_the_same_id(
             await r.wait_until(lambda: len(r.acked) == 8)
             await asyncio.wait_for(api.daemon.activity.idle.wait(), 5)
             listed = await stub(api).ListWebhookDeliveries(
-                webhook_pb2.ListWebhookDeliveriesRequest())
+                webhook_pb2.ListWebhookDeliveriesRequest()
+            )
     assert {d.message_id for d in listed.deliveries} == {h.id for h in r.acked}
     assert len({h.id for h in r.acked}) == 8  # no acknowledged message twice
     assert all(d.state == W.STATE_DELIVERED for d in listed.deliveries)
@@ -246,12 +254,17 @@ async def test_restart_mid_backlog_loses_nothing_and_resends_with_the_same_id(
         assert [t for _, t in entries] == LIFE
 
 
-@pytest.mark.parametrize("url", [
-    "http://169.254.169.254/latest/meta-data/", "http://metadata.google.internal/v1/",
-    "http://2852039166/hook",  # 169.254.169.254 as one number: only resolving reveals it
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://metadata.google.internal/v1/",
+        "http://2852039166/hook",  # 169.254.169.254 as one number: only resolving reveals it
+    ],
+)
 async def test_link_local_webhook_is_refused_at_start(
-    make_daemon: Callable[..., Daemon], url: str,
+    make_daemon: Callable[..., Daemon],
+    url: str,
 ) -> None:
     """A webhook URL on a link-local or metadata address stops the start with an error naming
     the URL."""
@@ -281,11 +294,19 @@ async def test_410_disables_endpoint_dead_deliveries_listed_and_redelivered(
             assert api.daemon.webhooks is not None
             assert api.daemon.webhooks.disabled == {bad.url}
             wh = stub(api)
-            first = await wh.ListWebhookDeliveries(webhook_pb2.ListWebhookDeliveriesRequest(
-                endpoint=bad.url, state=W.STATE_DEAD, page_size=3))
-            rest = await wh.ListWebhookDeliveries(webhook_pb2.ListWebhookDeliveriesRequest(
-                endpoint=bad.url, state=W.STATE_DEAD, page_size=3,
-                page_token=first.next_page_token))
+            first = await wh.ListWebhookDeliveries(
+                webhook_pb2.ListWebhookDeliveriesRequest(
+                    endpoint=bad.url, state=W.STATE_DEAD, page_size=3
+                )
+            )
+            rest = await wh.ListWebhookDeliveries(
+                webhook_pb2.ListWebhookDeliveriesRequest(
+                    endpoint=bad.url,
+                    state=W.STATE_DEAD,
+                    page_size=3,
+                    page_token=first.next_page_token,
+                )
+            )
             dead = [*first.deliveries, *rest.deliveries]
             assert not rest.next_page_token
             assert [d.event_type for d in dead] == LIFE
@@ -299,10 +320,12 @@ async def test_410_disables_endpoint_dead_deliveries_listed_and_redelivered(
         gone["on"] = False
         async with running(make_daemon(**config)) as api:
             wh = stub(api)
-            one = await wh.RedeliverWebhooks(webhook_pb2.RedeliverWebhooksRequest(
-                delivery_ids=[dead[0].id]))
-            others = await wh.RedeliverWebhooks(webhook_pb2.RedeliverWebhooksRequest(
-                endpoint=bad.url))
+            one = await wh.RedeliverWebhooks(
+                webhook_pb2.RedeliverWebhooksRequest(delivery_ids=[dead[0].id])
+            )
+            others = await wh.RedeliverWebhooks(
+                webhook_pb2.RedeliverWebhooksRequest(endpoint=bad.url)
+            )
             assert (one.redelivered_count, others.redelivered_count) == (1, 3)
             await bad.wait_until(lambda: len(bad.acked) == 4)
     assert [h.id for h in bad.acked] == [d.message_id for d in dead]
@@ -310,8 +333,9 @@ async def test_410_disables_endpoint_dead_deliveries_listed_and_redelivered(
     assert [h.json["type"] for h in bad.acked] == LIFE
 
 
-async def test_webhook_api_rejects_bad_requests(make_daemon: Callable[..., Daemon],
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+async def test_webhook_api_rejects_bad_requests(
+    make_daemon: Callable[..., Daemon], capsys: pytest.CaptureFixture[str]
+) -> None:
     """Bad list/redeliver requests are INVALID_ARGUMENT, NOT_FOUND or FAILED_PRECONDITION, and
     the `pinsched webhooks` verbs show the same over the wire."""
     async with receiver() as r, running(make_daemon(webhooks=hook(r.url))) as api:
@@ -320,8 +344,11 @@ async def test_webhook_api_rejects_bad_requests(make_daemon: Callable[..., Daemo
         await r.wait_until(lambda: len(r.acked) == 1)
         await asyncio.wait_for(api.daemon.activity.idle.wait(), 5)
         wh = stub(api)
-        (done,) = (await wh.ListWebhookDeliveries(webhook_pb2.ListWebhookDeliveriesRequest(
-            include_payload=True))).deliveries
+        (done,) = (
+            await wh.ListWebhookDeliveries(
+                webhook_pb2.ListWebhookDeliveriesRequest(include_payload=True)
+            )
+        ).deliveries
         assert json.loads(done.payload)["id"] == done.message_id
         assert done.state == W.STATE_DELIVERED
         assert not done.HasField("next_attempt_time")
@@ -329,18 +356,22 @@ async def test_webhook_api_rejects_bad_requests(make_daemon: Callable[..., Daemo
         L = webhook_pb2.ListWebhookDeliveriesRequest
         cases: list[tuple[Awaitable[object], grpc.StatusCode]] = [
             (wh.RedeliverWebhooks(R()), grpc.StatusCode.INVALID_ARGUMENT),
-            (wh.RedeliverWebhooks(R(delivery_ids=[1], endpoint=r.url)),
-             grpc.StatusCode.INVALID_ARGUMENT),
-            (wh.RedeliverWebhooks(R(endpoint="http://elsewhere.test/")),
-             grpc.StatusCode.INVALID_ARGUMENT),
+            (
+                wh.RedeliverWebhooks(R(delivery_ids=[1], endpoint=r.url)),
+                grpc.StatusCode.INVALID_ARGUMENT,
+            ),
+            (
+                wh.RedeliverWebhooks(R(endpoint="http://elsewhere.test/")),
+                grpc.StatusCode.INVALID_ARGUMENT,
+            ),
             (wh.RedeliverWebhooks(R(delivery_ids=[987654])), grpc.StatusCode.NOT_FOUND),
-            (wh.RedeliverWebhooks(R(delivery_ids=[done.id])),
-             grpc.StatusCode.FAILED_PRECONDITION),
+            (wh.RedeliverWebhooks(R(delivery_ids=[done.id])), grpc.StatusCode.FAILED_PRECONDITION),
             (wh.ListWebhookDeliveries(L(page_size=1001)), grpc.StatusCode.INVALID_ARGUMENT),
-            (wh.ListWebhookDeliveries(L(page_token="garbage!")),
-             grpc.StatusCode.INVALID_ARGUMENT),
-            (wh.ListWebhookDeliveries(L(state=9)),  # type: ignore[arg-type]
-             grpc.StatusCode.INVALID_ARGUMENT),
+            (wh.ListWebhookDeliveries(L(page_token="garbage!")), grpc.StatusCode.INVALID_ARGUMENT),
+            (
+                wh.ListWebhookDeliveries(L(state=9)),  # type: ignore[arg-type]
+                grpc.StatusCode.INVALID_ARGUMENT,
+            ),
         ]
         for call, code in cases:
             with pytest.raises(grpc.aio.AioRpcError) as err:
@@ -348,8 +379,7 @@ async def test_webhook_api_rejects_bad_requests(make_daemon: Callable[..., Daemo
             assert err.value.code() == code, err.value.details()
         target = ["--target", f"127.0.0.1:{api.daemon.port}"]
         capsys.readouterr()
-        assert await cli_verb("webhooks", "list", "--json", "--state", "delivered",
-                              *target) == 0
+        assert await cli_verb("webhooks", "list", "--json", "--state", "delivered", *target) == 0
         listed = json.loads(capsys.readouterr().out)
         assert [d["message_id"] for d in listed["deliveries"]] == [done.message_id]
         assert await cli_verb("webhooks", "redeliver", str(done.id), *target) == 9

@@ -26,15 +26,27 @@ RUNNING: list[Harness] = []  # stopped before the store closes, whatever a test'
 class Harness:
     """A scheduler over a real store; what it dispatches is recorded with the clock's time."""
 
-    def __init__(self, store: Store, clock: FakeClock, *, window_s: float, window_max: int,
-                 paused: set[str] | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: FakeClock,
+        *,
+        window_s: float,
+        window_max: int,
+        paused: set[str] | None = None,
+    ) -> None:
         self.store, self.clock = store, clock
         self.paused = paused if paused is not None else set()
         self.sent: list[tuple[str, datetime]] = []
         self.most_held = 0  # the largest heap seen at a dispatch
-        self.sched = Scheduler(store, clock, dispatch=self._dispatch,
-                               can_publish=lambda account: account not in self.paused,
-                               window_s=window_s, window_max=window_max)
+        self.sched = Scheduler(
+            store,
+            clock,
+            dispatch=self._dispatch,
+            can_publish=lambda account: account not in self.paused,
+            window_s=window_s,
+            window_max=window_max,
+        )
         self.stop = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self.count = 0
@@ -65,20 +77,30 @@ class Harness:
         assert self.task is not None
         await self.task
 
-    async def add(self, dues: Iterable[datetime], *, account: str = "acme",
-                  track: bool = True) -> list[Job]:
+    async def add(
+        self, dues: Iterable[datetime], *, account: str = "acme", track: bool = True
+    ) -> list[Job]:
         """Create PENDING jobs due at *dues* and (like the service) tell the scheduler."""
         now = self.clock.now()
         jobs, entries = [], []
         for due in dues:
             self.count += 1
-            jobs.append(Job(
-                id=f"{codec.to_us(due):020d}-{self.count:06d}", account_id=account,
-                state=JobState.PENDING, scheduled_at=due, planned_at=due,
-                pin=PinSpec(board_id="1", media=ImageUrl(url="https://x/a.jpg"), title="t"),
-                request_hash="h", created_at=now, updated_at=now))
-            entries.append(Transition(from_state=None, to_state=JobState.PENDING, time=now,
-                                      reason="scheduled"))
+            jobs.append(
+                Job(
+                    id=f"{codec.to_us(due):020d}-{self.count:06d}",
+                    account_id=account,
+                    state=JobState.PENDING,
+                    scheduled_at=due,
+                    planned_at=due,
+                    pin=PinSpec(board_id="1", media=ImageUrl(url="https://x/a.jpg"), title="t"),
+                    request_hash="h",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            entries.append(
+                Transition(from_state=None, to_state=JobState.PENDING, time=now, reason="scheduled")
+            )
         created = [job for job, _ in await self.store.create_jobs(jobs, entries)]
         if track:
             for job in created:
@@ -87,8 +109,9 @@ class Harness:
 
     async def move(self, job: Job, due: datetime) -> Job:
         """Re-plan *job* to *due* (committed first, then tracked: the service's order)."""
-        new, _ = await self.store.commit(job, *touch(job, now=self.clock.now(), reason="moved",
-                                                     planned_at=due))
+        new, _ = await self.store.commit(
+            job, *touch(job, now=self.clock.now(), reason="moved", planned_at=due)
+        )
         self.sched.track(new)
         return new
 
@@ -109,8 +132,9 @@ class Harness:
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
     s = await Store.open(tmp_path / "w.db")
     for account in ("acme", "paused"):
-        await s.create_account(Account(id=account, access_token="tok", created_at=START,
-                                       updated_at=START))
+        await s.create_account(
+            Account(id=account, access_token="tok", created_at=START, updated_at=START)
+        )
     yield s
     for h in RUNNING:
         h.stop.set()
@@ -141,8 +165,7 @@ async def test_only_the_window_is_in_memory_and_the_index_refills_it(store: Stor
     await h.stop_loop()
 
 
-async def test_arrivals_inside_the_window_go_on_the_heap_and_later_ones_wait(
-        store: Store) -> None:
+async def test_arrivals_inside_the_window_go_on_the_heap_and_later_ones_wait(store: Store) -> None:
     """A job scheduled inside the window is on the heap at once; one beyond it is not, yet is
     sent on time; a job moved out of the window leaves the heap and one moved in joins it."""
     clock = FakeClock(START)
@@ -198,14 +221,16 @@ async def test_a_burst_bigger_than_the_window_is_read_a_slice_at_a_time(store: S
 
 
 async def test_a_restart_reads_only_the_window_and_sends_what_fell_due_while_down(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     """Jobs due while the scheduler was down are sent at start-up; later ones come from the index
     as before; start-up read only the window, not the backlog."""
     clock = FakeClock(START)
     path = tmp_path / "restart.db"
     store = await Store.open(path)
-    await store.create_account(Account(id="acme", access_token="tok", created_at=START,
-                                       updated_at=START))
+    await store.create_account(
+        Account(id="acme", access_token="tok", created_at=START, updated_at=START)
+    )
     first = Harness(store, clock, window_s=120, window_max=1000)
     jobs = await first.add(START + timedelta(minutes=10 * k) for k in range(1, 145))
     await first.start()
@@ -234,8 +259,7 @@ async def test_held_jobs_are_not_reread_and_are_sent_on_release(store: Store) ->
     clock = FakeClock(START)
     paused = {"paused"}
     h = Harness(store, clock, window_s=60, window_max=100, paused=paused)
-    held = await h.add((START + timedelta(seconds=10 * k) for k in range(1, 11)),
-                       account="paused")
+    held = await h.add((START + timedelta(seconds=10 * k) for k in range(1, 11)), account="paused")
     others = await h.add(START + timedelta(minutes=5 * k) for k in range(1, 25))
     await h.start()
     for minute in range(1, 2 * 60 + 1):
@@ -247,7 +271,7 @@ async def test_held_jobs_are_not_reread_and_are_sent_on_release(store: Store) ->
     paused.clear()
     assert await h.sched.release("paused") == 10
     await h.settle()
-    assert sorted(j for j, _ in h.sent[len(others):]) == sorted(job.id for job in held)
+    assert sorted(j for j, _ in h.sent[len(others) :]) == sorted(job.id for job in held)
     await h.stop_loop()
 
 
@@ -265,8 +289,9 @@ async def test_a_job_moved_during_a_refill_keeps_its_new_time(store: Store) -> N
     await asyncio.sleep(0)
     assert not fill.done()
     # The service tracks a change once committed; here the read is sure to see the old time.
-    moved, entry = touch(job, now=clock.now(), reason="moved",
-                         planned_at=START + timedelta(seconds=170))
+    moved, entry = touch(
+        job, now=clock.now(), reason="moved", planned_at=START + timedelta(seconds=170)
+    )
     h.sched.track(moved)
     await fill
     assert h.sched.heap.peek_due() == codec.to_us(moved.planned_at)

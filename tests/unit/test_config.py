@@ -268,8 +268,10 @@ def test_environment_webhook_replaces_file_webhooks(tmp_path: Path) -> None:
         (f'secret = "{WH_S}"', r"webhooks\[0\]\.url: required"),
         ('url = "https://a.example.com/"', r"webhooks\[0\]\.secrets: a webhook endpoint needs"),
         (f'url = "http://169.254.169.254/"\nsecret = "{WH_S}"', r"webhooks\[0\]\.url: link-local"),
-        (f'url = "https://a.example.com/"\nsecret = "{WH_S}"\ntimeout_s = 0',
-         r"webhooks\[0\]\.timeo"),
+        (
+            f'url = "https://a.example.com/"\nsecret = "{WH_S}"\ntimeout_s = 0',
+            r"webhooks\[0\]\.timeo",
+        ),
     ],
 )
 def test_bad_webhook_table_names_the_key(tmp_path: Path, table: str, message: str) -> None:
@@ -336,8 +338,9 @@ def test_retention_days_from_every_layer(tmp_path: Path) -> None:
         ({"toml": "retention_days = true"}, r"pinsched\.toml: retention_days: expected an"),
     ],
 )
-def test_bad_retention_days_names_its_source(tmp_path: Path, source: dict[str, str],
-                                             message: str) -> None:
+def test_bad_retention_days_names_its_source(
+    tmp_path: Path, source: dict[str, str], message: str
+) -> None:
     """A negative or non-integer retention is refused with ConfigError naming its source."""
     env = {"PINSCHED_RETENTION_DAYS": source["env"]} if "env" in source else {}
     args = _flags("--retention-days", source["flag"]) if "flag" in source else None
@@ -350,14 +353,15 @@ def test_media_keys_default_and_layers(tmp_path: Path) -> None:
     """`media_lead_time_s` defaults to 2 h and `media_grace_s` to a day; both come from TOML
     and the environment."""
     assert (Config().media_lead_time_s, Config().media_grace_s) == (7200.0, 86400.0)
-    cfg = load_config(None, {"PINSCHED_MEDIA_GRACE_S": "60"},
-                      _toml(tmp_path, "media_lead_time_s = 600\n"))
+    cfg = load_config(
+        None, {"PINSCHED_MEDIA_GRACE_S": "60"}, _toml(tmp_path, "media_lead_time_s = 600\n")
+    )
     assert (cfg.media_lead_time_s, cfg.media_grace_s) == (600.0, 60.0)
     assert load_config(None, {}, _toml(tmp_path, "media_lead_time_s = 0\n")).media_lead_time_s == 0
 
 
 @pytest.mark.parametrize("key", ["media_lead_time_s", "media_grace_s"])
-@pytest.mark.parametrize("value", ["-1", "\"soon\"", "nan", "true"])
+@pytest.mark.parametrize("value", ["-1", '"soon"', "nan", "true"])
 def test_bad_media_keys_are_refused_naming_the_key(tmp_path: Path, key: str, value: str) -> None:
     """A negative, non-numeric or non-finite media setting is a ConfigError naming the key."""
     with pytest.raises(ConfigError, match=key):

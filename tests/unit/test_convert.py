@@ -91,11 +91,20 @@ def full_job() -> Job:
         cancel_requested=True,
         remote_update=RemoteUpdate(paths=("pin.title", "pin.link"), attempts=2, error=ERROR),
         retry_for=timedelta(hours=6),
-        slot=SlotRef(at=T0, local=datetime(2026, 3, 1, 7), time_zone="America/New_York",  # noqa: DTZ001
-                     not_before=T0 - timedelta(hours=1)),
+        slot=SlotRef(
+            at=T0,
+            local=datetime(2026, 3, 1, 7),  # noqa: DTZ001
+            time_zone="America/New_York",
+            not_before=T0 - timedelta(hours=1),
+        ),
         group_id="job-1",
-        media=MediaStage(state=READY, source="url:https://e.com/v.mp4", started_at=T0,
-                         pinterest_media_id="77", detail="processed"),
+        media=MediaStage(
+            state=READY,
+            source="url:https://e.com/v.mp4",
+            started_at=T0,
+            pinterest_media_id="77",
+            detail="processed",
+        ),
         history=history,
     )
 
@@ -150,8 +159,11 @@ def test_job_round_trips_field_by_field() -> None:
     assert cv.timestamp_from_proto(msg.slot.start_time, field="") == T0
     assert msg.group_id == "job-1"
     assert msg.media == job_pb2.JobMedia(
-        state=job_pb2.JobMedia.STATE_READY, pinterest_media_id="77", detail="processed",
-        start_time=cv.timestamp_to_proto(T0))
+        state=job_pb2.JobMedia.STATE_READY,
+        pinterest_media_id="77",
+        detail="processed",
+        start_time=cv.timestamp_to_proto(T0),
+    )
 
 
 @pytest.mark.parametrize(

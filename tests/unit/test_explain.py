@@ -16,8 +16,15 @@ T0 = datetime(2027, 1, 4, 9, tzinfo=UTC)
 
 
 def _state(pacer: AccountPacer) -> tuple[object, ...]:
-    return (pacer.bucket.tokens, pacer.bucket.updated, pacer.bucket.rate, list(pacer.recent),
-            pacer.last_write, pacer.slowdown, pacer.slowed_at)
+    return (
+        pacer.bucket.tokens,
+        pacer.bucket.updated,
+        pacer.bucket.rate,
+        list(pacer.recent),
+        pacer.last_write,
+        pacer.slowdown,
+        pacer.slowed_at,
+    )
 
 
 def test_pace_wait_reads_without_taking() -> None:
@@ -65,7 +72,13 @@ def test_pace_wait_names_the_longest_rule_as_the_dispatcher_waits() -> None:
 def test_human_delay() -> None:
     """Short durations read like a person would say them."""
     assert [human_delay(timedelta(seconds=s)) for s in (0, 45, 180, 190, 3900, 90_000)] == [
-        "0s", "45s", "3m", "3m10s", "1h05m", "1d01h"]
+        "0s",
+        "45s",
+        "3m",
+        "3m10s",
+        "1h05m",
+        "1d01h",
+    ]
 
 
 def test_notes_are_told_apart_and_the_last_one_counts() -> None:
@@ -73,10 +86,8 @@ def test_notes_are_told_apart_and_the_last_one_counts() -> None:
     `at risk` / `at risk cleared` says whether a job is at risk (read back after a restart)."""
     P = JobState.PENDING
     risk = Transition(from_state=P, to_state=P, time=T0, reason=notes.AT_RISK + "board gone")
-    cleared = Transition(from_state=P, to_state=P, time=T0,
-                         reason=notes.AT_RISK_CLEARED + "ok")
-    moved = Transition(from_state=P, to_state=JobState.QUEUED, time=T0,
-                       reason=notes.AT_RISK + "x")
+    cleared = Transition(from_state=P, to_state=P, time=T0, reason=notes.AT_RISK_CLEARED + "ok")
+    moved = Transition(from_state=P, to_state=JobState.QUEUED, time=T0, reason=notes.AT_RISK + "x")
     assert notes.note_type(risk) == "job.at_risk"
     assert notes.note_type(cleared) == "job.at_risk_cleared"
     assert notes.note_type(moved) is None

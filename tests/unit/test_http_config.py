@@ -56,8 +56,7 @@ def test_non_loopback_http_needs_a_token_or_mtls() -> None:
     with a token, or with the door off, it is accepted."""
     with pytest.raises(ConfigError, match=r"--http-listen: 0.0.0.0:8080 is not a loopback"):
         load_config(_flags("--http-listen", "0.0.0.0:8080"), {}, None)
-    ok = load_config(_flags("--http-listen", "0.0.0.0:8080"),
-                     {"PINSCHED_API_TOKEN": "t0ken"}, None)
+    ok = load_config(_flags("--http-listen", "0.0.0.0:8080"), {"PINSCHED_API_TOKEN": "t0ken"}, None)
     assert ok.http_listen == "0.0.0.0:8080"
     assert load_config(_flags("--http-listen", "off", "--listen", "127.0.0.1:1"), {}, None)
 

@@ -40,19 +40,26 @@ EXPECTED = {
 def test_every_rpc_has_an_http_annotation() -> None:
     """Each RPC of each served service has a `google.api.http` rule (a new RPC without one fails
     here), and the table is the documented one."""
-    methods = {f"{s.name}_{m.name}" for f in rt.FILES for s in f.services_by_name.values()
-               for m in s.methods}
+    methods = {
+        f"{s.name}_{m.name}"
+        for f in rt.FILES
+        for s in f.services_by_name.values()
+        for m in s.methods
+    }
     routes = {r.operation_id: (r.verb, r.template, r.body) for r in rt.load_routes()}
     assert set(routes) == methods
     assert routes == EXPECTED
 
 
-@pytest.mark.parametrize(("verb", "path", "op", "variables"), [
-    ("GET", "/v1/jobs/01ABC", "PinScheduler_GetJob", {"job_id": "01ABC"}),
-    ("POST", "/v1/jobs/01ABC:cancel", "PinScheduler_CancelJob", {"job_id": "01ABC"}),
-    ("GET", "/v1/jobs:watch", "PinScheduler_WatchJobs", {}),
-    ("PATCH", "/v1/accounts/acme", "AccountService_UpdateAccount", {"account.id": "acme"}),
-])
+@pytest.mark.parametrize(
+    ("verb", "path", "op", "variables"),
+    [
+        ("GET", "/v1/jobs/01ABC", "PinScheduler_GetJob", {"job_id": "01ABC"}),
+        ("POST", "/v1/jobs/01ABC:cancel", "PinScheduler_CancelJob", {"job_id": "01ABC"}),
+        ("GET", "/v1/jobs:watch", "PinScheduler_WatchJobs", {}),
+        ("PATCH", "/v1/accounts/acme", "AccountService_UpdateAccount", {"account.id": "acme"}),
+    ],
+)
 def test_matching(verb: str, path: str, op: str, variables: dict[str, str]) -> None:
     """Paths with `:verb` suffixes and variables resolve to their RPC and bind the variables."""
     route, got, _ = rt.match(rt.load_routes(), verb, path)

@@ -48,17 +48,23 @@ def test_comments_come_from_the_proto_files() -> None:
     """The packaged descriptor set carries the comments exactly as the .proto files write them."""
     source = (ROOT / "proto/pinsched/v1/job.proto").read_text()
     assert "// Required. The board the pin is created on; digits only (`^\\d+$`)." in source
-    assert comment("pinsched.v1.Pin.board_id") == \
-        "Required. The board the pin is created on; digits only (`^\\d+$`)."
-    assert comment("pinsched.v1.PinScheduler.GetJob") == \
-        "Returns one job with its full transition history; inline image bytes only with `view: " \
+    assert (
+        comment("pinsched.v1.Pin.board_id")
+        == "Required. The board the pin is created on; digits only (`^\\d+$`)."
+    )
+    assert (
+        comment("pinsched.v1.PinScheduler.GetJob")
+        == "Returns one job with its full transition history; inline image bytes only with `view: "
         "JOB_VIEW_FULL`. Errors: NOT_FOUND; INVALID_ARGUMENT for an unknown view."
-    assert comment("pinsched.v1.Job.State.STATE_DELIVERED") == \
-        "Published; `pinterest_pin_id` is set."
+    )
+    assert (
+        comment("pinsched.v1.Job.State.STATE_DELIVERED") == "Published; `pinterest_pin_id` is set."
+    )
     assert comment("google.type.DateTime.time_zone").startswith("Time zone.")
     # Every RPC of the two services the tools use is documented in the index.
-    rpcs = re.findall(r"^\s*rpc (\w+)\(", (ROOT / "proto/pinsched/v1/scheduler.proto").read_text(),
-                      re.MULTILINE)
+    rpcs = re.findall(
+        r"^\s*rpc (\w+)\(", (ROOT / "proto/pinsched/v1/scheduler.proto").read_text(), re.MULTILINE
+    )
     assert rpcs
     assert all(comments().get(f"pinsched.v1.PinScheduler.{rpc}") for rpc in rpcs)
 
@@ -99,15 +105,29 @@ def test_proto_json_mapping_of_the_well_known_types() -> None:
 def test_output_schema_accepts_a_fully_populated_job() -> None:
     """The proto JSON of a Job with every kind of field validates against get_job's schema."""
     job = job_pb2.Job(
-        id="j1", account_id="acme", state=job_pb2.Job.STATE_DELIVERED, attempts=2, version=7,
-        pinterest_pin_id="99", request_id="r", cancel_requested=True,
-        pin=job_pb2.Pin(board_id="1", title="t", media_source=job_pb2.MediaSource(
-            multiple_image_urls=job_pb2.MultipleImageUrls(
-                items=[job_pb2.CarouselItem(url="https://e/a.jpg")] * 2, index=1))),
+        id="j1",
+        account_id="acme",
+        state=job_pb2.Job.STATE_DELIVERED,
+        attempts=2,
+        version=7,
+        pinterest_pin_id="99",
+        request_id="r",
+        cancel_requested=True,
+        pin=job_pb2.Pin(
+            board_id="1",
+            title="t",
+            media_source=job_pb2.MediaSource(
+                multiple_image_urls=job_pb2.MultipleImageUrls(
+                    items=[job_pb2.CarouselItem(url="https://e/a.jpg")] * 2, index=1
+                )
+            ),
+        ),
         last_error=job_pb2.JobError(category=job_pb2.JobError.CATEGORY_REJECTED, http_status=400),
         history=[job_pb2.Transition(to_state=job_pb2.Job.STATE_PENDING, sequence=3, reason="x")],
-        remote_update=job_pb2.RemoteUpdate(state=job_pb2.RemoteUpdate.STATE_APPLIED,
-                                           paths=["pin.title"]))
+        remote_update=job_pb2.RemoteUpdate(
+            state=job_pb2.RemoteUpdate.STATE_APPLIED, paths=["pin.title"]
+        ),
+    )
     job.scheduled_at.FromSeconds(1_800_000_000)
     job.delivery_window.FromSeconds(3600)
     job.local_time.year, job.local_time.time_zone.id = 2027, "Europe/Paris"
@@ -119,23 +139,49 @@ def test_output_schema_accepts_a_fully_populated_job() -> None:
 def test_input_schema_accepts_the_documented_wire_shapes() -> None:
     """The SchedulePin bodies of the design's wire examples validate against schedule_pin's
     schema; an unknown field does not."""
-    pin = {"board_id": "123456789", "title": "t", "description": "d", "link": "https://e/x",
-           "alt_text": "a", "media_source": {"image_url": {"url": "https://e/a.jpg"}}}
+    pin = {
+        "board_id": "123456789",
+        "title": "t",
+        "description": "d",
+        "link": "https://e/x",
+        "alt_text": "a",
+        "media_source": {"image_url": {"url": "https://e/a.jpg"}},
+    }
     validator = Draft202012Validator(input_schema(BY_NAME["schedule_pin"]))
-    validator.validate({"request_id": "b7c1", "account_id": "acme", "pin": pin,
-                        "scheduled_at": "2026-12-01T14:00:00Z", "delivery_window": "7200s"})
-    validator.validate({"account_id": "acme", "pin": pin, "local_time": {
-        "year": 2026, "month": 3, "day": 8, "hours": 2, "minutes": 30,
-        "time_zone": {"id": "America/New_York"}}, "ambiguous_time_policy":
-        "AMBIGUOUS_TIME_POLICY_EARLIER"})
+    validator.validate(
+        {
+            "request_id": "b7c1",
+            "account_id": "acme",
+            "pin": pin,
+            "scheduled_at": "2026-12-01T14:00:00Z",
+            "delivery_window": "7200s",
+        }
+    )
+    validator.validate(
+        {
+            "account_id": "acme",
+            "pin": pin,
+            "local_time": {
+                "year": 2026,
+                "month": 3,
+                "day": 8,
+                "hours": 2,
+                "minutes": 30,
+                "time_zone": {"id": "America/New_York"},
+            },
+            "ambiguous_time_policy": "AMBIGUOUS_TIME_POLICY_EARLIER",
+        }
+    )
     assert not validator.is_valid({"account_id": "acme", "pin": {**pin, "colour": "red"}})
 
 
 def test_derived_request_id_follows_the_content() -> None:
     """The same request gives the same id whatever request_id it carried; other content, another."""
+
     def request(title: str, request_id: str = "") -> scheduler_pb2.SchedulePinRequest:
-        req = scheduler_pb2.SchedulePinRequest(request_id=request_id, account_id="acme",
-                                               pin=job_pb2.Pin(board_id="1", title=title))
+        req = scheduler_pb2.SchedulePinRequest(
+            request_id=request_id, account_id="acme", pin=job_pb2.Pin(board_id="1", title=title)
+        )
         req.scheduled_at.FromSeconds(1_800_000_000)
         return req
 
@@ -156,7 +202,8 @@ def test_shape_violations_use_the_api_field_paths() -> None:
 
 
 def test_mcp_verb_without_the_sdk_says_how_to_install_it(
-        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """`pinsched mcp` on an install without the `mcp` package exits 2 naming the extra."""
     for name in ("mcp", "mcp_types"):  # as if not installed: importing them raises ImportError
         monkeypatch.setitem(sys.modules, name, None)
@@ -175,8 +222,9 @@ def test_mcp_verb_refuses_bad_connection_flags(capsys: pytest.CaptureFixture[str
 def test_scrub_clears_tokens_from_account_results() -> None:
     """Account results pass through `scrub`, which clears any token field (defence in depth:
     the API never sets them)."""
-    leaked = account_pb2.ListAccountsResponse(accounts=[
-        account_pb2.Account(id="a", access_token="pina_x", refresh_token="pinr_x")])
+    leaked = account_pb2.ListAccountsResponse(
+        accounts=[account_pb2.Account(id="a", access_token="pina_x", refresh_token="pinr_x")]
+    )
     scrub(leaked)
     assert leaked.accounts[0].access_token == ""
     assert leaked.accounts[0].refresh_token == ""

@@ -24,8 +24,13 @@ pacings = st.builds(
 
 
 @settings(max_examples=300, deadline=None)
-@given(n=st.integers(1, 40), window_min=st.integers(0, 3 * 24 * 60), pacing=pacings,
-       fixed_offsets=st.lists(st.integers(-600, 5000), max_size=8), seed=st.integers(0, 2**32))
+@given(
+    n=st.integers(1, 40),
+    window_min=st.integers(0, 3 * 24 * 60),
+    pacing=pacings,
+    fixed_offsets=st.lists(st.integers(-600, 5000), max_size=8),
+    seed=st.integers(0, 2**32),
+)
 def test_plans_stay_inside_the_window_and_honour_pacing_when_they_can(
     n: int, window_min: int, pacing: Pacing, fixed_offsets: list[int], seed: int
 ) -> None:
@@ -44,8 +49,9 @@ def test_plans_stay_inside_the_window_and_honour_pacing_when_they_can(
 
 @settings(max_examples=200, deadline=None)
 @given(n=st.integers(2, 30), hours=st.integers(1, 48), spacing_min=st.integers(0, 120))
-def test_a_feasible_window_is_spread_evenly_with_spacing(n: int, hours: int,
-                                                         spacing_min: int) -> None:
+def test_a_feasible_window_is_spread_evenly_with_spacing(
+    n: int, hours: int, spacing_min: int
+) -> None:
     """With no other plans, n pins in a window wide enough for the spacing are one slot apart
     (within the jitter) and never closer than the minimum spacing."""
     pacing = Pacing(min_spacing=timedelta(minutes=spacing_min))
@@ -83,8 +89,11 @@ def test_planning_is_deterministic_for_a_seed() -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(rate=st.floats(0.01, 100), capacity=st.floats(1, 50),
-       steps=st.lists(st.floats(0, 5), min_size=1, max_size=200))
+@given(
+    rate=st.floats(0.01, 100),
+    capacity=st.floats(1, 50),
+    steps=st.lists(st.floats(0, 5), min_size=1, max_size=200),
+)
 def test_token_bucket_never_grants_more_than_capacity_plus_rate_times_elapsed(
     rate: float, capacity: float, steps: list[float]
 ) -> None:

@@ -12,23 +12,38 @@ from pinsched import reconcile
 from pinsched.jobs import Carousel, CarouselItem, ImageUrl, PinSpec, Video
 
 SUBMITTED = datetime(2026, 3, 1, 12, 0, 0, 900_000, tzinfo=UTC)
-PIN = PinSpec(board_id="1001", media=ImageUrl(url="https://x.test/a.jpg"), title="T",
-              description="D", link="https://x.test/p", alt_text="A")
+PIN = PinSpec(
+    board_id="1001",
+    media=ImageUrl(url="https://x.test/a.jpg"),
+    title="T",
+    description="D",
+    link="https://x.test/p",
+    alt_text="A",
+)
 BARE = PinSpec(board_id="1001", media=ImageUrl(url="https://x.test/a.jpg"))
 
 
 def candidate(pin_id: str, created: datetime, **changes: Any) -> dict[str, Any]:
     """A `Pin` JSON as Pinterest renders it (whole seconds, no offset)."""
-    body: dict[str, Any] = {"id": pin_id, "board_id": "1001", "board_section_id": None,
-                            "title": "T", "description": "D", "link": "https://x.test/p",
-                            "alt_text": "A", "created_at": created.strftime("%Y-%m-%dT%H:%M:%S"),
-                            "is_owner": True, "media": {"media_type": "image"}}
+    body: dict[str, Any] = {
+        "id": pin_id,
+        "board_id": "1001",
+        "board_section_id": None,
+        "title": "T",
+        "description": "D",
+        "link": "https://x.test/p",
+        "alt_text": "A",
+        "created_at": created.strftime("%Y-%m-%dT%H:%M:%S"),
+        "is_owner": True,
+        "media": {"media_type": "image"},
+    }
     body.update(changes)
     return body
 
 
-def pick(pin: PinSpec, items: list[dict[str, Any]], owned: set[str] | None = None
-         ) -> str | reconcile.Ambiguous | None:
+def pick(
+    pin: PinSpec, items: list[dict[str, Any]], owned: set[str] | None = None
+) -> str | reconcile.Ambiguous | None:
     return reconcile.pick(pin, items, submitted_at=SUBMITTED, owned=owned or set())
 
 
@@ -41,28 +56,58 @@ def test_a_pin_created_in_the_same_second_is_found() -> None:
 def test_every_echoed_field_must_match() -> None:
     """A pin differing in title, description, link, alt text, board or section is not ours."""
     at = SUBMITTED + timedelta(seconds=1)
-    for change in ({"title": "other"}, {"description": None}, {"link": "https://x.test/q"},
-                   {"alt_text": "B"}, {"board_id": "1002"}, {"board_section_id": "77"}):
+    for change in (
+        {"title": "other"},
+        {"description": None},
+        {"link": "https://x.test/q"},
+        {"alt_text": "B"},
+        {"board_id": "1002"},
+        {"board_section_id": "77"},
+    ):
         assert pick(PIN, [candidate("9", at, **change)]) is None, change
-    in_section = PinSpec(board_id="1001", board_section_id="77", media=PIN.media, title="T",
-                         description="D", link="https://x.test/p", alt_text="A")
+    in_section = PinSpec(
+        board_id="1001",
+        board_section_id="77",
+        media=PIN.media,
+        title="T",
+        description="D",
+        link="https://x.test/p",
+        alt_text="A",
+    )
     assert pick(in_section, [candidate("9", at, board_section_id="77")]) == "9"
 
 
-@pytest.mark.parametrize(("field", "sent", "stored"), [
-    ("title", "  Hello   world ", "Hello world"),
-    ("description", "line one\n\nline two\t", "line one line two"),
-    ("alt_text", "Cafe\u0301", "Caf\u00e9"),
-    ("link", "HTTPS://Shop.Example.COM/p/", "https://shop.example.com/p"),
-    ("link", "https://x.test", "https://x.test/"),
-    ("link", "http://x.test:80/a?b=1", "http://x.test/a?b=1"),
-], ids=["title-spaces", "description-whitespace", "alt-unicode", "link-case-slash",
-        "link-root-slash", "link-default-port"])
+@pytest.mark.parametrize(
+    ("field", "sent", "stored"),
+    [
+        ("title", "  Hello   world ", "Hello world"),
+        ("description", "line one\n\nline two\t", "line one line two"),
+        ("alt_text", "Cafe\u0301", "Caf\u00e9"),
+        ("link", "HTTPS://Shop.Example.COM/p/", "https://shop.example.com/p"),
+        ("link", "https://x.test", "https://x.test/"),
+        ("link", "http://x.test:80/a?b=1", "http://x.test/a?b=1"),
+    ],
+    ids=[
+        "title-spaces",
+        "description-whitespace",
+        "alt-unicode",
+        "link-case-slash",
+        "link-root-slash",
+        "link-default-port",
+    ],
+)
 def test_text_and_links_are_compared_normalized(field: str, sent: str, stored: str) -> None:
     """Pinterest trims text and may rewrite links (whitespace, trailing slash, scheme/host
     case): the rewritten pin is still found, where an exact compare would miss it and re-send."""
-    pin = PinSpec(**{**{f: getattr(PIN, f) for f in ("board_id", "media", "title", "description",
-                                                     "link", "alt_text")}, field: sent})
+    pin = PinSpec(
+        **{
+            **{
+                f: getattr(PIN, f)
+                for f in ("board_id", "media", "title", "description", "link", "alt_text")
+            },
+            field: sent,
+        }
+    )
     assert pick(pin, [candidate("9", SUBMITTED, **{field: stored})]) == "9"
 
 
@@ -73,12 +118,25 @@ def test_normalizing_keeps_what_makes_links_different() -> None:
     assert reconcile.norm_link("https://x.test:8443/") != reconcile.norm_link("https://x.test/")
 
 
-@pytest.mark.parametrize(("pin", "media_type"), [
-    (PIN, "video"),
-    (PIN, "multiple_images"),
-    (PinSpec(board_id="1001", media=Video(media_id="5"), title="T", description="D",
-             link="https://x.test/p", alt_text="A"), "image"),
-], ids=["image-vs-video", "image-vs-carousel", "video-vs-image"])
+@pytest.mark.parametrize(
+    ("pin", "media_type"),
+    [
+        (PIN, "video"),
+        (PIN, "multiple_images"),
+        (
+            PinSpec(
+                board_id="1001",
+                media=Video(media_id="5"),
+                title="T",
+                description="D",
+                link="https://x.test/p",
+                alt_text="A",
+            ),
+            "image",
+        ),
+    ],
+    ids=["image-vs-video", "image-vs-carousel", "video-vs-image"],
+)
 def test_a_pin_of_another_media_type_is_never_claimed(pin: PinSpec, media_type: str) -> None:
     """Same text, other media type (image / video / carousel): not the job's pin."""
     assert pick(pin, [candidate("9", SUBMITTED, media={"media_type": media_type})]) is None
@@ -86,9 +144,16 @@ def test_a_pin_of_another_media_type_is_never_claimed(pin: PinSpec, media_type: 
 
 def test_a_carousel_matches_only_with_as_many_items() -> None:
     """A carousel job claims a carousel pin with the same number of items, not another."""
-    carousel = PinSpec(board_id="1001", title="T", description="D", link="https://x.test/p",
-                       alt_text="A", media=Carousel(items=(CarouselItem(url="https://x.test/1"),
-                                                           CarouselItem(url="https://x.test/2"))))
+    carousel = PinSpec(
+        board_id="1001",
+        title="T",
+        description="D",
+        link="https://x.test/p",
+        alt_text="A",
+        media=Carousel(
+            items=(CarouselItem(url="https://x.test/1"), CarouselItem(url="https://x.test/2"))
+        ),
+    )
     two = {"media_type": "multiple_images", "items": [{}, {}]}
     three = {"media_type": "multiple_images", "items": [{}, {}, {}]}
     assert pick(carousel, [candidate("8", SUBMITTED, media=three)]) is None
@@ -117,18 +182,22 @@ def test_owned_and_too_old_pins_are_excluded_and_the_earliest_wins() -> None:
 def test_the_earliest_wins_across_pages() -> None:
     """Candidates gathered from several pages are ranked together: a newest-first listing puts
     the earliest on a later page, and it is still the one claimed."""
-    page1 = reconcile.candidates(PIN, [candidate("7", SUBMITTED + timedelta(seconds=9))],
-                                 submitted_at=SUBMITTED, owned=set())
-    page2 = reconcile.candidates(PIN, [candidate("6", SUBMITTED + timedelta(seconds=2))],
-                                 submitted_at=SUBMITTED, owned=set())
+    page1 = reconcile.candidates(
+        PIN, [candidate("7", SUBMITTED + timedelta(seconds=9))], submitted_at=SUBMITTED, owned=set()
+    )
+    page2 = reconcile.candidates(
+        PIN, [candidate("6", SUBMITTED + timedelta(seconds=2))], submitted_at=SUBMITTED, owned=set()
+    )
     assert reconcile.choose(PIN, page1 + page2) == "6"
 
 
 def test_twins_take_candidates_in_submission_order() -> None:
     """With *rank* twins submitted earlier and still unsettled, a job takes the candidate at
     that rank, or none when there are not that many yet."""
-    found = [reconcile.Candidate("7", SUBMITTED + timedelta(seconds=2)),
-             reconcile.Candidate("6", SUBMITTED + timedelta(seconds=1))]
+    found = [
+        reconcile.Candidate("7", SUBMITTED + timedelta(seconds=2)),
+        reconcile.Candidate("6", SUBMITTED + timedelta(seconds=1)),
+    ]
     assert reconcile.choose(PIN, found, rank=0) == "6"
     assert reconcile.choose(PIN, found, rank=1) == "7"
     assert reconcile.choose(PIN, found[:1], rank=1) is None
@@ -137,14 +206,30 @@ def test_twins_take_candidates_in_submission_order() -> None:
 def test_same_content_is_what_a_listing_cannot_tell_apart() -> None:
     """Twins: same board, section, media type and normalized text; any visible difference (or
     another media type) makes them distinct, while the image URL does not count."""
-    twin = PinSpec(board_id="1001", media=ImageUrl(url="https://x.test/other.jpg"),
-                   title=" T ", description="D", link="HTTPS://X.TEST/p/", alt_text="A")
+    twin = PinSpec(
+        board_id="1001",
+        media=ImageUrl(url="https://x.test/other.jpg"),
+        title=" T ",
+        description="D",
+        link="HTTPS://X.TEST/p/",
+        alt_text="A",
+    )
     assert reconcile.same_content(PIN, twin)
-    for change in ({"title": "U"}, {"board_section_id": "5"}, {"link": "https://x.test/q"},
-                   {"media": Video(media_id="1")}):
-        other = PinSpec(**{**{f: getattr(PIN, f) for f in ("board_id", "media", "title",
-                                                           "description", "link", "alt_text")},
-                           **change})
+    for change in (
+        {"title": "U"},
+        {"board_section_id": "5"},
+        {"link": "https://x.test/q"},
+        {"media": Video(media_id="1")},
+    ):
+        other = PinSpec(
+            **{
+                **{
+                    f: getattr(PIN, f)
+                    for f in ("board_id", "media", "title", "description", "link", "alt_text")
+                },
+                **change,
+            }
+        )
         assert not reconcile.same_content(PIN, other), change
 
 

@@ -24,9 +24,16 @@ def err(status: int, category: ErrorCategory = ErrorCategory.UNAVAILABLE) -> Job
 
 
 def decide(outcome: pt.Outcome, **kw: Any) -> remote.RemoteDecision:
-    args: dict[str, Any] = {"delete": True, "now": NOW, "failing_since": None, "attempts": 1,
-                            "refreshed": False, "strikes": 0, "policy": POLICY,
-                            "rng": random.Random(5)}
+    args: dict[str, Any] = {
+        "delete": True,
+        "now": NOW,
+        "failing_since": None,
+        "attempts": 1,
+        "refreshed": False,
+        "strikes": 0,
+        "policy": POLICY,
+        "rng": random.Random(5),
+    }
     return remote.decide(outcome, **{**args, **kw})
 
 
@@ -61,18 +68,19 @@ def test_a_429_honours_retry_after_and_is_not_counted(hint: float | None) -> Non
     """A 429 is retried after Retry-After (plus a little jitter), or a jittered exponential
     step without one; it does not count as an attempt and slows the account down."""
     got = decide(pt.RateLimited(err(429, ErrorCategory.RATE_LIMITED), hint), strikes=2)
-    assert (got.action, got.counted, got.rate_limited, got.hint_s) == (A.RETRY, False, True,
-                                                                        hint)
+    assert (got.action, got.counted, got.rate_limited, got.hint_s) == (A.RETRY, False, True, hint)
     if hint is not None:
         assert hint <= got.delay_s <= hint + 5
     else:
-        assert 0 < got.delay_s <= POLICY.base_delay_s * 2 ** 3
+        assert 0 < got.delay_s <= POLICY.base_delay_s * 2**3
 
 
 def test_transient_failures_back_off_with_jitter() -> None:
     """5xx and network failures are retried with full-jitter backoff that grows with attempts."""
-    delays = [decide(pt.OutcomeUnknown(err(503)), attempts=6, rng=random.Random(s)).delay_s
-              for s in range(50)]
+    delays = [
+        decide(pt.OutcomeUnknown(err(503)), attempts=6, rng=random.Random(s)).delay_s
+        for s in range(50)
+    ]
     assert all(0 <= d <= POLICY.ceiling_s(6) for d in delays)
     assert len(set(delays)) > 40
 

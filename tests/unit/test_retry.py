@@ -56,14 +56,18 @@ def test_retry_deadline_by_request_window_or_default() -> None:
     """`retry_for` counts from planned_at; without it a window still ahead bounds the retries;
     otherwise 24 h after planned_at (also for a job sent again after its window ended)."""
     end = PLANNED + timedelta(hours=2)
-    assert retry_deadline(planned_at=PLANNED, window_end=end,
-                          retry_for=timedelta(hours=6)) == PLANNED + timedelta(hours=6)
+    assert retry_deadline(
+        planned_at=PLANNED, window_end=end, retry_for=timedelta(hours=6)
+    ) == PLANNED + timedelta(hours=6)
     assert retry_deadline(planned_at=PLANNED, window_end=end, retry_for=None) == end
-    assert retry_deadline(planned_at=PLANNED, window_end=PLANNED,
-                          retry_for=None) == PLANNED + DEFAULT_RETRY_FOR
+    assert (
+        retry_deadline(planned_at=PLANNED, window_end=PLANNED, retry_for=None)
+        == PLANNED + DEFAULT_RETRY_FOR
+    )
     late = end + timedelta(days=1)
-    assert retry_deadline(planned_at=late, window_end=end,
-                          retry_for=None) == late + DEFAULT_RETRY_FOR
+    assert (
+        retry_deadline(planned_at=late, window_end=end, retry_for=None) == late + DEFAULT_RETRY_FOR
+    )
 
 
 def test_transient_failures_are_retried_for_the_whole_budget_not_eight_tries() -> None:
@@ -74,7 +78,7 @@ def test_transient_failures_are_retried_for_the_whole_budget_not_eight_tries() -
     rng = random.Random(3)
     deadline = PLANNED + DEFAULT_RETRY_FOR
     now, attempts, times = PLANNED, 1, []
-    while (at := policy.next_attempt_at(attempts, now=now, deadline=deadline, rng=rng)):
+    while at := policy.next_attempt_at(attempts, now=now, deadline=deadline, rng=rng):
         assert now < at <= deadline
         assert (at - now) <= timedelta(hours=1)
         times.append(at)
@@ -102,7 +106,7 @@ def test_rate_limit_wait_honours_the_hint(hint: float, seed: int) -> None:
 @given(strikes=st.integers(min_value=1, max_value=100), seed=st.integers(0, 2**32))
 def test_rate_limit_wait_without_hint_grows_with_the_streak(strikes: int, seed: int) -> None:
     """Without a hint the wait is between half and all of base·2^strikes (capped)."""
-    step = min(POLICY.max_delay_s, RATE_LIMIT_MAX_S, POLICY.base_delay_s * 2.0 ** strikes)
+    step = min(POLICY.max_delay_s, RATE_LIMIT_MAX_S, POLICY.base_delay_s * 2.0**strikes)
     delay = rate_limit_delay_s(None, strikes, random.Random(seed), policy=POLICY)
     assert step / 2 <= delay <= step
 

@@ -19,9 +19,18 @@ A = tokens.Action
 
 
 def account(**changes: object) -> Account:
-    base = Account(id="acme", access_token="a", refresh_token="r", created_at=T0, updated_at=T0,
-                   verified_at=T0, access_expires_at=T0 + 30 * DAY, access_ttl_s=30 * 86400,
-                   refresh_expires_at=T0 + 60 * DAY, refresh_ttl_s=60 * 86400)
+    base = Account(
+        id="acme",
+        access_token="a",
+        refresh_token="r",
+        created_at=T0,
+        updated_at=T0,
+        verified_at=T0,
+        access_expires_at=T0 + 30 * DAY,
+        access_ttl_s=30 * 86400,
+        refresh_expires_at=T0 + 60 * DAY,
+        refresh_ttl_s=60 * 86400,
+    )
     return base.replace(**changes)
 
 
@@ -53,7 +62,8 @@ def test_tokens_of_unknown_age_are_verified_at_once() -> None:
     """A never-verified account, or a refreshable one whose lifetimes are unknown, is verified
     now."""
     assert tokens.next_action(account(verified_at=None), T0, can_refresh=False) == tokens.Plan(
-        A.VERIFY, T0)
+        A.VERIFY, T0
+    )
     assert tokens.next_action(account(access_ttl_s=0), T0, can_refresh=True).action is A.VERIFY
     assert tokens.next_action(account(access_ttl_s=0), T0, can_refresh=False).action is A.WARN
 
@@ -68,7 +78,8 @@ def test_an_unrefreshable_account_is_warned_seven_days_ahead_then_lapses() -> No
     assert refused == warn
     warned = acct.replace(reauth_warned_at=T0 + 23 * DAY)
     assert tokens.next_action(warned, T0 + 24 * DAY, can_refresh=False) == tokens.Plan(
-        A.LAPSED, T0 + 30 * DAY)
+        A.LAPSED, T0 + 30 * DAY
+    )
     assert tokens.next_action(warned, T0 + 31 * DAY, can_refresh=False).action is A.LAPSED
 
 
@@ -77,13 +88,16 @@ def test_nothing_is_planned_for_an_account_that_already_needs_reauth() -> None:
     assert tokens.next_action(account(needs_reauth=True), T0, can_refresh=True).action is A.NONE
 
 
-@pytest.mark.parametrize(("status", "code", "whole"), [
-    (403, 29, True), (403, 3, True), (403, 233, False), (404, 40, False), (400, 29, False)])
+@pytest.mark.parametrize(
+    ("status", "code", "whole"),
+    [(403, 29, True), (403, 3, True), (403, 233, False), (404, 40, False), (400, 29, False)],
+)
 def test_account_refusal_codes(status: int, code: int, whole: bool) -> None:
     """403 code 29 (Trial app in production) and code 3 (missing scopes) refuse the account;
     other rejections are about the pin."""
-    err = JobError(category=ErrorCategory.REJECTED, message="m", http_status=status,
-                   pinterest_code=code)
+    err = JobError(
+        category=ErrorCategory.REJECTED, message="m", http_status=status, pinterest_code=code
+    )
     assert tokens.account_refusal(err) is whole
 
 
@@ -101,10 +115,14 @@ def test_quota_headers_need_both_remaining_and_reset() -> None:
     assert quota_headers({}, T0) is None
     assert quota_headers({"x-ratelimit-remaining": "0"}, T0) is None
     assert quota_headers({"x-ratelimit-remaining": "3", "x-ratelimit-reset": "30"}, T0) == (
-        3.0, 30.0)
+        3.0,
+        30.0,
+    )
     epoch = str(int(T0.timestamp()) + 45)
     assert quota_headers({"x-ratelimit-remaining": "5", "x-ratelimit-reset": epoch}, T0) == (
-        5.0, 45.0)
+        5.0,
+        45.0,
+    )
     assert quota_headers({"x-ratelimit-remaining": "x", "x-ratelimit-reset": "1"}, T0) is None
 
 
@@ -114,7 +132,10 @@ def test_routes_send_an_accounts_calls_to_its_base_with_its_ad_account() -> None
     routes.set("tok", Route("acme", "http://127.0.0.1:9/v5/", "123"))
     url, params, who = routes.target("http://d/v5", "tok", "/pins", {"page_size": "5"})
     assert (url, dict(params or {}), who) == (
-        "http://127.0.0.1:9/v5/pins", {"page_size": "5", "ad_account_id": "123"}, "acme")
+        "http://127.0.0.1:9/v5/pins",
+        {"page_size": "5", "ad_account_id": "123"},
+        "acme",
+    )
     assert routes.target("http://d/v5", "other", "/pins", None) == ("http://d/v5/pins", None, "")
     routes.set("tok", None)
     assert routes.target("http://d/v5", "tok", "/pins", None)[2] == ""

@@ -350,7 +350,8 @@ def test_missing_time_message() -> None:
     """With no time the violation is on scheduled_at, naming the three ways to say when."""
     found = violations(edit(lambda d: d.pop("scheduled_at")))
     assert found == {
-        "scheduled_at": "a time is required: scheduled_at, local_time or next_free_slot"}
+        "scheduled_at": "a time is required: scheduled_at, local_time or next_free_slot"
+    }
 
 
 def test_missing_offset_message() -> None:
@@ -404,14 +405,20 @@ def test_mixed_sign_window_is_refused() -> None:
 def test_retry_for_is_kept_and_its_limits_are_explained() -> None:
     """A valid retry_for reaches the spec; zero and too long are refused with messages that
     say what to do, and a mixed-sign Duration is refused on retry_for."""
-    spec = va.schedule_spec_from_proto(request(edit(lambda d: d.update(retry_for="7200s"))),
-                                       now=NOW, skew_tolerance=timedelta(seconds=60),
-                                       horizon=timedelta(days=400))
+    spec = va.schedule_spec_from_proto(
+        request(edit(lambda d: d.update(retry_for="7200s"))),
+        now=NOW,
+        skew_tolerance=timedelta(seconds=60),
+        horizon=timedelta(days=400),
+    )
     assert spec.retry_for == timedelta(hours=2)
-    assert "leave it unset for the default" in violations(
-        edit(lambda d: d.update(retry_for="0s")))["retry_for"]
+    assert (
+        "leave it unset for the default"
+        in violations(edit(lambda d: d.update(retry_for="0s")))["retry_for"]
+    )
     assert violations(edit(lambda d: d.update(retry_for=f"{31 * 86400}s"))) == {
-        "retry_for": "must be at most 30 days"}
+        "retry_for": "must be at most 30 days"
+    }
     req = request(body())
     req.retry_for.seconds, req.retry_for.nanos = 5, -1
     assert list(violations(req)) == ["retry_for"]

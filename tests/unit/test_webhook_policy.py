@@ -29,7 +29,18 @@ keys = st.text(min_size=1, max_size=40)
 def test_caps_grow_from_five_seconds_to_twelve_hours() -> None:
     """The cap after attempt n follows 5s, 30s, 2m, 10m, 30m, 1h, 3h, 6h, then 12h for good."""
     assert [retry_cap_s(n) for n in range(1, 12)] == [
-        5, 30, 120, 600, 1800, 3600, 10800, 21600, 43200, 43200, 43200]
+        5,
+        30,
+        120,
+        600,
+        1800,
+        3600,
+        10800,
+        21600,
+        43200,
+        43200,
+        43200,
+    ]
 
 
 @given(keys, st.integers(min_value=1, max_value=40))
@@ -85,20 +96,42 @@ def test_410_disables_and_the_end_of_the_window_kills() -> None:
     assert judge(200, key="k", attempts=last).verdict is Verdict.DELIVERED
 
 
-@pytest.mark.parametrize("address", [
-    "169.254.169.254", "169.254.0.1", "169.254.170.2", "fd00:ec2::254", "100.100.100.200",
-    "fe80::1", "fe80::1%2", "febf::1", "::ffff:169.254.169.254", "64:ff9b::a9fe:a9fe",
-    "2002:a9fe:a9fe::1",
-])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "169.254.169.254",
+        "169.254.0.1",
+        "169.254.170.2",
+        "fd00:ec2::254",
+        "100.100.100.200",
+        "fe80::1",
+        "fe80::1%2",
+        "febf::1",
+        "::ffff:169.254.169.254",
+        "64:ff9b::a9fe:a9fe",
+        "2002:a9fe:a9fe::1",
+    ],
+)
 def test_link_local_and_metadata_addresses_are_refused(address: str) -> None:
     """Link-local and metadata addresses are refused, also inside IPv6 wrappings."""
     assert address_problem(address) is not None
 
 
-@pytest.mark.parametrize("address", [
-    "127.0.0.1", "::1", "10.1.2.3", "172.16.0.1", "192.168.1.10", "100.64.0.1", "fd00::1",
-    "8.8.8.8", "2606:4700::1111", "::ffff:10.0.0.1",
-])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1",
+        "::1",
+        "10.1.2.3",
+        "172.16.0.1",
+        "192.168.1.10",
+        "100.64.0.1",
+        "fd00::1",
+        "8.8.8.8",
+        "2606:4700::1111",
+        "::ffff:10.0.0.1",
+    ],
+)
 def test_loopback_private_and_public_addresses_are_allowed(address: str) -> None:
     """Loopback, private, CGNAT and public addresses are allowed."""
     assert address_problem(address) is None
@@ -111,11 +144,19 @@ def test_the_whole_ipv4_link_local_block_is_refused(low: int) -> None:
     assert address_problem(ip) is not None
 
 
-@pytest.mark.parametrize(("host", "refused"), [
-    ("metadata.google.internal", True), ("METADATA.google.internal.", True),
-    ("metadata.goog", True), ("169.254.169.254", True), ("[fe80::1]", True),
-    ("hooks.example.com", False), ("localhost", False), ("127.0.0.1", False),
-])
+@pytest.mark.parametrize(
+    ("host", "refused"),
+    [
+        ("metadata.google.internal", True),
+        ("METADATA.google.internal.", True),
+        ("metadata.goog", True),
+        ("169.254.169.254", True),
+        ("[fe80::1]", True),
+        ("hooks.example.com", False),
+        ("localhost", False),
+        ("127.0.0.1", False),
+    ],
+)
 def test_host_names_are_checked_before_resolving(host: str, refused: bool) -> None:
     """Metadata host names and blocked IP literals are refused by name; others wait for DNS."""
     assert (host_problem(host) is not None) is refused

@@ -95,11 +95,15 @@ def pin(
     The daemon validates the limits (title ≤ 100 characters, 2-5 carousel images, ...); this only
     refuses combinations that cannot be expressed.
     """
-    given = [x is not None for x in (image_url, image_base64, image_urls, video_id, video_url,
-                                     video_asset_id)]
+    given = [
+        x is not None
+        for x in (image_url, image_base64, image_urls, video_id, video_url, video_asset_id)
+    ]
     if sum(given) > 1:
-        raise ValueError("give at most one of image_url, image_base64, image_urls, video_id, "
-                         "video_url and video_asset_id")
+        raise ValueError(
+            "give at most one of image_url, image_base64, image_urls, video_id, "
+            "video_url and video_asset_id"
+        )
     out = job_pb2.Pin(
         board_id=board_id,
         board_section_id=board_section_id,

@@ -191,9 +191,14 @@ class AsyncClient:
 
     # -- MediaService --------------------------------------------------------------------------
 
-    async def upload_media(self, video: bytes | str | os.PathLike[str], content_type: str,
-                           *, chunk_bytes: int = 1 << 20,
-                           timeout_s: float | None = None) -> media_pb2.UploadMediaResponse:
+    async def upload_media(
+        self,
+        video: bytes | str | os.PathLike[str],
+        content_type: str,
+        *,
+        chunk_bytes: int = 1 << 20,
+        timeout_s: float | None = None,
+    ) -> media_pb2.UploadMediaResponse:
         """Upload a video (its bytes, or a file path, streamed in chunks) for a `video_asset`
         pin; returns its `asset_id` (the sha256 of the bytes). Not retried: send it again."""
         self._connect()
@@ -203,11 +208,13 @@ class AsyncClient:
         async def requests() -> AsyncIterator[media_pb2.UploadMediaRequest]:
             first = True
             if isinstance(video, bytes):
-                parts: Iterable[bytes] = (video[i:i + chunk_bytes]
-                                          for i in range(0, max(len(video), 1), chunk_bytes))
+                parts: Iterable[bytes] = (
+                    video[i : i + chunk_bytes] for i in range(0, max(len(video), 1), chunk_bytes)
+                )
                 for part in parts:
                     yield media_pb2.UploadMediaRequest(
-                        content_type=content_type if first else "", data=part)
+                        content_type=content_type if first else "", data=part
+                    )
                     first = False
                 return
             with open(video, "rb") as f:  # noqa: ASYNC230 - local file, read chunk by chunk
@@ -216,13 +223,15 @@ class AsyncClient:
                     if not part and not first:
                         return
                     yield media_pb2.UploadMediaRequest(
-                        content_type=content_type if first else "", data=part)
+                        content_type=content_type if first else "", data=part
+                    )
                     first = False
                     if not part:
                         return
 
-        return await stub.UploadMedia(requests(), metadata=self._metadata,
-                                      timeout=timeout_s or max(self.timeout_s, 600.0))
+        return await stub.UploadMedia(
+            requests(), metadata=self._metadata, timeout=timeout_s or max(self.timeout_s, 600.0)
+        )
 
     # -- PinScheduler --------------------------------------------------------------------------
 
@@ -241,8 +250,9 @@ class AsyncClient:
     ) -> scheduler_pb2.BatchSchedulePinsResponse:
         """Schedule up to 1,000 pins atomically; each empty `request_id` gets a uuid4 first.
         With *validate_only*, check them all (with Pinterest too) and schedule nothing."""
-        batch = scheduler_pb2.BatchSchedulePinsRequest(requests=requests,
-                                                       validate_only=validate_only)
+        batch = scheduler_pb2.BatchSchedulePinsRequest(
+            requests=requests, validate_only=validate_only
+        )
         for item in batch.requests:
             item.request_id = item.request_id or str(uuid.uuid4())
         return await self._call(self._jobs.BatchSchedulePins, batch, retry=True)
@@ -252,7 +262,8 @@ class AsyncClient:
         (otherwise it is named by `sha256` and `size_bytes`)."""
         request = scheduler_pb2.GetJobRequest(
             job_id=job_id,
-            view=scheduler_pb2.JOB_VIEW_FULL if full else scheduler_pb2.JOB_VIEW_BASIC)
+            view=scheduler_pb2.JOB_VIEW_FULL if full else scheduler_pb2.JOB_VIEW_BASIC,
+        )
         return await self._call(self._jobs.GetJob, request, retry=True)
 
     async def explain_job(self, job_id: str) -> scheduler_pb2.JobExplanation:
@@ -344,12 +355,16 @@ class AsyncClient:
         return await self._call(self._jobs.UpdateJob, request, retry=validate_only)
 
     async def list_free_slots(
-        self, account_id: str, *, not_before: timestamp_pb2.Timestamp | None = None,
+        self,
+        account_id: str,
+        *,
+        not_before: timestamp_pb2.Timestamp | None = None,
         count: int = 0,
     ) -> scheduler_pb2.ListFreeSlotsResponse:
         """The account's next free posting slots (at or after *not_before*, default now)."""
-        request = scheduler_pb2.ListFreeSlotsRequest(account_id=account_id, not_before=not_before,
-                                                     count=count)
+        request = scheduler_pb2.ListFreeSlotsRequest(
+            account_id=account_id, not_before=not_before, count=count
+        )
         return await self._call(self._jobs.ListFreeSlots, request, retry=True)
 
     async def cancel_job(self, job_id: str, expected_version: int = 0) -> job_pb2.Job:

@@ -50,8 +50,11 @@ class ErrorDetails:
         the message does not already say."""
         out = [f"{self.code.name}: {self.message}" if self.message else self.code.name]
         # A violation the message already states word for word is not repeated.
-        out += [f"  {v.field}: {v.description}" for v in self.field_violations
-                if f"{v.field}: {v.description}" not in self.message]
+        out += [
+            f"  {v.field}: {v.description}"
+            for v in self.field_violations
+            if f"{v.field}: {v.description}" not in self.message
+        ]
         out += [f"  {p}" for p in self.precondition_violations]
         return out
 

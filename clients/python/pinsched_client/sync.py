@@ -77,8 +77,9 @@ class Client:
             if not self._loop.is_closed():
                 self._run(stop())
 
-    def upload_media(self, video: bytes | str | os.PathLike[str], content_type: str,
-                     **options: Any) -> media_pb2.UploadMediaResponse:
+    def upload_media(
+        self, video: bytes | str | os.PathLike[str], content_type: str, **options: Any
+    ) -> media_pb2.UploadMediaResponse:
         """See `AsyncClient.upload_media`."""
         return self._run(self._aio.upload_media(video, content_type, **options))
 
@@ -87,12 +88,13 @@ class Client:
         return self._run(self._aio.schedule_pin(request))
 
     def batch_schedule_pins(
-        self, requests: Iterable[scheduler_pb2.SchedulePinRequest], *,
+        self,
+        requests: Iterable[scheduler_pb2.SchedulePinRequest],
+        *,
         validate_only: bool = False,
     ) -> scheduler_pb2.BatchSchedulePinsResponse:
         """See `AsyncClient.batch_schedule_pins`."""
-        return self._run(self._aio.batch_schedule_pins(list(requests),
-                                                       validate_only=validate_only))
+        return self._run(self._aio.batch_schedule_pins(list(requests), validate_only=validate_only))
 
     def get_job(self, job_id: str, *, full: bool = False) -> job_pb2.Job:
         """See `AsyncClient.get_job`."""

@@ -112,12 +112,14 @@ def state_name(state: job_pb2.Job.State.ValueType) -> str:
     return job_pb2.Job.State.Name(state).removeprefix("STATE_")
 
 
-TERMINAL_STATES: Final = frozenset({
-    job_pb2.Job.STATE_DELIVERED,
-    job_pb2.Job.STATE_FAILED,  # waits for the user (new credentials, RetryJob)
-    job_pb2.Job.STATE_PERMANENTLY_FAILED,
-    job_pb2.Job.STATE_CANCELLED,
-})
+TERMINAL_STATES: Final = frozenset(
+    {
+        job_pb2.Job.STATE_DELIVERED,
+        job_pb2.Job.STATE_FAILED,  # waits for the user (new credentials, RetryJob)
+        job_pb2.Job.STATE_PERMANENTLY_FAILED,
+        job_pb2.Job.STATE_CANCELLED,
+    }
+)
 
 
 def is_terminal(state: job_pb2.Job.State.ValueType) -> bool:
