@@ -2,6 +2,6 @@
 
 import sys
 
-from pinsched.cli import main
+from pinsched.cli.main import main
 
 sys.exit(main())

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import grpc
 from rich.console import Console
 
-from pinsched.cli_errors import error_lines
+from pinsched.cli.errors import error_lines
 from pinsched.sandbox import Sandbox
 from pinsched.sandbox.faults import FaultRule
 from pinsched.v1 import job_pb2

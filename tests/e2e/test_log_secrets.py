@@ -1,4 +1,4 @@
-"""No secret is ever logged: the daemon runs as a subprocess (`python -m pinsched.cli serve`, debug
+"""No secret is ever logged: the daemon runs as a subprocess (`python -m pinsched serve`, debug
 logs) through a full flow against the sandbox, and its whole output is searched for every token
 and secret it handled."""
 
@@ -84,7 +84,7 @@ async def served(sandbox: Sandbox, tmp_path: Path) -> AsyncIterator[Served]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "pinsched.cli",
+        "pinsched",
         "serve",
         "--listen",
         "127.0.0.1:0",

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from pinsched.app import Daemon
-from pinsched.cli import main
-from pinsched.cli_args import hoist_connection_flags
-from pinsched.cli_errors import cli_words
+from pinsched.cli.args import hoist_connection_flags
+from pinsched.cli.errors import cli_words
+from pinsched.cli.main import main
 from pinsched_client import AsyncClient, check_api_token
 from tests.conftest import ACCESS, BOARD
 from tests.e2e.procs import ROOT

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from pinsched.cli import (
+from pinsched.cli.main import main
+from pinsched.cli.parser import build_parser
+from pinsched.cli.requests import (
     UsageError,
     build_account,
     build_job_update,
-    build_parser,
     build_schedule_request,
-    main,
 )
 from pinsched.v1 import job_pb2, scheduler_pb2
 from pinsched_client import parse_duration, parse_state, parse_utc_offset

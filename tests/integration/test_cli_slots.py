@@ -9,13 +9,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pinsched.cli import (
+from pinsched.cli.main import main
+from pinsched.cli.parser import build_parser
+from pinsched.cli.requests import (
     UsageError,
     build_account,
     build_job_update,
-    build_parser,
     build_schedule_request,
-    main,
 )
 from tests.conftest import ACCESS, Api
 

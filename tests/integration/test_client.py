@@ -11,7 +11,7 @@ import grpc
 import pytest
 
 from pinsched.app import Daemon
-from pinsched.cli import main
+from pinsched.cli.main import main
 from pinsched.v1 import account_pb2, job_pb2
 from pinsched_client import AsyncClient, error_details, pin, schedule_request
 from tests.conftest import ACCESS, BOARD, REFRESH

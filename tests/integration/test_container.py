@@ -15,7 +15,7 @@ import grpc
 import pytest
 
 from pinsched.app import Daemon
-from pinsched.cli import main as cli_main
+from pinsched.cli.main import main as cli_main
 from pinsched.v1 import scheduler_pb2, scheduler_pb2_grpc
 from tests.integration.test_security_tls import Pki, pki  # noqa: F401 (fixture)
 

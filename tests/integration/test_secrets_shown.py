@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 import structlog
 
-from pinsched import cli, logs, security
+from pinsched import logs, security
 from pinsched.app import Daemon
+from pinsched.cli import main as cli
 from pinsched.config import Config, ConfigError, load_config
 from pinsched.masking import mask_url, scrub, url_secrets
 from pinsched.v1 import job_pb2, webhook_pb2

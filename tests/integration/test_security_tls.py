@@ -20,7 +20,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from pinsched.app import Daemon
-from pinsched.cli import main as cli_main
+from pinsched.cli.main import main as cli_main
 from pinsched.v1 import account_pb2, account_pb2_grpc
 
 Key = ec.EllipticCurvePrivateKey

@@ -17,8 +17,8 @@ import pytest
 from aiohttp import web
 from standardwebhooks import Webhook
 
-from pinsched import cli
 from pinsched.app import Daemon
+from pinsched.cli import parser, verbs
 from pinsched.clock import FakeClock
 from pinsched.config import ConfigError, WebhookEndpoint
 from pinsched.v1 import job_pb2, webhook_pb2, webhook_pb2_grpc
@@ -388,5 +388,5 @@ async def test_webhook_api_rejects_bad_requests(
 
 async def cli_verb(*argv: str) -> int:
     """Run a `pinsched` gRPC verb on the running loop; its exit code."""
-    args = cli.build_parser().parse_args(list(argv))
-    return await cli._run_verb(args.verb, args, cli._client_options(args))
+    args = parser.build_parser().parse_args(list(argv))
+    return await verbs.run_verb(args.verb, args, verbs.client_options(args))

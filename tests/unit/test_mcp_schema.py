@@ -13,7 +13,8 @@ from google.protobuf.descriptor import Descriptor
 from google.protobuf.json_format import MessageToDict
 from jsonschema import Draft202012Validator
 
-from pinsched import cli
+from pinsched.cli import errors as cli_errors
+from pinsched.cli.main import main as cli_main
 from pinsched.mcp.calls import field_path, input_schema, output_schema, shape_violations
 from pinsched.mcp.protodoc import comment, comments
 from pinsched.mcp.schema import message_schema
@@ -209,13 +210,13 @@ def test_mcp_verb_without_the_sdk_says_how_to_install_it(
         monkeypatch.setitem(sys.modules, name, None)
     for name in [n for n in sys.modules if n.startswith("pinsched.mcp.")]:
         monkeypatch.delitem(sys.modules, name)  # imported afresh, without the SDK
-    assert cli.main(["mcp"]) == cli.EXIT_USAGE
+    assert cli_main(["mcp"]) == cli_errors.EXIT_USAGE
     assert "pip install 'pinsched[mcp]'" in capsys.readouterr().err
 
 
 def test_mcp_verb_refuses_bad_connection_flags(capsys: pytest.CaptureFixture[str]) -> None:
     """A client certificate without its key is a usage error, before any server starts."""
-    assert cli.main(["mcp", "--tls-client-cert", "cert.pem"]) == cli.EXIT_USAGE
+    assert cli_main(["mcp", "--tls-client-cert", "cert.pem"]) == cli_errors.EXIT_USAGE
     assert "--tls-client-key" in capsys.readouterr().err
 
 

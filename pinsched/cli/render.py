@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from pinsched import cli_errors
+from pinsched.cli import errors as cli_errors
 from pinsched.v1 import account_pb2, job_pb2, scheduler_pb2, webhook_pb2
 from pinsched_client import (
     format_duration,

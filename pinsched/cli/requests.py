@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pinsched import cli_video, slots
+from pinsched import slots
 from pinsched.api.convert import posting_schedule_to_proto
+from pinsched.cli import video as cli_video
 from pinsched.v1 import account_pb2, job_pb2, scheduler_pb2
 from pinsched_client import (
     at,
