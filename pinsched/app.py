@@ -41,6 +41,7 @@ from pinsched.account_admin import AccountAdmin
 from pinsched.api.account_servicer import AccountServicer
 from pinsched.api.guard import Guard
 from pinsched.api.media_servicer import MediaServicer
+from pinsched.api.proto_json import PROTO_JSON
 from pinsched.api.servicers import PinSchedulerServicer
 from pinsched.api.webhook_servicer import WebhookServicer
 from pinsched.at_risk import AtRiskWatch
@@ -77,8 +78,8 @@ from pinsched.v1 import (
     webhook_pb2,
     webhook_pb2_grpc,
 )
-from pinsched.webhook_format import APP_CREDENTIALS_REFUSED
-from pinsched.webhooks import WebhookSender
+from pinsched.webhooks.messages import APP_CREDENTIALS_REFUSED
+from pinsched.webhooks.sender import WebhookSender
 
 log = structlog.get_logger("pinsched.app")
 
@@ -177,6 +178,7 @@ class Daemon:
             self.store,
             self.clock,
             endpoints,
+            render=PROTO_JSON,
             activity=self.activity,
             on_attempt=self.metrics.webhook_attempt,
         )

@@ -26,7 +26,7 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from pinsched.masking import mask_url
-from pinsched.webhook_policy import host_problem
+from pinsched.webhooks.policy import host_problem
 
 __all__ = ["Config", "ConfigError", "WebhookEndpoint", "add_serve_arguments", "load_config"]
 
@@ -435,7 +435,7 @@ def _check_webhook_rules(
     secrets: tuple[str, ...], event_types: tuple[str, ...], where: Mapping[str, str]
 ) -> None:
     """The sender's own rules for secrets and event types, reported under their key."""
-    from pinsched.webhook_format import decode_secret, pattern_problem  # imports this module
+    from pinsched.webhooks.messages import decode_secret, pattern_problem
 
     for n, secret in enumerate(secrets, start=1):
         try:

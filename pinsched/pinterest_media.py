@@ -23,7 +23,7 @@ from pinsched import pinterest as pt
 from pinsched.errors import InvalidArgument
 from pinsched.jobs import ErrorCategory, JobError
 from pinsched.media_assets import Asset, MediaAssets
-from pinsched.webhook_endpoints import BlockedAddress, SafeResolver
+from pinsched.webhooks.endpoints import BlockedAddress, SafeResolver
 
 CHUNK = 1 << 20
 

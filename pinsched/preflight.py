@@ -13,8 +13,8 @@ import asyncio
 
 from pinsched import secrets, security
 from pinsched.config import Config, ConfigError
-from pinsched.webhook_endpoints import GetAddrInfo, prepare_endpoints
-from pinsched.webhook_format import Endpoint
+from pinsched.webhooks.endpoints import GetAddrInfo, prepare_endpoints
+from pinsched.webhooks.messages import Endpoint
 
 __all__ = ["ListenError", "preflight"]
 

@@ -82,7 +82,7 @@ MAX_TRANSFERS: Final = 2
 POLL_FIRST_S: Final = 5.0
 POLL_MAX_S: Final = 60.0
 RETRY_MAX_S: Final = 300.0
-#: Reasons of the staging events; `webhook_format` types the events by them.
+#: Reasons of the staging events; `webhooks.messages` types the events by them.
 REASON_STAGING: Final = "media staging"
 REASON_READY: Final = "media ready"
 REASON_FAILED: Final = "media failed"

@@ -5,7 +5,7 @@ a pin's moment.) I/O: one aiohttp session of its own.
 not say the size) and answers None or a `Finding`: an HTTP error, a content type that is not an
 image, a size over Pinterest's limit, a host that does not resolve or refuses connections; or,
 marked `unavailable`, no answer in time (no verdict on the URL). Like webhooks
-(`webhook_endpoints.SafeResolver`), it never connects to a link-local or cloud metadata address,
+(`webhooks.endpoints.SafeResolver`), it never connects to a link-local or cloud metadata address,
 checked for the URL's host, each address it resolves to, and every redirect (followed by hand,
 at most `MAX_REDIRECTS`).
 """
@@ -20,8 +20,8 @@ from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 
-from pinsched.webhook_endpoints import BlockedAddress, SafeResolver
-from pinsched.webhook_policy import host_problem
+from pinsched.webhooks.endpoints import BlockedAddress, SafeResolver
+from pinsched.webhooks.policy import host_problem
 
 #: When set, the only hosts probed; any other is `unavailable` (the test suite's network policy:
 #: nothing but loopback).

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from pinsched.api.validation import url_problem
 from pinsched.errors import FieldViolation
 from pinsched.v1 import account_pb2
-from pinsched.webhook_policy import host_problem
+from pinsched.webhooks.policy import host_problem
 
 AD_ACCOUNT_ID_MAX: Final = 18
 

@@ -13,7 +13,7 @@ from pinsched.errors import InvalidArgument
 from pinsched.jobs import PinSpec
 from pinsched.v1 import job_pb2
 from pinsched.video import VideoAsset
-from pinsched.webhook_policy import host_problem
+from pinsched.webhooks.policy import host_problem
 
 ASSET_ID: Final = re.compile(r"[0-9a-f]{64}")
 

@@ -2,7 +2,7 @@
 
 Endpoints are shown masked (`pinsched.masking.mask_url`: no password, no query token) and may
 be named either way in a filter. Thin: validates and converts here, decides in
-`pinsched.webhooks.WebhookSender.redeliver`, reads with `Store.webhook_list`. Errors map
+`pinsched.webhooks.sender.WebhookSender.redeliver`, reads with `Store.webhook_list`. Errors map
 through `pinsched.api.status`.
 """
 
@@ -20,7 +20,7 @@ from pinsched.api.status import unary
 from pinsched.masking import mask_url, scrub
 from pinsched.store import Delivery, Store
 from pinsched.v1 import webhook_pb2, webhook_pb2_grpc
-from pinsched.webhooks import WebhookSender
+from pinsched.webhooks.sender import WebhookSender
 
 Ctx = grpc.aio.ServicerContext[Any, Any]
 D = webhook_pb2.WebhookDelivery

@@ -27,7 +27,7 @@ from pinsched.http import fastjson
 from pinsched.http.errors import Aborted, ServicerContext, error_body
 from pinsched.jobs import Transition
 from pinsched.v1 import job_pb2, scheduler_pb2
-from pinsched.webhook_format import event_type
+from pinsched.webhooks.messages import event_type
 
 __all__ = ["EventFormatter", "watch"]
 

@@ -18,10 +18,11 @@ import pytest
 from google.protobuf import field_mask_pb2
 
 from pinsched.accounts import Account
+from pinsched.api.proto_json import PROTO_JSON
 from pinsched.jobs import ImageBase64, JobState, PinSpec, transition
 from pinsched.store import Event, Store
 from pinsched.v1 import job_pb2, scheduler_pb2
-from pinsched.webhook_format import Endpoint, OutboxRenderers
+from pinsched.webhooks.messages import Endpoint, OutboxRenderers
 from tests.conftest import Api, soon
 from tests.integration.test_daemon import wait_states
 from tests.integration.test_store import NOW, make_job
@@ -195,7 +196,7 @@ async def test_committed_events_and_webhook_bodies_hold_no_bytes(tmp_path: Path)
 
     store.set_event_sink(sink)
     hook = Endpoint(name="h", url="https://hooks.example/a", keys=(b"k" * 16,))
-    store.set_outbox(OutboxRenderers([hook]).render_event)
+    store.set_outbox(OutboxRenderers([hook], PROTO_JSON).render_event)
     try:
         await store.create_account(
             Account(id="acme", access_token="t", created_at=NOW, updated_at=NOW)

@@ -19,7 +19,7 @@ from pinsched.cli import main as cli
 from pinsched.config import Config, ConfigError, load_config
 from pinsched.masking import mask_url, scrub, url_secrets
 from pinsched.v1 import job_pb2, webhook_pb2
-from pinsched.webhook_policy import address_problem, host_problem
+from pinsched.webhooks.policy import address_problem, host_problem
 from tests.conftest import soon
 from tests.integration.test_daemon import wait_states
 from tests.integration.test_webhooks import hook, receiver, running, stub

@@ -14,10 +14,11 @@ import pytest
 from standardwebhooks import Webhook
 
 from pinsched.accounts import Account
+from pinsched.api.proto_json import PROTO_JSON
 from pinsched.clock import Clock, FakeClock, SystemClock
 from pinsched.config import ConfigError, WebhookEndpoint
 from pinsched.store import Store
-from pinsched.webhooks import POLL_S, GetAddrInfo, WebhookSender, prepare_endpoints
+from pinsched.webhooks.sender import POLL_S, GetAddrInfo, WebhookSender, prepare_endpoints
 from tests.integration.test_webhooks import HANG, SECRET, receiver
 
 
@@ -31,7 +32,7 @@ async def sending(
     """A store with a started sender for *configs*; both closed afterwards."""
     endpoints = await prepare_endpoints(configs, getaddrinfo=getaddrinfo)
     store = await Store.open(tmp_path / "outbox.db")
-    sender = WebhookSender(store, clock, endpoints, getaddrinfo=getaddrinfo)
+    sender = WebhookSender(store, clock, endpoints, render=PROTO_JSON, getaddrinfo=getaddrinfo)
     store.set_outbox(sender.render_event, sender.render_account)
     await sender.start()
     try:

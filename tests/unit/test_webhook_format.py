@@ -13,10 +13,12 @@ from hypothesis import strategies as st
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from pinsched.accounts import Account
+from pinsched.api.proto_json import PROTO_JSON
 from pinsched.config import ConfigError, WebhookEndpoint
 from pinsched.jobs import ImageBase64, Job, JobState, PinSpec, Transition
 from pinsched.store import Event
-from pinsched.webhook_format import (
+from pinsched.webhooks.endpoints import endpoint_from_config
+from pinsched.webhooks.messages import (
     ACCOUNT_HELD,
     ACCOUNT_NEEDS_REAUTH,
     ACCOUNT_REAUTH_SOON,
@@ -24,7 +26,6 @@ from pinsched.webhook_format import (
     Endpoint,
     OutboxRenderers,
     decode_secret,
-    endpoint_from_config,
     event_type,
     pattern_problem,
     redacted_url,
@@ -120,7 +121,7 @@ def test_video_staging_changes_have_their_own_types(
 def test_body_carries_the_event_and_the_job_in_proto_json() -> None:
     """The body has type, id, ISO timestamp and the event data with the job in proto JSON, and
     leaves inline image bytes out."""
-    (row,) = OutboxRenderers([endpoint()]).render_event(event(S.SUBMITTED, S.DELIVERED))
+    (row,) = OutboxRenderers([endpoint()], PROTO_JSON).render_event(event(S.SUBMITTED, S.DELIVERED))
     body = json.loads(row.payload)
     assert set(body) == {"type", "id", "timestamp", "data"}
     assert (body["type"], body["id"], body["timestamp"]) == (
@@ -156,7 +157,7 @@ def test_body_carries_the_event_and_the_job_in_proto_json() -> None:
 
 def test_creation_has_an_unspecified_from_state() -> None:
     """The creation event says STATE_UNSPECIFIED as from_state (like the watch stream)."""
-    (row,) = OutboxRenderers([endpoint()]).render_event(event(None, S.PENDING))
+    (row,) = OutboxRenderers([endpoint()], PROTO_JSON).render_event(event(None, S.PENDING))
     assert json.loads(row.payload)["data"]["from_state"] == "STATE_UNSPECIFIED"
 
 
@@ -167,7 +168,7 @@ def test_filters_pick_endpoints_by_type_and_account() -> None:
     failures = endpoint("https://c.example/", event_types=("job.failed", "account.*"))
     other = endpoint("https://d.example/", account_ids=frozenset({"other"}))
     wildcard = endpoint("https://e.example/", event_types=("job.*",))
-    renderers = OutboxRenderers([everything, delivered, failures, other, wildcard])
+    renderers = OutboxRenderers([everything, delivered, failures, other, wildcard], PROTO_JSON)
     rows = renderers.render_event(event(S.SUBMITTED, S.DELIVERED))
     assert [r.endpoint for r in rows] == [
         "https://a.example/",
@@ -188,7 +189,7 @@ def test_account_event_only_when_reauth_starts() -> None:
         needs_reauth=True, state_reason="refused", version=2, updated_at=T0 + timedelta(minutes=1)
     )
     renderers = OutboxRenderers(
-        [endpoint(), endpoint("https://b.example/", event_types=("job.*",))]
+        [endpoint(), endpoint("https://b.example/", event_types=("job.*",))], PROTO_JSON
     )
     (row,) = renderers.render_account(ok, bad)
     assert not renderers.render_account(bad, bad.replace(version=3))
@@ -217,7 +218,8 @@ def test_reauth_soon_held_and_app_notices() -> None:
             endpoint(
                 "https://c.example/", event_types=("app.*",), account_ids=frozenset({"other"})
             ),
-        ]
+        ],
+        PROTO_JSON,
     )
     (soon,) = renderers.render_account(ok, warned)
     assert soon.event_type == ACCOUNT_REAUTH_SOON

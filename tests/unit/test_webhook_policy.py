@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pinsched.webhook_policy import (
+from pinsched.webhooks.policy import (
     MIN_DELAY_S,
     RETRY_WINDOW_S,
     Outcome,

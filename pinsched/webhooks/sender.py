@@ -1,6 +1,6 @@
 """Webhook sending: the async shell that drains the durable outbox to the configured endpoints.
 
-Owns `WebhookSender` (its endpoints come from `webhook_endpoints.prepare_endpoints`, re-exported
+Owns `WebhookSender` (its endpoints come from `webhooks.endpoints.prepare_endpoints`, re-exported
 here): one worker task per endpoint, so a dead endpoint never delays another. A worker sends the
 deliveries `Store.webhook_due` returns (the head of each job's queue, so a job's events go out one
 at a time, in order), at most `concurrency` at once, each POST with the endpoint's timeout, no
@@ -15,7 +15,7 @@ requests in flight sends them again after the restart, with the same `webhook-id
 `410 Gone` disables the endpoint until the daemon restarts: its pending deliveries (and any new
 ones) become DEAD, re-sendable with `redeliver` after the restart.
 
-It does not render bodies, sign, or decide retry delays (`webhook_format`, `webhook_policy`).
+It does not render bodies, sign, or decide retry delays (`webhooks.messages`, `webhooks.policy`).
 """
 
 from __future__ import annotations
@@ -36,14 +36,14 @@ from pinsched.accounts import Account
 from pinsched.clock import Activity, Clock
 from pinsched.masking import mask_url, scrub
 from pinsched.store import Delivery, Event, OutboxRow, Store
-from pinsched.webhook_endpoints import (
+from pinsched.webhooks.endpoints import (
     BlockedAddress,
     GetAddrInfo,
     SafeResolver,
     prepare_endpoints,
 )
-from pinsched.webhook_format import Endpoint, OutboxRenderers, signed_headers
-from pinsched.webhook_policy import Verdict, judge
+from pinsched.webhooks.messages import Endpoint, JsonRenderer, OutboxRenderers, signed_headers
+from pinsched.webhooks.policy import Verdict, judge
 
 __all__ = [
     "POLL_S",
@@ -72,6 +72,7 @@ class WebhookSender:
         clock: Clock,
         endpoints: Sequence[Endpoint],
         *,
+        render: JsonRenderer,
         concurrency: int = DEFAULT_CONCURRENCY,
         poll_s: float = POLL_S,
         getaddrinfo: GetAddrInfo | None = None,
@@ -81,7 +82,7 @@ class WebhookSender:
         self.store, self.clock = store, clock
         self.activity = activity or Activity()
         self.on_attempt = on_attempt or (lambda endpoint, ok: None)
-        self.renderers = OutboxRenderers(endpoints)
+        self.renderers = OutboxRenderers(endpoints, render)
         self.concurrency, self.poll_s = concurrency, poll_s
         self.attempts = self.delivered = self.failures = self.dead = 0
         self._getaddrinfo = getaddrinfo

@@ -1,6 +1,6 @@
 """Webhook endpoint addresses: the start-time check of the configured endpoints and the aiohttp
 resolver that re-checks every connection. I/O: resolves host names with `loop.getaddrinfo`
-(injectable for tests); the rule itself is `webhook_policy.address_problem`.
+(injectable for tests); the rule itself is `webhooks.policy.address_problem`.
 
 `prepare_endpoints` turns `Config.webhooks` into `Endpoint`s or raises `ConfigError` naming the URL
 (malformed secret, unknown event type, a URL given twice, a host that is or resolves to a
@@ -15,13 +15,14 @@ import asyncio
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import structlog
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from pinsched.config import ConfigError, WebhookEndpoint
-from pinsched.webhook_format import Endpoint, endpoint_from_config
-from pinsched.webhook_policy import address_problem
+from pinsched.webhooks.messages import Endpoint, decode_secret, pattern_problem, redacted_url
+from pinsched.webhooks.policy import address_problem, host_problem
 
 log = structlog.get_logger("pinsched.webhooks")
 
@@ -92,3 +93,34 @@ async def prepare_endpoints(
             log.warning("webhook_host_unresolved", endpoint=endpoint.label, error=str(exc))
         endpoints.append(endpoint)
     return endpoints
+
+
+def endpoint_from_config(config: WebhookEndpoint) -> Endpoint:
+    """Check *config* (secrets, event types, host name) into an `Endpoint`; `ConfigError` names
+    the URL and the problem, never a secret."""
+    where = f"webhook {redacted_url(config.url)}"
+    problem = host_problem(urlsplit(config.url).hostname or "")
+    if problem is not None:
+        raise ConfigError(
+            f"{where}: refused: {problem} (link-local and metadata addresses are "
+            "never allowed; loopback and private addresses are)"
+        )
+    if not config.secrets:
+        raise ConfigError(f"{where}: needs at least one signing secret")
+    keys = []
+    for i, secret in enumerate(config.secrets):
+        try:
+            keys.append(decode_secret(secret))
+        except ValueError as exc:
+            raise ConfigError(f"{where}: secrets[{i}]: {exc}") from None
+    for pattern in config.event_types:
+        if (why := pattern_problem(pattern)) is not None:
+            raise ConfigError(f"{where}: event_types: {why}")
+    return Endpoint(
+        name=config.url,
+        url=config.url,
+        keys=tuple(keys),
+        event_types=tuple(config.event_types),
+        account_ids=frozenset(config.account_ids),
+        timeout_s=config.timeout_s,
+    )

@@ -16,7 +16,9 @@ Signing (https://www.standardwebhooks.com): headers `webhook-id` (the message id
 `v1,<base64 HMAC-SHA256(key, "<id>.<timestamp>.<body>")>` per configured secret, separated by
 spaces (two during a rotation). A secret is written `whsec_<base64 of the key>`.
 
-It does not send anything or decide retries (`pinsched.webhooks`, `pinsched.webhook_policy`).
+The job and account JSON comes from an injected `JsonRenderer` (the API's proto JSON); turning
+configured endpoints into `Endpoint`s is `webhooks.endpoints`. It does not send anything or
+decide retries (`webhooks.sender`, `webhooks.policy`).
 """
 
 from __future__ import annotations
@@ -29,19 +31,15 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, Protocol
 from urllib.parse import urlsplit
 
-from google.protobuf.json_format import MessageToDict
+from google.protobuf import timestamp_pb2
 
 from pinsched import codec, notes
 from pinsched.accounts import Account
-from pinsched.api import convert as cv
-from pinsched.config import ConfigError, WebhookEndpoint
-from pinsched.jobs import JobState, Transition
+from pinsched.jobs import Job, JobState, Transition
 from pinsched.store import Event, OutboxRow
-from pinsched.v1 import job_pb2
-from pinsched.webhook_policy import host_problem
 
 SECRET_PREFIX: Final = "whsec_"
 MIN_KEY_BYTES: Final = 16
@@ -162,37 +160,6 @@ def decode_secret(secret: str) -> bytes:
     return key
 
 
-def endpoint_from_config(config: WebhookEndpoint) -> Endpoint:
-    """Check *config* (secrets, event types, host name) into an `Endpoint`; `ConfigError` names
-    the URL and the problem, never a secret."""
-    where = f"webhook {redacted_url(config.url)}"
-    problem = host_problem(urlsplit(config.url).hostname or "")
-    if problem is not None:
-        raise ConfigError(
-            f"{where}: refused: {problem} (link-local and metadata addresses are "
-            "never allowed; loopback and private addresses are)"
-        )
-    if not config.secrets:
-        raise ConfigError(f"{where}: needs at least one signing secret")
-    keys = []
-    for i, secret in enumerate(config.secrets):
-        try:
-            keys.append(decode_secret(secret))
-        except ValueError as exc:
-            raise ConfigError(f"{where}: secrets[{i}]: {exc}") from None
-    for pattern in config.event_types:
-        if (why := pattern_problem(pattern)) is not None:
-            raise ConfigError(f"{where}: event_types: {why}")
-    return Endpoint(
-        name=config.url,
-        url=config.url,
-        keys=tuple(keys),
-        event_types=tuple(config.event_types),
-        account_ids=frozenset(config.account_ids),
-        timeout_s=config.timeout_s,
-    )
-
-
 # --- signing -----------------------------------------------------------------------------------
 
 
@@ -220,7 +187,10 @@ def signed_headers(
 
 def iso_utc(at: datetime) -> str:
     """*at* (aware) as RFC 3339 in UTC with a `Z`, formatted like proto JSON timestamps."""
-    return cv.timestamp_to_proto(at).ToJsonString()
+    us = codec.to_us(at)  # as the API's Timestamps (`api.convert.timestamp_to_proto`)
+    return timestamp_pb2.Timestamp(
+        seconds=us // 1_000_000, nanos=us % 1_000_000 * 1000
+    ).ToJsonString()
 
 
 def event_type(transition: Transition) -> str:
@@ -238,14 +208,24 @@ def _body(kind: str, message_id: str, at: datetime, data: Mapping[str, Any]) -> 
     return json.dumps(envelope, separators=(",", ":"), sort_keys=False)
 
 
-def _proto_json(message: Any) -> dict[str, Any]:
-    out: dict[str, Any] = MessageToDict(
-        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
-    )
-    return out
+class JsonRenderer(Protocol):
+    """How a job, an account and a state look in a body: the API's proto JSON, injected by the
+    composition root (`pinsched.api.proto_json.PROTO_JSON`) so webhooks never import the API."""
+
+    def job(self, job: Job) -> dict[str, Any]:
+        """*job* in proto JSON with proto field names."""
+        ...
+
+    def account(self, account: Account) -> dict[str, Any]:
+        """*account* in proto JSON with proto field names."""
+        ...
+
+    def state(self, state: JobState | None) -> str:
+        """The proto enum name of *state* (`STATE_UNSPECIFIED` for None)."""
+        ...
 
 
-def job_event_message(event: Event) -> tuple[str, str, str]:
+def job_event_message(event: Event, render: JsonRenderer) -> tuple[str, str, str]:
     """(message id, event type, body) of a job event. The id is unique across databases (it
     carries the job's random id), the same for every endpoint and every attempt."""
     t = event.transition
@@ -255,7 +235,7 @@ def job_event_message(event: Event) -> tuple[str, str, str]:
     if event.job is not None:
         # Inline image bytes stay out of webhooks (they can be megabytes): the image is named by
         # its sha256, size_bytes and content_type; GetJob with view JOB_VIEW_FULL has the bytes.
-        job = _proto_json(cv.job_to_proto(event.job))
+        job = render.job(event.job)
         image = job["pin"].get("media_source", {}).get("image_base64")
         if image is not None:
             image.pop("data", None)
@@ -264,8 +244,8 @@ def job_event_message(event: Event) -> tuple[str, str, str]:
         "sequence": event.sequence,
         "job_id": event.job_id,
         "account_id": event.account_id,
-        "from_state": job_pb2.Job.State.Name(cv.state_to_proto(t.from_state)),
-        "to_state": job_pb2.Job.State.Name(cv.state_to_proto(t.to_state)),
+        "from_state": render.state(t.from_state),
+        "to_state": render.state(t.to_state),
         "time": iso_utc(t.time),
         "reason": t.reason,
         "job": job,
@@ -273,12 +253,14 @@ def job_event_message(event: Event) -> tuple[str, str, str]:
     return message_id, kind, _body(kind, message_id, t.time, data)
 
 
-def account_event_message(new: Account, kind: str = ACCOUNT_NEEDS_REAUTH) -> tuple[str, str, str]:
+def account_event_message(
+    new: Account, render: JsonRenderer, kind: str = ACCOUNT_NEEDS_REAUTH
+) -> tuple[str, str, str]:
     """(message id, event type, body) of an account event (*kind*: needs re-authorisation,
     will need it soon, held)."""
     suffix = "" if kind == ACCOUNT_NEEDS_REAUTH else f"_{kind.rsplit('.', 1)[1]}"
     message_id = f"msg_acct_{new.id}_{new.version}_{codec.to_us(new.updated_at)}{suffix}"
-    data = {"account_id": new.id, "account": _proto_json(cv.account_to_proto(new))}
+    data = {"account_id": new.id, "account": render.account(new)}
     return message_id, kind, _body(kind, message_id, new.updated_at, data)
 
 
@@ -301,10 +283,12 @@ def notice_message(kind: str, at: datetime, data: Mapping[str, Any]) -> tuple[st
 
 
 class OutboxRenderers:
-    """The renderers `Store.set_outbox` takes, for a fixed list of endpoints."""
+    """The renderers `Store.set_outbox` takes, for a fixed list of endpoints; *render* turns
+    jobs and accounts into JSON (`JsonRenderer`)."""
 
-    def __init__(self, endpoints: Sequence[Endpoint]) -> None:
+    def __init__(self, endpoints: Sequence[Endpoint], render: JsonRenderer) -> None:
         self.endpoints = tuple(endpoints)
+        self.render = render
 
     def render_event(self, event: Event) -> list[OutboxRow]:
         """One row per endpoint that wants *event* (an `OutboxRenderer`)."""
@@ -312,7 +296,7 @@ class OutboxRenderers:
         wanted = [e for e in self.endpoints if e.wants(kind, event.account_id)]
         if not wanted:
             return []
-        message_id, kind, body = job_event_message(event)
+        message_id, kind, body = job_event_message(event, self.render)
         return [OutboxRow(e.name, message_id, event.job_id, kind, body) for e in wanted]
 
     def render_account(self, old: Account, new: Account) -> list[OutboxRow]:
@@ -323,7 +307,7 @@ class OutboxRenderers:
         for kind in account_events(old, new):
             wanted = [e for e in self.endpoints if e.wants(kind, new.id)]
             if wanted:
-                message_id, kind, body = account_event_message(new, kind)
+                message_id, kind, body = account_event_message(new, self.render, kind)
                 rows += [
                     OutboxRow(e.name, message_id, f"account:{new.id}", kind, body) for e in wanted
                 ]

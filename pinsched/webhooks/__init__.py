@@ -1,0 +1,8 @@
+"""Webhooks: the durable outbox drained to the configured HTTP endpoints, signed per Standard
+Webhooks.
+
+Rule: `messages` (bodies, event types, signatures) and `policy` (retry schedule, outcomes, the
+address rule) are pure; `endpoints` (configured endpoints, the resolver) and `sender` (the async
+worker per endpoint) do the I/O. Nothing here imports `pinsched.api`: the job and account JSON
+is a `messages.JsonRenderer` injected by the composition root.
+"""
