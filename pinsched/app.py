@@ -36,7 +36,7 @@ from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from pinsched import logs, secrets, security
+from pinsched import security
 from pinsched.account_admin import AccountAdmin
 from pinsched.api.account_servicer import AccountServicer
 from pinsched.api.guard import Guard
@@ -53,11 +53,12 @@ from pinsched.events import EventBus
 from pinsched.http.openapi import openapi_document
 from pinsched.http.server import HttpDoor, ssl_context
 from pinsched.keeper import TokenKeeper
-from pinsched.limits import DEFAULT as DEFAULT_LIMITS
-from pinsched.limits import ServerLimits
-from pinsched.masking import url_secrets
 from pinsched.media_assets import MediaAssets, media_dir
-from pinsched.metrics import Metrics
+from pinsched.ops import crypto, logs
+from pinsched.ops.limits import DEFAULT as DEFAULT_LIMITS
+from pinsched.ops.limits import ServerLimits
+from pinsched.ops.masking import url_secrets
+from pinsched.ops.metrics import Metrics
 from pinsched.pinchecks import Checker
 from pinsched.pinterest import PinterestClient
 from pinsched.preflight import ListenError, preflight
@@ -149,7 +150,7 @@ class Daemon:
         # After the store opened: a start refused at the database prints its one line only.
         for warning in security.warnings(cfg):
             log.warning("insecure_config", warning=warning)
-        await secrets.install(self.store, cfg.secret_key, now=self.clock.now)
+        await crypto.install(self.store, cfg.secret_key, now=self.clock.now)
         self.client = PinterestClient(
             cfg.pinterest_api_base, timeout_s=cfg.request_timeout_s, now=self.clock.now
         )

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from pinsched.masking import mask_url
+from pinsched.ops.masking import mask_url
 from pinsched.webhooks.policy import host_problem
 
 __all__ = ["Config", "ConfigError", "WebhookEndpoint", "add_serve_arguments", "load_config"]

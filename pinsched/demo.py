@@ -20,9 +20,10 @@ import grpc
 from rich.console import Console
 from rich.table import Table
 
-from pinsched import demo_paths, logs
+from pinsched import demo_paths
 from pinsched.cli.render import event_line, short_id, styled_state
 from pinsched.config import Config
+from pinsched.ops import logs
 from pinsched.v1 import account_pb2, job_pb2
 from pinsched_client import AsyncClient, format_duration, pin, schedule_request
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 
-from pinsched import secrets, security
+from pinsched import security
 from pinsched.config import Config, ConfigError
+from pinsched.ops import crypto
 from pinsched.webhooks.endpoints import GetAddrInfo, prepare_endpoints
 from pinsched.webhooks.messages import Endpoint
 
@@ -33,7 +34,7 @@ async def preflight(config: Config, *, getaddrinfo: GetAddrInfo | None = None) -
     """Check *config* as `serve` does before opening the store; return the webhook endpoints."""
     security.check_listen_policy(config)
     if config.secret_key is not None:
-        secrets.parse_keys(config.secret_key)
+        crypto.parse_keys(config.secret_key)
     await asyncio.to_thread(_check_tls_files, config)
     return await prepare_endpoints(config.webhooks, getaddrinfo=getaddrinfo)
 

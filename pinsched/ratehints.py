@@ -13,7 +13,7 @@ from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Final
 
-from pinsched.limits import RETRY_AFTER_MAX_S
+from pinsched.ops.limits import RETRY_AFTER_MAX_S
 
 #: An `X-RateLimit-Reset` above this is an epoch timestamp, not a number of seconds.
 _EPOCH_THRESHOLD: Final = 1e9

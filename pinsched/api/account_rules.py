@@ -2,7 +2,7 @@
 
 Pure. Tokens end up in an HTTP `Authorization` header and in a form body sent to Pinterest, so they
 must be printable ASCII without spaces (a CR/LF inside a token once made every attempt fail before
-it was sent, leaving the job SUBMITTED); both have length limits (`pinsched.limits`).
+it was sent, leaving the job SUBMITTED); both have length limits (`pinsched.ops.limits`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import Final
 
 from pinsched.errors import FieldViolation
-from pinsched.limits import DISPLAY_NAME_MAX, TOKEN_MAX
+from pinsched.ops.limits import DISPLAY_NAME_MAX, TOKEN_MAX
 from pinsched.v1 import account_pb2
 
 _TOKEN: Final = re.compile(r"[\x21-\x7e]+")

@@ -8,7 +8,7 @@ from typing import Any
 
 import grpc
 
-from pinsched import errors, limits
+from pinsched import errors
 from pinsched.api import convert as cv
 from pinsched.api import explain as api_explain
 from pinsched.api import slots as api_slots
@@ -20,6 +20,7 @@ from pinsched.clock import Clock
 from pinsched.dryrun import DryRun
 from pinsched.events import EventBus, WatchFilter, watch_batches
 from pinsched.jobs import ImageBase64, Job, PinSpec, ScheduleSpec
+from pinsched.ops import limits
 from pinsched.pinchecks import Checker
 from pinsched.service import PinService
 from pinsched.store import Event, JobFilter, Store

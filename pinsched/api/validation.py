@@ -29,8 +29,8 @@ from pinsched.api.convert import pin_from_proto as pin_from_proto
 from pinsched.api.convert import timestamp_from_proto as timestamp_from_proto
 from pinsched.errors import FieldViolation, InvalidArgument
 from pinsched.jobs import LocalTime, PinSpec, ScheduleSpec
-from pinsched.limits import IMAGE_MAX_BYTES as IMAGE_MAX_BYTES
-from pinsched.limits import UTC_OFFSET_MAX_S
+from pinsched.ops.limits import IMAGE_MAX_BYTES as IMAGE_MAX_BYTES
+from pinsched.ops.limits import UTC_OFFSET_MAX_S
 from pinsched.v1 import job_pb2, scheduler_pb2
 
 # Limits of Pinterest's PinCreate (spec 5.23.0), counted in characters (Python `len`).

@@ -1,6 +1,6 @@
 """gRPC `pinsched.v1.WebhookService`: list the webhook outbox, re-send dead deliveries.
 
-Endpoints are shown masked (`pinsched.masking.mask_url`: no password, no query token) and may
+Endpoints are shown masked (`pinsched.ops.masking.mask_url`: no password, no query token) and may
 be named either way in a filter. Thin: validates and converts here, decides in
 `pinsched.webhooks.sender.WebhookSender.redeliver`, reads with `Store.webhook_list`. Errors map
 through `pinsched.api.status`.
@@ -17,7 +17,7 @@ import grpc
 from pinsched import errors
 from pinsched.api import convert as cv
 from pinsched.api.status import unary
-from pinsched.masking import mask_url, scrub
+from pinsched.ops.masking import mask_url, scrub
 from pinsched.store import Delivery, Store
 from pinsched.v1 import webhook_pb2, webhook_pb2_grpc
 from pinsched.webhooks.sender import WebhookSender

@@ -25,7 +25,7 @@ import grpc
 import structlog
 from aiohttp import web
 
-from pinsched import errors, limits, security
+from pinsched import errors, security
 from pinsched.config import Config, ConfigError
 from pinsched.http import fastjson, sse
 from pinsched.http import media as http_media
@@ -38,6 +38,7 @@ from pinsched.http.errors import (
     from_pinsched_error,
 )
 from pinsched.media_assets import MediaAssets
+from pinsched.ops import limits
 from pinsched.v1 import scheduler_pb2
 
 log = structlog.get_logger("pinsched.http")

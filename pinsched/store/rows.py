@@ -96,7 +96,7 @@ class Delivery:
 
 
 class TokenCipher(Protocol):
-    """Encrypts account tokens at rest (see `pinsched.secrets`)."""
+    """Encrypts account tokens at rest (see `pinsched.ops.crypto`)."""
 
     def encrypt(self, plaintext: str) -> str: ...
 

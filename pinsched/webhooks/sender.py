@@ -34,7 +34,7 @@ import structlog
 from pinsched import errors
 from pinsched.accounts import Account
 from pinsched.clock import Activity, Clock
-from pinsched.masking import mask_url, scrub
+from pinsched.ops.masking import mask_url, scrub
 from pinsched.store import Delivery, Event, OutboxRow, Store
 from pinsched.webhooks.endpoints import (
     BlockedAddress,

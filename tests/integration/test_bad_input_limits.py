@@ -11,8 +11,8 @@ import pytest
 from google.protobuf import field_mask_pb2
 from google.rpc import error_details_pb2, status_pb2
 
-from pinsched import limits
 from pinsched.app import Daemon
+from pinsched.ops import limits
 from pinsched.pinterest import retry_after_s
 from pinsched.sandbox import FaultRule, Sandbox
 from pinsched.v1 import account_pb2, job_pb2, scheduler_pb2

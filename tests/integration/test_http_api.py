@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from pinsched.app import Daemon
-from pinsched.limits import ServerLimits
+from pinsched.ops.limits import ServerLimits
 from tests.conftest import ACCESS, BOARD, REFRESH
 
 

@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator, Callable
 import grpc
 import pytest
 
-from pinsched import limits
 from pinsched.app import Daemon
-from pinsched.limits import ServerLimits
+from pinsched.ops import limits
+from pinsched.ops.limits import ServerLimits
 from pinsched.v1 import job_pb2, scheduler_pb2
 from tests.conftest import Api
 

@@ -11,7 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from pinsched.app import Daemon
-from pinsched.metrics import Metrics, endpoint_label
+from pinsched.ops.metrics import Metrics, endpoint_label
 from pinsched.sandbox import Sandbox
 from pinsched.sandbox.faults import FaultRule
 from pinsched.v1 import job_pb2, scheduler_pb2

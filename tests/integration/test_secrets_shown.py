@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 import structlog
 
-from pinsched import logs, security
+from pinsched import security
 from pinsched.app import Daemon
 from pinsched.cli import main as cli
 from pinsched.config import Config, ConfigError, load_config
-from pinsched.masking import mask_url, scrub, url_secrets
+from pinsched.ops import logs
+from pinsched.ops.masking import mask_url, scrub, url_secrets
 from pinsched.v1 import job_pb2, webhook_pb2
 from pinsched.webhooks.policy import address_problem, host_problem
 from tests.conftest import soon

@@ -12,9 +12,9 @@ import grpc
 import pytest
 from cryptography.fernet import Fernet
 
-from pinsched import secrets
 from pinsched.accounts import Account
 from pinsched.app import Daemon
+from pinsched.ops import crypto
 from pinsched.sandbox import Sandbox
 from pinsched.store import Store
 from pinsched.v1 import job_pb2
@@ -72,8 +72,8 @@ async def test_tokens_never_reach_the_database_file(
         for token in (ACCESS, REFRESH, "pina_", "pinr_"):
             assert token.encode() not in raw
         for access, refresh in stored_tokens(db):
-            assert access.startswith(secrets.PREFIX)
-            assert refresh.startswith(secrets.PREFIX)
+            assert access.startswith(crypto.PREFIX)
+            assert refresh.startswith(crypto.PREFIX)
     finally:
         await api.channel.close(None)
         await daemon.stop(grace_s=1.0)
@@ -100,7 +100,7 @@ async def test_clear_text_rows_are_encrypted_at_start(
     api = await connected(daemon)
     try:
         assert all(
-            a.startswith(secrets.PREFIX) and r.startswith(secrets.PREFIX)
+            a.startswith(crypto.PREFIX) and r.startswith(crypto.PREFIX)
             for a, r in stored_tokens(db)
         )
         await publish_one(api, "with re-encrypted tokens")
@@ -121,7 +121,7 @@ async def test_daemon_refuses_encrypted_tokens_without_the_key(
     await api.channel.close(None)
     await first.stop(grace_s=1.0)
     for wrong in (None, KEY_B):
-        with pytest.raises(secrets.SecretKeyError, match="PINSCHED_SECRET_KEY") as info:
+        with pytest.raises(crypto.SecretKeyError, match="PINSCHED_SECRET_KEY") as info:
             await make_daemon(secret_key=wrong).start()
         assert KEY_A not in str(info.value)
         assert KEY_B not in str(info.value)
@@ -139,7 +139,7 @@ async def test_key_rotation(tmp_path: Path) -> None:
     async def opened(setting: str | None) -> tuple[Store, int]:
         store = await Store.open(db)
         try:
-            return store, await secrets.install(store, setting, now=lambda: now)
+            return store, await crypto.install(store, setting, now=lambda: now)
         except BaseException:
             await store.close()
             raise
@@ -166,25 +166,25 @@ async def test_key_rotation(tmp_path: Path) -> None:
     assert account.version == 2  # the re-encryption was an ordinary compare-and-set update
     await store.close()
 
-    with pytest.raises(secrets.SecretKeyError):
+    with pytest.raises(crypto.SecretKeyError):
         await opened(KEY_A)
 
 
 def test_key_setting_forms() -> None:
     """A Fernet key is used as given; a long passphrase is derived with HKDF (deterministic);
     a short one is refused without echoing it; values carry the `enc:v1:` prefix."""
-    assert secrets.parse_keys(KEY_A) == [KEY_A.encode()]
+    assert crypto.parse_keys(KEY_A) == [KEY_A.encode()]
     phrase = "correct horse battery staple, purple"  # the comma splits: two passphrases
-    with pytest.raises(secrets.SecretKeyError) as info:
-        secrets.parse_keys(phrase)
+    with pytest.raises(crypto.SecretKeyError) as info:
+        crypto.parse_keys(phrase)
     assert "purple" not in str(info.value)
     long_phrase = "correct horse battery staple"
-    assert secrets.parse_keys(long_phrase) == [secrets.derive_key(long_phrase)]
-    assert secrets.derive_key(long_phrase) != secrets.derive_key(long_phrase + "!")
-    cipher = secrets.FernetCipher.from_setting(long_phrase)
+    assert crypto.parse_keys(long_phrase) == [crypto.derive_key(long_phrase)]
+    assert crypto.derive_key(long_phrase) != crypto.derive_key(long_phrase + "!")
+    cipher = crypto.FernetCipher.from_setting(long_phrase)
     sealed = cipher.encrypt(ACCESS)
     assert sealed.startswith("enc:v1:")
     assert ACCESS not in sealed
-    assert secrets.FernetCipher.from_setting(long_phrase).decrypt(sealed) == ACCESS
+    assert crypto.FernetCipher.from_setting(long_phrase).decrypt(sealed) == ACCESS
     assert cipher.decrypt("pina_legacy_clear_text") == "pina_legacy_clear_text"
     assert cipher.stale_reads == 1

@@ -32,8 +32,8 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from pinsched import logs
 from pinsched.config import ConfigError
+from pinsched.ops import logs
 from pinsched.store import Store
 
 __all__ = [
