@@ -21,7 +21,7 @@ from pinsched.accounts import Account
 from pinsched.auth import AccountRegistry
 from pinsched.clock import FakeClock
 from pinsched.keeper import TokenKeeper
-from pinsched.pinterest import PinterestClient
+from pinsched.pinterest.client import PinterestClient
 from pinsched.sandbox import Sandbox
 from pinsched.store import Store
 

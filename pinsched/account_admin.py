@@ -20,7 +20,7 @@ from pinsched.jobs import (
     JobState,
 )
 from pinsched.keeper import NOT_VERIFIED, Unreachable, Verified, verify_account
-from pinsched.pinterest import PinterestClient
+from pinsched.pinterest.client import PinterestClient
 from pinsched.scheduler import Scheduler
 from pinsched.service import PinService
 from pinsched.store import JobFilter, Store

@@ -60,7 +60,7 @@ from pinsched.ops.limits import ServerLimits
 from pinsched.ops.masking import url_secrets
 from pinsched.ops.metrics import Metrics
 from pinsched.pinchecks import Checker
-from pinsched.pinterest import PinterestClient
+from pinsched.pinterest.client import PinterestClient
 from pinsched.preflight import ListenError, preflight
 from pinsched.retention import Retention
 from pinsched.retry import RetryPolicy

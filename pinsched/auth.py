@@ -38,9 +38,9 @@ from pinsched.accounts import Account
 from pinsched.clock import Clock
 from pinsched.errors import AccountNotFound, VersionMismatch
 from pinsched.jobs import ErrorCategory, JobError
-from pinsched.oauth import Route
 from pinsched.pacing import AccountPacer, TokenBucket
-from pinsched.pinterest import PinterestClient, RefreshFailed, TokenGrant
+from pinsched.pinterest.client import PinterestClient, RefreshFailed, TokenGrant
+from pinsched.pinterest.oauth import Route
 from pinsched.store import Store
 
 log = structlog.get_logger("pinsched.auth")

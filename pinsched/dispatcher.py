@@ -50,13 +50,13 @@ from typing import Any
 
 import structlog
 
-from pinsched import pinterest as pt
 from pinsched import reconcile, remote, staging, tokens
 from pinsched.accounts import Account
 from pinsched.auth import AccountRegistry
 from pinsched.clock import Activity, Clock
 from pinsched.errors import JobNotFound
 from pinsched.jobs import ErrorCategory, Job, JobError, JobState, touch, transition
+from pinsched.pinterest import client as pt
 from pinsched.remote_dispatch import RemoteChanges
 from pinsched.retry import RetryPolicy, rate_limit_delay_s, retry_deadline
 from pinsched.store import JobFilter, StaleJob, Store

@@ -30,13 +30,13 @@ from typing import Any, Final
 
 import structlog
 
-from pinsched import pinterest as pt
 from pinsched import tokens
 from pinsched.accounts import Account
 from pinsched.auth import AccountRegistry
 from pinsched.clock import Activity, Clock
-from pinsched.oauth import Route
 from pinsched.pacing import TokenBucket
+from pinsched.pinterest import client as pt
+from pinsched.pinterest.oauth import Route
 
 log = structlog.get_logger("pinsched.keeper")
 

@@ -25,11 +25,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from pinsched import pinterest as pt
 from pinsched.accounts import Account
 from pinsched.errors import FailedPrecondition, FieldViolation, InvalidArgument, RemoteUnavailable
 from pinsched.jobs import Carousel, ImageUrl, PinSpec, Video
 from pinsched.keeper import Refused, Unreachable, verify_account
+from pinsched.pinterest import client as pt
 from pinsched.urlprobe import UrlProbe
 
 #: Pages of sections read at most when looking for one.

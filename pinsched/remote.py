@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
-from pinsched import pinterest as pt
 from pinsched.jobs import ErrorCategory, JobError
+from pinsched.pinterest import client as pt
 from pinsched.retry import RetryPolicy, rate_limit_delay_s
 
 #: How long a delete or PATCH of a published pin is retried before pinsched gives up.

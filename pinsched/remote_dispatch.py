@@ -15,10 +15,10 @@ from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from pinsched import pinterest as pt
 from pinsched import remote
 from pinsched.accounts import Account
 from pinsched.jobs import Job, JobState, touch, transition
+from pinsched.pinterest import client as pt
 
 if TYPE_CHECKING:
     from pinsched.dispatcher import Dispatchers

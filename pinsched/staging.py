@@ -38,7 +38,6 @@ from typing import Final
 
 import structlog
 
-from pinsched import pinterest_media as pm
 from pinsched.accounts import Account
 from pinsched.auth import AccountRegistry
 from pinsched.clock import Activity, Clock
@@ -55,7 +54,8 @@ from pinsched.jobs import (
     transition,
 )
 from pinsched.media_assets import Asset, MediaAssets
-from pinsched.pinterest import PinterestClient
+from pinsched.pinterest import media as pm
+from pinsched.pinterest.client import PinterestClient
 from pinsched.retry import retry_deadline
 from pinsched.store import Event, StaleJob, Store
 from pinsched.video import (

@@ -13,7 +13,7 @@ from google.rpc import error_details_pb2, status_pb2
 
 from pinsched.app import Daemon
 from pinsched.ops import limits
-from pinsched.pinterest import retry_after_s
+from pinsched.pinterest.client import retry_after_s
 from pinsched.sandbox import FaultRule, Sandbox
 from pinsched.v1 import account_pb2, job_pb2, scheduler_pb2
 from tests.conftest import ACCESS, Api, soon

@@ -24,7 +24,7 @@ from pinsched.app import Daemon
 from pinsched.clock import FakeClock
 from pinsched.config import Config
 from pinsched.jobs import ImageUrl, PinSpec
-from pinsched.pinterest import PinterestClient
+from pinsched.pinterest.client import PinterestClient
 from pinsched.sandbox import FaultRule, RequestRecord, Sandbox
 from pinsched.v1 import job_pb2, scheduler_pb2
 from tests.conftest import ACCESS, BOARD, Api, start_sandbox

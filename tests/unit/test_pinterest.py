@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from pinsched import pinterest as pt
 from pinsched.jobs import (
     Carousel,
     CarouselItem,
@@ -18,6 +17,7 @@ from pinsched.jobs import (
     PinSpec,
     Video,
 )
+from pinsched.pinterest import client as pt
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 RID = {"x-pinterest-rid": "8123456789"}

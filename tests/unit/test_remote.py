@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from pinsched import pinterest as pt
 from pinsched import remote
 from pinsched.jobs import ErrorCategory, JobError
+from pinsched.pinterest import client as pt
 from pinsched.retry import RetryPolicy
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -1,5 +1,6 @@
 """When an account's tokens need attention (`tokens.py`), what a token response and rate-limit
-headers say (`oauth.py`), and how the pacer slows down for the headers and survives a restart."""
+headers say (`pinterest.oauth`), and how the pacer slows down for the headers and survives a
+restart."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import pytest
 from pinsched import tokens
 from pinsched.accounts import Account, Pacing
 from pinsched.jobs import ErrorCategory, JobError
-from pinsched.oauth import Route, Routes, quota_headers, refresh_lifetime_s
 from pinsched.pacing import AccountPacer
+from pinsched.pinterest.oauth import Route, Routes, quota_headers, refresh_lifetime_s
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 DAY = timedelta(days=1)

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import aiohttp
 
-from pinsched import pinterest as pt
 from pinsched.errors import InvalidArgument
 from pinsched.jobs import ErrorCategory, JobError
 from pinsched.media_assets import Asset, MediaAssets
+from pinsched.pinterest import client as pt
 from pinsched.webhooks.endpoints import BlockedAddress, SafeResolver
 
 CHUNK = 1 << 20

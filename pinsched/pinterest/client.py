@@ -19,7 +19,7 @@ Outcomes of a write (`create_pin`, `delete_pin`, `update_pin`), decided by `clas
                          found, 50 pin not found, 233 image too small, 235 image broken, 2031
                          section not found, …
 
-Per-account API base and `ad_account_id` follow the bearer token (`routes`, see `oauth.py`);
+Per-account API base and `ad_account_id` follow the bearer token (`routes`, see `pinterest.oauth`);
 rate-limit headers, when an answer has them, go to `on_quota` (account id, remaining, reset s).
 
 Every failure keeps `x-pinterest-rid` (in `JobError.pinterest_request_id` and the
@@ -51,10 +51,10 @@ from pinsched.jobs import (
     PinSpec,
     Video,
 )
-from pinsched.oauth import RefreshFailed as RefreshFailed  # re-exported: callers use pt.*
-from pinsched.oauth import Routes, quota_headers, refresh_lifetime_s
-from pinsched.oauth import TokenGrant as TokenGrant
-from pinsched.ratehints import retry_after_s as retry_after_s
+from pinsched.pinterest.oauth import RefreshFailed as RefreshFailed  # re-exported: callers use pt.*
+from pinsched.pinterest.oauth import Routes, quota_headers, refresh_lifetime_s
+from pinsched.pinterest.oauth import TokenGrant as TokenGrant
+from pinsched.pinterest.ratehints import retry_after_s as retry_after_s
 
 log = structlog.get_logger("pinsched.pinterest")
 

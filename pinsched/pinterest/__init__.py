@@ -1,0 +1,11 @@
+"""Pinterest: the only code that talks to Pinterest's API v5 (or the sandbox standing in for it).
+
+`client` turns HTTP into domain outcomes (`JobError` categories, `TokenGrant`, rate-limit
+hints); `media` does the video media calls and `video_url` downloads; `oauth` (token grant
+outcomes, where an account's calls go) and `ratehints` (what a 429's headers ask) are pure.
+
+Rule: this package reports outcomes and never decides what happens to a job (the dispatcher,
+`remote`, `reconcile` and `staging` do). It imports the domain types, the media files on disk
+(`media_assets`) and the address guard (`webhooks.endpoints.SafeResolver`); never the store, the
+API or the shell.
+"""
