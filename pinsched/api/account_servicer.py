@@ -17,7 +17,7 @@ from pinsched.api import slots as api_slots
 from pinsched.api import validation as va
 from pinsched.api.account_rules import account_text_violations
 from pinsched.api.account_validation import routing_violations
-from pinsched.api.paging import page_size, page_token, read_page_token
+from pinsched.api.pagination import page_size, page_token, read_page_token
 from pinsched.api.status import unary
 from pinsched.clock import Clock
 from pinsched.errors import VersionMismatch

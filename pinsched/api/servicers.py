@@ -14,7 +14,7 @@ from pinsched.api import explain as api_explain
 from pinsched.api import slots as api_slots
 from pinsched.api import validation as va
 from pinsched.api import video_validation
-from pinsched.api.paging import page_size, page_token, read_page_token
+from pinsched.api.pagination import page_size, page_token, read_page_token
 from pinsched.api.status import streaming, unary
 from pinsched.clock import Clock
 from pinsched.dryrun import DryRun

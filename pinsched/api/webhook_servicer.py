@@ -8,14 +8,13 @@ through `pinsched.api.status`.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from typing import Any, Final
 
 import grpc
 
 from pinsched import errors
 from pinsched.api import convert as cv
+from pinsched.api.pagination import page_token, read_page_id
 from pinsched.api.status import unary
 from pinsched.ops.masking import mask_url, scrub
 from pinsched.store import Delivery, Store
@@ -51,27 +50,6 @@ def delivery_to_proto(d: Delivery, *, include_payload: bool = False) -> webhook_
     return msg
 
 
-def page_token(last_id: int, scope: str) -> str:
-    raw = f"wh:{hashlib.sha256(scope.encode()).hexdigest()[:12]}:{last_id}"
-    return base64.urlsafe_b64encode(raw.encode()).decode()
-
-
-def after_id(token: str, scope: str) -> int:
-    """The last id of the previous page; InvalidArgument if *token* is not one of this list."""
-    if not token:
-        return 0
-    try:
-        kind, digest, last = base64.urlsafe_b64decode(token.encode()).decode().split(":", 2)
-        last_id = int(last)
-    except (ValueError, UnicodeDecodeError):
-        raise errors.InvalidArgument.one("page_token", "not a page token of this list") from None
-    if kind != "wh" or digest != hashlib.sha256(scope.encode()).hexdigest()[:12]:
-        raise errors.InvalidArgument.one(
-            "page_token", "the page token belongs to another list or other filters"
-        )
-    return last_id
-
-
 class WebhookServicer(webhook_pb2_grpc.WebhookServiceServicer):
     def __init__(self, sender: WebhookSender, store: Store) -> None:
         self.sender, self.store = sender, store
@@ -102,7 +80,7 @@ class WebhookServicer(webhook_pb2_grpc.WebhookServiceServicer):
         rows = await self.store.webhook_list(
             endpoint=endpoint,
             state=state,
-            after_id=after_id(request.page_token, scope),
+            after_id=read_page_id(request.page_token, "wh", scope),
             limit=size + 1,
         )
         page, more = rows[:size], len(rows) > size
@@ -110,7 +88,7 @@ class WebhookServicer(webhook_pb2_grpc.WebhookServiceServicer):
             deliveries=[
                 delivery_to_proto(d, include_payload=request.include_payload) for d in page
             ],
-            next_page_token=page_token(page[-1].id, scope) if more else "",
+            next_page_token=page_token("wh", str(page[-1].id), scope) if more else "",
         )
 
     @unary

@@ -1,5 +1,7 @@
-"""Page sizes and opaque page tokens of the List RPCs: a token names its list and filters (a hash
-of them), so a token of another list or other filters is refused instead of misread."""
+"""Page sizes and opaque page tokens of every List RPC (jobs, accounts, webhook deliveries), for
+every door (the HTTP/JSON door and the MCP tools pass the same tokens through): the one page-token
+codec. A token is `base64url("<kind>:<hash of the filters>:<last key>")`, so a token of another
+list or other filters is refused instead of misread."""
 
 from __future__ import annotations
 
@@ -32,3 +34,15 @@ def read_page_token(token: str, kind: str, scope: str) -> str:
             "page_token", "the page token belongs to another list or other filters"
         )
     return last
+
+
+def read_page_id(token: str, kind: str, scope: str) -> int:
+    """The integer last key of *token* (0 for the first page); InvalidArgument as
+    `read_page_token`, and when the key is not an integer."""
+    last = read_page_token(token, kind, scope)
+    if not token:
+        return 0
+    try:
+        return int(last)
+    except ValueError:
+        raise errors.InvalidArgument.one("page_token", "not a page token of this list") from None
