@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+from pinsched.ops import listen
 from pinsched.ops.masking import mask_url
 from pinsched.webhooks.policy import host_problem
 
@@ -461,13 +462,6 @@ def _string_list(raw: object, where: str, *, secret: bool = False) -> tuple[str,
     return tuple(s.strip() for s in raw)
 
 
-def _is_loopback(host_port: str) -> bool:
-    host = host_port.rpartition(":")[0].strip("[]")
-    if host == "localhost":
-        return True
-    return _is_ip(host) and ipaddress.ip_address(host).is_loopback
-
-
 def _check_consistency(config: Config, origins: Mapping[str, str]) -> None:
     def src(name: str) -> str:
         return origins.get(name) or " / ".join(filter(None, (_FIELDS[name].flag, _env_name(name))))
@@ -495,11 +489,12 @@ def _check_consistency(config: Config, origins: Mapping[str, str]) -> None:
             f"{src('retry_max_delay_s')}: retry_max_delay_s ({config.retry_max_delay_s:g}) is "
             f"below retry_base_delay_s ({config.retry_base_delay_s:g})"
         )
-    secured = config.api_token is not None or config.tls_client_ca_file is not None
-    for name in ("listen", "http_listen"):
+    for name in listen.exposed(
+        {"listen": config.listen, "http_listen": config.http_listen},
+        authenticated=bool(config.api_token) or config.tls_client_ca_file is not None,
+        allow_insecure=config.allow_insecure_listen,
+    ):
         address = getattr(config, name)
-        if address is None or _is_loopback(address) or secured or config.allow_insecure_listen:
-            continue
         raise ConfigError(
             f"{src(name)}: {address} is not a loopback address; set PINSCHED_API_TOKEN "
             "or mutual TLS (tls_client_ca_file), or pass --allow-insecure-listen"

@@ -1,10 +1,10 @@
 """Who may reach the API: the listen-address policy.
 
-The policy (checked by `Daemon.start` before anything binds, and by `config.load_config` for the
-command line): a gRPC or HTTP address (`listen`, `http_listen`) that is not loopback (`0.0.0.0`,
-`::`, a LAN address, any host name but `localhost`) needs a way to tell callers apart: an API
-token (`PINSCHED_API_TOKEN`, clients send `authorization: Bearer <token>`) or mutual TLS
-(`PINSCHED_TLS_CLIENT_CA_FILE`).
+The policy (its rule is `ops.listen`, checked by `Daemon.start` before anything binds, and by
+`config.load_config` for the command line): a gRPC or HTTP address (`listen`, `http_listen`)
+that is not loopback (`0.0.0.0`, `::`, a LAN address, any host name but `localhost`) needs a
+way to tell callers apart: an API token (`PINSCHED_API_TOKEN`, clients send
+`authorization: Bearer <token>`) or mutual TLS (`PINSCHED_TLS_CLIENT_CA_FILE`).
 Server-only TLS encrypts the traffic but still lets anyone who reaches the port call every RPC, so
 it does not count. `allow_insecure_listen` (`--allow-insecure-listen`,
 `PINSCHED_ALLOW_INSECURE_LISTEN=1`) overrides the policy for a private network (a pod's own
@@ -23,9 +23,10 @@ This module does not bind sockets and does not read the environment.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 
 from pinsched.config import Config, ConfigError
+from pinsched.ops import listen
+from pinsched.ops.listen import is_loopback
 
 __all__ = [
     "MIN_API_TOKEN",
@@ -33,7 +34,6 @@ __all__ = [
     "bearer_matches",
     "bearer_token",
     "check_listen_policy",
-    "is_loopback",
     "warnings",
 ]
 
@@ -45,30 +45,16 @@ class InsecureListen(ConfigError):
     """The daemon would serve an unauthenticated API on a non-loopback address."""
 
 
-def is_loopback(listen: str) -> bool:
-    """Whether the host of *listen* (`host:port`, `[v6]:port`) is a loopback address.
-
-    Host names other than `localhost` count as not loopback: they are not resolved here.
-    """
-    host = listen.rpartition(":")[0].strip()
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def check_listen_policy(config: Config) -> None:
-    """Raise `InsecureListen` when *config* would expose an unauthenticated API (gRPC or HTTP)."""
-    authenticated = bool(config.api_token) or bool(config.tls_client_ca_file)
-    if authenticated or config.allow_insecure_listen:
-        return
-    for address in (config.listen, config.http_listen):
-        if address is not None and not is_loopback(address):
-            raise _refusal(address)
+    """Raise `InsecureListen` when *config* would expose an unauthenticated API (gRPC or HTTP):
+    the rule is `ops.listen.exposed`, the same one `config.load_config` applies."""
+    addresses = {"listen": config.listen, "http_listen": config.http_listen}
+    for name in listen.exposed(
+        addresses,
+        authenticated=bool(config.api_token) or bool(config.tls_client_ca_file),
+        allow_insecure=config.allow_insecure_listen,
+    ):
+        raise _refusal(addresses[name] or "")
 
 
 def bearer_token(value: str | bytes) -> bytes | None:

@@ -2,8 +2,8 @@
 
 `logs` (structlog set-up, secret redaction), `metrics` (Prometheus), `crypto` (tokens encrypted at
 rest; renamed from `secrets`, which shadowed the standard library's module), `masking`
-(credentials out of URLs and messages) and `limits` (every bound a caller can run into, for every
-door).
+(credentials out of URLs and messages), `limits` (every bound a caller can run into, for every
+door) and `listen` (the listen-address policy, once for the gRPC and HTTP doors).
 
 Rule: these modules observe, protect and bound; none decides what happens to a job or an
 account. They are used by the shell (app, api, http, webhooks, config, cli) and use only the

@@ -3,6 +3,7 @@ that refuses an unauthenticated API on a non-loopback address."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -15,7 +16,8 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from pinsched import app, security
 from pinsched.app import Daemon
-from pinsched.config import Config, ConfigError
+from pinsched.config import Config, ConfigError, load_config
+from pinsched.ops import listen as listen_policy
 from pinsched.v1 import account_pb2, scheduler_pb2
 from tests.conftest import Api, soon
 
@@ -142,6 +144,7 @@ async def test_health_and_reflection_stay_open(secured: Api) -> None:
         ("127.0.0.1:50051", True),
         ("127.8.9.10:1", True),
         ("localhost:50051", True),
+        ("LOCALHOST:50051", True),
         ("[::1]:50051", True),
         ("0.0.0.0:50051", False),
         ("[::]:50051", False),
@@ -152,7 +155,25 @@ async def test_health_and_reflection_stay_open(secured: Api) -> None:
 )
 def test_loopback_detection(listen: str, loopback: bool) -> None:
     """Only loopback addresses (and `localhost`) count as loopback; other host names do not."""
-    assert security.is_loopback(listen) is loopback
+    assert listen_policy.is_loopback(listen) is loopback
+
+
+@pytest.mark.parametrize(
+    "listen",
+    ["127.0.0.1:50051", "LOCALHOST:50051", "[::1]:1", "0.0.0.0:50051", "pinsched.internal:1"],
+)
+@pytest.mark.parametrize("http", [False, True])
+def test_the_command_line_and_the_daemon_apply_one_listen_policy(listen: str, http: bool) -> None:
+    """`load_config` (the command line) and `check_listen_policy` (the daemon) accept and refuse
+    the same addresses, for the gRPC and the HTTP door (one rule: `ops.listen`)."""
+    env = {"PINSCHED_HTTP_LISTEN" if http else "PINSCHED_LISTEN": listen}
+    if listen_policy.is_loopback(listen):
+        security.check_listen_policy(load_config(None, env, None))
+        return
+    with pytest.raises(ConfigError, match=re.escape(listen)):
+        load_config(None, env, None)
+    with pytest.raises(security.InsecureListen):
+        security.check_listen_policy(Config(**{"http_listen" if http else "listen": listen}))
 
 
 @pytest.mark.parametrize("listen", ["0.0.0.0:50051", "192.168.1.20:50051", "[::]:50051"])
