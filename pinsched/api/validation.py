@@ -3,7 +3,8 @@
 Pure: no I/O, no clock reads (`now` is a parameter). Turns request protos into domain values
 (`schedule_spec_from_proto`, `validate_pin`, `pacing_violations`) and reports *every* problem at
 once as one `InvalidArgument` whose field paths use proto field names, under an optional prefix
-(`requests[3].pin.title`). Time rules live in `pinsched.timing`; domain → proto conversion lives
+(`requests[3].pin.title`). Field-level rules (ids, lengths, URLs, `Violations`) are
+`pinsched.api.fields`; time rules live in `pinsched.timing`; domain → proto conversion lives
 in `pinsched.api.convert`. Text is kept exactly as given: nothing is trimmed or rewritten.
 """
 
@@ -11,10 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
-from urllib.parse import urlsplit
 
 from google.protobuf import duration_pb2, timestamp_pb2
 from google.type import datetime_pb2  # type: ignore[import-untyped, unused-ignore]
@@ -27,7 +26,16 @@ from pinsched.api.convert import duration_from_proto as duration_from_proto
 from pinsched.api.convert import pacing_violations as pacing_violations
 from pinsched.api.convert import pin_from_proto as pin_from_proto
 from pinsched.api.convert import timestamp_from_proto as timestamp_from_proto
-from pinsched.errors import FieldViolation, InvalidArgument
+from pinsched.api.fields import Violations as Violations
+from pinsched.api.fields import account_id_violation as account_id_violation
+from pinsched.api.fields import (
+    check_digits,
+    check_len,
+    check_request_id,
+    check_url,
+    join_path,
+    show,
+)
 from pinsched.jobs import LocalTime, PinSpec, ScheduleSpec
 from pinsched.ops.limits import IMAGE_MAX_BYTES as IMAGE_MAX_BYTES
 from pinsched.ops.limits import UTC_OFFSET_MAX_S
@@ -38,19 +46,11 @@ TITLE_MAX: Final = 100
 DESCRIPTION_MAX: Final = 800
 LINK_MAX: Final = 2048
 ALT_TEXT_MAX: Final = 500
-URL_MAX: Final = 2048
-#: Pinterest ids are `^\d+$` with no length in the spec; they are 64-bit integers (≤ 19 digits).
-ID_MAX_DIGITS: Final = 19
 IMAGE_CONTENT_TYPES: Final = ("image/jpeg", "image/png")
 CAROUSEL_MIN_ITEMS: Final = 2
 CAROUSEL_MAX_ITEMS: Final = 5
-REQUEST_ID_MAX: Final = 128
 
-# Explicit ASCII classes: `\d` would also accept non-ASCII digits such as '٣'.
-_DIGITS: Final = re.compile(rf"[0-9]{{1,{ID_MAX_DIGITS}}}")
-_ACCOUNT_ID: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 _COLOR: Final = re.compile(r"#[0-9a-fA-F]{6}")
-_PRINTABLE_ASCII: Final = re.compile(r"[\x20-\x7e]*")
 
 _NONEXISTENT: Final[dict[int, timing.NonexistentPolicy]] = {
     scheduler_pb2.NONEXISTENT_TIME_POLICY_UNSPECIFIED: timing.NonexistentPolicy.REJECT,
@@ -67,127 +67,23 @@ _AMBIGUOUS: Final[dict[int, timing.AmbiguousPolicy]] = {
 ScheduleRequest = scheduler_pb2.SchedulePinRequest | scheduler_pb2.PreviewScheduleRequest
 
 
-def join_path(prefix: str, name: str) -> str:
-    """`prefix.name`, or `name` alone when there is no prefix."""
-    return f"{prefix}.{name}" if prefix else name
-
-
-class Violations:
-    """Collects field violations so that one `InvalidArgument` can name all of them."""
-
-    __slots__ = ("items",)
-
-    def __init__(self) -> None:
-        self.items: list[FieldViolation] = []
-
-    def __bool__(self) -> bool:
-        return bool(self.items)
-
-    def add(self, path: str, description: str) -> None:
-        self.items.append(FieldViolation(path, description))
-
-    def extend(self, violations: Iterable[FieldViolation]) -> None:
-        self.items.extend(violations)
-
-    def raise_if_any(self) -> None:
-        if self.items:
-            raise InvalidArgument(self.items)
-
-
-def _show(value: str, limit: int = 40) -> str:
-    return repr(value if len(value) <= limit else value[: limit - 3] + "...")
-
-
-# --- ids and text ------------------------------------------------------------------------------
-
-
-def account_id_violation(value: str, field: str) -> FieldViolation | None:
-    """Why *value* is not an account id (`^[a-z0-9][a-z0-9_-]{0,62}$`), or None if it is one."""
-    if not value:
-        return FieldViolation(field, "required: the id of an account created with CreateAccount")
-    if not _ACCOUNT_ID.fullmatch(value):
-        return FieldViolation(
-            field,
-            "must be 1-63 characters of a-z, 0-9, '-' and '_', starting with a letter or digit;"
-            f" got {_show(value)}",
-        )
-    return None
-
-
-def validate_account_id(value: str, field: str) -> str:
-    """*value* if it is a valid account id, else `InvalidArgument` on *field*."""
-    violation = account_id_violation(value, field)
-    if violation is not None:
-        raise InvalidArgument([violation])
-    return value
-
-
-def _check_request_id(out: Violations, path: str, value: str) -> None:
-    if len(value) > REQUEST_ID_MAX:
-        out.add(path, f"at most {REQUEST_ID_MAX} characters, got {len(value)}")
-    elif not _PRINTABLE_ASCII.fullmatch(value):
-        out.add(path, "must be printable ASCII (a UUID is recommended)")
-
-
-def _check_digits(out: Violations, path: str, value: str, *, what: str, required: bool) -> None:
-    if not value:
-        if required:
-            out.add(path, f"required: the {what}")
-    elif not _DIGITS.fullmatch(value):
-        out.add(path, f"must be a Pinterest id: 1-{ID_MAX_DIGITS} digits; got {_show(value)}")
-
-
-def _check_len(out: Violations, path: str, value: str, limit: int) -> None:
-    if len(value) > limit:
-        out.add(path, f"at most {limit} characters, got {len(value)}")
-
-
-def url_problem(value: str) -> str | None:
-    """Why *value* is not an absolute http(s) URL of at most `URL_MAX` characters, or None."""
-    if len(value) > URL_MAX:
-        return f"at most {URL_MAX} characters, got {len(value)}"
-    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in value):
-        return "must not contain spaces or control characters (percent-encode them)"
-    try:
-        parts = urlsplit(value)
-        host = parts.hostname
-        _ = parts.port  # raises ValueError for a bad port
-    except ValueError:
-        return f"is not a valid URL: {_show(value)}"
-    if parts.scheme.lower() not in ("http", "https"):
-        return f"must be an absolute http(s) URL; got {_show(value)}"
-    if not host:
-        return f"must name a host; got {_show(value)}"
-    return None
-
-
-def _check_url(out: Violations, path: str, value: str, *, required: bool) -> None:
-    if not value:
-        if required:
-            out.add(path, "required: an absolute http(s) URL")
-        return
-    problem = url_problem(value)
-    if problem is not None:
-        out.add(path, problem)
-
-
 # --- the pin -----------------------------------------------------------------------------------
 
 
 def check_pin(out: Violations, path: str, pin: job_pb2.Pin) -> None:
     """Add to *out* every violation of *pin* (a `Pin` message at *path*)."""
-    _check_digits(out, join_path(path, "board_id"), pin.board_id, what="board id", required=True)
-    _check_digits(
+    check_digits(out, join_path(path, "board_id"), pin.board_id, what="board id", required=True)
+    check_digits(
         out, join_path(path, "board_section_id"), pin.board_section_id, what="", required=False
     )
-    _check_len(out, join_path(path, "title"), pin.title, TITLE_MAX)
-    _check_len(out, join_path(path, "description"), pin.description, DESCRIPTION_MAX)
-    _check_url(out, join_path(path, "link"), pin.link, required=False)
-    _check_len(out, join_path(path, "alt_text"), pin.alt_text, ALT_TEXT_MAX)
+    check_len(out, join_path(path, "title"), pin.title, TITLE_MAX)
+    check_len(out, join_path(path, "description"), pin.description, DESCRIPTION_MAX)
+    check_url(out, join_path(path, "link"), pin.link, required=False)
+    check_len(out, join_path(path, "alt_text"), pin.alt_text, ALT_TEXT_MAX)
     if pin.dominant_color and not _COLOR.fullmatch(pin.dominant_color):
         out.add(
             join_path(path, "dominant_color"),
-            f"must be a hex colour like #6E7874; got {_show(pin.dominant_color)}",
+            f"must be a hex colour like #6E7874; got {show(pin.dominant_color)}",
         )
     media_path = join_path(path, "media_source")
     which = pin.media_source.WhichOneof("source") if pin.HasField("media_source") else None
@@ -201,13 +97,13 @@ def check_pin(out: Violations, path: str, pin: job_pb2.Pin) -> None:
     source = pin.media_source
     variant = join_path(media_path, which)
     if which == "image_url":
-        _check_url(out, join_path(variant, "url"), source.image_url.url, required=True)
+        check_url(out, join_path(variant, "url"), source.image_url.url, required=True)
     elif which == "image_base64":
         image = source.image_base64
         if image.content_type not in IMAGE_CONTENT_TYPES:
             out.add(
                 join_path(variant, "content_type"),
-                f"must be image/jpeg or image/png; got {_show(image.content_type)}",
+                f"must be image/jpeg or image/png; got {show(image.content_type)}",
             )
         if not image.data:
             out.add(join_path(variant, "data"), "required: the image bytes")
@@ -230,10 +126,10 @@ def _check_carousel(out: Violations, path: str, carousel: job_pb2.MultipleImageU
         )
     for i, item in enumerate(items):
         at = join_path(path, f"items[{i}]")
-        _check_url(out, join_path(at, "url"), item.url, required=True)
-        _check_len(out, join_path(at, "title"), item.title, TITLE_MAX)
-        _check_len(out, join_path(at, "description"), item.description, DESCRIPTION_MAX)
-        _check_url(out, join_path(at, "link"), item.link, required=False)
+        check_url(out, join_path(at, "url"), item.url, required=True)
+        check_len(out, join_path(at, "title"), item.title, TITLE_MAX)
+        check_len(out, join_path(at, "description"), item.description, DESCRIPTION_MAX)
+        check_url(out, join_path(at, "link"), item.link, required=False)
     if carousel.index < 0 or (items and carousel.index >= len(items)):
         out.add(
             join_path(path, "index"),
@@ -243,7 +139,7 @@ def _check_carousel(out: Violations, path: str, carousel: job_pb2.MultipleImageU
 
 
 def _check_video(out: Violations, path: str, video: job_pb2.VideoId) -> None:
-    _check_digits(
+    check_digits(
         out,
         join_path(path, "media_id"),
         video.media_id,
@@ -257,7 +153,7 @@ def _check_video(out: Violations, path: str, video: job_pb2.VideoId) -> None:
             "a video needs a cover: cover_image_url or cover_image_key_frame_time",
         )
     elif cover == "cover_image_url":
-        _check_url(out, join_path(path, "cover_image_url"), video.cover_image_url, required=True)
+        check_url(out, join_path(path, "cover_image_url"), video.cover_image_url, required=True)
     elif video.cover_image_key_frame_time < 0:
         out.add(
             join_path(path, "cover_image_key_frame_time"),
@@ -423,7 +319,7 @@ def schedule_spec_from_proto(
     """
     out = Violations()
     if isinstance(req, scheduler_pb2.SchedulePinRequest):  # PreviewSchedule ignores request_id
-        _check_request_id(out, join_path(prefix, "request_id"), req.request_id)
+        check_request_id(out, join_path(prefix, "request_id"), req.request_id)
     violation = account_id_violation(req.account_id, join_path(prefix, "account_id"))
     if violation is not None:
         out.items.append(violation)

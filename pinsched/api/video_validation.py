@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Final
 from urllib.parse import urlsplit
 
-from pinsched.api import validation as v
+from pinsched.api import fields as v
 from pinsched.errors import InvalidArgument
 from pinsched.jobs import PinSpec
 from pinsched.v1 import job_pb2

@@ -12,6 +12,7 @@ from google.protobuf import json_format
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pinsched.api import fields
 from pinsched.api import validation as va
 from pinsched.errors import InvalidArgument
 from pinsched.jobs import Carousel, CarouselItem, ImageUrl, LocalTime, PinSpec, Video
@@ -536,11 +537,11 @@ def test_hash_changes_with_content(change: Callable[[Body], object]) -> None:
 
 def test_validate_account_id() -> None:
     """Account ids are 1-63 of a-z0-9-_ starting with a letter or digit; others name the field."""
-    assert va.validate_account_id("acme_2-x", "account_id") == "acme_2-x"
-    assert va.validate_account_id("0" + "a" * 62, "account_id")
+    assert fields.validate_account_id("acme_2-x", "account_id") == "acme_2-x"
+    assert fields.validate_account_id("0" + "a" * 62, "account_id")
     for bad in ("", "Acme", "_a", "a" * 64, "a b", "acme\n", "açme"):
         with pytest.raises(InvalidArgument) as info:
-            va.validate_account_id(bad, "account.id")
+            fields.validate_account_id(bad, "account.id")
         assert info.value.violations[0].field == "account.id"
 
 
@@ -571,7 +572,7 @@ def test_validate_pin_uses_the_given_path() -> None:
 )
 def test_url_problem(url: str, ok: bool) -> None:
     """Only absolute http(s) URLs with a host and no spaces or control characters pass."""
-    assert (va.url_problem(url) is None) is ok
+    assert (fields.url_problem(url) is None) is ok
 
 
 @settings(max_examples=200, database=None)
