@@ -12,7 +12,7 @@ from google.protobuf import empty_pb2
 from pinsched import errors
 from pinsched.account_admin import AccountAdmin
 from pinsched.accounts import Account, Pacing
-from pinsched.api import convert as cv
+from pinsched.api import account_convert as cv
 from pinsched.api import slots as api_slots
 from pinsched.api import validation as va
 from pinsched.api.account_rules import account_text_violations

@@ -1,11 +1,11 @@
 """Proto ↔ domain conversion for the API. Pure: no I/O, no clock reads.
 
-Owns the shape of the wire: jobs, pins, errors, transitions, events, accounts and pacing to proto;
-pins, local times, states, timestamps and durations from proto. Conversions *from* proto here
-check only what a conversion cannot do without (enum values, timestamp/duration ranges, pacing
-bounds); the request rules (lengths, URLs, ids, times) live in `pinsched.api.validation`, which
-calls `pin_from_proto` once a pin has passed them. Timestamps are always aware UTC. Tokens never
-leave the process: `account_to_proto` copies none.
+Owns the shape of the wire: jobs, pins, errors, transitions, events and slots to proto; states,
+timestamps and durations both ways. Conversions *from* proto here check only what a conversion
+cannot do without (enum values, timestamp/duration ranges); the request rules (lengths, URLs,
+ids, times) live in `pinsched.api.validation`, which calls `api.pin_input.pin_from_proto` once a
+pin has passed them. Accounts and their pacing are `api.account_convert`. Timestamps are always
+aware UTC.
 """
 
 from __future__ import annotations
@@ -17,12 +17,10 @@ from google.protobuf import duration_pb2, timestamp_pb2
 from google.type import datetime_pb2  # type: ignore[import-untyped, unused-ignore]
 
 from pinsched import codec
-from pinsched.accounts import Account, AccountState, Pacing
 from pinsched.api import video_convert
-from pinsched.errors import FieldViolation, InvalidArgument
+from pinsched.errors import InvalidArgument
 from pinsched.jobs import (
     Carousel,
-    CarouselItem,
     ErrorCategory,
     ImageBase64,
     ImageUrl,
@@ -30,27 +28,18 @@ from pinsched.jobs import (
     JobError,
     JobState,
     LocalTime,
-    MediaSource,
     PinSpec,
     RemoteUpdate,
     Transition,
-    Video,
 )
 from pinsched.retry import retry_deadline
-from pinsched.slots import PostingSchedule
-from pinsched.v1 import account_pb2, job_pb2
+from pinsched.v1 import job_pb2
 from pinsched.video import VideoAsset, VideoUrl
 
 # Protobuf's ranges: Timestamp 0001-01-01..9999-12-31; Duration ±10,000 years.
 TIMESTAMP_SECONDS_MIN: Final = -62_135_596_800
 TIMESTAMP_SECONDS_MAX: Final = 253_402_300_799
 DURATION_SECONDS_MAX: Final = 315_576_000_000
-MIN_SPACING_MAX: Final = timedelta(days=1)
-WRITES_PER_MINUTE_MAX: Final = 100_000
-
-
-def _join(prefix: str, name: str) -> str:
-    return f"{prefix}.{name}" if prefix else name
 
 
 # --- timestamps and durations ------------------------------------------------------------------
@@ -132,10 +121,6 @@ def category_to_proto(category: ErrorCategory) -> job_pb2.JobError.Category.Valu
     return job_pb2.JobError.Category.Value(f"CATEGORY_{category.value}")
 
 
-def account_state_to_proto(state: AccountState) -> account_pb2.Account.State.ValueType:
-    return account_pb2.Account.State.Value(f"STATE_{state.value}")
-
-
 # --- pins and local times ----------------------------------------------------------------------
 
 
@@ -185,54 +170,6 @@ def pin_to_proto(pin: PinSpec, *, with_media: bool = False) -> job_pb2.Pin:
     return msg
 
 
-def pin_from_proto(pin: job_pb2.Pin, *, field: str = "pin") -> PinSpec:
-    """The `PinSpec` of *pin*, as given: call it on a pin `validation.check_pin` accepted.
-
-    Only a missing media source (nothing to build) raises `InvalidArgument`.
-    """
-    source = pin.media_source
-    which = source.WhichOneof("source") if pin.HasField("media_source") else None
-    media: MediaSource
-    if which == "image_url":
-        media = ImageUrl(url=source.image_url.url)
-    elif which == "image_base64":
-        image = source.image_base64
-        media = ImageBase64(content_type=image.content_type, data=image.data)
-    elif which == "multiple_image_urls":
-        carousel = source.multiple_image_urls
-        media = Carousel(
-            items=tuple(
-                CarouselItem(url=i.url, title=i.title, description=i.description, link=i.link)
-                for i in carousel.items
-            ),
-            index=carousel.index,
-        )
-    elif which == "video_id":
-        video = source.video_id
-        cover = video.WhichOneof("cover")
-        media = Video(
-            media_id=video.media_id,
-            cover_image_url=video.cover_image_url if cover == "cover_image_url" else "",
-            cover_image_key_frame_time=(
-                video.cover_image_key_frame_time if cover == "cover_image_key_frame_time" else None
-            ),
-        )
-    elif which in ("video_url", "video_asset"):
-        media = video_convert.from_source(source, which)
-    else:
-        raise InvalidArgument.one(_join(field, "media_source"), "required")
-    return PinSpec(
-        board_id=pin.board_id,
-        media=media,
-        board_section_id=pin.board_section_id,
-        title=pin.title,
-        description=pin.description,
-        link=pin.link,
-        alt_text=pin.alt_text,
-        dominant_color=pin.dominant_color,
-    )
-
-
 def local_time_to_proto(lt: LocalTime) -> datetime_pb2.DateTime:
     msg = datetime_pb2.DateTime(
         year=lt.year,
@@ -250,23 +187,6 @@ def local_time_to_proto(lt: LocalTime) -> datetime_pb2.DateTime:
         msg.time_zone.SetInParent()
         msg.time_zone.id = lt.time_zone
     return msg
-
-
-def local_time_from_proto(dt: datetime_pb2.DateTime) -> LocalTime:
-    """The `LocalTime` of *dt* as given (`timing.resolve_local_time` checks it).
-
-    A `utc_offset` keeps its whole seconds; with neither offset nor zone both stay unset.
-    """
-    fields = {
-        "year": dt.year, "month": dt.month, "day": dt.day, "hours": dt.hours,
-        "minutes": dt.minutes, "seconds": dt.seconds, "nanos": dt.nanos,
-    }  # fmt: skip
-    which = dt.WhichOneof("time_offset")
-    if which == "utc_offset":
-        return LocalTime(**fields, utc_offset_s=dt.utc_offset.seconds)
-    if which == "time_zone":
-        return LocalTime(**fields, time_zone=dt.time_zone.id)
-    return LocalTime(**fields)
 
 
 # --- jobs and events ---------------------------------------------------------------------------
@@ -376,17 +296,6 @@ def slot_to_proto(local: datetime, time_zone: str, at: datetime) -> job_pb2.JobS
     )
 
 
-def posting_schedule_to_proto(schedule: PostingSchedule) -> account_pb2.PostingSchedule:
-    """An account's posting schedule on the wire."""
-    msg = account_pb2.PostingSchedule(max_per_slot=schedule.max_per_slot)
-    msg.time_zone.id = schedule.time_zone
-    for rule in schedule.rules:
-        item = msg.slots.add(days=sorted(rule.days))
-        item.time.hours, item.time.minutes = rule.time.hour, rule.time.minute
-        item.time.seconds = rule.time.second
-    return msg
-
-
 def event_to_proto(
     seq: int,
     job_id: str,
@@ -440,93 +349,3 @@ def stored_event_to_proto(event: StoredEvent) -> job_pb2.JobEvent:
         t.reason,
         event.job,
     )
-
-
-# --- accounts ----------------------------------------------------------------------------------
-
-
-def pacing_to_proto(pacing: Pacing) -> account_pb2.Pacing:
-    return account_pb2.Pacing(
-        min_spacing=duration_to_proto(pacing.min_spacing),
-        max_per_hour=pacing.max_per_hour,
-        max_per_day=pacing.max_per_day,
-        writes_per_minute=pacing.writes_per_minute,
-    )
-
-
-def pacing_violations(pacing: account_pb2.Pacing, field_prefix: str) -> list[FieldViolation]:
-    """Every problem of a `Pacing` message at *field_prefix* (for example `account.pacing`)."""
-    out: list[FieldViolation] = []
-    spacing_path = _join(field_prefix, "min_spacing")
-    problem = duration_problem(pacing.min_spacing)
-    if problem is not None:
-        out.append(FieldViolation(spacing_path, problem))
-    else:
-        spacing = duration_from_proto(pacing.min_spacing, field=spacing_path)
-        if not timedelta(0) <= spacing <= MIN_SPACING_MAX:
-            out.append(FieldViolation(spacing_path, f"must be 0s to 1 day, got {spacing}"))
-    for name, value in (
-        ("max_per_hour", pacing.max_per_hour),
-        ("max_per_day", pacing.max_per_day),
-        ("writes_per_minute", pacing.writes_per_minute),
-    ):
-        if value < 0:
-            out.append(
-                FieldViolation(
-                    _join(field_prefix, name), f"must be 0 (no cap) or more, got {value}"
-                )
-            )
-    if pacing.writes_per_minute > WRITES_PER_MINUTE_MAX:
-        out.append(
-            FieldViolation(
-                _join(field_prefix, "writes_per_minute"),
-                f"at most {WRITES_PER_MINUTE_MAX}, got {pacing.writes_per_minute}",
-            )
-        )
-    return out
-
-
-def build_pacing(pacing: account_pb2.Pacing) -> Pacing:
-    """The `Pacing` of a message `pacing_violations` found nothing wrong with."""
-    return Pacing(
-        min_spacing=duration_from_proto(pacing.min_spacing, field="pacing.min_spacing"),
-        max_per_hour=pacing.max_per_hour,
-        max_per_day=pacing.max_per_day,
-        writes_per_minute=pacing.writes_per_minute,
-    )
-
-
-def pacing_from_proto(pacing: account_pb2.Pacing, field_prefix: str) -> Pacing:
-    """The `Pacing` of *pacing*; `InvalidArgument` naming every bad field under *field_prefix*."""
-    violations = pacing_violations(pacing, field_prefix)
-    if violations:
-        raise InvalidArgument(violations)
-    return build_pacing(pacing)
-
-
-def account_to_proto(account: Account) -> account_pb2.Account:
-    """*account* on the wire: never a token (only `has_refresh_token` and the expiries)."""
-    out = account_pb2.Account(
-        id=account.id,
-        display_name=account.display_name,
-        pacing=pacing_to_proto(account.pacing),
-        state=account_state_to_proto(account.state),
-        paused=account.paused,
-        has_refresh_token=bool(account.refresh_token),
-        state_reason=account.state_reason,
-        create_time=timestamp_to_proto(account.created_at),
-        update_time=timestamp_to_proto(account.updated_at),
-        ad_account_id=account.ad_account_id,
-        api_base=account.api_base,
-        username=account.username,
-        account_type=account.account_type,
-    )
-    if account.access_expires_at is not None:
-        out.access_token_expiry.CopyFrom(timestamp_to_proto(account.access_expires_at))
-    if account.refresh_expires_at is not None:
-        out.refresh_token_expiry.CopyFrom(timestamp_to_proto(account.refresh_expires_at))
-    if account.verified_at is not None:
-        out.last_verified_time.CopyFrom(timestamp_to_proto(account.verified_at))
-    if account.posting_schedule is not None:
-        out.posting_schedule.CopyFrom(posting_schedule_to_proto(account.posting_schedule))
-    return out

@@ -9,6 +9,7 @@ from typing import Any, Final
 from google.protobuf.json_format import MessageToDict
 
 from pinsched.accounts import Account
+from pinsched.api import account_convert
 from pinsched.api import convert as cv
 from pinsched.jobs import Job, JobState
 from pinsched.v1 import job_pb2
@@ -30,7 +31,7 @@ class ProtoJson:
 
     def account(self, account: Account) -> dict[str, Any]:
         """*account* as GetAccount shows it (never a token)."""
-        return _proto_json(cv.account_to_proto(account))
+        return _proto_json(account_convert.account_to_proto(account))
 
     def state(self, state: JobState | None) -> str:
         """`STATE_...` of *state*; None is `STATE_UNSPECIFIED`."""

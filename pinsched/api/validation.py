@@ -19,12 +19,11 @@ from google.protobuf import duration_pb2, timestamp_pb2
 from google.type import datetime_pb2  # type: ignore[import-untyped, unused-ignore]
 
 from pinsched import retry, timing
-from pinsched.api import convert, video_validation
+from pinsched.api import convert, pin_input, video_validation
 from pinsched.api import slots as api_slots
-from pinsched.api.convert import build_pacing as build_pacing
+from pinsched.api.account_convert import build_pacing as build_pacing
+from pinsched.api.account_convert import pacing_violations as pacing_violations
 from pinsched.api.convert import duration_from_proto as duration_from_proto
-from pinsched.api.convert import pacing_violations as pacing_violations
-from pinsched.api.convert import pin_from_proto as pin_from_proto
 from pinsched.api.convert import timestamp_from_proto as timestamp_from_proto
 from pinsched.api.fields import Violations as Violations
 from pinsched.api.fields import account_id_violation as account_id_violation
@@ -36,6 +35,7 @@ from pinsched.api.fields import (
     join_path,
     show,
 )
+from pinsched.api.pin_input import pin_from_proto as pin_from_proto
 from pinsched.jobs import LocalTime, PinSpec, ScheduleSpec
 from pinsched.ops.limits import IMAGE_MAX_BYTES as IMAGE_MAX_BYTES
 from pinsched.ops.limits import UTC_OFFSET_MAX_S
@@ -211,7 +211,7 @@ def local_time_from_proto(
             f"must be within ±18h (±{UTC_OFFSET_MAX_S} s), got {dt.utc_offset.seconds} s",
         )
         return None
-    return convert.local_time_from_proto(dt)
+    return pin_input.local_time_from_proto(dt)
 
 
 def resolve_time(

@@ -12,7 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pinsched.accounts import Account, Pacing
+from pinsched.api import account_convert as acv
 from pinsched.api import convert as cv
+from pinsched.api import pin_input
 from pinsched.errors import InvalidArgument
 from pinsched.jobs import (
     Carousel,
@@ -128,10 +130,10 @@ def test_job_round_trips_field_by_field() -> None:
     msg = cv.job_to_proto(job, with_history=True)
     assert msg.id == job.id
     assert msg.account_id == job.account_id
-    assert cv.pin_from_proto(msg.pin) == job.pin
+    assert pin_input.pin_from_proto(msg.pin) == job.pin
     assert cv.state_from_proto(msg.state) is job.state
     assert cv.timestamp_from_proto(msg.scheduled_at, field="") == job.scheduled_at
-    assert cv.local_time_from_proto(msg.local_time) == job.local_time
+    assert pin_input.local_time_from_proto(msg.local_time) == job.local_time
     assert cv.duration_from_proto(msg.delivery_window, field="") == job.window
     assert cv.timestamp_from_proto(msg.window_end, field="") == job.window_end
     assert cv.timestamp_from_proto(msg.planned_at, field="") == job.planned_at
@@ -346,9 +348,9 @@ def test_pin_round_trips(pin: PinSpec) -> None:
     """Any pin, whatever its media variant, comes back from the wire unchanged (inline image
     bytes included when they are sent)."""
     msg = cv.pin_to_proto(pin, with_media=True)
-    assert cv.pin_from_proto(msg) == pin
+    assert pin_input.pin_from_proto(msg) == pin
     again = job_pb2.Pin.FromString(msg.SerializeToString())
-    assert cv.pin_from_proto(again) == pin
+    assert pin_input.pin_from_proto(again) == pin
 
 
 def test_inline_image_goes_out_as_a_reference_unless_asked() -> None:
@@ -369,13 +371,13 @@ def test_video_key_frame_zero_is_kept() -> None:
     pin = PinSpec(board_id="1", media=Video(media_id="5", cover_image_key_frame_time=0))
     msg = cv.pin_to_proto(pin)
     assert msg.media_source.video_id.WhichOneof("cover") == "cover_image_key_frame_time"
-    assert cv.pin_from_proto(msg) == pin
+    assert pin_input.pin_from_proto(msg) == pin
 
 
 def test_pin_from_proto_without_media_names_the_field() -> None:
     """A pin with no media source cannot be built; the error names media_source under the path."""
     with pytest.raises(InvalidArgument) as info:
-        cv.pin_from_proto(job_pb2.Pin(board_id="1"), field="requests[1].pin")
+        pin_input.pin_from_proto(job_pb2.Pin(board_id="1"), field="requests[1].pin")
     assert info.value.violations[0].field == "requests[1].pin.media_source"
 
 
@@ -391,7 +393,7 @@ def test_local_time_round_trips(local: LocalTime) -> None:
     """A local time with a zone or an offset (even +00:00) survives the wire unchanged."""
     msg = cv.local_time_to_proto(local)
     again = type(msg).FromString(msg.SerializeToString())
-    assert cv.local_time_from_proto(again) == local
+    assert pin_input.local_time_from_proto(again) == local
 
 
 # --- timestamps and durations ------------------------------------------------------------------
@@ -462,7 +464,7 @@ def account(**changes: object) -> Account:
 
 def test_account_to_proto_never_leaks_tokens() -> None:
     """No token or token expiry reaches the message, its bytes or its JSON."""
-    msg = cv.account_to_proto(account())
+    msg = acv.account_to_proto(account())
     assert msg.access_token == ""
     assert msg.refresh_token == ""
     assert not msg.HasField("access_token_expire_time")
@@ -477,12 +479,12 @@ def test_account_to_proto_never_leaks_tokens() -> None:
 
 def test_account_to_proto_fields() -> None:
     """Id, name, pacing, state, pause flag, reason and times are copied."""
-    msg = cv.account_to_proto(account(paused=True, state_reason="paused by ops"))
+    msg = acv.account_to_proto(account(paused=True, state_reason="paused by ops"))
     assert (msg.id, msg.display_name, msg.paused, msg.state_reason) == (
         "acme", "Acme", True, "paused by ops",
     )  # fmt: skip
     assert msg.state == account_pb2.Account.STATE_PAUSED
-    assert cv.pacing_from_proto(msg.pacing, "pacing") == account().pacing
+    assert acv.pacing_from_proto(msg.pacing, "pacing") == account().pacing
     assert msg.create_time == ts(T0)
     assert msg.update_time == ts(T0 + timedelta(hours=1))
 
@@ -500,17 +502,17 @@ def test_account_state_and_refresh_flag(
 ) -> None:
     """The account state and `has_refresh_token` follow the stored account."""
     acct = account(**changes)
-    msg = cv.account_to_proto(acct)
+    msg = acv.account_to_proto(acct)
     assert msg.state == state
     assert msg.has_refresh_token is has_refresh
-    assert cv.account_state_to_proto(acct.state) == state
+    assert acv.account_state_to_proto(acct.state) == state
 
 
 def test_pacing_round_trips() -> None:
     """A pacing policy comes back from the wire unchanged; 0 means no cap."""
     pacing = Pacing(min_spacing=timedelta(seconds=90), max_per_hour=0, max_per_day=50)
-    assert cv.pacing_from_proto(cv.pacing_to_proto(pacing), "account.pacing") == pacing
-    assert cv.pacing_from_proto(account_pb2.Pacing(), "p") == Pacing(writes_per_minute=0)
+    assert acv.pacing_from_proto(acv.pacing_to_proto(pacing), "account.pacing") == pacing
+    assert acv.pacing_from_proto(account_pb2.Pacing(), "p") == Pacing(writes_per_minute=0)
 
 
 @pytest.mark.parametrize(
@@ -528,7 +530,7 @@ def test_pacing_round_trips() -> None:
 def test_bad_pacing_is_named(msg: account_pb2.Pacing, path: str) -> None:
     """Each bad pacing value is INVALID_ARGUMENT on its field under the prefix."""
     with pytest.raises(InvalidArgument) as info:
-        cv.pacing_from_proto(msg, "account.pacing")
+        acv.pacing_from_proto(msg, "account.pacing")
     assert [v.field for v in info.value.violations] == [f"account.pacing.{path}"]
 
 
@@ -537,5 +539,5 @@ def test_all_pacing_violations_at_once() -> None:
     msg = account_pb2.Pacing(
         min_spacing=duration_pb2.Duration(seconds=-5), max_per_hour=-1, writes_per_minute=10**6
     )
-    fields = {v.field for v in cv.pacing_violations(msg, "pacing")}
+    fields = {v.field for v in acv.pacing_violations(msg, "pacing")}
     assert fields == {"pacing.min_spacing", "pacing.max_per_hour", "pacing.writes_per_minute"}
