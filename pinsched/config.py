@@ -1,10 +1,11 @@
 """Daemon configuration: the `Config` value and how it is loaded (DESIGN §8).
 
-Owns the field list, defaults, the environment variable and flag of each field, parsing and
-validation. Layers, lowest first: defaults < TOML file (`--config`, keys = field names,
-`[[webhooks]]` tables) < environment (`PINSCHED_*`) < flags. An empty environment variable counts
-as unset. A layer that sets `webhooks` replaces the lower layers' endpoints (the environment
-defines one endpoint with `PINSCHED_WEBHOOK_URL` + `PINSCHED_WEBHOOK_SECRET`).
+Owns the `Config` value and its defaults, the layering, webhook endpoints and the cross-field
+checks; each field's parser, flag and environment variable are `pinsched.config_fields`.
+Layers, lowest first: defaults < TOML file (`--config`, keys = field names, `[[webhooks]]`
+tables) < environment (`PINSCHED_*`) < flags. An empty environment variable counts as unset. A
+layer that sets `webhooks` replaces the lower layers' endpoints (the environment defines one
+endpoint with `PINSCHED_WEBHOOK_URL` + `PINSCHED_WEBHOOK_SECRET`).
 
 Every bad value raises `ConfigError` naming the source and key, for example
 `PINSCHED_LISTEN: expected host:port, got 'abc'` or `pinsched.toml: horizon_days: ...`.
@@ -16,15 +17,25 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import ipaddress
-import math
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+from pinsched.config_fields import (
+    FIELDS,
+    WEBHOOK_ENV,
+    env_name,
+    float_at_least,
+    parse_bool,
+    parse_http_url,
+    parse_secret,
+    split_list,
+    string_list,
+)
+from pinsched.config_fields import ConfigError as ConfigError
 from pinsched.ops import listen
 from pinsched.ops.masking import mask_url
 from pinsched.webhooks.policy import host_problem
@@ -32,12 +43,6 @@ from pinsched.webhooks.policy import host_problem
 __all__ = ["Config", "ConfigError", "WebhookEndpoint", "add_serve_arguments", "load_config"]
 
 MASK: Final = "***"
-LOG_LEVELS: Final = frozenset({"debug", "info", "warning", "error", "critical"})
-LOG_FORMATS: Final = frozenset({"json", "console"})
-
-
-class ConfigError(ValueError):
-    """A configuration value is missing, malformed or inconsistent; the message names its source."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -117,197 +122,13 @@ class Config:
 
 SECRET_FIELDS: Final = frozenset({"pinterest_client_secret", "api_token", "secret_key"})
 
-# ---------------------------------------------------------------------------------------------
-# Value parsers: (raw value, where) -> typed value. `raw` is a str from the environment or flags,
-# or any TOML value. `where` names the source and key for the error message.
-
-Parser = Callable[[object, str], Any]
-
-
-def _fail(where: str, expected: str, raw: object, *, secret: bool = False) -> ConfigError:
-    shown = "a value that is not shown (secret)" if secret else repr(raw)
-    return ConfigError(f"{where}: expected {expected}, got {shown}")
-
-
-def _string(raw: object, where: str) -> str:
-    if not isinstance(raw, str) or not raw.strip():
-        raise _fail(where, "a non-empty string", raw)
-    return raw.strip()
-
-
-def _secret(raw: object, where: str) -> str:
-    if not isinstance(raw, str) or not raw.strip():
-        raise _fail(where, "a non-empty string", raw, secret=True)
-    return raw.strip()
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _host_port(raw: object, where: str) -> str:
-    text = raw.strip() if isinstance(raw, str) else ""
-    host, sep, port = text.rpartition(":")
-    if host.startswith("[") and host.endswith("]"):
-        host_ok = _is_ip(host[1:-1])
-    else:
-        host_ok = bool(host) and all(c.isalnum() or c in ".-_" for c in host)
-    if not (sep and host_ok and port.isdigit() and int(port) <= 65535):
-        raise _fail(where, "host:port", raw)
-    return text
-
-
-def _host_port_or_off(raw: object, where: str) -> str | None:
-    if isinstance(raw, str) and raw.strip().lower() == "off":
-        return None
-    try:
-        return _host_port(raw, where)
-    except ConfigError:
-        raise _fail(where, "host:port or off", raw) from None
-
-
-def _http_url(raw: object, where: str) -> str:
-    text = raw.strip() if isinstance(raw, str) else ""
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise _fail(where, "an http(s) URL", mask_url(raw) if isinstance(raw, str) else raw)
-    return text.rstrip("/")
-
-
-def _choice(options: frozenset[str]) -> Parser:
-    def parse(raw: object, where: str) -> str:
-        text = raw.strip().lower() if isinstance(raw, str) else ""
-        if text not in options:
-            raise _fail(where, "one of " + ", ".join(sorted(options)), raw)
-        return text
-
-    return parse
-
-
-def _number(raw: object, where: str, *, integer: bool) -> int | float:
-    if isinstance(raw, int) and not isinstance(raw, bool):
-        return raw
-    if isinstance(raw, float) and not integer:
-        return raw
-    if isinstance(raw, str):
-        try:
-            return int(raw.strip()) if integer else float(raw.strip())
-        except ValueError:
-            pass
-    raise _fail(where, "an integer" if integer else "a number", raw)
-
-
-def _float_at_least(minimum: float, *, strict: bool = False) -> Parser:
-    def parse(raw: object, where: str) -> float:
-        value = float(_number(raw, where, integer=False))
-        if not math.isfinite(value):
-            raise _fail(where, "a finite number", raw)
-        if value < minimum or (strict and value == minimum):
-            raise _fail(where, f"a number {'>' if strict else '>='} {minimum:g}", raw)
-        return value
-
-    return parse
-
-
-def _int_at_least(minimum: int) -> Parser:
-    def parse(raw: object, where: str) -> int:
-        value = int(_number(raw, where, integer=True))
-        if value < minimum:
-            raise _fail(where, f"an integer >= {minimum}", raw)
-        return value
-
-    return parse
-
-
-def _bool(raw: object, where: str) -> bool:
-    if isinstance(raw, bool):
-        return raw
-    text = raw.strip().lower() if isinstance(raw, str) else ""
-    if text not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-        raise _fail(where, "true or false", raw)
-    return text in ("1", "true", "yes", "on")
-
-
-@dataclass(frozen=True, slots=True)
-class _Field:
-    parse: Parser
-    flag: str | None = None  # command-line flag; its argparse dest is the field name
-    help: str = ""
-    env: str = ""  # environment variable; default PINSCHED_<FIELD NAME>
-
-
-_FIELDS: Final[Mapping[str, _Field]] = {
-    "listen": _Field(_host_port, "--listen", "gRPC address, host:port"),
-    "http_listen": _Field(
-        _host_port_or_off, "--http-listen", "HTTP/JSON API address, host:port, or off"
-    ),
-    "db_path": _Field(_string, "--db", "SQLite database file", env="PINSCHED_DB"),
-    "pinterest_api_base": _Field(_http_url, "--pinterest-api-base", "Pinterest API base URL"),
-    "pinterest_client_id": _Field(_string),
-    "pinterest_client_secret": _Field(_secret),
-    "api_token": _Field(_secret),
-    "tls_cert_file": _Field(_string, "--tls-cert", "TLS certificate (PEM)"),
-    "tls_key_file": _Field(_string, "--tls-key", "TLS private key (PEM)"),
-    "tls_client_ca_file": _Field(_string, "--tls-client-ca", "CA of client certificates (mTLS)"),
-    "metrics_listen": _Field(_host_port, "--metrics-listen", "Prometheus /metrics, host:port"),
-    "health_listen": _Field(_host_port, "--health-listen", "plain-text gRPC health, host:port"),
-    "secret_key": _Field(_secret),
-    "log_level": _Field(_choice(LOG_LEVELS), "--log-level", "debug, info, warning, error"),
-    "log_format": _Field(_choice(LOG_FORMATS), "--log-format", "json or console"),
-    "clock_skew_tolerance_s": _Field(_float_at_least(0)),
-    "horizon_days": _Field(_int_at_least(1)),
-    "max_attempts": _Field(_int_at_least(0)),
-    "retry_base_delay_s": _Field(_float_at_least(0, strict=True)),
-    "retry_max_delay_s": _Field(_float_at_least(0, strict=True)),
-    "request_timeout_s": _Field(_float_at_least(0, strict=True)),
-    "pinterest_read_lag_s": _Field(_float_at_least(0)),
-    "shutdown_grace_s": _Field(_float_at_least(0)),
-    "app_writes_per_minute": _Field(_int_at_least(0)),
-    "allow_insecure_listen": _Field(
-        _bool, "--allow-insecure-listen", "allow a non-loopback --listen without token or mTLS"
-    ),
-    "retention_days": _Field(
-        _int_at_least(0),
-        "--retention-days",
-        "days settled jobs, their events and finished webhooks are kept (0: forever)",
-    ),
-    "verify_timeout_s": _Field(_float_at_least(0, strict=True)),
-    "token_keeper": _Field(_bool),
-    "token_refreshes_per_second": _Field(_float_at_least(0, strict=True)),
-    "token_retry_s": _Field(_float_at_least(0, strict=True)),
-    "preflight_lead_time_s": _Field(
-        _float_at_least(0),
-        "--preflight-lead-time-s",
-        "seconds before a pin's time its board, token and image are checked (0: off)",
-    ),
-    "media_lead_time_s": _Field(_float_at_least(0)),
-    "media_grace_s": _Field(_float_at_least(0)),
-}
-
-
-def _env_name(name: str) -> str:
-    return _FIELDS[name].env or f"PINSCHED_{name.upper()}"
-
-
-WEBHOOK_ENV: Final = {
-    "url": "PINSCHED_WEBHOOK_URL",
-    "secrets": "PINSCHED_WEBHOOK_SECRET",  # comma-separated during a secret rotation
-    "event_types": "PINSCHED_WEBHOOK_EVENT_TYPES",
-    "account_ids": "PINSCHED_WEBHOOK_ACCOUNT_IDS",
-    "timeout_s": "PINSCHED_WEBHOOK_TIMEOUT_S",
-}
-
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the flags of `pinsched serve`; each defaults to None ("not given")."""
-    for name, spec in _FIELDS.items():
+    for name, spec in FIELDS.items():
         if spec.flag is not None:
-            action = "store_true" if spec.parse is _bool else "store"
-            text = f"{spec.help} [env {_env_name(name)}]"
+            action = "store_true" if spec.parse is parse_bool else "store"
+            text = f"{spec.help} [env {env_name(name)}]"
             parser.add_argument(spec.flag, dest=name, action=action, default=None, help=text)
 
 
@@ -319,17 +140,17 @@ def load_config(
     origins: dict[str, str] = {}
     if config_path is not None:
         _apply_file(config_path, values, origins)
-    for name, spec in _FIELDS.items():
-        text = env.get(_env_name(name), "")
+    for name, spec in FIELDS.items():
+        text = env.get(env_name(name), "")
         if text.strip():
-            values[name] = spec.parse(text, _env_name(name))
-            origins[name] = _env_name(name)
+            values[name] = spec.parse(text, env_name(name))
+            origins[name] = env_name(name)
     webhook = _env_webhook(env)
     if webhook is not None:
         values["webhooks"] = (webhook,)
         origins["webhooks"] = WEBHOOK_ENV["url"]
     if args is not None:
-        for name, spec in _FIELDS.items():
+        for name, spec in FIELDS.items():
             given = getattr(args, name, None)
             if spec.flag is not None and given is not None:
                 values[name] = spec.parse(given, spec.flag)
@@ -355,10 +176,10 @@ def _apply_file(path: str, values: dict[str, Any], origins: dict[str, str]) -> N
             values[key] = tuple(
                 _webhook_from_table(table, f"{path}: webhooks[{i}]") for i, table in enumerate(raw)
             )
-        elif key in _FIELDS:
-            values[key] = _FIELDS[key].parse(raw, where)
+        elif key in FIELDS:
+            values[key] = FIELDS[key].parse(raw, where)
         else:
-            known = ", ".join(sorted([*_FIELDS, "webhooks"]))
+            known = ", ".join(sorted([*FIELDS, "webhooks"]))
             raise ConfigError(f"{where}: unknown key (known keys: {known})")
         origins[key] = where
 
@@ -376,14 +197,14 @@ def _webhook_from_table(table: Mapping[str, object], where: str) -> WebhookEndpo
     if "secret" in table and "secrets" in table:
         raise ConfigError(f"{where}: give `secret` or `secrets`, not both")
     if "secret" in table:
-        secrets: tuple[str, ...] = (_secret(table["secret"], f"{where}.secret"),)
+        secrets: tuple[str, ...] = (parse_secret(table["secret"], f"{where}.secret"),)
     else:
-        secrets = _string_list(table.get("secrets"), f"{where}.secrets", secret=True)
+        secrets = string_list(table.get("secrets"), f"{where}.secrets", secret=True)
     return _webhook(
         url=table.get("url"),
         secrets=secrets,
-        event_types=_string_list(table.get("event_types", []), f"{where}.event_types"),
-        account_ids=_string_list(table.get("account_ids", []), f"{where}.account_ids"),
+        event_types=string_list(table.get("event_types", []), f"{where}.event_types"),
+        account_ids=string_list(table.get("account_ids", []), f"{where}.account_ids"),
         timeout_s=table.get("timeout_s", 10.0),
         where={k: f"{where}.{k}" for k in ("url", "secrets", "event_types", "timeout_s")},
     )
@@ -398,9 +219,9 @@ def _env_webhook(env: Mapping[str, str]) -> WebhookEndpoint | None:
         return None
     return _webhook(
         url=raw["url"] or None,
-        secrets=_split(raw["secrets"]),
-        event_types=_split(raw["event_types"]),
-        account_ids=_split(raw["account_ids"]),
+        secrets=split_list(raw["secrets"]),
+        event_types=split_list(raw["event_types"]),
+        account_ids=split_list(raw["account_ids"]),
         timeout_s=raw["timeout_s"] or 10.0,
         where=WEBHOOK_ENV,
     )
@@ -417,7 +238,7 @@ def _webhook(
 ) -> WebhookEndpoint:
     if url is None:
         raise ConfigError(f"{where['url']}: required for a webhook endpoint")
-    checked_url = _http_url(url, where["url"])
+    checked_url = parse_http_url(url, where["url"])
     if (problem := host_problem(urlsplit(checked_url).hostname or "")) is not None:
         raise ConfigError(f"{where['url']}: link-local / metadata addresses are refused: {problem}")
     if not secrets:
@@ -428,7 +249,7 @@ def _webhook(
         secrets=secrets,
         event_types=event_types,
         account_ids=account_ids,
-        timeout_s=_float_at_least(0, strict=True)(timeout_s, where["timeout_s"]),
+        timeout_s=float_at_least(0, strict=True)(timeout_s, where["timeout_s"]),
     )
 
 
@@ -448,23 +269,9 @@ def _check_webhook_rules(
             raise ConfigError(f"{where['event_types']}: {why}")
 
 
-def _split(text: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in text.split(",") if part.strip())
-
-
-def _string_list(raw: object, where: str, *, secret: bool = False) -> tuple[str, ...]:
-    if raw is None:
-        return ()
-    if not isinstance(raw, list) or not all(isinstance(s, str) and s.strip() for s in raw):
-        if secret:
-            raise ConfigError(f"{where}: expected a list of non-empty strings")
-        raise _fail(where, "a list of non-empty strings", raw)
-    return tuple(s.strip() for s in raw)
-
-
 def _check_consistency(config: Config, origins: Mapping[str, str]) -> None:
     def src(name: str) -> str:
-        return origins.get(name) or " / ".join(filter(None, (_FIELDS[name].flag, _env_name(name))))
+        return origins.get(name) or " / ".join(filter(None, (FIELDS[name].flag, env_name(name))))
 
     if (config.tls_cert_file is None) != (config.tls_key_file is None):
         given = "tls_cert_file" if config.tls_cert_file is not None else "tls_key_file"
