@@ -3,6 +3,9 @@
 Modules: server (`Sandbox`: HTTP lifecycle, middleware), api (v5 handlers), admin (/_admin/),
 state (the in-memory world), validation (request bodies), render (JSON shapes), faults (fault
 rules), ratelimit (org_write window), errors (Pinterest error catalogue), cli (flags, `run`).
+
+Rule: it stands in for Pinterest, built from Pinterest's OpenAPI description, and imports nothing
+from pinsched outside `pinsched.sandbox`, so it cannot share a mistake with the client it tests.
 """
 
 from pinsched.sandbox.errors import ApiError

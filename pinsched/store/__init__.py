@@ -15,6 +15,9 @@
   becomes `StorageUnavailable`; the transaction it hit is rolled back whole.
 
 It does not decide anything: which transition is legal is `jobs.py`'s business.
+
+Rule: the only code that speaks SQL; it imports the domain types (jobs, accounts, slots, video,
+codec, errors) and never the API, the service layer, the dispatcher or the Pinterest client.
 """
 
 from __future__ import annotations
