@@ -38,7 +38,7 @@ from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
 from pinsched.jobs import Carousel, ImageBase64, ImageUrl, PinSpec, Video
-from pinsched.pinterest.client import parse_time
+from pinsched.pinterest.outcomes import parse_time
 from pinsched.video import VideoAsset, VideoUrl
 
 #: Pinterest's times have second precision and come from another clock: look this far back.

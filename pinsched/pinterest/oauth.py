@@ -1,5 +1,5 @@
 """Small pure pieces of talking to Pinterest on behalf of one account: the token grant's
-outcomes (`TokenGrant`, `RefreshFailed`, re-exported by `pinterest`), where its calls go
+outcomes (`TokenGrant`, `RefreshFailed`, re-exported by `pinterest.client`), where its calls go
 (`Route`: its own API base, its business-access `ad_account_id`), what a token response says
 about the refresh token's lifetime, and what rate-limit headers say about the remaining quota.
 """

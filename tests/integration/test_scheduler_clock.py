@@ -10,7 +10,7 @@ import grpc
 
 from pinsched.app import Daemon
 from pinsched.clock import FakeClock
-from pinsched.pinterest.client import parse_time
+from pinsched.pinterest.outcomes import parse_time
 from pinsched.v1 import job_pb2, scheduler_pb2
 from tests.conftest import Api, start_sandbox
 

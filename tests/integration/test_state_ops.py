@@ -22,7 +22,7 @@ from google.protobuf import duration_pb2, field_mask_pb2
 
 from pinsched.app import Daemon
 from pinsched.clock import FakeClock
-from pinsched.pinterest.client import parse_time
+from pinsched.pinterest.outcomes import parse_time
 from pinsched.sandbox import FaultRule, Sandbox
 from pinsched.v1 import account_pb2, job_pb2, scheduler_pb2
 from tests.conftest import ACCESS, BOARD, REFRESH, Api, start_sandbox

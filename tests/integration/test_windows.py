@@ -15,7 +15,7 @@ from google.protobuf import duration_pb2
 from pinsched.accounts import Pacing
 from pinsched.app import Daemon
 from pinsched.clock import FakeClock
-from pinsched.pinterest.client import parse_time
+from pinsched.pinterest.outcomes import parse_time
 from pinsched.planning import violations
 from pinsched.v1 import account_pb2, job_pb2, scheduler_pb2
 from tests.conftest import Api, soon, start_sandbox
