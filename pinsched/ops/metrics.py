@@ -26,9 +26,8 @@ job or blocks the event loop; labels never carry a token (webhook URLs lose user
 from __future__ import annotations
 
 import asyncio
-import inspect
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
@@ -39,8 +38,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 
-from pinsched.api.guard import method_labels
 from pinsched.jobs import JobState
+from pinsched.ops.rpc_metrics import RpcMetrics
 from pinsched.store import Event, Store
 
 if TYPE_CHECKING:
@@ -349,7 +348,7 @@ class Metrics:
 
     def interceptor(self) -> grpc.aio.ServerInterceptor[Any, Any]:
         """A server interceptor timing every RPC and counting its status code."""
-        return _RpcMetrics(self)
+        return RpcMetrics(self)
 
 
 class _Live:
@@ -363,84 +362,3 @@ class _Live:
 
     def describe(self) -> list[Metric]:
         return []
-
-
-def _code_name(context: grpc.aio.ServicerContext[Any, Any], failed: BaseException | None) -> str:
-    code = context.code()
-    if isinstance(code, grpc.StatusCode):
-        return code.name
-    if isinstance(failed, asyncio.CancelledError):
-        return "CANCELLED"
-    if failed is not None and not isinstance(failed, GeneratorExit):
-        return "UNKNOWN"
-    return "OK"
-
-
-if TYPE_CHECKING:
-    _Interceptor = grpc.aio.ServerInterceptor[Any, Any]
-else:
-    _Interceptor = grpc.aio.ServerInterceptor
-
-
-class _RpcMetrics(_Interceptor):
-    def __init__(self, metrics: Metrics) -> None:
-        self._m = metrics
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
-        details: grpc.HandlerCallDetails,
-    ) -> Any:
-        handler = await continuation(details)
-        if handler is None:
-            return None
-        service, method = method_labels(details.method or "")
-        requests, duration = self._m.rpc_requests, self._m.rpc_duration
-
-        def unary(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-            async def timed(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-                started, failed = time.perf_counter(), None
-                try:
-                    return await fn(request, context)
-                except BaseException as exc:
-                    failed = exc
-                    raise
-                finally:
-                    duration.labels(service, method).observe(time.perf_counter() - started)
-                    requests.labels(service, method, _code_name(context, failed)).inc()
-
-            return timed
-
-        def streaming(fn: Callable[..., Any]) -> Callable[..., AsyncIterator[Any]]:
-            async def counted(
-                request: Any, context: grpc.aio.ServicerContext[Any, Any]
-            ) -> AsyncIterator[Any]:
-                failed = None
-                try:
-                    result = fn(request, context)
-                    if inspect.isasyncgen(result):
-                        async for item in result:
-                            yield item
-                    else:  # a coroutine writing with context.write
-                        await result
-                except BaseException as exc:
-                    failed = exc
-                    raise
-                finally:
-                    requests.labels(service, method, _code_name(context, failed)).inc()
-
-            return counted
-
-        kw = {
-            "request_deserializer": handler.request_deserializer,
-            "response_serializer": handler.response_serializer,
-        }
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(unary(handler.unary_unary), **kw)
-        if handler.stream_unary:
-            return grpc.stream_unary_rpc_method_handler(unary(handler.stream_unary), **kw)
-        if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(streaming(handler.unary_stream), **kw)
-        if handler.stream_stream:
-            return grpc.stream_stream_rpc_method_handler(streaming(handler.stream_stream), **kw)
-        return handler
