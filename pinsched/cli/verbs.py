@@ -193,7 +193,7 @@ async def watch(client: AsyncClient, args: argparse.Namespace, out: Output) -> N
 
 
 async def import_file(client: AsyncClient, args: argparse.Namespace, out: Output) -> int:
-    from pinsched import importer
+    from pinsched.cli import importer
 
     try:
         return await importer.command(

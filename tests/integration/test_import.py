@@ -12,7 +12,8 @@ from pathlib import Path
 
 from google.type import dayofweek_pb2  # type: ignore[import-untyped, unused-ignore]
 
-from pinsched.importer import build_request, send_chunk
+from pinsched.cli.import_rows import build_request
+from pinsched.cli.importer import send_chunk
 from pinsched.v1 import account_pb2, scheduler_pb2
 from pinsched_client import AsyncClient
 from tests.conftest import ACCESS, Api

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from pinsched.importer import RowError, build_request, derived_request_id
+from pinsched.cli.import_rows import RowError, build_request, derived_request_id
 
 BASE = {"account": "acme", "board": "1001", "image_url": "https://e.com/a.jpg"}
 
