@@ -7,11 +7,11 @@ watchers at 1,000 events/s (issue 14: p99 < 100 ms), each run `repeats` times al
 same daemon; the row is the median run (by p99 lag), the notes give every run. A shared machine
 makes single runs noisy: the medians are the figures to compare.
 
-Then one more run of each with `py-spy record --gil` attached to the daemon: the GIL samples are
-sorted into the stages of the watch path (`STAGES`: the innermost matching frame wins) and shown
-as CPU µs per event delivered (one event reaching one watcher) — where the serial resource of the
-process goes, so the next bottleneck is visible. Profiled runs are perturbed and not in the lag
-figures.
+Then one more run of each with `py-spy record --gil` attached to the daemon: the GIL samples
+are sorted into the stages of the watch path (`STAGES`: the innermost matching frame wins) and
+the daemon's measured CPU of that run is shared out by those shares: CPU µs per event delivered
+(one event reaching one watcher), per stage, so the next bottleneck is visible. Profiled runs
+are perturbed and not in the lag figures.
 """
 
 from __future__ import annotations
@@ -58,13 +58,15 @@ def stage_of(frames: list[str]) -> str:
     return "other (event loop, runtime)"
 
 
-def stage_profile(path: Path, delivered: int) -> dict[str, float]:
-    """CPU µs per event delivered, per stage, from a py-spy raw profile sampled at
-    `PROFILE_RATE` with `--gil` (each sample: 1/PROFILE_RATE s of GIL held)."""
+def stage_profile(path: Path, delivered: int, cpu_s: float) -> dict[str, float]:
+    """CPU µs per event delivered, per stage: the daemon's measured CPU seconds of the profiled
+    run (*cpu_s*) shared out by the stages' shares of the py-spy samples (GIL samples measure
+    wall time with the GIL held, which a busy machine inflates; the shares stay meaningful)."""
     per: Counter[str] = Counter()
     for frames, count in flame.load(path):
         per[stage_of(frames)] += count
-    scale = 1e6 / PROFILE_RATE / max(1, delivered)
+    total = sum(per.values()) or 1
+    scale = cpu_s * 1e6 / total / max(1, delivered)
     return {stage: round(c * scale, 2) for stage, c in per.most_common()}
 
 
@@ -107,7 +109,11 @@ async def _profiled(ctx: Ctx, daemon: procs.Proc, name: str, run: Any) -> dict[s
         await asyncio.to_thread(spy.wait, 30)
     if not out.exists():
         return {"skipped": "py-spy wrote no profile (ptrace not permitted?)"}
-    return {"stages_us_per_event": stage_profile(out, got["watchers"]["events_total"])}
+    delivered = got["watchers"]["events_total"]
+    return {
+        "stages_us_per_event": stage_profile(out, delivered, got["daemon_cpu_s"]),
+        "daemon_cpu_us_per_event": round(got["daemon_cpu_s"] * 1e6 / max(1, delivered), 2),
+    }
 
 
 def _median_row(group: str, name: str, runs: list[dict[str, Any]], profile: dict[str, Any]) -> Row:
