@@ -81,6 +81,7 @@ async def main_async(args: argparse.Namespace) -> int:
         f"work dir {workdir}",
         flush=True,
     )
+    procs.compile_sources()
     sandbox, ctx.sandbox_url = await procs.start_sandbox(workdir)
     ctx.shared["sandbox"] = sandbox
     timings: dict[str, float] = {}
