@@ -35,6 +35,7 @@ from bench import (
     throughput,
     videos,
     watch,
+    watchrows,
 )
 from bench.context import Ctx, Sizes
 from bench.report import Row
@@ -52,6 +53,8 @@ SCENARIOS: dict[str, Scenario] = {
     "retention": retention.scenario,  # FakeClock hours: database size under retention
     "shutdown": shutdown.run,  # SIGTERM → exit under load (terminationGracePeriodSeconds)
     "videos": videos.run,  # image lateness while 200 videos are staged across 20 accounts
+    # the two watch-lag targets (gRPC, SSE), repeated: medians and a per-stage CPU profile
+    "watchrows": watchrows.run,
 }
 
 
@@ -78,6 +81,7 @@ async def main_async(args: argparse.Namespace) -> int:
         f"work dir {workdir}",
         flush=True,
     )
+    procs.compile_sources()
     sandbox, ctx.sandbox_url = await procs.start_sandbox(workdir)
     ctx.shared["sandbox"] = sandbox
     timings: dict[str, float] = {}

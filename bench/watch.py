@@ -19,7 +19,10 @@ LAG_P99_MS = 100.0
 TARGET_RATE = 2000
 
 
-async def _once(ctx: Ctx, port: int, daemon: procs.Proc, rate: int) -> dict[str, Any]:
+async def once(
+    ctx: Ctx, port: int, daemon: procs.Proc, rate: int, n: int | None = None
+) -> dict[str, Any]:
+    """*n* (default: the run's size) WatchJobs streams while jobs are created at *rate*/s."""
     target = f"127.0.0.1:{port}"
     watchers = procs.spawn(
         [
@@ -28,7 +31,7 @@ async def _once(ctx: Ctx, port: int, daemon: procs.Proc, rate: int) -> dict[str,
             "--target",
             target,
             "--n",
-            str(ctx.sizes.watchers),
+            str(n or ctx.sizes.watchers),
             "--max-s",
             str(ctx.sizes.watch_s + 120),
         ],
@@ -90,7 +93,7 @@ async def run(ctx: Ctx) -> None:
                 "bench", account_pb2.Account(access_token=procs.SANDBOX_TOKEN, pacing=FREE)
             )
         for rate in ctx.sizes.watch_rates:
-            results.append(await _once(ctx, port, daemon, rate))
+            results.append(await once(ctx, port, daemon, rate))
     finally:
         await daemon.stop()
     ctx.details["watch"] = results

@@ -38,6 +38,7 @@ from grpc_reflection.v1alpha import reflection
 
 from pinsched import security
 from pinsched.account_admin import AccountAdmin
+from pinsched.api import watch_wire
 from pinsched.api.account_servicer import AccountServicer
 from pinsched.api.guard import Guard
 from pinsched.api.media_servicer import MediaServicer
@@ -310,6 +311,7 @@ class Daemon:
             )
         )
         scheduler_pb2_grpc.add_PinSchedulerServicer_to_server(servicers[SERVICES[0]], server)
+        watch_wire.register(servicers[SERVICES[0]], server)  # WatchJobs: chunks encoded once
         account_pb2_grpc.add_AccountServiceServicer_to_server(servicers[SERVICES[1]], server)
         webhook_pb2_grpc.add_WebhookServiceServicer_to_server(servicers[SERVICES[2]], server)
         media_pb2_grpc.add_MediaServiceServicer_to_server(servicers[SERVICES[3]], server)

@@ -1,10 +1,14 @@
 """Event fan-out: committed events → live watchers, and the resumable watch algorithm.
 
-The store hands every committed batch to `EventBus.publish` (in sequence order). Each watcher has
-a bounded buffer; a watcher that falls behind is never waited for: its buffer is dropped and it
-catches up from the durable log, so a slow watcher cannot slow the scheduler and still sees every
-event exactly once. `watch_batches` hands a watcher everything pending at once (up to a bound):
-one event per batch while it keeps up, bigger batches when it falls behind.
+The store hands every committed batch to `EventBus.publish` (in sequence order). The bus cuts it
+into `Chunk`s (at most `MAX_BATCH` events) once per distinct watch filter, and hands the same
+chunk objects to every watcher with that filter: per commit, the fan-out costs one append per
+watcher, not one per event per watcher, and a chunk's encodings (`Chunk.wire`: the WatchJobs
+bytes, the SSE frames) are built once for all of them. Each watcher has a bounded buffer; a
+watcher that falls behind is never waited for: its buffer is dropped and it catches up from the
+durable log, so a slow watcher cannot slow the scheduler and still sees every event exactly once.
+`watch_chunks` hands a watcher everything pending at once (up to a bound): one commit's events
+per batch while it keeps up, bigger batches when it falls behind.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from pinsched.jobs import JobState
 from pinsched.store import Event, Store
 
 DEFAULT_BUFFER = 10_000
-#: The most events in one batch of `watch_batches` (one WatchJobs message).
+#: The most events in one batch of `watch_chunks` (one WatchJobs message).
 MAX_BATCH = 256
 
 
@@ -28,6 +32,10 @@ class WatchFilter:
     job_ids: frozenset[str] = frozenset()
     to_states: frozenset[JobState] = frozenset()
 
+    @property
+    def is_everything(self) -> bool:
+        return not (self.account_id or self.job_ids or self.to_states)
+
     def matches(self, event: Event) -> bool:
         return (
             (not self.account_id or event.account_id == self.account_id)
@@ -36,27 +44,83 @@ class WatchFilter:
         )
 
 
+class Chunk:
+    """Consecutive matching events of one commit (or one replayed page), at most `MAX_BATCH`,
+    shared by every watcher that gets them; `wire` caches their encodings by kind."""
+
+    __slots__ = ("events", "wire")
+
+    def __init__(self, events: tuple[Event, ...]) -> None:
+        self.events = events
+        self.wire: dict[str, bytes] = {}
+
+    @property
+    def last(self) -> int:
+        return self.events[-1].sequence
+
+
+def _chunks(events: Sequence[Event], size: int) -> list[Chunk]:
+    return [Chunk(tuple(events[i : i + size])) for i in range(0, len(events), size)]
+
+
 class Subscription:
-    """One watcher's bounded buffer of live events."""
+    """One watcher's bounded buffer of live chunks (at most *capacity* events in all)."""
 
     def __init__(self, flt: WatchFilter, capacity: int) -> None:
         self.filter = flt
         self.capacity = capacity
-        self.buffer: deque[Event] = deque()
+        self.buffer: deque[Chunk] = deque()
+        self.size = 0  # events in `buffer`
         self.overflowed = False
-        self.ready = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None
 
-    def offer(self, events: Sequence[Event]) -> None:
+    def offer(self, chunk: Chunk) -> None:
         if self.overflowed:
             return
-        for event in events:
-            if self.filter.matches(event):
-                if len(self.buffer) >= self.capacity:
-                    self.overflowed = True
-                    self.buffer.clear()
-                    break
-                self.buffer.append(event)
-        self.ready.set()
+        if self.size + len(chunk.events) > self.capacity:
+            self.overflowed = True
+            self.drop()
+        else:
+            self.buffer.append(chunk)
+            self.size += len(chunk.events)
+        self.wake()
+
+    def drop(self) -> None:
+        self.buffer.clear()
+        self.size = 0
+
+    def wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def wait(self) -> None:
+        """Until the next `offer` or `wake` (one future, no task per wait)."""
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
+    def take(self, max_batch: int) -> list[Chunk]:
+        """The buffered chunks, oldest first, up to *max_batch* events (a bigger first chunk is
+        split)."""
+        out: list[Chunk] = []
+        n = 0
+        buffer = self.buffer
+        while buffer:
+            size = len(buffer[0].events)
+            if n + size > max_batch:
+                if not out:  # split it: the rest stays first in line
+                    head = buffer.popleft()
+                    buffer.appendleft(Chunk(head.events[max_batch:]))
+                    out.append(Chunk(head.events[:max_batch]))
+                    n = max_batch
+                break
+            out.append(buffer.popleft())
+            n += size
+        self.size -= n
+        return out
 
 
 class EventBus:
@@ -74,8 +138,17 @@ class EventBus:
 
     def publish(self, events: Sequence[Event]) -> None:
         self.published += len(events)
-        for sub in list(self._subs):
-            sub.offer(events)
+        if not events or not self._subs:
+            return
+        by_filter: dict[WatchFilter, list[Chunk]] = {}
+        for sub in self._subs:
+            chunks = by_filter.get(sub.filter)
+            if chunks is None:
+                flt = sub.filter
+                matching = events if flt.is_everything else [e for e in events if flt.matches(e)]
+                chunks = by_filter[flt] = _chunks(matching, MAX_BATCH)
+            for chunk in chunks:
+                sub.offer(chunk)
 
     def subscribe(self, flt: WatchFilter) -> Subscription:
         sub = Subscription(flt, self._buffer)
@@ -89,16 +162,17 @@ class EventBus:
         """End every watch (shutdown)."""
         self.closed.set()
         for sub in self._subs:
-            sub.ready.set()
+            sub.wake()
 
 
 async def watch(
     store: Store, bus: EventBus, flt: WatchFilter, since_sequence: int | None
 ) -> AsyncIterator[Event]:
-    """Yield matching events one by one (see `watch_batches`)."""
-    async for batch in watch_batches(store, bus, flt, since_sequence):
-        for event in batch:
-            yield event
+    """Yield matching events one by one (see `watch_chunks`)."""
+    async for chunks in watch_chunks(store, bus, flt, since_sequence):
+        for chunk in chunks:
+            for event in chunk.events:
+                yield event
 
 
 async def watch_batches(
@@ -109,40 +183,49 @@ async def watch_batches(
     *,
     max_batch: int = MAX_BATCH,
 ) -> AsyncIterator[list[Event]]:
-    """Yield matching events in batches of everything pending (at most *max_batch*): those after
-    *since_sequence* from the log first (if given), then live ones; no gap, no duplicate. Ends
-    when the bus closes."""
+    """`watch_chunks` as flat lists of events."""
+    async for chunks in watch_chunks(store, bus, flt, since_sequence, max_batch=max_batch):
+        yield [event for chunk in chunks for event in chunk.events]
+
+
+async def watch_chunks(
+    store: Store,
+    bus: EventBus,
+    flt: WatchFilter,
+    since_sequence: int | None,
+    *,
+    max_batch: int = MAX_BATCH,
+) -> AsyncIterator[list[Chunk]]:
+    """Yield matching events as batches of chunks holding everything pending (at most
+    *max_batch* events): those after *since_sequence* from the log first (if given), then live
+    ones; no gap, no duplicate. Ends when the bus closes."""
     sub = bus.subscribe(flt)
     try:
         last = since_sequence if since_sequence is not None else await store.last_sequence()
         if since_sequence is not None:
-            async for batch in _replay(store, flt, last, max_batch):
-                last = batch[-1].sequence
-                yield batch
+            async for chunk in _replay(store, flt, last, max_batch):
+                last = chunk.last
+                yield [chunk]
         while not bus.closed.is_set():
             if sub.overflowed:
                 sub.overflowed = False
-                sub.buffer.clear()
-                async for batch in _replay(store, flt, last, max_batch):
-                    last = batch[-1].sequence
-                    yield batch
+                sub.drop()
+                async for chunk in _replay(store, flt, last, max_batch):
+                    last = chunk.last
+                    yield [chunk]
                 continue
             if not sub.buffer:
-                sub.ready.clear()
-                closed = asyncio.ensure_future(bus.closed.wait())
-                ready = asyncio.ensure_future(sub.ready.wait())
-                try:
-                    await asyncio.wait({closed, ready}, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    closed.cancel()
-                    ready.cancel()
+                await sub.wait()
                 continue
-            buffer, out = sub.buffer, list[Event]()
-            while buffer and len(out) < max_batch:
-                event = buffer.popleft()
-                if event.sequence > last:
-                    last = event.sequence
-                    out.append(event)
+            out: list[Chunk] = []
+            for chunk in sub.take(max_batch):
+                if chunk.events[0].sequence <= last:  # overlaps what the log already gave
+                    fresh = tuple(e for e in chunk.events if e.sequence > last)
+                    if not fresh:
+                        continue
+                    chunk = Chunk(fresh)
+                out.append(chunk)
+                last = chunk.last
             if out:
                 yield out
     finally:
@@ -151,7 +234,7 @@ async def watch_batches(
 
 async def _replay(
     store: Store, flt: WatchFilter, after: int, max_batch: int
-) -> AsyncIterator[list[Event]]:
+) -> AsyncIterator[Chunk]:
     while True:
         page = await store.events_after(
             after,
@@ -173,6 +256,6 @@ async def _replay(
             )
             for event in page
         ]
-        for start in range(0, len(events), max_batch):
-            yield events[start : start + max_batch]
+        for chunk in _chunks(events, max_batch):
+            yield chunk
         after = page[-1].sequence

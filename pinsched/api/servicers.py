@@ -16,9 +16,10 @@ from pinsched.api import validation as va
 from pinsched.api import video_validation
 from pinsched.api.pagination import page_size, page_token, read_page_token
 from pinsched.api.status import streaming, unary
+from pinsched.api.watch_wire import WatchMessage
 from pinsched.clock import Clock
 from pinsched.dryrun import DryRun
-from pinsched.events import EventBus, WatchFilter, watch_batches
+from pinsched.events import EventBus, WatchFilter, watch_chunks
 from pinsched.jobs import ImageBase64, Job, PinSpec, ScheduleSpec
 from pinsched.ops import limits
 from pinsched.pinchecks import Checker
@@ -89,8 +90,6 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
         self.max_watchers = max_watchers
         self.watching = 0
         self._event_cache: dict[tuple[int, int], job_pb2.JobEvent] = {}
-        #: Recent WatchJobs messages by their events: watchers in step share one message.
-        self._batch_cache: dict[tuple[tuple[int, int], ...], scheduler_pb2.WatchJobsResponse] = {}
 
     def _spec(self, req: Any, prefix: str = "") -> ScheduleSpec:
         spec = va.schedule_spec_from_proto(
@@ -373,21 +372,6 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
                     del self._event_cache[old]
         return msg
 
-    def _batch_proto(self, batch: list[Event]) -> scheduler_pb2.WatchJobsResponse:
-        """The WatchJobs message of *batch*, built once for every watcher that gets the same
-        events (those that keep up get each commit's events alike)."""
-        key = tuple((e.sequence, e.job.version if e.job is not None else -1) for e in batch)
-        msg = self._batch_cache.get(key)
-        if msg is None:
-            msg = scheduler_pb2.WatchJobsResponse(
-                events=[self._event_proto(event) for event in batch]
-            )
-            self._batch_cache[key] = msg
-            if len(self._batch_cache) > EVENT_CACHE // 16:
-                for old in list(self._batch_cache)[: EVENT_CACHE // 64]:
-                    del self._batch_cache[old]
-        return msg
-
     def check_watch_room(self) -> None:
         """`ResourceExhausted` when every watch stream (gRPC and HTTP event streams share the
         cap) is taken."""
@@ -397,19 +381,20 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
                 " close one or retry later"
             )
 
-    @streaming
-    async def WatchJobs(
+    @streaming  # yields WatchMessage, not WatchJobsResponse: watch_wire serializes it
+    async def WatchJobs(  # type: ignore[override]
         self, request: scheduler_pb2.WatchJobsRequest, context: Ctx
-    ) -> AsyncIterator[scheduler_pb2.WatchJobsResponse]:
+    ) -> AsyncIterator[WatchMessage]:
         flt, since = watch_args(request)
         self.check_watch_room()
         self.watching += 1  # before any await: concurrent arrivals cannot overshoot the cap
         try:
             await context.send_initial_metadata(())  # tells the client the stream is open
-            # Each message carries what is pending once the previous one is written: one event
-            # while the watcher keeps up, more (up to events.MAX_BATCH) when it is behind.
-            async for batch in watch_batches(self.store, self.bus, flt, since):
-                yield self._batch_proto(batch)
+            # Each message carries what is pending once the previous one is written: one commit's
+            # events while the watcher keeps up, more (up to events.MAX_BATCH) when it is behind;
+            # each chunk is encoded once for every watcher (watch_wire, its serializer).
+            async for chunks in watch_chunks(self.store, self.bus, flt, since):
+                yield WatchMessage(chunks, self._event_proto)
         finally:
             self.watching -= 1
         if self.bus.closed.is_set():

@@ -23,6 +23,7 @@ from aiohttp import web
 from pinsched import errors
 from pinsched.api import convert as cv
 from pinsched.api.servicers import watch_args
+from pinsched.api.watch_wire import WatchMessage
 from pinsched.http import fastjson
 from pinsched.http.errors import Aborted, ServicerContext, error_body
 from pinsched.jobs import Transition
@@ -111,14 +112,14 @@ class _Stream:
     """One open event stream: a pump task turns the watch generator's events into frames; the
     handler writes whatever is ready in one write (the events of one commit reach the socket
     together, not one system call each) and waits for the socket when it is full, while the
-    pump stops taking events once `MAX_PENDING` frames wait (the watch buffer then overflows and
+    pump stops taking events once `MAX_PENDING` events wait (the watch buffer then overflows and
     catches up from the log, as for a slow gRPC watcher)."""
 
     MAX_PENDING = 1024
 
     def __init__(
         self,
-        events: AsyncIterator[scheduler_pb2.WatchJobsResponse],
+        events: AsyncIterator[WatchMessage | scheduler_pb2.WatchJobsResponse],
         formatter: EventFormatter,
         heartbeat_s: float,
     ) -> None:
@@ -129,7 +130,23 @@ class _Stream:
         self.room = asyncio.Event()
         self.room.set()
         self.done = False
+        self.pending = 0  # events in `frames`
         self.last_write = 0.0
+
+    def _append(self, message: WatchMessage | scheduler_pb2.WatchJobsResponse) -> int:
+        """Queue the frames of *message* (one SSE message per event); the number of events."""
+        if not isinstance(message, WatchMessage):
+            self.frames.extend(self.formatter(event) for event in message.events)
+            return len(message.events)
+        n = 0
+        for chunk in message.chunks:  # each chunk's frames are built once for every watcher
+            frames = chunk.wire.get("sse")
+            if frames is None:
+                frames = b"".join(self.formatter(e) for e in message.chunk_events(chunk))
+                chunk.wire["sse"] = frames
+            self.frames.append(frames)
+            n += len(chunk.events)
+        return n
 
     def _push(self, frame: bytes) -> None:
         self.frames.append(frame)
@@ -138,10 +155,9 @@ class _Stream:
     async def _pump(self) -> None:
         try:
             async for message in self.events:
-                for event in message.events:  # one SSE message per event, as before
-                    self.frames.append(self.formatter(event))
+                self.pending += self._append(message)
                 self.ready.set()
-                if len(self.frames) >= self.MAX_PENDING:
+                if self.pending >= self.MAX_PENDING:
                     self.room.clear()
                     await self.room.wait()
         except Aborted as exc:
@@ -170,6 +186,7 @@ class _Stream:
                 if self.frames:
                     chunk = b"".join(self.frames)
                     self.frames.clear()
+                    self.pending = 0
                     self.room.set()
                     self.last_write = loop.time()
                     await response.write(chunk)
