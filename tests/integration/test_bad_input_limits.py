@@ -3,8 +3,9 @@ or wedged a job now gets a clear INVALID_ARGUMENT naming the field, or a clamp."
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import grpc
 import pytest
@@ -83,7 +84,8 @@ async def test_batch_with_thousands_of_violations_stays_compact(api: Api) -> Non
             scheduler_pb2.BatchSchedulePinsRequest(requests=[bad] * limits.MAX_BATCH)
         )
     )
-    raw = dict(err.trailing_metadata() or ()).get("grpc-status-details-bin")
+    metadata = dict(cast("Iterable[tuple[str, str | bytes]]", err.trailing_metadata() or ()))
+    raw = metadata.get("grpc-status-details-bin")
     assert raw is not None
     assert len(raw) < 6 * 1024
     status = status_pb2.Status.FromString(raw)

@@ -92,7 +92,7 @@ async def create_account(http: Http, account_id: str = "acme") -> dict[str, Any]
         },
     )
     assert status == 200, body
-    return body  # type: ignore[no-any-return]
+    return body
 
 
 def violations(body: dict[str, Any]) -> list[str]:

@@ -17,10 +17,10 @@ import pytest
 from bench.retention import run as run_retention
 from pinsched.accounts import Account
 from pinsched.app import Daemon
-from pinsched.clock import FakeClock
 from pinsched.jobs import JobState, transition
 from pinsched.retention import Retention
 from pinsched.store import OutboxRow, Store
+from pinsched.testing import FakeClock
 from pinsched.v1 import account_pb2, job_pb2, scheduler_pb2
 from tests.conftest import Api, start_sandbox
 from tests.integration.test_store import NOW, make_job

@@ -9,8 +9,8 @@ from datetime import timedelta
 import grpc
 
 from pinsched.app import Daemon
-from pinsched.clock import FakeClock
 from pinsched.pinterest import parse_time
+from pinsched.testing import FakeClock
 from pinsched.v1 import job_pb2, scheduler_pb2
 from tests.conftest import Api, start_sandbox
 
@@ -57,7 +57,7 @@ async def test_jobs_fire_when_due_on_a_fake_clock(make_daemon: Callable[..., Dae
             assert due[owner].replace(microsecond=0) <= created < due[owner] + timedelta(minutes=31)
         assert len(sandbox.pins()) == len(offsets_h)
     finally:
-        await channel.close()
+        await channel.close(None)
         await daemon.stop(grace_s=1.0)
         await sandbox.stop()
 
@@ -100,6 +100,6 @@ async def test_a_job_cancelled_while_it_waits_for_pacing_is_never_sent(
         assert got.state == job_pb2.Job.STATE_CANCELLED
         assert [p["title"] for p in sandbox.pins()] == [sent.pin.title]
     finally:
-        await channel.close()
+        await channel.close(None)
         await daemon.stop(grace_s=1.0)
         await sandbox.stop()

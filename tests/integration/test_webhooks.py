@@ -19,8 +19,8 @@ from standardwebhooks import Webhook
 
 from pinsched import cli
 from pinsched.app import Daemon
-from pinsched.clock import FakeClock
 from pinsched.config import ConfigError, WebhookEndpoint
+from pinsched.testing import FakeClock
 from pinsched.v1 import job_pb2, webhook_pb2, webhook_pb2_grpc
 from tests.conftest import Api, soon
 from tests.integration.test_daemon import wait_states

@@ -8,15 +8,16 @@ import random
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import grpc
 from google.protobuf import duration_pb2
 
 from pinsched.accounts import Pacing
 from pinsched.app import Daemon
-from pinsched.clock import FakeClock
 from pinsched.pinterest import parse_time
 from pinsched.planning import violations
+from pinsched.testing import FakeClock
 from pinsched.v1 import account_pb2, job_pb2, scheduler_pb2
 from tests.conftest import Api, soon, start_sandbox
 
@@ -143,7 +144,7 @@ async def test_days_of_busy_schedule_respect_pacing_and_fairness(
             )
         )
         start = clock.now() + timedelta(hours=1)
-        windows: dict[str, tuple] = {}
+        windows: dict[str, tuple[Any, ...]] = {}
         jobs_by_account: dict[str, list[str]] = defaultdict(list)
         for name in accounts:
             board = str(5000 + accounts.index(name))
@@ -190,7 +191,7 @@ async def test_days_of_busy_schedule_respect_pacing_and_fairness(
         watch.cancel()
         pins = sandbox.pins()
         assert len(pins) == total
-        by_account: dict[str, list] = defaultdict(list)
+        by_account: dict[str, list[Any]] = defaultdict(list)
         for pin in pins:
             owner = (
                 pin["title"].rsplit("-", 2)[0]
@@ -218,6 +219,6 @@ async def test_days_of_busy_schedule_respect_pacing_and_fairness(
                 minutes=10
             ), "paced late beyond its own account's pace"
     finally:
-        await channel.close()
+        await channel.close(None)
         await daemon.stop(grace_s=1.0)
         await sandbox.stop()

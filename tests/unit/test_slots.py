@@ -40,8 +40,8 @@ def daily(zone: str, *times: time, cap: int = 1) -> PostingSchedule:
     )
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 def test_new_york_spring_forward_moves_the_missing_slot_forward_by_the_gap() -> None:
