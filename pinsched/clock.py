@@ -1,6 +1,6 @@
 """The one source of time: the `Clock` protocol and `SystemClock`, the real one.
 
-Tests, the demo and the bench drive a `pinsched.testing.FakeClock` instead.
+Tests and the bench drive a `pinsched.testing.FakeClock` instead.
 
 Pure modules never read a clock: they take `now`. Only the async shell (scheduler, dispatcher,
 api) holds a `Clock`.

@@ -1,4 +1,4 @@
-"""What tests, the demo and the bench share to run the daemon on their own terms: `FakeClock`, a
+"""What tests and the bench (and any tool that must drive time) share: `FakeClock`, a
 `pinsched.clock.Clock` whose time moves only when told to.
 
 Production code never imports this module.
