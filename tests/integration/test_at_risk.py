@@ -148,8 +148,7 @@ async def test_at_risk_survives_a_restart(make_daemon: Callable[..., Daemon]) ->
 
     async with serve_images() as images:
         daemon = make()
-        await daemon.start()
-        api = Api(grpc.aio.insecure_channel(f"127.0.0.1:{daemon.port}"), daemon)
+        api = await Api.open(daemon)
         try:
             await api.create_account()
             req = api.pin_request(at=clock.now() + timedelta(minutes=10))
@@ -158,11 +157,9 @@ async def test_at_risk_survives_a_restart(make_daemon: Callable[..., Daemon]) ->
             sandbox.remove_board("1001")
             await tick(daemon, 60)
         finally:
-            await api.channel.close(None)
-            await daemon.stop(grace_s=0.5)
+            await api.close(grace_s=0.5)
         daemon = make()
-        await daemon.start()
-        api = Api(grpc.aio.insecure_channel(f"127.0.0.1:{daemon.port}"), daemon)
+        api = await Api.open(daemon)
         try:
             await tick(daemon, 60)  # the new process looks: still at risk, said already
             sandbox.add_board("acme", "1001")
@@ -174,6 +171,5 @@ async def test_at_risk_survives_a_restart(make_daemon: Callable[..., Daemon]) ->
                 "at risk cleared",
             ]
         finally:
-            await api.channel.close(None)
-            await daemon.stop(grace_s=0.5)
+            await api.close(grace_s=0.5)
             await sandbox.stop()

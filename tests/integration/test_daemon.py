@@ -302,9 +302,7 @@ async def test_paused_account_holds_jobs_until_resumed(make_daemon: Callable[...
     clock = FakeClock()
     sandbox = await start_sandbox(clock)
     daemon = make_daemon(clock=clock, base_url=sandbox.base_url)
-    await daemon.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{daemon.port}")
-    api = Api(channel, daemon)
+    api = await Api.open(daemon)
     try:
         await api.create_account()
         await api.update_account(account_pb2.Account(id="acme", paused=True), "paused")
@@ -320,8 +318,7 @@ async def test_paused_account_holds_jobs_until_resumed(make_daemon: Callable[...
         await wait_states(api, [job.id], {J.STATE_DELIVERED})
         assert len(sandbox.pins()) == 1
     finally:
-        await channel.close(None)
-        await daemon.stop(grace_s=1.0)
+        await api.close()
         await sandbox.stop()
 
 

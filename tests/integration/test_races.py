@@ -533,9 +533,7 @@ async def test_update_between_dispatch_read_and_submit_is_not_lost(
     SUBMITTED (here: while a proactive token refresh hangs) does not strand the job: it is still
     published, with the new title."""
     daemon = make_daemon(token_keeper=False)  # the refresh that hangs is the dispatcher's own
-    await daemon.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{daemon.port}")
-    api = Api(channel, daemon)
+    api = await Api.open(daemon)
     try:
         account = account_pb2.Account(access_token=ACCESS, refresh_token=REFRESH)
         account.access_token_expire_time.FromDatetime(now() + timedelta(hours=1))
@@ -569,8 +567,7 @@ async def test_update_between_dispatch_read_and_submit_is_not_lost(
             ) from None
         assert [p["title"] for p in sandbox.pins()] == ["after"]
     finally:
-        await channel.close(None)
-        await daemon.stop(grace_s=1.0)
+        await api.close()
 
 
 async def test_concurrent_updates_of_different_fields_both_stick(
@@ -579,9 +576,7 @@ async def test_concurrent_updates_of_different_fields_both_stick(
     """Two UpdateJob calls at the same time on different fields of one job (no
     expected_version) both succeed and the job ends with both new values."""
     daemon = make_daemon()
-    await daemon.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{daemon.port}")
-    api = Api(channel, daemon)
+    api = await Api.open(daemon)
     try:
         await api.create_account()
         lost = []
@@ -602,5 +597,4 @@ async def test_concurrent_updates_of_different_fields_both_stick(
                 lost.append((got.pin.title, got.pin.description))
         assert not lost, f"{len(lost)} of 40 jobs lost an update: {lost[:3]}"
     finally:
-        await channel.close(None)
-        await daemon.stop(grace_s=1.0)
+        await api.close()

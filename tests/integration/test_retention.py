@@ -142,9 +142,7 @@ async def test_the_daemon_prunes_on_its_clock(make_daemon: Callable[..., Daemon]
     clock = FakeClock()
     sandbox = await start_sandbox(clock)
     daemon = make_daemon(clock=clock, base_url=sandbox.base_url, retention_days=2)
-    await daemon.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{daemon.port}")
-    api = Api(channel, daemon)
+    api = await Api.open(daemon)
     try:
         await api.create_account()
         soon = await api.jobs.SchedulePin(api.pin_request(at=clock.now() + timedelta(minutes=5)))
@@ -168,8 +166,7 @@ async def test_the_daemon_prunes_on_its_clock(make_daemon: Callable[..., Daemon]
         assert len(kept.history) == 1
         assert daemon.retention.total.jobs == 1
     finally:
-        await channel.close(None)
-        await daemon.stop(grace_s=1.0)
+        await api.close()
         await sandbox.stop()
 
 

@@ -29,13 +29,11 @@ ALL_METHODS = [
 @pytest.fixture
 async def secured(make_daemon: Callable[..., Daemon]) -> AsyncIterator[Api]:
     daemon = make_daemon(api_token=TOKEN)
-    await daemon.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{daemon.port}")
+    api = await Api.open(daemon)
     try:
-        yield Api(channel, daemon)
+        yield api
     finally:
-        await channel.close(None)
-        await daemon.stop(grace_s=1.0)
+        await api.close()
 
 
 def bearer(token: str = TOKEN) -> tuple[tuple[str, str], ...]:

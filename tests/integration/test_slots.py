@@ -78,13 +78,11 @@ async def fapi(
 ) -> AsyncIterator[Api]:
     clock, sandbox = fake
     daemon = make_daemon(clock=clock, base_url=sandbox.base_url)
-    await daemon.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{daemon.port}")
+    api = await Api.open(daemon)
     try:
-        yield Api(channel, daemon)
+        yield api
     finally:
-        await channel.close(None)
-        await daemon.stop(grace_s=1.0)
+        await api.close()
 
 
 def at(job: job_pb2.Job) -> datetime:
@@ -469,9 +467,7 @@ async def test_slots_and_groups_survive_a_restart(
     ids: list[str] = []
     for run in range(2):
         daemon = make_daemon(clock=clock, base_url=sandbox.base_url)
-        await daemon.start()
-        channel = grpc.aio.insecure_channel(f"127.0.0.1:{daemon.port}")
-        api = Api(channel, daemon)
+        api = await Api.open(daemon)
         try:
             if run == 0:
                 await slotted_account(
@@ -503,5 +499,4 @@ async def test_slots_and_groups_survive_a_restart(
                 datetime(2026, 1, 8, 9, tzinfo=UTC),
             ]
         finally:
-            await channel.close(None)
-            await daemon.stop(grace_s=1.0)
+            await api.close()

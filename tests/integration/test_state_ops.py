@@ -175,9 +175,7 @@ async def world(make_daemon: Callable[..., Daemon]) -> AsyncIterator[World]:
         retry_base_delay_s=RETRY_S,
         retry_max_delay_s=RETRY_S,
     )
-    await daemon.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{daemon.port}")
-    api = Api(channel, daemon)
+    api = await Api.open(daemon)
     try:
         await api.create_account()
         await api.accounts.CreateAccount(
@@ -187,8 +185,7 @@ async def world(make_daemon: Callable[..., Daemon]) -> AsyncIterator[World]:
         )
         yield World(api, sandbox, clock)
     finally:
-        await channel.close(None)
-        await daemon.stop(grace_s=1.0)
+        await api.close()
         await sandbox.stop()
 
 
