@@ -202,8 +202,9 @@ def test_filling_slots_keeps_capacity_not_before_and_pacing(
         bisect.insort(taken, p.planned_at)
         placed.append(p.planned_at)
     assert [v for v in violations(taken, pacing) if v not in before] == []
-    if not pacing.max_per_hour and not pacing.max_per_day and not fixed:
-        assert len(placed) == n  # 60 days always have room for 25 pins without caps
+    room = len(slot_times) * schedule.max_per_slot  # a weekly slot has only ~9 in 60 days
+    if not pacing.max_per_hour and not pacing.max_per_day and not fixed and room >= n:
+        assert len(placed) == n  # without caps, n pins fit where the range has n places
 
 
 @settings(max_examples=100, deadline=None)
