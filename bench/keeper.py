@@ -19,11 +19,11 @@ from pathlib import Path
 
 from pinsched.accounts import Account
 from pinsched.auth import AccountRegistry
-from pinsched.clock import FakeClock
 from pinsched.keeper import TokenKeeper
 from pinsched.pinterest.client import PinterestClient
 from pinsched.sandbox import Sandbox
 from pinsched.store import Store
+from pinsched.testing import FakeClock
 
 DUE = 500
 

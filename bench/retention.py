@@ -30,11 +30,11 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from pinsched.app import Daemon
-from pinsched.clock import FakeClock
 from pinsched.config import Config
 from pinsched.jobs import ACTIVE_STATES
 from pinsched.ops import logs
 from pinsched.sandbox import Sandbox
+from pinsched.testing import FakeClock
 from pinsched.v1 import account_pb2, account_pb2_grpc, job_pb2, scheduler_pb2, scheduler_pb2_grpc
 
 if TYPE_CHECKING:  # bench.context needs the bench extra (psutil); the test imports this module

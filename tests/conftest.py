@@ -1,8 +1,14 @@
-"""Shared fixtures: a sandbox on loopback, a daemon in-process on a real SQLite file and a real
-gRPC channel, and a typed client talking to it."""
+"""The one test harness: a sandbox on loopback, ONE daemon factory (`make_daemon`, in-process on a
+real database and a real gRPC channel), ONE API client (`Api`, with the one watch helper
+`Api.until`) and the fixtures built from them.
+
+The database the daemon under test uses comes from one fixture, `db_url`: parametrise it to run
+the daemon suites on another storage backend.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -26,6 +32,10 @@ from pinsched.v1 import (
     scheduler_pb2,
     scheduler_pb2_grpc,
 )
+
+J = job_pb2.Job
+#: The end of a stream, as `read()` answers it (grpc-stubs do not declare it).
+EOF: object = grpc.aio.EOF  # type: ignore[attr-defined]
 
 ACCESS = "pina_test_access_0001"
 REFRESH = "pinr_test_refresh_0001"
@@ -68,7 +78,7 @@ class Events:
     async def read(self) -> Any:
         while not self.pending:
             message = await self.call.read()
-            if message is grpc.aio.EOF:
+            if message is EOF:
                 return message
             self.messages += 1
             self.pending.extend(message.events)
@@ -80,7 +90,7 @@ class Events:
     async def _events(self) -> AsyncIterator[job_pb2.JobEvent]:
         while True:
             event = await self.read()
-            if event is grpc.aio.EOF:
+            if event is EOF:
                 return
             yield event
 
@@ -92,7 +102,7 @@ def jobs_stub(channel: grpc.aio.Channel) -> Any:
     """A PinScheduler stub whose WatchJobs calls are read event by event (`Events`)."""
     stub = scheduler_pb2_grpc.PinSchedulerStub(channel)
     raw = stub.WatchJobs
-    stub.WatchJobs = lambda *args, **kwargs: Events(raw(*args, **kwargs))  # type: ignore[method-assign]
+    stub.WatchJobs = lambda *args, **kwargs: Events(raw(*args, **kwargs))  # type: ignore[assignment]
     return stub
 
 
@@ -104,6 +114,59 @@ class Api:
         self.daemon = daemon
         self.jobs = jobs_stub(channel)
         self.accounts = account_pb2_grpc.AccountServiceStub(channel)
+
+    @classmethod
+    async def open(cls, daemon: Daemon) -> Api:
+        """Start *daemon* and return a client on a real channel to it (`close` undoes both)."""
+        await daemon.start()
+        return cls(grpc.aio.insecure_channel(f"127.0.0.1:{daemon.port}"), daemon)
+
+    async def close(self, grace_s: float = 1.0) -> None:
+        """Close the channel and stop the daemon."""
+        await self.channel.close(None)
+        await self.daemon.stop(grace_s=grace_s)
+
+    async def get(self, job_id: str) -> job_pb2.Job:
+        return await self.jobs.GetJob(scheduler_pb2.GetJobRequest(job_id=job_id))
+
+    async def until(
+        self,
+        job_id: str,
+        done: Callable[[job_pb2.JobEvent], bool],
+        timeout_s: float = 10.0,
+        *,
+        after: int = 0,
+    ) -> list[job_pb2.JobEvent]:
+        """The one watch helper: follow the job's events after sequence *after* (from the start
+        of the log by default) until *done* accepts one; return them all. Fails naming the
+        job's state and the reasons seen if that takes *timeout_s* or the stream ends."""
+        seen: list[job_pb2.JobEvent] = []
+        call = self.jobs.WatchJobs(
+            scheduler_pb2.WatchJobsRequest(job_ids=[job_id], since_sequence=after)
+        )
+        try:
+            async with asyncio.timeout(timeout_s):
+                async for event in call:
+                    seen.append(event)
+                    if done(event):
+                        return seen
+        except TimeoutError:
+            got = await self.get(job_id)
+            raise AssertionError(
+                f"job {job_id} stuck in {J.State.Name(got.state)} (v{got.version}); "
+                f"events: {[e.reason for e in seen]}"
+            ) from None
+        finally:
+            call.cancel()
+        raise AssertionError(f"the watch stream of job {job_id} ended")
+
+    async def reach(
+        self, job_id: str, *states: int, timeout_s: float = 10.0, after: int = 0
+    ) -> job_pb2.Job:
+        """Wait for the job's first move into one of *states* (after sequence *after*); return
+        the job with its history."""
+        await self.until(job_id, lambda e: e.to_state in states, timeout_s, after=after)
+        return await self.get(job_id)
 
     async def create_account(self, account_id: str = "acme", **pacing: Any) -> account_pb2.Account:
         acct = account_pb2.Account(
@@ -151,14 +214,25 @@ class Api:
 
 
 @pytest.fixture
-def make_daemon(tmp_path: Path, sandbox: Sandbox) -> Callable[..., Daemon]:
+def db_url(tmp_path: Path) -> str:
+    """Where the daemon under test keeps its database (a SQLite file): the one place the suite
+    chooses a storage backend."""
+    return str(tmp_path / "pinsched.db")
+
+
+@pytest.fixture
+def make_daemon(db_url: str, sandbox: Sandbox) -> Callable[..., Daemon]:
+    """The one daemon factory: `make(clock, base_url=..., **settings)` builds a daemon on
+    `db_url`, listening on loopback, talking to *base_url* (the `sandbox` fixture's unless
+    given); any setting (and `limits`) can be overridden."""
+
     def make(
         clock: Clock | None = None, *, base_url: str | None = None, **overrides: Any
     ) -> Daemon:
         settings: dict[str, Any] = {
             "listen": "127.0.0.1:0",
             "http_listen": "127.0.0.1:0",
-            "db_path": str(tmp_path / "pinsched.db"),
+            "db_path": db_url,
             "pinterest_api_base": base_url or sandbox.base_url,
             "pinterest_client_id": "client-1",
             "pinterest_client_secret": "client-secret-1",
@@ -176,14 +250,11 @@ def make_daemon(tmp_path: Path, sandbox: Sandbox) -> Callable[..., Daemon]:
 
 @pytest.fixture
 async def api(make_daemon: Callable[..., Daemon]) -> AsyncIterator[Api]:
-    daemon = make_daemon()
-    await daemon.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{daemon.port}")
+    client = await Api.open(make_daemon())
     try:
-        yield Api(channel, daemon)
+        yield client
     finally:
-        await channel.close(None)
-        await daemon.stop(grace_s=1.0)
+        await client.close()
 
 
 def soon(seconds: float = 0.0) -> datetime:

@@ -14,6 +14,7 @@ import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import grpc
@@ -21,7 +22,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from pinsched.sandbox import Sandbox
-from pinsched.v1 import account_pb2, account_pb2_grpc, job_pb2, scheduler_pb2, scheduler_pb2_grpc
+from pinsched.v1 import account_pb2, account_pb2_grpc, job_pb2, scheduler_pb2
 from tests.conftest import ACCESS, BOARD, REFRESH, jobs_stub, soon
 
 API_TOKEN = "api-token-for-the-log-test-8c1f2e"
@@ -122,10 +123,9 @@ async def served(sandbox: Sandbox, tmp_path: Path) -> AsyncIterator[Served]:
         await asyncio.gather(*served.readers)
 
 
-async def watch_until_delivered(
-    jobs: scheduler_pb2_grpc.PinSchedulerAsyncStub, job_ids: list[str]
-) -> None:
-    """Follow the watch stream (authenticated) until every job is DELIVERED."""
+async def watch_until_delivered(jobs: Any, job_ids: list[str]) -> None:
+    """Follow the watch stream (authenticated) of *jobs*, a `jobs_stub` that reads it event by
+    event, until every job is DELIVERED."""
     pending = set(job_ids)
     call = jobs.WatchJobs(
         scheduler_pb2.WatchJobsRequest(job_ids=job_ids, since_sequence=0), metadata=AUTH
@@ -165,7 +165,7 @@ async def test_no_token_or_secret_reaches_the_logs(served: Served, sandbox: Sand
     the webhook URL in the daemon's output."""
     async with grpc.aio.insecure_channel(f"127.0.0.1:{served.port}") as channel:
         accounts = account_pb2_grpc.AccountServiceStub(channel)
-        jobs: scheduler_pb2_grpc.PinSchedulerAsyncStub = jobs_stub(channel)
+        jobs = jobs_stub(channel)  # WatchJobs read event by event
         for metadata in ((), (("authorization", f"Bearer {WRONG_TOKEN}"),)):
             with pytest.raises(grpc.aio.AioRpcError) as info:
                 await accounts.ListAccounts(account_pb2.ListAccountsRequest(), metadata=metadata)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import aiohttp
 import httpx2
@@ -45,7 +46,7 @@ async def test_streamable_http_at_mcp_schedules_a_pin(make_daemon: Callable[...,
             names = {t.name for t in (await session.list_tools()).tools}
             assert {"schedule_pin", "get_job", "cancel_job"} <= names
             tomorrow = (datetime.now(UTC) + timedelta(days=1)).isoformat()
-            args = {
+            args: dict[str, Any] = {
                 "account_id": "acme",
                 "scheduled_at": tomorrow,
                 "pin": {

@@ -15,7 +15,7 @@ from pinsched.sandbox import Sandbox
 from pinsched.v1 import account_pb2
 from tests.conftest import ACCESS, REFRESH, Api
 from tests.integration.test_daemon import bad_request
-from tests.integration.test_delivery import close_api, make_fast, open_api
+from tests.integration.test_delivery import make_fast
 
 __all__ = ["make_fast"]
 
@@ -30,7 +30,9 @@ def closed_port() -> int:
 
 
 async def create(api: Api, account_id: str = "acme", **fields: object) -> A:
-    account = A(**{"access_token": ACCESS, "refresh_token": REFRESH, **fields})
+    account = A(access_token=ACCESS, refresh_token=REFRESH)
+    for name, value in fields.items():
+        setattr(account, name, value)
     return await api.accounts.CreateAccount(
         account_pb2.CreateAccountRequest(account_id=account_id, account=account)
     )
@@ -54,7 +56,7 @@ async def test_a_refused_token_is_a_clear_error_and_nothing_is_created(
 ) -> None:
     """A token Pinterest refuses, with no way to refresh it, is INVALID_ARGUMENT on
     `account.access_token` quoting Pinterest's answer; the account does not exist after."""
-    api = await open_api(make_fast(pinterest_client_id=None, pinterest_client_secret=None))
+    api = await Api.open(make_fast(pinterest_client_id=None, pinterest_client_secret=None))
     try:
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await create(api, access_token="pina_unknown", refresh_token="")
@@ -68,7 +70,7 @@ async def test_a_refused_token_is_a_clear_error_and_nothing_is_created(
             await api.accounts.GetAccount(account_pb2.GetAccountRequest(account_id="acme"))
         assert gone.value.code() == grpc.StatusCode.NOT_FOUND
     finally:
-        await close_api(api)
+        await api.close()
 
 
 async def test_a_refused_token_that_can_be_refreshed_is_accepted_and_renewed(
@@ -77,7 +79,7 @@ async def test_a_refused_token_that_can_be_refreshed_is_accepted_and_renewed(
     """An expired access token with a working refresh token is accepted; the keeper refreshes
     it at once and the account becomes verified and ACTIVE."""
     sandbox.expire_access_token(ACCESS)
-    api = await open_api(make_fast())
+    api = await Api.open(make_fast())
     try:
         created = await create(api)
         assert created.state_reason.startswith("not verified yet: Pinterest refused")
@@ -90,7 +92,7 @@ async def test_a_refused_token_that_can_be_refreshed_is_accepted_and_renewed(
         assert got.username == "acme"
         assert got.state_reason == ""
     finally:
-        await close_api(api)
+        await api.close()
 
 
 async def test_pinterest_unreachable_accepts_the_account_and_says_so(
@@ -98,7 +100,7 @@ async def test_pinterest_unreachable_accepts_the_account_and_says_so(
 ) -> None:
     """With Pinterest unreachable, CreateAccount answers at once with the account, ACTIVE, its
     `state_reason` saying it is verified in the background."""
-    api = await open_api(
+    api = await Api.open(
         make_fast(base_url=f"http://127.0.0.1:{closed_port()}/v5", verify_timeout_s=0.5)
     )
     try:
@@ -108,7 +110,7 @@ async def test_pinterest_unreachable_accepts_the_account_and_says_so(
         assert created.state_reason.endswith("verifying in the background")
         assert not created.HasField("last_verified_time")
     finally:
-        await close_api(api)
+        await api.close()
 
 
 BAD_FIELDS = [
@@ -136,8 +138,10 @@ async def test_bad_routing_fields_are_refused_naming_the_field(
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert problem in bad_request(err.value)[f"account.{field}"]
     await create(api)
+    update = A(id="acme")
+    setattr(update, field, value)
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await api.update_account(A(id="acme", **{field: value}), field)
+        await api.update_account(update, field)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert problem in bad_request(err.value)[f"account.{field}"]
     got = await api.accounts.GetAccount(account_pb2.GetAccountRequest(account_id="acme"))

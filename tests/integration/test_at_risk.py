@@ -15,8 +15,8 @@ import pytest
 from google.protobuf import field_mask_pb2
 
 from pinsched.app import Daemon
-from pinsched.clock import FakeClock
 from pinsched.config import Config, ConfigError, load_config
+from pinsched.testing import FakeClock
 from pinsched.v1 import job_pb2, scheduler_pb2
 from tests.conftest import Api, start_sandbox
 from tests.integration.imageserver import serve_images
@@ -30,30 +30,21 @@ async def _next(watch: Any, done: Callable[[job_pb2.JobEvent], bool]) -> job_pb2
             return event
 
 
-async def test_a_deleted_board_raises_at_risk_ahead_and_restoring_it_clears(tmp_path: Path) -> None:
+async def test_a_deleted_board_raises_at_risk_ahead_and_restoring_it_clears(
+    make_daemon: Callable[..., Daemon],
+) -> None:
     """Board deleted after scheduling: `job.at_risk` 15 min ahead naming pin.board_id with
     Pinterest's answer, as an event and a webhook, the job untouched; board back: a
     `job.at_risk_cleared`; the pin is published at its planned time."""
     clock = FakeClock()
     sandbox = await start_sandbox(clock)
     async with serve_images() as images, receiver() as hooks:
-        daemon = Daemon(
-            Config(
-                listen="127.0.0.1:0",
-                http_listen=None,
-                db_path=str(tmp_path / "x.db"),
-                pinterest_api_base=sandbox.base_url,
-                pinterest_client_id="client-1",
-                pinterest_client_secret="client-secret-1",
-                log_level="warning",
-                request_timeout_s=2.0,
-                pinterest_read_lag_s=0.0,
-                token_keeper=False,
-                webhooks=hook(
-                    hooks.url, SECRET, event_types=("job.at_risk", "job.at_risk_cleared")
-                ),
-            ),
-            clock=clock,
+        daemon = make_daemon(
+            clock,
+            base_url=sandbox.base_url,
+            http_listen=None,
+            token_keeper=False,
+            webhooks=hook(hooks.url, SECRET, event_types=("job.at_risk", "job.at_risk_cleared")),
         )
         await daemon.start()
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{daemon.port}")
@@ -142,27 +133,14 @@ def test_preflight_lead_time_is_checked_and_named(tmp_path: Path) -> None:
             load_config(None, {key: bad}, None)
 
 
-async def test_at_risk_survives_a_restart(tmp_path: Path) -> None:
+async def test_at_risk_survives_a_restart(make_daemon: Callable[..., Daemon]) -> None:
     """A job found at risk before a restart is not announced again by the new process, and is
     cleared by it once the board is back (what it said is read from the job's history)."""
     clock = FakeClock()
     sandbox = await start_sandbox(clock)
 
     def make() -> Daemon:
-        return Daemon(
-            Config(
-                listen="127.0.0.1:0",
-                http_listen=None,
-                db_path=str(tmp_path / "x.db"),
-                pinterest_api_base=sandbox.base_url,
-                pinterest_client_id="client-1",
-                pinterest_client_secret="client-secret-1",
-                log_level="warning",
-                pinterest_read_lag_s=0.0,
-                token_keeper=False,
-            ),
-            clock=clock,
-        )
+        return make_daemon(clock, base_url=sandbox.base_url, http_listen=None, token_keeper=False)
 
     async def tick(daemon: Daemon, seconds: float) -> None:
         await clock.advance(seconds)
@@ -170,8 +148,7 @@ async def test_at_risk_survives_a_restart(tmp_path: Path) -> None:
 
     async with serve_images() as images:
         daemon = make()
-        await daemon.start()
-        api = Api(grpc.aio.insecure_channel(f"127.0.0.1:{daemon.port}"), daemon)
+        api = await Api.open(daemon)
         try:
             await api.create_account()
             req = api.pin_request(at=clock.now() + timedelta(minutes=10))
@@ -180,11 +157,9 @@ async def test_at_risk_survives_a_restart(tmp_path: Path) -> None:
             sandbox.remove_board("1001")
             await tick(daemon, 60)
         finally:
-            await api.channel.close(None)
-            await daemon.stop(grace_s=0.5)
+            await api.close(grace_s=0.5)
         daemon = make()
-        await daemon.start()
-        api = Api(grpc.aio.insecure_channel(f"127.0.0.1:{daemon.port}"), daemon)
+        api = await Api.open(daemon)
         try:
             await tick(daemon, 60)  # the new process looks: still at risk, said already
             sandbox.add_board("acme", "1001")
@@ -196,6 +171,5 @@ async def test_at_risk_survives_a_restart(tmp_path: Path) -> None:
                 "at risk cleared",
             ]
         finally:
-            await api.channel.close(None)
-            await daemon.stop(grace_s=0.5)
+            await api.close(grace_s=0.5)
             await sandbox.stop()

@@ -13,17 +13,7 @@ from pinsched.app import Daemon
 from pinsched.sandbox import FaultRule, RequestRecord, Sandbox
 from pinsched.v1 import account_pb2, job_pb2, scheduler_pb2
 from tests.conftest import ACCESS, REFRESH, Api, soon
-from tests.integration.test_delivery import (
-    close_api,
-    get,
-    make_fast,
-    moves,
-    open_api,
-    posts,
-    reach,
-    schedule,
-    until,
-)
+from tests.integration.test_delivery import make_fast, moves, posts, schedule
 
 __all__ = ["make_fast"]  # fixtures used here
 
@@ -32,12 +22,12 @@ __all__ = ["make_fast"]  # fixtures used here
 async def fast(make_fast: Callable[..., Daemon]) -> AsyncIterator[Api]:
     """Like test_delivery's `fast`, without the token keeper: these tests are about the refreshes
     that publishing itself asks for (the keeper has its own tests in test_tokens.py)."""
-    api = await open_api(make_fast(token_keeper=False))
+    api = await Api.open(make_fast(token_keeper=False))
     try:
         await api.create_account()
         yield api
     finally:
-        await close_api(api)
+        await api.close()
 
 
 J = job_pb2.Job
@@ -47,15 +37,14 @@ A = account_pb2.Account
 
 async def failed_or_held(api: Api, job_id: str) -> job_pb2.Job:
     """Wait until the job is FAILED or held (sent back from QUEUED to PENDING)."""
-    await until(
-        api,
+    await api.until(
         job_id,
         lambda e: (
             e.to_state == J.STATE_FAILED
             or (e.from_state, e.to_state) == (J.STATE_QUEUED, J.STATE_PENDING)
         ),
     )
-    return await get(api, job_id)
+    return await api.get(job_id)
 
 
 def token_posts(sandbox: Sandbox) -> list[RequestRecord]:
@@ -87,7 +76,7 @@ async def test_401_refreshes_once_and_stores_the_rotated_refresh_token(
     without counting an attempt; the rotated refresh token is stored, so a second expiry is
     refreshed too (the first refresh token no longer works)."""
     sandbox.expire_access_token(ACCESS)
-    first = await reach(fast, (await schedule(fast, title="one")).id, J.STATE_DELIVERED)
+    first = await fast.reach((await schedule(fast, title="one")).id, J.STATE_DELIVERED)
     assert first.attempts == 1
     assert [r.status for r in posts(sandbox)] == [401, 201]
     assert [r.status for r in token_posts(sandbox)] == [200]
@@ -101,7 +90,7 @@ async def test_401_refreshes_once_and_stores_the_rotated_refresh_token(
     assert expires - datetime.now(UTC) > timedelta(days=29)
 
     sandbox.expire_access_token(access)
-    second = await reach(fast, (await schedule(fast, title="two")).id, J.STATE_DELIVERED)
+    second = await fast.reach((await schedule(fast, title="two")).id, J.STATE_DELIVERED)
     assert second.attempts == 1
     assert [r.status for r in token_posts(sandbox)] == [200, 200]
     access2, refresh2, _ = await stored_tokens(fast)
@@ -141,12 +130,12 @@ async def test_refused_refresh_fails_the_job_and_holds_the_accounts_other_jobs(
     assert [r.status for r in token_posts(sandbox)] == [400]
 
     await new_credentials(fast, sandbox)
-    got = [await reach(fast, i, J.STATE_DELIVERED) for i in ids]
+    got = [await fast.reach(i, J.STATE_DELIVERED) for i in ids]
     assert [g.attempts for g in got] == [1, 1]
     assert sorted(p["title"] for p in sandbox.pins()) == ["a", "b"]
     assert [r.status for r in posts(sandbox)] == [401, 201, 201]
     requeued = next(
-        h for h in (await get(fast, failed.id)).history if h.from_state == J.STATE_FAILED
+        h for h in (await fast.get(failed.id)).history if h.from_state == J.STATE_FAILED
     )
     assert (requeued.to_state, requeued.reason) == (J.STATE_PENDING, "account re-authorised")
 
@@ -160,11 +149,11 @@ async def test_retry_job_on_an_auth_failed_job_waits_for_new_credentials(
     sandbox.expire_access_token(ACCESS)
     sandbox.revoke_refresh_token(REFRESH)
     job = await schedule(fast)
-    await reach(fast, job.id, J.STATE_FAILED)
+    await fast.reach(job.id, J.STATE_FAILED)
     again = await fast.jobs.RetryJob(scheduler_pb2.RetryJobRequest(job_id=job.id))
     assert (again.state, again.attempts) == (J.STATE_PENDING, 0)
     await new_credentials(fast, sandbox)
-    got = await reach(fast, job.id, J.STATE_DELIVERED)
+    got = await fast.reach(job.id, J.STATE_DELIVERED)
     assert got.attempts == 1
     assert [r.status for r in posts(sandbox)] == [401, 201]  # nothing sent before the update
 
@@ -174,14 +163,14 @@ async def test_a_fresh_token_refused_again_needs_reauth(fast: Api, sandbox: Sand
     job FAILED (no refresh loop); new credentials deliver it."""
     sandbox.add_fault(FaultRule(kind="auth", times=2))
     job = await schedule(fast)
-    failed = await reach(fast, job.id, J.STATE_FAILED)
+    failed = await fast.reach(job.id, J.STATE_FAILED)
     assert [r.status for r in posts(sandbox)] == [401, 401]
     assert [r.status for r in token_posts(sandbox)] == [200]
     assert failed.last_error.message.startswith("a freshly refreshed access token was refused")
     account = await fast.accounts.GetAccount(account_pb2.GetAccountRequest(account_id="acme"))
     assert account.state == A.STATE_NEEDS_REAUTH
     await new_credentials(fast, sandbox)
-    assert (await reach(fast, job.id, J.STATE_DELIVERED)).attempts == 1
+    assert (await fast.reach(job.id, J.STATE_DELIVERED)).attempts == 1
 
 
 async def test_token_is_refreshed_before_it_expires(fast: Api, sandbox: Sandbox) -> None:
@@ -190,7 +179,7 @@ async def test_token_is_refreshed_before_it_expires(fast: Api, sandbox: Sandbox)
     expiry.access_token_expire_time.FromDatetime(datetime.now(UTC) + timedelta(hours=2))
     await fast.update_account(expiry, "access_token_expire_time")
     job = await schedule(fast)
-    got = await reach(fast, job.id, J.STATE_DELIVERED)
+    got = await fast.reach(job.id, J.STATE_DELIVERED)
     assert got.attempts == 1
     assert [r.status for r in posts(sandbox)] == [201]
     token_call = token_posts(sandbox)
@@ -213,7 +202,7 @@ async def test_refused_proactive_refresh_keeps_publishing_with_the_valid_token(
     expiry.access_token_expire_time.FromDatetime(datetime.now(UTC) + timedelta(hours=2))
     await fast.update_account(expiry, "access_token_expire_time")
     for title in ("one", "two"):
-        got = await reach(fast, (await schedule(fast, title=title)).id, J.STATE_DELIVERED)
+        got = await fast.reach((await schedule(fast, title=title)).id, J.STATE_DELIVERED)
         assert got.attempts == 1
     assert [r.status for r in token_posts(sandbox)] == [400]
     account = await fast.accounts.GetAccount(account_pb2.GetAccountRequest(account_id="acme"))

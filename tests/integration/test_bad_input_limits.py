@@ -3,8 +3,9 @@ or wedged a job now gets a clear INVALID_ARGUMENT naming the field, or a clamp."
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import grpc
 import pytest
@@ -83,7 +84,8 @@ async def test_batch_with_thousands_of_violations_stays_compact(api: Api) -> Non
             scheduler_pb2.BatchSchedulePinsRequest(requests=[bad] * limits.MAX_BATCH)
         )
     )
-    raw = dict(err.trailing_metadata() or ()).get("grpc-status-details-bin")
+    metadata = dict(cast("Iterable[tuple[str, str | bytes]]", err.trailing_metadata() or ()))
+    raw = metadata.get("grpc-status-details-bin")
     assert raw is not None
     assert len(raw) < 6 * 1024
     status = status_pb2.Status.FromString(raw)
@@ -186,8 +188,7 @@ async def test_extreme_retry_after_clamps_the_retry(
     """A 429 with `Retry-After: 1e15` (once an overflow that left the job SUBMITTED) sends the
     job RETRYING at most a day and a few seconds later."""
     daemon = make_daemon()
-    await daemon.start()
-    api = Api(grpc.aio.insecure_channel(f"127.0.0.1:{daemon.port}"), daemon)
+    api = await Api.open(daemon)
     try:
         sandbox.add_fault(FaultRule(kind="rate_limit", retry_after_s=1e15, times=1))
         await api.create_account()
@@ -204,21 +205,18 @@ async def test_extreme_retry_after_clamps_the_retry(
         wait = got.next_attempt_at.ToDatetime(tzinfo=UTC) - datetime.now(UTC)
         assert timedelta(hours=23) < wait <= timedelta(seconds=limits.RETRY_AFTER_MAX_S + 10)
     finally:
-        await api.channel.close(None)
-        await daemon.stop(grace_s=0.5)
+        await api.close(grace_s=0.5)
 
 
 @pytest.fixture
 async def api_without_keeper(make_daemon: Callable[..., Daemon]) -> AsyncIterator[Api]:
     """A daemon whose token keeper is off: every refresh counted below is the dispatcher's."""
     daemon = make_daemon(token_keeper=False)
-    await daemon.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{daemon.port}")
+    api = await Api.open(daemon)
     try:
-        yield Api(channel, daemon)
+        yield api
     finally:
-        await channel.close(None)
-        await daemon.stop(grace_s=1.0)
+        await api.close()
 
 
 async def test_stored_token_with_crlf_never_wedges_a_job(

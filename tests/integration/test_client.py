@@ -55,7 +55,7 @@ async def test_schedule_watch_and_get_until_delivered(target: str) -> None:
         assert again.id == job.id
 
         async def until_delivered() -> list[int]:
-            states = []
+            states: list[int] = []
             async for event in client.watch(job_ids=[job.id], since_sequence=0):
                 states.append(event.to_state)
                 if event.to_state == J.STATE_DELIVERED:

@@ -63,7 +63,8 @@ class ScriptedScheduler(scheduler_pb2_grpc.PinSchedulerServicer):
 
 @pytest.fixture
 async def server() -> AsyncIterator[tuple[ScriptedScheduler, str]]:
-    servicer = ScriptedScheduler()
+    # Only the RPCs under test are written; the rest answer UNIMPLEMENTED as the base does.
+    servicer = ScriptedScheduler()  # type: ignore[abstract]
     srv = grpc.aio.server()
     scheduler_pb2_grpc.add_PinSchedulerServicer_to_server(servicer, srv)
     port = srv.add_insecure_port("127.0.0.1:0")

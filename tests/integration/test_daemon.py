@@ -4,16 +4,17 @@ Pinterest."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import timedelta
+from typing import cast
 
 import grpc
 import pytest
 from google.rpc import error_details_pb2, status_pb2
 
 from pinsched.app import Daemon
-from pinsched.clock import FakeClock
 from pinsched.sandbox import Sandbox
+from pinsched.testing import FakeClock
 from pinsched.v1 import account_pb2, job_pb2, scheduler_pb2
 from tests.conftest import ACCESS, REFRESH, Api, soon, start_sandbox
 
@@ -45,7 +46,8 @@ async def wait_states(
 
 def bad_request(err: grpc.aio.AioRpcError) -> dict[str, str]:
     """The google.rpc.BadRequest field violations carried by *err*."""
-    raw = dict(err.trailing_metadata() or ()).get("grpc-status-details-bin")
+    metadata = dict(cast("Iterable[tuple[str, str | bytes]]", err.trailing_metadata() or ()))
+    raw = metadata.get("grpc-status-details-bin")
     assert raw, "no rich status details"
     status = status_pb2.Status.FromString(raw)
     out = {}
@@ -220,7 +222,7 @@ async def test_watch_resumes_from_a_sequence_with_exactly_the_missed_events(api:
     everything = await wait_states(api, ids, {J.STATE_DELIVERED})
     cut = everything[4].sequence
     call = api.jobs.WatchJobs(scheduler_pb2.WatchJobsRequest(since_sequence=cut))
-    resumed = []
+    resumed: list[int] = []
     expected = [e.sequence for e in everything if e.sequence > cut]
     while len(resumed) < len(expected):
         resumed.append((await asyncio.wait_for(call.read(), 5)).sequence)
@@ -300,9 +302,7 @@ async def test_paused_account_holds_jobs_until_resumed(make_daemon: Callable[...
     clock = FakeClock()
     sandbox = await start_sandbox(clock)
     daemon = make_daemon(clock=clock, base_url=sandbox.base_url)
-    await daemon.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{daemon.port}")
-    api = Api(channel, daemon)
+    api = await Api.open(daemon)
     try:
         await api.create_account()
         await api.update_account(account_pb2.Account(id="acme", paused=True), "paused")
@@ -318,8 +318,7 @@ async def test_paused_account_holds_jobs_until_resumed(make_daemon: Callable[...
         await wait_states(api, [job.id], {J.STATE_DELIVERED})
         assert len(sandbox.pins()) == 1
     finally:
-        await channel.close()
-        await daemon.stop(grace_s=1.0)
+        await api.close()
         await sandbox.stop()
 
 

@@ -8,21 +8,19 @@ sandbox received and holds.
 
 from __future__ import annotations
 
-import asyncio
+import functools
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
 
 from pinsched.app import Daemon
-from pinsched.clock import Clock, FakeClock
-from pinsched.config import Config
 from pinsched.jobs import JobState, transition
 from pinsched.sandbox import FaultRule, RequestRecord, Sandbox
 from pinsched.store import Store
+from pinsched.testing import FakeClock
 from pinsched.v1 import account_pb2, job_pb2, scheduler_pb2
 from tests.conftest import Api, soon, start_sandbox
 
@@ -42,83 +40,21 @@ TERMINAL = {J.STATE_DELIVERED, J.STATE_PERMANENTLY_FAILED, J.STATE_FAILED, J.STA
 # ------------------------------------------------------------------------------ helpers
 
 
-async def open_api(daemon: Daemon) -> Api:
-    """Start *daemon* and return an API client on a real channel to it."""
-    await daemon.start()
-    return Api(grpc.aio.insecure_channel(f"127.0.0.1:{daemon.port}"), daemon)
-
-
-async def close_api(api: Api, grace_s: float = 1.0) -> None:
-    await api.channel.close(None)
-    await api.daemon.stop(grace_s=grace_s)
-
-
 @pytest.fixture
-def make_fast(tmp_path: Path, sandbox: Sandbox) -> Callable[..., Daemon]:
-    """Like conftest's `make_daemon`, but every setting (the request timeout too) can be
-    overridden; FAST by default."""
-
-    def make(
-        clock: Clock | None = None, *, base_url: str | None = None, **overrides: Any
-    ) -> Daemon:
-        settings: dict[str, Any] = {
-            "listen": "127.0.0.1:0",
-            "http_listen": "127.0.0.1:0",
-            "db_path": str(tmp_path / "pinsched.db"),
-            "pinterest_api_base": base_url or sandbox.base_url,
-            "pinterest_client_id": "client-1",
-            "pinterest_client_secret": "client-secret-1",
-            "log_level": "warning",
-            "shutdown_grace_s": 2.0,
-            **FAST,
-            **overrides,
-        }
-        return Daemon(Config(**settings), clock=clock)
-
-    return make
+def make_fast(make_daemon: Callable[..., Daemon]) -> Callable[..., Daemon]:
+    """conftest's `make_daemon` with FAST settings by default."""
+    return functools.partial(make_daemon, **FAST)
 
 
 @pytest.fixture
 async def fast(make_fast: Callable[..., Daemon]) -> AsyncIterator[Api]:
     """A daemon with fast retries, and account `acme` (user `acme` in the sandbox)."""
-    api = await open_api(make_fast())
+    api = await Api.open(make_fast())
     try:
         await api.create_account()
         yield api
     finally:
-        await close_api(api)
-
-
-async def until(
-    api: Api, job_id: str, done: Callable[[job_pb2.JobEvent], bool], timeout_s: float = 10.0
-) -> list[job_pb2.JobEvent]:
-    """Follow the job's events from the start until *done* accepts one; return them all."""
-    seen: list[job_pb2.JobEvent] = []
-    call = api.jobs.WatchJobs(scheduler_pb2.WatchJobsRequest(job_ids=[job_id], since_sequence=0))
-    try:
-        async with asyncio.timeout(timeout_s):
-            async for event in call:
-                seen.append(event)
-                if done(event):
-                    return seen
-    except TimeoutError:
-        got = await get(api, job_id)
-        raise AssertionError(
-            f"job {job_id} stuck in {J.State.Name(got.state)}; events: {[e.reason for e in seen]}"
-        ) from None
-    finally:
-        call.cancel()
-    raise AssertionError("the watch stream ended")
-
-
-async def reach(api: Api, job_id: str, *states: int, timeout_s: float = 10.0) -> job_pb2.Job:
-    """Wait for the job's first move into one of *states*; return the job with its history."""
-    await until(api, job_id, lambda e: e.to_state in states, timeout_s)
-    return await get(api, job_id)
-
-
-async def get(api: Api, job_id: str) -> job_pb2.Job:
-    return await api.jobs.GetJob(scheduler_pb2.GetJobRequest(job_id=job_id))
+        await api.close()
 
 
 async def schedule(
@@ -158,7 +94,7 @@ def only_pin(sandbox: Sandbox) -> dict[str, Any]:
 async def test_2xx_is_delivered_with_the_pin_id(fast: Api, sandbox: Sandbox) -> None:
     """A 201 makes the job DELIVERED after one attempt, with the id of the pin Pinterest made."""
     job = await schedule(fast, title="ok", description="d", link="https://x.test/p")
-    got = await reach(fast, job.id, J.STATE_DELIVERED)
+    got = await fast.reach(job.id, J.STATE_DELIVERED)
     assert got.attempts == 1
     assert got.pinterest_pin_id == only_pin(sandbox)["id"]
     assert not got.HasField("last_error")
@@ -178,7 +114,7 @@ async def test_429_with_retry_after_waits_as_told_slows_the_account_and_is_not_c
     sandbox.add_fault(FaultRule(kind="rate_limit", retry_after_s=1, times=1))
     at = soon(0.1)
     first, second = (await schedule(fast, at=at, title="a"), await schedule(fast, at=at, title="b"))
-    done = [await reach(fast, j.id, J.STATE_DELIVERED) for j in (first, second)]
+    done = [await fast.reach(j.id, J.STATE_DELIVERED) for j in (first, second)]
     sent = posts(sandbox)
     assert [r.status for r in sent] == [429, 201, 201]
     assert all((r.time - sent[0].time).total_seconds() >= 1.0 for r in sent[1:])
@@ -208,7 +144,7 @@ async def test_429_without_hint_backs_off_and_never_burns_the_budget(
     )  # 1/16 of it still allows a write every 0.16 s
     sandbox.add_fault(FaultRule(kind="rate_limit", times=5))
     job = await schedule(fast)
-    got = await reach(fast, job.id, J.STATE_DELIVERED)
+    got = await fast.reach(job.id, J.STATE_DELIVERED)
     assert [r.status for r in posts(sandbox)] == [429] * 5 + [201]
     assert got.attempts == 1
     assert moves(got).count(("STATE_SUBMITTED", "STATE_RETRYING")) == 5
@@ -273,7 +209,7 @@ async def test_rejection_is_permanent_with_pinterest_code_and_message(
     if fault is not None:
         sandbox.add_fault(fault)
     job = await schedule(fast, **pin)
-    got = await reach(fast, job.id, J.STATE_PERMANENTLY_FAILED)
+    got = await fast.reach(job.id, J.STATE_PERMANENTLY_FAILED)
     status, code, message = expected
     sent = posts(sandbox)
     assert [r.status for r in sent] == [status]
@@ -295,11 +231,11 @@ async def test_retry_job_sends_a_permanently_failed_job_again(fast: Api, sandbox
     """After the cause is fixed (the board now exists), RetryJob sends a PERMANENTLY_FAILED
     job round again with a fresh budget and it is delivered once."""
     job = await schedule(fast, board_id="999")
-    await reach(fast, job.id, J.STATE_PERMANENTLY_FAILED)
+    await fast.reach(job.id, J.STATE_PERMANENTLY_FAILED)
     sandbox.add_board("acme", "999")
     again = await fast.jobs.RetryJob(scheduler_pb2.RetryJobRequest(job_id=job.id))
     assert (again.state, again.attempts) == (J.STATE_PENDING, 0)
-    got = await reach(fast, job.id, J.STATE_DELIVERED)
+    got = await fast.reach(job.id, J.STATE_DELIVERED)
     assert got.attempts == 1
     assert got.pinterest_pin_id == only_pin(sandbox)["id"]
     with pytest.raises(grpc.aio.AioRpcError) as err:
@@ -320,7 +256,7 @@ async def test_5xx_2787_is_reconciled_then_retried_and_delivered_once(
     attempt delivers exactly one pin."""
     sandbox.add_fault(FaultRule(kind="status", status=503, times=1))
     job = await schedule(fast)
-    got = await reach(fast, job.id, J.STATE_DELIVERED)
+    got = await fast.reach(job.id, J.STATE_DELIVERED)
     assert [r.status for r in posts(sandbox)] == [503, 201]
     assert got.attempts == 2
     retry = next(h for h in got.history if h.to_state == J.STATE_RETRYING)
@@ -352,7 +288,7 @@ async def test_could_not_fetch_the_image_is_transient(fast: Api, sandbox: Sandbo
         )
     )
     job = await schedule(fast)
-    got = await reach(fast, job.id, J.STATE_DELIVERED)
+    got = await fast.reach(job.id, J.STATE_DELIVERED)
     assert got.attempts == 2
     retry = next(h for h in got.history if h.to_state == J.STATE_RETRYING)
     assert (retry.error.category, retry.error.http_status, retry.error.retryable) == (
@@ -383,7 +319,7 @@ async def test_exhausted_attempts_end_permanently_failed_with_the_last_error(
     if fault is not None:
         sandbox.add_fault(fault)
     job = await schedule(fast, url=url)
-    got = await reach(fast, job.id, J.STATE_PERMANENTLY_FAILED)
+    got = await fast.reach(job.id, J.STATE_PERMANENTLY_FAILED)
     assert [r.status for r in posts(sandbox)] == [status] * 3
     assert got.attempts == 3
     assert moves(got).count(("STATE_SUBMITTED", "STATE_RETRYING")) == 2
@@ -417,7 +353,7 @@ async def test_lost_answer_is_reconciled_to_the_pin_pinterest_made(
     job = await schedule(
         fast, title="lost", description="answer", link="https://x.test/l", alt_text="alt"
     )
-    got = await reach(fast, job.id, J.STATE_DELIVERED)
+    got = await fast.reach(job.id, J.STATE_DELIVERED)
     assert len(posts(sandbox)) == 1
     assert got.pinterest_pin_id == only_pin(sandbox)["id"]
     assert got.attempts == 1
@@ -438,7 +374,7 @@ async def test_unreadable_board_keeps_the_job_submitted_until_it_can_be_read(
     )
     sandbox.add_fault(FaultRule(kind="rate_limit", method="GET", path_prefix="/v5/boards", times=1))
     job = await schedule(fast)
-    got = await reach(fast, job.id, J.STATE_DELIVERED)
+    got = await fast.reach(job.id, J.STATE_DELIVERED)
     assert {J.State.Name(h.to_state) for h in got.history} == {
         "STATE_PENDING",
         "STATE_QUEUED",
@@ -460,7 +396,7 @@ async def test_a_board_that_stays_unreadable_hands_the_job_to_the_user(
     sandbox.add_fault(FaultRule(kind="lost_response", mode="drop", times=1))
     sandbox.add_fault(FaultRule(kind="status", method="GET", path_prefix="/v5/boards", status=503))
     job = await schedule(fast)
-    got = await reach(fast, job.id, J.STATE_FAILED, timeout_s=20)
+    got = await fast.reach(job.id, J.STATE_FAILED, timeout_s=20)
     assert (got.last_error.category, got.last_error.retryable) == (
         E.CATEGORY_OUTCOME_UNKNOWN,
         False,
@@ -479,10 +415,10 @@ async def test_reconcile_never_claims_a_pin_owned_by_another_job(
     """Two jobs with identical content: the second's 503 is reconciled against the board, where
     only the first job's pin matches; it is not claimed, and the retry makes a second pin."""
     first = await schedule(fast, title="twin")
-    one = await reach(fast, first.id, J.STATE_DELIVERED)
+    one = await fast.reach(first.id, J.STATE_DELIVERED)
     sandbox.add_fault(FaultRule(kind="status", status=503, times=1))
     second = await schedule(fast, title="twin")
-    two = await reach(fast, second.id, J.STATE_DELIVERED)
+    two = await fast.reach(second.id, J.STATE_DELIVERED)
     assert two.attempts == 2
     assert one.pinterest_pin_id != two.pinterest_pin_id
     assert {p["id"] for p in sandbox.pins()} == {one.pinterest_pin_id, two.pinterest_pin_id}
@@ -495,20 +431,20 @@ async def test_crash_while_submitted_with_a_pin_is_reconciled_at_start(
     """A daemon stopped while its request hangs leaves the job SUBMITTED; the next daemon on the
     same database finds the pin Pinterest made and claims it without posting again."""
     sandbox.add_fault(FaultRule(kind="lost_response", mode="hang", hold_s=30.0, times=1))
-    api = await open_api(make_fast(request_timeout_s=30.0))
+    api = await Api.open(make_fast(request_timeout_s=30.0))
     try:
         await api.create_account()
         job = await schedule(api)
-        await reach(api, job.id, J.STATE_SUBMITTED)
+        await api.reach(job.id, J.STATE_SUBMITTED)
         await sandbox.wait_for_pins(1)
     finally:
-        await close_api(api, grace_s=0.1)
-    api = await open_api(make_fast())
+        await api.close(grace_s=0.1)
+    api = await Api.open(make_fast())
     try:
-        assert (await get(api, job.id)).state in (J.STATE_SUBMITTED, J.STATE_DELIVERED)
-        got = await reach(api, job.id, J.STATE_DELIVERED)
+        assert (await api.get(job.id)).state in (J.STATE_SUBMITTED, J.STATE_DELIVERED)
+        got = await api.reach(job.id, J.STATE_DELIVERED)
     finally:
-        await close_api(api)
+        await api.close()
     assert got.pinterest_pin_id == only_pin(sandbox)["id"]
     assert len(posts(sandbox)) == 1
     assert got.history[-1].reason == "reconciled: the pin was found on the board"
@@ -517,17 +453,17 @@ async def test_crash_while_submitted_with_a_pin_is_reconciled_at_start(
 async def test_crash_before_the_request_left_is_retried_exactly_once(
     make_fast: Callable[..., Daemon],
     sandbox: Sandbox,
-    tmp_path: Path,
+    db_url: str,
 ) -> None:
     """A job committed SUBMITTED whose request never left (killed in between) is looked for,
     not found, retried, and published exactly once."""
-    api = await open_api(make_fast())
+    api = await Api.open(make_fast())
     try:
         await api.create_account()
         job = await schedule(api, at=soon(3600))
     finally:
-        await close_api(api)
-    store = await Store.open(str(tmp_path / "pinsched.db"))
+        await api.close()
+    store = await Store.open(db_url)
     try:  # what the dispatcher commits just before sending, then the process dies
         now = datetime.now(UTC)
         pending = await store.get_job(job.id)
@@ -547,11 +483,11 @@ async def test_crash_before_the_request_left_is_retried_exactly_once(
         await store.commit(queued, submitted, entry)
     finally:
         await store.close()
-    api = await open_api(make_fast())
+    api = await Api.open(make_fast())
     try:
-        got = await reach(api, job.id, J.STATE_DELIVERED)
+        got = await api.reach(job.id, J.STATE_DELIVERED)
     finally:
-        await close_api(api)
+        await api.close()
     assert [r.status for r in posts(sandbox)] == [201]
     assert got.pinterest_pin_id == only_pin(sandbox)["id"]
     assert got.attempts == 2
@@ -572,7 +508,7 @@ async def test_spam_block_cools_the_whole_account_down(make_fast: Callable[..., 
     sb = await start_sandbox(clock)
     sb.add_user("other", access_token="pina_other", board_ids=["2001"])
     sb.add_fault(FaultRule(kind="spam", username="acme", times=1))
-    api = await open_api(make_fast(clock=clock, base_url=sb.base_url))
+    api = await Api.open(make_fast(clock=clock, base_url=sb.base_url))
     try:
         await api.create_account()
         await api.accounts.CreateAccount(
@@ -581,7 +517,7 @@ async def test_spam_block_cools_the_whole_account_down(make_fast: Callable[..., 
             )
         )
         blocked = await schedule(api, at=clock.now())
-        got = await reach(api, blocked.id, J.STATE_RETRYING)
+        got = await api.reach(blocked.id, J.STATE_RETRYING)
         cooldown = api.daemon.dispatchers.settings.spam_cooldown_s
         assert (got.last_error.category, got.last_error.pinterest_code) == (
             E.CATEGORY_SPAM_BLOCKED,
@@ -592,17 +528,17 @@ async def test_spam_block_cools_the_whole_account_down(make_fast: Callable[..., 
             seconds=cooldown
         )
         held = await schedule(api, at=clock.now(), title="held")
-        await reach(api, held.id, J.STATE_QUEUED)
+        await api.reach(held.id, J.STATE_QUEUED)
         elsewhere = await schedule(api, at=clock.now(), account_id="other", board_id="2001")
-        await reach(api, elsewhere.id, J.STATE_DELIVERED)
+        await api.reach(elsewhere.id, J.STATE_DELIVERED)
         await clock.advance(cooldown / 2)
         await api.daemon.activity.idle.wait()
         assert [r.status for r in posts(sb, "acme")] == [429]
-        assert (await get(api, held.id)).state == J.STATE_QUEUED
+        assert (await api.get(held.id)).state == J.STATE_QUEUED
         await clock.advance(cooldown / 2)
         for job in (blocked, held):
-            assert (await reach(api, job.id, J.STATE_DELIVERED)).attempts == 1
+            assert (await api.reach(job.id, J.STATE_DELIVERED)).attempts == 1
         assert [r.status for r in posts(sb, "acme")] == [429, 201, 201]
     finally:
-        await close_api(api)
+        await api.close()
         await sb.stop()

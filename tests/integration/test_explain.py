@@ -10,19 +10,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import grpc
 import pytest
-from google.protobuf import field_mask_pb2
+from google.protobuf import duration_pb2, field_mask_pb2
 
 from pinsched.app import Daemon
-from pinsched.clock import FakeClock
-from pinsched.config import Config
 from pinsched.sandbox import Sandbox
 from pinsched.sandbox.faults import FaultRule
+from pinsched.testing import FakeClock
 from pinsched.v1 import account_pb2, job_pb2, scheduler_pb2
 from tests.conftest import ACCESS, REFRESH, Api, soon, start_sandbox
 
@@ -44,52 +42,21 @@ class World:
         )
         return job.id
 
-    async def until(self, job_id: str, done: Callable[[job_pb2.JobEvent], bool]) -> None:
-        """Read the job's events (from the start of the log) until *done* says so."""
-        watch = self.api.jobs.WatchJobs(
-            scheduler_pb2.WatchJobsRequest(job_ids=[job_id], since_sequence=0)
-        )
-        try:
-            while not done(await asyncio.wait_for(watch.read(), 10)):
-                pass
-        finally:
-            watch.cancel()
-
-    async def reach(self, job_id: str, state: int) -> None:
-        await self.until(job_id, lambda e: e.to_state == state)
-
     async def explain(self, job_id: str) -> scheduler_pb2.JobExplanation:
         return await self.api.jobs.ExplainJob(scheduler_pb2.ExplainJobRequest(job_id=job_id))
 
 
 @asynccontextmanager
-async def world(tmp_path: Path, **config: Any) -> AsyncIterator[World]:
+async def world(make_daemon: Callable[..., Daemon], **config: Any) -> AsyncIterator[World]:
+    """A daemon (from conftest's `make_daemon`) and a sandbox on one FakeClock."""
     clock = FakeClock()
     sandbox = await start_sandbox(clock)
-    cfg = Config(
-        **{
-            "listen": "127.0.0.1:0",
-            "http_listen": None,
-            "db_path": str(tmp_path / "x.db"),
-            "pinterest_api_base": sandbox.base_url,
-            "pinterest_client_id": "client-1",
-            "pinterest_client_secret": "client-secret-1",
-            "log_level": "warning",
-            "request_timeout_s": 2.0,
-            "shutdown_grace_s": 1.0,
-            "pinterest_read_lag_s": 0.0,
-            "token_keeper": False,
-            **config,
-        }
-    )
-    daemon = Daemon(cfg, clock=clock)
-    await daemon.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{daemon.port}")
+    settings: dict[str, Any] = {"http_listen": None, "shutdown_grace_s": 1.0, "token_keeper": False}
+    api = await Api.open(make_daemon(clock, base_url=sandbox.base_url, **{**settings, **config}))
     try:
-        yield World(Api(channel, daemon), clock, sandbox)
+        yield World(api, clock, sandbox)
     finally:
-        await channel.close(None)
-        await daemon.stop(grace_s=0.5)
+        await api.close(grace_s=0.5)
         await sandbox.stop()
 
 
@@ -98,7 +65,7 @@ async def _two_due(w: World, **pacing: Any) -> str:
     await w.api.create_account(**pacing)
     first, second = await w.schedule(10, title="one"), await w.schedule(10.5, title="two")
     await w.clock.advance(10.5)
-    await w.reach(first, J.STATE_DELIVERED)
+    await w.api.reach(first, J.STATE_DELIVERED)
     return second
 
 
@@ -119,7 +86,7 @@ async def _auth_refused(w: World) -> tuple[str, str]:
     w.sandbox.expire_access_token(ACCESS)
     w.sandbox.revoke_refresh_token(REFRESH)
     await w.clock.advance(10)
-    await w.reach(failed, J.STATE_FAILED)
+    await w.api.reach(failed, J.STATE_FAILED)
     return failed, later
 
 
@@ -144,7 +111,7 @@ async def account_held(w: World) -> str:
     )
     job = await w.schedule(10)
     await w.clock.advance(10)
-    await w.until(job, lambda e: "held" in e.reason)
+    await w.api.until(job, lambda e: "held" in e.reason)
     return job
 
 
@@ -154,12 +121,14 @@ async def app_refused(w: World) -> str:
     w.sandbox.set_client("client-1", "another-secret")
     w.sandbox.expire_access_token(ACCESS)
     await w.clock.advance(10)
-    await w.until(job, lambda e: "client credentials" in e.reason)
+    await w.api.until(job, lambda e: "client credentials" in e.reason)
     return job
 
 
 async def min_spacing(w: World) -> str:
-    pacing = account_pb2.Pacing(min_spacing={"seconds": 600}, writes_per_minute=100)
+    pacing = account_pb2.Pacing(
+        min_spacing=duration_pb2.Duration(seconds=600), writes_per_minute=100
+    )
     return await _two_due(w, **_fields(pacing))
 
 
@@ -188,7 +157,7 @@ async def _rate_limited(w: World) -> tuple[str, str]:
     w.sandbox.add_fault(FaultRule(kind="rate_limit", retry_after_s=120, times=1))
     first, second = await w.schedule(10, title="one"), await w.schedule(10.5, title="two")
     await w.clock.advance(10.5)
-    await w.reach(first, J.STATE_RETRYING)
+    await w.api.reach(first, J.STATE_RETRYING)
     return first, second
 
 
@@ -201,7 +170,7 @@ async def backoff(w: World) -> str:
     w.sandbox.add_fault(FaultRule(kind="status", status=408, times=1))
     job = await w.schedule(10)
     await w.clock.advance(10)
-    await w.reach(job, J.STATE_RETRYING)
+    await w.api.reach(job, J.STATE_RETRYING)
     return job
 
 
@@ -210,7 +179,7 @@ async def in_flight(w: World) -> str:
     w.sandbox.add_fault(FaultRule(kind="lost_response", mode="hang", hold_s=3, times=1))
     job = await w.schedule(10)
     await w.clock.advance(10)
-    await w.reach(job, J.STATE_SUBMITTED)
+    await w.api.reach(job, J.STATE_SUBMITTED)
     return job
 
 
@@ -219,7 +188,7 @@ async def outcome_unknown(w: World) -> str:
     w.sandbox.add_fault(FaultRule(kind="status", status=500, times=1))
     job = await w.schedule(10)
     await w.clock.advance(10)
-    await w.until(job, lambda e: e.reason.startswith("outcome unknown"))
+    await w.api.until(job, lambda e: e.reason.startswith("outcome unknown"))
     return job
 
 
@@ -227,7 +196,7 @@ async def _delivered(w: World) -> str:
     await w.api.create_account()
     job = await w.schedule(10)
     await w.clock.advance(10)
-    await w.reach(job, J.STATE_DELIVERED)
+    await w.api.reach(job, J.STATE_DELIVERED)
     return job
 
 
@@ -268,7 +237,7 @@ async def rejected(w: World) -> str:
     )
     job = await w.schedule(10)
     await w.clock.advance(10)
-    await w.reach(job, J.STATE_PERMANENTLY_FAILED)
+    await w.api.reach(job, J.STATE_PERMANENTLY_FAILED)
     return job
 
 
@@ -338,10 +307,10 @@ TABLE: list[tuple[Setup, dict[str, Any], int, int, int, str, float | None]] = [
     ids=[row[0].__name__ for row in TABLE],
 )
 async def test_explain_table(
-    tmp_path: Path,
+    make_daemon: Callable[..., Daemon],
     setup: Setup,
     config: dict[str, Any],
-    phase: int,
+    phase: E.Phase.ValueType,
     hold: int,
     rule: int,
     words: str,
@@ -349,7 +318,7 @@ async def test_explain_table(
 ) -> None:
     """Each state and each hold and pacing reason is explained with its phase, reason, wait
     and a sentence that says so."""
-    async with world(tmp_path, **config) as w:
+    async with world(make_daemon, **config) as w:
         job_id = await setup(w)
         x = await w.explain(job_id)
         assert (E.Phase.Name(x.phase), x.hold_reason, x.pacing_rule) == (
@@ -377,9 +346,9 @@ async def test_explain_table(
             assert not x.HasField("retry_until")
 
 
-async def test_explain_bad_input(tmp_path: Path) -> None:
+async def test_explain_bad_input(make_daemon: Callable[..., Daemon]) -> None:
     """An empty id is INVALID_ARGUMENT naming job_id; an unknown id is NOT_FOUND."""
-    async with world(tmp_path) as w:
+    async with world(make_daemon) as w:
         with pytest.raises(grpc.aio.AioRpcError) as empty:
             await w.explain("")
         assert empty.value.code() is grpc.StatusCode.INVALID_ARGUMENT

@@ -92,7 +92,7 @@ async def create_account(http: Http, account_id: str = "acme") -> dict[str, Any]
         },
     )
     assert status == 200, body
-    return body  # type: ignore[no-any-return]
+    return body
 
 
 def violations(body: dict[str, Any]) -> list[str]:
@@ -273,10 +273,10 @@ async def test_update_job_patch(http: Http) -> None:
     assert status == 409
     assert err["error"]["status"] == "ABORTED"
     status, out, _ = await http.call(
-        "PATCH", path, {"scheduled_at": at(7200)}, params={"update_mask": "scheduled_at"}
+        "PATCH", path, {"scheduled_at": (later := at(7200))}, params={"update_mask": "scheduled_at"}
     )
     assert status == 200
-    assert out["scheduled_at"] == at(7200)
+    assert out["scheduled_at"] == later
     status, err, _ = await http.call(
         "PATCH", path, {"state": "STATE_DELIVERED"}, params={"update_mask": "state"}
     )

@@ -150,7 +150,12 @@ async def test_import_json_lines_and_table_output(api: Api, tmp_path: Path) -> N
         json.dumps(row(title="a", scheduled_at=at)),
         "",
         json.dumps(
-            {**row(title="b", next_free_slot=True), "also_boards": [1002], "board_interval": 86400}
+            {
+                **row(title="b"),
+                "next_free_slot": True,
+                "also_boards": [1002],
+                "board_interval": 86400,
+            }
         ),
     ]
     path = tmp_path / "pins.jsonl"

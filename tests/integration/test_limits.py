@@ -5,6 +5,7 @@ overall. Real daemon, real gRPC channels on 127.0.0.1."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import grpc
 import pytest
@@ -19,25 +20,15 @@ TOKEN = "api-token-0123456789abcdef"
 AUTH = (("authorization", f"Bearer {TOKEN}"),)
 
 
-async def open_api(daemon: Daemon) -> Api:
-    await daemon.start()
-    return Api(grpc.aio.insecure_channel(f"127.0.0.1:{daemon.port}"), daemon)
-
-
-async def close_api(api: Api) -> None:
-    await api.channel.close(None)
-    await api.daemon.stop(grace_s=0.5)
-
-
 @pytest.fixture
 async def secured(make_daemon: Callable[..., Daemon]) -> AsyncIterator[Api]:
-    api = await open_api(
+    api = await Api.open(
         make_daemon(api_token=TOKEN, limits=ServerLimits(max_receive_bytes=1024 * 1024))
     )
     try:
         yield api
     finally:
-        await close_api(api)
+        await api.close()
 
 
 def rpc_series(daemon: Daemon) -> set[tuple[str, str]]:
@@ -50,7 +41,7 @@ def rpc_series(daemon: Daemon) -> set[tuple[str, str]]:
     return out
 
 
-def raw_call(channel: grpc.aio.Channel, path: str) -> grpc.aio.UnaryUnaryMultiCallable:
+def raw_call(channel: grpc.aio.Channel, path: str) -> grpc.aio.UnaryUnaryMultiCallable[Any, Any]:
     """A unary call of *path* sending and receiving raw bytes."""
     return channel.unary_unary(path, request_serializer=None, response_deserializer=None)
 
@@ -166,7 +157,7 @@ def test_receive_limit_holds_the_largest_legitimate_requests() -> None:
 
 async def test_oversized_request_is_resource_exhausted(make_daemon: Callable[..., Daemon]) -> None:
     """A request over the default receive limit (32 MiB) is refused before it is parsed."""
-    api = await open_api(make_daemon())
+    api = await Api.open(make_daemon())
     try:
         big = scheduler_pb2.SchedulePinRequest(
             pin=job_pb2.Pin(
@@ -181,10 +172,10 @@ async def test_oversized_request_is_resource_exhausted(make_daemon: Callable[...
             grpc.StatusCode.RESOURCE_EXHAUSTED
         )
     finally:
-        await close_api(api)
+        await api.close()
 
 
-async def open_watch(api: Api) -> grpc.aio.UnaryStreamCall:
+async def open_watch(api: Api) -> grpc.aio.UnaryStreamCall[Any, Any]:
     """A WatchJobs stream that the server has accepted (its initial metadata arrived)."""
     call = api.jobs.WatchJobs(scheduler_pb2.WatchJobsRequest())
     await call.initial_metadata()
@@ -194,7 +185,7 @@ async def open_watch(api: Api) -> grpc.aio.UnaryStreamCall:
 async def test_watch_streams_are_capped_overall(make_daemon: Callable[..., Daemon]) -> None:
     """Past the cap on open WatchJobs streams a new one is RESOURCE_EXHAUSTED naming the cause,
     and unary calls keep working meanwhile."""
-    api = await open_api(make_daemon(limits=ServerLimits(max_watch_streams=2)))
+    api = await Api.open(make_daemon(limits=ServerLimits(max_watch_streams=2)))
     try:
         first, second = await open_watch(api), await open_watch(api)
         with pytest.raises(grpc.aio.AioRpcError) as err:
@@ -208,13 +199,13 @@ async def test_watch_streams_are_capped_overall(make_daemon: Callable[..., Daemo
         for call in (first, second):
             call.cancel()
     finally:
-        await close_api(api)
+        await api.close()
 
 
 async def test_concurrent_calls_are_capped_overall(make_daemon: Callable[..., Daemon]) -> None:
     """With every call slot held by open streams, another call from a new connection is refused
     RESOURCE_EXHAUSTED instead of queuing without bound."""
-    api = await open_api(make_daemon(limits=ServerLimits(max_concurrent_rpcs=2)))
+    api = await Api.open(make_daemon(limits=ServerLimits(max_concurrent_rpcs=2)))
     other = grpc.aio.insecure_channel(f"127.0.0.1:{api.daemon.port}")
     try:
         held = [await open_watch(api), await open_watch(api)]
@@ -226,13 +217,13 @@ async def test_concurrent_calls_are_capped_overall(make_daemon: Callable[..., Da
             call.cancel()
     finally:
         await other.close(None)
-        await close_api(api)
+        await api.close()
 
 
 async def test_streams_per_connection_are_capped(make_daemon: Callable[..., Daemon]) -> None:
     """One connection carries at most `max_streams_per_connection` calls at once: a further
     call on it waits for a free stream, while another connection is served at once."""
-    api = await open_api(make_daemon(limits=ServerLimits(max_streams_per_connection=1)))
+    api = await Api.open(make_daemon(limits=ServerLimits(max_streams_per_connection=1)))
     other = grpc.aio.insecure_channel(
         f"127.0.0.1:{api.daemon.port}", options=[("grpc.use_local_subchannel_pool", 1)]
     )
@@ -247,4 +238,4 @@ async def test_streams_per_connection_are_capped(make_daemon: Callable[..., Daem
         held.cancel()
     finally:
         await other.close(None)
-        await close_api(api)
+        await api.close()

@@ -27,13 +27,11 @@ async def metered(make_daemon: Callable[..., Daemon]) -> AsyncIterator[Api]:
     daemon = make_daemon(
         metrics_listen="127.0.0.1:0", retry_base_delay_s=0.05, retry_max_delay_s=0.2
     )
-    await daemon.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{daemon.port}")
+    api = await Api.open(daemon)
     try:
-        yield Api(channel, daemon)
+        yield api
     finally:
-        await channel.close(None)
-        await daemon.stop(grace_s=1.0)
+        await api.close()
 
 
 async def scrape(daemon: Daemon) -> Samples:

@@ -17,10 +17,10 @@ import pytest
 from bench.retention import run as run_retention
 from pinsched.accounts import Account
 from pinsched.app import Daemon
-from pinsched.clock import FakeClock
 from pinsched.jobs import JobState, transition
 from pinsched.retention import Retention
 from pinsched.store import OutboxRow, Store
+from pinsched.testing import FakeClock
 from pinsched.v1 import account_pb2, job_pb2, scheduler_pb2
 from tests.conftest import Api, start_sandbox
 from tests.integration.test_store import NOW, make_job
@@ -142,9 +142,7 @@ async def test_the_daemon_prunes_on_its_clock(make_daemon: Callable[..., Daemon]
     clock = FakeClock()
     sandbox = await start_sandbox(clock)
     daemon = make_daemon(clock=clock, base_url=sandbox.base_url, retention_days=2)
-    await daemon.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{daemon.port}")
-    api = Api(channel, daemon)
+    api = await Api.open(daemon)
     try:
         await api.create_account()
         soon = await api.jobs.SchedulePin(api.pin_request(at=clock.now() + timedelta(minutes=5)))
@@ -168,8 +166,7 @@ async def test_the_daemon_prunes_on_its_clock(make_daemon: Callable[..., Daemon]
         assert len(kept.history) == 1
         assert daemon.retention.total.jobs == 1
     finally:
-        await channel.close(None)
-        await daemon.stop(grace_s=1.0)
+        await api.close()
         await sandbox.stop()
 
 

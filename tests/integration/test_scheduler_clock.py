@@ -6,11 +6,9 @@ import asyncio
 from collections.abc import Callable
 from datetime import timedelta
 
-import grpc
-
 from pinsched.app import Daemon
-from pinsched.clock import FakeClock
 from pinsched.pinterest.outcomes import parse_time
+from pinsched.testing import FakeClock
 from pinsched.v1 import job_pb2, scheduler_pb2
 from tests.conftest import Api, start_sandbox
 
@@ -20,9 +18,7 @@ async def test_jobs_fire_when_due_on_a_fake_clock(make_daemon: Callable[..., Dae
     clock = FakeClock()
     sandbox = await start_sandbox(clock)  # stamps created_at with the same fake time
     daemon = make_daemon(clock=clock, base_url=sandbox.base_url)
-    await daemon.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{daemon.port}")
-    api = Api(channel, daemon)
+    api = await Api.open(daemon)
     try:
         await api.create_account()
         start = clock.now()
@@ -57,8 +53,7 @@ async def test_jobs_fire_when_due_on_a_fake_clock(make_daemon: Callable[..., Dae
             assert due[owner].replace(microsecond=0) <= created < due[owner] + timedelta(minutes=31)
         assert len(sandbox.pins()) == len(offsets_h)
     finally:
-        await channel.close()
-        await daemon.stop(grace_s=1.0)
+        await api.close()
         await sandbox.stop()
 
 
@@ -70,9 +65,7 @@ async def test_a_job_cancelled_while_it_waits_for_pacing_is_never_sent(
     clock = FakeClock()
     sandbox = await start_sandbox(clock)
     daemon = make_daemon(clock=clock, base_url=sandbox.base_url)
-    await daemon.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{daemon.port}")
-    api = Api(channel, daemon)
+    api = await Api.open(daemon)
     try:
         await api.create_account(min_spacing=job_pb2.Job().delivery_window.__class__(seconds=600))
         at = clock.now() + timedelta(seconds=10)
@@ -100,6 +93,5 @@ async def test_a_job_cancelled_while_it_waits_for_pacing_is_never_sent(
         assert got.state == job_pb2.Job.STATE_CANCELLED
         assert [p["title"] for p in sandbox.pins()] == [sent.pin.title]
     finally:
-        await channel.close()
-        await daemon.stop(grace_s=1.0)
+        await api.close()
         await sandbox.stop()

@@ -31,13 +31,11 @@ ALL_METHODS = [
 @pytest.fixture
 async def secured(make_daemon: Callable[..., Daemon]) -> AsyncIterator[Api]:
     daemon = make_daemon(api_token=TOKEN)
-    await daemon.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{daemon.port}")
+    api = await Api.open(daemon)
     try:
-        yield Api(channel, daemon)
+        yield api
     finally:
-        await channel.close(None)
-        await daemon.stop(grace_s=1.0)
+        await api.close()
 
 
 def bearer(token: str = TOKEN) -> tuple[tuple[str, str], ...]:
@@ -173,7 +171,7 @@ def test_the_command_line_and_the_daemon_apply_one_listen_policy(listen: str, ht
     with pytest.raises(ConfigError, match=re.escape(listen)):
         load_config(None, env, None)
     with pytest.raises(security.InsecureListen):
-        security.check_listen_policy(Config(**{"http_listen" if http else "listen": listen}))
+        security.check_listen_policy(Config(http_listen=listen) if http else Config(listen=listen))
 
 
 @pytest.mark.parametrize("listen", ["0.0.0.0:50051", "192.168.1.20:50051", "[::]:50051"])

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import grpc
 import pytest
@@ -14,8 +15,8 @@ from google.protobuf import field_mask_pb2
 from google.type import dayofweek_pb2  # type: ignore[import-untyped, unused-ignore]
 
 from pinsched.app import Daemon
-from pinsched.clock import FakeClock
 from pinsched.sandbox import Sandbox
+from pinsched.testing import FakeClock
 from pinsched.v1 import account_pb2, job_pb2, scheduler_pb2
 from tests.conftest import ACCESS, Api, start_sandbox
 
@@ -77,13 +78,11 @@ async def fapi(
 ) -> AsyncIterator[Api]:
     clock, sandbox = fake
     daemon = make_daemon(clock=clock, base_url=sandbox.base_url)
-    await daemon.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{daemon.port}")
+    api = await Api.open(daemon)
     try:
-        yield Api(channel, daemon)
+        yield api
     finally:
-        await channel.close(None)
-        await daemon.stop(grace_s=1.0)
+        await api.close()
 
 
 def at(job: job_pb2.Job) -> datetime:
@@ -308,7 +307,10 @@ async def test_a_slotted_group_takes_the_next_free_slot_after_each_interval(fapi
 
 BAD_SCHEDULES = [
     (schedule("Mars/Olympus", [(9, 0)]), "account.posting_schedule.time_zone.id"),
-    (account_pb2.PostingSchedule(time_zone={"id": "UTC"}), "account.posting_schedule.slots"),
+    (
+        account_pb2.PostingSchedule(time_zone=account_pb2.PostingTimeZone(id="UTC")),
+        "account.posting_schedule.slots",
+    ),
     (schedule("UTC", [(9, 0)], days=[0]), "account.posting_schedule.slots[0].days"),
     (schedule("UTC", [(9, 0)], days=[1, 1]), "account.posting_schedule.slots[0].days"),
     (schedule("UTC", [(24, 0)]), "account.posting_schedule.slots[0].time"),
@@ -322,7 +324,7 @@ async def test_a_bad_posting_schedule_is_refused_naming_the_field(
 ) -> None:
     """CreateAccount and UpdateAccount refuse a bad schedule with INVALID_ARGUMENT on the field."""
     await api.create_account()
-    calls = [
+    calls: list[Awaitable[Any]] = [
         api.accounts.CreateAccount(
             account_pb2.CreateAccountRequest(
                 account_id="other",
@@ -465,9 +467,7 @@ async def test_slots_and_groups_survive_a_restart(
     ids: list[str] = []
     for run in range(2):
         daemon = make_daemon(clock=clock, base_url=sandbox.base_url)
-        await daemon.start()
-        channel = grpc.aio.insecure_channel(f"127.0.0.1:{daemon.port}")
-        api = Api(channel, daemon)
+        api = await Api.open(daemon)
         try:
             if run == 0:
                 await slotted_account(
@@ -499,5 +499,4 @@ async def test_slots_and_groups_survive_a_restart(
                 datetime(2026, 1, 8, 9, tzinfo=UTC),
             ]
         finally:
-            await channel.close(None)
-            await daemon.stop(grace_s=1.0)
+            await api.close()

@@ -21,9 +21,9 @@ import pytest
 from google.protobuf import duration_pb2, field_mask_pb2
 
 from pinsched.app import Daemon
-from pinsched.clock import FakeClock
 from pinsched.pinterest.outcomes import parse_time
 from pinsched.sandbox import FaultRule, Sandbox
+from pinsched.testing import FakeClock
 from pinsched.v1 import account_pb2, job_pb2, scheduler_pb2
 from tests.conftest import ACCESS, BOARD, REFRESH, Api, start_sandbox
 
@@ -55,7 +55,7 @@ class World:
 
     api: Api
     sandbox: Sandbox
-    clock: PromptClock
+    clock: FakeClock
 
     def at(self, seconds: float = 0.0) -> datetime:
         return self.clock.now() + timedelta(seconds=seconds)
@@ -113,56 +113,20 @@ class World:
             account_pb2.Account(id=account_id, paused=paused), "paused"
         )
 
-    async def until(
-        self,
-        job_id: str,
-        done: Callable[[job_pb2.JobEvent], bool],
-        timeout_s: float = 10.0,
-        *,
-        after: int = 0,
-    ) -> list[job_pb2.JobEvent]:
-        """Follow the job's events after sequence *after* until *done* accepts one."""
-        seen: list[job_pb2.JobEvent] = []
-        call = self.api.jobs.WatchJobs(
-            scheduler_pb2.WatchJobsRequest(job_ids=[job_id], since_sequence=after)
-        )
-        try:
-            async with asyncio.timeout(timeout_s):
-                async for event in call:
-                    seen.append(event)
-                    if done(event):
-                        return seen
-        except TimeoutError:
-            got = await self.job(job_id)
-            raise AssertionError(
-                f"job {job_id} stuck in {name(got.state)} "
-                f"(v{got.version}); events: {[e.reason for e in seen]}"
-            ) from None
-        finally:
-            call.cancel()
-        raise AssertionError("watch stream ended")
-
-    async def reach(
-        self, job_id: str, state: int, timeout_s: float = 10.0, *, after: int = 0
-    ) -> job_pb2.Job:
-        """Wait for the job's first move into *state* after sequence *after*."""
-        await self.until(job_id, lambda e: e.to_state == state, timeout_s, after=after)
-        return await self.job(job_id)
-
     async def settle(self, job_id: str, state: int, *, after: int) -> job_pb2.Job:
         """The job once it rests in *state*: now, if it is there with nothing left to do,
         else after its next move into *state* following sequence *after*."""
         got = await self.job(job_id)
         if got.state == state and state in SETTLED:
             return got
-        return await self.reach(job_id, state, after=after)
+        return await self.api.reach(job_id, state, after=after)
 
     async def drive(
         self, job_id: str, state: int, *, step_s: float = 60.0, timeout_s: float = 10.0
     ) -> job_pb2.Job:
         """Advance the fake clock a step at a time until the job reaches *state* (for timers
         armed at a moment the test cannot see)."""
-        waiter = asyncio.ensure_future(self.reach(job_id, state, timeout_s))
+        waiter = asyncio.ensure_future(self.api.reach(job_id, state, timeout_s=timeout_s))
         try:
             while not waiter.done():
                 await self.clock.advance(step_s)
@@ -173,35 +137,20 @@ class World:
 
     async def applied(self, job_id: str, timeout_s: float = 10.0) -> job_pb2.Job:
         """Wait until the job's pending remote update was applied on Pinterest."""
-        await self.until(job_id, lambda e: e.reason == "pin updated on Pinterest", timeout_s)
+        await self.api.until(job_id, lambda e: e.reason == "pin updated on Pinterest", timeout_s)
         return await self.job(job_id)
 
     async def marker(self) -> None:
         """Schedule a pin due now on account `other` and wait for it: everything due by now
         has been looked at by the scheduler when it lands."""
         job = await self.schedule(title="marker", account_id="other")
-        await self.reach(job.id, J.STATE_DELIVERED)
+        await self.api.reach(job.id, J.STATE_DELIVERED)
 
     def titles(self) -> list[str]:
         return [str(p["title"]) for p in self.sandbox.pins() if p["title"] != "marker"]
 
     def posts(self) -> int:
         return sum(1 for r in self.sandbox.requests if r.method == "POST" and r.path == "/v5/pins")
-
-
-class PromptClock(FakeClock):
-    """A FakeClock whose `advance` first lets the loop run a few rounds.
-
-    Works around bug B6: FakeClock registers a sleeper only when the sleeping task first runs,
-    so an `advance()` that comes after the scheduler computed a delay but before its sleep task
-    started stretches that sleep by the whole advance, and jobs due meanwhile are not looked
-    at. Drop it once FakeClock.advance does this itself.
-    """
-
-    async def advance(self, seconds: float) -> None:
-        for _ in range(5):
-            await asyncio.sleep(0)
-        await super().advance(seconds)
 
 
 @pytest.fixture
@@ -215,7 +164,7 @@ def finalize_after() -> Iterator[None]:
 
 @pytest.fixture
 async def world(make_daemon: Callable[..., Daemon]) -> AsyncIterator[World]:
-    clock = PromptClock()
+    clock = FakeClock()
     sandbox = await start_sandbox(clock)
     sandbox.add_user("other", access_token="pina_other", board_ids=["2001"])
     # No token keeper: auth failures are made by revoking the seeded refresh token.
@@ -226,9 +175,7 @@ async def world(make_daemon: Callable[..., Daemon]) -> AsyncIterator[World]:
         retry_base_delay_s=RETRY_S,
         retry_max_delay_s=RETRY_S,
     )
-    await daemon.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{daemon.port}")
-    api = Api(channel, daemon)
+    api = await Api.open(daemon)
     try:
         await api.create_account()
         await api.accounts.CreateAccount(
@@ -238,8 +185,7 @@ async def world(make_daemon: Callable[..., Daemon]) -> AsyncIterator[World]:
         )
         yield World(api, sandbox, clock)
     finally:
-        await channel.close()
-        await daemon.stop(grace_s=1.0)
+        await api.close()
         await sandbox.stop()
 
 
@@ -262,20 +208,20 @@ async def reach_queued(w: World) -> job_pb2.Job:
     """A second pin waits QUEUED in the dispatcher behind an hour of minimum spacing."""
     await min_spacing_hour(w)
     first = await w.schedule(title="first")
-    await w.reach(first.id, J.STATE_DELIVERED)
+    await w.api.reach(first.id, J.STATE_DELIVERED)
     second = await w.schedule()
-    return await w.reach(second.id, J.STATE_QUEUED)
+    return await w.api.reach(second.id, J.STATE_QUEUED)
 
 
 async def reach_submitted(w: World) -> job_pb2.Job:
     w.sandbox.add_fault(FaultRule(kind="latency", latency_ms=HOLD_MS, times=1))
     job = await w.schedule()
-    return await w.reach(job.id, J.STATE_SUBMITTED)
+    return await w.api.reach(job.id, J.STATE_SUBMITTED)
 
 
 async def reach_delivered(w: World) -> job_pb2.Job:
     job = await w.schedule()
-    return await w.reach(job.id, J.STATE_DELIVERED)
+    return await w.api.reach(job.id, J.STATE_DELIVERED)
 
 
 async def reach_retrying(w: World) -> job_pb2.Job:
@@ -292,12 +238,12 @@ async def reach_failed(w: World) -> job_pb2.Job:
     w.sandbox.revoke_refresh_token(REFRESH)
     w.sandbox.add_fault(FaultRule(kind="auth", times=1))
     job = await w.schedule()
-    return await w.reach(job.id, J.STATE_FAILED)
+    return await w.api.reach(job.id, J.STATE_FAILED)
 
 
 async def reach_permanently_failed(w: World) -> job_pb2.Job:
     job = await w.schedule(url=TOO_SMALL)
-    return await w.reach(job.id, J.STATE_PERMANENTLY_FAILED)
+    return await w.api.reach(job.id, J.STATE_PERMANENTLY_FAILED)
 
 
 async def reach_cancelling(w: World) -> job_pb2.Job:
@@ -516,7 +462,7 @@ async def test_pause_holds_a_pending_job_until_resume(world: World) -> None:
     assert (held.state, held.attempts, held.version) == (J.STATE_PENDING, 0, job.version)
     assert w.titles() == []
     await w.pause(False)
-    done = await w.reach(job.id, J.STATE_DELIVERED)
+    done = await w.api.reach(job.id, J.STATE_DELIVERED)
     assert done.attempts == 1
     assert w.titles() == ["Hello"]
 
@@ -528,14 +474,14 @@ async def test_pause_sends_a_queued_job_back_to_pending_until_resume(world: Worl
     job = await reach_queued(w)
     await w.pause(True)
     await w.clock.advance(3600)
-    events = await w.until(
+    events = await w.api.until(
         job.id, lambda e: e.to_state == J.STATE_PENDING and e.from_state == J.STATE_QUEUED
     )
     assert "held" in events[-1].reason
     assert "PAUSED" in events[-1].reason
     assert w.titles() == ["first"]
     await w.pause(False)
-    done = await w.reach(job.id, J.STATE_DELIVERED)
+    done = await w.api.reach(job.id, J.STATE_DELIVERED)
     assert done.attempts == 1
     assert w.titles() == ["first", "Hello"]
 
@@ -546,7 +492,7 @@ async def test_pause_does_not_interrupt_a_submitted_job(world: World) -> None:
     w = world
     job = await reach_submitted(w)
     await w.pause(True)
-    done = await w.reach(job.id, J.STATE_DELIVERED)
+    done = await w.api.reach(job.id, J.STATE_DELIVERED)
     assert done.attempts == 1
     assert w.titles() == ["Hello"]
 
@@ -564,7 +510,7 @@ async def test_pause_holds_a_retrying_job_until_resume(world: World) -> None:
     assert held.state == J.STATE_RETRYING
     assert w.posts() == posts + 1  # only the marker's
     await w.pause(False)
-    done = await w.reach(job.id, J.STATE_DELIVERED)
+    done = await w.api.reach(job.id, J.STATE_DELIVERED)
     assert done.attempts == 2
     assert w.titles() == ["Hello"]
 
@@ -611,13 +557,13 @@ async def test_queued_job_updated_then_paused_is_held_and_sent_after_resume(worl
     await op_pin(w, job)
     await w.pause(True)
     await w.clock.advance(3600)
-    await w.until(
+    await w.api.until(
         job.id,
         lambda e: e.from_state == J.STATE_QUEUED and e.to_state == J.STATE_PENDING,
         timeout_s=3,
     )
     await w.pause(False)
-    await w.reach(job.id, J.STATE_DELIVERED)
+    await w.api.reach(job.id, J.STATE_DELIVERED)
     assert w.titles() == ["first", "changed"]
 
 
@@ -632,8 +578,8 @@ async def test_jobs_held_by_a_pause_go_out_in_planned_order(world: World) -> Non
     await w.clock.advance(60)
     await w.marker()
     await w.pause(False)
-    await w.reach(late.id, J.STATE_DELIVERED)
-    await w.reach(early.id, J.STATE_DELIVERED)
+    await w.api.reach(late.id, J.STATE_DELIVERED)
+    await w.api.reach(early.id, J.STATE_DELIVERED)
     assert w.titles() == ["planned first", "planned second"]
 
 
@@ -671,7 +617,7 @@ async def test_cancelling_twice_is_harmless(world: World, state: int) -> None:
         assert first.version + 1 == second.version  # the DELETE finished in between
     else:
         assert (second.state, second.version) == (first.state, first.version)
-    await w.reach(job.id, J.STATE_CANCELLED)
+    await w.api.reach(job.id, J.STATE_CANCELLED)
     done = await w.job(job.id)
     assert [h.to_state for h in done.history].count(J.STATE_CANCELLED) == 1
     assert len(done.history) == done.version
@@ -688,7 +634,7 @@ async def test_cancel_of_a_pin_already_gone_ends_cancelled(world: World) -> None
     job = await reach_delivered(w)
     w.sandbox.state.delete_pin("acme", job.pinterest_pin_id, w.clock.now())
     await w.cancel(job.id)
-    done = await w.reach(job.id, J.STATE_CANCELLED)
+    done = await w.api.reach(job.id, J.STATE_CANCELLED)
     assert [r.status for r in w.sandbox.requests if r.method == "DELETE"] == [404]
     assert done.history[-1].from_state == J.STATE_CANCELLING
     assert w.titles() == []
@@ -712,14 +658,14 @@ async def test_cancel_refused_by_pinterest_says_so_and_keeps_the_pin(world: Worl
     job = await reach_delivered(w)
     w.sandbox.add_fault(FaultRule(kind="status", method="DELETE", status=403, times=1))
     await w.cancel(job.id)
-    events = await w.until(job.id, lambda e: e.from_state == J.STATE_CANCELLING)
+    events = await w.api.until(job.id, lambda e: e.from_state == J.STATE_CANCELLING)
     assert events[-1].to_state == J.STATE_DELIVERED
     assert "delete refused" in events[-1].reason
     got = await w.job(job.id)
     assert got.last_error.http_status == 403
     assert w.titles() == ["Hello"]
     await w.cancel(job.id)
-    await w.reach(job.id, J.STATE_CANCELLED)
+    await w.api.reach(job.id, J.STATE_CANCELLED)
     assert w.titles() == []
 
 
@@ -730,7 +676,7 @@ async def test_cancel_recorded_in_flight_ends_cancelled_when_no_pin_lands(world:
     w.sandbox.add_fault(FaultRule(kind="latency", latency_ms=HOLD_MS, times=1))
     w.sandbox.add_fault(FaultRule(kind="status", status=503, times=1))
     job = await w.schedule()
-    await w.reach(job.id, J.STATE_SUBMITTED)
+    await w.api.reach(job.id, J.STATE_SUBMITTED)
     recorded = await w.cancel(job.id)
     assert (recorded.state, recorded.cancel_requested) == (J.STATE_SUBMITTED, True)
     done = await w.drive(job.id, J.STATE_CANCELLED, step_s=1)
@@ -746,7 +692,7 @@ async def test_patch_refused_by_pinterest_says_so_and_leaves_the_pin(world: Worl
     job = await reach_delivered(w)
     w.sandbox.add_fault(FaultRule(kind="status", method="PATCH", status=400, times=1))
     await op_pin(w, job)
-    events = await w.until(job.id, lambda e: "update refused by Pinterest" in e.reason)
+    events = await w.api.until(job.id, lambda e: "update refused by Pinterest" in e.reason)
     assert events[-1].to_state == J.STATE_DELIVERED
     got = await w.job(job.id)
     assert got.remote_update.state == RU.STATE_FAILED
@@ -762,7 +708,7 @@ async def test_retry_gives_an_exhausted_job_a_fresh_attempt_budget(
 ) -> None:
     """A job PERMANENTLY_FAILED after exhausting its attempts is sent again by RetryJob with
     attempts reset to zero, and lands once."""
-    clock = PromptClock()
+    clock = FakeClock()
     sandbox = await start_sandbox(clock)
     daemon = make_daemon(clock=clock, base_url=sandbox.base_url, max_attempts=2)
     await daemon.start()
@@ -781,18 +727,18 @@ async def test_retry_gives_an_exhausted_job_a_fresh_attempt_budget(
             )
         )
         job = await w.schedule()
-        await w.reach(job.id, J.STATE_RETRYING)
+        await w.api.reach(job.id, J.STATE_RETRYING)
         await clock.advance(3600)
-        failed = await w.reach(job.id, J.STATE_PERMANENTLY_FAILED)
+        failed = await w.api.reach(job.id, J.STATE_PERMANENTLY_FAILED)
         assert failed.attempts == 2
         assert failed.last_error.category == job_pb2.JobError.CATEGORY_EXHAUSTED
         again = await w.retry(job.id)
         assert (again.state, again.attempts) == (J.STATE_PENDING, 0)
-        done = await w.reach(job.id, J.STATE_DELIVERED)
+        done = await w.api.reach(job.id, J.STATE_DELIVERED)
         assert done.attempts == 1
         assert w.titles() == ["Hello"]
     finally:
-        await channel.close()
+        await channel.close(None)
         await daemon.stop(grace_s=1.0)
         await sandbox.stop()
 
@@ -810,7 +756,7 @@ async def test_retry_of_an_auth_failed_job_waits_for_new_credentials(world: Worl
     assert (await w.job(job.id)).state == J.STATE_PENDING
     assert w.titles() == []
     await w.api.update_account(account_pb2.Account(id="acme", access_token=ACCESS), "access_token")
-    done = await w.reach(job.id, J.STATE_DELIVERED)
+    done = await w.api.reach(job.id, J.STATE_DELIVERED)
     assert done.attempts == 1
     assert w.titles() == ["Hello"]
 
@@ -821,7 +767,7 @@ async def test_new_credentials_requeue_auth_failed_jobs(world: World) -> None:
     w = world
     job = await reach_failed(w)
     await w.api.update_account(account_pb2.Account(id="acme", access_token=ACCESS), "access_token")
-    done = await w.reach(job.id, J.STATE_DELIVERED)
+    done = await w.api.reach(job.id, J.STATE_DELIVERED)
     assert "re-authorised" in " ".join(h.reason for h in done.history)
     assert w.titles() == ["Hello"]
 
@@ -859,7 +805,7 @@ async def test_forced_delete_waits_for_a_submitted_job(world: World) -> None:
         ),
         FP,
     )
-    await w.reach(job.id, J.STATE_DELIVERED)
+    await w.api.reach(job.id, J.STATE_DELIVERED)
     await w.api.accounts.DeleteAccount(
         account_pb2.DeleteAccountRequest(account_id="acme", force=True)
     )
@@ -875,12 +821,12 @@ async def test_account_recreated_after_delete_publishes_again(
     job = await reach_delivered(w)
     w.sandbox.add_fault(FaultRule(kind="status", method="PATCH", status=503))
     await op_pin(w, job)
-    await w.until(job.id, lambda e: "will be retried" in e.reason)
+    await w.api.until(job.id, lambda e: "will be retried" in e.reason)
     await w.api.accounts.DeleteAccount(account_pb2.DeleteAccountRequest(account_id="acme"))
     await w.clock.advance(3600)  # the PATCH retry timer fires for a job that is gone
     await w.api.create_account()
     again = await w.schedule(title="after re-create")
-    await w.reach(again.id, J.STATE_DELIVERED, timeout_s=5)
+    await w.api.reach(again.id, J.STATE_DELIVERED, timeout_s=5)
 
 
 # ---------------------------------------------------------------- pacing and upkeep work
@@ -920,6 +866,6 @@ async def test_cancel_of_a_delivered_pin_does_not_wait_behind_a_paced_pin(world:
     delivered = await w.api.jobs.ListJobs(scheduler_pb2.ListJobsRequest(states=[J.STATE_DELIVERED]))
     (first,) = delivered.jobs
     await w.cancel(first.id)
-    await w.reach(first.id, J.STATE_CANCELLED, timeout_s=3)
+    await w.api.reach(first.id, J.STATE_CANCELLED, timeout_s=3)
     assert w.titles() == []
     assert (await w.job(second.id)).state == J.STATE_QUEUED

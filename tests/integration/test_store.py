@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -33,20 +34,23 @@ def make_job(i: int, *, request_id: str = "", account: str = "acme") -> tuple[Jo
     return job, Transition(from_state=None, to_state=JobState.PENDING, time=NOW, reason="scheduled")
 
 
+def batch(*made: tuple[Job, Transition]) -> tuple[list[Job], list[Transition]]:
+    """`make_job` results as `create_jobs` takes them: the jobs, then their transitions."""
+    return [job for job, _ in made], [t for _, t in made]
+
+
 @pytest.fixture
-async def store(tmp_path: Path) -> Store:
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
     s = await Store.open(tmp_path / "s.db")
     await s.create_account(Account(id="acme", access_token="tok", created_at=NOW, updated_at=NOW))
-    yield s  # type: ignore[misc]
+    yield s
     await s.close()
 
 
 async def test_concurrent_writes_share_transactions(store: Store) -> None:
     """500 concurrent inserts commit in far fewer transactions than writes (group commit)."""
     before = store.batches
-    await asyncio.gather(
-        *(store.create_jobs(*map(list, zip(make_job(i), strict=True))) for i in range(500))
-    )
+    await asyncio.gather(*(store.create_jobs(*batch(make_job(i))) for i in range(500)))
     assert store.writes >= 500
     assert store.batches - before < 100
     assert len(await store.due_index()) == 500
@@ -116,7 +120,7 @@ async def test_reopening_keeps_everything_and_schema_is_current(tmp_path: Path) 
     """A reopened database has every job and the newest schema version."""
     store = await Store.open(tmp_path / "r.db")
     await store.create_account(Account(id="acme", access_token="t", created_at=NOW, updated_at=NOW))
-    await store.create_jobs(*map(list, zip(*[make_job(i) for i in range(10)], strict=True)))
+    await store.create_jobs(*batch(*(make_job(i) for i in range(10))))
     await store.close()
     reopened = await Store.open(tmp_path / "r.db")
     assert len(await reopened.due_index()) == 10

@@ -14,20 +14,12 @@ from datetime import timedelta
 import pytest
 
 from pinsched.app import Daemon
-from pinsched.clock import FakeClock
 from pinsched.sandbox import FaultRule, Sandbox
+from pinsched.testing import FakeClock
 from pinsched.v1 import account_pb2, job_pb2
 from tests.conftest import ACCESS, REFRESH, Api, start_sandbox
 from tests.integration.test_auth import token_posts
-from tests.integration.test_delivery import (
-    close_api,
-    get,
-    make_fast,
-    open_api,
-    posts,
-    reach,
-    schedule,
-)
+from tests.integration.test_delivery import make_fast, posts, schedule
 
 __all__ = ["make_fast"]
 
@@ -50,12 +42,12 @@ async def state_of(api: Api, account_id: str = "acme") -> int:
 @pytest.fixture
 async def no_keeper(make_fast: Callable[..., Daemon]) -> AsyncIterator[Api]:
     """A fast daemon whose only refreshes are the ones publishing asks for."""
-    api = await open_api(make_fast(token_keeper=False))
+    api = await Api.open(make_fast(token_keeper=False))
     try:
         await api.create_account()
         yield api
     finally:
-        await close_api(api)
+        await api.close()
 
 
 async def test_a_rotated_refresh_token_survives_a_store_that_refuses_it(
@@ -68,8 +60,8 @@ async def test_a_rotated_refresh_token_survives_a_store_that_refuses_it(
     store = api.daemon.store
     await store._writer.execute(REFUSE_TOKEN_WRITES)
     sandbox.expire_access_token(ACCESS)
-    first = await reach(
-        api, (await schedule(api, title="one")).id, J.STATE_DELIVERED, J.STATE_FAILED
+    first = await api.reach(
+        (await schedule(api, title="one")).id, J.STATE_DELIVERED, J.STATE_FAILED
     )
     assert first.state == J.STATE_DELIVERED
     assert [r.status for r in posts(sandbox)] == [401, 201]
@@ -82,8 +74,8 @@ async def test_a_rotated_refresh_token_survives_a_store_that_refuses_it(
     # Still refused: a second expiry is refreshed with the in-memory token, not the spent one.
     live_access = (await api.daemon.accounts.get("acme")).access_token
     sandbox.expire_access_token(live_access)
-    second = await reach(
-        api, (await schedule(api, title="two")).id, J.STATE_DELIVERED, J.STATE_FAILED
+    second = await api.reach(
+        (await schedule(api, title="two")).id, J.STATE_DELIVERED, J.STATE_FAILED
     )
     assert second.state == J.STATE_DELIVERED
     assert [r.status for r in token_posts(sandbox)] == [200, 200]
@@ -104,7 +96,7 @@ async def test_a_401_after_an_unstored_refresh_is_a_bounded_failure(
     api = no_keeper
     await api.daemon.store._writer.execute(REFUSE_TOKEN_WRITES)
     sandbox.add_fault(FaultRule(kind="auth", times=3))
-    job = await reach(api, (await schedule(api)).id, J.STATE_FAILED, J.STATE_DELIVERED)
+    job = await api.reach((await schedule(api)).id, J.STATE_FAILED, J.STATE_DELIVERED)
     assert job.state == J.STATE_FAILED
     assert [r.status for r in posts(sandbox)] == [401, 401]
     assert [r.status for r in token_posts(sandbox)] == [200]
@@ -121,7 +113,7 @@ class Run:
     async def idle(self) -> None:
         await asyncio.wait_for(self.api.daemon.activity.idle.wait(), 10)
 
-    async def advance(self, total_s: float, step_s: float) -> list[int]:
+    async def advance(self, total_s: float, step_s: float) -> list[str]:
         """Move the clock *total_s* on in steps, letting the daemon finish each; the account
         states seen after every step."""
         states = []
@@ -142,7 +134,7 @@ async def run(
     sandbox = await start_sandbox(clock)
     sandbox.configure(access_ttl_s=ttl[0], refresh_ttl_s=ttl[1])
     sandbox.add_user("acme", access_token=ACCESS, refresh_token=REFRESH, board_ids=["1001"])
-    api = await open_api(
+    api = await Api.open(
         make_fast(
             clock, base_url=sandbox.base_url, horizon_days=401, token_refreshes_per_second=1000
         )
@@ -152,7 +144,7 @@ async def run(
         await asyncio.wait_for(api.daemon.activity.idle.wait(), 10)
         yield Run(api, sandbox, clock)
     finally:
-        await close_api(api)
+        await api.close()
         await sandbox.stop()
 
 
@@ -162,7 +154,7 @@ async def test_an_untouched_account_publishes_a_pin_400_days_ahead(run: Run) -> 
     job = await schedule(run.api, at=run.clock.now() + timedelta(days=400))
     states = await run.advance(400 * 86400 + 3600, 86400 / 4)
     assert set(states) == {"ACTIVE"}
-    got = await reach(run.api, job.id, J.STATE_DELIVERED, timeout_s=5)
+    got = await run.api.reach(job.id, J.STATE_DELIVERED, timeout_s=5)
     assert got.attempts == 1
     assert [r.status for r in posts(run.sandbox)] == [201]
     grants = [r.status for r in token_posts(run.sandbox)]
@@ -179,7 +171,7 @@ async def test_short_sandbox_lifetimes_keep_the_account_active(run: Run) -> None
     job = await schedule(run.api, at=run.clock.now() + timedelta(seconds=150))
     states = await run.advance(160, 1.0)
     assert set(states) == {"ACTIVE"}
-    got = await reach(run.api, job.id, J.STATE_DELIVERED, timeout_s=5)
+    got = await run.api.reach(job.id, J.STATE_DELIVERED, timeout_s=5)
     assert got.attempts == 1
     assert [r.status for r in posts(run.sandbox)] == [201]
     assert 10 <= len(token_posts(run.sandbox)) <= 13
@@ -196,7 +188,7 @@ async def test_without_client_credentials_reauth_is_announced_then_needed(
     token lapses and NEEDS_REAUTH when it has lapsed, each once."""
     clock = FakeClock()
     sandbox = await start_sandbox(clock)
-    api = await open_api(
+    api = await Api.open(
         make_fast(
             clock, base_url=sandbox.base_url, pinterest_client_id=None, pinterest_client_secret=None
         )
@@ -219,7 +211,7 @@ async def test_without_client_credentials_reauth_is_announced_then_needed(
         assert "lapsed" in account.state_reason
         assert token_posts(sandbox) == []
     finally:
-        await close_api(api)
+        await api.close()
         await sandbox.stop()
 
 
@@ -231,7 +223,7 @@ async def test_refused_client_credentials_hold_every_account_once(
     the job is held (not failed, not counted, not sent again)."""
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    api = await open_api(make_fast(pinterest_client_secret="wrong-secret", token_keeper=False))
+    api = await Api.open(make_fast(pinterest_client_secret="wrong-secret", token_keeper=False))
     try:
         await api.create_account()
         sandbox.add_user(
@@ -244,14 +236,14 @@ async def test_refused_client_credentials_hold_every_account_once(
         )
         sandbox.expire_access_token(ACCESS)
         job = await schedule(api)
-        held = await reach(api, job.id, J.STATE_RETRYING, timeout_s=5)
+        held = await api.reach(job.id, J.STATE_RETRYING, timeout_s=5)
         assert held.history[-1].reason == (
             "held: Pinterest refuses the app's client credentials (attempt not counted)"
         )
         assert held.attempts == 0
         # The retry is due at once; once the daemon is idle the scheduler has held it.
         await asyncio.wait_for(api.daemon.activity.idle.wait(), 5)
-        assert (await get(api, job.id)).state == J.STATE_RETRYING
+        assert (await api.get(job.id)).state == J.STATE_RETRYING
         assert [r.status for r in posts(sandbox)] == [401]
         assert [r.status for r in token_posts(sandbox)] == [401]
         assert {await state_of(api, "acme"), await state_of(api, "beta")} == {A.STATE_ACTIVE}
@@ -265,7 +257,7 @@ async def test_refused_client_credentials_hold_every_account_once(
         watch.cancel()
         assert answer.status == health_pb2.HealthCheckResponse.NOT_SERVING
     finally:
-        await close_api(api)
+        await api.close()
 
 
 async def test_code_29_holds_the_account_and_a_new_api_base_releases_it(
@@ -278,24 +270,24 @@ async def test_code_29_holds_the_account_and_a_new_api_base_releases_it(
     await trial.start()
     trial.configure(trial_app=True)
     trial.add_user("acme", access_token=ACCESS, refresh_token=REFRESH, board_ids=["1001"])
-    api = await open_api(make_fast(base_url=trial.base_url, token_keeper=False))
+    api = await Api.open(make_fast(base_url=trial.base_url, token_keeper=False))
     try:
         await api.create_account()
         job = await schedule(api)
-        await reach(api, job.id, J.STATE_RETRYING)  # the account was held just before
+        await api.reach(job.id, J.STATE_RETRYING)  # the account was held just before
         account = await api.accounts.GetAccount(account_pb2.GetAccountRequest(account_id="acme"))
         assert account.state == A.STATE_HELD
         assert "Apps with Trial access" in account.state_reason
-        got = await get(api, job.id)
+        got = await api.get(job.id)
         assert got.state in (J.STATE_RETRYING, J.STATE_PENDING)
         assert got.attempts == 0
         await api.update_account(A(id="acme", api_base=sandbox.base_url), "api_base")
-        delivered = await reach(api, job.id, J.STATE_DELIVERED)
+        delivered = await api.reach(job.id, J.STATE_DELIVERED)
         assert delivered.attempts == 1
         assert [r.status for r in posts(trial)] == [403]
         assert [r.status for r in posts(sandbox)] == [201]
     finally:
-        await close_api(api)
+        await api.close()
         await trial.stop()
 
 
@@ -304,7 +296,7 @@ async def test_ad_account_id_is_sent_on_every_call(no_keeper: Api, sandbox: Sand
     credentials) carry it as Pinterest's query parameter."""
     api = no_keeper
     await api.update_account(A(id="acme", ad_account_id="549755885175"), "ad_account_id")
-    await reach(api, (await schedule(api)).id, J.STATE_DELIVERED)
+    await api.reach((await schedule(api)).id, J.STATE_DELIVERED)
     (create,) = posts(sandbox)
     assert create.query == "ad_account_id=549755885175"
     got = await api.accounts.GetAccount(account_pb2.GetAccountRequest(account_id="acme"))
@@ -316,20 +308,20 @@ async def test_pacer_cool_down_survives_a_restart(
 ) -> None:
     """A spam block's cool-down is stored: after a restart the account sends nothing until it
     ends."""
-    api = await open_api(make_fast(token_keeper=False))
+    api = await Api.open(make_fast(token_keeper=False))
     await api.create_account()
     sandbox.add_fault(FaultRule(kind="spam", times=1))
     job = await schedule(api)
-    await reach(api, job.id, J.STATE_RETRYING)
+    await api.reach(job.id, J.STATE_RETRYING)
     blocked = api.daemon.accounts.pacer("acme").pin_delay(api.daemon.clock.monotonic())
     assert blocked > 3600
-    await close_api(api)
-    again = await open_api(make_fast(token_keeper=False))
+    await api.close()
+    again = await Api.open(make_fast(token_keeper=False))
     try:
         left = again.daemon.accounts.pacer("acme").pin_delay(again.daemon.clock.monotonic())
         assert blocked - 60 < left <= blocked
     finally:
-        await close_api(again)
+        await again.close()
 
 
 async def test_rate_limit_headers_slow_the_account_before_a_429(
@@ -343,18 +335,18 @@ async def test_rate_limit_headers_slow_the_account_before_a_429(
     await sandbox.start()
     sandbox.add_user("acme", access_token=ACCESS, refresh_token=REFRESH, board_ids=["1001"])
     sandbox.set_client("client-1", "client-secret-1")
-    api = await open_api(make_fast(clock, base_url=sandbox.base_url, token_keeper=False))
+    api = await Api.open(make_fast(clock, base_url=sandbox.base_url, token_keeper=False))
     try:
         await api.create_account("acme", writes_per_minute=6000)
         jobs = [await schedule(api, title=f"p{i}", at=clock.now()) for i in range(6)]
         for _ in range(240):
             await clock.advance(1.0)
             await asyncio.wait_for(api.daemon.activity.idle.wait(), 10)
-        got = [await get(api, j.id) for j in jobs]
+        got = [await api.get(j.id) for j in jobs]
         assert {g.state for g in got} == {J.STATE_DELIVERED}
         assert [r.status for r in posts(sandbox)] == [201] * 6
     finally:
-        await close_api(api)
+        await api.close()
         await sandbox.stop()
 
 
@@ -363,7 +355,7 @@ async def test_the_keeper_paces_its_calls(make_fast: Callable[..., Daemon]) -> N
     `token_refreshes_per_second`), not in the same instant."""
     clock = FakeClock()
     sandbox = await start_sandbox(clock)
-    api = await open_api(
+    api = await Api.open(
         make_fast(clock, base_url=sandbox.base_url, token_refreshes_per_second=1.0)
     )
     try:
@@ -383,5 +375,5 @@ async def test_the_keeper_paces_its_calls(make_fast: Callable[..., Daemon]) -> N
         gaps = [(b.time - a.time).total_seconds() for a, b in itertools.pairwise(grants)]
         assert min(gaps) >= 0.75
     finally:
-        await close_api(api)
+        await api.close()
         await sandbox.stop()

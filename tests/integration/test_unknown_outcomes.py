@@ -13,7 +13,6 @@ import itertools
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -21,11 +20,10 @@ import pytest
 from google.protobuf import field_mask_pb2
 
 from pinsched.app import Daemon
-from pinsched.clock import FakeClock
-from pinsched.config import Config
 from pinsched.jobs import ImageUrl, PinSpec
 from pinsched.pinterest.client import PinterestClient
 from pinsched.sandbox import FaultRule, RequestRecord, Sandbox
+from pinsched.testing import FakeClock
 from pinsched.v1 import job_pb2, scheduler_pb2
 from tests.conftest import ACCESS, BOARD, Api, start_sandbox
 
@@ -106,31 +104,22 @@ class World:
 
 
 @pytest.fixture
-async def w(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[World]:
+async def w(
+    make_daemon: Callable[..., Daemon], request: pytest.FixtureRequest
+) -> AsyncIterator[World]:
     """Sandbox and daemon on one FakeClock; indirect parameters override daemon settings."""
     clock = FakeClock()
     sandbox = await start_sandbox(clock)
     overrides = dict(getattr(request, "param", {}))
-    daemon = Daemon(
-        Config(
-            listen="127.0.0.1:0",
-            http_listen=None,
-            db_path=str(tmp_path / "pinsched.db"),
-            pinterest_api_base=sandbox.base_url,
-            pinterest_client_id="client-1",
-            pinterest_client_secret="client-secret-1",
-            **{**SETTINGS, **overrides},
-        ),
-        clock=clock,
+    daemon = make_daemon(
+        clock, base_url=sandbox.base_url, http_listen=None, **{**SETTINGS, **overrides}
     )
-    await daemon.start()
-    api = Api(grpc.aio.insecure_channel(f"127.0.0.1:{daemon.port}"), daemon)
+    api = await Api.open(daemon)
     try:
         await api.create_account()
         yield World(clock, sandbox, api)
     finally:
-        await api.channel.close(None)
-        await daemon.stop(grace_s=1.0)
+        await api.close()
         await sandbox.stop()
 
 
@@ -139,7 +128,7 @@ def moves(job: job_pb2.Job) -> list[tuple[str, str]]:
 
 
 def ts(value: Any) -> datetime:
-    return value.ToDatetime(tzinfo=UTC)  # type: ignore[no-any-return]
+    return value.ToDatetime(tzinfo=UTC)
 
 
 # ------------------------------------------------------------------ 5xx, late landing, read lag

@@ -7,18 +7,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
 from aiohttp import web
 from google.protobuf import field_mask_pb2
 
 from pinsched.app import Daemon
-from pinsched.clock import FakeClock
-from pinsched.config import Config
 from pinsched.sandbox import FaultRule, Sandbox
+from pinsched.testing import FakeClock
 from pinsched.v1 import job_pb2, media_pb2, media_pb2_grpc, scheduler_pb2
 from tests.conftest import Api, start_sandbox
 
@@ -68,39 +65,21 @@ async def sb(clock: FakeClock) -> AsyncIterator[Sandbox]:
 
 
 @pytest.fixture
-def new_daemon(tmp_path: Path, clock: FakeClock, sb: Sandbox) -> Callable[..., Daemon]:
+def new_daemon(
+    make_daemon: Callable[..., Daemon], clock: FakeClock, sb: Sandbox
+) -> Callable[..., Daemon]:
+    """conftest's `make_daemon` on *clock* and the video sandbox `sb`."""
+
     def make(**overrides: Any) -> Daemon:
-        return Daemon(
-            Config(
-                **{
-                    "listen": "127.0.0.1:0",
-                    "http_listen": None,
-                    "db_path": str(tmp_path / "p.db"),
-                    "pinterest_api_base": sb.base_url,
-                    "pinterest_client_id": "client-1",
-                    "pinterest_client_secret": "client-secret-1",
-                    "log_level": "warning",
-                    "request_timeout_s": 5.0,
-                    "shutdown_grace_s": 1.0,
-                    "pinterest_read_lag_s": 0.0,
-                    "token_keeper": False,
-                    **overrides,
-                }
-            ),
-            clock=clock,
-        )
+        settings: dict[str, Any] = {
+            "http_listen": None,
+            "request_timeout_s": 5.0,
+            "shutdown_grace_s": 1.0,
+            "token_keeper": False,
+        }
+        return make_daemon(clock, base_url=sb.base_url, **{**settings, **overrides})
 
     return make
-
-
-async def open_api(daemon: Daemon) -> Api:
-    await daemon.start()
-    return Api(grpc.aio.insecure_channel(f"127.0.0.1:{daemon.port}"), daemon)
-
-
-async def close_api(api: Api) -> None:
-    await api.channel.close(None)
-    await api.daemon.stop(grace_s=1.0)
 
 
 async def drive(clock: FakeClock, api: Api, until: datetime) -> None:
@@ -152,7 +131,7 @@ async def test_video_url_is_staged_ahead_and_published_on_time(
     """A video_url pin is staged 2 h ahead (processing takes 5 min of clock time), is READY
     well before planned_at, and is published at planned_at with late_by under a second, as a
     video_id pin with the staged media id."""
-    api = await open_api(new_daemon())
+    api = await Api.open(new_daemon())
     try:
         await api.create_account()
         planned = clock.now() + timedelta(hours=3)
@@ -161,7 +140,7 @@ async def test_video_url_is_staged_ahead_and_published_on_time(
         await drive(clock, api, planned - timedelta(hours=2, seconds=1))
         assert registrations(sb) == []  # not before planned_at - media_lead_time_s
         await drive(clock, api, planned - timedelta(hours=1))
-        staged = await get(api, job.id)
+        staged = await api.get(job.id)
         assert staged.state == J.STATE_PENDING
         assert staged.media.state == M.STATE_READY
         media_id = staged.media.pinterest_media_id
@@ -173,14 +152,14 @@ async def test_video_url_is_staged_ahead_and_published_on_time(
         reasons = [h.reason for h in staged.history]
         assert any(r.startswith("media ready:") for r in reasons)
         await drive(clock, api, planned + timedelta(seconds=5))
-        done = await get(api, job.id)
+        done = await api.get(job.id)
         assert done.state == J.STATE_DELIVERED
         assert done.late_by.ToTimedelta() < timedelta(seconds=1)
         (pin,) = sb.pins()
         assert pin["media"]["media_type"] == "video"
         assert done.pin.media_source.video_url.url == f"{video_server}/v.mp4"
     finally:
-        await close_api(api)
+        await api.close()
 
 
 async def test_failed_processing_fails_the_job_before_planned_at(
@@ -192,13 +171,13 @@ async def test_failed_processing_fails_the_job_before_planned_at(
     """When Pinterest's processing fails, the job is PERMANENTLY_FAILED (category MEDIA) with
     the reason, long before planned_at, and no pin is attempted."""
     sb.state.media.configure(fail=True)
-    api = await open_api(new_daemon())
+    api = await Api.open(new_daemon())
     try:
         await api.create_account()
         planned = clock.now() + timedelta(hours=3)
         job = await api.jobs.SchedulePin(video_request(api, planned, url=f"{video_server}/v.mp4"))
         await drive(clock, api, planned - timedelta(hours=1))
-        failed = await get(api, job.id)
+        failed = await api.get(job.id)
         assert failed.state == J.STATE_PERMANENTLY_FAILED
         assert failed.last_error.category == job_pb2.JobError.CATEGORY_MEDIA
         assert "processing" in failed.last_error.message
@@ -207,7 +186,7 @@ async def test_failed_processing_fails_the_job_before_planned_at(
         await drive(clock, api, planned + timedelta(minutes=1))
         assert sb.pins() == []
     finally:
-        await close_api(api)
+        await api.close()
 
 
 async def test_a_refused_video_url_fails_the_job(
@@ -218,7 +197,7 @@ async def test_a_refused_video_url_fails_the_job(
 ) -> None:
     """A video URL that answers something other than a video fails the job (category MEDIA)
     at staging time, saying why, without registering anything with Pinterest."""
-    api = await open_api(new_daemon(media_lead_time_s=0))
+    api = await Api.open(new_daemon(media_lead_time_s=0))
     try:
         await api.create_account()
         planned = clock.now() + timedelta(minutes=1)
@@ -226,12 +205,12 @@ async def test_a_refused_video_url_fails_the_job(
             video_request(api, planned, url=f"{video_server}/page.html")
         )
         await drive(clock, api, planned + timedelta(seconds=30))
-        failed = await get(api, job.id)
+        failed = await api.get(job.id)
         assert failed.state == J.STATE_PERMANENTLY_FAILED
         assert "content_type" in failed.last_error.message
         assert registrations(sb) == []
     finally:
-        await close_api(api)
+        await api.close()
 
 
 async def test_a_video_that_stays_unreachable_fails_at_the_retry_deadline(
@@ -244,14 +223,14 @@ async def test_a_video_that_stays_unreachable_fails_at_the_retry_deadline(
     the job's retry deadline (`retry_until`), then the job is PERMANENTLY_FAILED saying why,
     instead of waiting for its video forever."""
     sb.add_fault(FaultRule(kind="status", status=503, method="POST", path_prefix="/v5/media"))
-    api = await open_api(new_daemon(media_lead_time_s=0))
+    api = await Api.open(new_daemon(media_lead_time_s=0))
     try:
         await api.create_account()
         planned = clock.now() + timedelta(minutes=1)
         job = await api.jobs.SchedulePin(video_request(api, planned, url=f"{video_server}/v.mp4"))
         until = job.retry_until.ToDatetime(tzinfo=UTC)
         await drive(clock, api, until - timedelta(minutes=5))
-        waiting = await get(api, job.id)
+        waiting = await api.get(job.id)
         assert waiting.state == J.STATE_PENDING
         assert len(registrations(sb)) > 10  # retried all along, with backoff
         why = await api.jobs.ExplainJob(scheduler_pb2.ExplainJobRequest(job_id=job.id))
@@ -259,12 +238,12 @@ async def test_a_video_that_stays_unreachable_fails_at_the_retry_deadline(
         assert why.summary.startswith("Staging its video on Pinterest since ")
         assert "its planned time has passed" in why.summary
         await drive(clock, api, until + timedelta(hours=1))
-        failed = await get(api, job.id)
+        failed = await api.get(job.id)
         assert failed.state == J.STATE_PERMANENTLY_FAILED
         assert failed.media.state == M.STATE_FAILED
         assert sb.pins() == []
     finally:
-        await close_api(api)
+        await api.close()
 
 
 async def test_restart_at_each_step_never_registers_or_uploads_twice(
@@ -275,7 +254,7 @@ async def test_restart_at_each_step_never_registers_or_uploads_twice(
 ) -> None:
     """Stopped after staging started, after the registration, and after the upload, the
     daemon resumes each time where it was: one registration, one upload, a pin on time."""
-    api = await open_api(new_daemon())
+    api = await Api.open(new_daemon())
     planned = clock.now() + timedelta(hours=3)
     start = planned - timedelta(hours=2)
     try:
@@ -285,37 +264,37 @@ async def test_restart_at_each_step_never_registers_or_uploads_twice(
             FaultRule(kind="status", status=503, method="POST", path_prefix="/v5/media", times=1)
         )
         await drive(clock, api, start + timedelta(seconds=1))
-        staged = await get(api, job.id)
+        staged = await api.get(job.id)
         assert (staged.media.state, staged.media.pinterest_media_id) == (M.STATE_STAGING, "")
     finally:
-        await close_api(api)
+        await api.close()
     sb.add_fault(
         FaultRule(kind="status", status=503, method="GET", path_prefix="/v5/media/", times=1)
     )
-    api = await open_api(new_daemon())
+    api = await Api.open(new_daemon())
     try:
         await drive(clock, api, clock.now() + timedelta(seconds=1))  # before the retry
-        staged = await get(api, job.id)
+        staged = await api.get(job.id)
         assert staged.media.pinterest_media_id
         assert sb.state.media.uploads == []
     finally:
-        await close_api(api)
-    api = await open_api(new_daemon())
+        await api.close()
+    api = await Api.open(new_daemon())
     try:
         await drive(clock, api, clock.now() + timedelta(seconds=60))
         assert sb.state.media.uploads == [staged.media.pinterest_media_id]
     finally:
-        await close_api(api)
-    api = await open_api(new_daemon())
+        await api.close()
+    api = await Api.open(new_daemon())
     try:
         await drive(clock, api, planned + timedelta(seconds=5))
-        done = await get(api, job.id)
+        done = await api.get(job.id)
         assert done.state == J.STATE_DELIVERED
         assert done.late_by.ToTimedelta() < timedelta(seconds=1)
         assert registrations(sb) == [503, 201]
         assert sb.state.media.uploads == [staged.media.pinterest_media_id]
     finally:
-        await close_api(api)
+        await api.close()
 
 
 async def test_uploaded_video_is_staged_and_a_changed_video_is_staged_again(
@@ -327,7 +306,7 @@ async def test_uploaded_video_is_staged_and_a_changed_video_is_staged_again(
     """A video_asset pin is staged from the uploaded bytes; UpdateJob changing the video to a
     URL after it was READY stages the new one (a second registration and upload), and the pin
     goes out on time with the new media id."""
-    api = await open_api(new_daemon())
+    api = await Api.open(new_daemon())
     try:
         await api.create_account()
         stub = media_pb2_grpc.MediaServiceStub(api.channel)
@@ -339,7 +318,7 @@ async def test_uploaded_video_is_staged_and_a_changed_video_is_staged_again(
         planned = clock.now() + timedelta(hours=3)
         job = await api.jobs.SchedulePin(video_request(api, planned, asset_id=asset.asset_id))
         await drive(clock, api, planned - timedelta(hours=1, minutes=30))
-        first = await get(api, job.id)
+        first = await api.get(job.id)
         assert first.media.state == M.STATE_READY
         assert sb.state.media.items[first.media.pinterest_media_id].content_type == (
             "video/quicktime"
@@ -354,17 +333,17 @@ async def test_uploaded_video_is_staged_and_a_changed_video_is_staged_again(
         )
         assert updated.media.pinterest_media_id == first.media.pinterest_media_id  # until...
         await drive(clock, api, planned - timedelta(hours=1))
-        second = await get(api, job.id)
+        second = await api.get(job.id)
         assert second.media.state == M.STATE_READY
         assert second.media.pinterest_media_id != first.media.pinterest_media_id
         assert registrations(sb) == [201, 201]
         await drive(clock, api, planned + timedelta(seconds=5))
-        done = await get(api, job.id)
+        done = await api.get(job.id)
         assert done.state == J.STATE_DELIVERED
         assert done.late_by.ToTimedelta() < timedelta(seconds=1)
         assert len(sb.state.media.uploads) == 2
     finally:
-        await close_api(api)
+        await api.close()
 
 
 async def test_a_job_whose_video_is_late_waits_for_it(
@@ -375,21 +354,21 @@ async def test_a_job_whose_video_is_late_waits_for_it(
 ) -> None:
     """With staging starting only at planned_at (lead time 0), the job waits PENDING for its
     video ("waiting for its video") and is published as soon as processing is done."""
-    api = await open_api(new_daemon(media_lead_time_s=0))
+    api = await Api.open(new_daemon(media_lead_time_s=0))
     try:
         await api.create_account()
         planned = clock.now() + timedelta(minutes=10)
         job = await api.jobs.SchedulePin(video_request(api, planned, url=f"{video_server}/v.mp4"))
         await drive(clock, api, planned + timedelta(seconds=60))
-        waiting = await get(api, job.id)
+        waiting = await api.get(job.id)
         assert waiting.state == J.STATE_PENDING
         assert any(h.reason.startswith("waiting for its video") for h in waiting.history)
         await drive(clock, api, planned + timedelta(minutes=10))
-        done = await get(api, job.id)
+        done = await api.get(job.id)
         assert done.state == J.STATE_DELIVERED
         assert timedelta(minutes=5) <= done.late_by.ToTimedelta() < timedelta(minutes=7)
     finally:
-        await close_api(api)
+        await api.close()
 
 
 async def test_restart_after_the_bytes_arrived_does_not_upload_again(
@@ -401,7 +380,7 @@ async def test_restart_after_the_bytes_arrived_does_not_upload_again(
     """When the upload reached Pinterest but the daemon stopped before recording it, the
     restarted daemon sees the media is no longer `registered` and goes on to poll: the
     bytes are sent once."""
-    api = await open_api(new_daemon())
+    api = await Api.open(new_daemon())
     planned = clock.now() + timedelta(hours=3)
     try:
         await api.create_account()
@@ -410,21 +389,21 @@ async def test_restart_after_the_bytes_arrived_does_not_upload_again(
             FaultRule(kind="status", status=503, method="GET", path_prefix="/v5/media/", times=1)
         )
         await drive(clock, api, planned - timedelta(hours=2) + timedelta(seconds=1))
-        registered = await get(api, job.id)
+        registered = await api.get(job.id)
         media_id = registered.media.pinterest_media_id
         assert media_id
         assert sb.state.media.uploads == []
     finally:
-        await close_api(api)
+        await api.close()
     item = sb.state.media.items[media_id]  # the upload the stopped daemon had in flight lands
     sb.state.media.upload({"key": item.key, "policy": item.policy}, VIDEO, "video/mp4", clock.now())
-    api = await open_api(new_daemon())
+    api = await Api.open(new_daemon())
     try:
         await drive(clock, api, planned + timedelta(seconds=5))
-        done = await get(api, job.id)
+        done = await api.get(job.id)
         assert done.state == J.STATE_DELIVERED
         assert done.media.pinterest_media_id == media_id
         assert sb.state.media.uploads == [media_id]
         assert registrations(sb) == [201]
     finally:
-        await close_api(api)
+        await api.close()

@@ -4,6 +4,7 @@ pending (at most 256) for one that is behind, in sequence order, with no gap and
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import grpc
 
@@ -22,9 +23,11 @@ async def batch_schedule(api: Api, n: int) -> list[str]:
     return [job.id for job in reply.jobs]
 
 
-async def read_message(call: grpc.aio.UnaryStreamCall) -> scheduler_pb2.WatchJobsResponse:
+async def read_message(
+    call: grpc.aio.UnaryStreamCall[Any, Any],
+) -> scheduler_pb2.WatchJobsResponse:
     message = await asyncio.wait_for(call.read(), 10)
-    assert message is not grpc.aio.EOF
+    assert isinstance(message, scheduler_pb2.WatchJobsResponse), message
     return message
 
 

@@ -15,9 +15,10 @@ from standardwebhooks import Webhook
 
 from pinsched.accounts import Account
 from pinsched.api.proto_json import PROTO_JSON
-from pinsched.clock import Clock, FakeClock, SystemClock
+from pinsched.clock import Clock, SystemClock
 from pinsched.config import ConfigError, WebhookEndpoint
 from pinsched.store import Store
+from pinsched.testing import FakeClock
 from pinsched.webhooks.sender import POLL_S, GetAddrInfo, WebhookSender, prepare_endpoints
 from tests.integration.test_webhooks import HANG, SECRET, receiver
 

@@ -19,8 +19,8 @@ from standardwebhooks import Webhook
 
 from pinsched.app import Daemon
 from pinsched.cli import parser, verbs
-from pinsched.clock import FakeClock
 from pinsched.config import ConfigError, WebhookEndpoint
+from pinsched.testing import FakeClock
 from pinsched.v1 import job_pb2, webhook_pb2, webhook_pb2_grpc
 from tests.conftest import Api, soon
 from tests.integration.test_daemon import wait_states
@@ -112,13 +112,11 @@ async def receiver(plan: Callable[[int, Hit], int] | None = None) -> AsyncIterat
 @contextlib.asynccontextmanager
 async def running(daemon: Daemon) -> AsyncIterator[Api]:
     """*daemon* started, with an `Api` on a real channel; stopped afterwards."""
-    await daemon.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{daemon.port}")
+    api = await Api.open(daemon)
     try:
-        yield Api(channel, daemon)
+        yield api
     finally:
-        await channel.close(None)
-        await daemon.stop(grace_s=0.3)
+        await api.close(grace_s=0.3)
 
 
 def hook(url: str, *secrets: str, **kw: Any) -> tuple[WebhookEndpoint, ...]:

@@ -13,10 +13,10 @@ import pytest
 
 from pinsched import codec
 from pinsched.accounts import Account
-from pinsched.clock import FakeClock
 from pinsched.jobs import ImageUrl, Job, JobState, PinSpec, Transition, touch
 from pinsched.scheduler import LEAD_US, Scheduler
 from pinsched.store import Store
+from pinsched.testing import FakeClock
 
 START = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 LEAD = timedelta(microseconds=LEAD_US)

@@ -8,15 +8,16 @@ import random
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import grpc
 from google.protobuf import duration_pb2
 
 from pinsched.accounts import Pacing
 from pinsched.app import Daemon
-from pinsched.clock import FakeClock
 from pinsched.pinterest.outcomes import parse_time
 from pinsched.planning import violations
+from pinsched.testing import FakeClock
 from pinsched.v1 import account_pb2, job_pb2, scheduler_pb2
 from tests.conftest import Api, soon, start_sandbox
 
@@ -143,7 +144,7 @@ async def test_days_of_busy_schedule_respect_pacing_and_fairness(
             )
         )
         start = clock.now() + timedelta(hours=1)
-        windows: dict[str, tuple] = {}
+        windows: dict[str, tuple[Any, ...]] = {}
         jobs_by_account: dict[str, list[str]] = defaultdict(list)
         for name in accounts:
             board = str(5000 + accounts.index(name))
@@ -179,7 +180,8 @@ async def test_days_of_busy_schedule_respect_pacing_and_fairness(
         total = len(windows) + len(flood.jobs)
         for _ in range(2 * 24 * 12 + 24):
             await clock.advance(300)
-            await asyncio.wait_for(daemon.activity.idle.wait(), 10)
+            # Bounded, generously: 300 jobs due at once under coverage on a loaded machine.
+            await asyncio.wait_for(daemon.activity.idle.wait(), 60)
         watch = api.jobs.WatchJobs(
             scheduler_pb2.WatchJobsRequest(states=[J.STATE_DELIVERED], since_sequence=0)
         )
@@ -190,7 +192,7 @@ async def test_days_of_busy_schedule_respect_pacing_and_fairness(
         watch.cancel()
         pins = sandbox.pins()
         assert len(pins) == total
-        by_account: dict[str, list] = defaultdict(list)
+        by_account: dict[str, list[Any]] = defaultdict(list)
         for pin in pins:
             owner = (
                 pin["title"].rsplit("-", 2)[0]
@@ -218,6 +220,6 @@ async def test_days_of_busy_schedule_respect_pacing_and_fairness(
                 minutes=10
             ), "paced late beyond its own account's pace"
     finally:
-        await channel.close()
+        await channel.close(None)
         await daemon.stop(grace_s=1.0)
         await sandbox.stop()

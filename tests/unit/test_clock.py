@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pinsched.clock import FakeClock, SystemClock
+from pinsched.clock import SystemClock
+from pinsched.testing import FakeClock
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 

@@ -6,10 +6,9 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
-from google.protobuf.descriptor import Descriptor
 from google.protobuf.json_format import MessageToDict
 from jsonschema import Draft202012Validator
 
@@ -82,8 +81,8 @@ def test_every_tool_field_is_described_and_the_schemas_are_valid(spec: Any) -> N
 
 def test_proto_json_mapping_of_the_well_known_types() -> None:
     """Timestamps, durations, enums and 64-bit integers follow the proto3 JSON mapping."""
-    job_in = message_schema(cast(Descriptor, job_pb2.Job.DESCRIPTOR), "input")
-    job_out = message_schema(cast(Descriptor, job_pb2.Job.DESCRIPTOR), "output")
+    job_in = message_schema(job_pb2.Job.DESCRIPTOR, "input")
+    job_out = message_schema(job_pb2.Job.DESCRIPTOR, "output")
     assert job_in["properties"]["scheduled_at"]["format"] == "date-time"
     window = Draft202012Validator(job_in["properties"]["delivery_window"])
     assert window.is_valid("7200s")
@@ -97,9 +96,9 @@ def test_proto_json_mapping_of_the_well_known_types() -> None:
     # Output-only fields are not inputs; input-only and secret fields are not outputs.
     assert "state" not in job_in["properties"]
     assert "version" not in job_in["properties"]
-    account_out = message_schema(cast(Descriptor, account_pb2.Account.DESCRIPTOR), "output")
+    account_out = message_schema(account_pb2.Account.DESCRIPTOR, "output")
     assert "access_token_expire_time" not in account_out["properties"]
-    account_in = message_schema(cast(Descriptor, account_pb2.Account.DESCRIPTOR), "input")
+    account_in = message_schema(account_pb2.Account.DESCRIPTOR, "input")
     assert not {"access_token", "refresh_token"} & set(account_in["properties"])
 
 

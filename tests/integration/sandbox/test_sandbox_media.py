@@ -5,10 +5,8 @@ and the bad input of every route, admin setting and flag."""
 
 from __future__ import annotations
 
-import argparse
 import functools
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,23 +16,12 @@ import pytest
 import yaml  # type: ignore[import-untyped]
 
 from pinsched.sandbox import Sandbox
-from pinsched.sandbox.cli import add_arguments, build_sandbox
+from pinsched.sandbox.cli import build_sandbox
+from pinsched.testing import FakeClock
+from tests.integration.sandbox.conftest import cli_args
 
 AUTH = {"Authorization": "Bearer tok-alice"}
-SPEC = Path(__file__).resolve().parents[3] / "shared" / "pinterest" / "openapi-v5.yaml"
-
-
-class Clock:
-    """A settable sandbox clock."""
-
-    def __init__(self) -> None:
-        self.at = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
-
-    def now(self) -> datetime:
-        return self.at
-
-    def advance(self, seconds: float) -> None:
-        self.at += timedelta(seconds=seconds)
+SPEC = Path(__file__).resolve().parents[4] / "shared" / "pinterest" / "openapi-v5.yaml"
 
 
 @functools.cache
@@ -52,12 +39,7 @@ def check_schema(instance: Any, name: str) -> None:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-async def sandbox(clock: Clock) -> AsyncIterator[Sandbox]:
+async def sandbox(clock: FakeClock) -> AsyncIterator[Sandbox]:
     """A started sandbox on *clock*: alice owns board 111, bob board 222; processing takes 300 s."""
     sb = Sandbox(now=clock.now)
     sb.add_user("alice", access_token="tok-alice", board_ids=["111"])
@@ -68,12 +50,6 @@ async def sandbox(clock: Clock) -> AsyncIterator[Sandbox]:
         yield sb
     finally:
         await sb.stop()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 async def call(
@@ -126,7 +102,7 @@ def video_pin(media_id: str) -> dict[str, Any]:
 async def test_register_upload_process_and_pin(
     sandbox: Sandbox,
     http: aiohttp.ClientSession,
-    clock: Clock,
+    clock: FakeClock,
 ) -> None:
     """A video goes registered → processing → succeeded on the sandbox clock, every answer
     matches the official schemas, and a pin can use it only once it succeeded."""
@@ -145,7 +121,7 @@ async def test_register_upload_process_and_pin(
     assert status == 400
     assert "processing" in err["message"]
     assert err["code"] == 1
-    clock.advance(300)
+    await clock.advance(300)
     _, media = await call(http, "GET", f"{base}/media/{reg['media_id']}")
     assert media["status"] == "succeeded"
     status, listed = await call(http, "GET", f"{base}/media")
@@ -160,7 +136,7 @@ async def test_register_upload_process_and_pin(
 async def test_processing_can_be_made_to_fail(
     sandbox: Sandbox,
     http: aiohttp.ClientSession,
-    clock: Clock,
+    clock: FakeClock,
 ) -> None:
     """With failing switched on through the admin API, processing ends `failed` and the video
     cannot make a pin; the admin view shows it."""
@@ -172,7 +148,7 @@ async def test_processing_can_be_made_to_fail(
     assert settings["processing_s"] == 10
     _, reg = await call(http, "POST", f"{sandbox.base_url}/media", {"media_type": "video"})
     await upload(http, reg)
-    clock.advance(10)
+    await clock.advance(10)
     _, media = await call(http, "GET", f"{sandbox.base_url}/media/{reg['media_id']}")
     assert media["status"] == "failed"
     status, err = await call(http, "POST", f"{sandbox.base_url}/pins", video_pin(reg["media_id"]))
@@ -289,15 +265,9 @@ async def test_bad_admin_media_settings(
     assert (sandbox.state.media.processing_s, sandbox.state.media.fail) == (300, False)
 
 
-def _args(*argv: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    return parser.parse_args(list(argv))
-
-
 def test_media_flags_configure_processing() -> None:
     """`--media-processing-s` and `--media-fail` configure the sandbox they build."""
-    book = build_sandbox(_args("--media-processing-s", "90", "--media-fail")).state.media
+    book = build_sandbox(cli_args("--media-processing-s", "90", "--media-fail")).state.media
     assert (book.processing_s, book.fail) == (90.0, True)
 
 
@@ -305,6 +275,6 @@ def test_media_flags_configure_processing() -> None:
 def test_bad_media_flag_is_a_usage_error(value: str, capsys: pytest.CaptureFixture[str]) -> None:
     """A bad --media-processing-s exits 2 naming the flag."""
     with pytest.raises(SystemExit) as exc:
-        _args("--media-processing-s", value)
+        cli_args("--media-processing-s", value)
     assert exc.value.code == 2
     assert "--media-processing-s" in capsys.readouterr().err

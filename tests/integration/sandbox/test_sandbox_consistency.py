@@ -4,16 +4,16 @@ rewrite it; with the admin setting and flags that control them, and their bad in
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
 import pytest
 
 from pinsched.sandbox import FaultRule, Sandbox
-from pinsched.sandbox.cli import add_arguments, build_sandbox
+from pinsched.sandbox.cli import build_sandbox
+from pinsched.testing import FakeClock
+from tests.integration.sandbox.conftest import cli_args
 
 ALICE = {"Authorization": "Bearer tok-alice"}
 PIN = {
@@ -24,26 +24,8 @@ PIN = {
 }
 
 
-class Clock:
-    """A settable sandbox clock."""
-
-    def __init__(self) -> None:
-        self.at = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
-
-    def now(self) -> datetime:
-        return self.at
-
-    def advance(self, seconds: float) -> None:
-        self.at += timedelta(seconds=seconds)
-
-
 @pytest.fixture
-async def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-async def sandbox(clock: Clock) -> AsyncIterator[Sandbox]:
+async def sandbox(clock: FakeClock) -> AsyncIterator[Sandbox]:
     """A started sandbox on *clock* where alice owns board 111."""
     sb = Sandbox(now=clock.now)
     sb.add_user("alice", access_token="tok-alice", board_ids=["111"])
@@ -52,12 +34,6 @@ async def sandbox(clock: Clock) -> AsyncIterator[Sandbox]:
         yield sb
     finally:
         await sb.stop()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 async def call(
@@ -79,7 +55,7 @@ async def listed(http: aiohttp.ClientSession, sandbox: Sandbox) -> list[str]:
 
 async def test_a_late_create_answers_503_and_lands_later(
     sandbox: Sandbox,
-    clock: Clock,
+    clock: FakeClock,
     http: aiohttp.ClientSession,
 ) -> None:
     """`late_create` answers 503 code 2787 at once; the pin exists (admin view) but reads see it
@@ -92,9 +68,9 @@ async def test_a_late_create_answers_503_and_lands_later(
     (pin,) = sandbox.pins()
     assert await listed(http, sandbox) == []
     assert (await call(http, "GET", f"{sandbox.base_url}/pins/{pin['id']}", None, ALICE))[0] == 404
-    clock.advance(6.9)
+    await clock.advance(6.9)
     assert await listed(http, sandbox) == []
-    clock.advance(0.1)
+    await clock.advance(0.1)
     assert await listed(http, sandbox) == [pin["id"]]
     assert pin["created_at"] == (clock.now()).strftime("%Y-%m-%dT%H:%M:%S")
     assert [r.fault for r in sandbox.requests if r.method == "POST"] == ["late_create"]
@@ -102,7 +78,7 @@ async def test_a_late_create_answers_503_and_lands_later(
 
 async def test_reads_lag_writes_but_writes_see_everything(
     sandbox: Sandbox,
-    clock: Clock,
+    clock: FakeClock,
     http: aiohttp.ClientSession,
 ) -> None:
     """With a read lag of 3 s a created pin is missing from GET and the board listing for 3 s,
@@ -113,7 +89,7 @@ async def test_reads_lag_writes_but_writes_see_everything(
     assert await listed(http, sandbox) == []
     url = f"{sandbox.base_url}/pins/{pin['id']}"
     assert (await call(http, "GET", url, None, ALICE))[0] == 404
-    clock.advance(3)
+    await clock.advance(3)
     assert (await call(http, "GET", url, None, ALICE))[0] == 200
     assert await listed(http, sandbox) == [pin["id"]]
     sandbox.set_read_lag(60.0)
@@ -172,12 +148,6 @@ def test_invalid_late_create_rules_are_refused(kwargs: dict[str, Any]) -> None:
         FaultRule.from_json(kwargs)
 
 
-def _args(*argv: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    return parser.parse_args(list(argv))
-
-
 @pytest.mark.parametrize(
     "argv",
     [
@@ -193,14 +163,14 @@ def test_bad_consistency_flags_are_usage_errors(
 ) -> None:
     """Bad --read-lag-s or --fault-rate-late-create values exit 2 naming the flag."""
     with pytest.raises(SystemExit) as caught:
-        _args(*argv)
+        cli_args(*argv)
     assert caught.value.code == 2
     assert argv[0] in capsys.readouterr().err
 
 
 def test_flags_set_the_read_lag_and_the_late_create_fault() -> None:
     """`--read-lag-s` and `--fault-rate-late-create` configure the sandbox they build."""
-    sandbox = build_sandbox(_args("--read-lag-s", "1.5", "--fault-rate-late-create", "0.25"))
+    sandbox = build_sandbox(cli_args("--read-lag-s", "1.5", "--fault-rate-late-create", "0.25"))
     assert sandbox.read_lag_s == 1.5
     ((rule, _),) = sandbox.faults()
     assert (rule.kind, rule.probability, rule.land_after_min_s, rule.land_after_max_s) == (

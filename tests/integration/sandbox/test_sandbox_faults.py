@@ -38,13 +38,6 @@ async def sandbox() -> AsyncIterator[Sandbox]:
         await sb.stop()
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    """A plain aiohttp client session."""
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 async def post_pin(
     http: aiohttp.ClientSession, sandbox: Sandbox, headers: dict[str, str] = ALICE
 ) -> tuple[int, Any, Mapping[str, str]]:

@@ -10,11 +10,9 @@ from datetime import timedelta
 import aiohttp
 import pytest
 
-from pinsched.clock import FakeClock
 from pinsched.sandbox import FaultRule, Sandbox
-from tests.integration.test_sandbox_admin import _args, admin, http, send
-
-__all__ = ["http"]
+from pinsched.testing import FakeClock
+from tests.integration.sandbox.conftest import admin, cli_args, send
 
 PIN = {
     "board_id": "111",
@@ -23,10 +21,9 @@ PIN = {
 
 
 @pytest.fixture
-async def sandbox() -> AsyncIterator[Sandbox]:
-    clock = FakeClock()
+async def sandbox(clock: FakeClock) -> AsyncIterator[Sandbox]:
+    """A started sandbox on *clock*: alice (tok-a, ref-a) owns board 111; client app/secret."""
     sb = Sandbox(now=clock.now)
-    sb.clock = clock  # type: ignore[attr-defined]
     await sb.start()
     sb.add_user("alice", access_token="tok-a", refresh_token="ref-a", board_ids=["111"])
     sb.set_client("app", "secret")
@@ -49,7 +46,7 @@ async def refresh(
 
 
 async def test_short_lifetimes_are_issued_and_enforced(
-    sandbox: Sandbox, http: aiohttp.ClientSession
+    sandbox: Sandbox, http: aiohttp.ClientSession, clock: FakeClock
 ) -> None:
     """With lifetimes of 30 s and 90 s set through the admin API, a refresh answers them (both
     refresh fields), and the tokens stop working when they run out on the sandbox clock."""
@@ -61,7 +58,6 @@ async def test_short_lifetimes_are_issued_and_enforced(
     )
     assert status == 200
     assert (answer["access_token_ttl_s"], answer["refresh_token_ttl_s"]) == (30, 90)
-    clock: FakeClock = sandbox.clock  # type: ignore[attr-defined]
     status, body = await refresh(http, sandbox, "ref-a")
     assert status == 200
     assert (body["expires_in"], body["refresh_token_expires_in"]) == (30, 90)
@@ -147,8 +143,8 @@ async def test_bad_settings_are_400_and_change_nothing(
 def test_cli_lifetime_and_trial_flags() -> None:
     """`--access-token-ttl`, `--refresh-token-ttl` and `--trial-app` parse; a non-positive or
     non-numeric lifetime is an argparse error."""
-    args = _args("--access-token-ttl", "30", "--refresh-token-ttl", "90", "--trial-app")
+    args = cli_args("--access-token-ttl", "30", "--refresh-token-ttl", "90", "--trial-app")
     assert (args.access_token_ttl, args.refresh_token_ttl, args.trial_app) == (30, 90, True)
     for argv in (["--access-token-ttl", "0"], ["--refresh-token-ttl", "soon"]):
         with pytest.raises(SystemExit):
-            _args(*argv)
+            cli_args(*argv)

@@ -4,39 +4,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 import pytest
 
 from pinsched.sandbox import Sandbox
+from pinsched.testing import FakeClock
 
 ALICE = "tok-alice"
 BOB = "tok-bob"
 DIGITS_MESSAGE = "Invalid request: 'abc' does not match '^\\d+$' - 'board_id'"
+CLOCK_START = datetime(2026, 11, 25, 14, 0, 3, tzinfo=UTC)
 INVALID_URL = (
     "Whoops! It looks like you entered an invalid URL. Try creating a Pin again with a valid URL."
 )
-
-
-class FakeClock:
-    """A settable UTC clock."""
-
-    def __init__(self) -> None:
-        self.current = datetime(2026, 11, 25, 14, 0, 3, tzinfo=UTC)
-
-    def now(self) -> datetime:
-        return self.current
-
-    def advance(self, seconds: float) -> None:
-        self.current += timedelta(seconds=seconds)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    """A fake clock starting at 2026-11-25T14:00:03Z."""
-    return FakeClock()
 
 
 @pytest.fixture
@@ -51,13 +34,6 @@ async def sandbox(clock: FakeClock) -> AsyncIterator[Sandbox]:
         yield sb
     finally:
         await sb.stop()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    """A plain aiohttp client session."""
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 async def call(
@@ -165,7 +141,7 @@ async def test_patch_updates_only_mutable_fields(
 ) -> None:
     """PATCH changes texts and keeps id, created_at and media."""
     _, pin = await call(http, "POST", f"{sandbox.base_url}/pins", json=image_pin())
-    clock.advance(30)
+    await clock.advance(30)
     body = {"title": "New", "description": None, "link": "https://x.example/", "alt_text": "a"}
     status, updated = await call(http, "PATCH", f"{sandbox.base_url}/pins/{pin['id']}", json=body)
     assert status == 200
@@ -551,13 +527,13 @@ async def test_board_counters_follow_pins(
     assert before["pin_count"] == 0
     assert before["owner"] == {"username": "alice"}
     assert before["privacy"] == "PUBLIC"
-    clock.advance(90)
+    await clock.advance(90)
     _, pin = await call(http, "POST", f"{sandbox.base_url}/pins", json=image_pin())
     _, after = await call(http, "GET", f"{sandbox.base_url}/boards/111")
     assert after["pin_count"] == 1
     assert after["board_pins_modified_at"] == pin["created_at"] == "2026-11-25T14:01:33"
     assert after["created_at"] == before["created_at"]
-    clock.advance(60)
+    await clock.advance(60)
     await call(http, "DELETE", f"{sandbox.base_url}/pins/{pin['id']}")
     _, gone = await call(http, "GET", f"{sandbox.base_url}/boards/111")
     assert (gone["pin_count"], gone["board_pins_modified_at"]) == (0, "2026-11-25T14:02:33")

@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 
 from pinsched.sandbox import Sandbox
+from pinsched.testing import FakeClock
 
 ALICE = "tok-alice"
 
@@ -22,30 +23,12 @@ def basic(client_id: str, secret: str) -> dict[str, str]:
 
 
 CLIENT = basic("app-id", "app-secret")
+CLOCK_START = datetime(2026, 11, 25, 14, 0, 0, tzinfo=UTC)
 AUTH_FAILED = {"code": 2, "message": "Authentication failed."}
 PIN = {
     "board_id": "111",
     "media_source": {"source_type": "image_url", "url": "https://example.com/a.jpg"},
 }
-
-
-class FakeClock:
-    """A settable UTC clock."""
-
-    def __init__(self) -> None:
-        self.current = datetime(2026, 11, 25, 14, 0, 0, tzinfo=UTC)
-
-    def now(self) -> datetime:
-        return self.current
-
-    def advance(self, seconds: float) -> None:
-        self.current += timedelta(seconds=seconds)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    """A fake clock."""
-    return FakeClock()
 
 
 async def _started(clock: FakeClock, write_limit: int) -> Sandbox:
@@ -77,13 +60,6 @@ async def limited(clock: FakeClock) -> AsyncIterator[Sandbox]:
         await sb.stop()
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    """A plain aiohttp client session."""
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 def bearer(token: str) -> dict[str, str]:
     """Return a bearer Authorization header."""
     return {"Authorization": f"Bearer {token}"}
@@ -113,7 +89,7 @@ async def test_refresh_rotates_refresh_token(
     assert body["response_type"] == "refresh_token"
     assert body["expires_in"] == 2592000
     assert body["refresh_token_expires_in"] == 60 * 86400
-    assert body["refresh_token_expires_at"] == int(clock.current.timestamp()) + 60 * 86400
+    assert body["refresh_token_expires_at"] == int(clock.now().timestamp()) + 60 * 86400
     assert "pins:write" in body["scope"]
     assert body["refresh_token"] != "ref-alice"
     assert body["access_token"] != ALICE
@@ -191,7 +167,7 @@ async def test_expired_access_token(
     url = f"{sandbox.base_url}/user_account"
     async with http.get(url, headers=bearer("short")) as resp:
         assert resp.status == 200
-    clock.advance(60)
+    await clock.advance(60)
     async with http.get(url, headers=bearer("short")) as resp:
         assert (resp.status, await resp.json()) == (401, AUTH_FAILED)
     sandbox.expire_access_token(ALICE)
@@ -210,7 +186,7 @@ async def test_write_rate_limit(
             assert r.status == 201
             assert r.headers["x-ratelimit-limit"] == "3"
             remaining.append(r.headers["x-ratelimit-remaining"])
-        clock.advance(10)
+        await clock.advance(10)
     assert remaining == ["2", "1", "0"]
     async with http.post(f"{limited.base_url}/pins", headers=bearer(ALICE), json=PIN) as r:
         assert r.status == 429
@@ -224,7 +200,7 @@ async def test_write_rate_limit(
         assert r.status == 200
     async with http.post(f"{limited.base_url}/pins", headers=bearer("tok-bob"), json=PIN) as r:
         assert r.status == 404  # bob has his own budget; board 111 is not his
-    clock.advance(30)
+    await clock.advance(30)
     async with http.post(f"{limited.base_url}/pins", headers=bearer(ALICE), json=PIN) as r:
         assert r.status == 201
 
@@ -262,7 +238,7 @@ async def test_request_log(sandbox: Sandbox, http: aiohttp.ClientSession, clock:
     """Every /v5 request is logged with method, path, user, status and arrival time."""
     async with http.post(f"{sandbox.base_url}/pins", headers=bearer(ALICE), json=PIN):
         pass
-    clock.advance(5)
+    await clock.advance(5)
     async with http.get(f"{sandbox.base_url}/boards", headers=bearer("bad")):
         pass
     first, second = sandbox.requests

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
 import signal
@@ -15,13 +14,14 @@ import aiohttp
 import pytest
 
 from pinsched.sandbox import FaultRule, Sandbox
-from pinsched.sandbox.cli import add_arguments, build_sandbox, run
+from pinsched.sandbox.cli import build_sandbox, run
+from tests.integration.sandbox.conftest import admin, cli_args, send
 
 PIN = {
     "board_id": "111",
     "media_source": {"source_type": "image_url", "url": "https://example.com/a.jpg"},
 }
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
@@ -33,27 +33,6 @@ async def sandbox() -> AsyncIterator[Sandbox]:
         yield sb
     finally:
         await sb.stop()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    """A plain aiohttp client session."""
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-def admin(sandbox: Sandbox, path: str) -> str:
-    """Return the URL of an admin endpoint."""
-    return sandbox.base_url.removesuffix("/v5") + "/_admin/" + path
-
-
-async def send(
-    http: aiohttp.ClientSession, method: str, url: str, body: Any = None, token: str | None = None
-) -> tuple[int, Any]:
-    """Send one JSON request; return (status, decoded body or None)."""
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with http.request(method, url, json=body, headers=headers) as resp:
-        return resp.status, (await resp.json() if await resp.read() else None)
 
 
 async def seed_alice(http: aiohttp.ClientSession, sandbox: Sandbox) -> None:
@@ -187,12 +166,6 @@ async def test_wait_for_pins_times_out(sandbox: Sandbox) -> None:
         await sandbox.wait_for_pins(1, timeout_s=0.05)
 
 
-def _args(*argv: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    return parser.parse_args(list(argv))
-
-
 def test_cli_rejects_bad_specs() -> None:
     """Malformed --seed-user, --seed-board and probabilities are argparse errors."""
     for argv in (
@@ -201,12 +174,12 @@ def test_cli_rejects_bad_specs() -> None:
         ["--fault-rate-5xx", "2"],
     ):
         with pytest.raises(SystemExit):
-            _args(*argv)
+            cli_args(*argv)
 
 
 async def test_build_sandbox_from_flags(http: aiohttp.ClientSession) -> None:
     """Seeding flags create users, boards, the OAuth client and the probability faults."""
-    args = _args(
+    args = cli_args(
         "--port",
         "0",
         "--seed-user",
@@ -237,7 +210,7 @@ async def test_run_prints_the_url_and_stops(capsys: pytest.CaptureFixture[str]) 
     """run() prints one 'sandbox listening on' line and returns once stop is set."""
     stop = asyncio.Event()
     stop.set()
-    await asyncio.wait_for(run(_args("--port", "0"), stop), timeout=5)
+    await asyncio.wait_for(run(cli_args("--port", "0"), stop), timeout=5)
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 1
     assert out[0].startswith("sandbox listening on http://127.0.0.1:")

@@ -1,0 +1,80 @@
+"""What tests and the bench (and any tool that must drive time) share: `FakeClock`, a
+`pinsched.clock.Clock` whose time moves only when told to.
+
+Production code never imports this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+from datetime import UTC, datetime, timedelta
+
+
+class FakeClock:
+    """Time that moves only when a test calls `advance` (or `set`).
+
+    Sleepers are woken in deadline order; `advance` yields to the loop after each wake-up so the
+    woken tasks run before time moves on, which lets a test drive days of schedule in milliseconds.
+    """
+
+    def __init__(self, start: datetime | None = None) -> None:
+        if start is not None and start.tzinfo is None:
+            raise ValueError("FakeClock needs an aware start time")
+        self._start = start or datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+        self._offset = 0.0
+        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._ids = itertools.count()
+
+    def now(self) -> datetime:
+        return self._start + timedelta(seconds=self._offset)
+
+    def monotonic(self) -> float:
+        return self._offset
+
+    async def sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._sleepers, (self._offset + seconds, next(self._ids), fut))
+        await fut
+
+    @property
+    def sleepers(self) -> int:
+        """How many sleeps are pending (cancelled ones excluded)."""
+        return sum(1 for _, _, f in self._sleepers if not f.done())
+
+    def next_deadline(self) -> float | None:
+        """Seconds from now until the earliest pending sleep ends."""
+        live = [d for d, _, f in self._sleepers if not f.done()]
+        return min(live) - self._offset if live else None
+
+    async def advance(self, seconds: float) -> None:
+        """Move time forward by *seconds*, waking every sleeper whose deadline passes."""
+        if seconds < 0:
+            raise ValueError("a FakeClock never goes back")
+        # A task that computed a delay from now() and handed `sleep(delay)` to a new task
+        # registers its deadline only when that task first runs: let it, or the sleep would be
+        # counted from after this advance and overshoot by all of it.
+        await _settle()
+        target = self._offset + seconds
+        while self._sleepers and self._sleepers[0][0] <= target:
+            deadline, _, fut = heapq.heappop(self._sleepers)
+            if fut.done():
+                continue
+            self._offset = max(self._offset, deadline)
+            fut.set_result(None)
+            await _settle()
+        self._offset = target
+        await _settle()
+
+    async def set(self, when: datetime) -> None:
+        """Advance to *when* (never backwards)."""
+        await self.advance(max(0.0, (when - self.now()).total_seconds()))
+
+
+async def _settle(rounds: int = 5) -> None:
+    for _ in range(rounds):
+        await asyncio.sleep(0)
