@@ -47,7 +47,8 @@ from pinsched.at_risk import AtRiskWatch
 from pinsched.auth import AccountRegistry
 from pinsched.clock import Activity, Clock, SystemClock
 from pinsched.config import Config
-from pinsched.dispatcher import Dispatchers, DispatchSettings
+from pinsched.dispatch.dispatcher import Dispatchers, DispatchSettings
+from pinsched.dispatch.router import Router
 from pinsched.events import EventBus
 from pinsched.http.openapi import openapi_document
 from pinsched.http.server import HttpDoor, ssl_context
@@ -126,6 +127,7 @@ class Daemon:
         self.keeper: TokenKeeper
         self._notes: set[asyncio.Task[None]] = set()
         self.stager: Stager | None = None
+        self.router: Router | None = None
         self.assets: MediaAssets
 
     async def start(self) -> None:
@@ -171,7 +173,6 @@ class Daemon:
             ),
             read_lag_s=cfg.pinterest_read_lag_s,
         )
-        holder: dict[str, Scheduler] = {}
         self.activity = Activity()
         self.webhooks = WebhookSender(
             self.store,
@@ -184,23 +185,6 @@ class Daemon:
             self.webhooks.render_event, self.webhooks.render_account, on_written=self.webhooks.wake
         )
         await self.webhooks.start()
-        self.dispatchers = Dispatchers(
-            self.store,
-            self.clock,
-            self.client,
-            self.accounts,
-            settings=settings,
-            activity=self.activity,
-            on_retry=lambda job: holder["s"].track(job),
-            on_hold=lambda job: holder["s"].hold(job),
-        )
-        self.scheduler = holder["s"] = Scheduler(
-            self.store,
-            self.clock,
-            dispatch=self.dispatchers.submit,
-            can_publish=self.accounts.can_publish,
-            activity=self.activity,
-        )
         self.assets = MediaAssets(media_dir(cfg.db_path), self.clock)
         self.assets.clean_partials()
         self.stager = Stager(
@@ -210,14 +194,29 @@ class Daemon:
             self.accounts,
             self.assets,
             lead_s=cfg.media_lead_time_s,
-            on_ready=self.scheduler.track,
             activity=self.activity,
         )
-        self.dispatchers.staging = self.stager
+        self.dispatchers = Dispatchers(
+            self.store,
+            self.clock,
+            self.client,
+            self.accounts,
+            settings=settings,
+            video_staging=True,
+            activity=self.activity,
+        )
+        self.scheduler = Scheduler(
+            self.store,
+            self.clock,
+            dispatch=self.dispatchers.submit,
+            can_publish=self.accounts.can_publish,
+            activity=self.activity,
+        )
+        # Every committed job goes where `core.route` says (fed by `_on_events`).
+        self.router = Router(self.scheduler, self.dispatchers, self.clock)
         self.service = PinService(
             self.store,
             self.clock,
-            self.scheduler,
             self.dispatchers,
             self.accounts,
             horizon=timedelta(days=cfg.horizon_days),
@@ -299,7 +298,7 @@ class Daemon:
                         checker=self.checker,
                         asset_exists=lambda asset_id: self.assets.get(asset_id) is not None,
                     ),
-                    AccountServicer(admin, self.store, self.clock),
+                    AccountServicer(admin, self.clock),
                     WebhookServicer(self.webhooks, self.store),
                     MediaServicer(self.assets),
                 ),
@@ -474,10 +473,13 @@ class Daemon:
         return port
 
     def _on_events(self, events: Sequence[Event]) -> None:
-        """Committed events: to the watchers, and to video staging (jobs to stage)."""
+        """Committed events: to the watchers, to video staging (jobs to stage), and to the
+        router (where each changed job goes next)."""
         self.bus.publish(events)
         if self.stager is not None:
             self.stager.observe(events)
+        if self.router is not None:
+            self.router.observe(events)
 
     async def stop(self, grace_s: float | None = None) -> None:
         """Drain and stop (reverse start-up order) within the grace period *in all*: every step
