@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import sqlite3
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,10 +30,11 @@ from pinsched import remote, staging
 from pinsched.accounts import Account
 from pinsched.auth import AccountRegistry
 from pinsched.clock import Activity, Clock
-from pinsched.core import flags, outcomes, settle
-from pinsched.core.decision import Decision, FollowUp, Pacer
+from pinsched.core import settle
+from pinsched.core.decision import Decision
 from pinsched.core.staging import park
 from pinsched.dispatch import outcome as answers
+from pinsched.dispatch.applying import Applying
 from pinsched.dispatch.reconciling import Reconciling
 from pinsched.dispatch.remote import RemoteChanges
 from pinsched.errors import JobNotFound
@@ -163,7 +163,7 @@ class Dispatchers:
                 log.warning("dispatch_cancelled_at_stop", task=t.get_name(), grace_s=grace_s)
 
 
-class AccountDispatcher(Reconciling, RemoteChanges):
+class AccountDispatcher(Applying, Reconciling, RemoteChanges):
     def __init__(self, pool: Dispatchers, account_id: str) -> None:
         self.pool = pool
         self.account_id = account_id
@@ -351,80 +351,6 @@ class AccountDispatcher(Reconciling, RemoteChanges):
         )
         held = Decision(to=S.PENDING, reason=f"held: account cannot publish ({state})")
         await pool.change(job, lambda _: held, expect=frozenset({S.QUEUED}))
-
-    async def _carry_out(self, job: Job, decision: Decision, account: Account) -> None:
-        """Apply a decision about *job*'s submission: its effects on the account, a refresh or
-        a reconciliation it asks for, then the commit (a recorded cancel carried out)."""
-        pool = self.pool
-        pacer = pool.accounts.pacer(job.account_id)
-        mono = pool.clock.monotonic()
-        match decision.pacer:
-            case Pacer.SUCCESS:
-                pacer.strikes = 0
-            case Pacer.RATE_LIMITED:
-                pacer.rate_limited(mono, decision.pacer_s)
-            case Pacer.SPAM_BLOCKED:
-                pacer.spam_blocked(mono, decision.pacer_s)
-        match decision.follow_up:
-            case FollowUp.RECONCILE:
-                await self._reconcile_and_settle(job, decision.error)
-                return
-            case FollowUp.REFRESH:
-                assert decision.error is not None
-                decision = await self._refreshed(job, decision.error, account)
-            case FollowUp.HOLD_ACCOUNT:
-                await pool.accounts.hold(job.account_id, decision.note)
-            case FollowUp.NEEDS_REAUTH:
-                await pool.accounts.mark_needs_reauth(job.account_id, decision.note)
-        if decision.commits:
-            await self._commit_outcome(job, decision)
-        if decision.pacer in (Pacer.RATE_LIMITED, Pacer.SPAM_BLOCKED):
-            await pool.accounts.save_pacer(job.account_id)  # a restart must not burst
-
-    async def _refreshed(self, job: Job, err: JobError, account: Account) -> Decision:
-        """Refresh the account's token once (a 401) and decide again with the answer."""
-        pool = self.pool
-        result = await pool.accounts.refresh(account, reason="401")
-        failure = None if isinstance(result, Account) else result
-        return outcomes.after_refresh(
-            job,
-            err,
-            refreshed=failure is None,
-            client_refused=failure is not None and failure.client_refused,
-            permanent=failure is not None and failure.permanent,
-            refresh_error=failure.error if failure is not None else None,
-            policy=pool.settings.retry,
-            now=pool.clock.now(),
-            rng=pool.rng,
-        )
-
-    async def _commit_outcome(self, job: Job, decision: Decision) -> None:
-        """Commit an outcome of *job*'s submission on the job as it is now."""
-        pool = self.pool
-        if decision.follow_up is not FollowUp.LOOK_AGAIN:
-            pool.forget(job.id)
-        try:
-            done = await pool.change(job, lambda j: flags.carry_out_cancel(j, decision))
-        except sqlite3.IntegrityError:
-            # Another job claimed this pin first (unique pin id): look again, excluding it.
-            pin_id = decision.changes.get("pinterest_pin_id")
-            log.warning("pin_already_claimed", job_id=job.id, pin_id=pin_id)
-            pool.later(pool.read_retry_s(job.id), job)
-            return
-        if done is None:
-            return
-        new = done.job
-        if new.state in (S.DELIVERED, S.CANCELLING) and decision.to is S.DELIVERED:
-            log.info(
-                "pin_delivered",
-                job_id=job.id,
-                account_id=job.account_id,
-                pin_id=new.pinterest_pin_id,
-                attempt=new.attempts,
-                reason=decision.reason,
-            )
-        if decision.follow_up is FollowUp.LOOK_AGAIN and new.state is S.SUBMITTED:
-            pool.later(decision.delay_s or 0.001, new)
 
 
 async def _sleep_or_stop(clock: Clock, seconds: float, stop: asyncio.Event) -> None:

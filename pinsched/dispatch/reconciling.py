@@ -37,8 +37,9 @@ class Reconciling:
     def enqueue(self, job_id: str) -> None:
         raise NotImplementedError
 
-    async def _commit_outcome(self, job: Job, decision: Decision) -> None:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # provided by `AccountDispatcher` (another mixin)
+
+        async def _commit_outcome(self, job: Job, decision: Decision) -> None: ...
 
     async def _reconcile_and_settle(self, job: Job, err: JobError | None) -> None:
         """Settle a job whose request may have reached Pinterest (see the module docstring)."""
