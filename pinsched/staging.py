@@ -22,8 +22,10 @@ address) fails the job like a failed processing. Only a registration whose answe
 made again (the media it created is never used). A job whose video changes (UpdateJob) is
 staged anew: `MediaStage.source` no longer matches.
 
-At `planned_at` the dispatcher asks `park_if_unready`: a job whose video is not READY goes
-back to PENDING ("waiting for its video") and is handed to the scheduler when it is.
+At `planned_at` the dispatcher parks a job whose video is not READY (`core.staging.park`): it
+goes back to PENDING ("waiting for its video") and is routed to the scheduler once its video
+is READY (`core.route`). What each step does to the job is decided by `core.staging` and
+committed with `store.changes.change`.
 """
 
 from __future__ import annotations
