@@ -20,12 +20,15 @@ import enum
 import random
 from dataclasses import replace
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from pinsched.core import outcomes
 from pinsched.core.decision import Decision, FollowUp
 from pinsched.jobs import ErrorCategory, Job, JobError, JobState
-from pinsched.reconcile import Ambiguous
 from pinsched.retry import RetryPolicy
+
+if TYPE_CHECKING:  # (`reconcile` reads Pinterest's time format through the client module)
+    from pinsched.reconcile import Ambiguous
 
 S = JobState
 #: Upper bound of the wait between two looks for a pin whose board could not be read.
@@ -74,7 +77,7 @@ def after_search(
         )
         return outcomes.finish(S.FAILED, NEEDS_A_LOOK, unsure)
     late_enough = read_started >= settle_at
-    if isinstance(found, Ambiguous):
+    if not isinstance(found, Search):  # Ambiguous: several pins could each be the job's
         ids = ", ".join(found.pin_ids)
         if late_enough:
             unsure = replace(
