@@ -38,6 +38,7 @@ from grpc_reflection.v1alpha import reflection
 
 from pinsched import logs, secrets, security
 from pinsched.account_admin import AccountAdmin
+from pinsched.accounts import Account
 from pinsched.api.account_servicer import AccountServicer
 from pinsched.api.guard import Guard
 from pinsched.api.media_servicer import MediaServicer
@@ -163,6 +164,8 @@ class Daemon:
             client_id=cfg.pinterest_client_id,
             client_secret=cfg.pinterest_client_secret,
             app_writes_per_minute=cfg.app_writes_per_minute,
+            on_change=self._account_changed,
+            on_app_refused=self._app_refused,
         )
         await self.accounts.load_all()
         settings = DispatchSettings(
@@ -237,8 +240,6 @@ class Daemon:
             retry_s=cfg.token_retry_s,
             verify_timeout_s=cfg.verify_timeout_s,
         )
-        self.accounts.on_change = lambda account: self.keeper.wake()
-        self.accounts.on_app_refused = self._app_refused
         admin = AccountAdmin(
             self.store,
             self.clock,
@@ -380,6 +381,11 @@ class Daemon:
         await server.start()
         self._health_server = server
 
+    def _account_changed(self, account: Account) -> None:
+        """An account changed: the token keeper looks at its tokens again (once it runs)."""
+        if (keeper := getattr(self, "keeper", None)) is not None:
+            keeper.wake()
+
     def _app_refused(self, reason: str) -> None:
         """Pinterest refused (*reason*) or accepted again ("") the app's client credentials:
         health, an `app.credentials_refused` webhook, and the accounts' held jobs."""
@@ -407,8 +413,10 @@ class Daemon:
                     now,
                 )
             return
+        if (scheduler := getattr(self, "scheduler", None)) is None:
+            return  # (told before the scheduler exists: nothing is held yet)
         for account in self.accounts.accounts():
-            await self.scheduler.release(account.id)
+            await scheduler.release(account.id)
 
     def _mount_mcp(self, server: grpc.aio.Server) -> None:
         """Serve the MCP streamable HTTP transport at `/mcp` on the HTTP door when the MCP SDK is

@@ -62,7 +62,11 @@ class AccountRegistry:
         client_id: str | None,
         client_secret: str | None,
         app_writes_per_minute: int = 0,
+        on_change: Callable[[Account], None] = lambda account: None,
+        on_app_refused: Callable[[str], None] = lambda reason: None,
     ) -> None:
+        """*on_change* is told every account change; *on_app_refused* when Pinterest refuses
+        the app's client credentials (with why) or takes them again ("")."""
         self._store = store
         self._clock = clock
         self._client = client
@@ -84,8 +88,8 @@ class AccountRegistry:
         self.refused: set[str] = set()  # accounts whose last refresh was refused for good
         #: Why Pinterest refuses the app's client credentials ("" = it does not).
         self.app_refused = ""
-        self.on_app_refused: Callable[[str], None] = lambda reason: None
-        self.on_change: Callable[[Account], None] = lambda account: None
+        self.on_app_refused = on_app_refused
+        self.on_change = on_change
         client.on_quota = self._on_quota
 
     def _on_quota(self, account_id: str, remaining: float, reset_s: float) -> None:
