@@ -9,21 +9,20 @@ import contextlib
 from pinsched.accounts import Account
 from pinsched.auth import AccountRegistry
 from pinsched.clock import Clock
+from pinsched.core.accounts import AccountUpdate, update_account
 from pinsched.errors import (
     AccountNotFound,
     AlreadyExists,
     FailedPrecondition,
     InvalidArgument,
 )
-from pinsched.jobs import (
-    Job,
-    JobState,
-)
+from pinsched.jobs import JobState
 from pinsched.keeper import NOT_VERIFIED, Unreachable, Verified, verify_account
 from pinsched.pinterest.client import PinterestClient
 from pinsched.scheduler import Scheduler
 from pinsched.service import PinService
 from pinsched.store import JobFilter, Store
+from pinsched.store.changes import change_account
 
 S = JobState
 
@@ -87,6 +86,12 @@ class AccountAdmin:
         self.registry.put(created)
         return created
 
+    async def get(self, account_id: str) -> Account:
+        return await self.store.get_account(account_id)
+
+    async def list(self, *, after_id: str, limit: int) -> list[Account]:
+        return await self.store.list_accounts(after_id=after_id, limit=limit)
+
     async def _exists(self, account_id: str) -> bool:
         try:
             await self.store.get_account(account_id)
@@ -94,18 +99,25 @@ class AccountAdmin:
             return False
         return True
 
+    async def update_fields(self, account_id: str, update: AccountUpdate) -> Account:
+        """UpdateAccount: *update* applied to the account as read (`core.accounts`), stored by
+        `update`; a lost race against the daemon's own writes (a token refresh, a
+        verification) is read and applied again (`store.changes.change_account`)."""
+        return await change_account(
+            self.store,
+            account_id,
+            lambda old: update_account(old, update, now=self.clock.now()),
+            self.update,
+        )
+
     async def update(self, old: Account, new: Account) -> Account:
         """Store the change (a new access token is verified with Pinterest first); a new
         posting schedule re-plans the account's PENDING slotted jobs in the same transaction."""
         if new.access_token != old.access_token:
             new = await self._verified(new)
-        moved: list[Job] = []
         now = self.clock.now()
-        updated = await self.store.update_account(
-            old, new, replan=(now, now + self.pins.horizon), moved=moved
-        )
-        for job in moved:
-            self.scheduler.track(job)
+        # Re-planned jobs reach the scheduler through the router (the store's events).
+        updated = await self.store.update_account(old, new, replan=(now, now + self.pins.horizon))
         self.registry.put(updated)
         if updated.can_publish:
             await self.scheduler.release(updated.id)

@@ -38,6 +38,7 @@ from grpc_reflection.v1alpha import reflection
 
 from pinsched import security
 from pinsched.account_admin import AccountAdmin
+from pinsched.accounts import Account
 from pinsched.api import watch_wire
 from pinsched.api.account_servicer import AccountServicer
 from pinsched.api.guard import Guard
@@ -49,7 +50,8 @@ from pinsched.at_risk import AtRiskWatch
 from pinsched.auth import AccountRegistry
 from pinsched.clock import Activity, Clock, SystemClock
 from pinsched.config import Config
-from pinsched.dispatcher import Dispatchers, DispatchSettings
+from pinsched.dispatch.dispatcher import Dispatchers, DispatchSettings
+from pinsched.dispatch.router import Router
 from pinsched.events import EventBus
 from pinsched.http.openapi import openapi_document
 from pinsched.http.server import HttpDoor, ssl_context
@@ -129,6 +131,7 @@ class Daemon:
         self.keeper: TokenKeeper
         self._notes: set[asyncio.Task[None]] = set()
         self.stager: Stager | None = None
+        self.router: Router | None = None
         self.assets: MediaAssets
 
     async def start(self) -> None:
@@ -164,6 +167,8 @@ class Daemon:
             client_id=cfg.pinterest_client_id,
             client_secret=cfg.pinterest_client_secret,
             app_writes_per_minute=cfg.app_writes_per_minute,
+            on_change=self._account_changed,
+            on_app_refused=self._app_refused,
         )
         await self.accounts.load_all()
         settings = DispatchSettings(
@@ -174,7 +179,6 @@ class Daemon:
             ),
             read_lag_s=cfg.pinterest_read_lag_s,
         )
-        holder: dict[str, Scheduler] = {}
         self.activity = Activity()
         self.webhooks = WebhookSender(
             self.store,
@@ -188,23 +192,6 @@ class Daemon:
             self.webhooks.render_event, self.webhooks.render_account, on_written=self.webhooks.wake
         )
         await self.webhooks.start()
-        self.dispatchers = Dispatchers(
-            self.store,
-            self.clock,
-            self.client,
-            self.accounts,
-            settings=settings,
-            activity=self.activity,
-            on_retry=lambda job: holder["s"].track(job),
-            on_hold=lambda job: holder["s"].hold(job),
-        )
-        self.scheduler = holder["s"] = Scheduler(
-            self.store,
-            self.clock,
-            dispatch=self.dispatchers.submit,
-            can_publish=self.accounts.can_publish,
-            activity=self.activity,
-        )
         self.assets = MediaAssets(media_dir(cfg.db_path), self.clock)
         self.assets.clean_partials()
         self.stager = Stager(
@@ -214,14 +201,29 @@ class Daemon:
             self.accounts,
             self.assets,
             lead_s=cfg.media_lead_time_s,
-            on_ready=self.scheduler.track,
             activity=self.activity,
         )
-        self.dispatchers.staging = self.stager
+        self.dispatchers = Dispatchers(
+            self.store,
+            self.clock,
+            self.client,
+            self.accounts,
+            settings=settings,
+            video_staging=True,
+            activity=self.activity,
+        )
+        self.scheduler = Scheduler(
+            self.store,
+            self.clock,
+            dispatch=self.dispatchers.submit,
+            can_publish=self.accounts.can_publish,
+            activity=self.activity,
+        )
+        # Every committed job goes where `core.route` says (fed by `_on_events`).
+        self.router = Router(self.scheduler, self.dispatchers, self.clock)
         self.service = PinService(
             self.store,
             self.clock,
-            self.scheduler,
             self.dispatchers,
             self.accounts,
             horizon=timedelta(days=cfg.horizon_days),
@@ -242,8 +244,6 @@ class Daemon:
             retry_s=cfg.token_retry_s,
             verify_timeout_s=cfg.verify_timeout_s,
         )
-        self.accounts.on_change = lambda account: self.keeper.wake()
-        self.accounts.on_app_refused = self._app_refused
         admin = AccountAdmin(
             self.store,
             self.clock,
@@ -303,7 +303,7 @@ class Daemon:
                         checker=self.checker,
                         asset_exists=lambda asset_id: self.assets.get(asset_id) is not None,
                     ),
-                    AccountServicer(admin, self.store, self.clock),
+                    AccountServicer(admin, self.clock),
                     WebhookServicer(self.webhooks, self.store),
                     MediaServicer(self.assets),
                 ),
@@ -386,6 +386,11 @@ class Daemon:
         await server.start()
         self._health_server = server
 
+    def _account_changed(self, account: Account) -> None:
+        """An account changed: the token keeper looks at its tokens again (once it runs)."""
+        if (keeper := getattr(self, "keeper", None)) is not None:
+            keeper.wake()
+
     def _app_refused(self, reason: str) -> None:
         """Pinterest refused (*reason*) or accepted again ("") the app's client credentials:
         health, an `app.credentials_refused` webhook, and the accounts' held jobs."""
@@ -413,8 +418,10 @@ class Daemon:
                     now,
                 )
             return
+        if (scheduler := getattr(self, "scheduler", None)) is None:
+            return  # (told before the scheduler exists: nothing is held yet)
         for account in self.accounts.accounts():
-            await self.scheduler.release(account.id)
+            await scheduler.release(account.id)
 
     def _mount_mcp(self, server: grpc.aio.Server) -> None:
         """Serve the MCP streamable HTTP transport at `/mcp` on the HTTP door when the MCP SDK is
@@ -479,10 +486,13 @@ class Daemon:
         return port
 
     def _on_events(self, events: Sequence[Event]) -> None:
-        """Committed events: to the watchers, and to video staging (jobs to stage)."""
+        """Committed events: to the watchers, to video staging (jobs to stage), and to the
+        router (where each changed job goes next)."""
         self.bus.publish(events)
         if self.stager is not None:
             self.stager.observe(events)
+        if self.router is not None:
+            self.router.observe(events)
 
     async def stop(self, grace_s: float | None = None) -> None:
         """Drain and stop (reverse start-up order) within the grace period *in all*: every step

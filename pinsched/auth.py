@@ -42,6 +42,7 @@ from pinsched.pacing import AccountPacer, TokenBucket
 from pinsched.pinterest.client import PinterestClient, RefreshFailed, TokenGrant
 from pinsched.pinterest.oauth import Route
 from pinsched.store import Store
+from pinsched.store.changes import KeepsChanging, Lost, retrying
 
 log = structlog.get_logger("pinsched.auth")
 
@@ -49,7 +50,6 @@ log = structlog.get_logger("pinsched.auth")
 REFRESH_MARGIN: Final = timedelta(days=1)
 #: After a failed proactive refresh, wait this long (monotonic seconds) before trying again.
 PROACTIVE_RETRY_S: Final = 600.0
-_CAS_TRIES: Final = 5
 
 
 class AccountRegistry:
@@ -62,7 +62,11 @@ class AccountRegistry:
         client_id: str | None,
         client_secret: str | None,
         app_writes_per_minute: int = 0,
+        on_change: Callable[[Account], None] = lambda account: None,
+        on_app_refused: Callable[[str], None] = lambda reason: None,
     ) -> None:
+        """*on_change* is told every account change; *on_app_refused* when Pinterest refuses
+        the app's client credentials (with why) or takes them again ("")."""
         self._store = store
         self._clock = clock
         self._client = client
@@ -84,8 +88,8 @@ class AccountRegistry:
         self.refused: set[str] = set()  # accounts whose last refresh was refused for good
         #: Why Pinterest refuses the app's client credentials ("" = it does not).
         self.app_refused = ""
-        self.on_app_refused: Callable[[str], None] = lambda reason: None
-        self.on_change: Callable[[Account], None] = lambda account: None
+        self.on_app_refused = on_app_refused
+        self.on_change = on_change
         client.on_quota = self._on_quota
 
     def _on_quota(self, account_id: str, remaining: float, reset_s: float) -> None:
@@ -304,32 +308,31 @@ class AccountRegistry:
         """Put the account on hold: Pinterest refuses it as a whole (its jobs wait, unfailed,
         until UpdateAccount changes its credentials, API base or ad account)."""
         async with self._lock(account_id):
-            for _ in range(_CAS_TRIES):
+
+            async def attempt() -> Account:
                 current = await self._store.get_account(account_id)
                 if current.hold_reason:
                     self.put(current)
                     return current
-                now = self._clock.now()
                 held = current.replace(
                     hold_reason=reason,
                     state_reason=reason,
                     version=current.version + 1,
-                    updated_at=now,
+                    updated_at=self._clock.now(),
                 )
-                try:
-                    await self._store.update_account(current, held)
-                except VersionMismatch:
-                    continue
+                await self._store.update_account(current, held)  # VersionMismatch: again
                 self.put(held)
                 log.warning("account_held", account_id=account_id, reason=reason)
                 return held
-        raise RuntimeError(f"account {account_id}: could not put it on hold")
+
+            return await retrying(attempt, f"account {account_id!r}", conflict=VersionMismatch)
 
     async def record(self, account_id: str, **changes: object) -> Account | None:
         """Apply *changes* (what Pinterest said, a warning sent) to the stored row; None when
         the account is gone."""
         async with self._lock(account_id):
-            for _ in range(_CAS_TRIES):
+
+            async def attempt() -> Account | None:
                 try:
                     current = await self._store.get_account(account_id)
                 except AccountNotFound:  # deleted meanwhile
@@ -337,13 +340,14 @@ class AccountRegistry:
                 new = current.replace(
                     **changes, version=current.version + 1, updated_at=self._clock.now()
                 )
-                try:
-                    await self._store.update_account(current, new)
-                except VersionMismatch:
-                    continue
+                await self._store.update_account(current, new)  # VersionMismatch: again
                 self.put(new)
                 return self._cache[account_id]
-        return None
+
+            try:
+                return await retrying(attempt, f"account {account_id!r}", conflict=VersionMismatch)
+            except KeepsChanging:
+                return None
 
     async def _store_grant(self, current: Account, grant: TokenGrant, reason: str) -> Account:
         """Store the new access token, its expiry and the rotated refresh token atomically."""
@@ -376,9 +380,14 @@ class AccountRegistry:
         tokens = _token_fields(grant)
         if fresh_grant:
             tokens.update(needs_reauth=False, state_reason=grant.state_reason)
-        for _ in range(_CAS_TRIES):
-            now = self._clock.now()
-            updated = current.replace(**tokens, version=current.version + 1, updated_at=now)
+        row = current
+
+        async def attempt() -> Account:
+            nonlocal row
+            current = row
+            updated = current.replace(
+                **tokens, version=current.version + 1, updated_at=self._clock.now()
+            )
             try:
                 await self._store.update_account(current, updated)
             except VersionMismatch:
@@ -391,8 +400,8 @@ class AccountRegistry:
                     self._spent.pop(current.id, None)
                     self.put(fresh)
                     return self._cache[fresh.id]
-                current = fresh
-                continue
+                row = fresh
+                raise Lost() from None
             except Exception as exc:  # disk full, I/O error: never lose the pair
                 self._pending[current.id] = updated
                 self.put(current)  # cached with the pending tokens
@@ -415,16 +424,23 @@ class AccountRegistry:
                 expires_in_s=grant.access_ttl_s,
             )
             return updated
-        raise RuntimeError(f"account {current.id}: could not store a refreshed token")
+
+        return await retrying(attempt, f"account {current.id!r}")
 
     async def _mark(self, current: Account, reason: str) -> Account:
-        for _ in range(_CAS_TRIES):
+        row = current
+
+        async def attempt() -> Account:
+            nonlocal row
+            current = row
             if current.needs_reauth:
                 self.put(current)
                 return current
-            now = self._clock.now()
             marked = current.replace(
-                needs_reauth=True, state_reason=reason, version=current.version + 1, updated_at=now
+                needs_reauth=True,
+                state_reason=reason,
+                version=current.version + 1,
+                updated_at=self._clock.now(),
             )
             try:
                 await self._store.update_account(current, marked)
@@ -433,12 +449,13 @@ class AccountRegistry:
                 if fresh.access_token != current.access_token:
                     self.put(fresh)  # the user supplied new tokens meanwhile: they win
                     return fresh
-                current = fresh
-                continue
+                row = fresh
+                raise Lost() from None
             self.put(marked)
             log.warning("account_needs_reauth", account_id=current.id, error=reason)
             return marked
-        raise RuntimeError(f"account {current.id}: could not mark it NEEDS_REAUTH")
+
+        return await retrying(attempt, f"account {current.id!r}")
 
 
 _TOKEN_FIELDS: Final = (

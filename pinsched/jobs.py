@@ -202,6 +202,14 @@ class Transition:
     sequence: int = 0
 
 
+class RemoteState(enum.StrEnum):
+    """Where a delivered pin's change stands on Pinterest (stored as its name)."""
+
+    PENDING = "PENDING"
+    APPLIED = "APPLIED"
+    FAILED = "FAILED"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RemoteUpdate:
     """A change of a delivered pin's mutable fields being applied on Pinterest (PATCH).
@@ -211,7 +219,7 @@ class RemoteUpdate:
     """
 
     paths: tuple[str, ...]
-    state: str = "PENDING"  # PENDING | APPLIED | FAILED
+    state: RemoteState = RemoteState.PENDING
     revision: int = 1
     attempts: int = 0
     error: JobError | None = None
@@ -221,7 +229,7 @@ class RemoteUpdate:
     def to_dict(self) -> dict[str, Any]:
         return {
             "paths": list(self.paths),
-            "state": self.state,
+            "state": self.state.value,
             "revision": self.revision,
             "attempts": self.attempts,
             "error": self.error.to_dict() if self.error else None,
@@ -234,7 +242,7 @@ class RemoteUpdate:
         since = data.get("failing_since")
         return cls(
             paths=tuple(data["paths"]),
-            state=data["state"],
+            state=RemoteState(data["state"]),
             revision=data["revision"],
             attempts=data["attempts"],
             error=JobError.from_dict(error) if error else None,
@@ -243,7 +251,7 @@ class RemoteUpdate:
 
     @property
     def pending(self) -> bool:
-        return self.state == "PENDING"
+        return self.state is RemoteState.PENDING
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,8 +1,10 @@
 """The job operations behind the API, in domain terms: validated input in, jobs out (accounts are
 `account_admin.AccountAdmin`).
 
-Every operation commits before it returns and then tells the scheduler; which state change is
-allowed is asked of `jobs.py`. The gRPC servicers in `api/` only convert.
+Every operation commits before it returns. What a request does to a job is decided by
+`core.requests` and committed with `store.changes.change`; where the committed job goes next
+(heap, dispatcher) is the router's business (`dispatch.router`), fed by the store's events. The
+gRPC servicers in `api/` only convert.
 """
 
 from __future__ import annotations
@@ -11,44 +13,32 @@ import asyncio
 import dataclasses
 import os
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 
 from pinsched import boards, notes, planning, slots, timing
+from pinsched.accounts import Account
 from pinsched.auth import AccountRegistry
 from pinsched.clock import Clock
-from pinsched.dispatcher import Dispatchers
-from pinsched.errors import (
-    FailedPrecondition,
-    VersionMismatch,
-)
+from pinsched.core import requests
+from pinsched.core.decision import Decision, apply
+from pinsched.core.requests import REMOTE_PATHS, Update, plan
+from pinsched.dispatch.dispatcher import Dispatchers
+from pinsched.errors import FailedPrecondition, VersionMismatch
 from pinsched.jobs import (
-    UNSENT_STATES,
     ErrorCategory,
     Job,
     JobState,
     PinSpec,
-    RemoteUpdate,
     ScheduleSpec,
     Transition,
     touch,
-    transition,
 )
-from pinsched.scheduler import Scheduler
 from pinsched.store import JobFilter, SlotAsk, StaleJob, Store
+from pinsched.store.changes import Lost, change, retrying
 
 S = JobState
-#: Pin fields Pinterest lets us change after publishing (PinUpdate).
-REMOTE_PATHS = frozenset(
-    {
-        "pin.title",
-        "pin.description",
-        "pin.link",
-        "pin.alt_text",
-        "pin.board_id",
-        "pin.board_section_id",
-    }
-)
+__all__ = ["REMOTE_PATHS", "PinService", "new_job_id", "plan"]
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 
 
@@ -62,12 +52,6 @@ def new_job_id(now: datetime) -> str:
     return "".join(reversed(chars))
 
 
-def plan(spec: ScheduleSpec) -> datetime:
-    """The publish time of *spec* on its own: its instant, or the middle of its window (the
-    planner refines windowed jobs against the account's other plans)."""
-    return spec.scheduled_at + spec.window / 2
-
-
 GroupKey = tuple[str, datetime, timedelta]
 
 
@@ -76,14 +60,13 @@ class PinService:
         self,
         store: Store,
         clock: Clock,
-        scheduler: Scheduler,
         dispatchers: Dispatchers,
         accounts: AccountRegistry,
         *,
         plan_seed: int = 0,
         horizon: timedelta = timing.DEFAULT_HORIZON,
     ) -> None:
-        self.store, self.clock, self.scheduler = store, clock, scheduler
+        self.store, self.clock = store, clock
         self.dispatchers, self.accounts = dispatchers, accounts
         self.plan_seed = plan_seed
         self.horizon = horizon  # how far ahead a free posting slot is looked for
@@ -109,16 +92,14 @@ class PinService:
         if not any(spec.window for spec in specs):
             results = await self._create(members, {}, [])
         else:
+
+            async def attempt() -> list[tuple[Job, bool]]:
+                planned, replans, notes = await self._plan_windows(specs)
+                # A job of the group queued or changed meanwhile: plan again.
+                return await self._create(members, planned, replans, notes)
+
             async with self._plan_lock:  # one planner at a time: plans read, then write
-                for _ in range(10):
-                    planned, replans, notes = await self._plan_windows(specs)
-                    try:
-                        results = await self._create(members, planned, replans, notes)
-                        break
-                    except StaleJob:
-                        continue  # a job of the group was queued or changed meanwhile
-                else:
-                    raise FailedPrecondition("the delivery window keeps changing; try again")
+                results = await retrying(attempt, "the delivery window", conflict=StaleJob)
         return [r for m, r in zip(members, results, strict=True) if m.position == 0]
 
     async def preview(self, spec: ScheduleSpec) -> datetime:
@@ -204,15 +185,9 @@ class PinService:
                     reason=f"scheduled; {note}" if note else "scheduled",
                 )
             )
-        results = await self.store.create_jobs(
+        return await self.store.create_jobs(
             jobs, entries, replans, slot_asks=asks, request_index=[m.request for m in members]
         )
-        for job, created in results:
-            if created:
-                self.scheduler.track(job)
-        for _, new, _ in replans:
-            self.scheduler.track(new)
-        return results
 
     async def _plan_windows(
         self, specs: Sequence[ScheduleSpec]
@@ -266,45 +241,31 @@ class PinService:
                 notes[i] = result.note
         return planned, replans, notes
 
-    async def get(self, job_id: str) -> Job:
-        return await self.store.get_job(job_id, with_history=True)
+    async def get(self, job_id: str, *, with_media: bool = False) -> Job:
+        """The job with its history (*with_media*: inline image bytes loaded too)."""
+        job = await self.store.get_job(job_id, with_history=True)
+        return await self.store.load_job(job) if with_media else job
+
+    async def account(self, account_id: str) -> Account:
+        """The stored account (AccountNotFound)."""
+        return await self.store.get_account(account_id)
 
     async def list(self, flt: JobFilter, *, before_id: str, limit: int) -> list[Job]:
         return await self.store.list_jobs(flt, before_id=before_id, limit=limit)
 
     async def _change(
-        self,
-        job_id: str,
-        expected_version: int,
-        decide: Callable[[Job, datetime], tuple[Job, Transition] | None],
+        self, job_id: str, expected_version: int, decide: Callable[[Job], Decision]
     ) -> Job:
-        """Read the job, let *decide* compute its change (or None: leave it as it is; or raise),
-        and commit it with compare-and-set, re-reading on a lost race. With *expected_version*
-        a lost race is ABORTED instead. Then tell the scheduler and dispatchers."""
-        for _ in range(20):
-            job = await self.store.get_job(job_id)
-            if expected_version and job.version != expected_version:
-                raise VersionMismatch(job_id, expected_version, job.version)
-            change = decide(job, self.clock.now())
-            if change is None:
-                return await self.get(job_id)
-            try:
-                new, _ = await self.store.commit(job, *change)
-            except StaleJob:
-                if expected_version:
-                    current = await self.store.get_job(job_id)
-                    raise VersionMismatch(job_id, expected_version, current.version) from None
-                continue
-            if new.state in (S.PENDING, S.RETRYING):
-                self.scheduler.track(new)
-            else:
-                self.scheduler.untrack(job_id)
-            if new.state is S.CANCELLING or (
-                new.state is S.DELIVERED and new.remote_update and new.remote_update.pending
-            ):
-                self.dispatchers.submit(new)
-            return await self._answer(new)
-        raise FailedPrecondition(f"job {job_id!r} keeps changing; try again")
+        """Decide about the job and commit (`store.changes.change`): with *expected_version*
+        a lost race is ABORTED, else decided again on the fresh row. The answer is the version
+        this call committed, or the job as it is when there was nothing to change."""
+        done = await change(
+            self.store, job_id, decide, now=self.clock.now, expected_version=expected_version
+        )
+        assert done is not None  # (no `expect`: never dropped)
+        if not done.committed:
+            return await self.get(job_id)
+        return await self._answer(done.job)
 
     async def _answer(self, new: Job) -> Job:
         """*new*, the version this call committed, with its history: changes the scheduler or a
@@ -321,53 +282,11 @@ class PinService:
 
     async def cancel(self, job_id: str, expected_version: int = 0) -> Job:
         """Cancel in any state where it means something (see the PinScheduler.CancelJob doc)."""
-
-        def decide(job: Job, now: datetime) -> tuple[Job, Transition] | None:
-            if job.state in (S.CANCELLED, S.CANCELLING) or (
-                job.state is S.SUBMITTED and job.cancel_requested
-            ):
-                return None  # cancelling twice is harmless
-            if job.state is S.PERMANENTLY_FAILED:
-                raise FailedPrecondition(
-                    f"job {job_id!r} is PERMANENTLY_FAILED: it was never published and will not "
-                    "be retried, so there is nothing to cancel"
-                )
-            if job.state is S.SUBMITTED:
-                return touch(
-                    job,
-                    now=now,
-                    reason="cancel requested: carried out once the "
-                    "outcome of the submission is known",
-                    cancel_requested=True,
-                )
-            if job.state is S.DELIVERED:
-                return transition(
-                    job, S.CANCELLING, now=now, reason="cancel requested: deleting the pin"
-                )
-            return transition(job, S.CANCELLED, now=now, reason="cancelled before submission")
-
-        return await self._change(job_id, expected_version, decide)
+        return await self._change(job_id, expected_version, requests.cancel)
 
     async def retry(self, job_id: str) -> Job:
         """Send a FAILED or PERMANENTLY_FAILED job round again with a fresh attempt budget."""
-
-        def decide(job: Job, now: datetime) -> tuple[Job, Transition]:
-            if job.state not in (S.FAILED, S.PERMANENTLY_FAILED):
-                raise FailedPrecondition(
-                    f"job {job_id!r} is {job.state.value}; only FAILED or PERMANENTLY_FAILED "
-                    "jobs can be retried"
-                )
-            return transition(
-                job,
-                S.PENDING,
-                now=now,
-                reason="retry requested",
-                attempts=0,
-                planned_at=max(now, job.planned_at),
-                next_attempt_at=None,
-            )
-
-        return await self._change(job_id, 0, decide)
+        return await self._change(job_id, 0, lambda job: requests.retry(job, now=self.clock.now()))
 
     async def update(
         self,
@@ -379,16 +298,38 @@ class PinService:
         timing: ScheduleSpec | None,
         retry_for: timedelta | None = None,
     ) -> Job:
-        """Apply an UpdateJob (already validated) according to the job's state.
-
-        Unsent jobs change atomically and are re-planned (a QUEUED or RETRYING job whose time
-        moved goes back to PENDING); a delivered pin's mutable fields are PATCHed on Pinterest
-        by its dispatcher (`remote_update`); anything else is FAILED_PRECONDITION.
-        """
-        decide = self.update_decision(
-            job_id, paths=paths, pin=pin, timing=timing, retry_for=retry_for
+        """Apply an UpdateJob (already validated) according to the job's state
+        (`core.requests.update`)."""
+        request = Update(paths=paths, pin=pin, timing=timing, retry_for=retry_for)
+        return await self._change(
+            job_id, expected_version, lambda job: requests.update(job, request)
         )
-        return await self._change(job_id, expected_version, decide)
+
+    async def update_merged(
+        self,
+        job_id: str,
+        expected_version: int,
+        merge: Callable[[Job, PinSpec, int], Awaitable[Job]],
+    ) -> Job:
+        """An UpdateJob whose mask is merged into the job as read: *merge* gets the job, its pin
+        (inline image bytes loaded) and the version to expect, and applies the update; when
+        another change lands in between, read again and merge again (a given
+        *expected_version* is the client's own check and is reported instead)."""
+
+        async def attempt() -> Job:
+            current = await self.store.get_job(job_id)
+            try:
+                return await merge(
+                    current,
+                    await self.store.load_pin(current.pin),
+                    expected_version or current.version,
+                )
+            except VersionMismatch:
+                if expected_version:
+                    raise
+                raise Lost() from None
+
+        return await retrying(attempt, f"job {job_id!r}")
 
     def update_decision(
         self,
@@ -399,61 +340,12 @@ class PinService:
         timing: ScheduleSpec | None,
         retry_for: timedelta | None,
     ) -> Callable[[Job, datetime], tuple[Job, Transition]]:
-        """The change an UpdateJob makes to the job as read (also for `validate_only`)."""
-        reason = f"updated: {', '.join(paths)}"
+        """The change an UpdateJob makes to the job as read (for `validate_only`)."""
+        request = Update(paths=paths, pin=pin, timing=timing, retry_for=retry_for)
 
         def decide(job: Job, now: datetime) -> tuple[Job, Transition]:
-            if job.state in UNSENT_STATES:
-                changes: dict[str, object] = {"pin": pin}
-                if "retry_for" in paths:
-                    changes["retry_for"] = retry_for
-                if timing is not None:
-                    changes.update(
-                        scheduled_at=timing.scheduled_at,
-                        window=timing.window,
-                        local_time=timing.local_time,
-                        planned_at=plan(timing),
-                        slot=None,
-                    )
-                moved = timing is not None and changes["planned_at"] != job.planned_at
-                if moved and job.state in (S.QUEUED, S.RETRYING):
-                    return transition(
-                        job,
-                        S.PENDING,
-                        now=now,
-                        reason=f"{reason}; re-planned",
-                        next_attempt_at=None,
-                        **changes,
-                    )
-                return touch(job, now=now, reason=reason, **changes)
-            if job.state is S.SUBMITTED:
-                raise FailedPrecondition(
-                    f"job {job_id!r} is SUBMITTED: the outcome of its submission is being "
-                    "confirmed; update it again once it is DELIVERED or RETRYING"
-                )
-            if job.state is S.DELIVERED:
-                fixed = [p for p in paths if p not in REMOTE_PATHS]
-                if fixed:
-                    raise FailedPrecondition(
-                        f"job {job_id!r} is DELIVERED: {', '.join(fixed)} cannot change on a "
-                        "published pin; cancel the job (which deletes the pin) and schedule a "
-                        "new one"
-                    )
-                prior = job.remote_update
-                merged = tuple(
-                    sorted(set(paths) | (set(prior.paths) if prior and prior.pending else set()))
-                )
-                remote = RemoteUpdate(paths=merged, revision=(prior.revision + 1) if prior else 1)
-                return touch(
-                    job,
-                    now=now,
-                    reason=f"{reason}; applying on Pinterest",
-                    pin=pin,
-                    remote_update=remote,
-                )
-            raise FailedPrecondition(
-                f"job {job_id!r} is {job.state.value}; it can no longer be updated"
-            )
+            ((_, new, entry),) = apply(job, requests.update(job, request), now=now)
+            return new, entry
 
         return decide
 
@@ -467,8 +359,6 @@ class PinService:
             horizon_end=self.clock.now() + self.horizon,
             now=self.clock.now(),
         )
-        if new.state in (S.PENDING, S.RETRYING):
-            self.scheduler.track(new)
         return await self._answer(new)
 
     async def requeue_auth_failed(self, account_id: str) -> int:
@@ -487,20 +377,11 @@ class PinService:
             for job in page:
                 if job.last_error is None or job.last_error.category is not ErrorCategory.AUTH:
                     continue
-                now = self.clock.now()
-                try:
-                    new, _ = await self.store.commit(
-                        job,
-                        *transition(
-                            job,
-                            S.PENDING,
-                            now=now,
-                            reason="account re-authorised",
-                            planned_at=max(now, job.planned_at),
-                            next_attempt_at=None,
-                        ),
-                    )
-                except StaleJob:
-                    continue
-                self.scheduler.track(new)
-                count += 1
+                done = await change(
+                    self.store,
+                    job,
+                    lambda j: requests.reauthorised(j, now=self.clock.now()),
+                    now=self.clock.now,
+                    expect=frozenset(),  # changed meanwhile: it is no longer ours to requeue
+                )
+                count += done is not None

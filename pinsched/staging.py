@@ -22,8 +22,10 @@ address) fails the job like a failed processing. Only a registration whose answe
 made again (the media it created is never used). A job whose video changes (UpdateJob) is
 staged anew: `MediaStage.source` no longer matches.
 
-At `planned_at` the dispatcher asks `park_if_unready`: a job whose video is not READY goes
-back to PENDING ("waiting for its video") and is handed to the scheduler when it is.
+At `planned_at` the dispatcher parks a job whose video is not READY (`core.staging.park`): it
+goes back to PENDING ("waiting for its video") and is routed to the scheduler once its video
+is READY (`core.route`). What each step does to the job is decided by `core.staging` and
+committed with `store.changes.change`.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import asyncio
 import dataclasses
 import functools
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Final
 
@@ -41,6 +43,8 @@ import structlog
 from pinsched.accounts import Account
 from pinsched.auth import AccountRegistry
 from pinsched.clock import Activity, Clock
+from pinsched.core import staging as rules
+from pinsched.core.staging import REASON_READY, REASON_STAGING
 from pinsched.errors import JobNotFound
 from pinsched.jobs import (
     ACTIVE_STATES,
@@ -50,14 +54,13 @@ from pinsched.jobs import (
     JobState,
     PinSpec,
     Video,
-    touch,
-    transition,
 )
 from pinsched.media_assets import Asset, MediaAssets
 from pinsched.pinterest import media as pm
 from pinsched.pinterest.client import PinterestClient
 from pinsched.retry import retry_deadline
-from pinsched.store import Event, StaleJob, Store
+from pinsched.store import Event, Store
+from pinsched.store.changes import change
 from pinsched.video import (
     FAILED,
     READY,
@@ -82,10 +85,6 @@ MAX_TRANSFERS: Final = 2
 POLL_FIRST_S: Final = 5.0
 POLL_MAX_S: Final = 60.0
 RETRY_MAX_S: Final = 300.0
-#: Reasons of the staging events; `webhooks.messages` types the events by them.
-REASON_STAGING: Final = "media staging"
-REASON_READY: Final = "media ready"
-REASON_FAILED: Final = "media failed"
 
 
 def pin_to_send(pin: PinSpec, stage: MediaStage | None) -> PinSpec:
@@ -118,12 +117,11 @@ class Stager:
         assets: MediaAssets,
         *,
         lead_s: float,
-        on_ready: Callable[[Job], None],
         rng: random.Random | None = None,
         activity: Activity | None = None,
     ) -> None:
         self.store, self.clock, self.client, self.accounts = store, clock, client, accounts
-        self.assets, self.lead_s, self.on_ready = assets, lead_s, on_ready
+        self.assets, self.lead_s = assets, lead_s
         self.rng = rng or random.Random()
         self.activity = activity or Activity()
         self.tasks: dict[str, asyncio.Task[None]] = {}
@@ -174,37 +172,6 @@ class Stager:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def park_if_unready(self, job: Job) -> bool:
-        """At publish time: True (and the job back to PENDING) when its video is not READY."""
-        if not is_staged(job.pin.media):
-            return False
-        stage = current(job.media, job.pin.media)
-        if stage is not None and stage.state == READY:
-            return False
-        for _ in range(10):
-            detail = stage.detail if stage is not None else "staging not started"
-            try:
-                parked, _ = await self.store.commit(
-                    job,
-                    *transition(
-                        job,
-                        S.PENDING,
-                        now=self.clock.now(),
-                        reason=f"waiting for its video: {detail}",
-                    ),
-                )
-            except StaleJob:  # staging (or an update) changed it meanwhile: look again
-                job = await self.store.get_job(job.id)
-                if job.state is not S.QUEUED:
-                    return True  # cancelled or failed meanwhile: not ours to send
-                stage = current(job.media, job.pin.media)
-                if stage is not None and stage.state == READY:
-                    return False
-                continue
-            self.consider(parked)
-            return True
-        return True
 
     # ------------------------------------------------------------------------------- the task
 
@@ -360,11 +327,8 @@ class Stager:
         status = await pm.status(self.client, account.access_token, stage.pinterest_media_id)
         if status == "succeeded":
             ready = dataclasses.replace(stage, state=READY, detail="processed by Pinterest")
-            new = await self._record(
-                job, ready, f"{REASON_READY}: media {stage.pinterest_media_id}"
-            )
-            if new is not None:
-                self.on_ready(new)
+            # Committed READY, the job is routed to the scheduler (`core.route`).
+            await self._record(job, ready, f"{REASON_READY}: media {stage.pinterest_media_id}")
             return None
         if status == "failed":
             await self._failed(
@@ -383,53 +347,27 @@ class Stager:
 
     async def _failed(self, job: Job, stage: MediaStage, error: JobError) -> None:
         """Record the failure on the job and fail it for good, in one transaction."""
-        failed = dataclasses.replace(stage, state=FAILED, detail=error.message)
-        now = self.clock.now()
-        for _ in range(10):
-            marked, entry = touch(
-                job, now=now, reason=f"{REASON_FAILED}: {error.message}", media=failed
-            )
-            changes = [(job, marked, entry)]
-            if job.state in (S.PENDING, S.QUEUED, S.RETRYING):
-                changes.append(
-                    (
-                        marked,
-                        *transition(
-                            marked,
-                            S.PERMANENTLY_FAILED,
-                            now=now,
-                            reason=f"video failed: {error.message}",
-                            last_error=error,
-                            next_attempt_at=None,
-                        ),
-                    )
-                )
-            try:
-                await self.store.commit_many(changes)
-                break
-            except StaleJob:
-                job = await self.store.get_job(job.id)
-                if job.state not in ACTIVE_STATES or current(job.media, job.pin.media) is None:
-                    return  # cancelled, or updated with another video: nothing to fail
-        log.info("media_failed", job_id=job.id, error=error.message)
+        done = await change(
+            self.store,
+            job,
+            lambda j: rules.failed(j, stage, error),
+            now=self.clock.now,
+            expect=rules.fails,
+        )
+        if done is not None:  # (None: cancelled, or updated with another video meanwhile)
+            log.info("media_failed", job_id=job.id, error=error.message)
 
     async def _record(self, job: Job, stage: MediaStage, reason: str) -> Job | None:
-        """Commit *stage* on *job* (re-read on a lost CAS while it stages the same video)."""
-        for _ in range(10):
-            try:
-                new, _ = await self.store.commit(
-                    job, *touch(job, now=self.clock.now(), reason=reason, media=stage)
-                )
-                return new
-            except StaleJob:
-                job = await self.store.get_job(job.id)
-                if (
-                    job.state not in ACTIVE_STATES
-                    or not is_staged(job.pin.media)
-                    or (source_key(job.pin.media) != stage.source)  # type: ignore[arg-type]
-                ):
-                    return None
-        return None
+        """Commit *stage* on *job* (decided again on a lost race while it stages the same
+        video; None when it no longer does)."""
+        done = await change(
+            self.store,
+            job,
+            lambda _: rules.record(stage, reason),
+            now=self.clock.now,
+            expect=lambda j: rules.stages(j, stage.source),
+        )
+        return done.job if done is not None else None
 
     async def _take_write(self, account_id: str) -> None:
         """Wait for a write token of the account (and the app), like the dispatcher's deletes."""

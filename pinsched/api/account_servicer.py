@@ -3,7 +3,6 @@ convert back."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 import grpc
@@ -20,8 +19,7 @@ from pinsched.api.account_validation import routing_violations
 from pinsched.api.pagination import page_size, page_token, read_page_token
 from pinsched.api.status import unary
 from pinsched.clock import Clock
-from pinsched.errors import VersionMismatch
-from pinsched.store import Store
+from pinsched.core.accounts import ASSUMED_ACCESS_LIFETIME, AccountUpdate
 from pinsched.v1 import (
     account_pb2,
     account_pb2_grpc,
@@ -46,14 +44,10 @@ ACCOUNT_PATHS = frozenset(
     }
 )
 
-#: A given access token without an expiry lapses within this (Pinterest's lifetime): an upper
-#: bound until a token response tells (`tokens.py`).
-ASSUMED_ACCESS_LIFETIME = timedelta(days=30)
-
 
 class AccountServicer(account_pb2_grpc.AccountServiceServicer):
-    def __init__(self, admin: AccountAdmin, store: Store, clock: Clock) -> None:
-        self.admin, self.store, self.clock = admin, store, clock
+    def __init__(self, admin: AccountAdmin, clock: Clock) -> None:
+        self.admin, self.clock = admin, clock
 
     @unary
     async def CreateAccount(
@@ -109,7 +103,7 @@ class AccountServicer(account_pb2_grpc.AccountServiceServicer):
     ) -> account_pb2.Account:
         if not request.account_id:
             raise errors.InvalidArgument.one("account_id", "required")
-        return cv.account_to_proto(await self.store.get_account(request.account_id))
+        return cv.account_to_proto(await self.admin.get(request.account_id))
 
     @unary
     async def ListAccounts(
@@ -117,7 +111,7 @@ class AccountServicer(account_pb2_grpc.AccountServiceServicer):
     ) -> account_pb2.ListAccountsResponse:
         size = page_size(request.page_size)
         after = read_page_token(request.page_token, "accounts", "")
-        accounts = await self.store.list_accounts(after_id=after, limit=size + 1)
+        accounts = await self.admin.list(after_id=after, limit=size + 1)
         more = len(accounts) > size
         accounts = accounts[:size]
         return account_pb2.ListAccountsResponse(
@@ -156,67 +150,26 @@ class AccountServicer(account_pb2_grpc.AccountServiceServicer):
             raise errors.InvalidArgument(text)
         if vs := routing_violations(a, paths=frozenset(paths)):
             raise errors.InvalidArgument(vs)
-        # No version is asked for: a lost race against the daemon's own writes (a token
-        # refresh, a verification) is re-read and applied again.
-        for _ in range(10):
-            old = await self.store.get_account(a.id)
-            changes: dict[str, Any] = {}
-            new_pacing = va.build_pacing(a.pacing)
-            for p in paths:
-                if p == "pacing":
-                    changes["pacing"] = new_pacing
-                elif p.startswith("pacing."):
-                    name = p.split(".", 1)[1]
-                    base = changes.get("pacing", old.pacing)
-                    changes["pacing"] = Pacing(
-                        **{
-                            **{
-                                f: getattr(base, f)
-                                for f in (
-                                    "min_spacing",
-                                    "max_per_hour",
-                                    "max_per_day",
-                                    "writes_per_minute",
-                                )
-                            },
-                            name: getattr(new_pacing, name),
-                        }
-                    )
-                elif p == "posting_schedule":
-                    changes[p] = api_slots.posting_schedule_from_proto(
-                        a.posting_schedule, "account.posting_schedule"
-                    )
-                elif p == "access_token_expire_time":
-                    changes["access_expires_at"] = (
-                        va.timestamp_from_proto(
-                            a.access_token_expire_time, field="account.access_token_expire_time"
-                        )
-                        if a.HasField("access_token_expire_time")
-                        else None
-                    )
-                else:
-                    changes[p] = getattr(a, p)
-            if "access_token" in changes and "access_token_expire_time" not in paths:
-                changes["access_expires_at"] = self.clock.now() + ASSUMED_ACCESS_LIFETIME
-            if "access_token" in changes or "refresh_token" in changes:
-                changes.update(
-                    needs_reauth=False,
-                    state_reason="",
-                    hold_reason="",
-                    access_ttl_s=0,
-                    refresh_ttl_s=0,
-                    refresh_expires_at=None,
-                    reauth_warned_at=None,
-                    verified_at=None,
+        values: dict[str, Any] = {}
+        for p in paths:
+            if p == "pacing" or p.startswith("pacing."):
+                values["pacing"] = va.build_pacing(a.pacing)
+            elif p == "posting_schedule":
+                values[p] = api_slots.posting_schedule_from_proto(
+                    a.posting_schedule, "account.posting_schedule"
                 )
-            elif ("api_base" in changes or "ad_account_id" in changes) and old.hold_reason:
-                changes.update(hold_reason="", state_reason="")
-            new = old.replace(**changes, version=old.version + 1, updated_at=self.clock.now())
-            try:
-                return cv.account_to_proto(await self.admin.update(old, new))
-            except VersionMismatch:
-                continue
-        raise errors.FailedPrecondition(f"account {a.id!r} keeps changing; try again")
+            elif p == "access_token_expire_time":
+                values["access_expires_at"] = (
+                    va.timestamp_from_proto(
+                        a.access_token_expire_time, field="account.access_token_expire_time"
+                    )
+                    if a.HasField("access_token_expire_time")
+                    else None
+                )
+            else:
+                values[p] = getattr(a, p)
+        update = AccountUpdate(paths=paths, values=values)
+        return cv.account_to_proto(await self.admin.update_fields(a.id, update))
 
     @unary
     async def DeleteAccount(

@@ -145,10 +145,8 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
             raise errors.InvalidArgument.one(
                 "view", f"unknown view {request.view}; use JOB_VIEW_BASIC or JOB_VIEW_FULL"
             )
-        job = await self.service.get(request.job_id)
         full = request.view == scheduler_pb2.JOB_VIEW_FULL
-        if full:
-            job = await self.store.load_job(job)
+        job = await self.service.get(request.job_id, with_media=full)
         return cv.job_to_proto(job, with_history=True, with_media=full)
 
     @unary
@@ -223,25 +221,25 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
                 req.id, expected_version=request.expected_version, not_before=not_before
             )
             return cv.job_to_proto(job, with_history=True)
+
         # The mask is merged into the job as read, so the update is applied only to that very
         # version: when another change lands in between, read again and merge again (a given
         # expected_version is the client's own check and is reported instead).
-        for _ in range(20):
-            current = await self.store.get_job(req.id)
-            try:
-                job = await self._update_once(request, paths, current)
-            except errors.VersionMismatch:
-                if request.expected_version:
-                    raise
-                continue
-            return cv.job_to_proto(job, with_history=True)
-        raise errors.FailedPrecondition(f"job {req.id!r} keeps changing; try again")
+        async def merge(current: Job, current_pin: PinSpec, version: int) -> Job:
+            return await self._update_once(request, paths, current, current_pin, version)
+
+        job = await self.service.update_merged(req.id, request.expected_version, merge)
+        return cv.job_to_proto(job, with_history=True)
 
     async def _update_once(
-        self, request: scheduler_pb2.UpdateJobRequest, paths: list[str], current: Job
+        self,
+        request: scheduler_pb2.UpdateJobRequest,
+        paths: list[str],
+        current: Job,
+        current_pin: PinSpec,
+        version: int,
     ) -> Job:
         req = request.job
-        current_pin = await self.store.load_pin(current.pin)
         pin = cv.pin_to_proto(current_pin, with_media=True)
         for p in paths:
             if p == "pin":
@@ -288,7 +286,7 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
         return await svc.update(
             req.id,
             paths=paths,
-            expected_version=request.expected_version or current.version,
+            expected_version=version,
             pin=pin_spec,
             timing=timing_spec,
             retry_for=retry_for,
@@ -314,7 +312,7 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
         self, request: scheduler_pb2.PreviewScheduleRequest, context: Ctx
     ) -> scheduler_pb2.PreviewScheduleResponse:
         spec = self._spec(request)
-        await self.store.get_account(spec.account_id)
+        await self.service.account(spec.account_id)  # AccountNotFound
         out = scheduler_pb2.PreviewScheduleResponse()
         if spec.next_free_slot is not None:
             place = await self.service.preview_slot(spec)
@@ -345,7 +343,7 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
         account_id, not_before, count = api_slots.free_slots_request(
             request, now=self.clock.now(), skew=self.skew, horizon=self.horizon
         )
-        await self.store.get_account(account_id)
+        await self.service.account(account_id)  # AccountNotFound
         places = await self.service.free_slots(account_id, not_before, count)
         return scheduler_pb2.ListFreeSlotsResponse(
             slots=[

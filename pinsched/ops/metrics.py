@@ -44,7 +44,7 @@ from pinsched.store import Event, Store
 
 if TYPE_CHECKING:
     from pinsched.auth import AccountRegistry
-    from pinsched.dispatcher import Dispatchers
+    from pinsched.dispatch.dispatcher import Dispatchers
     from pinsched.events import EventBus
     from pinsched.scheduler import Scheduler
 

@@ -27,6 +27,7 @@ from pinsched.jobs import (
     JobState,
     LocalTime,
     PinSpec,
+    RemoteState,
     RemoteUpdate,
     SlotRef,
     Transition,
@@ -171,14 +172,13 @@ def test_job_round_trips_field_by_field() -> None:
 @pytest.mark.parametrize(
     ("state", "expected"),
     [
-        ("PENDING", job_pb2.RemoteUpdate.STATE_PENDING),
-        ("APPLIED", job_pb2.RemoteUpdate.STATE_APPLIED),
-        ("FAILED", job_pb2.RemoteUpdate.STATE_FAILED),
-        ("SOMETHING_NEW", job_pb2.RemoteUpdate.STATE_UNSPECIFIED),
+        (RemoteState.PENDING, job_pb2.RemoteUpdate.STATE_PENDING),
+        (RemoteState.APPLIED, job_pb2.RemoteUpdate.STATE_APPLIED),
+        (RemoteState.FAILED, job_pb2.RemoteUpdate.STATE_FAILED),
     ],
 )
-def test_remote_update_states(state: str, expected: int) -> None:
-    """A remote update's state string maps to its enum value (unknown strings to UNSPECIFIED)."""
+def test_remote_update_states(state: RemoteState, expected: int) -> None:
+    """A remote update's state maps to its proto enum value."""
     msg = cv.remote_update_to_proto(RemoteUpdate(paths=("pin.title",), state=state))
     assert msg.state == expected
     assert not msg.HasField("error")

@@ -1,5 +1,7 @@
 """Changes to published pins, run by an account's dispatcher: the DELETE of a cancelled pin and
-the PATCH of an updated one (`RemoteChanges`, mixed into `dispatcher.AccountDispatcher`).
+the PATCH of an updated one (`RemoteChanges`, mixed into `dispatcher.AccountDispatcher`). What
+the answer means is `remote.decide`; what that does to the job is `core.remote` (a delete) and
+`core.flags` (a PATCH), committed with `store.changes.change`.
 
 Both go through the account's write bucket (not the pin spacing or caps) and `remote.decide`:
 backoff with jitter, Retry-After honoured, one token refresh per operation, and after
@@ -10,18 +12,19 @@ account are not at fault.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pinsched import remote
 from pinsched.accounts import Account
-from pinsched.jobs import Job, JobState, touch, transition
+from pinsched.core import flags
+from pinsched.core import remote as remote_rules
+from pinsched.core.decision import FollowUp
+from pinsched.jobs import Job, JobState
 from pinsched.pinterest import client as pt
 
 if TYPE_CHECKING:
-    from pinsched.dispatcher import Dispatchers
+    from pinsched.dispatch.dispatcher import Dispatchers
 
 S = JobState
 #: While Pinterest refuses the app's client credentials, a delete or PATCH of a published pin
@@ -38,14 +41,6 @@ class RemoteChanges:
         raise NotImplementedError
 
     async def _sleep(self, seconds: float) -> None:
-        raise NotImplementedError
-
-    async def _commit(
-        self,
-        job: Job,
-        apply: Callable[[Job], tuple[Job, Any]],
-        expect: frozenset[JobState] = frozenset({S.SUBMITTED, S.CANCELLING}),
-    ) -> Job | None:
         raise NotImplementedError
 
     async def _pace_write(self, job: Job, *, hold: bool) -> bool:
@@ -143,7 +138,6 @@ class RemoteChanges:
         decision = await self._remote(
             job, outcome, account, delete=True, failing_since=since, attempts=attempts
         )
-        now = pool.clock.now()
         if decision.action is remote.Action.RETRY:
             if decision.counted:
                 pool.remote_failures[job.id] = attempts
@@ -154,24 +148,12 @@ class RemoteChanges:
             return
         pool.remote_failures.pop(job.id, None)
         if decision.action is remote.Action.DONE:
-            await self._commit(
-                job,
-                lambda j: transition(j, S.CANCELLED, now=now, reason="pin deleted on Pinterest"),
-            )
-            return
-        err = decision.error
-        assert err is not None
-        verb = "refused" if decision.action is remote.Action.REFUSED else "given up"
-        await self._commit(
-            job,
-            lambda j: transition(
-                j,
-                S.DELIVERED,
-                now=now,
-                last_error=err,
-                reason=f"delete {verb}, the pin is still live: {err.message}",
-            ),
-        )
+            done = remote_rules.deleted()
+        else:
+            assert decision.error is not None
+            refused = decision.action is remote.Action.REFUSED
+            done = remote_rules.delete_failed(decision.error, refused=refused)
+        await pool.change(job, lambda _: done)
 
     async def _cancelling_since(self, job: Job) -> datetime:
         """When the job's current cancel began (its last move into CANCELLING)."""
@@ -208,60 +190,33 @@ class RemoteChanges:
             failing_since=remote_update.failing_since,
             attempts=attempts,
         )
-        now = pool.clock.now()
         if decision.action is remote.Action.RETRY and decision.error is None:
             self.enqueue(job.id)  # token refreshed: send it again (not counted)
             return
         err = decision.error
         if decision.action is not remote.Action.RETRY:
             ok = decision.action is remote.Action.DONE
-
-            def apply(j: Job) -> tuple[Job, Any]:
-                current = j.remote_update
-                if current is None or current.revision != remote_update.revision:
-                    raise _Superseded
-                done = replace(
-                    current, state="APPLIED" if ok else "FAILED", attempts=attempts, error=err
-                )
-                verb = (
-                    "refused by Pinterest"
-                    if decision.action is remote.Action.REFUSED
-                    else "given up"
-                )
-                why = (
-                    "pin updated on Pinterest"
-                    if ok
-                    else f"update {verb}, the pin keeps its old values: "
-                    f"{err.message if err else 'unknown error'}"
-                )
-                return touch(j, now=now, reason=why, remote_update=done)
-
-            try:
-                await self._commit(job, apply, _REMOTE)
-            except _Superseded:
+            refused = decision.action is remote.Action.REFUSED
+            settled = await pool.change(
+                job,
+                lambda j: flags.patch_settled(
+                    j, remote_update, ok=ok, refused=refused, attempts=attempts, error=err
+                ),
+                _REMOTE,
+            )
+            if settled is not None and settled.decision.follow_up is FollowUp.SEND_AGAIN:
                 self.enqueue(job.id)  # a newer update arrived meanwhile: send it
             return
         counted = attempts if decision.counted else remote_update.attempts
-
-        def bump(j: Job) -> tuple[Job, Any]:
-            current = j.remote_update or remote_update
-            return touch(
-                j,
-                now=now,
-                reason=f"update of the pin will be retried: {err.message if err else ''}",
-                remote_update=replace(
-                    current, attempts=counted, error=err, failing_since=current.failing_since or now
-                ),
-            )
-
-        new = await self._commit(job, bump, _REMOTE)
-        if new is not None:
-            pool.later(decision.delay_s, new)
+        now = pool.clock.now()
+        bumped = await pool.change(
+            job,
+            lambda j: flags.patch_retry(j, remote_update, attempts=counted, error=err, now=now),
+            _REMOTE,
+        )
+        if bumped is not None:
+            pool.later(decision.delay_s, bumped.job)
 
 
 #: A remote update is recorded only while the pin is live (a cancel makes it moot).
 _REMOTE: frozenset[JobState] = frozenset({S.DELIVERED})
-
-
-class _Superseded(Exception):
-    """A newer UpdateJob replaced the change that was just applied."""
