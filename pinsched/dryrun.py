@@ -11,10 +11,11 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from pinsched import pinchecks
-from pinsched.errors import VersionMismatch
+from pinsched.errors import AlreadyExists, VersionMismatch
 from pinsched.jobs import Job, JobState, PinSpec, ScheduleSpec
 from pinsched.pinchecks import Checker, Problem
 from pinsched.service import PinService
+from pinsched.store import Store
 
 
 class DryRun:
@@ -24,12 +25,23 @@ class DryRun:
     async def schedule_results(
         self, specs: Sequence[ScheduleSpec], *, prefixes: Sequence[str] = ("",)
     ) -> list[tuple[Job, bool]]:
-        """For each request the first job it would create (empty id), never created."""
+        """For each request the first job it would create (empty id), never created; a request
+        whose `request_id` names a job already answers it (`created` false) as the call would,
+        and one that reuses it with other content is ALREADY_EXISTS (`repeats`)."""
         now = self.service.clock.now()
         problems: list[Problem] = []
         out: list[tuple[Job, bool]] = []
-        for spec, prefix in zip(specs, prefixes, strict=True):
-            account = await self.service.accounts.get(spec.account_id)  # AccountNotFound
+        for spec in specs:
+            await self.service.accounts.get(spec.account_id)  # AccountNotFound, as the call
+        known = await repeats(self.service.store, specs)
+        earlier: dict[str, Job] = {}  # request id → the job an earlier request would create
+        for spec, prefix, seen in zip(specs, prefixes, known, strict=True):
+            if seen is None and spec.request_id in earlier:
+                seen = earlier[spec.request_id]
+            if seen is not None:
+                out.append((seen, False))
+                continue
+            account = await self.service.accounts.get(spec.account_id)
             planned = await self.service.preview(spec)
             problems += await self._check(spec.account_id, spec.pin, prefix, spec.also_boards)
             scheduled = spec.scheduled_at if spec.next_free_slot is None else planned
@@ -54,6 +66,8 @@ class DryRun:
                     False,
                 )
             )
+            if spec.request_id:
+                earlier[spec.request_id] = out[-1][0]
         pinchecks.raise_for(_dedupe(problems))
         return out
 
@@ -117,6 +131,29 @@ class DryRun:
         return dataclasses.replace(
             job, planned_at=placement.planned_at, scheduled_at=placement.planned_at
         )
+
+
+async def repeats(store: Store, specs: Sequence[ScheduleSpec]) -> list[Job | None]:
+    """For each request the stored job its `request_id` already names (None: a new request).
+    ALREADY_EXISTS, worded as the store words it, when a request id comes back with other
+    content, stored or earlier in the batch."""
+    stored = await store.jobs_by_request_id(spec.request_id for spec in specs)
+    hashes: dict[str, str] = {rid: job.request_hash for rid, job in stored.items()}
+    owners: dict[str, str] = {rid: job.id for rid, job in stored.items()}
+    out: list[Job | None] = []
+    for i, spec in enumerate(specs):
+        rid = spec.request_id
+        if rid and rid in hashes and hashes[rid] != spec.request_hash:
+            where = f"requests[{i}]." if len(specs) > 1 else ""
+            owner = owners.get(rid, "")
+            raise AlreadyExists(
+                f"{where}request_id {rid!r} was already used for job "
+                f"{owner or 'an earlier request of this batch'} with different content"
+            )
+        if rid and rid not in hashes:
+            hashes[rid] = spec.request_hash
+        out.append(stored.get(rid) if rid else None)
+    return out
 
 
 def _dedupe(problems: Sequence[Problem]) -> list[Problem]:
