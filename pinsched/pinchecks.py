@@ -8,11 +8,14 @@ write, so never the account's write bucket) and the media URLs.
 * the board exists and belongs to the token's user (`GET /v5/boards/{id}`);
 * the section exists on it (`GET /v5/boards/{id}/sections`, every page);
 * each image URL (image, carousel item, video cover) answers an image under Pinterest's size
-  limit (`pinsched.urlprobe`, which never fetches link-local or metadata addresses).
+  limit (`pinsched.urlprobe`, which never fetches link-local or metadata addresses);
+* a `video_id` media id is one of the token's user's media (`GET /v5/media/{id}`: Pinterest
+  answers 404 for another user's) and its status is `succeeded` or `processing` (not `failed`,
+  not `registered` without the bytes uploaded).
 
 A check that could not be made (Pinterest or a host unreachable, a 5xx or a 429) is a problem
-marked `unavailable`. Hook for media staging: a video's media id is not checked here yet (the
-staging work records whether Pinterest finished processing it).
+marked `unavailable`. A `video_url` / `video_asset` video is staged by pinsched itself (its
+state is the job's `media`), so there is no media id to check before staging.
 
 `raise_for(problems)` turns them into the API's error: FAILED_PRECONDITION for refused
 credentials, else INVALID_ARGUMENT naming every field (UNAVAILABLE when every problem is a
@@ -34,6 +37,12 @@ from pinsched.urlprobe import UrlProbe
 
 #: Pages of sections read at most when looking for one.
 SECTION_PAGES: Final = 10
+#: `GET /v5/media/{id}` statuses a `video_id` pin can be created with (processing: by then).
+USABLE_MEDIA: Final = ("succeeded", "processing")
+MEDIA_PROBLEMS: Final = {
+    "failed": "failed Pinterest's processing",
+    "registered": "was registered but its video was never uploaded",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +91,8 @@ class Checker:
                 )
             ]
         problems = await self._board(account, pin, prefix, verified.username)
+        if isinstance(pin.media, Video):
+            problems += await self._video(account, pin.media.media_id, prefix)
         for field, url in image_urls(pin, prefix):
             if (found := await self.probe.image(url)) is not None:
                 problems.append(
@@ -124,6 +135,33 @@ class Checker:
         if pin.board_section_id:
             return await self._section(account, pin, prefix)
         return []
+
+    async def _video(self, account: Account, media_id: str, prefix: str) -> list[Problem]:
+        field = f"{prefix}.media_source.video_id.media_id"
+        out = await self.client.read(
+            account.access_token, f"/media/{media_id}", timeout_s=self.timeout_s
+        )
+        if isinstance(out, pt.Rejected | pt.AuthExpired):
+            return [
+                Problem(
+                    field,
+                    f"media {media_id} is not one of the account's media: {_answer(out.error)}",
+                )
+            ]
+        if not isinstance(out, pt.Delivered):
+            return [
+                Problem(
+                    field,
+                    f"could not check media {media_id}: {out.error.message}",
+                    unavailable=True,
+                )
+            ]
+        status = str(out.pin.get("status") or "")
+        if status in USABLE_MEDIA:
+            return []
+        said = f"Pinterest answered status {status!r} (GET /v5/media/{{media_id}})"
+        why = MEDIA_PROBLEMS.get(status, "is not a video Pinterest can publish")
+        return [Problem(field, f"media {media_id} {why}: {said}")]
 
     async def _section(self, account: Account, pin: PinSpec, prefix: str) -> list[Problem]:
         field = f"{prefix}.board_section_id"
