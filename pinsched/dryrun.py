@@ -2,6 +2,8 @@
 persisting anything. The same service computes the plan (`PinService.preview`, the update's
 decision); `pinsched.pinchecks` makes the remote checks, whose problems for every item are
 reported together (`pinchecks.raise_for`). Reads only: never a write to the store or Pinterest.
+What could not be checked (the token's scopes, when Pinterest never said them) is no error:
+the answered job's history says it.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from datetime import datetime, timedelta
 
 from pinsched import pinchecks
 from pinsched.errors import AlreadyExists, VersionMismatch
-from pinsched.jobs import Job, JobState, PinSpec, ScheduleSpec
+from pinsched.jobs import Job, JobState, PinSpec, ScheduleSpec, Transition
 from pinsched.pinchecks import Checker, Problem
 from pinsched.service import PinService
 from pinsched.store import Store
@@ -43,7 +45,8 @@ class DryRun:
                 continue
             account = await self.service.accounts.get(spec.account_id)
             planned = await self.service.preview(spec)
-            problems += await self._check(spec.account_id, spec.pin, prefix, spec.also_boards)
+            found = await self._check(spec.account_id, spec.pin, prefix, spec.also_boards)
+            problems += found
             scheduled = spec.scheduled_at if spec.next_free_slot is None else planned
             out.append(
                 (
@@ -62,6 +65,7 @@ class DryRun:
                         updated_at=now,
                         retry_for=spec.retry_for,
                         version=0,
+                        history=_untold(found, now),
                     ),
                     False,
                 )
@@ -79,7 +83,9 @@ class DryRun:
         problems = await self.checker.check(
             account, pin, prefix=f"{at}pin", account_field=f"{at}account_id"
         )
-        if any(p.precondition or p.field.endswith("account_id") for p in problems):
+        if any(
+            p.precondition or (p.field.endswith("account_id") and not p.unchecked) for p in problems
+        ):
             return problems  # the token does not work: the other boards cannot be checked
         for k, board in enumerate(also_boards):
             other = dataclasses.replace(pin, board_id=board, board_section_id="")
@@ -111,9 +117,14 @@ class DryRun:
         decide = self.service.update_decision(
             job_id, paths=paths, pin=pin, timing=timing, retry_for=retry_for
         )
-        new, _ = decide(job, self.service.clock.now())
-        pinchecks.raise_for(_dedupe(await self._check(job.account_id, new.pin, "job")))
-        return dataclasses.replace(new, version=job.version, updated_at=job.updated_at)
+        now = self.service.clock.now()
+        new, _ = decide(job, now)
+        found = await self._check(job.account_id, new.pin, "job")
+        pinchecks.raise_for(_dedupe(found))
+        history = (*new.history, *_untold(found, now, job.state))
+        return dataclasses.replace(
+            new, version=job.version, updated_at=job.updated_at, history=history
+        )
 
     async def reslot(self, job_id: str, *, expected_version: int, not_before: datetime) -> Job:
         """UpdateJob to `next_free_slot`: the job with the slot it would take."""
@@ -154,6 +165,23 @@ async def repeats(store: Store, specs: Sequence[ScheduleSpec]) -> list[Job | Non
             hashes[rid] = spec.request_hash
         out.append(stored.get(rid) if rid else None)
     return out
+
+
+def _untold(
+    problems: Sequence[Problem], now: datetime, state: JobState = JobState.PENDING
+) -> tuple[Transition, ...]:
+    """A history entry saying what could not be checked (none when everything was)."""
+    untold = pinchecks.unchecked(_dedupe(problems))
+    if not untold:
+        return ()
+    return (
+        Transition(
+            from_state=None if state is JobState.PENDING else state,
+            to_state=state,
+            time=now,
+            reason=f"validate_only: not checked: {untold}",
+        ),
+    )
 
 
 def _dedupe(problems: Sequence[Problem]) -> list[Problem]:

@@ -4,7 +4,10 @@ write, so never the account's write bucket) and the media URLs.
 
 `Checker.check(account, pin)` answers every `Problem` it finds:
 
-* the account's access token is accepted (`GET /v5/user_account`; refused → a precondition);
+* the account's access token is accepted (`GET /v5/user_account`; refused → a precondition)
+  with the scopes publishing needs (`PUBLISH_SCOPES`, from the scopes Pinterest said it granted
+  at the last token response: one missing → a precondition naming it; never said → a problem
+  marked `unchecked`, which is no error but is said as such);
 * the board exists and belongs to the token's user (`GET /v5/boards/{id}`);
 * the section exists on it (`GET /v5/boards/{id}/sections`, every page);
 * each image URL (image, carousel item, video cover) answers an image under Pinterest's size
@@ -35,6 +38,8 @@ from pinsched.jobs import Carousel, ImageUrl, PinSpec, Video
 from pinsched.keeper import Refused, Unreachable, verify_account
 from pinsched.urlprobe import UrlProbe
 
+#: The OAuth scopes creating a pin needs that pinsched checks (Pinterest's POST /v5/pins).
+PUBLISH_SCOPES: Final = ("pins:write", "boards:read")
 #: Pages of sections read at most when looking for one.
 SECTION_PAGES: Final = 10
 #: `GET /v5/media/{id}` statuses a `video_id` pin can be created with (processing: by then).
@@ -51,6 +56,7 @@ class Problem:
     message: str
     precondition: bool = False  # the account, not the request, is wrong
     unavailable: bool = False  # the check could not be made
+    unchecked: bool = False  # nothing to check against: said, never an error
 
 
 def _answer(err: Any) -> str:
@@ -90,7 +96,10 @@ class Checker:
                     unavailable=True,
                 )
             ]
-        problems = await self._board(account, pin, prefix, verified.username)
+        problems = scope_problems(account, account_field)
+        if any(p.precondition for p in problems):
+            return problems
+        problems += await self._board(account, pin, prefix, verified.username)
         if isinstance(pin.media, Video):
             problems += await self._video(account, pin.media.media_id, prefix)
         for field, url in image_urls(pin, prefix):
@@ -199,6 +208,38 @@ class Checker:
         ]
 
 
+def scope_problems(account: Account, field: str = "account_id") -> list[Problem]:
+    """The scopes of `PUBLISH_SCOPES` the account's token lacks (a precondition), or that they
+    cannot be checked because Pinterest never said them (`unchecked`)."""
+    if account.scopes is None:
+        return [
+            Problem(
+                field,
+                "the token's scopes are not checked: Pinterest has not said them yet (they are "
+                "recorded at the next token refresh)",
+                unchecked=True,
+            )
+        ]
+    missing = [s for s in PUBLISH_SCOPES if s not in account.scopes]
+    if not missing:
+        return []
+    granted = ", ".join(account.scopes) or "none"
+    return [
+        Problem(
+            field,
+            f"the account's token lacks the scope{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(missing)} that publishing needs (granted: {granted}); authorise the "
+            "account again with it",
+            precondition=True,
+        )
+    ]
+
+
+def unchecked(problems: Sequence[Problem]) -> str:
+    """What could not be checked, in one line ("" when everything was)."""
+    return summary([p for p in problems if p.unchecked])
+
+
 def image_urls(pin: PinSpec, prefix: str = "pin") -> list[tuple[str, str]]:
     """The image URLs Pinterest will fetch for *pin*, each with its field path."""
     media, at = pin.media, f"{prefix}.media_source"
@@ -220,7 +261,9 @@ def summary(problems: Sequence[Problem]) -> str:
 
 
 def raise_for(problems: Sequence[Problem]) -> None:
-    """Raise the API error for *problems* (nothing when there are none)."""
+    """Raise the API error for *problems* (nothing when there are none; `unchecked` ones are
+    no error)."""
+    problems = [p for p in problems if not p.unchecked]
     if not problems:
         return
     if any(p.precondition for p in problems):

@@ -52,7 +52,7 @@ from pinsched.jobs import (
     Video,
 )
 from pinsched.oauth import RefreshFailed as RefreshFailed  # re-exported: callers use pt.*
-from pinsched.oauth import Routes, quota_headers, refresh_lifetime_s
+from pinsched.oauth import Routes, parse_scopes, quota_headers, refresh_lifetime_s
 from pinsched.oauth import TokenGrant as TokenGrant
 from pinsched.ratehints import retry_after_s as retry_after_s
 
@@ -453,6 +453,7 @@ class PinterestClient:
                         refresh_token=str(body.get("refresh_token") or refresh_token),
                         expires_in_s=expires_in,
                         refresh_expires_in_s=refresh_lifetime_s(body, self._now()),
+                        scopes=parse_scopes(body.get("scope")),
                     )
                 code, message, _ = _error_fields(body)
                 permanent = 400 <= resp.status < 500 and resp.status not in (408, 429)
