@@ -36,6 +36,7 @@ from pinsched.jobs import (
 )
 from pinsched.scheduler import Scheduler
 from pinsched.store import JobFilter, SlotAsk, StaleJob, Store
+from pinsched.video import current
 
 S = JobState
 #: Pin fields Pinterest lets us change after publishing (PinUpdate).
@@ -404,7 +405,9 @@ class PinService:
 
         def decide(job: Job, now: datetime) -> tuple[Job, Transition]:
             if job.state in UNSENT_STATES:
-                changes: dict[str, object] = {"pin": pin}
+                # The staging record (media id, upload target) of a video the pin no longer
+                # has goes with it: an image keeps none, another video is staged anew.
+                changes: dict[str, object] = {"pin": pin, "media": current(job.media, pin.media)}
                 if "retry_for" in paths:
                     changes["retry_for"] = retry_for
                 if timing is not None:
