@@ -8,7 +8,8 @@ before the next starts, so that a restart resumes where it stopped:
     (start)      media {STAGING}                                      event job.media_staging
     bytes        the asset from the media directory, or the URL downloaded into it
     register     POST /v5/media (the account's write bucket)  → step REGISTERED, media id,
-                 upload target                                        event job.media_staging
+                 upload target (its parameters sealed at rest like the account tokens,
+                 `pinsched.upload_secrets`)                           event job.media_staging
     upload       the multipart POST → step UPLOADED. After a restart in this step, the media's
                  status says whether the bytes arrived (not `registered`): never sent twice
     poll         GET /v5/media/{id} with backoff (5 s doubling to 60 s)
@@ -39,6 +40,7 @@ from typing import Final
 import structlog
 
 from pinsched import pinterest_media as pm
+from pinsched import upload_secrets
 from pinsched.accounts import Account
 from pinsched.auth import AccountRegistry
 from pinsched.clock import Activity, Clock
@@ -301,17 +303,17 @@ class Stager:
             asset = await self._bytes(media, stage)
         await self._take_write(job.account_id)
         reg = await pm.register(self.client, account.access_token)
+        registered = dataclasses.replace(
+            stage,
+            step=STEP_REGISTERED,
+            pinterest_media_id=reg.media_id,
+            asset_id=asset.asset_id,
+            upload_url=reg.upload_url,
+            detail=f"registered as media {reg.media_id}",
+        )
         await self._record(
             job,
-            dataclasses.replace(
-                stage,
-                step=STEP_REGISTERED,
-                pinterest_media_id=reg.media_id,
-                asset_id=asset.asset_id,
-                upload_url=reg.upload_url,
-                upload_parameters=dict(reg.upload_parameters),
-                detail=f"registered as media {reg.media_id}",
-            ),
+            upload_secrets.seal(registered, reg.upload_parameters, self.store.cipher),
             f"{REASON_STAGING}: registered media {reg.media_id}",
         )
         return 0.0
@@ -321,13 +323,16 @@ class Stager:
     ) -> float:
         # A restart may have come after the bytes arrived: ask before sending them again.
         status = await pm.status(self.client, account.access_token, stage.pinterest_media_id)
-        if status == "registered":
+        parameters = upload_secrets.unseal(stage, self.store.cipher)
+        if status == "registered" and parameters is None:
+            return await self._register_again(job, stage)
+        if status == "registered" and parameters is not None:
             async with self.transfers:
                 asset = await self._bytes(media, stage)
                 await pm.upload(
                     self.client,
                     stage.upload_url,
-                    stage.upload_parameters or {},
+                    parameters,
                     self.assets.path(asset.asset_id),
                     asset.content_type,
                 )
@@ -340,6 +345,21 @@ class Stager:
             f"{REASON_STAGING}: uploaded media {stage.pinterest_media_id}",
         )
         return POLL_FIRST_S
+
+    async def _register_again(self, job: Job, stage: MediaStage) -> float:
+        """The stored upload parameters no key opens (PINSCHED_SECRET_KEY changed): register
+        anew (the media registered before is never used)."""
+        again = dataclasses.replace(
+            stage,
+            step="",
+            pinterest_media_id="",
+            upload_url="",
+            upload_parameters=None,
+            sealed_parameters="",
+            detail="the stored upload parameters cannot be decrypted; registering again",
+        )
+        await self._record(job, again, f"{REASON_STAGING}: registering again")
+        return 0.0
 
     async def _bytes(self, media: StagedVideo, stage: MediaStage) -> Asset:
         if stage.asset_id and (kept := self.assets.get(stage.asset_id)) is not None:

@@ -1,0 +1,45 @@
+"""The upload parameters of a registered video (the presigned form fields `POST /v5/media`
+answers) at rest: sealed with the store's token cipher (`pinsched.secrets`,
+`PINSCHED_SECRET_KEY`) exactly when the account tokens are, so that a copy of the database does
+not hand out a signed upload; in clear text only when token encryption is off.
+
+A stage keeps either `upload_parameters` (clear) or `sealed_parameters` (`enc:v1:` + the JSON
+object, encrypted). `unseal` reads both; a sealed value no key opens any more (the key was
+removed, or encryption turned off) is None: the caller registers the video again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+
+from pinsched.secrets import PREFIX, SecretKeyError
+from pinsched.store import TokenCipher
+from pinsched.video import MediaStage
+
+
+def seal(
+    stage: MediaStage, parameters: Mapping[str, str], cipher: TokenCipher | None
+) -> MediaStage:
+    """*stage* holding *parameters*, encrypted with *cipher* when there is one."""
+    if cipher is None:
+        return dataclasses.replace(stage, upload_parameters=dict(parameters), sealed_parameters="")
+    sealed = cipher.encrypt(json.dumps(dict(parameters), sort_keys=True))
+    return dataclasses.replace(stage, upload_parameters=None, sealed_parameters=sealed)
+
+
+def unseal(stage: MediaStage, cipher: TokenCipher | None) -> Mapping[str, str] | None:
+    """The clear upload parameters of *stage*, or None when they cannot be read."""
+    if not stage.sealed_parameters:
+        return dict(stage.upload_parameters or {})
+    if cipher is None:
+        return None
+    try:
+        text = cipher.decrypt(stage.sealed_parameters)
+    except SecretKeyError:
+        return None
+    if text.startswith(PREFIX):
+        return None
+    data = json.loads(text)
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else None
