@@ -60,6 +60,7 @@ from pinsched.metrics import Metrics
 from pinsched.pinchecks import Checker
 from pinsched.pinterest import PinterestClient
 from pinsched.preflight import ListenError, preflight
+from pinsched.publish_first import PublishFirst
 from pinsched.retention import Retention
 from pinsched.retry import RetryPolicy
 from pinsched.scheduler import Scheduler
@@ -212,6 +213,7 @@ class Daemon:
             lead_s=cfg.media_lead_time_s,
             on_ready=self.scheduler.track,
             activity=self.activity,
+            first=PublishFirst(self.clock, next_due_us=self.scheduler.heap.peek_due),
         )
         self.dispatchers.staging = self.stager
         self.service = PinService(
@@ -478,6 +480,8 @@ class Daemon:
         self.bus.publish(events)
         if self.stager is not None:
             self.stager.observe(events)
+            if self.stager.first is not None:
+                self.stager.first.observe(events)
 
     async def stop(self, grace_s: float | None = None) -> None:
         """Drain and stop (reverse start-up order) within the grace period *in all*: every step

@@ -8,8 +8,7 @@ before the next starts, so that a restart resumes where it stopped:
     (start)      media {STAGING}                                      event job.media_staging
     bytes        the asset from the media directory, or the URL downloaded into it
     register     POST /v5/media (the account's write bucket)  → step REGISTERED, media id,
-                 upload target (its parameters sealed at rest like the account tokens,
-                 `pinsched.upload_secrets`)                           event job.media_staging
+                 upload target (parameters sealed: `upload_secrets`)  event job.media_staging
     upload       the multipart POST → step UPLOADED. After a restart in this step, the media's
                  status says whether the bytes arrived (not `registered`): never sent twice
     poll         GET /v5/media/{id} with backoff (5 s doubling to 60 s)
@@ -22,6 +21,8 @@ backoff; a refusal for good (the URL answers 4xx, a type or size Pinterest refus
 address) fails the job like a failed processing. Only a registration whose answer was lost is
 made again (the media it created is never used). A job whose video changes (UpdateJob) is
 staged anew: `MediaStage.source` no longer matches.
+
+Each step first waits while pins are being published (`pinsched.publish_first`).
 
 At `planned_at` the dispatcher asks `park_if_unready`: a job whose video is not READY goes
 back to PENDING ("waiting for its video") and is handed to the scheduler when it is.
@@ -58,6 +59,7 @@ from pinsched.jobs import (
 )
 from pinsched.media_assets import Asset, MediaAssets
 from pinsched.pinterest import PinterestClient
+from pinsched.publish_first import PublishFirst, take_write
 from pinsched.retry import retry_deadline
 from pinsched.store import Event, StaleJob, Store
 from pinsched.video import (
@@ -123,9 +125,10 @@ class Stager:
         on_ready: Callable[[Job], None],
         rng: random.Random | None = None,
         activity: Activity | None = None,
+        first: PublishFirst | None = None,
     ) -> None:
         self.store, self.clock, self.client, self.accounts = store, clock, client, accounts
-        self.assets, self.lead_s, self.on_ready = assets, lead_s, on_ready
+        self.assets, self.lead_s, self.on_ready, self.first = assets, lead_s, on_ready, first
         self.rng = rng or random.Random()
         self.activity = activity or Activity()
         self.tasks: dict[str, asyncio.Task[None]] = {}
@@ -219,7 +222,10 @@ class Stager:
             if wait > 0:
                 await self._sleep(wait)
             failures = 0
+            urgent_at = job.planned_at - timedelta(seconds=self.lead_s / 2)
             while not self.stopping.is_set():
+                if self.first is not None:  # pins due now are published first
+                    await self.first.turn(urgent_at=urgent_at, sleep=self._sleep)
                 try:
                     delay = await self.step(job_id)
                     failures = 0
@@ -301,19 +307,19 @@ class Stager:
     ) -> float:
         async with self.transfers:  # a URL that is no video fails before the registration
             asset = await self._bytes(media, stage)
-        await self._take_write(job.account_id)
+        await take_write(self.accounts, self.clock, job.account_id, self.stopping, self._sleep)
         reg = await pm.register(self.client, account.access_token)
-        registered = dataclasses.replace(
-            stage,
-            step=STEP_REGISTERED,
-            pinterest_media_id=reg.media_id,
-            asset_id=asset.asset_id,
-            upload_url=reg.upload_url,
-            detail=f"registered as media {reg.media_id}",
-        )
         await self._record(
             job,
-            upload_secrets.seal(registered, reg.upload_parameters, self.store.cipher),
+            dataclasses.replace(
+                stage,
+                step=STEP_REGISTERED,
+                pinterest_media_id=reg.media_id,
+                asset_id=asset.asset_id,
+                upload_url=reg.upload_url,
+                **upload_secrets.sealed(reg.upload_parameters, self.store.cipher),
+                detail=f"registered as media {reg.media_id}",
+            ),
             f"{REASON_STAGING}: registered media {reg.media_id}",
         )
         return 0.0
@@ -324,15 +330,16 @@ class Stager:
         # A restart may have come after the bytes arrived: ask before sending them again.
         status = await pm.status(self.client, account.access_token, stage.pinterest_media_id)
         parameters = upload_secrets.unseal(stage, self.store.cipher)
-        if status == "registered" and parameters is None:
-            return await self._register_again(job, stage)
-        if status == "registered" and parameters is not None:
+        if status == "registered" and parameters is None:  # no key opens them: register anew
+            await self._record(job, upload_secrets.forget(stage), f"{REASON_STAGING}: again")
+            return 0.0
+        if status == "registered":
             async with self.transfers:
                 asset = await self._bytes(media, stage)
                 await pm.upload(
                     self.client,
                     stage.upload_url,
-                    parameters,
+                    parameters or {},
                     self.assets.path(asset.asset_id),
                     asset.content_type,
                 )
@@ -345,21 +352,6 @@ class Stager:
             f"{REASON_STAGING}: uploaded media {stage.pinterest_media_id}",
         )
         return POLL_FIRST_S
-
-    async def _register_again(self, job: Job, stage: MediaStage) -> float:
-        """The stored upload parameters no key opens (PINSCHED_SECRET_KEY changed): register
-        anew (the media registered before is never used)."""
-        again = dataclasses.replace(
-            stage,
-            step="",
-            pinterest_media_id="",
-            upload_url="",
-            upload_parameters=None,
-            sealed_parameters="",
-            detail="the stored upload parameters cannot be decrypted; registering again",
-        )
-        await self._record(job, again, f"{REASON_STAGING}: registering again")
-        return 0.0
 
     async def _bytes(self, media: StagedVideo, stage: MediaStage) -> Asset:
         if stage.asset_id and (kept := self.assets.get(stage.asset_id)) is not None:
@@ -450,18 +442,3 @@ class Stager:
                 ):
                     return None
         return None
-
-    async def _take_write(self, account_id: str) -> None:
-        """Wait for a write token of the account (and the app), like the dispatcher's deletes."""
-        while not self.stopping.is_set():
-            pacer = self.accounts.pacer(account_id)
-            mono = self.clock.monotonic()
-            wait = max(0.0, pacer.blocked_until - mono) or pacer.write_delay(mono)
-            if not wait:
-                wait = self.accounts.app_bucket.try_take(mono)
-                if wait:
-                    pacer.bucket.tokens += 1.0
-            if not wait:
-                return
-            await self._sleep(wait)
-        raise asyncio.CancelledError

@@ -13,20 +13,41 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Mapping
+from typing import Any
 
 from pinsched.secrets import PREFIX, SecretKeyError
 from pinsched.store import TokenCipher
 from pinsched.video import MediaStage
 
 
+def sealed(parameters: Mapping[str, str], cipher: TokenCipher | None) -> dict[str, Any]:
+    """The `MediaStage` fields holding *parameters*, encrypted with *cipher* when there is
+    one."""
+    if cipher is None:
+        return {"upload_parameters": dict(parameters), "sealed_parameters": ""}
+    text = json.dumps(dict(parameters), sort_keys=True)
+    return {"upload_parameters": None, "sealed_parameters": cipher.encrypt(text)}
+
+
 def seal(
     stage: MediaStage, parameters: Mapping[str, str], cipher: TokenCipher | None
 ) -> MediaStage:
-    """*stage* holding *parameters*, encrypted with *cipher* when there is one."""
-    if cipher is None:
-        return dataclasses.replace(stage, upload_parameters=dict(parameters), sealed_parameters="")
-    sealed = cipher.encrypt(json.dumps(dict(parameters), sort_keys=True))
-    return dataclasses.replace(stage, upload_parameters=None, sealed_parameters=sealed)
+    """*stage* holding *parameters* (see `sealed`)."""
+    return dataclasses.replace(stage, **sealed(parameters, cipher))
+
+
+def forget(stage: MediaStage) -> MediaStage:
+    """*stage* back before its registration, for parameters no key opens any more (the media
+    registered then is never used)."""
+    return dataclasses.replace(
+        stage,
+        step="",
+        pinterest_media_id="",
+        upload_url="",
+        upload_parameters=None,
+        sealed_parameters="",
+        detail="the stored upload parameters cannot be decrypted; registering again",
+    )
 
 
 def unseal(stage: MediaStage, cipher: TokenCipher | None) -> Mapping[str, str] | None:
