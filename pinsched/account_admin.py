@@ -113,8 +113,8 @@ class AccountAdmin:
     async def update(self, old: Account, new: Account) -> Account:
         """Store the change (a new access token is verified with Pinterest first); a new
         posting schedule re-plans the account's PENDING slotted jobs in the same transaction."""
-        if new.access_token != old.access_token:
-            new = await self._verified(new)
+        if new.access_token != old.access_token:  # new tokens: their scopes are not known yet
+            new = await self._verified(new.replace(scopes=None))
         now = self.clock.now()
         # Re-planned jobs reach the scheduler through the router (the store's events).
         updated = await self.store.update_account(old, new, replan=(now, now + self.pins.horizon))

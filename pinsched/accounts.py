@@ -88,6 +88,9 @@ class Account:
     reauth_warned_at: datetime | None = None
     #: The weekly posting slots `next_free_slot` fills (`pinsched.slots`).
     posting_schedule: PostingSchedule | None = None
+    #: The scopes Pinterest granted the current tokens (its last token response); None while
+    #: Pinterest has not said (tokens given by hand and never refreshed).
+    scopes: tuple[str, ...] | None = None
 
     @property
     def state(self) -> AccountState:

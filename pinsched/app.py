@@ -65,6 +65,7 @@ from pinsched.ops.metrics import Metrics
 from pinsched.pinchecks import Checker
 from pinsched.pinterest.client import PinterestClient
 from pinsched.preflight import ListenError, preflight
+from pinsched.publish_first import PublishFirst
 from pinsched.retention import Retention
 from pinsched.retry import RetryPolicy
 from pinsched.scheduler import Scheduler
@@ -202,6 +203,7 @@ class Daemon:
             self.assets,
             lead_s=cfg.media_lead_time_s,
             activity=self.activity,
+            first=PublishFirst(self.clock, next_due_us=lambda: self.scheduler.heap.peek_due()),
         )
         self.dispatchers = Dispatchers(
             self.store,
@@ -491,6 +493,8 @@ class Daemon:
         self.bus.publish(events)
         if self.stager is not None:
             self.stager.observe(events)
+            if self.stager.first is not None:
+                self.stager.first.observe(events)
         if self.router is not None:
             self.router.observe(events)
 

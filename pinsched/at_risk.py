@@ -1,6 +1,8 @@
 """The look ahead of a pin's moment: `preflight_lead_time_s` before a PENDING job's planned
-time, check with Pinterest what publishing needs (the token, the board, the section, the image
-URLs: `pinsched.pinchecks`) and say so while there is time to fix it.
+time, check with Pinterest what publishing needs (the token and its scopes, the board, the
+section, the image URLs, a video's media id: `pinsched.pinchecks`) and say so while there is
+time to fix it. Scopes Pinterest never told are no risk; a `job.at_risk` reason says they were
+not checked.
 
 A failing check appends a `job.at_risk` note (event and webhook, the reason in words); a later
 pass that finds everything right appends `job.at_risk_cleared` (`pinsched.notes`: the job row and
@@ -124,14 +126,16 @@ class AtRiskWatch:
             account = await self.accounts.get(job.account_id)
             pin = await self.store.load_pin(job.pin)
             problems = await self.checker.check(account, pin)
-            verdict = [p for p in problems if not p.unavailable]
-            if problems and not verdict:
+            verdict = [p for p in problems if not p.unavailable and not p.unchecked]
+            if any(p.unavailable for p in problems) and not verdict:
                 log.info(
                     "at_risk_check_unavailable", job_id=job.id, reason=pinchecks.summary(problems)
                 )
                 self._seen[job.id] = _Seen(job.planned_at, seen.risk)
                 return
             risk = pinchecks.summary(verdict)
+            if risk and (untold := pinchecks.unchecked(problems)):
+                risk = f"{risk}; not checked: {untold}"
             await self._say(job, seen.risk, risk)
             self._seen[job.id] = _Seen(job.planned_at, risk)
 

@@ -363,6 +363,7 @@ class AccountRegistry:
                 else current.refresh_expires_at
             ),
             refresh_ttl_s=grant.refresh_expires_in_s or current.refresh_ttl_s,
+            scopes=current.scopes if grant.scopes is None else grant.scopes,
             reauth_warned_at=None,
             needs_reauth=False,
             state_reason=current.hold_reason,  # "" unless the account is held for another cause
@@ -466,6 +467,7 @@ _TOKEN_FIELDS: Final = (
     "refresh_expires_at",
     "refresh_ttl_s",
     "reauth_warned_at",
+    "scopes",
 )
 
 

@@ -2,6 +2,8 @@
 persisting anything. The same service computes the plan (`PinService.preview`, the update's
 decision); `pinsched.pinchecks` makes the remote checks, whose problems for every item are
 reported together (`pinchecks.raise_for`). Reads only: never a write to the store or Pinterest.
+What could not be checked (the token's scopes, when Pinterest never said them) is no error:
+the answered job's history says it.
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from pinsched import pinchecks
-from pinsched.errors import VersionMismatch
-from pinsched.jobs import Job, JobState, PinSpec, ScheduleSpec
+from pinsched.errors import AlreadyExists, VersionMismatch
+from pinsched.jobs import Job, JobState, PinSpec, ScheduleSpec, Transition
 from pinsched.pinchecks import Checker, Problem
 from pinsched.service import PinService
+from pinsched.store import Store
 
 
 class DryRun:
@@ -24,14 +27,26 @@ class DryRun:
     async def schedule_results(
         self, specs: Sequence[ScheduleSpec], *, prefixes: Sequence[str] = ("",)
     ) -> list[tuple[Job, bool]]:
-        """For each request the first job it would create (empty id), never created."""
+        """For each request the first job it would create (empty id), never created; a request
+        whose `request_id` names a job already answers it (`created` false) as the call would,
+        and one that reuses it with other content is ALREADY_EXISTS (`repeats`)."""
         now = self.service.clock.now()
         problems: list[Problem] = []
         out: list[tuple[Job, bool]] = []
-        for spec, prefix in zip(specs, prefixes, strict=True):
-            account = await self.service.accounts.get(spec.account_id)  # AccountNotFound
+        for spec in specs:
+            await self.service.accounts.get(spec.account_id)  # AccountNotFound, as the call
+        known = await repeats(self.service.store, specs)
+        earlier: dict[str, Job] = {}  # request id → the job an earlier request would create
+        for spec, prefix, seen in zip(specs, prefixes, known, strict=True):
+            if seen is None and spec.request_id in earlier:
+                seen = earlier[spec.request_id]
+            if seen is not None:
+                out.append((seen, False))
+                continue
+            account = await self.service.accounts.get(spec.account_id)
             planned = await self.service.preview(spec)
-            problems += await self._check(spec.account_id, spec.pin, prefix, spec.also_boards)
+            found = await self._check(spec.account_id, spec.pin, prefix, spec.also_boards)
+            problems += found
             scheduled = spec.scheduled_at if spec.next_free_slot is None else planned
             out.append(
                 (
@@ -50,10 +65,13 @@ class DryRun:
                         updated_at=now,
                         retry_for=spec.retry_for,
                         version=0,
+                        history=_untold(found, now),
                     ),
                     False,
                 )
             )
+            if spec.request_id:
+                earlier[spec.request_id] = out[-1][0]
         pinchecks.raise_for(_dedupe(problems))
         return out
 
@@ -65,7 +83,9 @@ class DryRun:
         problems = await self.checker.check(
             account, pin, prefix=f"{at}pin", account_field=f"{at}account_id"
         )
-        if any(p.precondition or p.field.endswith("account_id") for p in problems):
+        if any(
+            p.precondition or (p.field.endswith("account_id") and not p.unchecked) for p in problems
+        ):
             return problems  # the token does not work: the other boards cannot be checked
         for k, board in enumerate(also_boards):
             other = dataclasses.replace(pin, board_id=board, board_section_id="")
@@ -97,9 +117,14 @@ class DryRun:
         decide = self.service.update_decision(
             job_id, paths=paths, pin=pin, timing=timing, retry_for=retry_for
         )
-        new, _ = decide(job, self.service.clock.now())
-        pinchecks.raise_for(_dedupe(await self._check(job.account_id, new.pin, "job")))
-        return dataclasses.replace(new, version=job.version, updated_at=job.updated_at)
+        now = self.service.clock.now()
+        new, _ = decide(job, now)
+        found = await self._check(job.account_id, new.pin, "job")
+        pinchecks.raise_for(_dedupe(found))
+        history = (*new.history, *_untold(found, now, job.state))
+        return dataclasses.replace(
+            new, version=job.version, updated_at=job.updated_at, history=history
+        )
 
     async def reslot(self, job_id: str, *, expected_version: int, not_before: datetime) -> Job:
         """UpdateJob to `next_free_slot`: the job with the slot it would take."""
@@ -117,6 +142,46 @@ class DryRun:
         return dataclasses.replace(
             job, planned_at=placement.planned_at, scheduled_at=placement.planned_at
         )
+
+
+async def repeats(store: Store, specs: Sequence[ScheduleSpec]) -> list[Job | None]:
+    """For each request the stored job its `request_id` already names (None: a new request).
+    ALREADY_EXISTS, worded as the store words it, when a request id comes back with other
+    content, stored or earlier in the batch."""
+    stored = await store.jobs_by_request_id(spec.request_id for spec in specs)
+    hashes: dict[str, str] = {rid: job.request_hash for rid, job in stored.items()}
+    owners: dict[str, str] = {rid: job.id for rid, job in stored.items()}
+    out: list[Job | None] = []
+    for i, spec in enumerate(specs):
+        rid = spec.request_id
+        if rid and rid in hashes and hashes[rid] != spec.request_hash:
+            where = f"requests[{i}]." if len(specs) > 1 else ""
+            owner = owners.get(rid, "")
+            raise AlreadyExists(
+                f"{where}request_id {rid!r} was already used for job "
+                f"{owner or 'an earlier request of this batch'} with different content"
+            )
+        if rid and rid not in hashes:
+            hashes[rid] = spec.request_hash
+        out.append(stored.get(rid) if rid else None)
+    return out
+
+
+def _untold(
+    problems: Sequence[Problem], now: datetime, state: JobState = JobState.PENDING
+) -> tuple[Transition, ...]:
+    """A history entry saying what could not be checked (none when everything was)."""
+    untold = pinchecks.unchecked(_dedupe(problems))
+    if not untold:
+        return ()
+    return (
+        Transition(
+            from_state=None if state is JobState.PENDING else state,
+            to_state=state,
+            time=now,
+            reason=f"validate_only: not checked: {untold}",
+        ),
+    )
 
 
 def _dedupe(problems: Sequence[Problem]) -> list[Problem]:

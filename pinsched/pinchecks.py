@@ -4,15 +4,21 @@ write, so never the account's write bucket) and the media URLs.
 
 `Checker.check(account, pin)` answers every `Problem` it finds:
 
-* the account's access token is accepted (`GET /v5/user_account`; refused → a precondition);
+* the account's access token is accepted (`GET /v5/user_account`; refused → a precondition)
+  with the scopes publishing needs (`PUBLISH_SCOPES`, from the scopes Pinterest said it granted
+  at the last token response: one missing → a precondition naming it; never said → a problem
+  marked `unchecked`, which is no error but is said as such);
 * the board exists and belongs to the token's user (`GET /v5/boards/{id}`);
 * the section exists on it (`GET /v5/boards/{id}/sections`, every page);
 * each image URL (image, carousel item, video cover) answers an image under Pinterest's size
-  limit (`pinsched.urlprobe`, which never fetches link-local or metadata addresses).
+  limit (`pinsched.urlprobe`, which never fetches link-local or metadata addresses);
+* a `video_id` media id is one of the token's user's media (`GET /v5/media/{id}`: Pinterest
+  answers 404 for another user's) and its status is `succeeded` or `processing` (not `failed`,
+  not `registered` without the bytes uploaded).
 
 A check that could not be made (Pinterest or a host unreachable, a 5xx or a 429) is a problem
-marked `unavailable`. Hook for media staging: a video's media id is not checked here yet (the
-staging work records whether Pinterest finished processing it).
+marked `unavailable`. A `video_url` / `video_asset` video is staged by pinsched itself (its
+state is the job's `media`), so there is no media id to check before staging.
 
 `raise_for(problems)` turns them into the API's error: FAILED_PRECONDITION for refused
 credentials, else INVALID_ARGUMENT naming every field (UNAVAILABLE when every problem is a
@@ -32,8 +38,16 @@ from pinsched.keeper import Refused, Unreachable, verify_account
 from pinsched.pinterest import client as pt
 from pinsched.urlprobe import UrlProbe
 
+#: The OAuth scopes creating a pin needs that pinsched checks (Pinterest's POST /v5/pins).
+PUBLISH_SCOPES: Final = ("pins:write", "boards:read")
 #: Pages of sections read at most when looking for one.
 SECTION_PAGES: Final = 10
+#: `GET /v5/media/{id}` statuses a `video_id` pin can be created with (processing: by then).
+USABLE_MEDIA: Final = ("succeeded", "processing")
+MEDIA_PROBLEMS: Final = {
+    "failed": "failed Pinterest's processing",
+    "registered": "was registered but its video was never uploaded",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +56,7 @@ class Problem:
     message: str
     precondition: bool = False  # the account, not the request, is wrong
     unavailable: bool = False  # the check could not be made
+    unchecked: bool = False  # nothing to check against: said, never an error
 
 
 def _answer(err: Any) -> str:
@@ -81,7 +96,12 @@ class Checker:
                     unavailable=True,
                 )
             ]
-        problems = await self._board(account, pin, prefix, verified.username)
+        problems = scope_problems(account, account_field)
+        if any(p.precondition for p in problems):
+            return problems
+        problems += await self._board(account, pin, prefix, verified.username)
+        if isinstance(pin.media, Video):
+            problems += await self._video(account, pin.media.media_id, prefix)
         for field, url in image_urls(pin, prefix):
             if (found := await self.probe.image(url)) is not None:
                 problems.append(
@@ -125,6 +145,33 @@ class Checker:
             return await self._section(account, pin, prefix)
         return []
 
+    async def _video(self, account: Account, media_id: str, prefix: str) -> list[Problem]:
+        field = f"{prefix}.media_source.video_id.media_id"
+        out = await self.client.read(
+            account.access_token, f"/media/{media_id}", timeout_s=self.timeout_s
+        )
+        if isinstance(out, pt.Rejected | pt.AuthExpired):
+            return [
+                Problem(
+                    field,
+                    f"media {media_id} is not one of the account's media: {_answer(out.error)}",
+                )
+            ]
+        if not isinstance(out, pt.Delivered):
+            return [
+                Problem(
+                    field,
+                    f"could not check media {media_id}: {out.error.message}",
+                    unavailable=True,
+                )
+            ]
+        status = str(out.pin.get("status") or "")
+        if status in USABLE_MEDIA:
+            return []
+        said = f"Pinterest answered status {status!r} (GET /v5/media/{{media_id}})"
+        why = MEDIA_PROBLEMS.get(status, "is not a video Pinterest can publish")
+        return [Problem(field, f"media {media_id} {why}: {said}")]
+
     async def _section(self, account: Account, pin: PinSpec, prefix: str) -> list[Problem]:
         field = f"{prefix}.board_section_id"
         bookmark = ""
@@ -161,6 +208,38 @@ class Checker:
         ]
 
 
+def scope_problems(account: Account, field: str = "account_id") -> list[Problem]:
+    """The scopes of `PUBLISH_SCOPES` the account's token lacks (a precondition), or that they
+    cannot be checked because Pinterest never said them (`unchecked`)."""
+    if account.scopes is None:
+        return [
+            Problem(
+                field,
+                "the token's scopes are not checked: Pinterest has not said them yet (they are "
+                "recorded at the next token refresh)",
+                unchecked=True,
+            )
+        ]
+    missing = [s for s in PUBLISH_SCOPES if s not in account.scopes]
+    if not missing:
+        return []
+    granted = ", ".join(account.scopes) or "none"
+    return [
+        Problem(
+            field,
+            f"the account's token lacks the scope{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(missing)} that publishing needs (granted: {granted}); authorise the "
+            "account again with it",
+            precondition=True,
+        )
+    ]
+
+
+def unchecked(problems: Sequence[Problem]) -> str:
+    """What could not be checked, in one line ("" when everything was)."""
+    return summary([p for p in problems if p.unchecked])
+
+
 def image_urls(pin: PinSpec, prefix: str = "pin") -> list[tuple[str, str]]:
     """The image URLs Pinterest will fetch for *pin*, each with its field path."""
     media, at = pin.media, f"{prefix}.media_source"
@@ -182,7 +261,9 @@ def summary(problems: Sequence[Problem]) -> str:
 
 
 def raise_for(problems: Sequence[Problem]) -> None:
-    """Raise the API error for *problems* (nothing when there are none)."""
+    """Raise the API error for *problems* (nothing when there are none; `unchecked` ones are
+    no error)."""
+    problems = [p for p in problems if not p.unchecked]
     if not problems:
         return
     if any(p.precondition for p in problems):

@@ -8,7 +8,7 @@ before the next starts, so that a restart resumes where it stopped:
     (start)      media {STAGING}                                      event job.media_staging
     bytes        the asset from the media directory, or the URL downloaded into it
     register     POST /v5/media (the account's write bucket)  → step REGISTERED, media id,
-                 upload target                                        event job.media_staging
+                 upload target (parameters sealed: `upload_secrets`)  event job.media_staging
     upload       the multipart POST → step UPLOADED. After a restart in this step, the media's
                  status says whether the bytes arrived (not `registered`): never sent twice
     poll         GET /v5/media/{id} with backoff (5 s doubling to 60 s)
@@ -21,6 +21,8 @@ backoff; a refusal for good (the URL answers 4xx, a type or size Pinterest refus
 address) fails the job like a failed processing. Only a registration whose answer was lost is
 made again (the media it created is never used). A job whose video changes (UpdateJob) is
 staged anew: `MediaStage.source` no longer matches.
+
+Each step first waits while pins are being published (`pinsched.publish_first`).
 
 At `planned_at` the dispatcher parks a job whose video is not READY (`core.staging.park`): it
 goes back to PENDING ("waiting for its video") and is routed to the scheduler once its video
@@ -40,6 +42,7 @@ from typing import Final
 
 import structlog
 
+from pinsched import upload_secrets
 from pinsched.accounts import Account
 from pinsched.auth import AccountRegistry
 from pinsched.clock import Activity, Clock
@@ -58,6 +61,7 @@ from pinsched.jobs import (
 from pinsched.media_assets import Asset, MediaAssets
 from pinsched.pinterest import media as pm
 from pinsched.pinterest.client import PinterestClient
+from pinsched.publish_first import PublishFirst, take_write
 from pinsched.retry import retry_deadline
 from pinsched.store import Event, Store
 from pinsched.store.changes import change
@@ -119,9 +123,10 @@ class Stager:
         lead_s: float,
         rng: random.Random | None = None,
         activity: Activity | None = None,
+        first: PublishFirst | None = None,
     ) -> None:
         self.store, self.clock, self.client, self.accounts = store, clock, client, accounts
-        self.assets, self.lead_s = assets, lead_s
+        self.assets, self.lead_s, self.first = assets, lead_s, first
         self.rng = rng or random.Random()
         self.activity = activity or Activity()
         self.tasks: dict[str, asyncio.Task[None]] = {}
@@ -184,7 +189,10 @@ class Stager:
             if wait > 0:
                 await self._sleep(wait)
             failures = 0
+            urgent_at = job.planned_at - timedelta(seconds=self.lead_s / 2)
             while not self.stopping.is_set():
+                if self.first is not None:  # pins due now are published first
+                    await self.first.turn(urgent_at=urgent_at, sleep=self._sleep)
                 try:
                     delay = await self.step(job_id)
                     failures = 0
@@ -266,7 +274,7 @@ class Stager:
     ) -> float:
         async with self.transfers:  # a URL that is no video fails before the registration
             asset = await self._bytes(media, stage)
-        await self._take_write(job.account_id)
+        await take_write(self.accounts, self.clock, job.account_id, self.stopping, self._sleep)
         reg = await pm.register(self.client, account.access_token)
         await self._record(
             job,
@@ -276,7 +284,7 @@ class Stager:
                 pinterest_media_id=reg.media_id,
                 asset_id=asset.asset_id,
                 upload_url=reg.upload_url,
-                upload_parameters=dict(reg.upload_parameters),
+                **upload_secrets.sealed(reg.upload_parameters, self.store.cipher),
                 detail=f"registered as media {reg.media_id}",
             ),
             f"{REASON_STAGING}: registered media {reg.media_id}",
@@ -288,13 +296,17 @@ class Stager:
     ) -> float:
         # A restart may have come after the bytes arrived: ask before sending them again.
         status = await pm.status(self.client, account.access_token, stage.pinterest_media_id)
+        parameters = upload_secrets.unseal(stage, self.store.cipher)
+        if status == "registered" and parameters is None:  # no key opens them: register anew
+            await self._record(job, upload_secrets.forget(stage), f"{REASON_STAGING}: again")
+            return 0.0
         if status == "registered":
             async with self.transfers:
                 asset = await self._bytes(media, stage)
                 await pm.upload(
                     self.client,
                     stage.upload_url,
-                    stage.upload_parameters or {},
+                    parameters or {},
                     self.assets.path(asset.asset_id),
                     asset.content_type,
                 )
@@ -368,18 +380,3 @@ class Stager:
             expect=lambda j: rules.stages(j, stage.source),
         )
         return done.job if done is not None else None
-
-    async def _take_write(self, account_id: str) -> None:
-        """Wait for a write token of the account (and the app), like the dispatcher's deletes."""
-        while not self.stopping.is_set():
-            pacer = self.accounts.pacer(account_id)
-            mono = self.clock.monotonic()
-            wait = max(0.0, pacer.blocked_until - mono) or pacer.write_delay(mono)
-            if not wait:
-                wait = self.accounts.app_bucket.try_take(mono)
-                if wait:
-                    pacer.bucket.tokens += 1.0
-            if not wait:
-                return
-            await self._sleep(wait)
-        raise asyncio.CancelledError

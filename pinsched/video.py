@@ -68,6 +68,8 @@ class MediaStage:
     upload_url: str = ""
     upload_parameters: Mapping[str, str] | None = None
     asset_id: str = ""  # the bytes in the media directory (a downloaded URL is stored too)
+    #: `upload_parameters` encrypted at rest (`pinsched.upload_secrets`); then those are None.
+    sealed_parameters: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -80,6 +82,7 @@ class MediaStage:
             "upload_url": self.upload_url,
             "upload_parameters": dict(self.upload_parameters or {}),
             "asset_id": self.asset_id,
+            "sealed_parameters": self.sealed_parameters,
         }
 
     @classmethod
@@ -94,6 +97,7 @@ class MediaStage:
             upload_url=data["upload_url"],
             upload_parameters=dict(data["upload_parameters"]) or None,
             asset_id=data.get("asset_id", ""),
+            sealed_parameters=data.get("sealed_parameters", ""),
         )
 
 

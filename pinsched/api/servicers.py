@@ -109,7 +109,7 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
             ((job, _),) = await self.dry.schedule_results([spec])
         else:
             (job,) = await self.service.schedule([spec])
-        return cv.job_to_proto(job)
+        return cv.job_to_proto(job, with_history=request.validate_only and not job.id)
 
     @unary
     async def BatchSchedulePins(
@@ -134,7 +134,11 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
         else:
             results = await self.service.schedule_results(specs)
         return scheduler_pb2.BatchSchedulePinsResponse(
-            jobs=[cv.job_to_proto(j) for j, _ in results], created=[c for _, c in results]
+            jobs=[
+                cv.job_to_proto(j, with_history=request.validate_only and not j.id)
+                for j, _ in results
+            ],
+            created=[c for _, c in results],
         )
 
     @unary

@@ -296,11 +296,13 @@ def retry_for_from_proto(out: Violations, path: str, msg: Any) -> timedelta | No
 
 
 def request_hash(req: ScheduleRequest) -> str:
-    """sha256 (hex) of *req* serialized deterministically without `request_id`: same content ⇒
-    same hash, whichever request type carries it."""
+    """sha256 (hex) of *req* serialized deterministically without `request_id` and
+    `validate_only`: same content ⇒ same hash, whichever request type carries it, checked only
+    or not."""
     canonical = scheduler_pb2.SchedulePinRequest()
     canonical.ParseFromString(req.SerializeToString(deterministic=True))
     canonical.ClearField("request_id")
+    canonical.ClearField("validate_only")
     return hashlib.sha256(canonical.SerializeToString(deterministic=True)).hexdigest()
 
 

@@ -16,6 +16,7 @@ from pinsched.core import flags
 from pinsched.core.decision import LEAVE, Decision, FollowUp
 from pinsched.errors import FailedPrecondition
 from pinsched.jobs import UNSENT_STATES, Job, JobState, PinSpec, ScheduleSpec
+from pinsched.video import current
 
 S = JobState
 #: Pin fields Pinterest lets us change after publishing (PinUpdate).
@@ -98,7 +99,12 @@ def update(job: Job, request: Update) -> Decision:
     paths = request.paths
     reason = f"updated: {', '.join(paths)}"
     if job.state in UNSENT_STATES:
-        changes: dict[str, Any] = {"pin": request.pin}
+        # The staging record (media id, upload target) of a video the pin no longer has goes
+        # with it: an image keeps none, another video is staged anew.
+        changes: dict[str, Any] = {
+            "pin": request.pin,
+            "media": current(job.media, request.pin.media),
+        }
         if "retry_for" in paths:
             changes["retry_for"] = request.retry_for
         timing = request.timing

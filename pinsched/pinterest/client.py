@@ -32,7 +32,7 @@ from pinsched.jobs import (
     PinSpec,
 )
 from pinsched.pinterest.oauth import RefreshFailed as RefreshFailed  # re-exported: callers use pt.*
-from pinsched.pinterest.oauth import Routes, quota_headers, refresh_lifetime_s
+from pinsched.pinterest.oauth import Routes, parse_scopes, quota_headers, refresh_lifetime_s
 from pinsched.pinterest.oauth import TokenGrant as TokenGrant
 from pinsched.pinterest.outcomes import AuthExpired as AuthExpired
 from pinsched.pinterest.outcomes import Delivered as Delivered
@@ -276,6 +276,7 @@ class PinterestClient:
                         refresh_token=str(body.get("refresh_token") or refresh_token),
                         expires_in_s=expires_in,
                         refresh_expires_in_s=refresh_lifetime_s(body, self._now()),
+                        scopes=parse_scopes(body.get("scope")),
                     )
                 code, message, _ = error_fields(body)
                 permanent = 400 <= resp.status < 500 and resp.status not in (408, 429)

@@ -1,11 +1,13 @@
 """Small pure pieces of talking to Pinterest on behalf of one account: the token grant's
 outcomes (`TokenGrant`, `RefreshFailed`, re-exported by `pinterest.client`), where its calls go
 (`Route`: its own API base, its business-access `ad_account_id`), what a token response says
-about the refresh token's lifetime, and what rate-limit headers say about the remaining quota.
+about the refresh token's lifetime and the token's scopes, and what rate-limit headers say
+about the remaining quota.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +23,8 @@ class TokenGrant:
     expires_in_s: int
     #: The new refresh token's lifetime in seconds (None when the answer did not say).
     refresh_expires_in_s: int | None = None
+    #: The scopes Pinterest says the token has (None when the answer did not say).
+    scopes: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +65,14 @@ def refresh_lifetime_s(body: Mapping[str, Any], now: datetime) -> int | None:
     except (TypeError, ValueError):
         return None
     return None
+
+
+def parse_scopes(raw: object) -> tuple[str, ...] | None:
+    """The scopes of a token response's `scope` (comma- or space-separated, as Pinterest and
+    OAuth write it), sorted; None when the answer has no `scope` string."""
+    if not isinstance(raw, str):
+        return None
+    return tuple(sorted({s for s in re.split(r"[,\s]+", raw) if s}))
 
 
 def quota_headers(headers: Mapping[str, str], now: datetime) -> tuple[float, float] | None:

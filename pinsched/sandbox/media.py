@@ -55,6 +55,8 @@ class MediaItem:
         """Pinterest's `MediaUploadStatus` at *now*."""
         if self.uploaded_at is None:
             return "registered"
+        if self.processing_s == float("inf"):  # seeded as processing for good
+            return "processing"
         if now < self.uploaded_at + timedelta(seconds=self.processing_s):
             return "processing"
         return "failed" if self.will_fail else "succeeded"

@@ -445,6 +445,21 @@ class Store(
                 out[job.id] = job
         return out
 
+    async def jobs_by_request_id(self, request_ids: Iterable[str]) -> dict[str, Job]:
+        """The stored jobs named by *request_ids* (`validate_only` answers as the call would)."""
+        unique = list(dict.fromkeys(r for r in request_ids if r))
+        out: dict[str, Job] = {}
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = await self._reader.execute_fetchall(
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE request_id IN ({marks})", chunk
+            )
+            for r in rows:
+                job = _job_from_row(tuple(r))
+                out[job.request_id] = job
+        return out
+
     async def list_jobs(
         self, flt: JobFilter, *, before_id: str = "", limit: int = 100
     ) -> list[Job]:

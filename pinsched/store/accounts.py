@@ -52,6 +52,11 @@ class AccountsMixin:
         under an older key are still read)."""
         self._cipher = cipher
 
+    @property
+    def cipher(self) -> TokenCipher | None:
+        """The cipher secrets are sealed with at rest (None: encryption is off)."""
+        return self._cipher
+
     def _seal(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
         if self._cipher is None:
             return row

@@ -296,6 +296,7 @@ def _account_row(a: Account) -> tuple[Any, ...]:
         a.api_base,
         a.hold_reason,
         codec.opt_us(a.reauth_warned_at),
+        None if a.scopes is None else ",".join(a.scopes),
     )
 
 
@@ -311,11 +312,13 @@ ACCOUNT_EXTRA_COLUMNS = (
     "api_base",
     "hold_reason",
     "reauth_warned_at",
+    "scopes",
 )
 
 
 def _account_from_row(r: tuple[Any, ...]) -> Account:
-    """An account from `SELECT *, posting_schedule FROM accounts` (the schedule comes last)."""
+    """An account from `SELECT *, posting_schedule FROM accounts` (the schedule comes last;
+    r[22] is its own column, r[23] the scopes)."""
     return Account(
         posting_schedule=schedule_from_json(r[-1]),
         id=r[0],
@@ -340,6 +343,7 @@ def _account_from_row(r: tuple[Any, ...]) -> Account:
         api_base=r[19],
         hold_reason=r[20],
         reauth_warned_at=codec.opt_dt(r[21]),
+        scopes=None if r[23] is None else tuple(s for s in r[23].split(",") if s),
     )
 
 

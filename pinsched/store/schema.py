@@ -222,6 +222,11 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         GENERATED ALWAYS AS (json_extract(pin, '$.media.video_asset.asset_id')) VIRTUAL;
     CREATE INDEX jobs_video_asset ON jobs(video_asset) WHERE video_asset IS NOT NULL;
     """,
+    # 11 → 12: the scopes Pinterest granted an account's tokens (comma-separated; NULL while
+    # Pinterest has not said), for the checks ahead of a pin's moment.
+    """
+    ALTER TABLE accounts ADD COLUMN scopes TEXT;
+    """,
 )
 
 
