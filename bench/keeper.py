@@ -17,8 +17,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from pinsched.accounts import Account
 from pinsched.auth import AccountRegistry
+from pinsched.core.accounts import Account
 from pinsched.keeper import TokenKeeper
 from pinsched.pinterest.client import PinterestClient
 from pinsched.sandbox import Sandbox

@@ -31,7 +31,7 @@ import grpc
 
 from pinsched.app import Daemon
 from pinsched.config import Config
-from pinsched.jobs import ACTIVE_STATES
+from pinsched.core.jobs import ACTIVE_STATES
 from pinsched.ops import logs
 from pinsched.sandbox import Sandbox
 from pinsched.testing import FakeClock

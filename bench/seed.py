@@ -17,8 +17,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from pinsched.accounts import Account, Pacing
-from pinsched.jobs import ImageUrl, Job, JobState, PinSpec, Transition
+from pinsched.core.accounts import Account, Pacing
+from pinsched.core.jobs import ImageUrl, Job, JobState, PinSpec, Transition
 from pinsched.service import new_job_id
 from pinsched.store import Store
 

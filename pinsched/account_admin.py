@@ -6,17 +6,17 @@ from __future__ import annotations
 
 import contextlib
 
-from pinsched.accounts import Account
 from pinsched.auth import AccountRegistry
 from pinsched.clock import Clock
-from pinsched.core.accounts import AccountUpdate, update_account
-from pinsched.errors import (
+from pinsched.core.account_changes import AccountUpdate, update_account
+from pinsched.core.accounts import Account
+from pinsched.core.errors import (
     AccountNotFound,
     AlreadyExists,
     FailedPrecondition,
     InvalidArgument,
 )
-from pinsched.jobs import JobState
+from pinsched.core.jobs import JobState
 from pinsched.keeper import NOT_VERIFIED, Unreachable, Verified, verify_account
 from pinsched.pinterest.client import PinterestClient
 from pinsched.scheduler import Scheduler

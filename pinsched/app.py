@@ -38,7 +38,6 @@ from grpc_reflection.v1alpha import reflection
 
 from pinsched import security
 from pinsched.account_admin import AccountAdmin
-from pinsched.accounts import Account
 from pinsched.api import watch_wire
 from pinsched.api.account_servicer import AccountServicer
 from pinsched.api.guard import Guard
@@ -50,6 +49,8 @@ from pinsched.at_risk import AtRiskWatch
 from pinsched.auth import AccountRegistry
 from pinsched.clock import Activity, Clock, SystemClock
 from pinsched.config import Config
+from pinsched.core.accounts import Account
+from pinsched.core.retry import RetryPolicy
 from pinsched.dispatch.dispatcher import Dispatchers, DispatchSettings
 from pinsched.dispatch.router import Router
 from pinsched.events import EventBus
@@ -67,7 +68,6 @@ from pinsched.pinterest.client import PinterestClient
 from pinsched.preflight import ListenError, preflight
 from pinsched.publish_first import PublishFirst
 from pinsched.retention import Retention
-from pinsched.retry import RetryPolicy
 from pinsched.scheduler import Scheduler
 from pinsched.service import PinService
 from pinsched.staging import Stager

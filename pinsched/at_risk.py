@@ -5,10 +5,10 @@ time to fix it. Scopes Pinterest never told are no risk; a `job.at_risk` reason 
 not checked.
 
 A failing check appends a `job.at_risk` note (event and webhook, the reason in words); a later
-pass that finds everything right appends `job.at_risk_cleared` (`pinsched.notes`: the job row and
-its state are left alone). A job at risk is checked again every `interval_s` until it is due; a
-job found fine is checked once per planned time. A check that could not be made (Pinterest or the
-image host unreachable) is no verdict: nothing is said. Whether a job is at risk survives a
+pass that finds everything right appends `job.at_risk_cleared` (`pinsched.core.notes`: the job
+row and its state are left alone). A job at risk is checked again every `interval_s` until it is
+due; a job found fine is checked once per planned time. A check that could not be made (Pinterest
+or the image host unreachable) is no verdict: nothing is said. Whether a job is at risk survives a
 restart: it is read back from the job's own history.
 
 Never in the way of a publish: the checks are reads (never the account's write bucket, which
@@ -26,11 +26,12 @@ from typing import Final
 
 import structlog
 
-from pinsched import notes, pinchecks
+from pinsched import pinchecks
 from pinsched.auth import AccountRegistry
 from pinsched.clock import Activity, Clock
-from pinsched.errors import JobNotFound
-from pinsched.jobs import Job, JobState
+from pinsched.core import notes
+from pinsched.core.errors import JobNotFound
+from pinsched.core.jobs import Job, JobState
 from pinsched.pinchecks import Checker
 from pinsched.store import JobFilter, Store
 

@@ -34,11 +34,11 @@ from typing import Final
 
 import structlog
 
-from pinsched.accounts import Account
 from pinsched.clock import Clock
-from pinsched.errors import AccountNotFound, VersionMismatch
-from pinsched.jobs import ErrorCategory, JobError
-from pinsched.pacing import AccountPacer, TokenBucket
+from pinsched.core.accounts import Account
+from pinsched.core.errors import AccountNotFound, VersionMismatch
+from pinsched.core.jobs import ErrorCategory, JobError
+from pinsched.core.pacing import AccountPacer, TokenBucket
 from pinsched.pinterest.client import PinterestClient, RefreshFailed, TokenGrant
 from pinsched.pinterest.oauth import Route
 from pinsched.store import Store

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from pinsched import pinchecks
-from pinsched.errors import AlreadyExists, VersionMismatch
-from pinsched.jobs import Job, JobState, PinSpec, ScheduleSpec, Transition
+from pinsched.core.errors import AlreadyExists, VersionMismatch
+from pinsched.core.jobs import Job, JobState, PinSpec, ScheduleSpec, Transition
 from pinsched.pinchecks import Checker, Problem
 from pinsched.service import PinService
 from pinsched.store import Store

@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
-from pinsched.jobs import JobState
+from pinsched.core.jobs import JobState
 from pinsched.store import Event, Store
 
 DEFAULT_BUFFER = 10_000

@@ -30,11 +30,11 @@ from typing import Any, Final
 
 import structlog
 
-from pinsched import tokens
-from pinsched.accounts import Account
 from pinsched.auth import AccountRegistry
 from pinsched.clock import Activity, Clock
-from pinsched.pacing import TokenBucket
+from pinsched.core import tokens
+from pinsched.core.accounts import Account
+from pinsched.core.pacing import TokenBucket
 from pinsched.pinterest import client as pt
 from pinsched.pinterest.oauth import Route
 

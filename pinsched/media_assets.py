@@ -9,7 +9,7 @@ SQLite; jobs name them (`VideoAsset.asset_id`, indexed by the store).
 `sweep` removes an asset that no job refers to once `grace_s` passed since it arrived (so an
 upload made for a job that is scheduled a little later is kept); `clean_partials` removes the
 temporary files of uploads a crash interrupted.
-Type and size limits are Pinterest's (`pinsched.video`).
+Type and size limits are Pinterest's (`pinsched.core.video`).
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from typing import IO, Final
 import structlog
 
 from pinsched.clock import Clock
-from pinsched.errors import InvalidArgument, StorageUnavailable
-from pinsched.video import VIDEO_CONTENT_TYPES, VIDEO_MAX_BYTES
+from pinsched.core.errors import InvalidArgument, StorageUnavailable
+from pinsched.core.video import VIDEO_CONTENT_TYPES, VIDEO_MAX_BYTES
 
 log = structlog.get_logger("pinsched.media_assets")
 

@@ -31,9 +31,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from pinsched.accounts import Account
-from pinsched.errors import FailedPrecondition, FieldViolation, InvalidArgument, RemoteUnavailable
-from pinsched.jobs import Carousel, ImageUrl, PinSpec, Video
+from pinsched.core.accounts import Account
+from pinsched.core.errors import (
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    RemoteUnavailable,
+)
+from pinsched.core.jobs import Carousel, ImageUrl, PinSpec, Video
 from pinsched.keeper import Refused, Unreachable, verify_account
 from pinsched.pinterest import client as pt
 from pinsched.urlprobe import UrlProbe

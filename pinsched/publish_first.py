@@ -26,11 +26,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Final
 
-from pinsched import codec
 from pinsched.auth import AccountRegistry
 from pinsched.clock import Clock
-from pinsched.jobs import JobState
-from pinsched.store import Event
+from pinsched.core.jobs import JobState
+from pinsched.store import Event, codec
 
 #: A pin queued or submitted this recently means publishing is under way.
 QUIET_S: Final = 0.5

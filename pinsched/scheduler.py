@@ -26,11 +26,10 @@ from typing import Any
 
 import structlog
 
-from pinsched import codec
 from pinsched.clock import Activity, Clock
-from pinsched.heap import DueHeap
-from pinsched.jobs import Job, JobState, transition
-from pinsched.store import Store
+from pinsched.core.heap import DueHeap
+from pinsched.core.jobs import Job, JobState, transition
+from pinsched.store import Store, codec
 
 log = structlog.get_logger("pinsched.scheduler")
 

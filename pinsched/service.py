@@ -16,16 +16,14 @@ import random
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 
-from pinsched import boards, notes, planning, slots, timing
-from pinsched.accounts import Account
 from pinsched.auth import AccountRegistry
 from pinsched.clock import Clock
-from pinsched.core import requests
+from pinsched.core import boards, notes, planning, requests, slots
+from pinsched.core import times as timing
+from pinsched.core.accounts import Account
 from pinsched.core.decision import Decision, apply
-from pinsched.core.requests import REMOTE_PATHS, Update, plan
-from pinsched.dispatch.dispatcher import Dispatchers
-from pinsched.errors import FailedPrecondition, VersionMismatch
-from pinsched.jobs import (
+from pinsched.core.errors import FailedPrecondition, VersionMismatch
+from pinsched.core.jobs import (
     ErrorCategory,
     Job,
     JobState,
@@ -34,6 +32,8 @@ from pinsched.jobs import (
     Transition,
     touch,
 )
+from pinsched.core.requests import REMOTE_PATHS, Update, plan
+from pinsched.dispatch.dispatcher import Dispatchers
 from pinsched.store import JobFilter, SlotAsk, StaleJob, Store
 from pinsched.store.changes import Lost, change, retrying
 
@@ -85,7 +85,7 @@ class PinService:
         account's other jobs sharing that window (which are re-planned in the same transaction)
         and against everything else the account has planned. `next_free_slot` jobs get their
         slot inside the inserting transaction. A request with `also_boards` is one job per board
-        (`pinsched.boards`).
+        (`pinsched.core.boards`).
         """
         members = boards.expand(requests)
         specs = [m.spec for m in members]

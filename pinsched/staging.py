@@ -43,13 +43,12 @@ from typing import Final
 import structlog
 
 from pinsched import upload_secrets
-from pinsched.accounts import Account
 from pinsched.auth import AccountRegistry
 from pinsched.clock import Activity, Clock
 from pinsched.core import staging as rules
-from pinsched.core.staging import REASON_READY, REASON_STAGING
-from pinsched.errors import JobNotFound
-from pinsched.jobs import (
+from pinsched.core.accounts import Account
+from pinsched.core.errors import JobNotFound
+from pinsched.core.jobs import (
     ACTIVE_STATES,
     ErrorCategory,
     Job,
@@ -58,14 +57,9 @@ from pinsched.jobs import (
     PinSpec,
     Video,
 )
-from pinsched.media_assets import Asset, MediaAssets
-from pinsched.pinterest import media as pm
-from pinsched.pinterest.client import PinterestClient
-from pinsched.publish_first import PublishFirst, take_write
-from pinsched.retry import retry_deadline
-from pinsched.store import Event, Store
-from pinsched.store.changes import change
-from pinsched.video import (
+from pinsched.core.retry import retry_deadline
+from pinsched.core.staging import REASON_READY, REASON_STAGING
+from pinsched.core.video import (
     FAILED,
     READY,
     STAGING,
@@ -79,6 +73,12 @@ from pinsched.video import (
     is_staged,
     source_key,
 )
+from pinsched.media_assets import Asset, MediaAssets
+from pinsched.pinterest import media as pm
+from pinsched.pinterest.client import PinterestClient
+from pinsched.publish_first import PublishFirst, take_write
+from pinsched.store import Event, Store
+from pinsched.store.changes import change
 
 log = structlog.get_logger("pinsched.staging")
 S = JobState

@@ -15,9 +15,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from pinsched.core.video import MediaStage
 from pinsched.ops.crypto import PREFIX, SecretKeyError
 from pinsched.store import TokenCipher
-from pinsched.video import MediaStage
 
 
 def sealed(parameters: Mapping[str, str], cipher: TokenCipher | None) -> dict[str, Any]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Final
 
-from pinsched.accounts import Account, AccountState, Pacing
 from pinsched.api.convert import (
     duration_from_proto,
     duration_problem,
@@ -15,8 +14,9 @@ from pinsched.api.convert import (
     timestamp_to_proto,
 )
 from pinsched.api.fields import join_path
-from pinsched.errors import FieldViolation, InvalidArgument
-from pinsched.slots import PostingSchedule
+from pinsched.core.accounts import Account, AccountState, Pacing
+from pinsched.core.errors import FieldViolation, InvalidArgument
+from pinsched.core.slots import PostingSchedule
 from pinsched.v1 import account_pb2
 
 MIN_SPACING_MAX: Final = timedelta(days=1)

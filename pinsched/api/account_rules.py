@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 from typing import Final
 
-from pinsched.errors import FieldViolation
+from pinsched.core.errors import FieldViolation
 from pinsched.ops.limits import DISPLAY_NAME_MAX, TOKEN_MAX
 from pinsched.v1 import account_pb2
 

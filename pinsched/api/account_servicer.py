@@ -8,9 +8,7 @@ from typing import Any
 import grpc
 from google.protobuf import empty_pb2
 
-from pinsched import errors
 from pinsched.account_admin import AccountAdmin
-from pinsched.accounts import Account, Pacing
 from pinsched.api import account_convert as cv
 from pinsched.api import slots as api_slots
 from pinsched.api import validation as va
@@ -19,7 +17,9 @@ from pinsched.api.account_validation import routing_violations
 from pinsched.api.pagination import page_size, page_token, read_page_token
 from pinsched.api.status import unary
 from pinsched.clock import Clock
-from pinsched.core.accounts import ASSUMED_ACCESS_LIFETIME, AccountUpdate
+from pinsched.core import errors
+from pinsched.core.account_changes import ASSUMED_ACCESS_LIFETIME, AccountUpdate
+from pinsched.core.accounts import Account, Pacing
 from pinsched.v1 import (
     account_pb2,
     account_pb2_grpc,

@@ -9,7 +9,7 @@ from typing import Final
 from urllib.parse import urlsplit
 
 from pinsched.api.fields import url_problem
-from pinsched.errors import FieldViolation
+from pinsched.core.errors import FieldViolation
 from pinsched.v1 import account_pb2
 from pinsched.webhooks.policy import host_problem
 

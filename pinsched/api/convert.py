@@ -16,10 +16,9 @@ from typing import Final, Protocol
 from google.protobuf import duration_pb2, timestamp_pb2
 from google.type import datetime_pb2  # type: ignore[import-untyped, unused-ignore]
 
-from pinsched import codec
 from pinsched.api import video_convert
-from pinsched.errors import InvalidArgument
-from pinsched.jobs import (
+from pinsched.core.errors import InvalidArgument
+from pinsched.core.jobs import (
     Carousel,
     ErrorCategory,
     ImageBase64,
@@ -32,9 +31,10 @@ from pinsched.jobs import (
     RemoteUpdate,
     Transition,
 )
-from pinsched.retry import retry_deadline
+from pinsched.core.retry import retry_deadline
+from pinsched.core.video import VideoAsset, VideoUrl
+from pinsched.store import codec
 from pinsched.v1 import job_pb2
-from pinsched.video import VideoAsset, VideoUrl
 
 # Protobuf's ranges: Timestamp 0001-01-01..9999-12-31; Duration ±10,000 years.
 TIMESTAMP_SECONDS_MIN: Final = -62_135_596_800

@@ -1,15 +1,15 @@
 """ExplainJob: gather what the daemon knows about one job (store row, account, live pace,
-dispatcher memory) without changing any of it, hand it to the pure `pinsched.explain`, and
+dispatcher memory) without changing any of it, hand it to the pure `pinsched.core.explain`, and
 convert the answer to `JobExplanation`."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from pinsched import explain as ex
 from pinsched.api import convert as cv
-from pinsched.jobs import JobState
-from pinsched.retry import retry_deadline
+from pinsched.core import explain as ex
+from pinsched.core.jobs import JobState
+from pinsched.core.retry import retry_deadline
 from pinsched.service import PinService
 from pinsched.v1 import scheduler_pb2
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import Final
 from urllib.parse import urlsplit
 
-from pinsched.errors import FieldViolation, InvalidArgument
+from pinsched.core.errors import FieldViolation, InvalidArgument
 
 URL_MAX: Final = 2048
 #: Pinterest ids are `^\d+$` with no length in the spec; they are 64-bit integers (≤ 19 digits).

@@ -25,8 +25,8 @@ import grpc
 from google.protobuf import message as pb_message
 from grpc_health.v1 import health_pb2
 
-from pinsched import errors
 from pinsched.api.status import rich_status
+from pinsched.core import errors
 from pinsched.security import bearer_token as bearer_token
 from pinsched.v1 import account_pb2, scheduler_pb2, webhook_pb2
 

@@ -9,7 +9,7 @@ from typing import Any
 import grpc
 
 from pinsched.api.status import unary
-from pinsched.errors import InvalidArgument
+from pinsched.core.errors import InvalidArgument
 from pinsched.media_assets import Asset, MediaAssets
 from pinsched.v1 import media_pb2, media_pb2_grpc
 

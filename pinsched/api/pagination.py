@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import hashlib
 
-from pinsched import errors
+from pinsched.core import errors
 
 
 def page_size(value: int, field: str = "page_size") -> int:

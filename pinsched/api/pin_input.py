@@ -8,8 +8,8 @@ from google.type import datetime_pb2  # type: ignore[import-untyped, unused-igno
 
 from pinsched.api import video_convert
 from pinsched.api.fields import join_path
-from pinsched.errors import InvalidArgument
-from pinsched.jobs import (
+from pinsched.core.errors import InvalidArgument
+from pinsched.core.jobs import (
     Carousel,
     CarouselItem,
     ImageBase64,

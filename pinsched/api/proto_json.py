@@ -8,10 +8,10 @@ from typing import Any, Final
 
 from google.protobuf.json_format import MessageToDict
 
-from pinsched.accounts import Account
 from pinsched.api import account_convert
 from pinsched.api import convert as cv
-from pinsched.jobs import Job, JobState
+from pinsched.core.accounts import Account
+from pinsched.core.jobs import Job, JobState
 from pinsched.v1 import job_pb2
 
 

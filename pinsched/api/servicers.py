@@ -8,7 +8,6 @@ from typing import Any
 
 import grpc
 
-from pinsched import errors
 from pinsched.api import convert as cv
 from pinsched.api import explain as api_explain
 from pinsched.api import slots as api_slots
@@ -18,9 +17,10 @@ from pinsched.api.pagination import page_size, page_token, read_page_token
 from pinsched.api.status import streaming, unary
 from pinsched.api.watch_wire import WatchMessage
 from pinsched.clock import Clock
+from pinsched.core import errors
+from pinsched.core.jobs import ImageBase64, Job, PinSpec, ScheduleSpec
 from pinsched.dryrun import DryRun
 from pinsched.events import EventBus, WatchFilter, watch_chunks
-from pinsched.jobs import ImageBase64, Job, PinSpec, ScheduleSpec
 from pinsched.ops import limits
 from pinsched.pinchecks import Checker
 from pinsched.service import PinService

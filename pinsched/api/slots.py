@@ -9,9 +9,10 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 from typing import Final, Protocol
 
-from pinsched import boards, slots, timing
 from pinsched.api import convert
-from pinsched.errors import FieldViolation, InvalidArgument
+from pinsched.core import boards, slots
+from pinsched.core import times as timing
+from pinsched.core.errors import FieldViolation, InvalidArgument
 from pinsched.v1 import account_pb2, scheduler_pb2
 
 MAX_BOARD_INTERVAL: Final = timedelta(days=90)

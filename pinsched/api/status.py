@@ -17,7 +17,7 @@ import structlog
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
-from pinsched import errors
+from pinsched.core import errors
 from pinsched.ops.limits import MAX_REPORTED_VIOLATIONS
 
 log = structlog.get_logger("pinsched.api")

@@ -4,7 +4,7 @@ Pure: no I/O, no clock reads (`now` is a parameter). Turns request protos into d
 (`schedule_spec_from_proto`, `validate_pin`, `pacing_violations`) and reports *every* problem at
 once as one `InvalidArgument` whose field paths use proto field names, under an optional prefix
 (`requests[3].pin.title`). Field-level rules (ids, lengths, URLs, `Violations`) are
-`pinsched.api.fields`; time rules live in `pinsched.timing`; domain → proto conversion lives
+`pinsched.api.fields`; time rules live in `pinsched.core.times`; domain → proto conversion lives
 in `pinsched.api.convert`. Text is kept exactly as given: nothing is trimmed or rewritten.
 """
 
@@ -18,7 +18,6 @@ from typing import Any, Final
 from google.protobuf import duration_pb2, timestamp_pb2
 from google.type import datetime_pb2  # type: ignore[import-untyped, unused-ignore]
 
-from pinsched import retry, timing
 from pinsched.api import convert, pin_input, video_validation
 from pinsched.api import slots as api_slots
 from pinsched.api.account_convert import build_pacing as build_pacing
@@ -36,7 +35,9 @@ from pinsched.api.fields import (
     show,
 )
 from pinsched.api.pin_input import pin_from_proto as pin_from_proto
-from pinsched.jobs import LocalTime, PinSpec, ScheduleSpec
+from pinsched.core import retry
+from pinsched.core import times as timing
+from pinsched.core.jobs import LocalTime, PinSpec, ScheduleSpec
 from pinsched.ops.limits import IMAGE_MAX_BYTES as IMAGE_MAX_BYTES
 from pinsched.ops.limits import UTC_OFFSET_MAX_S
 from pinsched.v1 import job_pb2, scheduler_pb2

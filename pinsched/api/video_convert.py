@@ -8,9 +8,17 @@ from typing import Final
 
 from google.protobuf import timestamp_pb2
 
-from pinsched import codec
+from pinsched.core.video import (
+    FAILED,
+    READY,
+    STAGING,
+    MediaStage,
+    StagedVideo,
+    VideoAsset,
+    VideoUrl,
+)
+from pinsched.store import codec
 from pinsched.v1 import job_pb2
-from pinsched.video import FAILED, READY, STAGING, MediaStage, StagedVideo, VideoAsset, VideoUrl
 
 _STATES: Final = {
     STAGING: job_pb2.JobMedia.STATE_STAGING,

@@ -9,10 +9,10 @@ from typing import Final
 from urllib.parse import urlsplit
 
 from pinsched.api import fields as v
-from pinsched.errors import InvalidArgument
-from pinsched.jobs import PinSpec
+from pinsched.core.errors import InvalidArgument
+from pinsched.core.jobs import PinSpec
+from pinsched.core.video import VideoAsset
 from pinsched.v1 import job_pb2
-from pinsched.video import VideoAsset
 from pinsched.webhooks.policy import host_problem
 
 ASSET_ID: Final = re.compile(r"[0-9a-f]{64}")

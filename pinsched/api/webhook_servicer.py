@@ -12,10 +12,10 @@ from typing import Any, Final
 
 import grpc
 
-from pinsched import errors
 from pinsched.api import convert as cv
 from pinsched.api.pagination import page_token, read_page_id
 from pinsched.api.status import unary
+from pinsched.core import errors
 from pinsched.ops.masking import mask_url, scrub
 from pinsched.store import Delivery, Store
 from pinsched.v1 import webhook_pb2, webhook_pb2_grpc

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pinsched import slots
 from pinsched.api.account_convert import posting_schedule_to_proto
 from pinsched.cli import video as cli_video
+from pinsched.core import slots
 from pinsched.v1 import account_pb2, job_pb2, scheduler_pb2
 from pinsched_client import (
     at,

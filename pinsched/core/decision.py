@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any, Final
 
-from pinsched.jobs import Job, JobError, JobState, Transition, touch, transition
+from pinsched.core.jobs import Job, JobError, JobState, Transition, touch, transition
 
 
 class Pacer(enum.Enum):

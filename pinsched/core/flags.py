@@ -16,7 +16,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from pinsched.core.decision import Decision, FollowUp
-from pinsched.jobs import Job, JobError, JobState, RemoteState, RemoteUpdate
+from pinsched.core.jobs import Job, JobError, JobState, RemoteState, RemoteUpdate
 
 S = JobState
 #: What a pin that was never published ends as when a recorded cancel is carried out.

@@ -24,8 +24,8 @@ from dataclasses import replace
 from datetime import datetime
 
 from pinsched.core.decision import Decision, FollowUp, Pacer
-from pinsched.jobs import ErrorCategory, Job, JobError, JobState
-from pinsched.retry import RetryPolicy, rate_limit_delay_s, retry_deadline
+from pinsched.core.jobs import ErrorCategory, Job, JobError, JobState
+from pinsched.core.retry import RetryPolicy, rate_limit_delay_s, retry_deadline
 
 S = JobState
 #: The reason of a job failed because its account must be authorised again.

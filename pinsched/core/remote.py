@@ -1,11 +1,12 @@
 """What the answer to a DELETE of a cancelled job's pin does to the job (the decision about the
-answer itself, retry or not, is `pinsched.remote.decide`; a PATCH's is `flags.patch_settled`).
+answer itself, retry or not, is `pinsched.core.remote_policy.decide`; a PATCH's is
+`flags.patch_settled`).
 Giving up leaves the pin live: the job goes back to DELIVERED with the error."""
 
 from __future__ import annotations
 
 from pinsched.core.decision import Decision
-from pinsched.jobs import JobError, JobState
+from pinsched.core.jobs import JobError, JobState
 
 S = JobState
 

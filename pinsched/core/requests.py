@@ -14,9 +14,9 @@ from typing import Any, Final
 
 from pinsched.core import flags
 from pinsched.core.decision import LEAVE, Decision, FollowUp
-from pinsched.errors import FailedPrecondition
-from pinsched.jobs import UNSENT_STATES, Job, JobState, PinSpec, ScheduleSpec
-from pinsched.video import current
+from pinsched.core.errors import FailedPrecondition
+from pinsched.core.jobs import UNSENT_STATES, Job, JobState, PinSpec, ScheduleSpec
+from pinsched.core.video import current
 
 S = JobState
 #: Pin fields Pinterest lets us change after publishing (PinUpdate).

@@ -18,8 +18,8 @@ import enum
 from datetime import datetime
 
 from pinsched.core import flags
+from pinsched.core.jobs import Job, JobState
 from pinsched.core.staging import waits_for_video
-from pinsched.jobs import Job, JobState
 
 S = JobState
 

@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING
 
 from pinsched.core import outcomes
 from pinsched.core.decision import Decision, FollowUp
-from pinsched.jobs import ErrorCategory, Job, JobError, JobState
-from pinsched.retry import RetryPolicy
+from pinsched.core.jobs import ErrorCategory, Job, JobError, JobState
+from pinsched.core.retry import RetryPolicy
 
 if TYPE_CHECKING:  # (`reconcile` reads Pinterest's time format through the client module)
-    from pinsched.reconcile import Ambiguous
+    from pinsched.core.reconcile import Ambiguous
 
 S = JobState
 #: Upper bound of the wait between two looks for a pin whose board could not be read.

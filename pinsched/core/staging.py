@@ -12,8 +12,8 @@ from __future__ import annotations
 import dataclasses
 
 from pinsched.core.decision import LEAVE, Decision
-from pinsched.jobs import ACTIVE_STATES, Job, JobError, JobState
-from pinsched.video import FAILED, READY, MediaStage, current, is_staged, source_key
+from pinsched.core.jobs import ACTIVE_STATES, Job, JobError, JobState
+from pinsched.core.video import FAILED, READY, MediaStage, current, is_staged, source_key
 
 S = JobState
 #: Reasons of the staging events; `webhook_format` types the events by them.

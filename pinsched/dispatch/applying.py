@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from pinsched.accounts import Account
 from pinsched.core import flags, outcomes
+from pinsched.core.accounts import Account
 from pinsched.core.decision import Decision, FollowUp, Pacer
-from pinsched.jobs import Job, JobError, JobState
+from pinsched.core.jobs import Job, JobError, JobState
 
 if TYPE_CHECKING:
     from pinsched.dispatch.dispatcher import Dispatchers

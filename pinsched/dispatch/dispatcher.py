@@ -25,21 +25,22 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from pinsched import remote, staging
-from pinsched.accounts import Account
+from pinsched import staging
 from pinsched.auth import AccountRegistry
 from pinsched.clock import Activity, Clock
+from pinsched.core import remote_policy as remote
 from pinsched.core import settle
+from pinsched.core.accounts import Account
 from pinsched.core.decision import Decision
+from pinsched.core.errors import JobNotFound
+from pinsched.core.jobs import Job, JobError, JobState
+from pinsched.core.retry import RetryPolicy
 from pinsched.core.staging import park
 from pinsched.dispatch import outcome as answers
 from pinsched.dispatch.applying import Applying
 from pinsched.dispatch.reconciling import Reconciling
 from pinsched.dispatch.remote import RemoteChanges
-from pinsched.errors import JobNotFound
-from pinsched.jobs import Job, JobError, JobState
 from pinsched.pinterest import client as pt
-from pinsched.retry import RetryPolicy
 from pinsched.store import Store
 from pinsched.store.changes import Changed, Expect, change
 

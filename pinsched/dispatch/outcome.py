@@ -7,12 +7,11 @@ from __future__ import annotations
 import random
 from datetime import datetime
 
-from pinsched import tokens
-from pinsched.core import outcomes
+from pinsched.core import outcomes, tokens
 from pinsched.core.decision import Decision
-from pinsched.jobs import Job
+from pinsched.core.jobs import Job
+from pinsched.core.retry import RetryPolicy
 from pinsched.pinterest import client as pt
-from pinsched.retry import RetryPolicy
 
 
 def decide(

@@ -14,11 +14,10 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from pinsched import reconcile
-from pinsched.accounts import Account
-from pinsched.core import settle
+from pinsched.core import reconcile, settle
+from pinsched.core.accounts import Account
 from pinsched.core.decision import Decision
-from pinsched.jobs import Job, JobError, JobState
+from pinsched.core.jobs import Job, JobError, JobState
 from pinsched.pinterest import client as pt
 from pinsched.store import JobFilter
 

@@ -15,12 +15,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from pinsched import remote
-from pinsched.accounts import Account
 from pinsched.core import flags
 from pinsched.core import remote as remote_rules
+from pinsched.core import remote_policy as remote
+from pinsched.core.accounts import Account
 from pinsched.core.decision import FollowUp
-from pinsched.jobs import Job, JobState
+from pinsched.core.jobs import Job, JobState
 from pinsched.pinterest import client as pt
 
 if TYPE_CHECKING:

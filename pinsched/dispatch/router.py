@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pinsched import notes
 from pinsched.clock import Clock
+from pinsched.core import notes
+from pinsched.core.jobs import Job
 from pinsched.core.route import Route, route
 from pinsched.dispatch.dispatcher import Dispatchers
-from pinsched.jobs import Job
 from pinsched.scheduler import Scheduler
 from pinsched.store import Event
 

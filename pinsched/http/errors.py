@@ -18,8 +18,8 @@ from google.protobuf import any_pb2
 from google.protobuf.json_format import MessageToDict
 from google.rpc import error_details_pb2, status_pb2
 
-from pinsched import errors
 from pinsched.api.status import rich_status
+from pinsched.core import errors
 
 __all__ = [
     "HTTP_STATUS",

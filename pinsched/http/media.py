@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from pinsched import errors
 from pinsched.api.media_servicer import asset_to_proto
 from pinsched.api.status import rich_status
+from pinsched.core import errors
 from pinsched.http import fastjson
 from pinsched.http.errors import error_response
 from pinsched.media_assets import MediaAssets

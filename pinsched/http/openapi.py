@@ -22,8 +22,8 @@ from typing import Any, Final
 from google.protobuf import descriptor_pb2, descriptor_pool
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 
+from pinsched.core.video import VIDEO_CONTENT_TYPES
 from pinsched.http.routes import Route, load_routes
-from pinsched.video import VIDEO_CONTENT_TYPES
 
 MEDIA_PATH: Final = "/v1/media"
 

@@ -26,7 +26,7 @@ from google.protobuf.descriptor import (
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 
-from pinsched import errors
+from pinsched.core import errors
 from pinsched.http import fastjson
 from pinsched.v1 import account_pb2, scheduler_pb2, webhook_pb2
 

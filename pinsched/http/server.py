@@ -25,8 +25,9 @@ import grpc
 import structlog
 from aiohttp import web
 
-from pinsched import errors, security
+from pinsched import security
 from pinsched.config import Config, ConfigError
+from pinsched.core import errors
 from pinsched.http import fastjson, sse
 from pinsched.http import media as http_media
 from pinsched.http import routes as rt

@@ -20,13 +20,13 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from pinsched import errors
 from pinsched.api import convert as cv
 from pinsched.api.servicers import watch_args
 from pinsched.api.watch_wire import WatchMessage
+from pinsched.core import errors
+from pinsched.core.jobs import Transition
 from pinsched.http import fastjson
 from pinsched.http.errors import Aborted, ServicerContext, error_body
-from pinsched.jobs import Transition
 from pinsched.v1 import job_pb2, scheduler_pb2
 from pinsched.webhooks.messages import event_type
 

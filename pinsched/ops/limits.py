@@ -27,6 +27,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+from pinsched.core import ratehints
+
 MiB: Final = 1024 * 1024
 
 #: Pinterest's limit for an uploaded (base64) image, as validated (`image_base64.data`).
@@ -53,8 +55,9 @@ TOKEN_MAX: Final = 2048
 UTC_OFFSET_MAX_S: Final = 18 * 3600
 #: Field violations listed in one INVALID_ARGUMENT; the rest are summarised in one more entry.
 MAX_REPORTED_VIOLATIONS: Final = 20
-#: Longest wait a Retry-After / X-RateLimit-Reset hint from Pinterest can impose (one day).
-RETRY_AFTER_MAX_S: Final = 86_400.0
+#: Longest wait a Retry-After / X-RateLimit-Reset hint from Pinterest can impose (one day); kept
+#: beside the hint parsing it bounds (`core.ratehints`), listed here with the other limits.
+RETRY_AFTER_MAX_S: Final = ratehints.RETRY_AFTER_MAX_S
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -38,7 +38,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 
-from pinsched.jobs import JobState
+from pinsched.core.jobs import JobState
 from pinsched.ops.rpc_metrics import RpcMetrics
 from pinsched.store import Event, Store
 

@@ -26,27 +26,27 @@ from typing import Any, Final
 import aiohttp
 import structlog
 
-from pinsched.jobs import (
+from pinsched.core.answers import AuthExpired as AuthExpired
+from pinsched.core.answers import Delivered as Delivered
+from pinsched.core.answers import Outcome as Outcome
+from pinsched.core.answers import OutcomeUnknown as OutcomeUnknown
+from pinsched.core.answers import RateLimited as RateLimited
+from pinsched.core.answers import Rejected as Rejected
+from pinsched.core.answers import SpamBlocked as SpamBlocked
+from pinsched.core.answers import Unavailable as Unavailable
+from pinsched.core.answers import classify as classify
+from pinsched.core.answers import error_fields
+from pinsched.core.answers import parse_time as parse_time
+from pinsched.core.answers import pin_body as pin_body
+from pinsched.core.jobs import (
     ErrorCategory,
     JobError,
     PinSpec,
 )
+from pinsched.core.ratehints import retry_after_s as retry_after_s
 from pinsched.pinterest.oauth import RefreshFailed as RefreshFailed  # re-exported: callers use pt.*
 from pinsched.pinterest.oauth import Routes, parse_scopes, quota_headers, refresh_lifetime_s
 from pinsched.pinterest.oauth import TokenGrant as TokenGrant
-from pinsched.pinterest.outcomes import AuthExpired as AuthExpired
-from pinsched.pinterest.outcomes import Delivered as Delivered
-from pinsched.pinterest.outcomes import Outcome as Outcome
-from pinsched.pinterest.outcomes import OutcomeUnknown as OutcomeUnknown
-from pinsched.pinterest.outcomes import RateLimited as RateLimited
-from pinsched.pinterest.outcomes import Rejected as Rejected
-from pinsched.pinterest.outcomes import SpamBlocked as SpamBlocked
-from pinsched.pinterest.outcomes import Unavailable as Unavailable
-from pinsched.pinterest.outcomes import classify as classify
-from pinsched.pinterest.outcomes import error_fields
-from pinsched.pinterest.outcomes import parse_time as parse_time
-from pinsched.pinterest.outcomes import pin_body as pin_body
-from pinsched.pinterest.ratehints import retry_after_s as retry_after_s
 
 log = structlog.get_logger("pinsched.pinterest")
 

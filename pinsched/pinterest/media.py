@@ -19,8 +19,8 @@ from pathlib import Path
 
 import aiohttp
 
-from pinsched.errors import InvalidArgument
-from pinsched.jobs import ErrorCategory, JobError
+from pinsched.core.errors import InvalidArgument
+from pinsched.core.jobs import ErrorCategory, JobError
 from pinsched.media_assets import Asset, MediaAssets
 from pinsched.pinterest import client as pt
 from pinsched.webhooks.endpoints import BlockedAddress, SafeResolver

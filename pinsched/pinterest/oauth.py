@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from pinsched.jobs import JobError
+from pinsched.core.jobs import JobError
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,15 +31,15 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from pinsched import codec
-from pinsched.errors import (
+from pinsched.core.errors import (
     AccountNotFound,
     AlreadyExists,
     JobNotFound,
     ShuttingDown,
     StorageUnavailable,
 )
-from pinsched.jobs import Job, JobState, Transition, job_reference
+from pinsched.core.jobs import Job, JobState, Transition, job_reference
+from pinsched.store import codec
 from pinsched.store.accounts import AccountsMixin
 from pinsched.store.media import MediaMixin
 from pinsched.store.opening import (
@@ -390,7 +390,7 @@ class Store(
         return await self._write(op)
 
     async def append_note(self, job: Job, entry: Transition) -> int:
-        """Append *entry* (a note, `pinsched.notes`) to *job*'s events and the webhook outbox,
+        """Append *entry* (a note, `pinsched.core.notes`) to *job*'s events and the webhook outbox,
         leaving the job row as it is; the event's sequence. `JobNotFound` once it is gone."""
 
         def op(db: sqlite3.Connection, events: list[Event]) -> int:

@@ -9,9 +9,9 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from pinsched.accounts import Account
-from pinsched.errors import AccountNotFound, AlreadyExists, FailedPrecondition, VersionMismatch
-from pinsched.jobs import Job, Transition
+from pinsched.core.accounts import Account
+from pinsched.core.errors import AccountNotFound, AlreadyExists, FailedPrecondition, VersionMismatch
+from pinsched.core.jobs import Job, Transition
 from pinsched.store.opening import GuardedReader
 from pinsched.store.rows import (
     _ACTIVE_SQL,

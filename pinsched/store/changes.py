@@ -14,10 +14,10 @@ from typing import Final, Protocol, TypeVar
 
 import structlog
 
-from pinsched.accounts import Account
+from pinsched.core.accounts import Account
 from pinsched.core.decision import Decision, apply
-from pinsched.errors import FailedPrecondition, VersionMismatch
-from pinsched.jobs import Job, JobState, Transition
+from pinsched.core.errors import FailedPrecondition, VersionMismatch
+from pinsched.core.jobs import Job, JobState, Transition
 from pinsched.store.rows import StaleJob
 
 log = structlog.get_logger("pinsched.store")

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from pinsched.errors import StorageUnavailable
-from pinsched.jobs import ImageBase64, Job, PinSpec
+from pinsched.core.errors import StorageUnavailable
+from pinsched.core.jobs import ImageBase64, Job, PinSpec
 from pinsched.store.opening import GuardedReader
 
 

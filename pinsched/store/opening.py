@@ -28,7 +28,7 @@ from urllib.parse import quote
 
 import aiosqlite
 
-from pinsched.errors import StorageUnavailable
+from pinsched.core.errors import StorageUnavailable
 
 SQLITE_HEADER: Final = b"SQLite format 3\x00"
 

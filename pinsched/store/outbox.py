@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from pinsched import codec
+from pinsched.store import codec
 from pinsched.store.opening import GuardedReader
 from pinsched.store.rows import _DELIVERY_COLUMNS, Delivery, Event, _delivery_from_row
 

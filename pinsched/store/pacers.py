@@ -1,7 +1,7 @@
 """Durable pacer state (a 429 slow-down, a spam-block cool-down, the recent pins of the day caps)
 and app-wide notices in the webhook outbox; mixed into `Store`.
 
-The pacer state is an opaque JSON object (`pinsched.pacing.AccountPacer.snapshot`), one row per
+The pacer state is an opaque JSON object (`pinsched.core.pacing.AccountPacer.snapshot`), one row per
 account, deleted with the account. Notices are outbox rows that belong to no job and no account
 (for example `app.credentials_refused`); they are written in their own transaction.
 """
@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from pinsched import codec
+from pinsched.store import codec
 from pinsched.store.opening import GuardedReader
 from pinsched.store.rows import Event, OutboxRow
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
-from pinsched import codec
+from pinsched.store import codec
 from pinsched.store.rows import Event
 
 T = TypeVar("T")

@@ -10,9 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
 
-from pinsched import codec
-from pinsched.accounts import Account, Pacing
-from pinsched.jobs import (
+from pinsched.core.accounts import Account, Pacing
+from pinsched.core.jobs import (
     ACTIVE_STATES,
     ImageBase64,
     Job,
@@ -24,8 +23,9 @@ from pinsched.jobs import (
     Transition,
     job_reference,
 )
-from pinsched.slots import PostingSchedule
-from pinsched.video import MediaStage
+from pinsched.core.slots import PostingSchedule
+from pinsched.core.video import MediaStage
+from pinsched.store import codec
 
 _JOB_COLUMNS: Final = (
     "id, account_id, state, board_id, pin, scheduled_at, window_us, planned_at, local_time, "

@@ -3,8 +3,8 @@
 Runs in the writer thread on the writing connection: the slot a job gets is decided in the very
 transaction that inserts (or moves) it, from the occupancy read in that transaction, and the
 single writer serialises those transactions, so concurrent requests never put more than
-`max_per_slot` pins in a slot. The arithmetic is `pinsched.slots` (pure); this module reads what
-it needs, asks it, and applies the answer. It does not decide which state changes are legal.
+`max_per_slot` pins in a slot. The arithmetic is `pinsched.core.slots` (pure); this module reads
+what it needs, asks it, and applies the answer. It does not decide which state changes are legal.
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final, TypeVar
 
-from pinsched import codec, slots
-from pinsched.accounts import Account, Pacing
-from pinsched.errors import AccountNotFound, FailedPrecondition, JobNotFound, VersionMismatch
-from pinsched.jobs import UNSENT_STATES, Job, JobState, SlotRef, Transition, touch, transition
+from pinsched.core import slots
+from pinsched.core.accounts import Account, Pacing
+from pinsched.core.errors import AccountNotFound, FailedPrecondition, JobNotFound, VersionMismatch
+from pinsched.core.jobs import UNSENT_STATES, Job, JobState, SlotRef, Transition, touch, transition
+from pinsched.store import codec
 from pinsched.store.rows import _JOB_COLUMNS, Event, _cas, _job_from_row, schedule_from_json
 
 T = TypeVar("T")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pinsched.jobs import Job
+from pinsched.core.jobs import Job
 from pinsched.store.opening import GuardedReader
 from pinsched.store.rows import _ACTIVE_SQL, _JOB_COLUMNS, _job_from_row
 

@@ -36,10 +36,10 @@ from urllib.parse import urlsplit
 
 from google.protobuf import timestamp_pb2
 
-from pinsched import codec, notes
-from pinsched.accounts import Account
-from pinsched.jobs import Job, JobState, Transition
-from pinsched.store import Event, OutboxRow
+from pinsched.core import notes
+from pinsched.core.accounts import Account
+from pinsched.core.jobs import Job, JobState, Transition
+from pinsched.store import Event, OutboxRow, codec
 
 SECRET_PREFIX: Final = "whsec_"
 MIN_KEY_BYTES: Final = 16

@@ -29,9 +29,9 @@ from typing import Any, Final
 import aiohttp
 import structlog
 
-from pinsched import errors
-from pinsched.accounts import Account
 from pinsched.clock import Activity, Clock
+from pinsched.core import errors
+from pinsched.core.accounts import Account
 from pinsched.ops.masking import mask_url
 from pinsched.store import Delivery, Event, OutboxRow, Store
 from pinsched.webhooks.endpoints import (

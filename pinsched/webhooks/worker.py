@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import structlog
 
-from pinsched import errors
+from pinsched.core import errors
 from pinsched.ops.masking import scrub
 from pinsched.store import Delivery
 from pinsched.webhooks.endpoints import BlockedAddress

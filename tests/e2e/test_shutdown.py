@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 import grpc
 
-from pinsched.jobs import Job, JobState
+from pinsched.core.jobs import Job, JobState
 from pinsched.store import Store
 from pinsched.v1 import account_pb2, account_pb2_grpc, job_pb2, scheduler_pb2
 from tests.conftest import jobs_stub

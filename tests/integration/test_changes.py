@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from pinsched.accounts import Account
+from pinsched.core.accounts import Account
 from pinsched.core.decision import LEAVE, Decision
-from pinsched.errors import VersionMismatch
-from pinsched.jobs import ImageUrl, Job, JobState, PinSpec, Transition, touch
+from pinsched.core.errors import VersionMismatch
+from pinsched.core.jobs import ImageUrl, Job, JobState, PinSpec, Transition, touch
 from pinsched.store import Store
 from pinsched.store.changes import BUDGET, KeepsChanging, change, change_account
 

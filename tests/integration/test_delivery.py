@@ -17,7 +17,7 @@ import grpc
 import pytest
 
 from pinsched.app import Daemon
-from pinsched.jobs import JobState, transition
+from pinsched.core.jobs import JobState, transition
 from pinsched.sandbox import FaultRule, RequestRecord, Sandbox
 from pinsched.store import Store
 from pinsched.testing import FakeClock

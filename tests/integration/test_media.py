@@ -17,9 +17,9 @@ import grpc
 import pytest
 from google.protobuf import field_mask_pb2
 
-from pinsched.accounts import Account
 from pinsched.api.proto_json import PROTO_JSON
-from pinsched.jobs import ImageBase64, JobState, PinSpec, transition
+from pinsched.core.accounts import Account
+from pinsched.core.jobs import ImageBase64, JobState, PinSpec, transition
 from pinsched.store import Event, Store
 from pinsched.v1 import job_pb2, scheduler_pb2
 from pinsched.webhooks.messages import Endpoint, OutboxRenderers

@@ -24,7 +24,7 @@ import pytest
 from google.protobuf import field_mask_pb2
 
 from pinsched.app import Daemon
-from pinsched.jobs import TRANSITIONS, JobState
+from pinsched.core.jobs import TRANSITIONS, JobState
 from pinsched.sandbox import FaultRule, Sandbox
 from pinsched.v1 import account_pb2, job_pb2, scheduler_pb2
 from tests.conftest import ACCESS, REFRESH, Api

@@ -15,9 +15,9 @@ import grpc
 import pytest
 
 from bench.retention import run as run_retention
-from pinsched.accounts import Account
 from pinsched.app import Daemon
-from pinsched.jobs import JobState, transition
+from pinsched.core.accounts import Account
+from pinsched.core.jobs import JobState, transition
 from pinsched.retention import Retention
 from pinsched.store import OutboxRow, Store
 from pinsched.testing import FakeClock
@@ -230,7 +230,7 @@ async def test_an_older_database_is_upgraded_with_counts_and_its_inline_images(
     import base64
     import json
 
-    from pinsched.jobs import ImageBase64
+    from pinsched.core.jobs import ImageBase64
     from pinsched.store import MIGRATIONS
     from pinsched.store.rows import _JOB_COLUMNS, _job_row
 
@@ -284,7 +284,7 @@ async def test_a_pruning_batch_frees_a_bounded_amount_of_image_bytes(tmp_path: P
     2 MiB of image bytes per batch, at least one job), and the round goes on until all went."""
     import dataclasses
 
-    from pinsched.jobs import ImageBase64, PinSpec
+    from pinsched.core.jobs import ImageBase64, PinSpec
 
     store = await Store.open(tmp_path / "img.db")
     try:

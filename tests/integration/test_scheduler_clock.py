@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from pinsched.app import Daemon
-from pinsched.pinterest.outcomes import parse_time
+from pinsched.core.answers import parse_time
 from pinsched.testing import FakeClock
 from pinsched.v1 import job_pb2, scheduler_pb2
 from tests.conftest import Api, start_sandbox

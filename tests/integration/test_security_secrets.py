@@ -12,8 +12,8 @@ import grpc
 import pytest
 from cryptography.fernet import Fernet
 
-from pinsched.accounts import Account
 from pinsched.app import Daemon
+from pinsched.core.accounts import Account
 from pinsched.ops import crypto
 from pinsched.sandbox import Sandbox
 from pinsched.store import Store

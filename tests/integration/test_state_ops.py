@@ -21,7 +21,7 @@ import pytest
 from google.protobuf import duration_pb2, field_mask_pb2
 
 from pinsched.app import Daemon
-from pinsched.pinterest.outcomes import parse_time
+from pinsched.core.answers import parse_time
 from pinsched.sandbox import FaultRule, Sandbox
 from pinsched.testing import FakeClock
 from pinsched.v1 import account_pb2, job_pb2, scheduler_pb2

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from pinsched.accounts import Account
-from pinsched.errors import AccountNotFound, AlreadyExists
-from pinsched.jobs import ImageUrl, Job, JobState, PinSpec, Transition, touch, transition
+from pinsched.core.accounts import Account
+from pinsched.core.errors import AccountNotFound, AlreadyExists
+from pinsched.core.jobs import ImageUrl, Job, JobState, PinSpec, Transition, touch, transition
 from pinsched.store import MIGRATIONS, Event, StaleJob, Store
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)

@@ -15,9 +15,9 @@ from pathlib import Path
 import grpc
 import pytest
 
-from pinsched.accounts import Account
 from pinsched.app import Daemon
-from pinsched.errors import AccountNotFound, StorageUnavailable
+from pinsched.core.accounts import Account
+from pinsched.core.errors import AccountNotFound, StorageUnavailable
 from pinsched.store import MIGRATIONS, JobFilter, Store, StoreOpenError
 from tests.conftest import Api
 from tests.e2e.procs import ROOT, start_daemon, start_sandbox
@@ -221,7 +221,7 @@ async def test_a_disk_filling_up_under_group_commit_leaves_nothing_half_written(
 ) -> None:
     """Concurrent job inserts while the disk fills up: each one either commits whole (job and
     its event) or fails with StorageUnavailable, and every committed job has its event."""
-    from pinsched.jobs import JobState
+    from pinsched.core.jobs import JobState
     from tests.integration.test_store import make_job
 
     db = tmp_path / "filling.db"

@@ -20,7 +20,7 @@ import pytest
 from google.protobuf import field_mask_pb2
 
 from pinsched.app import Daemon
-from pinsched.jobs import ImageUrl, PinSpec
+from pinsched.core.jobs import ImageUrl, PinSpec
 from pinsched.pinterest.client import PinterestClient
 from pinsched.sandbox import FaultRule, RequestRecord, Sandbox
 from pinsched.testing import FakeClock

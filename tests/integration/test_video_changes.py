@@ -9,10 +9,10 @@ from datetime import timedelta
 from google.protobuf import field_mask_pb2
 
 from pinsched.app import Daemon
+from pinsched.core.video import MediaStage
 from pinsched.sandbox import FaultRule, Sandbox
 from pinsched.testing import FakeClock
 from pinsched.v1 import job_pb2, scheduler_pb2
-from pinsched.video import MediaStage
 from tests.conftest import Api
 from tests.integration import test_video_staging as staging
 from tests.integration.test_video_staging import drive, get, video_request

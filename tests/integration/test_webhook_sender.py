@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from standardwebhooks import Webhook
 
-from pinsched.accounts import Account
 from pinsched.api.proto_json import PROTO_JSON
 from pinsched.clock import Clock, SystemClock
 from pinsched.config import ConfigError, WebhookEndpoint
+from pinsched.core.accounts import Account
 from pinsched.store import Store
 from pinsched.testing import FakeClock
 from pinsched.webhooks.sender import POLL_S, GetAddrInfo, WebhookSender, prepare_endpoints

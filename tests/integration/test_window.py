@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from pinsched import codec
-from pinsched.accounts import Account
-from pinsched.jobs import ImageUrl, Job, JobState, PinSpec, Transition, touch
+from pinsched.core.accounts import Account
+from pinsched.core.jobs import ImageUrl, Job, JobState, PinSpec, Transition, touch
 from pinsched.scheduler import LEAD_US, Scheduler
-from pinsched.store import Store
+from pinsched.store import Store, codec
 from pinsched.testing import FakeClock
 
 START = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)

@@ -13,10 +13,10 @@ from typing import Any
 import grpc
 from google.protobuf import duration_pb2
 
-from pinsched.accounts import Pacing
 from pinsched.app import Daemon
-from pinsched.pinterest.outcomes import parse_time
-from pinsched.planning import violations
+from pinsched.core.accounts import Pacing
+from pinsched.core.answers import parse_time
+from pinsched.core.planning import violations
 from pinsched.testing import FakeClock
 from pinsched.v1 import account_pb2, job_pb2, scheduler_pb2
 from tests.conftest import Api, soon, start_sandbox

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pinsched.core.decision import Decision, apply
-from pinsched.jobs import ImageUrl, Job, JobState, PinSpec
-from pinsched.retry import RetryPolicy
+from pinsched.core.jobs import ImageUrl, Job, JobState, PinSpec
+from pinsched.core.retry import RetryPolicy
 
 S = JobState
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)

@@ -11,12 +11,12 @@ from google.protobuf import duration_pb2, json_format, timestamp_pb2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pinsched.accounts import Account, Pacing
 from pinsched.api import account_convert as acv
 from pinsched.api import convert as cv
 from pinsched.api import pin_input
-from pinsched.errors import InvalidArgument
-from pinsched.jobs import (
+from pinsched.core.accounts import Account, Pacing
+from pinsched.core.errors import InvalidArgument
+from pinsched.core.jobs import (
     Carousel,
     CarouselItem,
     ErrorCategory,
@@ -33,8 +33,8 @@ from pinsched.jobs import (
     Transition,
     Video,
 )
+from pinsched.core.video import READY, MediaStage
 from pinsched.v1 import account_pb2, job_pb2
-from pinsched.video import READY, MediaStage
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 ERROR = JobError(

@@ -9,8 +9,8 @@ import subprocess
 import sys
 
 #: The existing pure domain modules core may use until they move into it.
-PURE_DOMAIN = {"pinsched", "pinsched.accounts", "pinsched.errors", "pinsched.jobs"}
-PURE_DOMAIN |= {"pinsched.retry", "pinsched.video"}
+PURE_DOMAIN = {"pinsched", "pinsched.core.accounts", "pinsched.core.errors", "pinsched.core.jobs"}
+PURE_DOMAIN |= {"pinsched.core.retry", "pinsched.core.video"}
 FORBIDDEN = {"asyncio", "aiohttp", "grpc", "sqlite3", "aiosqlite", "structlog"}
 
 PROBE = """

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from pinsched.accounts import Account, Pacing
-from pinsched.core.accounts import ASSUMED_ACCESS_LIFETIME, AccountUpdate, update_account
+from pinsched.core.account_changes import ASSUMED_ACCESS_LIFETIME, AccountUpdate, update_account
+from pinsched.core.accounts import Account, Pacing
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 OLD = Account(

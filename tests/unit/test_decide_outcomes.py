@@ -11,8 +11,8 @@ import pytest
 
 from pinsched.core import flags, outcomes
 from pinsched.core.decision import FollowUp, Pacer
+from pinsched.core.jobs import ErrorCategory, JobError, JobState
 from pinsched.dispatch.outcome import decide
-from pinsched.jobs import ErrorCategory, JobError, JobState
 from pinsched.pinterest import client as pt
 from tests.unit.decide_jobs import POLICY, T0, committed, job, rng
 

@@ -18,14 +18,14 @@ from hypothesis import strategies as st
 from pinsched.core import flags, outcomes, requests, settle
 from pinsched.core import staging as staging_rules
 from pinsched.core.decision import Decision, FollowUp, apply
+from pinsched.core.errors import FailedPrecondition
+from pinsched.core.jobs import ErrorCategory, Job, JobError, JobState, ScheduleSpec
+from pinsched.core.reconcile import Ambiguous
+from pinsched.core.retry import RetryPolicy
 from pinsched.core.route import Route, route
+from pinsched.core.video import STAGING, MediaStage
 from pinsched.dispatch.outcome import decide
-from pinsched.errors import FailedPrecondition
-from pinsched.jobs import ErrorCategory, Job, JobError, JobState, ScheduleSpec
 from pinsched.pinterest import client as pt
-from pinsched.reconcile import Ambiguous
-from pinsched.retry import RetryPolicy
-from pinsched.video import STAGING, MediaStage
 from tests.unit.decide_jobs import T0, job
 
 S = JobState

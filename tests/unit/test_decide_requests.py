@@ -11,8 +11,8 @@ import pytest
 
 from pinsched.core import requests
 from pinsched.core.decision import LEAVE, Decision, FollowUp
-from pinsched.errors import FailedPrecondition
-from pinsched.jobs import ImageUrl, Job, JobState, RemoteState, RemoteUpdate, ScheduleSpec
+from pinsched.core.errors import FailedPrecondition
+from pinsched.core.jobs import ImageUrl, Job, JobState, RemoteState, RemoteUpdate, ScheduleSpec
 from tests.unit.decide_jobs import T0, committed, job
 
 S = JobState

@@ -13,10 +13,10 @@ from pinsched.core import flags, settle
 from pinsched.core import remote as remote_rules
 from pinsched.core import staging as staging_rules
 from pinsched.core.decision import FollowUp
+from pinsched.core.jobs import ErrorCategory, Job, JobError, JobState, RemoteState, RemoteUpdate
+from pinsched.core.reconcile import Ambiguous
 from pinsched.core.route import Route, route
-from pinsched.jobs import ErrorCategory, Job, JobError, JobState, RemoteState, RemoteUpdate
-from pinsched.reconcile import Ambiguous
-from pinsched.video import READY, STAGING, MediaStage, VideoUrl, source_key
+from pinsched.core.video import READY, STAGING, MediaStage, VideoUrl, source_key
 from tests.unit.decide_jobs import POLICY, T0, committed, job, rng
 
 S = JobState

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from pinsched.api.watch_wire import WatchMessage, serialize
+from pinsched.core.jobs import JobState, Transition
 from pinsched.events import MAX_BATCH, Chunk, EventBus, Subscription, WatchFilter
-from pinsched.jobs import JobState, Transition
 from pinsched.store import Event
 from pinsched.v1 import job_pb2, scheduler_pb2
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import copy
 from datetime import UTC, datetime, timedelta
 
-from pinsched import notes
-from pinsched.accounts import Pacing
-from pinsched.explain import Rule, human_delay, pace_wait
-from pinsched.jobs import JobState, Transition
-from pinsched.pacing import AccountPacer, TokenBucket
+from pinsched.core import notes
+from pinsched.core.accounts import Pacing
+from pinsched.core.explain import Rule, human_delay, pace_wait
+from pinsched.core.jobs import JobState, Transition
+from pinsched.core.pacing import AccountPacer, TokenBucket
 
 T0 = datetime(2027, 1, 4, 9, tzinfo=UTC)
 

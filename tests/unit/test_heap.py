@@ -1,4 +1,4 @@
-"""Tests of `pinsched.heap.DueHeap` against a reference model (a dict and a sorted list)."""
+"""Tests of `pinsched.core.heap.DueHeap` against a reference model (a dict and a sorted list)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from pinsched.heap import DueHeap
+from pinsched.core.heap import DueHeap
 
 IDS = st.sampled_from([f"job-{i}" for i in range(6)])
 DUES = st.integers(min_value=0, max_value=20)

@@ -5,6 +5,7 @@ keep the dependencies their rules promise."""
 from __future__ import annotations
 
 import ast
+import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -235,3 +236,25 @@ def test_the_sandbox_imports_nothing_of_the_daemon() -> None:
         if m.startswith("pinsched.sandbox")
     }
     assert not {m: d for m, d in outside.items() if d}
+
+
+def test_the_core_imports_only_the_core_and_the_standard_library() -> None:
+    """`pinsched.core` is pure: every import in it (type-checking ones included) names the
+    standard library or another `pinsched.core` module: no asyncio, aiohttp, grpc, sqlite,
+    no store, clock or Pinterest client."""
+    shell = {"asyncio", "sqlite3", "socket", "ssl", "threading", "subprocess", "time"}
+    offending: dict[str, list[str]] = {}
+    for path in sorted((ROOT / "core").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            for name in names:
+                top = name.split(".")[0]
+                core = name == "pinsched.core" or name.startswith("pinsched.core.")
+                stdlib = top in sys.stdlib_module_names and top not in shell
+                if not (core or stdlib or top == "__future__"):
+                    offending.setdefault(path.name, []).append(name)
+    assert offending == {}

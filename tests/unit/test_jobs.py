@@ -1,4 +1,4 @@
-"""Tests of `pinsched.jobs`: the transition table against DESIGN §3, and the job value."""
+"""Tests of `pinsched.core.jobs`: the transition table against DESIGN §3, and the job value."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from pinsched.errors import IllegalTransition
-from pinsched.jobs import (
+from pinsched.core.errors import IllegalTransition
+from pinsched.core.jobs import (
     ACTIVE_STATES,
     SETTLED_STATES,
     TRANSITIONS,

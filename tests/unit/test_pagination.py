@@ -7,8 +7,8 @@ import base64
 
 import pytest
 
-from pinsched import errors
 from pinsched.api.pagination import page_size, page_token, read_page_id, read_page_token
+from pinsched.core import errors
 
 
 def test_a_token_reads_back_its_last_key() -> None:

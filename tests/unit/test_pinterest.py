@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from pinsched.jobs import (
+from pinsched.core.jobs import (
     Carousel,
     CarouselItem,
     ErrorCategory,

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pinsched.accounts import Pacing
-from pinsched.pacing import AccountPacer, TokenBucket
-from pinsched.planning import seed_for, spread, violations
+from pinsched.core.accounts import Pacing
+from pinsched.core.pacing import AccountPacer, TokenBucket
+from pinsched.core.planning import seed_for, spread, violations
 
 START = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pinsched import codec
-from pinsched.jobs import JobState, Transition
+from pinsched.core.jobs import JobState, Transition
 from pinsched.publish_first import PublishFirst
-from pinsched.store import Event
+from pinsched.store import Event, codec
 from pinsched.testing import FakeClock
 
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from pinsched import reconcile
-from pinsched.jobs import Carousel, CarouselItem, ImageUrl, PinSpec, Video
+from pinsched.core import reconcile
+from pinsched.core.jobs import Carousel, CarouselItem, ImageUrl, PinSpec, Video
 
 SUBMITTED = datetime(2026, 3, 1, 12, 0, 0, 900_000, tzinfo=UTC)
 PIN = PinSpec(

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from pinsched import remote
-from pinsched.jobs import ErrorCategory, JobError
+from pinsched.core import remote_policy as remote
+from pinsched.core.jobs import ErrorCategory, JobError
+from pinsched.core.retry import RetryPolicy
 from pinsched.pinterest import client as pt
-from pinsched.retry import RetryPolicy
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 POLICY = RetryPolicy(base_delay_s=2.0, max_delay_s=600.0)

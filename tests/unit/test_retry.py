@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pinsched.retry import (
+from pinsched.core.retry import (
     DEFAULT_RETRY_FOR,
     HINT_JITTER_MAX_S,
     RATE_LIMIT_MAX_S,

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pinsched.accounts import Pacing
-from pinsched.planning import violations
-from pinsched.slots import (
+from pinsched.core.accounts import Pacing
+from pinsched.core.planning import violations
+from pinsched.core.slots import (
     PostingSchedule,
     SlotRule,
     find_free,

@@ -1,4 +1,4 @@
-"""Tests of `pinsched.timing`: DST resolution, skew and horizon rules, windows."""
+"""Tests of `pinsched.core.times`: DST resolution, skew and horizon rules, windows."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pinsched.jobs import LocalTime
-from pinsched.timing import (
+from pinsched.core.jobs import LocalTime
+from pinsched.core.times import (
     DEFAULT_HORIZON,
     DEFAULT_SKEW_TOLERANCE,
     AmbiguousPolicy,

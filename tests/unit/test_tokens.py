@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pinsched import tokens
-from pinsched.accounts import Account, Pacing
-from pinsched.jobs import ErrorCategory, JobError
-from pinsched.pacing import AccountPacer
+from pinsched.core import tokens
+from pinsched.core.accounts import Account, Pacing
+from pinsched.core.jobs import ErrorCategory, JobError
+from pinsched.core.pacing import AccountPacer
 from pinsched.pinterest.oauth import Route, Routes, quota_headers, refresh_lifetime_s
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)

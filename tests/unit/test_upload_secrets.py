@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 from cryptography.fernet import Fernet
 
+from pinsched.core.video import STAGING, MediaStage
 from pinsched.ops.crypto import FernetCipher
 from pinsched.upload_secrets import seal, unseal
-from pinsched.video import STAGING, MediaStage
 
 PARAMS = {"key": "uploads/1", "policy": "cG9saWN5", "x-amz-signature": "abc"}
 STAGE = MediaStage(state=STAGING, source="url:http://x/v.mp4", started_at=datetime.now(UTC))

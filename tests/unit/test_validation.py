@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from pinsched.api import fields
 from pinsched.api import validation as va
-from pinsched.errors import InvalidArgument
-from pinsched.jobs import Carousel, CarouselItem, ImageUrl, LocalTime, PinSpec, Video
+from pinsched.core.errors import InvalidArgument
+from pinsched.core.jobs import Carousel, CarouselItem, ImageUrl, LocalTime, PinSpec, Video
 from pinsched.v1 import job_pb2, scheduler_pb2
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -12,10 +12,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from pinsched.accounts import Account
 from pinsched.api.proto_json import PROTO_JSON
 from pinsched.config import ConfigError, WebhookEndpoint
-from pinsched.jobs import ImageBase64, Job, JobState, PinSpec, Transition
+from pinsched.core.accounts import Account
+from pinsched.core.jobs import ImageBase64, Job, JobState, PinSpec, Transition
 from pinsched.store import Event
 from pinsched.webhooks.endpoints import endpoint_from_config
 from pinsched.webhooks.messages import (

@@ -21,10 +21,10 @@ import enum
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from pinsched import notes
-from pinsched.accounts import Account, AccountState
-from pinsched.jobs import ErrorCategory, Job, JobError, JobState
-from pinsched.pacing import AccountPacer, TokenBucket
+from pinsched.core import notes
+from pinsched.core.accounts import Account, AccountState
+from pinsched.core.jobs import ErrorCategory, Job, JobError, JobState
+from pinsched.core.pacing import AccountPacer, TokenBucket
 
 S = JobState
 

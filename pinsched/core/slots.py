@@ -27,7 +27,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
-from pinsched.accounts import Pacing
+from pinsched.core.accounts import Pacing
 
 MAX_RULES: Final = 100
 MAX_PER_SLOT: Final = 100

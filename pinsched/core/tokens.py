@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
-from pinsched.accounts import Account
-from pinsched.jobs import JobError
+from pinsched.core.accounts import Account
+from pinsched.core.jobs import JobError
 
 #: `account.reauth_soon` goes out this long before an unrefreshable token lapses.
 REAUTH_WARNING: Final = timedelta(days=7)

@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pinsched.jobs import LocalTime
+from pinsched.core.jobs import LocalTime
 
 DEFAULT_SKEW_TOLERANCE: Final = timedelta(seconds=60)
 DEFAULT_HORIZON: Final = timedelta(days=400)

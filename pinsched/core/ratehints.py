@@ -13,7 +13,9 @@ from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Final
 
-from pinsched.ops.limits import RETRY_AFTER_MAX_S
+#: Longest wait a Retry-After / X-RateLimit-Reset hint from Pinterest can impose (one day).
+RETRY_AFTER_MAX_S: Final = 86_400.0
+
 
 #: An `X-RateLimit-Reset` above this is an epoch timestamp, not a number of seconds.
 _EPOCH_THRESHOLD: Final = 1e9

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
-from pinsched.jobs import ErrorCategory, JobError
-from pinsched.pinterest import client as pt
-from pinsched.retry import RetryPolicy, rate_limit_delay_s
+from pinsched.core import answers as pt
+from pinsched.core.jobs import ErrorCategory, JobError
+from pinsched.core.retry import RetryPolicy, rate_limit_delay_s
 
 #: How long a delete or PATCH of a published pin is retried before pinsched gives up.
 GIVE_UP_AFTER_S: Final = 3600.0

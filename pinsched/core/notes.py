@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Final
 
-from pinsched.jobs import Job, Transition
+from pinsched.core.jobs import Job, Transition
 
 AT_RISK: Final = "at risk: "
 AT_RISK_CLEARED: Final = "at risk cleared: "

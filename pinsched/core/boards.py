@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from pinsched.jobs import ScheduleSpec
+from pinsched.core.jobs import ScheduleSpec
 
 #: At most this many boards besides the pin's own.
 MAX_ALSO_BOARDS = 9

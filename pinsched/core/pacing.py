@@ -17,7 +17,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from pinsched.accounts import Pacing
+from pinsched.core.accounts import Pacing
 
 #: Below this many remaining requests, `quota_hint` spreads them over the time to the reset.
 LOW_QUOTA: Final = 10

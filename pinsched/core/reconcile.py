@@ -37,9 +37,9 @@ from itertools import pairwise
 from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
-from pinsched.jobs import Carousel, ImageBase64, ImageUrl, PinSpec, Video
-from pinsched.pinterest.outcomes import parse_time
-from pinsched.video import VideoAsset, VideoUrl
+from pinsched.core.answers import parse_time
+from pinsched.core.jobs import Carousel, ImageBase64, ImageUrl, PinSpec, Video
+from pinsched.core.video import VideoAsset, VideoUrl
 
 #: Pinterest's times have second precision and come from another clock: look this far back.
 SKEW: Final = timedelta(minutes=5)

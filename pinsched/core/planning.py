@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from pinsched.accounts import Pacing
+from pinsched.core.accounts import Pacing
 
 _HOUR = timedelta(hours=1)
 _DAY = timedelta(days=1)

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from pinsched.jobs import (
+from pinsched.core.jobs import (
     Carousel,
     ErrorCategory,
     ImageBase64,
@@ -41,7 +41,7 @@ from pinsched.jobs import (
     PinSpec,
     Video,
 )
-from pinsched.pinterest.ratehints import retry_after_s
+from pinsched.core.ratehints import retry_after_s
 
 #: Pinterest codes that mean "try again later" whatever the HTTP status.
 TRANSIENT_CODES: Final = frozenset({2787})

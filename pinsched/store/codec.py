@@ -10,7 +10,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pinsched.jobs import (
+from pinsched.core.jobs import (
     Carousel,
     CarouselItem,
     ImageBase64,
@@ -20,7 +20,7 @@ from pinsched.jobs import (
     PinSpec,
     Video,
 )
-from pinsched.video import VideoAsset, VideoUrl
+from pinsched.core.video import VideoAsset, VideoUrl
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

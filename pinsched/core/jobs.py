@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from pinsched.errors import IllegalTransition
-from pinsched.video import MediaStage, VideoAsset, VideoUrl
+from pinsched.core.errors import IllegalTransition
+from pinsched.core.video import MediaStage, VideoAsset, VideoUrl
 
 
 class JobState(enum.StrEnum):
@@ -256,7 +256,7 @@ class RemoteUpdate:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SlotRef:
-    """The posting-schedule slot a job occupies (see `pinsched.slots`)."""
+    """The posting-schedule slot a job occupies (see `pinsched.core.slots`)."""
 
     at: datetime  # the slot's instant (UTC); planned_at is this or later (spacing in the slot)
     local: datetime  # naive wall-clock time of the slot as the schedule lists it
