@@ -1,27 +1,34 @@
-"""SQLite persistence: the only package that speaks SQL. The store is the truth; heaps are indexes.
+"""The store: the only package that speaks SQL. The store is the truth; heaps are indexes.
 
-* WAL journal, `synchronous=FULL`: a change is on disk before it is acknowledged or acted on.
+It runs on SQLite (a file path, the default) or PostgreSQL (a `postgresql://` URL), through one
+connection layer (`pinsched.store.driver`; `pinsched.store.postgres`) with the same semantics:
+
+* A change is durable before it is acknowledged or acted on (SQLite: WAL, `synchronous=FULL`).
 * Writes go through one writer task that **group-commits**: every write queued while the previous
   transaction was being committed shares the next transaction (one fsync), each inside its own
-  SAVEPOINT so one failing write never undoes another. The batch runs on the aiosqlite thread in a
-  single hop (`Connection._execute`), so a batch of N writes costs one thread round trip.
-* Job changes are compare-and-set on `version`; each appends its row to the event log in the same
-  transaction. After the commit, the committed events are handed to `on_events` in sequence order.
-* Reads use a second connection (WAL readers never block the writer).
-* Schema versions live in `PRAGMA user_version`; `MIGRATIONS[i]` upgrades from version i.
-* One process per file: `Store.open` takes an exclusive lock beside the database and refuses a
-  database it cannot use (newer schema, not SQLite, missing directory) before writing anything
-  (`pinsched.store.opening`). A storage failure at run time (disk full, read-only, I/O error)
-  becomes `StorageUnavailable`; the transaction it hit is rolled back whole.
+  SAVEPOINT so one failing write never undoes another. On SQLite the batch runs on the aiosqlite
+  thread in a single hop; on PostgreSQL on the writer connection.
+* Job changes are compare-and-set on `version`; each appends its row to the event log (and its
+  webhook outbox rows) in the same transaction. After the commit, the committed events are handed
+  to `on_events` in sequence order.
+* Reads use other connections (SQLite: a second connection, WAL readers never block the writer;
+  PostgreSQL: a small pool).
+* Schema versions: SQLite's `PRAGMA user_version` (`MIGRATIONS[i]` upgrades from version i);
+  PostgreSQL's `pinsched_schema` table (`pinsched.store.pg_schema`).
+* One process per database: SQLite's `<db>.lock` file (`pinsched.store.opening`), PostgreSQL's
+  advisory lock. `Store.open` refuses a database it cannot use before writing anything. A storage
+  failure at run time (disk full, read-only, I/O error, lost connection) becomes
+  `StorageUnavailable`; the transaction it hit is rolled back whole.
 
-It does not decide anything: which transition is legal is `jobs.py`'s business.
+The table-owning parts are mixins written once over `driver.Tx`: jobs (here), accounts, outbox,
+media, pacers, retention, slots, videos. It does not decide anything: which transition is legal
+is `jobs.py`'s business.
 """
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -38,10 +45,11 @@ from pinsched.errors import (
 )
 from pinsched.jobs import Job, JobState, Transition, job_reference
 from pinsched.store.accounts import AccountsMixin
+from pinsched.store.driver import Backend, Reader, SqliteBackend, Tx
+from pinsched.store.location import is_postgres
 from pinsched.store.media import MediaMixin
 from pinsched.store.opening import (
     DatabaseLock,
-    GuardedReader,
     StoreOpenError,
     check_directory,
     inspect,
@@ -102,17 +110,16 @@ T = TypeVar("T")
 class Store(
     AccountsMixin, OutboxMixin, RetentionMixin, MediaMixin, PacerStateMixin, SlotsMixin, VideoMixin
 ):
-    """Async facade over one SQLite file."""
+    """Async facade over one database (a SQLite file or a PostgreSQL database)."""
 
     def __init__(
         self,
-        writer: aiosqlite.Connection,
-        reader: aiosqlite.Connection,
+        backend: Backend,
         on_events: Callable[[Sequence[Event]], None] | None,
         lock: DatabaseLock | None = None,
     ) -> None:
-        self._writer = writer
-        self._reader = GuardedReader(reader)
+        self._db = backend
+        self._reader: Reader = backend.reader
         self._lock = lock
         self._on_events = on_events or (lambda _: None)
         self._outbox: OutboxRenderer | None = None
@@ -121,7 +128,7 @@ class Store(
         self._outbox_written = False  # set in the writer thread, read after the batch commits
         self._cipher: TokenCipher | None = None
         self._queue: list[
-            tuple[Callable[[sqlite3.Connection, list[Event]], Any], asyncio.Future[Any]]
+            tuple[Callable[[Tx, list[Event]], Awaitable[Any]], asyncio.Future[Any]]
         ] = []
         self._wake = asyncio.Event()
         self._closing = False
@@ -133,8 +140,13 @@ class Store(
     async def open(
         cls, path: str | Path, *, on_events: Callable[[Sequence[Event]], None] | None = None
     ) -> Store:
-        """Open (creating and migrating if needed) the database at *path*, locked for this
-        process. Raises StoreOpenError (one line naming the file) when it cannot be used."""
+        """Open (creating and migrating if needed) the database at *path* (a SQLite file, or a
+        `postgresql://` URL), locked for this process. Raises StoreOpenError (one line naming the
+        database) when it cannot be used."""
+        if isinstance(path, str) and is_postgres(path):
+            from pinsched.store.postgres import PgBackend  # asyncpg only when it is used
+
+            return cls(await PgBackend.open(path, len(MIGRATIONS)), on_events)
         db_path = Path(path)
         check_directory(db_path)
         lock = DatabaseLock(db_path)
@@ -163,7 +175,19 @@ class Store(
             if problem is not None:
                 raise StoreOpenError(f"database {db_path}: {problem}") from None
             raise
-        return cls(writer, reader, on_events, lock)
+        return cls(SqliteBackend(writer, reader), on_events, lock)
+
+    @property
+    def _writer(self) -> aiosqlite.Connection:
+        """The SQLite writer connection (tests simulate storage failures through it)."""
+        if not isinstance(self._db, SqliteBackend):
+            raise TypeError("not a SQLite store")
+        return self._db.writer
+
+    @property
+    def backend(self) -> str:
+        """ "sqlite" or "postgresql"."""
+        return self._db.dialect.name
 
     def set_event_sink(self, on_events: Callable[[Sequence[Event]], None]) -> None:
         self._on_events = on_events
@@ -180,12 +204,12 @@ class Store(
         self._account_outbox = account_renderer
         self._on_outbox = on_written or (lambda: None)
 
-    def _insert_outbox(
-        self, db: sqlite3.Connection, seq: int, rows: Sequence[OutboxRow], when: datetime
+    async def _insert_outbox(
+        self, db: Tx, seq: int, rows: Sequence[OutboxRow], when: datetime
     ) -> None:
         now = codec.to_us(when)
         self._outbox_written = True
-        db.executemany(
+        await db.executemany(
             "INSERT INTO webhook_deliveries (endpoint, event_seq, message_id, order_key, "
             "event_type, payload, next_attempt_at, created_at, updated_at) "
             "VALUES (?,?,?,?,?,?,?,?,?)",
@@ -206,15 +230,14 @@ class Store(
         self._wake.set()
         await self._task
         try:
-            await self._reader.close()
-            await self._writer.close()
+            await self._db.close()
         finally:
             if self._lock is not None:
                 self._lock.release()
 
     # ---------------------------------------------------------------- group commit
 
-    async def _write(self, fn: Callable[[sqlite3.Connection, list[Event]], T]) -> T:
+    async def _write(self, fn: Callable[[Tx, list[Event]], Awaitable[T]]) -> T:
         if self._closing:
             raise ShuttingDown()
         fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
@@ -222,8 +245,8 @@ class Store(
         self._wake.set()
         try:
             return await fut
-        except sqlite3.Error as exc:
-            problem = storage_problem(exc)
+        except Exception as exc:
+            problem = self._db.storage_problem(exc)
             if problem is None:
                 raise
             raise StorageUnavailable(f"{problem}; nothing of this change was written") from exc
@@ -240,10 +263,7 @@ class Store(
             if self._queue:
                 self._wake.set()
             try:
-                # One thread hop for the whole batch (aiosqlite's queue-a-callable primitive).
-                results = await self._writer._execute(  # type: ignore[no-untyped-call]
-                    _run_batch, self._writer._conn, batch
-                )
+                results = await self._db.run_batch([fn for fn, _ in batch])
             except Exception as exc:  # the transaction itself failed (disk full, I/O error)
                 for _, fut in batch:
                     if not fut.done():
@@ -288,21 +308,21 @@ class Store(
         AccountNotFound when an account does not exist, StaleJob when a re-planned job changed.
         """
 
-        def op(db: sqlite3.Connection, events: list[Event]) -> list[tuple[Job, bool]]:
+        async def op(db: Tx, events: list[Event]) -> list[tuple[Job, bool]]:
             out: list[tuple[Job, bool]] = []
             for old, new, entry in replans:
-                _cas(db, old, new)
-                events.append(self._append_event(db, new, entry))
+                await _cas(db, old, new)
+                events.append(await self._append_event(db, new, entry))
             accounts_seen: set[str] = set()
             books: dict[str, Any] = {}
-            known = _jobs_by_request_id(db, [job.request_id for job in jobs if job.request_id])
+            known = await _jobs_by_request_id(
+                db, [job.request_id for job in jobs if job.request_id]
+            )
             rows: list[tuple[Any, ...]] = []  # inserted together (executemany)
             for index, (job, entry) in enumerate(zip(jobs, transitions, strict=True)):
                 if job.account_id not in accounts_seen:
                     if (
-                        db.execute(
-                            "SELECT 1 FROM accounts WHERE id=?", (job.account_id,)
-                        ).fetchone()
+                        await db.fetchone("SELECT 1 FROM accounts WHERE id=?", (job.account_id,))
                         is None
                     ):
                         raise AccountNotFound(job.account_id)
@@ -321,19 +341,19 @@ class Store(
                     continue
                 ask = slot_asks.get(index) if slot_asks else None
                 if ask is not None:
-                    _insert_jobs(db, rows)  # placing reads the jobs inserted before this one
-                    job, entry = place_new(
+                    await _insert_jobs(db, rows)  # placing reads the jobs inserted before it
+                    job, entry = await place_new(
                         db, books, job, entry, ask, out[-1][0] if out and ask.interval else None
                     )
-                _store_media(db, job.pin)
+                await _store_media(db, job.pin)
                 rows.append(_job_row(job))
                 count_new(books, job)
-                events.append(self._append_event(db, job, entry))
+                events.append(await self._append_event(db, job, entry))
                 reference = job_reference(job)
                 if job.request_id:
                     known[job.request_id] = reference  # a repeat later in this batch
                 out.append((reference, True))
-            _insert_jobs(db, rows)
+            await _insert_jobs(db, rows)
             return out
 
         return await self._write(op)
@@ -352,11 +372,11 @@ class Store(
     ) -> list[tuple[Job, int]]:
         """Commit several CAS changes in one transaction: all or none (StaleJob if any lost)."""
 
-        def op(db: sqlite3.Connection, events: list[Event]) -> list[tuple[Job, int]]:
+        async def op(db: Tx, events: list[Event]) -> list[tuple[Job, int]]:
             out = []
             for old, new, entry in changes:
-                _cas(db, old, new)
-                event = self._append_event(db, new, entry)
+                await _cas(db, old, new)
+                event = await self._append_event(db, new, entry)
                 events.append(event)
                 out.append((job_reference(new), event.sequence))
             return out
@@ -368,20 +388,20 @@ class Store(
     ) -> list[tuple[Job, int] | None]:
         """Commit CAS changes independently (one transaction); a lost CAS yields None."""
 
-        def op(db: sqlite3.Connection, events: list[Event]) -> list[tuple[Job, int] | None]:
+        async def op(db: Tx, events: list[Event]) -> list[tuple[Job, int] | None]:
             out: list[tuple[Job, int] | None] = []
             for old, new, entry in changes:
-                db.execute("SAVEPOINT one")
+                await db.execute("SAVEPOINT one")
                 try:
-                    _cas(db, old, new)
-                    event = self._append_event(db, new, entry)
+                    await _cas(db, old, new)
+                    event = await self._append_event(db, new, entry)
                 except StaleJob:
-                    db.execute("ROLLBACK TO one")
+                    await db.execute("ROLLBACK TO SAVEPOINT one")
                     out.append(None)
                 else:
                     events.append(event)
                     out.append((job_reference(new), event.sequence))
-                db.execute("RELEASE one")
+                await db.execute("RELEASE SAVEPOINT one")
             return out
 
         return await self._write(op)
@@ -390,21 +410,21 @@ class Store(
         """Append *entry* (a note, `pinsched.notes`) to *job*'s events and the webhook outbox,
         leaving the job row as it is; the event's sequence. `JobNotFound` once it is gone."""
 
-        def op(db: sqlite3.Connection, events: list[Event]) -> int:
-            if db.execute("SELECT 1 FROM jobs WHERE id = ?", (job.id,)).fetchone() is None:
+        async def op(db: Tx, events: list[Event]) -> int:
+            if await db.fetchone("SELECT 1 FROM jobs WHERE id = ?", (job.id,)) is None:
                 raise JobNotFound(job.id)
-            event = self._append_event(db, job, entry)
+            event = await self._append_event(db, job, entry)
             events.append(event)
             return event.sequence
 
         return await self._write(op)
 
-    def _append_event(self, db: sqlite3.Connection, job: Job, entry: Transition) -> Event:
-        event = _append_event(db, job, entry)
+    async def _append_event(self, db: Tx, job: Job, entry: Transition) -> Event:
+        event = await _append_event(db, job, entry)
         if self._outbox is not None:
             rows = self._outbox(event)
             if rows:
-                self._insert_outbox(db, event.sequence, rows, entry.time)
+                await self._insert_outbox(db, event.sequence, rows, entry.time)
         return event
 
     # ---------------------------------------------------------------- jobs: reads
@@ -534,12 +554,7 @@ class Store(
 
     async def last_sequence(self) -> int:
         """The highest sequence ever given (pruned events included: it never goes back)."""
-        rows = list(
-            await self._reader.execute_fetchall(
-                "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0), "
-                "coalesce((SELECT max(seq) FROM events), 0))"
-            )
-        )
+        rows = list(await self._reader.execute_fetchall(self._db.dialect.last_sequence_sql))
         return int(rows[0][0] or 0)
 
     async def events_after(
@@ -571,34 +586,3 @@ class Store(
         return [
             Event(int(r[0]), str(r[7]), str(r[8]), _transition_from_row(tuple(r[:7]))) for r in rows
         ]
-
-
-# -------------------------------------------------------------------- in the writer thread
-
-
-def _run_batch(
-    db: sqlite3.Connection,
-    batch: Sequence[tuple[Callable[[sqlite3.Connection, list[Event]], Any], Any]],
-) -> list[tuple[bool, Any, list[Event]]]:
-    results: list[tuple[bool, Any, list[Event]]] = []
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        for fn, _ in batch:
-            events: list[Event] = []
-            db.execute("SAVEPOINT op")
-            try:
-                value = fn(db, events)
-            except Exception as exc:
-                if not db.in_transaction:
-                    raise  # SQLite rolled the whole transaction back (disk full, I/O error)
-                db.execute("ROLLBACK TO op")
-                results.append((False, exc, []))
-            else:
-                results.append((True, value, events))
-            db.execute("RELEASE op")
-        db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
-    return results
