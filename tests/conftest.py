@@ -7,7 +7,6 @@ import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -26,6 +25,9 @@ from pinsched.v1 import (
     scheduler_pb2,
     scheduler_pb2_grpc,
 )
+
+#: The database backends (SQLite, PostgreSQL) and the `db_url` fixture: tests/backends.py.
+pytest_plugins = ("tests.backends",)
 
 ACCESS = "pina_test_access_0001"
 REFRESH = "pinr_test_refresh_0001"
@@ -151,14 +153,14 @@ class Api:
 
 
 @pytest.fixture
-def make_daemon(tmp_path: Path, sandbox: Sandbox) -> Callable[..., Daemon]:
+def make_daemon(db_url: str, sandbox: Sandbox) -> Callable[..., Daemon]:
     def make(
         clock: Clock | None = None, *, base_url: str | None = None, **overrides: Any
     ) -> Daemon:
         settings: dict[str, Any] = {
             "listen": "127.0.0.1:0",
             "http_listen": "127.0.0.1:0",
-            "db_path": str(tmp_path / "pinsched.db"),
+            "db_path": db_url,
             "pinterest_api_base": base_url or sandbox.base_url,
             "pinterest_client_id": "client-1",
             "pinterest_client_secret": "client-secret-1",
