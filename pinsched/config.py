@@ -26,6 +26,7 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from pinsched.masking import mask_url
+from pinsched.store.location import check_db, redact
 from pinsched.webhook_policy import host_problem
 
 __all__ = ["Config", "ConfigError", "WebhookEndpoint", "add_serve_arguments", "load_config"]
@@ -109,6 +110,8 @@ class Config:
                 out[f.name] = [w.redacted() for w in value]
             elif f.name in SECRET_FIELDS and value is not None:
                 out[f.name] = MASK
+            elif f.name == "db_path":
+                out[f.name] = redact(value)  # a PostgreSQL URL's password
             else:
                 out[f.name] = value
         return out
@@ -132,6 +135,15 @@ def _string(raw: object, where: str) -> str:
     if not isinstance(raw, str) or not raw.strip():
         raise _fail(where, "a non-empty string", raw)
     return raw.strip()
+
+
+def _database(raw: object, where: str) -> str:
+    """A SQLite file path or a postgresql:// URL (`pinsched.store.location`)."""
+    text = _string(raw, where)
+    try:
+        return check_db(text)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def _secret(raw: object, where: str) -> str:
@@ -244,7 +256,9 @@ _FIELDS: Final[Mapping[str, _Field]] = {
     "http_listen": _Field(
         _host_port_or_off, "--http-listen", "HTTP/JSON API address, host:port, or off"
     ),
-    "db_path": _Field(_string, "--db", "SQLite database file", env="PINSCHED_DB"),
+    "db_path": _Field(
+        _database, "--db", "SQLite database file or postgresql:// URL", env="PINSCHED_DB"
+    ),
     "pinterest_api_base": _Field(_http_url, "--pinterest-api-base", "Pinterest API base URL"),
     "pinterest_client_id": _Field(_string),
     "pinterest_client_secret": _Field(_secret),

@@ -26,6 +26,7 @@ import hmac
 import ipaddress
 
 from pinsched.config import Config, ConfigError
+from pinsched.store.location import redact
 
 __all__ = [
     "MIN_API_TOKEN",
@@ -122,7 +123,7 @@ def warnings(config: Config) -> list[str]:
         )
     if not config.secret_key:
         out.append(
-            f"Pinterest tokens are stored unencrypted in {config.db_path}: set "
+            f"Pinterest tokens are stored unencrypted in {redact(config.db_path)}: set "
             "PINSCHED_SECRET_KEY (a Fernet key or a random passphrase of 16+ characters) to "
             "encrypt them at rest"
         )
