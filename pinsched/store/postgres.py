@@ -125,9 +125,11 @@ class PgBackend:
 
     dialect = POSTGRESQL
 
-    def __init__(self, writer: asyncpg.Connection, pool: asyncpg.Pool) -> None:
+    def __init__(self, writer: asyncpg.Connection, pool: asyncpg.Pool, url: str) -> None:
         self._writer = writer
+        self._url = url
         self.reader: Reader = PgReader(pool)
+        self.reconnects = 0
 
     @classmethod
     async def open(cls, url: str, known_version: int) -> PgBackend:
@@ -159,9 +161,23 @@ class PgBackend:
                 raise StoreOpenError(f"{where}: {problem}") from None
             raise
         assert pool is not None
-        return cls(writer, pool)
+        return cls(writer, pool, url)
+
+    async def _reconnect(self) -> None:
+        """A new writer connection after the old one was lost (server restart, network): it
+        must take the advisory lock again, or this daemon has lost the database to another."""
+        writer = await asyncpg.connect(self._url, timeout=10)
+        if not await writer.fetchval("SELECT pg_try_advisory_lock($1)", LOCK_KEY):
+            await writer.close()
+            raise ConnectionError(
+                "another pinsched took the database while the connection was lost"
+            )
+        self._writer = writer
+        self.reconnects += 1
 
     async def run_batch(self, ops: Sequence[Op]) -> Results:
+        if self._writer.is_closed():
+            await self._reconnect()  # a failure fails this batch; the next one tries again
         conn = self._writer
         tx = PgTx(conn)
         results: Results = []

@@ -11,8 +11,9 @@ import asyncpg
 import pytest
 
 from pinsched.accounts import Account
+from pinsched.errors import StorageUnavailable
 from pinsched.jobs import ImageUrl, Job, JobState, PinSpec, Transition, transition
-from pinsched.store import MIGRATIONS, OutboxRow, StaleJob, Store, StoreOpenError
+from pinsched.store import MIGRATIONS, JobFilter, OutboxRow, StaleJob, Store, StoreOpenError
 from pinsched.store.driver import numbered
 from pinsched.store.pg_schema import PG_BASE, PG_MIGRATIONS
 from tests.backends import Cluster, run_sql
@@ -221,4 +222,32 @@ async def test_a_newer_postgresql_schema_is_refused(pg_cluster: Cluster) -> None
         with pytest.raises(StoreOpenError, match="newer than this pinsched"):
             await Store.open(url)
     finally:
+        pg_cluster.drop_database(name)
+
+
+async def test_a_lost_postgresql_connection_fails_one_write_and_the_next_reconnects(
+    pg_cluster: Cluster,
+) -> None:
+    """When the server ends the writer's connection, the write it hit raises
+    StorageUnavailable (nothing of it written); the next write reconnects, takes the advisory
+    lock again and commits."""
+    name = pg_cluster.create_database()
+    url = pg_cluster.url(name)
+    store = await open_with_account(url)
+    try:
+        run_sql(
+            pg_cluster.url("postgres"),
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            f"WHERE datname = '{name}' AND pid IN (SELECT pid FROM pg_locks "
+            "WHERE locktype = 'advisory')",
+        )
+        job, entry = new_job(1)
+        with pytest.raises(StorageUnavailable, match="nothing of this change was written"):
+            await store.create_jobs([job], [entry])
+        await store.create_jobs([job], [entry])
+        assert [j.id for j in await store.list_jobs(JobFilter())] == [job.id]
+        with pytest.raises(StoreOpenError, match="in use by another pinsched"):
+            await Store.open(url)
+    finally:
+        await store.close()
         pg_cluster.drop_database(name)
