@@ -27,6 +27,7 @@ from bench import (
     http_door,
     importrun,
     lateness,
+    postgres,
     procs,
     report,
     retention,
@@ -52,6 +53,7 @@ SCENARIOS: dict[str, Scenario] = {
     "retention": retention.scenario,  # FakeClock hours: database size under retention
     "shutdown": shutdown.run,  # SIGTERM → exit under load (terminationGracePeriodSeconds)
     "videos": videos.run,  # image lateness while 200 videos are staged across 20 accounts
+    "postgres": postgres.run,  # SchedulePin on PostgreSQL (one daemon) beside SQLite
 }
 
 

@@ -96,8 +96,9 @@ def run_sql(url: str, *statements: str) -> None:
 class Cluster:
     """A throwaway PostgreSQL cluster in a temporary directory."""
 
-    def __init__(self, bindir: Path) -> None:
+    def __init__(self, bindir: Path, *, durable: bool = False) -> None:
         self.bindir = bindir
+        self.durable = durable  # fsync as in production (benchmarks); tests run without
         self.base = Path(tempfile.mkdtemp(prefix="pinsched-pg-"))
         self.data = self.base / "data"
         self.port = _free_port()
@@ -119,10 +120,9 @@ class Cluster:
             "initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8",
             "--locale=C", "--no-sync", "--no-instructions",
         )  # fmt: skip
-        options = (
-            f"-h 127.0.0.1 -p {self.port} -k {self.base} -F -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-        )
+        options = f"-h 127.0.0.1 -p {self.port} -k {self.base} -c max_connections=200"
+        if not self.durable:
+            options += " -F -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self._run(
             "pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.base / "log"),
             "-w", "-t", "60", "start",
