@@ -17,6 +17,7 @@ from pinsched.store import MIGRATIONS, JobFilter, OutboxRow, StaleJob, Store, St
 from pinsched.store.driver import numbered
 from pinsched.store.pg_schema import PG_BASE, PG_MIGRATIONS
 from tests.backends import Cluster, run_sql
+from tests.integration.test_store_opening import serve_exit
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -250,4 +251,25 @@ async def test_a_lost_postgresql_connection_fails_one_write_and_the_next_reconne
             await Store.open(url)
     finally:
         await store.close()
+        pg_cluster.drop_database(name)
+
+
+async def test_serve_on_a_postgresql_database_in_use_exits_2_with_one_line(
+    pg_cluster: Cluster,
+) -> None:
+    """`pinsched serve --db postgresql://…` while another pinsched holds that database exits 2
+    with one line naming db_path (password hidden); the holder keeps its database."""
+    name = pg_cluster.create_database()
+    url = pg_cluster.url(name).replace("postgres@", "postgres:pw@")
+    holder = await open_with_account(url)
+    try:
+        code, lines = await serve_exit(url)  # type: ignore[arg-type]
+        assert code == 2
+        assert len(lines) == 1, lines
+        assert f"db_path postgresql://postgres:***@127.0.0.1:{pg_cluster.port}/{name}" in lines[0]
+        assert "is in use by another pinsched (PostgreSQL advisory lock" in lines[0]
+        assert "pw@" not in lines[0]
+        assert [a.id for a in await holder.list_accounts()] == ["acme"]
+    finally:
+        await holder.close()
         pg_cluster.drop_database(name)
