@@ -46,6 +46,7 @@ from pinsched.errors import (
 from pinsched.jobs import Job, JobState, Transition, job_reference
 from pinsched.store.accounts import AccountsMixin
 from pinsched.store.driver import Backend, Reader, SqliteBackend, Tx
+from pinsched.store.leases import Fence, Lease, LeaseLost, LeasesMixin, check_fence
 from pinsched.store.location import is_postgres
 from pinsched.store.media import MediaMixin
 from pinsched.store.opening import (
@@ -93,7 +94,10 @@ __all__ = [
     "AccountOutboxRenderer",
     "Delivery",
     "Event",
+    "Fence",
     "JobFilter",
+    "Lease",
+    "LeaseLost",
     "OutboxRenderer",
     "OutboxRow",
     "Pruned",
@@ -108,7 +112,14 @@ T = TypeVar("T")
 
 
 class Store(
-    AccountsMixin, OutboxMixin, RetentionMixin, MediaMixin, PacerStateMixin, SlotsMixin, VideoMixin
+    AccountsMixin,
+    OutboxMixin,
+    RetentionMixin,
+    MediaMixin,
+    PacerStateMixin,
+    SlotsMixin,
+    VideoMixin,
+    LeasesMixin,
 ):
     """Async facade over one database (a SQLite file or a PostgreSQL database)."""
 
@@ -358,21 +369,26 @@ class Store(
 
         return await self._write(op)
 
-    async def commit(self, old: Job, new: Job, entry: Transition) -> tuple[Job, int]:
+    async def commit(
+        self, old: Job, new: Job, entry: Transition, *, fence: Fence | None = None
+    ) -> tuple[Job, int]:
         """Compare-and-set *old* → *new* and append *entry* to the event log, atomically.
 
         Returns the new job and the event's sequence number; raises StaleJob if the stored job is
-        no longer at `old.version`.
+        no longer at `old.version`, LeaseLost if *fence* no longer holds.
         """
-        ((job, seq),) = await self.commit_many([(old, new, entry)])
+        ((job, seq),) = await self.commit_many([(old, new, entry)], fence=fence)
         return job, seq
 
     async def commit_many(
-        self, changes: Sequence[tuple[Job, Job, Transition]]
+        self, changes: Sequence[tuple[Job, Job, Transition]], *, fence: Fence | None = None
     ) -> list[tuple[Job, int]]:
-        """Commit several CAS changes in one transaction: all or none (StaleJob if any lost)."""
+        """Commit several CAS changes in one transaction: all or none (StaleJob if any lost;
+        LeaseLost if *fence*, checked in the same transaction, no longer holds)."""
 
         async def op(db: Tx, events: list[Event]) -> list[tuple[Job, int]]:
+            if fence is not None:
+                await check_fence(db, fence)
             out = []
             for old, new, entry in changes:
                 await _cas(db, old, new)

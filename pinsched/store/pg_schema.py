@@ -204,6 +204,20 @@ PG_MIGRATIONS: Final[tuple[str, ...]] = (
         updated_at BIGINT NOT NULL
     );
     """,
+    # → 12: members and account leases (SQLite's 11 → 12).
+    """
+    CREATE TABLE members (
+        member_id TEXT COLLATE "C" PRIMARY KEY,
+        started_at BIGINT NOT NULL,
+        alive_until BIGINT NOT NULL
+    );
+    CREATE TABLE account_leases (
+        account_id TEXT COLLATE "C" PRIMARY KEY,
+        owner TEXT NOT NULL,
+        epoch BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL
+    );
+    """,
 )
 
 
