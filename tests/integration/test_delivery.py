@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -54,7 +53,7 @@ async def close_api(api: Api, grace_s: float = 1.0) -> None:
 
 
 @pytest.fixture
-def make_fast(tmp_path: Path, sandbox: Sandbox) -> Callable[..., Daemon]:
+def make_fast(db_url: str, sandbox: Sandbox) -> Callable[..., Daemon]:
     """Like conftest's `make_daemon`, but every setting (the request timeout too) can be
     overridden; FAST by default."""
 
@@ -64,7 +63,7 @@ def make_fast(tmp_path: Path, sandbox: Sandbox) -> Callable[..., Daemon]:
         settings: dict[str, Any] = {
             "listen": "127.0.0.1:0",
             "http_listen": "127.0.0.1:0",
-            "db_path": str(tmp_path / "pinsched.db"),
+            "db_path": db_url,
             "pinterest_api_base": base_url or sandbox.base_url,
             "pinterest_client_id": "client-1",
             "pinterest_client_secret": "client-secret-1",
@@ -517,7 +516,7 @@ async def test_crash_while_submitted_with_a_pin_is_reconciled_at_start(
 async def test_crash_before_the_request_left_is_retried_exactly_once(
     make_fast: Callable[..., Daemon],
     sandbox: Sandbox,
-    tmp_path: Path,
+    db_url: str,
 ) -> None:
     """A job committed SUBMITTED whose request never left (killed in between) is looked for,
     not found, retried, and published exactly once."""
@@ -527,7 +526,7 @@ async def test_crash_before_the_request_left_is_retried_exactly_once(
         job = await schedule(api, at=soon(3600))
     finally:
         await close_api(api)
-    store = await Store.open(str(tmp_path / "pinsched.db"))
+    store = await Store.open(db_url)
     try:  # what the dispatcher commits just before sending, then the process dies
         now = datetime.now(UTC)
         pending = await store.get_job(job.id)
@@ -547,7 +546,9 @@ async def test_crash_before_the_request_left_is_retried_exactly_once(
         await store.commit(queued, submitted, entry)
     finally:
         await store.close()
-    api = await open_api(make_fast())
+    # A request timeout longer than a restart takes on a busy machine: the restarted daemon must
+    # still be inside it, and so wait, when it first looks (on either backend).
+    api = await open_api(make_fast(request_timeout_s=3.0))
     try:
         got = await reach(api, job.id, J.STATE_DELIVERED)
     finally:

@@ -13,7 +13,6 @@ import itertools
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -106,7 +105,7 @@ class World:
 
 
 @pytest.fixture
-async def w(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[World]:
+async def w(db_url: str, request: pytest.FixtureRequest) -> AsyncIterator[World]:
     """Sandbox and daemon on one FakeClock; indirect parameters override daemon settings."""
     clock = FakeClock()
     sandbox = await start_sandbox(clock)
@@ -115,7 +114,7 @@ async def w(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Wor
         Config(
             listen="127.0.0.1:0",
             http_listen=None,
-            db_path=str(tmp_path / "pinsched.db"),
+            db_path=db_url,
             pinterest_api_base=sandbox.base_url,
             pinterest_client_id="client-1",
             pinterest_client_secret="client-secret-1",
