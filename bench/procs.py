@@ -242,7 +242,7 @@ async def start_sandbox(workdir: Path, *extra: str) -> tuple[Proc, str]:
 
 async def start_daemon(
     workdir: Path,
-    db: Path,
+    db: Path | str,
     api_base: str,
     *extra: str,
     timeout_s: float = 120.0,

@@ -27,6 +27,7 @@ from bench import (
     http_door,
     importrun,
     lateness,
+    postgres,
     procs,
     report,
     retention,
@@ -55,6 +56,7 @@ SCENARIOS: dict[str, Scenario] = {
     "videos": videos.run,  # image lateness while 200 videos are staged across 20 accounts
     # the two watch-lag targets (gRPC, SSE), repeated: medians and a per-stage CPU profile
     "watchrows": watchrows.run,
+    "postgres": postgres.run,  # SchedulePin on PostgreSQL (one daemon) beside SQLite
 }
 
 

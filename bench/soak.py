@@ -231,7 +231,7 @@ async def start_sandbox(scale: Scale, seed: int) -> tuple[Child, str]:
     return child, line.split("sandbox listening on ", 1)[1].strip()
 
 
-async def start_daemon(db: Path, base_url: str) -> tuple[Child, int, dict[str, int]]:
+async def start_daemon(db: Path | str, base_url: str) -> tuple[Child, int, dict[str, int]]:
     """`pinsched serve` on *db* with fast retries and a 1 s request timeout; returns it, its
     port and what it recovered at start-up (jobs by state)."""
     child = await spawn(
@@ -418,12 +418,15 @@ async def follow_until_settled(
     return events
 
 
-async def run(scale: Scale, workdir: Path, *, seed: int = 1, name: str = "") -> Result:
-    """One soak run in *workdir* (the database lives there)."""
+async def run(
+    scale: Scale, workdir: Path, *, seed: int = 1, name: str = "", db_url: str = ""
+) -> Result:
+    """One soak run in *workdir* (the database lives there, unless *db_url* names another, e.g.
+    a PostgreSQL database)."""
     rng = random.Random(seed)
     result = Result(scale=name, pins_scheduled=scale.pins)
     started = time.monotonic()
-    db = workdir / "soak.db"
+    db: Path | str = db_url or workdir / "soak.db"
     sandbox, base = await start_sandbox(scale, seed)
     daemon: Child | None = None
     try:

@@ -72,6 +72,7 @@ from pinsched.scheduler import Scheduler
 from pinsched.service import PinService
 from pinsched.staging import Stager
 from pinsched.store import Event, Store
+from pinsched.store.location import redact
 from pinsched.urlprobe import UrlProbe
 from pinsched.v1 import (
     account_pb2,
@@ -371,7 +372,7 @@ class Daemon:
             listen=cfg.listen,
             port=self.port,
             http_port=self.http_port,
-            db=cfg.db_path,
+            db=redact(cfg.db_path),
             recovered=recovered,
             pinterest_api_base=cfg.pinterest_api_base,
         )

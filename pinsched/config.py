@@ -38,6 +38,7 @@ from pinsched.config_fields import (
 from pinsched.config_fields import ConfigError as ConfigError
 from pinsched.ops import listen
 from pinsched.ops.masking import mask_url
+from pinsched.store.location import redact
 from pinsched.webhooks.policy import host_problem
 
 __all__ = ["Config", "ConfigError", "WebhookEndpoint", "add_serve_arguments", "load_config"]
@@ -115,6 +116,8 @@ class Config:
                 out[f.name] = [w.redacted() for w in value]
             elif f.name in SECRET_FIELDS and value is not None:
                 out[f.name] = MASK
+            elif f.name == "db_path":
+                out[f.name] = redact(value)  # a PostgreSQL URL's password
             else:
                 out[f.name] = value
         return out

@@ -17,6 +17,7 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from pinsched.ops.masking import mask_url
+from pinsched.store.location import check_db
 
 LOG_LEVELS: Final = frozenset({"debug", "info", "warning", "error", "critical"})
 LOG_FORMATS: Final = frozenset({"json", "console"})
@@ -42,6 +43,15 @@ def parse_string(raw: object, where: str) -> str:
     if not isinstance(raw, str) or not raw.strip():
         raise fail(where, "a non-empty string", raw)
     return raw.strip()
+
+
+def parse_database(raw: object, where: str) -> str:
+    """A SQLite file path or a postgresql:// URL (`pinsched.store.location`)."""
+    text = parse_string(raw, where)
+    try:
+        return check_db(text)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def parse_secret(raw: object, where: str) -> str:
@@ -154,7 +164,9 @@ FIELDS: Final[Mapping[str, Field]] = {
     "http_listen": Field(
         parse_host_port_or_off, "--http-listen", "HTTP/JSON API address, host:port, or off"
     ),
-    "db_path": Field(parse_string, "--db", "SQLite database file", env="PINSCHED_DB"),
+    "db_path": Field(
+        parse_database, "--db", "SQLite database file or postgresql:// URL", env="PINSCHED_DB"
+    ),
     "pinterest_api_base": Field(parse_http_url, "--pinterest-api-base", "Pinterest API base URL"),
     "pinterest_client_id": Field(parse_string),
     "pinterest_client_secret": Field(parse_secret),

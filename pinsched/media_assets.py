@@ -31,6 +31,7 @@ import structlog
 from pinsched.clock import Clock
 from pinsched.core.errors import InvalidArgument, StorageUnavailable
 from pinsched.core.video import VIDEO_CONTENT_TYPES, VIDEO_MAX_BYTES
+from pinsched.store.location import database_name, is_postgres
 
 log = structlog.get_logger("pinsched.media_assets")
 
@@ -54,7 +55,10 @@ class Asset:
 
 
 def media_dir(db_path: str) -> Path:
-    """The media directory of the database *db_path*."""
+    """The media directory of the database *db_path*: beside a SQLite file, or
+    `pinsched-<database>.media` in the working directory for a PostgreSQL URL."""
+    if is_postgres(db_path):
+        return Path(f"pinsched-{database_name(db_path)}.media")
     return Path(f"{db_path}.media")
 
 

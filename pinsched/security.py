@@ -27,6 +27,7 @@ import hmac
 from pinsched.config import Config, ConfigError
 from pinsched.ops import listen
 from pinsched.ops.listen import is_loopback
+from pinsched.store.location import redact
 
 __all__ = [
     "MIN_API_TOKEN",
@@ -108,7 +109,7 @@ def warnings(config: Config) -> list[str]:
         )
     if not config.secret_key:
         out.append(
-            f"Pinterest tokens are stored unencrypted in {config.db_path}: set "
+            f"Pinterest tokens are stored unencrypted in {redact(config.db_path)}: set "
             "PINSCHED_SECRET_KEY (a Fernet key or a random passphrase of 16+ characters) to "
             "encrypt them at rest"
         )

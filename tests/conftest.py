@@ -13,7 +13,6 @@ import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -36,6 +35,8 @@ from pinsched.v1 import (
 J = job_pb2.Job
 #: The end of a stream, as `read()` answers it (grpc-stubs do not declare it).
 EOF: object = grpc.aio.EOF  # type: ignore[attr-defined]
+#: The database backends (SQLite, PostgreSQL) and the `db_url` fixture: tests/backends.py.
+pytest_plugins = ("tests.backends",)
 
 ACCESS = "pina_test_access_0001"
 REFRESH = "pinr_test_refresh_0001"
@@ -211,13 +212,6 @@ class Api:
                 account=account, update_mask=field_mask_pb2.FieldMask(paths=list(paths))
             )
         )
-
-
-@pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    """Where the daemon under test keeps its database (a SQLite file): the one place the suite
-    chooses a storage backend."""
-    return str(tmp_path / "pinsched.db")
 
 
 @pytest.fixture

@@ -5,14 +5,14 @@ store's `TokenCipher` when one is set. Mixed into `Store`."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
 from pinsched.core.accounts import Account
 from pinsched.core.errors import AccountNotFound, AlreadyExists, FailedPrecondition, VersionMismatch
 from pinsched.core.jobs import Job, Transition
-from pinsched.store.opening import GuardedReader
+from pinsched.store.driver import Reader, Tx
 from pinsched.store.rows import (
     _ACTIVE_SQL,
     ACCOUNT_EXTRA_COLUMNS,
@@ -32,30 +32,30 @@ _EXTRA_SET = ", ".join(f"{c}=?" for c in ACCOUNT_EXTRA_COLUMNS)
 class AccountsMixin:
     """The accounts table; `Store` provides what is declared here."""
 
-    _reader: GuardedReader
+    _reader: Reader
     _cipher: TokenCipher | None
     _account_outbox: AccountOutboxRenderer | None
 
-    async def _write(self, fn: Callable[[sqlite3.Connection, list[Event]], T]) -> T:
+    async def _write(self, fn: Callable[[Tx, list[Event]], Awaitable[T]]) -> T:
         raise NotImplementedError
 
-    def _append_event(self, db: sqlite3.Connection, job: Job, entry: Transition) -> Event:
+    async def _append_event(self, db: Tx, job: Job, entry: Transition) -> Event:
         raise NotImplementedError
 
-    def _insert_outbox(
-        self, db: sqlite3.Connection, seq: int, rows: Sequence[OutboxRow], when: datetime
+    async def _insert_outbox(
+        self, db: Tx, seq: int, rows: Sequence[OutboxRow], when: datetime
     ) -> None:
         raise NotImplementedError
-
-    def set_cipher(self, cipher: TokenCipher | None) -> None:
-        """Encrypt account tokens at rest with *cipher* (values already stored in clear text or
-        under an older key are still read)."""
-        self._cipher = cipher
 
     @property
     def cipher(self) -> TokenCipher | None:
         """The cipher secrets are sealed with at rest (None: encryption is off)."""
         return self._cipher
+
+    def set_cipher(self, cipher: TokenCipher | None) -> None:
+        """Encrypt account tokens at rest with *cipher* (values already stored in clear text or
+        under an older key are still read)."""
+        self._cipher = cipher
 
     def _seal(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
         if self._cipher is None:
@@ -82,9 +82,9 @@ class AccountsMixin:
         )
 
     async def create_account(self, account: Account) -> Account:
-        def op(db: sqlite3.Connection, _: list[Event]) -> Account:
+        async def op(db: Tx, _: list[Event]) -> Account:
             try:
-                db.execute(
+                await db.execute(
                     "INSERT INTO accounts (id, display_name, access_token, refresh_token, "
                     "access_expires_at, pacing, paused, needs_reauth, state_reason, version, "
                     f"created_at, updated_at, {', '.join(ACCOUNT_EXTRA_COLUMNS)}) "
@@ -94,7 +94,7 @@ class AccountsMixin:
             except sqlite3.IntegrityError:
                 raise AlreadyExists(f"account {account.id!r} already exists") from None
             if account.posting_schedule is not None:
-                db.execute(
+                await db.execute(
                     "UPDATE accounts SET posting_schedule=? WHERE id=?",
                     (schedule_json(account), account.id),
                 )
@@ -132,34 +132,32 @@ class AccountsMixin:
         *moved*).
         """
 
-        def op(db: sqlite3.Connection, events: list[Event]) -> Account:
+        async def op(db: Tx, events: list[Event]) -> Account:
             row = self._seal(_account_row(new))
-            cur = db.execute(
+            changed = await db.execute(
                 "UPDATE accounts SET display_name=?, access_token=?, refresh_token=?, "
                 "access_expires_at=?, pacing=?, paused=?, needs_reauth=?, state_reason=?, "
                 f"version=?, updated_at=?, {_EXTRA_SET} WHERE id=? AND version=?",
                 (*row[1:10], row[11], *row[12:], new.id, old.version),
             )
-            if cur.rowcount == 0:
-                current = db.execute(
-                    "SELECT version FROM accounts WHERE id=?", (old.id,)
-                ).fetchone()
+            if changed == 0:
+                current = await db.fetchone("SELECT version FROM accounts WHERE id=?", (old.id,))
                 if current is None:
                     raise AccountNotFound(old.id)
                 raise VersionMismatch(old.id, old.version, int(current[0]))
-            db.execute(
+            await db.execute(
                 "UPDATE accounts SET posting_schedule=? WHERE id=?", (schedule_json(new), new.id)
             )
             if replan is not None and new.posting_schedule != old.posting_schedule:
-                changes = replan_account(db, new, now=replan[0], horizon_end=replan[1])
+                changes = await replan_account(db, new, now=replan[0], horizon_end=replan[1])
                 for _, job, entry in changes:
-                    events.append(self._append_event(db, job, entry))
+                    events.append(await self._append_event(db, job, entry))
                 if moved is not None:
                     moved.extend(job for _, job, _ in changes)
             if self._account_outbox is not None:
                 rows = self._account_outbox(old, new)
                 if rows:
-                    self._insert_outbox(db, 0, rows, new.updated_at)
+                    await self._insert_outbox(db, 0, rows, new.updated_at)
             return new
 
         return await self._write(op)
@@ -168,23 +166,24 @@ class AccountsMixin:
         """Delete an account with no active jobs (its settled jobs and their events go too, so
         an account created later with the same id sees none of them)."""
 
-        def op(db: sqlite3.Connection, _: list[Event]) -> None:
-            if db.execute("SELECT 1 FROM accounts WHERE id=?", (account_id,)).fetchone() is None:
+        async def op(db: Tx, _: list[Event]) -> None:
+            if await db.fetchone("SELECT 1 FROM accounts WHERE id=?", (account_id,)) is None:
                 raise AccountNotFound(account_id)
-            active = db.execute(
+            counted = await db.fetchone(
                 f"SELECT count(*) FROM jobs WHERE account_id=? AND state IN ({_ACTIVE_SQL})",
                 (account_id,),
-            ).fetchone()[0]
+            )
+            active = counted[0] if counted else 0
             if active:
                 raise FailedPrecondition(
                     f"account {account_id!r} has {active} active jobs; cancel them or delete "
                     "with force"
                 )
-            db.execute(
+            await db.execute(
                 "DELETE FROM events WHERE job_id IN (SELECT id FROM jobs WHERE account_id=?)",
                 (account_id,),
             )
-            db.execute("DELETE FROM jobs WHERE account_id=?", (account_id,))
-            db.execute("DELETE FROM accounts WHERE id=?", (account_id,))
+            await db.execute("DELETE FROM jobs WHERE account_id=?", (account_id,))
+            await db.execute("DELETE FROM accounts WHERE id=?", (account_id,))
 
         await self._write(op)

@@ -13,13 +13,13 @@ import dataclasses
 
 from pinsched.core.errors import StorageUnavailable
 from pinsched.core.jobs import ImageBase64, Job, PinSpec
-from pinsched.store.opening import GuardedReader
+from pinsched.store.driver import Reader
 
 
 class MediaMixin:
     """Reading image bytes back; mixed into `Store`."""
 
-    _reader: GuardedReader
+    _reader: Reader
 
     async def media_bytes(self, sha256: str) -> bytes | None:
         """The bytes of the image *sha256*, or None if no job uses it."""

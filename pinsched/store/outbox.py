@@ -6,13 +6,12 @@ this mixin reads and updates them.
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
 from pinsched.store import codec
-from pinsched.store.opening import GuardedReader
+from pinsched.store.driver import Reader, Tx
 from pinsched.store.rows import _DELIVERY_COLUMNS, Delivery, Event, _delivery_from_row
 
 T = TypeVar("T")
@@ -21,9 +20,9 @@ T = TypeVar("T")
 class OutboxMixin:
     """Webhook-outbox queries; mixed into `Store`."""
 
-    _reader: GuardedReader
+    _reader: Reader
 
-    async def _write(self, fn: Callable[[sqlite3.Connection, list[Event]], T]) -> T:
+    async def _write(self, fn: Callable[[Tx, list[Event]], Awaitable[T]]) -> T:
         raise NotImplementedError
 
     async def webhook_due(self, endpoint: str, now: datetime, limit: int = 100) -> list[Delivery]:
@@ -61,8 +60,8 @@ class OutboxMixin:
     ) -> None:
         """Record the result of one attempt."""
 
-        def op(db: sqlite3.Connection, _: list[Event]) -> None:
-            db.execute(
+        async def op(db: Tx, _: list[Event]) -> None:
+            await db.execute(
                 "UPDATE webhook_deliveries SET state=?, attempts=?, next_attempt_at=?, "
                 "last_status=?, last_error=?, updated_at=? WHERE id=?",
                 (
@@ -81,13 +80,12 @@ class OutboxMixin:
     async def webhook_kill_endpoint(self, endpoint: str, reason: str, now: datetime) -> int:
         """Mark every pending delivery of *endpoint* DEAD (the endpoint was disabled)."""
 
-        def op(db: sqlite3.Connection, _: list[Event]) -> int:
-            cur = db.execute(
+        async def op(db: Tx, _: list[Event]) -> int:
+            return await db.execute(
                 "UPDATE webhook_deliveries SET state='DEAD', last_error=?, updated_at=? "
                 "WHERE endpoint=? AND state='PENDING'",
                 (reason, codec.to_us(now), endpoint),
             )
-            return int(cur.rowcount)
 
         return await self._write(op)
 
@@ -100,7 +98,7 @@ class OutboxMixin:
     ) -> int:
         """Send DEAD deliveries again (the given ids, or all of an endpoint, or all)."""
 
-        def op(db: sqlite3.Connection, _: list[Event]) -> int:
+        async def op(db: Tx, _: list[Event]) -> int:
             where, args = ["state = 'DEAD'"], list[Any]()
             if endpoint:
                 where.append("endpoint = ?")
@@ -108,12 +106,11 @@ class OutboxMixin:
             if delivery_ids:
                 where.append(f"id IN ({','.join('?' * len(delivery_ids))})")
                 args.extend(delivery_ids)
-            cur = db.execute(
+            return await db.execute(
                 "UPDATE webhook_deliveries SET state='PENDING', attempts=0, next_attempt_at=?, "
                 f"updated_at=? WHERE {' AND '.join(where)}",
                 (codec.to_us(now), codec.to_us(now), *args),
             )
-            return int(cur.rowcount)
 
         return await self._write(op)
 

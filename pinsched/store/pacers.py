@@ -1,7 +1,7 @@
 """Durable pacer state (a 429 slow-down, a spam-block cool-down, the recent pins of the day caps)
 and app-wide notices in the webhook outbox; mixed into `Store`.
 
-The pacer state is an opaque JSON object (`pinsched.core.pacing.AccountPacer.snapshot`), one row per
+The pacer state is an opaque JSON object (`pinsched.pacing.AccountPacer.snapshot`), one row per
 account, deleted with the account. Notices are outbox rows that belong to no job and no account
 (for example `app.credentials_refused`); they are written in their own transaction.
 """
@@ -9,13 +9,12 @@ account, deleted with the account. Notices are outbox rows that belong to no job
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
 from pinsched.store import codec
-from pinsched.store.opening import GuardedReader
+from pinsched.store.driver import Reader, Tx
 from pinsched.store.rows import Event, OutboxRow
 
 T = TypeVar("T")
@@ -24,23 +23,23 @@ T = TypeVar("T")
 class PacerStateMixin:
     """Pacer snapshots and app notices; mixed into `Store`."""
 
-    _reader: GuardedReader
+    _reader: Reader
 
-    async def _write(self, fn: Callable[[sqlite3.Connection, list[Event]], T]) -> T:
+    async def _write(self, fn: Callable[[Tx, list[Event]], Awaitable[T]]) -> T:
         raise NotImplementedError
 
-    def _insert_outbox(
-        self, db: sqlite3.Connection, seq: int, rows: Sequence[OutboxRow], when: datetime
+    async def _insert_outbox(
+        self, db: Tx, seq: int, rows: Sequence[OutboxRow], when: datetime
     ) -> None:
         raise NotImplementedError
 
     async def save_pacer(self, account_id: str, state: dict[str, Any], now: datetime) -> None:
         """Store *account_id*'s pacer snapshot (no-op when the account is gone)."""
 
-        def op(db: sqlite3.Connection, _: list[Event]) -> None:
-            if db.execute("SELECT 1 FROM accounts WHERE id=?", (account_id,)).fetchone() is None:
+        async def op(db: Tx, _: list[Event]) -> None:
+            if await db.fetchone("SELECT 1 FROM accounts WHERE id=?", (account_id,)) is None:
                 return
-            db.execute(
+            await db.execute(
                 "INSERT INTO pacer_state (account_id, state, updated_at) VALUES (?,?,?) "
                 "ON CONFLICT(account_id) DO UPDATE SET state=excluded.state, "
                 "updated_at=excluded.updated_at",
@@ -67,7 +66,7 @@ class PacerStateMixin:
         if not rows:
             return
 
-        def op(db: sqlite3.Connection, _: list[Event]) -> None:
-            self._insert_outbox(db, 0, rows, now)
+        async def op(db: Tx, _: list[Event]) -> None:
+            await self._insert_outbox(db, 0, rows, now)
 
         await self._write(op)

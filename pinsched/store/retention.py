@@ -13,14 +13,14 @@ FAILED jobs wait for the user and are kept. Deciding *when* to prune is
 
 from __future__ import annotations
 
-import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
 from pinsched.store import codec
+from pinsched.store.driver import Tx
 from pinsched.store.rows import Event
 
 T = TypeVar("T")
@@ -55,7 +55,7 @@ class RetentionMixin:
     #: The longest one pruning operation ran in the writer thread, in ms (benchmarks read it).
     prune_ms_max: float = 0.0
 
-    async def _write(self, fn: Callable[[sqlite3.Connection, list[Event]], T]) -> T:
+    async def _write(self, fn: Callable[[Tx, list[Event]], Awaitable[T]]) -> T:
         raise NotImplementedError
 
     async def prune(self, before: datetime, *, limit: int = 200) -> Pruned:
@@ -63,14 +63,15 @@ class RetentionMixin:
         webhook deliveries last changed before *before*."""
         cutoff = codec.to_us(before)
 
-        def op(db: sqlite3.Connection, _: list[Event]) -> Pruned:
+        async def op(db: Tx, _: list[Event]) -> Pruned:
             started = time.perf_counter()
-            found = db.execute(
-                f"SELECT id, coalesce(json_extract(pin, '$.media.image_base64.size'), 0) "
+            size_sql = db.dialect.json_int("pin", "media", "image_base64", "size")
+            found = await db.fetchall(
+                f"SELECT id, coalesce({size_sql}, 0) "
                 f"FROM jobs WHERE {_SETTLED_SQL} AND updated_at < ? AND remote_pending = 0 "
                 "ORDER BY updated_at LIMIT ?",
                 (cutoff, limit),
-            ).fetchall()
+            )
             ids: list[str] = []
             freed = 0
             for job_id, size in found:
@@ -81,13 +82,13 @@ class RetentionMixin:
             events = 0
             if ids:
                 marks = ",".join("?" * len(ids))
-                events = db.execute(f"DELETE FROM events WHERE job_id IN ({marks})", ids).rowcount
-                db.execute(f"DELETE FROM jobs WHERE id IN ({marks})", ids)
-            deliveries = db.execute(
+                events = await db.execute(f"DELETE FROM events WHERE job_id IN ({marks})", ids)
+                await db.execute(f"DELETE FROM jobs WHERE id IN ({marks})", ids)
+            deliveries = await db.execute(
                 "DELETE FROM webhook_deliveries WHERE id IN (SELECT id FROM webhook_deliveries "
                 f"WHERE {_DONE_SQL} AND updated_at < ? ORDER BY updated_at LIMIT ?)",
                 (cutoff, limit),
-            ).rowcount
+            )
             more = len(found) == limit or len(ids) < len(found) or deliveries == limit
             self.prune_ms_max = max(self.prune_ms_max, (time.perf_counter() - started) * 1000)
             return Pruned(len(ids), int(events), int(deliveries), more)

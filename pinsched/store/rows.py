@@ -4,7 +4,6 @@ plus the statements every transaction shares (CAS, event append). Used only by t
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,6 +25,7 @@ from pinsched.core.jobs import (
 from pinsched.core.slots import PostingSchedule
 from pinsched.core.video import MediaStage
 from pinsched.store import codec
+from pinsched.store.driver import Tx
 
 _JOB_COLUMNS: Final = (
     "id, account_id, state, board_id, pin, scheduled_at, window_us, planned_at, local_time, "
@@ -96,7 +96,7 @@ class Delivery:
 
 
 class TokenCipher(Protocol):
-    """Encrypts account tokens at rest (see `pinsched.ops.crypto`)."""
+    """Encrypts account tokens at rest (see `pinsched.secrets`)."""
 
     def encrypt(self, plaintext: str) -> str: ...
 
@@ -132,20 +132,20 @@ def _delivery_from_row(r: tuple[Any, ...]) -> Delivery:
     )
 
 
-def _store_media(db: sqlite3.Connection, pin: PinSpec) -> None:
+async def _store_media(db: Tx, pin: PinSpec) -> None:
     """Keep an inline image's bytes in the media table (once per content hash)."""
     media = pin.media
     if isinstance(media, ImageBase64) and media.data:
-        db.execute(
-            "INSERT OR IGNORE INTO media (sha256, size, data) VALUES (?,?,?)",
+        await db.execute(
+            "INSERT INTO media (sha256, size, data) VALUES (?,?,?) ON CONFLICT DO NOTHING",
             (media.sha256, media.size, media.data),
         )
 
 
-def _cas(db: sqlite3.Connection, old: Job, new: Job) -> None:
-    _store_media(db, new.pin)
+async def _cas(db: Tx, old: Job, new: Job) -> None:
+    await _store_media(db, new.pin)
     row = _job_row(new)
-    cur = db.execute(
+    changed = await db.execute(
         "UPDATE jobs SET state=?, board_id=?, pin=?, scheduled_at=?, window_us=?, planned_at=?, "
         "local_time=?, attempts=?, next_attempt_at=?, pinterest_pin_id=?, last_error=?, "
         "version=?, updated_at=?, submitted_at=?, delivered_at=?, late_by_us=?, "
@@ -153,14 +153,14 @@ def _cas(db: sqlite3.Connection, old: Job, new: Job) -> None:
         "media_stage=? WHERE id=? AND version=?",
         (*row[2:9], *row[11:16], *row[17:27], row[28], new.id, old.version),
     )
-    if cur.rowcount == 0:
+    if changed == 0:
         raise StaleJob(old.id)
 
 
-def _append_event(db: sqlite3.Connection, job: Job, entry: Transition) -> Event:
-    cur = db.execute(
+async def _append_event(db: Tx, job: Job, entry: Transition) -> Event:
+    row = await db.fetchone(
         "INSERT INTO events (job_id, account_id, from_state, to_state, time, reason, attempt, "
-        "error) VALUES (?,?,?,?,?,?,?,?)",
+        "error) VALUES (?,?,?,?,?,?,?,?) RETURNING seq",
         (
             job.id,
             job.account_id,
@@ -172,7 +172,7 @@ def _append_event(db: sqlite3.Connection, job: Job, entry: Transition) -> Event:
             json.dumps(entry.error.to_dict()) if entry.error else None,
         ),
     )
-    seq = int(cur.lastrowid or 0)
+    seq = int(row[0]) if row else 0
     return Event(seq, job.id, job.account_id, _with_seq(entry, seq), job_reference(job))
 
 
@@ -352,25 +352,25 @@ def schedule_from_json(text: str | None) -> PostingSchedule | None:
     return None if not text else PostingSchedule.from_dict(json.loads(text))
 
 
-def _jobs_by_request_id(db: sqlite3.Connection, request_ids: Sequence[str]) -> dict[str, Job]:
+async def _jobs_by_request_id(db: Tx, request_ids: Sequence[str]) -> dict[str, Job]:
     """The stored jobs of *request_ids*, by request id: one lookup per 500 ids."""
     found: dict[str, Job] = {}
     unique = list(dict.fromkeys(request_ids))
     for start in range(0, len(unique), 500):
         chunk = unique[start : start + 500]
-        for row in db.execute(
+        for row in await db.fetchall(
             f"SELECT {_JOB_COLUMNS} FROM jobs WHERE request_id IN ({','.join('?' * len(chunk))})",
             chunk,
         ):
-            job = _job_from_row(row)
+            job = _job_from_row(tuple(row))
             found[job.request_id] = job
     return found
 
 
-def _insert_jobs(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+async def _insert_jobs(db: Tx, rows: list[tuple[Any, ...]]) -> None:
     """Insert the job *rows* in one statement (and forget them)."""
     if rows:
-        db.executemany(
+        await db.executemany(
             f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES ({','.join('?' * _JOB_COLUMN_COUNT)})", rows
         )
         rows.clear()

@@ -222,8 +222,23 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         GENERATED ALWAYS AS (json_extract(pin, '$.media.video_asset.asset_id')) VIRTUAL;
     CREATE INDEX jobs_video_asset ON jobs(video_asset) WHERE video_asset IS NOT NULL;
     """,
-    # 11 → 12: the scopes Pinterest granted an account's tokens (comma-separated; NULL while
-    # Pinterest has not said), for the checks ahead of a pin's moment.
+    # 11 → 12: several daemons on one database (`pinsched.store.leases`): the members'
+    # heartbeats and the account leases with their fencing epoch.
+    """
+    CREATE TABLE members (
+        member_id TEXT PRIMARY KEY,
+        started_at INTEGER NOT NULL,
+        alive_until INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE account_leases (
+        account_id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        epoch INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+    ) STRICT;
+    """,
+    # 12 → 13: the scopes Pinterest granted an account's tokens (comma-separated; NULL while
+    # Pinterest has not said).
     """
     ALTER TABLE accounts ADD COLUMN scopes TEXT;
     """,

@@ -1,10 +1,10 @@
 """Posting-slot allocation inside the store's transactions.
 
-Runs in the writer thread on the writing connection: the slot a job gets is decided in the very
+Runs inside the writing transaction (`driver.Tx`): the slot a job gets is decided in the very
 transaction that inserts (or moves) it, from the occupancy read in that transaction, and the
 single writer serialises those transactions, so concurrent requests never put more than
-`max_per_slot` pins in a slot. The arithmetic is `pinsched.core.slots` (pure); this module reads
-what it needs, asks it, and applies the answer. It does not decide which state changes are legal.
+`max_per_slot` pins in a slot. The arithmetic is `pinsched.slots` (pure); this module reads what
+it needs, asks it, and applies the answer. It does not decide which state changes are legal.
 """
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import json
-import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final, TypeVar
@@ -23,6 +22,7 @@ from pinsched.core.accounts import Account, Pacing
 from pinsched.core.errors import AccountNotFound, FailedPrecondition, JobNotFound, VersionMismatch
 from pinsched.core.jobs import UNSENT_STATES, Job, JobState, SlotRef, Transition, touch, transition
 from pinsched.store import codec
+from pinsched.store.driver import Tx
 from pinsched.store.rows import _JOB_COLUMNS, Event, _cas, _job_from_row, schedule_from_json
 
 T = TypeVar("T")
@@ -64,14 +64,7 @@ class Book:
     """One transaction's view of an account's slots: schedule, pacing, occupancy and planned
     times, read by range as the search needs them and kept up to date as jobs are placed."""
 
-    def __init__(
-        self, db: sqlite3.Connection, account_id: str, exclude: Iterable[str] = ()
-    ) -> None:
-        row = db.execute(
-            "SELECT pacing, posting_schedule FROM accounts WHERE id=?", (account_id,)
-        ).fetchone()
-        if row is None:
-            raise AccountNotFound(account_id)
+    def __init__(self, db: Tx, account_id: str, row: Any, exclude: Iterable[str] = ()) -> None:
         self.db, self.account_id = db, account_id
         self.pacing = Pacing.from_dict(json.loads(row[0]))
         self.schedule = schedule_from_json(row[1])
@@ -87,25 +80,35 @@ class Book:
             cap = max(1, self.schedule.max_per_slot)
             self.margin = timedelta(days=1) + self.pacing.min_spacing * cap
 
-    def _load(self, lo: datetime, hi: datetime) -> None:
+    @classmethod
+    async def open(cls, db: Tx, account_id: str, exclude: Iterable[str] = ()) -> Book:
+        """The book of *account_id* (AccountNotFound when it does not exist)."""
+        row = await db.fetchone(
+            "SELECT pacing, posting_schedule FROM accounts WHERE id=?", (account_id,)
+        )
+        if row is None:
+            raise AccountNotFound(account_id)
+        return cls(db, account_id, row, exclude)
+
+    async def _load(self, lo: datetime, hi: datetime) -> None:
         """Extend the loaded range of slot instants to cover [*lo*, *hi*)."""
         m = self.margin
         if self.lo is None or self.hi is None:
-            self._read(lo, hi, lo - m, hi + m)
+            await self._read(lo, hi, lo - m, hi + m)
             self.lo, self.hi = lo, hi
             return
         if lo < self.lo:
-            self._read(lo, self.lo, lo - m, self.lo - m)
+            await self._read(lo, self.lo, lo - m, self.lo - m)
             self.lo = lo
         if hi > self.hi:
-            self._read(self.hi, hi, self.hi + m, hi + m)
+            await self._read(self.hi, hi, self.hi + m, hi + m)
             self.hi = hi
 
-    def _read(
+    async def _read(
         self, slot_lo: datetime, slot_hi: datetime, plan_lo: datetime, plan_hi: datetime
     ) -> None:
         states = ",".join(f"'{s}'" for s in OCCUPYING)
-        for job_id, slot_at in self.db.execute(
+        for job_id, slot_at in await self.db.fetchall(
             f"SELECT id, slot_at FROM jobs WHERE account_id=? AND slot_at >= ? "
             f"AND slot_at < ? AND state IN ({states})",
             (self.account_id, codec.to_us(slot_lo), codec.to_us(slot_hi)),
@@ -114,7 +117,7 @@ class Book:
                 at = codec.from_us(slot_at)
                 self.occupancy[at] = self.occupancy.get(at, 0) + 1
         planned = ",".join(f"'{s}'" for s in PLANNED)
-        for job_id, planned_at in self.db.execute(
+        for job_id, planned_at in await self.db.fetchall(
             f"SELECT id, planned_at FROM jobs WHERE account_id=? AND planned_at >= ? "
             f"AND planned_at < ? AND state IN ({planned})",
             (self.account_id, codec.to_us(plan_lo), codec.to_us(plan_hi)),
@@ -131,7 +134,7 @@ class Book:
         if self.lo - self.margin <= job.planned_at < self.hi + self.margin:
             bisect.insort(self.taken, job.planned_at)
 
-    def place(
+    async def place(
         self,
         job: Job,
         not_before: datetime,
@@ -144,7 +147,7 @@ class Book:
         start = self._cursor.get(not_before, not_before)
         while start < horizon_end:
             end = min(start + _CHUNK, horizon_end)
-            self._load(not_before, end)
+            await self._load(not_before, end)
             found = slots.find_free(
                 self.schedule,
                 pacing=self.pacing,
@@ -178,8 +181,8 @@ class Book:
         )
 
 
-def place_new(
-    db: sqlite3.Connection,
+async def place_new(
+    db: Tx,
     books: dict[str, Book],
     job: Job,
     entry: Transition,
@@ -190,11 +193,11 @@ def place_new(
     in its board group, if any."""
     book = books.get(job.account_id)
     if book is None:
-        book = books[job.account_id] = Book(db, job.account_id)
+        book = books[job.account_id] = await Book.open(db, job.account_id)
     not_before = ask.not_before
     if previous is not None and ask.interval:
         not_before = max(not_before, previous.planned_at + ask.interval)
-    placed = book.place(job, not_before, ask.horizon_end, ask.interval)
+    placed = await book.place(job, not_before, ask.horizon_end, ask.interval)
     assert placed.slot is not None
     where = f"{entry.reason}; slot {describe(placed.slot)}"
     return placed, dataclasses.replace(entry, reason=where)
@@ -206,21 +209,21 @@ def count_new(books: dict[str, Book], job: Job) -> None:
         book.add(job)
 
 
-def replan_account(
-    db: sqlite3.Connection, account: Account, *, now: datetime, horizon_end: datetime
+async def replan_account(
+    db: Tx, account: Account, *, now: datetime, horizon_end: datetime
 ) -> list[tuple[Job, Job, Transition]]:
     """Re-plan the PENDING slotted jobs of *account* into its (new) schedule, in their order
     (slot time, then id): each gets the first free slot at or after max(now, what it asked for,
     the previous job of its group + the group's interval). QUEUED or later jobs stay."""
-    rows = db.execute(
+    rows = await db.fetchall(
         f"SELECT {_JOB_COLUMNS} FROM jobs WHERE account_id=? AND state='PENDING' "
         "AND slot_at IS NOT NULL ORDER BY slot_at, id",
         (account.id,),
-    ).fetchall()
+    )
     jobs = [_job_from_row(tuple(r)) for r in rows]
     if not jobs or account.posting_schedule is None:
         return []
-    book = Book(db, account.id, exclude=[j.id for j in jobs])
+    book = await Book.open(db, account.id, exclude=[j.id for j in jobs])
     changes = []
     last_of_group: dict[str, Job] = {}
     for job in jobs:
@@ -229,7 +232,7 @@ def replan_account(
         prev = last_of_group.get(job.group_id) if job.group_id else None
         if prev is not None and job.slot.interval:
             not_before = max(not_before, prev.planned_at + job.slot.interval)
-        placed = book.place(job, not_before, horizon_end, job.slot.interval)
+        placed = await book.place(job, not_before, horizon_end, job.slot.interval)
         placed = dataclasses.replace(
             placed,
             slot=dataclasses.replace(placed.slot, not_before=job.slot.not_before)
@@ -253,12 +256,12 @@ def replan_account(
         )
         changes.append((job, new, entry))
     for old, new, _ in changes:
-        _cas(db, old, new)
+        await _cas(db, old, new)
     return changes
 
 
-def reslot_decision(
-    db: sqlite3.Connection,
+async def reslot_decision(
+    db: Tx,
     job_id: str,
     expected_version: int,
     not_before: datetime,
@@ -268,7 +271,7 @@ def reslot_decision(
     """UpdateJob to `next_free_slot`: the job moved into the first free slot at or after
     *not_before* (its own place not counted). PENDING stays PENDING; QUEUED, RETRYING go back to
     PENDING; FAILED stays FAILED with its new time."""
-    row = db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id=?", (job_id,)).fetchone()
+    row = await db.fetchone(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id=?", (job_id,))
     if row is None:
         raise JobNotFound(job_id)
     job = _job_from_row(tuple(row))
@@ -279,7 +282,8 @@ def reslot_decision(
             f"job {job_id!r} is {job.state.value}: only PENDING, QUEUED, RETRYING or FAILED jobs "
             "can move to another slot"
         )
-    placed = Book(db, job.account_id, exclude=[job.id]).place(job, not_before, horizon_end)
+    book = await Book.open(db, job.account_id, exclude=[job.id])
+    placed = await book.place(job, not_before, horizon_end)
     assert placed.slot is not None
     reason = f"updated: next_free_slot; slot {describe(placed.slot)}"
     changes: dict[str, Any] = {
@@ -302,10 +306,10 @@ def reslot_decision(
 class SlotsMixin:
     """Slot reads and moves that need the writing transaction; mixed into `Store`."""
 
-    async def _write(self, fn: Callable[[sqlite3.Connection, list[Event]], T]) -> T:
+    async def _write(self, fn: Callable[[Tx, list[Event]], Awaitable[T]]) -> T:
         raise NotImplementedError
 
-    def _append_event(self, db: sqlite3.Connection, job: Job, entry: Transition) -> Event:
+    async def _append_event(self, db: Tx, job: Job, entry: Transition) -> Event:
         raise NotImplementedError
 
     async def free_slots(
@@ -314,15 +318,15 @@ class SlotsMixin:
         """The next *count* free places (ListFreeSlots), read in one transaction so that the
         answer is consistent with concurrent schedules."""
 
-        def op(db: sqlite3.Connection, _: list[Event]) -> list[slots.Placement]:
-            book = Book(db, account_id)
+        async def op(db: Tx, _: list[Event]) -> list[slots.Placement]:
+            book = await Book.open(db, account_id)
             if book.schedule is None:
                 raise no_schedule(account_id)
             out: list[slots.Placement] = []
             end = not_before
             while len(out) < count and end < horizon_end:
                 end = min(end + _CHUNK, horizon_end)
-                book._load(not_before, end)
+                await book._load(not_before, end)
                 out = slots.free_slots(
                     book.schedule,
                     pacing=book.pacing,
@@ -347,12 +351,12 @@ class SlotsMixin:
     ) -> Job:
         """Move a job into the next free slot (see `reslot_decision`), atomically."""
 
-        def op(db: sqlite3.Connection, events: list[Event]) -> Job:
-            old, new, entry = reslot_decision(
+        async def op(db: Tx, events: list[Event]) -> Job:
+            old, new, entry = await reslot_decision(
                 db, job_id, expected_version, not_before, horizon_end, now
             )
-            _cas(db, old, new)
-            events.append(self._append_event(db, new, entry))
+            await _cas(db, old, new)
+            events.append(await self._append_event(db, new, entry))
             return new
 
         return await self._write(op)

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from pinsched.core.jobs import Job
-from pinsched.store.opening import GuardedReader
+from pinsched.store.driver import Backend, Reader
 from pinsched.store.rows import _ACTIVE_SQL, _JOB_COLUMNS, _job_from_row
 
 
 class VideoMixin:
     """Mixed into `Store`."""
 
-    _reader: GuardedReader
+    _reader: Reader
+    _db: Backend
 
     async def asset_in_use(self, asset_id: str) -> bool:
         """Whether any job (in any state) names the uploaded video *asset_id*."""
@@ -23,8 +24,9 @@ class VideoMixin:
 
     async def video_jobs(self) -> list[Job]:
         """Active jobs whose video pinsched stages (`video_url` / `video_asset`)."""
+        url = self._db.dialect.json_text("pin", "media", "video_url")
         rows = await self._reader.execute_fetchall(
             f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state IN ({_ACTIVE_SQL}) AND "
-            "(video_asset IS NOT NULL OR json_extract(pin, '$.media.video_url') IS NOT NULL)"
+            f"(video_asset IS NOT NULL OR {url} IS NOT NULL)"
         )
         return [_job_from_row(tuple(r)) for r in rows]

@@ -17,7 +17,9 @@ from bench.soak import SCALES, report, run
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-async def test_kill_9_under_faults_loses_nothing_and_duplicates_nothing(tmp_path: Path) -> None:
+async def test_kill_9_under_faults_loses_nothing_and_duplicates_nothing(
+    tmp_path: Path, db_url: str
+) -> None:
     """Under 5xx, 429, lost answers, creates that land after their 5xx answer and reads that lag
     writes, with kill -9s: every acknowledged job ends DELIVERED or PERMANENTLY_FAILED, the
     sandbox holds exactly one pin per DELIVERED job (its pinterest_pin_id, with its content)
@@ -25,7 +27,11 @@ async def test_kill_9_under_faults_loses_nothing_and_duplicates_nothing(tmp_path
     name = os.environ.get("PINSCHED_SOAK_SCALE", "ci")
     scale = SCALES[name]
     result = await run(
-        scale, tmp_path, seed=int(os.environ.get("PINSCHED_SOAK_SEED", "1")), name=name
+        scale,
+        tmp_path,
+        seed=int(os.environ.get("PINSCHED_SOAK_SEED", "1")),
+        name=name,
+        db_url=db_url,  # SQLite (a file in tmp_path) or PostgreSQL
     )
     print(report(result))
     assert result.problems() == []

@@ -483,7 +483,9 @@ async def test_crash_before_the_request_left_is_retried_exactly_once(
         await store.commit(queued, submitted, entry)
     finally:
         await store.close()
-    api = await Api.open(make_fast())
+    # A request timeout longer than a restart takes on a busy machine: the restarted daemon must
+    # still be inside it, and so wait, when it first looks (on either backend).
+    api = await Api.open(make_fast(request_timeout_s=3.0))
     try:
         got = await api.reach(job.id, J.STATE_DELIVERED)
     finally:

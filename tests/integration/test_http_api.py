@@ -541,6 +541,7 @@ async def test_extensions_mount_extra_routes(make_daemon: Callable[..., Daemon])
         await daemon.stop(grace_s=1.0)
 
 
+@pytest.mark.sqlite_only  # reads the SQLite file itself
 async def test_http_port_in_use_is_a_clear_config_error(make_daemon: Callable[..., Daemon]) -> None:
     """When the HTTP address is taken, start fails with a ConfigError naming http_listen and
     leaves nothing running."""

@@ -100,6 +100,7 @@ async def test_answers_lists_and_watch_events_carry_the_reference_only(api: Api)
     assert_reference(replayed.job.pin)
 
 
+@pytest.mark.sqlite_only  # reads the SQLite file itself
 async def test_an_image_is_stored_once_and_dropped_with_its_last_job(
     api: Api, tmp_path: Path
 ) -> None:
@@ -130,6 +131,7 @@ async def test_the_published_pin_gets_the_bytes(api: Api) -> None:
     assert got.state == J.STATE_DELIVERED, got.last_error
 
 
+@pytest.mark.sqlite_only  # reads the SQLite file itself
 async def test_update_keeps_replaces_or_refuses_the_image(api: Api, tmp_path: Path) -> None:
     """A title update keeps the image; a pin sent back as GetJob showed it (image named by its
     sha256) keeps it too; a new image replaces it and the old copy goes; naming an image that

@@ -186,6 +186,7 @@ async def test_delete_account_takes_its_events_so_a_new_account_sees_none(api: A
     assert first.job_id == new.id
 
 
+@pytest.mark.sqlite_only  # reads the SQLite file itself
 async def test_state_counts_follow_every_write_without_a_scan(api: Api, tmp_path: Path) -> None:
     """The counts metrics read (jobs by state) equal a full count after creates, transitions,
     pruning and an account deletion."""

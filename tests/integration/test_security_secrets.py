@@ -53,6 +53,7 @@ async def publish_one(api: Api, title: str) -> str:
     return job.id
 
 
+@pytest.mark.sqlite_only  # reads the SQLite file itself
 async def test_tokens_never_reach_the_database_file(
     make_daemon: Callable[..., Daemon], sandbox: Sandbox, tmp_path: Path
 ) -> None:
@@ -82,6 +83,7 @@ async def test_tokens_never_reach_the_database_file(
     assert b"pinr_" not in file_bytes(db)
 
 
+@pytest.mark.sqlite_only  # reads the SQLite file itself
 async def test_clear_text_rows_are_encrypted_at_start(
     make_daemon: Callable[..., Daemon], sandbox: Sandbox
 ) -> None:

@@ -1,4 +1,5 @@
-"""The SQLite store on a real file: group commit, compare-and-set, event log, migrations."""
+"""The store on a real database (SQLite file and PostgreSQL, `db_url`): group commit,
+compare-and-set, event log, migrations."""
 
 from __future__ import annotations
 
@@ -40,8 +41,8 @@ def batch(*made: tuple[Job, Transition]) -> tuple[list[Job], list[Transition]]:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = await Store.open(tmp_path / "s.db")
+async def store(db_url: str) -> AsyncIterator[Store]:
+    s = await Store.open(db_url)
     await s.create_account(Account(id="acme", access_token="tok", created_at=NOW, updated_at=NOW))
     yield s
     await s.close()
@@ -102,10 +103,10 @@ async def test_request_id_is_unique_and_content_checked(store: Store) -> None:
     assert [job_id for job_id, _ in await store.due_index()] == [first.id]
 
 
-async def test_events_are_handed_over_in_sequence_order_after_commit(tmp_path: Path) -> None:
+async def test_events_are_handed_over_in_sequence_order_after_commit(db_url: str) -> None:
     """Committed events reach the sink once, in sequence order, and equal the durable log."""
     seen: list[Event] = []
-    store = await Store.open(tmp_path / "e.db", on_events=seen.extend)
+    store = await Store.open(db_url, on_events=seen.extend)
     await store.create_account(Account(id="acme", access_token="t", created_at=NOW, updated_at=NOW))
     await asyncio.gather(
         *(store.create_jobs([make_job(i)[0]], [make_job(i)[1]]) for i in range(50))

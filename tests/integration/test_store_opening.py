@@ -182,6 +182,7 @@ async def test_disk_full_fails_the_write_whole_and_the_store_recovers(tmp_path: 
         await store.close()
 
 
+@pytest.mark.sqlite_only  # reads the SQLite file itself
 async def test_storage_failures_are_unavailable_over_grpc(api: Api) -> None:
     """SchedulePin on a read-only database answers UNAVAILABLE (not INTERNAL) with a clear
     message, stores nothing, and succeeds once the database is writable again."""

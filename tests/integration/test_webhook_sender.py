@@ -1,4 +1,5 @@
-"""The webhook sender alone: a real SQLite store on tmp_path and real receivers on 127.0.0.1."""
+"""The webhook sender alone: a real store (`db_url`: SQLite, PostgreSQL) and real receivers on
+127.0.0.1."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import contextlib
 import socket
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,14 +25,14 @@ from tests.integration.test_webhooks import HANG, SECRET, receiver
 
 @contextlib.asynccontextmanager
 async def sending(
-    tmp_path: Path,
+    db_url: str,
     configs: Sequence[WebhookEndpoint],
     clock: Clock,
     getaddrinfo: GetAddrInfo | None = None,
 ) -> AsyncIterator[tuple[Store, WebhookSender]]:
     """A store with a started sender for *configs*; both closed afterwards."""
     endpoints = await prepare_endpoints(configs, getaddrinfo=getaddrinfo)
-    store = await Store.open(tmp_path / "outbox.db")
+    store = await Store.open(db_url)
     sender = WebhookSender(store, clock, endpoints, render=PROTO_JSON, getaddrinfo=getaddrinfo)
     store.set_outbox(sender.render_event, sender.render_account)
     await sender.start()
@@ -56,12 +56,12 @@ async def needs_reauth(store: Store, clock: Clock, *account_ids: str) -> None:
         )
 
 
-async def test_account_needing_reauth_is_announced(tmp_path: Path) -> None:
+async def test_account_needing_reauth_is_announced(db_url: str) -> None:
     """An account that starts needing re-authorisation reaches the receiver as a signed
     account.needs_reauth message without tokens."""
     async with (
         receiver() as r,
-        sending(tmp_path, [WebhookEndpoint(url=r.url, secrets=(SECRET,))], SystemClock()) as (
+        sending(db_url, [WebhookEndpoint(url=r.url, secrets=(SECRET,))], SystemClock()) as (
             store,
             _,
         ),
@@ -75,7 +75,7 @@ async def test_account_needing_reauth_is_announced(tmp_path: Path) -> None:
     assert body["data"]["account"]["state_reason"] == "refresh refused"
 
 
-async def test_rebinding_to_a_link_local_address_is_refused_at_send_time(tmp_path: Path) -> None:
+async def test_rebinding_to_a_link_local_address_is_refused_at_send_time(db_url: str) -> None:
     """A host that resolved to loopback at start but to 169.254.169.254 at send time is never
     contacted: the attempt fails with the reason, and the delivery waits for a retry."""
     answers = ["127.0.0.1"]
@@ -88,7 +88,7 @@ async def test_rebinding_to_a_link_local_address_is_refused_at_send_time(tmp_pat
     async with receiver() as r:
         url = r.url.replace("127.0.0.1", "rebind.test")
         async with sending(
-            tmp_path, [WebhookEndpoint(url=url, secrets=(SECRET,))], clock, getaddrinfo
+            db_url, [WebhookEndpoint(url=url, secrets=(SECRET,))], clock, getaddrinfo
         ) as (store, sender):
             await needs_reauth(store, clock, "acme")
             await clock.advance(POLL_S)  # a scan after the commit, whatever woke the sender
@@ -102,14 +102,14 @@ async def test_rebinding_to_a_link_local_address_is_refused_at_send_time(tmp_pat
     assert sender.failures == 1
 
 
-async def test_a_hanging_endpoint_never_delays_another(tmp_path: Path) -> None:
+async def test_a_hanging_endpoint_never_delays_another(db_url: str) -> None:
     """While one endpoint holds every request, another endpoint receives all of its messages."""
     async with receiver(lambda n, hit: HANG) as stuck, receiver() as fine:
         configs = [
             WebhookEndpoint(url=stuck.url, secrets=(SECRET,), timeout_s=30),
             WebhookEndpoint(url=fine.url, secrets=(SECRET,)),
         ]
-        async with sending(tmp_path, configs, SystemClock()) as (store, sender):
+        async with sending(db_url, configs, SystemClock()) as (store, sender):
             await needs_reauth(store, SystemClock(), "a1", "a2", "a3")
             await fine.wait_until(lambda: len(fine.acked) == 3, timeout_s=POLL_S + 5)
             await stuck.wait_until(lambda: len(stuck.hits) == 3)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -128,8 +127,8 @@ class Harness:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = await Store.open(tmp_path / "w.db")
+async def store(db_url: str) -> AsyncIterator[Store]:
+    s = await Store.open(db_url)
     for account in ("acme", "paused"):
         await s.create_account(
             Account(id=account, access_token="tok", created_at=START, updated_at=START)
@@ -220,12 +219,12 @@ async def test_a_burst_bigger_than_the_window_is_read_a_slice_at_a_time(store: S
 
 
 async def test_a_restart_reads_only_the_window_and_sends_what_fell_due_while_down(
-    tmp_path: Path,
+    db_url: str,
 ) -> None:
     """Jobs due while the scheduler was down are sent at start-up; later ones come from the index
     as before; start-up read only the window, not the backlog."""
     clock = FakeClock(START)
-    path = tmp_path / "restart.db"
+    path = db_url
     store = await Store.open(path)
     await store.create_account(
         Account(id="acme", access_token="tok", created_at=START, updated_at=START)

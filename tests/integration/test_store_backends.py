@@ -1,0 +1,275 @@
+"""What the two store backends must agree on (run on both through `db_url`), and what is
+PostgreSQL's own: one schema, one transaction for a change with its events and outbox rows,
+constraint errors, one daemon per database, clear refusals at start-up."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+
+from pinsched.core.accounts import Account
+from pinsched.core.errors import StorageUnavailable
+from pinsched.core.jobs import ImageUrl, Job, JobState, PinSpec, Transition, transition
+from pinsched.store import MIGRATIONS, JobFilter, OutboxRow, StaleJob, Store, StoreOpenError
+from pinsched.store.driver import numbered
+from pinsched.store.pg_schema import PG_BASE, PG_MIGRATIONS
+from tests.backends import Cluster, run_sql
+from tests.integration.test_store_opening import serve_exit
+
+NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def new_job(i: int) -> tuple[Job, Transition]:
+    job = Job(
+        id=f"job{i:04d}",
+        account_id="acme",
+        state=JobState.PENDING,
+        pin=PinSpec(board_id="1", media=ImageUrl(url="https://x/a.jpg"), title=f"t{i}"),
+        scheduled_at=NOW,
+        planned_at=NOW + timedelta(seconds=i),
+        created_at=NOW,
+        updated_at=NOW,
+    )
+    return job, Transition(from_state=None, to_state=JobState.PENDING, time=NOW, reason="new")
+
+
+async def open_with_account(db_url: str) -> Store:
+    store = await Store.open(db_url)
+    await store.create_account(Account(id="acme", access_token="t", created_at=NOW, updated_at=NOW))
+    return store
+
+
+async def test_the_store_runs_on_the_backend_the_fixture_chose(
+    db_url: str, db_backend: str
+) -> None:
+    """`db_url` really selects the engine: a URL opens PostgreSQL, a path SQLite."""
+    store = await Store.open(db_url)
+    try:
+        assert store.backend == db_backend
+    finally:
+        await store.close()
+
+
+async def test_a_lost_compare_and_set_leaves_no_event_and_no_outbox_row(db_url: str) -> None:
+    """When one change of a commit_many loses its CAS, neither its events nor the webhook rows
+    of the change before it are committed (one transaction)."""
+    store = await open_with_account(db_url)
+    try:
+        store.set_outbox(lambda e: [OutboxRow("hook", f"m{e.sequence}", e.job_id, "job.x", "{}")])
+        jobs = [new_job(i) for i in range(2)]
+        await store.create_jobs([j for j, _ in jobs], [e for _, e in jobs])
+        seq = await store.last_sequence()
+        rows = len(await store.webhook_list())
+        (a, _), (b, _) = jobs
+        stale_b = Job(**{**{f: getattr(b, f) for f in Job.__dataclass_fields__}, "version": 9})
+        with pytest.raises(StaleJob):
+            await store.commit_many(
+                [
+                    (a, *transition(a, JobState.QUEUED, now=NOW, reason="due")),
+                    (stale_b, *transition(stale_b, JobState.QUEUED, now=NOW, reason="due")),
+                ]
+            )
+        assert (await store.get_job(a.id)).state is JobState.PENDING
+        assert await store.events_after(seq) == []
+        assert len(await store.webhook_list()) == rows == 2
+        # commit_each: the stale one fails alone, the good one commits with its outbox row.
+        out = await store.commit_each(
+            [
+                (a, *transition(a, JobState.QUEUED, now=NOW, reason="due")),
+                (stale_b, *transition(stale_b, JobState.QUEUED, now=NOW, reason="due")),
+            ]
+        )
+        assert out[1] is None
+        assert out[0] is not None
+        assert [e.job_id for e in await store.events_after(seq)] == [a.id]
+        assert len(await store.webhook_list()) == 3
+        assert (await store.count_by_state())[JobState.QUEUED] == 1
+    finally:
+        await store.close()
+
+
+async def test_a_constraint_violation_is_an_integrity_error_on_both(db_url: str) -> None:
+    """A second job claiming a Pinterest pin id raises sqlite3.IntegrityError on either backend
+    (the dispatcher relies on it), and a duplicate account is AlreadyExists."""
+    store = await open_with_account(db_url)
+    try:
+        jobs = [new_job(i) for i in range(2)]
+        await store.create_jobs([j for j, _ in jobs], [e for _, e in jobs])
+        (a, _), (b, _) = jobs
+        await store.commit(
+            a, *transition(a, JobState.QUEUED, now=NOW, reason="x", pinterest_pin_id="p1")
+        )
+        with pytest.raises(sqlite3.IntegrityError):
+            await store.commit(
+                b, *transition(b, JobState.QUEUED, now=NOW, reason="x", pinterest_pin_id="p1")
+            )
+        with pytest.raises(Exception, match="already exists"):
+            await open_with_account_again(store)
+        assert (await store.get_job(b.id)).version == 1
+    finally:
+        await store.close()
+
+
+async def open_with_account_again(store: Store) -> None:
+    await store.create_account(Account(id="acme", access_token="t", created_at=NOW, updated_at=NOW))
+
+
+async def test_sequences_never_go_back_after_pruning(db_url: str) -> None:
+    """last_sequence counts pruned events too, on both backends."""
+    store = await open_with_account(db_url)
+    try:
+        job, entry = new_job(1)
+        await store.create_jobs([job], [entry])
+        _, seq = await store.commit(job, *transition(job, JobState.CANCELLED, now=NOW, reason="x"))
+        pruned = await store.prune(NOW + timedelta(days=1))
+        assert pruned.jobs == 1
+        assert pruned.events == 2
+        assert await store.last_sequence() == seq
+        assert await store.events_after(0) == []
+    finally:
+        await store.close()
+
+
+def test_both_schemas_end_at_the_same_version() -> None:
+    """A SQLite migration without its PostgreSQL twin is caught here, not in production."""
+    assert PG_BASE + len(PG_MIGRATIONS) - 1 == len(MIGRATIONS)
+
+
+def test_placeholders_are_numbered_outside_quotes() -> None:
+    """`?` becomes `$n` in order; a `?` inside a quoted literal stays."""
+    assert numbered("SELECT ? , '?' , x = ?") == "SELECT $1 , '?' , x = $2"
+
+
+@pytest.mark.sqlite_only
+async def test_sqlite_and_postgresql_schemas_have_the_same_columns(
+    db_url: str, pg_cluster: Cluster
+) -> None:
+    """Every table has the same columns, in the same order, on both engines."""
+    sqlite_store = await Store.open(db_url)
+    await sqlite_store.close()
+    with sqlite3.connect(db_url) as db:
+        tables = [
+            r[0]
+            for r in db.execute(
+                "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"
+            )
+        ]
+        lite = {t: [r[1] for r in db.execute(f"PRAGMA table_xinfo({t})")] for t in tables}
+    name = pg_cluster.create_database()
+    try:
+        pg = await Store.open(pg_cluster.url(name))
+        await pg.close()
+        conn = await asyncpg.connect(pg_cluster.url(name))
+        try:
+            rows = await conn.fetch(
+                "SELECT table_name, column_name FROM information_schema.columns "
+                "WHERE table_schema = 'public' AND table_name <> 'pinsched_schema' "
+                "ORDER BY table_name, ordinal_position"
+            )
+        finally:
+            await conn.close()
+    finally:
+        pg_cluster.drop_database(name)
+    post: dict[str, list[str]] = {}
+    for r in rows:
+        post.setdefault(r["table_name"], []).append(r["column_name"])
+    assert post == lite
+
+
+async def test_a_second_daemon_on_one_postgresql_database_is_refused(pg_cluster: Cluster) -> None:
+    """Until account leases exist, a second store on the same PostgreSQL database is refused
+    with one line; once the first closes, it opens."""
+    name = pg_cluster.create_database()
+    url = pg_cluster.url(name)
+    try:
+        first = await Store.open(url)
+        with pytest.raises(StoreOpenError, match="in use by another pinsched") as refused:
+            await Store.open(url)
+        assert "\n" not in str(refused.value)
+        await first.close()
+        second = await Store.open(url)
+        await second.close()
+    finally:
+        pg_cluster.drop_database(name)
+
+
+async def test_an_unreachable_postgresql_is_one_line_without_the_password(
+    pg_cluster: Cluster,
+) -> None:
+    """A database that does not exist is refused with one line naming db_path, password hidden."""
+    url = pg_cluster.url("missing_db").replace("postgres@", "postgres:hunter2@")
+    with pytest.raises(StoreOpenError) as refused:
+        await Store.open(url)
+    text = str(refused.value)
+    assert text.startswith("db_path postgresql://postgres:***@127.0.0.1")
+    assert "hunter2" not in text
+    assert "\n" not in text
+    assert "missing_db" in text
+
+
+async def test_a_newer_postgresql_schema_is_refused(pg_cluster: Cluster) -> None:
+    """A PostgreSQL database written by a newer pinsched is refused rather than misread."""
+    name = pg_cluster.create_database()
+    url = pg_cluster.url(name)
+    try:
+        run_sql(
+            url,
+            "CREATE TABLE pinsched_schema (version INTEGER NOT NULL)",
+            f"INSERT INTO pinsched_schema VALUES ({len(MIGRATIONS) + 1})",
+        )
+        with pytest.raises(StoreOpenError, match="newer than this pinsched"):
+            await Store.open(url)
+    finally:
+        pg_cluster.drop_database(name)
+
+
+async def test_a_lost_postgresql_connection_fails_one_write_and_the_next_reconnects(
+    pg_cluster: Cluster,
+) -> None:
+    """When the server ends the writer's connection, the write it hit raises
+    StorageUnavailable (nothing of it written); the next write reconnects, takes the advisory
+    lock again and commits."""
+    name = pg_cluster.create_database()
+    url = pg_cluster.url(name)
+    store = await open_with_account(url)
+    try:
+        run_sql(
+            pg_cluster.url("postgres"),
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            f"WHERE datname = '{name}' AND pid IN (SELECT pid FROM pg_locks "
+            "WHERE locktype = 'advisory')",
+        )
+        job, entry = new_job(1)
+        with pytest.raises(StorageUnavailable, match="nothing of this change was written"):
+            await store.create_jobs([job], [entry])
+        await store.create_jobs([job], [entry])
+        assert [j.id for j in await store.list_jobs(JobFilter())] == [job.id]
+        with pytest.raises(StoreOpenError, match="in use by another pinsched"):
+            await Store.open(url)
+    finally:
+        await store.close()
+        pg_cluster.drop_database(name)
+
+
+async def test_serve_on_a_postgresql_database_in_use_exits_2_with_one_line(
+    pg_cluster: Cluster,
+) -> None:
+    """`pinsched serve --db postgresql://…` while another pinsched holds that database exits 2
+    with one line naming db_path (password hidden); the holder keeps its database."""
+    name = pg_cluster.create_database()
+    url = pg_cluster.url(name).replace("postgres@", "postgres:pw@")
+    holder = await open_with_account(url)
+    try:
+        code, lines = await serve_exit(url)  # type: ignore[arg-type]
+        assert code == 2
+        assert len(lines) == 1, lines
+        assert f"db_path postgresql://postgres:***@127.0.0.1:{pg_cluster.port}/{name}" in lines[0]
+        assert "is in use by another pinsched (PostgreSQL advisory lock" in lines[0]
+        assert "pw@" not in lines[0]
+        assert [a.id for a in await holder.list_accounts()] == ["acme"]
+    finally:
+        await holder.close()
+        pg_cluster.drop_database(name)
