@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -21,8 +20,8 @@ NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = await Store.open(tmp_path / "s.db")
+async def store(db_url: str) -> AsyncIterator[Store]:
+    s = await Store.open(db_url)
     await s.create_account(Account(id="acme", access_token="tok", created_at=NOW, updated_at=NOW))
     job = Job(
         id="j1",

@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cryptography.fernet import Fernet
 
 from pinsched.app import Daemon
@@ -59,6 +60,7 @@ async def _registered(
         await api.close()
 
 
+@pytest.mark.sqlite_only  # reads the SQLite file itself
 async def test_upload_parameters_are_encrypted_and_read_after_a_restart(
     new_daemon: Callable[..., Daemon],
     sb: Sandbox,
@@ -86,6 +88,7 @@ async def test_upload_parameters_are_encrypted_and_read_after_a_restart(
         await api.close()
 
 
+@pytest.mark.sqlite_only  # reads the SQLite file itself
 async def test_upload_parameters_are_clear_when_encryption_is_off(
     new_daemon: Callable[..., Daemon],
     sb: Sandbox,
