@@ -38,6 +38,18 @@ from pinsched.store.writer import GroupCommit
 T = TypeVar("T")
 
 
+#: The jobs a dispatcher picks up at start-up. The first half repeats the partial index
+#: `jobs_active`'s condition word for word: SQLite uses a partial index only when the query's
+#: WHERE names its condition exactly, and without it a restart reads the whole jobs table.
+IN_FLIGHT_SQL = (
+    f"SELECT {_JOB_COLUMNS} FROM jobs "
+    "WHERE state IN ('PENDING', 'QUEUED', 'SUBMITTED', 'RETRYING', 'CANCELLING') "
+    "AND state IN ('QUEUED', 'SUBMITTED', 'CANCELLING') "
+    f"UNION ALL SELECT {_JOB_COLUMNS} FROM jobs WHERE remote_pending = 1 "
+    f"AND state NOT IN ({_ACTIVE_SQL})"
+)
+
+
 class JobsMixin:
     """Jobs and events; `Store` provides what is declared here."""
 
@@ -328,11 +340,7 @@ class JobsMixin:
     async def in_flight_jobs(self) -> list[Job]:
         """Jobs a dispatcher must pick up at start-up: QUEUED, SUBMITTED (to reconcile),
         CANCELLING, and delivered pins with a pending remote update."""
-        rows = await self._reader.execute_fetchall(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state IN ('QUEUED', 'SUBMITTED', 'CANCELLING') "
-            f"UNION ALL SELECT {_JOB_COLUMNS} FROM jobs WHERE remote_pending = 1 "
-            f"AND state NOT IN ({_ACTIVE_SQL})"
-        )
+        rows = await self._reader.execute_fetchall(IN_FLIGHT_SQL)
         return [_job_from_row(tuple(r)) for r in rows]
 
     async def count_by_state(self) -> dict[JobState, int]:

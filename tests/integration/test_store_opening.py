@@ -19,6 +19,7 @@ from pinsched.app import Daemon
 from pinsched.core.accounts import Account
 from pinsched.core.errors import AccountNotFound, StorageUnavailable
 from pinsched.store import MIGRATIONS, JobFilter, Store, StoreOpenError
+from pinsched.store.jobs import IN_FLIGHT_SQL
 from tests.conftest import Api
 from tests.e2e.procs import ROOT, start_daemon, start_sandbox
 
@@ -251,3 +252,16 @@ async def test_a_disk_filling_up_under_group_commit_leaves_nothing_half_written(
         assert await store.count_by_state() == {JobState.PENDING: len(acked)}
     finally:
         await store.close()
+
+
+async def test_a_restart_finds_its_in_flight_jobs_through_the_active_index(tmp_path: Path) -> None:
+    """The start-up read of QUEUED/SUBMITTED/CANCELLING jobs searches the partial index
+    `jobs_active` instead of scanning the jobs table (a restart with a million pending jobs
+    would read them all)."""
+    store = await Store.open(tmp_path / "plan.db")
+    await store.close()
+    with sqlite3.connect(tmp_path / "plan.db") as conn:
+        plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {IN_FLIGHT_SQL}")]
+    first_half = [step for step in plan if "jobs_active" in step or "SCAN jobs" in step]
+    assert any("USING INDEX jobs_active" in step for step in first_half), plan
+    assert not any(step.strip() == "SCAN jobs" for step in plan), plan
