@@ -312,11 +312,12 @@ class JobsMixin:
 
     async def in_flight_jobs(self) -> list[Job]:
         """Jobs a dispatcher must pick up at start-up: QUEUED, SUBMITTED (to reconcile),
-        CANCELLING, and delivered pins with a pending remote update."""
+        CANCELLING, and delivered pins with a pending remote update; in planned order (the
+        order is stated: PostgreSQL, unlike SQLite's index walk, gives none by itself)."""
         rows = await self._reader.execute_fetchall(
             f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state IN ('QUEUED', 'SUBMITTED', 'CANCELLING') "
             f"UNION ALL SELECT {_JOB_COLUMNS} FROM jobs WHERE remote_pending = 1 "
-            f"AND state NOT IN ({_ACTIVE_SQL})"
+            f"AND state NOT IN ({_ACTIVE_SQL}) ORDER BY 8, 1"  # planned_at, id
         )
         return [_job_from_row(tuple(r)) for r in rows]
 
