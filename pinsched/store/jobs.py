@@ -338,7 +338,13 @@ class JobsMixin:
         return {str(r[0]) for r in rows}
 
     async def last_sequence(self) -> int:
-        """The highest sequence ever given (pruned events included: it never goes back)."""
+        """The highest sequence ever committed (pruned events included: it never goes back).
+
+        On PostgreSQL the event sequence shows values of transactions not yet committed, so the
+        answer is the writer's own count (read once at open, then moved by each commit): a
+        watcher starting from it never skips an event still being written."""
+        if self._commits.last_sequence is not None:
+            return self._commits.last_sequence
         rows = list(await self._reader.execute_fetchall(self._db.dialect.last_sequence_sql))
         return int(rows[0][0] or 0)
 
