@@ -127,7 +127,9 @@ class Store(
         if isinstance(path, str) and is_postgres(path):
             from pinsched.store.postgres import PgBackend  # asyncpg only when it is used
 
-            return cls(await PgBackend.open(path, len(MIGRATIONS)), on_events)
+            store = cls(await PgBackend.open(path, len(MIGRATIONS)), on_events)
+            store._commits.last_sequence = await store.last_sequence()  # nothing written yet
+            return store
         db_path = Path(path)
         check_directory(db_path)
         lock = DatabaseLock(db_path)

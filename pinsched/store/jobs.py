@@ -46,7 +46,7 @@ IN_FLIGHT_SQL = (
     "WHERE state IN ('PENDING', 'QUEUED', 'SUBMITTED', 'RETRYING', 'CANCELLING') "
     "AND state IN ('QUEUED', 'SUBMITTED', 'CANCELLING') "
     f"UNION ALL SELECT {_JOB_COLUMNS} FROM jobs WHERE remote_pending = 1 "
-    f"AND state NOT IN ({_ACTIVE_SQL})"
+    f"AND state NOT IN ({_ACTIVE_SQL}) ORDER BY 8, 1"  # planned_at, id
 )
 
 
@@ -339,7 +339,8 @@ class JobsMixin:
 
     async def in_flight_jobs(self) -> list[Job]:
         """Jobs a dispatcher must pick up at start-up: QUEUED, SUBMITTED (to reconcile),
-        CANCELLING, and delivered pins with a pending remote update."""
+        CANCELLING, and delivered pins with a pending remote update; in planned order (the
+        order is stated: PostgreSQL, unlike SQLite's index walk, gives none by itself)."""
         rows = await self._reader.execute_fetchall(IN_FLIGHT_SQL)
         return [_job_from_row(tuple(r)) for r in rows]
 
@@ -360,7 +361,13 @@ class JobsMixin:
         return {str(r[0]) for r in rows}
 
     async def last_sequence(self) -> int:
-        """The highest sequence ever given (pruned events included: it never goes back)."""
+        """The highest sequence ever committed (pruned events included: it never goes back).
+
+        On PostgreSQL the event sequence shows values of transactions not yet committed, so the
+        answer is the writer's own count (read once at open, then moved by each commit): a
+        watcher starting from it never skips an event still being written."""
+        if self._commits.last_sequence is not None:
+            return self._commits.last_sequence
         rows = list(await self._reader.execute_fetchall(self._db.dialect.last_sequence_sql))
         return int(rows[0][0] or 0)
 

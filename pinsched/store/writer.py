@@ -35,6 +35,8 @@ class GroupCommit:
         self._wake = asyncio.Event()
         self._closing = False
         self._task = asyncio.create_task(self._loop(), name="store-writer")
+        #: The highest committed event sequence, when the backend needs it kept here (PostgreSQL).
+        self.last_sequence: int | None = None
         self.batches = 0  # transactions committed
         self.writes = 0  # writes committed
 
@@ -92,6 +94,8 @@ class GroupCommit:
                 elif not fut.done():
                     fut.set_exception(value)
             if committed:
+                if self.last_sequence is not None:
+                    self.last_sequence = max(self.last_sequence, committed[-1].sequence)
                 self.on_events(committed)
             if self.outbox_written:
                 self.outbox_written = False

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import pytest
@@ -272,4 +273,42 @@ async def test_serve_on_a_postgresql_database_in_use_exits_2_with_one_line(
         assert [a.id for a in await holder.list_accounts()] == ["acme"]
     finally:
         await holder.close()
+        pg_cluster.drop_database(name)
+
+
+async def test_last_sequence_counts_only_committed_events_on_postgresql(
+    pg_cluster: Cluster,
+) -> None:
+    """While a write holds event sequences it has not committed, last_sequence still says the
+    committed one (a watcher starting there would otherwise skip those events); after the
+    commit it moves."""
+    import asyncio
+
+    from pinsched.store.driver import Tx
+    from pinsched.store.rows import _append_event
+
+    name = pg_cluster.create_database()
+    store = await open_with_account(pg_cluster.url(name))
+    try:
+        job, entry = new_job(1)
+        await store.create_jobs([job], [entry])
+        committed = await store.last_sequence()
+        inside, release = asyncio.Event(), asyncio.Event()
+
+        async def slow(db: Tx, events: list[Any]) -> None:
+            events.append(await _append_event(db, job, entry))  # takes a sequence
+            inside.set()
+            await release.wait()
+
+        writing = asyncio.create_task(store._write(slow))
+        await inside.wait()
+        try:
+            seen = await store.last_sequence()
+        finally:
+            release.set()
+        await writing
+        assert seen == committed
+        assert await store.last_sequence() == committed + 1
+    finally:
+        await store.close()
         pg_cluster.drop_database(name)

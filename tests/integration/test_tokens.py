@@ -50,6 +50,7 @@ async def no_keeper(make_fast: Callable[..., Daemon]) -> AsyncIterator[Api]:
         await api.close()
 
 
+@pytest.mark.sqlite_only  # makes SQLite refuse writes (a trigger on the file)
 async def test_a_rotated_refresh_token_survives_a_store_that_refuses_it(
     no_keeper: Api, sandbox: Sandbox
 ) -> None:
@@ -88,6 +89,7 @@ async def test_a_rotated_refresh_token_survives_a_store_that_refuses_it(
     assert stored.access_token == (await api.daemon.accounts.get("acme")).access_token
 
 
+@pytest.mark.sqlite_only  # makes SQLite refuse writes (a trigger on the file)
 async def test_a_401_after_an_unstored_refresh_is_a_bounded_failure(
     no_keeper: Api, sandbox: Sandbox
 ) -> None:
