@@ -57,7 +57,10 @@ from pinsched.events import EventBus
 from pinsched.http.openapi import openapi_document
 from pinsched.http.server import HttpDoor, ssl_context
 from pinsched.keeper import TokenKeeper
-from pinsched.media_assets import MediaAssets, media_dir
+from pinsched.media.assets import MediaAssets, media_dir
+from pinsched.media.publish_first import PublishFirst
+from pinsched.media.staging import Stager
+from pinsched.media.urlprobe import UrlProbe
 from pinsched.ops import crypto, logs
 from pinsched.ops.limits import DEFAULT as DEFAULT_LIMITS
 from pinsched.ops.limits import ServerLimits
@@ -66,13 +69,10 @@ from pinsched.ops.metrics import Metrics
 from pinsched.pinchecks import Checker
 from pinsched.pinterest.client import PinterestClient
 from pinsched.preflight import ListenError, preflight
-from pinsched.publish_first import PublishFirst
 from pinsched.retention import Retention
 from pinsched.scheduler import Scheduler
 from pinsched.service import PinService
-from pinsched.staging import Stager
 from pinsched.store import Event, Store
-from pinsched.urlprobe import UrlProbe
 from pinsched.v1 import (
     account_pb2,
     account_pb2_grpc,

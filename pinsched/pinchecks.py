@@ -11,7 +11,7 @@ write, so never the account's write bucket) and the media URLs.
 * the board exists and belongs to the token's user (`GET /v5/boards/{id}`);
 * the section exists on it (`GET /v5/boards/{id}/sections`, every page);
 * each image URL (image, carousel item, video cover) answers an image under Pinterest's size
-  limit (`pinsched.urlprobe`, which never fetches link-local or metadata addresses);
+  limit (`pinsched.media.urlprobe`, which never fetches link-local or metadata addresses);
 * a `video_id` media id is one of the token's user's media (`GET /v5/media/{id}`: Pinterest
   answers 404 for another user's) and its status is `succeeded` or `processing` (not `failed`,
   not `registered` without the bytes uploaded).
@@ -40,8 +40,8 @@ from pinsched.core.errors import (
 )
 from pinsched.core.jobs import Carousel, ImageUrl, PinSpec, Video
 from pinsched.keeper import Refused, Unreachable, verify_account
+from pinsched.media.urlprobe import UrlProbe
 from pinsched.pinterest import client as pt
-from pinsched.urlprobe import UrlProbe
 
 #: The OAuth scopes creating a pin needs that pinsched checks (Pinterest's POST /v5/pins).
 PUBLISH_SCOPES: Final = ("pins:write", "boards:read")

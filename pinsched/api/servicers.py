@@ -21,11 +21,11 @@ from pinsched.core import errors
 from pinsched.core.jobs import ImageBase64, Job, PinSpec, ScheduleSpec
 from pinsched.dryrun import DryRun
 from pinsched.events import EventBus, WatchFilter, watch_chunks
+from pinsched.media.urlprobe import UrlProbe
 from pinsched.ops import limits
 from pinsched.pinchecks import Checker
 from pinsched.service import PinService
 from pinsched.store import Event, JobFilter, Store
-from pinsched.urlprobe import UrlProbe
 from pinsched.v1 import (
     job_pb2,
     scheduler_pb2,

@@ -10,7 +10,7 @@ of that phase, and one sentence for a human.
 (the token buckets are asked on copies) and names the rule that holds a due pin the longest,
 checked in the order the dispatcher checks them.
 
-A job whose video is being staged on Pinterest (`Job.media` STAGING, `pinsched.staging`) is in
+A job whose video is being staged on Pinterest (`Job.media` STAGING, `pinsched.media.staging`) is in
 its own phase, between "held" and "waiting for its time".
 """
 
