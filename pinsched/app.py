@@ -45,8 +45,9 @@ from pinsched.api.media_servicer import MediaServicer
 from pinsched.api.proto_json import PROTO_JSON
 from pinsched.api.servicers import PinSchedulerServicer
 from pinsched.api.webhook_servicer import WebhookServicer
-from pinsched.at_risk import AtRiskWatch
 from pinsched.auth import AccountRegistry
+from pinsched.checks.at_risk import AtRiskWatch
+from pinsched.checks.pins import Checker
 from pinsched.clock import Activity, Clock, SystemClock
 from pinsched.config import Config
 from pinsched.core.accounts import Account
@@ -66,7 +67,6 @@ from pinsched.ops.limits import DEFAULT as DEFAULT_LIMITS
 from pinsched.ops.limits import ServerLimits
 from pinsched.ops.masking import url_secrets
 from pinsched.ops.metrics import Metrics
-from pinsched.pinchecks import Checker
 from pinsched.pinterest.client import PinterestClient
 from pinsched.preflight import ListenError, preflight
 from pinsched.retention import Retention

@@ -16,14 +16,14 @@ from pinsched.api import video_validation
 from pinsched.api.pagination import page_size, page_token, read_page_token
 from pinsched.api.status import streaming, unary
 from pinsched.api.watch_wire import WatchMessage
+from pinsched.checks.dryrun import DryRun
+from pinsched.checks.pins import Checker
 from pinsched.clock import Clock
 from pinsched.core import errors
 from pinsched.core.jobs import ImageBase64, Job, PinSpec, ScheduleSpec
-from pinsched.dryrun import DryRun
 from pinsched.events import EventBus, WatchFilter, watch_chunks
 from pinsched.media.urlprobe import UrlProbe
 from pinsched.ops import limits
-from pinsched.pinchecks import Checker
 from pinsched.service import PinService
 from pinsched.store import Event, JobFilter, Store
 from pinsched.v1 import (

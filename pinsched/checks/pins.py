@@ -1,5 +1,5 @@
 """Remote checks of a pin against Pinterest before it is due: the checks of `validate_only` and
-of the look ahead of a job's moment (`pinsched.at_risk`). I/O: Pinterest reads only (never a
+of the look ahead of a job's moment (`pinsched.checks.at_risk`). I/O: Pinterest reads only (never a
 write, so never the account's write bucket) and the media URLs.
 
 `Checker.check(account, pin)` answers every `Problem` it finds:
