@@ -37,7 +37,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from pinsched import security
-from pinsched.account_admin import AccountAdmin
+from pinsched.accounts.admin import AccountAdmin
+from pinsched.accounts.keeper import TokenKeeper
+from pinsched.accounts.registry import AccountRegistry
 from pinsched.api import watch_wire
 from pinsched.api.account_servicer import AccountServicer
 from pinsched.api.guard import Guard
@@ -45,7 +47,6 @@ from pinsched.api.media_servicer import MediaServicer
 from pinsched.api.proto_json import PROTO_JSON
 from pinsched.api.servicers import PinSchedulerServicer
 from pinsched.api.webhook_servicer import WebhookServicer
-from pinsched.auth import AccountRegistry
 from pinsched.checks.at_risk import AtRiskWatch
 from pinsched.checks.pins import Checker
 from pinsched.clock import Activity, Clock, SystemClock
@@ -57,7 +58,6 @@ from pinsched.dispatch.router import Router
 from pinsched.events import EventBus
 from pinsched.http.openapi import openapi_document
 from pinsched.http.server import HttpDoor, ssl_context
-from pinsched.keeper import TokenKeeper
 from pinsched.media.assets import MediaAssets, media_dir
 from pinsched.media.publish_first import PublishFirst
 from pinsched.media.staging import Stager

@@ -26,7 +26,7 @@ from typing import Final
 
 import structlog
 
-from pinsched.auth import AccountRegistry
+from pinsched.accounts.registry import AccountRegistry
 from pinsched.checks import pins
 from pinsched.checks.pins import Checker
 from pinsched.clock import Activity, Clock

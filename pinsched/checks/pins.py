@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from pinsched.accounts.keeper import Refused, Unreachable, verify_account
 from pinsched.core.accounts import Account
 from pinsched.core.errors import (
     FailedPrecondition,
@@ -39,7 +40,6 @@ from pinsched.core.errors import (
     RemoteUnavailable,
 )
 from pinsched.core.jobs import Carousel, ImageUrl, PinSpec, Video
-from pinsched.keeper import Refused, Unreachable, verify_account
 from pinsched.media.urlprobe import UrlProbe
 from pinsched.pinterest import client as pt
 

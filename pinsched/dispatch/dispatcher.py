@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from pinsched.auth import AccountRegistry
+from pinsched.accounts.registry import AccountRegistry
 from pinsched.clock import Activity, Clock
 from pinsched.core import remote_policy as remote
 from pinsched.core import settle

@@ -42,7 +42,7 @@ from typing import Final
 
 import structlog
 
-from pinsched.auth import AccountRegistry
+from pinsched.accounts.registry import AccountRegistry
 from pinsched.clock import Activity, Clock
 from pinsched.core import staging as rules
 from pinsched.core.accounts import Account
