@@ -17,9 +17,9 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from pinsched.auth import AccountRegistry
+from pinsched.accounts.keeper import TokenKeeper
+from pinsched.accounts.registry import AccountRegistry
 from pinsched.core.accounts import Account
-from pinsched.keeper import TokenKeeper
 from pinsched.pinterest.client import PinterestClient
 from pinsched.sandbox import Sandbox
 from pinsched.store import Store

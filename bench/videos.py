@@ -10,7 +10,7 @@ p99 of both rounds is compared (target: within noise, at most 2x + 2 ms), and ho
 were registered, uploaded and READY by the end of the stream is reported. The full run does it
 twice: 1,000 images over 10 s (well below saturation) and the `lateness` stream (5,000 over
 10 s, saturating the daemon), where staging must wait for the due pins
-(`pinsched.publish_first`).
+(`pinsched.media.publish_first`).
 """
 
 from __future__ import annotations

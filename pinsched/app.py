@@ -14,16 +14,15 @@ on.
 
 The HTTP/JSON door (`pinsched.http`, `http_listen`) serves the same servicer objects as the gRPC
 server; parts that serve HTTP too add their routes to it through `Daemon.http_extensions`.
+The gRPC server's assembly, the MCP mount and the app-credentials notices are in
+`pinsched.daemon`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
-import importlib.util
 import shutil
-import signal
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
@@ -33,70 +32,51 @@ import grpc
 import structlog
 from aiohttp import web
 from grpc_health.v1 import _async as health_aio
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_health.v1 import health_pb2
 
 from pinsched import security
-from pinsched.account_admin import AccountAdmin
-from pinsched.api import watch_wire
+from pinsched.accounts.admin import AccountAdmin
+from pinsched.accounts.keeper import TokenKeeper
+from pinsched.accounts.registry import AccountRegistry
 from pinsched.api.account_servicer import AccountServicer
 from pinsched.api.guard import Guard
 from pinsched.api.media_servicer import MediaServicer
 from pinsched.api.proto_json import PROTO_JSON
 from pinsched.api.servicers import PinSchedulerServicer
 from pinsched.api.webhook_servicer import WebhookServicer
-from pinsched.at_risk import AtRiskWatch
-from pinsched.auth import AccountRegistry
+from pinsched.checks.at_risk import AtRiskWatch
+from pinsched.checks.pins import Checker
 from pinsched.clock import Activity, Clock, SystemClock
 from pinsched.config import Config
 from pinsched.core.accounts import Account
 from pinsched.core.retry import RetryPolicy
+from pinsched.daemon import grpc_server
+from pinsched.daemon.credentials import app_credentials_changed
+from pinsched.daemon.mcp_mount import mount_mcp
 from pinsched.dispatch.dispatcher import Dispatchers, DispatchSettings
 from pinsched.dispatch.router import Router
 from pinsched.events import EventBus
 from pinsched.http.openapi import openapi_document
 from pinsched.http.server import HttpDoor, ssl_context
-from pinsched.keeper import TokenKeeper
-from pinsched.media_assets import MediaAssets, media_dir
+from pinsched.media.assets import MediaAssets, media_dir
+from pinsched.media.publish_first import PublishFirst
+from pinsched.media.staging import Stager
+from pinsched.media.urlprobe import UrlProbe
 from pinsched.ops import crypto, logs
 from pinsched.ops.limits import DEFAULT as DEFAULT_LIMITS
 from pinsched.ops.limits import ServerLimits
 from pinsched.ops.masking import url_secrets
 from pinsched.ops.metrics import Metrics
-from pinsched.pinchecks import Checker
 from pinsched.pinterest.client import PinterestClient
 from pinsched.preflight import ListenError, preflight
-from pinsched.publish_first import PublishFirst
 from pinsched.retention import Retention
 from pinsched.scheduler import Scheduler
 from pinsched.service import PinService
-from pinsched.staging import Stager
 from pinsched.store import Event, Store
 from pinsched.store.location import redact
-from pinsched.urlprobe import UrlProbe
-from pinsched.v1 import (
-    account_pb2,
-    account_pb2_grpc,
-    media_pb2,
-    media_pb2_grpc,
-    scheduler_pb2,
-    scheduler_pb2_grpc,
-    webhook_pb2,
-    webhook_pb2_grpc,
-)
-from pinsched.webhooks.messages import APP_CREDENTIALS_REFUSED
 from pinsched.webhooks.sender import WebhookSender
 
 log = structlog.get_logger("pinsched.app")
-
-#: Health service that is NOT_SERVING while Pinterest refuses the app's client credentials.
-PINTEREST_HEALTH = "pinsched.pinterest"
-SERVICES = (
-    scheduler_pb2.DESCRIPTOR.services_by_name["PinScheduler"].full_name,
-    account_pb2.DESCRIPTOR.services_by_name["AccountService"].full_name,
-    webhook_pb2.DESCRIPTOR.services_by_name["WebhookService"].full_name,
-    media_pb2.DESCRIPTOR.services_by_name["MediaService"].full_name,
-)
 
 
 class Daemon:
@@ -286,14 +266,9 @@ class Daemon:
             Guard(cfg.api_token, on_denied=self.metrics.denied),
             self.metrics.interceptor(),
         ]
-        server = grpc.aio.server(
-            interceptors=interceptors,
-            maximum_concurrent_rpcs=self.limits.max_concurrent_rpcs,
-            options=[("grpc.so_reuseport", 0), *self.limits.grpc_options()],
-        )
         servicers: dict[str, Any] = dict(
             zip(
-                SERVICES,
+                grpc_server.SERVICES,
                 (
                     PinSchedulerServicer(
                         self.service,
@@ -313,24 +288,11 @@ class Daemon:
                 strict=True,
             )
         )
-        scheduler_pb2_grpc.add_PinSchedulerServicer_to_server(servicers[SERVICES[0]], server)
-        watch_wire.register(servicers[SERVICES[0]], server)  # WatchJobs: chunks encoded once
-        account_pb2_grpc.add_AccountServiceServicer_to_server(servicers[SERVICES[1]], server)
-        webhook_pb2_grpc.add_WebhookServiceServicer_to_server(servicers[SERVICES[2]], server)
-        media_pb2_grpc.add_MediaServiceServicer_to_server(servicers[SERVICES[3]], server)
-        self._health = health_aio.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        reflection.enable_server_reflection(
-            (
-                *SERVICES,
-                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                reflection.SERVICE_NAME,
-            ),
-            server,
-        )
-        self.port = self._bind(server)
-        if cfg.http_listen is not None:
-            self._mount_mcp(server)
+        server, self._health = grpc_server.build(servicers, interceptors, self.limits)
+        self.port = grpc_server.bind(server, cfg)
+        if cfg.http_listen is not None and (mounted := mount_mcp(server, cfg.api_token)):
+            self._private_dir, mount = mounted
+            self.http_extensions.append(mount)
         await server.start()
         self._server = server
         if cfg.http_listen is not None:
@@ -345,15 +307,14 @@ class Daemon:
             for extend in self.http_extensions:
                 extend(self.http.app)
             self.http_port = await self.http.start(cfg.http_listen, ssl_context(cfg))
-        for name in ("", *SERVICES):
+        for name in ("", *grpc_server.SERVICES):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         if cfg.health_listen:
-            await self._serve_health(cfg.health_listen)
-        await self._health.set(
-            PINTEREST_HEALTH,
-            health_pb2.HealthCheckResponse.NOT_SERVING
-            if self.accounts.app_refused
-            else health_pb2.HealthCheckResponse.SERVING,
+            self._health_server, self.health_port = await grpc_server.serve_health(
+                cfg.health_listen, self._health
+            )
+        await grpc_server.set_pinterest_health(
+            self._health, refused=bool(self.accounts.app_refused)
         )
         if cfg.metrics_listen:
             try:
@@ -377,18 +338,6 @@ class Daemon:
             pinterest_api_base=cfg.pinterest_api_base,
         )
 
-    async def _serve_health(self, listen: str) -> None:
-        """The health service alone, in plain text on *listen*: a probe (Docker HEALTHCHECK)
-        needs neither the TLS certificates nor a client certificate of the API port."""
-        server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
-        assert self._health is not None
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        self.health_port = server.add_insecure_port(listen)
-        if self.health_port == 0:
-            raise OSError(f"cannot listen on {listen} (health)")
-        await server.start()
-        self._health_server = server
-
     def _account_changed(self, account: Account) -> None:
         """An account changed: the token keeper looks at its tokens again (once it runs)."""
         if (keeper := getattr(self, "keeper", None)) is not None:
@@ -402,54 +351,15 @@ class Daemon:
         task.add_done_callback(self._notes.discard)
 
     async def _on_app_refused(self, reason: str) -> None:
-        if self._health is not None and not self._stop.is_set():
-            await self._health.set(
-                PINTEREST_HEALTH,
-                health_pb2.HealthCheckResponse.NOT_SERVING
-                if reason
-                else health_pb2.HealthCheckResponse.SERVING,
-            )
-        if reason:
-            if self.webhooks is not None:
-                now = self.clock.now()
-                await self.store.enqueue_notice(
-                    self.webhooks.render_notice(
-                        APP_CREDENTIALS_REFUSED,
-                        now,
-                        {"reason": reason, "held_accounts": len(self.accounts.accounts())},
-                    ),
-                    now,
-                )
-            return
-        if (scheduler := getattr(self, "scheduler", None)) is None:
-            return  # (told before the scheduler exists: nothing is held yet)
-        for account in self.accounts.accounts():
-            await scheduler.release(account.id)
-
-    def _mount_mcp(self, server: grpc.aio.Server) -> None:
-        """Serve the MCP streamable HTTP transport at `/mcp` on the HTTP door when the MCP SDK is
-        installed (`pinsched[mcp]`). Its tools call this daemon like `pinsched mcp` does, through
-        the typed client, over a unix socket in a private (0700) directory: whatever TLS the API
-        port uses, and behind the same API token as every other call."""
-        if importlib.util.find_spec("mcp") is None:
-            log.info("mcp_not_served", reason="the MCP SDK is not installed (pinsched[mcp])")
-            return
-        from pinsched.mcp.http import McpHttp
-        from pinsched.mcp.server import build_server
-        from pinsched_client import AsyncClient
-
-        self._private_dir = tempfile.mkdtemp(prefix="pinsched-")
-        target = f"unix:{self._private_dir}/grpc.sock"
-        if server.add_insecure_port(target) == 0:
-            raise OSError(f"cannot listen on {target} (the MCP transport's own channel)")
-        token = self.config.api_token
-        mcp = McpHttp(build_server(lambda: AsyncClient(target, api_token=token)), api_token=token)
-
-        def mount(app: web.Application) -> None:
-            app.cleanup_ctx.append(mcp.cleanup_ctx)
-            app.router.add_route("*", "/mcp", mcp.handle)
-
-        self.http_extensions.append(mount)
+        await app_credentials_changed(
+            reason,
+            health=None if self._stop.is_set() else self._health,
+            store=self.store,
+            clock=self.clock,
+            accounts=self.accounts,
+            webhooks=self.webhooks,
+            scheduler=getattr(self, "scheduler", None),
+        )
 
     def _readiness(self) -> tuple[bool, str]:
         """(ready, why not): the store takes writes and the scheduler runs."""
@@ -460,33 +370,6 @@ class Daemon:
         if not any(t.get_name() == "scheduler" and not t.done() for t in self._tasks):
             return False, "the scheduler is not running"
         return True, ""
-
-    def _bind(self, server: grpc.aio.Server) -> int:
-        cfg = self.config
-        creds = None
-        if cfg.tls_cert_file and cfg.tls_key_file:
-            with open(cfg.tls_key_file, "rb") as k, open(cfg.tls_cert_file, "rb") as c:
-                pair = [(k.read(), c.read())]
-            ca = None
-            if cfg.tls_client_ca_file:
-                with open(cfg.tls_client_ca_file, "rb") as f:
-                    ca = f.read()
-            creds = grpc.ssl_server_credentials(
-                pair, root_certificates=ca, require_client_auth=ca is not None
-            )
-        try:
-            if creds is not None:
-                port = server.add_secure_port(cfg.listen, creds)
-            else:
-                port = server.add_insecure_port(cfg.listen)
-        except RuntimeError:  # grpc: "Failed to bind to address ..."
-            port = 0
-        if port == 0:
-            raise ListenError(
-                f"listen {cfg.listen}: cannot listen: the address is in use or not "
-                "an address of this host (--listen / PINSCHED_LISTEN)"
-            )
-        return port
 
     def _on_events(self, events: Sequence[Event]) -> None:
         """Committed events: to the watchers, to video staging (jobs to stage), and to the
@@ -551,18 +434,3 @@ class Daemon:
             await store.close()
         if opened:
             log.info("pinsched_stopped", took_s=round(time.monotonic() - started, 3))
-
-
-async def serve(config: Config) -> None:
-    """Run until SIGTERM or SIGINT, then drain."""
-    logs.configure(config.log_level, config.log_format)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    daemon = Daemon(config)
-    await daemon.start()
-    try:
-        await stop.wait()
-    finally:
-        await daemon.stop()

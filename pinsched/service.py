@@ -1,5 +1,5 @@
 """The job operations behind the API, in domain terms: validated input in, jobs out (accounts are
-`account_admin.AccountAdmin`).
+`pinsched.accounts.admin.AccountAdmin`).
 
 Every operation commits before it returns. What a request does to a job is decided by
 `core.requests` and committed with `store.changes.change`; where the committed job goes next
@@ -16,7 +16,7 @@ import random
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 
-from pinsched.auth import AccountRegistry
+from pinsched.accounts.registry import AccountRegistry
 from pinsched.clock import Clock
 from pinsched.core import boards, notes, planning, requests, slots
 from pinsched.core import times as timing

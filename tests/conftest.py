@@ -19,10 +19,10 @@ import grpc
 import pytest
 from google.protobuf import field_mask_pb2
 
-from pinsched import urlprobe
 from pinsched.app import Daemon
 from pinsched.clock import Clock
 from pinsched.config import Config
+from pinsched.media import urlprobe
 from pinsched.sandbox import Sandbox
 from pinsched.v1 import (
     account_pb2,

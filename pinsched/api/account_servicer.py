@@ -8,7 +8,7 @@ from typing import Any
 import grpc
 from google.protobuf import empty_pb2
 
-from pinsched.account_admin import AccountAdmin
+from pinsched.accounts.admin import AccountAdmin
 from pinsched.api import account_convert as cv
 from pinsched.api import slots as api_slots
 from pinsched.api import validation as va

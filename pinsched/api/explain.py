@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from pinsched.api import convert as cv
 from pinsched.core import explain as ex
+from pinsched.core import explanation as exn
 from pinsched.core.jobs import JobState
 from pinsched.core.retry import retry_deadline
 from pinsched.service import PinService
@@ -16,7 +17,7 @@ from pinsched.v1 import scheduler_pb2
 E = scheduler_pb2.JobExplanation
 
 
-async def gather(service: PinService, job_id: str) -> ex.Facts:
+async def gather(service: PinService, job_id: str) -> exn.Facts:
     """The facts about *job_id* now (`JobNotFound` for an unknown id)."""
     job = await service.store.get_job(job_id, with_history=True)
     accounts, pool = service.accounts, service.dispatchers
@@ -24,11 +25,11 @@ async def gather(service: PinService, job_id: str) -> ex.Facts:
     now, mono = service.clock.now(), service.clock.monotonic()
     pace = None
     if job.state is JobState.QUEUED and account is not None:
-        pace = ex.pace_wait(accounts.pacer(job.account_id), accounts.app_bucket, mono)
+        pace = exn.pace_wait(accounts.pacer(job.account_id), accounts.app_bucket, mono)
     settle_at = None
     if job.state is JobState.SUBMITTED:
         settle_at = (job.submitted_at or job.updated_at) + timedelta(seconds=pool.settle_s)
-    return ex.Facts(
+    return exn.Facts(
         job=job,
         now=now,
         account=account,
@@ -43,7 +44,7 @@ async def gather(service: PinService, job_id: str) -> ex.Facts:
     )
 
 
-def to_proto(x: ex.Explanation) -> scheduler_pb2.JobExplanation:
+def to_proto(x: exn.Explanation) -> scheduler_pb2.JobExplanation:
     msg = E(
         job_id=x.job_id,
         state=cv.state_to_proto(x.state),

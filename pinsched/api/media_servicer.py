@@ -1,5 +1,5 @@
 """gRPC `pinsched.v1.MediaService`: receive video bytes for `VideoAsset` sources. Thin: the
-bytes go to `pinsched.media_assets.MediaAssets`; errors map through `pinsched.api.status`."""
+bytes go to `pinsched.media.assets.MediaAssets`; errors map through `pinsched.api.status`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import grpc
 
 from pinsched.api.status import unary
 from pinsched.core.errors import InvalidArgument
-from pinsched.media_assets import Asset, MediaAssets
+from pinsched.media.assets import Asset, MediaAssets
 from pinsched.v1 import media_pb2, media_pb2_grpc
 
 Ctx = grpc.aio.ServicerContext[Any, Any]

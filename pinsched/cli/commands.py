@@ -48,13 +48,30 @@ def _load(args: argparse.Namespace) -> Config:
     return load_config(args, os.environ, args.config or os.environ.get("PINSCHED_CONFIG") or None)
 
 
+async def _serve(config: Config) -> None:
+    """Run the daemon until SIGTERM or SIGINT, then drain."""
+    from pinsched.app import Daemon
+    from pinsched.ops import logs
+
+    logs.configure(config.log_level, config.log_format)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    daemon = Daemon(config)
+    await daemon.start()
+    try:
+        await stop.wait()
+    finally:
+        await daemon.stop()
+
+
 def serve(args: argparse.Namespace) -> int:
     config = _load(args)
-    from pinsched import app
     from pinsched.store import StoreOpenError
 
     try:
-        run(app.serve(config))
+        run(_serve(config))
     except StoreOpenError as exc:  # locked, newer schema, corrupted, read-only, no directory
         print(f"pinsched: error: {exc}", file=sys.stderr)
         return cli_errors.EXIT_USAGE

@@ -5,6 +5,6 @@ a job, as a function returning a `Decision` (`core.decision`) that one `apply` t
 Rule: pure. Its modules import the standard library and other `core` modules only (the import
 contract test fails otherwise): never asyncio, aiohttp, grpc, sqlite, the store or the clock.
 They never read a clock (the caller passes `now`) or a random source of their own (the caller
-passes one). The async shell (`dispatch/`, `service`, `staging`, `scheduler`) reads, sends, asks
-here, and commits what it is told with `store.changes.change`.
+passes one). The async shell (`dispatch/`, `service`, `media.staging`, `scheduler`) reads, sends,
+asks here, and commits what it is told with `store.changes.change`.
 """

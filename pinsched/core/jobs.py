@@ -36,7 +36,8 @@ class JobState(enum.StrEnum):
 S = JobState
 
 TRANSITIONS: Final[Mapping[JobState, frozenset[JobState]]] = {
-    # → PERMANENTLY_FAILED before any send: the job's video failed staging (`pinsched.staging`).
+    # → PERMANENTLY_FAILED before any send: the job's video failed staging
+    # (`pinsched.media.staging`).
     S.PENDING: frozenset({S.QUEUED, S.CANCELLED, S.PERMANENTLY_FAILED}),
     S.QUEUED: frozenset({S.SUBMITTED, S.CANCELLED, S.PENDING, S.PERMANENTLY_FAILED}),
     S.SUBMITTED: frozenset(
@@ -315,7 +316,7 @@ class Job:
     retry_for: timedelta | None = None
     slot: SlotRef | None = None  # placed by next_free_slot
     group_id: str = ""  # jobs of one request with also_boards share it
-    media: MediaStage | None = None  # staging of a video_url / video_asset (pinsched.staging)
+    media: MediaStage | None = None  # staging of a video_url / video_asset (pinsched.media.staging)
     history: tuple[Transition, ...] = field(default=(), compare=False)
 
     @property

@@ -1,10 +1,10 @@
 """Notes: event-log entries about a job that are neither a transition nor a change of the job.
 
-`job.at_risk` and `job.at_risk_cleared` (the checks ahead of a pin's moment, `pinsched.at_risk`)
-are recorded as events whose `from_state` and `to_state` are the job's current state and whose
-reason starts with `AT_RISK` / `AT_RISK_CLEARED`. Unlike a `touch`, a note leaves the job row
-alone (no new version, no compare-and-set that could race a publish), so the state machine never
-sees it; the webhook type comes from the reason's prefix. Pure: no I/O.
+`job.at_risk` and `job.at_risk_cleared` (the checks ahead of a pin's moment,
+`pinsched.checks.at_risk`) are recorded as events whose `from_state` and `to_state` are the job's
+current state and whose reason starts with `AT_RISK` / `AT_RISK_CLEARED`. Unlike a `touch`, a note
+leaves the job row alone (no new version, no compare-and-set that could race a publish), so the
+state machine never sees it; the webhook type comes from the reason's prefix. Pure: no I/O.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""What video staging does to a job (`pinsched.staging` runs the steps): a step recorded on the
-job, a failure for good, and parking a job whose video is not ready at publish time.
+"""What video staging does to a job (`pinsched.media.staging` runs the steps): a step recorded
+on the job, a failure for good, and parking a job whose video is not ready at publish time.
 
     record   → `media` changed in place (while the job still stages that very video)
     failed   → `media` FAILED, and the job PERMANENTLY_FAILED (category MEDIA) while unsent

@@ -1,7 +1,7 @@
 """When an account's tokens need attention. Pure: no I/O, no clock reads (`now` is a parameter).
 
 Pinterest's access tokens last 30 days and its refresh tokens 60 days; every refresh rotates both
-("continuous refresh"). The keeper (`pinsched.keeper`) asks `next_action` what to do for an
+("continuous refresh"). The keeper (`pinsched.accounts.keeper`) asks `next_action` what to do for an
 account and when:
 
     VERIFY      the tokens are of unknown age (a new account, new credentials): ask Pinterest

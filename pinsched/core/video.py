@@ -68,7 +68,7 @@ class MediaStage:
     upload_url: str = ""
     upload_parameters: Mapping[str, str] | None = None
     asset_id: str = ""  # the bytes in the media directory (a downloaded URL is stored too)
-    #: `upload_parameters` encrypted at rest (`pinsched.upload_secrets`); then those are None.
+    #: `upload_parameters` encrypted at rest (`pinsched.media.upload_secrets`); then those are None.
     sealed_parameters: str = ""
 
     def to_dict(self) -> dict[str, Any]:

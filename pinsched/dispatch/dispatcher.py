@@ -25,8 +25,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from pinsched import staging
-from pinsched.auth import AccountRegistry
+from pinsched.accounts.registry import AccountRegistry
 from pinsched.clock import Activity, Clock
 from pinsched.core import remote_policy as remote
 from pinsched.core import settle
@@ -40,6 +39,7 @@ from pinsched.dispatch import outcome as answers
 from pinsched.dispatch.applying import Applying
 from pinsched.dispatch.reconciling import Reconciling
 from pinsched.dispatch.remote import RemoteChanges
+from pinsched.media import staging
 from pinsched.pinterest import client as pt
 from pinsched.store import Store
 from pinsched.store.changes import Changed, Expect, change

@@ -15,7 +15,7 @@ from pinsched.api.status import rich_status
 from pinsched.core import errors
 from pinsched.http import fastjson
 from pinsched.http.errors import error_response
-from pinsched.media_assets import MediaAssets
+from pinsched.media.assets import MediaAssets
 
 PATH = "/v1/media"
 CHUNK = 1 << 20

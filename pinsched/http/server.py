@@ -38,7 +38,7 @@ from pinsched.http.errors import (
     error_response,
     from_pinsched_error,
 )
-from pinsched.media_assets import MediaAssets
+from pinsched.media.assets import MediaAssets
 from pinsched.ops import limits
 from pinsched.v1 import scheduler_pb2
 

@@ -21,7 +21,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from pinsched.api import convert as cv
-from pinsched.api.servicers import watch_args
+from pinsched.api.watch import watch_args
 from pinsched.api.watch_wire import WatchMessage
 from pinsched.core import errors
 from pinsched.core.jobs import Transition

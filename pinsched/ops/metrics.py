@@ -43,7 +43,7 @@ from pinsched.ops.rpc_metrics import RpcMetrics
 from pinsched.store import Event, Store
 
 if TYPE_CHECKING:
-    from pinsched.auth import AccountRegistry
+    from pinsched.accounts.registry import AccountRegistry
     from pinsched.dispatch.dispatcher import Dispatchers
     from pinsched.events import EventBus
     from pinsched.scheduler import Scheduler

@@ -7,6 +7,6 @@ Pinterest's JSON), `oauth` (token grant outcomes, where an account's calls go) a
 
 Rule: this package reports outcomes and never decides what happens to a job (the dispatcher,
 `remote`, `reconcile` and `staging` do). It imports the domain types, the media files on disk
-(`media_assets`) and the address guard (`webhooks.endpoints.SafeResolver`); never the store, the
+(`media.assets`) and the address guard (`webhooks.endpoints.SafeResolver`); never the store, the
 API or the shell.
 """

@@ -1,5 +1,5 @@
 """Pinterest's video media calls and the download of `video_url` videos (I/O only; decisions
-are `pinsched.staging`'s).
+are `pinsched.media.staging`'s).
 
 * `register`: `POST /v5/media {"media_type": "video"}` → media id, `upload_url`,
   `upload_parameters` (org_write).
@@ -21,7 +21,7 @@ import aiohttp
 
 from pinsched.core.errors import InvalidArgument
 from pinsched.core.jobs import ErrorCategory, JobError
-from pinsched.media_assets import Asset, MediaAssets
+from pinsched.media.assets import Asset, MediaAssets
 from pinsched.pinterest import client as pt
 from pinsched.webhooks.endpoints import BlockedAddress, SafeResolver
 

@@ -1,4 +1,4 @@
-"""Store reads for video staging (`pinsched.staging`) and the media directory's sweep."""
+"""Store reads for video staging (`pinsched.media.staging`) and the media directory's sweep."""
 
 from __future__ import annotations
 

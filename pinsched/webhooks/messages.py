@@ -63,7 +63,7 @@ ACCOUNT_REAUTH_SOON: Final = "account.reauth_soon"
 ACCOUNT_HELD: Final = "account.held"
 APP_CREDENTIALS_REFUSED: Final = "app.credentials_refused"
 #: Changes of a job's video staging that keep its state, typed by their reason's prefix
-#: (`pinsched.staging`); the failure's state change follows as `job.permanently_failed`.
+#: (`pinsched.media.staging`); the failure's state change follows as `job.permanently_failed`.
 MEDIA_EVENT_TYPES: Final[Mapping[str, str]] = {
     "media staging:": "job.media_staging",
     "media ready:": "job.media_ready",

@@ -16,7 +16,7 @@ import grpc
 import pytest
 
 from pinsched.app import Daemon
-from pinsched.media_assets import MediaAssets, media_dir
+from pinsched.media.assets import MediaAssets, media_dir
 from pinsched.testing import FakeClock
 from pinsched.v1 import job_pb2, media_pb2, media_pb2_grpc, scheduler_pb2
 from pinsched_client import AsyncClient, pin, schedule_request

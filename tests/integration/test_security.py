@@ -14,17 +14,21 @@ from google.protobuf.descriptor import MethodDescriptor
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from pinsched import app, security
+from pinsched import security
 from pinsched.app import Daemon
 from pinsched.config import Config, ConfigError, load_config
+from pinsched.daemon import grpc_server
 from pinsched.ops import listen as listen_policy
 from pinsched.v1 import account_pb2, scheduler_pb2
 from tests.conftest import Api, soon
 
 TOKEN = "api-token-0123456789abcdef"
-#: Every API service the daemon registers (the generated modules are imported by pinsched.app).
+#: Every API service the daemon registers (the generated modules are imported by
+#: `pinsched.daemon.grpc_server`).
 ALL_METHODS = [
-    m for name in app.SERVICES for m in descriptor_pool.Default().FindServiceByName(name).methods
+    m
+    for name in grpc_server.SERVICES
+    for m in descriptor_pool.Default().FindServiceByName(name).methods
 ]
 
 

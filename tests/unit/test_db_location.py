@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from pinsched.config import ConfigError, load_config
-from pinsched.media_assets import media_dir
+from pinsched.media.assets import media_dir
 from pinsched.store.location import is_postgres, redact
 
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from pinsched.core import notes
 from pinsched.core.accounts import Pacing
-from pinsched.core.explain import Rule, human_delay, pace_wait
+from pinsched.core.explanation import Rule, human_delay, pace_wait
 from pinsched.core.jobs import JobState, Transition
 from pinsched.core.pacing import AccountPacer, TokenBucket
 

@@ -205,6 +205,29 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "pinsched.dispatch",
     ),
     "pinsched.ops": ("pinsched.cli", "pinsched.app", "pinsched.http", "pinsched.mcp"),
+    "pinsched.accounts": (
+        "pinsched.api",
+        "pinsched.app",
+        "pinsched.cli",
+        "pinsched.dispatch",
+        "pinsched.http",
+        "pinsched.mcp",
+    ),
+    "pinsched.checks": (
+        "pinsched.api",
+        "pinsched.app",
+        "pinsched.cli",
+        "pinsched.dispatch",
+        "pinsched.http",
+        "pinsched.mcp",
+    ),
+    "pinsched.media": (
+        "pinsched.api",
+        "pinsched.app",
+        "pinsched.cli",
+        "pinsched.http",
+        "pinsched.mcp",
+    ),
 }
 
 

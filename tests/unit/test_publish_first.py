@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from pinsched.core.jobs import JobState, Transition
-from pinsched.publish_first import PublishFirst
+from pinsched.media.publish_first import PublishFirst
 from pinsched.store import Event, codec
 from pinsched.testing import FakeClock
 

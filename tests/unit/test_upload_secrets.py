@@ -1,4 +1,4 @@
-"""`pinsched.upload_secrets`: the upload parameters sealed with the token cipher, read back
+"""`pinsched.media.upload_secrets`: the upload parameters sealed with the token cipher, read back
 with it (or a list that still holds its key), unreadable (None) without it."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from cryptography.fernet import Fernet
 
 from pinsched.core.video import STAGING, MediaStage
+from pinsched.media.upload_secrets import seal, unseal
 from pinsched.ops.crypto import FernetCipher
-from pinsched.upload_secrets import seal, unseal
 
 PARAMS = {"key": "uploads/1", "policy": "cG9saWN5", "x-amz-signature": "abc"}
 STAGE = MediaStage(state=STAGING, source="url:http://x/v.mp4", started_at=datetime.now(UTC))

@@ -21,7 +21,8 @@ modules are re-exported for convenience::
 from pinsched.v1 import account_pb2, job_pb2, scheduler_pb2
 
 from .builders import at, duration, local_time, pin, schedule_request
-from .client import DEFAULT_TARGET, AsyncClient, check_api_token
+from .channel import DEFAULT_TARGET, check_api_token
+from .client import AsyncClient
 from .errors import ErrorDetails, FieldViolation, error_details
 from .sync import Client
 from .text import (

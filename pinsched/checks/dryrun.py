@@ -1,7 +1,7 @@
 """`validate_only`: SchedulePin, BatchSchedulePins and UpdateJob checked and answered without
 persisting anything. The same service computes the plan (`PinService.preview`, the update's
-decision); `pinsched.pinchecks` makes the remote checks, whose problems for every item are
-reported together (`pinchecks.raise_for`). Reads only: never a write to the store or Pinterest.
+decision); `pinsched.checks.pins` makes the remote checks, whose problems for every item are
+reported together (`pins.raise_for`). Reads only: never a write to the store or Pinterest.
 What could not be checked (the token's scopes, when Pinterest never said them) is no error:
 the answered job's history says it.
 """
@@ -12,10 +12,10 @@ import dataclasses
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from pinsched import pinchecks
+from pinsched.checks import pins
+from pinsched.checks.pins import Checker, Problem
 from pinsched.core.errors import AlreadyExists, VersionMismatch
 from pinsched.core.jobs import Job, JobState, PinSpec, ScheduleSpec, Transition
-from pinsched.pinchecks import Checker, Problem
 from pinsched.service import PinService
 from pinsched.store import Store
 
@@ -72,7 +72,7 @@ class DryRun:
             )
             if spec.request_id:
                 earlier[spec.request_id] = out[-1][0]
-        pinchecks.raise_for(_dedupe(problems))
+        pins.raise_for(_dedupe(problems))
         return out
 
     async def _check(
@@ -120,7 +120,7 @@ class DryRun:
         now = self.service.clock.now()
         new, _ = decide(job, now)
         found = await self._check(job.account_id, new.pin, "job")
-        pinchecks.raise_for(_dedupe(found))
+        pins.raise_for(_dedupe(found))
         history = (*new.history, *_untold(found, now, job.state))
         return dataclasses.replace(
             new, version=job.version, updated_at=job.updated_at, history=history
@@ -138,7 +138,7 @@ class DryRun:
             next_free_slot=not_before,
         )
         placement = await self.service.preview_slot(spec)
-        pinchecks.raise_for(_dedupe(await self._check(job.account_id, job.pin, "job")))
+        pins.raise_for(_dedupe(await self._check(job.account_id, job.pin, "job")))
         return dataclasses.replace(
             job, planned_at=placement.planned_at, scheduled_at=placement.planned_at
         )
@@ -171,7 +171,7 @@ def _untold(
     problems: Sequence[Problem], now: datetime, state: JobState = JobState.PENDING
 ) -> tuple[Transition, ...]:
     """A history entry saying what could not be checked (none when everything was)."""
-    untold = pinchecks.unchecked(_dedupe(problems))
+    untold = pins.unchecked(_dedupe(problems))
     if not untold:
         return ()
     return (

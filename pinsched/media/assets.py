@@ -33,7 +33,7 @@ from pinsched.core.errors import InvalidArgument, StorageUnavailable
 from pinsched.core.video import VIDEO_CONTENT_TYPES, VIDEO_MAX_BYTES
 from pinsched.store.location import database_name, is_postgres
 
-log = structlog.get_logger("pinsched.media_assets")
+log = structlog.get_logger("pinsched.media.assets")
 
 #: How often unreferenced assets are looked for.
 SWEEP_EVERY_S: Final = 3600.0

@@ -1,5 +1,5 @@
 """Remote checks of a pin against Pinterest before it is due: the checks of `validate_only` and
-of the look ahead of a job's moment (`pinsched.at_risk`). I/O: Pinterest reads only (never a
+of the look ahead of a job's moment (`pinsched.checks.at_risk`). I/O: Pinterest reads only (never a
 write, so never the account's write bucket) and the media URLs.
 
 `Checker.check(account, pin)` answers every `Problem` it finds:
@@ -11,7 +11,7 @@ write, so never the account's write bucket) and the media URLs.
 * the board exists and belongs to the token's user (`GET /v5/boards/{id}`);
 * the section exists on it (`GET /v5/boards/{id}/sections`, every page);
 * each image URL (image, carousel item, video cover) answers an image under Pinterest's size
-  limit (`pinsched.urlprobe`, which never fetches link-local or metadata addresses);
+  limit (`pinsched.media.urlprobe`, which never fetches link-local or metadata addresses);
 * a `video_id` media id is one of the token's user's media (`GET /v5/media/{id}`: Pinterest
   answers 404 for another user's) and its status is `succeeded` or `processing` (not `failed`,
   not `registered` without the bytes uploaded).
@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from pinsched.accounts.keeper import Refused, Unreachable, verify_account
 from pinsched.core.accounts import Account
 from pinsched.core.errors import (
     FailedPrecondition,
@@ -39,9 +40,8 @@ from pinsched.core.errors import (
     RemoteUnavailable,
 )
 from pinsched.core.jobs import Carousel, ImageUrl, PinSpec, Video
-from pinsched.keeper import Refused, Unreachable, verify_account
+from pinsched.media.urlprobe import UrlProbe
 from pinsched.pinterest import client as pt
-from pinsched.urlprobe import UrlProbe
 
 #: The OAuth scopes creating a pin needs that pinsched checks (Pinterest's POST /v5/pins).
 PUBLISH_SCOPES: Final = ("pins:write", "boards:read")

@@ -22,7 +22,7 @@ address) fails the job like a failed processing. Only a registration whose answe
 made again (the media it created is never used). A job whose video changes (UpdateJob) is
 staged anew: `MediaStage.source` no longer matches.
 
-Each step first waits while pins are being published (`pinsched.publish_first`).
+Each step first waits while pins are being published (`pinsched.media.publish_first`).
 
 At `planned_at` the dispatcher parks a job whose video is not READY (`core.staging.park`): it
 goes back to PENDING ("waiting for its video") and is routed to the scheduler once its video
@@ -42,8 +42,7 @@ from typing import Final
 
 import structlog
 
-from pinsched import upload_secrets
-from pinsched.auth import AccountRegistry
+from pinsched.accounts.registry import AccountRegistry
 from pinsched.clock import Activity, Clock
 from pinsched.core import staging as rules
 from pinsched.core.accounts import Account
@@ -73,14 +72,15 @@ from pinsched.core.video import (
     is_staged,
     source_key,
 )
-from pinsched.media_assets import Asset, MediaAssets
+from pinsched.media import upload_secrets
+from pinsched.media.assets import Asset, MediaAssets
+from pinsched.media.publish_first import PublishFirst, take_write
 from pinsched.pinterest import media as pm
 from pinsched.pinterest.client import PinterestClient
-from pinsched.publish_first import PublishFirst, take_write
 from pinsched.store import Event, Store
 from pinsched.store.changes import change
 
-log = structlog.get_logger("pinsched.staging")
+log = structlog.get_logger("pinsched.media.staging")
 S = JobState
 
 #: Downloads and uploads at once (the heavy steps; registrations and polls are not limited), so

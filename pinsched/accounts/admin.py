@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import contextlib
 
-from pinsched.auth import AccountRegistry
+from pinsched.accounts.keeper import NOT_VERIFIED, Unreachable, Verified, verify_account
+from pinsched.accounts.registry import AccountRegistry
 from pinsched.clock import Clock
 from pinsched.core.account_changes import AccountUpdate, update_account
 from pinsched.core.accounts import Account
@@ -17,7 +18,6 @@ from pinsched.core.errors import (
     InvalidArgument,
 )
 from pinsched.core.jobs import JobState
-from pinsched.keeper import NOT_VERIFIED, Unreachable, Verified, verify_account
 from pinsched.pinterest.client import PinterestClient
 from pinsched.scheduler import Scheduler
 from pinsched.service import PinService

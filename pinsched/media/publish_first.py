@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Final
 
-from pinsched.auth import AccountRegistry
+from pinsched.accounts.registry import AccountRegistry
 from pinsched.clock import Clock
 from pinsched.core.jobs import JobState
 from pinsched.store import Event, codec

@@ -1,6 +1,6 @@
 """The look ahead of a pin's moment: `preflight_lead_time_s` before a PENDING job's planned
 time, check with Pinterest what publishing needs (the token and its scopes, the board, the
-section, the image URLs, a video's media id: `pinsched.pinchecks`) and say so while there is
+section, the image URLs, a video's media id: `pinsched.checks.pins`) and say so while there is
 time to fix it. Scopes Pinterest never told are no risk; a `job.at_risk` reason says they were
 not checked.
 
@@ -26,16 +26,16 @@ from typing import Final
 
 import structlog
 
-from pinsched import pinchecks
-from pinsched.auth import AccountRegistry
+from pinsched.accounts.registry import AccountRegistry
+from pinsched.checks import pins
+from pinsched.checks.pins import Checker
 from pinsched.clock import Activity, Clock
 from pinsched.core import notes
 from pinsched.core.errors import JobNotFound
 from pinsched.core.jobs import Job, JobState
-from pinsched.pinchecks import Checker
 from pinsched.store import JobFilter, Store
 
-log = structlog.get_logger("pinsched.at_risk")
+log = structlog.get_logger("pinsched.checks.at_risk")
 
 #: Jobs read per pass at most.
 MAX_PER_PASS: Final = 1000
@@ -129,13 +129,11 @@ class AtRiskWatch:
             problems = await self.checker.check(account, pin)
             verdict = [p for p in problems if not p.unavailable and not p.unchecked]
             if any(p.unavailable for p in problems) and not verdict:
-                log.info(
-                    "at_risk_check_unavailable", job_id=job.id, reason=pinchecks.summary(problems)
-                )
+                log.info("at_risk_check_unavailable", job_id=job.id, reason=pins.summary(problems))
                 self._seen[job.id] = _Seen(job.planned_at, seen.risk)
                 return
-            risk = pinchecks.summary(verdict)
-            if risk and (untold := pinchecks.unchecked(problems)):
+            risk = pins.summary(verdict)
+            if risk and (untold := pins.unchecked(problems)):
                 risk = f"{risk}; not checked: {untold}"
             await self._say(job, seen.risk, risk)
             self._seen[job.id] = _Seen(job.planned_at, risk)

@@ -30,7 +30,7 @@ from typing import Any, Final
 
 import structlog
 
-from pinsched.auth import AccountRegistry
+from pinsched.accounts.registry import AccountRegistry
 from pinsched.clock import Activity, Clock
 from pinsched.core import tokens
 from pinsched.core.accounts import Account
@@ -38,7 +38,7 @@ from pinsched.core.pacing import TokenBucket
 from pinsched.pinterest import client as pt
 from pinsched.pinterest.oauth import Route
 
-log = structlog.get_logger("pinsched.keeper")
+log = structlog.get_logger("pinsched.accounts.keeper")
 
 #: The longest the keeper sleeps without looking (new accounts wake it at once).
 MAX_IDLE_S: Final = 3600.0
