@@ -13,7 +13,7 @@ publishes an account, until when, and under which fencing epoch. Mixed into `Sto
   serialises them anyway.
 
 Times are the callers' clock (microseconds, like every other column). Who *should* own an
-account is `pinsched.cluster`'s decision; the daemons' use of the leases is not wired yet.
+account is `pinsched.core.rendezvous`'s decision; the daemons' use of the leases is not wired yet.
 """
 
 from __future__ import annotations

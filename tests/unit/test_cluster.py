@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pinsched.cluster import assignment, owner
+from pinsched.core.rendezvous import assignment, owner
 
 ACCOUNTS = [f"acct-{i:04d}" for i in range(3000)]
 

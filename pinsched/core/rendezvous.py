@@ -1,4 +1,4 @@
-"""Spreading accounts over the daemons of one database (issue 18, item 2): pure decisions.
+"""Spreading accounts over the daemons of one database: pure decisions.
 
 Rendezvous (highest random weight) hashing: each account goes to the live member with the
 highest hash of (member, account). Every daemon computes the same answer from the same
