@@ -2,8 +2,8 @@
 
     python -m bench --only watchrows     (BENCH_WATCH_REPEATS=3 by default)
 
-Rows: 100 `WatchJobs` watchers at 2,000 events/s (issue 17: every event, p99 < 100 ms) and 50 SSE
-watchers at 1,000 events/s (issue 14: p99 < 100 ms), each run `repeats` times alternately on the
+Rows: 100 `WatchJobs` watchers at 2,000 events/s (target: every event, p99 < 100 ms) and 50 SSE
+watchers at 1,000 events/s (target: p99 < 100 ms), each run `repeats` times alternately on the
 same daemon; the row is the median run (by p99 lag), the notes give every run. A shared machine
 makes single runs noisy: the medians are the figures to compare.
 

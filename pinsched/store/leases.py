@@ -1,4 +1,4 @@
-"""Membership and account leases in the store (issue 18, item 2): the database says which daemon
+"""Membership and account leases in the store: the database says which daemon
 publishes an account, until when, and under which fencing epoch. Mixed into `Store`.
 
 * `members`: each daemon's heartbeat (`heartbeat`, `leave`, `live_members`).

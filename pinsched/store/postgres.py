@@ -5,7 +5,7 @@ commit as SQLite (`pinsched.store.driver`), over a writer connection and a pool 
   so the store's semantics are SQLite's: compare-and-set on `version`, the event log and the
   outbox in the job change's own transaction, events committed in sequence order.
 * One daemon per database, for now: the writer holds a session advisory lock (`LOCK_KEY`); a
-  second daemon is refused with one line until account leases let several share it (issue 18).
+  second daemon is refused with one line until account leases let several share it.
   PostgreSQL drops the lock with the connection, so a killed daemon never leaves it behind.
 * Errors: a constraint violation becomes `driver.IntegrityError`; a lost connection, a full disk
   or a server shutting down is a storage problem (`StorageUnavailable`); a refused connection at

@@ -134,7 +134,7 @@ class SchedulePinRequest(_message.Message):
     ambiguous_time_policy: Global___AmbiguousTimePolicy.ValueType
     """For a `local_time` that exists twice. Default REJECT."""
     validate_only: _builtins.bool
-    """---- Preflight (issue 15): field numbers 50-59 are this feature's. ----
+    """---- Preflight: field numbers 50-59 are this feature's. ----
 
     Check only: run every local check and the remote ones (the account's credentials with
     `GET /v5/user_account`; the board is the account's, `GET /v5/boards/{id}`; the section
@@ -249,7 +249,7 @@ class BatchSchedulePinsRequest(_message.Message):
     REQUESTS_FIELD_NUMBER: _builtins.int
     VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
     validate_only: _builtins.bool
-    """---- Preflight (issue 15): field numbers 50-59 are this feature's. ----
+    """---- Preflight: field numbers 50-59 are this feature's. ----
 
     Check only, every request as `SchedulePinRequest.validate_only` (errors name the item);
     the answer lists the jobs that would be created (`created` all false). Nothing persisted.
@@ -439,7 +439,7 @@ class UpdateJobRequest(_message.Message):
     ambiguous_time_policy: Global___AmbiguousTimePolicy.ValueType
     """For a new `local_time` that exists twice."""
     validate_only: _builtins.bool
-    """---- Preflight (issue 15): field numbers 50-59 are this feature's. ----
+    """---- Preflight: field numbers 50-59 are this feature's. ----
 
     Check only: validate the update, run the remote checks of `SchedulePinRequest.validate_only`
     on the updated pin, and answer the job as it would be; nothing changes.
