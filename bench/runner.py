@@ -24,6 +24,7 @@ from pathlib import Path
 from bench import (
     alternative,
     burst,
+    cpustages,
     http_door,
     importrun,
     lateness,
@@ -55,6 +56,8 @@ SCENARIOS: dict[str, Scenario] = {
     "videos": videos.run,  # image lateness while 200 videos are staged across 20 accounts
     # the two watch-lag targets (gRPC, SSE), repeated: medians and a per-stage CPU profile
     "watchrows": watchrows.run,
+    # CPU µs per SchedulePin (gRPC, HTTP) and per burst pin, by stage (py-spy --gil)
+    "stages": cpustages.run,
 }
 
 
