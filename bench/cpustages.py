@@ -63,7 +63,16 @@ SCHEDULE_STAGES: Stages = (
         "interceptors (guard, metrics)",
         ("(pinsched/api/guard", "(pinsched/ops/rpc_metrics", "(pinsched/api/status"),
     ),
-    ("HTTP door: JSON ↔ proto", ("(pinsched/http/fastjson", "(pinsched/http/routes", "json/")),
+    (
+        "HTTP door: JSON ↔ proto",
+        (
+            "(pinsched/http/fastjson",
+            "(pinsched/http/routes",
+            "_json (pinsched/http/server",
+            "_body (pinsched/http/server",
+            "to_json (pinsched/http/server",
+        ),
+    ),
     ("HTTP door: aiohttp server", ("(pinsched/http", "aiohttp/", "multidict", "yarl")),
     (
         "event sink (router, scheduler, metrics, bus)",
