@@ -94,7 +94,7 @@ SCHEDULE_STAGES: Stages = (
 BURST_STAGES: Stages = (
     ("logging", ("structlog", "(pinsched/ops/logs", "logging/")),
     ("Pinterest client (ours)", ("(pinsched/pinterest",)),
-    ("aiohttp client", ("aiohttp/", "multidict", "yarl", "json/")),
+    ("aiohttp client", ("aiohttp/", "multidict", "yarl")),
     ("store commits (writer thread)", ("(pinsched/store", "aiosqlite", "sqlite3")),
     (
         "event sink (metrics, bus, webhooks)",
