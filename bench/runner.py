@@ -24,6 +24,7 @@ from pathlib import Path
 from bench import (
     alternative,
     burst,
+    cpustages,
     http_door,
     importrun,
     lateness,
@@ -57,6 +58,8 @@ SCENARIOS: dict[str, Scenario] = {
     # the two watch-lag targets (gRPC, SSE), repeated: medians and a per-stage CPU profile
     "watchrows": watchrows.run,
     "postgres": postgres.run,  # SchedulePin on PostgreSQL (one daemon) beside SQLite
+    # CPU µs per SchedulePin (gRPC, HTTP) and per burst pin, by stage (py-spy --gil)
+    "stages": cpustages.run,
 }
 
 

@@ -10,11 +10,13 @@ gRPC servicers in `api/` only convert.
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import os
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
+from typing import Final
 
 from pinsched.accounts.registry import AccountRegistry
 from pinsched.clock import Clock
@@ -42,14 +44,14 @@ __all__ = ["REMOTE_PATHS", "PinService", "new_job_id", "plan"]
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 
 
+_FROM_RFC4648: Final = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _CROCKFORD.encode())
+
+
 def new_job_id(now: datetime) -> str:
     """A time-ordered id (ULID layout: 48-bit milliseconds + 80 random bits, base32)."""
     value = (int(now.timestamp() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
-    chars = []
-    for _ in range(26):
-        chars.append(_CROCKFORD[value & 31])
-        value >>= 5
-    return "".join(reversed(chars))
+    # 26 base32 digits = 130 bits: two zero bits, then the 128; b32encode (C) does the digits.
+    return base64.b32encode((value << 6).to_bytes(17, "big"))[:26].translate(_FROM_RFC4648).decode()
 
 
 GroupKey = tuple[str, datetime, timedelta]

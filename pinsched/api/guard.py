@@ -78,6 +78,9 @@ class Guard(_Interceptor):
     def __init__(self, token: str | None, *, on_denied: Callable[[], None] | None = None) -> None:
         self._expected = token.encode() if token else None
         self._on_denied = on_denied
+        #: method → (the handler below, its parse-checked wrapper): built once per method, not
+        #: per call (the servicers' handlers are fixed for the server's life).
+        self._wrapped: dict[str, tuple[Any, Any]] = {}
 
     async def intercept_service(
         self,
@@ -96,10 +99,15 @@ class Guard(_Interceptor):
                     self._on_denied()
                 return _deny(streaming=method in _STREAMING)
         handler = await continuation(details)
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
         input_type = INPUT_TYPES.get(method)
         if handler is None or input_type is None or handler.request_streaming:
             return handler
-        return _parse_checked(handler, input_type)
+        wrapped = _parse_checked(handler, input_type)
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
 
 
 _STREAMING: Final = frozenset(

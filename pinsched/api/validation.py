@@ -301,7 +301,12 @@ def request_hash(req: ScheduleRequest) -> str:
     `validate_only`: same content ⇒ same hash, whichever request type carries it, checked only
     or not."""
     canonical = scheduler_pb2.SchedulePinRequest()
-    canonical.ParseFromString(req.SerializeToString(deterministic=True))
+    if isinstance(req, scheduler_pb2.SchedulePinRequest):
+        if not (req.request_id or req.validate_only):  # already canonical
+            return hashlib.sha256(req.SerializeToString(deterministic=True)).hexdigest()
+        canonical.CopyFrom(req)  # one copy, not a serialize + parse round trip
+    else:
+        canonical.ParseFromString(req.SerializeToString(deterministic=True))
     canonical.ClearField("request_id")
     canonical.ClearField("validate_only")
     return hashlib.sha256(canonical.SerializeToString(deterministic=True)).hexdigest()

@@ -108,7 +108,7 @@ class Dispatchers:
         d = self._by_account.get(job.account_id)
         if d is None:
             d = self._by_account[job.account_id] = AccountDispatcher(self, job.account_id)
-        d.enqueue(job.id)
+        d.enqueue(job.id, job)
 
     def later(self, delay_s: float, job: Job) -> None:
         """Hand *job* back to its dispatcher after *delay_s* (look for a pin again, retry a
@@ -170,12 +170,24 @@ class AccountDispatcher(Applying, Reconciling, RemoteChanges):
         self.account_id = account_id
         self.queue: deque[str] = deque()
         self.queued: set[str] = set()
+        #: The newest committed version seen of each queued job (the router hands it over with
+        #: its event): taken instead of reading the row again. Absent: read the row.
+        self.known: dict[str, Job] = {}
         self.wake = asyncio.Event()
         self.waiting = False  # parked on `wake` (counted idle by pool.activity)
         pool.activity.enter()
         self.task = asyncio.create_task(self._run(), name=f"dispatch-{account_id}")
 
-    def enqueue(self, job_id: str) -> None:
+    def enqueue(self, job_id: str, job: Job | None = None) -> None:
+        """Queue *job_id* (once); *job* is its newest committed version if the caller has it
+        (kept unless a newer one is already known), None to have the row read when its turn
+        comes."""
+        if job is None:
+            self.known.pop(job_id, None)
+        else:
+            seen = self.known.get(job_id)
+            if seen is None or job.version >= seen.version:
+                self.known[job_id] = job
         if job_id not in self.queued:
             self.queued.add(job_id)
             self.queue.append(job_id)
@@ -205,8 +217,9 @@ class AccountDispatcher(Applying, Reconciling, RemoteChanges):
                 continue
             job_id = self.queue.popleft()
             self.queued.discard(job_id)
+            known = self.known.pop(job_id, None)
             try:
-                await self._handle(job_id)
+                await self._handle(job_id, known)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -218,8 +231,10 @@ class AccountDispatcher(Applying, Reconciling, RemoteChanges):
                         continue  # deleted with its account
                     pool.later(pool.read_retry_s(job_id), job)
 
-    async def _handle(self, job_id: str) -> None:
-        job = await self.pool.store.get_job(job_id)
+    async def _handle(self, job_id: str, known: Job | None = None) -> None:
+        # The committed job the router handed over, else the row. A newer commit that the
+        # router has not routed yet makes the SUBMITTED compare-and-set below lose: re-read.
+        job = known if known is not None else await self.pool.store.get_job(job_id)
         if job.state is S.QUEUED:
             await self._publish(job)
         elif job.state is S.SUBMITTED:
@@ -306,7 +321,7 @@ class AccountDispatcher(Applying, Reconciling, RemoteChanges):
         if sent is None:
             fresh = await pool.store.get_job(job.id)
             if fresh.state is S.QUEUED:
-                self.enqueue(job.id)
+                self.enqueue(job.id, fresh)
             return
         submitted = sent.job
         pacer = pool.accounts.pacer(job.account_id)

@@ -17,7 +17,7 @@ import calendar
 import functools
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from google.protobuf import json_format
@@ -90,12 +90,40 @@ def _supported(field: FieldDescriptor) -> bool:
 Printer = Callable[[Message], dict[str, Any]]
 
 
+_EPOCH: Final = datetime(1970, 1, 1)  # noqa: DTZ001 - naive, as isoformat() must print no offset
+
+
+def timestamp_json(ts: Any) -> str:
+    """`Timestamp.ToJsonString()` (RFC 3339, Z, 0/3/6/9 fraction digits), without its pure
+    Python range checks on the common path; out of range: its own error."""
+    seconds, nanos = ts.seconds, ts.nanos
+    if not (-62135596800 <= seconds <= 253402300799 and 0 <= nanos <= 999_999_999):
+        return str(ts.ToJsonString())
+    text = (_EPOCH + timedelta(seconds=seconds)).isoformat()
+    if not nanos:
+        return text + "Z"
+    if not nanos % 1_000_000:
+        return f"{text}.{nanos // 1_000_000:03d}Z"
+    if not nanos % 1000:
+        return f"{text}.{nanos // 1000:06d}Z"
+    return f"{text}.{nanos:09d}Z"
+
+
 def _scalar_printer(field: FieldDescriptor) -> Callable[[Any], Any]:
     if field.message_type is not None:
+        if field.message_type.full_name == "google.protobuf.Timestamp":
+            return timestamp_json
         if field.message_type.full_name in _STRING_WKT:
             return lambda v: v.ToJsonString()
         nested = field.message_type
-        return lambda v: _printer(nested)(v)
+        printer: list[Printer] = []  # resolved at first use (messages may nest recursively)
+
+        def message(v: Any) -> Any:
+            if not printer:
+                printer.append(_printer(nested))
+            return printer[0](v)
+
+        return message
     if field.enum_type is not None:
         names = {v.number: v.name for v in field.enum_type.values}
         return lambda v: names.get(v, v)

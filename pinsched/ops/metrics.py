@@ -178,6 +178,10 @@ class Metrics:
         self._refreshed_at = float("-inf")
         self._lock = asyncio.Lock()
         self._runner: web.AppRunner | None = None
+        #: Label children of the per-event counters, looked up once (series are never removed):
+        #: (from, to) → transitions' `inc`, account → delivered's `inc`.
+        self._transition_inc: dict[tuple[JobState | None, JobState], Callable[[], None]] = {}
+        self._delivered_inc: dict[str, Callable[[], None]] = {}
         r.register(_Live(self))
 
     # -- inputs ------------------------------------------------------------------------------
@@ -213,9 +217,16 @@ class Metrics:
             t = event.transition
             account = event.account_id
             src = t.from_state
-            self.transitions.labels(src.value if src else "", t.to_state.value).inc()
+            inc = self._transition_inc.get((src, t.to_state))
+            if inc is None:
+                inc = self.transitions.labels(src.value if src else "", t.to_state.value).inc
+                self._transition_inc[(src, t.to_state)] = inc
+            inc()
             if src is S.SUBMITTED and t.to_state is S.DELIVERED:
-                self.delivered.labels(account).inc()
+                inc = self._delivered_inc.get(account)
+                if inc is None:
+                    inc = self._delivered_inc[account] = self.delivered.labels(account).inc
+                inc()
             elif src is S.SUBMITTED and t.to_state in _ATTEMPT_FAILED and t.error is not None:
                 category = t.error.category.value
                 self.attempt_failures.labels(account, category).inc()

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from pinsched.api.guard import method_labels
+from pinsched.api.guard import INPUT_TYPES, method_labels
 
 if TYPE_CHECKING:
     from pinsched.ops.metrics import Metrics
@@ -42,6 +42,9 @@ class RpcMetrics(_Interceptor):
 
     def __init__(self, metrics: Metrics) -> None:
         self._m = metrics
+        #: method → (the handler below, its timed wrapper): the wrapper, its metric label
+        #: children and its closures are built once per method, not per call.
+        self._wrapped: dict[str, tuple[Any, Any]] = {}
 
     async def intercept_service(
         self,
@@ -51,8 +54,25 @@ class RpcMetrics(_Interceptor):
         handler = await continuation(details)
         if handler is None:
             return None
-        service, method = method_labels(details.method or "")
-        requests, duration = self._m.rpc_requests, self._m.rpc_duration
+        path = details.method or ""
+        cached = self._wrapped.get(path)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = self._wrap(handler, *method_labels(path))
+        if path in INPUT_TYPES:  # a bounded set: unknown paths are not remembered
+            self._wrapped[path] = (handler, wrapped)
+        return wrapped
+
+    def _wrap(self, handler: Any, service: str, method: str) -> Any:
+        requests = self._m.rpc_requests
+        observe = self._m.rpc_duration.labels(service, method).observe
+        by_code: dict[str, Any] = {}  # status code name → its counter's `inc`
+
+        def count(code: str) -> None:
+            inc = by_code.get(code)
+            if inc is None:
+                inc = by_code[code] = requests.labels(service, method, code).inc
+            inc()
 
         def unary(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
             async def timed(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
@@ -63,8 +83,8 @@ class RpcMetrics(_Interceptor):
                     failed = exc
                     raise
                 finally:
-                    duration.labels(service, method).observe(time.perf_counter() - started)
-                    requests.labels(service, method, _code_name(context, failed)).inc()
+                    observe(time.perf_counter() - started)
+                    count(_code_name(context, failed))
 
             return timed
 
@@ -84,7 +104,7 @@ class RpcMetrics(_Interceptor):
                     failed = exc
                     raise
                 finally:
-                    requests.labels(service, method, _code_name(context, failed)).inc()
+                    count(_code_name(context, failed))
 
             return counted
 
