@@ -66,6 +66,10 @@ async def _two_due(w: World, **pacing: Any) -> str:
     first, second = await w.schedule(10, title="one"), await w.schedule(10.5, title="two")
     await w.clock.advance(10.5)
     await w.api.reach(first, J.STATE_DELIVERED)
+    # The second is handed to its dispatcher; once the daemon is idle it waits to be paced.
+    await w.api.daemon.activity.idle.wait()
+    for _ in range(5):  # a wait started by a new task registers when that task first runs
+        await asyncio.sleep(0)
     return second
 
 
