@@ -304,7 +304,6 @@ class Daemon:
                 (
                     PinSchedulerServicer(
                         self.service,
-                        self.store,
                         self.bus,
                         self.clock,
                         skew=timedelta(seconds=cfg.clock_skew_tolerance_s),
@@ -314,7 +313,7 @@ class Daemon:
                         asset_exists=lambda asset_id: self.assets.get(asset_id) is not None,
                     ),
                     AccountServicer(admin, self.clock),
-                    WebhookServicer(self.webhooks, self.store),
+                    WebhookServicer(self.webhooks),
                     MediaServicer(self.assets),
                 ),
                 strict=True,

@@ -24,7 +24,7 @@ from pinsched.events import EventBus, WatchFilter, watch_chunks
 from pinsched.ops import limits
 from pinsched.pinchecks import Checker
 from pinsched.service import PinService
-from pinsched.store import Event, JobFilter, Store
+from pinsched.store import Event, JobFilter
 from pinsched.urlprobe import UrlProbe
 from pinsched.v1 import (
     job_pb2,
@@ -73,7 +73,6 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
     def __init__(
         self,
         service: PinService,
-        store: Store,
         bus: EventBus,
         clock: Clock,
         *,
@@ -83,7 +82,7 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
         checker: Checker | None = None,
         asset_exists: Callable[[str], bool] | None = None,
     ) -> None:
-        self.service, self.store, self.bus, self.clock = service, store, bus, clock
+        self.service, self.bus, self.clock = service, bus, clock
         self.dry = DryRun(service, checker or Checker(service.dispatchers.client, UrlProbe()))
         self.asset_exists = asset_exists  # uploaded videos (`MediaAssets`)
         self.skew, self.horizon = skew, horizon
@@ -395,7 +394,7 @@ class PinSchedulerServicer(scheduler_pb2_grpc.PinSchedulerServicer):
             # Each message carries what is pending once the previous one is written: one commit's
             # events while the watcher keeps up, more (up to events.MAX_BATCH) when it is behind;
             # each chunk is encoded once for every watcher (watch_wire, its serializer).
-            async for chunks in watch_chunks(self.store, self.bus, flt, since):
+            async for chunks in watch_chunks(self.service.events, self.bus, flt, since):
                 yield WatchMessage(chunks, self._event_proto)
         finally:
             self.watching -= 1
