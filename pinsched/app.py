@@ -1,7 +1,7 @@
 """Composition root and lifecycle: builds the parts, starts them in order, stops them in reverse.
 
-Start: webhook endpoints checked → store → accounts → Pinterest client → webhook sender (outbox
-renderers installed, one worker per endpoint) → dispatchers → scheduler (heap rebuilt from the
+Start: webhook endpoints checked → store (token cipher, outbox renderers) → accounts → Pinterest
+client → webhook sender (one worker per endpoint) → dispatchers → scheduler (heap rebuilt from the
 store) → retention (prunes settled jobs in small batches on the clock) → gRPC server (guard: token
 then parsing; API, health, reflection) → HTTP/JSON door → health-only port. Stop (SIGTERM/SIGINT
 set an event, nothing else), one deadline for every step: health NOT_SERVING → gRPC server and
@@ -72,8 +72,9 @@ from pinsched.preflight import ListenError, preflight
 from pinsched.retention import Retention
 from pinsched.scheduler import Scheduler
 from pinsched.service import PinService
-from pinsched.store import Event, Store
+from pinsched.store import Event, Outbox, Store
 from pinsched.store.location import redact
+from pinsched.webhooks.messages import OutboxRenderers
 from pinsched.webhooks.sender import WebhookSender
 
 log = structlog.get_logger("pinsched.app")
@@ -132,11 +133,21 @@ class Daemon:
         # URL credentials: long enough to be tokens (a query value like `1` is not one).
         logs.register_secrets(s for w in cfg.webhooks for s in url_secrets(w.url) if len(s) >= 8)
         endpoints = await preflight(cfg)  # what `config check` checks too (ConfigError)
-        self.store = await Store.open(cfg.db_path, on_events=self.metrics.tap(self._on_events))
+        renderers = OutboxRenderers(endpoints, PROTO_JSON)  # the sender, made below, wakes
+        self.store = await Store.open(
+            cfg.db_path,
+            on_events=self.metrics.tap(self._on_events),
+            outbox=Outbox(
+                renderers.render_event,
+                renderers.render_account,
+                on_written=lambda: self.webhooks.wake() if self.webhooks else None,
+            ),
+            cipher=crypto.cipher_of(cfg.secret_key),
+        )
         # After the store opened: a start refused at the database prints its one line only.
         for warning in security.warnings(cfg):
             log.warning("insecure_config", warning=warning)
-        await crypto.install(self.store, cfg.secret_key, now=self.clock.now)
+        await crypto.install(self.store, now=self.clock.now)
         self.client = PinterestClient(
             cfg.pinterest_api_base, timeout_s=cfg.request_timeout_s, now=self.clock.now
         )
@@ -169,9 +180,6 @@ class Daemon:
             render=PROTO_JSON,
             activity=self.activity,
             on_attempt=self.metrics.webhook_attempt,
-        )
-        self.store.set_outbox(
-            self.webhooks.render_event, self.webhooks.render_account, on_written=self.webhooks.wake
         )
         await self.webhooks.start()
         self.assets = MediaAssets(media_dir(cfg.db_path), self.clock)
@@ -272,7 +280,6 @@ class Daemon:
                 (
                     PinSchedulerServicer(
                         self.service,
-                        self.store,
                         self.bus,
                         self.clock,
                         skew=timedelta(seconds=cfg.clock_skew_tolerance_s),
@@ -282,7 +289,7 @@ class Daemon:
                         asset_exists=lambda asset_id: self.assets.get(asset_id) is not None,
                     ),
                     AccountServicer(admin, self.clock),
-                    WebhookServicer(self.webhooks, self.store),
+                    WebhookServicer(self.webhooks),
                     MediaServicer(self.assets),
                 ),
                 strict=True,

@@ -8,22 +8,42 @@ bytes, the SSE frames) are built once for all of them. Each watcher has a bounde
 watcher that falls behind is never waited for: its buffer is dropped and it catches up from the
 durable log, so a slow watcher cannot slow the scheduler and still sees every event exactly once.
 `watch_chunks` hands a watcher everything pending at once (up to a bound): one commit's events
-per batch while it keeps up, bigger batches when it falls behind.
+per batch while it keeps up, bigger batches when it falls behind. It reads the log through an
+`EventLog` (the store, handed on by `PinService.events`), so a watcher holds no `Store`.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
-from pinsched.core.jobs import JobState
-from pinsched.store import Event, Store
+from pinsched.core.jobs import Job, JobState
+from pinsched.store import Event
 
 DEFAULT_BUFFER = 10_000
 #: The most events in one batch of `watch_chunks` (one WatchJobs message).
 MAX_BATCH = 256
+
+
+class EventLog(Protocol):
+    """The durable event log a watch replays from (`Store` is one)."""
+
+    async def last_sequence(self) -> int: ...
+
+    async def events_after(
+        self,
+        sequence: int,
+        *,
+        account_id: str = "",
+        job_ids: Sequence[str] = (),
+        to_states: Iterable[JobState] = (),
+        limit: int = 1000,
+    ) -> list[Event]: ...
+
+    async def get_jobs(self, job_ids: Iterable[str]) -> dict[str, Job]: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -166,7 +186,7 @@ class EventBus:
 
 
 async def watch(
-    store: Store, bus: EventBus, flt: WatchFilter, since_sequence: int | None
+    store: EventLog, bus: EventBus, flt: WatchFilter, since_sequence: int | None
 ) -> AsyncIterator[Event]:
     """Yield matching events one by one (see `watch_chunks`)."""
     async for chunks in watch_chunks(store, bus, flt, since_sequence):
@@ -176,7 +196,7 @@ async def watch(
 
 
 async def watch_batches(
-    store: Store,
+    store: EventLog,
     bus: EventBus,
     flt: WatchFilter,
     since_sequence: int | None,
@@ -189,7 +209,7 @@ async def watch_batches(
 
 
 async def watch_chunks(
-    store: Store,
+    store: EventLog,
     bus: EventBus,
     flt: WatchFilter,
     since_sequence: int | None,
@@ -233,7 +253,7 @@ async def watch_chunks(
 
 
 async def _replay(
-    store: Store, flt: WatchFilter, after: int, max_batch: int
+    store: EventLog, flt: WatchFilter, after: int, max_batch: int
 ) -> AsyncIterator[Chunk]:
     while True:
         page = await store.events_after(

@@ -36,6 +36,7 @@ from pinsched.core.jobs import (
 )
 from pinsched.core.requests import REMOTE_PATHS, Update, plan
 from pinsched.dispatch.dispatcher import Dispatchers
+from pinsched.events import EventLog
 from pinsched.store import JobFilter, SlotAsk, StaleJob, Store
 from pinsched.store.changes import Lost, change, retrying
 
@@ -73,6 +74,12 @@ class PinService:
         self.plan_seed = plan_seed
         self.horizon = horizon  # how far ahead a free posting slot is looked for
         self._plan_lock = asyncio.Lock()
+
+    @property
+    def events(self) -> EventLog:
+        """The event log watch streams replay from (the API reads it through this, not the
+        store)."""
+        return self.store
 
     async def schedule(self, specs: Sequence[ScheduleSpec]) -> list[Job]:
         """Persist *specs* as PENDING jobs atomically (idempotent on request_id); the first job

@@ -19,7 +19,7 @@ E = scheduler_pb2.JobExplanation
 
 async def gather(service: PinService, job_id: str) -> exn.Facts:
     """The facts about *job_id* now (`JobNotFound` for an unknown id)."""
-    job = await service.store.get_job(job_id, with_history=True)
+    job = await service.get(job_id)  # with its history
     accounts, pool = service.accounts, service.dispatchers
     account = accounts.cached(job.account_id)
     now, mono = service.clock.now(), service.clock.monotonic()

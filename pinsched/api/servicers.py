@@ -25,7 +25,7 @@ from pinsched.events import EventBus
 from pinsched.media.urlprobe import UrlProbe
 from pinsched.ops import limits
 from pinsched.service import PinService
-from pinsched.store import JobFilter, Store
+from pinsched.store import JobFilter
 from pinsched.v1 import (
     job_pb2,
     scheduler_pb2,
@@ -71,7 +71,6 @@ class PinSchedulerServicer(WatchJobsServicer):
     def __init__(
         self,
         service: PinService,
-        store: Store,
         bus: EventBus,
         clock: Clock,
         *,
@@ -81,7 +80,7 @@ class PinSchedulerServicer(WatchJobsServicer):
         checker: Checker | None = None,
         asset_exists: Callable[[str], bool] | None = None,
     ) -> None:
-        self.service, self.store, self.bus, self.clock = service, store, bus, clock
+        self.service, self.bus, self.clock = service, bus, clock
         self.dry = DryRun(service, checker or Checker(service.dispatchers.client, UrlProbe()))
         self.asset_exists = asset_exists  # uploaded videos (`MediaAssets`)
         self.skew, self.horizon = skew, horizon

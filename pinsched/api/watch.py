@@ -15,7 +15,8 @@ from pinsched.api.watch_wire import WatchMessage
 from pinsched.core import errors
 from pinsched.events import EventBus, WatchFilter, watch_chunks
 from pinsched.ops import limits
-from pinsched.store import Event, Store
+from pinsched.service import PinService
+from pinsched.store import Event
 from pinsched.v1 import job_pb2, scheduler_pb2, scheduler_pb2_grpc
 
 EVENT_CACHE = 4096  # recent events' wire form, shared by watchers
@@ -26,7 +27,7 @@ class WatchJobsServicer(scheduler_pb2_grpc.PinSchedulerServicer):
     """WatchJobs, the base of `pinsched.api.servicers.PinSchedulerServicer` (which sets the
     attributes below in its constructor)."""
 
-    store: Store
+    service: PinService
     bus: EventBus
     max_watchers: int
     watching: int
@@ -67,7 +68,7 @@ class WatchJobsServicer(scheduler_pb2_grpc.PinSchedulerServicer):
             # Each message carries what is pending once the previous one is written: one commit's
             # events while the watcher keeps up, more (up to events.MAX_BATCH) when it is behind;
             # each chunk is encoded once for every watcher (watch_wire, its serializer).
-            async for chunks in watch_chunks(self.store, self.bus, flt, since):
+            async for chunks in watch_chunks(self.service.events, self.bus, flt, since):
                 yield WatchMessage(chunks, self._event_proto)
         finally:
             self.watching -= 1

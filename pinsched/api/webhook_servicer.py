@@ -2,13 +2,13 @@
 
 Endpoints are shown masked (`pinsched.ops.masking.mask_url`: no password, no query token) and may
 be named either way in a filter. Thin: validates and converts here, decides in
-`pinsched.webhooks.sender.WebhookSender.redeliver`, reads with `Store.webhook_list`. Errors map
-through `pinsched.api.status`.
+`pinsched.webhooks.sender.WebhookSender.redeliver`, reads with `WebhookSender.deliveries` (no
+store here). Errors map through `pinsched.api.status`.
 """
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import grpc
 
@@ -17,9 +17,11 @@ from pinsched.api.pagination import page_token, read_page_id
 from pinsched.api.status import unary
 from pinsched.core import errors
 from pinsched.ops.masking import mask_url, scrub
-from pinsched.store import Delivery, Store
 from pinsched.v1 import webhook_pb2, webhook_pb2_grpc
 from pinsched.webhooks.sender import WebhookSender
+
+if TYPE_CHECKING:
+    from pinsched.store import Delivery
 
 Ctx = grpc.aio.ServicerContext[Any, Any]
 D = webhook_pb2.WebhookDelivery
@@ -51,8 +53,8 @@ def delivery_to_proto(d: Delivery, *, include_payload: bool = False) -> webhook_
 
 
 class WebhookServicer(webhook_pb2_grpc.WebhookServiceServicer):
-    def __init__(self, sender: WebhookSender, store: Store) -> None:
-        self.sender, self.store = sender, store
+    def __init__(self, sender: WebhookSender) -> None:
+        self.sender = sender
 
     @unary
     async def ListWebhookDeliveries(
@@ -77,7 +79,7 @@ class WebhookServicer(webhook_pb2_grpc.WebhookServiceServicer):
         state = STATES.get(request.state, "")
         endpoint = self.sender.endpoint_name(request.endpoint)  # its URL, or the masked URL
         scope = f"{endpoint}\n{state}"
-        rows = await self.store.webhook_list(
+        rows = await self.sender.deliveries(
             endpoint=endpoint,
             state=state,
             after_id=read_page_id(request.page_token, "wh", scope),

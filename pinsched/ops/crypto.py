@@ -11,10 +11,12 @@ key with HKDF-SHA256 (fixed salt and info, so the same passphrase always gives t
 HKDF adds no work factor: a passphrase must be as unguessable as a key (long and random).
 Commas separate keys, so a passphrase cannot contain one.
 
-`install` wires a store at start-up: it sets the cipher and re-encrypts under the first key every
-account whose tokens were read in clear text or under an older key, so rotating is "put the new
-key first, restart, then drop the old key". Without a key it refuses a database that holds
-encrypted tokens (it would otherwise send ciphertext to Pinterest as a token).
+Start-up is two steps around `Store.open`: `cipher_of` turns the setting into the cipher the store
+is opened with (`Store.open(cipher=…)`), then `install` checks the opened store against it and
+re-encrypts under the first key every account whose tokens were read in clear text or under an
+older key, so rotating is "put the new key first, restart, then drop the old key". Without a key
+it refuses a database that holds encrypted tokens (it would otherwise send ciphertext to
+Pinterest as a token).
 
 Does not log anything (it registers each key with `logs` so that none can be logged), and never
 puts a key or a token in an exception message.
@@ -40,6 +42,7 @@ __all__ = [
     "PREFIX",
     "FernetCipher",
     "SecretKeyError",
+    "cipher_of",
     "derive_key",
     "install",
     "is_sealed",
@@ -140,15 +143,25 @@ def is_sealed(value: str) -> bool:
     return value.startswith(PREFIX)
 
 
-async def install(store: Store, setting: str | None, *, now: Callable[[], datetime]) -> int:
-    """Encrypt *store*'s account tokens with the key(s) of *setting*; returns how many accounts
-    were re-encrypted (clear text or an older key → the first key).
+def cipher_of(setting: str | None) -> FernetCipher | None:
+    """The cipher to open the store with for a `PINSCHED_SECRET_KEY` value (None: no key, tokens
+    are stored in clear text). Raises `SecretKeyError` for an unusable setting."""
+    if not setting:
+        return None
+    logs.register_secrets(part.strip() for part in setting.split(","))  # each key of a list
+    return FernetCipher.from_setting(setting)
 
-    With no *setting*, raises `SecretKeyError` if the database holds encrypted tokens.
+
+async def install(store: Store, *, now: Callable[[], datetime]) -> int:
+    """Check *store* against the cipher it was opened with (`Store.open(cipher=cipher_of(…))`)
+    and re-encrypt its account tokens under the first key; returns how many accounts were
+    re-encrypted (clear text or an older key → the first key).
+
+    Opened without a cipher, raises `SecretKeyError` if the database holds encrypted tokens.
     Call before anything else reads accounts.
     """
-    if not setting:
-        store.set_cipher(None)
+    cipher = store.cipher
+    if cipher is None:
         async for account_id, tokens in _accounts(store):
             if any(is_sealed(t) for t in tokens):
                 raise SecretKeyError(
@@ -156,9 +169,8 @@ async def install(store: Store, setting: str | None, *, now: Callable[[], dateti
                     "set: start pinsched with the key the database was written with"
                 )
         return 0
-    logs.register_secrets(part.strip() for part in setting.split(","))  # each key of a list
-    cipher = FernetCipher.from_setting(setting)
-    store.set_cipher(cipher)
+    if not isinstance(cipher, FernetCipher):
+        raise TypeError("install re-encrypts under a FernetCipher (from cipher_of)")
     resealed = 0
     ids = [account_id async for account_id, _ in _accounts(store)]
     for account_id in ids:

@@ -58,6 +58,7 @@ from pinsched.store.rows import (
     Delivery,
     Event,
     JobFilter,
+    Outbox,
     OutboxRenderer,
     OutboxRow,
     StaleJob,
@@ -77,6 +78,7 @@ __all__ = [
     "JobFilter",
     "Lease",
     "LeaseLost",
+    "Outbox",
     "OutboxRenderer",
     "OutboxRow",
     "Pruned",
@@ -108,26 +110,44 @@ class Store(
         backend: Backend,
         on_events: Callable[[Sequence[Event]], None] | None,
         lock: DatabaseLock | None = None,
+        *,
+        outbox: Outbox | None = None,
+        cipher: TokenCipher | None = None,
     ) -> None:
         self._db = backend
         self._reader: Reader = backend.reader
         self._lock = lock
-        self._outbox: OutboxRenderer | None = None
-        self._account_outbox: AccountOutboxRenderer | None = None
-        self._cipher: TokenCipher | None = None
+        self._outbox: OutboxRenderer | None = outbox.render_event if outbox else None
+        self._account_outbox: AccountOutboxRenderer | None = (
+            outbox.render_account if outbox else None
+        )
+        self._cipher = cipher
         self._commits = GroupCommit(backend, on_events or (lambda _: None))
+        if outbox is not None and outbox.on_written is not None:
+            self._commits.on_outbox = outbox.on_written
 
     @classmethod
     async def open(
-        cls, path: str | Path, *, on_events: Callable[[Sequence[Event]], None] | None = None
+        cls,
+        path: str | Path,
+        *,
+        on_events: Callable[[Sequence[Event]], None] | None = None,
+        outbox: Outbox | None = None,
+        cipher: TokenCipher | None = None,
     ) -> Store:
         """Open (creating and migrating if needed) the database at *path* (a SQLite file, or a
         `postgresql://` URL), locked for this process. Raises StoreOpenError (one line naming the
-        database) when it cannot be used."""
+        database) when it cannot be used.
+
+        *on_events* gets the committed events in sequence order; *outbox* enqueues webhook
+        deliveries in each change's own transaction; *cipher* seals account tokens (and upload
+        parameters) at rest — values stored in clear text or under an older key are still read.
+        """
         if isinstance(path, str) and is_postgres(path):
             from pinsched.store.postgres import PgBackend  # asyncpg only when it is used
 
-            store = cls(await PgBackend.open(path, len(MIGRATIONS)), on_events)
+            backend = await PgBackend.open(path, len(MIGRATIONS))
+            store = cls(backend, on_events, outbox=outbox, cipher=cipher)
             store._commits.last_sequence = await store.last_sequence()  # nothing written yet
             return store
         db_path = Path(path)
@@ -158,7 +178,7 @@ class Store(
             if problem is not None:
                 raise StoreOpenError(f"database {db_path}: {problem}") from None
             raise
-        return cls(SqliteBackend(writer, reader), on_events, lock)
+        return cls(SqliteBackend(writer, reader), on_events, lock, outbox=outbox, cipher=cipher)
 
     @property
     def _writer(self) -> aiosqlite.Connection:
@@ -171,21 +191,6 @@ class Store(
     def backend(self) -> str:
         """ "sqlite" or "postgresql"."""
         return self._db.dialect.name
-
-    def set_event_sink(self, on_events: Callable[[Sequence[Event]], None]) -> None:
-        self._commits.on_events = on_events
-
-    def set_outbox(
-        self,
-        renderer: OutboxRenderer | None,
-        account_renderer: AccountOutboxRenderer | None = None,
-        on_written: Callable[[], None] | None = None,
-    ) -> None:
-        """Enqueue webhook deliveries for every event (and account change), in the change's own
-        transaction; *on_written* is called after each commit that enqueued any."""
-        self._outbox = renderer
-        self._account_outbox = account_renderer
-        self._commits.on_outbox = on_written or (lambda: None)
 
     @property
     def is_open(self) -> bool:

@@ -52,11 +52,6 @@ class AccountsMixin:
         """The cipher secrets are sealed with at rest (None: encryption is off)."""
         return self._cipher
 
-    def set_cipher(self, cipher: TokenCipher | None) -> None:
-        """Encrypt account tokens at rest with *cipher* (values already stored in clear text or
-        under an older key are still read)."""
-        self._cipher = cipher
-
     def _seal(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
         if self._cipher is None:
             return row

@@ -1,7 +1,7 @@
 """The webhook outbox of the store: due deliveries, attempts, dead letters, redelivery.
 
-Rows are written by `Store` inside each transition's own transaction (see `Store.set_outbox`);
-this mixin reads and updates them.
+Rows are written by `Store` inside each transition's own transaction (rendered by the `Outbox`
+given to `Store.open`); this mixin reads and updates them.
 """
 
 from __future__ import annotations

@@ -76,6 +76,16 @@ AccountOutboxRenderer = Callable[[Account, Account], Sequence[OutboxRow]]
 
 
 @dataclass(frozen=True, slots=True)
+class Outbox:
+    """What `Store.open` takes to enqueue webhook deliveries: a renderer for every event, one
+    for account changes, and *on_written*, called after each commit that enqueued any."""
+
+    render_event: OutboxRenderer
+    render_account: AccountOutboxRenderer | None = None
+    on_written: Callable[[], None] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Delivery:
     """A row of the webhook outbox."""
 
@@ -96,7 +106,7 @@ class Delivery:
 
 
 class TokenCipher(Protocol):
-    """Encrypts account tokens at rest (see `pinsched.secrets`)."""
+    """Encrypts account tokens at rest (see `pinsched.ops.crypto`)."""
 
     def encrypt(self, plaintext: str) -> str: ...
 

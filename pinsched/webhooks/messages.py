@@ -1,7 +1,7 @@
 """Webhook messages: endpoints, event types, the JSON body and its Standard Webhooks signature.
 Pure: no I/O, no clock reads (timestamps are parameters).
 
-Owns the outbox renderers handed to `Store.set_outbox`: they run inside the writer transaction
+Owns the outbox renderers handed to `Store.open`: they run inside the writer transaction
 of each job change (or account change) and return one `OutboxRow` per endpoint that wants the
 event, so the delivery is committed atomically with the event. The body is rendered once per
 event and is the same for every endpoint and every attempt:
@@ -283,7 +283,7 @@ def notice_message(kind: str, at: datetime, data: Mapping[str, Any]) -> tuple[st
 
 
 class OutboxRenderers:
-    """The renderers `Store.set_outbox` takes, for a fixed list of endpoints; *render* turns
+    """The renderers a `store.Outbox` holds, for a fixed list of endpoints; *render* turns
     jobs and accounts into JSON (`JsonRenderer`)."""
 
     def __init__(self, endpoints: Sequence[Endpoint], render: JsonRenderer) -> None:

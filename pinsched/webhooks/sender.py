@@ -196,6 +196,15 @@ class WebhookSender:
         )
         return count
 
+    async def deliveries(
+        self, *, endpoint: str = "", state: str = "", after_id: int = 0, limit: int = 100
+    ) -> list[Delivery]:
+        """Outbox rows in id order after *after_id* (all endpoints and states when empty);
+        *endpoint* may be given as its URL or its masked URL."""
+        return await self.store.webhook_list(
+            endpoint=self.endpoint_name(endpoint), state=state, after_id=after_id, limit=limit
+        )
+
     def endpoint_name(self, given: str) -> str:
         """The outbox name of the endpoint *given* as its URL or as its masked URL (the form
         ListWebhookDeliveries shows); *given* itself when no endpoint matches."""

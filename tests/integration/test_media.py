@@ -20,7 +20,7 @@ from google.protobuf import field_mask_pb2
 from pinsched.api.proto_json import PROTO_JSON
 from pinsched.core.accounts import Account
 from pinsched.core.jobs import ImageBase64, JobState, PinSpec, transition
-from pinsched.store import Event, Store
+from pinsched.store import Event, Outbox, Store
 from pinsched.v1 import job_pb2, scheduler_pb2
 from pinsched.webhooks.messages import Endpoint, OutboxRenderers
 from tests.conftest import Api, soon
@@ -190,15 +190,17 @@ async def test_an_unknown_view_is_invalid_argument(api: Api) -> None:
 async def test_committed_events_and_webhook_bodies_hold_no_bytes(tmp_path: Path) -> None:
     """The events the store hands on (to watchers, caches, metrics) and the webhook bodies it
     writes carry the image reference, never its bytes."""
-    store = await Store.open(tmp_path / "m.db")
     seen: list[Event] = []
 
     def sink(events: Sequence[Event]) -> None:
         seen.extend(events)
 
-    store.set_event_sink(sink)
     hook = Endpoint(name="h", url="https://hooks.example/a", keys=(b"k" * 16,))
-    store.set_outbox(OutboxRenderers([hook], PROTO_JSON).render_event)
+    store = await Store.open(
+        tmp_path / "m.db",
+        on_events=sink,
+        outbox=Outbox(OutboxRenderers([hook], PROTO_JSON).render_event),
+    )
     try:
         await store.create_account(
             Account(id="acme", access_token="t", created_at=NOW, updated_at=NOW)

@@ -19,7 +19,7 @@ from pinsched.app import Daemon
 from pinsched.core.accounts import Account
 from pinsched.core.jobs import JobState, transition
 from pinsched.retention import Retention
-from pinsched.store import OutboxRow, Store
+from pinsched.store import Outbox, OutboxRow, Store
 from pinsched.testing import FakeClock
 from pinsched.v1 import account_pb2, job_pb2, scheduler_pb2
 from tests.conftest import Api, start_sandbox
@@ -101,9 +101,11 @@ async def test_retention_keeps_what_is_younger_and_zero_keeps_everything(tmp_pat
 async def test_finished_webhook_deliveries_are_pruned_and_pending_ones_kept(tmp_path: Path) -> None:
     """DELIVERED and DEAD deliveries older than the retention are pruned, PENDING ones stay,
     and the outbox counts follow every change."""
-    store = await Store.open(tmp_path / "w.db")
+    store = await Store.open(
+        tmp_path / "w.db",
+        outbox=Outbox(lambda e: [OutboxRow("hook", f"m{e.sequence}", e.job_id, "job.x", "{}")]),
+    )
     try:
-        store.set_outbox(lambda e: [OutboxRow("hook", f"m{e.sequence}", e.job_id, "job.x", "{}")])
         await store.create_account(
             Account(id="acme", access_token="t", created_at=NOW, updated_at=NOW)
         )

@@ -139,9 +139,9 @@ async def test_key_rotation(tmp_path: Path) -> None:
     now = datetime.now(UTC)
 
     async def opened(setting: str | None) -> tuple[Store, int]:
-        store = await Store.open(db)
+        store = await Store.open(db, cipher=crypto.cipher_of(setting))
         try:
-            return store, await crypto.install(store, setting, now=lambda: now)
+            return store, await crypto.install(store, now=lambda: now)
         except BaseException:
             await store.close()
             raise

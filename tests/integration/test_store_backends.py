@@ -14,7 +14,7 @@ import pytest
 from pinsched.core.accounts import Account
 from pinsched.core.errors import StorageUnavailable
 from pinsched.core.jobs import ImageUrl, Job, JobState, PinSpec, Transition, transition
-from pinsched.store import MIGRATIONS, JobFilter, OutboxRow, StaleJob, Store, StoreOpenError
+from pinsched.store import MIGRATIONS, JobFilter, Outbox, OutboxRow, StaleJob, Store, StoreOpenError
 from pinsched.store.driver import numbered
 from pinsched.store.pg_schema import PG_BASE, PG_MIGRATIONS
 from tests.backends import Cluster, run_sql
@@ -37,8 +37,8 @@ def new_job(i: int) -> tuple[Job, Transition]:
     return job, Transition(from_state=None, to_state=JobState.PENDING, time=NOW, reason="new")
 
 
-async def open_with_account(db_url: str) -> Store:
-    store = await Store.open(db_url)
+async def open_with_account(db_url: str, outbox: Outbox | None = None) -> Store:
+    store = await Store.open(db_url, outbox=outbox)
     await store.create_account(Account(id="acme", access_token="t", created_at=NOW, updated_at=NOW))
     return store
 
@@ -57,9 +57,10 @@ async def test_the_store_runs_on_the_backend_the_fixture_chose(
 async def test_a_lost_compare_and_set_leaves_no_event_and_no_outbox_row(db_url: str) -> None:
     """When one change of a commit_many loses its CAS, neither its events nor the webhook rows
     of the change before it are committed (one transaction)."""
-    store = await open_with_account(db_url)
+    store = await open_with_account(
+        db_url, Outbox(lambda e: [OutboxRow("hook", f"m{e.sequence}", e.job_id, "job.x", "{}")])
+    )
     try:
-        store.set_outbox(lambda e: [OutboxRow("hook", f"m{e.sequence}", e.job_id, "job.x", "{}")])
         jobs = [new_job(i) for i in range(2)]
         await store.create_jobs([j for j, _ in jobs], [e for _, e in jobs])
         seq = await store.last_sequence()

@@ -17,8 +17,9 @@ from pinsched.api.proto_json import PROTO_JSON
 from pinsched.clock import Clock, SystemClock
 from pinsched.config import ConfigError, WebhookEndpoint
 from pinsched.core.accounts import Account
-from pinsched.store import Store
+from pinsched.store import Outbox, Store
 from pinsched.testing import FakeClock
+from pinsched.webhooks.messages import OutboxRenderers
 from pinsched.webhooks.sender import POLL_S, GetAddrInfo, WebhookSender, prepare_endpoints
 from tests.integration.test_webhooks import HANG, SECRET, receiver
 
@@ -32,9 +33,11 @@ async def sending(
 ) -> AsyncIterator[tuple[Store, WebhookSender]]:
     """A store with a started sender for *configs*; both closed afterwards."""
     endpoints = await prepare_endpoints(configs, getaddrinfo=getaddrinfo)
-    store = await Store.open(db_url)
+    renderers = OutboxRenderers(endpoints, PROTO_JSON)
+    store = await Store.open(
+        db_url, outbox=Outbox(renderers.render_event, renderers.render_account)
+    )
     sender = WebhookSender(store, clock, endpoints, render=PROTO_JSON, getaddrinfo=getaddrinfo)
-    store.set_outbox(sender.render_event, sender.render_account)
     await sender.start()
     try:
         yield store, sender

@@ -243,6 +243,43 @@ def test_packages_keep_their_dependency_rules(package: str) -> None:
     assert not {m: d for m, d in offending.items() if d}
 
 
+#: What the API may take from the store at run time: row types it converts and the timestamp
+#: codec. Never `Store` itself: servicers only convert, the services read and write.
+API_FROM_STORE: frozenset[str] = frozenset(
+    {"pinsched.store.Event", "pinsched.store.JobFilter", "pinsched.store.codec"}
+)
+
+
+def _store_names(tree: ast.AST) -> Iterator[str]:
+    """`pinsched.store…` names *tree* imports at run time (`from m import n` gives `m.n`)."""
+    skip = _type_checking_only(tree)
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.Import):
+            yield from (a.name for a in node.names if a.name.startswith("pinsched.store"))
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            for alias in node.names:
+                full = f"{node.module}.{alias.name}"
+                if full.startswith("pinsched.store"):
+                    yield full
+
+
+def test_the_api_holds_no_store() -> None:
+    """No `pinsched.api` module imports `Store` (or anything of the store but the row types it
+    converts and the codec) outside `if TYPE_CHECKING:`, so servicers reach the data through
+    the services only."""
+    found = {
+        name: sorted(set(_store_names(ast.parse(path.read_text(encoding="utf-8")))))
+        for name, path in modules(ROOT, "pinsched").items()
+        if name == "pinsched.api" or name.startswith("pinsched.api.")
+    }
+    assert found  # the scan saw the API modules
+    assert {m: [n for n in names if n not in API_FROM_STORE] for m, names in found.items()} == {
+        m: [] for m in found
+    }
+
+
 def test_only_the_entry_points_and_the_demo_import_the_cli() -> None:
     """The command line is a client: outside `pinsched.cli`, only `python -m pinsched` and the
     demo's printing helpers import it."""
