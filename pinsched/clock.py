@@ -10,8 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
+
+import structlog
+
+log = structlog.get_logger("pinsched.clock")
 
 
 class Clock(Protocol):
@@ -60,3 +65,37 @@ class Activity:
         if self.busy <= 0:
             self.busy = 0
             self.idle.set()
+
+
+async def periodic(
+    clock: Clock,
+    activity: Activity,
+    interval_s: float,
+    stop: asyncio.Event,
+    work: Callable[[], Awaitable[Any]],
+    *,
+    name: str,
+) -> None:
+    """Run *work* at once and then every *interval_s* of *clock*, until *stop* is set.
+
+    A failing pass is logged (`{name}_failed`) and tried again at the next tick: storage
+    trouble never ends the loop. Between passes the task is parked (not counted in *activity*),
+    so a test on a `FakeClock` sees the daemon idle until time makes the next pass due."""
+    activity.enter()
+    try:
+        while not stop.is_set():
+            try:
+                await work()
+            except Exception:
+                log.exception(f"{name}_failed")
+            sleep = asyncio.ensure_future(clock.sleep(interval_s))
+            stopped = asyncio.ensure_future(stop.wait())
+            activity.leave()
+            try:
+                await asyncio.wait({sleep, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                activity.enter()
+                sleep.cancel()
+                stopped.cancel()
+    finally:
+        activity.leave()

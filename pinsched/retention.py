@@ -16,7 +16,7 @@ from typing import Final
 
 import structlog
 
-from pinsched.clock import Activity, Clock
+from pinsched.clock import Activity, Clock, periodic
 from pinsched.store import Pruned, Store
 
 log = structlog.get_logger("pinsched.retention")
@@ -73,24 +73,6 @@ class Retention:
         """Prune at start and then every `interval_s`, until *stop* is set."""
         if self.days <= 0:
             return
-        self.activity.enter()
-        try:
-            while not stop.is_set():
-                try:
-                    await self.prune_once()
-                except Exception:  # storage trouble: try again at the next tick
-                    log.exception("retention_failed")
-                await self._wait(stop)
-        finally:
-            self.activity.leave()
-
-    async def _wait(self, stop: asyncio.Event) -> None:
-        sleep = asyncio.ensure_future(self.clock.sleep(self.interval_s))
-        stopped = asyncio.ensure_future(stop.wait())
-        self.activity.leave()
-        try:
-            await asyncio.wait({sleep, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            self.activity.enter()
-            sleep.cancel()
-            stopped.cancel()
+        await periodic(
+            self.clock, self.activity, self.interval_s, stop, self.prune_once, name="retention"
+        )

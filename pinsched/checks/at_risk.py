@@ -29,7 +29,7 @@ import structlog
 from pinsched.accounts.registry import AccountRegistry
 from pinsched.checks import pins
 from pinsched.checks.pins import Checker
-from pinsched.clock import Activity, Clock
+from pinsched.clock import Activity, Clock, periodic
 from pinsched.core import notes
 from pinsched.core.errors import JobNotFound
 from pinsched.core.jobs import Job, JobState
@@ -72,27 +72,9 @@ class AtRiskWatch:
         """A pass at start and then every `interval_s`, until *stop* is set (0 lead: off)."""
         if self.lead_s <= 0:
             return
-        self.activity.enter()
-        try:
-            while not stop.is_set():
-                try:
-                    await self.run_pass()
-                except Exception:  # storage trouble: try again at the next tick
-                    log.exception("at_risk_pass_failed")
-                await self._wait(stop)
-        finally:
-            self.activity.leave()
-
-    async def _wait(self, stop: asyncio.Event) -> None:
-        sleep = asyncio.ensure_future(self.clock.sleep(self.interval_s))
-        stopped = asyncio.ensure_future(stop.wait())
-        self.activity.leave()
-        try:
-            await asyncio.wait({sleep, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            self.activity.enter()
-            for f in (sleep, stopped):
-                f.cancel()
+        await periodic(
+            self.clock, self.activity, self.interval_s, stop, self.run_pass, name="at_risk_pass"
+        )
 
     async def run_pass(self) -> int:
         """Check the PENDING jobs due within the lead time that need it; how many were checked."""

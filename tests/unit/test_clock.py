@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pinsched.clock import SystemClock
+from pinsched.clock import Activity, SystemClock, periodic
 from pinsched.testing import FakeClock
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -136,3 +136,31 @@ async def test_system_clock_is_aware_utc() -> None:
     first = clock.monotonic()
     await clock.sleep(0)
     assert clock.monotonic() >= first
+
+
+async def test_periodic_runs_at_once_then_every_interval_and_survives_a_failing_pass() -> None:
+    """`periodic` runs its work at once, again each interval (not before), keeps going after a
+    pass raises, is idle between passes and ends when stopped."""
+    clock, activity, stop = FakeClock(START), Activity(), asyncio.Event()
+    passes: list[float] = []
+
+    async def work() -> None:
+        passes.append(clock.monotonic())
+        if len(passes) == 2:
+            raise RuntimeError("storage trouble")
+
+    task = asyncio.create_task(periodic(clock, activity, 60.0, stop, work, name="test"))
+    await wait_for_sleepers(clock, 1)
+    assert passes == [0.0]
+    assert activity.idle.is_set()
+    await clock.advance(59.0)
+    assert passes == [0.0]
+    await clock.advance(1.0)
+    await wait_for_sleepers(clock, 1)
+    await clock.advance(60.0)
+    await wait_for_sleepers(clock, 1)
+    assert passes == [0.0, 60.0, 120.0]
+    stop.set()
+    await asyncio.wait_for(task, 1.0)
+    assert activity.busy == 0
+    assert activity.idle.is_set()
