@@ -111,7 +111,7 @@ class DryRun:
         retry_for: timedelta | None = None,
     ) -> Job:
         """The job as UpdateJob would leave it; nothing changes."""
-        job = await self.service.store.get_job(job_id, with_history=True)
+        job = await self.service.get(job_id)
         if expected_version and job.version != expected_version:
             raise VersionMismatch(job_id, expected_version, job.version)
         decide = self.service.update_decision(
@@ -128,7 +128,7 @@ class DryRun:
 
     async def reslot(self, job_id: str, *, expected_version: int, not_before: datetime) -> Job:
         """UpdateJob to `next_free_slot`: the job with the slot it would take."""
-        job = await self.service.store.get_job(job_id, with_history=True)
+        job = await self.service.get(job_id)
         if expected_version and job.version != expected_version:
             raise VersionMismatch(job_id, expected_version, job.version)
         spec = ScheduleSpec(
