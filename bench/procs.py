@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -320,9 +321,11 @@ def _maybe_profile(proc: Proc, workdir: Path) -> None:
         return
     out = Path(folder) / f"{proc.log_path.stem}.txt"
     log = (workdir / f"py-spy-{proc.log_path.stem}.log").open("wb")
+    # The virtualenv's own py-spy when it is not on PATH (a venv run without activating it).
+    spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
     subprocess.Popen(  # exits by itself when the profiled process does
         [
-            "py-spy",
+            spy or "py-spy",
             "record",
             "--pid",
             str(proc.pid),

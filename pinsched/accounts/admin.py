@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 
-from pinsched.accounts.keeper import NOT_VERIFIED, Unreachable, Verified, verify_account
+from pinsched.accounts.keeper import NOT_VERIFIED, Refused, Unreachable, Verified, verify_account
 from pinsched.accounts.registry import AccountRegistry
 from pinsched.clock import Clock
 from pinsched.core.account_changes import AccountUpdate, update_account
@@ -25,6 +25,10 @@ from pinsched.store import JobFilter, Store
 from pinsched.store.changes import change_account
 
 S = JobState
+#: Pinterest's answer about an access token (`keeper.verify_account`).
+VerifyAnswer = Verified | Refused | Unreachable
+#: Answers already given during one change, by (access token, API base, ad account id).
+Answers = dict[tuple[str, str, str], VerifyAnswer]
 
 
 class AccountAdmin:
@@ -43,13 +47,19 @@ class AccountAdmin:
         self.scheduler, self.pins = scheduler, pins
         self.client, self.verify_timeout_s = client, verify_timeout_s
 
-    async def _verified(self, account: Account) -> Account:
+    async def _verified(self, account: Account, answers: Answers | None = None) -> Account:
         """*account* with what Pinterest says about its access token (see CreateAccount):
         refused and not renewable → InvalidArgument naming Pinterest's answer; unreachable →
-        accepted, `state_reason` says it is verified in the background."""
+        accepted, `state_reason` says it is verified in the background. *answers* keeps
+        Pinterest's answer per token, so that a retried change asks once."""
         if self.client is None:
             return account
-        answer = await verify_account(self.client, account, timeout_s=self.verify_timeout_s)
+        key = (account.access_token, account.api_base, account.ad_account_id)
+        answer = None if answers is None else answers.get(key)
+        if answer is None:
+            answer = await verify_account(self.client, account, timeout_s=self.verify_timeout_s)
+            if answers is not None:
+                answers[key] = answer
         if isinstance(answer, Verified):
             return account.replace(
                 username=answer.username,
@@ -102,19 +112,28 @@ class AccountAdmin:
     async def update_fields(self, account_id: str, update: AccountUpdate) -> Account:
         """UpdateAccount: *update* applied to the account as read (`core.accounts`), stored by
         `update`; a lost race against the daemon's own writes (a token refresh, a
-        verification) is read and applied again (`store.changes.change_account`)."""
+        verification) is read and applied again (`store.changes.change_account`), without
+        asking Pinterest about the same new token again."""
+        answers: Answers = {}
+
+        async def write(old: Account, new: Account) -> Account:
+            return await self.update(old, new, answers=answers)
+
         return await change_account(
             self.store,
             account_id,
             lambda old: update_account(old, update, now=self.clock.now()),
-            self.update,
+            write,
         )
 
-    async def update(self, old: Account, new: Account) -> Account:
-        """Store the change (a new access token is verified with Pinterest first); a new
-        posting schedule re-plans the account's PENDING slotted jobs in the same transaction."""
+    async def update(
+        self, old: Account, new: Account, *, answers: Answers | None = None
+    ) -> Account:
+        """Store the change (a new access token is verified with Pinterest first, unless
+        *answers* has Pinterest's answer about it already); a new posting schedule re-plans
+        the account's PENDING slotted jobs in the same transaction."""
         if new.access_token != old.access_token:  # new tokens: their scopes are not known yet
-            new = await self._verified(new.replace(scopes=None))
+            new = await self._verified(new.replace(scopes=None), answers)
         now = self.clock.now()
         # Re-planned jobs reach the scheduler through the router (the store's events).
         updated = await self.store.update_account(old, new, replan=(now, now + self.pins.horizon))

@@ -8,10 +8,9 @@ before the command to the end of the argument list, where the verb's parser read
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Sequence
-from importlib.metadata import PackageNotFoundError
-from importlib.metadata import version as dist_version
-from typing import Final
+from typing import Any, Final
 
 import pinsched
 
@@ -50,8 +49,31 @@ def hoist_connection_flags(argv: Sequence[str]) -> list[str]:
 
 def version_text() -> str:
     """`pinsched X.Y.Z` from the installed distribution (the package's own version otherwise)."""
+    # Imported here: reading distribution metadata loads `email` and friends, which no other
+    # command (the daemon's start-up least of all) needs.
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
     try:
         number = dist_version("pinsched")
     except PackageNotFoundError:  # pragma: no cover - running from a source tree
         number = pinsched.__version__
     return f"pinsched {number}"
+
+
+class ShowVersion(argparse.Action):
+    """`--version`: print `version_text()` and exit; the version is looked up only then."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        kwargs.setdefault("help", "show program's version number and exit")
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        print(version_text())
+        parser.exit()

@@ -12,7 +12,7 @@ from typing import Any
 
 from pinsched.cli import commands, verbs
 from pinsched.cli import video as cli_video
-from pinsched.cli.args import version_text
+from pinsched.cli.args import ShowVersion
 from pinsched.cli.commands import SANDBOX_HELP
 from pinsched.cli.requests import (
     AMBIGUOUS,
@@ -120,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Connection flags (--target, --api-token, --tls, --tls-ca, --timeout, --json) "
         "go before or after the command.",
     )
-    parser.add_argument("--version", action="version", version=version_text())
+    parser.add_argument("--version", action=ShowVersion)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     connection, pin_flags = _connection_flags(), _pin_flags()
     states = arg_type(lambda text: parse_states([text]))

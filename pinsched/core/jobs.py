@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from pinsched.core.errors import IllegalTransition
+from pinsched.core.replacing import replacer
 from pinsched.core.video import MediaStage, VideoAsset, VideoUrl
 
 
@@ -355,7 +356,7 @@ def _change(
 ) -> tuple[Job, Transition]:
     if {"state", "version", "updated_at"} & changes.keys():
         raise ValueError("state, version and updated_at change only through transition()/touch()")
-    new = dataclasses.replace(job, state=to, version=job.version + 1, updated_at=now, **changes)
+    new = _replace_job(job, {**changes, "state": to, "version": job.version + 1, "updated_at": now})
     entry = Transition(
         from_state=job.state,
         to_state=to,
@@ -365,6 +366,10 @@ def _change(
         error=changes.get("last_error") if to is not S.DELIVERED else None,
     )
     return new, entry
+
+
+#: `dataclasses.replace` for `Job`, generated once (`core.replacing`): every state change.
+_replace_job = replacer(Job)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -34,12 +34,24 @@ def register_secrets(values: Iterable[str | None]) -> None:
     _secrets.update(v for v in values if v)
 
 
+#: Whether a log key names a credential, by key (keys come from the code: a small set).
+_secret_key: dict[str, bool] = {}
+
+
 def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    # On every log line: what each key is is remembered, and values are scanned only when
+    # there are secrets to look for.
+    secrets = _secrets
     for key, value in list(event.items()):
-        if key.lower() in SECRET_KEYS:
+        hidden = _secret_key.get(key)
+        if hidden is None:
+            hidden = key.lower() in SECRET_KEYS
+            if len(_secret_key) < 4096:
+                _secret_key[key] = hidden
+        if hidden:
             event[key] = "***"
-        elif isinstance(value, str) and _secrets:
-            for secret in _secrets:
+        elif secrets and isinstance(value, str):
+            for secret in secrets:
                 if secret in value:
                     value = value.replace(secret, "***")
             event[key] = value

@@ -152,19 +152,44 @@ async def _store_media(db: Tx, pin: PinSpec) -> None:
         )
 
 
+#: The columns `_cas` writes, in `_job_row` order (with the pin: `board_id, pin` after `state`).
+_CAS_SET: Final = (
+    "scheduled_at=?, window_us=?, planned_at=?, local_time=?, attempts=?, next_attempt_at=?, "
+    "pinterest_pin_id=?, last_error=?, version=?, updated_at=?, submitted_at=?, delivered_at=?, "
+    "late_by_us=?, cancel_requested=?, remote_update=?, remote_pending=?, retry_for_us=?, "
+    "slot=?, slot_at=?, media_stage=? WHERE id=? AND version=?"
+)
+_CAS_WITH_PIN: Final = "UPDATE jobs SET state=?, board_id=?, pin=?, " + _CAS_SET
+_CAS_SAME_PIN: Final = "UPDATE jobs SET state=?, " + _CAS_SET
+
+
 async def _cas(db: Tx, old: Job, new: Job) -> None:
-    await _store_media(db, new.pin)
-    row = _job_row(new)
-    changed = await db.execute(
-        "UPDATE jobs SET state=?, board_id=?, pin=?, scheduled_at=?, window_us=?, planned_at=?, "
-        "local_time=?, attempts=?, next_attempt_at=?, pinterest_pin_id=?, last_error=?, "
-        "version=?, updated_at=?, submitted_at=?, delivered_at=?, late_by_us=?, "
-        "cancel_requested=?, remote_update=?, remote_pending=?, retry_for_us=?, slot=?, slot_at=?, "
-        "media_stage=? WHERE id=? AND version=?",
-        (*row[2:9], *row[11:16], *row[17:27], row[28], new.id, old.version),
-    )
-    if changed == 0:
+    """Compare-and-set the stored job from *old* (its version) to *new*. The pin is encoded
+    and written only when it changed: a state change keeps the pin object (`core.decision`
+    applies changes with `dataclasses.replace`), and the stored row at *old*'s version holds
+    *old*'s pin already."""
+    if new.pin is old.pin:
+        sql = _CAS_SAME_PIN
+        args: tuple[Any, ...] = (new.state.value, *_job_tail(new), new.id, old.version)
+    else:
+        await _store_media(db, new.pin)
+        sql = _CAS_WITH_PIN
+        args = (
+            new.state.value,
+            new.pin.board_id,
+            codec.pin_to_json(new.pin),
+            *_job_tail(new),
+            new.id,
+            old.version,
+        )
+    if await db.execute(sql, args) == 0:
         raise StaleJob(old.id)
+
+
+def _job_tail(job: Job) -> tuple[Any, ...]:
+    """The values of `_CAS_SET`'s columns (all but the ids) for *job*."""
+    row = _job_row(job, pin_json="")
+    return (*row[5:9], *row[11:16], *row[17:27], row[28])
 
 
 async def _append_event(db: Tx, job: Job, entry: Transition) -> Event:
@@ -205,13 +230,15 @@ def _fields(job: Job) -> dict[str, Any]:
     return {name: getattr(job, name) for name in Job.__dataclass_fields__}
 
 
-def _job_row(job: Job) -> tuple[Any, ...]:
+def _job_row(job: Job, pin_json: str | None = None) -> tuple[Any, ...]:
+    """The row of *job* (`_JOB_COLUMNS` order); *pin_json* stands for the pin's encoding when
+    the caller has it, or does not need it."""
     return (
         job.id,
         job.account_id,
         job.state.value,
         job.pin.board_id,
-        codec.pin_to_json(job.pin),
+        codec.pin_to_json(job.pin) if pin_json is None else pin_json,
         codec.to_us(job.scheduled_at),
         codec.td_us(job.window),
         codec.to_us(job.planned_at),
