@@ -46,6 +46,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     total = {"calls": 0}
     first_error: list[str] = []
     connector = aiohttp.TCPConnector(limit=args.concurrency)
+    cpu0 = time.process_time()
     async with aiohttp.ClientSession(connector=connector) as session:
         t0 = time.perf_counter()
         measure_from = t0 + args.warmup
@@ -75,6 +76,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                         counted["errors"] += 1
 
         await asyncio.gather(*(worker() for _ in range(args.concurrency)))
+    cpu = time.process_time() - cpu0
     return {
         "url": args.url,
         "concurrency": args.concurrency,
@@ -84,6 +86,8 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         "calls_per_s": counted["calls"] / args.duration,
         "latency_ms": summarize([x * 1000 for x in latencies]),
         "first_error": first_error[0] if first_error else None,
+        # the load generator's own CPU per call: it must stay well below the server's
+        "client_cpu_us_per_call": cpu * 1e6 / max(1, total["calls"]),
     }
 
 
