@@ -96,7 +96,9 @@ async def _throughput(
                         f"ack p50 {lat['p50']:.2f} ms, p99 {lat['p99']:.2f} ms (echo "
                         f"{ref_lat['p50']:.2f}/{ref_lat['p99']:.2f}); same daemon over gRPC: "
                         f"{float(grpc_got['calls_per_s']):,.0f} calls/s; daemon CPU per HTTP "
-                        f"call {cpu / max(1, int(got['calls_all'])) * 1e6:.0f} µs"
+                        f"call {cpu / max(1, int(got['calls_all'])) * 1e6:.0f} µs; load "
+                        f"generator CPU per call {got['client_cpu_us_per_call']:.0f} µs "
+                        f"(against the echo {ceiling['client_cpu_us_per_call']:.0f} µs)"
                         + (
                             f"; errors {got['errors']}: {got['first_error']}"
                             if got["errors"]

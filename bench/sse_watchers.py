@@ -5,7 +5,10 @@
 Counts the events of each stream and the lag of every event (receive wall time - the event's
 `time`, which the daemon stamps just before the commit), prints `watchers ready` once every stream
 is open, stops 2 s after the events dry up, and prints one JSON line with the same keys as
-`bench.watchers watch`.
+`bench.watchers watch`. Each stream is read in whatever pieces the socket gives and cut into
+messages with `bytes.split`: ≈ 4 µs of this process's CPU per event received, where aiohttp's
+per-line reader took ≈ 13 µs (50 watchers at 1,000 events/s kept the client itself busier than
+the daemon, so it added to the lag it measured).
 """
 
 from __future__ import annotations
@@ -40,18 +43,25 @@ async def watch(args: argparse.Namespace) -> dict[str, object]:
             async with session.get(f"{args.url}/v1/jobs:watch") as resp:
                 resp.raise_for_status()
                 opened[0] += 1
-                async for raw in resp.content:
-                    if not raw.startswith(b"data: "):
-                        continue
+                rest = b""
+                async for piece in resp.content.iter_any():
+                    *messages, rest = (rest + piece).split(b"\n\n")
                     now = time.time()
-                    # The event's own `time` (the first one: the job's times come after it);
-                    # found without parsing the whole line, to keep this client cheap.
-                    at = raw.index(b'"time":"') + 8
-                    lags.append(now - _epoch(raw[at : raw.index(b'"', at)].decode()))
-                    counts[i] += 1
-                    last_rx[0] = now
-                    if not first_rx[0]:
-                        first_rx[0] = now
+                    n = 0
+                    for message in messages:
+                        at = message.find(b"\ndata: ")
+                        if at < 0:
+                            continue  # a comment (heartbeat)
+                        # The event's own `time` (the first one: the job's times come after
+                        # it); found without parsing the whole line, to keep this client cheap.
+                        at = message.index(b'"time":"', at) + 8
+                        lags.append(now - _epoch(message[at : message.index(b'"', at)].decode()))
+                        n += 1
+                    if n:
+                        counts[i] += n
+                        last_rx[0] = now
+                        if not first_rx[0]:
+                            first_rx[0] = now
 
         tasks = [asyncio.create_task(one(i)) for i in range(args.n)]
         while opened[0] < args.n:

@@ -93,12 +93,30 @@ Printer = Callable[[Message], dict[str, Any]]
 _EPOCH: Final = datetime(1970, 1, 1)  # noqa: DTZ001 - naive, as isoformat() must print no offset
 
 
+#: Recent timestamps' text: a job's times repeat (created = updated, scheduled = planned =
+#: window end, an event's time = the job's update time), so most are printed once.
+_TS_TEXT: dict[tuple[int, int], str] = {}
+_TS_TEXT_MAX: Final = 4096
+
+
 def timestamp_json(ts: Any) -> str:
     """`Timestamp.ToJsonString()` (RFC 3339, Z, 0/3/6/9 fraction digits), without its pure
     Python range checks on the common path; out of range: its own error."""
-    seconds, nanos = ts.seconds, ts.nanos
+    key = (ts.seconds, ts.nanos)
+    text = _TS_TEXT.get(key)
+    if text is None:
+        text = _timestamp_text(*key)
+        if text is None:
+            return str(ts.ToJsonString())
+        if len(_TS_TEXT) >= _TS_TEXT_MAX:
+            _TS_TEXT.clear()
+        _TS_TEXT[key] = text
+    return text
+
+
+def _timestamp_text(seconds: int, nanos: int) -> str | None:
     if not (-62135596800 <= seconds <= 253402300799 and 0 <= nanos <= 999_999_999):
-        return str(ts.ToJsonString())
+        return None
     text = (_EPOCH + timedelta(seconds=seconds)).isoformat()
     if not nanos:
         return text + "Z"

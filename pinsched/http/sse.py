@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from aiohttp import web
@@ -33,6 +34,8 @@ from pinsched.webhooks.messages import event_type
 __all__ = ["EventFormatter", "watch"]
 
 CACHE: Final = 4096
+_ANY_TIME: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_DUMPS: Final = json.JSONEncoder(separators=(",", ":")).encode
 
 
 class EventFormatter:
@@ -58,12 +61,13 @@ class EventFormatter:
         from_state = (
             cv.state_from_proto(event.from_state, field="from_state") if event.from_state else None
         )
-        kind = event_type(
-            Transition(
-                from_state=from_state, to_state=to_state, time=event.time.ToDatetime(), reason=""
-            )
+        # The reason names the webhook type of an entry that keeps the state (media staging,
+        # at risk); the time does not matter to the type.
+        entry = Transition(
+            from_state=from_state, to_state=to_state, time=_ANY_TIME, reason=event.reason
         )
-        data = json.dumps(fastjson.to_json(event), separators=(",", ":"))
+        kind = event_type(entry)
+        data = _DUMPS(fastjson.to_json(event))
         return f"id: {event.sequence}\nevent: {kind}\ndata: {data}\n\n".encode()
 
 

@@ -85,18 +85,21 @@ class GroupCommit:
                 continue
             self.batches += 1
             self.writes += len(batch)
-            committed: list[Event] = []
-            for (_, fut), (ok, value, events) in zip(batch, results, strict=True):
-                if ok:
-                    committed.extend(events)
+            committed = [e for ok, _, events in results if ok for e in events]
+            try:
+                if committed:
+                    if self.last_sequence is not None:
+                        self.last_sequence = max(self.last_sequence, committed[-1].sequence)
+                    # Before the writers' futures: the watchers woken here run before the
+                    # writers' callers (who convert and answer), so events reach them sooner.
+                    self.on_events(committed)
+            finally:
+                for (_, fut), (ok, value, _) in zip(batch, results, strict=True):
                     if not fut.done():
-                        fut.set_result(value)
-                elif not fut.done():
-                    fut.set_exception(value)
-            if committed:
-                if self.last_sequence is not None:
-                    self.last_sequence = max(self.last_sequence, committed[-1].sequence)
-                self.on_events(committed)
+                        if ok:
+                            fut.set_result(value)
+                        else:
+                            fut.set_exception(value)
             if self.outbox_written:
                 self.outbox_written = False
                 self.on_outbox()
