@@ -56,6 +56,7 @@ from pinsched.daemon.mcp_mount import mount_mcp
 from pinsched.dispatch.dispatcher import Dispatchers, DispatchSettings
 from pinsched.dispatch.router import Router
 from pinsched.events import EventBus
+from pinsched.feed import ClusterFeed
 from pinsched.http.openapi import openapi_document
 from pinsched.http.server import HttpDoor, ssl_context
 from pinsched.media.assets import MediaAssets, media_dir
@@ -115,6 +116,8 @@ class Daemon:
         self._notes: set[asyncio.Task[None]] = set()
         self.stager: Stager | None = None
         self.router: Router | None = None
+        #: PostgreSQL: every daemon's events, in order, to the bus and the router (`feed`).
+        self.feed: ClusterFeed | None = None
         self.assets: MediaAssets
 
     async def start(self) -> None:
@@ -144,6 +147,8 @@ class Daemon:
             ),
             cipher=crypto.cipher_of(cfg.secret_key),
         )
+        if self.store.backend == "postgresql":
+            self.feed = self._cluster_feed(cfg.db_path, await self.store.last_sequence())
         # After the store opened: a start refused at the database prints its one line only.
         for warning in security.warnings(cfg):
             log.warning("insecure_config", warning=warning)
@@ -246,6 +251,8 @@ class Daemon:
         )
         recovered = await self.scheduler.recover()
         self._tasks.append(asyncio.create_task(self.scheduler.run(self._stop), name="scheduler"))
+        if self.feed is not None:
+            self._tasks.append(asyncio.create_task(self.feed.run(self._stop), name="feed"))
         await self.stager.start()
         self._tasks.append(
             asyncio.create_task(
@@ -380,14 +387,38 @@ class Daemon:
 
     def _on_events(self, events: Sequence[Event]) -> None:
         """Committed events: to the watchers, to video staging (jobs to stage), and to the
-        router (where each changed job goes next)."""
-        self.bus.publish(events)
+        router (where each changed job goes next). On PostgreSQL the watchers get them from
+        the cluster feed, in order with the other daemons' events."""
+        if self.feed is not None:
+            self.feed.poke()
+        else:
+            self.bus.publish(events)
         if self.stager is not None:
             self.stager.observe(events)
             if self.stager.first is not None:
                 self.stager.first.observe(events)
         if self.router is not None:
             self.router.observe(events)
+
+    def _cluster_feed(self, url: str, position: int) -> ClusterFeed:
+        """The feed of every daemon's events (PostgreSQL), marked and woken by this store."""
+        from pinsched.store.listen import Listener  # asyncpg only when it is used
+
+        def publish(events: Sequence[Event]) -> None:
+            self.bus.publish(events)
+            self.store.saw_sequence(events[-1].sequence)
+
+        feed = ClusterFeed(
+            self.store,
+            self.clock,
+            position,
+            publish=publish,
+            observe_remote=lambda events: self.router.observe(events) if self.router else None,
+            wake=lambda: self.webhooks.wake() if self.webhooks else None,
+            listen=lambda poke: Listener.open(url, poke),
+        )
+        self.store.before_commit(feed.local)
+        return feed
 
     async def stop(self, grace_s: float | None = None) -> None:
         """Drain and stop (reverse start-up order) within the grace period *in all*: every step
