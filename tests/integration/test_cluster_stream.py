@@ -19,6 +19,7 @@ from pinsched.store import postgres
 from pinsched.v1 import scheduler_pb2
 from tests.conftest import Api, soon
 from tests.integration.test_http_watch import take
+from tests.integration.test_webhooks import hook, per_job, receiver
 
 _keys = itertools.count(0x5EED0000)
 
@@ -149,3 +150,36 @@ async def test_sse_on_a_resumes_with_last_event_id_across_daemons(
     got = [int(m.id) for m in before + rest + later]
     assert got == await log_sequences(db_url)
     assert len(set(got)) == len(got)
+
+
+async def test_each_webhook_delivery_is_sent_once_by_two_daemons_in_order_per_job(
+    pg_only: None,
+    make_daemon: Callable[..., Daemon],
+    monkeypatch: pytest.MonkeyPatch,
+    db_url: str,
+) -> None:
+    """Two daemons with the same endpoint, jobs scheduled and cancelled through both: every
+    delivery of the outbox reaches the receiver exactly once (one daemon claims it), and each
+    job's messages arrive in sequence order."""
+    async with receiver() as r:
+        a, b = await start_many(2, lambda: make_daemon(webhooks=hook(r.url)), monkeypatch)
+        try:
+            await a.create_account()
+            jobs = await interleaved_writes(a, b, 8)
+            expected = await log_sequences(db_url)
+            await r.wait_until(lambda: len(r.acked) >= len(expected))
+            await asyncio.wait_for(a.daemon.activity.idle.wait(), 5)
+            await asyncio.wait_for(b.daemon.activity.idle.wait(), 5)
+        finally:
+            await a.close(grace_s=0.3)
+            await b.close(grace_s=0.3)
+    ids = [hit.id for hit in r.hits]
+    assert len(ids) == len(set(ids)) == len(expected) == 8 * 2 + 8
+    assert {hit.json["data"]["sequence"] for hit in r.hits} == set(expected)
+    by_job = per_job(r.hits)
+    assert set(by_job) == set(jobs)
+    for messages in by_job.values():
+        assert [seq for seq, _ in messages] == sorted(seq for seq, _ in messages)
+    assert a.daemon.webhooks is not None
+    assert b.daemon.webhooks is not None
+    assert a.daemon.webhooks.delivered + b.daemon.webhooks.delivered == len(expected)
