@@ -46,6 +46,9 @@ LOCK_KEY = 0x70696E73  # "pins"
 EVENTS_KEY = 0x70696E65  # "pine"
 #: The channel a transaction that wrote events notifies (`pinsched.feed` listens on it).
 CHANNEL = "pinsched_events"
+#: Whether write transactions take `EVENTS_KEY` (only `bench.event_order` turns it off, to
+#: measure what the ordering costs).
+ORDERED = True
 
 
 def pg_problem(exc: BaseException) -> str | None:
@@ -199,7 +202,8 @@ class PgBackend:
         written: list[Any] = []
         try:
             # First, before any row lock (no deadlock with a transaction waiting for it).
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", EVENTS_KEY)
+            if ORDERED:
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", EVENTS_KEY)
             for fn in ops:
                 events: list[Any] = []
                 savepoint = conn.transaction()
