@@ -78,7 +78,7 @@ async def run(ctx: Ctx) -> None:
     if bindir is None:
         ctx.notes.append("event_order: skipped (initdb/pg_ctl not installed)")
         return
-    writes = 2_000 if ctx.quick else 20_000
+    writes = 500 if ctx.quick else 4_000
     key = postgres.LOCK_KEY
     cluster = Cluster(bindir, durable=True)
     await asyncio.to_thread(cluster.start)
