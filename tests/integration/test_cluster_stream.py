@@ -183,3 +183,55 @@ async def test_each_webhook_delivery_is_sent_once_by_two_daemons_in_order_per_jo
     assert a.daemon.webhooks is not None
     assert b.daemon.webhooks is not None
     assert a.daemon.webhooks.delivered + b.daemon.webhooks.delivered == len(expected)
+
+
+async def test_events_still_arrive_when_the_listen_connection_is_lost(
+    trio: list[Api], db_url: str
+) -> None:
+    """With every daemon's LISTEN connection killed by the server, a watcher on A still gets
+    what B commits (the feed reads the log every second), and A listens again."""
+    a, b, _ = trio
+    await b.create_account()
+    conn = await asyncpg.connect(db_url)
+    try:
+        await until_listening(conn, 3)
+        killed = await conn.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+        )
+    finally:
+        await conn.close()
+    assert killed == 3
+    now = (await log_sequences(db_url) or [0])[-1]
+    call = a.jobs.WatchJobs(scheduler_pb2.WatchJobsRequest(since_sequence=now))
+    try:
+        job = await b.jobs.SchedulePin(b.pin_request(at=soon(86400)))
+        async with asyncio.timeout(10):
+            event = await call.read()
+    finally:
+        call.cancel()
+    assert event.job_id == job.id
+    conn = await asyncpg.connect(db_url)
+    try:
+        await until_listening(conn, 3)  # each feed listens again (within a poll)
+    finally:
+        await conn.close()
+
+
+async def until_listening(conn: asyncpg.Connection, n: int) -> None:
+    """Until *n* sessions of the test's database LISTEN (at most 10 s)."""
+    for _ in range(100):
+        if await listening(conn) == n:
+            return
+        await asyncio.sleep(0.1)
+    assert await listening(conn) == n
+
+
+async def listening(conn: asyncpg.Connection) -> int:
+    """How many sessions of the test's database LISTEN."""
+    return int(
+        await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+        )
+    )
