@@ -9,7 +9,9 @@ commit as SQLite (`pinsched.store.driver`), over a writer connection and a pool 
   never handed out while a smaller one is still uncommitted, and a reader that read the log up
   to N never later finds an event below N (`pinsched.feed`). A transaction that wrote events
   sends `NOTIFY` on `CHANNEL` before it commits (delivered on commit), and hands them to
-  `before_commit` (the feed marks them as this daemon's own).
+  `before_commit` (the feed marks them as this daemon's own). A transaction left idle longer
+  than `HOLD_MS` (a paused daemon) has its session ended by the server, so a stopped daemon
+  never holds the other daemons' writes for longer than that.
 * One daemon per database, for now: the writer holds a session advisory lock (`LOCK_KEY`); a
   second daemon is refused with one line until account leases let several share it.
   PostgreSQL drops the lock with the connection, so a killed daemon never leaves it behind.
@@ -49,6 +51,9 @@ CHANNEL = "pinsched_events"
 #: Whether write transactions take `EVENTS_KEY` (only `bench.event_order` turns it off, to
 #: measure what the ordering costs).
 ORDERED = True
+#: How long a write transaction may sit idle (its daemon paused, SIGSTOPped, partitioned) before
+#: the server ends its session, releasing `EVENTS_KEY` for the other daemons' writes.
+HOLD_MS = 5000
 
 
 def pg_problem(exc: BaseException) -> str | None:
@@ -203,7 +208,12 @@ class PgBackend:
         try:
             # First, before any row lock (no deadlock with a transaction waiting for it).
             if ORDERED:
-                await conn.execute("SELECT pg_advisory_xact_lock($1)", EVENTS_KEY)
+                await conn.execute(
+                    "SELECT set_config('idle_in_transaction_session_timeout', $2, true), "
+                    "pg_advisory_xact_lock($1)",
+                    EVENTS_KEY,
+                    str(HOLD_MS),
+                )
             for fn in ops:
                 events: list[Any] = []
                 savepoint = conn.transaction()

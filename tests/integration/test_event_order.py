@@ -12,6 +12,7 @@ import pytest
 
 from pinsched.core import notes
 from pinsched.core.accounts import Account
+from pinsched.core.errors import StorageUnavailable
 from pinsched.core.jobs import ImageUrl, Job, JobState, PinSpec, Transition
 from pinsched.store import Event, Store, postgres
 from pinsched.store.driver import Tx
@@ -91,3 +92,31 @@ async def test_a_reader_by_position_never_misses_an_event_committed_late(
     seen += await a.events_after(position)
     assert {e.sequence for e in seen} == sequences
     assert [e.transition.reason for e in seen] == [note.reason, "at risk: second"]
+
+
+async def test_a_paused_writer_holds_the_others_for_at_most_the_hold_time(
+    two: tuple[Store, Store, Job], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A's transaction stops mid-way (its daemon paused) holding the commit order: the server
+    ends A's session after `HOLD_MS`, B's write then commits, and A's write commits nothing."""
+    a, b, job = two
+    monkeypatch.setattr(postgres, "HOLD_MS", 200)
+    start = await a.last_sequence()
+    inserted, release = asyncio.Event(), asyncio.Event()
+
+    async def paused(db: Tx, events: list[Event]) -> int:
+        event = await _append_event(db, job, notes.at_risk(job, NOW, "paused"))
+        events.append(event)
+        inserted.set()
+        await release.wait()
+        await db.execute("SELECT 1")  # resumed: its session is gone
+        return event.sequence
+
+    a_write = asyncio.create_task(a._write(paused))
+    await inserted.wait()
+    async with asyncio.timeout(10):
+        sequence = await b.append_note(job, notes.at_risk(job, NOW, "b"))
+    release.set()
+    with pytest.raises(StorageUnavailable):
+        await a_write
+    assert [e.sequence for e in await b.events_after(start)] == [sequence]
