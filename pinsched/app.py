@@ -56,7 +56,7 @@ from pinsched.daemon.mcp_mount import mount_mcp
 from pinsched.dispatch.dispatcher import Dispatchers, DispatchSettings
 from pinsched.dispatch.router import Router
 from pinsched.events import EventBus
-from pinsched.feed import ClusterFeed
+from pinsched.feed import ClusterFeed, cluster_feed
 from pinsched.http.openapi import openapi_document
 from pinsched.http.server import HttpDoor, ssl_context
 from pinsched.media.assets import MediaAssets, media_dir
@@ -116,8 +116,7 @@ class Daemon:
         self._notes: set[asyncio.Task[None]] = set()
         self.stager: Stager | None = None
         self.router: Router | None = None
-        #: PostgreSQL: every daemon's events, in order, to the bus and the router (`feed`).
-        self.feed: ClusterFeed | None = None
+        self.feed: ClusterFeed | None = None  # PostgreSQL (`pinsched.feed`)
         self.assets: MediaAssets
 
     async def start(self) -> None:
@@ -147,8 +146,8 @@ class Daemon:
             ),
             cipher=crypto.cipher_of(cfg.secret_key),
         )
-        if self.store.backend == "postgresql":
-            self.feed = self._cluster_feed(cfg.db_path, await self.store.last_sequence())
+        if self.store.backend == "postgresql":  # every daemon's events, in order
+            self.feed = await cluster_feed(self.store, self.bus, self.clock, cfg.db_path, self)
         # After the store opened: a start refused at the database prints its one line only.
         for warning in security.warnings(cfg):
             log.warning("insecure_config", warning=warning)
@@ -387,38 +386,15 @@ class Daemon:
 
     def _on_events(self, events: Sequence[Event]) -> None:
         """Committed events: to the watchers, to video staging (jobs to stage), and to the
-        router (where each changed job goes next). On PostgreSQL the watchers get them from
-        the cluster feed, in order with the other daemons' events."""
-        if self.feed is not None:
-            self.feed.poke()
-        else:
-            self.bus.publish(events)
+        router (where each changed job goes next); on PostgreSQL, the watchers through the
+        cluster feed (in order with the other daemons' events)."""
+        self.feed.poke() if self.feed is not None else self.bus.publish(events)
         if self.stager is not None:
             self.stager.observe(events)
             if self.stager.first is not None:
                 self.stager.first.observe(events)
         if self.router is not None:
             self.router.observe(events)
-
-    def _cluster_feed(self, url: str, position: int) -> ClusterFeed:
-        """The feed of every daemon's events (PostgreSQL), marked and woken by this store."""
-        from pinsched.store.listen import Listener  # asyncpg only when it is used
-
-        def publish(events: Sequence[Event]) -> None:
-            self.bus.publish(events)
-            self.store.saw_sequence(events[-1].sequence)
-
-        feed = ClusterFeed(
-            self.store,
-            self.clock,
-            position,
-            publish=publish,
-            observe_remote=lambda events: self.router.observe(events) if self.router else None,
-            wake=lambda: self.webhooks.wake() if self.webhooks else None,
-            listen=lambda poke: Listener.open(url, poke),
-        )
-        self.store.before_commit(feed.local)
-        return feed
 
     async def stop(self, grace_s: float | None = None) -> None:
         """Drain and stop (reverse start-up order) within the grace period *in all*: every step

@@ -24,13 +24,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 import structlog
 
 from pinsched.clock import Clock
 from pinsched.core.jobs import Job
-from pinsched.store import Event
+from pinsched.events import EventBus
+from pinsched.store import Event, Store
+
+if TYPE_CHECKING:
+    from pinsched.dispatch.router import Router
+    from pinsched.webhooks.sender import WebhookSender
 
 log = structlog.get_logger("pinsched.feed")
 
@@ -40,12 +45,16 @@ PAGE: Final = 1000
 
 
 class Log(Protocol):
+    """The store, as the feed uses it."""
+
     async def events_after(self, sequence: int, *, limit: int = 1000) -> list[Event]: ...
 
     async def get_jobs(self, job_ids: Iterable[str]) -> dict[str, Job]: ...
 
 
 class Notices(Protocol):
+    """A LISTEN connection (`store.listen.Listener`)."""
+
     @property
     def alive(self) -> bool: ...
 
@@ -160,3 +169,46 @@ class ClusterFeed:
                 self.remote += len(remote)
                 self.observe_remote(remote)
                 self.wake()
+
+
+class Parts(Protocol):
+    """What the feed hands other daemons' events to (the daemon's router and webhook sender,
+    once they exist)."""
+
+    @property
+    def router(self) -> Router | None: ...
+
+    @property
+    def webhooks(self) -> WebhookSender | None: ...
+
+
+async def cluster_feed(
+    store: Store, bus: EventBus, clock: Clock, url: str, parts: Parts
+) -> ClusterFeed:
+    """The feed of *store* (on the PostgreSQL database at *url*) from its last committed
+    sequence, marking this store's events before their commit: to *bus*, and to *parts*."""
+    from pinsched.store.listen import Listener  # asyncpg only when it is used
+
+    def publish(events: Sequence[Event]) -> None:
+        bus.publish(events)
+        store.saw_sequence(events[-1].sequence)
+
+    def observe_remote(events: Sequence[Event]) -> None:
+        if parts.router is not None:
+            parts.router.observe(events)
+
+    def wake() -> None:
+        if parts.webhooks is not None:
+            parts.webhooks.wake()
+
+    feed = ClusterFeed(
+        store,
+        clock,
+        await store.last_sequence(),
+        publish=publish,
+        observe_remote=observe_remote,
+        wake=wake,
+        listen=lambda poke: Listener.open(url, poke),
+    )
+    store.before_commit(feed.local)
+    return feed
