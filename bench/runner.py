@@ -25,6 +25,7 @@ from bench import (
     alternative,
     burst,
     cpustages,
+    event_order,
     http_door,
     importrun,
     lateness,
@@ -58,6 +59,7 @@ SCENARIOS: dict[str, Scenario] = {
     # the two watch-lag targets (gRPC, SSE), repeated: medians and a per-stage CPU profile
     "watchrows": watchrows.run,
     "postgres": postgres.run,  # SchedulePin on PostgreSQL (one daemon) beside SQLite
+    "event_order": event_order.run,  # commits/s on PostgreSQL with the cluster event order
     # CPU µs per SchedulePin (gRPC, HTTP) and per burst pin, by stage (py-spy --gil)
     "stages": cpustages.run,
 }

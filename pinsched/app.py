@@ -56,6 +56,7 @@ from pinsched.daemon.mcp_mount import mount_mcp
 from pinsched.dispatch.dispatcher import Dispatchers, DispatchSettings
 from pinsched.dispatch.router import Router
 from pinsched.events import EventBus
+from pinsched.feed import ClusterFeed, cluster_feed
 from pinsched.http.openapi import openapi_document
 from pinsched.http.server import HttpDoor, ssl_context
 from pinsched.media.assets import MediaAssets, media_dir
@@ -115,6 +116,7 @@ class Daemon:
         self._notes: set[asyncio.Task[None]] = set()
         self.stager: Stager | None = None
         self.router: Router | None = None
+        self.feed: ClusterFeed | None = None  # PostgreSQL (`pinsched.feed`)
         self.assets: MediaAssets
 
     async def start(self) -> None:
@@ -144,6 +146,8 @@ class Daemon:
             ),
             cipher=crypto.cipher_of(cfg.secret_key),
         )
+        if self.store.backend == "postgresql":  # every daemon's events, in order
+            self.feed = await cluster_feed(self.store, self.bus, self.clock, cfg.db_path, self)
         # After the store opened: a start refused at the database prints its one line only.
         for warning in security.warnings(cfg):
             log.warning("insecure_config", warning=warning)
@@ -246,6 +250,8 @@ class Daemon:
         )
         recovered = await self.scheduler.recover()
         self._tasks.append(asyncio.create_task(self.scheduler.run(self._stop), name="scheduler"))
+        if self.feed is not None:
+            self._tasks.append(asyncio.create_task(self.feed.run(self._stop), name="feed"))
         await self.stager.start()
         self._tasks.append(
             asyncio.create_task(
@@ -380,8 +386,9 @@ class Daemon:
 
     def _on_events(self, events: Sequence[Event]) -> None:
         """Committed events: to the watchers, to video staging (jobs to stage), and to the
-        router (where each changed job goes next)."""
-        self.bus.publish(events)
+        router (where each changed job goes next); on PostgreSQL, the watchers through the
+        cluster feed (in order with the other daemons' events)."""
+        self.feed.poke() if self.feed is not None else self.bus.publish(events)
         if self.stager is not None:
             self.stager.observe(events)
             if self.stager.first is not None:

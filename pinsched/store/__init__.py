@@ -148,7 +148,8 @@ class Store(
 
             backend = await PgBackend.open(path, len(MIGRATIONS))
             store = cls(backend, on_events, outbox=outbox, cipher=cipher)
-            store._commits.last_sequence = await store.last_sequence()  # nothing written yet
+            # Nothing written yet; read while no other daemon's write transaction is open.
+            store._commits.last_sequence = await backend.committed_sequence()
             return store
         db_path = Path(path)
         check_directory(db_path)
@@ -209,6 +210,18 @@ class Store(
 
     async def _write(self, fn: Callable[[Tx, list[Event]], Awaitable[T]]) -> T:
         return await self._commits.submit(fn)
+
+    def before_commit(self, hook: Callable[[list[Event]], None]) -> None:
+        """PostgreSQL: *hook* gets each transaction's events just before its COMMIT (the
+        cluster feed marks them as this daemon's own); SQLite has no use for it."""
+        if hasattr(self._db, "before_commit"):
+            self._db.before_commit = hook
+
+    def saw_sequence(self, sequence: int) -> None:
+        """PostgreSQL: *sequence* was committed (by any daemon) and handed to the watchers:
+        `last_sequence` never answers less."""
+        if self._commits.last_sequence is not None and sequence > self._commits.last_sequence:
+            self._commits.last_sequence = sequence
 
     async def close(self) -> None:
         """Commit what is queued, then close the connections."""

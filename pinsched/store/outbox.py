@@ -1,7 +1,9 @@
 """The webhook outbox of the store: due deliveries, attempts, dead letters, redelivery.
 
 Rows are written by `Store` inside each transition's own transaction (rendered by the `Outbox`
-given to `Store.open`); this mixin reads and updates them.
+given to `Store.open`); this mixin reads and updates them. On PostgreSQL a sender's scan claims
+the rows it sends (`claimant`; `pinsched.store.outbox_claims`), so several daemons never send
+the same delivery at once.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from pinsched.store import codec
-from pinsched.store.driver import Reader, Tx
+from pinsched.store.driver import POSTGRESQL, Backend, Reader, Tx
+from pinsched.store.outbox_claims import CLAIM, RECORD_CLAIMED, RELEASE
 from pinsched.store.rows import _DELIVERY_COLUMNS, Delivery, Event, _delivery_from_row
 
 T = TypeVar("T")
@@ -21,13 +24,35 @@ class OutboxMixin:
     """Webhook-outbox queries; mixed into `Store`."""
 
     _reader: Reader
+    _db: Backend
 
     async def _write(self, fn: Callable[[Tx, list[Event]], Awaitable[T]]) -> T:
         raise NotImplementedError
 
-    async def webhook_due(self, endpoint: str, now: datetime, limit: int = 100) -> list[Delivery]:
+    def _claims(self, claimant: str) -> str:
+        """*claimant* where deliveries are claimed (PostgreSQL), else ""."""
+        return claimant if self._db.dialect is POSTGRESQL else ""
+
+    async def webhook_due(
+        self,
+        endpoint: str,
+        now: datetime,
+        limit: int = 100,
+        *,
+        claimant: str = "",
+        claim_until: datetime | None = None,
+    ) -> list[Delivery]:
         """Pending deliveries of *endpoint* that are due and first in line for their order key
-        (a job's deliveries go out one at a time, in order)."""
+        (a job's deliveries go out one at a time, in order). On PostgreSQL, with a *claimant*,
+        only those no other claimant holds, claimed for it until *claim_until* (one statement,
+        on its own: an autocommitted write)."""
+        if self._claims(claimant) and claim_until is not None:
+            at = codec.to_us(now)
+            claimed = await self._reader.execute_fetchall(
+                CLAIM,
+                (claimant, codec.to_us(claim_until), endpoint, at, at, claimant, limit),
+            )
+            return sorted((_delivery_from_row(tuple(r)) for r in claimed), key=lambda d: d.id)
         rows = await self._reader.execute_fetchall(
             f"SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries d WHERE d.endpoint = ? "
             "AND d.state = 'PENDING' AND d.next_attempt_at <= ? AND d.id = ("
@@ -57,25 +82,40 @@ class OutboxMixin:
         status: int | None,
         error: str | None,
         now: datetime,
-    ) -> None:
-        """Record the result of one attempt."""
+        claimant: str = "",
+    ) -> bool:
+        """Record the result of one attempt; False when *claimant*'s claim on it was lost
+        (PostgreSQL: it ran out and another daemon took the delivery)."""
+        claimed = self._claims(claimant)
+        values = [
+            state,
+            attempts,
+            codec.to_us(next_attempt_at),
+            status,
+            error,
+            codec.to_us(now),
+            delivery_id,
+        ]
+        sql = (
+            "UPDATE webhook_deliveries SET state=?, attempts=?, next_attempt_at=?, "
+            "last_status=?, last_error=?, updated_at=? WHERE id=?"
+        )
+        if claimed:
+            sql = sql.replace("updated_at=?", "updated_at=?, claimed_by=NULL, claim_until=NULL")
+            sql += RECORD_CLAIMED
+            values.append(claimed)
 
-        async def op(db: Tx, _: list[Event]) -> None:
-            await db.execute(
-                "UPDATE webhook_deliveries SET state=?, attempts=?, next_attempt_at=?, "
-                "last_status=?, last_error=?, updated_at=? WHERE id=?",
-                (
-                    state,
-                    attempts,
-                    codec.to_us(next_attempt_at),
-                    status,
-                    error,
-                    codec.to_us(now),
-                    delivery_id,
-                ),
-            )
+        async def op(db: Tx, _: list[Event]) -> bool:
+            return await db.execute(sql, values) > 0
 
-        await self._write(op)
+        return await self._write(op)
+
+    async def webhook_release(self, claimant: str) -> int:
+        """Give back the deliveries *claimant* claimed and did not finish (PostgreSQL)."""
+        if not self._claims(claimant):
+            return 0
+        rows = await self._reader.execute_fetchall(RELEASE + " RETURNING id", (claimant,))
+        return len(list(rows))
 
     async def webhook_kill_endpoint(self, endpoint: str, reason: str, now: datetime) -> int:
         """Mark every pending delivery of *endpoint* DEAD (the endpoint was disabled)."""

@@ -222,6 +222,11 @@ PG_MIGRATIONS: Final[tuple[str, ...]] = (
     """
     ALTER TABLE accounts ADD COLUMN scopes TEXT;
     """,
+    # → 14: webhook deliveries claimed by one daemon at a time (SQLite's 13 → 14).
+    """
+    ALTER TABLE webhook_deliveries ADD COLUMN claimed_by TEXT;
+    ALTER TABLE webhook_deliveries ADD COLUMN claim_until BIGINT;
+    """,
 )
 
 

@@ -4,6 +4,14 @@ commit as SQLite (`pinsched.store.driver`), over a writer connection and a pool 
 * One writer connection runs each batch in one transaction, every operation in its own savepoint,
   so the store's semantics are SQLite's: compare-and-set on `version`, the event log and the
   outbox in the job change's own transaction, events committed in sequence order.
+* Commit order is sequence order, across daemons: every write transaction first takes the
+  transaction-level advisory lock `EVENTS_KEY` (held to its commit), so an event sequence is
+  never handed out while a smaller one is still uncommitted, and a reader that read the log up
+  to N never later finds an event below N (`pinsched.feed`). A transaction that wrote events
+  sends `NOTIFY` on `CHANNEL` before it commits (delivered on commit), and hands them to
+  `before_commit` (the feed marks them as this daemon's own). A transaction left idle longer
+  than `HOLD_MS` (a paused daemon) has its session ended by the server, so a stopped daemon
+  never holds the other daemons' writes for longer than that.
 * One daemon per database, for now: the writer holds a session advisory lock (`LOCK_KEY`); a
   second daemon is refused with one line until account leases let several share it.
   PostgreSQL drops the lock with the connection, so a killed daemon never leaves it behind.
@@ -15,7 +23,7 @@ commit as SQLite (`pinsched.store.driver`), over a writer connection and a pool 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import asyncpg
@@ -36,6 +44,16 @@ from pinsched.store.pg_schema import migrate
 
 #: The advisory lock a daemon holds on its database (`hashtext('pinsched')`-like, fixed).
 LOCK_KEY = 0x70696E73  # "pins"
+#: The transaction-level advisory lock that orders write transactions (events in commit order).
+EVENTS_KEY = 0x70696E65  # "pine"
+#: The channel a transaction that wrote events notifies (`pinsched.feed` listens on it).
+CHANNEL = "pinsched_events"
+#: Whether write transactions take `EVENTS_KEY` (only `bench.event_order` turns it off, to
+#: measure what the ordering costs).
+ORDERED = True
+#: How long a write transaction may sit idle (its daemon paused, SIGSTOPped, partitioned) before
+#: the server ends its session, releasing `EVENTS_KEY` for the other daemons' writes.
+HOLD_MS = 5000
 
 
 def pg_problem(exc: BaseException) -> str | None:
@@ -129,7 +147,10 @@ class PgBackend:
         self._writer = writer
         self._url = url
         self.reader: Reader = PgReader(pool)
+        self._pool = pool
         self.reconnects = 0
+        #: Called with a batch's events just before its COMMIT (then perhaps never committed).
+        self.before_commit: Callable[[list[Any]], None] = lambda events: None
 
     @classmethod
     async def open(cls, url: str, known_version: int) -> PgBackend:
@@ -183,7 +204,16 @@ class PgBackend:
         results: Results = []
         outer = conn.transaction()
         await outer.start()
+        written: list[Any] = []
         try:
+            # First, before any row lock (no deadlock with a transaction waiting for it).
+            if ORDERED:
+                await conn.execute(
+                    "SELECT set_config('idle_in_transaction_session_timeout', $2, true), "
+                    "pg_advisory_xact_lock($1)",
+                    EVENTS_KEY,
+                    str(HOLD_MS),
+                )
             for fn in ops:
                 events: list[Any] = []
                 savepoint = conn.transaction()
@@ -198,6 +228,10 @@ class PgBackend:
                 else:
                     await savepoint.commit()
                     results.append((True, value, events))
+                    written.extend(events)
+            if written:
+                await conn.execute("SELECT pg_notify($1, '')", CHANNEL)
+                self.before_commit(written)
             await outer.commit()
         except BaseException:
             if not conn.is_closed():
@@ -208,6 +242,14 @@ class PgBackend:
 
     def storage_problem(self, exc: BaseException) -> str | None:
         return pg_problem(exc)
+
+    async def committed_sequence(self) -> int:
+        """The highest event sequence given so far, read while no write transaction is open
+        (under `EVENTS_KEY`): every sequence up to it is committed or rolled back for good."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", EVENTS_KEY)
+            value = await conn.fetchval(POSTGRESQL.last_sequence_sql)
+        return int(value or 0)
 
     async def close(self) -> None:
         try:

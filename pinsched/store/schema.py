@@ -242,6 +242,12 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     """
     ALTER TABLE accounts ADD COLUMN scopes TEXT;
     """,
+    # 13 → 14: webhook deliveries claimed by one daemon at a time (PostgreSQL,
+    # `pinsched.store.outbox_claims`); always NULL on SQLite, where one daemon sends.
+    """
+    ALTER TABLE webhook_deliveries ADD COLUMN claimed_by TEXT;
+    ALTER TABLE webhook_deliveries ADD COLUMN claim_until INTEGER;
+    """,
 )
 
 

@@ -13,6 +13,9 @@ truth; wake-ups are only hints, so rows left by a restart are picked up within a
 
 At-least-once: a delivery is marked only after the receiver answered, so a crash or a stop with
 requests in flight sends them again after the restart, with the same `webhook-id`.
+Several daemons on one PostgreSQL database: each scan claims what it sends (`claimant`, this
+sender's own name; `pinsched.store.outbox_claims`), so a delivery is sent by one daemon at a
+time, in order per job; a killed daemon's claims run out and another daemon sends them.
 `410 Gone` disables the endpoint until the daemon restarts: its pending deliveries (and any new
 ones) become DEAD, re-sendable with `redeliver` after the restart.
 
@@ -22,6 +25,10 @@ It does not render bodies, sign, or decide retry delays (`webhooks.messages`, `w
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import secrets
+import socket
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
@@ -82,6 +89,8 @@ class WebhookSender:
         self.renderers = OutboxRenderers(endpoints, render)
         self.concurrency, self.poll_s = concurrency, poll_s
         self.attempts = self.delivered = self.failures = self.dead = 0
+        #: Whose claims this sender's are (PostgreSQL): unique per process and start.
+        self.claimant = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._getaddrinfo = getaddrinfo
         self._workers = {e.name: Worker(self, e) for e in endpoints}
         self._tasks: list[asyncio.Task[None]] = []
@@ -153,6 +162,8 @@ class WebhookSender:
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
+        with contextlib.suppress(Exception):  # otherwise they come back when they run out
+            await self.store.webhook_release(self.claimant)
         if self.session is not None:
             await self.session.close()
 

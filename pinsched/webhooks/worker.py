@@ -31,6 +31,12 @@ log = structlog.get_logger("pinsched.webhooks")
 GONE_REASON: Final = "410 Gone: endpoint disabled until the daemon restarts"
 
 
+def claim_s(endpoint: Endpoint) -> float:
+    """How long a claimed delivery stays this daemon's (PostgreSQL): past any answer to its
+    request, so another daemon only takes over a delivery whose sender is gone."""
+    return 2 * endpoint.timeout_s + 30.0
+
+
 class Worker:
     """The send loop of one endpoint. Counted busy in `sender.activity` from a wake-up until it
     parks again; each request in flight is counted busy too."""
@@ -85,7 +91,13 @@ class Worker:
         if free > 0:
             # A row read before an attempt's result was committed looks due again: skip it.
             self.finished.clear()
-            due = await s.store.webhook_due(name, now, limit=len(self.inflight) + free)
+            due = await s.store.webhook_due(
+                name,
+                now,
+                limit=len(self.inflight) + free,
+                claimant=s.claimant,
+                claim_until=now + timedelta(seconds=claim_s(self.endpoint)),
+            )
             for d in due:
                 if d.id in self.inflight or d.id in self.finished or free == 0 or self.disabled:
                     continue
@@ -190,6 +202,7 @@ class Worker:
                 status=status,
                 error=None,
                 now=now,
+                claimant=s.claimant,
             )
             s.delivered += 1
             log.info("webhook_delivered", **fields)
@@ -205,6 +218,7 @@ class Worker:
                 status=status,
                 error=error,
                 now=now,
+                claimant=s.claimant,
             )
             heapq.heappush(self.timers, retry_at)
             log.warning(
@@ -222,6 +236,7 @@ class Worker:
             status=status,
             error=GONE_REASON if gone else error,
             now=now,
+            claimant=s.claimant,
         )
         s.dead += 1
         log.warning("webhook_dead", **fields, error=GONE_REASON if gone else error)
