@@ -211,6 +211,7 @@ class Daemon:
                 on_lose=lambda account_id: self._handover().lose(account_id),
                 on_release=lambda account_id: self._handover().release(account_id),
                 on_tick=lambda owned: self._handover().tick(owned, shared=self._shared()),
+                on_resume=lambda account_id: self._handover().resume(account_id),
                 activity=self.activity,
             )
         fence = self.member.fence if self.member is not None else None

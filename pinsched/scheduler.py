@@ -153,6 +153,11 @@ class Scheduler:
         was just taken; later ones come with the window). Returns how many."""
         return await self._read_owned([account_id])
 
+    def nudge(self) -> None:
+        """Look at the clock again now (other daemons appeared: the owned window is read every
+        `sync_s` from now on)."""
+        self._wake.set()
+
     def drop(self, account_id: str) -> None:
         """Forget *account_id*'s held jobs (its lease went to another daemon); its heap entries
         are skipped when they come due."""
@@ -222,7 +227,7 @@ class Scheduler:
             refill = self.edge[0] - (self._window_us // 2 if len(self.heap) < self._max else 0)
             self._deadline_us = refill if nxt is None else min(nxt, refill)
             delay = max(0.0, (self._deadline_us - LEAD_US - now_us) / 1e6)
-            if self._ownership is not None:
+            if self._ownership is not None and self._ownership.shared():
                 delay = min(delay, max(0.0, self._synced + self._sync_s - self._clock.monotonic()))
             await self._wait(stop, delay)
             self._deadline_us = None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections import deque
 from collections.abc import Callable
 from typing import Final
 
@@ -111,7 +112,14 @@ class AccountCache:
         pacer = self._pacers.get(account_id)
         if state is not None and pacer is not None:
             now = self._clock.now()
+            last, recent = pacer.last_pin, set(pacer.recent)
             pacer.restore(state, mono=self._clock.monotonic(), wall=now.timestamp())
+            # What this process itself sent (it may have owned the account before) counts too:
+            # the union never allows more than either alone.
+            if last is not None and (pacer.last_pin is None or last > pacer.last_pin):
+                pacer.last_pin = last
+            merged = {round(t, 3) for t in pacer.recent} | {round(t, 3) for t in recent}
+            pacer.recent = deque(sorted(merged))
 
     def put(self, account: Account) -> None:
         """Record the current row of *account* (after any write). A row still carrying a

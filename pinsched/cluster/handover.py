@@ -55,6 +55,11 @@ class Handover:
         """Load what publishing *account_id* needs (see the module docstring)."""
         self.accounts.put(await self.store.get_account(account_id))
         await self.accounts.restore_pacer(account_id)
+        await self.resume(account_id)
+
+    async def resume(self, account_id: str) -> None:
+        """Load *account_id*'s in-flight and due jobs (taken, or its lease renewed after it ran
+        out on the local clock: what was skipped meanwhile is picked up again)."""
         jobs = await self.store.owned_in_flight([account_id])
         for job in jobs:  # SUBMITTED first: reconciled before anything new is sent
             self._routed[job.id] = job.version
@@ -102,6 +107,8 @@ class Handover:
                 self.accounts.put(row)
                 if self.accounts.can_publish(account_id) and self.scheduler.held.get(account_id):
                     await self.scheduler.release(account_id)
+        if shared:
+            self.scheduler.nudge()  # its owned-window refill runs while others are live
         if shared and owned:
             routed: dict[str, int] = {}
             for job in await self.store.owned_in_flight(owned):

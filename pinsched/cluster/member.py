@@ -74,11 +74,13 @@ class Member:
         on_lose: Callable[[str], None],
         on_release: Callable[[str], Awaitable[None]] | None = None,
         on_tick: Callable[[list[str]], Awaitable[None]] | None = None,
+        on_resume: Callable[[str], Awaitable[None]] | None = None,
         activity: Activity | None = None,
     ) -> None:
         """*on_take* loads an account just taken; *on_lose* stops publishing one at once;
         *on_release* runs while an account given up is still held (its pace saved);
-        *on_tick* gets the accounts held after each tick."""
+        *on_tick* gets the accounts held after each tick; *on_resume* reloads an account whose
+        lease ran out on the local clock (work for it was skipped) and was renewed after all."""
         self.store, self.clock = store, clock
         self.id = member_id or new_member_id()
         self.lease_s = lease_s
@@ -86,7 +88,7 @@ class Member:
         self.interval_s = lease_s / 3
         self.margin_s = membership.margin_s(lease_s)
         self.on_take, self.on_lose = on_take, on_lose
-        self.on_release, self.on_tick = on_release, on_tick
+        self.on_release, self.on_tick, self.on_resume = on_release, on_tick, on_resume
         self.activity = activity or Activity()
         self.held: dict[str, Held] = {}
         self.members: list[str] = []  # the live members seen at the last tick
@@ -173,14 +175,24 @@ class Member:
         leases = [h.lease for h in self.held.values()]
         kept = await self.store.renew_leases(self.id, leases, self.clock.now(), self.ttl)
         kept_ids = {lease.account_id for lease in kept}
+        resumed = []
         for lease in kept:
             if lease.account_id in self.held:
+                before = self.held[lease.account_id]
+                stale = lease.account_id in self._woken or not membership.may_act(
+                    before.expires_mono, self.clock.monotonic(), self.margin_s
+                )
                 self.held[lease.account_id] = Held(lease, started + self.lease_s)
                 self._woken.discard(lease.account_id)
+                if stale:
+                    resumed.append(lease.account_id)
         for account_id in [a for a in self.held if a not in kept_ids]:
             self.counts.lost += 1
             log.warning("lease_lost", member_id=self.id, account_id=account_id)
             self._drop(account_id)
+        for account_id in resumed:
+            if self.on_resume is not None:
+                await self.on_resume(account_id)
 
     async def _take(self, account_id: str) -> None:
         started = self.clock.monotonic()
