@@ -12,7 +12,7 @@ from pinsched.core.accounts import Account
 from pinsched.core.decision import LEAVE, Decision
 from pinsched.core.errors import VersionMismatch
 from pinsched.core.jobs import ImageUrl, Job, JobState, PinSpec, Transition, touch
-from pinsched.store import Store
+from pinsched.store import Fence, Store
 from pinsched.store.changes import BUDGET, KeepsChanging, change, change_account
 
 S = JobState
@@ -50,13 +50,13 @@ class Racing:
         return await self.store.get_job(job_id, with_history=with_history)
 
     async def commit_many(
-        self, changes: Sequence[tuple[Job, Job, Transition]]
+        self, changes: Sequence[tuple[Job, Job, Transition]], *, fence: Fence | None = None
     ) -> list[tuple[Job, int]]:
         if self.races > 0:
             self.races -= 1
             current = await self.store.get_job(changes[0][0].id)
             await self.store.commit(current, *touch(current, now=NOW, reason="the other writer"))
-        return await self.store.commit_many(changes)
+        return await self.store.commit_many(changes, fence=fence)
 
 
 def clock() -> datetime:
