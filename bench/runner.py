@@ -24,6 +24,7 @@ from pathlib import Path
 from bench import (
     alternative,
     burst,
+    cluster,
     cpustages,
     http_door,
     importrun,
@@ -58,6 +59,8 @@ SCENARIOS: dict[str, Scenario] = {
     # the two watch-lag targets (gRPC, SSE), repeated: medians and a per-stage CPU profile
     "watchrows": watchrows.run,
     "postgres": postgres.run,  # SchedulePin on PostgreSQL (one daemon) beside SQLite
+    # SchedulePin on 1/2/3 daemons sharing one PostgreSQL beside SQLite; failover time
+    "cluster": cluster.run,
     # CPU µs per SchedulePin (gRPC, HTTP) and per burst pin, by stage (py-spy --gil)
     "stages": cpustages.run,
 }
