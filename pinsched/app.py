@@ -12,6 +12,10 @@ flight get the rest (unsent deliveries stay in the outbox) → Pinterest client 
 writes committed). SIGKILL loses nothing either: every change was committed before it was acted
 on.
 
+On PostgreSQL several daemons may share the database: each is a cluster member
+(`pinsched.cluster`) that publishes only the accounts whose lease it holds; it takes its first
+leases before it says it is ready, and lets them go at stop, after its dispatchers stopped.
+
 The HTTP/JSON door (`pinsched.http`, `http_listen`) serves the same servicer objects as the gRPC
 server; parts that serve HTTP too add their routes to it through `Daemon.http_extensions`.
 The gRPC server's assembly, the MCP mount and the app-credentials notices are in
@@ -47,6 +51,8 @@ from pinsched.api.webhook_servicer import WebhookServicer
 from pinsched.checks.at_risk import AtRiskWatch
 from pinsched.checks.pins import Checker
 from pinsched.clock import Activity, Clock, SystemClock
+from pinsched.cluster.handover import Handover
+from pinsched.cluster.member import Member
 from pinsched.config import Config
 from pinsched.core.accounts import Account
 from pinsched.core.retry import RetryPolicy
@@ -116,6 +122,8 @@ class Daemon:
         self.stager: Stager | None = None
         self.router: Router | None = None
         self.assets: MediaAssets
+        self.member: Member | None = None  # several daemons on one PostgreSQL database
+        self.handover: Handover | None = None
 
     async def start(self) -> None:
         """Start every part; if any step fails, stop what was started and re-raise (a failed
@@ -194,6 +202,18 @@ class Daemon:
             activity=self.activity,
             first=PublishFirst(self.clock, next_due_us=lambda: self.scheduler.heap.peek_due()),
         )
+        if self.store.backend == "postgresql":  # SQLite: one daemon, every account its own
+            self.member = Member(
+                self.store,
+                self.clock,
+                lease_s=cfg.cluster_lease_s,
+                on_take=lambda account_id: self._handover().take(account_id),
+                on_lose=lambda account_id: self._handover().lose(account_id),
+                on_release=lambda account_id: self._handover().release(account_id),
+                on_tick=lambda owned: self._handover().tick(owned),
+                activity=self.activity,
+            )
+        fence = self.member.fence if self.member is not None else None
         self.dispatchers = Dispatchers(
             self.store,
             self.clock,
@@ -202,6 +222,8 @@ class Daemon:
             settings=settings,
             video_staging=True,
             activity=self.activity,
+            ownership=self.member,
+            fence=fence,
         )
         self.scheduler = Scheduler(
             self.store,
@@ -209,9 +231,15 @@ class Daemon:
             dispatch=self.dispatchers.submit,
             can_publish=self.accounts.can_publish,
             activity=self.activity,
+            ownership=self.member,
+            fence=fence,
         )
         # Every committed job goes where `core.route` says (fed by `_on_events`).
-        self.router = Router(self.scheduler, self.dispatchers, self.clock)
+        self.router = Router(self.scheduler, self.dispatchers, self.clock, self.member)
+        if self.member is not None:
+            self.handover = Handover(
+                self.store, self.clock, self.accounts, self.scheduler, self.dispatchers
+            )
         self.service = PinService(
             self.store,
             self.clock,
@@ -225,6 +253,7 @@ class Daemon:
             bus=self.bus,
             accounts=self.accounts,
             dispatchers=self.dispatchers,
+            member=self.member,
         )
         self.keeper = TokenKeeper(
             self.accounts,
@@ -246,6 +275,10 @@ class Daemon:
         )
         recovered = await self.scheduler.recover()
         self._tasks.append(asyncio.create_task(self.scheduler.run(self._stop), name="scheduler"))
+        if self.member is not None:
+            self.keeper.owns = self.member.owns
+            await self.member.tick()  # the first leases, before this daemon says it is ready
+            self._tasks.append(asyncio.create_task(self.member.run(self._stop), name="member"))
         await self.stager.start()
         self._tasks.append(
             asyncio.create_task(
@@ -342,8 +375,14 @@ class Daemon:
             http_port=self.http_port,
             db=redact(cfg.db_path),
             recovered=recovered,
+            member=self.member.id if self.member is not None else None,
+            accounts_owned=len(self.member.held) if self.member is not None else None,
             pinterest_api_base=cfg.pinterest_api_base,
         )
+
+    def _handover(self) -> Handover:
+        assert self.handover is not None
+        return self.handover
 
     def _account_changed(self, account: Account) -> None:
         """An account changed: the token keeper looks at its tokens again (once it runs)."""
@@ -431,6 +470,11 @@ class Daemon:
             await self.stager.stop()
         if (dispatchers := getattr(self, "dispatchers", None)) is not None:
             await dispatchers.stop(left())
+        if self.member is not None and opened:
+            try:  # the other daemons take this one's accounts at once, not after the lease
+                await asyncio.wait_for(self.member.leave(), timeout=max(left(), 1.0))
+            except Exception as exc:
+                log.warning("cluster_leave_failed", error=str(exc))
         if self.webhooks is not None:
             await self.webhooks.stop(left())
         if (client := getattr(self, "client", None)) is not None:

@@ -106,6 +106,9 @@ class Config:
     preflight_lead_time_s: float = 900.0
     media_lead_time_s: float = 7200.0
     media_grace_s: float = 86400.0
+    #: Several daemons on one PostgreSQL database: how long an account's lease (and a daemon's
+    #: heartbeat) lasts without renewal; renewed every third of it (`pinsched.cluster`).
+    cluster_lease_s: float = 10.0
 
     def redacted(self) -> dict[str, Any]:
         """Return every field as JSON-ready data, secrets replaced by `"***"` (unset stays None)."""

@@ -16,11 +16,19 @@ range covers it, and the read does not overwrite it (it may have read the job's 
 At start-up the heap is filled from the store's window (the store is the truth): QUEUED,
 SUBMITTED and CANCELLING jobs go straight to their dispatcher (which reconciles SUBMITTED ones
 before anything is retried).
+
+With several daemons on one database (`ownership` given, `pinsched.cluster`), the heap holds the
+jobs of the accounts this daemon owns only: the window is read for those accounts, an account
+taken over is loaded up to the edge (`adopt`), one given up is dropped (`drop`; its entries left
+on the heap are skipped when they come due), the QUEUED commit is fenced by the account's lease,
+and every `sync_s` the window up to the edge is read again for the owned accounts (a job another
+daemon committed for one of them arrives that way until its event does).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -29,7 +37,8 @@ import structlog
 from pinsched.clock import Activity, Clock
 from pinsched.core.heap import DueHeap
 from pinsched.core.jobs import Job, JobState, transition
-from pinsched.store import Store, codec
+from pinsched.core.membership import Ownership
+from pinsched.store import Fence, LeaseLost, Store, codec
 
 log = structlog.get_logger("pinsched.scheduler")
 
@@ -44,6 +53,8 @@ WINDOW_MAX = 20_000
 #: The key after every job id (ids are base32, ASCII): an edge at `(t, LAST_ID)` covers all of t.
 LAST_ID = "\U0010ffff"
 _FIRST_KEY = (-(2**62), "")
+#: With several daemons: how often the window up to the edge is read again (owned accounts).
+SYNC_S = 1.0
 
 
 class Scheduler:
@@ -57,6 +68,9 @@ class Scheduler:
         activity: Activity | None = None,
         window_s: float = WINDOW_S,
         window_max: int = WINDOW_MAX,
+        ownership: Ownership | None = None,
+        fence: Callable[[str], Fence] | None = None,
+        sync_s: float = SYNC_S,
     ) -> None:
         self._store = store
         self._clock = clock
@@ -73,6 +87,10 @@ class Scheduler:
         self.edge: tuple[int, str] = _FIRST_KEY
         self._filling: int | None = None  # the end of the index range being read, if one is
         self._touched: set[str] = set()  # jobs tracked or untracked during that read
+        self._ownership = ownership
+        self._fence = fence
+        self._sync_s = sync_s
+        self._synced = clock.monotonic()
 
     async def recover(self) -> dict[str, int]:
         """Fill the heap with the store's window; hand in-flight jobs to their dispatchers."""
@@ -80,6 +98,8 @@ class Scheduler:
         read = await self._fill(codec.to_us(self._clock.now()))
         counts: dict[str, int] = {"PENDING+RETRYING in window": read}
         for job in await self._store.in_flight_jobs():
+            if self._ownership is not None and not self._ownership.owns(job.account_id):
+                continue  # another daemon's, or loaded when its lease is taken (`adopt`)
             counts[job.state.value] = counts.get(job.state.value, 0) + 1
             self._dispatch(job)
         self._wake.set()
@@ -127,6 +147,35 @@ class Scheduler:
                 self.track(job)
         return len(jobs)
 
+    async def adopt(self, account_id: str) -> int:
+        """Put *account_id*'s PENDING and RETRYING jobs up to the edge on the heap (its lease
+        was just taken; later ones come with the window). Returns how many."""
+        return await self._read_owned([account_id])
+
+    def drop(self, account_id: str) -> None:
+        """Forget *account_id*'s held jobs (its lease went to another daemon); its heap entries
+        are skipped when they come due."""
+        self.held.pop(account_id, None)
+
+    async def _read_owned(self, account_ids: list[str]) -> int:
+        """Read the due jobs of *account_ids* up to the edge onto the heap (a job tracked
+        meanwhile keeps its newer time)."""
+        if not account_ids:
+            return 0
+        edge = self.edge
+        self._filling, self._touched = edge[0], set()
+        try:
+            rows = await self._store.owned_due_window(_FIRST_KEY, edge[0], self._max, account_ids)
+        finally:
+            touched, self._filling, self._touched = self._touched, None, set()
+        held = {i for ids in self.held.values() for i in ids}
+        for job_id, due_us in rows:
+            if job_id not in touched and job_id not in held and (due_us, job_id) <= edge:
+                self.heap.push(job_id, due_us)
+        if rows:
+            self._wake.set()
+        return len(rows)
+
     async def run(self, stop: asyncio.Event) -> None:
         """Loop until *stop* is set."""
         self.activity.enter()
@@ -138,6 +187,15 @@ class Scheduler:
     async def _loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             now_us = codec.to_us(self._clock.now())
+            if self._ownership is not None and (
+                self._clock.monotonic() - self._synced >= self._sync_s
+            ):
+                self._synced = self._clock.monotonic()
+                try:
+                    await self._read_owned(self._ownership.owned())
+                except Exception:
+                    log.exception("owned_window_read_failed")
+                continue
             if len(self.heap) > 2 * self._max:
                 self.edge = min(self.edge, self.heap.trim(self._max))
             if self._needs_fill(now_us):
@@ -161,6 +219,8 @@ class Scheduler:
             refill = self.edge[0] - (self._window_us // 2 if len(self.heap) < self._max else 0)
             self._deadline_us = refill if nxt is None else min(nxt, refill)
             delay = max(0.0, (self._deadline_us - LEAD_US - now_us) / 1e6)
+            if self._ownership is not None:
+                delay = min(delay, max(0.0, self._synced + self._sync_s - self._clock.monotonic()))
             await self._wait(stop, delay)
             self._deadline_us = None
 
@@ -183,7 +243,11 @@ class Scheduler:
         limit = max(self._max // 4, 1, self._max - len(self.heap))
         self._filling, self._touched = target, set()
         try:
-            rows = await self._store.due_window(self.edge, target, limit)
+            if self._ownership is None:
+                rows = await self._store.due_window(self.edge, target, limit)
+            else:
+                owned = self._ownership.owned()
+                rows = await self._store.owned_due_window(self.edge, target, limit, owned)
         finally:
             touched, self._filling, self._touched = self._touched, None, set()
         for job_id, due_us in rows:
@@ -223,6 +287,8 @@ class Scheduler:
                 # re-planned later meanwhile
                 self.track(job)
                 continue
+            if self._ownership is not None and not self._ownership.owns(job.account_id):
+                continue  # its account went to another daemon (which loaded it)
             if not self._can_publish(job.account_id):
                 self.hold(job)
                 continue
@@ -231,11 +297,19 @@ class Scheduler:
             changes.append((job, new, entry))
         if not changes:
             return
-        results = await self._store.commit_each(changes)
+        fences = None
+        if self._fence is not None:
+            fences = {}
+            for old, _, _ in changes:
+                # A lease gone is not in the map: the store refuses its change (None below).
+                with contextlib.suppress(LeaseLost):
+                    fences[old.account_id] = self._fence(old.account_id)
+        results = await self._store.commit_each(changes, fences=fences)
         for (old, _, _), result in zip(changes, results, strict=True):
-            if result is None:  # changed under us (cancel, update): look again
+            if result is None:  # changed under us (cancel, update), or the lease went
                 fresh = await self._store.get_job(old.id)
-                if fresh.state in (JobState.PENDING, JobState.RETRYING):
+                owned = self._ownership is None or self._ownership.owns(old.account_id)
+                if owned and fresh.state in (JobState.PENDING, JobState.RETRYING):
                     self.track(fresh)
                 continue
             self._dispatch(result[0])

@@ -55,6 +55,7 @@ class AccountCache:
         self._client_secret = client_secret
         self._cache: dict[str, Account] = {}
         self._pacers: dict[str, AccountPacer] = {}
+        self._saved: dict[str, tuple[object, ...]] = {}  # what each pacer was when last stored
         self._locks: dict[str, asyncio.Lock] = {}
         self._proactive_after: dict[str, float] = {}
         self.app_bucket = (
@@ -89,14 +90,28 @@ class AccountCache:
             if (pacer := self._pacers.get(account_id)) is not None:
                 pacer.restore(snapshot, mono=mono, wall=now.timestamp())
 
-    async def save_pacer(self, account_id: str) -> None:
-        """Store the account's pacer (after a 429 or a spam block: a restart must not burst)."""
+    async def save_pacer(self, account_id: str, *, only_if_changed: bool = False) -> None:
+        """Store the account's pacer (after a 429 or a spam block: a restart must not burst;
+        and when its lease moves to another daemon). *only_if_changed*: not when its pins and
+        slow-downs are as last saved."""
         pacer = self._pacers.get(account_id)
         if pacer is not None:
             now = self._clock.now()
+            key = (pacer.last_pin, len(pacer.recent), pacer.slowdown, pacer.blocked_until)
+            if only_if_changed and self._saved.get(account_id) == key:
+                return
             await self._store.save_pacer(
                 account_id, pacer.snapshot(mono=self._clock.monotonic(), wall=now.timestamp()), now
             )
+            self._saved[account_id] = key
+
+    async def restore_pacer(self, account_id: str) -> None:
+        """Take the account's stored pacer state (its lease arrived from another daemon)."""
+        state = (await self._store.pacer_states([account_id])).get(account_id)
+        pacer = self._pacers.get(account_id)
+        if state is not None and pacer is not None:
+            now = self._clock.now()
+            pacer.restore(state, mono=self._clock.monotonic(), wall=now.timestamp())
 
     def put(self, account: Account) -> None:
         """Record the current row of *account* (after any write). A row still carrying a

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -121,6 +121,9 @@ class TokenKeeper:
         self.passes = 0
         #: account id → (the row, refreshable, refused) the plan was made for, and the plan.
         self._plans: dict[str, tuple[tuple[Account, bool, bool], tokens.Plan]] = {}
+        #: With several daemons on one database: the accounts this one looks after (the ones
+        #: whose lease it holds; `pinsched.cluster`). None: every account.
+        self.owns: Callable[[str], bool] | None = None
 
     def wake(self) -> None:
         """Look again now (an account was created or changed)."""
@@ -174,6 +177,8 @@ class TokenKeeper:
             if i and not i % 1000:
                 await asyncio.sleep(0)  # a long pass never holds the loop
                 now, mono = self.clock.now(), self.clock.monotonic()
+            if self.owns is not None and not self.owns(account.id):
+                continue  # another daemon's account: it refreshes the tokens
             not_before = self._not_before.get(account.id, -math.inf)
             if mono < not_before:
                 soonest = min(soonest, not_before - mono)

@@ -11,6 +11,13 @@ cancel or update won the race (outcomes are facts; a recorded cancel is carried 
 
 Deletes (cancel of a published pin) and PATCHes are `remote.RemoteChanges`, mixed in.
 
+Several daemons on one database (`ownership` and `fence` given, `pinsched.cluster`): jobs are
+taken only for accounts this daemon owns; every job write carries the account lease's `Fence`
+(checked in the write's transaction: a daemon that lost the lease commits nothing, `LeaseLost`),
+and right before a request leaves, `may_send` checks the lease on the local monotonic clock with
+a safety margin (a daemon paused past its lease sends nothing when it wakes). `drop` forgets an
+account's queue when its lease goes.
+
 Stopping: no new request leaves once `stop()` is called; in-flight ones get the grace period,
 then their task is cancelled and the job stays SUBMITTED, reconciled at the next start.
 """
@@ -33,6 +40,7 @@ from pinsched.core.accounts import Account
 from pinsched.core.decision import Decision
 from pinsched.core.errors import JobNotFound
 from pinsched.core.jobs import Job, JobError, JobState
+from pinsched.core.membership import Ownership
 from pinsched.core.retry import RetryPolicy
 from pinsched.core.staging import park
 from pinsched.dispatch import outcome as answers
@@ -41,7 +49,7 @@ from pinsched.dispatch.reconciling import Reconciling
 from pinsched.dispatch.remote import RemoteChanges
 from pinsched.media import staging
 from pinsched.pinterest import client as pt
-from pinsched.store import Store
+from pinsched.store import Fence, LeaseLost, Store
 from pinsched.store.changes import Changed, Expect, change
 
 log = structlog.get_logger("pinsched.dispatcher")
@@ -79,8 +87,13 @@ class Dispatchers:
         video_staging: bool = False,
         rng: random.Random | None = None,
         activity: Activity | None = None,
+        ownership: Ownership | None = None,
+        fence: Callable[[str], Fence] | None = None,
     ) -> None:
         self.store, self.clock, self.client, self.accounts = store, clock, client, accounts
+        self.ownership = ownership
+        self._fence = fence
+        self.fenced = 0  # writes refused because the lease had gone (LeaseLost)
         self.settings = settings
         self.video_staging = video_staging  # a job whose video is not ready is parked
         self.rng = rng or random.Random()
@@ -105,6 +118,8 @@ class Dispatchers:
     def submit(self, job: Job) -> None:
         if self.stopping.is_set():
             return  # left in the store as it is; recovered at the next start
+        if self.ownership is not None and not self.ownership.owns(job.account_id):
+            return  # another daemon's account: its owner has it
         d = self._by_account.get(job.account_id)
         if d is None:
             d = self._by_account[job.account_id] = AccountDispatcher(self, job.account_id)
@@ -123,6 +138,20 @@ class Dispatchers:
         task = asyncio.create_task(fire())
         self._timers.add(task)
         task.add_done_callback(self._timers.discard)
+
+    def may_send(self, account_id: str) -> bool:
+        """Whether a request for *account_id* may leave now (its lease is held, safely
+        unexpired on the local clock; always with a single daemon)."""
+        return self.ownership is None or self.ownership.owns(account_id)
+
+    def drop(self, account_id: str) -> None:
+        """Forget the queued jobs of *account_id* (its lease went to another daemon); a job
+        being handled finishes, its writes fenced."""
+        d = self._by_account.get(account_id)
+        if d is not None:
+            d.queue.clear()
+            d.queued.clear()
+            d.known.clear()
 
     def queue_position(self, account_id: str, job_id: str) -> int:
         """How many jobs of the account's dispatcher queue come before *job_id* (0 if none)."""
@@ -144,8 +173,16 @@ class Dispatchers:
     async def change(
         self, job: Job | str, decide: Callable[[Job], Decision], expect: Expect | None = IN_FLIGHT
     ) -> Changed | None:
-        """Commit what *decide* says about *job* (`store.changes.change`)."""
-        return await change(self.store, job, decide, now=self.clock.now, expect=expect)
+        """Commit what *decide* says about *job* (`store.changes.change`), fenced by its
+        account's lease when there is one (LeaseLost: nothing committed)."""
+        fence = None
+        if self._fence is not None:
+            make = self._fence
+
+            def fence(current: Job) -> Fence:
+                return make(current.account_id)
+
+        return await change(self.store, job, decide, now=self.clock.now, expect=expect, fence=fence)
 
     async def stop(self, grace_s: float) -> None:
         """Stop taking work; let in-flight requests finish within *grace_s*; then cancel."""
@@ -222,6 +259,12 @@ class AccountDispatcher(Applying, Reconciling, RemoteChanges):
                 await self._handle(job_id, known)
             except asyncio.CancelledError:
                 raise
+            except LeaseLost:
+                # The account went to another daemon: nothing was committed, and nothing more
+                # is sent for it here (its new owner reconciles what is in flight).
+                pool.fenced += 1
+                log.warning("dispatch_fenced", job_id=job_id, account_id=self.account_id)
+                pool.drop(self.account_id)
             except Exception:
                 log.exception("dispatch_failed", job_id=job_id, account_id=self.account_id)
                 if not pool.stopping.is_set():
@@ -324,6 +367,13 @@ class AccountDispatcher(Applying, Reconciling, RemoteChanges):
                 self.enqueue(job.id, fresh)
             return
         submitted = sent.job
+        if not pool.may_send(job.account_id):
+            # The lease ran out meanwhile (a pause): SUBMITTED but never sent; the new owner
+            # reconciles it (no pin: sent again after the settle time).
+            log.warning("send_fenced", job_id=job.id, account_id=job.account_id)
+            pool.fenced += 1
+            pool.drop(job.account_id)
+            return
         pacer = pool.accounts.pacer(job.account_id)
         strikes = pacer.strikes
         pacer.record_pin(pool.clock.monotonic())

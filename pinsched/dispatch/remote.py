@@ -130,6 +130,8 @@ class RemoteChanges:
         if not await self._pace_write(job, hold=False):
             return  # stopping: still CANCELLING, carried on at the next start
         account = await pool.accounts.get(job.account_id)
+        if not pool.may_send(job.account_id):
+            return  # the account's lease went: its new owner deletes the pin
         outcome = await pool.client.delete_pin(account.access_token, job.pinterest_pin_id)
         attempts = pool.remote_failures.get(job.id, 0) + 1
         since = None
@@ -180,6 +182,8 @@ class RemoteChanges:
             p.split(".", 1)[1]: getattr(job.pin, p.split(".", 1)[1]) or None
             for p in remote_update.paths
         }
+        if not pool.may_send(job.account_id):
+            return  # the account's lease went: its new owner sends the PATCH
         outcome = await pool.client.update_pin(account.access_token, job.pinterest_pin_id, body)
         attempts = remote_update.attempts + 1
         decision = await self._remote(

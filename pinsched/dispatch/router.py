@@ -1,6 +1,7 @@
 """The router: every committed job goes where `core.route.route` says (the scheduler's heap,
 its account's dispatcher, or neither). Fed with the store's committed events, so no writer
-decides by hand where its job goes next."""
+decides by hand where its job goes next. With several daemons on one database (`ownership`),
+jobs of accounts this daemon does not own are ignored: their owner routes them."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Sequence
 from pinsched.clock import Clock
 from pinsched.core import notes
 from pinsched.core.jobs import Job
+from pinsched.core.membership import Ownership
 from pinsched.core.route import Route, route
 from pinsched.dispatch.dispatcher import Dispatchers
 from pinsched.scheduler import Scheduler
@@ -16,8 +18,15 @@ from pinsched.store import Event
 
 
 class Router:
-    def __init__(self, scheduler: Scheduler, dispatchers: Dispatchers, clock: Clock) -> None:
+    def __init__(
+        self,
+        scheduler: Scheduler,
+        dispatchers: Dispatchers,
+        clock: Clock,
+        ownership: Ownership | None = None,
+    ) -> None:
         self.scheduler, self.dispatchers, self.clock = scheduler, dispatchers, clock
+        self.ownership = ownership
 
     def observe(self, events: Sequence[Event]) -> None:
         """Committed events (the store's sink, in sequence order): route each changed job."""
@@ -26,6 +35,8 @@ class Router:
                 self.route(event.job)
 
     def route(self, job: Job) -> None:
+        if self.ownership is not None and not self.ownership.owns(job.account_id):
+            return  # another daemon publishes this account
         match route(job, now=self.clock.now()):
             case Route.HEAP:
                 self.scheduler.track(job)

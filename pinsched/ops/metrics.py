@@ -13,10 +13,12 @@ that was not committed:
 
 Gauges are read when Prometheus scrapes: job counts by state (`Store.count_by_state`, cached for
 `refresh_interval_s`), webhook outbox depth (`Store.webhook_depth`), due-heap size, held jobs,
-watchers, Pinterest requests in flight, token refreshes. RPC latency and status codes come from a
-grpc.aio server interceptor (`Metrics.interceptor`), labelled from the set of methods the daemon
-serves (anything else is `unknown`); it runs after the token check, which only counts refusals
-(`denied`). Webhook senders report each attempt with `Metrics.webhook_attempt(endpoint, ok)`.
+watchers, Pinterest requests in flight, token refreshes; with several daemons on one database
+(`pinsched.cluster`), live members, leases held, takeovers and leases lost. RPC latency and
+status codes come from a grpc.aio server interceptor (`Metrics.interceptor`), labelled from the
+set of methods the daemon serves (anything else is `unknown`); it runs after the token check,
+which only counts refusals (`denied`). Webhook senders report each attempt with
+`Metrics.webhook_attempt(endpoint, ok)`.
 
 Each `Metrics` has its own `CollectorRegistry` (several daemons can live in one test process).
 Served in-process by aiohttp on `Config.metrics_listen` (`GET /metrics`). Nothing here changes a
@@ -44,6 +46,7 @@ from pinsched.store import Event, Store
 
 if TYPE_CHECKING:
     from pinsched.accounts.registry import AccountRegistry
+    from pinsched.cluster.member import Member
     from pinsched.dispatch.dispatcher import Dispatchers
     from pinsched.events import EventBus
     from pinsched.scheduler import Scheduler
@@ -173,6 +176,7 @@ class Metrics:
         self._bus: EventBus | None = None
         self._accounts: AccountRegistry | None = None
         self._dispatchers: Dispatchers | None = None
+        self._member: Member | None = None
         self._states: dict[JobState, int] = {}
         self._webhooks: dict[tuple[str, str], int] = {}
         self._refreshed_at = float("-inf")
@@ -194,10 +198,12 @@ class Metrics:
         bus: EventBus | None = None,
         accounts: AccountRegistry | None = None,
         dispatchers: Dispatchers | None = None,
+        member: Member | None = None,
     ) -> None:
         """Give the scrape-time gauges their sources."""
         self._store, self._scheduler, self._bus = store, scheduler, bus
         self._accounts, self._dispatchers = accounts, dispatchers
+        self._member = member
 
     def tap(self, sink: Callable[[Sequence[Event]], None]) -> Callable[[Sequence[Event]], None]:
         """An event sink that counts committed events, then hands them to *sink*."""
@@ -323,6 +329,8 @@ class Metrics:
                 "OAuth refresh-token grants requested from Pinterest.",
                 value=self._accounts.refreshes,
             )
+        if (member := self._member) is not None:
+            yield from _cluster_metrics(member)
 
     # -- HTTP ----------------------------------------------------------------------------------
 
@@ -360,6 +368,30 @@ class Metrics:
     def interceptor(self) -> grpc.aio.ServerInterceptor[Any, Any]:
         """A server interceptor timing every RPC and counting its status code."""
         return RpcMetrics(self)
+
+
+def _cluster_metrics(member: Member) -> Iterator[Metric]:
+    """This daemon's part of the cluster (`pinsched.cluster.member.Member`)."""
+    yield GaugeMetricFamily(
+        "pinsched_cluster_members",
+        "Live daemons on this database, as this one saw at its last tick.",
+        value=len(member.members),
+    )
+    yield GaugeMetricFamily(
+        "pinsched_cluster_leases_held",
+        "Account leases this daemon holds (the accounts it publishes).",
+        value=len(member.owned()),
+    )
+    yield CounterMetricFamily(
+        "pinsched_cluster_takeovers",
+        "Account leases this daemon took that another daemon (or an earlier run) held before.",
+        value=member.counts.takeovers,
+    )
+    yield CounterMetricFamily(
+        "pinsched_cluster_leases_lost",
+        "Account leases found taken by another daemon at renewal (this one was too late).",
+        value=member.counts.lost,
+    )
 
 
 class _Live:

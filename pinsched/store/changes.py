@@ -1,6 +1,8 @@
 """The one write path of a job: `change(store, job, decide)` reads, decides (a pure function
 returning a `core.decision.Decision`), applies (`core.decision.apply`) and commits with
-compare-and-set, deciding again on the fresh row when the race is lost. Its twin for accounts is
+compare-and-set, deciding again on the fresh row when the race is lost; given a *fence* (an
+account lease, `store.leases.Fence`), it is checked in the same transaction, and a lost lease
+raises `LeaseLost` with nothing committed. Its twin for accounts is
 `change_account`. Both run in `retrying`: the only compare-and-set retry loop of the code base,
 with one budget (`BUDGET`) and one error when it is spent (`KeepsChanging`).
 """
@@ -18,6 +20,7 @@ from pinsched.core.accounts import Account
 from pinsched.core.decision import Decision, apply
 from pinsched.core.errors import FailedPrecondition, VersionMismatch
 from pinsched.core.jobs import Job, JobState, Transition
+from pinsched.store.leases import Fence
 from pinsched.store.rows import StaleJob
 
 log = structlog.get_logger("pinsched.store")
@@ -58,7 +61,7 @@ class JobWrites(Protocol):
     async def get_job(self, job_id: str, *, with_history: bool = False) -> Job: ...
 
     async def commit_many(
-        self, changes: Sequence[tuple[Job, Job, Transition]]
+        self, changes: Sequence[tuple[Job, Job, Transition]], *, fence: Fence | None = None
     ) -> list[tuple[Job, int]]: ...
 
 
@@ -90,6 +93,7 @@ async def change(
     now: Callable[[], datetime],
     expect: Expect | None = None,
     expected_version: int = 0,
+    fence: Callable[[Job], Fence | None] | None = None,
 ) -> Changed | None:
     """Decide about *job* (or the job of that id, read now) and commit the decision.
 
@@ -110,7 +114,8 @@ async def change(
         if not changes:
             return Changed(current, decision)
         try:
-            committed = await store.commit_many(changes)
+            held = None if fence is None else fence(current)
+            committed = await store.commit_many(changes, fence=held)
         except StaleJob:
             current = await store.get_job(job_id)
             if expected_version:

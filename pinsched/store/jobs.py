@@ -13,7 +13,7 @@ from pinsched.core.errors import AccountNotFound, AlreadyExists, JobNotFound
 from pinsched.core.jobs import Job, JobState, Transition, job_reference
 from pinsched.store import codec
 from pinsched.store.driver import Backend, Reader, Tx
-from pinsched.store.leases import Fence, check_fence
+from pinsched.store.leases import Fence, LeaseLost, check_fence
 from pinsched.store.rows import (
     _ACTIVE_SQL,
     _JOB_COLUMNS,
@@ -180,13 +180,29 @@ class JobsMixin:
         return await self._write(op)
 
     async def commit_each(
-        self, changes: Sequence[tuple[Job, Job, Transition]]
+        self,
+        changes: Sequence[tuple[Job, Job, Transition]],
+        *,
+        fences: Mapping[str, Fence] | None = None,
     ) -> list[tuple[Job, int] | None]:
-        """Commit CAS changes independently (one transaction); a lost CAS yields None."""
+        """Commit CAS changes independently (one transaction); a lost CAS yields None, and so
+        does a change of an account whose fence in *fences* (by account id) no longer holds."""
 
         async def op(db: Tx, events: list[Event]) -> list[tuple[Job, int] | None]:
             out: list[tuple[Job, int] | None] = []
+            fenced: dict[str, bool] = {}  # account id → its fence holds (checked once)
             for old, new, entry in changes:
+                if fences is not None:
+                    if old.account_id not in fenced:
+                        try:
+                            await check_fence(db, fences[old.account_id])
+                        except (LeaseLost, KeyError):
+                            fenced[old.account_id] = False
+                        else:
+                            fenced[old.account_id] = True
+                    if not fenced[old.account_id]:
+                        out.append(None)
+                        continue
                 await db.execute("SAVEPOINT one")
                 try:
                     await _cas(db, old, new)

@@ -13,7 +13,8 @@ publishes an account, until when, and under which fencing epoch. Mixed into `Sto
   serialises them anyway.
 
 Times are the callers' clock (microseconds, like every other column). Who *should* own an
-account is `pinsched.core.rendezvous`'s decision; the daemons' use of the leases is not wired yet.
+account is `pinsched.core.membership`'s decision; `pinsched.cluster` runs the leases. The reads
+of the jobs of the accounts a member owns (`owned_due_window`, `owned_in_flight`) live here too.
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
 
+from pinsched.core.jobs import Job
 from pinsched.store import codec
 from pinsched.store.cluster_view import record_takeover
 from pinsched.store.driver import Reader, Tx
-from pinsched.store.rows import Event
+from pinsched.store.rows import _JOB_COLUMNS, Event, _job_from_row
 
 T = TypeVar("T")
 
@@ -193,3 +195,39 @@ class LeasesMixin:
             "SELECT account_id, owner, epoch, expires_at FROM account_leases ORDER BY account_id"
         )
         return [_lease(tuple(r)) for r in rows]
+
+    # ------------------------------------------------- the jobs of the accounts one member owns
+    # (PostgreSQL only: on SQLite the single daemon owns every account and reads every job.)
+
+    async def account_ids(self) -> list[str]:
+        """Every account's id."""
+        rows = await self._reader.execute_fetchall("SELECT id FROM accounts ORDER BY id")
+        return [str(r[0]) for r in rows]
+
+    async def owned_due_window(
+        self, after: tuple[int, str], until_us: int, limit: int, account_ids: Sequence[str]
+    ) -> list[tuple[str, int]]:
+        """`Store.due_window` restricted to the jobs of *account_ids*."""
+        if not account_ids:
+            return []
+        rows = await self._reader.execute_fetchall(
+            "SELECT id, due_us FROM jobs WHERE state IN ('PENDING', 'RETRYING') "
+            "AND account_id = ANY(?) AND (due_us, id) > (?, ?) AND due_us <= ? "
+            "ORDER BY due_us, id LIMIT ?",
+            (list(account_ids), after[0], after[1], until_us, limit),
+        )
+        return [(str(r[0]), int(r[1])) for r in rows]
+
+    async def owned_in_flight(self, account_ids: Sequence[str]) -> list[Job]:
+        """`Store.in_flight_jobs` of *account_ids*: QUEUED, SUBMITTED and CANCELLING jobs and
+        delivered pins with a pending remote update; SUBMITTED first (they are reconciled
+        before anything new is sent), then in planned order."""
+        if not account_ids:
+            return []
+        rows = await self._reader.execute_fetchall(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE account_id = ANY(?) AND "
+            "(state IN ('QUEUED', 'SUBMITTED', 'CANCELLING') OR remote_pending = 1) "
+            "ORDER BY CASE WHEN state = 'SUBMITTED' THEN 0 ELSE 1 END, planned_at, id",
+            (list(account_ids),),
+        )
+        return [_job_from_row(tuple(r)) for r in rows]

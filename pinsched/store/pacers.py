@@ -48,9 +48,22 @@ class PacerStateMixin:
 
         await self._write(op)
 
-    async def pacer_states(self) -> dict[str, dict[str, Any]]:
-        """Every stored pacer snapshot by account id."""
-        rows = await self._reader.execute_fetchall("SELECT account_id, state FROM pacer_state")
+    async def pacer_states(
+        self, account_ids: Sequence[str] | None = None
+    ) -> dict[str, dict[str, Any]]:
+        """Every stored pacer snapshot (or those of *account_ids*) by account id."""
+        if account_ids is None:
+            rows = await self._reader.execute_fetchall("SELECT account_id, state FROM pacer_state")
+        else:
+            marks = ",".join("?" * len(account_ids))
+            rows = (
+                await self._reader.execute_fetchall(
+                    f"SELECT account_id, state FROM pacer_state WHERE account_id IN ({marks})",
+                    tuple(account_ids),
+                )
+                if account_ids
+                else []
+            )
         out: dict[str, dict[str, Any]] = {}
         for account_id, raw in rows:
             try:

@@ -4,9 +4,10 @@ commit as SQLite (`pinsched.store.driver`), over a writer connection and a pool 
 * One writer connection runs each batch in one transaction, every operation in its own savepoint,
   so the store's semantics are SQLite's: compare-and-set on `version`, the event log and the
   outbox in the job change's own transaction, events committed in sequence order.
-* One daemon per database, for now: the writer holds a session advisory lock (`LOCK_KEY`); a
-  second daemon is refused with one line until account leases let several share it.
-  PostgreSQL drops the lock with the connection, so a killed daemon never leaves it behind.
+* Several daemons share one database (`pinsched.cluster`: account leases say which one
+  publishes an account). A session advisory lock (`LOCK_KEY`) is held only while migrating, so
+  daemons starting together migrate once; PostgreSQL drops it with the connection, so a daemon
+  killed mid-migration never leaves it behind.
 * Errors: a constraint violation becomes `driver.IntegrityError`; a lost connection, a full disk
   or a server shutting down is a storage problem (`StorageUnavailable`); a refused connection at
   start-up is `StoreOpenError`, one line naming `db_path` without its password.
@@ -34,7 +35,7 @@ from pinsched.store.location import redact
 from pinsched.store.opening import StoreOpenError
 from pinsched.store.pg_schema import migrate
 
-#: The advisory lock a daemon holds on its database (`hashtext('pinsched')`-like, fixed).
+#: The advisory lock held while migrating (`hashtext('pinsched')`-like, fixed).
 LOCK_KEY = 0x70696E73  # "pins"
 
 
@@ -121,7 +122,7 @@ class PgReader:
 
 
 class PgBackend:
-    """One PostgreSQL database: the writer connection (advisory-locked) and a reader pool."""
+    """One PostgreSQL database: the writer connection and a reader pool."""
 
     dialect = POSTGRESQL
 
@@ -133,7 +134,7 @@ class PgBackend:
 
     @classmethod
     async def open(cls, url: str, known_version: int) -> PgBackend:
-        """Connect, take the database's advisory lock and migrate; StoreOpenError otherwise."""
+        """Connect and migrate (under the migration lock); StoreOpenError otherwise."""
         where = f"db_path {redact(url)}"
         try:
             writer = await asyncpg.connect(url, timeout=10)
@@ -143,14 +144,11 @@ class PgBackend:
             ) from None
         pool: asyncpg.Pool | None = None
         try:
-            if not await writer.fetchval("SELECT pg_try_advisory_lock($1)", LOCK_KEY):
-                raise StoreOpenError(
-                    f"{where} is in use by another pinsched (PostgreSQL advisory lock "
-                    f"{LOCK_KEY}); several daemons on one database need account leases, which "
-                    "this pinsched does not have yet: stop that daemon first, or use another "
-                    "database"
-                )
-            await migrate(writer, known_version, where)
+            await writer.execute("SELECT pg_advisory_lock($1)", LOCK_KEY)  # waits for a peer
+            try:
+                await migrate(writer, known_version, where)
+            finally:
+                await writer.execute("SELECT pg_advisory_unlock($1)", LOCK_KEY)
             pool = await asyncpg.create_pool(url, min_size=1, max_size=4, timeout=10)
         except BaseException as exc:
             await writer.close()
@@ -164,15 +162,8 @@ class PgBackend:
         return cls(writer, pool, url)
 
     async def _reconnect(self) -> None:
-        """A new writer connection after the old one was lost (server restart, network): it
-        must take the advisory lock again, or this daemon has lost the database to another."""
-        writer = await asyncpg.connect(self._url, timeout=10)
-        if not await writer.fetchval("SELECT pg_try_advisory_lock($1)", LOCK_KEY):
-            await writer.close()
-            raise ConnectionError(
-                "another pinsched took the database while the connection was lost"
-            )
-        self._writer = writer
+        """A new writer connection after the old one was lost (server restart, network)."""
+        self._writer = await asyncpg.connect(self._url, timeout=10)
         self.reconnects += 1
 
     async def run_batch(self, ops: Sequence[Op]) -> Results:
@@ -213,7 +204,7 @@ class PgBackend:
         try:
             await self.reader.close()
         finally:
-            await self._writer.close()  # drops the advisory lock
+            await self._writer.close()
 
 
 def _one_line(exc: BaseException) -> str:

@@ -1,9 +1,11 @@
 """What the two store backends must agree on (run on both through `db_url`), and what is
 PostgreSQL's own: one schema, one transaction for a change with its events and outbox rows,
-constraint errors, one daemon per database, clear refusals at start-up."""
+constraint errors, several daemons on one PostgreSQL database (migrated once), clear refusals
+at start-up."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,7 +20,6 @@ from pinsched.store import MIGRATIONS, JobFilter, Outbox, OutboxRow, StaleJob, S
 from pinsched.store.driver import numbered
 from pinsched.store.pg_schema import PG_BASE, PG_MIGRATIONS
 from tests.backends import Cluster, run_sql
-from tests.integration.test_store_opening import serve_exit
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -181,20 +182,32 @@ async def test_sqlite_and_postgresql_schemas_have_the_same_columns(
     assert post == lite
 
 
-async def test_a_second_daemon_on_one_postgresql_database_is_refused(pg_cluster: Cluster) -> None:
-    """Until account leases exist, a second store on the same PostgreSQL database is refused
-    with one line; once the first closes, it opens."""
+async def test_stores_opened_together_share_one_postgresql_database_migrated_once(
+    pg_cluster: Cluster,
+) -> None:
+    """Three stores opened at the same moment on one fresh PostgreSQL database all open (the
+    migration lock lets one migrate, the others wait), the schema is recorded once, and a job
+    one of them writes is read by the others."""
     name = pg_cluster.create_database()
     url = pg_cluster.url(name)
+    stores: list[Store] = []
     try:
-        first = await Store.open(url)
-        with pytest.raises(StoreOpenError, match="in use by another pinsched") as refused:
-            await Store.open(url)
-        assert "\n" not in str(refused.value)
-        await first.close()
-        second = await Store.open(url)
-        await second.close()
+        stores = list(await asyncio.gather(*(Store.open(url) for _ in range(3))))
+        await stores[0].create_account(
+            Account(id="acme", access_token="t", created_at=NOW, updated_at=NOW)
+        )
+        job, entry = new_job(1)
+        await stores[1].create_jobs([job], [entry])
+        assert (await stores[2].get_job(job.id)).pin.title == "t1"
+        versions = await stores[0]._reader.execute_fetchall("SELECT version FROM pinsched_schema")
+        assert [int(r[0]) for r in versions] == [len(MIGRATIONS)]
+        held = await stores[0]._reader.execute_fetchall(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+        )
+        assert int(next(iter(held))[0]) == 0  # the migration lock is not kept
     finally:
+        for store in stores:
+            await store.close()
         pg_cluster.drop_database(name)
 
 
@@ -232,48 +245,20 @@ async def test_a_lost_postgresql_connection_fails_one_write_and_the_next_reconne
     pg_cluster: Cluster,
 ) -> None:
     """When the server ends the writer's connection, the write it hit raises
-    StorageUnavailable (nothing of it written); the next write reconnects, takes the advisory
-    lock again and commits."""
+    StorageUnavailable (nothing of it written); the next write reconnects and commits."""
     name = pg_cluster.create_database()
     url = pg_cluster.url(name)
     store = await open_with_account(url)
     try:
-        run_sql(
-            pg_cluster.url("postgres"),
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            f"WHERE datname = '{name}' AND pid IN (SELECT pid FROM pg_locks "
-            "WHERE locktype = 'advisory')",
-        )
+        writer_pid = store._db._writer.get_server_pid()  # type: ignore[attr-defined]
+        run_sql(pg_cluster.url("postgres"), f"SELECT pg_terminate_backend({writer_pid})")
         job, entry = new_job(1)
         with pytest.raises(StorageUnavailable, match="nothing of this change was written"):
             await store.create_jobs([job], [entry])
         await store.create_jobs([job], [entry])
         assert [j.id for j in await store.list_jobs(JobFilter())] == [job.id]
-        with pytest.raises(StoreOpenError, match="in use by another pinsched"):
-            await Store.open(url)
     finally:
         await store.close()
-        pg_cluster.drop_database(name)
-
-
-async def test_serve_on_a_postgresql_database_in_use_exits_2_with_one_line(
-    pg_cluster: Cluster,
-) -> None:
-    """`pinsched serve --db postgresql://…` while another pinsched holds that database exits 2
-    with one line naming db_path (password hidden); the holder keeps its database."""
-    name = pg_cluster.create_database()
-    url = pg_cluster.url(name).replace("postgres@", "postgres:pw@")
-    holder = await open_with_account(url)
-    try:
-        code, lines = await serve_exit(url)  # type: ignore[arg-type]
-        assert code == 2
-        assert len(lines) == 1, lines
-        assert f"db_path postgresql://postgres:***@127.0.0.1:{pg_cluster.port}/{name}" in lines[0]
-        assert "is in use by another pinsched (PostgreSQL advisory lock" in lines[0]
-        assert "pw@" not in lines[0]
-        assert [a.id for a in await holder.list_accounts()] == ["acme"]
-    finally:
-        await holder.close()
         pg_cluster.drop_database(name)
 
 

@@ -201,6 +201,7 @@ async def test_storage_failures_are_unavailable_over_grpc(api: Api) -> None:
     assert job.id
 
 
+@pytest.mark.sqlite_only  # several daemons share a PostgreSQL database (tests/cluster)
 async def test_a_daemon_start_refused_by_the_lock_leaves_the_holder_running(
     make_daemon: Callable[..., Daemon],
 ) -> None:

@@ -110,6 +110,8 @@ def test_empty_environment_variable_counts_as_unset() -> None:
         ({"PINSCHED_TOKEN_KEEPER": "sometimes"}, "PINSCHED_TOKEN_KEEPER: expected true or false"),
         ({"PINSCHED_TOKEN_REFRESHES_PER_SECOND": "-1"}, "PINSCHED_TOKEN_REFRESHES_PER_SECOND"),
         ({"PINSCHED_TOKEN_RETRY_S": "x"}, "PINSCHED_TOKEN_RETRY_S: expected"),
+        ({"PINSCHED_CLUSTER_LEASE_S": "0.5"}, "PINSCHED_CLUSTER_LEASE_S: expected a number >= 1"),
+        ({"PINSCHED_CLUSTER_LEASE_S": "soon"}, "PINSCHED_CLUSTER_LEASE_S: expected a number"),
     ],
 )
 def test_bad_environment_value_names_the_variable(env: dict[str, str], message: str) -> None:

@@ -1,0 +1,95 @@
+"""What a daemon does when an account's lease arrives or leaves (`Member`'s `on_take` and
+`on_lose`).
+
+Arriving (`take`): the account's row and its stored pacer state are read afresh (the pace moves
+with the lease: spacing, day caps, a 429 slow-down or spam cool-down continue where the last
+owner left them, so a takeover never bursts an account); its in-flight jobs go to its dispatcher,
+SUBMITTED ones first (reconciled before anything new is sent: the restart reconciliation of
+`dispatch.reconciling`), then QUEUED and CANCELLING ones; its PENDING and RETRYING jobs within
+the scheduler's window go onto the heap.
+
+Leaving (`lose`): the account's held jobs are forgotten and its dispatcher's queue emptied at
+once; when the account is given up for rebalancing (`release`), its pacer state is saved for the
+next owner before the lease is let go (and every tick, `tick`, for the accounts held, so a
+member killed without warning leaves a recent pace behind). A request already on its way
+finishes; what it commits afterwards is fenced (`store.leases.Fence`), so the next owner finds
+the job SUBMITTED and reconciles it.
+
+Every tick also reads the rows of the accounts held again: an account paused, resumed or given
+new credentials through another daemon is seen here within a tick.
+"""
+
+from __future__ import annotations
+
+import structlog
+
+from pinsched.accounts.registry import AccountRegistry
+from pinsched.clock import Clock
+from pinsched.core.errors import AccountNotFound
+from pinsched.dispatch.dispatcher import Dispatchers
+from pinsched.scheduler import Scheduler
+from pinsched.store import Store
+
+log = structlog.get_logger("pinsched.cluster")
+
+
+class Handover:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        accounts: AccountRegistry,
+        scheduler: Scheduler,
+        dispatchers: Dispatchers,
+    ) -> None:
+        self.store, self.clock, self.accounts = store, clock, accounts
+        self.scheduler, self.dispatchers = scheduler, dispatchers
+
+    async def take(self, account_id: str) -> None:
+        """Load what publishing *account_id* needs (see the module docstring)."""
+        self.accounts.put(await self.store.get_account(account_id))
+        await self.accounts.restore_pacer(account_id)
+        jobs = await self.store.owned_in_flight([account_id])
+        for job in jobs:  # SUBMITTED first: reconciled before anything new is sent
+            self.dispatchers.submit(job)
+        loaded = await self.scheduler.adopt(account_id)
+        log.info(
+            "account_taken_over",
+            account_id=account_id,
+            in_flight=len(jobs),
+            submitted=sum(1 for j in jobs if j.state.value == "SUBMITTED"),
+            due=loaded,
+        )
+
+    def lose(self, account_id: str) -> None:
+        """Stop publishing *account_id* at once."""
+        self.dispatchers.drop(account_id)
+        self.scheduler.drop(account_id)
+
+    async def release(self, account_id: str) -> None:
+        """*account_id* is given up (rebalancing, shutdown): save its pace for the next owner
+        (its lease is still held while this runs)."""
+        await self._save(account_id)
+
+    async def _save(self, account_id: str) -> None:
+        try:
+            await self.accounts.save_pacer(account_id, only_if_changed=True)
+        except Exception:  # the next owner starts from the last saved state
+            log.warning("pacer_not_saved", account_id=account_id)
+
+    async def tick(self, owned: list[str]) -> None:
+        """After each membership tick: save the pace of the accounts held that changed since
+        it was last saved, and read their rows again (a pause, a resume or new credentials
+        given through another daemon): held jobs of an account that can publish again are
+        put back on the heap."""
+        for account_id in owned:
+            await self._save(account_id)
+            try:
+                row = await self.store.get_account(account_id)
+            except AccountNotFound:
+                continue  # deleted meanwhile: its lease goes at the next tick
+            cached = self.accounts.cached(account_id)
+            if cached is None or cached.version < row.version:
+                self.accounts.put(row)
+                if self.accounts.can_publish(account_id) and self.scheduler.held.get(account_id):
+                    await self.scheduler.release(account_id)

@@ -1,0 +1,87 @@
+"""Several in-process daemons on one PostgreSQL database: accounts spread over the live members
+by rendezvous hashing, move when a member joins or stops heartbeating, and come back to a paused
+member that wakes up, never with two owners at once."""
+
+from __future__ import annotations
+
+from pinsched.core.rendezvous import owner
+from tests.cluster.conftest import LEASE_S, Nodes
+
+ACCOUNTS = [f"acct{i:02d}" for i in range(12)]
+
+
+async def owners(nodes: Nodes) -> dict[str, str]:
+    """Each account's current lease holder (unexpired at the first clock's time)."""
+    store = nodes.daemon(0).store
+    now = nodes.clocks[0].now()
+    return {
+        lease.account_id: lease.owner for lease in await store.leases() if lease.expires_at > now
+    }
+
+
+def held(nodes: Nodes, i: int) -> set[str]:
+    member = nodes.daemon(i).member
+    assert member is not None
+    return set(member.owned())
+
+
+async def test_accounts_spread_move_on_join_and_on_a_silent_member_and_come_back(
+    nodes: Nodes,
+) -> None:
+    """One daemon takes every account; two more join and the accounts rebalance to the
+    rendezvous owners; one stops heartbeating (paused) and after its lease its accounts move to
+    the two others (takeovers counted); when it wakes it finds its leases lost, sends nothing
+    for them, and gets its share back. No account ever has two holders."""
+    first = await nodes.start(0)
+    for account_id in ACCOUNTS:
+        await first.create_account(account_id)
+    await nodes.run(LEASE_S / 2)
+    assert held(nodes, 0) == set(ACCOUNTS)  # alone: every account is its own
+    await nodes.start(1)
+    await nodes.start(2)
+    await nodes.run(2 * LEASE_S)
+    ids = [nodes.member_id(i) for i in range(3)]
+    want = {a: owner(a, ids) for a in ACCOUNTS}
+    assert await owners(nodes) == want
+    for i in range(3):
+        assert held(nodes, i) == {a for a, m in want.items() if m == ids[i]}
+        assert held(nodes, i), "every member owns some of 12 accounts"
+    third = held(nodes, 2)
+
+    # The third daemon is paused: no heartbeat, no renewal; the others carry on.
+    for _ in range(12):
+        await nodes.run(LEASE_S / 4, running=[0, 1])
+        assert not held(nodes, 0) & held(nodes, 1)
+    want_two = {a: owner(a, ids[:2]) for a in ACCOUNTS}
+    assert await owners(nodes) == want_two
+    takeovers = sum(m.counts.takeovers for m in (nodes.daemon(i).member for i in (0, 1)) if m)
+    assert takeovers >= len(third)
+    assert held(nodes, 2) == third  # its clock stood still: it has not noticed yet
+
+    # It wakes up: its leases count as gone at once (local clock), then it rejoins.
+    await nodes.clocks[2].advance(3 * LEASE_S)
+    assert held(nodes, 2) == set()
+    await nodes.run(2 * LEASE_S)
+    member = nodes.daemon(2).member
+    assert member is not None
+    assert member.counts.lost == len(third)
+    assert await owners(nodes) == want
+    assert all(held(nodes, i) == {a for a, m in want.items() if m == ids[i]} for i in range(3))
+
+
+async def test_a_daemon_that_stops_hands_its_accounts_over_at_once(nodes: Nodes) -> None:
+    """A daemon stopped cleanly leaves the cluster: the other takes its accounts at its next
+    tick, well before the lease would have run out."""
+    first = await nodes.start(0)
+    for account_id in ACCOUNTS[:6]:
+        await first.create_account(account_id)
+    await nodes.start(1)
+    await nodes.run(2 * LEASE_S)
+    assert held(nodes, 0)
+    assert held(nodes, 1)
+    api = nodes.apis[0]
+    assert api is not None
+    await api.close(grace_s=0.5)
+    nodes.apis[0] = None
+    await nodes.run(LEASE_S / 2)  # one tick of the survivor, less than a lease
+    assert held(nodes, 1) == set(ACCOUNTS[:6])
