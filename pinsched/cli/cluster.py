@@ -135,13 +135,23 @@ def as_data(view: Any, *, now_us: int) -> dict[str, Any]:
     return data
 
 
+def _short(iso: str, digits: int = 0) -> str:
+    """An `as_data` time for a table: UTC to the second (*digits* decimals kept)."""
+    if iso == "-":
+        return iso
+    whole, dot, fraction = iso.rstrip("Z").partition(".")
+    return whole + (dot + fraction[:digits] if digits and dot else "") + "Z"
+
+
 def render(data: dict[str, Any]) -> None:
-    """Print *data* (`as_data`) as tables."""
+    """Print *data* (`as_data`) as tables, times to the second (takeovers to the millisecond)."""
     console = cli_errors.StdoutConsole(
         highlight=False, width=None if sys.stdout.isatty() else 400, soft_wrap=True
     )
     engine = "PostgreSQL" if data["backend"] == "postgresql" else "SQLite"
-    console.print(Text.assemble((engine, "bold"), f" {data['database']}  (at {data['at']})"))
+    console.print(
+        Text.assemble((engine, "bold"), f" {data['database']}  (at {_short(data['at'])})")
+    )
     if data["backend"] == "sqlite":
         daemon = data["daemon"]
         running = {True: "running", False: "not running", None: "unknown"}[daemon["running"]]
@@ -158,7 +168,7 @@ def render(data: dict[str, Any]) -> None:
     table = Table("id", "started", "alive until", "state", box=None, header_style="dim")
     for m in members:
         state = Text("live", style="green") if m["live"] else Text("gone", style="dim")
-        table.add_row(m["id"], m["started_at"], m["alive_until"], state)
+        table.add_row(m["id"], _short(m["started_at"]), _short(m["alive_until"]), state)
     console.print(table)
     leases = data["leases"]
     held = sum(1 for lease in leases if lease["held"])
@@ -170,7 +180,7 @@ def render(data: dict[str, Any]) -> None:
             lease["account_id"],
             lease["owner"] or "-",
             str(lease["epoch"]),
-            lease["expires_at"],
+            _short(lease["expires_at"]),
             state,
         )
     console.print(table)
@@ -178,7 +188,7 @@ def render(data: dict[str, Any]) -> None:
     table = Table("at", "account", "from", "to", "epoch", "why", box=None, header_style="dim")
     for t in data["takeovers"]:
         table.add_row(
-            t["at"],
+            _short(t["at"], 3),
             t["account_id"],
             t["previous_owner"],
             t["new_owner"],
