@@ -385,9 +385,12 @@ class Daemon:
         return self.handover
 
     def _account_changed(self, account: Account) -> None:
-        """An account changed: the token keeper looks at its tokens again (once it runs)."""
+        """An account changed: the token keeper looks at its tokens again (once it runs); an
+        account new to this cluster member is looked at now (its lease may be this daemon's)."""
         if (keeper := getattr(self, "keeper", None)) is not None:
             keeper.wake()
+        if self.member is not None and account.id not in self.member.held:
+            self.member.wake()
 
     def _app_refused(self, reason: str) -> None:
         """Pinterest refused (*reason*) or accepted again ("") the app's client credentials:

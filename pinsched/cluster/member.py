@@ -13,9 +13,10 @@ Every `interval_s` (a third of the lease) on the injected clock, `tick`:
 
 `owns` answers from the local monotonic clock: a lease counts until its expiry (measured from
 before the write that took or renewed it) minus a safety margin, so a process that was paused
-past its lease sends nothing when it wakes, even before its next tick. `fence` gives what every
-dispatcher write must still hold (`store.leases.Fence`, checked in the write's transaction).
-`leave` (at shutdown) deletes the member and lets its leases go at once.
+past its lease sends nothing when it wakes, even before its next tick (which it then runs at
+once: the account is taken again, at a new epoch, if nobody took it meanwhile). `fence` gives
+what every dispatcher write must still hold (`store.leases.Fence`, checked in the write's
+transaction). `leave` (at shutdown) deletes the member and lets its leases go at once.
 """
 
 from __future__ import annotations
@@ -91,14 +92,21 @@ class Member:
         self.members: list[str] = []  # the live members seen at the last tick
         self.counts = Counts()
         self.ticks = 0
+        self._wake = asyncio.Event()
+        self._woken: set[str] = set()  # leases found run out that woke the loop already
 
     # ------------------------------------------------------------------ what others ask
 
     def owns(self, account_id: str) -> bool:
         held = self.held.get(account_id)
-        return held is not None and membership.may_act(
-            held.expires_mono, self.clock.monotonic(), self.margin_s
-        )
+        if held is None:
+            return False
+        if membership.may_act(held.expires_mono, self.clock.monotonic(), self.margin_s):
+            return True
+        if account_id not in self._woken:  # ran out unrenewed (a pause): look now, once
+            self._woken.add(account_id)
+            self._wake.set()
+        return False
 
     def owned(self) -> list[str]:
         mono = self.clock.monotonic()
@@ -115,6 +123,10 @@ class Member:
             raise LeaseLost(account_id)
         return Fence(account_id, self.id, held.lease.epoch, self.clock.now())
 
+    def wake(self) -> None:
+        """Tick now rather than at the next interval (an account was created here)."""
+        self._wake.set()
+
     # ------------------------------------------------------------------ the loop
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -129,9 +141,10 @@ class Member:
                     log.exception("cluster_tick_failed", member_id=self.id)
                 self.activity.leave()
                 try:
-                    await _sleep_or_stop(self.clock, self.interval_s, stop)
+                    await _sleep_or_stop(self.clock, self.interval_s, stop, self._wake)
                 finally:
                     self.activity.enter()
+                    self._wake.clear()
         finally:
             self.activity.leave()
 
@@ -160,6 +173,7 @@ class Member:
         for lease in kept:
             if lease.account_id in self.held:
                 self.held[lease.account_id] = Held(lease, started + self.lease_s)
+                self._woken.discard(lease.account_id)
         for account_id in [a for a in self.held if a not in kept_ids]:
             self.counts.lost += 1
             log.warning("lease_lost", member_id=self.id, account_id=account_id)
@@ -171,6 +185,7 @@ class Member:
         if lease is None:
             return  # another member still holds it: try again at the next tick
         self.held[account_id] = Held(lease, started + self.lease_s)
+        self._woken.discard(account_id)
         self.counts.taken += 1
         if lease.epoch > 1:
             self.counts.takeovers += 1
@@ -207,11 +222,16 @@ class Member:
         await self.store.leave(self.id)
 
 
-async def _sleep_or_stop(clock: Clock, seconds: float, stop: asyncio.Event) -> None:
-    sleeper = asyncio.ensure_future(clock.sleep(seconds))
-    stopper = asyncio.ensure_future(stop.wait())
+async def _sleep_or_stop(
+    clock: Clock, seconds: float, stop: asyncio.Event, wake: asyncio.Event
+) -> None:
+    waiters = {
+        asyncio.ensure_future(clock.sleep(seconds)),
+        asyncio.ensure_future(stop.wait()),
+        asyncio.ensure_future(wake.wait()),
+    }
     try:
-        await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        sleeper.cancel()
-        stopper.cancel()
+        for waiter in waiters:
+            waiter.cancel()
