@@ -2,9 +2,10 @@
 the recent takeovers, read from the database itself (so it works while every daemon is down).
 
 The database comes from `--db`, else `PINSCHED_DB`, else the `--config` file's `db_path`, like
-`pinsched serve`'s. A member is *live* while its heartbeat (`alive until`) is in the future; a
-lease is *held* while it has not expired. On SQLite there is one daemon per file: the command
-says so and shows whether a daemon holds the file now.
+`pinsched serve`'s (`database`); no other setting is read or checked. A member is *live* while
+its heartbeat (`alive until`) is in the future; a lease is *held* while it has not expired. On
+SQLite there is one daemon per file: the command says so and shows whether a daemon holds the
+file now.
 
 Failures (no such database, unreachable server, bad flags) are one line and exit code 2.
 """
@@ -16,6 +17,9 @@ import json
 import os
 import sys
 import time
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from rich.table import Table
@@ -23,8 +27,8 @@ from rich.text import Text
 
 from pinsched.cli import errors as cli_errors
 from pinsched.cli.requests import UsageError, arg_type, count_arg
-from pinsched.config import load_config
-from pinsched.config_fields import FIELDS
+from pinsched.config import Config
+from pinsched.config_fields import FIELDS, ConfigError
 
 
 def add_parser(sub: Any) -> None:
@@ -52,6 +56,30 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(handler=status)
 
 
+def database(flag: str | None, env: Mapping[str, str], config_path: str | None) -> str:
+    """The daemon's `db_path` as `pinsched serve` resolves it (`--db` over `PINSCHED_DB` over
+    the TOML file over the default), and nothing else: the other settings of the environment
+    or the file are not checked here. ConfigError names the source of a bad value."""
+    parse = FIELDS["db_path"].parse
+    if flag is not None:
+        return str(parse(flag, "--db"))
+    if env.get("PINSCHED_DB", "").strip():
+        return str(parse(env["PINSCHED_DB"], "PINSCHED_DB"))
+    if config_path:
+        try:
+            with Path(config_path).open("rb") as fh:
+                data = tomllib.load(fh)
+        except OSError as exc:
+            raise ConfigError(
+                f"{config_path}: cannot read the config file: {exc.strerror}"
+            ) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{config_path}: invalid TOML: {exc}") from None
+        if "db_path" in data:
+            return str(parse(data["db_path"], f"{config_path}: db_path"))
+    return Config().db_path
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -69,9 +97,7 @@ def status(args: argparse.Namespace) -> int:
     from pinsched.store.opening import StoreOpenError
     from pinsched.store.schema import MIGRATIONS
 
-    config_path = args.config or os.environ.get("PINSCHED_CONFIG") or None
-    only_db = argparse.Namespace(db_path=args.db_path)
-    db = load_config(only_db, os.environ, config_path).db_path
+    db = database(args.db_path, os.environ, args.config or os.environ.get("PINSCHED_CONFIG"))
     try:
         view = run(
             read_cluster(db, len(MIGRATIONS), takeovers=args.takeovers, timeout_s=args.timeout)

@@ -262,3 +262,46 @@ def test_bad_flags_exit_2_naming_the_flag(
         main(["cluster", "status", "--db", "x.db", *flags])
     assert exit_.value.code == 2
     assert needle in capsys.readouterr().err
+
+
+def test_the_database_resolves_like_serve_and_reads_no_other_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--db over PINSCHED_DB over the config file's db_path over the default; another setting
+    that `serve` would refuse (a public listen address without a token) is not read."""
+    from pinsched.cli.cluster import database
+
+    config = tmp_path / "pinsched.toml"
+    config.write_text('db_path = "from-file.db"\nlisten = "0.0.0.0:50051"\n')
+    env = {"PINSCHED_LISTEN": "0.0.0.0:50051"}
+    assert database(None, env, str(config)) == "from-file.db"
+    assert database(None, {**env, "PINSCHED_DB": "from-env.db"}, str(config)) == "from-env.db"
+    assert database("flag.db", {"PINSCHED_DB": "from-env.db"}, str(config)) == "flag.db"
+    assert database(None, {}, None) == "./pinsched.db"
+    monkeypatch.chdir(tmp_path)
+    assert main(["cluster", "status", "--config", str(config), "--json"]) == 2  # no such file
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("db_path = [1, 2]\n", "pinsched.toml: db_path: expected"),
+        ("db_path = 'mysql://h/db'\n", "pinsched.toml: db_path: mysql://"),
+        ("db_path = \n", "invalid TOML"),
+    ],
+)
+async def test_a_bad_config_file_is_one_line_naming_it(
+    tmp_path: Path, text: str, needle: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A config file with a bad db_path, or not TOML: one line naming the file, exit 2."""
+    config = tmp_path / "pinsched.toml"
+    config.write_text(text)
+    assert needle in await error_line(capsys, "--config", str(config))
+
+
+async def test_a_missing_config_file_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--config naming no file: one line naming it, exit 2."""
+    line = await error_line(capsys, "--config", str(tmp_path / "nope.toml"))
+    assert "nope.toml: cannot read the config file" in line
