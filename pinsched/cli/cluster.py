@@ -44,7 +44,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--config", metavar="FILE", help="TOML file [env PINSCHED_CONFIG]")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument(
-        "--takeovers", type=arg_type(count_arg), default=20, metavar="N", help="(%(default)s)"
+        "--takeovers",
+        type=arg_type(count_arg),
+        default=20,
+        metavar="N",
+        help="how many recent takeovers (%(default)s; at most the 500 kept)",
     )
     p.add_argument(
         "--timeout",

@@ -183,7 +183,7 @@ def _queries(limit: int) -> list[tuple[str, str]]:
     return [
         ("members", _MEMBERS),
         ("account_leases", _LEASES),
-        ("lease_takeovers", _TAKEOVERS.format(limit=int(limit))),
+        ("lease_takeovers", _TAKEOVERS.format(limit=min(int(limit), TAKEOVERS_KEPT))),
     ]
 
 
