@@ -210,7 +210,7 @@ class Daemon:
                 on_take=lambda account_id: self._handover().take(account_id),
                 on_lose=lambda account_id: self._handover().lose(account_id),
                 on_release=lambda account_id: self._handover().release(account_id),
-                on_tick=lambda owned: self._handover().tick(owned),
+                on_tick=lambda owned: self._handover().tick(owned, shared=self._shared()),
                 activity=self.activity,
             )
         fence = self.member.fence if self.member is not None else None
@@ -383,6 +383,9 @@ class Daemon:
     def _handover(self) -> Handover:
         assert self.handover is not None
         return self.handover
+
+    def _shared(self) -> bool:
+        return self.member is not None and self.member.shared()
 
     def _account_changed(self, account: Account) -> None:
         """An account changed: the token keeper looks at its tokens again (once it runs); an

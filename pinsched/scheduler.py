@@ -21,8 +21,9 @@ With several daemons on one database (`ownership` given, `pinsched.cluster`), th
 jobs of the accounts this daemon owns only: the window is read for those accounts, an account
 taken over is loaded up to the edge (`adopt`), one given up is dropped (`drop`; its entries left
 on the heap are skipped when they come due), the QUEUED commit is fenced by the account's lease,
-and every `sync_s` the window up to the edge is read again for the owned accounts (a job another
-daemon committed for one of them arrives that way until its event does).
+and while other daemons are live, every `sync_s` the window up to the edge is read again for the
+owned accounts (a job another daemon committed for one of them arrives that way until its event
+does).
 """
 
 from __future__ import annotations
@@ -191,6 +192,8 @@ class Scheduler:
                 self._clock.monotonic() - self._synced >= self._sync_s
             ):
                 self._synced = self._clock.monotonic()
+                if not self._ownership.shared():
+                    continue  # alone: every job change came through this daemon's router
                 try:
                     await self._read_owned(self._ownership.owned())
                 except Exception:

@@ -16,7 +16,10 @@ finishes; what it commits afterwards is fenced (`store.leases.Fence`), so the ne
 the job SUBMITTED and reconciles it.
 
 Every tick also reads the rows of the accounts held again: an account paused, resumed or given
-new credentials through another daemon is seen here within a tick.
+new credentials through another daemon is seen here within a tick; and, while other daemons are
+live, the owned accounts' jobs that wait for a delete or a PATCH of their published pin (a cancel
+or an update made through another daemon) go to their dispatcher (both requests are idempotent
+on Pinterest: one sent twice does no harm).
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ import structlog
 
 from pinsched.accounts.registry import AccountRegistry
 from pinsched.clock import Clock
+from pinsched.core import flags
 from pinsched.core.errors import AccountNotFound
+from pinsched.core.jobs import JobState
 from pinsched.dispatch.dispatcher import Dispatchers
 from pinsched.scheduler import Scheduler
 from pinsched.store import Store
@@ -44,6 +49,7 @@ class Handover:
     ) -> None:
         self.store, self.clock, self.accounts = store, clock, accounts
         self.scheduler, self.dispatchers = scheduler, dispatchers
+        self._routed: dict[str, int] = {}  # job id → version handed to its dispatcher here
 
     async def take(self, account_id: str) -> None:
         """Load what publishing *account_id* needs (see the module docstring)."""
@@ -51,6 +57,7 @@ class Handover:
         await self.accounts.restore_pacer(account_id)
         jobs = await self.store.owned_in_flight([account_id])
         for job in jobs:  # SUBMITTED first: reconciled before anything new is sent
+            self._routed[job.id] = job.version
             self.dispatchers.submit(job)
         loaded = await self.scheduler.adopt(account_id)
         log.info(
@@ -77,7 +84,7 @@ class Handover:
         except Exception:  # the next owner starts from the last saved state
             log.warning("pacer_not_saved", account_id=account_id)
 
-    async def tick(self, owned: list[str]) -> None:
+    async def tick(self, owned: list[str], *, shared: bool = True) -> None:
         """After each membership tick: save the pace of the accounts held that changed since
         it was last saved, and read their rows again (a pause, a resume or new credentials
         given through another daemon): held jobs of an account that can publish again are
@@ -93,3 +100,11 @@ class Handover:
                 self.accounts.put(row)
                 if self.accounts.can_publish(account_id) and self.scheduler.held.get(account_id):
                     await self.scheduler.release(account_id)
+        if shared and owned:
+            routed: dict[str, int] = {}
+            for job in await self.store.owned_in_flight(owned):
+                if job.state is JobState.CANCELLING or flags.awaits_patch(job):
+                    routed[job.id] = job.version
+                    if self._routed.get(job.id) != job.version:
+                        self.dispatchers.submit(job)
+            self._routed = routed

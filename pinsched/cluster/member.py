@@ -116,6 +116,9 @@ class Member:
             if membership.may_act(h.expires_mono, mono, self.margin_s)
         )
 
+    def shared(self) -> bool:
+        return any(m != self.id for m in self.members)
+
     def fence(self, account_id: str) -> Fence:
         """The lease a write for *account_id* must still hold; LeaseLost when none is (safely)."""
         held = self.held.get(account_id)

@@ -31,6 +31,11 @@ class Ownership(Protocol):
         """The accounts `owns` is true for, by id."""
         ...
 
+    def shared(self) -> bool:
+        """Whether other daemons were live at the last look (they may commit jobs for the
+        accounts this one owns)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Plan:

@@ -114,8 +114,10 @@ async def change(
         if not changes:
             return Changed(current, decision)
         try:
-            held = None if fence is None else fence(current)
-            committed = await store.commit_many(changes, fence=held)
+            if fence is None:
+                committed = await store.commit_many(changes)
+            else:
+                committed = await store.commit_many(changes, fence=fence(current))
         except StaleJob:
             current = await store.get_job(job_id)
             if expected_version:

@@ -4,8 +4,12 @@ member that wakes up, never with two owners at once."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from pinsched.app import Daemon
 from pinsched.core.rendezvous import owner
 from tests.cluster.conftest import LEASE_S, Nodes
+from tests.conftest import Api
 
 ACCOUNTS = [f"acct{i:02d}" for i in range(12)]
 
@@ -65,6 +69,18 @@ async def test_accounts_spread_move_on_join_and_on_a_silent_member_and_come_back
     member = nodes.daemon(2).member
     assert member is not None
     assert member.counts.lost == len(third)
+    exposed = nodes.daemon(2).metrics.render()[0].decode()
+    assert f"pinsched_cluster_leases_lost_total {float(len(third))}" in exposed
+    assert "pinsched_cluster_members 3.0" in exposed
+    assert f"pinsched_cluster_leases_held {float(len(held(nodes, 2)))}" in exposed
+    taken = sum(m.counts.takeovers for m in (nodes.daemon(i).member for i in (0, 1)) if m)
+    exposed = "".join(nodes.daemon(i).metrics.render()[0].decode() for i in (0, 1))
+    counted = sum(
+        float(line.split()[-1])
+        for line in exposed.splitlines()
+        if line.startswith("pinsched_cluster_takeovers_total ")
+    )
+    assert counted == taken
     assert await owners(nodes) == want
     assert all(held(nodes, i) == {a for a, m in want.items() if m == ids[i]} for i in range(3))
 
@@ -85,3 +101,27 @@ async def test_a_daemon_that_stops_hands_its_accounts_over_at_once(nodes: Nodes)
     nodes.apis[0] = None
     await nodes.run(LEASE_S / 2)  # one tick of the survivor, less than a lease
     assert held(nodes, 1) == set(ACCOUNTS[:6])
+
+
+async def test_one_daemon_owns_every_account_and_on_sqlite_runs_no_member(
+    make_daemon: Callable[..., Daemon], db_backend: str
+) -> None:
+    """A single daemon publishes every account: on SQLite without any membership or lease (no
+    member, nothing written to the lease tables); on PostgreSQL as a member of one that takes
+    an account's lease as soon as the account is created."""
+    api = await Api.open(make_daemon())
+    try:
+        await api.create_account("acme")
+        await api.daemon.activity.idle.wait()
+        member = api.daemon.member
+        if db_backend == "sqlite":
+            assert member is None
+            assert api.daemon.dispatchers.ownership is None
+            assert await api.daemon.store.leases() == []
+        else:
+            assert member is not None
+            [lease] = await api.daemon.store.leases()
+            assert (lease.account_id, lease.owner) == ("acme", member.id)
+            assert member.owned() == ["acme"]
+    finally:
+        await api.close()

@@ -13,7 +13,7 @@ from google.protobuf import duration_pb2
 
 from pinsched.core.jobs import JobState, transition
 from pinsched.store import Fence, LeaseLost
-from pinsched.v1 import job_pb2
+from pinsched.v1 import job_pb2, scheduler_pb2
 from tests.cluster.conftest import LEASE_S, Nodes
 from tests.conftest import ACCESS, BOARD
 
@@ -150,3 +150,28 @@ async def test_a_paused_owner_woken_after_the_takeover_sends_nothing_and_the_pac
     assert creates(nodes) == 2
     history = (await new.store.get_job(second.id, with_history=True)).history
     assert sum(1 for h in history if h.to_state is JobState.SUBMITTED) == 1
+
+
+async def test_what_is_asked_through_the_other_daemon_is_done_by_the_owner(nodes: Nodes) -> None:
+    """A pin scheduled through the daemon that does not own the account is published by the one
+    that does (once), and its cancel, asked through the other daemon again, deletes the pin."""
+    await nodes.start(0)
+    await nodes.start(1)
+    api = nodes.apis[0]
+    assert api is not None
+    await api.create_account("acme")
+    await nodes.run(2 * LEASE_S)
+    x = await owner_index(nodes, "acme")
+    other = nodes.apis[1 - x]
+    assert other is not None
+    now = nodes.clocks[x].now()
+    job = await other.jobs.SchedulePin(other.pin_request(at=now + timedelta(seconds=2)))
+    await nodes.run(LEASE_S / 2)
+    delivered = await nodes.daemon(x).store.get_job(job.id)
+    assert delivered.state is JobState.DELIVERED
+    assert creates(nodes) == 1
+    assert [p["id"] for p in nodes.sandbox.pins()] == [delivered.pinterest_pin_id]
+    await other.jobs.CancelJob(scheduler_pb2.CancelJobRequest(job_id=job.id))
+    await nodes.run(LEASE_S / 2)
+    assert (await nodes.daemon(x).store.get_job(job.id)).state is JobState.CANCELLED
+    assert nodes.sandbox.pins() == []
