@@ -60,6 +60,8 @@ class Handover:
             self._routed[job.id] = job.version
             self.dispatchers.submit(job)
         loaded = await self.scheduler.adopt(account_id)
+        if not jobs and not loaded:
+            return
         log.info(
             "account_taken_over",
             account_id=account_id,
