@@ -24,6 +24,7 @@ from pathlib import Path
 from bench import (
     alternative,
     burst,
+    cluster,
     cpustages,
     event_order,
     http_door,
@@ -60,6 +61,8 @@ SCENARIOS: dict[str, Scenario] = {
     "watchrows": watchrows.run,
     "postgres": postgres.run,  # SchedulePin on PostgreSQL (one daemon) beside SQLite
     "event_order": event_order.run,  # commits/s on PostgreSQL with the cluster event order
+    # SchedulePin on 1/2/3 daemons sharing one PostgreSQL beside SQLite; failover time
+    "cluster": cluster.run,
     # CPU µs per SchedulePin (gRPC, HTTP) and per burst pin, by stage (py-spy --gil)
     "stages": cpustages.run,
 }

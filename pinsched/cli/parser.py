@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from pinsched.cli import cluster as cli_cluster
 from pinsched.cli import commands, verbs
 from pinsched.cli import video as cli_video
 from pinsched.cli.args import ShowVersion
@@ -150,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     health.set_defaults(handler=commands.health)
     mcp = sub.add_parser("mcp", help="MCP server on stdio, for AI agents", parents=[connection])
     mcp.set_defaults(handler=commands.mcp)
+    cli_cluster.add_parser(sub)
 
     for name, fn in (("schedule", verbs.schedule), ("preview", verbs.preview)):
         p = verb(name, fn, f"{name} a pin", pin_flags)

@@ -26,6 +26,7 @@ from typing import TypeVar
 
 from pinsched.core.jobs import Job
 from pinsched.store import codec
+from pinsched.store.cluster_view import record_takeover
 from pinsched.store.driver import Reader, Tx
 from pinsched.store.rows import _JOB_COLUMNS, Event, _job_from_row
 
@@ -135,11 +136,17 @@ class LeasesMixin:
                 (until, account_id, member_id, now_us),
             )
             if not renewed:
-                await db.execute(
+                before = await db.fetchone(
+                    "SELECT owner, epoch, expires_at FROM account_leases WHERE account_id = ?",
+                    (account_id,),
+                )
+                taken = await db.execute(
                     "UPDATE account_leases SET owner = ?, epoch = epoch + 1, expires_at = ? "
                     "WHERE account_id = ? AND expires_at <= ?",
                     (member_id, until, account_id, now_us),
                 )
+                if taken and before is not None and before[0] not in ("", member_id):
+                    await record_takeover(db, account_id, before, member_id, now_us)
             row = await db.fetchone(
                 "SELECT account_id, owner, epoch, expires_at FROM account_leases "
                 "WHERE account_id = ?",

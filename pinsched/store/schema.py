@@ -248,6 +248,20 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     ALTER TABLE webhook_deliveries ADD COLUMN claimed_by TEXT;
     ALTER TABLE webhook_deliveries ADD COLUMN claim_until INTEGER;
     """,
+    # 14 → 15: takeover history (`pinsched.store.leases`): a row each time an account's lease
+    # passes from one daemon to another (released or expired), the last few hundred kept, for
+    # `pinsched cluster status`.
+    """
+    CREATE TABLE lease_takeovers (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        account_id TEXT NOT NULL,
+        previous_owner TEXT NOT NULL,
+        new_owner TEXT NOT NULL,
+        epoch INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        at INTEGER NOT NULL
+    ) STRICT;
+    """,
 )
 
 
