@@ -53,7 +53,10 @@ async def _start_daemons(
     out: list[tuple[procs.Proc, int, str]] = []
     seen: set[str] = set()
     for i in range(count):
-        proc, port = await procs.start_daemon(ctx.workdir, db, ctx.sandbox_url, name=f"{tag}-{i}")
+        shared = ("--cluster",) if db.startswith("postgresql") else ()
+        proc, port = await procs.start_daemon(
+            ctx.workdir, db, ctx.sandbox_url, *shared, name=f"{tag}-{i}"
+        )
         member = ""
         if db.startswith("postgresql"):
             deadline = time.monotonic() + 30

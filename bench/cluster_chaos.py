@@ -126,6 +126,7 @@ async def start_daemon(db: str, base_url: str, lease_s: float, workdir: Path) ->
             "PINSCHED_LOG_LEVEL": "info",
             "PINSCHED_PINTEREST_READ_LAG_S": str(READ_LAG_MARGIN_S),
             "PINSCHED_PREFLIGHT_LEAD_TIME_S": "0",
+            "PINSCHED_CLUSTER": "true",
             "PINSCHED_CLUSTER_LEASE_S": str(lease_s),
             "PINSCHED_LOG_FORMAT": "json",
         },

@@ -153,6 +153,7 @@ class Daemon:
                 on_written=lambda: self.webhooks.wake() if self.webhooks else None,
             ),
             cipher=crypto.cipher_of(cfg.secret_key),
+            cluster=cfg.cluster,
         )
         if self.store.backend == "postgresql":  # every daemon's events, in order
             self.feed = await cluster_feed(self.store, self.bus, self.clock, cfg.db_path, self)
@@ -206,7 +207,7 @@ class Daemon:
             activity=self.activity,
             first=PublishFirst(self.clock, next_due_us=lambda: self.scheduler.heap.peek_due()),
         )
-        if self.store.backend == "postgresql":  # SQLite: one daemon, every account its own
+        if cfg.cluster:  # else (alone; always on SQLite) every account is this daemon's
             self.member = Member(
                 self.store,
                 self.clock,

@@ -38,7 +38,7 @@ from pinsched.config_fields import (
 from pinsched.config_fields import ConfigError as ConfigError
 from pinsched.ops import listen
 from pinsched.ops.masking import mask_url
-from pinsched.store.location import redact
+from pinsched.store.location import is_postgres, redact
 from pinsched.webhooks.policy import host_problem
 
 __all__ = ["Config", "ConfigError", "WebhookEndpoint", "add_serve_arguments", "load_config"]
@@ -106,6 +106,9 @@ class Config:
     preflight_lead_time_s: float = 900.0
     media_lead_time_s: float = 7200.0
     media_grace_s: float = 86400.0
+    #: Several daemons on one PostgreSQL database (`pinsched.cluster`): each takes account
+    #: leases; without it a daemon holds its database alone and a second one is refused.
+    cluster: bool = False
     #: Several daemons on one PostgreSQL database: how long an account's lease (and a daemon's
     #: heartbeat) lasts without renewal; renewed every third of it (`pinsched.cluster`).
     cluster_lease_s: float = 10.0
@@ -296,6 +299,11 @@ def _check_consistency(config: Config, origins: Mapping[str, str]) -> None:
         raise ConfigError(
             f"{src(given)}: set PINSCHED_PINTEREST_CLIENT_ID and "
             "PINSCHED_PINTEREST_CLIENT_SECRET together"
+        )
+    if config.cluster and not is_postgres(config.db_path):
+        raise ConfigError(
+            f"{src('cluster')}: several daemons share only a PostgreSQL database; db_path "
+            f"{config.db_path!r} is a SQLite file ({src('db_path')}), which one daemon holds alone"
         )
     if config.retry_max_delay_s < config.retry_base_delay_s:
         raise ConfigError(

@@ -208,6 +208,12 @@ FIELDS: Final[Mapping[str, Field]] = {
         "seconds before a pin's time its board, token and image are checked (0: off)",
     ),
     "media_lead_time_s": Field(float_at_least(0)),
+    "cluster": Field(
+        parse_bool,
+        "--cluster",
+        "share a PostgreSQL db_path with other daemons (account leases); without it the "
+        "database is this daemon's alone",
+    ),
     "cluster_lease_s": Field(float_at_least(1)),
     "media_grace_s": Field(float_at_least(0)),
 }

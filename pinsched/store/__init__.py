@@ -134,6 +134,7 @@ class Store(
         on_events: Callable[[Sequence[Event]], None] | None = None,
         outbox: Outbox | None = None,
         cipher: TokenCipher | None = None,
+        cluster: bool = False,
     ) -> Store:
         """Open (creating and migrating if needed) the database at *path* (a SQLite file, or a
         `postgresql://` URL), locked for this process. Raises StoreOpenError (one line naming the
@@ -142,11 +143,13 @@ class Store(
         *on_events* gets the committed events in sequence order; *outbox* enqueues webhook
         deliveries in each change's own transaction; *cipher* seals account tokens (and upload
         parameters) at rest — values stored in clear text or under an older key are still read.
+        *cluster*: a PostgreSQL database shared with the other daemons of a cluster (its lock
+        taken shared, not exclusively); a SQLite file is always one daemon's.
         """
         if isinstance(path, str) and is_postgres(path):
             from pinsched.store.postgres import PgBackend  # asyncpg only when it is used
 
-            backend = await PgBackend.open(path, len(MIGRATIONS))
+            backend = await PgBackend.open(path, len(MIGRATIONS), shared=cluster)
             store = cls(backend, on_events, outbox=outbox, cipher=cipher)
             # Nothing written yet; read while no other daemon's write transaction is open.
             store._commits.last_sequence = await backend.committed_sequence()

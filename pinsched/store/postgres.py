@@ -12,10 +12,13 @@ commit as SQLite (`pinsched.store.driver`), over a writer connection and a pool 
   `before_commit` (the feed marks them as this daemon's own). A transaction left idle longer
   than `HOLD_MS` (a paused daemon) has its session ended by the server, so a stopped daemon
   never holds the other daemons' writes for longer than that.
-* Several daemons share one database (`pinsched.cluster`: account leases say which one
-  publishes an account). A session advisory lock (`LOCK_KEY`) is held only while migrating, so
-  daemons starting together migrate once; PostgreSQL drops it with the connection, so a daemon
-  killed mid-migration never leaves it behind.
+* A daemon holds its database with a session advisory lock (`LOCK_KEY`): exclusively when it runs
+  alone (the default; a second daemon is refused with one line), shared when it runs in a
+  cluster (`cluster = true`: several daemons, account leases say which one publishes an
+  account, `pinsched.cluster`); the two kinds refuse each other, so a daemon started without
+  `--cluster` never publishes beside a cluster. Migrations run under their own lock
+  (`MIGRATE_KEY`), so daemons starting together migrate once. PostgreSQL drops both with the
+  connection: a killed daemon never leaves them behind.
 * Errors: a constraint violation becomes `driver.IntegrityError`; a lost connection, a full disk
   or a server shutting down is a storage problem (`StorageUnavailable`); a refused connection at
   start-up is `StoreOpenError`, one line naming `db_path` without its password.
@@ -25,7 +28,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, Final
 
 import asyncpg
 
@@ -43,8 +46,10 @@ from pinsched.store.location import redact
 from pinsched.store.opening import StoreOpenError
 from pinsched.store.pg_schema import migrate
 
-#: The advisory lock held while migrating (`hashtext('pinsched')`-like, fixed).
+#: The session advisory lock a daemon holds on its database: exclusive alone, shared in a cluster.
 LOCK_KEY = 0x70696E73  # "pins"
+#: The advisory lock held while migrating (daemons starting together migrate once).
+MIGRATE_KEY = 0x70696E6D  # "pinm"
 #: The transaction-level advisory lock that orders write transactions (events in commit order).
 EVENTS_KEY = 0x70696E65  # "pine"
 #: The channel a transaction that wrote events notifies (`pinsched.feed` listens on it).
@@ -150,12 +155,14 @@ class PgBackend:
         self.reader: Reader = PgReader(pool)
         self._pool = pool
         self.reconnects = 0
+        self.shared = False  # holds LOCK_KEY shared (a cluster), not exclusively
         #: Called with a batch's events just before its COMMIT (then perhaps never committed).
         self.before_commit: Callable[[list[Any]], None] = lambda events: None
 
     @classmethod
-    async def open(cls, url: str, known_version: int) -> PgBackend:
-        """Connect and migrate (under the migration lock); StoreOpenError otherwise."""
+    async def open(cls, url: str, known_version: int, *, shared: bool = False) -> PgBackend:
+        """Connect, take the database's lock (*shared*: beside the other daemons of a cluster)
+        and migrate (under the migration lock); StoreOpenError otherwise."""
         where = f"db_path {redact(url)}"
         try:
             writer = await asyncpg.connect(url, timeout=10)
@@ -165,11 +172,13 @@ class PgBackend:
             ) from None
         pool: asyncpg.Pool | None = None
         try:
-            await writer.execute("SELECT pg_advisory_lock($1)", LOCK_KEY)  # waits for a peer
+            if not await _hold(writer, shared):
+                raise StoreOpenError(f"{where} {_REFUSED[shared]}")
+            await writer.execute("SELECT pg_advisory_lock($1)", MIGRATE_KEY)  # waits for a peer
             try:
                 await migrate(writer, known_version, where)
             finally:
-                await writer.execute("SELECT pg_advisory_unlock($1)", LOCK_KEY)
+                await writer.execute("SELECT pg_advisory_unlock($1)", MIGRATE_KEY)
             pool = await asyncpg.create_pool(url, min_size=1, max_size=4, timeout=10)
         except BaseException as exc:
             await writer.close()
@@ -180,11 +189,18 @@ class PgBackend:
                 raise StoreOpenError(f"{where}: {problem}") from None
             raise
         assert pool is not None
-        return cls(writer, pool, url)
+        backend = cls(writer, pool, url)
+        backend.shared = shared
+        return backend
 
     async def _reconnect(self) -> None:
-        """A new writer connection after the old one was lost (server restart, network)."""
-        self._writer = await asyncpg.connect(self._url, timeout=10)
+        """A new writer connection after the old one was lost (server restart, network): it
+        takes the database's lock again, or another daemon took the database meanwhile."""
+        writer = await asyncpg.connect(self._url, timeout=10)
+        if not await _hold(writer, self.shared):
+            await writer.close()
+            raise ConnectionError(f"the database {_REFUSED[self.shared]}")
+        self._writer = writer
         self.reconnects += 1
 
     async def run_batch(self, ops: Sequence[Op]) -> Results:
@@ -247,6 +263,21 @@ class PgBackend:
             await self.reader.close()
         finally:
             await self._writer.close()
+
+
+_REFUSED: Final = {
+    False: "is in use by another pinsched (PostgreSQL advisory lock "
+    f"{LOCK_KEY}): stop it, or run several daemons on one database with --cluster on each "
+    "(PINSCHED_CLUSTER=true, `cluster = true`)",
+    True: "is held by a pinsched that runs alone, without --cluster (PostgreSQL advisory lock "
+    f"{LOCK_KEY}): stop it, or restart it with --cluster",
+}
+
+
+async def _hold(conn: asyncpg.Connection, shared: bool) -> bool:
+    """Take the database's session lock on *conn* (shared by a cluster's daemons)."""
+    take = "pg_try_advisory_lock_shared" if shared else "pg_try_advisory_lock"
+    return bool(await conn.fetchval(f"SELECT {take}($1)", LOCK_KEY))
 
 
 def _one_line(exc: BaseException) -> str:

@@ -66,6 +66,7 @@ class Nodes:
             "pinterest_read_lag_s": 0.0,
             "preflight_lead_time_s": 0.0,
             "token_keeper": False,
+            "cluster": True,
             "cluster_lease_s": LEASE_S,
         }
         return Config(**{**settings, **overrides})

@@ -106,22 +106,28 @@ async def test_a_daemon_that_stops_hands_its_accounts_over_at_once(nodes: Nodes)
 async def test_one_daemon_owns_every_account_and_on_sqlite_runs_no_member(
     make_daemon: Callable[..., Daemon], db_backend: str
 ) -> None:
-    """A single daemon publishes every account: on SQLite without any membership or lease (no
-    member, nothing written to the lease tables); on PostgreSQL as a member of one that takes
-    an account's lease as soon as the account is created."""
+    """A daemon alone publishes every account without any membership or lease (no member,
+    nothing written to the lease tables), on SQLite and on PostgreSQL; with `cluster` on
+    PostgreSQL it is a member of one that takes an account's lease as soon as it is created."""
     api = await Api.open(make_daemon())
     try:
         await api.create_account("acme")
         await api.daemon.activity.idle.wait()
+        assert api.daemon.member is None
+        assert api.daemon.dispatchers.ownership is None
+        assert await api.daemon.store.leases() == []
+    finally:
+        await api.close()
+    if db_backend == "sqlite":
+        return
+    api = await Api.open(make_daemon(cluster=True))
+    try:
+        await api.create_account("beta")
+        await api.daemon.activity.idle.wait()
         member = api.daemon.member
-        if db_backend == "sqlite":
-            assert member is None
-            assert api.daemon.dispatchers.ownership is None
-            assert await api.daemon.store.leases() == []
-        else:
-            assert member is not None
-            [lease] = await api.daemon.store.leases()
-            assert (lease.account_id, lease.owner) == ("acme", member.id)
-            assert member.owned() == ["acme"]
+        assert member is not None
+        leases = {lease.account_id: lease.owner for lease in await api.daemon.store.leases()}
+        assert leases == {"acme": member.id, "beta": member.id}
+        assert member.owned() == ["acme", "beta"]
     finally:
         await api.close()

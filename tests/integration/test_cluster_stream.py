@@ -33,8 +33,8 @@ def pg_only(db_backend: str) -> None:
 async def start_many(
     n: int, make_daemon: Callable[..., Daemon], monkeypatch: pytest.MonkeyPatch
 ) -> list[Api]:
-    """*n* daemons on the test's database. Until account leases let daemons share a database,
-    each takes its own start-up lock key (the single-daemon lock is not what is tested here)."""
+    """*n* daemons on the test's database, each running alone (no leases: each routes every
+    account's jobs) under its own lock key, so that only the shared event stream is tested."""
     apis = []
     for _ in range(n):
         monkeypatch.setattr(postgres, "LOCK_KEY", next(_keys), raising=False)

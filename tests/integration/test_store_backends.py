@@ -16,7 +16,16 @@ import pytest
 from pinsched.core.accounts import Account
 from pinsched.core.errors import StorageUnavailable
 from pinsched.core.jobs import ImageUrl, Job, JobState, PinSpec, Transition, transition
-from pinsched.store import MIGRATIONS, JobFilter, Outbox, OutboxRow, StaleJob, Store, StoreOpenError
+from pinsched.store import (
+    MIGRATIONS,
+    JobFilter,
+    Outbox,
+    OutboxRow,
+    StaleJob,
+    Store,
+    StoreOpenError,
+    postgres,
+)
 from pinsched.store.driver import numbered
 from pinsched.store.pg_schema import PG_BASE, PG_MIGRATIONS
 from tests.backends import Cluster, run_sql
@@ -192,7 +201,7 @@ async def test_stores_opened_together_share_one_postgresql_database_migrated_onc
     url = pg_cluster.url(name)
     stores: list[Store] = []
     try:
-        stores = list(await asyncio.gather(*(Store.open(url) for _ in range(3))))
+        stores = list(await asyncio.gather(*(Store.open(url, cluster=True) for _ in range(3))))
         await stores[0].create_account(
             Account(id="acme", access_token="t", created_at=NOW, updated_at=NOW)
         )
@@ -202,12 +211,42 @@ async def test_stores_opened_together_share_one_postgresql_database_migrated_onc
         versions = await stores[0]._reader.execute_fetchall("SELECT version FROM pinsched_schema")
         assert [int(r[0]) for r in versions] == [len(MIGRATIONS)]
         held = await stores[0]._reader.execute_fetchall(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+            "SELECT objid, mode FROM pg_locks WHERE locktype = 'advisory' ORDER BY objid"
         )
-        assert int(next(iter(held))[0]) == 0  # the migration lock is not kept
+        # the migration lock is not kept; the database lock is held shared by all three
+        assert [(int(r[0]), str(r[1])) for r in held] == [(postgres.LOCK_KEY, "ShareLock")] * 3
     finally:
         for store in stores:
             await store.close()
+        pg_cluster.drop_database(name)
+
+
+async def test_a_daemon_alone_and_a_cluster_refuse_each_other(pg_cluster: Cluster) -> None:
+    """Without `cluster` a daemon holds its PostgreSQL database alone: a second one is refused,
+    and so is a cluster daemon; a cluster daemon's shared hold refuses one that runs alone. Each
+    refusal is one line naming db_path and what to do."""
+    name = pg_cluster.create_database()
+    url = pg_cluster.url(name)
+    try:
+        alone = await Store.open(url)
+        try:
+            with pytest.raises(StoreOpenError) as second:
+                await Store.open(url)
+            assert "in use by another pinsched" in str(second.value)
+            assert "--cluster" in str(second.value)
+            with pytest.raises(StoreOpenError, match="runs alone, without --cluster"):
+                await Store.open(url, cluster=True)
+        finally:
+            await alone.close()
+        member = await Store.open(url, cluster=True)
+        try:
+            with pytest.raises(StoreOpenError, match="in use by another pinsched"):
+                await Store.open(url)
+        finally:
+            await member.close()
+        again = await Store.open(url)  # every hold ended with its connection
+        await again.close()
+    finally:
         pg_cluster.drop_database(name)
 
 

@@ -112,12 +112,26 @@ def test_empty_environment_variable_counts_as_unset() -> None:
         ({"PINSCHED_TOKEN_RETRY_S": "x"}, "PINSCHED_TOKEN_RETRY_S: expected"),
         ({"PINSCHED_CLUSTER_LEASE_S": "0.5"}, "PINSCHED_CLUSTER_LEASE_S: expected a number >= 1"),
         ({"PINSCHED_CLUSTER_LEASE_S": "soon"}, "PINSCHED_CLUSTER_LEASE_S: expected a number"),
+        ({"PINSCHED_CLUSTER": "several"}, "PINSCHED_CLUSTER: expected true or false"),
+        ({"PINSCHED_CLUSTER": "true"}, "PINSCHED_CLUSTER: several daemons share only a PostgreSQL"),
     ],
 )
 def test_bad_environment_value_names_the_variable(env: dict[str, str], message: str) -> None:
     """Every malformed environment value raises ConfigError naming the variable."""
     with pytest.raises(ConfigError, match=r"^" + message.replace(".", r"\.")):
         load_config(None, env, None)
+
+
+def test_cluster_is_off_by_default_and_needs_a_postgresql_database(tmp_path: Path) -> None:
+    """A daemon runs alone unless asked; `cluster` is accepted from the flag, the environment
+    or TOML with a postgresql:// db_path, and refused with a SQLite file, naming both sources."""
+    url = "postgresql://pinsched@db:5432/pinsched"
+    assert load_config(None, {"PINSCHED_DB": url}, None).cluster is False
+    assert load_config(_flags("--cluster", "--db", url), {}, None).cluster is True
+    assert load_config(None, {"PINSCHED_CLUSTER": "1", "PINSCHED_DB": url}, None).cluster
+    assert load_config(None, {}, _toml(tmp_path, f'cluster = true\ndb_path = "{url}"')).cluster
+    with pytest.raises(ConfigError, match=r"^--cluster: several daemons .* \(--db\)"):
+        load_config(_flags("--cluster", "--db", "./here.db"), {}, None)
 
 
 def test_bad_flag_value_names_the_flag() -> None:
