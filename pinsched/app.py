@@ -206,6 +206,7 @@ class Daemon:
             lead_s=cfg.media_lead_time_s,
             activity=self.activity,
             first=PublishFirst(self.clock, next_due_us=lambda: self.scheduler.heap.peek_due()),
+            owns=self._owns if cfg.cluster else None,
         )
         if cfg.cluster:  # else (alone; always on SQLite) every account is this daemon's
             self.member = Member(
@@ -244,7 +245,12 @@ class Daemon:
         self.router = Router(self.scheduler, self.dispatchers, self.clock, self.member)
         if self.member is not None:
             self.handover = Handover(
-                self.store, self.clock, self.accounts, self.scheduler, self.dispatchers
+                self.store,
+                self.clock,
+                self.accounts,
+                self.scheduler,
+                self.dispatchers,
+                stager=self.stager,
             )
         self.service = PinService(
             self.store,
@@ -307,6 +313,7 @@ class Daemon:
             self.checker,
             lead_s=cfg.preflight_lead_time_s,
             activity=self.activity,
+            owns=self._owns if cfg.cluster else None,
         )
         self._tasks.append(asyncio.create_task(self.at_risk.run(self._stop), name="at_risk"))
 
@@ -391,6 +398,10 @@ class Daemon:
     def _handover(self) -> Handover:
         assert self.handover is not None
         return self.handover
+
+    def _owns(self, account_id: str) -> bool:
+        """In a cluster: whether this daemon publishes *account_id* now."""
+        return self.member is not None and self.member.owns(account_id)
 
     def _shared(self) -> bool:
         return self.member is not None and self.member.shared()

@@ -35,6 +35,7 @@ from pinsched.store import Event, Store
 
 if TYPE_CHECKING:
     from pinsched.dispatch.router import Router
+    from pinsched.media.staging import Stager
     from pinsched.webhooks.sender import WebhookSender
 
 log = structlog.get_logger("pinsched.feed")
@@ -172,11 +173,14 @@ class ClusterFeed:
 
 
 class Parts(Protocol):
-    """What the feed hands other daemons' events to (the daemon's router and webhook sender,
-    once they exist)."""
+    """What the feed hands other daemons' events to (the daemon's router, video stager and
+    webhook sender, once they exist)."""
 
     @property
     def router(self) -> Router | None: ...
+
+    @property
+    def stager(self) -> Stager | None: ...
 
     @property
     def webhooks(self) -> WebhookSender | None: ...
@@ -194,6 +198,8 @@ async def cluster_feed(
         store.saw_sequence(events[-1].sequence)
 
     def observe_remote(events: Sequence[Event]) -> None:
+        if parts.stager is not None:  # a video job committed elsewhere, staged by its owner
+            parts.stager.observe(events)
         if parts.router is not None:
             parts.router.observe(events)
 

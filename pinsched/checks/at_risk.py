@@ -20,6 +20,7 @@ ExplainJob (it is held, not at risk).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
@@ -61,8 +62,12 @@ class AtRiskWatch:
         interval_s: float = 60.0,
         concurrency: int = 4,
         activity: Activity | None = None,
+        owns: Callable[[str], bool] | None = None,
     ) -> None:
+        """*owns*: in a cluster, whether this daemon publishes an account now (only its owner
+        checks its jobs, so a check is made and reported once)."""
         self.store, self.clock, self.accounts, self.checker = store, clock, accounts, checker
+        self.owns = owns
         self.lead_s, self.interval_s = lead_s, interval_s
         self.activity = activity or Activity()
         self._gate = asyncio.Semaphore(concurrency)
@@ -95,7 +100,12 @@ class AtRiskWatch:
     def _needs_check(self, job: Job) -> bool:
         seen = self._seen.get(job.id)
         fresh = seen is None or seen.planned_at != job.planned_at
-        return (fresh or bool(seen and seen.risk)) and self.accounts.can_publish(job.account_id)
+        mine = self.owns is None or self.owns(job.account_id)
+        return (
+            mine
+            and (fresh or bool(seen and seen.risk))
+            and self.accounts.can_publish(job.account_id)
+        )
 
     async def _check(self, job: Job) -> None:
         async with self._gate:

@@ -32,6 +32,7 @@ from pinsched.core import flags
 from pinsched.core.errors import AccountNotFound
 from pinsched.core.jobs import JobState
 from pinsched.dispatch.dispatcher import Dispatchers
+from pinsched.media.staging import Stager
 from pinsched.scheduler import Scheduler
 from pinsched.store import Store
 
@@ -46,9 +47,11 @@ class Handover:
         accounts: AccountRegistry,
         scheduler: Scheduler,
         dispatchers: Dispatchers,
+        *,
+        stager: Stager | None = None,
     ) -> None:
         self.store, self.clock, self.accounts = store, clock, accounts
-        self.scheduler, self.dispatchers = scheduler, dispatchers
+        self.scheduler, self.dispatchers, self.stager = scheduler, dispatchers, stager
         self._routed: dict[str, int] = {}  # job id → version handed to its dispatcher here
 
     async def take(self, account_id: str) -> None:
@@ -65,6 +68,8 @@ class Handover:
             self._routed[job.id] = job.version
             self.dispatchers.submit(job)
         loaded = await self.scheduler.adopt(account_id)
+        if self.stager is not None:  # its videos are staged by their owner only
+            await self.stager.adopt(account_id)
         if not jobs and not loaded:
             return
         log.info(

@@ -36,7 +36,7 @@ import asyncio
 import dataclasses
 import functools
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Final
 
@@ -124,8 +124,12 @@ class Stager:
         rng: random.Random | None = None,
         activity: Activity | None = None,
         first: PublishFirst | None = None,
+        owns: Callable[[str], bool] | None = None,
     ) -> None:
+        """*owns*: in a cluster, whether this daemon publishes an account now (only its owner
+        stages its videos; `adopt` picks them up when an account arrives)."""
         self.store, self.clock, self.client, self.accounts = store, clock, client, accounts
+        self.owns = owns
         self.assets, self.lead_s, self.first = assets, lead_s, first
         self.rng = rng or random.Random()
         self.activity = activity or Activity()
@@ -141,6 +145,15 @@ class Stager:
             self.consider(job)
         return len(self.tasks)
 
+    async def adopt(self, account_id: str) -> None:
+        """An account this daemon just took over: stage its videos that still need it."""
+        for job in await self.store.video_jobs():
+            if job.account_id == account_id:
+                self.consider(job)
+
+    def _mine(self, account_id: str) -> bool:
+        return self.owns is None or self.owns(account_id)
+
     def observe(self, events: Sequence[Event]) -> None:
         """Committed events (the store's sink): start, keep or drop the staging of their jobs."""
         for event in events:
@@ -149,7 +162,7 @@ class Stager:
 
     def consider(self, job: Job) -> None:
         """Start staging *job*'s video if it needs it and nothing stages it yet."""
-        if self.stopping.is_set() or not is_staged(job.pin.media):
+        if self.stopping.is_set() or not is_staged(job.pin.media) or not self._mine(job.account_id):
             return
         task = self.tasks.get(job.id)
         if job.state not in ACTIVE_STATES or job.state in (S.SUBMITTED, S.CANCELLING):
@@ -229,7 +242,8 @@ class Stager:
         job = await self.store.get_job(job_id)
         media = job.pin.media
         if (
-            job.state not in ACTIVE_STATES
+            not self._mine(job.account_id)  # moved to another daemon: its owner stages it
+            or job.state not in ACTIVE_STATES
             or job.state in (S.SUBMITTED, S.CANCELLING)
             or not isinstance(media, VideoUrl | VideoAsset)
         ):

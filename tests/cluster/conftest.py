@@ -71,8 +71,8 @@ class Nodes:
         }
         return Config(**{**settings, **overrides})
 
-    async def start(self, i: int) -> Api:
-        api = await Api.open(Daemon(self.config(), clock=self.clocks[i]))
+    async def start(self, i: int, **overrides: Any) -> Api:
+        api = await Api.open(Daemon(self.config(**overrides), clock=self.clocks[i]))
         self.apis[i] = api
         return api
 

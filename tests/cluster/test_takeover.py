@@ -16,6 +16,7 @@ from pinsched.store import Fence, LeaseLost
 from pinsched.v1 import job_pb2, scheduler_pb2
 from tests.cluster.conftest import LEASE_S, Nodes
 from tests.conftest import ACCESS, BOARD
+from tests.integration.test_video_staging import video_server  # noqa: F401 (fixture)
 
 J = job_pb2.Job
 
@@ -175,3 +176,30 @@ async def test_what_is_asked_through_the_other_daemon_is_done_by_the_owner(nodes
     await nodes.run(LEASE_S / 2)
     assert (await nodes.daemon(x).store.get_job(job.id)).state is JobState.CANCELLED
     assert nodes.sandbox.pins() == []
+
+
+async def test_a_video_known_to_both_daemons_is_staged_once_by_its_owner(
+    nodes: Nodes,
+    video_server: str,  # noqa: F811 (the fixture imported above)
+) -> None:
+    """A video job that both daemons know of (scheduled on the first, loaded by the second when
+    it starts) is staged by the account's owner alone: one media registration at Pinterest, not
+    one per daemon, and the pin is published once."""
+    lead = {"media_lead_time_s": 30.0}
+    first = await nodes.start(0, **lead)
+    await first.create_account("acme")
+    nodes.sandbox.state.media.processing_s = 1.0
+    request = first.pin_request(at=nodes.clocks[0].now() + timedelta(seconds=60))
+    request.pin.media_source.video_url.url = f"{video_server}/v.mp4"
+    request.pin.media_source.video_url.cover_image_url = "https://example.com/cover.jpg"
+    job = await first.jobs.SchedulePin(request)
+    await nodes.start(1, **lead)
+    await nodes.run(90)
+    x = await owner_index(nodes, "acme")
+    done = await nodes.daemon(x).store.get_job(job.id)
+    assert done.state is JobState.DELIVERED
+    registrations = [
+        r for r in nodes.sandbox.requests if r.method == "POST" and r.path == "/v5/media"
+    ]
+    assert len(registrations) == 1
+    assert creates(nodes) == 1
