@@ -18,6 +18,7 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf import field_mask_pb2
+from hypothesis import settings
 
 from pinsched.app import Daemon
 from pinsched.clock import Clock
@@ -37,6 +38,12 @@ J = job_pb2.Job
 EOF: object = grpc.aio.EOF  # type: ignore[attr-defined]
 #: The database backends (SQLite, PostgreSQL) and the `db_url` fixture: tests/backends.py.
 pytest_plugins = ("tests.backends",)
+
+# Property tests assert behaviour, never speed: no per-example deadline, which a loaded CI
+# machine (or coverage tracing) would turn into flaky failures. Set before the test modules
+# build their own `settings(...)`, which inherit it.
+settings.register_profile("pinsched", deadline=None)
+settings.load_profile("pinsched")
 
 ACCESS = "pina_test_access_0001"
 REFRESH = "pinr_test_refresh_0001"
