@@ -191,8 +191,15 @@ class Member:
             log.warning("lease_lost", member_id=self.id, account_id=account_id)
             self._drop(account_id)
         for account_id in resumed:
-            if self.on_resume is not None:
+            if self.on_resume is None:
+                continue
+            try:
                 await self.on_resume(account_id)
+            except Exception:
+                # Its jobs could not be reloaded (the database, briefly): resume it again at
+                # the next tick rather than hold an account whose queue was dropped.
+                log.exception("resume_failed", member_id=self.id, account_id=account_id)
+                self._woken.add(account_id)
 
     async def _take(self, account_id: str) -> None:
         started = self.clock.monotonic()

@@ -7,7 +7,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from pinsched.app import Daemon
+from pinsched.cluster.member import Member
+from pinsched.core.accounts import Account
 from pinsched.core.rendezvous import owner
+from pinsched.store import Store
+from pinsched.testing import FakeClock
 from tests.cluster.conftest import LEASE_S, Nodes
 from tests.conftest import Api
 
@@ -129,3 +133,41 @@ async def test_one_daemon_owns_every_account_and_on_sqlite_runs_no_member(
         assert member.owned() == ["acme"]
     finally:
         await api.close()
+
+
+async def test_an_account_whose_resume_failed_is_resumed_at_the_next_tick(pg_url: str) -> None:
+    """A lease that ran out on the local clock (a pause) but was still renewed is resumed (its
+    jobs reloaded); when that reload fails (the database, briefly), the next tick tries again
+    instead of holding an account whose queue was dropped."""
+    clock = FakeClock()
+    store = await Store.open(pg_url, cluster=True)
+    calls: list[str] = []
+
+    async def resume(account_id: str) -> None:
+        calls.append(account_id)
+        if len(calls) == 1:
+            raise ConnectionError("the database, briefly")
+
+    async def take(account_id: str) -> None:
+        return None
+
+    try:
+        now = clock.now()
+        await store.create_account(
+            Account(id="acme", access_token="t", created_at=now, updated_at=now)
+        )
+        member = Member(
+            store, clock, lease_s=5.0, on_take=take, on_lose=lambda _: None, on_resume=resume
+        )
+        await member.tick()
+        assert member.owned() == ["acme"]
+        await clock.advance(4.5)  # past the local margin, before the lease's expiry
+        assert member.owned() == []
+        await member.tick()  # renewed: resumed, and the reload fails
+        assert calls == ["acme"]
+        await clock.advance(1.0)
+        await member.tick()
+        assert calls == ["acme", "acme"]
+        assert member.owned() == ["acme"]
+    finally:
+        await store.close()
