@@ -167,8 +167,10 @@ async def _cas(db: Tx, old: Job, new: Job) -> None:
     """Compare-and-set the stored job from *old* (its version) to *new*. The pin is encoded
     and written only when it changed: a state change keeps the pin object (`core.decision`
     applies changes with `dataclasses.replace`), and the stored row at *old*'s version holds
-    *old*'s pin already."""
-    if new.pin is old.pin:
+    *old*'s pin already — unless that row still carries an inline image's bytes (written by a
+    pinsched before the media table), which move to the media table at the job's next change."""
+    legacy = isinstance(new.pin.media, ImageBase64) and bool(new.pin.media.data)
+    if new.pin is old.pin and not legacy:
         sql = _CAS_SAME_PIN
         args: tuple[Any, ...] = (new.state.value, *_job_tail(new), new.id, old.version)
     else:
