@@ -147,9 +147,8 @@ class Stager:
 
     async def adopt(self, account_id: str) -> None:
         """An account this daemon just took over: stage its videos that still need it."""
-        for job in await self.store.video_jobs():
-            if job.account_id == account_id:
-                self.consider(job)
+        for job in await self.store.video_jobs(account_id):
+            self.consider(job)
 
     def _mine(self, account_id: str) -> bool:
         return self.owns is None or self.owns(account_id)

@@ -239,6 +239,12 @@ PG_MIGRATIONS: Final[tuple[str, ...]] = (
         at BIGINT NOT NULL
     );
     """,
+    # → 16: the active video jobs, by an index (SQLite's 15 → 16).
+    """
+    CREATE INDEX jobs_video ON jobs(account_id, id)
+        WHERE state IN ('CANCELLING', 'PENDING', 'QUEUED', 'RETRYING', 'SUBMITTED')
+        AND (video_asset IS NOT NULL OR ((pin)::jsonb #>> '{media,video_url}') IS NOT NULL);
+    """,
 )
 
 

@@ -262,6 +262,13 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         at INTEGER NOT NULL
     ) STRICT;
     """,
+    # 15 → 16: the active video jobs (their videos staged ahead), found at start-up and at a
+    # takeover without reading every active job's pin (`store.videos.VIDEO_SQL`).
+    """
+    CREATE INDEX jobs_video ON jobs(account_id, id)
+        WHERE state IN ('CANCELLING', 'PENDING', 'QUEUED', 'RETRYING', 'SUBMITTED')
+        AND (video_asset IS NOT NULL OR json_extract(pin, '$.media.video_url') IS NOT NULL);
+    """,
 )
 
 

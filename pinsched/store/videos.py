@@ -7,6 +7,15 @@ from pinsched.store.driver import Backend, Reader
 from pinsched.store.rows import _ACTIVE_SQL, _JOB_COLUMNS, _job_from_row
 
 
+def video_sql(video_url: str) -> str:
+    """The active video jobs; its WHERE is the partial index `jobs_video`'s, term for term
+    (the planners use a partial index only when the query's conditions imply its own)."""
+    return (
+        f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state IN ({_ACTIVE_SQL}) "
+        f"AND (video_asset IS NOT NULL OR {video_url} IS NOT NULL)"
+    )
+
+
 class VideoMixin:
     """Mixed into `Store`."""
 
@@ -22,11 +31,12 @@ class VideoMixin:
         )
         return bool(rows)
 
-    async def video_jobs(self) -> list[Job]:
-        """Active jobs whose video pinsched stages (`video_url` / `video_asset`)."""
-        url = self._db.dialect.json_text("pin", "media", "video_url")
-        rows = await self._reader.execute_fetchall(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state IN ({_ACTIVE_SQL}) AND "
-            f"(video_asset IS NOT NULL OR {url} IS NOT NULL)"
-        )
+    async def video_jobs(self, account_id: str | None = None) -> list[Job]:
+        """Active jobs whose video pinsched stages (`video_url` / `video_asset`), of one
+        account or of all; read through the partial index `jobs_video`, whatever the backlog."""
+        sql = video_sql(self._db.dialect.json_text("pin", "media", "video_url"))
+        if account_id is None:
+            rows = await self._reader.execute_fetchall(sql)
+        else:
+            rows = await self._reader.execute_fetchall(f"{sql} AND account_id = ?", (account_id,))
         return [_job_from_row(tuple(r)) for r in rows]

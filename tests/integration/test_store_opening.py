@@ -20,6 +20,7 @@ from pinsched.core.accounts import Account
 from pinsched.core.errors import AccountNotFound, StorageUnavailable
 from pinsched.store import MIGRATIONS, JobFilter, Store, StoreOpenError
 from pinsched.store.jobs import IN_FLIGHT_SQL
+from pinsched.store.videos import video_sql
 from tests.conftest import Api
 from tests.e2e.procs import ROOT, start_daemon, start_sandbox
 
@@ -266,3 +267,17 @@ async def test_a_restart_finds_its_in_flight_jobs_through_the_active_index(tmp_p
     first_half = [step for step in plan if "jobs_active" in step or "SCAN jobs" in step]
     assert any("USING INDEX jobs_active" in step for step in first_half), plan
     assert not any(step.strip() == "SCAN jobs" for step in plan), plan
+
+
+async def test_a_restart_finds_its_video_jobs_through_their_index(tmp_path: Path) -> None:
+    """The start-up read of the video jobs to stage (and a takeover's, by account) searches the
+    partial index `jobs_video` instead of reading every active job's pin (0.65 s at a million
+    pending jobs)."""
+    store = await Store.open(tmp_path / "plan.db")
+    await store.close()
+    sql = video_sql("json_extract(pin, '$.media.video_url')")
+    with sqlite3.connect(tmp_path / "plan.db") as conn:
+        for query, args in ((sql, ()), (f"{sql} AND account_id = ?", ("acme",))):
+            plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {query}", args)]
+            assert any("USING INDEX jobs_video" in step for step in plan), plan
+            assert not any(step.strip() == "SCAN jobs" for step in plan), plan
