@@ -14,6 +14,7 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 
@@ -72,7 +73,10 @@ class Nodes:
         return Config(**{**settings, **overrides})
 
     async def start(self, i: int, **overrides: Any) -> Api:
-        api = await Api.open(Daemon(self.config(**overrides), clock=self.clocks[i]))
+        """Start daemon *i* as member `node-<i>`: fixed ids make rendezvous ownership, and so
+        every test here, the same at every run (a real member id is new at every start)."""
+        with mock.patch("pinsched.cluster.member.new_member_id", return_value=f"node-{i}"):
+            api = await Api.open(Daemon(self.config(**overrides), clock=self.clocks[i]))
         self.apis[i] = api
         return api
 
