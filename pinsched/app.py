@@ -18,32 +18,26 @@ leases before it says it is ready, and lets them go at stop, after its dispatche
 
 The HTTP/JSON door (`pinsched.http`, `http_listen`) serves the same servicer objects as the gRPC
 server; parts that serve HTTP too add their routes to it through `Daemon.http_extensions`.
-The gRPC server's assembly, the MCP mount and the app-credentials notices are in
-`pinsched.daemon`.
+Opening and closing those doors (`daemon.doors`), the gRPC server's assembly, the MCP mount and
+the app-credentials notices are in `pinsched.daemon`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
-import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-import grpc
 import structlog
-from aiohttp import web
-from grpc_health.v1 import _async as health_aio
-from grpc_health.v1 import health_pb2
 
 from pinsched import security
 from pinsched.accounts.admin import AccountAdmin
 from pinsched.accounts.keeper import TokenKeeper
 from pinsched.accounts.registry import AccountRegistry
 from pinsched.api.account_servicer import AccountServicer
-from pinsched.api.guard import Guard
 from pinsched.api.media_servicer import MediaServicer
 from pinsched.api.proto_json import PROTO_JSON
 from pinsched.api.servicers import PinSchedulerServicer
@@ -58,13 +52,12 @@ from pinsched.core.accounts import Account
 from pinsched.core.retry import RetryPolicy
 from pinsched.daemon import grpc_server
 from pinsched.daemon.credentials import app_credentials_changed
-from pinsched.daemon.mcp_mount import mount_mcp
+from pinsched.daemon.doors import Doors
 from pinsched.dispatch.dispatcher import Dispatchers, DispatchSettings
 from pinsched.dispatch.router import Router
 from pinsched.events import EventBus
 from pinsched.feed import ClusterFeed, cluster_feed
-from pinsched.http.openapi import openapi_document
-from pinsched.http.server import HttpDoor, ssl_context
+from pinsched.http.server import HttpDoor
 from pinsched.media.assets import MediaAssets, media_dir
 from pinsched.media.publish_first import PublishFirst
 from pinsched.media.staging import Stager
@@ -75,7 +68,7 @@ from pinsched.ops.limits import ServerLimits
 from pinsched.ops.masking import url_secrets
 from pinsched.ops.metrics import Metrics
 from pinsched.pinterest.client import PinterestClient
-from pinsched.preflight import ListenError, preflight
+from pinsched.preflight import preflight
 from pinsched.retention import Retention
 from pinsched.scheduler import Scheduler
 from pinsched.service import PinService
@@ -96,20 +89,13 @@ class Daemon:
         self.config = config
         self.limits = limits
         self.clock: Clock = clock or SystemClock()
-        self.port = 0
         self.bus = EventBus()
         self.metrics = Metrics()
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._server: grpc.aio.Server | None = None
-        self.http: HttpDoor | None = None
-        self.http_port = 0
+        self.doors = Doors(config, limits, self.metrics)
         #: Called with the HTTP door's aiohttp app before it starts: add routes or sub-apps.
-        self.http_extensions: list[Callable[[web.Application], None]] = []
-        self._private_dir: str | None = None  # the MCP transport's unix socket lives here
-        self._health: health_aio.HealthServicer | None = None
-        self._health_server: grpc.aio.Server | None = None
-        self.health_port = 0
+        self.http_extensions = self.doors.http_extensions
         self.store: Store
         self.scheduler: Scheduler
         self.dispatchers: Dispatchers
@@ -126,6 +112,23 @@ class Daemon:
         self.assets: MediaAssets
         self.member: Member | None = None  # several daemons on one PostgreSQL database
         self.handover: Handover | None = None
+
+    @property
+    def port(self) -> int:
+        """The gRPC port (once started)."""
+        return self.doors.port
+
+    @property
+    def http_port(self) -> int:
+        return self.doors.http_port
+
+    @property
+    def health_port(self) -> int:
+        return self.doors.health_port
+
+    @property
+    def http(self) -> HttpDoor | None:
+        return self.doors.http
 
     async def start(self) -> None:
         """Start every part; if any step fails, stop what was started and re-raise (a failed
@@ -317,12 +320,35 @@ class Daemon:
         )
         self._tasks.append(asyncio.create_task(self.at_risk.run(self._stop), name="at_risk"))
 
-        # The guard (token, then request parsing) runs before metrics and every handler.
-        interceptors: list[Any] = [
-            Guard(cfg.api_token, on_denied=self.metrics.denied),
-            self.metrics.interceptor(),
-        ]
-        servicers: dict[str, Any] = dict(
+        await self.doors.open(
+            self._servicers(admin),
+            ready=self._readiness,
+            assets=self.assets,
+            app_refused=bool(self.accounts.app_refused),
+        )
+        # Everything built so far (heap, caches, modules) lives as long as the process: keep it
+        # out of the collector's generations, and collect young objects less often.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(50_000, 50, 50)
+        log.info(
+            "pinsched_ready",
+            listen=cfg.listen,
+            port=self.port,
+            http_port=self.http_port,
+            db=redact(cfg.db_path),
+            recovered=recovered,
+            member=self.member.id if self.member is not None else None,
+            accounts_owned=len(self.member.held) if self.member is not None else None,
+            pinterest_api_base=cfg.pinterest_api_base,
+        )
+
+    def _servicers(self, admin: AccountAdmin) -> dict[str, Any]:
+        """The API's servicers by `grpc_server.SERVICES` name: the gRPC server and the HTTP/JSON
+        door serve the same objects."""
+        cfg = self.config
+        assert self.webhooks is not None
+        return dict(
             zip(
                 grpc_server.SERVICES,
                 (
@@ -342,57 +368,6 @@ class Daemon:
                 ),
                 strict=True,
             )
-        )
-        server, self._health = grpc_server.build(servicers, interceptors, self.limits)
-        self.port = grpc_server.bind(server, cfg)
-        if cfg.http_listen is not None and (mounted := mount_mcp(server, cfg.api_token)):
-            self._private_dir, mount = mounted
-            self.http_extensions.append(mount)
-        await server.start()
-        self._server = server
-        if cfg.http_listen is not None:
-            self.http = HttpDoor(
-                servicers,
-                api_token=cfg.api_token,
-                ready=self._readiness,
-                openapi=openapi_document,
-                max_body_bytes=self.limits.http_max_body_bytes,
-                assets=self.assets,
-            )
-            for extend in self.http_extensions:
-                extend(self.http.app)
-            self.http_port = await self.http.start(cfg.http_listen, ssl_context(cfg))
-        for name in ("", *grpc_server.SERVICES):
-            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        if cfg.health_listen:
-            self._health_server, self.health_port = await grpc_server.serve_health(
-                cfg.health_listen, self._health
-            )
-        await grpc_server.set_pinterest_health(
-            self._health, refused=bool(self.accounts.app_refused)
-        )
-        if cfg.metrics_listen:
-            try:
-                await self.metrics.serve(cfg.metrics_listen)
-            except OSError as exc:
-                raise ListenError(
-                    f"metrics_listen {cfg.metrics_listen}: cannot listen: {exc.strerror or exc}"
-                ) from None
-        # Everything built so far (heap, caches, modules) lives as long as the process: keep it
-        # out of the collector's generations, and collect young objects less often.
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(50_000, 50, 50)
-        log.info(
-            "pinsched_ready",
-            listen=cfg.listen,
-            port=self.port,
-            http_port=self.http_port,
-            db=redact(cfg.db_path),
-            recovered=recovered,
-            member=self.member.id if self.member is not None else None,
-            accounts_owned=len(self.member.held) if self.member is not None else None,
-            pinterest_api_base=cfg.pinterest_api_base,
         )
 
     def _handover(self) -> Handover:
@@ -424,7 +399,7 @@ class Daemon:
     async def _on_app_refused(self, reason: str) -> None:
         await app_credentials_changed(
             reason,
-            health=None if self._stop.is_set() else self._health,
+            health=None if self._stop.is_set() else self.doors.health,
             store=self.store,
             clock=self.clock,
             accounts=self.accounts,
@@ -470,19 +445,10 @@ class Daemon:
 
         if opened:
             log.info("pinsched_stopping", grace_s=grace)
-        if self._health is not None:
-            await self._health.enter_graceful_shutdown()
+        await self.doors.drain()
         self.bus.close()
         self._stop.set()
-        if self.http is not None:  # first: its /mcp tools call the gRPC server below
-            await self.http.stop()
-        if self._server is not None:
-            await self._server.stop(left())
-        if self._health_server is not None:
-            await self._health_server.stop(0)
-        if self._private_dir is not None:
-            shutil.rmtree(self._private_dir, ignore_errors=True)
-        await self.metrics.close()
+        await self.doors.close(left())
         for task in self._tasks:
             try:
                 await asyncio.wait_for(task, timeout=left())

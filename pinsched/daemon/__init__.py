@@ -1,6 +1,8 @@
 """The pieces of the composition root (`pinsched.app.Daemon`, which builds the parts, starts them
 in order and stops them in reverse).
 
+- `doors`: every listening socket, opened last and closed first: the gRPC server, the HTTP/JSON
+  door with its extensions (MCP), the health-only port and the metrics port.
 - `grpc_server`: the gRPC server: guard and metrics interceptors, the API services, WatchJobs'
   wire, health and reflection; binding the listen address (TLS, client certificates) and the
   health-only port.
