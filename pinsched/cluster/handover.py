@@ -103,11 +103,16 @@ class Handover:
         put back on the heap."""
         for account_id in owned:
             await self._save(account_id)
+        versions = await self.store.account_versions(owned)  # one read for every account
+        for account_id in owned:
+            cached = self.accounts.cached(account_id)
+            version = versions.get(account_id)  # None: deleted meanwhile, its lease goes next
+            if version is None or (cached is not None and cached.version >= version):
+                continue
             try:
                 row = await self.store.get_account(account_id)
             except AccountNotFound:
-                continue  # deleted meanwhile: its lease goes at the next tick
-            cached = self.accounts.cached(account_id)
+                continue
             if cached is None or cached.version < row.version:
                 self.accounts.put(row)
                 if self.accounts.can_publish(account_id) and self.scheduler.held.get(account_id):

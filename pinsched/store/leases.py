@@ -32,6 +32,9 @@ from pinsched.store.rows import _JOB_COLUMNS, Event, _job_from_row
 
 T = TypeVar("T")
 
+#: Leases renewed per statement (two parameters each).
+_RENEW_CHUNK = 500
+
 
 class LeaseLost(Exception):
     """This daemon no longer holds the account's lease at the epoch it acted under: the write
@@ -164,16 +167,26 @@ class LeasesMixin:
         now_us, until = codec.to_us(now), codec.to_us(now + ttl)
 
         async def op(db: Tx, _: list[Event]) -> list[Lease]:
-            kept: list[Lease] = []
-            for lease in leases:
-                changed = await db.execute(
-                    "UPDATE account_leases SET expires_at = ? WHERE account_id = ? "
-                    "AND owner = ? AND epoch = ? AND expires_at > ?",
-                    (until, lease.account_id, member_id, lease.epoch, now_us),
+            renewed: set[tuple[str, int]] = set()
+            for start in range(0, len(leases), _RENEW_CHUNK):  # one statement per chunk
+                chunk = leases[start : start + _RENEW_CHUNK]
+                pairs = ", ".join(["(?, CAST(? AS BIGINT))"] * len(chunk))
+                rows = await db.fetchall(
+                    "UPDATE account_leases SET expires_at = ? WHERE owner = ? AND expires_at > ? "
+                    f"AND (account_id, epoch) IN (VALUES {pairs}) RETURNING account_id, epoch",
+                    (
+                        until,
+                        member_id,
+                        now_us,
+                        *(v for x in chunk for v in (x.account_id, x.epoch)),
+                    ),
                 )
-                if changed:
-                    kept.append(Lease(lease.account_id, member_id, lease.epoch, now + ttl))
-            return kept
+                renewed.update((str(r[0]), int(r[1])) for r in rows)
+            return [
+                Lease(x.account_id, member_id, x.epoch, now + ttl)
+                for x in leases
+                if (x.account_id, x.epoch) in renewed
+            ]
 
         return await self._write(op)
 
@@ -217,6 +230,15 @@ class LeasesMixin:
             (list(account_ids), after[0], after[1], until_us, limit),
         )
         return [(str(r[0]), int(r[1])) for r in rows]
+
+    async def account_versions(self, account_ids: Sequence[str]) -> dict[str, int]:
+        """The stored version of each of *account_ids* that still exists (PostgreSQL)."""
+        if not account_ids:
+            return {}
+        rows = await self._reader.execute_fetchall(
+            "SELECT id, version FROM accounts WHERE id = ANY(?)", (list(account_ids),)
+        )
+        return {str(r[0]): int(r[1]) for r in rows}
 
     async def owned_in_flight(self, account_ids: Sequence[str]) -> list[Job]:
         """`Store.in_flight_jobs` of *account_ids*: QUEUED, SUBMITTED and CANCELLING jobs and

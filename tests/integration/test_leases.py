@@ -45,6 +45,31 @@ async def test_one_owner_at_a_time_and_the_epoch_grows_on_takeover(store: Store)
     assert (held.owner, held.epoch) == ("B", b.epoch)
 
 
+async def test_renewal_keeps_exactly_the_leases_still_held_at_their_epoch(store: Store) -> None:
+    """One renewal of 600 leases (more than one statement's worth): the one another member took
+    over and the one that ran out are not renewed; every other is, to now + ttl."""
+    ids = [f"a{i:03d}" for i in range(600)]
+    for account_id in ids:
+        await store.create_account(
+            Account(id=account_id, access_token="t", created_at=NOW, updated_at=NOW)
+        )
+    held = [await store.take_lease(a, "A", NOW, TTL) for a in ids]
+    leases = [lease for lease in held if lease is not None]
+    assert len(leases) == 600
+    # a001 runs out early (A let it go), then B takes it; a550 only runs out.
+    await store.release_lease(leases[1])
+    assert await store.take_lease("a001", "B", NOW, TTL) is not None
+    await store.release_lease(leases[550])
+    later = NOW + timedelta(seconds=5)
+    kept = await store.renew_leases("A", leases, later, TTL)
+    assert [lease.account_id for lease in kept] == [a for a in ids if a not in ("a001", "a550")]
+    assert {(lease.owner, lease.expires_at) for lease in kept} == {("A", later + TTL)}
+    rows = {lease.account_id: lease for lease in await store.leases()}
+    assert rows["a001"].owner == "B"
+    assert rows["a550"].expires_at <= later
+    assert rows["a599"].expires_at == later + TTL
+
+
 async def test_a_fenced_write_after_losing_the_lease_commits_nothing(store: Store) -> None:
     """A job change fenced by A's old epoch raises LeaseLost once B took the account over:
     the job, its event log and the sequence are as they were; B's fence commits."""
