@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 
 class FakeClock:
@@ -33,12 +35,20 @@ class FakeClock:
     def monotonic(self) -> float:
         return self._offset
 
-    async def sleep(self, seconds: float) -> None:
-        if seconds <= 0:
+    def sleep(self, seconds: float) -> Coroutine[Any, Any, None]:
+        """Sleep *seconds* counted from this call, not from when the returned coroutine first
+        runs. A caller that hands `sleep(delay)` to a new task (`asyncio.ensure_future`) computed
+        *delay* from `now()`; the task may start only after `advance` moved time on (it does not
+        wait for a task that is waiting on real I/O, a database query), and the delay would be
+        counted from there: a 5-minute sleep asked at 09:40 would end at 10:05, not 09:45."""
+        return self._sleep_until(self._offset + seconds)
+
+    async def _sleep_until(self, deadline: float) -> None:
+        if deadline <= self._offset:
             await asyncio.sleep(0)
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._sleepers, (self._offset + seconds, next(self._ids), fut))
+        heapq.heappush(self._sleepers, (deadline, next(self._ids), fut))
         await fut
 
     @property
@@ -55,9 +65,7 @@ class FakeClock:
         """Move time forward by *seconds*, waking every sleeper whose deadline passes."""
         if seconds < 0:
             raise ValueError("a FakeClock never goes back")
-        # A task that computed a delay from now() and handed `sleep(delay)` to a new task
-        # registers its deadline only when that task first runs: let it, or the sleep would be
-        # counted from after this advance and overshoot by all of it.
+        # Let tasks made runnable just before this call register their sleeps first.
         await _settle()
         target = self._offset + seconds
         while self._sleepers and self._sleepers[0][0] <= target:

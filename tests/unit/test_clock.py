@@ -75,6 +75,23 @@ async def test_woken_task_runs_before_later_deadlines() -> None:
     assert log == [("repeater", 1.0), ("repeater", 2.0), ("late", 2.5), ("repeater", 3.0)]
 
 
+async def test_a_sleep_counts_from_the_call_even_when_its_task_starts_later() -> None:
+    """A delay computed at 09:40 and handed to a task that first runs after time moved to 10:00
+    (its caller was waiting on real I/O meanwhile) ends at 09:45: at once, not at 10:05."""
+    clock = FakeClock(START)
+    pending = clock.sleep(300)  # asked now: ends at START + 5 min
+    late = clock.sleep(1500)  # ends at START + 25 min
+    await clock.advance(1200)
+    sleeper = asyncio.ensure_future(pending)
+    await asyncio.wait_for(sleeper, 1)
+    assert clock.now() == START + timedelta(minutes=20)
+    waiter = asyncio.ensure_future(late)
+    await wait_for_sleepers(clock, 1)
+    assert clock.next_deadline() == pytest.approx(300)
+    await clock.advance(300)
+    await asyncio.wait_for(waiter, 1)
+
+
 async def test_zero_sleep_returns_without_advancing() -> None:
     """sleep(0) and negative sleeps return at once, leaving no pending sleeper."""
     clock = FakeClock(START)
