@@ -297,19 +297,9 @@ class PinService:
         """Send a FAILED or PERMANENTLY_FAILED job round again with a fresh attempt budget."""
         return await self._change(job_id, 0, lambda job: requests.retry(job, now=self.clock.now()))
 
-    async def update(
-        self,
-        job_id: str,
-        *,
-        paths: Sequence[str],
-        expected_version: int,
-        pin: PinSpec,
-        timing: ScheduleSpec | None,
-        retry_for: timedelta | None = None,
-    ) -> Job:
+    async def update(self, job_id: str, request: Update, *, expected_version: int) -> Job:
         """Apply an UpdateJob (already validated) according to the job's state
         (`core.requests.update`)."""
-        request = Update(paths=paths, pin=pin, timing=timing, retry_for=retry_for)
         return await self._change(
             job_id, expected_version, lambda job: requests.update(job, request)
         )
@@ -340,17 +330,8 @@ class PinService:
 
         return await retrying(attempt, f"job {job_id!r}")
 
-    def update_decision(
-        self,
-        job_id: str,
-        *,
-        paths: Sequence[str],
-        pin: PinSpec,
-        timing: ScheduleSpec | None,
-        retry_for: timedelta | None,
-    ) -> Callable[[Job, datetime], tuple[Job, Transition]]:
+    def update_decision(self, request: Update) -> Callable[[Job, datetime], tuple[Job, Transition]]:
         """The change an UpdateJob makes to the job as read (for `validate_only`)."""
-        request = Update(paths=paths, pin=pin, timing=timing, retry_for=retry_for)
 
         def decide(job: Job, now: datetime) -> tuple[Job, Transition]:
             ((_, new, entry),) = apply(job, requests.update(job, request), now=now)

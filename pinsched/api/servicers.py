@@ -21,6 +21,7 @@ from pinsched.checks.pins import Checker
 from pinsched.clock import Clock
 from pinsched.core import errors
 from pinsched.core.jobs import ImageBase64, Job, PinSpec, ScheduleSpec
+from pinsched.core.requests import Update
 from pinsched.events import EventBus
 from pinsched.media.urlprobe import UrlProbe
 from pinsched.ops import limits
@@ -284,14 +285,8 @@ class PinSchedulerServicer(WatchJobsServicer):
             retry_for = va.retry_for_from_proto(out, "job.retry_for", req)
             out.raise_if_any()
         svc = self.dry if request.validate_only else self.service
-        return await svc.update(
-            req.id,
-            paths=paths,
-            expected_version=version,
-            pin=pin_spec,
-            timing=timing_spec,
-            retry_for=retry_for,
-        )
+        update = Update(paths=paths, pin=pin_spec, timing=timing_spec, retry_for=retry_for)
+        return await svc.update(req.id, update, expected_version=version)
 
     @unary
     async def CancelJob(self, request: scheduler_pb2.CancelJobRequest, context: Ctx) -> job_pb2.Job:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from pinsched.checks import pins
 from pinsched.checks.pins import Checker, Problem
 from pinsched.core.errors import AlreadyExists, VersionMismatch
 from pinsched.core.jobs import Job, JobState, PinSpec, ScheduleSpec, Transition
+from pinsched.core.requests import Update
 from pinsched.service import PinService
 from pinsched.store import Store
 
@@ -100,23 +101,12 @@ class DryRun:
             ]
         return problems
 
-    async def update(
-        self,
-        job_id: str,
-        *,
-        paths: Sequence[str],
-        expected_version: int,
-        pin: PinSpec,
-        timing: ScheduleSpec | None,
-        retry_for: timedelta | None = None,
-    ) -> Job:
+    async def update(self, job_id: str, request: Update, *, expected_version: int) -> Job:
         """The job as UpdateJob would leave it; nothing changes."""
         job = await self.service.get(job_id)
         if expected_version and job.version != expected_version:
             raise VersionMismatch(job_id, expected_version, job.version)
-        decide = self.service.update_decision(
-            job_id, paths=paths, pin=pin, timing=timing, retry_for=retry_for
-        )
+        decide = self.service.update_decision(request)
         now = self.service.clock.now()
         new, _ = decide(job, now)
         found = await self._check(job.account_id, new.pin, "job")
