@@ -45,15 +45,15 @@ from bench.soak import (
     Result,
     Scale,
     _check,
-    account_id,
     all_jobs,
-    board_id,
+    create_accounts,
     plan,
     report,
     schedule_wave,
+    seed_sandbox,
     start_sandbox,
 )
-from pinsched.v1 import account_pb2, account_pb2_grpc, job_pb2, scheduler_pb2, scheduler_pb2_grpc
+from pinsched.v1 import job_pb2, scheduler_pb2, scheduler_pb2_grpc
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -192,41 +192,10 @@ async def run(
     try:
         async with aiohttp.ClientSession() as session:
             admin = Admin(base, session)
-            for i in range(scale.accounts):
-                await admin.post(
-                    "/users",
-                    {
-                        "username": account_id(i),
-                        "boards": [board_id(i)],
-                        "access_token": f"pina_soak_{i:03d}",
-                        "refresh_token": f"pinr_soak_{i:03d}",
-                    },
-                )
-            for rule in (
-                {"kind": "lost_response", "mode": "hang", "hold_s": 3.0,
-                 "probability": scale.rate_hang},
-                {"kind": "status_after_create", "status": 500,
-                 "probability": scale.rate_after_create},
-                {"kind": "late_create", "probability": scale.rate_late_create,
-                 "land_after_min_s": scale.land_after_s[0],
-                 "land_after_max_s": scale.land_after_s[1]},
-            ):  # fmt: skip
-                await admin.post("/faults", rule)
+            await seed_sandbox(admin, scale)
             for _ in range(cs.daemons):
                 nodes.append(Node(*await start_daemon(db_url, base, cs.lease_s, workdir)))
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{nodes[0].port}") as channel:
-                accounts = account_pb2_grpc.AccountServiceStub(channel)
-                for i in range(scale.accounts):
-                    await accounts.CreateAccount(
-                        account_pb2.CreateAccountRequest(
-                            account_id=account_id(i),
-                            account=account_pb2.Account(
-                                access_token=f"pina_soak_{i:03d}",
-                                refresh_token=f"pinr_soak_{i:03d}",
-                                pacing=account_pb2.Pacing(writes_per_minute=6000),
-                            ),
-                        )
-                    )
+            await create_accounts(nodes[0].port, scale)
             work = plan(scale, rng)
             chaos = ["kill"] * cs.kills + ["stop"] * cs.stops
             rng.shuffle(chaos)

@@ -418,6 +418,57 @@ async def follow_until_settled(
     return events
 
 
+async def seed_sandbox(admin: Admin, scale: Scale) -> None:
+    """The sandbox's users (one per account, with its board) and the fault rules of *scale*."""
+    for i in range(scale.accounts):
+        await admin.post(
+            "/users",
+            {
+                "username": account_id(i),
+                "boards": [board_id(i)],
+                "access_token": f"pina_soak_{i:03d}",
+                "refresh_token": f"pinr_soak_{i:03d}",
+            },
+        )
+    for rule in (
+        {
+            "kind": "lost_response",
+            "mode": "hang",
+            "hold_s": 3.0,
+            "probability": scale.rate_hang,
+        },
+        {
+            "kind": "status_after_create",
+            "status": 500,
+            "probability": scale.rate_after_create,
+        },
+        {
+            "kind": "late_create",
+            "probability": scale.rate_late_create,
+            "land_after_min_s": scale.land_after_s[0],
+            "land_after_max_s": scale.land_after_s[1],
+        },
+    ):
+        await admin.post("/faults", rule)
+
+
+async def create_accounts(port: int, scale: Scale) -> None:
+    """Create *scale*'s accounts through the daemon on *port*, unpaced."""
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        accounts = account_pb2_grpc.AccountServiceStub(channel)
+        for i in range(scale.accounts):
+            await accounts.CreateAccount(
+                account_pb2.CreateAccountRequest(
+                    account_id=account_id(i),
+                    account=account_pb2.Account(
+                        access_token=f"pina_soak_{i:03d}",
+                        refresh_token=f"pinr_soak_{i:03d}",
+                        pacing=account_pb2.Pacing(writes_per_minute=6000),
+                    ),
+                )
+            )
+
+
 async def run(
     scale: Scale, workdir: Path, *, seed: int = 1, name: str = "", db_url: str = ""
 ) -> Result:
@@ -432,50 +483,9 @@ async def run(
     try:
         async with aiohttp.ClientSession() as session:
             admin = Admin(base, session)
-            for i in range(scale.accounts):
-                await admin.post(
-                    "/users",
-                    {
-                        "username": account_id(i),
-                        "boards": [board_id(i)],
-                        "access_token": f"pina_soak_{i:03d}",
-                        "refresh_token": f"pinr_soak_{i:03d}",
-                    },
-                )
-            for rule in (
-                {
-                    "kind": "lost_response",
-                    "mode": "hang",
-                    "hold_s": 3.0,
-                    "probability": scale.rate_hang,
-                },
-                {
-                    "kind": "status_after_create",
-                    "status": 500,
-                    "probability": scale.rate_after_create,
-                },
-                {
-                    "kind": "late_create",
-                    "probability": scale.rate_late_create,
-                    "land_after_min_s": scale.land_after_s[0],
-                    "land_after_max_s": scale.land_after_s[1],
-                },
-            ):
-                await admin.post("/faults", rule)
+            await seed_sandbox(admin, scale)
             daemon, port, _ = await start_daemon(db, base)
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-                accounts = account_pb2_grpc.AccountServiceStub(channel)
-                for i in range(scale.accounts):
-                    await accounts.CreateAccount(
-                        account_pb2.CreateAccountRequest(
-                            account_id=account_id(i),
-                            account=account_pb2.Account(
-                                access_token=f"pina_soak_{i:03d}",
-                                refresh_token=f"pinr_soak_{i:03d}",
-                                pacing=account_pb2.Pacing(writes_per_minute=6000),
-                            ),
-                        )
-                    )
+            await create_accounts(port, scale)
             work = plan(scale, rng)
             acked: dict[str, str] = {}
             unacked: list[scheduler_pb2.SchedulePinRequest] = []
