@@ -45,7 +45,7 @@ from pinsched.api.webhook_servicer import WebhookServicer
 from pinsched.checks.at_risk import AtRiskWatch
 from pinsched.checks.pins import Checker
 from pinsched.clock import Activity, Clock, SystemClock
-from pinsched.cluster.handover import Handover
+from pinsched.cluster.handover import Handover, join
 from pinsched.cluster.member import Member
 from pinsched.config import Config
 from pinsched.core.accounts import Account
@@ -198,6 +198,11 @@ class Daemon:
             on_attempt=self.metrics.webhook_attempt,
         )
         await self.webhooks.start()
+        if cfg.cluster:  # else (alone; always on SQLite) every account is this daemon's
+            self.member = join(
+                self.store, self.clock, cfg.cluster_lease_s, self.activity, self._handover
+            )
+        owns = self.member.owns if self.member is not None else None
         self.assets = MediaAssets(media_dir(cfg.db_path), self.clock)
         self.assets.clean_partials()
         self.stager = Stager(
@@ -209,20 +214,8 @@ class Daemon:
             lead_s=cfg.media_lead_time_s,
             activity=self.activity,
             first=PublishFirst(self.clock, next_due_us=lambda: self.scheduler.heap.peek_due()),
-            owns=self._owns if cfg.cluster else None,
+            owns=owns,
         )
-        if cfg.cluster:  # else (alone; always on SQLite) every account is this daemon's
-            self.member = Member(
-                self.store,
-                self.clock,
-                lease_s=cfg.cluster_lease_s,
-                on_take=lambda account_id: self._handover().take(account_id),
-                on_lose=lambda account_id: self._handover().lose(account_id),
-                on_release=lambda account_id: self._handover().release(account_id),
-                on_tick=lambda owned: self._handover().tick(owned, shared=self._shared()),
-                on_resume=lambda account_id: self._handover().resume(account_id),
-                activity=self.activity,
-            )
         fence = self.member.fence if self.member is not None else None
         self.dispatchers = Dispatchers(
             self.store,
@@ -316,7 +309,7 @@ class Daemon:
             self.checker,
             lead_s=cfg.preflight_lead_time_s,
             activity=self.activity,
-            owns=self._owns if cfg.cluster else None,
+            owns=owns,
         )
         self._tasks.append(asyncio.create_task(self.at_risk.run(self._stop), name="at_risk"))
 
@@ -373,13 +366,6 @@ class Daemon:
     def _handover(self) -> Handover:
         assert self.handover is not None
         return self.handover
-
-    def _owns(self, account_id: str) -> bool:
-        """In a cluster: whether this daemon publishes *account_id* now."""
-        return self.member is not None and self.member.owns(account_id)
-
-    def _shared(self) -> bool:
-        return self.member is not None and self.member.shared()
 
     def _account_changed(self, account: Account) -> None:
         """An account changed: the token keeper looks at its tokens again (once it runs); an

@@ -24,10 +24,13 @@ on Pinterest: one sent twice does no harm).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import structlog
 
 from pinsched.accounts.registry import AccountRegistry
-from pinsched.clock import Clock
+from pinsched.clock import Activity, Clock
+from pinsched.cluster.member import Member
 from pinsched.core import flags
 from pinsched.core.errors import AccountNotFound
 from pinsched.core.jobs import JobState
@@ -127,3 +130,31 @@ class Handover:
                     if self._routed.get(job.id) != job.version:
                         self.dispatchers.submit(job)
             self._routed = routed
+
+
+def join(
+    store: Store,
+    clock: Clock,
+    lease_s: float,
+    activity: Activity,
+    handover: Callable[[], Handover],
+) -> Member:
+    """This daemon's cluster member, its lease changes handed to *handover()* (built later: it
+    needs the scheduler and dispatchers, which take the member's fence)."""
+    member: Member
+
+    def tick(owned: list[str]) -> Awaitable[None]:
+        return handover().tick(owned, shared=member.shared())
+
+    member = Member(
+        store,
+        clock,
+        lease_s=lease_s,
+        on_take=lambda account_id: handover().take(account_id),
+        on_lose=lambda account_id: handover().lose(account_id),
+        on_release=lambda account_id: handover().release(account_id),
+        on_tick=tick,
+        on_resume=lambda account_id: handover().resume(account_id),
+        activity=activity,
+    )
+    return member
