@@ -35,9 +35,6 @@ import aiohttp
 import grpc
 
 from bench.soak import (
-    CLIENT_ID,
-    CLIENT_SECRET,
-    READ_LAG_MARGIN_S,
     ROOT,
     TERMINAL,
     Admin,
@@ -47,6 +44,7 @@ from bench.soak import (
     _check,
     all_jobs,
     create_accounts,
+    daemon_env,
     plan,
     report,
     schedule_wave,
@@ -116,19 +114,10 @@ async def start_daemon(db: str, base_url: str, lease_s: float, workdir: Path) ->
         "daemon",
         workdir,
         {
-            "PINSCHED_PINTEREST_CLIENT_ID": CLIENT_ID,
-            "PINSCHED_PINTEREST_CLIENT_SECRET": CLIENT_SECRET,
-            "PINSCHED_REQUEST_TIMEOUT_S": "1",
-            "PINSCHED_RETRY_BASE_DELAY_S": "0.05",
-            "PINSCHED_RETRY_MAX_DELAY_S": "1",
-            "PINSCHED_MAX_ATTEMPTS": "12",
-            "PINSCHED_SHUTDOWN_GRACE_S": "1",
-            "PINSCHED_LOG_LEVEL": "info",
-            "PINSCHED_PINTEREST_READ_LAG_S": str(READ_LAG_MARGIN_S),
+            **daemon_env(),
             "PINSCHED_PREFLIGHT_LEAD_TIME_S": "0",
             "PINSCHED_CLUSTER": "true",
             "PINSCHED_CLUSTER_LEASE_S": str(lease_s),
-            "PINSCHED_LOG_FORMAT": "json",
         },
     )
     ready = json.loads(await child.wait_line('"pinsched_ready"', timeout_s=60))

@@ -231,6 +231,22 @@ async def start_sandbox(scale: Scale, seed: int) -> tuple[Child, str]:
     return child, line.split("sandbox listening on ", 1)[1].strip()
 
 
+def daemon_env() -> dict[str, str]:
+    """The soak daemon's settings: fast retries, a 1 s request timeout, JSON logs."""
+    return {
+        "PINSCHED_PINTEREST_CLIENT_ID": CLIENT_ID,
+        "PINSCHED_PINTEREST_CLIENT_SECRET": CLIENT_SECRET,
+        "PINSCHED_REQUEST_TIMEOUT_S": "1",
+        "PINSCHED_RETRY_BASE_DELAY_S": "0.05",
+        "PINSCHED_RETRY_MAX_DELAY_S": "1",
+        "PINSCHED_MAX_ATTEMPTS": "12",
+        "PINSCHED_SHUTDOWN_GRACE_S": "1",
+        "PINSCHED_LOG_LEVEL": "info",
+        "PINSCHED_PINTEREST_READ_LAG_S": str(READ_LAG_MARGIN_S),
+        "PINSCHED_LOG_FORMAT": "json",
+    }
+
+
 async def start_daemon(db: Path | str, base_url: str) -> tuple[Child, int, dict[str, int]]:
     """`pinsched serve` on *db* with fast retries and a 1 s request timeout; returns it, its
     port and what it recovered at start-up (jobs by state)."""
@@ -248,18 +264,7 @@ async def start_daemon(db: Path | str, base_url: str) -> tuple[Child, int, dict[
             base_url,
         ],
         "daemon",
-        env={
-            "PINSCHED_PINTEREST_CLIENT_ID": CLIENT_ID,
-            "PINSCHED_PINTEREST_CLIENT_SECRET": CLIENT_SECRET,
-            "PINSCHED_REQUEST_TIMEOUT_S": "1",
-            "PINSCHED_RETRY_BASE_DELAY_S": "0.05",
-            "PINSCHED_RETRY_MAX_DELAY_S": "1",
-            "PINSCHED_MAX_ATTEMPTS": "12",
-            "PINSCHED_SHUTDOWN_GRACE_S": "1",
-            "PINSCHED_LOG_LEVEL": "info",
-            "PINSCHED_PINTEREST_READ_LAG_S": str(READ_LAG_MARGIN_S),
-            "PINSCHED_LOG_FORMAT": "json",
-        },
+        env=daemon_env(),
     )
     ready = json.loads(await child.wait_line('"pinsched_ready"'))
     return child, int(ready["port"]), dict(ready.get("recovered") or {})
