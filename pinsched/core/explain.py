@@ -125,8 +125,9 @@ def _explain(facts: Facts, base: Explanation) -> Explanation:
             summary=f"Staging its video on Pinterest since "
             f"{stage.started_at:%Y-%m-%dT%H:%M:%SZ} ({step}); {when}.",
         )
-    if state is S.RETRYING:
-        at = job.next_attempt_at or job.planned_at
+    if state is S.RETRYING or (state is S.QUEUED and job.next_attempt_at and job.send_at > now):
+        # A retry moved to QUEUED just ahead of its time still backs off until then.
+        at = job.send_at
         err = job.last_error
         why = f"after {_error_words(err)}" if err else "after a failure"
         left = human_delay(base.retry_left)

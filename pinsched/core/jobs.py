@@ -333,6 +333,13 @@ class Job:
             return self.next_attempt_at or self.planned_at
         return None
 
+    @property
+    def send_at(self) -> datetime:
+        """The instant this job may be sent: its retry's time after a failure, else its planned
+        time. The scheduler queues a job up to `scheduler.LEAD_US` ahead of it; the dispatcher
+        waits for it."""
+        return self.next_attempt_at or self.planned_at
+
 
 def transition(
     job: Job, to: JobState, *, now: datetime, reason: str, **changes: Any

@@ -316,8 +316,8 @@ class AccountDispatcher(Applying, Reconciling, RemoteChanges):
 
     async def _publish(self, job: Job) -> None:
         pool = self.pool
-        early = (job.planned_at - pool.clock.now()).total_seconds()
-        if early > 0:  # queued ahead of time by the scheduler: publish at the planned instant
+        early = (job.send_at - pool.clock.now()).total_seconds()
+        if early > 0:  # queued ahead of time by the scheduler: publish at the instant it is due
             await self._sleep(early)
             if pool.stopping.is_set():
                 return  # still QUEUED: recovered at the next start

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Callable
 from datetime import timedelta
 
 from pinsched.app import Daemon
 from pinsched.core.answers import parse_time
+from pinsched.sandbox.faults import FaultRule
+from pinsched.scheduler import LEAD_US
 from pinsched.testing import FakeClock
 from pinsched.v1 import job_pb2, scheduler_pb2
 from tests.conftest import Api, start_sandbox
@@ -92,6 +95,50 @@ async def test_a_job_cancelled_while_it_waits_for_pacing_is_never_sent(
         got = await api.jobs.GetJob(scheduler_pb2.GetJobRequest(job_id=waiting.id))
         assert got.state == job_pb2.Job.STATE_CANCELLED
         assert [p["title"] for p in sandbox.pins()] == [sent.pin.title]
+    finally:
+        await api.close()
+        await sandbox.stop()
+
+
+class _Middle(random.Random):
+    """Draws the middle of every range: a backoff known in advance."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return (a + b) / 2
+
+
+async def test_a_retry_due_within_the_lead_is_sent_at_its_time_not_before(
+    make_daemon: Callable[..., Daemon],
+) -> None:
+    """A backoff shorter than the scheduler's lead moves the retry to QUEUED at once; the
+    dispatcher still waits for the retry's time, not for the job's planned time (long past)."""
+    backoff_s = LEAD_US / 1e6 / 2
+    clock = FakeClock()
+    sandbox = await start_sandbox(clock)
+    daemon = make_daemon(clock=clock, base_url=sandbox.base_url, retry_base_delay_s=2 * backoff_s)
+    api = await Api.open(daemon)
+    try:
+        daemon.dispatchers.rng = _Middle()
+        await api.create_account()
+        sandbox.add_fault(FaultRule(kind="status", status=408, times=1))
+        job = await api.jobs.SchedulePin(
+            api.pin_request(at=clock.now() + timedelta(seconds=10), title="once")
+        )
+        await clock.advance(10)
+        failed_at = clock.now()
+        retrying = job_pb2.Job.STATE_RETRYING
+        await api.until(job.id, lambda e: e.from_state == retrying and e.to_state != retrying)
+        await asyncio.wait_for(daemon.activity.idle.wait(), 10)
+        got = await api.get(job.id)
+        assert (got.state, got.attempts, sandbox.pins()) == (job_pb2.Job.STATE_QUEUED, 1, [])
+        explained = await api.jobs.ExplainJob(scheduler_pb2.ExplainJobRequest(job_id=job.id))
+        assert explained.phase == scheduler_pb2.JobExplanation.PHASE_BACKOFF, explained.summary
+        await clock.advance(backoff_s)
+        done = await api.reach(job.id, job_pb2.Job.STATE_DELIVERED)
+        assert done.attempts == 2
+        assert done.delivered_time.ToDatetime(tzinfo=failed_at.tzinfo) == failed_at + timedelta(
+            seconds=backoff_s
+        )
     finally:
         await api.close()
         await sandbox.stop()
