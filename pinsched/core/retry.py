@@ -7,10 +7,12 @@ random source.
   "could not fetch the image" clears after tens of minutes, so a handful of attempts within
   minutes would turn it into a permanent failure. `max_attempts` (0 = none) is an optional cap.
 * `RetryPolicy.backoff_s` — exponential backoff with full jitter (AWS architecture blog,
-  "Exponential Backoff And Jitter"): delay = uniform(0, min(max_delay, base · 2^(attempt-1))),
-  capped at an hour by default; `RetryPolicy.next_attempt_at` never goes past the deadline: a
-  backoff that would is cut to the deadline (one last attempt there), unless the deadline is
-  less than `base_delay_s` away.
+  "Exponential Backoff And Jitter") above a floor of a tenth of the step: delay =
+  uniform(step / 10, step) with step = min(max_delay, base · 2^(attempt-1)), capped at an hour by
+  default. The floor keeps a retry from coming back within milliseconds of its failure, which
+  would be no backoff at all (and would be queued at once, inside the scheduler's lead).
+  `RetryPolicy.next_attempt_at` never goes past the deadline: a backoff that would is cut to the
+  deadline (one last attempt there), unless the deadline is less than `base_delay_s` away.
 * `rate_limit_delay_s` — the wait after a 429, which does not count against the budget: the
   server's hint (Retry-After / X-RateLimit-Reset) plus a little jitter so that an account's jobs
   do not all come back at once; without a hint, exponential in the account's consecutive 429s
@@ -29,6 +31,8 @@ DEFAULT_RETRY_FOR: Final = timedelta(hours=24)
 #: Cap on the hint-less 429 backoff and on the jitter added to a hint.
 RATE_LIMIT_MAX_S: Final = 900.0
 HINT_JITTER_MAX_S: Final = 5.0
+#: The least backoff, as a fraction of its step.
+BACKOFF_FLOOR: Final = 0.1
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -42,9 +46,13 @@ class RetryPolicy:
         exponent = min(max(0, attempt - 1), 60)  # 2**60·base is far past any cap
         return min(self.max_delay_s, self.base_delay_s * (2.0**exponent))
 
+    def floor_s(self, attempt: int) -> float:
+        """The smallest delay `backoff_s(attempt)` can return: a tenth of the ceiling."""
+        return self.ceiling_s(attempt) * BACKOFF_FLOOR
+
     def backoff_s(self, attempt: int, rng: random.Random) -> float:
         """Delay before attempt *attempt* + 1, after *attempt* failures (attempt ≥ 1)."""
-        return rng.uniform(0.0, self.ceiling_s(attempt))
+        return rng.uniform(self.floor_s(attempt), self.ceiling_s(attempt))
 
     def exhausted(self, attempts: int) -> bool:
         """Whether *attempts* counted attempts use up the optional count cap."""

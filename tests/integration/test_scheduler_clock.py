@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from pinsched.app import Daemon
 from pinsched.core.answers import parse_time
+from pinsched.core.retry import RetryPolicy
 from pinsched.sandbox.faults import FaultRule
 from pinsched.scheduler import LEAD_US
 from pinsched.testing import FakeClock
@@ -112,10 +113,12 @@ async def test_a_retry_due_within_the_lead_is_sent_at_its_time_not_before(
 ) -> None:
     """A backoff shorter than the scheduler's lead moves the retry to QUEUED at once; the
     dispatcher still waits for the retry's time, not for the job's planned time (long past)."""
-    backoff_s = LEAD_US / 1e6 / 2
+    base_s = LEAD_US / 1e6
+    backoff_s = RetryPolicy(base_delay_s=base_s).backoff_s(1, _Middle())
+    assert 0 < backoff_s < base_s
     clock = FakeClock()
     sandbox = await start_sandbox(clock)
-    daemon = make_daemon(clock=clock, base_url=sandbox.base_url, retry_base_delay_s=2 * backoff_s)
+    daemon = make_daemon(clock=clock, base_url=sandbox.base_url, retry_base_delay_s=base_s)
     api = await Api.open(daemon)
     try:
         daemon.dispatchers.rng = _Middle()

@@ -1,4 +1,5 @@
-"""Retry delays (`retry.py`): full-jitter exponential backoff, the time budget, the 429 wait."""
+"""Retry delays (`retry.py`): full-jitter exponential backoff above a floor, the time budget,
+the 429 wait."""
 
 from __future__ import annotations
 
@@ -30,17 +31,21 @@ def test_ceiling_doubles_per_attempt_up_to_the_cap() -> None:
 
 
 @given(attempt=st.integers(min_value=1, max_value=200), seed=st.integers(0, 2**32))
-def test_backoff_stays_within_zero_and_the_ceiling(attempt: int, seed: int) -> None:
-    """Full jitter: every delay is in [0, ceiling]."""
+def test_backoff_stays_between_a_tenth_of_the_ceiling_and_the_ceiling(
+    attempt: int, seed: int
+) -> None:
+    """Full jitter above a floor: every delay is in [ceiling / 10, ceiling]."""
     delay = POLICY.backoff_s(attempt, random.Random(seed))
-    assert 0.0 <= delay <= POLICY.ceiling_s(attempt)
+    assert POLICY.ceiling_s(attempt) / 10 <= delay <= POLICY.ceiling_s(attempt)
 
 
 def test_backoff_uses_the_whole_range() -> None:
-    """Full jitter spreads delays over [0, ceiling] (not clustered at the top)."""
+    """Delays spread over [ceiling / 10, ceiling] (ceiling 16 s), not clustered at either end;
+    none comes back sooner than the floor, 1.6 s."""
     rng = random.Random(7)
     delays = [POLICY.backoff_s(4, rng) for _ in range(2000)]
-    assert min(delays) < 1.0
+    assert POLICY.floor_s(4) == 1.6
+    assert 1.6 <= min(delays) < 2.0
     assert max(delays) > 15.0
 
 
