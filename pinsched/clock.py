@@ -67,6 +67,19 @@ class Activity:
             self.idle.set()
 
 
+async def sleep_or_wake(clock: Clock, seconds: float | None, *events: asyncio.Event) -> None:
+    """Sleep *seconds* of *clock* (None: no time limit), or less: until one of *events* is
+    set (a stop, a wake-up). Returns at once when one already is."""
+    waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(e.wait()) for e in events]
+    if seconds is not None:
+        waits.append(asyncio.ensure_future(clock.sleep(seconds)))
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waits:
+            waiter.cancel()
+
+
 async def periodic(
     clock: Clock,
     activity: Activity,
@@ -88,14 +101,10 @@ async def periodic(
                 await work()
             except Exception:
                 log.exception(f"{name}_failed")
-            sleep = asyncio.ensure_future(clock.sleep(interval_s))
-            stopped = asyncio.ensure_future(stop.wait())
             activity.leave()
             try:
-                await asyncio.wait({sleep, stopped}, return_when=asyncio.FIRST_COMPLETED)
+                await sleep_or_wake(clock, interval_s, stop)
             finally:
                 activity.enter()
-                sleep.cancel()
-                stopped.cancel()
     finally:
         activity.leave()

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Final, Protocol
 
 import structlog
 
-from pinsched.clock import Clock
+from pinsched.clock import Clock, sleep_or_wake
 from pinsched.core.jobs import Job
 from pinsched.events import EventBus
 from pinsched.store import Event, Store
@@ -126,16 +126,7 @@ class ClusterFeed:
     async def _wait(self, stop: asyncio.Event) -> None:
         if self._woken.is_set():
             return
-        waits = [
-            asyncio.ensure_future(self.clock.sleep(self.poll_s)),
-            asyncio.ensure_future(self._woken.wait()),
-            asyncio.ensure_future(stop.wait()),
-        ]
-        try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for w in waits:
-                w.cancel()
+        await sleep_or_wake(self.clock, self.poll_s, self._woken, stop)
 
     async def catch_up(self) -> int:
         """Hand on everything committed after `position`; how many events."""

@@ -31,11 +31,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Iterable
-from typing import Any
 
 import structlog
 
-from pinsched.clock import Activity, Clock
+from pinsched.clock import Activity, Clock, sleep_or_wake
 from pinsched.core.heap import DueHeap
 from pinsched.core.jobs import Job, JobState, transition
 from pinsched.core.membership import Ownership
@@ -265,19 +264,11 @@ class Scheduler:
         return len(rows)
 
     async def _wait(self, stop: asyncio.Event, delay: float | None) -> None:
-        waiters: set[asyncio.Future[Any]] = {
-            asyncio.ensure_future(self._wake.wait()),
-            asyncio.ensure_future(stop.wait()),
-        }
-        if delay is not None:
-            waiters.add(asyncio.ensure_future(self._clock.sleep(delay)))
         self.activity.leave()
         try:
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            await sleep_or_wake(self._clock, delay, self._wake, stop)
         finally:
             self.activity.enter()
-            for w in waiters:
-                w.cancel()
             self._wake.clear()
 
     async def _queue_due(self, job_ids: Iterable[str]) -> None:

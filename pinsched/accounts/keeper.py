@@ -31,7 +31,7 @@ from typing import Any, Final
 import structlog
 
 from pinsched.accounts.registry import AccountRegistry
-from pinsched.clock import Activity, Clock
+from pinsched.clock import Activity, Clock, sleep_or_wake
 from pinsched.core import tokens
 from pinsched.core.accounts import Account
 from pinsched.core.pacing import TokenBucket
@@ -150,16 +150,7 @@ class TokenKeeper:
             self.activity.leave()
 
     async def _sleep(self, seconds: float, stop: asyncio.Event) -> None:
-        waits = [
-            asyncio.ensure_future(self.clock.sleep(seconds)),
-            asyncio.ensure_future(stop.wait()),
-            asyncio.ensure_future(self._wake.wait()),
-        ]
-        try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for w in waits:
-                w.cancel()
+        await sleep_or_wake(self.clock, seconds, stop, self._wake)
 
     async def run_pass(self) -> float:
         """Do what is due now; the seconds until something is due next."""

@@ -31,7 +31,7 @@ from datetime import timedelta
 
 import structlog
 
-from pinsched.clock import Activity, Clock
+from pinsched.clock import Activity, Clock, sleep_or_wake
 from pinsched.core import membership
 from pinsched.store import Fence, Lease, LeaseLost, Store
 
@@ -146,7 +146,7 @@ class Member:
                     log.exception("cluster_tick_failed", member_id=self.id)
                 self.activity.leave()
                 try:
-                    await _sleep_or_stop(self.clock, self.interval_s, stop, self._wake)
+                    await sleep_or_wake(self.clock, self.interval_s, stop, self._wake)
                 finally:
                     self.activity.enter()
                     self._wake.clear()
@@ -243,18 +243,3 @@ class Member:
                 await self.on_release(account_id)
             self._drop(account_id)
         await self.store.leave(self.id)
-
-
-async def _sleep_or_stop(
-    clock: Clock, seconds: float, stop: asyncio.Event, wake: asyncio.Event
-) -> None:
-    waiters = {
-        asyncio.ensure_future(clock.sleep(seconds)),
-        asyncio.ensure_future(stop.wait()),
-        asyncio.ensure_future(wake.wait()),
-    }
-    try:
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from pinsched.accounts.registry import AccountRegistry
-from pinsched.clock import Activity, Clock
+from pinsched.clock import Activity, Clock, sleep_or_wake
 from pinsched.core import remote_policy as remote
 from pinsched.core import settle
 from pinsched.core.accounts import Account
@@ -310,7 +310,7 @@ class AccountDispatcher(Applying, Reconciling, RemoteChanges):
         pool = self.pool
         pool.activity.leave()
         try:
-            await _sleep_or_stop(pool.clock, seconds, pool.stopping)
+            await sleep_or_wake(pool.clock, seconds, pool.stopping)
         finally:
             pool.activity.enter()
 
@@ -417,13 +417,3 @@ class AccountDispatcher(Applying, Reconciling, RemoteChanges):
         )
         held = Decision(to=S.PENDING, reason=f"held: account cannot publish ({state})")
         await pool.change(job, lambda _: held, expect=frozenset({S.QUEUED}))
-
-
-async def _sleep_or_stop(clock: Clock, seconds: float, stop: asyncio.Event) -> None:
-    sleeper = asyncio.ensure_future(clock.sleep(seconds))
-    stopper = asyncio.ensure_future(stop.wait())
-    try:
-        await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        sleeper.cancel()
-        stopper.cancel()

@@ -28,7 +28,7 @@ from typing import IO, Final
 
 import structlog
 
-from pinsched.clock import Clock
+from pinsched.clock import Clock, sleep_or_wake
 from pinsched.core.errors import InvalidArgument, StorageUnavailable
 from pinsched.core.video import VIDEO_CONTENT_TYPES, VIDEO_MAX_BYTES
 from pinsched.store.location import database_name, is_postgres
@@ -173,13 +173,7 @@ class MediaAssets:
                 await self.sweep(grace_s, in_use)
             except Exception:
                 log.exception("media_sweep_failed")
-            sleeper = asyncio.ensure_future(self.clock.sleep(SWEEP_EVERY_S))
-            stopper = asyncio.ensure_future(stop.wait())
-            try:
-                await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                sleeper.cancel()
-                stopper.cancel()
+            await sleep_or_wake(self.clock, SWEEP_EVERY_S, stop)
 
     async def sweep(self, grace_s: float, in_use: Callable[[str], Awaitable[bool]]) -> int:
         """Remove assets older than *grace_s* that no job refers to; return how many."""

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import structlog
 
+from pinsched.clock import sleep_or_wake
 from pinsched.core import errors
 from pinsched.ops.masking import scrub
 from pinsched.store import Delivery
@@ -110,22 +111,15 @@ class Worker:
         return delay
 
     async def _wait(self, delay_s: float, stop: asyncio.Event) -> None:
-        waits = [
-            asyncio.ensure_future(self.sender.clock.sleep(delay_s)),
-            asyncio.ensure_future(self.wake.wait()),
-            asyncio.ensure_future(stop.wait()),
-        ]
         if not self.wake.is_set():
             self.parked = True
             self.sender.activity.leave()
         try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            await sleep_or_wake(self.sender.clock, delay_s, self.wake, stop)
         finally:
             if self.parked:
                 self.parked = False
                 self.sender.activity.enter()
-            for w in waits:
-                w.cancel()
 
     async def _attempt(self, d: Delivery) -> None:
         try:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pinsched.clock import Activity, SystemClock, periodic
+from pinsched.clock import Activity, SystemClock, periodic, sleep_or_wake
 from pinsched.testing import FakeClock
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -181,3 +181,32 @@ async def test_periodic_runs_at_once_then_every_interval_and_survives_a_failing_
     await asyncio.wait_for(task, 1.0)
     assert activity.busy == 0
     assert activity.idle.is_set()
+
+
+async def test_sleep_or_wake_ends_at_the_time_or_at_the_first_event_and_leaves_nothing() -> None:
+    """It returns when its time is up, or earlier when one of its events is set (at once when
+    one already is), and leaves no sleeper or waiter behind; None means no time limit."""
+    clock = FakeClock(START)
+    stop, wake = asyncio.Event(), asyncio.Event()
+
+    timed = asyncio.create_task(sleep_or_wake(clock, 30, stop, wake))
+    await clock.advance(29)
+    assert not timed.done()
+    await clock.advance(1)
+    await asyncio.wait_for(timed, 1)
+    assert clock.sleepers == 0
+
+    woken = asyncio.create_task(sleep_or_wake(clock, 30, stop, wake))
+    await wait_for_sleepers(clock, 1)
+    wake.set()
+    await asyncio.wait_for(woken, 1)
+    assert (clock.now(), clock.sleepers) == (START + timedelta(seconds=30), 0)
+
+    await asyncio.wait_for(sleep_or_wake(clock, 30, stop, wake), 1)  # wake is still set
+    wake.clear()
+    untimed = asyncio.create_task(sleep_or_wake(clock, None, stop))
+    await clock.advance(3600)
+    assert not untimed.done()
+    stop.set()
+    await asyncio.wait_for(untimed, 1)
+    assert clock.sleepers == 0
