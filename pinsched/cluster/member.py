@@ -209,9 +209,8 @@ class Member:
         self.held[account_id] = Held(lease, started + self.lease_s)
         self._woken.discard(account_id)
         self.counts.taken += 1
-        if lease.epoch > 1:
-            self.counts.takeovers += 1
         if lease.epoch > 1:  # a takeover is worth an operator's eye; a first lease is routine
+            self.counts.takeovers += 1
             log.info("lease_taken", member_id=self.id, account_id=account_id, epoch=lease.epoch)
         try:
             await self.on_take(account_id)
