@@ -280,14 +280,7 @@ class PinService:
         """*new*, the version this call committed, with its history: changes the scheduler or a
         dispatcher made a moment later (QUEUED → SUBMITTED) are not this call's answer."""
         stored = await self.store.get_job(new.id, with_history=True)
-        kept: list[Transition] = []
-        changes = 0  # one per version; notes (job.at_risk) are not changes of the job
-        for entry in stored.history:
-            if changes == new.version:
-                break
-            kept.append(entry)
-            changes += not notes.is_note(entry)
-        return dataclasses.replace(new, history=tuple(kept))
+        return dataclasses.replace(new, history=notes.history_at(stored.history, new.version))
 
     async def cancel(self, job_id: str, expected_version: int = 0) -> Job:
         """Cancel in any state where it means something (see the PinScheduler.CancelJob doc)."""

@@ -35,6 +35,19 @@ def is_note(entry: Transition) -> bool:
     return note_type(entry) is not None
 
 
+def history_at(history: tuple[Transition, ...], version: int) -> tuple[Transition, ...]:
+    """*history* (a job's event log, in order) as of the job's *version*: its first *version*
+    changes and the notes among and after them, without a later version's change. A log read
+    a moment after the job's row may already hold one (they are two reads)."""
+    changes = 0
+    for i, entry in enumerate(history):
+        if not is_note(entry):
+            if changes == version:
+                return history[:i]
+            changes += 1
+    return history
+
+
 def at_risk(job: Job, now: datetime, reason: str, *, cleared: bool = False) -> Transition:
     """The note that *job* is at risk for *reason* (or, *cleared*, no longer is)."""
     return Transition(

@@ -115,7 +115,10 @@ class Dispatchers:
         s = self.settings.settle_s
         return self.client.timeout_s + self.settings.read_lag_s if s is None else s
 
-    def submit(self, job: Job) -> None:
+    def submit(self, job: Job, *, reread: bool = False) -> None:
+        """Queue *job* on its account's dispatcher, which takes this copy (the newest
+        committed, as the router hands it over) or, with *reread*, reads the row again when the
+        job's turn comes."""
         if self.stopping.is_set():
             return  # left in the store as it is; recovered at the next start
         if self.ownership is not None and not self.ownership.owns(job.account_id):
@@ -123,17 +126,19 @@ class Dispatchers:
         d = self._by_account.get(job.account_id)
         if d is None:
             d = self._by_account[job.account_id] = AccountDispatcher(self, job.account_id)
-        d.enqueue(job.id, job)
+        d.enqueue(job.id, None if reread else job)
 
     def later(self, delay_s: float, job: Job) -> None:
         """Hand *job* back to its dispatcher after *delay_s* (look for a pin again, retry a
-        delete); forgotten at stop (the store still has the job)."""
+        delete or a PATCH); forgotten at stop (the store still has the job). Its row is read
+        again then: the job may have changed meanwhile (a newer update already sent), and a
+        PATCH built from this copy would put back the pin's older text."""
         if self.stopping.is_set():
             return
 
         async def fire() -> None:
             await self.clock.sleep(delay_s)
-            self.submit(job)
+            self.submit(job, reread=True)
 
         task = asyncio.create_task(fire())
         self._timers.add(task)

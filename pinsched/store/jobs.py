@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
+from pinsched.core import notes
 from pinsched.core.errors import AccountNotFound, AlreadyExists, JobNotFound
 from pinsched.core.jobs import Job, JobState, Transition, job_reference
 from pinsched.store import codec
@@ -272,7 +273,8 @@ class JobsMixin:
                 (job_id,),
             )
             history = tuple(_transition_from_row(tuple(r)) for r in events)
-            job = Job(**{**_fields(job), "history": history})
+            # Events read after the row: one committed in between is a later version's.
+            job = Job(**{**_fields(job), "history": notes.history_at(history, job.version)})
         return job
 
     async def get_jobs(self, job_ids: Iterable[str]) -> dict[str, Job]:

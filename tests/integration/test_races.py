@@ -26,8 +26,9 @@ from google.protobuf import field_mask_pb2
 from pinsched.app import Daemon
 from pinsched.core.jobs import TRANSITIONS, JobState
 from pinsched.sandbox import FaultRule, Sandbox
+from pinsched.testing import FakeClock
 from pinsched.v1 import account_pb2, job_pb2, scheduler_pb2
-from tests.conftest import ACCESS, REFRESH, Api
+from tests.conftest import ACCESS, REFRESH, Api, start_sandbox
 from tests.integration.test_daemon import wait_states
 
 J = job_pb2.Job
@@ -598,3 +599,43 @@ async def test_concurrent_updates_of_different_fields_both_stick(
         assert not lost, f"{len(lost)} of 40 jobs lost an update: {lost[:3]}"
     finally:
         await api.close()
+
+
+async def test_a_patch_retried_on_a_timer_never_puts_back_an_older_text(
+    make_daemon: Callable[..., Daemon],
+) -> None:
+    """A PATCH of a published pin fails and is retried on a timer; a newer update is sent and
+    applied before the timer fires. The retry reads the job again and has nothing left to
+    send: it does not PATCH the older title back over the newer one."""
+    clock = FakeClock()
+    sandbox = await start_sandbox(clock)
+    api = await Api.open(make_daemon(clock, base_url=sandbox.base_url, token_keeper=False))
+
+    async def title(text: str) -> None:
+        await api.jobs.UpdateJob(
+            scheduler_pb2.UpdateJobRequest(
+                job=J(id=job.id, pin=job_pb2.Pin(title=text)),
+                update_mask=field_mask_pb2.FieldMask(paths=["pin.title"]),
+            )
+        )
+
+    try:
+        await api.create_account(writes_per_minute=100)
+        job = await api.jobs.SchedulePin(
+            api.pin_request(at=clock.now() + timedelta(seconds=10), title="one")
+        )
+        await clock.advance(10)
+        await api.reach(job.id, J.STATE_DELIVERED)
+        sandbox.add_fault(FaultRule(kind="status", method="PATCH", status=503, times=1))
+        await title("two")
+        await api.until(job.id, lambda e: e.reason.startswith("update of the pin will be retried"))
+        await title("three")
+        await api.until(job.id, lambda e: e.reason == "pin updated on Pinterest")
+        await clock.advance(3600)  # every retry timer has fired
+        await asyncio.wait_for(api.daemon.activity.idle.wait(), 10)
+        assert [p["title"] for p in sandbox.pins()] == ["three"]
+        assert [r.status for r in sandbox.requests if r.method == "PATCH"] == [503, 200]
+        assert (await api.get(job.id)).pin.title == "three"
+    finally:
+        await api.close()
+        await sandbox.stop()

@@ -95,3 +95,20 @@ def test_notes_are_told_apart_and_the_last_one_counts() -> None:
     assert notes.last_risk((risk, cleared)) == ""
     assert notes.last_risk((cleared, risk)) == "board gone"
     assert notes.last_risk(()) == ""
+
+
+def test_history_at_a_version_keeps_its_changes_and_notes_and_no_later_change() -> None:
+    """A job's log read just after its row may hold a later version's change: `history_at`
+    keeps the first *version* changes and the notes among and after them, nothing later."""
+    P, Q = JobState.PENDING, JobState.QUEUED
+
+    def change(reason: str, to: JobState = P) -> Transition:
+        return Transition(from_state=P, to_state=to, time=T0, reason=reason)
+
+    note = Transition(from_state=P, to_state=P, time=T0, reason=notes.AT_RISK + "board gone")
+    log = (change("scheduled"), note, change("updated: pin.title"), note, change("due", Q))
+    assert notes.history_at(log, 1) == log[:2]
+    assert notes.history_at(log, 2) == log[:4]
+    assert notes.history_at(log, 3) == log
+    assert notes.history_at(log, 9) == log  # events pruned by retention: all there is
+    assert notes.history_at((), 1) == ()
