@@ -70,6 +70,8 @@ class Activity:
 async def sleep_or_wake(clock: Clock, seconds: float | None, *events: asyncio.Event) -> None:
     """Sleep *seconds* of *clock* (None: no time limit), or less: until one of *events* is
     set (a stop, a wake-up). Returns at once when one already is."""
+    if seconds is None and not events:
+        raise ValueError("sleep_or_wake needs a time or an event to end on")
     waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(e.wait()) for e in events]
     if seconds is not None:
         waits.append(asyncio.ensure_future(clock.sleep(seconds)))

@@ -278,7 +278,8 @@ class PinService:
 
     async def _answer(self, new: Job) -> Job:
         """*new*, the version this call committed, with its history: changes the scheduler or a
-        dispatcher made a moment later (QUEUED → SUBMITTED) are not this call's answer."""
+        dispatcher made a moment later (QUEUED → SUBMITTED) are not this call's answer; notes
+        (job.at_risk) written after it, about that version, are."""
         stored = await self.store.get_job(new.id, with_history=True)
         return dataclasses.replace(new, history=notes.history_at(stored.history, new.version))
 

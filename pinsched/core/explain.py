@@ -125,7 +125,9 @@ def _explain(facts: Facts, base: Explanation) -> Explanation:
             summary=f"Staging its video on Pinterest since "
             f"{stage.started_at:%Y-%m-%dT%H:%M:%SZ} ({step}); {when}.",
         )
-    if state is S.RETRYING or (state is S.QUEUED and job.next_attempt_at and job.send_at > now):
+    if state is S.RETRYING or (
+        state is S.QUEUED and job.send_at != job.planned_at and job.send_at > now
+    ):
         # A retry moved to QUEUED just ahead of its time still backs off until then.
         at = job.send_at
         err = job.last_error

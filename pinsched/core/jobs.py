@@ -337,8 +337,10 @@ class Job:
     def send_at(self) -> datetime:
         """The instant this job may be sent: its retry's time after a failure, else its planned
         time. The scheduler queues a job up to `scheduler.LEAD_US` ahead of it; the dispatcher
-        waits for it."""
-        return self.next_attempt_at or self.planned_at
+        waits for it. A retry is always after the planned time (the failure came after it): a
+        retry time left from before a move back to PENDING and a later plan does not count."""
+        retry = self.next_attempt_at
+        return retry if retry is not None and retry > self.planned_at else self.planned_at
 
 
 def transition(

@@ -282,7 +282,13 @@ class AccountDispatcher(Applying, Reconciling, RemoteChanges):
     async def _handle(self, job_id: str, known: Job | None = None) -> None:
         # The committed job the router handed over, else the row. A newer commit that the
         # router has not routed yet makes the SUBMITTED compare-and-set below lose: re-read.
-        job = known if known is not None else await self.pool.store.get_job(job_id)
+        if known is not None:
+            job = known
+        else:
+            try:
+                job = await self.pool.store.get_job(job_id)
+            except JobNotFound:
+                return  # deleted with its account while it waited (a timer, the queue)
         if job.state is S.QUEUED:
             await self._publish(job)
         elif job.state is S.SUBMITTED:

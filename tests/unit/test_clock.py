@@ -210,3 +210,5 @@ async def test_sleep_or_wake_ends_at_the_time_or_at_the_first_event_and_leaves_n
     stop.set()
     await asyncio.wait_for(untimed, 1)
     assert clock.sleepers == 0
+    with pytest.raises(ValueError, match="a time or an event"):
+        await sleep_or_wake(clock, None)  # would never end

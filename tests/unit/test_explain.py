@@ -110,5 +110,5 @@ def test_history_at_a_version_keeps_its_changes_and_notes_and_no_later_change() 
     assert notes.history_at(log, 1) == log[:2]
     assert notes.history_at(log, 2) == log[:4]
     assert notes.history_at(log, 3) == log
-    assert notes.history_at(log, 9) == log  # events pruned by retention: all there is
+    assert notes.history_at(log, 9) == log  # fewer changes than the version: all there is
     assert notes.history_at((), 1) == ()

@@ -255,3 +255,13 @@ class TransitionMachine(RuleBasedStateMachine):
 
 TestTransitionMachine = TransitionMachine.TestCase
 TestTransitionMachine.settings = settings(max_examples=150, stateful_step_count=30, database=None)
+
+
+def test_send_at_is_the_retry_time_only_when_it_is_after_the_plan() -> None:
+    """A queued retry is sent at its retry time; a retry time left from before the job went
+    back to PENDING and was planned later does not pull the send earlier."""
+    retry_at = T0 + timedelta(seconds=30)
+    assert make_job(S.QUEUED).send_at == T0
+    assert make_job(S.QUEUED, next_attempt_at=retry_at).send_at == retry_at
+    later = T0 + timedelta(hours=1)
+    assert make_job(S.QUEUED, planned_at=later, next_attempt_at=retry_at).send_at == later
