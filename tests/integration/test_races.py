@@ -15,7 +15,7 @@ import os
 import random
 import re
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -114,11 +114,18 @@ class Follower:
             self.latest[event.job_id] = event
             self.changed.set()
 
-    async def settled(self, job_ids: Iterable[str], timeout_s: float) -> None:
-        """Wait until the latest event of every job shows it with nothing left to do."""
-        ids = list(job_ids)
+    async def settled(self, seen: dict[str, int], timeout_s: float) -> None:
+        """Wait until the stream has shown every job of *seen* (job id → sequence) at least up
+        to that sequence, and its latest event shows it with nothing left to do. (A call's
+        answer may come before its event reaches a watcher: on PostgreSQL events go to the
+        watchers through the cluster feed, which reads the log after the commit.)"""
+
+        def done(job_id: str) -> bool:
+            latest = self.latest.get(job_id)
+            return latest is not None and latest.sequence >= seen[job_id] and resting(latest)
+
         async with asyncio.timeout(timeout_s):
-            while not all(resting(self.latest.get(i)) for i in ids):
+            while not all(done(i) for i in seen):
                 self.changed.clear()
                 await self.changed.wait()
 
@@ -191,15 +198,15 @@ class Race:
     async def settle(self, account: str, number: int, tracked: list[Tracked]) -> None:
         """Wait for every job of the round to rest."""
         follower = self.followers[account]
-        ids = [t.job_id for t in tracked]
         waited = 0.0
         while True:
+            jobs = [await self.get(t.job_id) for t in tracked]
+            seen = {j.id: j.history[-1].sequence for j in jobs}
             try:
-                await follower.settled(ids, STALL_S)
+                await follower.settled(seen, STALL_S)
                 return
             except TimeoutError:
                 waited += STALL_S
-            jobs = [await self.get(t.job_id) for t in tracked]
             if waited >= SETTLE_TIMEOUT_S:
                 self.fail(
                     f"round {account}/{number}: jobs did not settle within "
