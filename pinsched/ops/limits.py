@@ -11,8 +11,9 @@ transport before it is parsed (gRPC: RESOURCE_EXHAUSTED). JSON spells bytes in b
 repeats the field names, so the HTTP door's body limit is larger (`HTTP_MAX_BODY_BYTES`).
 
 Concurrency: an HTTP/2 connection carries at most `MAX_STREAMS_PER_CONNECTION` calls at once (the
-client queues the rest); the server runs at most `MAX_CONCURRENT_RPCS` calls in all and refuses
-more with RESOURCE_EXHAUSTED before reading them; open `WatchJobs` streams are capped at
+client queues the rest, and none is refused for it); the server runs at most
+`MAX_CONCURRENT_RPCS` calls in all and refuses more with RESOURCE_EXHAUSTED before reading
+them; open `WatchJobs` streams are capped at
 `MAX_WATCH_STREAMS` so that long-lived streams can never take every slot from unary calls.
 
 Text limits (`DISPLAY_NAME_MAX`, `TOKEN_MAX`) and list limits (`MAX_WATCH_JOB_IDS`) are checked by
@@ -75,6 +76,12 @@ class ServerLimits:
         return [
             ("grpc.max_receive_message_length", self.max_receive_bytes),
             ("grpc.max_concurrent_streams", self.max_streams_per_connection),
+            # gRPC's "overload protection" counts a stream until the server frees it, which
+            # comes after its answer reached the client; a client that starts a new call as an
+            # answer arrives (it counts by HTTP/2 and queues the rest) is then refused
+            # REFUSED_STREAM ("UNAVAILABLE: Stream removed"). Count as HTTP/2 does: overall
+            # concurrency is bounded by `max_concurrent_rpcs`.
+            ("grpc.http.overload_protection", 0),
         ]
 
 

@@ -4,6 +4,8 @@ overall. Real daemon, real gRPC channels on 127.0.0.1."""
 
 from __future__ import annotations
 
+import asyncio
+import collections
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -238,4 +240,23 @@ async def test_streams_per_connection_are_capped(make_daemon: Callable[..., Daem
         held.cancel()
     finally:
         await other.close(None)
+        await api.close()
+
+
+async def test_calls_past_the_stream_limit_wait_and_are_never_refused(
+    make_daemon: Callable[..., Daemon],
+) -> None:
+    """A client with more calls in flight than one connection carries keeps them queued on its
+    side and every one is served: none is refused (UNAVAILABLE, "Stream removed") because the
+    server still counted streams it had answered but not yet freed."""
+    api = await Api.open(make_daemon(limits=ServerLimits(max_streams_per_connection=8)))
+    try:
+        codes = await asyncio.gather(
+            *(
+                code_of(api.jobs.GetJob(scheduler_pb2.GetJobRequest(job_id=f"j{i}"), timeout=30))
+                for i in range(600)
+            )
+        )
+        assert collections.Counter(codes) == {grpc.StatusCode.NOT_FOUND: 600}
+    finally:
         await api.close()
