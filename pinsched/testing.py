@@ -1,5 +1,6 @@
 """What tests and the bench (and any tool that must drive time) share: `FakeClock`, a
-`pinsched.clock.Clock` whose time moves only when told to.
+`pinsched.clock.Clock` whose time moves only when told to, and `MidRandom`, a random source
+whose draws are known in advance.
 
 Production code never imports this module.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import random
 from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -86,3 +88,11 @@ class FakeClock:
 async def _settle(rounds: int = 5) -> None:
     for _ in range(rounds):
         await asyncio.sleep(0)
+
+
+class MidRandom(random.Random):
+    """A random source whose `uniform` draws the middle of every range: a backoff known in
+    advance, for tests that must know when a retry is due."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return (a + b) / 2

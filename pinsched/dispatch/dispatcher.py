@@ -103,7 +103,7 @@ class Dispatchers:
         self.in_flight = 0
         self.idle = asyncio.Event()
         self.idle.set()
-        self._timers: set[asyncio.Task[None]] = set()
+        self._timers: dict[str, asyncio.Task[None]] = {}  # job id → its one pending timer
         self.read_failures: dict[str, int] = {}  # job id → failed looks in a row
         self.unknown_errors: dict[str, JobError] = {}  # job id → why its pin is looked for
         self.remote_refreshed: set[str] = set()  # jobs whose delete/PATCH refreshed the token
@@ -132,17 +132,29 @@ class Dispatchers:
         """Hand *job* back to its dispatcher after *delay_s* (look for a pin again, retry a
         delete or a PATCH); forgotten at stop (the store still has the job). Its row is read
         again then: the job may have changed meanwhile (a newer update already sent), and a
-        PATCH built from this copy would put back the pin's older text."""
+        PATCH built from this copy would put back the pin's older text.
+
+        A job has one timer: a newer one replaces a pending one, which was set by an earlier
+        look at the job. Two would be two retry chains, each sending at its own backoff, so
+        the job's requests would come faster than its backoff says."""
         if self.stopping.is_set():
             return
+        job_id = job.id
+        pending = self._timers.pop(job_id, None)
+        if pending is not None:
+            pending.cancel()
 
         async def fire() -> None:
             await self.clock.sleep(delay_s)
             self.submit(job, reread=True)
 
+        def done(task: asyncio.Task[None]) -> None:
+            if self._timers.get(job_id) is task:
+                del self._timers[job_id]
+
         task = asyncio.create_task(fire())
-        self._timers.add(task)
-        task.add_done_callback(self._timers.discard)
+        self._timers[job_id] = task
+        task.add_done_callback(done)
 
     def may_send(self, account_id: str) -> bool:
         """Whether a request for *account_id* may leave now (its lease is held, safely
@@ -192,7 +204,7 @@ class Dispatchers:
     async def stop(self, grace_s: float) -> None:
         """Stop taking work; let in-flight requests finish within *grace_s*; then cancel."""
         self.stopping.set()
-        for t in list(self._timers):
+        for t in list(self._timers.values()):
             t.cancel()
         for d in self._by_account.values():
             d.wake.set()

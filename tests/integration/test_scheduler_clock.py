@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -12,7 +11,7 @@ from pinsched.core.answers import parse_time
 from pinsched.core.retry import RetryPolicy
 from pinsched.sandbox.faults import FaultRule
 from pinsched.scheduler import LEAD_US
-from pinsched.testing import FakeClock
+from pinsched.testing import FakeClock, MidRandom
 from pinsched.v1 import job_pb2, scheduler_pb2
 from tests.conftest import Api, start_sandbox
 
@@ -101,27 +100,20 @@ async def test_a_job_cancelled_while_it_waits_for_pacing_is_never_sent(
         await sandbox.stop()
 
 
-class _Middle(random.Random):
-    """Draws the middle of every range: a backoff known in advance."""
-
-    def uniform(self, a: float, b: float) -> float:
-        return (a + b) / 2
-
-
 async def test_a_retry_due_within_the_lead_is_sent_at_its_time_not_before(
     make_daemon: Callable[..., Daemon],
 ) -> None:
     """A backoff shorter than the scheduler's lead moves the retry to QUEUED at once; the
     dispatcher still waits for the retry's time, not for the job's planned time (long past)."""
     base_s = LEAD_US / 1e6
-    backoff_s = RetryPolicy(base_delay_s=base_s).backoff_s(1, _Middle())
+    backoff_s = RetryPolicy(base_delay_s=base_s).backoff_s(1, MidRandom())
     assert 0 < backoff_s < base_s
     clock = FakeClock()
     sandbox = await start_sandbox(clock)
     daemon = make_daemon(clock=clock, base_url=sandbox.base_url, retry_base_delay_s=base_s)
     api = await Api.open(daemon)
     try:
-        daemon.dispatchers.rng = _Middle()
+        daemon.dispatchers.rng = MidRandom()
         await api.create_account()
         sandbox.add_fault(FaultRule(kind="status", status=408, times=1))
         job = await api.jobs.SchedulePin(
