@@ -330,7 +330,7 @@ class Job:
         if self.state is S.PENDING:
             return self.planned_at
         if self.state is S.RETRYING:
-            return self.next_attempt_at or self.planned_at
+            return self.send_at
         return None
 
     @property
