@@ -159,7 +159,7 @@ class Daemon:
             cluster=cfg.cluster,
         )
         if self.store.backend == "postgresql":  # every daemon's events, in order
-            self.feed = await cluster_feed(self.store, self.bus, self.clock, cfg.db_path, self)
+            self.feed = await cluster_feed(self.store, self.bus, cfg.db_path, self)
         # After the store opened: a start refused at the database prints its one line only.
         for warning in security.warnings(cfg):
             log.warning("insecure_config", warning=warning)

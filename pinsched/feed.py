@@ -8,7 +8,10 @@ sequence it handed on, and reads what follows it:
 
 * when woken: a `NOTIFY` from any daemon's committing transaction (`store.listen.Listener`), or
   this daemon's own commit (`poke`); and at the latest every `POLL_S` (the notification is a
-  hint; a lost LISTEN connection is opened again meanwhile);
+  hint; a lost LISTEN connection is opened again meanwhile). That poll runs on real time, not
+  on the daemon's clock: it makes up for a lost notification, which happens in real time, and
+  a test that drives the daemon's clock across days would otherwise read the log once for
+  every second of them;
 * it hands each page, in order, to `publish` (the `EventBus`: WatchJobs and SSE on any daemon
   stream every daemon's events, no gap, no duplicate); the events committed by other daemons,
   with their jobs as they are now, to `observe_remote` (the router: the owner of an account
@@ -28,7 +31,7 @@ from typing import TYPE_CHECKING, Final, Protocol
 
 import structlog
 
-from pinsched.clock import Clock, sleep_or_wake
+from pinsched.clock import Clock, SystemClock, sleep_or_wake
 from pinsched.core.jobs import Job
 from pinsched.events import EventBus
 from pinsched.store import Event, Store
@@ -69,7 +72,6 @@ class ClusterFeed:
     def __init__(
         self,
         log_: Log,
-        clock: Clock,
         position: int,
         *,
         publish: Callable[[Sequence[Event]], None],
@@ -77,8 +79,10 @@ class ClusterFeed:
         wake: Callable[[], None],
         listen: Callable[[Callable[[], None]], Awaitable[Notices]] | None = None,
         poll_s: float = POLL_S,
+        poll_clock: Clock | None = None,
     ) -> None:
-        self._log, self.clock = log_, clock
+        self._log = log_
+        self.poll_clock = poll_clock or SystemClock()
         self.position = position
         self.publish, self.observe_remote, self.wake = publish, observe_remote, wake
         self._listen = listen
@@ -126,7 +130,7 @@ class ClusterFeed:
     async def _wait(self, stop: asyncio.Event) -> None:
         if self._woken.is_set():
             return
-        await sleep_or_wake(self.clock, self.poll_s, self._woken, stop)
+        await sleep_or_wake(self.poll_clock, self.poll_s, self._woken, stop)
 
     async def catch_up(self) -> int:
         """Hand on everything committed after `position`; how many events."""
@@ -177,9 +181,7 @@ class Parts(Protocol):
     def webhooks(self) -> WebhookSender | None: ...
 
 
-async def cluster_feed(
-    store: Store, bus: EventBus, clock: Clock, url: str, parts: Parts
-) -> ClusterFeed:
+async def cluster_feed(store: Store, bus: EventBus, url: str, parts: Parts) -> ClusterFeed:
     """The feed of *store* (on the PostgreSQL database at *url*) from its last committed
     sequence, marking this store's events before their commit: to *bus*, and to *parts*."""
     from pinsched.store.listen import Listener  # asyncpg only when it is used
@@ -200,7 +202,6 @@ async def cluster_feed(
 
     feed = ClusterFeed(
         store,
-        clock,
         await store.last_sequence(),
         publish=publish,
         observe_remote=observe_remote,
