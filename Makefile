@@ -2,6 +2,8 @@
 PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
+# Test processes: the suite mostly waits (daemons, subprocesses, PostgreSQL); 2 fill 2 cores.
+PYTEST_WORKERS ?= 2
 
 .PHONY: install demo serve sandbox test lint proto proto-check ruff mypy buf hadolint pytest bench clean lock hooks
 
@@ -47,8 +49,8 @@ hadolint: install
 
 # Branch coverage of pinsched/, reported after the run; below the floor in pyproject.toml
 # ([tool.coverage.report] fail_under) the run fails.
-pytest: install
-	$(BIN)/pytest -q --cov=pinsched --cov-branch --cov-report=term
+pytest: install           ## the suite on PYTEST_WORKERS processes (pytest-xdist), with branch coverage
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist worksteal --cov=pinsched --cov-branch --cov-report=term
 
 hooks: install           ## run what CI's lint runs before each commit (.pre-commit-config.yaml)
 	$(BIN)/pre-commit install
