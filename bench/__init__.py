@@ -1,5 +1,5 @@
 """pinsched benchmarks: how fast, how big and how late, beside what users would pick instead.
 
-Run `python -m bench` (full, < 10 min) or `python -m bench --quick` (smoke, < 60 s). See
+Run `python -m bench` (full, about 23 min) or `python -m bench --quick` (smoke, < 60 s). See
 `bench/README.md`. Benchmarks measure; tests never assert timings.
 """
