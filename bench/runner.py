@@ -3,6 +3,7 @@
     python -m bench                 full run (about 23 min on 2 cores)
     python -m bench --quick         CI smoke run (< 60 s): every scenario, small sizes
     python -m bench --only burst,watch [--profile]
+    python -m bench --only lateness --pending 10000,5000000   (APScheduler only up to 1M)
 
 `--profile` attaches py-spy (`record --nonblocking`, collapsed stacks) to every daemon the
 scenarios start and prints the hottest pinsched functions of each; timings taken while profiling
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -71,6 +73,12 @@ SCENARIOS: dict[str, Scenario] = {
 async def main_async(args: argparse.Namespace) -> int:
     started = time.monotonic()
     sizes = Sizes.quick() if args.quick else Sizes()
+    if args.pending:
+        sizes = dataclasses.replace(
+            sizes,
+            pending=args.pending,
+            aps_pending=tuple(n for n in args.pending if n <= APS_PENDING_MAX),
+        )
     workdir = Path(tempfile.mkdtemp(prefix="pinsched-bench-", dir=args.workdir))
     ctx = Ctx(quick=args.quick, sizes=sizes, workdir=workdir)
     only = [s.strip() for s in args.only.split(",")] if args.only else list(SCENARIOS)
@@ -168,6 +176,23 @@ async def main_async(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+#: The largest backlog APScheduler is measured with (seeding it takes minutes per million).
+APS_PENDING_MAX = 1_000_000
+
+
+def _pending_sizes(text: str) -> tuple[int, ...]:
+    """`--pending`: positive job counts, comma-separated, in increasing order."""
+    try:
+        sizes = tuple(int(part.replace("_", "")) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma-separated list of job counts"
+        ) from None
+    if not sizes or any(n <= 0 for n in sizes) or list(sizes) != sorted(set(sizes)):
+        raise argparse.ArgumentTypeError(f"{text!r}: job counts must be positive and increasing")
+    return sizes
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m bench",
@@ -179,5 +204,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", action="store_true", help="attach py-spy to the daemons")
     p.add_argument("--keep", action="store_true", help="keep the work dir (DBs, logs)")
     p.add_argument("--workdir", default=None, help="parent of the work dir (default: system tmp)")
+    p.add_argument(
+        "--pending",
+        type=_pending_sizes,
+        default=None,
+        help="comma-separated backlog sizes of the lateness scenario, e.g. 10000,5000000 "
+        f"(APScheduler runs the sizes up to {APS_PENDING_MAX:,})",
+    )
     args = p.parse_args(argv)
     return asyncio.run(main_async(args))
