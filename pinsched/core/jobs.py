@@ -326,11 +326,13 @@ class Job:
 
     @property
     def due_at(self) -> datetime | None:
-        """When the scheduler must act on this job next, or None if it waits for nothing timed."""
+        """When the scheduler must act on this job next, or None if it waits for nothing timed.
+        The same rule as the stored `due_us` column (store/schema.py, pg_schema.py), which the
+        due-time index and the heap's refill read: the two must never disagree."""
         if self.state is S.PENDING:
             return self.planned_at
         if self.state is S.RETRYING:
-            return self.send_at
+            return self.next_attempt_at or self.planned_at
         return None
 
     @property
