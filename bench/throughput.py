@@ -14,7 +14,8 @@ from bench.report import Row
 from pinsched.v1 import account_pb2
 from pinsched_client import AsyncClient
 
-SCHEDULE_TARGET = 0.60  # share of the echo ceiling (at 16 and 64 in flight)
+SCHEDULE_TARGET = 0.60  # share of the echo ceiling, at the in-flight counts below
+TARGET_IN_FLIGHT = (16, 64)
 BATCH_TARGET = 10.0  # x APScheduler's add rate
 
 
@@ -65,6 +66,7 @@ async def run(ctx: Ctx) -> None:
             rate, ref = float(got["calls_per_s"]), float(ceiling["calls_per_s"])
             lat, ref_lat = got["latency_ms"], ceiling["latency_ms"]
             ratio = rate / ref if ref else None
+            targeted = n in TARGET_IN_FLIGHT
             per_call_us = cpu / max(1, int(got["calls_all"])) * 1e6
             ctx.add(
                 Row(
@@ -75,8 +77,8 @@ async def run(ctx: Ctx) -> None:
                     reference=ref,
                     reference_name="echo",
                     ratio=ratio,
-                    target=f"≥ {SCHEDULE_TARGET:.0%} of echo",
-                    passed=None if ratio is None else ratio >= SCHEDULE_TARGET,
+                    target=f"≥ {SCHEDULE_TARGET:.0%} of echo" if targeted else "",
+                    passed=None if ratio is None or not targeted else ratio >= SCHEDULE_TARGET,
                     notes=(
                         f"ack p50 {lat['p50']:.2f} ms, p99 {lat['p99']:.2f} ms "
                         f"(echo {ref_lat['p50']:.2f}/{ref_lat['p99']:.2f}); "

@@ -79,8 +79,10 @@ class ServerLimits:
             # gRPC's "overload protection" counts a stream until the server frees it, which
             # comes after its answer reached the client; a client that starts a new call as an
             # answer arrives (it counts by HTTP/2 and queues the rest) is then refused
-            # REFUSED_STREAM ("UNAVAILABLE: Stream removed"). Count as HTTP/2 does: overall
-            # concurrency is bounded by `max_concurrent_rpcs`.
+            # REFUSED_STREAM ("UNAVAILABLE: Stream removed"). Count as HTTP/2 does. The cost:
+            # streams answered (or reset by the client) but not yet freed no longer hold a
+            # connection back; what bounds the server is `max_concurrent_rpcs` (running
+            # calls) and the request size limit (docs/operations.md, "Limits").
             ("grpc.http.overload_protection", 0),
         ]
 
