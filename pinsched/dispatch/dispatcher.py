@@ -144,8 +144,10 @@ class Dispatchers:
         if pending is not None:
             pending.cancel()
 
+        due = self.clock.monotonic() + delay_s  # from now, not from when the task first runs
+
         async def fire() -> None:
-            await self.clock.sleep(delay_s)
+            await self.clock.sleep(due - self.clock.monotonic())
             self.submit(job, reread=True)
 
         def done(task: asyncio.Task[None]) -> None:
