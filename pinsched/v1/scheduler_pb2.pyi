@@ -286,7 +286,7 @@ class BatchSchedulePinsResponse(_message.Message):
 
     @_builtins.property
     def created(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bool]:
-        """---- Issue 16 (bulk import): field numbers 40+ are this feature's. ----
+        """---- Bulk import: field numbers 40+ are this feature's. ----
 
         One per request: true when this call created the job, false when its `request_id` had
         already been used with the same content (the existing job is returned).
@@ -355,7 +355,7 @@ class ListJobsRequest(_message.Message):
     page_token: _builtins.str
     """From a previous response's `next_page_token`, with the same filters."""
     group_id: _builtins.str
-    """---- Issue 16: field numbers 40+ are this feature's. ----
+    """---- Board groups: field numbers 40+ are this feature's. ----
 
     Only jobs of this board group (`Job.group_id`).
     """
@@ -458,7 +458,7 @@ class UpdateJobRequest(_message.Message):
 
     @_builtins.property
     def next_free_slot(self) -> Global___NextFreeSlot:
-        """---- Issue 16: field numbers 40+ are this feature's. ----
+        """---- Posting slots: field numbers 40+ are this feature's. ----
 
         With the update_mask path `next_free_slot`: move the job (PENDING, QUEUED, RETRYING or
         FAILED) into the next free slot of its account's posting schedule at or after `not_before`.
@@ -642,7 +642,7 @@ class PreviewScheduleResponse(_message.Message):
 
     @_builtins.property
     def slot(self) -> _job_pb2.JobSlot:
-        """---- Issue 16: field numbers 40+ are this feature's. ----
+        """---- Posting slots: field numbers 40+ are this feature's. ----
 
         For `next_free_slot`: the slot the pin would take (its local time and zone).
         """
