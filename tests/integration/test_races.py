@@ -30,6 +30,7 @@ from pinsched.testing import FakeClock, MidRandom
 from pinsched.v1 import account_pb2, job_pb2, scheduler_pb2
 from tests.conftest import ACCESS, REFRESH, Api, start_sandbox
 from tests.integration.test_daemon import wait_states
+from tests.integration.test_explain import world
 
 J = job_pb2.Job
 RU = job_pb2.RemoteUpdate
@@ -654,45 +655,40 @@ async def test_a_newer_retry_timer_replaces_the_pending_one(
     """A PATCH fails and is retried on a timer; before it fires, a newer update is sent, fails
     too and sets its own timer. The job keeps one retry chain: the older timer no longer sends
     a third PATCH a moment after the second, so the pin's requests keep to their backoff."""
-    clock = FakeClock()
-    sandbox = await start_sandbox(clock)
-    daemon = make_daemon(clock, base_url=sandbox.base_url, token_keeper=False)
-    api = await Api.open(daemon)
-    daemon.dispatchers.rng = MidRandom()  # the first retry waits (0.2 + 2) / 2 = 1.1 s
+    async with world(make_daemon) as w:
+        api, clock, sandbox = w.api, w.clock, w.sandbox
+        api.daemon.dispatchers.rng = MidRandom()  # the first retry waits (0.2 + 2) / 2 = 1.1 s
 
-    async def title(text: str) -> list[job_pb2.JobEvent]:
-        await api.jobs.UpdateJob(
-            scheduler_pb2.UpdateJobRequest(
-                job=J(id=job.id, pin=job_pb2.Pin(title=text)),
-                update_mask=field_mask_pb2.FieldMask(paths=["pin.title"]),
+        async def title(text: str, after: int) -> int:
+            """Update the title; the sequence of the event saying its PATCH will be retried."""
+            await api.jobs.UpdateJob(
+                scheduler_pb2.UpdateJobRequest(
+                    job=J(id=job_id, pin=job_pb2.Pin(title=text)),
+                    update_mask=field_mask_pb2.FieldMask(paths=["pin.title"]),
+                )
             )
-        )
-        return await api.until(
-            job.id, lambda e: e.reason.startswith("update of the pin will be retried"), after=seq
-        )
+            retried = "update of the pin will be retried"
+            events = await api.until(job_id, lambda e: e.reason.startswith(retried), after=after)
+            return events[-1].sequence
 
-    def patches() -> list[int]:
-        return [r.status for r in sandbox.requests if r.method == "PATCH"]
+        def patches() -> list[int]:
+            return [r.status for r in sandbox.requests if r.method == "PATCH"]
 
-    try:
+        async def advance(seconds: float) -> None:
+            await clock.advance(seconds)
+            await asyncio.wait_for(api.daemon.activity.idle.wait(), 10)
+
         await api.create_account(writes_per_minute=600)
-        job = await api.jobs.SchedulePin(
-            api.pin_request(at=clock.now() + timedelta(seconds=10), title="one")
-        )
+        job_id = await w.schedule(10, title="one")
         await clock.advance(10)
-        seq = (await api.until(job.id, lambda e: e.to_state == J.STATE_DELIVERED))[-1].sequence
+        delivered = await api.until(job_id, lambda e: e.to_state == J.STATE_DELIVERED)
         sandbox.add_fault(FaultRule(kind="status", method="PATCH", status=503, times=3))
-        seq = (await title("two"))[-1].sequence  # its retry is due 1.1 s from now
+        seq = await title("two", delivered[-1].sequence)  # its retry is due 1.1 s from now
         await clock.advance(1.0)
-        await title("three")  # fails too: a new timer, due after the first one
-        await clock.advance(0.2)  # past the first timer's time
-        await asyncio.wait_for(daemon.activity.idle.wait(), 10)
+        await title("three", seq)  # fails too: a new timer, due after the first one
+        await advance(0.2)  # past the first timer's time
         assert patches() == [503, 503]
-        for _ in range(2):  # the third failure's timer, then the next one's
-            await clock.advance(60)
-            await asyncio.wait_for(daemon.activity.idle.wait(), 10)
+        await advance(60)  # the third failure's timer
+        await advance(60)  # the next one's
         assert patches() == [503, 503, 503, 200]
         assert [p["title"] for p in sandbox.pins()] == ["three"]
-    finally:
-        await api.close()
-        await sandbox.stop()
