@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Final, Protocol
 
 import structlog
 
-from pinsched.clock import Clock, SystemClock, sleep_or_wake
+from pinsched.clock import SystemClock, sleep_or_wake
 from pinsched.core.jobs import Job
 from pinsched.events import EventBus
 from pinsched.store import Event, Store
@@ -45,6 +45,8 @@ log = structlog.get_logger("pinsched.feed")
 
 #: The longest the feed waits without a wake-up before it reads the log anyway.
 POLL_S: Final = 1.0
+#: The poll's clock (see the module docstring): real time whatever clock the daemon runs on.
+_REAL_TIME: Final = SystemClock()
 PAGE: Final = 1000
 
 
@@ -79,10 +81,8 @@ class ClusterFeed:
         wake: Callable[[], None],
         listen: Callable[[Callable[[], None]], Awaitable[Notices]] | None = None,
         poll_s: float = POLL_S,
-        poll_clock: Clock | None = None,
     ) -> None:
         self._log = log_
-        self.poll_clock = poll_clock or SystemClock()
         self.position = position
         self.publish, self.observe_remote, self.wake = publish, observe_remote, wake
         self._listen = listen
@@ -130,7 +130,7 @@ class ClusterFeed:
     async def _wait(self, stop: asyncio.Event) -> None:
         if self._woken.is_set():
             return
-        await sleep_or_wake(self.poll_clock, self.poll_s, self._woken, stop)
+        await sleep_or_wake(_REAL_TIME, self.poll_s, self._woken, stop)
 
     async def catch_up(self) -> int:
         """Hand on everything committed after `position`; how many events."""
