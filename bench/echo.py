@@ -4,6 +4,10 @@ echoing the request back as a `Job`, with no validation, no store and no schedul
 Same runtime as the daemon (uvloop, grpc.aio, the same generated messages and server options),
 so `SchedulePin on the daemon / SchedulePin on the echo` is the share of the RPC ceiling that
 pinsched's own work leaves. Run: `python -m bench.echo --port 0` (prints `echo listening on N`).
+
+`--daemon-setup` serves the echo the way the daemon serves its calls: its channel options, its
+limit on concurrent RPCs and its two interceptors (the guard, the RPC metrics). Set beside the
+bare echo (`bench.floors`), it shows what that setup costs per call.
 """
 
 from __future__ import annotations
@@ -38,7 +42,20 @@ def _job(req: scheduler_pb2.SchedulePinRequest, n: int) -> job_pb2.Job:
     return job
 
 
-async def serve(port: int) -> None:
+def _daemon_setup() -> dict[str, Any]:
+    """The daemon's `grpc.aio.server` arguments (`pinsched.daemon.grpc_server.build`)."""
+    from pinsched.api.guard import Guard
+    from pinsched.ops.limits import DEFAULT
+    from pinsched.ops.metrics import Metrics
+
+    return {
+        "interceptors": [Guard(None), Metrics().interceptor()],
+        "maximum_concurrent_rpcs": DEFAULT.max_concurrent_rpcs,
+        "options": [("grpc.so_reuseport", 0), *DEFAULT.grpc_options()],
+    }
+
+
+async def serve(port: int, *, daemon_setup: bool = False) -> None:
     counter = [0]
 
     async def schedule_pin(req: scheduler_pb2.SchedulePinRequest, ctx: Any) -> job_pb2.Job:
@@ -71,7 +88,16 @@ async def serve(port: int) -> None:
         },
     )
     server = grpc.aio.server(
-        options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+        **(
+            _daemon_setup()
+            if daemon_setup
+            else {
+                "options": [
+                    ("grpc.so_reuseport", 0),
+                    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+                ]
+            }
+        )
     )
     server.add_generic_rpc_handlers((handlers,))
     bound = server.add_insecure_port(f"127.0.0.1:{port}")
@@ -88,9 +114,14 @@ async def serve(port: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.echo")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument(
+        "--daemon-setup",
+        action="store_true",
+        help="the daemon's server options, RPC limit and interceptors",
+    )
     args = parser.parse_args()
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(serve(args.port))
+        runner.run(serve(args.port, daemon_setup=args.daemon_setup))
 
 
 if __name__ == "__main__":

@@ -281,9 +281,9 @@ async def start_daemon(
     return proc, int(data["port"])
 
 
-async def start_echo(workdir: Path) -> tuple[Proc, int]:
+async def start_echo(workdir: Path, *extra: str) -> tuple[Proc, int]:
     """The bare grpc.aio echo server (bench.echo) on a free port."""
-    proc = spawn(["bench.echo", "--port", "0"], "echo", workdir)
+    proc = spawn(["bench.echo", "--port", "0", *extra], "echo", workdir)
     line = await _started(proc, "echo listening on ", 60)
     return proc, int(line.rsplit(" ", 1)[1])
 

@@ -29,6 +29,7 @@ from bench import (
     cluster,
     cpustages,
     event_order,
+    floors,
     http_door,
     importrun,
     lateness,
@@ -67,6 +68,7 @@ SCENARIOS: dict[str, Scenario] = {
     "cluster": cluster.run,
     # CPU µs per SchedulePin (gRPC, HTTP) and per burst pin, by stage (py-spy --gil)
     "stages": cpustages.run,
+    "floors": floors.run,  # the runtime's and libraries' own costs; what the targets leave
 }
 
 
@@ -84,7 +86,7 @@ async def main_async(args: argparse.Namespace) -> int:
     only = [s.strip() for s in args.only.split(",")] if args.only else list(SCENARIOS)
     if not sizes.soak and "soak" in only and not args.only:
         only.remove("soak")
-    if "throughput" in only and "alternative" not in only:
+    if ("throughput" in only or "floors" in only) and "alternative" not in only:
         only.insert(0, "alternative")
     unknown = set(only) - set(SCENARIOS)
     if unknown:
