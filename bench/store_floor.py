@@ -105,6 +105,7 @@ def _sqlite(path: Path, jobs: int, now: datetime, *, bare: bool) -> dict[str, An
     try:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA foreign_keys=ON")  # as the store's writer has it
         if bare:
             for (name,) in db.execute(
                 "SELECT name FROM sqlite_master WHERE tbl_name = 'jobs' AND sql IS NOT NULL "

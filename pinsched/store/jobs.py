@@ -24,6 +24,7 @@ from pinsched.store.rows import (
     OutboxRow,
     StaleJob,
     _append_event,
+    _append_events,
     _cas,
     _fields,
     _insert_jobs,
@@ -111,6 +112,7 @@ class JobsMixin:
                 db, [job.request_id for job in jobs if job.request_id]
             )
             rows: list[tuple[Any, ...]] = []  # inserted together (executemany)
+            new_events: list[tuple[Job, Transition]] = []  # appended together, after the jobs
             for index, (job, entry) in enumerate(zip(jobs, transitions, strict=True)):
                 if job.account_id not in accounts_seen:
                     if (
@@ -140,12 +142,13 @@ class JobsMixin:
                 await _store_media(db, job.pin)
                 rows.append(_job_row(job))
                 count_new(books, job)
-                events.append(await self._append_event(db, job, entry))
+                new_events.append((job, entry))
                 reference = job_reference(job)
                 if job.request_id:
                     known[job.request_id] = reference  # a repeat later in this batch
                 out.append((reference, True))
             await _insert_jobs(db, rows)
+            events.extend(await self._append_events(db, new_events))
             return out
 
         return await self._write(op)
@@ -233,12 +236,21 @@ class JobsMixin:
         return await self._write(op)
 
     async def _append_event(self, db: Tx, job: Job, entry: Transition) -> Event:
-        event = await _append_event(db, job, entry)
-        if self._outbox is not None:
-            rows = self._outbox(event)
-            if rows:
-                await self._insert_outbox(db, event.sequence, rows, entry.time)
+        (event,) = await self._outboxed(db, [await _append_event(db, job, entry)])
         return event
+
+    async def _append_events(self, db: Tx, items: Sequence[tuple[Job, Transition]]) -> list[Event]:
+        """`_append_event` for many jobs: their events in few statements (`rows._append_events`)."""
+        return await self._outboxed(db, await _append_events(db, items) if items else [])
+
+    async def _outboxed(self, db: Tx, events: list[Event]) -> list[Event]:
+        """*events*, once their webhook outbox rows (if any) are written."""
+        if self._outbox is not None:
+            for event in events:
+                rows = self._outbox(event)
+                if rows:
+                    await self._insert_outbox(db, event.sequence, rows, event.transition.time)
+        return events
 
     # ---------------------------------------------------------------- jobs: reads
 

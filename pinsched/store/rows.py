@@ -194,23 +194,60 @@ def _job_tail(job: Job) -> tuple[Any, ...]:
     return (*row[5:9], *row[11:16], *row[17:27], row[28])
 
 
+_EVENT_INSERT: Final = (
+    "INSERT INTO events (job_id, account_id, from_state, to_state, time, reason, attempt, "
+    "error) VALUES "
+)
+_EVENT_VALUES: Final = "(?,?,?,?,?,?,?,?)"
+#: Events per multi-row INSERT: 8 values each stays far below the bind limits of SQLite
+#: (32,766) and PostgreSQL (32,767).
+EVENTS_PER_STATEMENT: Final = 500
+
+
+def _event_values(job: Job, entry: Transition) -> tuple[Any, ...]:
+    return (
+        job.id,
+        job.account_id,
+        entry.from_state.value if entry.from_state else None,
+        entry.to_state.value,
+        codec.to_us(entry.time),
+        entry.reason,
+        entry.attempt,
+        json.dumps(entry.error.to_dict()) if entry.error else None,
+    )
+
+
 async def _append_event(db: Tx, job: Job, entry: Transition) -> Event:
     row = await db.fetchone(
-        "INSERT INTO events (job_id, account_id, from_state, to_state, time, reason, attempt, "
-        "error) VALUES (?,?,?,?,?,?,?,?) RETURNING seq",
-        (
-            job.id,
-            job.account_id,
-            entry.from_state.value if entry.from_state else None,
-            entry.to_state.value,
-            codec.to_us(entry.time),
-            entry.reason,
-            entry.attempt,
-            json.dumps(entry.error.to_dict()) if entry.error else None,
-        ),
+        _EVENT_INSERT + _EVENT_VALUES + " RETURNING seq", _event_values(job, entry)
     )
     seq = int(row[0]) if row else 0
     return Event(seq, job.id, job.account_id, _with_seq(entry, seq), job_reference(job))
+
+
+async def _append_events(db: Tx, items: Sequence[tuple[Job, Transition]]) -> list[Event]:
+    """One event per (job, entry) of *items*, `EVENTS_PER_STATEMENT` rows per INSERT (a batch of
+    new jobs: one statement, not one per job); the events in sequence order. Each statement
+    answers (seq, job id) pairs, matched back by job id: a chunk naming a job twice is written
+    a row at a time instead."""
+    out: list[Event] = []
+    for start in range(0, len(items), EVENTS_PER_STATEMENT):
+        chunk = items[start : start + EVENTS_PER_STATEMENT]
+        if len({job.id for job, _ in chunk}) < len(chunk):
+            out.extend([await _append_event(db, job, entry) for job, entry in chunk])
+            continue
+        rows = await db.fetchall(
+            _EVENT_INSERT + ",".join([_EVENT_VALUES] * len(chunk)) + " RETURNING seq, job_id",
+            [value for job, entry in chunk for value in _event_values(job, entry)],
+        )
+        seqs = {str(r[1]): int(r[0]) for r in rows}
+        for job, entry in chunk:
+            seq = seqs[job.id]
+            out.append(
+                Event(seq, job.id, job.account_id, _with_seq(entry, seq), job_reference(job))
+            )
+    out.sort(key=lambda e: e.sequence)
+    return out
 
 
 def _with_seq(entry: Transition, seq: int) -> Transition:

@@ -28,6 +28,7 @@ from pinsched.store import (
 )
 from pinsched.store.driver import numbered
 from pinsched.store.pg_schema import PG_BASE, PG_MIGRATIONS
+from pinsched.store.rows import EVENTS_PER_STATEMENT, Event, _append_events
 from tests.backends import Cluster, run_sql
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -99,6 +100,65 @@ async def test_a_lost_compare_and_set_leaves_no_event_and_no_outbox_row(db_url: 
         assert [e.job_id for e in await store.events_after(seq)] == [a.id]
         assert len(await store.webhook_list()) == 3
         assert (await store.count_by_state())[JobState.QUEUED] == 1
+    finally:
+        await store.close()
+
+
+async def test_a_large_batch_gets_one_event_per_job_in_order_with_its_webhook_rows(
+    db_url: str,
+) -> None:
+    """1,203 new jobs in one call (three multi-row event statements, the last one short):
+    each job has exactly one event naming it, the sequences follow the jobs' order without a
+    gap, the live events handed on after the commit are the same, and each event has its
+    webhook row carrying its own sequence."""
+    live: list[Event] = []
+    store = await Store.open(
+        db_url,
+        on_events=live.extend,
+        outbox=Outbox(lambda e: [OutboxRow("hook", f"m{e.sequence}", e.job_id, "job.x", "{}")]),
+    )
+    try:
+        await store.create_account(
+            Account(id="acme", access_token="t", created_at=NOW, updated_at=NOW)
+        )
+        n = 2 * EVENTS_PER_STATEMENT + 203
+        jobs = [new_job(i) for i in range(n)]
+        before = await store.last_sequence()
+        results = await store.create_jobs([j for j, _ in jobs], [e for _, e in jobs])
+        assert [job.id for job, created in results if created] == [j.id for j, _ in jobs]
+        stored = await store.events_after(before, limit=n + 10)
+        assert [(e.sequence, e.job_id) for e in stored] == [
+            (before + 1 + i, j.id) for i, (j, _) in enumerate(jobs)
+        ]
+        assert all(e.transition.to_state is JobState.PENDING for e in stored)
+        assert [(e.sequence, e.job_id) for e in live[-n:]] == [
+            (e.sequence, e.job_id) for e in stored
+        ]
+        assert all(e.job is not None and e.job.id == e.job_id for e in live[-n:])
+        rows = await store.webhook_list(limit=n + 10)
+        assert sorted((d.event_seq, d.message_id) for d in rows) == [
+            (e.sequence, f"m{e.sequence}") for e in stored
+        ]
+    finally:
+        await store.close()
+
+
+async def test_events_of_one_job_twice_in_a_chunk_are_written_one_by_one(db_url: str) -> None:
+    """Sequences are matched back by job id; two events of one job in one call (not something
+    create_jobs asks, but the helper allows it) still get their own sequences, in order."""
+    store = await open_with_account(db_url)
+    try:
+        job, entry = new_job(1)
+        await store.create_jobs([job], [entry])
+        note = Transition(from_state=None, to_state=JobState.PENDING, time=NOW, reason="note")
+
+        async def op(db: Any, events: list[Event]) -> list[Event]:
+            return await _append_events(db, [(job, entry), (job, note)])
+
+        first, second = await store._write(op)
+        assert (first.job_id, second.job_id) == (job.id, job.id)
+        assert second.sequence == first.sequence + 1
+        assert (first.transition.reason, second.transition.reason) == ("new", "note")
     finally:
         await store.close()
 
