@@ -148,7 +148,8 @@ class JobsMixin:
                     known[job.request_id] = reference  # a repeat later in this batch
                 out.append((reference, True))
             await _insert_jobs(db, rows)
-            events.extend(await self._append_events(db, new_events))
+            added = await self._append_events(db, new_events)
+            events.extend(sorted(added, key=lambda e: e.sequence))
             return out
 
         return await self._write(op)
@@ -195,6 +196,7 @@ class JobsMixin:
         async def op(db: Tx, events: list[Event]) -> list[tuple[Job, int] | None]:
             out: list[tuple[Job, int] | None] = []
             fenced: dict[str, bool] = {}  # account id → its fence holds (checked once)
+            applied: list[tuple[int, Job, Transition]] = []  # (its place in out, new, entry)
             for old, new, entry in changes:
                 if fences is not None:
                     if old.account_id not in fenced:
@@ -210,14 +212,17 @@ class JobsMixin:
                 await db.execute("SAVEPOINT one")
                 try:
                     await _cas(db, old, new)
-                    event = await self._append_event(db, new, entry)
                 except StaleJob:
                     await db.execute("ROLLBACK TO SAVEPOINT one")
-                    out.append(None)
                 else:
-                    events.append(event)
-                    out.append((job_reference(new), event.sequence))
+                    applied.append((len(out), new, entry))
+                out.append(None)  # an applied change's answer comes with its event, below
                 await db.execute("RELEASE SAVEPOINT one")
+            # The applied changes' events together (a scheduler batch: one statement).
+            added = await self._append_events(db, [(new, entry) for _, new, entry in applied])
+            for (i, new, _), event in zip(applied, added, strict=True):
+                out[i] = (job_reference(new), event.sequence)
+            events.extend(sorted(added, key=lambda e: e.sequence))
             return out
 
         return await self._write(op)

@@ -227,7 +227,7 @@ async def _append_event(db: Tx, job: Job, entry: Transition) -> Event:
 
 async def _append_events(db: Tx, items: Sequence[tuple[Job, Transition]]) -> list[Event]:
     """One event per (job, entry) of *items*, `EVENTS_PER_STATEMENT` rows per INSERT (a batch of
-    new jobs: one statement, not one per job); the events in sequence order. Each statement
+    new jobs: one statement, not one per job); the events in *items*' order. Each statement
     answers (seq, job id) pairs, matched back by job id: a chunk naming a job twice is written
     a row at a time instead."""
     out: list[Event] = []
@@ -246,7 +246,6 @@ async def _append_events(db: Tx, items: Sequence[tuple[Job, Transition]]) -> lis
             out.append(
                 Event(seq, job.id, job.account_id, _with_seq(entry, seq), job_reference(job))
             )
-    out.sort(key=lambda e: e.sequence)
     return out
 
 

@@ -143,6 +143,35 @@ async def test_a_large_batch_gets_one_event_per_job_in_order_with_its_webhook_ro
         await store.close()
 
 
+async def test_commit_each_answers_each_applied_change_with_its_own_event(db_url: str) -> None:
+    """The applied changes' events are written together after the compare-and-sets: each
+    answer carries the sequence of the event naming its job, a stale change in between gets
+    None and no event."""
+    store = await open_with_account(db_url)
+    try:
+        jobs = [new_job(i) for i in range(3)]
+        await store.create_jobs([j for j, _ in jobs], [e for _, e in jobs])
+        seq = await store.last_sequence()
+        a, b, c = (j for j, _ in jobs)
+        stale_b = Job(**{**{f: getattr(b, f) for f in Job.__dataclass_fields__}, "version": 9})
+        out = await store.commit_each(
+            [
+                (j, *transition(j, JobState.QUEUED, now=NOW, reason=f"due {j.id}"))
+                for j in (a, stale_b, c)
+            ]
+        )
+        assert out[1] is None
+        answered = [(r[1], r[0].id, r[0].state) for r in out if r is not None]
+        stored = await store.events_after(seq)
+        assert answered == [(e.sequence, e.job_id, JobState.QUEUED) for e in stored]
+        assert [(e.job_id, e.transition.reason) for e in stored] == [
+            (a.id, f"due {a.id}"),
+            (c.id, f"due {c.id}"),
+        ]
+    finally:
+        await store.close()
+
+
 async def test_events_of_one_job_twice_in_a_chunk_are_written_one_by_one(db_url: str) -> None:
     """Sequences are matched back by job id; two events of one job in one call (not something
     create_jobs asks, but the helper allows it) still get their own sequences, in order."""
