@@ -202,6 +202,19 @@ _EVENT_VALUES: Final = "(?,?,?,?,?,?,?,?)"
 #: Events per multi-row INSERT: 8 values each stays far below the bind limits of SQLite
 #: (32,766) and PostgreSQL (32,767).
 EVENTS_PER_STATEMENT: Final = 500
+#: The statement sizes a run of events is cut into (largest first): a handful of distinct SQL
+#: texts, so that the statement caches (sqlite3's, asyncpg's) keep them whatever the count.
+_CHUNKS: Final = (EVENTS_PER_STATEMENT, 100, 20, 5, 1)
+
+
+def _chunks(n: int) -> list[tuple[int, int]]:
+    """(start, size) of the statements for *n* events, sizes from `_CHUNKS`."""
+    out, start = [], 0
+    for size in _CHUNKS:
+        while n - start >= size:
+            out.append((start, size))
+            start += size
+    return out
 
 
 def _event_values(job: Job, entry: Transition) -> tuple[Any, ...]:
@@ -226,13 +239,13 @@ async def _append_event(db: Tx, job: Job, entry: Transition) -> Event:
 
 
 async def _append_events(db: Tx, items: Sequence[tuple[Job, Transition]]) -> list[Event]:
-    """One event per (job, entry) of *items*, `EVENTS_PER_STATEMENT` rows per INSERT (a batch of
-    new jobs: one statement, not one per job); the events in *items*' order. Each statement
-    answers (seq, job id) pairs, matched back by job id: a chunk naming a job twice is written
-    a row at a time instead."""
+    """One event per (job, entry) of *items*, up to `EVENTS_PER_STATEMENT` rows per INSERT (a
+    batch of new jobs: a few statements, not one per job); the events in *items*' order. Each
+    statement answers (seq, job id) pairs, matched back by job id: a chunk naming a job twice
+    is written a row at a time instead."""
     out: list[Event] = []
-    for start in range(0, len(items), EVENTS_PER_STATEMENT):
-        chunk = items[start : start + EVENTS_PER_STATEMENT]
+    for start, size in _chunks(len(items)):
+        chunk = items[start : start + size]
         if len({job.id for job, _ in chunk}) < len(chunk):
             out.extend([await _append_event(db, job, entry) for job, entry in chunk])
             continue

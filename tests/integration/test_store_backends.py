@@ -28,7 +28,7 @@ from pinsched.store import (
 )
 from pinsched.store.driver import numbered
 from pinsched.store.pg_schema import PG_BASE, PG_MIGRATIONS
-from pinsched.store.rows import EVENTS_PER_STATEMENT, Event, _append_events
+from pinsched.store.rows import EVENTS_PER_STATEMENT, Event
 from tests.backends import Cluster, run_sql
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -107,7 +107,7 @@ async def test_a_lost_compare_and_set_leaves_no_event_and_no_outbox_row(db_url: 
 async def test_a_large_batch_gets_one_event_per_job_in_order_with_its_webhook_rows(
     db_url: str,
 ) -> None:
-    """1,203 new jobs in one call (three multi-row event statements, the last one short):
+    """1,203 new jobs in one call (event statements of 500, 500, 100, 100, 1, 1 and 1 rows):
     each job has exactly one event naming it, the sequences follow the jobs' order without a
     gap, the live events handed on after the commit are the same, and each event has its
     webhook row carrying its own sequence."""
@@ -175,19 +175,25 @@ async def test_commit_each_answers_each_applied_change_with_its_own_event(db_url
 async def test_events_of_one_job_twice_in_a_chunk_are_written_one_by_one(db_url: str) -> None:
     """Sequences are matched back by job id; two events of one job in one call (not something
     create_jobs asks, but the helper allows it) still get their own sequences, in order."""
-    store = await open_with_account(db_url)
+    store = await open_with_account(
+        db_url, Outbox(lambda e: [OutboxRow("hook", f"m{e.sequence}", e.job_id, "job.x", "{}")])
+    )
     try:
         job, entry = new_job(1)
         await store.create_jobs([job], [entry])
         note = Transition(from_state=None, to_state=JobState.PENDING, time=NOW, reason="note")
 
         async def op(db: Any, events: list[Event]) -> list[Event]:
-            return await _append_events(db, [(job, entry), (job, note)])
+            return await store._append_events(db, [(job, entry), (job, note)])
 
         first, second = await store._write(op)
         assert (first.job_id, second.job_id) == (job.id, job.id)
         assert second.sequence == first.sequence + 1
         assert (first.transition.reason, second.transition.reason) == ("new", "note")
+        assert {d.event_seq for d in await store.webhook_list()} >= {
+            first.sequence,
+            second.sequence,
+        }
     finally:
         await store.close()
 
