@@ -14,7 +14,8 @@ restart: it is read back from the job's own history.
 Never in the way of a publish: the checks are reads (never the account's write bucket, which
 pins, updates and deletes share), at most `concurrency` at a time, in their own task, and not
 in the last `MIN_AHEAD_S` before a job is due; a job whose account cannot publish is left to
-ExplainJob (it is held, not at risk).
+ExplainJob (it is held, not at risk). A pass finds its jobs in one range of the due-time index
+(`Store.pending_planned`), never by reading the whole backlog.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ from pinsched.checks.pins import Checker
 from pinsched.clock import Activity, Clock, periodic
 from pinsched.core import notes
 from pinsched.core.errors import JobNotFound
-from pinsched.core.jobs import Job, JobState
-from pinsched.store import JobFilter, Store
+from pinsched.core.jobs import Job
+from pinsched.store import Store
 
 log = structlog.get_logger("pinsched.checks.at_risk")
 
@@ -84,13 +85,10 @@ class AtRiskWatch:
     async def run_pass(self) -> int:
         """Check the PENDING jobs due within the lead time that need it; how many were checked."""
         now = self.clock.now()
-        jobs = await self.store.list_jobs(
-            JobFilter(
-                states=frozenset({JobState.PENDING}),
-                planned_after=now + timedelta(seconds=min(MIN_AHEAD_S, self.lead_s)),
-                planned_before=now + timedelta(seconds=self.lead_s),
-            ),
-            limit=MAX_PER_PASS,
+        jobs = await self.store.pending_planned(
+            now + timedelta(seconds=min(MIN_AHEAD_S, self.lead_s)),
+            now + timedelta(seconds=self.lead_s),
+            MAX_PER_PASS,
         )
         due = [j for j in jobs if self._needs_check(j)]
         self._seen = {j.id: s for j in jobs if (s := self._seen.get(j.id)) is not None}
