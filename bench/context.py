@@ -25,7 +25,7 @@ class Sizes:
     concurrency: tuple[int, ...] = (1, 16, 64, 256)
     batches: tuple[tuple[int, int], ...] = ((100, 4), (1000, 2))  # (batch size, in flight)
     throughput_s: float = 3.0
-    pending: tuple[int, ...] = (10_000, 100_000, 1_000_000)
+    pending: tuple[int, ...] = (10_000, 100_000, 1_000_000, 5_000_000)  # APScheduler: to 1M
     stream_jobs: int = 5000
     stream_s: float = 10.0
     burst_jobs: int = 5000
