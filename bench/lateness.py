@@ -53,7 +53,7 @@ async def _seed(ctx: Ctx, name: str, jobs: int) -> dict[str, Any]:
         ],
         "seed",
         ctx.workdir,
-        timeout_s=max(1200.0, jobs / 2000),  # 1M took 201 s on the 2-core machine
+        timeout_s=max(1200.0, jobs / 2000),  # 5M took 567-573 s on the 2-core machine
     )
 
 

@@ -1,6 +1,6 @@
 """`python -m bench`: run the scenarios, print the table, write the JSON and `latest.md`.
 
-    python -m bench                 full run (about 23 min on 2 cores)
+    python -m bench                 full run (about 32 min on 2 cores, 5M pending included)
     python -m bench --quick         CI smoke run (< 60 s): every scenario, small sizes
     python -m bench --only burst,watch [--profile]
     python -m bench --only lateness --pending 10000,5000000   (APScheduler only up to 1M)

@@ -14,6 +14,7 @@ from pinsched.core.errors import AccountNotFound, AlreadyExists, JobNotFound
 from pinsched.core.jobs import Job, JobState, Transition, job_reference
 from pinsched.store import codec
 from pinsched.store.driver import Backend, Reader, Tx
+from pinsched.store.eventlog import _append_event, _append_events
 from pinsched.store.leases import Fence, LeaseLost, check_fence
 from pinsched.store.rows import (
     _ACTIVE_SQL,
@@ -23,8 +24,6 @@ from pinsched.store.rows import (
     OutboxRenderer,
     OutboxRow,
     StaleJob,
-    _append_event,
-    _append_events,
     _cas,
     _fields,
     _insert_jobs,
@@ -255,7 +254,7 @@ class JobsMixin:
         return event
 
     async def _append_events(self, db: Tx, items: Sequence[tuple[Job, Transition]]) -> list[Event]:
-        """`_append_event` for many jobs: their events in few statements (`rows._append_events`)."""
+        """`_append_event` for many jobs, in few statements (`eventlog._append_events`)."""
         return await self._outboxed(db, await _append_events(db, items) if items else [])
 
     async def _outboxed(self, db: Tx, events: list[Event]) -> list[Event]:

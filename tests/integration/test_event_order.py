@@ -16,7 +16,7 @@ from pinsched.core.errors import StorageUnavailable
 from pinsched.core.jobs import ImageUrl, Job, JobState, PinSpec, Transition
 from pinsched.store import Event, Store, postgres
 from pinsched.store.driver import Tx
-from pinsched.store.rows import _append_event
+from pinsched.store.eventlog import _append_event
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 

@@ -27,9 +27,10 @@ from pinsched.store import (
     postgres,
 )
 from pinsched.store.driver import numbered
+from pinsched.store.eventlog import EVENTS_PER_STATEMENT
 from pinsched.store.jobs import PENDING_PLANNED_SQL
 from pinsched.store.pg_schema import PG_BASE, PG_MIGRATIONS
-from pinsched.store.rows import EVENTS_PER_STATEMENT, Event
+from pinsched.store.rows import Event
 from tests.backends import Cluster, run_sql
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -459,7 +460,7 @@ async def test_last_sequence_counts_only_committed_events_on_postgresql(
     import asyncio
 
     from pinsched.store.driver import Tx
-    from pinsched.store.rows import _append_event
+    from pinsched.store.eventlog import _append_event
 
     name = pg_cluster.create_database()
     store = await open_with_account(pg_cluster.url(name))

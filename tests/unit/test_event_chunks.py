@@ -1,11 +1,11 @@
-"""`store.rows._chunks`: how a run of events is cut into multi-row INSERTs — every event once,
+"""`store.eventlog._chunks`: how a run of events is cut into multi-row INSERTs — every event once,
 in order, in a few fixed statement sizes (so the statement caches keep them)."""
 
 from __future__ import annotations
 
 import pytest
 
-from pinsched.store.rows import _CHUNKS, EVENTS_PER_STATEMENT, _chunks
+from pinsched.store.eventlog import _CHUNKS, EVENTS_PER_STATEMENT, _chunks
 
 
 @pytest.mark.parametrize("n", [0, 1, 4, 5, 19, 20, 99, 100, 499, 500, 501, 1203, 4096])
